@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Repeats the Dockerfile's steps without a Docker daemon: a fresh copy of the sources, npm ci, build,
+# prune dev dependencies, start as an unprivileged user with NODE_ENV=production and an empty DATA_DIR,
+# run the image's HEALTHCHECK command, sign up through HTTP, then stop with SIGTERM.
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+work=$(mktemp -d /tmp/s3g-container-XXXXXX)
+data="$work/data"
+app="$work/app"
+pid=""
+cleanup() {
+  [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+step() { printf '\n== container-smoke: %s\n' "$*"; }
+
+step "copy the sources the image copies"
+mkdir -p "$app" "$data"
+(cd "$repo" && git ls-files -co --exclude-standard -z package.json package-lock.json tsconfig.json tsconfig.build.json src public \
+  | tar --null -T - -cf -) | tar -xf - -C "$app"
+
+step "npm ci, build, prune dev dependencies"
+cd "$app"
+npm ci --no-audit --no-fund --loglevel=error
+npm run build --silent
+npm prune --omit=dev --no-audit --no-fund --loglevel=error
+[ ! -e node_modules/typescript ] || { echo "dev dependencies were not pruned"; exit 1; }
+rm -rf src tsconfig.json tsconfig.build.json
+
+port=$(node -e "const s=require('net').createServer();s.listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")
+run_as=()
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
+  # The image runs as the non-root "node" user; here an unprivileged uid owns only DATA_DIR.
+  chown -R 65534:65534 "$data"
+  chmod 755 "$work"
+  chmod -R a+rX "$app"
+  run_as=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+fi
+
+step "start like CMD does, on an empty DATA_DIR (user: ${run_as[*]:-$(id -un)})"
+env -i PATH="$PATH" HOME=/tmp NODE_ENV=production HOST=127.0.0.1 PORT="$port" DATA_DIR="$data" \
+  "${run_as[@]}" node dist/server.js >"$work/server.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 100); do
+  grep -q '"listening"' "$work/server.log" 2>/dev/null && break
+  kill -0 "$pid" 2>/dev/null || { cat "$work/server.log"; echo "server exited early"; exit 1; }
+  sleep 0.1
+done
+
+step "the Dockerfile's HEALTHCHECK command"
+health_js=$(sed -n 's/.*CMD \["node", "-e", "\(.*\)"\]$/\1/p' "$repo/Dockerfile" | grep fetch)
+[ -n "$health_js" ] || { echo "could not read HEALTHCHECK from Dockerfile"; exit 1; }
+PORT="$port" node -e "$health_js"
+echo "healthcheck passed"
+
+step "sign up the first user (becomes admin) and see the empty gallery"
+origin="http://localhost:$port"
+base="http://127.0.0.1:$port"
+status=$(curl -s -o /dev/null -w '%{http_code}' -c "$work/cookies" -H "Origin: $origin" \
+  --data-urlencode 'email=admin@example.com' --data-urlencode 'password=container smoke pass' "$base/signup")
+[ "$status" = 303 ] || { echo "sign-up answered $status"; cat "$work/server.log"; exit 1; }
+curl -s -b "$work/cookies" "$base/" | grep -q 'No images yet' || { echo "gallery page missing"; exit 1; }
+[ -f "$data/gallery.db" ] || { echo "no database in DATA_DIR"; exit 1; }
+[ "$(stat -c %u "$data/gallery.db")" = "$(stat -c %u "$data")" ] || { echo "database owned by the wrong user"; exit 1; }
+
+step "SIGTERM stops it cleanly"
+kill -TERM "$pid"
+code=0
+wait "$pid" || code=$?
+pid=""
+[ "$code" = 0 ] || { echo "exit code $code after SIGTERM"; cat "$work/server.log"; exit 1; }
+echo "container-smoke: ok"

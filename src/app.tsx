@@ -1,0 +1,131 @@
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { serveStatic } from '@hono/node-server/serve-static';
+import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { csrf } from 'hono/csrf';
+import { HTTPException } from 'hono/http-exception';
+import { secureHeaders } from 'hono/secure-headers';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import type { Logger } from 'pino';
+import type { Config } from './config.js';
+import type { AppEnv } from './env.js';
+import { requestLog } from './middleware/request-log.js';
+import { ForbiddenError, loadSession } from './middleware/session.js';
+import { adminRoutes } from './routes/admin.js';
+import { authRoutes } from './routes/auth.js';
+import { galleryRoutes } from './routes/gallery.js';
+import { healthRoutes } from './routes/health.js';
+import { page } from './routes/render.js';
+import { UserError } from './services/errors.js';
+import type { Services } from './services/index.js';
+import { assetVersion, publicDir } from './views/assets.js';
+import { ErrorFragment, ErrorPage } from './views/error.js';
+
+const require = createRequire(import.meta.url);
+const htmxSource = readFileSync(require.resolve('htmx.org/dist/htmx.min.js'));
+const YEAR_SECONDS = 365 * 24 * 60 * 60;
+// Forms post urlencoded text; image bytes go straight to the bucket, never through the app.
+const MAX_FORM_BYTES = 256 * 1024;
+
+export interface AppDeps {
+  config: Config;
+  services: Services;
+  log: Logger;
+}
+
+export function createApp({ config, services, log }: AppDeps) {
+  const app = new Hono<AppEnv>();
+  const storageOrigins = config.s3 ? [new URL(config.s3.publicEndpoint).origin] : [];
+
+  app.use(async (c, next) => {
+    c.set('config', config);
+    c.set('services', services);
+    c.set('log', log);
+    c.set('user', null);
+    c.set('session', null);
+    await next();
+  });
+  app.use(requestLog);
+  app.use(
+    secureHeaders({
+      contentSecurityPolicy: {
+        defaultSrc: ["'self'"],
+        scriptSrc: ["'self'"],
+        styleSrc: ["'self'"],
+        imgSrc: ["'self'", 'data:', ...storageOrigins],
+        connectSrc: ["'self'", ...storageOrigins],
+        formAction: ["'self'", ...storageOrigins],
+        frameAncestors: ["'none'"],
+        baseUri: ["'self'"],
+        objectSrc: ["'none'"],
+      },
+      referrerPolicy: 'same-origin',
+      strictTransportSecurity: config.isSecureOrigin ? 'max-age=31536000; includeSubDomains' : false,
+      crossOriginEmbedderPolicy: false,
+    }),
+  );
+  app.use(csrf({ origin: config.appOrigin, secFetchSite: 'same-origin' }));
+  app.use(
+    bodyLimit({
+      maxSize: MAX_FORM_BYTES,
+      onError: () => {
+        throw new UserError(413, 'That request was too large.');
+      },
+    }),
+  );
+
+  app.get('/vendor/htmx.min.js', (c) => {
+    c.header('Content-Type', 'text/javascript; charset=utf-8');
+    c.header('Cache-Control', `public, max-age=${YEAR_SECONDS}`);
+    return c.body(htmxSource);
+  });
+  app.use(
+    '/public/*',
+    async (c, next) => {
+      await next();
+      const isVersioned = c.req.query('v') === assetVersion;
+      c.header(
+        'Cache-Control',
+        isVersioned ? `public, max-age=${YEAR_SECONDS}, immutable` : 'public, max-age=300',
+      );
+    },
+    serveStatic({ root: publicDir, rewriteRequestPath: (p) => p.replace(/^\/public/, '') }),
+  );
+
+  app.use(loadSession);
+  app.route('/', healthRoutes);
+  app.route('/', authRoutes);
+  app.route('/', galleryRoutes);
+  app.route('/', adminRoutes);
+
+  app.notFound((c) => errorResponse(c, 404, 'There is nothing at this address.'));
+  app.onError((err, c) => {
+    if (err instanceof UserError) {
+      if (err.retryAfterSeconds) c.header('Retry-After', String(err.retryAfterSeconds));
+      return errorResponse(c, err.status, err.message);
+    }
+    if (err instanceof ForbiddenError) return errorResponse(c, 403, 'You do not have permission to do that.');
+    if (err instanceof HTTPException && err.status < 500) {
+      const message =
+        err.status === 403
+          ? 'This request came from another site, so it was refused.'
+          : 'That request was not valid.';
+      return errorResponse(c, err.status as ContentfulStatusCode, message);
+    }
+    log.error({ err, method: c.req.method, path: c.req.path }, 'unhandled error');
+    return errorResponse(c, 500, 'Something went wrong on our side. Please try again.');
+  });
+
+  return app;
+}
+
+function errorResponse(
+  c: Parameters<Parameters<Hono<AppEnv>['onError']>[0]>[1],
+  status: ContentfulStatusCode,
+  message: string,
+) {
+  if (c.req.header('HX-Request')) return c.html(<ErrorFragment message={message} />, status);
+  if (c.req.header('Accept')?.startsWith('application/json')) return c.json({ error: message }, status);
+  return page(c, <ErrorPage status={status} message={message} user={c.var.user ?? null} />, status);
+}

@@ -1,0 +1,107 @@
+import path from 'node:path';
+import { z } from 'zod';
+
+const booleanFromEnv = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'must be true or false' })
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+const urlOrigin = z
+  .url({ message: 'must be a URL such as https://photos.example.com' })
+  .refine((v) => /^https?:\/\//.test(v), 'must start with http:// or https://')
+  .transform((v) => new URL(v).origin);
+
+const schema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  HOST: z.string().min(1).default('127.0.0.1'),
+  DATA_DIR: z.string().min(1).default('./data'),
+  APP_ORIGIN: urlOrigin.optional(),
+  SIGNUP: z.enum(['open', 'invite', 'closed']).default('invite'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  TRUST_PROXY: booleanFromEnv.default(false),
+  MAX_UPLOAD_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .default(25 * 1024 * 1024),
+  S3_ENDPOINT: z.url().optional(),
+  S3_PUBLIC_ENDPOINT: z.url().optional(),
+  S3_REGION: z.string().min(1).default('us-east-1'),
+  S3_BUCKET: z.string().min(3).max(63).optional(),
+  S3_ACCESS_KEY_ID: z.string().min(1).optional(),
+  S3_SECRET_ACCESS_KEY: z.string().min(1).optional(),
+  S3_FORCE_PATH_STYLE: booleanFromEnv.optional(),
+});
+
+export type Signup = 'open' | 'invite' | 'closed';
+
+export interface ExternalS3Config {
+  endpoint: string;
+  publicEndpoint: string;
+  region: string;
+  bucket: string;
+  credentials?: { accessKeyId: string; secretAccessKey: string };
+  forcePathStyle: boolean;
+}
+
+export interface Config {
+  env: 'development' | 'production' | 'test';
+  port: number;
+  host: string;
+  dataDir: string;
+  appOrigin: string;
+  isSecureOrigin: boolean;
+  signup: Signup;
+  logLevel: string;
+  trustProxy: boolean;
+  maxUploadBytes: number;
+  /** undefined = the embedded store on this app's own port under /s3 */
+  s3?: ExternalS3Config;
+}
+
+export class ConfigError extends Error {}
+
+/** Reads and validates every setting once; the message names each variable that is wrong. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const blankless = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = schema.safeParse(blankless);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+    throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
+  }
+  const e = parsed.data;
+  const appOrigin = e.APP_ORIGIN ?? `http://localhost:${e.PORT}`;
+  let s3: ExternalS3Config | undefined;
+  if (e.S3_ENDPOINT) {
+    if (!e.S3_BUCKET)
+      throw new ConfigError('Invalid configuration:\n  S3_BUCKET: required when S3_ENDPOINT is set');
+    if (Boolean(e.S3_ACCESS_KEY_ID) !== Boolean(e.S3_SECRET_ACCESS_KEY)) {
+      throw new ConfigError(
+        'Invalid configuration:\n  S3_ACCESS_KEY_ID / S3_SECRET_ACCESS_KEY: set both, or neither to use the default AWS credential chain',
+      );
+    }
+    s3 = {
+      endpoint: e.S3_ENDPOINT,
+      publicEndpoint: e.S3_PUBLIC_ENDPOINT ?? e.S3_ENDPOINT,
+      region: e.S3_REGION,
+      bucket: e.S3_BUCKET,
+      forcePathStyle: e.S3_FORCE_PATH_STYLE ?? false,
+      ...(e.S3_ACCESS_KEY_ID && e.S3_SECRET_ACCESS_KEY
+        ? { credentials: { accessKeyId: e.S3_ACCESS_KEY_ID, secretAccessKey: e.S3_SECRET_ACCESS_KEY } }
+        : {}),
+    };
+  }
+  return {
+    env: e.NODE_ENV,
+    port: e.PORT,
+    host: e.HOST,
+    dataDir: path.resolve(e.DATA_DIR),
+    appOrigin,
+    isSecureOrigin: appOrigin.startsWith('https://'),
+    signup: e.SIGNUP,
+    logLevel: e.LOG_LEVEL,
+    trustProxy: e.TRUST_PROXY,
+    maxUploadBytes: e.MAX_UPLOAD_BYTES,
+    ...(s3 ? { s3 } : {}),
+  };
+}

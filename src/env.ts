@@ -1,0 +1,18 @@
+import type { HttpBindings } from '@hono/node-server';
+import type { Logger } from 'pino';
+import type { Config } from './config.js';
+import type { Services } from './services/index.js';
+import type { Session } from './services/sessions.js';
+import type { User } from './services/users.js';
+
+/** What middleware puts on the Hono context, typed once for every route. */
+export interface AppEnv {
+  Bindings: Partial<HttpBindings>;
+  Variables: {
+    config: Config;
+    services: Services;
+    log: Logger;
+    user: User | null;
+    session: Session | null;
+  };
+}

@@ -1,0 +1,14 @@
+import type { Context } from 'hono';
+import type { AppEnv } from '../env.js';
+
+/**
+ * The peer address, or with TRUST_PROXY the address our one reverse proxy appended last to
+ * X-Forwarded-For (earlier entries are whatever the client claimed).
+ */
+export function clientIp(c: Context<AppEnv>): string {
+  if (c.var.config.trustProxy) {
+    const forwarded = c.req.header('x-forwarded-for')?.split(',').pop()?.trim();
+    if (forwarded) return forwarded;
+  }
+  return c.env?.incoming?.socket?.remoteAddress ?? 'unknown';
+}

@@ -1,0 +1,98 @@
+import { Hono } from 'hono';
+import type { AppEnv } from '../env.js';
+import { clientIp } from '../middleware/client-ip.js';
+import { clearSessionCookie, requireUser, setSessionCookie, signedIn } from '../middleware/session.js';
+import { UserError } from '../services/errors.js';
+import { SESSION_TTL_MS } from '../services/sessions.js';
+import { LoginPage, PasswordPage, SignupPage } from '../views/auth.js';
+import { formError, formFields, page, safeNext } from './render.js';
+
+export const authRoutes = new Hono<AppEnv>();
+
+authRoutes.get('/signup', (c) => {
+  if (c.var.user) return c.redirect('/', 303);
+  const invite = c.req.query('invite') || undefined;
+  const { users } = c.var.services;
+  const isFirstUser = !users.hasUsers();
+  try {
+    users.checkSignupAllowed(invite);
+    return page(c, <SignupPage invite={invite} isFirstUser={isFirstUser} />);
+  } catch (err) {
+    return formError(c, err, (message) => <SignupPage refusal={message} isFirstUser={false} />);
+  }
+});
+
+authRoutes.post('/signup', async (c) => {
+  const form = await formFields(c);
+  const invite = form.invite || undefined;
+  try {
+    const { token } = await c.var.services.login.signUp({
+      email: form.email ?? '',
+      password: form.password ?? '',
+      ...(invite ? { inviteToken: invite } : {}),
+    });
+    setSessionCookie(c, token, c.var.services.clock() + SESSION_TTL_MS);
+    return c.redirect('/', 303);
+  } catch (err) {
+    return formError(c, err, (message) =>
+      err instanceof UserError && err.status === 403 ? (
+        <SignupPage refusal={message} isFirstUser={false} />
+      ) : (
+        <SignupPage
+          email={form.email}
+          invite={invite}
+          error={message}
+          isFirstUser={!c.var.services.users.hasUsers()}
+        />
+      ),
+    );
+  }
+});
+
+authRoutes.get('/login', (c) => {
+  const next = c.req.query('next');
+  if (c.var.user) return c.redirect(safeNext(next), 303);
+  const notice = c.req.query('loggedOut') ? 'You have been logged out.' : undefined;
+  return page(c, <LoginPage next={next} notice={notice} />);
+});
+
+authRoutes.post('/login', async (c) => {
+  const form = await formFields(c);
+  try {
+    const { token } = await c.var.services.login.logIn({
+      email: form.email ?? '',
+      password: form.password ?? '',
+      ip: clientIp(c),
+    });
+    setSessionCookie(c, token, c.var.services.clock() + SESSION_TTL_MS);
+    return c.redirect(safeNext(form.next), 303);
+  } catch (err) {
+    return formError(c, err, (message) => <LoginPage email={form.email} next={form.next} error={message} />);
+  }
+});
+
+authRoutes.post('/logout', (c) => {
+  const session = c.var.session;
+  if (session) c.var.services.sessions.invalidate(session.id);
+  clearSessionCookie(c);
+  return c.redirect('/login?loggedOut=1', 303);
+});
+
+authRoutes.get('/account/password', requireUser, (c) => {
+  const { user } = signedIn(c);
+  return page(c, <PasswordPage user={user} />);
+});
+
+authRoutes.post('/account/password', requireUser, async (c) => {
+  const { user, session } = signedIn(c);
+  const form = await formFields(c);
+  try {
+    await c.var.services.users.changePassword(user.id, form.current ?? '', form.password ?? '', session.id);
+    return page(
+      c,
+      <PasswordPage user={user} notice="Password changed. Your other sessions have been signed out." />,
+    );
+  } catch (err) {
+    return formError(c, err, (message) => <PasswordPage user={user} error={message} />);
+  }
+});

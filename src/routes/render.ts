@@ -1,0 +1,39 @@
+import type { Context } from 'hono';
+import { html } from 'hono/html';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import type { AppEnv } from '../env.js';
+import { UserError } from '../services/errors.js';
+
+type Node = ReturnType<typeof html> | Promise<string> | string | object;
+
+export function page(c: Context<AppEnv>, node: Node, status: ContentfulStatusCode = 200) {
+  return c.html(html`<!DOCTYPE html>${node}`, status);
+}
+
+/** Re-renders a form with the user-facing message of a UserError; anything else is a real failure. */
+export function formError(
+  c: Context<AppEnv>,
+  err: unknown,
+  render: (message: string) => Node,
+): ReturnType<typeof page> {
+  if (!(err instanceof UserError)) throw err;
+  if (err.retryAfterSeconds) c.header('Retry-After', String(err.retryAfterSeconds));
+  return page(c, render(err.message), err.status);
+}
+
+/** Form fields as strings, whatever the client sent: repeated names keep the first, files count as empty. */
+export async function formFields(c: Context<AppEnv>): Promise<Record<string, string>> {
+  const body = await c.req.parseBody({ all: true });
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(body)) {
+    const first = Array.isArray(value) ? value[0] : value;
+    out[name] = typeof first === 'string' ? first : '';
+  }
+  return out;
+}
+
+/** Only same-site paths: "//evil.example" and "/\evil.example" are other sites to a browser. */
+export function safeNext(next: string | undefined): string {
+  if (!next?.startsWith('/') || next.startsWith('//') || next.startsWith('/\\')) return '/';
+  return next;
+}

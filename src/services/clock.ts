@@ -1,0 +1,4 @@
+/** Injected everywhere time matters, so tests move time instead of waiting for it. */
+export type Clock = () => number;
+
+export const systemClock: Clock = () => Date.now();

@@ -1,0 +1,129 @@
+import { PASSWORD_MAX, PASSWORD_MIN } from '../services/passwords.js';
+import type { User } from '../services/users.js';
+import { ErrorMessage, Notice } from './components/messages.js';
+import { Layout } from './layout.js';
+
+export function LoginPage(props: { email?: string; next?: string; error?: string; notice?: string }) {
+  return (
+    <Layout title="Log in" user={null}>
+      <section class="card narrow">
+        <h1>Log in</h1>
+        <Notice message={props.notice} />
+        <ErrorMessage message={props.error} />
+        <form method="post" action="/login" class="stack">
+          {props.next ? <input type="hidden" name="next" value={props.next} /> : null}
+          <label for="email">Email</label>
+          <input
+            id="email"
+            name="email"
+            type="email"
+            autocomplete="username"
+            required
+            value={props.email ?? ''}
+          />
+          <label for="password">Password</label>
+          <input
+            id="password"
+            name="password"
+            type="password"
+            autocomplete="current-password"
+            required
+            maxlength={PASSWORD_MAX}
+          />
+          <button type="submit">Log in</button>
+        </form>
+        <p class="muted">
+          No account? <a href="/signup">Sign up</a>
+        </p>
+      </section>
+    </Layout>
+  );
+}
+
+export interface SignupPageProps {
+  email?: string;
+  invite?: string;
+  error?: string;
+  /** set when sign-up is refused outright: the form is not shown */
+  refusal?: string;
+  isFirstUser: boolean;
+}
+
+export function SignupPage(props: SignupPageProps) {
+  return (
+    <Layout title="Sign up" user={null}>
+      <section class="card narrow">
+        <h1>Create your account</h1>
+        {props.isFirstUser ? (
+          <p class="notice">You are the first person here: this account will be the administrator.</p>
+        ) : null}
+        {props.refusal ? (
+          <>
+            <ErrorMessage message={props.refusal} />
+            <p>
+              Already have an account? <a href="/login">Log in</a>
+            </p>
+          </>
+        ) : (
+          <>
+            <ErrorMessage message={props.error} />
+            <form method="post" action="/signup" class="stack">
+              {props.invite ? <input type="hidden" name="invite" value={props.invite} /> : null}
+              <label for="email">Email</label>
+              <input
+                id="email"
+                name="email"
+                type="email"
+                autocomplete="username"
+                required
+                value={props.email ?? ''}
+              />
+              <label for="password">Password</label>
+              <input
+                id="password"
+                name="password"
+                type="password"
+                autocomplete="new-password"
+                required
+                minlength={PASSWORD_MIN}
+                maxlength={PASSWORD_MAX}
+                aria-describedby="password-hint"
+              />
+              <small id="password-hint">At least {PASSWORD_MIN} characters.</small>
+              <button type="submit">Sign up</button>
+            </form>
+          </>
+        )}
+      </section>
+    </Layout>
+  );
+}
+
+export function PasswordPage(props: { user: User; error?: string; notice?: string }) {
+  return (
+    <Layout title="Change password" user={props.user}>
+      <section class="card narrow">
+        <h1>Change password</h1>
+        <p class="muted">Changing it signs you out everywhere else.</p>
+        <Notice message={props.notice} />
+        <ErrorMessage message={props.error} />
+        <form method="post" action="/account/password" class="stack">
+          <input type="text" name="username" autocomplete="username" value={props.user.email} hidden />
+          <label for="current">Current password</label>
+          <input id="current" name="current" type="password" autocomplete="current-password" required />
+          <label for="new-password">New password</label>
+          <input
+            id="new-password"
+            name="password"
+            type="password"
+            autocomplete="new-password"
+            required
+            minlength={PASSWORD_MIN}
+            maxlength={PASSWORD_MAX}
+          />
+          <button type="submit">Change password</button>
+        </form>
+      </section>
+    </Layout>
+  );
+}

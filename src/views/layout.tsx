@@ -1,0 +1,59 @@
+import type { Child } from 'hono/jsx';
+import type { User } from '../services/users.js';
+import { asset } from './assets.js';
+
+export interface LayoutProps {
+  title: string;
+  user: User | null;
+  children?: Child;
+}
+
+// htmx would otherwise inject a <style> element, which our CSP (style-src 'self') refuses.
+const htmxConfig = JSON.stringify({ includeIndicatorStyles: false });
+
+export function Layout({ title, user, children }: LayoutProps) {
+  return (
+    <html lang="en">
+      <head>
+        <meta charset="utf-8" />
+        <meta name="viewport" content="width=device-width, initial-scale=1" />
+        <meta name="htmx-config" content={htmxConfig} />
+        <title>{`${title} · s3-gallery`}</title>
+        <link rel="icon" href={asset('favicon.svg')} type="image/svg+xml" />
+        <link rel="stylesheet" href={asset('css/app.css')} />
+        <script src="/vendor/htmx.min.js" defer />
+      </head>
+      <body>
+        <a class="skip" href="#main">
+          Skip to content
+        </a>
+        <header class="site">
+          <a class="brand" href="/">
+            s3-gallery
+          </a>
+          {user ? (
+            <nav aria-label="Main">
+              <a href="/">Gallery</a>
+              {user.role === 'admin' ? <a href="/admin/invites">Invites</a> : null}
+              <a href="/account/password">Account</a>
+              <span class="who">
+                {user.email} <span class={`role role-${user.role}`}>{user.role}</span>
+              </span>
+              <form method="post" action="/logout" class="inline">
+                <button type="submit" class="link">
+                  Log out
+                </button>
+              </form>
+            </nav>
+          ) : (
+            <nav aria-label="Main">
+              <a href="/login">Log in</a>
+              <a href="/signup">Sign up</a>
+            </nav>
+          )}
+        </header>
+        <main id="main">{children}</main>
+      </body>
+    </html>
+  );
+}

@@ -1,0 +1,350 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { SESSION_TTL_MS } from '../src/services/sessions.js';
+import { makeTestApp, PASSWORD, signUp, signUpWithRole } from './support/app.js';
+
+type TestApp = ReturnType<typeof makeTestApp>;
+const HOUR = 60 * 60 * 1000;
+
+describe('sign-up', () => {
+  let t: TestApp;
+  afterEach(() => t.close());
+
+  it('makes the first account an admin even when sign-up is invite-only', async () => {
+    t = makeTestApp();
+    const client = t.client();
+    const page = await client.get('/signup');
+    expect(await page.text()).toContain('this account will be the administrator');
+    const res = await signUp(client, 'first@example.com');
+    expect(res.headers.get('location')).toBe('/');
+    const gallery = await client.get('/');
+    expect(gallery.status).toBe(200);
+    const html = await gallery.text();
+    expect(html).toContain('No images yet');
+    expect(html).toContain('first@example.com');
+    expect(t.services.users.findByEmail('first@example.com')?.role).toBe('admin');
+  });
+
+  it('needs an invite after the first account by default', async () => {
+    t = makeTestApp();
+    await signUp(t.client(), 'admin@example.com');
+    const visitor = t.client();
+    const page = await visitor.get('/signup');
+    expect(page.status).toBe(403);
+    expect(await page.text()).toContain('needs an invite link');
+    const res = await visitor.post('/signup', { email: 'sneaky@example.com', password: PASSWORD });
+    expect(res.status).toBe(403);
+    expect(t.services.users.findByEmail('sneaky@example.com')).toBeNull();
+  });
+
+  it('signs up through a single-use invite link with the role the admin chose', async () => {
+    t = makeTestApp();
+    const admin = t.client();
+    await signUp(admin, 'admin@example.com');
+    const created = await admin.post('/admin/invites', { role: 'viewer' });
+    expect(created.status).toBe(201);
+    const token = (await created.text()).match(/\/signup\?invite=([a-z0-9]+)/)?.[1];
+    expect(token).toBeTruthy();
+
+    const guest = t.client();
+    expect((await guest.get(`/signup?invite=${token}`)).status).toBe(200);
+    await signUp(guest, 'guest@example.com', { invite: token as string });
+    expect(t.services.users.findByEmail('guest@example.com')?.role).toBe('viewer');
+
+    const again = await t
+      .client()
+      .post('/signup', { email: 'second@example.com', password: PASSWORD, invite: token as string });
+    expect(again.status).toBe(403);
+    expect(await again.text()).toContain('invalid, used or expired');
+    const list = await (await admin.get('/admin/invites')).text();
+    expect(list).toContain('used by guest@example.com');
+  });
+
+  it('refuses an expired or revoked invite', async () => {
+    t = makeTestApp();
+    const admin = t.client();
+    await signUp(admin, 'admin@example.com');
+    const first = (await (await admin.post('/admin/invites', { role: 'member' })).text()).match(
+      /invite=([a-z0-9]+)/,
+    )?.[1];
+    t.advance(7 * 24 * HOUR + 1);
+    expect((await t.client().get(`/signup?invite=${first}`)).status).toBe(403);
+
+    const second = t.services.invites.create(
+      'member',
+      t.services.users.findByEmail('admin@example.com')?.id ?? '',
+    );
+    const revoke = await admin.post(`/admin/invites/${second.id}/revoke`);
+    expect(revoke.status).toBe(303);
+    const res = await t
+      .client()
+      .post('/signup', { email: 'late@example.com', password: PASSWORD, invite: second.token });
+    expect(res.status).toBe(403);
+  });
+
+  it('lets anyone sign up as a member when SIGNUP=open, and no one when closed', async () => {
+    t = makeTestApp({ env: { SIGNUP: 'open' } });
+    await signUp(t.client(), 'admin@example.com');
+    await signUp(t.client(), 'member@example.com');
+    expect(t.services.users.findByEmail('member@example.com')?.role).toBe('member');
+    t.close();
+
+    t = makeTestApp({ env: { SIGNUP: 'closed' } });
+    await signUp(t.client(), 'admin@example.com');
+    const res = await t.client().post('/signup', { email: 'x@example.com', password: PASSWORD });
+    expect(res.status).toBe(403);
+    expect(await res.text()).toContain('Sign-up is closed');
+  });
+
+  it('explains bad input and keeps what the user typed', async () => {
+    t = makeTestApp();
+    const client = t.client();
+    const short = await client.post('/signup', { email: 'me@example.com', password: 'short' });
+    expect(short.status).toBe(400);
+    const html = await short.text();
+    expect(html).toContain('at least 10 characters');
+    expect(html).toContain('value="me@example.com"');
+    const badEmail = await client.post('/signup', { email: 'not-an-email', password: PASSWORD });
+    expect(badEmail.status).toBe(400);
+    expect(await badEmail.text()).toContain('valid email');
+    const long = await client.post('/signup', { email: 'me@example.com', password: 'x'.repeat(257) });
+    expect(long.status).toBe(400);
+    expect(t.services.users.hasUsers()).toBe(false);
+  });
+
+  it('refuses a second account with the same email, whatever its case', async () => {
+    t = makeTestApp({ env: { SIGNUP: 'open' } });
+    await signUp(t.client(), 'Same@Example.com');
+    const res = await t.client().post('/signup', { email: 'same@example.com', password: PASSWORD });
+    expect(res.status).toBe(409);
+  });
+
+  it('escapes what the user typed when it shows it back', async () => {
+    t = makeTestApp();
+    const res = await t.client().post('/signup', { email: '"><script>alert(1)</script>', password: 'short' });
+    const html = await res.text();
+    expect(html).not.toContain('<script>alert(1)</script>');
+    expect(html).toContain('&lt;script&gt;');
+  });
+});
+
+describe('login and sessions', () => {
+  let t: TestApp;
+  beforeEach(async () => {
+    t = makeTestApp({ loginLimits: { perAccount: 3, perIp: 6 } });
+    await signUp(t.client(), 'alice@example.com');
+  });
+  afterEach(() => t.close());
+
+  async function logIn(email = 'alice@example.com', password = PASSWORD) {
+    const client = t.client();
+    const res = await client.post('/login', { email, password });
+    return { client, res };
+  }
+
+  it('logs in, sets a HttpOnly SameSite=Lax cookie, and returns to the page asked for', async () => {
+    const client = t.client();
+    const res = await client.post('/login', {
+      email: 'alice@example.com',
+      password: PASSWORD,
+      next: '/account/password',
+    });
+    expect(res.status).toBe(303);
+    expect(res.headers.get('location')).toBe('/account/password');
+    const cookie = res.headers.get('set-cookie') ?? '';
+    expect(cookie).toMatch(/^s3g_session=[a-z0-9]+\.[a-z0-9]+;/);
+    expect(cookie).toMatch(/HttpOnly/);
+    expect(cookie).toMatch(/SameSite=Lax/);
+    expect(cookie).not.toMatch(/Secure/);
+    expect(cookie).toMatch(/Max-Age=2592000/);
+  });
+
+  it('never redirects to another site after login', async () => {
+    for (const next of ['//evil.example', 'https://evil.example', '/\\evil.example']) {
+      const { res } = await (async () => {
+        const client = t.client();
+        return { res: await client.post('/login', { email: 'alice@example.com', password: PASSWORD, next }) };
+      })();
+      expect(res.headers.get('location')).toBe('/');
+    }
+  });
+
+  it('stores only a hash of the session secret', async () => {
+    const { client } = await logIn();
+    const token = client.cookies.get('s3g_session') ?? '';
+    const [id, secret] = token.split('.');
+    const row = t.services.db.prepare('SELECT * FROM sessions WHERE id = ?').get(id) as Record<
+      string,
+      unknown
+    >;
+    expect(row).toBeTruthy();
+    expect(JSON.stringify(row)).not.toContain(secret);
+    expect(Buffer.from(row.secret_hash as Buffer).length).toBe(32);
+  });
+
+  it('marks the cookie Secure and __Host- when APP_ORIGIN is https', async () => {
+    t.close();
+    t = makeTestApp({ env: { APP_ORIGIN: 'https://photos.example.com' } });
+    const res = await t.client().post('/signup', { email: 'a@example.com', password: PASSWORD });
+    const cookie = res.headers.get('set-cookie') ?? '';
+    expect(cookie).toMatch(/^__Host-s3g_session=/);
+    expect(cookie).toMatch(/Secure/);
+  });
+
+  it('gives the same message for a wrong password and an unknown email', async () => {
+    const wrong = await logIn('alice@example.com', 'wrong password here');
+    const unknown = await logIn('nobody@example.com', PASSWORD);
+    expect(wrong.res.status).toBe(401);
+    expect(unknown.res.status).toBe(401);
+    const a = await wrong.res.text();
+    const b = await unknown.res.text();
+    expect(a).toContain('Incorrect email or password');
+    expect(b).toContain('Incorrect email or password');
+    expect(wrong.client.cookies.size).toBe(0);
+  });
+
+  it('throttles repeated failures per account with 429 and Retry-After, then lets them try again', async () => {
+    for (let i = 0; i < 3; i++)
+      expect((await logIn('alice@example.com', 'wrong password!')).res.status).toBe(401);
+    const blocked = await logIn('alice@example.com', PASSWORD);
+    expect(blocked.res.status).toBe(429);
+    expect(Number(blocked.res.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(await blocked.res.text()).toContain('Too many failed sign-in attempts');
+    t.advance(15 * 60 * 1000 + 1);
+    expect((await logIn()).res.status).toBe(303);
+  });
+
+  it('throttles one IP spraying many accounts', async () => {
+    for (let i = 0; i < 6; i++) await logIn(`user${i}@example.com`, 'wrong password!');
+    expect((await logIn('someone-else@example.com', 'wrong password!')).res.status).toBe(429);
+  });
+
+  it('issues a new token on each login (no session fixation)', async () => {
+    const first = await logIn();
+    const second = await logIn();
+    expect(first.client.cookies.get('s3g_session')).not.toBe(second.client.cookies.get('s3g_session'));
+    const planted = t.client();
+    planted.cookies.set('s3g_session', first.client.cookies.get('s3g_session') ?? '');
+    await planted.post('/login', { email: 'alice@example.com', password: PASSWORD });
+    expect(planted.cookies.get('s3g_session')).not.toBe(first.client.cookies.get('s3g_session'));
+  });
+
+  it('redirects a logged-out visitor to /login and remembers where they were going', async () => {
+    const res = await t.client().get('/account/password');
+    expect(res.status).toBe(303);
+    expect(res.headers.get('location')).toBe('/login?next=%2Faccount%2Fpassword');
+  });
+
+  it('logs out: the old cookie no longer works', async () => {
+    const { client } = await logIn();
+    const token = client.cookies.get('s3g_session') ?? '';
+    const out = await client.post('/logout');
+    expect(out.status).toBe(303);
+    expect(out.headers.get('location')).toBe('/login?loggedOut=1');
+    expect(client.cookies.has('s3g_session')).toBe(false);
+    const replay = t.client();
+    replay.cookies.set('s3g_session', token);
+    expect((await replay.get('/')).status).toBe(303);
+  });
+
+  it('rejects a forged token with the right id but a wrong secret', async () => {
+    const { client } = await logIn();
+    const [id] = (client.cookies.get('s3g_session') ?? '').split('.');
+    const forged = t.client();
+    forged.cookies.set('s3g_session', `${id}.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa`);
+    expect((await forged.get('/')).status).toBe(303);
+  });
+
+  it('expires a session after 30 days without use', async () => {
+    const { client } = await logIn();
+    t.advance(SESSION_TTL_MS - 1000);
+    expect((await client.get('/')).status).toBe(200);
+    t.close();
+    t = makeTestApp();
+    await signUp(t.client(), 'alice@example.com');
+    const fresh = await logIn();
+    t.advance(SESSION_TTL_MS + 1);
+    expect((await fresh.client.get('/')).status).toBe(303);
+  });
+
+  it('slides the expiry when used, refreshing at most hourly', async () => {
+    const { client } = await logIn();
+    t.advance(30 * 60 * 1000);
+    const early = await client.get('/');
+    expect(early.headers.get('set-cookie')).toBeNull();
+    t.advance(31 * 60 * 1000);
+    const refreshed = await client.get('/');
+    expect(refreshed.headers.get('set-cookie')).toMatch(/Max-Age=2592000/);
+    t.advance(SESSION_TTL_MS - 1000);
+    expect((await client.get('/')).status).toBe(200);
+  });
+
+  it('ends every other session when the password changes, and keeps this one', async () => {
+    const laptop = await logIn();
+    const phone = await logIn();
+    const res = await laptop.client.post('/account/password', {
+      current: PASSWORD,
+      password: 'a brand new passphrase',
+    });
+    expect(res.status).toBe(200);
+    expect(await res.text()).toContain('Password changed');
+    expect((await laptop.client.get('/')).status).toBe(200);
+    expect((await phone.client.get('/')).status).toBe(303);
+    expect((await logIn('alice@example.com', PASSWORD)).res.status).toBe(401);
+    expect((await logIn('alice@example.com', 'a brand new passphrase')).res.status).toBe(303);
+  });
+
+  it('refuses a password change with the wrong current password', async () => {
+    const { client } = await logIn();
+    const res = await client.post('/account/password', {
+      current: 'not my password',
+      password: 'a brand new passphrase',
+    });
+    expect(res.status).toBe(400);
+    expect(await res.text()).toContain('current password is not correct');
+    expect((await logIn()).res.status).toBe(303);
+  });
+
+  it('blocks a disabled user from logging in and ends their sessions', async () => {
+    const { client } = await logIn();
+    const user = t.services.users.findByEmail('alice@example.com');
+    t.services.users.setDisabled(user?.id ?? '', true);
+    expect((await client.get('/')).status).toBe(303);
+    const again = await logIn();
+    expect(again.res.status).toBe(403);
+    expect(await again.res.text()).toContain('disabled');
+    t.services.users.setDisabled(user?.id ?? '', false);
+    expect((await logIn()).res.status).toBe(303);
+  });
+});
+
+describe('roles', () => {
+  let t: TestApp;
+  afterEach(() => t.close());
+
+  it('lets only admins reach admin pages', async () => {
+    t = makeTestApp();
+    const admin = t.client();
+    await signUp(admin, 'admin@example.com');
+    const member = await signUpWithRole(t, admin, 'member@example.com', 'member');
+    const viewer = await signUpWithRole(t, admin, 'viewer@example.com', 'viewer');
+    expect((await admin.get('/admin/invites')).status).toBe(200);
+    for (const client of [member, viewer]) {
+      const page = await client.get('/admin/invites');
+      expect(page.status).toBe(403);
+      expect(await page.text()).toContain('You do not have permission');
+      expect((await client.post('/admin/invites', { role: 'admin' })).status).toBe(403);
+    }
+    const anonymous = await t.client().get('/admin/invites');
+    expect(anonymous.status).toBe(303);
+    expect(t.services.invites.list().map((i) => i.role)).toEqual(['viewer', 'member']);
+  });
+
+  it('refuses an unknown role for an invite', async () => {
+    t = makeTestApp();
+    const admin = t.client();
+    await signUp(admin, 'admin@example.com');
+    const res = await admin.post('/admin/invites', { role: 'superuser' });
+    expect(res.status).toBe(400);
+    expect(t.services.invites.list()).toHaveLength(0);
+  });
+});

@@ -1,0 +1,79 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config.js';
+import { type RunningServer, startServer } from '../../src/server.js';
+import { PASSWORD } from '../support/app.js';
+import { launchBrowser, screenshotPath, skipBrowser } from '../support/browser.js';
+
+describe.skipIf(skipBrowser)('in a real browser', () => {
+  let running: RunningServer;
+  let dataDir: string;
+  let browser: Browser;
+  let origin: string;
+
+  beforeAll(async () => {
+    dataDir = mkdtempSync(path.join(tmpdir(), 's3g-e2e-'));
+    // Port 0 first to learn a free port, then APP_ORIGIN must match what the browser uses.
+    const probe = await startServer(loadConfig({ DATA_DIR: dataDir, PORT: '0', LOG_LEVEL: 'silent' }));
+    const port = new URL(probe.url).port;
+    await probe.stop();
+    origin = `http://127.0.0.1:${port}`;
+    running = await startServer(
+      loadConfig({ DATA_DIR: dataDir, PORT: port, APP_ORIGIN: origin, LOG_LEVEL: 'silent', SIGNUP: 'open' }),
+    );
+    browser = await launchBrowser();
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await running?.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  for (const javaScriptEnabled of [true, false]) {
+    const mode = javaScriptEnabled ? 'with JavaScript' : 'without JavaScript';
+    it(`signs up, sees the empty gallery, logs out and logs in again ${mode}`, async () => {
+      const context = await browser.newContext({ javaScriptEnabled, viewport: { width: 1100, height: 700 } });
+      const page = await context.newPage();
+      const errors: string[] = [];
+      page.on('console', (m) => {
+        if (m.type() === 'error') errors.push(m.text());
+      });
+      const email = `person-${javaScriptEnabled ? 'js' : 'nojs'}@example.com`;
+
+      await page.goto(`${origin}/`);
+      expect(new URL(page.url()).pathname).toBe('/login');
+      await page.getByRole('link', { name: 'Sign up' }).first().click();
+      await page.getByLabel('Email').fill(email);
+      await page.getByLabel('Password').fill(PASSWORD);
+      await page.screenshot({ path: screenshotPath(`signup-${javaScriptEnabled ? 'js' : 'nojs'}`) });
+      await page.getByRole('button', { name: 'Sign up' }).click();
+
+      await expect.poll(() => new URL(page.url()).pathname).toBe('/');
+      await expect.poll(() => page.getByRole('heading', { name: 'No images yet' }).isVisible()).toBe(true);
+      expect(await page.locator('header').textContent()).toContain(email);
+      await page.screenshot({ path: screenshotPath(`gallery-empty-${javaScriptEnabled ? 'js' : 'nojs'}`) });
+
+      await page.getByRole('button', { name: 'Log out' }).click();
+      await expect.poll(() => page.getByText('You have been logged out.').isVisible()).toBe(true);
+
+      await page.getByLabel('Password').fill('wrong password!!');
+      await page.getByLabel('Email').fill(email);
+      await page.getByRole('button', { name: 'Log in' }).click();
+      await expect.poll(() => page.getByRole('alert').textContent()).toContain('Incorrect email or password');
+
+      await page.getByLabel('Password').fill(PASSWORD);
+      await page.getByRole('button', { name: 'Log in' }).click();
+      await expect.poll(() => page.getByRole('heading', { name: 'Your gallery' }).isVisible()).toBe(true);
+      const cookies = await context.cookies();
+      const session = cookies.find((c) => c.name === 's3g_session');
+      expect(session?.httpOnly).toBe(true);
+      expect(session?.sameSite).toBe('Lax');
+      // The CSP would report any inline script or style we forgot.
+      expect(errors.filter((e) => /Content Security Policy/i.test(e))).toEqual([]);
+      await context.close();
+    });
+  }
+});

@@ -1,0 +1,130 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { makeTestApp, PASSWORD, signUp } from './support/app.js';
+
+type TestApp = ReturnType<typeof makeTestApp>;
+
+describe('request protection', () => {
+  let t: TestApp;
+  beforeEach(() => {
+    t = makeTestApp();
+  });
+  afterEach(() => t.close());
+
+  const postRoutes = [
+    '/signup',
+    '/login',
+    '/logout',
+    '/account/password',
+    '/admin/invites',
+    '/admin/invites/x/revoke',
+  ];
+
+  it('refuses every POST from a foreign Origin with 403 and changes nothing', async () => {
+    const admin = t.client();
+    await signUp(admin, 'admin@example.com');
+    const evil = t.client('https://evil.example');
+    evil.cookies.set('s3g_session', admin.cookies.get('s3g_session') ?? '');
+    for (const path of postRoutes) {
+      const res = await evil.post(path, { email: 'x@example.com', password: PASSWORD, role: 'admin' });
+      expect(res.status, path).toBe(403);
+      expect(await res.text(), path).toContain('came from another site');
+    }
+    expect(t.services.invites.list()).toHaveLength(0);
+    expect((await admin.get('/')).status).toBe(200);
+  });
+
+  it('refuses a form POST with no Origin and no Sec-Fetch-Site', async () => {
+    const res = await t.app.request(`${t.config.appOrigin}/login`, {
+      method: 'POST',
+      body: 'email=a%40example.com&password=x',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+    });
+    expect(res.status).toBe(403);
+  });
+
+  it('sends security headers with a CSP that allows no inline script', async () => {
+    const res = await t.client().get('/login');
+    const csp = res.headers.get('content-security-policy') ?? '';
+    expect(csp).toContain("script-src 'self'");
+    expect(csp).not.toContain('unsafe-inline');
+    expect(csp).toContain("frame-ancestors 'none'");
+    expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+    expect(res.headers.get('referrer-policy')).toBe('same-origin');
+    expect(res.headers.get('x-frame-options')).toBe('SAMEORIGIN');
+    const html = await res.text();
+    expect(html).not.toMatch(/<script(?![^>]*\bsrc=)[^>]*>/);
+    expect(html).not.toMatch(/\son[a-z]+=/);
+  });
+
+  it('serves htmx from our own origin with a long cache', async () => {
+    const page = await (await t.client().get('/login')).text();
+    expect(page).toContain('<script src="/vendor/htmx.min.js"');
+    expect(page).not.toMatch(/https?:\/\/(unpkg|cdn|cdnjs|jsdelivr)/);
+    const res = await t.client().get('/vendor/htmx.min.js');
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toContain('javascript');
+    expect(res.headers.get('cache-control')).toContain('max-age=31536000');
+    expect(await res.text()).toContain('htmx');
+  });
+
+  it('serves versioned static files as immutable and unversioned ones briefly', async () => {
+    const page = await (await t.client().get('/login')).text();
+    const href = page.match(/href="(\/public\/css\/app\.css\?v=[0-9a-f]+)"/)?.[1];
+    expect(href).toBeTruthy();
+    const css = await t.client().get(href as string);
+    expect(css.status).toBe(200);
+    expect(css.headers.get('cache-control')).toContain('immutable');
+    const plain = await t.client().get('/public/css/app.css');
+    expect(plain.headers.get('cache-control')).toBe('public, max-age=300');
+    expect((await t.client().get('/public/../package.json')).status).toBe(404);
+  });
+
+  it('answers unknown pages with a 404 page, not a stack trace', async () => {
+    const res = await t.client().get('/no/such/page');
+    expect(res.status).toBe(404);
+    const html = await res.text();
+    expect(html).toContain('Not found');
+    expect(html).toContain('<html');
+  });
+
+  it('answers an unexpected failure with a generic 500 page and no stack trace', async () => {
+    t.app.get('/explode', () => {
+      throw new Error('secret internal detail at /src/whatever.ts:12');
+    });
+    const res = await t.client().get('/explode');
+    expect(res.status).toBe(500);
+    const html = await res.text();
+    expect(html).toContain('Something went wrong');
+    expect(html).not.toContain('secret internal detail');
+    expect(html).not.toContain('.ts:');
+  });
+
+  it('gives htmx requests an error fragment instead of a page', async () => {
+    const res = await t.client().get('/no/such/page', { 'HX-Request': 'true' });
+    expect(res.status).toBe(404);
+    const html = await res.text();
+    expect(html).not.toContain('<html');
+    expect(html).toContain('role="alert"');
+  });
+
+  it('refuses an oversized form body with 413', async () => {
+    const res = await t.client().post('/login', { email: 'a@example.com', password: 'x'.repeat(300 * 1024) });
+    expect(res.status).toBe(413);
+  });
+
+  it('reports health with a database check', async () => {
+    const res = await t.client().get('/healthz');
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ status: 'ok' });
+    t.services.db.close();
+    const broken = await t.client().get('/healthz');
+    expect(broken.status).toBe(503);
+  });
+
+  it('has no GET that changes state: GET /logout does not end the session', async () => {
+    const client = t.client();
+    await signUp(client, 'admin@example.com');
+    expect((await client.get('/logout')).status).toBe(404);
+    expect((await client.get('/')).status).toBe(200);
+  });
+});

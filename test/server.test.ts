@@ -1,0 +1,97 @@
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../src/config.js';
+import { type RunningServer, startServer } from '../src/server.js';
+import { Client, PASSWORD, signUp } from './support/app.js';
+
+describe('a real listening server', () => {
+  let running: RunningServer;
+  let dataDir: string;
+  let client: Client;
+
+  beforeAll(async () => {
+    dataDir = mkdtempSync(path.join(tmpdir(), 's3g-server-'));
+    const config = loadConfig({ DATA_DIR: dataDir, PORT: '0', LOG_LEVEL: 'silent' });
+    running = await startServer(config);
+    client = new Client(
+      (input, init) => fetch(input.replace(config.appOrigin, running.url), init),
+      config.appOrigin,
+      config.appOrigin,
+    );
+  });
+  afterAll(async () => {
+    await running.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('answers /healthz over HTTP', async () => {
+    const res = await fetch(`${running.url}/healthz`);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ status: 'ok' });
+  });
+
+  it('signs up, shows the empty gallery, logs out and logs in again over real sockets', async () => {
+    await signUp(client, 'owner@example.com');
+    expect(await (await client.get('/')).text()).toContain('No images yet');
+    expect((await client.post('/logout')).status).toBe(303);
+    expect((await client.get('/')).status).toBe(303);
+    const login = await client.post('/login', { email: 'owner@example.com', password: PASSWORD });
+    expect(login.status).toBe(303);
+    expect((await client.get('/')).status).toBe(200);
+    expect(existsSync(path.join(dataDir, 'gallery.db'))).toBe(true);
+  });
+
+  it('refuses a cross-site form post from a real socket', async () => {
+    const res = await fetch(`${running.url}/login`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded', Origin: 'https://evil.example' },
+      body: 'email=owner%40example.com&password=x',
+    });
+    expect(res.status).toBe(403);
+  });
+});
+
+describe('the server process', () => {
+  it('exits 0 on SIGTERM after finishing, and reports a bad setting by name', async () => {
+    const dataDir = mkdtempSync(path.join(tmpdir(), 's3g-proc-'));
+    try {
+      const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+        env: { ...process.env, DATA_DIR: dataDir, PORT: '0', LOG_LEVEL: 'info' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      const url = await new Promise<string>((resolve, reject) => {
+        let out = '';
+        child.stdout.on('data', (d) => {
+          out += d;
+          const m = out.match(/"url":"(http:\/\/[^"]+)"/);
+          if (m?.[1]) resolve(m[1]);
+        });
+        child.once('exit', (code) => reject(new Error(`exited early with ${code}: ${out}`)));
+      });
+      expect((await fetch(`${url}/healthz`)).status).toBe(200);
+      const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      // A clean close checkpoints the WAL into the main file and removes it.
+      expect(existsSync(path.join(dataDir, 'gallery.db-wal'))).toBe(false);
+
+      const bad = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+        env: { ...process.env, DATA_DIR: dataDir, PORT: 'eighty' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let err = '';
+      bad.stderr.on('data', (d) => {
+        err += d;
+      });
+      const code = await new Promise<number | null>((resolve) => bad.once('exit', resolve));
+      expect(code).toBe(1);
+      expect(err).toContain('PORT');
+      expect(err).not.toMatch(/\n\s+at /);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
