@@ -16,8 +16,10 @@ import { adminRoutes } from './routes/admin.js';
 import { authRoutes } from './routes/auth.js';
 import { galleryRoutes } from './routes/gallery.js';
 import { healthRoutes } from './routes/health.js';
+import { imageRoutes } from './routes/images.js';
 import { page } from './routes/render.js';
-import { UserError } from './services/errors.js';
+import { uploadRoutes } from './routes/uploads.js';
+import { StorageUnavailableError, UserError } from './services/errors.js';
 import type { Services } from './services/index.js';
 import { assetVersion, publicDir } from './views/assets.js';
 import { ErrorFragment, ErrorPage } from './views/error.js';
@@ -97,10 +99,14 @@ export function createApp({ config, services, log }: AppDeps) {
   app.route('/', healthRoutes);
   app.route('/', authRoutes);
   app.route('/', galleryRoutes);
+  app.route('/', uploadRoutes);
+  app.route('/', imageRoutes);
   app.route('/', adminRoutes);
 
   app.notFound((c) => errorResponse(c, 404, 'There is nothing at this address.'));
   app.onError((err, c) => {
+    if (err instanceof StorageUnavailableError)
+      log.error({ err: err.reason, path: c.req.path }, 'storage unavailable');
     if (err instanceof UserError) {
       if (err.retryAfterSeconds) c.header('Retry-After', String(err.retryAfterSeconds));
       return errorResponse(c, err.status, err.message);

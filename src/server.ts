@@ -9,6 +9,9 @@ import { openDatabase } from './db/connection.js';
 import { createLogger } from './logger.js';
 import { systemClock } from './services/clock.js';
 import { createServices } from './services/index.js';
+import { createEmbeddedStore, loadOrCreateEmbeddedCredentials } from './storage/embedded-store.js';
+import { createStorage } from './storage/s3.js';
+import { EMBEDDED_MOUNT, storageOptions } from './storage-setup.js';
 
 export interface RunningServer {
   url: string;
@@ -16,18 +19,21 @@ export interface RunningServer {
   stop(): Promise<void>;
 }
 
+type Handler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
+
+const isUnder = (url: string | undefined, mount: string) =>
+  url === mount || url?.startsWith(`${mount}/`) || url?.startsWith(`${mount}?`);
+
 /** Opens everything, listens, and returns a handle that stops it cleanly. */
 export async function startServer(config: Config): Promise<RunningServer> {
   const log = createLogger(config.logLevel);
-  const db = openDatabase(path.join(config.dataDir, 'gallery.db'));
-  const services = createServices({ db, clock: systemClock, config });
-  services.sessions.purgeExpired();
-  const app = createApp({ config, services, log });
-  const listener = getRequestListener(app.fetch);
-  const server = http.createServer(listener);
+  let handle: Handler = (_req, res) => {
+    res.writeHead(503, { 'Retry-After': '1' }).end('starting');
+  };
+  const server = http.createServer((req, res) => handle(req, res));
   server.headersTimeout = 30_000;
   server.requestTimeout = 5 * 60_000;
-
+  // The embedded store's endpoint names our port, so listen first and build the app afterwards.
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, config.host, resolve);
@@ -35,7 +41,34 @@ export async function startServer(config: Config): Promise<RunningServer> {
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
-  log.info({ msg: 'listening', url, appOrigin: config.appOrigin, dataDir: config.dataDir });
+
+  const db = openDatabase(path.join(config.dataDir, 'gallery.db'));
+  let store: ReturnType<typeof createEmbeddedStore> | undefined;
+  const storage = createStorage(await storageOptions(config, port));
+  if (!config.s3) {
+    const creds = await loadOrCreateEmbeddedCredentials(config.dataDir);
+    store = createEmbeddedStore({
+      rootDir: path.join(config.dataDir, 'objects'),
+      bucket: creds.bucket,
+      region: creds.region,
+      credentials: { accessKeyId: creds.accessKeyId, secretAccessKey: creds.secretAccessKey },
+      mountPath: EMBEDDED_MOUNT,
+    });
+  }
+  const services = createServices({ db, storage, clock: systemClock, config });
+  services.sessions.purgeExpired();
+  const appListener = getRequestListener(createApp({ config, services, log }).fetch);
+  handle = (req, res) => {
+    if (store && isUnder(req.url, EMBEDDED_MOUNT)) store.handle(req, res);
+    else void appListener(req, res);
+  };
+  log.info({
+    msg: 'listening',
+    url,
+    appOrigin: config.appOrigin,
+    dataDir: config.dataDir,
+    storage: config.s3 ? config.s3.endpoint : `embedded at ${config.appOrigin}${EMBEDDED_MOUNT}`,
+  });
 
   let stopping: Promise<void> | undefined;
   const stop = () => {

@@ -1,12 +1,10 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { makeTestApp, PASSWORD, signUp } from './support/app.js';
-
-type TestApp = ReturnType<typeof makeTestApp>;
+import { makeTestApp, PASSWORD, signUp, type TestApp } from './support/app.js';
 
 describe('request protection', () => {
   let t: TestApp;
-  beforeEach(() => {
-    t = makeTestApp();
+  beforeEach(async () => {
+    t = await makeTestApp();
   });
   afterEach(() => t.close());
 

@@ -37,4 +37,42 @@ export const migrations: readonly string[] = [
     revoked_at INTEGER
   ) STRICT;
   `,
+  // 2: images, uploads waiting for completion, and deletes to retry
+  `
+  CREATE TABLE images (
+    id TEXT PRIMARY KEY,
+    owner_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    title TEXT NOT NULL,
+    original_name TEXT NOT NULL,
+    original_key TEXT NOT NULL UNIQUE,
+    display_key TEXT NOT NULL,
+    thumb_key TEXT NOT NULL,
+    content_type TEXT NOT NULL,
+    bytes INTEGER NOT NULL,
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    taken_at INTEGER,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+  ) STRICT;
+  CREATE INDEX images_owner_created ON images (owner_id, created_at DESC, id DESC);
+
+  CREATE TABLE pending_uploads (
+    key TEXT PRIMARY KEY,
+    owner_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    original_name TEXT NOT NULL,
+    replaces_image_id TEXT REFERENCES images (id) ON DELETE CASCADE,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+  ) STRICT;
+  CREATE INDEX pending_uploads_owner ON pending_uploads (owner_id);
+  CREATE INDEX pending_uploads_expires ON pending_uploads (expires_at);
+
+  CREATE TABLE storage_deletions (
+    key TEXT PRIMARY KEY,
+    queued_at INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT
+  ) STRICT;
+  `,
 ];

@@ -1,26 +1,37 @@
 import type { Config } from '../config.js';
 import type { Db } from '../db/connection.js';
+import type { Storage } from '../storage/s3.js';
 import type { Clock } from './clock.js';
+import { createImages } from './images.js';
 import { createInvites } from './invites.js';
 import { createLogin, type LoginLimits } from './login.js';
+import { createReconcile } from './reconcile.js';
 import { createSessions } from './sessions.js';
+import { createUploads } from './uploads.js';
 import { createUsers } from './users.js';
 
 export interface ServiceDeps {
   db: Db;
+  storage: Storage;
   clock: Clock;
-  config: Pick<Config, 'signup'>;
+  config: Pick<Config, 'signup' | 'maxUploadBytes' | 'appOrigin'>;
   loginLimits?: LoginLimits;
 }
 
-export function createServices({ db, clock, config, loginLimits }: ServiceDeps) {
+export function createServices({ db, storage, clock, config, loginLimits }: ServiceDeps) {
   const users = createUsers(db, clock, config.signup);
   const sessions = createSessions(db, clock);
+  const images = createImages(db, storage, clock);
+  const uploads = createUploads(db, storage, images, clock, config);
   return {
     db,
     clock,
+    storage,
     users,
     sessions,
+    images,
+    uploads,
+    reconcile: createReconcile(db, storage, { users, uploads, images, clock }),
     invites: createInvites(db, clock),
     login: createLogin(users, sessions, clock, loginLimits ?? { perAccount: 5, perIp: 50 }),
     /** For /healthz: a real query, so a broken or locked database shows. */

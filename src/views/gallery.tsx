@@ -1,20 +1,143 @@
+import type { GalleryCard } from '../services/images.js';
 import type { User } from '../services/users.js';
+import { Notice } from './components/messages.js';
 import { Layout } from './layout.js';
 
-export function GalleryPage({ user }: { user: User }) {
+interface CardsProps {
+  cards: GalleryCard[];
+  nextCursor: string | null;
+  basePath: string;
+  canChange: boolean;
+}
+
+function Card({ card, canChange }: { card: GalleryCard; canChange: boolean }) {
   return (
-    <Layout title="Your gallery" user={user}>
-      <h1>Your gallery</h1>
-      <section class="empty">
-        <h2>No images yet</h2>
-        <p>Images you upload will appear here, newest first.</p>
-        <p>
-          <a class="button" href="/upload" aria-disabled="true">
+    <li class="thumb" id={`image-${card.id}`}>
+      <a href={`/images/${card.id}`} class="thumb-link">
+        <img src={card.thumbUrl} alt={card.title} width={card.width} height={card.height} loading="lazy" />
+      </a>
+      <div class="thumb-bar">
+        {canChange ? (
+          <>
+            <input type="checkbox" name="ids" value={card.id} form="bulk-delete" id={`select-${card.id}`} />
+            <label for={`select-${card.id}`} class="thumb-title">
+              <span class="visually-hidden">Select </span>
+              {card.title}
+            </label>
+            <a
+              href={`/images/${card.id}/delete`}
+              class="thumb-delete"
+              hx-post={`/images/${card.id}/delete`}
+              hx-confirm={`Delete “${card.title}”? This cannot be undone.`}
+              hx-target={`#image-${card.id}`}
+              hx-swap="outerHTML"
+            >
+              Delete<span class="visually-hidden"> {card.title}</span>
+            </a>
+          </>
+        ) : (
+          <span class="thumb-title">{card.title}</span>
+        )}
+      </div>
+    </li>
+  );
+}
+
+function LoadMore({
+  nextCursor,
+  basePath,
+  isOob,
+}: {
+  nextCursor: string | null;
+  basePath: string;
+  isOob?: boolean;
+}) {
+  const href = nextCursor ? `${basePath}?cursor=${encodeURIComponent(nextCursor)}` : null;
+  return (
+    <div id="load-more" class="load-more" hx-swap-oob={isOob ? 'true' : undefined}>
+      {href ? (
+        <a class="button" href={href} hx-get={href} hx-target="#grid" hx-swap="beforeend">
+          Load more
+        </a>
+      ) : null}
+    </div>
+  );
+}
+
+/** The next page of cards for htmx to append, with the "Load more" link swapped out of band. */
+export function GalleryCards({ cards, nextCursor, basePath, canChange }: CardsProps) {
+  return (
+    <>
+      {cards.map((card) => (
+        <Card card={card} canChange={canChange} />
+      ))}
+      <LoadMore nextCursor={nextCursor} basePath={basePath} isOob />
+    </>
+  );
+}
+
+export interface GalleryPageProps {
+  user: User;
+  owner: User;
+  cards: GalleryCard[];
+  nextCursor: string | null;
+  basePath: string;
+  isFirstPage: boolean;
+  notice?: string | undefined;
+}
+
+export function GalleryPage({
+  user,
+  owner,
+  cards,
+  nextCursor,
+  basePath,
+  isFirstPage,
+  notice,
+}: GalleryPageProps) {
+  const isOwn = user.id === owner.id;
+  const canUpload = isOwn && user.role !== 'viewer';
+  const canChange = user.role !== 'viewer';
+  return (
+    <Layout title={isOwn ? 'Your gallery' : `Gallery of ${owner.email}`} user={user}>
+      <div class="page-head">
+        <h1>{isOwn ? 'Your gallery' : `Gallery of ${owner.email}`}</h1>
+        {canUpload ? (
+          <a class="button" href="/upload">
             Upload images
-          </a>{' '}
-          <span class="muted">(coming soon)</span>
-        </p>
-      </section>
+          </a>
+        ) : null}
+      </div>
+      <Notice message={notice} />
+      {cards.length === 0 && isFirstPage ? (
+        <section class="empty">
+          <h2>No images yet</h2>
+          {canUpload ? (
+            <p>
+              Images you upload will appear here, newest first. <a href="/upload">Upload your first image</a>.
+            </p>
+          ) : (
+            <p>There is nothing here yet.</p>
+          )}
+        </section>
+      ) : (
+        <>
+          {canChange ? (
+            <form id="bulk-delete" method="post" action="/images/delete" class="bulk">
+              <button type="submit" class="danger">
+                Delete selected
+              </button>
+            </form>
+          ) : null}
+          <ul id="grid" class="grid">
+            {cards.map((card) => (
+              <Card card={card} canChange={canChange} />
+            ))}
+          </ul>
+          {cards.length === 0 ? <p class="muted">No more images.</p> : null}
+          <LoadMore nextCursor={nextCursor} basePath={basePath} />
+        </>
+      )}
     </Layout>
   );
 }

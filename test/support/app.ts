@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -7,23 +8,45 @@ import { loadConfig } from '../../src/config.js';
 import { openDatabase } from '../../src/db/connection.js';
 import { createServices } from '../../src/services/index.js';
 import type { LoginLimits } from '../../src/services/login.js';
+import type { User } from '../../src/services/users.js';
+import { createStorage } from '../../src/storage/s3.js';
+import { startTestStore } from './store.js';
 
-export const START_TIME = Date.UTC(2026, 0, 15, 12, 0, 0);
+const HOUR = 60 * 60 * 1000;
 
 export interface TestAppOptions {
   env?: Record<string, string>;
   loginLimits?: LoginLimits;
 }
 
-/** A real app on a fresh SQLite file in a temp dir, with a clock the test moves by hand. */
-export function makeTestApp(opts: TestAppOptions = {}) {
+/**
+ * A real app on a fresh SQLite file in a temp dir, talking to a real embedded store on its own
+ * loopback port, with a clock the test moves by hand. It starts a minute past the current hour:
+ * presigned URLs must be valid against the store's real clock.
+ */
+export async function makeTestApp(opts: TestAppOptions = {}) {
   const dataDir = mkdtempSync(path.join(tmpdir(), 's3g-test-'));
-  const config = loadConfig({ DATA_DIR: dataDir, LOG_LEVEL: 'silent', NODE_ENV: 'test', ...opts.env });
+  const store = await startTestStore();
+  const config = loadConfig({
+    DATA_DIR: dataDir,
+    LOG_LEVEL: 'silent',
+    NODE_ENV: 'test',
+    S3_ENDPOINT: store.endpoint,
+    S3_BUCKET: store.bucket,
+    S3_REGION: store.region,
+    S3_ACCESS_KEY_ID: store.credentials.accessKeyId,
+    S3_SECRET_ACCESS_KEY: store.credentials.secretAccessKey,
+    S3_FORCE_PATH_STYLE: 'true',
+    ...opts.env,
+  });
+  if (!config.s3) throw new Error('test config has no storage');
+  const storage = createStorage(config.s3);
   const db = openDatabase(path.join(dataDir, 'gallery.db'));
-  let now = START_TIME;
+  let now = Math.floor(Date.now() / HOUR) * HOUR + 60_000;
   const clock = () => now;
   const services = createServices({
     db,
+    storage,
     clock,
     config,
     ...(opts.loginLimits ? { loginLimits: opts.loginLimits } : {}),
@@ -33,23 +56,69 @@ export function makeTestApp(opts: TestAppOptions = {}) {
     app,
     config,
     services,
+    store,
     dataDir,
+    now: () => now,
     advance(ms: number) {
       now += ms;
     },
     client(origin = config.appOrigin) {
       return new Client((input, init) => app.request(input, init), config.appOrigin, origin);
     },
-    close() {
+    user(email: string): User {
+      const user = services.users.findByEmail(email);
+      if (!user) throw new Error(`no user ${email}`);
+      return user;
+    },
+    count(table: string, where = '1 = 1'): number {
+      return db.prepare(`SELECT count(*) FROM ${table} WHERE ${where}`).pluck().get() as number;
+    },
+    /** Rows straight into SQLite, for tests of listing that need many images but no pixels. */
+    seedImages(ownerId: string, n: number) {
+      const insert = db.prepare(
+        `INSERT INTO images (id, owner_id, title, original_name, original_key, display_key, thumb_key, content_type,
+           bytes, width, height, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, 'image/png', 100, 10, 10, ?, ?)`,
+      );
+      db.transaction(() => {
+        for (let i = 0; i < n; i++) {
+          const id = randomUUID().replaceAll('-', '');
+          // Every third image shares a timestamp with its neighbour: ties must not lose or repeat rows.
+          const created = now - Math.floor(i / 3) * 1000;
+          const base = `users/${ownerId}`;
+          insert.run(
+            id,
+            ownerId,
+            `Seeded ${i}`,
+            `seed-${i}.png`,
+            `${base}/originals/${id}`,
+            `${base}/display/${id}.webp`,
+            `${base}/thumbs/${id}.webp`,
+            created,
+            created,
+          );
+        }
+      })();
+    },
+    imageIdsNewestFirst(ownerId: string): string[] {
+      return db
+        .prepare('SELECT id FROM images WHERE owner_id = ? ORDER BY created_at DESC, id DESC')
+        .pluck()
+        .all(ownerId) as string[];
+    },
+    async close() {
       if (db.open) db.close();
+      await store.close();
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }
 
+export type TestApp = Awaited<ReturnType<typeof makeTestApp>>;
+
 type Fetch = (input: string, init: RequestInit) => Response | Promise<Response>;
 
-/** A browser stand-in: keeps cookies and sends the Origin header a browser sends with form posts. */
+/** A browser stand-in: keeps cookies and sends the Origin header a browser sends with posts. */
 export class Client {
   readonly cookies = new Map<string, string>();
 
@@ -64,10 +133,23 @@ export class Client {
   }
 
   async post(path: string, fields: Record<string, string> = {}, headers: Record<string, string> = {}) {
+    return this.postForm(path, Object.entries(fields), headers);
+  }
+
+  /** A form post that may repeat a field, as checkboxes do. */
+  async postForm(path: string, fields: [string, string][], headers: Record<string, string> = {}) {
     return this.send(path, {
       method: 'POST',
       body: new URLSearchParams(fields).toString(),
       headers: { 'Content-Type': 'application/x-www-form-urlencoded', Origin: this.origin, ...headers },
+    });
+  }
+
+  async postJson(path: string, body: unknown) {
+    return this.send(path, {
+      method: 'POST',
+      body: JSON.stringify(body),
+      headers: { 'Content-Type': 'application/json', Accept: 'application/json', Origin: this.origin },
     });
   }
 
@@ -104,13 +186,8 @@ export async function signUp(client: Client, email: string, extra: Record<string
   return res;
 }
 
-/** Signs up the admin, then a user with the given role through an invite link. */
-export async function signUpWithRole(
-  t: ReturnType<typeof makeTestApp>,
-  admin: Client,
-  email: string,
-  role: string,
-) {
+/** Signs up a user with the given role through an invite link the admin creates. */
+export async function signUpWithRole(t: TestApp, admin: Client, email: string, role: string) {
   const res = await admin.post('/admin/invites', { role });
   const link = (await res.text()).match(/\/signup\?invite=([a-z0-9]+)/)?.[1];
   if (!link) throw new Error('no invite link on the page');

@@ -1,0 +1,64 @@
+import { Hono } from 'hono';
+import type { AppEnv } from '../env.js';
+import { requireRole, signedIn } from '../middleware/session.js';
+import { UserError } from '../services/errors.js';
+import { UploadPage } from '../views/upload.js';
+import { page } from './render.js';
+
+export const uploadRoutes = new Hono<AppEnv>();
+const canUpload = requireRole('admin', 'member');
+
+// Issues a fresh policy and records it as a pending upload: an intent that expires in 15 minutes,
+// invisible to anyone, so this GET changes nothing a user can see.
+uploadRoutes.get('/upload', canUpload, async (c) => {
+  const { user } = signedIn(c);
+  const form = await c.var.services.uploads.presign(user, { mode: 'redirect' });
+  return page(c, <UploadPage user={user} form={form} maxBytes={c.var.config.maxUploadBytes} />);
+});
+
+uploadRoutes.get('/images/:id/replace', canUpload, async (c) => {
+  const { user } = signedIn(c);
+  const image = c.var.services.images.getForUser(user, c.req.param('id'));
+  const form = await c.var.services.uploads.presign(user, { mode: 'redirect', replacesImageId: image.id });
+  return page(
+    c,
+    <UploadPage user={user} form={form} maxBytes={c.var.config.maxUploadBytes} replacing={image} />,
+  );
+});
+
+/** For upload.js: one policy per file, answered as JSON. */
+uploadRoutes.post('/uploads/presign', canUpload, async (c) => {
+  const { user } = signedIn(c);
+  const body = await jsonBody(c.req.raw);
+  const form = await c.var.services.uploads.presign(user, {
+    mode: 'status',
+    originalName: typeof body.name === 'string' ? body.name : '',
+    ...(typeof body.replaces === 'string' && body.replaces ? { replacesImageId: body.replaces } : {}),
+  });
+  return c.json(form);
+});
+
+// The bucket's success_action_redirect lands here: the one state-changing GET, idempotent, and it
+// only ever completes a pending upload of the signed-in user.
+uploadRoutes.get('/uploads/complete', canUpload, async (c) => {
+  const { user } = signedIn(c);
+  const { imageId, replaced } = await c.var.services.uploads.complete(user, c.req.query('key') ?? '');
+  return c.redirect(`/images/${imageId}?${replaced ? 'replaced' : 'uploaded'}=1`, 303);
+});
+
+uploadRoutes.post('/uploads/complete', canUpload, async (c) => {
+  const { user } = signedIn(c);
+  const body = await jsonBody(c.req.raw);
+  const result = await c.var.services.uploads.complete(user, typeof body.key === 'string' ? body.key : '');
+  return c.json({ ...result, url: `/images/${result.imageId}` });
+});
+
+async function jsonBody(req: Request): Promise<Record<string, unknown>> {
+  try {
+    const body: unknown = await req.json();
+    if (body && typeof body === 'object' && !Array.isArray(body)) return body as Record<string, unknown>;
+  } catch {
+    // fall through to the same answer as a non-object body
+  }
+  throw new UserError(400, 'Send a JSON object.');
+}

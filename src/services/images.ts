@@ -1,0 +1,247 @@
+import type { Db } from '../db/connection.js';
+import type { Storage } from '../storage/s3.js';
+import type { Clock } from './clock.js';
+import { UserError } from './errors.js';
+import type { User } from './users.js';
+
+export const PAGE_SIZE = 60;
+const URL_TTL_SECONDS = 2 * 60 * 60;
+const HOUR_MS = 60 * 60 * 1000;
+export const TITLE_MAX = 200;
+
+export interface Image {
+  id: string;
+  ownerId: string;
+  title: string;
+  originalName: string;
+  originalKey: string;
+  displayKey: string;
+  thumbKey: string;
+  contentType: string;
+  bytes: number;
+  width: number;
+  height: number;
+  takenAt: number | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface ImageRow {
+  id: string;
+  owner_id: string;
+  title: string;
+  original_name: string;
+  original_key: string;
+  display_key: string;
+  thumb_key: string;
+  content_type: string;
+  bytes: number;
+  width: number;
+  height: number;
+  taken_at: number | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export const rowToImage = (r: ImageRow): Image => ({
+  id: r.id,
+  ownerId: r.owner_id,
+  title: r.title,
+  originalName: r.original_name,
+  originalKey: r.original_key,
+  displayKey: r.display_key,
+  thumbKey: r.thumb_key,
+  contentType: r.content_type,
+  bytes: r.bytes,
+  width: r.width,
+  height: r.height,
+  takenAt: r.taken_at,
+  createdAt: r.created_at,
+  updatedAt: r.updated_at,
+});
+
+export interface GalleryCard {
+  id: string;
+  title: string;
+  width: number;
+  height: number;
+  thumbUrl: string;
+}
+
+/** Keyset cursor: the (created_at, id) of the last card shown, opaque to the browser. */
+export function encodeCursor(image: { createdAt: number; id: string }): string {
+  return Buffer.from(`${image.createdAt}.${image.id}`).toString('base64url');
+}
+
+export function decodeCursor(cursor: string): { createdAt: number; id: string } {
+  const text = /^[A-Za-z0-9_-]{1,200}$/.test(cursor) ? Buffer.from(cursor, 'base64url').toString() : '';
+  const match = /^(\d{1,15})\.([a-z0-9]{1,64})$/.exec(text);
+  if (!match) throw new UserError(400, 'That page link is not valid. Start again from the first page.');
+  return { createdAt: Number(match[1]), id: match[2] as string };
+}
+
+export function createImages(db: Db, storage: Storage, clock: Clock) {
+  const byId = db.prepare('SELECT * FROM images WHERE id = ?');
+  const firstPage = db.prepare(
+    'SELECT * FROM images WHERE owner_id = ? ORDER BY created_at DESC, id DESC LIMIT ?',
+  );
+  const nextPage = db.prepare(
+    `SELECT * FROM images WHERE owner_id = ? AND (created_at < ? OR (created_at = ? AND id < ?))
+      ORDER BY created_at DESC, id DESC LIMIT ?`,
+  );
+  const rename = db.prepare('UPDATE images SET title = ?, updated_at = ? WHERE id = ?');
+  const remove = db.prepare('DELETE FROM images WHERE id = ?');
+  const queueDeletion = db.prepare(
+    'INSERT INTO storage_deletions (key, queued_at) VALUES (?, ?) ON CONFLICT (key) DO NOTHING',
+  );
+  const dequeue = db.prepare('DELETE FROM storage_deletions WHERE key = ?');
+  const recordFailure = db.prepare(
+    'UPDATE storage_deletions SET attempts = attempts + 1, last_error = ? WHERE key = ?',
+  );
+
+  /** URLs signed at the top of the hour repeat for an hour, so browsers cache thumbnails. */
+  const signingDate = () => new Date(Math.floor(clock() / HOUR_MS) * HOUR_MS);
+
+  function canSee(user: User, image: Image): boolean {
+    return image.ownerId === user.id || user.role === 'admin';
+  }
+
+  /** Loads an image the user may act on; anything else is "not found", so ids reveal nothing. */
+  function getForUser(user: User, id: string): Image {
+    const row = byId.get(id) as ImageRow | undefined;
+    const image = row ? rowToImage(row) : null;
+    if (!image || !canSee(user, image)) throw new UserError(404, 'There is no such image.');
+    return image;
+  }
+
+  /**
+   * Deletes in the bucket after the rows are gone. Keys are queued in the same transaction, so a
+   * failed delete is retried by reconcile instead of leaving an orphan.
+   */
+  async function deleteObjects(keys: string[]): Promise<void> {
+    if (keys.length === 0) return;
+    try {
+      const { failed } = await storage.deleteMany(keys);
+      const failedSet = new Set(failed);
+      for (const key of keys) {
+        if (failedSet.has(key)) recordFailure.run('delete failed', key);
+        else dequeue.run(key);
+      }
+    } catch (err) {
+      for (const key of keys) recordFailure.run(String(err).slice(0, 500), key);
+    }
+  }
+
+  return {
+    getForUser,
+    deleteObjects,
+    queueDeletion: (key: string) => queueDeletion.run(key, clock()),
+
+    async listPage(
+      ownerId: string,
+      cursor?: string,
+    ): Promise<{ cards: GalleryCard[]; nextCursor: string | null }> {
+      const after = cursor ? decodeCursor(cursor) : null;
+      const rows = (
+        after
+          ? nextPage.all(ownerId, after.createdAt, after.createdAt, after.id, PAGE_SIZE + 1)
+          : firstPage.all(ownerId, PAGE_SIZE + 1)
+      ) as ImageRow[];
+      const page = rows.slice(0, PAGE_SIZE).map(rowToImage);
+      const last = page.at(-1);
+      const date = signingDate();
+      const cards = await Promise.all(
+        page.map(async (image) => ({
+          id: image.id,
+          title: image.title,
+          width: image.width,
+          height: image.height,
+          thumbUrl: await storage.presignGet({
+            key: image.thumbKey,
+            ttlSeconds: URL_TTL_SECONDS,
+            contentType: 'image/webp',
+            signingDate: date,
+          }),
+        })),
+      );
+      return { cards, nextCursor: rows.length > PAGE_SIZE && last ? encodeCursor(last) : null };
+    },
+
+    async displayUrl(image: Image): Promise<string> {
+      return storage.presignGet({
+        key: image.displayKey,
+        ttlSeconds: URL_TTL_SECONDS,
+        contentType: 'image/webp',
+        signingDate: signingDate(),
+      });
+    },
+
+    /** A short-lived link that makes the browser save the original under its own name. */
+    async downloadUrl(user: User, id: string): Promise<string> {
+      const image = getForUser(user, id);
+      return storage.presignGet({
+        key: image.originalKey,
+        ttlSeconds: 5 * 60,
+        download: downloadName(image),
+        contentType: image.contentType,
+      });
+    },
+
+    rename(user: User, id: string, title: string): Image {
+      const image = getForUser(user, id);
+      const clean = cleanText(title, TITLE_MAX);
+      if (!clean) throw new UserError(400, 'Give the image a title.');
+      rename.run(clean, clock(), image.id);
+      return { ...image, title: clean };
+    },
+
+    /** Deletes every listed image the user may delete; returns how many went. */
+    async delete(user: User, ids: string[]): Promise<number> {
+      const allowed = [...new Set(ids)].map((id) => getForUser(user, id));
+      // Rows are read again inside the transaction: a replace that committed meanwhile changed the keys.
+      const { keys, count } = db
+        .transaction(() => {
+          const now = clock();
+          const all: string[] = [];
+          let n = 0;
+          for (const { id } of allowed) {
+            const row = byId.get(id) as ImageRow | undefined;
+            if (!row) continue;
+            remove.run(id);
+            n++;
+            for (const key of [row.original_key, row.display_key, row.thumb_key]) {
+              queueDeletion.run(key, now);
+              all.push(key);
+            }
+          }
+          return { keys: all, count: n };
+        })
+        .immediate();
+      await deleteObjects(keys);
+      return count;
+    },
+  };
+}
+
+export type Images = ReturnType<typeof createImages>;
+
+/** Strips control characters and surrounding space, and caps the length in characters. */
+export function cleanText(input: string, max: number): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: removing them is the point
+  return [...input.replace(/[\u0000-\u001f\u007f-\u009f]/g, '').trim()].slice(0, max).join('');
+}
+
+const EXTENSIONS: Record<string, string> = {
+  'image/jpeg': 'jpg',
+  'image/png': 'png',
+  'image/gif': 'gif',
+  'image/webp': 'webp',
+  'image/avif': 'avif',
+};
+
+/** The name the browser saves a download under: the original name, with the real type's extension. */
+export function downloadName(image: Pick<Image, 'originalName' | 'title' | 'contentType'>): string {
+  const ext = EXTENSIONS[image.contentType] ?? 'bin';
+  const base = (image.originalName || image.title || 'image').replace(/\.[A-Za-z0-9]{1,5}$/, '');
+  return `${base.replace(/[\\/]/g, '_')}.${ext}`;
+}

@@ -1,0 +1,61 @@
+import exifReader from 'exif-reader';
+import { fileTypeFromBuffer } from 'file-type';
+import sharp from 'sharp';
+
+/** The only types we keep. SVG and HTML never: they can carry script. */
+export const ACCEPTED_TYPES: ReadonlyMap<string, string> = new Map([
+  ['image/jpeg', 'JPEG'],
+  ['image/png', 'PNG'],
+  ['image/gif', 'GIF'],
+  ['image/webp', 'WebP'],
+  ['image/avif', 'AVIF'],
+]);
+
+/** file-type reads at most this many bytes from the start of a file. */
+export const SNIFF_BYTES = 4100;
+export const THUMB_PX = 400;
+export const DISPLAY_PX = 1600;
+/** Refuses decompression bombs: a small file that would decode to gigabytes of pixels. */
+export const MAX_INPUT_PIXELS = 100_000_000;
+
+export async function sniffImageType(head: Uint8Array): Promise<string | null> {
+  const type = await fileTypeFromBuffer(head);
+  return type && ACCEPTED_TYPES.has(type.mime) ? type.mime : null;
+}
+
+export interface Renditions {
+  thumb: Buffer;
+  display: Buffer;
+  width: number;
+  height: number;
+  takenAt: number | null;
+}
+
+/**
+ * Thumbnail and display copies as WebP, turned upright; sharp drops all metadata (GPS included)
+ * unless asked to keep it, so neither copy carries any.
+ */
+export async function makeRenditions(original: Buffer): Promise<Renditions> {
+  const input = sharp(original, { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'error' });
+  const meta = await input.metadata();
+  const { width, height } = meta.autoOrient;
+  const render = (px: number, quality: number) =>
+    input
+      .clone()
+      .autoOrient()
+      .resize({ width: px, height: px, fit: 'inside', withoutEnlargement: true })
+      .webp({ quality })
+      .toBuffer();
+  const [thumb, display] = await Promise.all([render(THUMB_PX, 72), render(DISPLAY_PX, 82)]);
+  return { thumb, display, width, height, takenAt: dateTaken(meta.exif) };
+}
+
+function dateTaken(exif: Buffer | undefined): number | null {
+  if (!exif) return null;
+  try {
+    const taken = exifReader(exif).Photo?.DateTimeOriginal;
+    return taken instanceof Date && !Number.isNaN(taken.getTime()) ? taken.getTime() : null;
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,201 @@
+import { randomUUID } from 'node:crypto';
+import type { Db } from '../db/connection.js';
+import type { Storage } from '../storage/s3.js';
+import type { Clock } from './clock.js';
+import { fromStorage, UserError } from './errors.js';
+import { cleanText, type ImageRow, type Images, rowToImage } from './images.js';
+import { makeRenditions, SNIFF_BYTES, sniffImageType } from './thumbnails.js';
+import type { User } from './users.js';
+
+export const POLICY_TTL_SECONDS = 15 * 60;
+/** Pending uploads a user may hold open at once; more means a script, not a person. */
+const MAX_OPEN_UPLOADS = 100;
+const NAME_MAX = 255;
+export const NOT_AN_IMAGE = 'That file is not a JPEG, PNG, GIF, WebP or AVIF image, so it was not kept.';
+
+export interface PresignedUpload {
+  key: string;
+  url: string;
+  fields: Record<string, string>;
+}
+
+interface PendingRow {
+  key: string;
+  owner_id: string;
+  original_name: string;
+  replaces_image_id: string | null;
+  created_at: number;
+  expires_at: number;
+}
+
+export const originalsPrefix = (userId: string) => `users/${userId}/originals/`;
+
+export function createUploads(
+  db: Db,
+  storage: Storage,
+  images: Images,
+  clock: Clock,
+  opts: { maxUploadBytes: number; appOrigin: string },
+) {
+  const insertPending = db.prepare(
+    `INSERT INTO pending_uploads (key, owner_id, original_name, replaces_image_id, created_at, expires_at)
+     VALUES (?, ?, ?, ?, ?, ?)`,
+  );
+  const countOpen = db
+    .prepare('SELECT count(*) FROM pending_uploads WHERE owner_id = ? AND expires_at > ?')
+    .pluck();
+  const pendingByKey = db.prepare('SELECT * FROM pending_uploads WHERE key = ?');
+  const removePending = db.prepare('DELETE FROM pending_uploads WHERE key = ?');
+  const imageByOriginal = db.prepare('SELECT * FROM images WHERE original_key = ?');
+  const imageById = db.prepare('SELECT * FROM images WHERE id = ?');
+  const insertImage = db.prepare(
+    `INSERT INTO images (id, owner_id, title, original_name, original_key, display_key, thumb_key, content_type,
+       bytes, width, height, taken_at, created_at, updated_at)
+     VALUES (@id, @owner_id, @title, @original_name, @original_key, @display_key, @thumb_key, @content_type,
+       @bytes, @width, @height, @taken_at, @created_at, @updated_at)`,
+  );
+  const replaceImage = db.prepare(
+    `UPDATE images SET original_name = @original_name, original_key = @original_key, display_key = @display_key,
+       thumb_key = @thumb_key, content_type = @content_type, bytes = @bytes, width = @width, height = @height,
+       taken_at = @taken_at, updated_at = @updated_at
+     WHERE id = @id`,
+  );
+
+  /** Refuses the upload: the object and the pending row both go, so nothing half-made stays. */
+  async function discard(key: string, message: string, status: 413 | 415 = 415): Promise<never> {
+    removePending.run(key);
+    images.queueDeletion(key);
+    await images.deleteObjects([key]);
+    throw new UserError(status, message);
+  }
+
+  return {
+    /** A POST policy for one file under the user's own prefix, and the pending row that remembers it. */
+    async presign(
+      user: User,
+      opts2: { originalName?: string; replacesImageId?: string; mode: 'redirect' | 'status' },
+    ): Promise<PresignedUpload> {
+      if (user.role === 'viewer') throw new UserError(403, 'Viewers cannot upload images.');
+      if (opts2.replacesImageId) images.getForUser(user, opts2.replacesImageId);
+      const now = clock();
+      if ((countOpen.get(user.id, now) as number) >= MAX_OPEN_UPLOADS) {
+        throw new UserError(
+          429,
+          'Too many uploads are waiting to finish. Wait a few minutes and try again.',
+          60,
+        );
+      }
+      const key = `${originalsPrefix(user.id)}${randomUUID()}`;
+      const post = await fromStorage(
+        storage.presignPost({
+          key,
+          maxBytes: opts.maxUploadBytes,
+          contentTypePrefix: 'image/',
+          ttlSeconds: POLICY_TTL_SECONDS,
+          ...(opts2.mode === 'redirect'
+            ? { redirect: `${opts.appOrigin}/uploads/complete` }
+            : { status: 201 as const }),
+        }),
+      );
+      insertPending.run(
+        key,
+        user.id,
+        cleanText(opts2.originalName ?? '', NAME_MAX),
+        opts2.replacesImageId ?? null,
+        now,
+        now + POLICY_TTL_SECONDS * 1000,
+      );
+      return { key, ...post };
+    },
+
+    /**
+     * Turns an uploaded object into an image. Safe to call twice (the redirect GET may repeat):
+     * a key that was already completed answers with its image.
+     */
+    async complete(user: User, key: string): Promise<{ imageId: string; replaced: boolean }> {
+      const pending = pendingByKey.get(key) as PendingRow | undefined;
+      if (!pending) {
+        const done = imageByOriginal.get(key) as ImageRow | undefined;
+        if (done && done.owner_id === user.id) return { imageId: done.id, replaced: false };
+        throw new UserError(404, 'That upload was not found. It may have expired: please upload again.');
+      }
+      if (pending.owner_id !== user.id) {
+        throw new UserError(404, 'That upload was not found. It may have expired: please upload again.');
+      }
+      const head = await fromStorage(storage.head(key));
+      if (!head) throw new UserError(400, 'The file has not arrived in storage. Please upload it again.');
+      if (head.size > opts.maxUploadBytes)
+        return discard(key, 'That file is larger than the upload limit.', 413);
+      if (head.size === 0) return discard(key, NOT_AN_IMAGE);
+
+      const start = await fromStorage(storage.getRange(key, 0, Math.min(head.size, SNIFF_BYTES) - 1));
+      const contentType = await sniffImageType(start);
+      if (!contentType) return discard(key, NOT_AN_IMAGE);
+
+      const original = Buffer.from(await fromStorage(storage.getRange(key, 0, head.size - 1)));
+      let renditions: Awaited<ReturnType<typeof makeRenditions>>;
+      try {
+        renditions = await makeRenditions(original);
+      } catch {
+        return discard(key, 'That image could not be read: it may be damaged, or too large in pixels.', 415);
+      }
+      const base = `users/${user.id}/`;
+      const version = randomUUID();
+      const thumbKey = `${base}thumbs/${version}.webp`;
+      const displayKey = `${base}display/${version}.webp`;
+      await fromStorage(
+        Promise.all([
+          storage.put(thumbKey, renditions.thumb, 'image/webp'),
+          storage.put(displayKey, renditions.display, 'image/webp'),
+        ]),
+      );
+
+      const now = clock();
+      const fields = {
+        original_name: pending.original_name,
+        original_key: key,
+        display_key: displayKey,
+        thumb_key: thumbKey,
+        content_type: contentType,
+        bytes: head.size,
+        width: renditions.width,
+        height: renditions.height,
+        taken_at: renditions.takenAt,
+        updated_at: now,
+      };
+      const outcome = db
+        .transaction((): { imageId: string; replaced: boolean; oldKeys: string[] } | null => {
+          // Whoever deletes the pending row first owns the completion; a racing second call backs off.
+          if (removePending.run(key).changes === 0) return null;
+          const target = pending.replaces_image_id
+            ? (imageById.get(pending.replaces_image_id) as ImageRow | undefined)
+            : undefined;
+          if (target) {
+            replaceImage.run({ ...fields, id: target.id });
+            const old = rowToImage(target);
+            const oldKeys = [old.originalKey, old.displayKey, old.thumbKey];
+            for (const k of oldKeys) images.queueDeletion(k);
+            return { imageId: target.id, replaced: true, oldKeys };
+          }
+          const imageId = randomUUID().replaceAll('-', '');
+          const title =
+            cleanText(pending.original_name.replace(/\.[A-Za-z0-9]{1,5}$/, ''), 200) || 'Untitled';
+          insertImage.run({ ...fields, id: imageId, owner_id: user.id, title, created_at: now });
+          return { imageId, replaced: false, oldKeys: [] };
+        })
+        .immediate();
+
+      if (!outcome) {
+        for (const k of [thumbKey, displayKey]) images.queueDeletion(k);
+        await images.deleteObjects([thumbKey, displayKey]);
+        const done = imageByOriginal.get(key) as ImageRow | undefined;
+        if (!done) throw new UserError(404, 'That upload was not found. Please upload again.');
+        return { imageId: done.id, replaced: false };
+      }
+      await images.deleteObjects(outcome.oldKeys);
+      return { imageId: outcome.imageId, replaced: outcome.replaced };
+    },
+  };
+}
+
+export type Uploads = ReturnType<typeof createUploads>;

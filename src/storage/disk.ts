@@ -1,0 +1,302 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { type Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import zlib from 'node:zlib';
+import { badRequest, S3Error } from './s3-errors.js';
+
+/**
+ * Objects as files named by the SHA-256 of their key, so no key can name a path. Each file holds a
+ * fixed-size JSON header (key, type, ETag, metadata) and then the bytes, and appears by one atomic
+ * rename of a fsynced temp file: a crash or a cut connection never leaves a partial object visible.
+ */
+const HEADER_BYTES = 8192;
+const MAGIC = 0x53334731; // "S3G1"
+
+export interface ObjectMeta {
+  key: string;
+  size: number;
+  /** hex MD5, unquoted */
+  etag: string;
+  contentType: string;
+  lastModified: number;
+  metadata: Record<string, string>;
+}
+
+export interface WriteOptions {
+  contentType: string;
+  metadata: Record<string, string>;
+  minBytes?: number;
+  maxBytes: number;
+  /** hex SHA-256 the body must have (x-amz-content-sha256) */
+  sha256?: string;
+  /** base64 CRC32 the body must have (x-amz-checksum-crc32), or a getter for one sent in a trailer */
+  crc32?: string | (() => string | undefined);
+  /** base64 MD5 the body must have (Content-MD5) */
+  md5?: string;
+}
+
+export interface OpenObject {
+  meta: ObjectMeta;
+  read(start: number, endInclusive: number): Readable;
+  close(): Promise<void>;
+}
+
+const byteOrder = (a: string, b: string) => Buffer.compare(Buffer.from(a), Buffer.from(b));
+
+export class DiskObjects {
+  private readonly index = new Map<string, { size: number; etag: string; lastModified: number }>();
+  private sorted: string[] = [];
+  private readonly tmpDir: string;
+  private commitChain = Promise.resolve();
+
+  constructor(private readonly root: string) {
+    this.tmpDir = path.join(root, 'tmp');
+  }
+
+  /** Builds the key index and removes temp files a crash left behind. */
+  async init(): Promise<void> {
+    await fs.mkdir(this.tmpDir, { recursive: true });
+    for (const name of await fs.readdir(this.tmpDir))
+      await fs.rm(path.join(this.tmpDir, name), { force: true });
+    for (const dir of await fs.readdir(this.root)) {
+      if (!/^[0-9a-f]{2}$/.test(dir)) continue;
+      for (const name of await fs.readdir(path.join(this.root, dir))) {
+        if (!name.endsWith('.obj')) continue;
+        const handle = await fs.open(path.join(this.root, dir, name), 'r');
+        try {
+          const meta = await readHeader(handle);
+          this.index.set(meta.key, { size: meta.size, etag: meta.etag, lastModified: meta.lastModified });
+        } catch {
+          // An unreadable file is skipped, not fatal: the rest of the store still serves.
+        } finally {
+          await handle.close();
+        }
+      }
+    }
+    this.sorted = [...this.index.keys()].sort(byteOrder);
+  }
+
+  private fileFor(key: string): string {
+    const hash = createHash('sha256').update(key).digest('hex');
+    return path.join(this.root, hash.slice(0, 2), `${hash}.obj`);
+  }
+
+  async write(key: string, body: Readable, o: WriteOptions): Promise<ObjectMeta> {
+    const tmp = path.join(this.tmpDir, randomUUID());
+    const md5 = createHash('md5');
+    const sha = createHash('sha256');
+    let crc = 0;
+    let size = 0;
+    const meter = new Transform({
+      transform(chunk: Buffer, _enc, done) {
+        size += chunk.length;
+        if (size > o.maxBytes) {
+          done(
+            new S3Error(400, 'EntityTooLarge', 'Your proposed upload exceeds the maximum allowed size', {
+              MaxSizeAllowed: o.maxBytes,
+            }),
+          );
+          return;
+        }
+        md5.update(chunk);
+        sha.update(chunk);
+        crc = zlib.crc32(chunk, crc);
+        done(null, chunk);
+      },
+    });
+    try {
+      await pipeline(body, meter, createWriteStream(tmp, { start: HEADER_BYTES }));
+      if (size < (o.minBytes ?? 0)) {
+        throw new S3Error(
+          400,
+          'EntityTooSmall',
+          'Your proposed upload is smaller than the minimum allowed size',
+          {
+            ProposedSize: size,
+            MinSizeAllowed: o.minBytes ?? 0,
+          },
+        );
+      }
+      const md5Bytes = md5.digest();
+      if (o.sha256 && sha.digest('hex') !== o.sha256) {
+        throw badRequest(
+          'XAmzContentSHA256Mismatch',
+          "The provided 'x-amz-content-sha256' header does not match what was computed.",
+        );
+      }
+      const crcExpected = typeof o.crc32 === 'function' ? o.crc32() : o.crc32;
+      if (crcExpected !== undefined) {
+        const crcBytes = Buffer.alloc(4);
+        crcBytes.writeUInt32BE(crc >>> 0);
+        if (crcBytes.toString('base64') !== crcExpected) {
+          throw badRequest('BadDigest', 'The CRC32 you specified did not match the calculated checksum.');
+        }
+      }
+      if (o.md5 !== undefined && md5Bytes.toString('base64') !== o.md5) {
+        throw badRequest('BadDigest', 'The Content-MD5 you specified did not match what we received.');
+      }
+      const meta: ObjectMeta = {
+        key,
+        size,
+        etag: md5Bytes.toString('hex'),
+        contentType: o.contentType,
+        lastModified: Math.floor(Date.now() / 1000) * 1000,
+        metadata: o.metadata,
+      };
+      const handle = await fs.open(tmp, 'r+');
+      try {
+        await writeHeader(handle, meta);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await this.commit(key, tmp, meta);
+      return meta;
+    } catch (err) {
+      await fs.rm(tmp, { force: true });
+      throw err;
+    }
+  }
+
+  /** Renames and indexes one object at a time, so the index always names what is on disk. */
+  private commit(key: string, tmp: string, meta: ObjectMeta): Promise<void> {
+    const run = async () => {
+      const target = this.fileFor(key);
+      await fs.mkdir(path.dirname(target), { recursive: true });
+      await fs.rename(tmp, target);
+      await syncDir(path.dirname(target));
+      if (!this.index.has(key)) this.insertSorted(key);
+      this.index.set(key, { size: meta.size, etag: meta.etag, lastModified: meta.lastModified });
+    };
+    const next = this.commitChain.then(run, run);
+    this.commitChain = next.catch(() => undefined);
+    return next;
+  }
+
+  private insertSorted(key: string): void {
+    let lo = 0;
+    let hi = this.sorted.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (byteOrder(this.sorted[mid] as string, key) < 0) lo = mid + 1;
+      else hi = mid;
+    }
+    this.sorted.splice(lo, 0, key);
+  }
+
+  /** Opens the object and reads its header from the same file, so a concurrent replace cannot mix versions. */
+  async open(key: string): Promise<OpenObject | null> {
+    let handle: fs.FileHandle;
+    try {
+      handle = await fs.open(this.fileFor(key), 'r');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw err;
+    }
+    try {
+      const meta = await readHeader(handle);
+      if (meta.key !== key) {
+        await handle.close();
+        return null;
+      }
+      return {
+        meta,
+        read: (start, end) =>
+          createReadStream('', {
+            fd: handle,
+            start: HEADER_BYTES + start,
+            end: HEADER_BYTES + end,
+            autoClose: false,
+          }),
+        close: () => handle.close(),
+      };
+    } catch (err) {
+      await handle.close();
+      throw err;
+    }
+  }
+
+  delete(key: string): Promise<void> {
+    const run = async () => {
+      await fs.rm(this.fileFor(key), { force: true });
+      if (this.index.delete(key)) {
+        const i = this.sorted.indexOf(key);
+        if (i >= 0) this.sorted.splice(i, 1);
+      }
+    };
+    const next = this.commitChain.then(run, run);
+    this.commitChain = next.catch(() => undefined);
+    return next;
+  }
+
+  /** Keys in UTF-8 byte order, as S3 lists them. */
+  list(o: { prefix: string; startAfter: string; maxKeys: number; delimiter: string }) {
+    let lo = 0;
+    let hi = this.sorted.length;
+    const from = byteOrder(o.prefix, o.startAfter) > 0 ? o.prefix : o.startAfter;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (byteOrder(this.sorted[mid] as string, from) < 0) lo = mid + 1;
+      else hi = mid;
+    }
+    const contents: { key: string; size: number; etag: string; lastModified: number }[] = [];
+    const prefixes: string[] = [];
+    let last = '';
+    let isTruncated = false;
+    for (let i = lo; i < this.sorted.length; i++) {
+      const key = this.sorted[i] as string;
+      if (key === o.startAfter) continue;
+      if (!key.startsWith(o.prefix)) break;
+      if (contents.length + prefixes.length >= o.maxKeys) {
+        isTruncated = true;
+        break;
+      }
+      const cut = o.delimiter ? key.indexOf(o.delimiter, o.prefix.length) : -1;
+      if (cut >= 0) {
+        const common = key.slice(0, cut + o.delimiter.length);
+        if (prefixes.at(-1) !== common) prefixes.push(common);
+        last = common;
+        // Skip the rest of this common prefix.
+        while (i + 1 < this.sorted.length && (this.sorted[i + 1] as string).startsWith(common)) i++;
+        last = this.sorted[i] as string;
+        continue;
+      }
+      const entry = this.index.get(key);
+      if (entry) contents.push({ key, ...entry });
+      last = key;
+    }
+    return { contents, prefixes, isTruncated, last };
+  }
+}
+
+async function writeHeader(handle: fs.FileHandle, meta: ObjectMeta): Promise<void> {
+  const json = Buffer.from(JSON.stringify(meta));
+  if (json.length + 8 > HEADER_BYTES)
+    throw badRequest('MetadataTooLarge', 'Your metadata headers exceed the maximum allowed metadata size.');
+  const header = Buffer.alloc(8);
+  header.writeUInt32BE(MAGIC, 0);
+  header.writeUInt32BE(json.length, 4);
+  await handle.write(Buffer.concat([header, json]), 0, json.length + 8, 0);
+}
+
+async function readHeader(handle: fs.FileHandle): Promise<ObjectMeta> {
+  const buf = Buffer.alloc(HEADER_BYTES);
+  const { bytesRead } = await handle.read(buf, 0, HEADER_BYTES, 0);
+  if (bytesRead < 8 || buf.readUInt32BE(0) !== MAGIC) throw new Error('not an object file');
+  const len = buf.readUInt32BE(4);
+  return JSON.parse(buf.subarray(8, 8 + len).toString()) as ObjectMeta;
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const handle = await fs.open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+export const MAX_HEADER_METADATA_BYTES = 2048;

@@ -1,0 +1,207 @@
+import type { Readable } from 'node:stream';
+import {
+  DeleteObjectCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  S3ServiceException,
+} from '@aws-sdk/client-s3';
+import { createPresignedPost } from '@aws-sdk/s3-presigned-post';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+
+export interface StorageOptions {
+  /** server-side endpoint; undefined = AWS's own endpoint for the region */
+  endpoint?: string;
+  /** what browsers use for presigned URLs and form posts (defaults to endpoint) */
+  publicEndpoint?: string;
+  region: string;
+  bucket: string;
+  /** undefined = the SDK's default credential chain */
+  credentials?: { accessKeyId: string; secretAccessKey: string };
+  forcePathStyle: boolean;
+}
+
+export interface PresignPostOptions {
+  key: string;
+  maxBytes: number;
+  minBytes?: number;
+  contentTypePrefix: string;
+  redirect?: string;
+  status?: 200 | 201 | 204;
+  ttlSeconds: number;
+}
+
+export interface PresignGetOptions {
+  key: string;
+  ttlSeconds: number;
+  /** a file name: the response says Content-Disposition: attachment with it */
+  download?: string;
+  contentType?: string;
+  /** callers round it so the same URL repeats and browsers cache it */
+  signingDate?: Date;
+}
+
+export interface ObjectInfo {
+  size: number;
+  contentType?: string;
+  etag?: string;
+  lastModified?: Date;
+}
+
+export interface ListedObject {
+  key: string;
+  size: number;
+  lastModified?: Date;
+}
+
+/** The one place the app talks S3; the same code path for AWS, MinIO, R2, Garage and the embedded store. */
+export function createStorage(opts: StorageOptions) {
+  const base = {
+    region: opts.region,
+    forcePathStyle: opts.forcePathStyle,
+    ...(opts.credentials ? { credentials: opts.credentials } : {}),
+  };
+  const client = new S3Client({ ...base, ...(opts.endpoint ? { endpoint: opts.endpoint } : {}) });
+  const publicEndpoint = opts.publicEndpoint ?? opts.endpoint;
+  const signer =
+    publicEndpoint === opts.endpoint
+      ? client
+      : new S3Client({ ...base, ...(publicEndpoint ? { endpoint: publicEndpoint } : {}) });
+  const Bucket = opts.bucket;
+
+  return {
+    bucket: Bucket,
+
+    /** A browser form upload of exactly one key, with size, type and expiry pinned by the policy. */
+    async presignPost(o: PresignPostOptions): Promise<{ url: string; fields: Record<string, string> }> {
+      const fields: Record<string, string> = {};
+      const conditions: NonNullable<Parameters<typeof createPresignedPost>[1]['Conditions']> = [
+        ['content-length-range', o.minBytes ?? 1, o.maxBytes],
+        ['starts-with', '$Content-Type', o.contentTypePrefix],
+      ];
+      if (o.redirect) fields.success_action_redirect = o.redirect;
+      else fields.success_action_status = String(o.status ?? 204);
+      return createPresignedPost(signer, {
+        Bucket,
+        Key: o.key,
+        Conditions: conditions,
+        Fields: fields,
+        Expires: o.ttlSeconds,
+      });
+    },
+
+    async presignGet(o: PresignGetOptions): Promise<string> {
+      const command = new GetObjectCommand({
+        Bucket,
+        Key: o.key,
+        ...(o.download ? { ResponseContentDisposition: attachment(o.download) } : {}),
+        ...(o.contentType ? { ResponseContentType: o.contentType } : {}),
+      });
+      return getSignedUrl(signer, command, {
+        expiresIn: o.ttlSeconds,
+        ...(o.signingDate ? { signingDate: o.signingDate } : {}),
+      });
+    },
+
+    async head(key: string): Promise<ObjectInfo | null> {
+      try {
+        const res = await client.send(new HeadObjectCommand({ Bucket, Key: key }));
+        return {
+          size: res.ContentLength ?? 0,
+          ...(res.ContentType ? { contentType: res.ContentType } : {}),
+          ...(res.ETag ? { etag: res.ETag } : {}),
+          ...(res.LastModified ? { lastModified: res.LastModified } : {}),
+        };
+      } catch (err) {
+        if (isNotFound(err)) return null;
+        throw err;
+      }
+    },
+
+    async getRange(key: string, start: number, endInclusive: number): Promise<Uint8Array> {
+      const res = await client.send(
+        new GetObjectCommand({ Bucket, Key: key, Range: `bytes=${start}-${endInclusive}` }),
+      );
+      if (!res.Body) return new Uint8Array();
+      return res.Body.transformToByteArray();
+    },
+
+    async put(key: string, body: Uint8Array | Readable, contentType: string): Promise<{ etag?: string }> {
+      const res = await client.send(
+        new PutObjectCommand({ Bucket, Key: key, Body: body, ContentType: contentType }),
+      );
+      return res.ETag ? { etag: res.ETag } : {};
+    },
+
+    async delete(key: string): Promise<void> {
+      await client.send(new DeleteObjectCommand({ Bucket, Key: key }));
+    },
+
+    /** Deletes in batches of 1000 (S3's limit); returns the keys S3 reported as not deleted. */
+    async deleteMany(keys: string[]): Promise<{ failed: string[] }> {
+      const failed: string[] = [];
+      for (let i = 0; i < keys.length; i += 1000) {
+        const batch = keys.slice(i, i + 1000);
+        const res = await client.send(
+          new DeleteObjectsCommand({
+            Bucket,
+            Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true },
+          }),
+        );
+        for (const e of res.Errors ?? []) if (e.Key) failed.push(e.Key);
+      }
+      return { failed };
+    },
+
+    async list(
+      prefix: string,
+      cursor?: string,
+      maxKeys = 1000,
+    ): Promise<{ keys: ListedObject[]; nextCursor?: string }> {
+      const res = await client.send(
+        new ListObjectsV2Command({
+          Bucket,
+          Prefix: prefix,
+          MaxKeys: maxKeys,
+          ...(cursor ? { ContinuationToken: cursor } : {}),
+        }),
+      );
+      const keys = (res.Contents ?? []).flatMap((o) =>
+        o.Key
+          ? [{ key: o.Key, size: o.Size ?? 0, ...(o.LastModified ? { lastModified: o.LastModified } : {}) }]
+          : [],
+      );
+      return {
+        keys,
+        ...(res.IsTruncated && res.NextContinuationToken ? { nextCursor: res.NextContinuationToken } : {}),
+      };
+    },
+
+    /** HeadBucket: reachable, and these credentials may use the bucket. */
+    async ping(): Promise<void> {
+      await client.send(new HeadBucketCommand({ Bucket }));
+    },
+  };
+}
+
+export type Storage = ReturnType<typeof createStorage>;
+
+function isNotFound(err: unknown): boolean {
+  return (
+    err instanceof S3ServiceException && (err.$metadata.httpStatusCode === 404 || err.name === 'NotFound')
+  );
+}
+
+/** RFC 6266: an ASCII fallback plus the exact UTF-8 name, neither able to break out of the header. */
+export function attachment(filename: string): string {
+  const ascii = filename.replace(/[^\x20-\x7e]/g, '_').replace(/["\\]/g, '_');
+  const utf8 = encodeURIComponent(filename).replace(
+    /['()*]/g,
+    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
+  );
+  return `attachment; filename="${ascii}"; filename*=UTF-8''${utf8}`;
+}

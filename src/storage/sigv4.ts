@@ -1,0 +1,304 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import { escapeUri } from '@smithy/core/protocols';
+import { Hash } from '@smithy/hash-node';
+import { getCanonicalQuery, SignatureV4 } from '@smithy/signature-v4';
+import { accessDenied, badRequest, S3Error } from './s3-errors.js';
+
+export interface Credentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+}
+
+const ALGORITHM = 'AWS4-HMAC-SHA256';
+const MAX_SKEW_MS = 15 * 60 * 1000;
+const MAX_PRESIGN_SECONDS = 7 * 24 * 60 * 60;
+export const UNSIGNED_PAYLOAD = 'UNSIGNED-PAYLOAD';
+
+export type QueryPairs = [string, string][];
+
+/** Parses "20261125T031000Z"; null when it is not exactly that shape. */
+export function parseAmzDate(value: string | undefined): Date | null {
+  const m = value && /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(value);
+  if (!m) return null;
+  const [y, mo, d, h, mi, s] = m.slice(1).map(Number) as [number, number, number, number, number, number];
+  const date = new Date(Date.UTC(y, mo - 1, d, h, mi, s));
+  return Number.isNaN(date.getTime()) ? null : date;
+}
+
+function decodeComponent(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    throw badRequest('InvalidURI', "Couldn't parse the specified URI.");
+  }
+}
+
+/** S3's canonical URI: each byte of the decoded path encoded once; no dot-segment removal. */
+export function canonicalPath(rawPath: string): string {
+  return rawPath
+    .split('/')
+    .map((segment) => escapeUri(decodeComponent(segment)))
+    .join('/');
+}
+
+export function parseQuery(rawQuery: string): QueryPairs {
+  if (!rawQuery) return [];
+  return rawQuery.split('&').map((part) => {
+    const eq = part.indexOf('=');
+    const name = eq < 0 ? part : part.slice(0, eq);
+    const value = eq < 0 ? '' : part.slice(eq + 1);
+    return [decodeComponent(name), decodeComponent(value)];
+  });
+}
+
+function queryMap(pairs: QueryPairs): Record<string, string | string[]> {
+  const map: Record<string, string | string[]> = {};
+  for (const [k, v] of pairs) {
+    const existing = map[k];
+    map[k] = existing === undefined ? v : Array.isArray(existing) ? [...existing, v] : [existing, v];
+  }
+  return map;
+}
+
+function canonicalHeaders(req: IncomingMessage, signed: string[]): string {
+  return signed
+    .map((name) => {
+      const values = req.headersDistinct[name] ?? [];
+      return `${name}:${values.map((v) => v.trim().replace(/\s+/g, ' ')).join(',')}\n`;
+    })
+    .join('');
+}
+
+function sameSignature(expected: string, given: string): boolean {
+  if (!/^[0-9a-f]{64}$/.test(given)) return false;
+  return timingSafeEqual(Buffer.from(expected), Buffer.from(given));
+}
+
+interface Scope {
+  accessKeyId: string;
+  date: string;
+  region: string;
+}
+
+/**
+ * Verifies S3 requests the way S3 does. The canonical request is built here (S3's rules for path,
+ * query and headers); key derivation and the HMAC are smithy's, the signer the AWS SDK itself uses.
+ */
+export function createAuthenticator(o: { region: string; credentials: Credentials; now: () => Date }) {
+  const signer = new SignatureV4({
+    service: 's3',
+    region: o.region,
+    credentials: o.credentials,
+    sha256: Hash.bind(null, 'sha256'),
+    uriEscapePath: false,
+  });
+
+  function checkScope(credential: string, onMalformed: () => S3Error): Scope {
+    const parts = credential.split('/');
+    if (parts.length !== 5) throw onMalformed();
+    const [accessKeyId, date, region, service, terminator] = parts as [
+      string,
+      string,
+      string,
+      string,
+      string,
+    ];
+    if (service !== 's3' || terminator !== 'aws4_request' || !/^\d{8}$/.test(date)) throw onMalformed();
+    if (region !== o.region) {
+      throw badRequest(
+        'AuthorizationHeaderMalformed',
+        `The authorization header is malformed; the region '${region}' is wrong; expecting '${o.region}'`,
+      );
+    }
+    if (accessKeyId !== o.credentials.accessKeyId) {
+      throw new S3Error(
+        403,
+        'InvalidAccessKeyId',
+        'The AWS Access Key Id you provided does not exist in our records.',
+      );
+    }
+    return { accessKeyId, date, region };
+  }
+
+  async function signatureFor(stringToSign: string, signingDate: Date): Promise<string> {
+    return signer.sign(stringToSign, { signingDate });
+  }
+
+  async function expectedSignature(
+    req: IncomingMessage,
+    rawPath: string,
+    query: QueryPairs,
+    signed: string[],
+    payloadHash: string,
+    amzDate: string,
+    scope: Scope,
+    signingDate: Date,
+  ): Promise<string> {
+    const canonicalRequest = [
+      req.method ?? 'GET',
+      canonicalPath(rawPath),
+      getCanonicalQuery({ query: queryMap(query) } as Parameters<typeof getCanonicalQuery>[0]),
+      canonicalHeaders(req, signed),
+      signed.join(';'),
+      payloadHash,
+    ].join('\n');
+    const stringToSign = [
+      ALGORITHM,
+      amzDate,
+      `${scope.date}/${scope.region}/s3/aws4_request`,
+      createHash('sha256').update(canonicalRequest).digest('hex'),
+    ].join('\n');
+    return signatureFor(stringToSign, signingDate);
+  }
+
+  function checkUnsignedAmzHeaders(req: IncomingMessage, signed: string[]): void {
+    for (const name of Object.keys(req.headers)) {
+      if (name.startsWith('x-amz-') && !signed.includes(name)) {
+        throw accessDenied('There were headers present in the request which were not signed');
+      }
+    }
+  }
+
+  return {
+    /** Authorization-header auth; returns the payload hash the body must then match. */
+    async verifyHeader(req: IncomingMessage, rawPath: string, query: QueryPairs): Promise<string> {
+      const auth = req.headers.authorization ?? '';
+      if (!auth.startsWith(`${ALGORITHM} `)) {
+        throw badRequest(
+          'InvalidRequest',
+          'The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256.',
+        );
+      }
+      const malformed = () =>
+        badRequest('AuthorizationHeaderMalformed', 'The authorization header is malformed.');
+      const fields = Object.fromEntries(
+        auth
+          .slice(ALGORITHM.length + 1)
+          .split(',')
+          .map((p) => p.trim().split('=', 2) as [string, string]),
+      );
+      const credential = fields.Credential;
+      const signedHeaders = fields.SignedHeaders;
+      const signature = fields.Signature;
+      if (!credential || !signedHeaders || !signature) throw malformed();
+      const scope = checkScope(credential, malformed);
+      const signed = signedHeaders.split(';');
+      if (!signed.includes('host')) throw malformed();
+      const amzDateHeader = req.headers['x-amz-date'];
+      const amzDate = typeof amzDateHeader === 'string' ? amzDateHeader : '';
+      const signingDate = parseAmzDate(amzDate);
+      if (!signingDate || !amzDate.startsWith(scope.date)) throw malformed();
+      if (Math.abs(o.now().getTime() - signingDate.getTime()) > MAX_SKEW_MS) {
+        throw new S3Error(
+          403,
+          'RequestTimeTooSkewed',
+          'The difference between the request time and the current time is too large.',
+        );
+      }
+      const payloadHash = req.headers['x-amz-content-sha256'];
+      if (typeof payloadHash !== 'string' || !payloadHash) {
+        throw badRequest('InvalidRequest', 'Missing required header for this request: x-amz-content-sha256');
+      }
+      checkUnsignedAmzHeaders(req, signed);
+      const expected = await expectedSignature(
+        req,
+        rawPath,
+        query,
+        signed,
+        payloadHash,
+        amzDate,
+        scope,
+        signingDate,
+      );
+      if (!sameSignature(expected, signature)) {
+        throw new S3Error(
+          403,
+          'SignatureDoesNotMatch',
+          'The request signature we calculated does not match the signature you provided.',
+        );
+      }
+      return payloadHash;
+    },
+
+    /** Query-string auth: presigned URLs. */
+    async verifyQuery(req: IncomingMessage, rawPath: string, query: QueryPairs): Promise<void> {
+      const get = (name: string) => query.find(([k]) => k === name)?.[1];
+      const malformed = () =>
+        badRequest(
+          'AuthorizationQueryParametersError',
+          'Query-string authentication version 4 requires the X-Amz-Algorithm, X-Amz-Credential, X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and X-Amz-Expires parameters.',
+        );
+      if (get('X-Amz-Algorithm') !== ALGORITHM) throw malformed();
+      const credential = get('X-Amz-Credential');
+      const amzDate = get('X-Amz-Date');
+      const expires = get('X-Amz-Expires');
+      const signedHeaders = get('X-Amz-SignedHeaders');
+      const signature = get('X-Amz-Signature');
+      if (!credential || !amzDate || !expires || !signedHeaders || !signature) throw malformed();
+      const scope = checkScope(credential, malformed);
+      const signingDate = parseAmzDate(amzDate);
+      const ttl = Number(expires);
+      if (!signingDate || !amzDate.startsWith(scope.date) || !/^\d+$/.test(expires)) throw malformed();
+      if (ttl > MAX_PRESIGN_SECONDS) {
+        throw badRequest(
+          'AuthorizationQueryParametersError',
+          'X-Amz-Expires must be less than a week (in seconds) that is 604800',
+        );
+      }
+      const now = o.now().getTime();
+      if (now > signingDate.getTime() + ttl * 1000) throw accessDenied('Request has expired');
+      if (signingDate.getTime() - now > MAX_SKEW_MS) throw accessDenied('Request is not valid yet');
+      const signed = signedHeaders.split(';');
+      if (!signed.includes('host')) throw malformed();
+      checkUnsignedAmzHeaders(req, signed);
+      const unsigned = query.filter(([k]) => k !== 'X-Amz-Signature');
+      const expected = await expectedSignature(
+        req,
+        rawPath,
+        unsigned,
+        signed,
+        UNSIGNED_PAYLOAD,
+        amzDate,
+        scope,
+        signingDate,
+      );
+      if (!sameSignature(expected, signature)) {
+        throw new S3Error(
+          403,
+          'SignatureDoesNotMatch',
+          'The request signature we calculated does not match the signature you provided.',
+        );
+      }
+    },
+
+    /** A POST form's signature: the HMAC of the base64 policy exactly as received. */
+    async verifyPolicy(fields: {
+      policy: string;
+      credential: string;
+      amzDate: string;
+      algorithm: string;
+      signature: string;
+    }) {
+      const malformed = () =>
+        badRequest(
+          'InvalidArgument',
+          'Bucket POST must contain valid X-Amz-Credential, X-Amz-Date and X-Amz-Algorithm fields.',
+        );
+      if (fields.algorithm !== ALGORITHM) throw malformed();
+      const scope = checkScope(fields.credential, malformed);
+      const signingDate = parseAmzDate(fields.amzDate);
+      if (!signingDate || !fields.amzDate.startsWith(scope.date)) throw malformed();
+      const expected = await signatureFor(fields.policy, signingDate);
+      if (!sameSignature(expected, fields.signature)) {
+        throw new S3Error(
+          403,
+          'SignatureDoesNotMatch',
+          'The request signature we calculated does not match the signature you provided.',
+        );
+      }
+    },
+  };
+}
+
+export type Authenticator = ReturnType<typeof createAuthenticator>;

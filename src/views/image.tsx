@@ -1,0 +1,132 @@
+import type { Image } from '../services/images.js';
+import { TITLE_MAX } from '../services/images.js';
+import type { User } from '../services/users.js';
+import { ErrorMessage, Notice } from './components/messages.js';
+import { formatBytes, formatDateTime } from './format.js';
+import { Layout } from './layout.js';
+
+const TYPE_NAMES: Record<string, string> = {
+  'image/jpeg': 'JPEG',
+  'image/png': 'PNG',
+  'image/gif': 'GIF',
+  'image/webp': 'WebP',
+  'image/avif': 'AVIF',
+};
+
+export interface ImagePageProps {
+  user: User;
+  image: Image;
+  displayUrl: string;
+  notice?: string | undefined;
+  error?: string | undefined;
+}
+
+export function ImagePage({ user, image, displayUrl, notice, error }: ImagePageProps) {
+  const canChange = user.role !== 'viewer';
+  return (
+    <Layout title={image.title} user={user}>
+      <p>
+        <a href={image.ownerId === user.id ? '/' : `/users/${image.ownerId}`}>← Back to the gallery</a>
+      </p>
+      <h1>{image.title}</h1>
+      <Notice message={notice} />
+      <ErrorMessage message={error} />
+      <div class="image-page">
+        <figure class="display">
+          <img src={displayUrl} alt={image.title} width={image.width} height={image.height} />
+        </figure>
+        <aside class="card details">
+          <dl>
+            <dt>Original name</dt>
+            <dd>{image.originalName || '—'}</dd>
+            <dt>Type</dt>
+            <dd>{TYPE_NAMES[image.contentType] ?? image.contentType}</dd>
+            <dt>Size</dt>
+            <dd>{formatBytes(image.bytes)}</dd>
+            <dt>Dimensions</dt>
+            <dd>
+              {image.width} × {image.height}
+            </dd>
+            <dt>Taken</dt>
+            <dd>{image.takenAt ? formatDateTime(image.takenAt) : 'unknown'}</dd>
+            <dt>Uploaded</dt>
+            <dd>{formatDateTime(image.createdAt)}</dd>
+            {image.updatedAt !== image.createdAt ? (
+              <>
+                <dt>Changed</dt>
+                <dd>{formatDateTime(image.updatedAt)}</dd>
+              </>
+            ) : null}
+          </dl>
+          <p>
+            <a class="button" href={`/images/${image.id}/download`}>
+              Download original
+            </a>
+          </p>
+          {canChange ? (
+            <>
+              <form method="post" action={`/images/${image.id}/rename`} class="stack">
+                <label for="title">Title</label>
+                <input id="title" name="title" value={image.title} required maxlength={TITLE_MAX} />
+                <button type="submit">Rename</button>
+              </form>
+              <p class="row">
+                <a class="button secondary" href={`/images/${image.id}/replace`}>
+                  Replace file
+                </a>
+                <a class="button danger" href={`/images/${image.id}/delete`}>
+                  Delete
+                </a>
+              </p>
+            </>
+          ) : null}
+        </aside>
+      </div>
+    </Layout>
+  );
+}
+
+export function ConfirmDeletePage({ user, image }: { user: User; image: Image }) {
+  return (
+    <Layout title={`Delete ${image.title}`} user={user}>
+      <section class="card narrow">
+        <h1>Delete “{image.title}”?</h1>
+        <p>The image and its original file are deleted for good. This cannot be undone.</p>
+        <form method="post" action={`/images/${image.id}/delete`} class="row">
+          <button type="submit" class="danger">
+            Delete image
+          </button>
+          <a href={`/images/${image.id}`}>Cancel</a>
+        </form>
+      </section>
+    </Layout>
+  );
+}
+
+export function ConfirmBulkDeletePage({ user, images }: { user: User; images: Image[] }) {
+  return (
+    <Layout title="Delete images" user={user}>
+      <section class="card narrow">
+        <h1>
+          Delete {images.length} image{images.length === 1 ? '' : 's'}?
+        </h1>
+        <ul>
+          {images.map((image) => (
+            <li>{image.title}</li>
+          ))}
+        </ul>
+        <p>They are deleted for good. This cannot be undone.</p>
+        <form method="post" action="/images/delete" class="row">
+          {images.map((image) => (
+            <input type="hidden" name="ids" value={image.id} />
+          ))}
+          <input type="hidden" name="confirm" value="yes" />
+          <button type="submit" class="danger">
+            Delete {images.length === 1 ? 'it' : 'them'}
+          </button>
+          <a href="/">Cancel</a>
+        </form>
+      </section>
+    </Layout>
+  );
+}

@@ -1,0 +1,61 @@
+import type { Image } from '../services/images.js';
+import type { PresignedUpload } from '../services/uploads.js';
+import type { User } from '../services/users.js';
+import { asset } from './assets.js';
+import { formatBytes } from './format.js';
+import { Layout } from './layout.js';
+
+export const ACCEPT = 'image/jpeg,image/png,image/gif,image/webp,image/avif';
+
+export interface UploadPageProps {
+  user: User;
+  form: PresignedUpload;
+  maxBytes: number;
+  replacing?: Image;
+}
+
+/**
+ * A plain form that posts straight to the bucket, so it works with JavaScript off. upload.js
+ * takes it over when it can: several files, drag and drop, progress bars.
+ */
+export function UploadPage({ user, form, maxBytes, replacing }: UploadPageProps) {
+  return (
+    <Layout title={replacing ? `Replace ${replacing.title}` : 'Upload images'} user={user}>
+      <h1>{replacing ? `Replace “${replacing.title}”` : 'Upload images'}</h1>
+      {replacing ? (
+        <p class="muted">
+          The image keeps its title, address and share links; the old file is deleted once the new one is in.
+        </p>
+      ) : null}
+      <form
+        id="upload-form"
+        class="card upload"
+        method="post"
+        action={form.url}
+        enctype="multipart/form-data"
+        data-max-bytes={String(maxBytes)}
+        data-replaces={replacing?.id}
+      >
+        {Object.entries(form.fields).map(([name, value]) => (
+          <input type="hidden" name={name} value={value} />
+        ))}
+        {/* Without JavaScript the real type is unknown here; completion sniffs the bytes anyway. */}
+        <input type="hidden" name="Content-Type" value="image/unknown" />
+        <label for="file">{replacing ? 'Choose the new file' : 'Choose an image'}</label>
+        <div class="dropzone" id="dropzone">
+          <input id="file" type="file" name="file" accept={ACCEPT} required aria-describedby="upload-hint" />
+          <p class="drop-hint" hidden>
+            …or drop images here
+          </p>
+        </div>
+        <small id="upload-hint">
+          JPEG, PNG, GIF, WebP or AVIF, up to {formatBytes(maxBytes)} each. The link on this page is valid for
+          15 minutes.
+        </small>
+        <button type="submit">Upload</button>
+      </form>
+      <ul id="upload-list" class="upload-list" aria-live="polite" />
+      <script src={asset('js/upload.js')} defer />
+    </Layout>
+  );
+}

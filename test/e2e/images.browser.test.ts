@@ -1,0 +1,127 @@
+/// <reference lib="dom" />
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config.js';
+import { type RunningServer, startServer } from '../../src/server.js';
+import { PASSWORD } from '../support/app.js';
+import { launchBrowser, screenshotPath, skipBrowser } from '../support/browser.js';
+import { makeJpeg, makePng } from '../support/images.js';
+
+describe.skipIf(skipBrowser)('uploading in a real browser, on the embedded store', () => {
+  let running: RunningServer;
+  let dataDir: string;
+  let browser: Browser;
+  let origin: string;
+
+  beforeAll(async () => {
+    dataDir = mkdtempSync(path.join(tmpdir(), 's3g-e2e-img-'));
+    const probe = await startServer(loadConfig({ DATA_DIR: dataDir, PORT: '0', LOG_LEVEL: 'silent' }));
+    const port = new URL(probe.url).port;
+    await probe.stop();
+    origin = `http://127.0.0.1:${port}`;
+    running = await startServer(
+      loadConfig({ DATA_DIR: dataDir, PORT: port, APP_ORIGIN: origin, LOG_LEVEL: 'silent', SIGNUP: 'open' }),
+    );
+    browser = await launchBrowser();
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await running?.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  async function signUpIn(page: Page, email: string) {
+    await page.goto(`${origin}/signup`);
+    await page.getByLabel('Email').fill(email);
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Sign up' }).click();
+    await expect.poll(() => new URL(page.url()).pathname).toBe('/');
+  }
+
+  it('uploads through the plain form with JavaScript off and lands on the new image', async () => {
+    const context = await browser.newContext({
+      javaScriptEnabled: false,
+      viewport: { width: 1100, height: 800 },
+    });
+    const page = await context.newPage();
+    await signUpIn(page, 'nojs@example.com');
+    await page.getByRole('link', { name: 'Upload images' }).first().click();
+    expect(new URL(page.url()).pathname).toBe('/upload');
+    await page.getByLabel('Choose an image').setInputFiles({
+      name: 'mountain.jpg',
+      mimeType: 'image/jpeg',
+      buffer: await makeJpeg(1000, 700),
+    });
+    await page.getByRole('button', { name: 'Upload' }).click();
+    await expect.poll(() => new URL(page.url()).pathname).toMatch(/^\/images\/[a-z0-9]+$/);
+    expect(await page.getByRole('status').textContent()).toContain('Uploaded.');
+    const width = await page
+      .locator('figure.display img')
+      .evaluate((img: HTMLImageElement) =>
+        img.complete
+          ? img.naturalWidth
+          : new Promise((r) => img.addEventListener('load', () => r(img.naturalWidth))),
+      );
+    expect(width).toBe(1000);
+    await page.screenshot({ path: screenshotPath('image-page-nojs') });
+    await context.close();
+  });
+
+  it('uploads two dropped files with progress bars with JavaScript on, then deletes one in place', async () => {
+    const context = await browser.newContext({ viewport: { width: 1100, height: 800 } });
+    const page = await context.newPage();
+    const cspErrors: string[] = [];
+    page.on('console', (m) => {
+      if (m.type() === 'error' && /Content Security Policy/i.test(m.text())) cspErrors.push(m.text());
+    });
+    await signUpIn(page, 'js@example.com');
+    await page.goto(`${origin}/upload`);
+    await expect.poll(() => page.getByText('…or drop images here').isVisible()).toBe(true);
+
+    const files = [
+      { name: 'first.png', type: 'image/png', b64: (await makePng(500, 400)).toString('base64') },
+      { name: 'second.jpg', type: 'image/jpeg', b64: (await makeJpeg(900, 600)).toString('base64') },
+      { name: 'notes.txt', type: 'text/plain', b64: Buffer.from('hello').toString('base64') },
+    ];
+    const dataTransfer = await page.evaluateHandle((list) => {
+      const dt = new DataTransfer();
+      for (const f of list) {
+        const bytes = Uint8Array.from(atob(f.b64), (ch) => ch.charCodeAt(0));
+        dt.items.add(new File([bytes], f.name, { type: f.type }));
+      }
+      return dt;
+    }, files);
+    await page.dispatchEvent('#dropzone', 'drop', { dataTransfer });
+
+    await expect.poll(() => page.locator('#upload-list li.ok').count(), { timeout: 20_000 }).toBe(2);
+    expect(await page.locator('#upload-list li.ok progress').count()).toBe(2);
+    expect(await page.locator('#upload-list li.failed').textContent()).toContain(
+      'Not a JPEG, PNG, GIF, WebP or AVIF',
+    );
+    await page.screenshot({ path: screenshotPath('upload-progress-js') });
+
+    await page.goto(`${origin}/`);
+    expect(await page.locator('#grid li.thumb').count()).toBe(2);
+    await expect
+      .poll(() =>
+        page
+          .locator('#grid img')
+          .evaluateAll((imgs) => imgs.filter((i) => (i as HTMLImageElement).naturalWidth > 0).length),
+      )
+      .toBe(2);
+    await page.screenshot({ path: screenshotPath('gallery-js') });
+
+    page.once('dialog', (d) => d.accept());
+    const firstCard = page.locator('#grid li.thumb').first();
+    const title = await firstCard.locator('.thumb-title').textContent();
+    await firstCard.getByRole('link', { name: /Delete/ }).click();
+    await expect.poll(() => page.locator('#grid li.thumb').count()).toBe(1);
+    expect(new URL(page.url()).pathname).toBe('/');
+    expect(await page.locator('#grid').textContent()).not.toContain(title?.replace('Select ', '') ?? '');
+    expect(cspErrors).toEqual([]);
+    await context.close();
+  });
+});

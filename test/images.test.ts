@@ -1,0 +1,360 @@
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Client } from './support/app.js';
+import { makeTestApp, signUp, signUpWithRole, type TestApp } from './support/app.js';
+import { HTML, makeJpeg, makePng, SVG, TEXT_AS_PNG } from './support/images.js';
+
+interface Policy {
+  key: string;
+  url: string;
+  fields: Record<string, string>;
+}
+
+/** What upload.js does: a policy per file, the bytes straight to the bucket, then completion. */
+async function uploadWithJs(client: Client, bytes: Buffer, name: string, type: string, replaces?: string) {
+  const presign = await client.postJson('/uploads/presign', { name, ...(replaces ? { replaces } : {}) });
+  expect(presign.status).toBe(200);
+  const policy = (await presign.json()) as Policy;
+  const form = new FormData();
+  for (const [k, v] of Object.entries(policy.fields)) form.append(k, v);
+  form.append('Content-Type', type);
+  form.append('file', new Blob([new Uint8Array(bytes)], { type }), name);
+  const stored = await fetch(policy.url, { method: 'POST', body: form });
+  expect(stored.status, await stored.clone().text()).toBe(201);
+  const done = await client.postJson('/uploads/complete', { key: policy.key });
+  return { policy, done };
+}
+
+async function upload(client: Client, bytes: Buffer, name = 'photo.jpg', type = 'image/jpeg') {
+  const { done } = await uploadWithJs(client, bytes, name, type);
+  expect(done.status, await done.clone().text()).toBe(200);
+  return ((await done.json()) as { imageId: string }).imageId;
+}
+
+/** What a browser with JavaScript off does with the upload page's form. */
+async function uploadWithoutJs(client: Client, bytes: Buffer, path = '/upload') {
+  const html = await (await client.get(path)).text();
+  const action = html.match(/<form id="upload-form"[^>]*action="([^"]+)"/)?.[1]?.replaceAll('&amp;', '&');
+  expect(action).toBeTruthy();
+  const form = new FormData();
+  const formHtml = html.slice(html.indexOf('<form id="upload-form"'));
+  for (const m of formHtml.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)"/g)) {
+    form.append(m[1] as string, (m[2] as string).replaceAll('&amp;', '&').replaceAll('&quot;', '"'));
+  }
+  form.append('file', new Blob([new Uint8Array(bytes)]), 'from-a-form.jpg');
+  const res = await fetch(action as string, { method: 'POST', body: form, redirect: 'manual' });
+  expect(res.status).toBe(303);
+  const location = new URL(res.headers.get('location') ?? '');
+  expect(location.pathname).toBe('/uploads/complete');
+  return location;
+}
+
+describe('images', () => {
+  let t: TestApp;
+  let alice: Client;
+  let bob: Client;
+  let viewer: Client;
+  let admin: Client;
+
+  beforeAll(async () => {
+    t = await makeTestApp();
+    admin = t.client();
+    await signUp(admin, 'admin@example.com');
+    alice = await signUpWithRole(t, admin, 'alice@example.com', 'member');
+    bob = await signUpWithRole(t, admin, 'bob@example.com', 'member');
+    viewer = await signUpWithRole(t, admin, 'viewer@example.com', 'viewer');
+  });
+  afterAll(() => t.close());
+
+  it('uploads a JPEG with JavaScript: gallery, image page, download of the same bytes', async () => {
+    const jpeg = await makeJpeg(1200, 800, { gps: true });
+    const id = await upload(alice, jpeg, 'Holiday beach.jpg');
+
+    const gallery = await (await alice.get('/')).text();
+    expect(gallery).toContain('Holiday beach');
+    expect(gallery).not.toContain('No images yet');
+    expect(gallery).toMatch(/<img src="http:\/\/127\.0\.0\.1:\d+\/s3\/[^"]+thumbs/);
+
+    const pageRes = await alice.get(`/images/${id}`);
+    expect(pageRes.status).toBe(200);
+    const page = await pageRes.text();
+    expect(page).toContain('Holiday beach.jpg');
+    expect(page).toContain('1200 × 800');
+    expect(page).toContain('JPEG');
+    expect(page).toContain('1 Jun 2024');
+
+    const display = page.match(/<figure class="display"><img src="([^"]+)"/)?.[1]?.replaceAll('&amp;', '&');
+    const displayRes = await fetch(display as string);
+    expect(displayRes.status).toBe(200);
+    const displayBytes = Buffer.from(await displayRes.arrayBuffer());
+    const meta = await sharp(displayBytes).metadata();
+    expect(meta.format).toBe('webp');
+    expect(meta.width).toBe(1200);
+    expect(meta.exif).toBeUndefined();
+
+    const download = await alice.get(`/images/${id}/download`);
+    expect(download.status).toBe(303);
+    const file = await fetch(download.headers.get('location') as string);
+    expect(file.status).toBe(200);
+    expect(file.headers.get('content-disposition')).toMatch(
+      /^attachment;.*filename\*=UTF-8''Holiday%20beach\.jpg/,
+    );
+    expect(Buffer.from(await file.arrayBuffer()).equals(jpeg)).toBe(true);
+  });
+
+  it('turns images upright and makes a thumbnail no larger than 400 px', async () => {
+    const id = await upload(alice, await makeJpeg(600, 300, { orientation: 6 }), 'sideways.jpg');
+    const image = t.services.images.getForUser(t.user('alice@example.com'), id);
+    expect([image.width, image.height]).toEqual([300, 600]);
+    const thumb = await t.services.storage.getRange(image.thumbKey, 0, 1_000_000);
+    const meta = await sharp(Buffer.from(thumb)).metadata();
+    expect(meta.height).toBe(400);
+    expect(meta.width).toBe(200);
+  });
+
+  it('uploads a PNG through the plain form with JavaScript off, and completing twice is harmless', async () => {
+    const png = await makePng();
+    const location = await uploadWithoutJs(alice, png);
+    const complete = await alice.get(location.pathname + location.search);
+    expect(complete.status).toBe(303);
+    const imagePath = complete.headers.get('location') ?? '';
+    expect(imagePath).toMatch(/^\/images\/[a-z0-9]+\?uploaded=1$/);
+    const again = await alice.get(location.pathname + location.search);
+    expect(again.headers.get('location')).toBe(imagePath);
+    const page = await (await alice.get(imagePath)).text();
+    expect(page).toContain('PNG');
+    expect(page).toContain('Untitled');
+  });
+
+  for (const [label, bytes, type] of [
+    ['an SVG', SVG, 'image/svg+xml'],
+    ['an HTML page', HTML, 'image/png'],
+    ['a renamed text file', TEXT_AS_PNG, 'image/png'],
+  ] as const) {
+    it(`refuses ${label}, deletes the object and records nothing`, async () => {
+      const before = t.count('images');
+      const { policy, done } = await uploadWithJs(alice, bytes, 'evil.png', type);
+      expect(done.status).toBe(415);
+      expect(((await done.json()) as { error: string }).error).toContain(
+        'not a JPEG, PNG, GIF, WebP or AVIF',
+      );
+      expect(await t.services.storage.head(policy.key)).toBeNull();
+      expect(t.count('images')).toBe(before);
+      expect(t.count('pending_uploads', `key = '${policy.key}'`)).toBe(0);
+    });
+  }
+
+  it('shows a hostile file name as text', async () => {
+    const id = await upload(alice, await makePng(), '<img src=x onerror=alert(1)>.png');
+    const page = await (await alice.get(`/images/${id}`)).text();
+    expect(page).not.toContain('<img src=x onerror=alert(1)>');
+    expect(page).toContain('&lt;img src=x onerror=alert(1)&gt;');
+    const gallery = await (await alice.get('/')).text();
+    expect(gallery).not.toContain('<img src=x');
+  });
+
+  it("answers 404 to other users on every action on someone else's image", async () => {
+    const id = await upload(alice, await makePng(), 'private.png');
+    const { policy } = await uploadWithJs(alice, await makePng(), 'pending.png', 'image/png');
+    for (const intruder of [bob, viewer]) {
+      expect((await intruder.get(`/images/${id}`)).status).toBe(404);
+      expect((await intruder.get(`/images/${id}/download`)).status).toBe(404);
+      expect((await intruder.post(`/images/${id}/rename`, { title: 'mine now' })).status).toBe(
+        intruder === viewer ? 403 : 404,
+      );
+      expect((await intruder.post(`/images/${id}/delete`)).status).toBe(intruder === viewer ? 403 : 404);
+      expect((await intruder.get(`/images/${id}/replace`)).status).toBe(intruder === viewer ? 403 : 404);
+    }
+    expect((await bob.post('/images/delete', { ids: id, confirm: 'yes' })).status).toBe(404);
+    const stolen = await bob.postJson('/uploads/complete', { key: policy.key });
+    expect(stolen.status).toBe(404);
+    expect((await bob.get(`/uploads/complete?key=${encodeURIComponent(policy.key)}`)).status).toBe(404);
+    expect((await bob.postJson('/uploads/presign', { replaces: id })).status).toBe(404);
+    expect(t.services.images.getForUser(t.user('alice@example.com'), id).title).toBe('private');
+    // Still completable by its owner afterwards.
+    expect((await alice.postJson('/uploads/complete', { key: policy.key })).status).toBe(200);
+  });
+
+  it('refuses uploads from viewers and logged-out visitors', async () => {
+    expect((await viewer.get('/upload')).status).toBe(403);
+    expect((await viewer.postJson('/uploads/presign', { name: 'a.png' })).status).toBe(403);
+    expect((await t.client().get('/upload')).status).toBe(303);
+  });
+
+  it('renames, replaces (same id and title, old objects gone) and deletes an image', async () => {
+    const id = await upload(alice, await makeJpeg(800, 600), 'first.jpg');
+    expect((await alice.post(`/images/${id}/rename`, { title: '  Sunset over the bay  ' })).status).toBe(303);
+    const before = t.services.images.getForUser(t.user('alice@example.com'), id);
+    expect(before.title).toBe('Sunset over the bay');
+    expect((await alice.post(`/images/${id}/rename`, { title: '   ' })).status).toBe(400);
+
+    const { done } = await uploadWithJs(alice, await makePng(320, 240), 'second.png', 'image/png', id);
+    expect(((await done.json()) as { imageId: string; replaced: boolean }).replaced).toBe(true);
+    const after = t.services.images.getForUser(t.user('alice@example.com'), id);
+    expect(after.id).toBe(id);
+    expect(after.title).toBe('Sunset over the bay');
+    expect([after.width, after.height, after.contentType]).toEqual([320, 240, 'image/png']);
+    for (const key of [before.originalKey, before.displayKey, before.thumbKey]) {
+      expect(await t.services.storage.head(key)).toBeNull();
+    }
+
+    const confirm = await alice.get(`/images/${id}/delete`);
+    expect(await confirm.text()).toContain('cannot be undone');
+    const del = await alice.post(`/images/${id}/delete`);
+    expect(del.status).toBe(303);
+    expect(del.headers.get('location')).toBe('/?deleted=1');
+    expect(await (await alice.get('/?deleted=1')).text()).toContain('Deleted 1 image.');
+    expect((await alice.get(`/images/${id}`)).status).toBe(404);
+    for (const key of [after.originalKey, after.displayKey, after.thumbKey]) {
+      expect(await t.services.storage.head(key)).toBeNull();
+    }
+  });
+
+  it('deletes a card in place for htmx, and several images after a confirmation page', async () => {
+    const one = await upload(alice, await makePng(), 'one.png');
+    const htmx = await alice.post(`/images/${one}/delete`, {}, { 'HX-Request': 'true' });
+    expect(htmx.status).toBe(200);
+    expect(await htmx.text()).toBe('');
+
+    const a = await upload(alice, await makePng(), 'a.png');
+    const b = await upload(alice, await makePng(), 'b.png');
+    const ask = await alice.postForm('/images/delete', [
+      ['ids', a],
+      ['ids', b],
+    ]);
+    expect(ask.status).toBe(200);
+    expect(await ask.text()).toContain('Delete 2 images?');
+    expect(t.services.images.getForUser(t.user('alice@example.com'), a)).toBeTruthy();
+    const go = await alice.postForm('/images/delete', [
+      ['ids', a],
+      ['ids', b],
+      ['confirm', 'yes'],
+    ]);
+    expect(go.headers.get('location')).toBe('/?deleted=2');
+    expect((await alice.get(`/images/${a}`)).status).toBe(404);
+    expect((await alice.get(`/images/${b}`)).status).toBe(404);
+  });
+
+  it('lets an admin open any gallery and image, and nobody else', async () => {
+    const id = await upload(bob, await makePng(), 'bobs.png');
+    const bobId = t.user('bob@example.com').id;
+    const gallery = await admin.get(`/users/${bobId}`);
+    expect(gallery.status).toBe(200);
+    expect(await gallery.text()).toContain('Gallery of bob@example.com');
+    expect((await admin.get(`/images/${id}`)).status).toBe(200);
+    expect((await alice.get(`/users/${bobId}`)).status).toBe(403);
+  });
+});
+
+describe('gallery pages', () => {
+  let t: TestApp;
+  let client: Client;
+  beforeAll(async () => {
+    t = await makeTestApp();
+    client = t.client();
+    await signUp(client, 'many@example.com');
+    t.seedImages(t.user('many@example.com').id, 150);
+  });
+  afterAll(() => t.close());
+
+  it('returns each of 150 images exactly once, newest first, 60 a page, without JavaScript', async () => {
+    const seen: string[] = [];
+    let path: string | null = '/';
+    let pages = 0;
+    while (path) {
+      const html = await (await client.get(path)).text();
+      const ids = [...html.matchAll(/id="image-([a-z0-9]+)"/g)].map((m) => m[1] as string);
+      seen.push(...ids);
+      pages++;
+      path = html.match(/<a class="button" href="(\/\?cursor=[^"]+)"/)?.[1]?.replaceAll('&amp;', '&') ?? null;
+    }
+    expect(pages).toBe(3);
+    expect(seen).toHaveLength(150);
+    expect(new Set(seen).size).toBe(150);
+    expect(seen).toEqual(t.imageIdsNewestFirst(t.user('many@example.com').id));
+  });
+
+  it('appends the next page for htmx with the "Load more" link swapped out of band', async () => {
+    const first = await (await client.get('/')).text();
+    const next = first.match(/hx-get="(\/\?cursor=[^"]+)"/)?.[1]?.replaceAll('&amp;', '&');
+    const res = await client.get(next as string, { 'HX-Request': 'true' });
+    const fragment = await res.text();
+    expect(fragment).not.toContain('<html');
+    expect([...fragment.matchAll(/<li class="thumb"/g)]).toHaveLength(60);
+    expect(fragment).toContain('id="load-more" class="load-more" hx-swap-oob="true"');
+  });
+
+  it('gives the same thumbnail URL within the hour, so browsers cache it', async () => {
+    const a = (await (await client.get('/')).text()).match(/<img src="([^"]+)"/)?.[1];
+    t.advance(60 * 1000);
+    const b = (await (await client.get('/')).text()).match(/<img src="([^"]+)"/)?.[1];
+    expect(a).toBeTruthy();
+    expect(a).toBe(b);
+  });
+
+  it('answers a forged cursor with 400, not a crash', async () => {
+    for (const cursor of ['%00', 'abc', Buffer.from('-5.x').toString('base64url'), 'A'.repeat(5000)]) {
+      const res = await client.get(`/?cursor=${cursor}`);
+      expect(res.status, cursor).toBe(400);
+    }
+  });
+});
+
+describe('reconcile', () => {
+  let t: TestApp;
+  let client: Client;
+  beforeAll(async () => {
+    t = await makeTestApp();
+    client = t.client();
+    await signUp(client, 'owner@example.com');
+  });
+  afterAll(() => t.close());
+
+  it('completes uploads whose browser never came back, imports outside uploads and drops orphans', async () => {
+    const userId = t.user('owner@example.com').id;
+    const { policy } = await uploadWithJs(client, await makePng(), 'kept.png', 'image/png');
+    // That one was completed; this one reaches the bucket but its browser never confirms it.
+    const presign = await client.postJson('/uploads/presign', { name: 'left-behind.png' });
+    const pending = (await presign.json()) as Policy;
+    const form = new FormData();
+    for (const [k, v] of Object.entries(pending.fields)) form.append(k, v);
+    form.append('Content-Type', 'image/png');
+    form.append('file', new Blob([await makePng()]), 'left-behind.png');
+    expect((await fetch(pending.url, { method: 'POST', body: form })).status).toBe(201);
+    const expiredPolicy = (await (
+      await client.postJson('/uploads/presign', { name: 'never.png' })
+    ).json()) as Policy;
+    await t.services.storage.put(`users/${userId}/originals/from-the-cli.png`, await makePng(), 'image/png');
+    await t.services.storage.put(`users/${userId}/thumbs/stray.webp`, Buffer.from('x'), 'image/webp');
+    t.advance(2 * 60 * 60 * 1000);
+
+    const dry = await t.services.reconcile.run({ apply: false });
+    expect(dry.completed).toEqual([pending.key]);
+    expect(dry.expired).toEqual([expiredPolicy.key]);
+    expect(dry.imported).toEqual([`users/${userId}/originals/from-the-cli.png`]);
+    expect(t.count('pending_uploads')).toBe(2);
+
+    const report = await t.services.reconcile.run({ apply: true });
+    expect(report.completed).toEqual([pending.key]);
+    expect(report.imported).toEqual([`users/${userId}/originals/from-the-cli.png`]);
+    expect(report.orphansDeleted).toContain(`users/${userId}/thumbs/stray.webp`);
+    expect(t.count('pending_uploads')).toBe(0);
+    expect(t.count('images')).toBe(3);
+    expect(await t.services.storage.head(`users/${userId}/thumbs/stray.webp`)).toBeNull();
+    expect(await t.services.storage.head(policy.key)).not.toBeNull();
+
+    const again = await t.services.reconcile.run({ apply: true });
+    expect([...again.completed, ...again.imported, ...again.orphansDeleted, ...again.expired]).toEqual([]);
+  });
+
+  it('retries deletes that failed in the bucket', async () => {
+    t.services.db
+      .prepare('INSERT INTO storage_deletions (key, queued_at) VALUES (?, ?)')
+      .run('users/zzz/originals/gone', 1);
+    await t.services.storage.put('users/zzz/originals/gone', Buffer.from('x'), 'image/png');
+    const report = await t.services.reconcile.run({ apply: true });
+    expect(report.retriedDeletes).toContain('users/zzz/originals/gone');
+    expect(await t.services.storage.head('users/zzz/originals/gone')).toBeNull();
+    expect(t.count('storage_deletions')).toBe(0);
+  });
+});

@@ -1,0 +1,30 @@
+import sharp from 'sharp';
+
+/** Real image files made on the spot, so no binary fixtures live in the repo. */
+export async function makeJpeg(
+  width = 640,
+  height = 480,
+  opts: { orientation?: number; gps?: boolean } = {},
+) {
+  let img = sharp({
+    create: { width, height, channels: 3, background: { r: 200, g: 80, b: 40 } },
+  }).jpeg({ quality: 80 });
+  if (opts.orientation) img = img.withMetadata({ orientation: opts.orientation });
+  img = img.withExifMerge({
+    IFD2: { DateTimeOriginal: '2024:06:01 10:30:00' },
+    ...(opts.gps ? { IFD3: { GPSLatitudeRef: 'N', GPSLatitude: '51/1 30/1 0/1' } } : {}),
+  });
+  return img.toBuffer();
+}
+
+export async function makePng(width = 300, height = 200) {
+  return sharp({ create: { width, height, channels: 4, background: { r: 20, g: 120, b: 220, alpha: 1 } } })
+    .png()
+    .toBuffer();
+}
+
+export const SVG = Buffer.from(
+  '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><script>alert(1)</script></svg>',
+);
+export const HTML = Buffer.from('<!DOCTYPE html><html><body><script>alert(1)</script></body></html>');
+export const TEXT_AS_PNG = Buffer.from('just some text pretending to be a picture\n'.repeat(20));

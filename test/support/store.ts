@@ -1,0 +1,54 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createEmbeddedStore } from '../../src/storage/embedded-store.js';
+import { createStorage } from '../../src/storage/s3.js';
+
+/** A real embedded store on a free loopback port, in a fresh temp dir, with a clock tests can move. */
+export async function startTestStore(opts: { mountPath?: string } = {}) {
+  const rootDir = mkdtempSync(path.join(tmpdir(), 's3g-store-'));
+  const credentials = {
+    accessKeyId: 'S3GTESTKEY',
+    secretAccessKey: 'test-secret-key-for-the-embedded-store',
+  };
+  const region = 'us-east-1';
+  const bucket = 'gallery';
+  const mountPath = opts.mountPath ?? '/s3';
+  let offsetMs = 0;
+  const store = createEmbeddedStore({
+    rootDir,
+    bucket,
+    region,
+    credentials,
+    mountPath,
+    now: () => new Date(Date.now() + offsetMs),
+  });
+  await store.ready;
+  const server = http.createServer((req, res) => store.handle(req, res));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  const endpoint = `http://127.0.0.1:${port}${mountPath}`;
+  const storage = createStorage({ endpoint, region, bucket, credentials, forcePathStyle: true });
+  return {
+    endpoint,
+    origin: `http://127.0.0.1:${port}`,
+    bucket,
+    region,
+    credentials,
+    rootDir,
+    storage,
+    /** Moves the store's clock: expiry and skew checks see the future. */
+    advance(ms: number) {
+      offsetMs += ms;
+    },
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      rmSync(rootDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export type TestStore = Awaited<ReturnType<typeof startTestStore>>;
