@@ -343,11 +343,14 @@ export function createEmbeddedStore(o: EmbeddedStoreOptions): EmbeddedStore {
       let preFileBytes = 0;
       let sawFile = false;
       let settled = false;
+      let activeFile: Readable | undefined;
       const fail = (err: unknown) => {
         if (settled) return;
         settled = true;
         req.unpipe(parser);
         req.resume();
+        // The file stream would otherwise wait for bytes that never come, keeping its temp file.
+        activeFile?.destroy();
         reject(err);
       };
       parser.on('field', (name, value) => {
@@ -371,6 +374,7 @@ export function createEmbeddedStore(o: EmbeddedStoreOptions): EmbeddedStore {
       });
       parser.on('file', (_name, file, info) => {
         sawFile = true;
+        activeFile = file;
         storeUpload(fields, file, info.filename ?? '').then(
           (result) => {
             if (settled) return;
@@ -409,7 +413,9 @@ export function createEmbeddedStore(o: EmbeddedStoreOptions): EmbeddedStore {
             ),
           );
       });
-      req.on('aborted', () => fail(badRequest('IncompleteBody', 'The request body terminated unexpectedly')));
+      req.on('close', () => {
+        if (!req.complete) fail(badRequest('IncompleteBody', 'The request body terminated unexpectedly'));
+      });
       req.pipe(parser);
     });
   }

@@ -130,9 +130,21 @@ export function createStorage(opts: StorageOptions) {
       return res.Body.transformToByteArray();
     },
 
-    async put(key: string, body: Uint8Array | Readable, contentType: string): Promise<{ etag?: string }> {
+    /** A stream body needs its length: the SDK frames it as aws-chunked with the decoded length. */
+    async put(
+      key: string,
+      body: Uint8Array | Readable,
+      contentType: string,
+      contentLength?: number,
+    ): Promise<{ etag?: string }> {
       const res = await client.send(
-        new PutObjectCommand({ Bucket, Key: key, Body: body, ContentType: contentType }),
+        new PutObjectCommand({
+          Bucket,
+          Key: key,
+          Body: body,
+          ContentType: contentType,
+          ...(contentLength !== undefined ? { ContentLength: contentLength } : {}),
+        }),
       );
       return res.ETag ? { etag: res.ETag } : {};
     },
