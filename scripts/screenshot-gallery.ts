@@ -66,7 +66,9 @@ try {
     );
   }
   await page.goto(`${origin}/`);
-  await page.waitForFunction(() => Array.from(document.images).every((i) => i.complete && i.naturalWidth > 0));
+  await page.waitForFunction(() =>
+    Array.from(document.images).every((i) => i.complete && i.naturalWidth > 0),
+  );
   await page.screenshot({ path: 'docs/gallery.png' });
   console.log('wrote docs/gallery.png');
 } finally {
