@@ -66,6 +66,12 @@ curl -s -b "$work/cookies" "$base/" | grep -q 'No images yet' || { echo "gallery
 [ -f "$data/gallery.db" ] || { echo "no database in DATA_DIR"; exit 1; }
 [ "$(stat -c %u "$data/gallery.db")" = "$(stat -c %u "$data")" ] || { echo "database owned by the wrong user"; exit 1; }
 
+step "the embedded store answers under /s3 and keeps its credentials private"
+status=$(curl -s -o /dev/null -w '%{http_code}' "$base/s3/gallery")
+[ "$status" = 403 ] || { echo "anonymous bucket access answered $status"; exit 1; }
+[ "$(stat -c %a "$data/embedded-s3.json")" = 600 ] || { echo "embedded-s3.json is not mode 600"; exit 1; }
+curl -s -b "$work/cookies" "$base/upload" | grep -q "action=\"$origin/s3/gallery\"" || { echo "upload form does not post to the bucket"; exit 1; }
+
 step "SIGTERM stops it cleanly"
 kill -TERM "$pid"
 code=0

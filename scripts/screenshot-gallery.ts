@@ -1,22 +1,12 @@
 /// <reference lib="dom" />
 // Regenerates docs/gallery.png: a real server on a temp dir, a few generated photos uploaded
 // through the JavaScript path, and Chromium's screenshot of the gallery.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { chromium } from 'playwright-core';
 import sharp from 'sharp';
-import { loadConfig } from '../src/config.js';
-import { startServer } from '../src/server.js';
+import { startAppServer } from '../test/support/server.js';
 
-const dataDir = mkdtempSync(path.join(tmpdir(), 's3g-shot-'));
-const probe = await startServer(loadConfig({ DATA_DIR: dataDir, PORT: '0', LOG_LEVEL: 'silent' }));
-const port = new URL(probe.url).port;
-await probe.stop();
-const origin = `http://127.0.0.1:${port}`;
-const server = await startServer(
-  loadConfig({ DATA_DIR: dataDir, PORT: port, APP_ORIGIN: origin, LOG_LEVEL: 'silent' }),
-);
+const server = await startAppServer({ SIGNUP: 'invite' });
+const { origin } = server;
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
   args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'],
@@ -73,6 +63,5 @@ try {
   console.log('wrote docs/gallery.png');
 } finally {
   await browser.close();
-  await server.stop();
-  rmSync(dataDir, { recursive: true, force: true });
+  await server.close();
 }

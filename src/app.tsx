@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import type { AppEnv } from './env.js';
 import { requestLog } from './middleware/request-log.js';
+import { sameOriginOnly } from './middleware/same-origin.js';
 import { ForbiddenError, loadSession } from './middleware/session.js';
 import { adminRoutes } from './routes/admin.js';
 import { authRoutes } from './routes/auth.js';
@@ -68,6 +69,7 @@ export function createApp({ config, services, log }: AppDeps) {
     }),
   );
   app.use(csrf({ origin: config.appOrigin, secFetchSite: 'same-origin' }));
+  app.use(sameOriginOnly(config.appOrigin));
   app.use(
     bodyLimit({
       maxSize: MAX_FORM_BYTES,

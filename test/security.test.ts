@@ -15,6 +15,11 @@ describe('request protection', () => {
     '/account/password',
     '/admin/invites',
     '/admin/invites/x/revoke',
+    '/uploads/presign',
+    '/uploads/complete',
+    '/images/x/rename',
+    '/images/x/delete',
+    '/images/delete',
   ];
 
   it('refuses every POST from a foreign Origin with 403 and changes nothing', async () => {
@@ -29,6 +34,34 @@ describe('request protection', () => {
     }
     expect(t.services.invites.list()).toHaveLength(0);
     expect((await admin.get('/')).status).toBe(200);
+  });
+
+  it('refuses a cross-site JSON POST too, which Hono csrf() alone would let through', async () => {
+    const admin = t.client();
+    await signUp(admin, 'admin@example.com');
+    for (const path of ['/uploads/presign', '/uploads/complete']) {
+      const res = await t.app.request(`${t.config.appOrigin}${path}`, {
+        method: 'POST',
+        body: JSON.stringify({ name: 'x.png', key: 'users/x/originals/y' }),
+        headers: {
+          'Content-Type': 'application/json',
+          Cookie: admin.cookieHeader(),
+          Origin: 'https://evil.example',
+        },
+      });
+      expect(res.status, path).toBe(403);
+      const fromSite = await t.app.request(`${t.config.appOrigin}${path}`, {
+        method: 'POST',
+        body: '{}',
+        headers: {
+          'Content-Type': 'application/json',
+          Cookie: admin.cookieHeader(),
+          'Sec-Fetch-Site': 'cross-site',
+        },
+      });
+      expect(fromSite.status, path).toBe(403);
+    }
+    expect(t.count('pending_uploads')).toBe(0);
   });
 
   it('refuses a form POST with no Origin and no Sec-Fetch-Site', async () => {

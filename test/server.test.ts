@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -42,6 +42,27 @@ describe('a real listening server', () => {
     expect(login.status).toBe(303);
     expect((await client.get('/')).status).toBe(200);
     expect(existsSync(path.join(dataDir, 'gallery.db'))).toBe(true);
+  });
+
+  it('serves the embedded store under /s3 with credentials kept in DATA_DIR, readable by the owner only', async () => {
+    const file = path.join(dataDir, 'embedded-s3.json');
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    const creds = JSON.parse(readFileSync(file, 'utf8'));
+    expect(creds).toMatchObject({ region: 'us-east-1', bucket: 'gallery' });
+    expect(creds.secretAccessKey.length).toBeGreaterThanOrEqual(32);
+    const anonymous = await fetch(`${running.url}/s3/gallery`);
+    expect(anonymous.status).toBe(403);
+    expect(await anonymous.text()).toContain('<Code>AccessDenied</Code>');
+    const { createStorage } = await import('../src/storage/s3.js');
+    const storage = createStorage({
+      endpoint: `${running.url}/s3`,
+      region: creds.region,
+      bucket: creds.bucket,
+      credentials: { accessKeyId: creds.accessKeyId, secretAccessKey: creds.secretAccessKey },
+      forcePathStyle: true,
+    });
+    await storage.put('users/x/probe.txt', Buffer.from('hi'), 'text/plain');
+    expect((await storage.head('users/x/probe.txt'))?.size).toBe(2);
   });
 
   it('refuses a cross-site form post from a real socket', async () => {

@@ -1,12 +1,11 @@
 import { Hono } from 'hono';
 import type { AppEnv } from '../env.js';
-import { requireRole, requireUser, signedIn } from '../middleware/session.js';
+import { requireUser, signedIn } from '../middleware/session.js';
 import { UserError } from '../services/errors.js';
 import { ConfirmBulkDeletePage, ConfirmDeletePage, ImagePage } from '../views/image.js';
 import { formError, formFields, page } from './render.js';
 
 export const imageRoutes = new Hono<AppEnv>();
-const canChange = requireRole('admin', 'member');
 
 imageRoutes.get('/images/:id', requireUser, async (c) => {
   const { user } = signedIn(c);
@@ -29,7 +28,7 @@ imageRoutes.get('/images/:id/download', requireUser, async (c) => {
   return c.redirect(await c.var.services.images.downloadUrl(user, c.req.param('id')), 303);
 });
 
-imageRoutes.post('/images/:id/rename', canChange, async (c) => {
+imageRoutes.post('/images/:id/rename', requireUser, async (c) => {
   const { user } = signedIn(c);
   const { images } = c.var.services;
   const form = await formFields(c);
@@ -45,7 +44,7 @@ imageRoutes.post('/images/:id/rename', canChange, async (c) => {
   }
 });
 
-imageRoutes.get('/images/:id/delete', canChange, (c) => {
+imageRoutes.get('/images/:id/delete', requireUser, (c) => {
   const { user } = signedIn(c);
   return page(
     c,
@@ -53,7 +52,7 @@ imageRoutes.get('/images/:id/delete', canChange, (c) => {
   );
 });
 
-imageRoutes.post('/images/:id/delete', canChange, async (c) => {
+imageRoutes.post('/images/:id/delete', requireUser, async (c) => {
   const { user } = signedIn(c);
   await c.var.services.images.delete(user, [c.req.param('id')]);
   // htmx removes the card in place; a plain form goes back to the gallery with a message.
@@ -61,7 +60,7 @@ imageRoutes.post('/images/:id/delete', canChange, async (c) => {
   return c.redirect('/?deleted=1', 303);
 });
 
-imageRoutes.post('/images/delete', canChange, async (c) => {
+imageRoutes.post('/images/delete', requireUser, async (c) => {
   const { user } = signedIn(c);
   const body = await c.req.parseBody({ all: true });
   const ids = [body.ids]
@@ -70,7 +69,7 @@ imageRoutes.post('/images/delete', canChange, async (c) => {
     .slice(0, 500);
   if (ids.length === 0) throw new UserError(400, 'Select the images to delete first.');
   if (body.confirm !== 'yes') {
-    const images = ids.map((id) => c.var.services.images.getForUser(user, id));
+    const images = ids.map((id) => c.var.services.images.getForChange(user, id));
     return page(c, <ConfirmBulkDeletePage user={user} images={images} />);
   }
   const count = await c.var.services.images.delete(user, ids);

@@ -1,6 +1,6 @@
 import { Hono } from 'hono';
 import type { AppEnv } from '../env.js';
-import { requireRole, signedIn } from '../middleware/session.js';
+import { requireRole, requireUser, signedIn } from '../middleware/session.js';
 import { UserError } from '../services/errors.js';
 import { UploadPage } from '../views/upload.js';
 import { page } from './render.js';
@@ -16,9 +16,9 @@ uploadRoutes.get('/upload', canUpload, async (c) => {
   return page(c, <UploadPage user={user} form={form} maxBytes={c.var.config.maxUploadBytes} />);
 });
 
-uploadRoutes.get('/images/:id/replace', canUpload, async (c) => {
+uploadRoutes.get('/images/:id/replace', requireUser, async (c) => {
   const { user } = signedIn(c);
-  const image = c.var.services.images.getForUser(user, c.req.param('id'));
+  const image = c.var.services.images.getForChange(user, c.req.param('id'));
   const form = await c.var.services.uploads.presign(user, { mode: 'redirect', replacesImageId: image.id });
   return page(
     c,
@@ -40,13 +40,13 @@ uploadRoutes.post('/uploads/presign', canUpload, async (c) => {
 
 // The bucket's success_action_redirect lands here: the one state-changing GET, idempotent, and it
 // only ever completes a pending upload of the signed-in user.
-uploadRoutes.get('/uploads/complete', canUpload, async (c) => {
+uploadRoutes.get('/uploads/complete', requireUser, async (c) => {
   const { user } = signedIn(c);
   const { imageId, replaced } = await c.var.services.uploads.complete(user, c.req.query('key') ?? '');
   return c.redirect(`/images/${imageId}?${replaced ? 'replaced' : 'uploaded'}=1`, 303);
 });
 
-uploadRoutes.post('/uploads/complete', canUpload, async (c) => {
+uploadRoutes.post('/uploads/complete', requireUser, async (c) => {
   const { user } = signedIn(c);
   const body = await jsonBody(c.req.raw);
   const result = await c.var.services.uploads.complete(user, typeof body.key === 'string' ? body.key : '');

@@ -114,6 +114,13 @@ export function createImages(db: Db, storage: Storage, clock: Clock) {
     return image;
   }
 
+  /** As getForUser, and then the role: ownership first, so a stranger's id is a 404 for everyone. */
+  function getForChange(user: User, id: string): Image {
+    const image = getForUser(user, id);
+    if (user.role === 'viewer') throw new UserError(403, 'Viewers cannot change images.');
+    return image;
+  }
+
   /**
    * Deletes in the bucket after the rows are gone. Keys are queued in the same transaction, so a
    * failed delete is retried by reconcile instead of leaving an orphan.
@@ -134,6 +141,7 @@ export function createImages(db: Db, storage: Storage, clock: Clock) {
 
   return {
     getForUser,
+    getForChange,
     deleteObjects,
     queueDeletion: (key: string) => queueDeletion.run(key, clock()),
 
@@ -188,7 +196,7 @@ export function createImages(db: Db, storage: Storage, clock: Clock) {
     },
 
     rename(user: User, id: string, title: string): Image {
-      const image = getForUser(user, id);
+      const image = getForChange(user, id);
       const clean = cleanText(title, TITLE_MAX);
       if (!clean) throw new UserError(400, 'Give the image a title.');
       rename.run(clean, clock(), image.id);
@@ -197,7 +205,7 @@ export function createImages(db: Db, storage: Storage, clock: Clock) {
 
     /** Deletes every listed image the user may delete; returns how many went. */
     async delete(user: User, ids: string[]): Promise<number> {
-      const allowed = [...new Set(ids)].map((id) => getForUser(user, id));
+      const allowed = [...new Set(ids)].map((id) => getForChange(user, id));
       // Rows are read again inside the transaction: a replace that committed meanwhile changed the keys.
       const { keys, count } = db
         .transaction(() => {

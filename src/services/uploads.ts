@@ -75,8 +75,8 @@ export function createUploads(
       user: User,
       opts2: { originalName?: string; replacesImageId?: string; mode: 'redirect' | 'status' },
     ): Promise<PresignedUpload> {
+      if (opts2.replacesImageId) images.getForChange(user, opts2.replacesImageId);
       if (user.role === 'viewer') throw new UserError(403, 'Viewers cannot upload images.');
-      if (opts2.replacesImageId) images.getForUser(user, opts2.replacesImageId);
       const now = clock();
       if ((countOpen.get(user.id, now) as number) >= MAX_OPEN_UPLOADS) {
         throw new UserError(
@@ -122,6 +122,7 @@ export function createUploads(
       if (pending.owner_id !== user.id) {
         throw new UserError(404, 'That upload was not found. It may have expired: please upload again.');
       }
+      if (user.role === 'viewer') throw new UserError(403, 'Viewers cannot upload images.');
       const head = await fromStorage(storage.head(key));
       if (!head) throw new UserError(400, 'The file has not arrived in storage. Please upload it again.');
       if (head.size > opts.maxUploadBytes)

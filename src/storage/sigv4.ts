@@ -70,9 +70,14 @@ function canonicalHeaders(req: IncomingMessage, signed: string[]): string {
     .join('');
 }
 
-function sameSignature(expected: string, given: string): boolean {
-  if (!/^[0-9a-f]{64}$/.test(given)) return false;
-  return timingSafeEqual(Buffer.from(expected), Buffer.from(given));
+/** Constant-time, and only after checking the shape, so lengths never differ. */
+function requireSameSignature(expected: string, given: string): void {
+  if (/^[0-9a-f]{64}$/.test(given) && timingSafeEqual(Buffer.from(expected), Buffer.from(given))) return;
+  throw new S3Error(
+    403,
+    'SignatureDoesNotMatch',
+    'The request signature we calculated does not match the signature you provided.',
+  );
 }
 
 interface Scope {
@@ -125,16 +130,21 @@ export function createAuthenticator(o: { region: string; credentials: Credential
     return signer.sign(stringToSign, { signingDate });
   }
 
-  async function expectedSignature(
-    req: IncomingMessage,
-    rawPath: string,
-    query: QueryPairs,
-    signed: string[],
-    payloadHash: string,
-    amzDate: string,
-    scope: Scope,
-    signingDate: Date,
-  ): Promise<string> {
+  interface Signed {
+    req: IncomingMessage;
+    rawPath: string;
+    query: QueryPairs;
+    signed: string[];
+    payloadHash: string;
+    amzDate: string;
+    scope: Scope;
+    signingDate: Date;
+  }
+
+  async function requireValidSignature(
+    { req, rawPath, query, signed, payloadHash, amzDate, scope, signingDate }: Signed,
+    given: string,
+  ): Promise<void> {
     const canonicalRequest = [
       req.method ?? 'GET',
       canonicalPath(rawPath),
@@ -149,7 +159,7 @@ export function createAuthenticator(o: { region: string; credentials: Credential
       `${scope.date}/${scope.region}/s3/aws4_request`,
       createHash('sha256').update(canonicalRequest).digest('hex'),
     ].join('\n');
-    return signatureFor(stringToSign, signingDate);
+    requireSameSignature(await signatureFor(stringToSign, signingDate), given);
   }
 
   function checkUnsignedAmzHeaders(req: IncomingMessage, signed: string[]): void {
@@ -201,23 +211,10 @@ export function createAuthenticator(o: { region: string; credentials: Credential
         throw badRequest('InvalidRequest', 'Missing required header for this request: x-amz-content-sha256');
       }
       checkUnsignedAmzHeaders(req, signed);
-      const expected = await expectedSignature(
-        req,
-        rawPath,
-        query,
-        signed,
-        payloadHash,
-        amzDate,
-        scope,
-        signingDate,
+      await requireValidSignature(
+        { req, rawPath, query, signed, payloadHash, amzDate, scope, signingDate },
+        signature,
       );
-      if (!sameSignature(expected, signature)) {
-        throw new S3Error(
-          403,
-          'SignatureDoesNotMatch',
-          'The request signature we calculated does not match the signature you provided.',
-        );
-      }
       return payloadHash;
     },
 
@@ -253,23 +250,10 @@ export function createAuthenticator(o: { region: string; credentials: Credential
       if (!signed.includes('host')) throw malformed();
       checkUnsignedAmzHeaders(req, signed);
       const unsigned = query.filter(([k]) => k !== 'X-Amz-Signature');
-      const expected = await expectedSignature(
-        req,
-        rawPath,
-        unsigned,
-        signed,
-        UNSIGNED_PAYLOAD,
-        amzDate,
-        scope,
-        signingDate,
+      await requireValidSignature(
+        { req, rawPath, query: unsigned, signed, payloadHash: UNSIGNED_PAYLOAD, amzDate, scope, signingDate },
+        signature,
       );
-      if (!sameSignature(expected, signature)) {
-        throw new S3Error(
-          403,
-          'SignatureDoesNotMatch',
-          'The request signature we calculated does not match the signature you provided.',
-        );
-      }
     },
 
     /** A POST form's signature: the HMAC of the base64 policy exactly as received. */
@@ -289,14 +273,7 @@ export function createAuthenticator(o: { region: string; credentials: Credential
       const scope = checkScope(fields.credential, malformed);
       const signingDate = parseAmzDate(fields.amzDate);
       if (!signingDate || !fields.amzDate.startsWith(scope.date)) throw malformed();
-      const expected = await signatureFor(fields.policy, signingDate);
-      if (!sameSignature(expected, fields.signature)) {
-        throw new S3Error(
-          403,
-          'SignatureDoesNotMatch',
-          'The request signature we calculated does not match the signature you provided.',
-        );
-      }
+      requireSameSignature(await signatureFor(fields.policy, signingDate), fields.signature);
     },
   };
 }

@@ -1,35 +1,22 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config.js';
-import { type RunningServer, startServer } from '../../src/server.js';
 import { PASSWORD } from '../support/app.js';
 import { launchBrowser, screenshotPath, skipBrowser } from '../support/browser.js';
+import { startAppServer } from '../support/server.js';
 
 describe.skipIf(skipBrowser)('in a real browser', () => {
-  let running: RunningServer;
-  let dataDir: string;
+  let app: Awaited<ReturnType<typeof startAppServer>>;
   let browser: Browser;
   let origin: string;
 
   beforeAll(async () => {
-    dataDir = mkdtempSync(path.join(tmpdir(), 's3g-e2e-'));
-    // Port 0 first to learn a free port, then APP_ORIGIN must match what the browser uses.
-    const probe = await startServer(loadConfig({ DATA_DIR: dataDir, PORT: '0', LOG_LEVEL: 'silent' }));
-    const port = new URL(probe.url).port;
-    await probe.stop();
-    origin = `http://127.0.0.1:${port}`;
-    running = await startServer(
-      loadConfig({ DATA_DIR: dataDir, PORT: port, APP_ORIGIN: origin, LOG_LEVEL: 'silent', SIGNUP: 'open' }),
-    );
+    app = await startAppServer({ SIGNUP: 'open' });
+    origin = app.origin;
     browser = await launchBrowser();
   });
   afterAll(async () => {
     await browser?.close();
-    await running?.stop();
-    rmSync(dataDir, { recursive: true, force: true });
+    await app?.close();
   });
 
   for (const javaScriptEnabled of [true, false]) {
