@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { serveStatic } from '@hono/node-server/serve-static';
-import { Hono } from 'hono';
+import { type Context, Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { csrf } from 'hono/csrf';
 import { HTTPException } from 'hono/http-exception';
@@ -128,11 +128,7 @@ export function createApp({ config, services, log }: AppDeps) {
   return app;
 }
 
-function errorResponse(
-  c: Parameters<Parameters<Hono<AppEnv>['onError']>[0]>[1],
-  status: ContentfulStatusCode,
-  message: string,
-) {
+function errorResponse(c: Context<AppEnv>, status: ContentfulStatusCode, message: string) {
   if (c.req.header('HX-Request')) return c.html(<ErrorFragment message={message} />, status);
   if (c.req.header('Accept')?.startsWith('application/json')) return c.json({ error: message }, status);
   return page(c, <ErrorPage status={status} message={message} user={c.var.user ?? null} />, status);

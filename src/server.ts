@@ -10,8 +10,8 @@ import { createLogger } from './logger.js';
 import { systemClock } from './services/clock.js';
 import { createServices } from './services/index.js';
 import { createEmbeddedStore, loadOrCreateEmbeddedCredentials } from './storage/embedded-store.js';
-import { createStorage } from './storage/s3.js';
-import { EMBEDDED_MOUNT, storageOptions } from './storage-setup.js';
+import { createStorage, type StorageOptions } from './storage/s3.js';
+import { EMBEDDED_MOUNT, embeddedStorageOptions, urlHost } from './storage-setup.js';
 
 export interface RunningServer {
   url: string;
@@ -40,12 +40,12 @@ export async function startServer(config: Config): Promise<RunningServer> {
   });
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
-  const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+  const url = `http://${urlHost(config.host)}:${port}`;
 
   const db = openDatabase(path.join(config.dataDir, 'gallery.db'));
   let store: ReturnType<typeof createEmbeddedStore> | undefined;
-  const storage = createStorage(await storageOptions(config, port));
-  if (!config.s3) {
+  let storageOpts: StorageOptions | undefined = config.s3;
+  if (!storageOpts) {
     const creds = await loadOrCreateEmbeddedCredentials(config.dataDir);
     store = createEmbeddedStore({
       rootDir: path.join(config.dataDir, 'objects'),
@@ -54,7 +54,9 @@ export async function startServer(config: Config): Promise<RunningServer> {
       credentials: { accessKeyId: creds.accessKeyId, secretAccessKey: creds.secretAccessKey },
       mountPath: EMBEDDED_MOUNT,
     });
+    storageOpts = embeddedStorageOptions(config, creds, port);
   }
+  const storage = createStorage(storageOpts);
   const services = createServices({ db, storage, clock: systemClock, config });
   services.sessions.purgeExpired();
   const appListener = getRequestListener(createApp({ config, services, log }).fetch);

@@ -1,38 +1,44 @@
-import { Hono } from 'hono';
+import { type Context, Hono } from 'hono';
 import type { AppEnv } from '../env.js';
 import { requireRole, requireUser, signedIn } from '../middleware/session.js';
 import { UserError } from '../services/errors.js';
+import type { User } from '../services/users.js';
 import { GalleryCards, GalleryPage } from '../views/gallery.js';
 import { page } from './render.js';
 
 export const galleryRoutes = new Hono<AppEnv>();
 
-galleryRoutes.get('/', requireUser, async (c) => {
+galleryRoutes.get('/', requireUser, (c) => {
   const { user } = signedIn(c);
-  const cursor = c.req.query('cursor');
-  const result = await c.var.services.images.listPage(user.id, cursor);
-  if (c.req.header('HX-Request') && cursor)
-    return c.html(<GalleryCards {...result} basePath="/" canChange />);
   const deleted = Number(c.req.query('deleted'));
   const notice = deleted > 0 ? `Deleted ${deleted} image${deleted === 1 ? '' : 's'}.` : undefined;
-  return page(
-    c,
-    <GalleryPage user={user} owner={user} {...result} basePath="/" isFirstPage={!cursor} notice={notice} />,
-  );
+  return gallery(c, user, '/', notice);
 });
 
 /** Admins can open anyone's gallery. */
-galleryRoutes.get('/users/:id', requireRole('admin'), async (c) => {
-  const { user } = signedIn(c);
+galleryRoutes.get('/users/:id', requireRole('admin'), (c) => {
   const owner = c.var.services.users.get(c.req.param('id'));
   if (!owner) throw new UserError(404, 'There is no such user.');
+  return gallery(c, owner, `/users/${owner.id}`);
+});
+
+/** A page of the owner's gallery, or for htmx just the next cards. */
+async function gallery(c: Context<AppEnv>, owner: User, basePath: string, notice?: string) {
+  const { user } = signedIn(c);
   const cursor = c.req.query('cursor');
   const result = await c.var.services.images.listPage(owner.id, cursor);
-  const basePath = `/users/${owner.id}`;
-  if (c.req.header('HX-Request') && cursor)
+  if (c.req.header('HX-Request') && cursor) {
     return c.html(<GalleryCards {...result} basePath={basePath} canChange />);
+  }
   return page(
     c,
-    <GalleryPage user={user} owner={owner} {...result} basePath={basePath} isFirstPage={!cursor} />,
+    <GalleryPage
+      user={user}
+      owner={owner}
+      {...result}
+      basePath={basePath}
+      isFirstPage={!cursor}
+      notice={notice}
+    />,
   );
-});
+}

@@ -5,6 +5,9 @@ import { UserError } from './errors.js';
 import type { User } from './users.js';
 
 export const PAGE_SIZE = 60;
+
+/** Viewers only look; members and admins may rename, replace and delete. */
+export const canChangeImages = (user: Pick<User, 'role'>) => user.role !== 'viewer';
 const URL_TTL_SECONDS = 2 * 60 * 60;
 const HOUR_MS = 60 * 60 * 1000;
 export const TITLE_MAX = 200;
@@ -117,7 +120,7 @@ export function createImages(db: Db, storage: Storage, clock: Clock) {
   /** As getForUser, and then the role: ownership first, so a stranger's id is a 404 for everyone. */
   function getForChange(user: User, id: string): Image {
     const image = getForUser(user, id);
-    if (user.role === 'viewer') throw new UserError(403, 'Viewers cannot change images.');
+    if (!canChangeImages(user)) throw new UserError(403, 'Viewers cannot change images.');
     return image;
   }
 
@@ -143,7 +146,15 @@ export function createImages(db: Db, storage: Storage, clock: Clock) {
     getForUser,
     getForChange,
     deleteObjects,
+    /** For callers that queue inside their own transaction and delete after it commits. */
     queueDeletion: (key: string) => queueDeletion.run(key, clock()),
+
+    /** Deletes objects no row refers to, queued first so a failure is retried by reconcile. */
+    async discardObjects(keys: string[]): Promise<void> {
+      const now = clock();
+      for (const key of keys) queueDeletion.run(key, now);
+      await deleteObjects(keys);
+    },
 
     async listPage(
       ownerId: string,
@@ -239,6 +250,8 @@ export function cleanText(input: string, max: number): string {
   return [...input.replace(/[\u0000-\u001f\u007f-\u009f]/g, '').trim()].slice(0, max).join('');
 }
 
+export const withoutExtension = (name: string) => name.replace(/\.[A-Za-z0-9]{1,5}$/, '');
+
 const EXTENSIONS: Record<string, string> = {
   'image/jpeg': 'jpg',
   'image/png': 'png',
@@ -250,6 +263,6 @@ const EXTENSIONS: Record<string, string> = {
 /** The name the browser saves a download under: the original name, with the real type's extension. */
 export function downloadName(image: Pick<Image, 'originalName' | 'title' | 'contentType'>): string {
   const ext = EXTENSIONS[image.contentType] ?? 'bin';
-  const base = (image.originalName || image.title || 'image').replace(/\.[A-Za-z0-9]{1,5}$/, '');
+  const base = withoutExtension(image.originalName || image.title || 'image');
   return `${base.replace(/[\\/]/g, '_')}.${ext}`;
 }

@@ -102,10 +102,7 @@ export function createReconcile(
           }
           const age = object.lastModified ? now - object.lastModified.getTime() : Number.POSITIVE_INFINITY;
           if (age < ORPHAN_GRACE_MS) continue;
-          if (apply) {
-            deps.images.queueDeletion(object.key);
-            await deps.images.deleteObjects([object.key]);
-          }
+          if (apply) await deps.images.discardObjects([object.key]);
           report.orphansDeleted.push(object.key);
         }
         cursor = page.nextCursor;

@@ -3,7 +3,7 @@ import type { Db } from '../db/connection.js';
 import type { Storage } from '../storage/s3.js';
 import type { Clock } from './clock.js';
 import { fromStorage, UserError } from './errors.js';
-import { cleanText, type ImageRow, type Images, rowToImage } from './images.js';
+import { cleanText, type ImageRow, type Images, rowToImage, withoutExtension } from './images.js';
 import { makeRenditions, SNIFF_BYTES, sniffImageType } from './thumbnails.js';
 import type { User } from './users.js';
 
@@ -64,8 +64,7 @@ export function createUploads(
   /** Refuses the upload: the object and the pending row both go, so nothing half-made stays. */
   async function discard(key: string, message: string, status: 413 | 415 = 415): Promise<never> {
     removePending.run(key);
-    images.queueDeletion(key);
-    await images.deleteObjects([key]);
+    await images.discardObjects([key]);
     throw new UserError(status, message);
   }
 
@@ -179,16 +178,14 @@ export function createUploads(
             return { imageId: target.id, replaced: true, oldKeys };
           }
           const imageId = randomUUID().replaceAll('-', '');
-          const title =
-            cleanText(pending.original_name.replace(/\.[A-Za-z0-9]{1,5}$/, ''), 200) || 'Untitled';
+          const title = cleanText(withoutExtension(pending.original_name), 200) || 'Untitled';
           insertImage.run({ ...fields, id: imageId, owner_id: user.id, title, created_at: now });
           return { imageId, replaced: false, oldKeys: [] };
         })
         .immediate();
 
       if (!outcome) {
-        for (const k of [thumbKey, displayKey]) images.queueDeletion(k);
-        await images.deleteObjects([thumbKey, displayKey]);
+        await images.discardObjects([thumbKey, displayKey]);
         const done = imageByOriginal.get(key) as ImageRow | undefined;
         if (!done) throw new UserError(404, 'That upload was not found. Please upload again.');
         return { imageId: done.id, replaced: false };

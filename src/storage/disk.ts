@@ -163,15 +163,19 @@ export class DiskObjects {
 
   /** Renames and indexes one object at a time, so the index always names what is on disk. */
   private commit(key: string, tmp: string, meta: ObjectMeta): Promise<void> {
-    const run = async () => {
+    return this.serially(async () => {
       const target = this.fileFor(key);
       await fs.mkdir(path.dirname(target), { recursive: true });
       await fs.rename(tmp, target);
       await syncDir(path.dirname(target));
       if (!this.index.has(key)) this.insertSorted(key);
       this.index.set(key, { size: meta.size, etag: meta.etag, lastModified: meta.lastModified });
-    };
-    const next = this.commitChain.then(run, run);
+    });
+  }
+
+  /** Runs index-changing work one piece at a time; a failure fails only its own caller. */
+  private serially(work: () => Promise<void>): Promise<void> {
+    const next = this.commitChain.then(work, work);
     this.commitChain = next.catch(() => undefined);
     return next;
   }
@@ -220,16 +224,13 @@ export class DiskObjects {
   }
 
   delete(key: string): Promise<void> {
-    const run = async () => {
+    return this.serially(async () => {
       await fs.rm(this.fileFor(key), { force: true });
       if (this.index.delete(key)) {
         const i = this.sorted.indexOf(key);
         if (i >= 0) this.sorted.splice(i, 1);
       }
-    };
-    const next = this.commitChain.then(run, run);
-    this.commitChain = next.catch(() => undefined);
-    return next;
+    });
   }
 
   /** Keys in UTF-8 byte order, as S3 lists them. */
@@ -258,7 +259,6 @@ export class DiskObjects {
       if (cut >= 0) {
         const common = key.slice(0, cut + o.delimiter.length);
         if (prefixes.at(-1) !== common) prefixes.push(common);
-        last = common;
         // Skip the rest of this common prefix.
         while (i + 1 < this.sorted.length && (this.sorted[i + 1] as string).startsWith(common)) i++;
         last = this.sorted[i] as string;
@@ -298,5 +298,3 @@ async function syncDir(dir: string): Promise<void> {
     await handle.close();
   }
 }
-
-export const MAX_HEADER_METADATA_BYTES = 2048;

@@ -1,4 +1,4 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
@@ -223,7 +223,6 @@ export function createEmbeddedStore(o: EmbeddedStoreOptions): EmbeddedStore {
       if (expected.toString('base64') !== crc)
         throw badRequest('BadDigest', 'The CRC32 you specified did not match the calculated checksum.');
     } else if (md5 !== undefined) {
-      const { createHash } = await import('node:crypto');
       if (createHash('md5').update(body).digest('base64') !== md5) {
         throw badRequest('BadDigest', 'The Content-MD5 you specified did not match what we received.');
       }

@@ -1,4 +1,4 @@
-import type { GalleryCard } from '../services/images.js';
+import { canChangeImages, type GalleryCard } from '../services/images.js';
 import type { User } from '../services/users.js';
 import { Notice } from './components/messages.js';
 import { Layout } from './layout.js';
@@ -97,7 +97,7 @@ export function GalleryPage({
 }: GalleryPageProps) {
   const isOwn = user.id === owner.id;
   const canUpload = isOwn && user.role !== 'viewer';
-  const canChange = user.role !== 'viewer';
+  const canChange = canChangeImages(user);
   return (
     <Layout title={isOwn ? 'Your gallery' : `Gallery of ${owner.email}`} user={user}>
       <div class="page-head">

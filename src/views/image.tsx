@@ -1,17 +1,10 @@
 import type { Image } from '../services/images.js';
-import { TITLE_MAX } from '../services/images.js';
+import { canChangeImages, TITLE_MAX } from '../services/images.js';
+import { ACCEPTED_TYPES } from '../services/thumbnails.js';
 import type { User } from '../services/users.js';
 import { ErrorMessage, Notice } from './components/messages.js';
 import { formatBytes, formatDateTime } from './format.js';
 import { Layout } from './layout.js';
-
-const TYPE_NAMES: Record<string, string> = {
-  'image/jpeg': 'JPEG',
-  'image/png': 'PNG',
-  'image/gif': 'GIF',
-  'image/webp': 'WebP',
-  'image/avif': 'AVIF',
-};
 
 export interface ImagePageProps {
   user: User;
@@ -22,7 +15,7 @@ export interface ImagePageProps {
 }
 
 export function ImagePage({ user, image, displayUrl, notice, error }: ImagePageProps) {
-  const canChange = user.role !== 'viewer';
+  const canChange = canChangeImages(user);
   return (
     <Layout title={image.title} user={user}>
       <p>
@@ -40,7 +33,7 @@ export function ImagePage({ user, image, displayUrl, notice, error }: ImagePageP
             <dt>Original name</dt>
             <dd>{image.originalName || '—'}</dd>
             <dt>Type</dt>
-            <dd>{TYPE_NAMES[image.contentType] ?? image.contentType}</dd>
+            <dd>{ACCEPTED_TYPES.get(image.contentType) ?? image.contentType}</dd>
             <dt>Size</dt>
             <dd>{formatBytes(image.bytes)}</dd>
             <dt>Dimensions</dt>

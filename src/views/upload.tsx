@@ -1,11 +1,12 @@
 import type { Image } from '../services/images.js';
+import { ACCEPTED_TYPES } from '../services/thumbnails.js';
 import type { PresignedUpload } from '../services/uploads.js';
 import type { User } from '../services/users.js';
 import { asset } from './assets.js';
 import { formatBytes } from './format.js';
 import { Layout } from './layout.js';
 
-export const ACCEPT = 'image/jpeg,image/png,image/gif,image/webp,image/avif';
+const ACCEPT = [...ACCEPTED_TYPES.keys()].join(',');
 
 export interface UploadPageProps {
   user: User;
