@@ -300,6 +300,23 @@ describe('gallery pages', () => {
     expect(fragment).toContain('id="load-more" class="load-more" hx-swap-oob="true"');
   });
 
+  it('shows no delete controls to a viewer, on the first page or in pages htmx appends', async () => {
+    const manyId = t.user('many@example.com').id;
+    t.services.users.setRole(manyId, 'viewer');
+    try {
+      const first = await (await client.get('/')).text();
+      expect(first).not.toContain('name="ids"');
+      expect(first).not.toContain('Delete');
+      const next = first.match(/hx-get="(\/\?cursor=[^"]+)"/)?.[1]?.replaceAll('&amp;', '&');
+      const fragment = await (await client.get(next as string, { 'HX-Request': 'true' })).text();
+      expect([...fragment.matchAll(/<li class="thumb"/g)]).toHaveLength(60);
+      expect(fragment).not.toContain('name="ids"');
+      expect(fragment).not.toContain('hx-post');
+    } finally {
+      t.services.users.setRole(manyId, 'admin');
+    }
+  });
+
   it('gives the same thumbnail URL within the hour, so browsers cache it', async () => {
     const a = (await (await client.get('/')).text()).match(/<img src="([^"]+)"/)?.[1];
     t.advance(60 * 1000);

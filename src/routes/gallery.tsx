@@ -2,6 +2,7 @@ import { type Context, Hono } from 'hono';
 import type { AppEnv } from '../env.js';
 import { requireRole, requireUser, signedIn } from '../middleware/session.js';
 import { UserError } from '../services/errors.js';
+import { canChangeImages } from '../services/images.js';
 import type { User } from '../services/users.js';
 import { GalleryCards, GalleryPage } from '../views/gallery.js';
 import { page } from './render.js';
@@ -28,7 +29,7 @@ async function gallery(c: Context<AppEnv>, owner: User, basePath: string, notice
   const cursor = c.req.query('cursor');
   const result = await c.var.services.images.listPage(owner.id, cursor);
   if (c.req.header('HX-Request') && cursor) {
-    return c.html(<GalleryCards {...result} basePath={basePath} canChange />);
+    return c.html(<GalleryCards {...result} basePath={basePath} canChange={canChangeImages(user)} />);
   }
   return page(
     c,
