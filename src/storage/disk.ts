@@ -107,8 +107,10 @@ export class DiskObjects {
         done(null, chunk);
       },
     });
+    // Created before streaming, so the cleanup below can never run ahead of a lazy open and leave a file behind.
+    const out = await fs.open(tmp, 'w');
     try {
-      await pipeline(body, meter, createWriteStream(tmp, { start: HEADER_BYTES }));
+      await pipeline(body, meter, createWriteStream(tmp, { fd: out, start: HEADER_BYTES }));
       if (size < (o.minBytes ?? 0)) {
         throw new S3Error(
           400,

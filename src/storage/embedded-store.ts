@@ -374,6 +374,8 @@ export function createEmbeddedStore(o: EmbeddedStoreOptions): EmbeddedStore {
       parser.on('file', (_name, file, info) => {
         sawFile = true;
         activeFile = file;
+        // Errors reach the consuming pipeline through the stream's state; this only covers the gap before it starts.
+        file.on('error', () => {});
         storeUpload(fields, file, info.filename ?? '').then(
           (result) => {
             if (settled) return;
