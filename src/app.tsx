@@ -19,6 +19,7 @@ import { galleryRoutes } from './routes/gallery.js';
 import { healthRoutes } from './routes/health.js';
 import { imageRoutes } from './routes/images.js';
 import { page } from './routes/render.js';
+import { shareRoutes } from './routes/shares.js';
 import { uploadRoutes } from './routes/uploads.js';
 import { StorageUnavailableError, UserError } from './services/errors.js';
 import type { Services } from './services/index.js';
@@ -66,6 +67,8 @@ export function createApp({ config, services, log }: AppDeps) {
       referrerPolicy: 'same-origin',
       strictTransportSecurity: config.isSecureOrigin ? 'max-age=31536000; includeSubDomains' : false,
       crossOriginEmbedderPolicy: false,
+      // Routes that need stricter headers (public share pages: no referrer at all) set their own.
+      overwrite: false,
     }),
   );
   app.use(csrf({ origin: config.appOrigin, secFetchSite: 'same-origin' }));
@@ -103,6 +106,7 @@ export function createApp({ config, services, log }: AppDeps) {
   app.route('/', galleryRoutes);
   app.route('/', uploadRoutes);
   app.route('/', imageRoutes);
+  app.route('/', shareRoutes);
   app.route('/', adminRoutes);
 
   app.notFound((c) => errorResponse(c, 404, 'There is nothing at this address.'));

@@ -31,6 +31,16 @@ const schema = z.object({
   S3_ACCESS_KEY_ID: z.string().min(1).optional(),
   S3_SECRET_ACCESS_KEY: z.string().min(1).optional(),
   S3_FORCE_PATH_STYLE: booleanFromEnv.optional(),
+  SMTP_URL: z
+    .url({ message: 'must be a URL such as smtps://user:pass@mail.example.com:465' })
+    .refine((v) => /^smtps?:\/\//.test(v), 'must start with smtp:// or smtps://')
+    .optional(),
+  NOTIFY_EMAIL_FROM: z.string().min(3).max(320).optional(),
+  WEBHOOK_URL: z
+    .url({ message: 'must be a URL such as https://hooks.example.com/s3-gallery' })
+    .refine((v) => /^https?:\/\//.test(v), 'must start with http:// or https://')
+    .optional(),
+  WEBHOOK_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
 });
 
 export type Signup = 'open' | 'invite' | 'closed';
@@ -57,6 +67,14 @@ export interface Config {
   maxUploadBytes: number;
   /** undefined = the embedded store on this app's own port under /s3 */
   s3?: ExternalS3Config;
+  notify: NotifyConfig;
+}
+
+/** Where change notifications go besides the in-app list; each channel is off when unset. */
+export interface NotifyConfig {
+  smtpUrl?: string;
+  emailFrom: string;
+  webhook?: { url: string; secret: string };
 }
 
 export class ConfigError extends Error {}
@@ -91,6 +109,18 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
         : {}),
     };
   }
+  if (e.WEBHOOK_URL && !e.WEBHOOK_SECRET) {
+    throw new ConfigError(
+      'Invalid configuration:\n  WEBHOOK_SECRET: required when WEBHOOK_URL is set (receivers check the signature with it)',
+    );
+  }
+  const notify: NotifyConfig = {
+    emailFrom: e.NOTIFY_EMAIL_FROM ?? `s3-gallery <s3-gallery@${new URL(appOrigin).hostname}>`,
+    ...(e.SMTP_URL ? { smtpUrl: e.SMTP_URL } : {}),
+    ...(e.WEBHOOK_URL && e.WEBHOOK_SECRET
+      ? { webhook: { url: e.WEBHOOK_URL, secret: e.WEBHOOK_SECRET } }
+      : {}),
+  };
   return {
     env: e.NODE_ENV,
     port: e.PORT,
@@ -103,5 +133,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     trustProxy: e.TRUST_PROXY,
     maxUploadBytes: e.MAX_UPLOAD_BYTES,
     ...(s3 ? { s3 } : {}),
+    notify,
   };
 }

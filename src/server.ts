@@ -59,6 +59,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
   const storage = createStorage(storageOpts);
   const services = createServices({ db, storage, clock: systemClock, config });
   services.sessions.purgeExpired();
+  const stopNotifier = services.notifications.startWorker(log);
   const appListener = getRequestListener(createApp({ config, services, log }).fetch);
   handle = (req, res) => {
     if (store && isUnder(req.url, EMBEDDED_MOUNT)) store.handle(req, res);
@@ -77,8 +78,11 @@ export async function startServer(config: Config): Promise<RunningServer> {
     stopping ??= new Promise<void>((resolve) => {
       // close() stops accepting and waits for in-flight requests; idle keep-alive sockets are let go.
       server.close(() => {
-        db.close();
-        resolve();
+        // A delivery cut short stays in the outbox and goes out after the next start.
+        stopNotifier().finally(() => {
+          db.close();
+          resolve();
+        });
       });
       server.closeIdleConnections();
     });

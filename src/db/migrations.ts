@@ -75,4 +75,78 @@ export const migrations: readonly string[] = [
     last_error TEXT
   ) STRICT;
   `,
+  // 3: sharing, quotas, notifications and the audit log
+  `
+  ALTER TABLE images ADD COLUMN is_shared INTEGER NOT NULL DEFAULT 0 CHECK (is_shared IN (0, 1));
+  CREATE INDEX images_shared_created ON images (created_at DESC, id DESC) WHERE is_shared = 1;
+
+  ALTER TABLE users ADD COLUMN quota_bytes INTEGER;
+  ALTER TABLE users ADD COLUMN quota_images INTEGER;
+
+  CREATE TABLE share_links (
+    id TEXT PRIMARY KEY,
+    token_hash TEXT NOT NULL UNIQUE,
+    owner_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    password_hash TEXT,
+    allow_download INTEGER NOT NULL DEFAULT 0 CHECK (allow_download IN (0, 1)),
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER,
+    revoked_at INTEGER,
+    view_count INTEGER NOT NULL DEFAULT 0,
+    last_viewed_at INTEGER
+  ) STRICT;
+  CREATE INDEX share_links_owner ON share_links (owner_id, created_at DESC);
+
+  CREATE TABLE share_link_images (
+    link_id TEXT NOT NULL REFERENCES share_links (id) ON DELETE CASCADE,
+    image_id TEXT NOT NULL REFERENCES images (id) ON DELETE CASCADE,
+    position INTEGER NOT NULL,
+    PRIMARY KEY (link_id, image_id)
+  ) STRICT, WITHOUT ROWID;
+  CREATE INDEX share_link_images_image ON share_link_images (image_id);
+
+  -- What admins see in the app; rows outlive the users and images they mention.
+  CREATE TABLE changes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at INTEGER NOT NULL,
+    actor_id TEXT,
+    actor_email TEXT,
+    action TEXT NOT NULL,
+    image_id TEXT,
+    summary TEXT NOT NULL
+  ) STRICT;
+
+  -- Deliveries still to make; written in the transaction of the change they announce.
+  CREATE TABLE outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    channel TEXT NOT NULL CHECK (channel IN ('email', 'webhook')),
+    recipient TEXT NOT NULL,
+    change_id INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    sent_at INTEGER,
+    last_error TEXT
+  ) STRICT;
+  CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE sent_at IS NULL;
+  CREATE INDEX outbox_recipient_sent ON outbox (channel, recipient, sent_at);
+
+  CREATE TABLE audit_log (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at INTEGER NOT NULL,
+    actor_id TEXT,
+    actor_email TEXT,
+    action TEXT NOT NULL,
+    target TEXT,
+    detail TEXT,
+    ip TEXT
+  ) STRICT;
+  CREATE INDEX audit_log_at ON audit_log (at);
+  CREATE INDEX audit_log_actor ON audit_log (actor_id, id);
+  CREATE INDEX audit_log_action ON audit_log (action, id);
+  CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+  CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+  `,
 ];

@@ -1,13 +1,168 @@
-import { Hono } from 'hono';
+import { type Context, Hono } from 'hono';
+import { stream } from 'hono/streaming';
 import type { AppEnv } from '../env.js';
 import { requireRole, signedIn } from '../middleware/session.js';
+import { type AuditFilter, csvLine } from '../services/audit.js';
+import { UserError } from '../services/errors.js';
 import { parseRole } from '../services/invites.js';
 import { InvitesPage } from '../views/admin.js';
+import { AuditPage } from '../views/audit.js';
+import { ChangesPage } from '../views/changes.js';
+import { PeoplePage, PersonPage } from '../views/people.js';
+import { audit } from './audit.js';
 import { formError, formFields, page } from './render.js';
 
 export const adminRoutes = new Hono<AppEnv>();
 
+adminRoutes.use('/admin', requireRole('admin'));
 adminRoutes.use('/admin/*', requireRole('admin'));
+
+adminRoutes.get('/admin', (c) => {
+  const notice = c.req.query('deleted') ? 'Account deleted.' : undefined;
+  return page(
+    c,
+    <PeoplePage user={signedIn(c).user} people={c.var.services.people.list()} notice={notice} />,
+  );
+});
+
+function personPage(
+  c: Context<AppEnv>,
+  id: string,
+  extra: { notice?: string; error?: string } = {},
+  status: 200 | 400 | 409 = 200,
+) {
+  const person = c.var.services.people.list().find((p) => p.id === id);
+  if (!person) throw new UserError(404, 'There is no such user.');
+  return page(c, <PersonPage user={signedIn(c).user} person={person} {...extra} />, status);
+}
+
+adminRoutes.get('/admin/users/:id', (c) => {
+  const notices: Record<string, string> = {
+    role: 'Role changed.',
+    disable: 'Account disabled and signed out everywhere.',
+    enable: 'Account enabled.',
+    quota: 'Quota saved.',
+  };
+  const notice = notices[c.req.query('done') ?? ''];
+  return personPage(c, c.req.param('id'), notice ? { notice } : {});
+});
+
+/** Runs an admin action; a refusal re-renders the person's page with the message. */
+async function act(
+  c: Context<AppEnv>,
+  done: string,
+  work: (form: Record<string, string>) => void | Promise<void>,
+) {
+  const id = c.req.param('id') ?? '';
+  const form = await formFields(c);
+  try {
+    await work(form);
+    return c.redirect(`/admin/users/${id}?done=${done}`, 303);
+  } catch (err) {
+    if (!(err instanceof UserError) || (err.status !== 400 && err.status !== 409)) throw err;
+    return personPage(c, id, { error: err.message }, err.status);
+  }
+}
+
+adminRoutes.post('/admin/users/:id/role', (c) =>
+  act(c, 'role', (form) => {
+    const { before, after, user } = c.var.services.people.changeRole(c.req.param('id'), parseRole(form.role));
+    audit(c, 'role_change', { target: user.email, detail: `${before} → ${after}` });
+  }),
+);
+
+for (const [path, isDisabled] of [
+  ['disable', true],
+  ['enable', false],
+] as const) {
+  adminRoutes.post(`/admin/users/:id/${path}`, (c) =>
+    act(c, path, () => {
+      const user = c.var.services.people.setDisabled(c.req.param('id'), isDisabled);
+      audit(c, path, { target: user.email });
+    }),
+  );
+}
+
+adminRoutes.post('/admin/users/:id/quota', (c) =>
+  act(c, 'quota', (form) => {
+    const { people } = c.var.services;
+    const quota = people.setQuota(c.req.param('id'), { mib: form.mib ?? '', images: form.images ?? '' });
+    const text = `${quota.bytes ?? 'no'} byte limit, ${quota.images ?? 'no'} image limit`;
+    audit(c, 'quota_change', { target: people.get(c.req.param('id')).email, detail: text });
+  }),
+);
+
+adminRoutes.post('/admin/users/:id/delete', async (c) => {
+  const { user } = signedIn(c);
+  const id = c.req.param('id');
+  const form = await formFields(c);
+  try {
+    const gone = await c.var.services.people.deleteUser(user, id, form.confirm ?? '');
+    audit(c, 'user_delete', { target: gone.email, detail: `role ${gone.role}` });
+    return c.redirect('/admin?deleted=1', 303);
+  } catch (err) {
+    if (!(err instanceof UserError) || (err.status !== 400 && err.status !== 409)) throw err;
+    return personPage(c, id, { error: err.message }, err.status);
+  }
+});
+
+adminRoutes.get('/admin/changes', (c) => {
+  const { notifications } = c.var.services;
+  const result = notifications.page(c.req.query('cursor'));
+  return page(c, <ChangesPage user={signedIn(c).user} {...result} status={notifications.status()} />);
+});
+
+const auditFilter = (c: Context<AppEnv>): AuditFilter => ({
+  email: c.req.query('email'),
+  action: c.req.query('action'),
+  from: c.req.query('from'),
+  to: c.req.query('to'),
+});
+
+adminRoutes.get('/admin/audit', (c) => {
+  const { user } = signedIn(c);
+  const filter = auditFilter(c);
+  try {
+    const result = c.var.services.audit.page(filter, c.req.query('cursor'));
+    return page(c, <AuditPage user={user} filter={filter} {...result} />);
+  } catch (err) {
+    return formError(c, err, (message) => (
+      <AuditPage user={user} filter={filter} entries={[]} nextCursor={null} error={message} />
+    ));
+  }
+});
+
+adminRoutes.get('/admin/audit.csv', (c) => {
+  const filter = auditFilter(c);
+  const chunks = c.var.services.audit.all(filter); // validates the filter before the first byte
+  const first = chunks.next();
+  c.header('Content-Type', 'text/csv; charset=utf-8');
+  c.header('Content-Disposition', 'attachment; filename="s3-gallery-audit.csv"');
+  c.header('Cache-Control', 'no-store');
+  return stream(c, async (out) => {
+    await out.write(
+      csvLine(['id', 'time_utc', 'actor_id', 'actor_email', 'action', 'target', 'detail', 'ip']),
+    );
+    for (let chunk = first; !chunk.done; chunk = chunks.next()) {
+      await out.write(
+        chunk.value
+          .map((e) =>
+            csvLine([
+              e.id,
+              new Date(e.at).toISOString(),
+              e.actorId,
+              e.actorEmail,
+              e.action,
+              e.target,
+              e.detail,
+              e.ip,
+            ]),
+          )
+          .join(''),
+      );
+    }
+  });
+});
 
 adminRoutes.get('/admin/invites', (c) => {
   const { services, config } = c.var;
@@ -22,7 +177,9 @@ adminRoutes.post('/admin/invites', async (c) => {
   const { user } = signedIn(c);
   const form = await formFields(c);
   try {
-    const { token } = services.invites.create(parseRole(form.role), user.id);
+    const role = parseRole(form.role);
+    const { token } = services.invites.create(role, user.id);
+    audit(c, 'invite_create', { detail: `role ${role}` });
     const newLink = `${config.appOrigin}/signup?invite=${encodeURIComponent(token)}`;
     return page(
       c,
@@ -38,5 +195,6 @@ adminRoutes.post('/admin/invites', async (c) => {
 
 adminRoutes.post('/admin/invites/:id/revoke', (c) => {
   c.var.services.invites.revoke(c.req.param('id'));
+  audit(c, 'invite_revoke', { target: c.req.param('id') });
   return c.redirect('/admin/invites', 303);
 });

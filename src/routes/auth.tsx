@@ -5,6 +5,7 @@ import { clearSessionCookie, requireUser, setSessionCookie, signedIn } from '../
 import { UserError } from '../services/errors.js';
 import { SESSION_TTL_MS } from '../services/sessions.js';
 import { LoginPage, PasswordPage, SignupPage } from '../views/auth.js';
+import { audit } from './audit.js';
 import { formError, formFields, page, safeNext } from './render.js';
 
 export const authRoutes = new Hono<AppEnv>();
@@ -26,10 +27,15 @@ authRoutes.post('/signup', async (c) => {
   const form = await formFields(c);
   const invite = form.invite || undefined;
   try {
-    const { token } = await c.var.services.login.signUp({
+    const { token, user } = await c.var.services.login.signUp({
       email: form.email ?? '',
       password: form.password ?? '',
       ...(invite ? { inviteToken: invite } : {}),
+    });
+    audit(c, 'signup', {
+      actor: user,
+      target: user.id,
+      detail: `role ${user.role}${invite ? ', by invite' : ''}`,
     });
     setSessionCookie(c, token, c.var.services.clock() + SESSION_TTL_MS);
     return c.redirect('/', 303);
@@ -59,21 +65,33 @@ authRoutes.get('/login', (c) => {
 authRoutes.post('/login', async (c) => {
   const form = await formFields(c);
   try {
-    const { token } = await c.var.services.login.logIn({
+    const { token, user } = await c.var.services.login.logIn({
       email: form.email ?? '',
       password: form.password ?? '',
       ip: clientIp(c),
     });
+    audit(c, 'login', { actor: user });
     setSessionCookie(c, token, c.var.services.clock() + SESSION_TTL_MS);
     return c.redirect(safeNext(form.next), 303);
   } catch (err) {
+    if (err instanceof UserError && err.status !== 503) {
+      // The typed email is kept as the target, not as an actor: it may not be anyone's.
+      audit(c, 'login_failed', {
+        actor: null,
+        target: (form.email ?? '').trim().slice(0, 254),
+        detail: err.message,
+      });
+    }
     return formError(c, err, (message) => <LoginPage email={form.email} next={form.next} error={message} />);
   }
 });
 
 authRoutes.post('/logout', (c) => {
   const session = c.var.session;
-  if (session) c.var.services.sessions.invalidate(session.id);
+  if (session) {
+    c.var.services.sessions.invalidate(session.id);
+    audit(c, 'logout');
+  }
   clearSessionCookie(c);
   return c.redirect('/login?loggedOut=1', 303);
 });
@@ -88,6 +106,7 @@ authRoutes.post('/account/password', requireUser, async (c) => {
   const form = await formFields(c);
   try {
     await c.var.services.users.changePassword(user.id, form.current ?? '', form.password ?? '', session.id);
+    audit(c, 'password_change');
     return page(
       c,
       <PasswordPage user={user} notice="Password changed. Your other sessions have been signed out." />,

@@ -1,25 +1,52 @@
-import { Hono } from 'hono';
+import { type Context, Hono } from 'hono';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { AppEnv } from '../env.js';
 import { requireUser, signedIn } from '../middleware/session.js';
 import { UserError } from '../services/errors.js';
-import { ConfirmBulkDeletePage, ConfirmDeletePage, ImagePage } from '../views/image.js';
-import { formError, formFields, page } from './render.js';
+import { canChangeImage, type Image } from '../services/images.js';
+import type { User } from '../services/users.js';
+import { ConfirmBulkDeletePage, ConfirmDeletePage, ImagePage, type ImagePageProps } from '../views/image.js';
+import { audit } from './audit.js';
+import { formFields, page, selectedIds } from './render.js';
 
 export const imageRoutes = new Hono<AppEnv>();
 
-imageRoutes.get('/images/:id', requireUser, async (c) => {
+/** The image page, with the owner's share links when the viewer may manage them. */
+export async function renderImage(
+  c: Context<AppEnv>,
+  user: User,
+  image: Image,
+  extra: Pick<ImagePageProps, 'notice' | 'error' | 'newShareUrl'> = {},
+  status: ContentfulStatusCode = 200,
+) {
+  const { images, shares } = c.var.services;
+  const links = canChangeImage(user, image)
+    ? shares.listForImage(image).map((link) => ({ link, state: shares.stateOf(link) }))
+    : [];
+  return page(
+    c,
+    <ImagePage
+      user={user}
+      image={image}
+      displayUrl={await images.displayUrl(image)}
+      links={links}
+      {...extra}
+    />,
+    status,
+  );
+}
+
+imageRoutes.get('/images/:id', requireUser, (c) => {
   const { user } = signedIn(c);
-  const { images } = c.var.services;
-  const image = images.getForUser(user, c.req.param('id'));
+  const image = c.var.services.images.getForUser(user, c.req.param('id'));
   const notice = c.req.query('uploaded')
     ? 'Uploaded.'
     : c.req.query('replaced')
       ? 'File replaced.'
-      : undefined;
-  return page(
-    c,
-    <ImagePage user={user} image={image} displayUrl={await images.displayUrl(image)} notice={notice} />,
-  );
+      : c.req.query('revoked')
+        ? 'Link revoked.'
+        : undefined;
+  return renderImage(c, user, image, { notice });
 });
 
 imageRoutes.get('/images/:id/download', requireUser, async (c) => {
@@ -34,27 +61,36 @@ imageRoutes.post('/images/:id/rename', requireUser, async (c) => {
   const form = await formFields(c);
   try {
     const image = images.rename(user, c.req.param('id'), form.title ?? '');
+    audit(c, 'rename', { target: image.id, detail: image.title });
     return c.redirect(`/images/${image.id}`, 303);
   } catch (err) {
+    if (!(err instanceof UserError)) throw err;
     const image = images.getForUser(user, c.req.param('id'));
-    const displayUrl = await images.displayUrl(image);
-    return formError(c, err, (message) => (
-      <ImagePage user={user} image={image} displayUrl={displayUrl} error={message} />
-    ));
+    return renderImage(c, user, image, { error: err.message }, err.status);
   }
+});
+
+imageRoutes.post('/images/:id/visibility', requireUser, async (c) => {
+  const { user } = signedIn(c);
+  const form = await formFields(c);
+  const image = c.var.services.images.setShared(user, c.req.param('id'), form.shared === '1');
+  audit(c, 'visibility', { target: image.id, detail: image.isShared ? 'shown to all' : 'private' });
+  return c.redirect(`/images/${image.id}`, 303);
 });
 
 imageRoutes.get('/images/:id/delete', requireUser, (c) => {
   const { user } = signedIn(c);
   return page(
     c,
-    <ConfirmDeletePage user={user} image={c.var.services.images.getForUser(user, c.req.param('id'))} />,
+    <ConfirmDeletePage user={user} image={c.var.services.images.getForChange(user, c.req.param('id'))} />,
   );
 });
 
 imageRoutes.post('/images/:id/delete', requireUser, async (c) => {
   const { user } = signedIn(c);
-  await c.var.services.images.delete(user, [c.req.param('id')]);
+  const id = c.req.param('id');
+  await c.var.services.images.delete(user, [id]);
+  audit(c, 'delete', { target: id });
   // htmx removes the card in place; a plain form goes back to the gallery with a message.
   if (c.req.header('HX-Request')) return c.body(null, 200);
   return c.redirect('/?deleted=1', 303);
@@ -62,16 +98,12 @@ imageRoutes.post('/images/:id/delete', requireUser, async (c) => {
 
 imageRoutes.post('/images/delete', requireUser, async (c) => {
   const { user } = signedIn(c);
-  const body = await c.req.parseBody({ all: true });
-  const ids = [body.ids]
-    .flat()
-    .filter((v): v is string => typeof v === 'string')
-    .slice(0, 500);
-  if (ids.length === 0) throw new UserError(400, 'Select the images to delete first.');
+  const { ids, body } = await selectedIds(c);
   if (body.confirm !== 'yes') {
     const images = ids.map((id) => c.var.services.images.getForChange(user, id));
     return page(c, <ConfirmBulkDeletePage user={user} images={images} />);
   }
   const count = await c.var.services.images.delete(user, ids);
+  for (const id of ids) audit(c, 'delete', { target: id });
   return c.redirect(`/?deleted=${count}`, 303);
 });

@@ -37,3 +37,16 @@ export function safeNext(next: string | undefined): string {
   if (!next?.startsWith('/') || next.startsWith('//') || next.startsWith('/\\')) return '/';
   return next;
 }
+
+/** The image ids a gallery selection form sent (checkboxes named "ids"), at most 500. */
+export async function selectedIds(
+  c: Context<AppEnv>,
+): Promise<{ ids: string[]; body: Record<string, unknown> }> {
+  const body = await c.req.parseBody({ all: true });
+  const ids = [body.ids]
+    .flat()
+    .filter((v): v is string => typeof v === 'string')
+    .slice(0, 500);
+  if (ids.length === 0) throw new UserError(400, 'Select some images first.');
+  return { ids, body };
+}

@@ -1,8 +1,10 @@
-import { Hono } from 'hono';
+import { type Context, Hono } from 'hono';
 import type { AppEnv } from '../env.js';
 import { requireRole, requireUser, signedIn } from '../middleware/session.js';
 import { UserError } from '../services/errors.js';
+import type { User } from '../services/users.js';
 import { UploadPage } from '../views/upload.js';
+import { audit } from './audit.js';
 import { page } from './render.js';
 
 export const uploadRoutes = new Hono<AppEnv>();
@@ -42,16 +44,22 @@ uploadRoutes.post('/uploads/presign', canUpload, async (c) => {
 // only ever completes a pending upload of the signed-in user.
 uploadRoutes.get('/uploads/complete', requireUser, async (c) => {
   const { user } = signedIn(c);
-  const { imageId, replaced } = await c.var.services.uploads.complete(user, c.req.query('key') ?? '');
+  const { imageId, replaced } = await complete(c, user, c.req.query('key') ?? '');
   return c.redirect(`/images/${imageId}?${replaced ? 'replaced' : 'uploaded'}=1`, 303);
 });
 
 uploadRoutes.post('/uploads/complete', requireUser, async (c) => {
   const { user } = signedIn(c);
   const body = await jsonBody(c.req.raw);
-  const result = await c.var.services.uploads.complete(user, typeof body.key === 'string' ? body.key : '');
-  return c.json({ ...result, url: `/images/${result.imageId}` });
+  const result = await complete(c, user, typeof body.key === 'string' ? body.key : '');
+  return c.json({ imageId: result.imageId, replaced: result.replaced, url: `/images/${result.imageId}` });
 });
+
+async function complete(c: Context<AppEnv>, user: User, key: string) {
+  const result = await c.var.services.uploads.complete(user, key);
+  if (!result.isRepeat) audit(c, result.replaced ? 'replace' : 'upload', { target: result.imageId });
+  return result;
+}
 
 async function jsonBody(req: Request): Promise<Record<string, unknown>> {
   try {

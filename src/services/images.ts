@@ -2,12 +2,17 @@ import type { Db } from '../db/connection.js';
 import type { Storage } from '../storage/s3.js';
 import type { Clock } from './clock.js';
 import { UserError } from './errors.js';
+import type { Notifications } from './notifications.js';
 import type { User } from './users.js';
 
 export const PAGE_SIZE = 60;
 
 /** Viewers only look; members and admins may rename, replace and delete. */
 export const canChangeImages = (user: Pick<User, 'role'>) => user.role !== 'viewer';
+
+/** Owners change their own images, admins anyone's; seeing a shared image gives no more than that. */
+export const canChangeImage = (user: Pick<User, 'id' | 'role'>, image: Pick<Image, 'ownerId'>) =>
+  canChangeImages(user) && (image.ownerId === user.id || user.role === 'admin');
 const URL_TTL_SECONDS = 2 * 60 * 60;
 const HOUR_MS = 60 * 60 * 1000;
 export const TITLE_MAX = 200;
@@ -27,6 +32,8 @@ export interface Image {
   takenAt: number | null;
   createdAt: number;
   updatedAt: number;
+  /** visible to every signed-in user, read-only */
+  isShared: boolean;
 }
 
 export interface ImageRow {
@@ -44,6 +51,7 @@ export interface ImageRow {
   taken_at: number | null;
   created_at: number;
   updated_at: number;
+  is_shared: number;
 }
 
 export const rowToImage = (r: ImageRow): Image => ({
@@ -61,6 +69,7 @@ export const rowToImage = (r: ImageRow): Image => ({
   takenAt: r.taken_at,
   createdAt: r.created_at,
   updatedAt: r.updated_at,
+  isShared: r.is_shared === 1,
 });
 
 export interface GalleryCard {
@@ -83,7 +92,7 @@ export function decodeCursor(cursor: string): { createdAt: number; id: string } 
   return { createdAt: Number(match[1]), id: match[2] as string };
 }
 
-export function createImages(db: Db, storage: Storage, clock: Clock) {
+export function createImages(db: Db, storage: Storage, clock: Clock, notifications: Notifications) {
   const byId = db.prepare('SELECT * FROM images WHERE id = ?');
   const firstPage = db.prepare(
     'SELECT * FROM images WHERE owner_id = ? ORDER BY created_at DESC, id DESC LIMIT ?',
@@ -105,8 +114,20 @@ export function createImages(db: Db, storage: Storage, clock: Clock) {
   /** URLs signed at the top of the hour repeat for an hour, so browsers cache thumbnails. */
   const signingDate = () => new Date(Math.floor(clock() / HOUR_MS) * HOUR_MS);
 
+  const sharedFirst = db.prepare(
+    'SELECT * FROM images WHERE is_shared = 1 ORDER BY created_at DESC, id DESC LIMIT ?',
+  );
+  const sharedNext = db.prepare(
+    `SELECT * FROM images WHERE is_shared = 1 AND (created_at < ? OR (created_at = ? AND id < ?))
+      ORDER BY created_at DESC, id DESC LIMIT ?`,
+  );
+  const setSharedStmt = db.prepare('UPDATE images SET is_shared = ? WHERE id = ?');
+  const usageStmt = db.prepare(
+    'SELECT count(*) AS images, coalesce(sum(bytes), 0) AS bytes FROM images WHERE owner_id = ?',
+  );
+
   function canSee(user: User, image: Image): boolean {
-    return image.ownerId === user.id || user.role === 'admin';
+    return image.ownerId === user.id || user.role === 'admin' || image.isShared;
   }
 
   /** Loads an image the user may act on; anything else is "not found", so ids reveal nothing. */
@@ -117,11 +138,33 @@ export function createImages(db: Db, storage: Storage, clock: Clock) {
     return image;
   }
 
-  /** As getForUser, and then the role: ownership first, so a stranger's id is a 404 for everyone. */
+  /** As getForUser, then the role and ownership: a stranger's private id is a 404 for everyone. */
   function getForChange(user: User, id: string): Image {
     const image = getForUser(user, id);
     if (!canChangeImages(user)) throw new UserError(403, 'Viewers cannot change images.');
+    if (!canChangeImage(user, image)) throw new UserError(403, 'Only the owner of this image can change it.');
     return image;
+  }
+
+  async function cardsFor(rows: ImageRow[]): Promise<{ cards: GalleryCard[]; nextCursor: string | null }> {
+    const page = rows.slice(0, PAGE_SIZE).map(rowToImage);
+    const last = page.at(-1);
+    const date = signingDate();
+    const cards = await Promise.all(
+      page.map(async (image) => ({
+        id: image.id,
+        title: image.title,
+        width: image.width,
+        height: image.height,
+        thumbUrl: await storage.presignGet({
+          key: image.thumbKey,
+          ttlSeconds: URL_TTL_SECONDS,
+          contentType: 'image/webp',
+          signingDate: date,
+        }),
+      })),
+    );
+    return { cards, nextCursor: rows.length > PAGE_SIZE && last ? encodeCursor(last) : null };
   }
 
   /**
@@ -166,24 +209,28 @@ export function createImages(db: Db, storage: Storage, clock: Clock) {
           ? nextPage.all(ownerId, after.createdAt, after.createdAt, after.id, PAGE_SIZE + 1)
           : firstPage.all(ownerId, PAGE_SIZE + 1)
       ) as ImageRow[];
-      const page = rows.slice(0, PAGE_SIZE).map(rowToImage);
-      const last = page.at(-1);
-      const date = signingDate();
-      const cards = await Promise.all(
-        page.map(async (image) => ({
-          id: image.id,
-          title: image.title,
-          width: image.width,
-          height: image.height,
-          thumbUrl: await storage.presignGet({
-            key: image.thumbKey,
-            ttlSeconds: URL_TTL_SECONDS,
-            contentType: 'image/webp',
-            signingDate: date,
-          }),
-        })),
-      );
-      return { cards, nextCursor: rows.length > PAGE_SIZE && last ? encodeCursor(last) : null };
+      return cardsFor(rows);
+    },
+
+    /** Images their owners made visible to every signed-in user, newest first. */
+    async listShared(cursor?: string): Promise<{ cards: GalleryCard[]; nextCursor: string | null }> {
+      const after = cursor ? decodeCursor(cursor) : null;
+      const rows = (
+        after
+          ? sharedNext.all(after.createdAt, after.createdAt, after.id, PAGE_SIZE + 1)
+          : sharedFirst.all(PAGE_SIZE + 1)
+      ) as ImageRow[];
+      return cardsFor(rows);
+    },
+
+    setShared(user: User, id: string, isShared: boolean): Image {
+      const image = getForChange(user, id);
+      setSharedStmt.run(isShared ? 1 : 0, image.id);
+      return { ...image, isShared };
+    },
+
+    usage(ownerId: string): { images: number; bytes: number } {
+      return usageStmt.get(ownerId) as { images: number; bytes: number };
     },
 
     async displayUrl(image: Image): Promise<string> {
@@ -227,6 +274,7 @@ export function createImages(db: Db, storage: Storage, clock: Clock) {
             const row = byId.get(id) as ImageRow | undefined;
             if (!row) continue;
             remove.run(id);
+            notifications.recordChange(user, 'delete', id, `“${row.title}”`);
             n++;
             for (const key of [row.original_key, row.display_key, row.thumb_key]) {
               queueDeletion.run(key, now);

@@ -1,12 +1,16 @@
 import type { Config } from '../config.js';
 import type { Db } from '../db/connection.js';
 import type { Storage } from '../storage/s3.js';
+import { createAudit } from './audit.js';
 import type { Clock } from './clock.js';
 import { createImages } from './images.js';
 import { createInvites } from './invites.js';
 import { createLogin, type LoginLimits } from './login.js';
+import { createNotifications } from './notifications.js';
+import { createPeople } from './people.js';
 import { createReconcile } from './reconcile.js';
 import { createSessions } from './sessions.js';
+import { createShares } from './shares.js';
 import { createUploads } from './uploads.js';
 import { createUsers } from './users.js';
 
@@ -14,15 +18,22 @@ export interface ServiceDeps {
   db: Db;
   storage: Storage;
   clock: Clock;
-  config: Pick<Config, 'signup' | 'maxUploadBytes' | 'appOrigin'>;
+  config: Pick<Config, 'signup' | 'maxUploadBytes' | 'appOrigin' | 'notify'>;
   loginLimits?: LoginLimits;
 }
 
 export function createServices({ db, storage, clock, config, loginLimits }: ServiceDeps) {
   const users = createUsers(db, clock, config.signup);
   const sessions = createSessions(db, clock);
-  const images = createImages(db, storage, clock);
-  const uploads = createUploads(db, storage, images, clock, config);
+  const audit = createAudit(db, clock);
+  const notifications = createNotifications({
+    db,
+    clock,
+    config: config.notify,
+    appOrigin: config.appOrigin,
+  });
+  const images = createImages(db, storage, clock, notifications);
+  const uploads = createUploads(db, storage, images, users, notifications, clock, config);
   return {
     db,
     clock,
@@ -31,7 +42,11 @@ export function createServices({ db, storage, clock, config, loginLimits }: Serv
     sessions,
     images,
     uploads,
-    reconcile: createReconcile(db, storage, { users, uploads, images, clock }),
+    audit,
+    notifications,
+    people: createPeople(db, storage, { users, images }),
+    shares: createShares(db, storage, images, clock),
+    reconcile: createReconcile(db, storage, { users, uploads, images, audit, clock }),
     invites: createInvites(db, clock),
     login: createLogin(users, sessions, clock, loginLimits ?? { perAccount: 5, perIp: 50 }),
     /** For /healthz: a real query, so a broken or locked database shows. */

@@ -1,5 +1,6 @@
 import type { Db } from '../db/connection.js';
 import type { Storage } from '../storage/s3.js';
+import type { Audit } from './audit.js';
 import type { Clock } from './clock.js';
 import { UserError } from './errors.js';
 import type { Images } from './images.js';
@@ -29,7 +30,7 @@ export interface ReconcileReport {
 export function createReconcile(
   db: Db,
   storage: Storage,
-  deps: { users: Users; uploads: Uploads; images: Images; clock: Clock },
+  deps: { users: Users; uploads: Uploads; images: Images; audit: Audit; clock: Clock },
 ) {
   const pendingAll = db.prepare('SELECT key, owner_id, expires_at FROM pending_uploads ORDER BY created_at');
   const removePending = db.prepare('DELETE FROM pending_uploads WHERE key = ?');
@@ -43,11 +44,16 @@ export function createReconcile(
     `INSERT INTO pending_uploads (key, owner_id, original_name, created_at, expires_at) VALUES (?, ?, ?, ?, ?)`,
   );
 
-  async function finish(userId: string, key: string, apply: boolean): Promise<'done' | 'rejected'> {
+  async function finish(
+    userId: string,
+    key: string,
+    apply: boolean,
+    outside = false,
+  ): Promise<'done' | 'rejected'> {
     const user = deps.users.get(userId);
     if (!user || !apply) return 'done';
     try {
-      await deps.uploads.complete(user, key);
+      await deps.uploads.complete(user, key, { outside });
       return 'done';
     } catch (err) {
       if (err instanceof UserError && err.status !== 503) return 'rejected';
@@ -96,7 +102,9 @@ export function createReconcile(
           const owner = ORIGINAL_KEY.exec(object.key)?.[1];
           if (owner && deps.users.get(owner)) {
             if (apply) insertPending.run(object.key, owner, object.key.split('/').pop() ?? '', now, now);
-            const outcome = await finish(owner, object.key, apply);
+            const outcome = await finish(owner, object.key, apply, true);
+            if (apply && outcome === 'done')
+              deps.audit.record({ action: 'outside_upload', actor: null, target: object.key });
             (outcome === 'done' ? report.imported : report.rejected).push(object.key);
             continue;
           }

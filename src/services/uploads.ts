@@ -4,8 +4,9 @@ import type { Storage } from '../storage/s3.js';
 import type { Clock } from './clock.js';
 import { fromStorage, UserError } from './errors.js';
 import { cleanText, type ImageRow, type Images, rowToImage, withoutExtension } from './images.js';
+import type { Notifications } from './notifications.js';
 import { makeRenditions, SNIFF_BYTES, sniffImageType } from './thumbnails.js';
-import type { User } from './users.js';
+import type { User, Users } from './users.js';
 
 export const POLICY_TTL_SECONDS = 15 * 60;
 /** Pending uploads a user may hold open at once; more means a script, not a person. */
@@ -28,12 +29,21 @@ interface PendingRow {
   expires_at: number;
 }
 
+export interface Completion {
+  imageId: string;
+  replaced: boolean;
+  /** true when an earlier call already completed this key (the redirect GET may repeat) */
+  isRepeat: boolean;
+}
+
 export const originalsPrefix = (userId: string) => `users/${userId}/originals/`;
 
 export function createUploads(
   db: Db,
   storage: Storage,
   images: Images,
+  users: Users,
+  notifications: Notifications,
   clock: Clock,
   opts: { maxUploadBytes: number; appOrigin: string },
 ) {
@@ -61,6 +71,30 @@ export function createUploads(
      WHERE id = @id`,
   );
 
+  /**
+   * Bytes the user may still upload under their quota; throws when nothing is left. A replacement
+   * frees the bytes of the file it replaces, and does not add to the image count.
+   */
+  function roomLeft(user: User, replacingBytes: number | null): number {
+    const fresh = users.get(user.id) ?? user;
+    const used = images.usage(user.id);
+    if (replacingBytes === null && fresh.quotaImages !== null && used.images >= fresh.quotaImages) {
+      throw new UserError(
+        403,
+        `You have reached your limit of ${fresh.quotaImages} images. Delete some, or ask an admin for more.`,
+      );
+    }
+    if (fresh.quotaBytes === null) return Number.POSITIVE_INFINITY;
+    const left = fresh.quotaBytes - used.bytes + (replacingBytes ?? 0);
+    if (left <= 0) {
+      throw new UserError(
+        403,
+        'Your storage quota is used up. Delete some images, or ask an admin for more.',
+      );
+    }
+    return left;
+  }
+
   /** Refuses the upload: the object and the pending row both go, so nothing half-made stays. */
   async function discard(key: string, message: string, status: 413 | 415 = 415): Promise<never> {
     removePending.run(key);
@@ -74,8 +108,9 @@ export function createUploads(
       user: User,
       opts2: { originalName?: string; replacesImageId?: string; mode: 'redirect' | 'status' },
     ): Promise<PresignedUpload> {
-      if (opts2.replacesImageId) images.getForChange(user, opts2.replacesImageId);
+      const replaced = opts2.replacesImageId ? images.getForChange(user, opts2.replacesImageId) : null;
       if (user.role === 'viewer') throw new UserError(403, 'Viewers cannot upload images.');
+      const maxBytes = Math.min(opts.maxUploadBytes, roomLeft(user, replaced?.bytes ?? null));
       const now = clock();
       if ((countOpen.get(user.id, now) as number) >= MAX_OPEN_UPLOADS) {
         throw new UserError(
@@ -88,7 +123,7 @@ export function createUploads(
       const post = await fromStorage(
         storage.presignPost({
           key,
-          maxBytes: opts.maxUploadBytes,
+          maxBytes,
           contentTypePrefix: 'image/',
           ttlSeconds: POLICY_TTL_SECONDS,
           ...(opts2.mode === 'redirect'
@@ -111,11 +146,11 @@ export function createUploads(
      * Turns an uploaded object into an image. Safe to call twice (the redirect GET may repeat):
      * a key that was already completed answers with its image.
      */
-    async complete(user: User, key: string): Promise<{ imageId: string; replaced: boolean }> {
+    async complete(user: User, key: string, opts3: { outside?: boolean } = {}): Promise<Completion> {
       const pending = pendingByKey.get(key) as PendingRow | undefined;
       if (!pending) {
         const done = imageByOriginal.get(key) as ImageRow | undefined;
-        if (done && done.owner_id === user.id) return { imageId: done.id, replaced: false };
+        if (done && done.owner_id === user.id) return { imageId: done.id, replaced: false, isRepeat: true };
         throw new UserError(404, 'That upload was not found. It may have expired: please upload again.');
       }
       if (pending.owner_id !== user.id) {
@@ -127,6 +162,16 @@ export function createUploads(
       if (head.size > opts.maxUploadBytes)
         return discard(key, 'That file is larger than the upload limit.', 413);
       if (head.size === 0) return discard(key, NOT_AN_IMAGE);
+      // Several policies signed at once each fit the quota alone; the total is checked here.
+      const replacing = pending.replaces_image_id
+        ? (imageById.get(pending.replaces_image_id) as ImageRow | undefined)
+        : undefined;
+      try {
+        if (head.size > roomLeft(user, replacing?.bytes ?? null)) throw new UserError(413, '');
+      } catch (err) {
+        if (!(err instanceof UserError)) throw err;
+        return discard(key, 'That file would go over your storage or image quota, so it was not kept.', 413);
+      }
 
       const start = await fromStorage(storage.getRange(key, 0, Math.min(head.size, SNIFF_BYTES) - 1));
       const contentType = await sniffImageType(start);
@@ -175,11 +220,18 @@ export function createUploads(
             const old = rowToImage(target);
             const oldKeys = [old.originalKey, old.displayKey, old.thumbKey];
             for (const k of oldKeys) images.queueDeletion(k);
+            notifications.recordChange(user, 'replace', target.id, `“${target.title}”`);
             return { imageId: target.id, replaced: true, oldKeys };
           }
           const imageId = randomUUID().replaceAll('-', '');
           const title = cleanText(withoutExtension(pending.original_name), 200) || 'Untitled';
           insertImage.run({ ...fields, id: imageId, owner_id: user.id, title, created_at: now });
+          notifications.recordChange(
+            user,
+            opts3.outside ? 'outside_upload' : 'upload',
+            imageId,
+            `“${title}”`,
+          );
           return { imageId, replaced: false, oldKeys: [] };
         })
         .immediate();
@@ -188,10 +240,10 @@ export function createUploads(
         await images.discardObjects([thumbKey, displayKey]);
         const done = imageByOriginal.get(key) as ImageRow | undefined;
         if (!done) throw new UserError(404, 'That upload was not found. Please upload again.');
-        return { imageId: done.id, replaced: false };
+        return { imageId: done.id, replaced: false, isRepeat: true };
       }
       await images.deleteObjects(outcome.oldKeys);
-      return { imageId: outcome.imageId, replaced: outcome.replaced };
+      return { imageId: outcome.imageId, replaced: outcome.replaced, isRepeat: false };
     },
   };
 }

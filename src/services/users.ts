@@ -16,6 +16,9 @@ export interface User {
   isDisabled: boolean;
   createdAt: number;
   lastLoginAt: number | null;
+  /** null = no limit beyond MAX_UPLOAD_BYTES per file */
+  quotaBytes: number | null;
+  quotaImages: number | null;
 }
 
 export interface UserRow {
@@ -26,6 +29,8 @@ export interface UserRow {
   is_disabled: number;
   created_at: number;
   last_login_at: number | null;
+  quota_bytes: number | null;
+  quota_images: number | null;
 }
 
 export function rowToUser(row: UserRow): User {
@@ -36,6 +41,8 @@ export function rowToUser(row: UserRow): User {
     isDisabled: row.is_disabled === 1,
     createdAt: row.created_at,
     lastLoginAt: row.last_login_at,
+    quotaBytes: row.quota_bytes,
+    quotaImages: row.quota_images,
   };
 }
 

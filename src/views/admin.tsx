@@ -1,6 +1,7 @@
 import type { Invite } from '../services/invites.js';
 import type { User } from '../services/users.js';
 import { ROLES } from '../services/users.js';
+import { AdminNav } from './admin-nav.js';
 import { ErrorMessage } from './components/messages.js';
 import { formatDateTime } from './format.js';
 import { Layout } from './layout.js';
@@ -17,7 +18,9 @@ export interface InvitesPageProps {
 export function InvitesPage({ user, invites, signup, newLink, error }: InvitesPageProps) {
   return (
     <Layout title="Invites" user={user}>
-      <h1>Invites</h1>
+      <h1>Admin</h1>
+      <AdminNav current="/admin/invites" />
+      <h2>Invites</h2>
       <p class="muted">
         Sign-up on this server is <strong>{signup}</strong>.{' '}
         {signup === 'invite' ? 'New people need one of these single-use links.' : null}

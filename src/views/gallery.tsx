@@ -123,7 +123,10 @@ export function GalleryPage({
       ) : (
         <>
           {canChange ? (
-            <form id="bulk-delete" method="post" action="/images/delete" class="bulk">
+            <form id="bulk-delete" method="post" action="/images/delete" class="bulk row">
+              <button type="submit" class="secondary" formaction="/shares/new">
+                Share selected
+              </button>
               <button type="submit" class="danger">
                 Delete selected
               </button>
@@ -136,6 +139,40 @@ export function GalleryPage({
           </ul>
           {cards.length === 0 ? <p class="muted">No more images.</p> : null}
           <LoadMore nextCursor={nextCursor} basePath={basePath} />
+        </>
+      )}
+    </Layout>
+  );
+}
+
+export interface SharedGalleryPageProps {
+  user: User;
+  cards: GalleryCard[];
+  nextCursor: string | null;
+  isFirstPage: boolean;
+}
+
+/** What owners chose to show every signed-in user; read-only for everyone here. */
+export function SharedGalleryPage({ user, cards, nextCursor, isFirstPage }: SharedGalleryPageProps) {
+  return (
+    <Layout title="Shared with everyone" user={user}>
+      <div class="page-head">
+        <h1>Shared with everyone</h1>
+      </div>
+      {cards.length === 0 && isFirstPage ? (
+        <section class="empty">
+          <h2>Nothing shared yet</h2>
+          <p>Images their owners show to all signed-in users appear here.</p>
+        </section>
+      ) : (
+        <>
+          <ul id="grid" class="grid">
+            {cards.map((card) => (
+              <Card card={card} canChange={false} />
+            ))}
+          </ul>
+          {cards.length === 0 ? <p class="muted">No more images.</p> : null}
+          <LoadMore nextCursor={nextCursor} basePath="/shared" />
         </>
       )}
     </Layout>

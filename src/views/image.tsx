@@ -1,10 +1,11 @@
 import type { Image } from '../services/images.js';
-import { canChangeImages, TITLE_MAX } from '../services/images.js';
+import { canChangeImage, TITLE_MAX } from '../services/images.js';
 import { ACCEPTED_TYPES } from '../services/thumbnails.js';
 import type { User } from '../services/users.js';
 import { ErrorMessage, Notice } from './components/messages.js';
 import { formatBytes, formatDateTime } from './format.js';
 import { Layout } from './layout.js';
+import { type LinkRowData, LinksTable, NewLinkNotice, ShareForm } from './shares.js';
 
 export interface ImagePageProps {
   user: User;
@@ -12,14 +13,23 @@ export interface ImagePageProps {
   displayUrl: string;
   notice?: string | undefined;
   error?: string | undefined;
+  /** the owner's links to this image; only for those who may change it */
+  links?: LinkRowData[];
+  newShareUrl?: string | undefined;
 }
 
-export function ImagePage({ user, image, displayUrl, notice, error }: ImagePageProps) {
-  const canChange = canChangeImages(user);
+export function ImagePage({ user, image, displayUrl, notice, error, links, newShareUrl }: ImagePageProps) {
+  const canChange = canChangeImage(user, image);
   return (
     <Layout title={image.title} user={user}>
       <p>
-        <a href={image.ownerId === user.id ? '/' : `/users/${image.ownerId}`}>← Back to the gallery</a>
+        <a
+          href={
+            image.ownerId === user.id ? '/' : user.role === 'admin' ? `/users/${image.ownerId}` : '/shared'
+          }
+        >
+          ← Back to the gallery
+        </a>
       </p>
       <h1>{image.title}</h1>
       <Notice message={notice} />
@@ -71,10 +81,29 @@ export function ImagePage({ user, image, displayUrl, notice, error }: ImagePageP
                   Delete
                 </a>
               </p>
+              <form method="post" action={`/images/${image.id}/visibility`} class="stack">
+                <input type="hidden" name="shared" value={image.isShared ? '0' : '1'} />
+                <p class="muted">
+                  {image.isShared
+                    ? 'Every signed-in user can see this image on the Shared page.'
+                    : 'Only you and admins can see this image.'}
+                </p>
+                <button type="submit" class="secondary">
+                  {image.isShared ? 'Make private' : 'Show to all signed-in users'}
+                </button>
+              </form>
             </>
           ) : null}
         </aside>
       </div>
+      {canChange ? (
+        <section class="card sharing" aria-labelledby="sharing-heading">
+          <h2 id="sharing-heading">Share links</h2>
+          <NewLinkNotice url={newShareUrl} />
+          <ShareForm action={`/images/${image.id}/shares`} />
+          <LinksTable rows={links ?? []} showImages={false} back={`/images/${image.id}?revoked=1`} />
+        </section>
+      ) : null}
     </Layout>
   );
 }

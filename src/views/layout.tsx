@@ -5,13 +5,15 @@ import { asset } from './assets.js';
 export interface LayoutProps {
   title: string;
   user: User | null;
+  /** public share pages: no navigation into the app */
+  bare?: boolean;
   children?: Child;
 }
 
 // htmx would otherwise inject a <style> element, which our CSP (style-src 'self') refuses.
 const htmxConfig = JSON.stringify({ includeIndicatorStyles: false });
 
-export function Layout({ title, user, children }: LayoutProps) {
+export function Layout({ title, user, bare, children }: LayoutProps) {
   return (
     <html lang="en">
       <head>
@@ -28,13 +30,19 @@ export function Layout({ title, user, children }: LayoutProps) {
           Skip to content
         </a>
         <header class="site">
-          <a class="brand" href="/">
-            s3-gallery
-          </a>
-          {user ? (
+          {bare ? (
+            <span class="brand">s3-gallery</span>
+          ) : (
+            <a class="brand" href="/">
+              s3-gallery
+            </a>
+          )}
+          {bare ? null : user ? (
             <nav aria-label="Main">
               <a href="/">Gallery</a>
-              {user.role === 'admin' ? <a href="/admin/invites">Invites</a> : null}
+              <a href="/shared">Shared</a>
+              {user.role === 'viewer' ? null : <a href="/shares">Links</a>}
+              {user.role === 'admin' ? <a href="/admin">Admin</a> : null}
               <a href="/account/password">Account</a>
               <span class="who">
                 {user.email} <span class={`role role-${user.role}`}>{user.role}</span>

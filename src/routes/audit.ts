@@ -1,0 +1,20 @@
+import type { Context } from 'hono';
+import type { AppEnv } from '../env.js';
+import { clientIp } from '../middleware/client-ip.js';
+import type { AuditAction } from '../services/audit.js';
+
+/** Records who did what from this request; the actor defaults to the signed-in user. */
+export function audit(
+  c: Context<AppEnv>,
+  action: AuditAction,
+  opts: { target?: string | null; detail?: string | null; actor?: { id: string; email: string } | null } = {},
+): void {
+  const actor = opts.actor === undefined ? c.var.user : opts.actor;
+  c.var.services.audit.record({
+    action,
+    actor: actor ? { id: actor.id, email: actor.email } : null,
+    target: opts.target ?? null,
+    detail: opts.detail ?? null,
+    ip: clientIp(c),
+  });
+}

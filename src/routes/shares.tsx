@@ -1,0 +1,140 @@
+import { type Context, Hono } from 'hono';
+import type { AppEnv } from '../env.js';
+import { requireRole, requireUser, signedIn } from '../middleware/session.js';
+import { UserError } from '../services/errors.js';
+import { parseExpiry, type ShareLink } from '../services/shares.js';
+import type { User } from '../services/users.js';
+import { GalleryCards, SharedGalleryPage } from '../views/gallery.js';
+import {
+  PublicSharePage,
+  ShareGonePage,
+  SharePasswordPage,
+  ShareSelectionPage,
+  SharesPage,
+} from '../views/shares.js';
+import { audit } from './audit.js';
+import { renderImage } from './images.js';
+import { formFields, page, safeNext, selectedIds } from './render.js';
+
+export const shareRoutes = new Hono<AppEnv>();
+const canShare = requireRole('admin', 'member');
+
+shareRoutes.get('/shared', requireUser, async (c) => {
+  const { user } = signedIn(c);
+  const cursor = c.req.query('cursor');
+  const result = await c.var.services.images.listShared(cursor);
+  if (c.req.header('HX-Request') && cursor) {
+    return c.html(<GalleryCards {...result} basePath="/shared" canChange={false} />);
+  }
+  return page(c, <SharedGalleryPage user={user} {...result} isFirstPage={!cursor} />);
+});
+
+function linksPage(
+  c: Context<AppEnv>,
+  user: User,
+  extra: { newUrl?: string; notice?: string } = {},
+  status: 200 | 201 = 200,
+) {
+  const { shares } = c.var.services;
+  const rows = shares.listForOwner(user).map((link) => ({ link, state: shares.stateOf(link) }));
+  return page(c, <SharesPage user={user} rows={rows} {...extra} />, status);
+}
+
+shareRoutes.get('/shares', canShare, (c) => {
+  const { user } = signedIn(c);
+  return linksPage(c, user, c.req.query('revoked') ? { notice: 'Link revoked.' } : {});
+});
+
+/** Options for sharing what was selected in the gallery. */
+shareRoutes.post('/shares/new', canShare, async (c) => {
+  const { user } = signedIn(c);
+  const { ids } = await selectedIds(c);
+  const images = ids.map((id) => c.var.services.images.getForChange(user, id));
+  return page(c, <ShareSelectionPage user={user} images={images} />);
+});
+
+async function createLink(c: Context<AppEnv>, user: User, ids: string[], form: Record<string, unknown>) {
+  const text = (name: string) => (typeof form[name] === 'string' ? (form[name] as string) : '');
+  const { token, link } = await c.var.services.shares.create(user, ids, {
+    expiry: parseExpiry(text('expiry')),
+    password: text('password'),
+    allowDownload: text('allow_download') === '1',
+  });
+  audit(c, 'share_create', { target: link.id, detail: describeLink(link, ids) });
+  return `${c.var.config.appOrigin}/s/${token}`;
+}
+
+const describeLink = (link: ShareLink, ids: string[]) =>
+  `${ids.length} image(s): ${ids.slice(0, 20).join(' ')}; expires ${link.expiresAt === null ? 'never' : new Date(link.expiresAt).toISOString()}${link.hasPassword ? '; password' : ''}${link.allowDownload ? '; download' : ''}`;
+
+shareRoutes.post('/shares', canShare, async (c) => {
+  const { user } = signedIn(c);
+  const { ids, body } = await selectedIds(c);
+  try {
+    const newUrl = await createLink(c, user, ids, body);
+    return linksPage(c, user, { newUrl }, 201);
+  } catch (err) {
+    if (!(err instanceof UserError) || err.status !== 400) throw err;
+    const images = ids.map((id) => c.var.services.images.getForChange(user, id));
+    return page(c, <ShareSelectionPage user={user} images={images} error={err.message} />, 400);
+  }
+});
+
+shareRoutes.post('/images/:id/shares', canShare, async (c) => {
+  const { user } = signedIn(c);
+  const image = c.var.services.images.getForChange(user, c.req.param('id'));
+  const body = await c.req.parseBody();
+  try {
+    const newShareUrl = await createLink(c, user, [image.id], body);
+    return renderImage(c, user, image, { newShareUrl }, 201);
+  } catch (err) {
+    if (!(err instanceof UserError) || err.status !== 400) throw err;
+    return renderImage(c, user, image, { error: err.message }, 400);
+  }
+});
+
+shareRoutes.post('/shares/:id/revoke', requireUser, async (c) => {
+  const { user } = signedIn(c);
+  const form = await formFields(c);
+  const link = c.var.services.shares.revoke(user, c.req.param('id'));
+  audit(c, 'share_revoke', { target: link.id });
+  const back = safeNext(form.back);
+  return c.redirect(back === '/' ? '/shares?revoked=1' : back, 303);
+});
+
+// The public side: no session needed, nothing leaks through the referrer, search engines stay out.
+shareRoutes.use('/s/*', async (c, next) => {
+  await next();
+  c.header('Referrer-Policy', 'no-referrer');
+  c.header('X-Robots-Tag', 'noindex, nofollow');
+  c.header('Cache-Control', 'no-store');
+});
+
+async function openShare(c: Context<AppEnv>, password?: string) {
+  const token = c.req.param('token') ?? '';
+  const action = `/s/${token}`;
+  try {
+    const result = await c.var.services.shares.open(token, password);
+    if (result.kind === 'needs-password') return page(c, <SharePasswordPage action={action} />);
+    audit(c, 'share_open', { target: result.view.link.id });
+    return page(c, <PublicSharePage view={result.view} />);
+  } catch (err) {
+    if (!(err instanceof UserError)) throw err;
+    if (err.retryAfterSeconds) c.header('Retry-After', String(err.retryAfterSeconds));
+    if (err.status === 401 || err.status === 429) {
+      return page(c, <SharePasswordPage action={action} error={err.message} />, err.status);
+    }
+    if (err.status === 404 || err.status === 410) {
+      const title = err.status === 404 ? 'Link not found' : 'This link no longer works';
+      return page(c, <ShareGonePage title={title} message={err.message} />, err.status);
+    }
+    throw err;
+  }
+}
+
+shareRoutes.get('/s/:token', (c) => openShare(c));
+
+shareRoutes.post('/s/:token', async (c) => {
+  const form = await formFields(c);
+  return openShare(c, form.password ?? '');
+});

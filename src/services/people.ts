@@ -1,0 +1,142 @@
+import type { Db } from '../db/connection.js';
+import type { Storage } from '../storage/s3.js';
+import { UserError } from './errors.js';
+import type { Images } from './images.js';
+import { type Role, rowToUser, type User, type UserRow, type Users } from './users.js';
+
+export interface PersonSummary extends User {
+  imageCount: number;
+  bytesUsed: number;
+}
+
+/** Largest quota an admin can type: 1 PiB, far past any real bucket, and exact in a double. */
+const MAX_QUOTA_BYTES = 2 ** 50;
+const MAX_QUOTA_IMAGES = 10_000_000;
+
+/** What an admin does to accounts: every change that could lock everyone out is refused here. */
+export function createPeople(db: Db, storage: Storage, deps: { users: Users; images: Images }) {
+  const listAll = db.prepare(
+    `SELECT u.*, count(i.id) AS image_count, coalesce(sum(i.bytes), 0) AS bytes_used
+       FROM users u LEFT JOIN images i ON i.owner_id = u.id
+      GROUP BY u.id ORDER BY u.created_at, u.id`,
+  );
+  const activeAdmins = db
+    .prepare("SELECT count(*) FROM users WHERE role = 'admin' AND is_disabled = 0 AND id <> ?")
+    .pluck();
+  const imageKeys = db.prepare('SELECT original_key, display_key, thumb_key FROM images WHERE owner_id = ?');
+  const removeUser = db.prepare('DELETE FROM users WHERE id = ?');
+  const setQuotaStmt = db.prepare('UPDATE users SET quota_bytes = ?, quota_images = ? WHERE id = ?');
+
+  function target(id: string): User {
+    const user = deps.users.get(id);
+    if (!user) throw new UserError(404, 'There is no such user.');
+    return user;
+  }
+
+  /** Throws unless some other enabled admin would remain. Runs inside the change's transaction. */
+  function keepAnAdmin(user: User): void {
+    if (user.role === 'admin' && !user.isDisabled && (activeAdmins.get(user.id) as number) === 0) {
+      throw new UserError(409, 'This is the last active admin. Make someone else an admin first.');
+    }
+  }
+
+  return {
+    list(): PersonSummary[] {
+      return (listAll.all() as (UserRow & { image_count: number; bytes_used: number })[]).map((row) => ({
+        ...rowToUser(row),
+        imageCount: row.image_count,
+        bytesUsed: row.bytes_used,
+      }));
+    },
+
+    get: target,
+
+    changeRole(id: string, role: Role): { before: Role; after: Role; user: User } {
+      return db
+        .transaction(() => {
+          const user = target(id);
+          if (role !== 'admin') keepAnAdmin(user);
+          deps.users.setRole(id, role);
+          return { before: user.role, after: role, user };
+        })
+        .immediate();
+    },
+
+    setDisabled(id: string, isDisabled: boolean): User {
+      return db
+        .transaction(() => {
+          const user = target(id);
+          if (isDisabled) keepAnAdmin(user);
+          deps.users.setDisabled(id, isDisabled);
+          return user;
+        })
+        .immediate();
+    },
+
+    /** Blank fields mean "no limit". Sizes come from the form in MiB. */
+    setQuota(
+      id: string,
+      input: { mib: string; images: string },
+    ): { bytes: number | null; images: number | null } {
+      const user = target(id);
+      const bytes = parseLimit(input.mib, 'storage', MAX_QUOTA_BYTES / 2 ** 20);
+      const images = parseLimit(input.images, 'image', MAX_QUOTA_IMAGES);
+      const quota = { bytes: bytes === null ? null : Math.round(bytes * 2 ** 20), images };
+      setQuotaStmt.run(quota.bytes, quota.images, user.id);
+      return quota;
+    },
+
+    /**
+     * Deletes the account, its sessions, links and images. Keys are queued in the same transaction,
+     * then everything under the user's prefix goes, so uploads that never finished leave nothing.
+     */
+    async deleteUser(actor: User, id: string, typedEmail: string): Promise<User> {
+      const user = target(id);
+      if (user.id === actor.id) throw new UserError(409, 'You cannot delete your own account here.');
+      if (typedEmail.trim().toLowerCase() !== user.email.toLowerCase()) {
+        throw new UserError(400, `Type the email address ${user.email} to confirm.`);
+      }
+      const keys = db
+        .transaction(() => {
+          keepAnAdmin(user);
+          const all: string[] = [];
+          for (const row of imageKeys.all(user.id) as Record<string, string>[]) {
+            for (const key of Object.values(row)) {
+              deps.images.queueDeletion(key);
+              all.push(key);
+            }
+          }
+          removeUser.run(user.id);
+          return all;
+        })
+        .immediate();
+      await deps.images.deleteObjects(keys);
+      try {
+        let cursor: string | undefined;
+        do {
+          const page = await storage.list(`users/${user.id}/`, cursor);
+          await deps.images.discardObjects(page.keys.map((k) => k.key));
+          cursor = page.nextCursor;
+        } while (cursor);
+      } catch {
+        // The account is gone either way; reconcile removes what is left under a prefix with no user.
+      }
+      return user;
+    },
+  };
+}
+
+export type People = ReturnType<typeof createPeople>;
+
+function parseLimit(input: string, what: string, max: number): number | null {
+  const text = input.trim();
+  if (text === '') return null;
+  const value = Number(text);
+  if (!Number.isFinite(value) || value < 0 || value > max || (what === 'image' && !Number.isInteger(value))) {
+    throw new UserError(
+      400,
+      `The ${what} limit must be ${what === 'image' ? 'a whole number' : 'a number of MiB'} from 0 to ${max}, or blank for no limit.`,
+    );
+  }
+  return value;
+}

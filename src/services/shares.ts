@@ -1,0 +1,251 @@
+import type { Db } from '../db/connection.js';
+import type { Storage } from '../storage/s3.js';
+import type { Clock } from './clock.js';
+import { UserError } from './errors.js';
+import { downloadName, type Image, type ImageRow, type Images, rowToImage } from './images.js';
+import { hashPassword, PASSWORD_MAX, verifyPassword } from './passwords.js';
+import { createRateLimit } from './rate-limit.js';
+import { randomToken, sha256Hex } from './tokens.js';
+import type { User } from './users.js';
+
+const HOUR_MS = 60 * 60 * 1000;
+export const SHARE_EXPIRIES = {
+  '1h': { label: '1 hour', ms: HOUR_MS },
+  '1d': { label: '1 day', ms: 24 * HOUR_MS },
+  '7d': { label: '7 days', ms: 7 * 24 * HOUR_MS },
+  '30d': { label: '30 days', ms: 30 * 24 * HOUR_MS },
+  never: { label: 'Never', ms: null },
+} as const;
+export type ShareExpiry = keyof typeof SHARE_EXPIRIES;
+export const MAX_SHARED_IMAGES = 200;
+const SHARE_PASSWORD_MIN = 4;
+/** Presigned URLs on the public page: long enough to look at, short enough that a copied URL dies. */
+const PUBLIC_URL_TTL_SECONDS = 10 * 60;
+
+export interface ShareLink {
+  id: string;
+  ownerId: string;
+  hasPassword: boolean;
+  allowDownload: boolean;
+  createdAt: number;
+  expiresAt: number | null;
+  revokedAt: number | null;
+  viewCount: number;
+  lastViewedAt: number | null;
+  imageCount: number;
+  firstTitle: string | null;
+}
+
+export type ShareState = 'active' | 'expired' | 'revoked';
+
+interface LinkRow {
+  id: string;
+  token_hash: string;
+  owner_id: string;
+  password_hash: string | null;
+  allow_download: number;
+  created_at: number;
+  expires_at: number | null;
+  revoked_at: number | null;
+  view_count: number;
+  last_viewed_at: number | null;
+  image_count: number;
+  first_title: string | null;
+}
+
+const rowToLink = (r: LinkRow): ShareLink => ({
+  id: r.id,
+  ownerId: r.owner_id,
+  hasPassword: r.password_hash !== null,
+  allowDownload: r.allow_download === 1,
+  createdAt: r.created_at,
+  expiresAt: r.expires_at,
+  revokedAt: r.revoked_at,
+  viewCount: r.view_count,
+  lastViewedAt: r.last_viewed_at,
+  imageCount: r.image_count,
+  firstTitle: r.first_title,
+});
+
+export interface SharedView {
+  link: ShareLink;
+  images: { id: string; title: string; width: number; height: number; url: string; downloadUrl?: string }[];
+}
+
+export type OpenResult = { kind: 'needs-password'; link: ShareLink } | { kind: 'view'; view: SharedView };
+
+export function parseExpiry(input: string | undefined): ShareExpiry {
+  if (input && Object.hasOwn(SHARE_EXPIRIES, input)) return input as ShareExpiry;
+  throw new UserError(400, 'Choose when the link expires.');
+}
+
+export function createShares(db: Db, storage: Storage, images: Images, clock: Clock) {
+  const LINK_COLUMNS = `l.*,
+    (SELECT count(*) FROM share_link_images s WHERE s.link_id = l.id) AS image_count,
+    (SELECT i.title FROM share_link_images s JOIN images i ON i.id = s.image_id
+      WHERE s.link_id = l.id ORDER BY s.position LIMIT 1) AS first_title`;
+  const insertLink = db.prepare(
+    `INSERT INTO share_links (id, token_hash, owner_id, password_hash, allow_download, created_at, expires_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?)`,
+  );
+  const insertImage = db.prepare(
+    'INSERT INTO share_link_images (link_id, image_id, position) VALUES (?, ?, ?)',
+  );
+  const byHash = db.prepare(`SELECT ${LINK_COLUMNS} FROM share_links l WHERE token_hash = ?`);
+  const byId = db.prepare(`SELECT ${LINK_COLUMNS} FROM share_links l WHERE id = ?`);
+  const byOwner = db.prepare(
+    `SELECT ${LINK_COLUMNS} FROM share_links l WHERE owner_id = ? ORDER BY created_at DESC LIMIT 500`,
+  );
+  const byImage = db.prepare(
+    `SELECT ${LINK_COLUMNS} FROM share_links l JOIN share_link_images x ON x.link_id = l.id
+      WHERE x.image_id = ? ORDER BY l.created_at DESC LIMIT 200`,
+  );
+  const imagesOf = db.prepare(
+    `SELECT i.* FROM share_link_images s JOIN images i ON i.id = s.image_id WHERE s.link_id = ? ORDER BY s.position`,
+  );
+  const revokeStmt = db.prepare('UPDATE share_links SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL');
+  const countView = db.prepare(
+    'UPDATE share_links SET view_count = view_count + 1, last_viewed_at = ? WHERE id = ?',
+  );
+  // Guessing a link's password is throttled per link, wherever the guesses come from.
+  const guesses = createRateLimit({ limit: 10, windowMs: 15 * 60 * 1000, clock });
+
+  function stateOf(link: Pick<ShareLink, 'revokedAt' | 'expiresAt'>): ShareState {
+    if (link.revokedAt !== null) return 'revoked';
+    if (link.expiresAt !== null && link.expiresAt <= clock()) return 'expired';
+    return 'active';
+  }
+
+  function ownedLink(user: User, id: string): ShareLink {
+    const row = byId.get(id) as LinkRow | undefined;
+    if (!row || (row.owner_id !== user.id && user.role !== 'admin'))
+      throw new UserError(404, 'There is no such link.');
+    return rowToLink(row);
+  }
+
+  async function view(link: ShareLink): Promise<SharedView> {
+    const list = (imagesOf.all(link.id) as ImageRow[]).map(rowToImage);
+    if (list.length === 0) throw new UserError(410, 'The images behind this link were deleted.');
+    return {
+      link,
+      images: await Promise.all(
+        list.map(async (image: Image) => ({
+          id: image.id,
+          title: image.title,
+          width: image.width,
+          height: image.height,
+          url: await storage.presignGet({
+            key: image.displayKey,
+            ttlSeconds: PUBLIC_URL_TTL_SECONDS,
+            contentType: 'image/webp',
+          }),
+          ...(link.allowDownload
+            ? {
+                downloadUrl: await storage.presignGet({
+                  key: image.originalKey,
+                  ttlSeconds: PUBLIC_URL_TTL_SECONDS,
+                  download: downloadName(image),
+                  contentType: image.contentType,
+                }),
+              }
+            : {}),
+        })),
+      ),
+    };
+  }
+
+  return {
+    stateOf,
+
+    /** Returns the token once: only its hash is kept, so it cannot be shown again. */
+    async create(
+      user: User,
+      imageIds: string[],
+      opts: { expiry: ShareExpiry; password?: string; allowDownload: boolean },
+    ): Promise<{ token: string; link: ShareLink }> {
+      const ids = [...new Set(imageIds)];
+      if (ids.length === 0) throw new UserError(400, 'Select the images to share first.');
+      if (ids.length > MAX_SHARED_IMAGES)
+        throw new UserError(400, `A link can share at most ${MAX_SHARED_IMAGES} images.`);
+      for (const id of ids) images.getForChange(user, id);
+      const password = opts.password ?? '';
+      if (password && (password.length < SHARE_PASSWORD_MIN || password.length > PASSWORD_MAX)) {
+        throw new UserError(
+          400,
+          `A link password needs ${SHARE_PASSWORD_MIN} to ${PASSWORD_MAX} characters, or leave it blank.`,
+        );
+      }
+      const passwordHash = password ? await hashPassword(password) : null;
+      const token = randomToken(20);
+      const id = randomToken();
+      const now = clock();
+      const ms = SHARE_EXPIRIES[opts.expiry].ms;
+      db.transaction(() => {
+        insertLink.run(
+          id,
+          sha256Hex(token),
+          user.id,
+          passwordHash,
+          opts.allowDownload ? 1 : 0,
+          now,
+          ms === null ? null : now + ms,
+        );
+        ids.forEach((imageId, position) => {
+          insertImage.run(id, imageId, position);
+        });
+      })();
+      return { token, link: rowToLink(byId.get(id) as LinkRow) };
+    },
+
+    listForOwner(user: User): ShareLink[] {
+      return (byOwner.all(user.id) as LinkRow[]).map(rowToLink);
+    },
+
+    listForImage(image: Image): ShareLink[] {
+      return (byImage.all(image.id) as LinkRow[]).map(rowToLink);
+    },
+
+    revoke(user: User, id: string): ShareLink {
+      const link = ownedLink(user, id);
+      revokeStmt.run(clock(), link.id);
+      return link;
+    },
+
+    /**
+     * What a visitor with the token sees. Unknown tokens are 404; revoked and expired links 410.
+     * A password-protected link asks first; each successful opening counts as a view.
+     */
+    async open(token: string, password?: string): Promise<OpenResult> {
+      const row = /^[a-z2-7]{16,64}$/.test(token)
+        ? (byHash.get(sha256Hex(token)) as LinkRow | undefined)
+        : undefined;
+      if (!row)
+        throw new UserError(404, 'There is no shared link at this address. Check that it was copied whole.');
+      const link = rowToLink(row);
+      const state = stateOf(link);
+      if (state !== 'active') {
+        throw new UserError(
+          410,
+          state === 'revoked'
+            ? 'This link was turned off by the person who shared it.'
+            : 'This link has expired. Ask the person who shared it for a new one.',
+        );
+      }
+      if (row.password_hash !== null) {
+        if (password === undefined) return { kind: 'needs-password', link };
+        const wait = guesses.retryAfterSeconds(link.id);
+        if (wait > 0)
+          throw new UserError(429, 'Too many wrong passwords for this link. Try again later.', wait);
+        if (password.length > PASSWORD_MAX || !(await verifyPassword(row.password_hash, password))) {
+          guesses.recordFailure(link.id);
+          throw new UserError(401, 'That password is not right.');
+        }
+      }
+      const shown = await view(link);
+      countView.run(clock(), link.id);
+      return { kind: 'view', view: shown };
+    },
+  };
+}
+
+export type Shares = ReturnType<typeof createShares>;

@@ -1,0 +1,244 @@
+import type { Image } from '../services/images.js';
+import { SHARE_EXPIRIES, type SharedView, type ShareLink, type ShareState } from '../services/shares.js';
+import type { User } from '../services/users.js';
+import { ErrorMessage, Notice } from './components/messages.js';
+import { formatDateTime } from './format.js';
+import { Layout } from './layout.js';
+
+export interface LinkRowData {
+  link: ShareLink;
+  state: ShareState;
+}
+
+/** Shown once after creating: the token is only stored hashed. */
+export function NewLinkNotice({ url }: { url?: string | undefined }) {
+  if (!url) return null;
+  return (
+    <div class="notice" role="status">
+      <p>
+        <strong>New share link</strong> — copy it now; it will not be shown again:
+      </p>
+      <label for="new-share-link">Share link</label>
+      <input id="new-share-link" class="copy" readonly value={url} />
+    </div>
+  );
+}
+
+/** Expiry, password and download options; posts to `action` with any hidden image ids. */
+export function ShareForm({ action, imageIds = [] }: { action: string; imageIds?: string[] }) {
+  return (
+    <form method="post" action={action} class="stack share-form">
+      {imageIds.map((id) => (
+        <input type="hidden" name="ids" value={id} />
+      ))}
+      <label for="share-expiry">Link expires after</label>
+      <select id="share-expiry" name="expiry">
+        {Object.entries(SHARE_EXPIRIES).map(([value, { label }]) => (
+          <option value={value} selected={value === '7d'}>
+            {label}
+          </option>
+        ))}
+      </select>
+      <label for="share-password">Password (optional)</label>
+      <input
+        id="share-password"
+        name="password"
+        type="password"
+        autocomplete="new-password"
+        maxlength={256}
+      />
+      <label class="check">
+        <input type="checkbox" name="allow_download" value="1" /> Let visitors download the original file
+      </label>
+      <button type="submit">Create share link</button>
+    </form>
+  );
+}
+
+function stateText({ link, state }: LinkRowData): string {
+  if (state === 'revoked') return 'revoked';
+  if (state === 'expired') return 'expired';
+  return link.expiresAt === null ? 'active, never expires' : `active until ${formatDateTime(link.expiresAt)}`;
+}
+
+export function LinksTable({
+  rows,
+  showImages,
+  back = '/shares',
+}: {
+  rows: LinkRowData[];
+  showImages: boolean;
+  /** where revoking returns to */
+  back?: string;
+}) {
+  if (rows.length === 0) return <p class="muted">No share links yet.</p>;
+  return (
+    <table>
+      <caption class="visually-hidden">Share links</caption>
+      <thead>
+        <tr>
+          {showImages ? <th scope="col">Images</th> : null}
+          <th scope="col">Created</th>
+          <th scope="col">State</th>
+          <th scope="col">Views</th>
+          <th scope="col">Options</th>
+          <th scope="col">
+            <span class="visually-hidden">Actions</span>
+          </th>
+        </tr>
+      </thead>
+      <tbody>
+        {rows.map((row) => (
+          <tr>
+            {showImages ? (
+              <td>
+                {row.link.firstTitle ?? 'deleted images'}
+                {row.link.imageCount > 1 ? ` and ${row.link.imageCount - 1} more` : ''}
+              </td>
+            ) : null}
+            <td>{formatDateTime(row.link.createdAt)}</td>
+            <td>{stateText(row)}</td>
+            <td>{row.link.viewCount}</td>
+            <td>
+              {[row.link.hasPassword ? 'password' : null, row.link.allowDownload ? 'download' : null]
+                .filter(Boolean)
+                .join(', ') || '—'}
+            </td>
+            <td>
+              {row.state === 'active' ? (
+                <form method="post" action={`/shares/${row.link.id}/revoke`} class="inline">
+                  <input type="hidden" name="back" value={back} />
+                  <button type="submit" class="danger">
+                    Revoke
+                  </button>
+                </form>
+              ) : null}
+            </td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
+export function SharesPage({
+  user,
+  rows,
+  newUrl,
+  notice,
+}: {
+  user: User;
+  rows: LinkRowData[];
+  newUrl?: string | undefined;
+  notice?: string | undefined;
+}) {
+  return (
+    <Layout title="Share links" user={user}>
+      <h1>Share links</h1>
+      <p class="muted">
+        Anyone with a link sees the images it names, without an account. Revoke a link to turn it off.
+      </p>
+      <NewLinkNotice url={newUrl} />
+      <Notice message={notice} />
+      <LinksTable rows={rows} showImages />
+    </Layout>
+  );
+}
+
+/** The options page for sharing a selection from the gallery. */
+export function ShareSelectionPage({
+  user,
+  images,
+  error,
+}: {
+  user: User;
+  images: Image[];
+  error?: string | undefined;
+}) {
+  return (
+    <Layout title="Share images" user={user}>
+      <section class="card narrow">
+        <h1>
+          Share {images.length} image{images.length === 1 ? '' : 's'}
+        </h1>
+        <ul>
+          {images.map((image) => (
+            <li>{image.title}</li>
+          ))}
+        </ul>
+        <ErrorMessage message={error} />
+        <ShareForm action="/shares" imageIds={images.map((i) => i.id)} />
+        <p>
+          <a href="/">Cancel</a>
+        </p>
+      </section>
+    </Layout>
+  );
+}
+
+/** The public page behind /s/<token>: no account, no navigation into the app. */
+export function PublicSharePage({ view }: { view: SharedView }) {
+  const many = view.images.length > 1;
+  return (
+    <Layout title={many ? 'Shared images' : (view.images[0]?.title ?? 'Shared image')} user={null} bare>
+      <h1>{many ? `${view.images.length} shared images` : view.images[0]?.title}</h1>
+      {view.link.expiresAt !== null ? (
+        <p class="muted">This link works until {formatDateTime(view.link.expiresAt)}.</p>
+      ) : null}
+      <div class="shared">
+        {view.images.map((image) => (
+          <figure class="display">
+            <img src={image.url} alt={image.title} width={image.width} height={image.height} />
+            <figcaption>
+              {many ? image.title : null}
+              {image.downloadUrl ? (
+                <>
+                  {' '}
+                  <a class="button secondary" href={image.downloadUrl}>
+                    Download original<span class="visually-hidden"> of {image.title}</span>
+                  </a>
+                </>
+              ) : null}
+            </figcaption>
+          </figure>
+        ))}
+      </div>
+    </Layout>
+  );
+}
+
+export function SharePasswordPage({ action, error }: { action: string; error?: string | undefined }) {
+  return (
+    <Layout title="Password needed" user={null} bare>
+      <section class="card narrow">
+        <h1>This link needs a password</h1>
+        <ErrorMessage message={error} />
+        <form method="post" action={action} class="stack">
+          <label for="link-password">Password</label>
+          <input
+            id="link-password"
+            name="password"
+            type="password"
+            required
+            autocomplete="off"
+            maxlength={256}
+            autofocus
+          />
+          <button type="submit">Show the images</button>
+        </form>
+      </section>
+    </Layout>
+  );
+}
+
+/** Expired, revoked or unknown links: a page that says so, without the app's navigation. */
+export function ShareGonePage({ title, message }: { title: string; message: string }) {
+  return (
+    <Layout title={title} user={null} bare>
+      <section class="card narrow">
+        <h1>{title}</h1>
+        <p>{message}</p>
+      </section>
+    </Layout>
+  );
+}
