@@ -1,0 +1,171 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Client } from './support/app.js';
+import { makeTestApp, PASSWORD, signUp, signUpWithRole, type TestApp } from './support/app.js';
+import { makePng } from './support/images.js';
+import { type Policy, postToBucket, upload } from './support/uploads.js';
+
+describe('admin console', () => {
+  let t: TestApp;
+  let admin: Client;
+  let alice: Client;
+  let aliceId: string;
+
+  beforeAll(async () => {
+    t = await makeTestApp();
+    admin = t.client();
+    await signUp(admin, 'admin@example.com');
+    alice = await signUpWithRole(t, admin, 'alice@example.com', 'member');
+    aliceId = t.user('alice@example.com').id;
+    await upload(alice, await makePng(), 'one.png');
+  });
+  afterAll(() => t.close());
+
+  it('lists users with role, state, image count, storage and last login, for admins only', async () => {
+    const res = await admin.get('/admin');
+    expect(res.status).toBe(200);
+    const html = await res.text();
+    const row = html.slice(html.indexOf('<td>alice@example.com</td>'));
+    expect(row).toMatch(/role-member/);
+    expect(row).toMatch(/<td>active<\/td><td>1<\/td><td>[\d.]+ KiB<\/td>/);
+    expect(row).toContain('UTC');
+    expect(html).toContain('href="/admin/invites"');
+    expect((await alice.get('/admin')).status).toBe(403);
+    expect((await t.client().get('/admin')).status).toBe(303);
+  });
+
+  it('changes a role, and never demotes, disables or deletes the last admin', async () => {
+    const adminId = t.user('admin@example.com').id;
+    const demote = await admin.post(`/admin/users/${adminId}/role`, { role: 'member' });
+    expect(demote.status).toBe(409);
+    expect(await demote.text()).toContain('last active admin');
+    expect((await admin.post(`/admin/users/${adminId}/disable`)).status).toBe(409);
+    expect(t.user('admin@example.com').role).toBe('admin');
+
+    expect((await admin.post(`/admin/users/${aliceId}/role`, { role: 'viewer' })).status).toBe(303);
+    expect(t.user('alice@example.com').role).toBe('viewer');
+    expect((await admin.post(`/admin/users/${aliceId}/role`, { role: 'root' })).status).toBe(400);
+    expect((await admin.post(`/admin/users/${aliceId}/role`, { role: 'member' })).status).toBe(303);
+    expect((await alice.post(`/admin/users/${aliceId}/role`, { role: 'admin' })).status).toBe(403);
+    expect(t.user('alice@example.com').role).toBe('member');
+  });
+
+  it('disables an account, which signs it out at once, and enables it again', async () => {
+    expect((await alice.get('/')).status).toBe(200);
+    expect((await admin.post(`/admin/users/${aliceId}/disable`)).status).toBe(303);
+    expect((await alice.get('/')).status).toBe(303);
+    const login = await t.client().post('/login', { email: 'alice@example.com', password: PASSWORD });
+    expect(login.status).toBe(403);
+    expect((await admin.post(`/admin/users/${aliceId}/enable`)).status).toBe(303);
+    const again = t.client();
+    expect((await again.post('/login', { email: 'alice@example.com', password: PASSWORD })).status).toBe(303);
+    alice = again;
+  });
+
+  it('enforces an image quota before presigning, and a byte quota in the policy itself', async () => {
+    expect((await admin.post(`/admin/users/${aliceId}/quota`, { mib: 'lots', images: '' })).status).toBe(400);
+    expect((await admin.post(`/admin/users/${aliceId}/quota`, { mib: '', images: '1' })).status).toBe(303);
+    const refused = await alice.postJson('/uploads/presign', { name: 'two.png' });
+    expect(refused.status).toBe(403);
+    expect(((await refused.json()) as { error: string }).error).toContain('limit of 1 images');
+
+    // 0.01 MiB = 10,486 bytes, minus what one.png already uses.
+    await admin.post(`/admin/users/${aliceId}/quota`, { mib: '0.01', images: '' });
+    const used = t.services.images.usage(aliceId).bytes;
+    const presign = await alice.postJson('/uploads/presign', { name: 'big.png' });
+    expect(presign.status).toBe(200);
+    const policy = (await presign.json()) as Policy;
+    const conditions = JSON.parse(Buffer.from(policy.fields.Policy ?? '', 'base64').toString()).conditions;
+    expect(conditions).toContainEqual(['content-length-range', 1, Math.round(0.01 * 2 ** 20) - used]);
+    const tooBig = await postToBucket(policy, Buffer.alloc(20_000, 1), 'image/png', 'big.png');
+    expect(tooBig.status).toBe(400);
+    expect(await tooBig.text()).toContain('EntityTooLarge');
+
+    await admin.post(`/admin/users/${aliceId}/quota`, { mib: '', images: '' });
+    expect(t.user('alice@example.com').quotaBytes).toBeNull();
+  });
+
+  it('deletes a user and every object of theirs only after the email is typed', async () => {
+    const carol = await signUpWithRole(t, admin, 'carol@example.com', 'member');
+    const carolId = t.user('carol@example.com').id;
+    await upload(carol, await makePng(), 'c.png');
+    // An upload that was never completed leaves an object under the prefix too.
+    const pending = (await (await carol.postJson('/uploads/presign', { name: 'x.png' })).json()) as Policy;
+    expect((await postToBucket(pending, await makePng(), 'image/png', 'x.png')).status).toBe(201);
+    const before = await t.services.storage.list(`users/${carolId}/`);
+    expect(before.keys.length).toBe(4);
+
+    const wrong = await admin.post(`/admin/users/${carolId}/delete`, { confirm: 'carol' });
+    expect(wrong.status).toBe(400);
+    expect(await wrong.text()).toContain('Type the email address carol@example.com');
+    expect(t.count('users', `id = '${carolId}'`)).toBe(1);
+
+    const res = await admin.post(`/admin/users/${carolId}/delete`, { confirm: 'CAROL@example.com ' });
+    expect(res.status).toBe(303);
+    expect(t.count('users', `id = '${carolId}'`)).toBe(0);
+    expect(t.count('images', `owner_id = '${carolId}'`)).toBe(0);
+    expect((await t.services.storage.list(`users/${carolId}/`)).keys).toEqual([]);
+    expect(t.count('storage_deletions')).toBe(0);
+    expect((await carol.get('/')).status).toBe(303);
+    const adminId = t.user('admin@example.com').id;
+    expect(
+      (await admin.post(`/admin/users/${adminId}/delete`, { confirm: 'admin@example.com' })).status,
+    ).toBe(409);
+  });
+
+  describe('audit log', () => {
+    it('records who did what, filters by user, action and date, and pages newest first', async () => {
+      const html = await (await admin.get('/admin/audit?action=role_change')).text();
+      expect(html).toContain('member → viewer');
+      expect(html).not.toContain('<td>login</td>');
+      const byAlice = await (await admin.get('/admin/audit?email=ALICE@example.com')).text();
+      expect(byAlice).toContain('<td>upload</td>');
+      expect(byAlice).not.toContain('<td>role_change</td>');
+      const failed = await t
+        .client()
+        .post('/login', { email: 'nobody@example.com', password: 'wrong password' });
+      expect(failed.status).toBe(401);
+      const failures = await (await admin.get('/admin/audit?action=login_failed')).text();
+      expect(failures).toContain('nobody@example.com');
+
+      const today = new Date(t.now()).toISOString().slice(0, 10);
+      expect(await (await admin.get(`/admin/audit?from=${today}&to=${today}`)).text()).toContain(
+        '<td>signup</td>',
+      );
+      expect(await (await admin.get('/admin/audit?to=2000-01-01')).text()).toContain('No entries match');
+      expect((await admin.get('/admin/audit?from=yesterday')).status).toBe(400);
+      expect((await admin.get('/admin/audit?action=drop_table')).status).toBe(400);
+      expect((await alice.get('/admin/audit')).status).toBe(403);
+
+      for (let i = 0; i < 120; i++)
+        t.services.audit.record({ action: 'login', actor: null, target: `bulk ${i}` });
+      const first = await (await admin.get('/admin/audit')).text();
+      expect(first).toContain('bulk 119');
+      const next = first.match(/href="(\/admin\/audit\?cursor=\d+)"/)?.[1];
+      const second = await (await admin.get(next as string)).text();
+      expect(second).toContain('bulk 19');
+      expect(second).not.toContain('bulk 20<');
+    });
+
+    it('exports the filtered log as CSV with formula cells neutralised', async () => {
+      t.services.audit.record({
+        action: 'rename',
+        actor: null,
+        target: 'x',
+        detail: '=HYPERLINK("http://evil")',
+      });
+      const res = await admin.get('/admin/audit.csv?action=rename');
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type')).toContain('text/csv');
+      const lines = (await res.text()).trim().split('\r\n');
+      expect(lines[0]).toBe('id,time_utc,actor_id,actor_email,action,target,detail,ip');
+      expect(lines).toHaveLength(2);
+      expect(lines[1]).toContain(`"'=HYPERLINK(""http://evil"")"`);
+    });
+
+    it('cannot be changed or deleted, even with SQL', () => {
+      const db = t.services.db;
+      expect(() => db.prepare('DELETE FROM audit_log').run()).toThrow(/append-only/);
+      expect(() => db.prepare("UPDATE audit_log SET action = 'login'").run()).toThrow(/append-only/);
+    });
+  });
+});

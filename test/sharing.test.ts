@@ -1,0 +1,204 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Client } from './support/app.js';
+import { makeTestApp, signUp, signUpWithRole, type TestApp } from './support/app.js';
+import { makeJpeg, makePng } from './support/images.js';
+import { upload } from './support/uploads.js';
+
+const HOUR = 60 * 60 * 1000;
+
+/** The link shown once after creating it, read from the page like a person would copy it. */
+async function linkFrom(res: Response): Promise<string> {
+  expect(res.status).toBe(201);
+  const html = await res.text();
+  const url = html.match(/id="new-share-link"[^>]*value="([^"]+)"/)?.[1] ?? '';
+  expect(url).toMatch(/\/s\/[a-z2-7]{32}$/);
+  return new URL(url).pathname;
+}
+
+const imageUrls = (html: string) =>
+  [...html.matchAll(/<img src="([^"]+)"/g)].map((m) => (m[1] as string).replaceAll('&amp;', '&'));
+
+describe('sharing', () => {
+  let t: TestApp;
+  let admin: Client;
+  let alice: Client;
+  let bob: Client;
+  let viewer: Client;
+  let photo: string;
+  let secret: string;
+
+  beforeAll(async () => {
+    t = await makeTestApp();
+    admin = t.client();
+    await signUp(admin, 'admin@example.com');
+    alice = await signUpWithRole(t, admin, 'alice@example.com', 'member');
+    bob = await signUpWithRole(t, admin, 'bob@example.com', 'member');
+    viewer = await signUpWithRole(t, admin, 'vera@example.com', 'viewer');
+    photo = await upload(alice, await makeJpeg(800, 600), '<b>Beach</b>.jpg');
+    secret = await upload(alice, await makePng(), 'secret.png');
+  });
+  afterAll(() => t.close());
+
+  describe('visible to all signed-in users', () => {
+    it('lists nothing on /shared until the owner shows an image, then everyone signed in sees it', async () => {
+      expect(await (await bob.get('/shared')).text()).toContain('Nothing shared yet');
+      expect((await bob.get(`/images/${photo}`)).status).toBe(404);
+
+      const res = await alice.post(`/images/${photo}/visibility`, { shared: '1' });
+      expect(res.status).toBe(303);
+      for (const who of [bob, viewer, admin]) {
+        const html = await (await who.get('/shared')).text();
+        expect(html).toContain(`/images/${photo}`);
+        expect(html).not.toContain(`/images/${secret}`);
+      }
+      const asViewer = await viewer.get(`/images/${photo}`);
+      expect(asViewer.status).toBe(200);
+      const page = await asViewer.text();
+      // Escaped, and read-only for anyone but the owner.
+      expect(page).toContain('&lt;b&gt;Beach&lt;/b&gt;');
+      expect(page).not.toContain('<b>Beach</b>');
+      expect(page).not.toContain('action="/images/');
+      expect((await viewer.get(`/images/${photo}/download`)).status).toBe(303);
+      expect((await t.client().get('/shared')).status).toBe(303); // logged out: to the login page
+    });
+
+    it('lets nobody but the owner or an admin change a shared image', async () => {
+      expect((await bob.post(`/images/${photo}/rename`, { title: 'mine now' })).status).toBe(403);
+      expect((await bob.post(`/images/${photo}/delete`)).status).toBe(403);
+      expect((await viewer.post(`/images/${photo}/delete`)).status).toBe(403);
+      expect((await bob.post(`/images/${photo}/visibility`, { shared: '0' })).status).toBe(403);
+      expect((await bob.post(`/images/${photo}/shares`, { expiry: '1d' })).status).toBe(403);
+      expect(t.count('images', `id = '${photo}'`)).toBe(1);
+      expect((await bob.get(`/images/${secret}`)).status).toBe(404);
+    });
+
+    it('hides the image again when the owner makes it private', async () => {
+      await alice.post(`/images/${photo}/visibility`, { shared: '0' });
+      expect((await bob.get(`/images/${photo}`)).status).toBe(404);
+      expect(await (await bob.get('/shared')).text()).not.toContain(`/images/${photo}`);
+    });
+  });
+
+  describe('share links', () => {
+    it('shows the display rendition to anyone with the link, counts views, and keeps the token hashed', async () => {
+      const path = await linkFrom(await alice.post(`/images/${photo}/shares`, { expiry: '1d' }));
+      const token = path.split('/').pop() as string;
+      expect(t.count('share_links', `token_hash = '${token}'`)).toBe(0);
+
+      const stranger = t.client();
+      const res = await stranger.get(path);
+      expect(res.status).toBe(200);
+      expect(res.headers.get('referrer-policy')).toBe('no-referrer');
+      expect(res.headers.get('x-robots-tag')).toContain('noindex');
+      const html = await res.text();
+      expect(html).toContain('&lt;b&gt;Beach&lt;/b&gt;');
+      expect(html).not.toContain('Download original');
+      expect(html).not.toContain('href="/login"'); // the bare layout: no way into the app
+      const [display] = imageUrls(html);
+      const image = t.services.images.getForUser(t.user('alice@example.com'), photo);
+      expect(display).toContain(encodeURIComponent(image.displayKey).replaceAll('%2F', '/'));
+      expect(display).not.toContain('originals');
+      expect(new URL(display as string).searchParams.get('X-Amz-Expires')).toBe('600');
+      const bytes = await fetch(display as string);
+      expect(bytes.status).toBe(200);
+      expect(bytes.headers.get('content-type')).toBe('image/webp');
+
+      await stranger.get(path);
+      const own = await (await alice.get(`/images/${photo}`)).text();
+      expect(own).toMatch(/<td>2<\/td>/); // two views
+      expect(await (await alice.get('/shares')).text()).toContain('&lt;b&gt;Beach&lt;/b&gt;');
+    });
+
+    it('answers 410 once a link expires, and 404 for a token that never existed', async () => {
+      const path = await linkFrom(await alice.post(`/images/${photo}/shares`, { expiry: '1h' }));
+      expect((await t.client().get(path)).status).toBe(200);
+      t.advance(HOUR + 1000);
+      const gone = await t.client().get(path);
+      expect(gone.status).toBe(410);
+      expect(await gone.text()).toContain('This link has expired');
+      expect((await t.client().get(`/s/${'a'.repeat(32)}`)).status).toBe(404);
+      expect((await t.client().get('/s/not-a-token')).status).toBe(404);
+    });
+
+    it('turns a link off for good when the owner revokes it, and only the owner can', async () => {
+      const path = await linkFrom(await alice.post(`/images/${photo}/shares`, { expiry: 'never' }));
+      const linkId = t.services.shares.listForOwner(t.user('alice@example.com'))[0]?.id as string;
+      expect((await bob.post(`/shares/${linkId}/revoke`)).status).toBe(404);
+      expect((await t.client().get(path)).status).toBe(200);
+      const res = await alice.post(`/shares/${linkId}/revoke`, { back: `/images/${photo}?revoked=1` });
+      expect(res.headers.get('location')).toBe(`/images/${photo}?revoked=1`);
+      const gone = await t.client().get(path);
+      expect(gone.status).toBe(410);
+      expect(await gone.text()).toContain('turned off');
+    });
+
+    it('asks for the password, refuses a wrong one, and throttles guessing', async () => {
+      const path = await linkFrom(
+        await alice.post(`/images/${photo}/shares`, {
+          expiry: '7d',
+          password: 'open sesame',
+          allow_download: '1',
+        }),
+      );
+      const visitor = t.client();
+      const ask = await (await visitor.get(path)).text();
+      expect(ask).toContain('This link needs a password');
+      expect(imageUrls(ask)).toEqual([]);
+      expect((await visitor.post(path, { password: 'wrong' })).status).toBe(401);
+      const ok = await visitor.post(path, { password: 'open sesame' });
+      expect(ok.status).toBe(200);
+      const html = await ok.text();
+      const download = html.match(/href="([^"]+)">Download original/)?.[1]?.replaceAll('&amp;', '&');
+      const file = await fetch(download as string);
+      expect(file.status).toBe(200);
+      expect(file.headers.get('content-disposition')).toMatch(/^attachment;/);
+
+      for (let i = 0; i < 10; i++) await visitor.post(path, { password: `guess ${i}` });
+      const blocked = await visitor.post(path, { password: 'open sesame' });
+      expect(blocked.status).toBe(429);
+      expect(Number(blocked.headers.get('retry-after'))).toBeGreaterThan(0);
+    });
+
+    it('shares a selection from the gallery as one link', async () => {
+      const options = await alice.postForm('/shares/new', [
+        ['ids', photo],
+        ['ids', secret],
+      ]);
+      expect(options.status).toBe(200);
+      expect(await options.text()).toContain('Share 2 images');
+      const path = await linkFrom(
+        await alice.postForm('/shares', [
+          ['ids', photo],
+          ['ids', secret],
+          ['expiry', '30d'],
+        ]),
+      );
+      const html = await (await t.client().get(path)).text();
+      expect(html).toContain('2 shared images');
+      expect(imageUrls(html)).toHaveLength(2);
+      // Someone else's image cannot be slipped into a selection.
+      const bobs = await upload(bob, await makePng(), 'bob.png');
+      const res = await alice.postForm('/shares', [
+        ['ids', photo],
+        ['ids', bobs],
+        ['expiry', '1d'],
+      ]);
+      expect(res.status).toBe(404);
+    });
+
+    it('refuses a made-up expiry and viewers creating links', async () => {
+      expect((await alice.post(`/images/${photo}/shares`, { expiry: '99y' })).status).toBe(400);
+      const shown = await alice.post(`/images/${photo}/visibility`, { shared: '1' });
+      expect(shown.status).toBe(303);
+      expect((await viewer.post(`/images/${photo}/shares`, { expiry: '1d' })).status).toBe(403);
+      expect((await viewer.get('/shares')).status).toBe(403);
+    });
+
+    it('answers 410 when the images behind a link were deleted', async () => {
+      const doomed = await upload(alice, await makePng(), 'doomed.png');
+      const path = await linkFrom(await alice.post(`/images/${doomed}/shares`, { expiry: '1d' }));
+      await alice.post(`/images/${doomed}/delete`);
+      expect((await t.client().get(path)).status).toBe(410);
+    });
+  });
+});

@@ -1,0 +1,40 @@
+import { expect } from 'vitest';
+import type { Client } from './app.js';
+
+export interface Policy {
+  key: string;
+  url: string;
+  fields: Record<string, string>;
+}
+
+/** The browser's form post straight to the bucket: the policy's fields, the type, then the file. */
+export function postToBucket(policy: Policy, bytes: Buffer, type: string, name: string) {
+  const form = new FormData();
+  for (const [k, v] of Object.entries(policy.fields)) form.append(k, v);
+  form.append('Content-Type', type);
+  form.append('file', new Blob([new Uint8Array(bytes)], { type }), name);
+  return fetch(policy.url, { method: 'POST', body: form });
+}
+
+/** What upload.js does: a policy per file, the bytes straight to the bucket, then completion. */
+export async function uploadWithJs(
+  client: Client,
+  bytes: Buffer,
+  name: string,
+  type: string,
+  replaces?: string,
+) {
+  const presign = await client.postJson('/uploads/presign', { name, ...(replaces ? { replaces } : {}) });
+  expect(presign.status).toBe(200);
+  const policy = (await presign.json()) as Policy;
+  const stored = await postToBucket(policy, bytes, type, name);
+  expect(stored.status, await stored.clone().text()).toBe(201);
+  const done = await client.postJson('/uploads/complete', { key: policy.key });
+  return { policy, done };
+}
+
+export async function upload(client: Client, bytes: Buffer, name = 'photo.jpg', type = 'image/jpeg') {
+  const { done } = await uploadWithJs(client, bytes, name, type);
+  expect(done.status, await done.clone().text()).toBe(200);
+  return ((await done.json()) as { imageId: string }).imageId;
+}
