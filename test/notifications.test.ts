@@ -134,7 +134,11 @@ describe('change notifications', () => {
     const expected = `sha256=${createHmac('sha256', SECRET).update(call.body).digest('hex')}`;
     expect(call.headers['x-s3-gallery-signature']).toBe(expected);
     const body = JSON.parse(call.body);
-    expect(body.change).toMatchObject({ action: 'upload', imageId: id, actor: { email: 'alice@example.com' } });
+    expect(body.change).toMatchObject({
+      action: 'upload',
+      imageId: id,
+      actor: { email: 'alice@example.com' },
+    });
     expect(body.change.url).toBe(`${t.config.appOrigin}/images/${id}`);
 
     expect(mail.mails.map((m) => m.to).sort()).toEqual([['admin@example.com'], ['second-admin@example.com']]);
@@ -149,7 +153,11 @@ describe('change notifications', () => {
     await upload(alice, await makePng(), 'burst-b.png');
     expect((await alice.post(`/images/${a}/delete`)).status).toBe(303);
     await t.services.notifications.deliver();
-    expect(hook.received.map((r) => JSON.parse(r.body).change.action)).toEqual(['upload', 'upload', 'delete']);
+    expect(hook.received.map((r) => JSON.parse(r.body).change.action)).toEqual([
+      'upload',
+      'upload',
+      'delete',
+    ]);
     expect(mail.mails).toHaveLength(0); // the last email went less than a minute ago
 
     t.advance(61_000);

@@ -61,7 +61,11 @@ const CHECKS: Check[] = [
     allowed: signedIn,
   },
   { name: 'GET /images/:id/delete', request: get((f) => `/images/${f.image}/delete`), allowed: ownerOrAdmin },
-  { name: 'GET /images/:id/replace', request: get((f) => `/images/${f.image}/replace`), allowed: ownerOrAdmin },
+  {
+    name: 'GET /images/:id/replace',
+    request: get((f) => `/images/${f.image}/replace`),
+    allowed: ownerOrAdmin,
+  },
   {
     name: 'GET /images/:id/replace (shared)',
     request: get((f) => `/images/${f.shared}/replace`),
@@ -69,20 +73,33 @@ const CHECKS: Check[] = [
   },
   {
     name: 'POST /images/:id/rename (private)',
-    request: post((f) => `/images/${f.image}/rename`, () => [['title', 'new title']]),
+    request: post(
+      (f) => `/images/${f.image}/rename`,
+      () => [['title', 'new title']],
+    ),
     allowed: ownerOrAdmin,
   },
   {
     name: 'POST /images/:id/rename (shared)',
-    request: post((f) => `/images/${f.shared}/rename`, () => [['title', 'new title']]),
+    request: post(
+      (f) => `/images/${f.shared}/rename`,
+      () => [['title', 'new title']],
+    ),
     allowed: ownerOrAdmin,
   },
   {
     name: 'POST /images/:id/visibility',
-    request: post((f) => `/images/${f.image}/visibility`, () => [['shared', '1']]),
+    request: post(
+      (f) => `/images/${f.image}/visibility`,
+      () => [['shared', '1']],
+    ),
     allowed: ownerOrAdmin,
   },
-  { name: 'POST /images/:id/delete', request: post((f) => `/images/${f.image}/delete`), allowed: ownerOrAdmin },
+  {
+    name: 'POST /images/:id/delete',
+    request: post((f) => `/images/${f.image}/delete`),
+    allowed: ownerOrAdmin,
+  },
   {
     name: 'POST /images/:id/delete (shared)',
     request: post((f) => `/images/${f.shared}/delete`),
@@ -101,7 +118,10 @@ const CHECKS: Check[] = [
   },
   {
     name: 'POST /images/:id/shares',
-    request: post((f) => `/images/${f.image}/shares`, () => [['expiry', '1d']]),
+    request: post(
+      (f) => `/images/${f.image}/shares`,
+      () => [['expiry', '1d']],
+    ),
     allowed: ownerOrAdmin,
   },
   {
@@ -124,19 +144,29 @@ const CHECKS: Check[] = [
     allowed: ownerOrAdmin,
   },
   { name: 'GET /shares', request: get(() => '/shares'), allowed: uploaders },
-  { name: 'POST /shares/:id/revoke', request: post((f) => `/shares/${f.linkId}/revoke`), allowed: ownerOrAdmin },
+  {
+    name: 'POST /shares/:id/revoke',
+    request: post((f) => `/shares/${f.linkId}/revoke`),
+    allowed: ownerOrAdmin,
+  },
   { name: 'GET /s/:token', request: get((f) => `/s/${f.token}`), allowed: everyone },
   { name: 'GET /users/:id', request: get((f) => `/users/${f.ownerId}`), allowed: adminOnly },
   { name: 'GET /admin', request: get(() => '/admin'), allowed: adminOnly },
   { name: 'GET /admin/users/:id', request: get((f) => `/admin/users/${f.targetUserId}`), allowed: adminOnly },
   {
     name: 'POST /admin/users/:id/role',
-    request: post((f) => `/admin/users/${f.targetUserId}/role`, () => [['role', 'member']]),
+    request: post(
+      (f) => `/admin/users/${f.targetUserId}/role`,
+      () => [['role', 'member']],
+    ),
     allowed: adminOnly,
   },
   {
     name: 'POST /admin/users/:id/quota',
-    request: post((f) => `/admin/users/${f.targetUserId}/quota`, () => [['images', '5']]),
+    request: post(
+      (f) => `/admin/users/${f.targetUserId}/quota`,
+      () => [['images', '5']],
+    ),
     allowed: adminOnly,
   },
   {
@@ -189,10 +219,16 @@ describe('the role matrix', () => {
   async function fixture(): Promise<Fixture> {
     const before = new Set(t.imageIdsNewestFirst(ownerId));
     t.seedImages(ownerId, 2);
-    const [image, shared] = t.imageIdsNewestFirst(ownerId).filter((id) => !before.has(id)) as [string, string];
+    const [image, shared] = t.imageIdsNewestFirst(ownerId).filter((id) => !before.has(id)) as [
+      string,
+      string,
+    ];
     t.services.db.prepare('UPDATE images SET is_shared = 1 WHERE id = ?').run(shared);
     const owner = t.user('owner@example.com');
-    const { token, link } = await t.services.shares.create(owner, [image], { expiry: '1d', allowDownload: false });
+    const { token, link } = await t.services.shares.create(owner, [image], {
+      expiry: '1d',
+      allowDownload: false,
+    });
     return { image, shared, ownerId, targetUserId: t.user('target@example.com').id, linkId: link.id, token };
   }
 

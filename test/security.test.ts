@@ -20,6 +20,17 @@ describe('request protection', () => {
     '/images/x/rename',
     '/images/x/delete',
     '/images/delete',
+    '/images/x/visibility',
+    '/images/x/shares',
+    '/shares',
+    '/shares/new',
+    '/shares/x/revoke',
+    '/s/abcdefghijklmnopqrstuvwxyz234567',
+    '/admin/users/x/role',
+    '/admin/users/x/disable',
+    '/admin/users/x/enable',
+    '/admin/users/x/quota',
+    '/admin/users/x/delete',
   ];
 
   it('refuses every POST from a foreign Origin with 403 and changes nothing', async () => {
@@ -62,6 +73,18 @@ describe('request protection', () => {
       expect(fromSite.status, path).toBe(403);
     }
     expect(t.count('pending_uploads')).toBe(0);
+  });
+
+  it('takes Origin: null (a no-referrer page) only with the browser saying Sec-Fetch-Site: same-origin', async () => {
+    const post = (headers: Record<string, string>) =>
+      t.app.request(`${t.config.appOrigin}/login`, {
+        method: 'POST',
+        body: 'email=a%40example.com&password=wrong%20password',
+        headers: { 'Content-Type': 'application/x-www-form-urlencoded', Origin: 'null', ...headers },
+      });
+    expect((await post({})).status).toBe(403);
+    expect((await post({ 'Sec-Fetch-Site': 'cross-site' })).status).toBe(403);
+    expect((await post({ 'Sec-Fetch-Site': 'same-origin' })).status).toBe(401);
   });
 
   it('refuses a form POST with no Origin and no Sec-Fetch-Site', async () => {

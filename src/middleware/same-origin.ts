@@ -12,9 +12,14 @@ export function sameOriginOnly(appOrigin: string): MiddlewareHandler<AppEnv> {
     if (!['GET', 'HEAD', 'OPTIONS'].includes(c.req.method)) {
       const origin = c.req.header('origin');
       const site = c.req.header('sec-fetch-site');
-      const isForeignOrigin = origin !== undefined && origin !== appOrigin;
       const isForeignSite = site !== undefined && site !== 'same-origin' && site !== 'none';
-      if (isForeignOrigin || (origin === undefined && isForeignSite)) {
+      // Pages sent with Referrer-Policy: no-referrer (public share pages) post with Origin: null;
+      // then only the browser's own Sec-Fetch-Site, which no page can forge, can vouch for them.
+      const isTrusted =
+        origin === appOrigin ||
+        (origin === undefined && !isForeignSite) ||
+        (origin === 'null' && site === 'same-origin');
+      if (!isTrusted) {
         throw new HTTPException(403, { message: 'cross-site request' });
       }
     }

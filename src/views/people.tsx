@@ -50,7 +50,7 @@ export function PeoplePage({
               <td>{quotaText(p.imageCount, p.quotaImages, String)}</td>
               <td>{quotaText(p.bytesUsed, p.quotaBytes, formatBytes)}</td>
               <td>{p.lastLoginAt ? formatDateTime(p.lastLoginAt) : 'never'}</td>
-              <td class="row">
+              <td class="actions">
                 <a href={`/admin/users/${p.id}`}>
                   Manage<span class="visually-hidden"> {p.email}</span>
                 </a>

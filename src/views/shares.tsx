@@ -18,7 +18,7 @@ export function NewLinkNotice({ url }: { url?: string | undefined }) {
       <p>
         <strong>New share link</strong> — copy it now; it will not be shown again:
       </p>
-      <label for="new-share-link">Share link</label>
+      <label for="new-share-link">New share link</label>
       <input id="new-share-link" class="copy" readonly value={url} />
     </div>
   );

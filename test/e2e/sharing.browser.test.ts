@@ -1,0 +1,86 @@
+/// <reference lib="dom" />
+import type { Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PASSWORD } from '../support/app.js';
+import { launchBrowser, screenshotPath, skipBrowser } from '../support/browser.js';
+import { makeJpeg } from '../support/images.js';
+import { startAppServer } from '../support/server.js';
+
+describe.skipIf(skipBrowser)('sharing and the admin console in a real browser', () => {
+  let app: Awaited<ReturnType<typeof startAppServer>>;
+  let browser: Browser;
+
+  beforeAll(async () => {
+    app = await startAppServer({});
+    browser = await launchBrowser();
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await app?.close();
+  });
+
+  it('shares an image by a password link, a stranger opens it, the owner revokes it, and the admin sees it all', async () => {
+    const owner = await browser.newContext({ viewport: { width: 1100, height: 900 } });
+    const page = await owner.newPage();
+    const cspErrors: string[] = [];
+    page.on('console', (m) => {
+      if (m.type() === 'error' && /Content Security Policy/i.test(m.text())) cspErrors.push(m.text());
+    });
+    await page.goto(`${app.origin}/signup`);
+    await page.getByLabel('Email').fill('owner@example.com');
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Sign up' }).click();
+    await page.goto(`${app.origin}/upload`);
+    await page.getByLabel('Choose an image').setInputFiles({
+      name: 'harbour.jpg',
+      mimeType: 'image/jpeg',
+      buffer: await makeJpeg(900, 600),
+    });
+    // upload.js starts as soon as a file is chosen.
+    await expect.poll(() => page.locator('#upload-list li.ok').count(), { timeout: 20_000 }).toBe(1);
+    await page.goto(`${app.origin}/`);
+    await page.locator('#grid a.thumb-link').first().click();
+    await expect.poll(() => new URL(page.url()).pathname).toMatch(/^\/images\/[a-z0-9]+$/);
+    const imagePath = new URL(page.url()).pathname;
+
+    await page.getByLabel('Link expires after').selectOption('1d');
+    await page.getByLabel('Password (optional)').fill('harbour lights');
+    await page.getByLabel('Let visitors download the original file').check();
+    await page.getByRole('button', { name: 'Create share link' }).click();
+    const link = await page.getByRole('textbox', { name: 'New share link' }).inputValue();
+    expect(link).toMatch(/\/s\/[a-z2-7]{32}$/);
+    await page.screenshot({ path: screenshotPath('image-page-share-link'), fullPage: true });
+
+    const stranger = await browser.newContext({ viewport: { width: 1000, height: 800 } });
+    const visitor = await stranger.newPage();
+    const response = await visitor.goto(link);
+    expect(response?.headers()['referrer-policy']).toBe('no-referrer');
+    await visitor.getByLabel('Password').fill('harbour lights');
+    await visitor.getByRole('button', { name: 'Show the images' }).click();
+    await expect
+      .poll(() => visitor.locator('figure.display img').evaluate((img: HTMLImageElement) => img.naturalWidth))
+      .toBe(900);
+    expect(await visitor.getByRole('link', { name: /Download original/ }).count()).toBe(1);
+    await visitor.screenshot({ path: screenshotPath('public-share-page'), fullPage: true });
+
+    await page.goto(`${app.origin}${imagePath}`);
+    await expect.poll(() => page.locator('.sharing tbody td').nth(2).textContent()).toBe('1'); // one view
+    await page.getByRole('button', { name: 'Revoke' }).click();
+    expect(await page.getByRole('status').first().textContent()).toContain('Link revoked.');
+    const gone = await visitor.goto(link);
+    expect(gone?.status()).toBe(410);
+    expect(await visitor.locator('h1').textContent()).toBe('This link no longer works');
+
+    await page.goto(`${app.origin}/admin`);
+    expect(await page.locator('table').textContent()).toContain('owner@example.com');
+    await page.screenshot({ path: screenshotPath('admin-users') });
+    await page.getByRole('link', { name: 'Audit log' }).click();
+    await page.getByLabel('Action').selectOption('share_revoke');
+    await page.getByRole('button', { name: 'Filter' }).click();
+    expect(await page.locator('table.audit tbody tr').count()).toBe(1);
+    await page.screenshot({ path: screenshotPath('admin-audit') });
+    expect(cspErrors).toEqual([]);
+    await stranger.close();
+    await owner.close();
+  });
+});
