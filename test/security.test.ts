@@ -169,7 +169,7 @@ describe('request protection', () => {
   it('reports health with a database check', async () => {
     const res = await t.client().get('/healthz');
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ status: 'ok' });
+    expect(await res.json()).toEqual({ status: 'ok', database: 'ok', storage: 'ok' });
     t.services.db.close();
     const broken = await t.client().get('/healthz');
     expect(broken.status).toBe(503);

@@ -3,13 +3,23 @@ import type { AppEnv } from '../env.js';
 
 export const healthRoutes = new Hono<AppEnv>();
 
-healthRoutes.get('/healthz', (c) => {
+/**
+ * 200 while the app can serve: "ok", or "degraded" when the bucket does not answer (galleries and
+ * logins still work from SQLite). 503 only when the database fails, since then nothing works.
+ */
+healthRoutes.get('/healthz', async (c) => {
   c.header('Cache-Control', 'no-store');
   try {
     c.var.services.checkDatabase();
-    return c.json({ status: 'ok' });
   } catch (err) {
     c.var.log.error({ err }, 'health check: database failed');
     return c.json({ status: 'error', database: 'failed' }, 503);
   }
+  const storageOk = await c.var.services.checkStorage();
+  if (!storageOk) c.var.log.warn('health check: storage unreachable');
+  return c.json({
+    status: storageOk ? 'ok' : 'degraded',
+    database: 'ok',
+    storage: storageOk ? 'ok' : 'unreachable',
+  });
 });

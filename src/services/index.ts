@@ -14,6 +14,8 @@ import { createShares } from './shares.js';
 import { createUploads } from './uploads.js';
 import { createUsers } from './users.js';
 
+const STORAGE_HEALTH_TTL_MS = 10_000;
+
 export interface ServiceDeps {
   db: Db;
   storage: Storage;
@@ -34,6 +36,19 @@ export function createServices({ db, storage, clock, config, loginLimits }: Serv
   });
   const images = createImages(db, storage, clock, notifications);
   const uploads = createUploads(db, storage, images, users, notifications, clock, config);
+  let storageHealth: { at: number; ok: Promise<boolean> } | undefined;
+  function checkStorage(): Promise<boolean> {
+    if (!storageHealth || clock() - storageHealth.at >= STORAGE_HEALTH_TTL_MS) {
+      const timeout = new Promise<boolean>((resolve) => setTimeout(resolve, 2000, false).unref());
+      const ping = storage.ping().then(
+        () => true,
+        () => false,
+      );
+      storageHealth = { at: clock(), ok: Promise.race([ping, timeout]) };
+    }
+    return storageHealth.ok;
+  }
+
   return {
     db,
     clock,
@@ -53,6 +68,8 @@ export function createServices({ db, storage, clock, config, loginLimits }: Serv
     checkDatabase(): boolean {
       return (db.prepare('SELECT 1 AS ok').get() as { ok: number }).ok === 1;
     },
+    /** For /healthz: whether the bucket answered lately. Cached, so probes cannot hammer the bucket. */
+    checkStorage,
   };
 }
 

@@ -61,6 +61,8 @@ export interface ListedObject {
 /** The one place the app talks S3; the same code path for AWS, MinIO, R2, Garage and the embedded store. */
 export function createStorage(opts: StorageOptions) {
   const base = {
+    // An endpoint that stops answering must fail a request in seconds, not hold it open for minutes.
+    requestHandler: { connectionTimeout: 3000, requestTimeout: 30_000 },
     region: opts.region,
     forcePathStyle: opts.forcePathStyle,
     ...(opts.credentials ? { credentials: opts.credentials } : {}),

@@ -43,6 +43,14 @@ export async function startTestStore(opts: { mountPath?: string } = {}) {
     advance(ms: number) {
       offsetMs += ms;
     },
+    /** Stops answering, as a store that went down does; resume() brings it back on the same port. */
+    async pause() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+    async resume() {
+      await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+    },
     async close() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

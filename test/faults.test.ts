@@ -1,0 +1,65 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Client } from './support/app.js';
+import { makeTestApp, PASSWORD, signUp, type TestApp } from './support/app.js';
+import { makePng } from './support/images.js';
+import { type Policy, postToBucket, upload } from './support/uploads.js';
+
+/** Everything a failed action must leave alone, read straight from SQLite. */
+function snapshot(t: TestApp) {
+  const db = t.services.db;
+  return {
+    images: db.prepare('SELECT id, title, original_key, updated_at FROM images ORDER BY id').all(),
+    pending: db.prepare('SELECT key FROM pending_uploads ORDER BY key').all(),
+    changes: db.prepare('SELECT count(*) FROM changes').pluck().get(),
+  };
+}
+
+describe('when storage is down', () => {
+  let t: TestApp;
+  let alice: Client;
+  let imageId: string;
+
+  beforeAll(async () => {
+    t = await makeTestApp({ env: { SIGNUP: 'open' } });
+    alice = t.client();
+    await signUp(alice, 'admin@example.com');
+    imageId = await upload(alice, await makePng(), 'kept.png');
+  });
+  afterAll(() => t.close());
+
+  it('reports degraded on /healthz, keeps login and pages from SQLite working, and changes nothing', async () => {
+    // An upload that reached the bucket but was not completed yet.
+    const presign = await alice.postJson('/uploads/presign', { name: 'late.png' });
+    const policy = (await presign.json()) as Policy;
+    expect((await postToBucket(policy, await makePng(), 'image/png', 'late.png')).status).toBe(201);
+    const before = snapshot(t);
+
+    await t.store.pause();
+    t.advance(60_000); // past the health check's cache
+    const health = await t.client().get('/healthz');
+    expect(health.status).toBe(200);
+    expect(await health.json()).toEqual({ status: 'degraded', database: 'ok', storage: 'unreachable' });
+
+    const bob = t.client();
+    expect((await bob.post('/login', { email: 'admin@example.com', password: PASSWORD })).status).toBe(303);
+    expect((await bob.get('/')).status).toBe(200);
+    expect((await bob.get(`/images/${imageId}`)).status).toBe(200);
+
+    const started = Date.now();
+    const complete = await alice.postJson('/uploads/complete', { key: policy.key });
+    expect(complete.status).toBe(503);
+    expect(((await complete.json()) as { error: string }).error).toContain('Image storage is not reachable');
+    expect(Date.now() - started).toBeLessThan(15_000);
+    const page = await alice.get(`/uploads/complete?key=${encodeURIComponent(policy.key)}`);
+    expect(page.status).toBe(503);
+    const html = await page.text();
+    expect(html).toContain('Nothing was changed');
+    expect(html).not.toMatch(/at .*\.(ts|js):\d+/); // no stack trace
+    expect(snapshot(t)).toEqual(before);
+
+    await t.store.resume();
+    t.advance(60_000);
+    expect(await (await t.client().get('/healthz')).json()).toMatchObject({ status: 'ok' });
+    expect((await alice.postJson('/uploads/complete', { key: policy.key })).status).toBe(200);
+  });
+});
