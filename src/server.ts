@@ -55,6 +55,8 @@ export async function startServer(config: Config): Promise<RunningServer> {
       mountPath: EMBEDDED_MOUNT,
     });
     storageOpts = embeddedStorageOptions(config, creds, port);
+    // Leftover temp files of a crashed upload are swept and the index built before we say we are up.
+    await store.ready;
   }
   const storage = createStorage(storageOpts);
   const services = createServices({ db, storage, clock: systemClock, config });

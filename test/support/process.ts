@@ -1,0 +1,62 @@
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import net from 'node:net';
+import { Client } from './app.js';
+
+export async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+export interface ServerProcess {
+  origin: string;
+  child: ChildProcessWithoutNullStreams;
+  exited: Promise<number | null>;
+  client(): Client;
+  output(): string;
+}
+
+/** The real server in its own process (so it can be killed), listening on a fixed port with APP_ORIGIN set. */
+export async function spawnServer(dataDir: string, port: number, env: Record<string, string> = {}) {
+  const origin = `http://127.0.0.1:${port}`;
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+    env: {
+      ...process.env,
+      DATA_DIR: dataDir,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      APP_ORIGIN: origin,
+      LOG_LEVEL: 'info',
+      SIGNUP: 'open',
+      ...env,
+    },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.on('data', (d) => {
+    out += d;
+  });
+  child.stderr.on('data', (d) => {
+    out += d;
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  await new Promise<void>((resolve, reject) => {
+    const onData = () => {
+      if (out.includes('"msg":"listening"')) {
+        child.stdout.off('data', onData);
+        resolve();
+      }
+    };
+    child.stdout.on('data', onData);
+    void exited.then((code) => reject(new Error(`server exited early with ${code}: ${out}`)));
+  });
+  return {
+    origin,
+    child,
+    exited,
+    client: () => new Client((input, init) => fetch(input, init), origin, origin),
+    output: () => out,
+  } satisfies ServerProcess;
+}
