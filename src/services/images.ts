@@ -102,6 +102,9 @@ export function createImages(db: Db, storage: Storage, clock: Clock, notificatio
       ORDER BY created_at DESC, id DESC LIMIT ?`,
   );
   const rename = db.prepare('UPDATE images SET title = ?, updated_at = ? WHERE id = ?');
+  const pendingReplacements = db
+    .prepare('SELECT key FROM pending_uploads WHERE replaces_image_id = ?')
+    .pluck();
   const remove = db.prepare('DELETE FROM images WHERE id = ?');
   const queueDeletion = db.prepare(
     'INSERT INTO storage_deletions (key, queued_at) VALUES (?, ?) ON CONFLICT (key) DO NOTHING',
@@ -273,6 +276,11 @@ export function createImages(db: Db, storage: Storage, clock: Clock, notificatio
           for (const { id } of allowed) {
             const row = byId.get(id) as ImageRow | undefined;
             if (!row) continue;
+            // Replacements still uploading would outlive it: their rows cascade, their files go too.
+            for (const key of pendingReplacements.all(id) as string[]) {
+              queueDeletion.run(key, now);
+              all.push(key);
+            }
             remove.run(id);
             notifications.recordChange(user, 'delete', id, `“${row.title}”`);
             n++;

@@ -239,7 +239,11 @@ export function createUploads(
       if (!outcome) {
         await images.discardObjects([thumbKey, displayKey]);
         const done = imageByOriginal.get(key) as ImageRow | undefined;
-        if (!done) throw new UserError(404, 'That upload was not found. Please upload again.');
+        if (!done) {
+          // The image this replaced was deleted meanwhile: the new file belongs to nothing.
+          await images.discardObjects([key]);
+          throw new UserError(404, 'That image was deleted while the new file was uploading.');
+        }
         return { imageId: done.id, replaced: false, isRepeat: true };
       }
       await images.deleteObjects(outcome.oldKeys);

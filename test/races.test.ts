@@ -1,0 +1,92 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Client } from './support/app.js';
+import { makeTestApp, PASSWORD, signUp, type TestApp } from './support/app.js';
+import { makePng } from './support/images.js';
+import { type Policy, postToBucket, upload } from './support/uploads.js';
+
+describe('races', () => {
+  let t: TestApp;
+  let first: Client;
+  let second: Client;
+  let ownerId: string;
+
+  beforeAll(async () => {
+    t = await makeTestApp();
+    first = t.client();
+    await signUp(first, 'owner@example.com');
+    second = t.client(); // the same person in another browser
+    expect((await second.post('/login', { email: 'owner@example.com', password: PASSWORD })).status).toBe(
+      303,
+    );
+    ownerId = t.user('owner@example.com').id;
+  });
+  afterAll(() => t.close());
+
+  /** The bucket holds exactly what the rows name: nothing orphaned, nothing missing, nothing queued. */
+  async function expectConsistent() {
+    const rows = t.services.db
+      .prepare('SELECT original_key, display_key, thumb_key FROM images WHERE owner_id = ?')
+      .all(ownerId) as Record<string, string>[];
+    const referenced = rows.flatMap((r) => Object.values(r)).sort();
+    const listed = (await t.services.storage.list(`users/${ownerId}/`)).keys.map((k) => k.key).sort();
+    expect(listed).toEqual(referenced);
+    expect(t.count('storage_deletions')).toBe(0);
+    expect(t.count('pending_uploads')).toBe(0);
+  }
+
+  async function uploadedNotCompleted(client: Client, replaces?: string): Promise<Policy> {
+    const res = await client.postJson('/uploads/presign', {
+      name: 'new.png',
+      ...(replaces ? { replaces } : {}),
+    });
+    const policy = (await res.json()) as Policy;
+    expect((await postToBucket(policy, await makePng(), 'image/png', 'new.png')).status).toBe(201);
+    return policy;
+  }
+
+  it('completes one key twice at once into one image', async () => {
+    for (let i = 0; i < 3; i++) {
+      const policy = await uploadedNotCompleted(first);
+      const [a, b] = await Promise.all([
+        first.postJson('/uploads/complete', { key: policy.key }),
+        second.postJson('/uploads/complete', { key: policy.key }),
+      ]);
+      expect([a.status, b.status]).toEqual([200, 200]);
+      const [ja, jb] = (await Promise.all([a.json(), b.json()])) as { imageId: string }[];
+      expect(ja?.imageId).toBe(jb?.imageId);
+      expect(t.count('images', `original_key = '${policy.key}'`)).toBe(1);
+    }
+    await expectConsistent();
+  });
+
+  it('deletes and replaces one image at once from two sessions, leaving either outcome whole', async () => {
+    const outcomes = new Set<string>();
+    for (let i = 0; i < 4; i++) {
+      const id = await upload(first, await makePng(), `victim-${i}.png`);
+      const replacement = await uploadedNotCompleted(second, id);
+      const racers = [
+        first.post(`/images/${id}/delete`),
+        second.postJson('/uploads/complete', { key: replacement.key }),
+      ];
+      if (i % 2) racers.reverse();
+      const statuses = await Promise.all(racers.map(async (r) => (await r).status));
+      expect(statuses.every((s) => [200, 303, 404].includes(s))).toBe(true);
+      outcomes.add(t.count('images', `id = '${id}'`) === 0 ? 'deleted' : 'replaced');
+      await expectConsistent();
+    }
+    // Whatever the interleaving, a delete that answered 303 leaves no image behind.
+    expect(outcomes).toEqual(new Set(['deleted']));
+  });
+
+  it('renames from two sessions at once: the last write wins and both see it', async () => {
+    const id = await upload(first, await makePng(), 'named.png');
+    await Promise.all([
+      first.post(`/images/${id}/rename`, { title: 'from first' }),
+      second.post(`/images/${id}/rename`, { title: 'from second' }),
+    ]);
+    const title = t.services.db.prepare('SELECT title FROM images WHERE id = ?').pluck().get(id) as string;
+    expect(['from first', 'from second']).toContain(title);
+    expect(await (await first.get(`/images/${id}`)).text()).toContain(title);
+    await expectConsistent();
+  });
+});
