@@ -65,6 +65,12 @@ describe('a real listening server', () => {
     expect((await storage.head('users/x/probe.txt'))?.size).toBe(2);
   });
 
+  it('answers a huge header with 431 and keeps serving', async () => {
+    const res = await fetch(`${running.url}/`, { headers: { 'X-Filler': 'x'.repeat(64 * 1024) } });
+    expect(res.status).toBe(431);
+    expect((await fetch(`${running.url}/healthz`)).status).toBe(200);
+  });
+
   it('refuses a cross-site form post from a real socket', async () => {
     const res = await fetch(`${running.url}/login`, {
       method: 'POST',

@@ -23,7 +23,7 @@ export function formError(
 
 /** Form fields as strings, whatever the client sent: repeated names keep the first, files count as empty. */
 export async function formFields(c: Context<AppEnv>): Promise<Record<string, string>> {
-  const body = await c.req.parseBody({ all: true });
+  const body = await readForm(c);
   const out: Record<string, string> = {};
   for (const [name, value] of Object.entries(body)) {
     const first = Array.isArray(value) ? value[0] : value;
@@ -42,11 +42,20 @@ export function safeNext(next: string | undefined): string {
 export async function selectedIds(
   c: Context<AppEnv>,
 ): Promise<{ ids: string[]; body: Record<string, unknown> }> {
-  const body = await c.req.parseBody({ all: true });
+  const body = await readForm(c);
   const ids = [body.ids]
     .flat()
     .filter((v): v is string => typeof v === 'string')
     .slice(0, 500);
   if (ids.length === 0) throw new UserError(400, 'Select some images first.');
   return { ids, body };
+}
+
+/** The raw form; a body that is not the form it claims to be is the client's mistake (400), not ours. */
+async function readForm(c: Context<AppEnv>) {
+  try {
+    return await c.req.parseBody({ all: true });
+  } catch {
+    throw new UserError(400, 'That form could not be read. Please reload the page and try again.');
+  }
 }

@@ -83,9 +83,9 @@ shareRoutes.post('/shares', canShare, async (c) => {
 shareRoutes.post('/images/:id/shares', canShare, async (c) => {
   const { user } = signedIn(c);
   const image = c.var.services.images.getForChange(user, c.req.param('id'));
-  const body = await c.req.parseBody();
+  const form = await formFields(c);
   try {
-    const newShareUrl = await createLink(c, user, [image.id], body);
+    const newShareUrl = await createLink(c, user, [image.id], form);
     return renderImage(c, user, image, { newShareUrl }, 201);
   } catch (err) {
     if (!(err instanceof UserError) || err.status !== 400) throw err;

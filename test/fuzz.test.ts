@@ -1,0 +1,209 @@
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Client } from './support/app.js';
+import { makeTestApp, signUp, signUpWithRole, type TestApp } from './support/app.js';
+import { makePng } from './support/images.js';
+import { upload } from './support/uploads.js';
+
+/** URLs cannot carry lone surrogates: a browser sends U+FFFD instead, and so does this. */
+const enc = (text: string) =>
+  encodeURIComponent(
+    text.replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\ufffd'),
+  );
+
+/** Text a hostile client might send: control characters, NULs, lone surrogates, huge, or plain. */
+const nasty = fc.oneof(
+  fc.string({ unit: 'binary', maxLength: 40 }),
+  fc.string({ unit: 'grapheme-composite', maxLength: 40 }),
+  fc.constantFrom(
+    '',
+    '\u0000',
+    'a\u0000b',
+    '\ud800',
+    '../../etc/passwd',
+    '<script>x</script>',
+    '%00',
+    '-1',
+    '1e400',
+  ),
+  fc.constantFrom('-1', '0', '99999999999999999999', 'MTIzNDU2.Nzg5', 'NaN', '__proto__', 'constructor'),
+  fc.integer({ min: 1000, max: 20_000 }).map((n) => 'x'.repeat(n)),
+);
+
+/** Raw bodies that are not even well-formed: bad percent-escapes, invalid UTF-8, stray separators. */
+const rawBody = fc.oneof(
+  fc.constantFrom(
+    '%FF%FE%FD',
+    'title=%E0%A4%A',
+    'a=%zz&b=%',
+    '&&&===',
+    'ids=1&ids=2&ids=3&confirm=yes&confirm=no',
+  ),
+  fc.uint8Array({ maxLength: 200 }).map((bytes) => Buffer.from(bytes).toString('latin1')),
+);
+
+const contentType = fc.constantFrom(
+  'application/x-www-form-urlencoded',
+  'multipart/form-data; boundary=zzz',
+  'multipart/form-data',
+  'application/json',
+  'text/plain',
+  'application/xml',
+);
+
+describe('generated bad input', () => {
+  let t: TestApp;
+  let admin: Client;
+  let mallory: Client;
+  let bobImage: string;
+  let bobLink: string;
+  let snapshotOfBob: () => unknown;
+
+  beforeAll(async () => {
+    t = await makeTestApp();
+    admin = t.client();
+    await signUp(admin, 'admin@example.com');
+    const bob = await signUpWithRole(t, admin, 'bob@example.com', 'member');
+    mallory = await signUpWithRole(t, admin, 'mallory@example.com', 'member');
+    bobImage = await upload(bob, await makePng(), 'bob.png');
+    const bobUser = t.user('bob@example.com');
+    bobLink = (await t.services.shares.create(bobUser, [bobImage], { expiry: '7d', allowDownload: false }))
+      .link.id;
+    const db = t.services.db;
+    snapshotOfBob = () => ({
+      user: db.prepare('SELECT * FROM users WHERE id = ?').get(bobUser.id),
+      images: db.prepare('SELECT * FROM images WHERE owner_id = ?').all(bobUser.id),
+      links: db.prepare('SELECT * FROM share_links WHERE owner_id = ?').all(bobUser.id),
+      sessions: db.prepare('SELECT count(*) FROM sessions WHERE user_id = ?').pluck().get(bobUser.id),
+    });
+  });
+  afterAll(() => t.close());
+
+  const postPaths = [
+    (id: string) => `/images/${id}/rename`,
+    (id: string) => `/images/${id}/delete`,
+    (id: string) => `/images/${id}/visibility`,
+    (id: string) => `/images/${id}/shares`,
+    (id: string) => `/shares/${id}/revoke`,
+    (id: string) => `/s/${id}`,
+    () => '/images/delete',
+    () => '/shares/new',
+    () => '/shares',
+    () => '/uploads/presign',
+    () => '/uploads/complete',
+    () => '/login',
+    () => '/signup',
+    () => '/account/password',
+    (id: string) => `/admin/users/${id}/role`,
+  ];
+  const getPaths = [
+    (v: string) => `/?cursor=${enc(v)}`,
+    (v: string) => `/shared?cursor=${enc(v)}`,
+    (v: string) => `/images/${enc(v)}`,
+    (v: string) => `/images/${enc(v)}/download`,
+    (v: string) => `/images/${enc(v)}/replace`,
+    (v: string) => `/uploads/complete?key=${enc(v)}`,
+    (v: string) => `/s/${enc(v)}`,
+    (v: string) => `/users/${enc(v)}`,
+    (v: string) => `/login?next=${enc(v)}`,
+    (v: string) => `/signup?invite=${enc(v)}`,
+  ];
+  const adminGets = [
+    (v: string) => `/admin/audit?cursor=${enc(v)}`,
+    (v: string) => `/admin/audit?from=${enc(v)}&to=${enc(v)}`,
+    (v: string) => `/admin/audit?email=${enc(v)}&action=${enc(v)}`,
+    (v: string) => `/admin/audit.csv?from=${enc(v)}`,
+    (v: string) => `/admin/changes?cursor=${enc(v)}`,
+    (v: string) => `/admin/users/${enc(v)}`,
+  ];
+
+  /** Never a 500, never a stack trace or an internal message in what the client sees. */
+  async function expectHandled(res: Response, what: string) {
+    expect(res.status, what).toBeLessThan(500);
+    const body = await res.text();
+    expect(body, what).not.toMatch(/\bat [\w.<>]+ \(|node:internal|SqliteError|TypeError|RangeError/);
+  }
+
+  it('answers every form and route with a handled status, and never touches another user’s data', async () => {
+    const before = snapshotOfBob();
+    const id = fc.oneof(nasty, fc.constant(bobImage), fc.constant(bobLink), fc.constant('x'));
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom(...postPaths),
+        id,
+        fc.dictionary(
+          fc.constantFrom(
+            'title',
+            'ids',
+            'confirm',
+            'shared',
+            'expiry',
+            'password',
+            'email',
+            'role',
+            'next',
+            'key',
+            'name',
+            'replaces',
+            'invite',
+            'current',
+            'allow_download',
+            'back',
+          ),
+          nasty,
+          { maxKeys: 5 },
+        ),
+        fc.option(rawBody),
+        contentType,
+        async (path, target, fields, raw, type) => {
+          const p = path(enc(target));
+          const body =
+            raw ??
+            (type === 'application/json' ? JSON.stringify(fields) : new URLSearchParams(fields).toString());
+          const res = await t.app.request(`${t.config.appOrigin}${p}`, {
+            method: 'POST',
+            body,
+            headers: {
+              'Content-Type': type,
+              Origin: t.config.appOrigin,
+              Cookie: mallory.cookieHeader(),
+              Accept: type === 'application/json' ? 'application/json' : 'text/html',
+            },
+          });
+          await expectHandled(res, `POST ${p} (${type})`);
+        },
+      ),
+      { numRuns: 600 },
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.constantFrom(...getPaths), nasty, async (path, value) => {
+        const res = await mallory.get(path(value));
+        await expectHandled(res, `GET ${path(value)}`);
+      }),
+      { numRuns: 300 },
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.constantFrom(...adminGets), nasty, async (path, value) => {
+        const res = await admin.get(path(value));
+        await expectHandled(res, `GET ${path(value)} as admin`);
+      }),
+      { numRuns: 200 },
+    );
+    expect(snapshotOfBob()).toEqual(before);
+  });
+
+  it('answers a repeated parameter, an enormous cursor and a NUL in a path without a 500', async () => {
+    for (const path of [
+      '/?cursor=a&cursor=b',
+      `/?cursor=${'A'.repeat(100_000)}`,
+      '/images/%00',
+      '/images/%E0%A4%A',
+      '/s/%FF%FE',
+      '/admin/audit?cursor=-5',
+      '/admin/audit?cursor=99999999999999999999999',
+    ]) {
+      const res = await admin.get(path);
+      await expectHandled(res, path);
+    }
+  });
+});
