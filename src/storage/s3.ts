@@ -1,3 +1,5 @@
+import http from 'node:http';
+import https from 'node:https';
 import type { Readable } from 'node:stream';
 import {
   DeleteObjectCommand,
@@ -61,8 +63,14 @@ export interface ListedObject {
 /** The one place the app talks S3; the same code path for AWS, MinIO, R2, Garage and the embedded store. */
 export function createStorage(opts: StorageOptions) {
   const base = {
-    // An endpoint that stops answering must fail a request in seconds, not hold it open for minutes.
-    requestHandler: { connectionTimeout: 3000, requestTimeout: 30_000 },
+    // An endpoint that stops answering must fail a request in seconds, not hold it open for minutes;
+    // kept-alive sockets, and enough of them that a busy app does not queue behind the SDK's 50.
+    requestHandler: {
+      connectionTimeout: 5000,
+      requestTimeout: 30_000,
+      httpAgent: new http.Agent({ keepAlive: true, maxSockets: 256 }),
+      httpsAgent: new https.Agent({ keepAlive: true, maxSockets: 256 }),
+    },
     region: opts.region,
     forcePathStyle: opts.forcePathStyle,
     ...(opts.credentials ? { credentials: opts.credentials } : {}),

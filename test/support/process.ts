@@ -16,6 +16,8 @@ export interface ServerProcess {
   exited: Promise<number | null>;
   client(): Client;
   output(): string;
+  /** log lines at level error or fatal so far */
+  errorLines(): number;
 }
 
 /** The real server in its own process (so it can be killed), listening on a fixed port with APP_ORIGIN set. */
@@ -34,13 +36,16 @@ export async function spawnServer(dataDir: string, port: number, env: Record<str
     },
     stdio: ['pipe', 'pipe', 'pipe'],
   });
+  // Request logs add up under load: keep the tail, and count error lines as they pass.
   let out = '';
-  child.stdout.on('data', (d) => {
-    out += d;
-  });
-  child.stderr.on('data', (d) => {
-    out += d;
-  });
+  let errorLines = 0;
+  const collect = (d: Buffer) => {
+    const text = d.toString();
+    errorLines += text.match(/"level":(50|60)/g)?.length ?? 0;
+    out = (out + text).slice(-200_000);
+  };
+  child.stdout.on('data', collect);
+  child.stderr.on('data', collect);
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   await new Promise<void>((resolve, reject) => {
     const onData = () => {
@@ -58,5 +63,6 @@ export async function spawnServer(dataDir: string, port: number, env: Record<str
     exited,
     client: () => new Client((input, init) => fetch(input, init), origin, origin),
     output: () => out,
+    errorLines: () => errorLines,
   } satisfies ServerProcess;
 }
