@@ -56,26 +56,47 @@ export class DiskObjects {
     this.tmpDir = path.join(root, 'tmp');
   }
 
-  /** Builds the key index and removes temp files a crash left behind. */
+  /** Keys written or deleted while the index was being built: what they did wins over the scan. */
+  private readonly touchedDuringScan = new Set<string>();
+  private isScanning = false;
+  /** Settles once every object on disk is in the index; only listing has to wait for it. */
+  indexed: Promise<void> = Promise.resolve();
+
+  /**
+   * Removes temp files a crash left behind, then builds the key index in the background: reads and
+   * writes of single keys go straight to their files, so a large store starts serving at once.
+   */
   async init(): Promise<void> {
     await fs.mkdir(this.tmpDir, { recursive: true });
     for (const name of await fs.readdir(this.tmpDir))
       await fs.rm(path.join(this.tmpDir, name), { force: true });
-    for (const dir of await fs.readdir(this.root)) {
-      if (!/^[0-9a-f]{2}$/.test(dir)) continue;
-      for (const name of await fs.readdir(path.join(this.root, dir))) {
-        if (!name.endsWith('.obj')) continue;
-        const handle = await fs.open(path.join(this.root, dir, name), 'r');
-        try {
-          const meta = await readHeader(handle);
+    this.isScanning = true;
+    this.indexed = this.scan().finally(() => {
+      this.isScanning = false;
+      this.touchedDuringScan.clear();
+    });
+  }
+
+  private async scan(): Promise<void> {
+    const dirs = (await fs.readdir(this.root)).filter((d) => /^[0-9a-f]{2}$/.test(d));
+    const readOne = async (file: string) => {
+      let handle: fs.FileHandle | undefined;
+      try {
+        handle = await fs.open(file, 'r');
+        const meta = await readHeader(handle);
+        if (!this.touchedDuringScan.has(meta.key))
           this.index.set(meta.key, { size: meta.size, etag: meta.etag, lastModified: meta.lastModified });
-        } catch {
-          // An unreadable file is skipped, not fatal: the rest of the store still serves.
-        } finally {
-          await handle.close();
-        }
+      } catch {
+        // Unreadable, or deleted while we looked: skipped, not fatal; the rest of the store still serves.
+      } finally {
+        await handle?.close();
       }
-    }
+    };
+    // A few directories at a time, a few files each: enough to keep the disk busy, few descriptors.
+    await pool(dirs, 4, async (dir) => {
+      const names = (await fs.readdir(path.join(this.root, dir))).filter((n) => n.endsWith('.obj'));
+      await pool(names, 16, (name) => readOne(path.join(this.root, dir, name)));
+    });
     this.sorted = [...this.index.keys()].sort(byteOrder);
   }
 
@@ -170,6 +191,7 @@ export class DiskObjects {
       await fs.mkdir(path.dirname(target), { recursive: true });
       await fs.rename(tmp, target);
       await syncDir(path.dirname(target));
+      if (this.isScanning) this.touchedDuringScan.add(key);
       if (!this.index.has(key)) this.insertSorted(key);
       this.index.set(key, { size: meta.size, etag: meta.etag, lastModified: meta.lastModified });
     });
@@ -228,6 +250,7 @@ export class DiskObjects {
   delete(key: string): Promise<void> {
     return this.serially(async () => {
       await fs.rm(this.fileFor(key), { force: true });
+      if (this.isScanning) this.touchedDuringScan.add(key);
       if (this.index.delete(key)) {
         const i = this.sorted.indexOf(key);
         if (i >= 0) this.sorted.splice(i, 1);
@@ -235,7 +258,7 @@ export class DiskObjects {
     });
   }
 
-  /** Keys in UTF-8 byte order, as S3 lists them. */
+  /** Keys in UTF-8 byte order, as S3 lists them. Call after `indexed` settles. */
   list(o: { prefix: string; startAfter: string; maxKeys: number; delimiter: string }) {
     let lo = 0;
     let hi = this.sorted.length;
@@ -299,4 +322,13 @@ async function syncDir(dir: string): Promise<void> {
   } finally {
     await handle.close();
   }
+}
+
+/** Runs work over items with at most `limit` at once. */
+async function pool<T>(items: T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const runners = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) await work(items[next++] as T);
+  });
+  await Promise.all(runners);
 }

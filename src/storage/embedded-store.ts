@@ -259,7 +259,7 @@ export function createEmbeddedStore(o: EmbeddedStoreOptions): EmbeddedStore {
     );
   }
 
-  function listObjects(res: ServerResponse, query: QueryPairs) {
+  async function listObjects(res: ServerResponse, query: QueryPairs) {
     const get = (name: string) => query.find(([k]) => k === name)?.[1];
     const prefix = get('prefix') ?? '';
     const delimiter = get('delimiter') ?? '';
@@ -276,6 +276,7 @@ export function createEmbeddedStore(o: EmbeddedStoreOptions): EmbeddedStore {
       }
       startAfter = decoded;
     }
+    await disk.indexed;
     const page = disk.list({ prefix, startAfter, maxKeys, delimiter });
     const contents = page.contents
       .map(

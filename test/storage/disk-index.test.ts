@@ -1,0 +1,47 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { afterAll, describe, expect, it } from 'vitest';
+import { DiskObjects } from '../../src/storage/disk.js';
+
+const put = (disk: DiskObjects, key: string) =>
+  disk.write(key, Readable.from([Buffer.from(key)]), {
+    contentType: 'text/plain',
+    metadata: {},
+    maxBytes: 1000,
+  });
+
+describe('the embedded store index on start-up', () => {
+  const root = mkdtempSync(path.join(tmpdir(), 's3g-index-'));
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+  it('serves single keys at once and lets writes and deletes during the background scan win', async () => {
+    const first = new DiskObjects(root);
+    await first.init();
+    const keys = Array.from({ length: 1500 }, (_, i) => `users/u/k${String(i).padStart(5, '0')}`);
+    for (let i = 0; i < keys.length; i += 50)
+      await Promise.all(keys.slice(i, i + 50).map((k) => put(first, k)));
+
+    const second = new DiskObjects(root);
+    await second.init(); // returns before the scan of 1,500 files is done
+    let scanned = false;
+    void second.indexed.then(() => {
+      scanned = true;
+    });
+    expect(scanned).toBe(false);
+    const opened = await second.open('users/u/k00007');
+    expect(opened?.meta.size).toBe('users/u/k00007'.length);
+    await opened?.close();
+    await second.delete('users/u/k01499');
+    await put(second, 'users/u/new');
+
+    await second.indexed;
+    const listed = second.list({ prefix: 'users/u/', startAfter: '', maxKeys: 5000, delimiter: '' });
+    const names = listed.contents.map((c) => c.key);
+    expect(names).toHaveLength(1500);
+    expect(names).toContain('users/u/new');
+    expect(names).not.toContain('users/u/k01499');
+    expect(names).toEqual([...names].sort());
+  });
+});
