@@ -1,19 +1,118 @@
 #!/usr/bin/env node
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig } from './config.js';
+import { type Config, ConfigError, loadConfig } from './config.js';
 import { openDatabase } from './db/connection.js';
+import { appIamPolicy, corsConfiguration, userIamPolicy } from './services/bucket-policies.js';
 import { systemClock } from './services/clock.js';
-import { createServices } from './services/index.js';
+import { runDoctor } from './services/doctor.js';
+import { UserError } from './services/errors.js';
+import { createServices, type Services } from './services/index.js';
+import { parseRole } from './services/invites.js';
 import type { ReconcileReport } from './services/reconcile.js';
+import { randomToken } from './services/tokens.js';
 import { createStorage } from './storage/s3.js';
 import { storageOptions } from './storage-setup.js';
 
 const USAGE = `Usage: s3-gallery <command> [options]
 
 Commands:
+  user:create --email <email> --role <admin|member|viewer> [--password-stdin]
+                        Create an account (no invite needed). Prints a generated password unless
+                        one is read from standard input.
+  user:reset-password --email <email> [--password-stdin]
+                        Set a new password and sign the account out everywhere.
+  doctor                Check the configuration, database and bucket; prints a fix for each problem.
+  print:iam-policy [--user <id>]
+                        The least-privilege AWS IAM policy for the app, or with --user for an outside
+                        uploader limited to users/<id>/.
+  print:cors            The bucket CORS configuration for APP_ORIGIN (for aws s3api put-bucket-cors).
   reconcile [--apply]   Bring the database and the bucket back into agreement (dry run without --apply).
-                        With the embedded store, the app must be running (it serves the store).`;
+
+With the embedded store, doctor and reconcile need the app running: it serves the store.`;
+
+type Handler = (config: Config, args: string[]) => Promise<number>;
+
+const commands: Record<string, Handler> = {
+  async 'user:create'(config, args) {
+    const { values } = parseArgs({
+      args,
+      options: { email: { type: 'string' }, role: { type: 'string' }, 'password-stdin': { type: 'boolean' } },
+    });
+    const role = parseRole(values.role);
+    const { password, generated } = await newPassword(values['password-stdin']);
+    return withServices(config, async (services) => {
+      const user = await services.users.create({ email: values.email ?? '', password, role });
+      services.audit.record({
+        action: 'user_create',
+        actor: null,
+        target: user.email,
+        detail: `role ${role}, from the command line`,
+      });
+      console.log(`Created ${user.email} (${user.role}), id ${user.id}.`);
+      if (generated)
+        console.log(`Password: ${password}\nIt is shown only now; ask them to change it after logging in.`);
+      return 0;
+    });
+  },
+
+  async 'user:reset-password'(config, args) {
+    const { values } = parseArgs({
+      args,
+      options: { email: { type: 'string' }, 'password-stdin': { type: 'boolean' } },
+    });
+    const { password, generated } = await newPassword(values['password-stdin']);
+    return withServices(config, async (services) => {
+      const user = services.users.findByEmail(values.email ?? '');
+      if (!user)
+        throw new UserError(404, `There is no account with the email address "${values.email ?? ''}".`);
+      await services.users.setPassword(user.id, password);
+      services.audit.record({
+        action: 'password_reset',
+        actor: null,
+        target: user.email,
+        detail: 'from the command line',
+      });
+      console.log(`New password set for ${user.email}; every session of theirs has ended.`);
+      if (generated) console.log(`Password: ${password}`);
+      return 0;
+    });
+  },
+
+  async doctor(config) {
+    const storage = createStorage(await storageOptions(config));
+    const results = await runDoctor(config, databaseFile(config), storage);
+    for (const r of results) {
+      if (r.ok) console.log(`ok    ${r.name}${r.detail ? ` (${r.detail})` : ''}`);
+      else console.log(`FAIL  ${r.name}: ${r.detail ?? ''}\n      fix: ${r.fix ?? ''}`);
+    }
+    const failed = results.filter((r) => !r.ok).length;
+    console.log(failed ? `\n${failed} problem${failed === 1 ? '' : 's'} found.` : '\nAll checks passed.');
+    return failed ? 1 : 0;
+  },
+
+  async 'print:iam-policy'(config, args) {
+    const { values } = parseArgs({ args, options: { user: { type: 'string' } } });
+    const bucket = bucketName(config);
+    const policy = values.user === undefined ? appIamPolicy(bucket) : userIamPolicy(bucket, values.user);
+    console.log(JSON.stringify(policy, null, 2));
+    return 0;
+  },
+
+  async 'print:cors'(config) {
+    bucketName(config);
+    console.log(JSON.stringify(corsConfiguration(config.appOrigin), null, 2));
+    return 0;
+  },
+
+  async reconcile(config, args) {
+    const { values } = parseArgs({ args, options: { apply: { type: 'boolean', default: false } } });
+    return withServices(config, async (services) => {
+      printReport(await services.reconcile.run({ apply: values.apply ?? false }));
+      return 0;
+    });
+  },
+};
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -21,21 +120,45 @@ async function main(argv: string[]): Promise<number> {
     console.log(USAGE);
     return command ? 0 : 2;
   }
-  const config = loadConfig();
-  if (command === 'reconcile') {
-    const { values } = parseArgs({ args: rest, options: { apply: { type: 'boolean', default: false } } });
-    const db = openDatabase(path.join(config.dataDir, 'gallery.db'));
-    try {
-      const storage = createStorage(await storageOptions(config));
-      const services = createServices({ db, storage, clock: systemClock, config });
-      printReport(await services.reconcile.run({ apply: values.apply ?? false }));
-    } finally {
-      db.close();
-    }
-    return 0;
+  const handler = commands[command];
+  if (!handler) {
+    console.error(`Unknown command: ${command}\n\n${USAGE}`);
+    return 2;
   }
-  console.error(`Unknown command: ${command}\n\n${USAGE}`);
-  return 2;
+  return handler(loadConfig(), rest);
+}
+
+const databaseFile = (config: Config) => path.join(config.dataDir, 'gallery.db');
+
+async function withServices(config: Config, work: (services: Services) => Promise<number>): Promise<number> {
+  const db = openDatabase(databaseFile(config));
+  try {
+    const storage = createStorage(await storageOptions(config));
+    return await work(createServices({ db, storage, clock: systemClock, config }));
+  } finally {
+    db.close();
+  }
+}
+
+/** The embedded store's bucket has a fixed name; AWS policies only matter for an external bucket. */
+function bucketName(config: Config): string {
+  if (config.s3) return config.s3.bucket;
+  console.error('Note: S3_ENDPOINT is not set, so this is for the embedded store\'s bucket "gallery".');
+  return 'gallery';
+}
+
+async function newPassword(
+  fromStdin: boolean | undefined,
+): Promise<{ password: string; generated: boolean }> {
+  if (!fromStdin) return { password: randomToken(15), generated: true };
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return {
+    password: Buffer.concat(chunks)
+      .toString('utf8')
+      .replace(/\r?\n$/, ''),
+    generated: false,
+  };
 }
 
 function printReport(r: ReconcileReport): void {
@@ -60,7 +183,7 @@ function printReport(r: ReconcileReport): void {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err) => {
-    if (err instanceof ConfigError) console.error(err.message);
+    if (err instanceof ConfigError || err instanceof UserError) console.error(err.message);
     else console.error(`s3-gallery: ${err instanceof Error ? err.message : String(err)}`);
     process.exit(1);
   },

@@ -131,6 +131,22 @@ export function createUsers(db: Db, clock: Clock, signup: Signup) {
         .immediate();
     },
 
+    /** An account made by an operator (the CLI): no invite, any role. */
+    async create(input: { email: string; password: string; role: Role }): Promise<User> {
+      const email = parseEmail(input.email);
+      checkNewPassword(input.password);
+      const passwordHash = await hashPassword(input.password);
+      const id = randomToken();
+      return db
+        .transaction(() => {
+          if (byEmail.get(email))
+            throw new UserError(409, 'An account with this email address already exists.');
+          insert.run(id, email, passwordHash, input.role, clock());
+          return rowToUser(byId.get(id) as UserRow);
+        })
+        .immediate();
+    },
+
     /** Returns the user only when the password is right; the caller says nothing more specific. */
     async verifyCredentials(emailInput: string, password: string): Promise<User | null> {
       const row = byEmail.get(emailInput.trim()) as UserRow | undefined;

@@ -5,7 +5,6 @@ import {
   DeleteObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
-  HeadBucketCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
   PutObjectCommand,
@@ -203,9 +202,12 @@ export function createStorage(opts: StorageOptions) {
       };
     },
 
-    /** HeadBucket: reachable, and these credentials may use the bucket. */
+    /**
+     * Reachable, and these credentials may list the app's prefix. Not HeadBucket: a least-privilege
+     * policy that allows listing only under users/ refuses it.
+     */
     async ping(): Promise<void> {
-      await client.send(new HeadBucketCommand({ Bucket }));
+      await client.send(new ListObjectsV2Command({ Bucket, Prefix: 'users/', MaxKeys: 1 }));
     },
   };
 }
