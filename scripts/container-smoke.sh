@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Repeats the Dockerfile's steps without a Docker daemon: a fresh copy of the sources, npm ci, build,
 # prune dev dependencies, start as an unprivileged user with NODE_ENV=production and an empty DATA_DIR,
-# run the image's HEALTHCHECK command, sign up through HTTP, then stop with SIGTERM.
+# run the image's HEALTHCHECK command, sign up through HTTP, run the CLI's doctor, then stop with SIGTERM.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -71,6 +71,10 @@ status=$(curl -s -o /dev/null -w '%{http_code}' "$base/s3/gallery")
 [ "$status" = 403 ] || { echo "anonymous bucket access answered $status"; exit 1; }
 [ "$(stat -c %a "$data/embedded-s3.json")" = 600 ] || { echo "embedded-s3.json is not mode 600"; exit 1; }
 curl -s -b "$work/cookies" "$base/upload" | grep -q "action=\"$origin/s3/gallery\"" || { echo "upload form does not post to the bucket"; exit 1; }
+
+step "the CLI works in the image: doctor against the running app"
+env -i PATH="$PATH" HOME=/tmp NODE_ENV=production HOST=127.0.0.1 PORT="$port" DATA_DIR="$data" \
+  "${run_as[@]}" node dist/cli.js doctor || { echo "doctor failed"; exit 1; }
 
 step "SIGTERM stops it cleanly"
 kill -TERM "$pid"
