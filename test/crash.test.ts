@@ -40,6 +40,8 @@ function slowUpload(policy: Policy, bytes: Buffer, chunks: number, delayMs: numb
         headers: {
           'Content-Type': `multipart/form-data; boundary=${boundary}`,
           'Content-Length': head.length + bytes.length + tail.length,
+          // The server's "100 Continue" proves it has accepted and begun this request: in flight.
+          Expect: '100-continue',
         },
       },
       (res) => {
@@ -48,11 +50,14 @@ function slowUpload(policy: Policy, bytes: Buffer, chunks: number, delayMs: numb
       },
     );
     req.on('error', () => resolve(-1));
-    req.write(head);
     const size = Math.ceil(bytes.length / chunks);
     let i = 0;
+    req.once('continue', () => {
+      started();
+      req.write(head);
+      next();
+    });
     const next = () => {
-      if (i === 1) started();
       if (i * size >= bytes.length) {
         req.end(tail);
         return;
@@ -61,7 +66,6 @@ function slowUpload(policy: Policy, bytes: Buffer, chunks: number, delayMs: numb
       i++;
       setTimeout(next, delayMs);
     };
-    next();
   });
   return { isStarted, done };
 }

@@ -1,0 +1,127 @@
+/**
+ * Seeds images straight into SQLite and the embedded store's files, as the benchmark needs them:
+ * `npm run bench:seed -- --data-dir ./data --email someone@example.com --count 100000`.
+ * The app must be stopped (the store's files are written directly). The user must exist.
+ */
+import { randomUUID } from 'node:crypto';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { parseArgs } from 'node:util';
+import sharp from 'sharp';
+import { openDatabase } from '../../src/db/connection.js';
+import { DiskObjects } from '../../src/storage/disk.js';
+
+export interface SeedOptions {
+  dataDir: string;
+  email: string;
+  count: number;
+  /** also write an original for each image (what a bucket-listing gallery lists) */
+  originals?: boolean;
+}
+
+export async function seedImages(o: SeedOptions): Promise<{ userId: string; ms: number }> {
+  const started = Date.now();
+  const db = openDatabase(path.join(o.dataDir, 'gallery.db'));
+  const disk = new DiskObjects(path.join(o.dataDir, 'objects'));
+  try {
+    const userId = db.prepare('SELECT id FROM users WHERE email = ?').pluck().get(o.email) as
+      | string
+      | undefined;
+    if (!userId) throw new Error(`no user ${o.email}: sign up first`);
+    await disk.init();
+    const thumb = await sharp({ create: { width: 400, height: 300, channels: 3, background: '#c4522a' } })
+      .webp({ quality: 60 })
+      .toBuffer();
+    const insert = db.prepare(
+      `INSERT INTO images (id, owner_id, title, original_name, original_key, display_key, thumb_key, content_type,
+         bytes, width, height, created_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, 'image/jpeg', ?, 4000, 3000, ?, ?)`,
+    );
+    const base = Date.now() - o.count * 1000;
+    const write = (key: string, contentType: string) =>
+      disk.write(key, Readable.from([thumb]), {
+        contentType,
+        metadata: {},
+        maxBytes: thumb.length,
+        durable: false,
+      });
+    const BATCH = 1000;
+    for (let start = 0; start < o.count; start += BATCH) {
+      const rows = Array.from({ length: Math.min(BATCH, o.count - start) }, (_, i) => {
+        const id = randomUUID().replaceAll('-', '');
+        const version = randomUUID();
+        return {
+          id,
+          n: start + i,
+          original: `users/${userId}/originals/${randomUUID()}`,
+          display: `users/${userId}/display/${version}.webp`,
+          thumb: `users/${userId}/thumbs/${version}.webp`,
+        };
+      });
+      await pool(rows, 32, async (r) => {
+        await write(r.thumb, 'image/webp');
+        if (o.originals) await write(r.original, 'image/jpeg');
+      });
+      db.transaction(() => {
+        for (const r of rows) {
+          const at = base + r.n * 1000;
+          insert.run(
+            r.id,
+            userId,
+            `Seeded ${r.n}`,
+            `seed-${r.n}.jpg`,
+            r.original,
+            r.display,
+            r.thumb,
+            3_500_000,
+            at,
+            at,
+          );
+        }
+      })();
+    }
+    return { userId, ms: Date.now() - started };
+  } finally {
+    db.close();
+  }
+}
+
+async function pool<T>(items: T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: limit }, async () => {
+      while (next < items.length) await work(items[next++] as T);
+    }),
+  );
+}
+
+const isMain = process.argv[1] && path.resolve(process.argv[1]) === path.resolve(import.meta.filename ?? '');
+if (isMain) {
+  const { values } = parseArgs({
+    options: {
+      'data-dir': { type: 'string', default: './data' },
+      email: { type: 'string' },
+      count: { type: 'string', default: '100000' },
+      originals: { type: 'boolean', default: false },
+    },
+  });
+  if (!values.email) {
+    console.error(
+      'Usage: npm run bench:seed -- --email <an existing account> [--count 100000] [--data-dir ./data]',
+    );
+    process.exit(2);
+  }
+  seedImages({
+    dataDir: values['data-dir'] ?? './data',
+    email: values.email,
+    count: Number(values.count),
+    originals: values.originals ?? false,
+  }).then(
+    ({ ms }) =>
+      console.log(`Seeded ${values.count} images for ${values.email} in ${(ms / 1000).toFixed(1)} s.`),
+    (err) => {
+      console.error(`bench:seed: ${err instanceof Error ? err.message : String(err)}`);
+      process.exit(1);
+    },
+  );
+}
