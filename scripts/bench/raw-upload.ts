@@ -1,15 +1,23 @@
-/** The upload baseline: a bare Node server that streams each request body to a file on the same disk. */
+/**
+ * The upload baseline: a bare Node server that streams each request body to a file on the same
+ * disk. With RAW_FSYNC=1 it also flushes the file before answering, as the embedded store does.
+ */
 import { createWriteStream } from 'node:fs';
+import fs from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 
 const dir = process.env.RAW_DIR ?? '.';
+const durable = process.env.RAW_FSYNC === '1';
 let n = 0;
 http
   .createServer(async (req, res) => {
     try {
-      await pipeline(req, createWriteStream(path.join(dir, `upload-${n++}`)));
+      const handle = await fs.open(path.join(dir, `upload-${n++}`), 'w');
+      await pipeline(req, createWriteStream('', { fd: handle, autoClose: false }));
+      if (durable) await handle.sync();
+      await handle.close();
       res.writeHead(204).end();
     } catch {
       res.writeHead(500).end();

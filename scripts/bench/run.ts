@@ -19,6 +19,8 @@ import { seedImages } from './seed.js';
 
 const MiB = 1024 * 1024;
 const GALLERY_SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+/** Smaller only to try the script out; the documented figures use 100,000. */
+const LARGE = Number(process.env.BENCH_LARGE ?? 100_000);
 const root = process.cwd();
 
 interface Row {
@@ -138,14 +140,14 @@ async function main() {
       count: 1000,
       originals: true,
     });
-    const seeded100k = await seedImages({ dataDir, email: 'hundred-thousand@example.com', count: 100_000 });
-    console.log(`seeded 1,000 + 100,000 images in ${fmt((seeded1k.ms + seeded100k.ms) / 1000)} s`);
+    const seeded100k = await seedImages({ dataDir, email: 'hundred-thousand@example.com', count: LARGE });
+    console.log(`seeded 1,000 + ${LARGE} images in ${fmt((seeded1k.ms + seeded100k.ms) / 1000)} s`);
 
     app = await startTimed(serverArgs, appEnv, `${origin}/healthz`);
     children.push(app.child);
     const appPid = app.child.pid as number;
     rows.push({
-      measure: 'Start-up to a 200 from /healthz, 101,000 images and 102,000 objects',
+      measure: `Start-up to a 200 from /healthz, ${1000 + LARGE} images and ${2000 + LARGE} objects`,
       ours: `${fmt(app.ms, 0)} ms`,
       baseline: `${fmt(bare.ms, 0)} ms (bare node:http)`,
       ratio: `${fmt(app.ms / bare.ms)}×`,
@@ -155,7 +157,7 @@ async function main() {
     await new Promise((r) => setTimeout(r, 2000)); // let the store's background index settle
     const idle = memory(appPid).rssMB;
     rows.push({
-      measure: 'RSS idle (after start-up, 102,000 objects indexed)',
+      measure: `RSS idle (after start-up, ${2000 + LARGE} objects indexed)`,
       ours: `${fmt(idle, 0)} MB`,
       baseline: `${fmt(bareIdle, 0)} MB (bare node:http)`,
       ratio: `${fmt(idle / bareIdle)}×`,
@@ -218,7 +220,7 @@ async function main() {
       target: '—',
     });
     rows.push({
-      measure: 'Gallery page, 100,000 images: req/s, p50 / p99',
+      measure: `Gallery page, ${LARGE} images: req/s, p50 / p99`,
       ours: `${fmt(perSecond(ours100k), 0)}, ${ours100k.latency.p50} / ${ours100k.latency.p99} ms`,
       baseline: `${fmt(perSecond(ours1k), 0)}, ${ours1k.latency.p50} / ${ours1k.latency.p99} ms (ours at 1,000)`,
       ratio: `${fmt(perSecond(ours100k) / perSecond(ours1k), 2)}× of the 1,000 rate`,
@@ -230,7 +232,7 @@ async function main() {
     await autocannon({ url: `${origin}/`, connections: 8, amount: 10_000, headers: { cookie: large } });
     const after10k = memory(appPid).rssMB;
     rows.push({
-      measure: 'RSS after 10,000 gallery requests at 100,000 images',
+      measure: `RSS after 10,000 gallery requests at ${LARGE} images`,
       ours: `${fmt(after10k, 0)} MB`,
       baseline: `${fmt(before10k, 0)} MB (same process before them)`,
       ratio: `${fmt(after10k / before10k)}×`,
@@ -246,14 +248,23 @@ async function main() {
       credentials: { accessKeyId: creds.accessKeyId, secretAccessKey: creds.secretAccessKey },
       forcePathStyle: true,
     });
-    const rawPort = await freePort();
     const rawDir = mkdtempSync(path.join(dataDir, 'raw-'));
-    const raw = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'scripts/bench/raw-upload.ts')], {
-      env: { ...process.env, RAW_DIR: rawDir, RAW_PORT: String(rawPort) },
-      stdio: ['ignore', 'ignore', 'inherit'],
-    });
-    children.push(raw);
-    await new Promise((r) => setTimeout(r, 1500));
+    const startRaw = async (fsync: boolean) => {
+      const rawPort = await freePort();
+      const child = spawn(
+        process.execPath,
+        ['--import', 'tsx', path.join(root, 'scripts/bench/raw-upload.ts')],
+        {
+          env: { ...process.env, RAW_DIR: rawDir, RAW_PORT: String(rawPort), RAW_FSYNC: fsync ? '1' : '0' },
+          stdio: ['ignore', 'ignore', 'inherit'],
+        },
+      );
+      children.push(child);
+      await new Promise((r) => setTimeout(r, 1500));
+      return { child, url: `http://127.0.0.1:${rawPort}/` };
+    };
+    const raw = await startRaw(false);
+    const rawDurable = await startRaw(true);
 
     for (const [size, count] of [
       [1 * MiB, 48],
@@ -273,9 +284,14 @@ async function main() {
         }),
       );
       const ours = await uploadAll(`${origin}/s3/${creds.bucket}`, bodies, 4);
-      const baseline = await uploadAll(`http://127.0.0.1:${rawPort}/`, bodies, 4);
-      rmSync(rawDir, { recursive: true, force: true });
-      mkdirSync(rawDir);
+      const clear = () => {
+        rmSync(rawDir, { recursive: true, force: true });
+        mkdirSync(rawDir);
+      };
+      const baseline = await uploadAll(raw.url, bodies, 4);
+      clear();
+      const durableBaseline = await uploadAll(rawDurable.url, bodies, 4);
+      clear();
       const mibps = (ms: number) => (size * count) / MiB / (ms / 1000);
       rows.push({
         measure: `Upload through the embedded store, ${size / MiB} MiB files, 4 at once: MiB/s`,
@@ -285,8 +301,16 @@ async function main() {
         target: '≥ 70%',
         met: mibps(ours) / mibps(baseline) >= 0.7,
       });
+      rows.push({
+        measure: `… the same against a bare server that also fsyncs each file, as the store does`,
+        ours: fmt(mibps(ours)),
+        baseline: `${fmt(mibps(durableBaseline))} (bare node:http + fs + fsync)`,
+        ratio: `${fmt((mibps(ours) / mibps(durableBaseline)) * 100, 0)}%`,
+        target: '—',
+      });
     }
-    await stop(raw);
+    await stop(raw.child);
+    await stop(rawDurable.child);
 
     // --- bytes through the app's own routes when the bucket is elsewhere
     rows.push(await bytesThroughApp(`${origin}/s3`, creds));
@@ -437,7 +461,7 @@ async function bytesThroughApp(
       S3_FORCE_PATH_STYLE: 'true',
     }),
   );
-  let appBytes = 0;
+  let appBytes: number;
   try {
     const signup = await fetch(`${origin}/signup`, {
       method: 'POST',
@@ -446,11 +470,9 @@ async function bytesThroughApp(
       body: new URLSearchParams({ email: 'external@example.com', password: 'benchmark password' }),
     });
     const cookie = signup.headers.getSetCookie()[0]?.split(';')[0] ?? '';
-    running.server.on('request', (req: http.IncomingMessage) => {
-      req.on('data', (chunk: Buffer) => {
-        appBytes += chunk.length;
-      });
-    });
+    // Every byte clients send to the app's port, headers included: a generous upper bound.
+    const sockets: net.Socket[] = [];
+    running.server.on('connection', (socket: net.Socket) => sockets.push(socket));
     const image = await sharp({ create: { width: 1200, height: 900, channels: 3, background: '#3366aa' } })
       .jpeg()
       .toBuffer();
@@ -465,6 +487,8 @@ async function bytesThroughApp(
       headers: json,
       body: JSON.stringify({ name: 'x.jpg' }),
     });
+    if (presign.status !== 200)
+      throw new Error(`presign answered ${presign.status}: ${await presign.text()}`);
     const policy = (await presign.json()) as { key: string; url: string; fields: Record<string, string> };
     const form = new FormData();
     for (const [k, v] of Object.entries(policy.fields)) form.append(k, v);
@@ -478,13 +502,14 @@ async function bytesThroughApp(
       body: JSON.stringify({ key: policy.key }),
     });
     if (done.status !== 200) throw new Error(`completion answered ${done.status}`);
+    appBytes = sockets.reduce((sum, socket) => sum + socket.bytesRead, 0);
     return {
       measure: 'Request bytes through the app’s own routes per upload, bucket on another server',
-      ours: `${appBytes} B (two small JSON bodies)`,
+      ours: `${appBytes} B (two small JSON requests, headers included)`,
       baseline: `${image.length} B image, straight to the bucket`,
       ratio: `${fmt((appBytes / image.length) * 100, 2)}%`,
       target: '0 image bytes',
-      met: appBytes < 1024,
+      met: appBytes < 4096,
     };
   } finally {
     await running.stop();

@@ -1,5 +1,4 @@
 import { createHmac } from 'node:crypto';
-import nodemailer from 'nodemailer';
 import type { Logger } from 'pino';
 import type { NotifyConfig } from '../config.js';
 import type { Db } from '../db/connection.js';
@@ -118,7 +117,12 @@ export function createNotifications({ db, clock, config, appOrigin }: Notificati
     'SELECT last_error FROM outbox WHERE sent_at IS NULL AND last_error IS NOT NULL ORDER BY id DESC LIMIT 1',
   );
 
-  const transport = config.smtpUrl ? nodemailer.createTransport(config.smtpUrl) : null;
+  // nodemailer loads with the first email, so a server without SMTP never pays for it.
+  let transport: Promise<import('nodemailer').Transporter> | null = null;
+  const mailer = (url: string) => {
+    transport ??= import('nodemailer').then((m) => m.default.createTransport(url));
+    return transport;
+  };
   let running: Promise<void> | null = null;
 
   function fail(row: OutboxRow, err: unknown): void {
@@ -168,7 +172,7 @@ export function createNotifications({ db, clock, config, appOrigin }: Notificati
     if (last !== null && clock() - last < EMAIL_INTERVAL_MS) return;
     const rows = unsentFor.all(recipient) as OutboxRow[];
     if (rows.length === 0) return;
-    if (!transport) {
+    if (!config.smtpUrl) {
       for (const row of rows) markSent.run(clock(), row.id);
       return;
     }
@@ -181,7 +185,7 @@ export function createNotifications({ db, clock, config, appOrigin }: Notificati
       return `- ${new Date(c.at).toISOString()} ${describeChange(c)}${link}`;
     });
     try {
-      await transport.sendMail({
+      await (await mailer(config.smtpUrl)).sendMail({
         from: config.emailFrom,
         to: recipient,
         subject: `s3-gallery: ${changes.length} image change${changes.length === 1 ? '' : 's'}`,
@@ -255,7 +259,7 @@ export function createNotifications({ db, clock, config, appOrigin }: Notificati
       return async () => {
         clearInterval(timer);
         await running;
-        transport?.close();
+        (await transport)?.close();
       };
     },
 

@@ -128,8 +128,9 @@ export class DiskObjects {
           return;
         }
         md5.update(chunk);
-        sha.update(chunk);
-        crc = zlib.crc32(chunk, crc);
+        // Only what the request asks to be checked is computed: each hash is a full pass over the bytes.
+        if (o.sha256) sha.update(chunk);
+        if (o.crc32 !== undefined) crc = zlib.crc32(chunk, crc);
         done(null, chunk);
       },
     });
