@@ -1,4 +1,5 @@
 import { realpathSync } from 'node:fs';
+import fs from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -48,7 +49,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
   if (!storageOpts) {
     const creds = await loadOrCreateEmbeddedCredentials(config.dataDir);
     store = createEmbeddedStore({
-      rootDir: path.join(config.dataDir, 'objects'),
+      rootDir: objectsDirFor(config),
       bucket: creds.bucket,
       region: creds.region,
       credentials: { accessKeyId: creds.accessKeyId, secretAccessKey: creds.secretAccessKey },
@@ -59,7 +60,16 @@ export async function startServer(config: Config): Promise<RunningServer> {
     await store.ready;
   }
   const storage = createStorage(storageOpts);
-  const services = createServices({ db, storage, clock: systemClock, config });
+  const objectsDir = objectsDirFor(config);
+  const services = createServices({
+    db,
+    storage,
+    clock: systemClock,
+    config,
+    // The embedded store is this process: if we answer, it does. What can fail is its disk, and a
+    // listing would wait for the start-up index, so the probe asks the disk instead.
+    ...(store ? { probeStorage: () => fs.access(objectsDir, fs.constants.W_OK) } : {}),
+  });
   services.sessions.purgeExpired();
   const stopNotifier = services.notifications.startWorker(log);
   const appListener = getRequestListener(createApp({ config, services, log }).fetch);
@@ -92,6 +102,8 @@ export async function startServer(config: Config): Promise<RunningServer> {
   };
   return { url, server, stop };
 }
+
+const objectsDirFor = (config: Config) => path.join(config.dataDir, 'objects');
 
 async function main() {
   let config: Config;

@@ -14,10 +14,14 @@ let n = 0;
 http
   .createServer(async (req, res) => {
     try {
-      const handle = await fs.open(path.join(dir, `upload-${n++}`), 'w');
-      await pipeline(req, createWriteStream('', { fd: handle, autoClose: false }));
-      if (durable) await handle.sync();
-      await handle.close();
+      const file = path.join(dir, `upload-${n++}`);
+      await pipeline(req, createWriteStream(file));
+      if (durable) {
+        // fsync flushes the file itself, whichever descriptor asks.
+        const handle = await fs.open(file, 'r+');
+        await handle.sync();
+        await handle.close();
+      }
       res.writeHead(204).end();
     } catch {
       res.writeHead(500).end();

@@ -462,6 +462,10 @@ async function bytesThroughApp(
     }),
   );
   let appBytes: number;
+  // undici keeps connections alive: count per socket from the start, and subtract the sign-up.
+  const sockets: net.Socket[] = [];
+  running.server.on('connection', (socket: net.Socket) => sockets.push(socket));
+  const readSoFar = () => sockets.reduce((sum, socket) => sum + socket.bytesRead, 0);
   try {
     const signup = await fetch(`${origin}/signup`, {
       method: 'POST',
@@ -471,8 +475,7 @@ async function bytesThroughApp(
     });
     const cookie = signup.headers.getSetCookie()[0]?.split(';')[0] ?? '';
     // Every byte clients send to the app's port, headers included: a generous upper bound.
-    const sockets: net.Socket[] = [];
-    running.server.on('connection', (socket: net.Socket) => sockets.push(socket));
+    const beforeUpload = readSoFar();
     const image = await sharp({ create: { width: 1200, height: 900, channels: 3, background: '#3366aa' } })
       .jpeg()
       .toBuffer();
@@ -502,7 +505,7 @@ async function bytesThroughApp(
       body: JSON.stringify({ key: policy.key }),
     });
     if (done.status !== 200) throw new Error(`completion answered ${done.status}`);
-    appBytes = sockets.reduce((sum, socket) => sum + socket.bytesRead, 0);
+    appBytes = readSoFar() - beforeUpload;
     return {
       measure: 'Request bytes through the app’s own routes per upload, bucket on another server',
       ours: `${appBytes} B (two small JSON requests, headers included)`,

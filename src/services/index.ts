@@ -22,9 +22,11 @@ export interface ServiceDeps {
   clock: Clock;
   config: Pick<Config, 'signup' | 'maxUploadBytes' | 'appOrigin' | 'notify'>;
   loginLimits?: LoginLimits;
+  /** How /healthz tells the bucket answers; defaults to storage.ping() (a one-key list of users/). */
+  probeStorage?: () => Promise<void>;
 }
 
-export function createServices({ db, storage, clock, config, loginLimits }: ServiceDeps) {
+export function createServices({ db, storage, clock, config, loginLimits, probeStorage }: ServiceDeps) {
   const users = createUsers(db, clock, config.signup);
   const sessions = createSessions(db, clock);
   const audit = createAudit(db, clock);
@@ -40,7 +42,7 @@ export function createServices({ db, storage, clock, config, loginLimits }: Serv
   function checkStorage(): Promise<boolean> {
     if (!storageHealth || clock() - storageHealth.at >= STORAGE_HEALTH_TTL_MS) {
       const timeout = new Promise<boolean>((resolve) => setTimeout(resolve, 2000, false).unref());
-      const ping = storage.ping().then(
+      const ping = (probeStorage ?? storage.ping)().then(
         () => true,
         () => false,
       );
