@@ -18,7 +18,7 @@ import { authRoutes } from './routes/auth.js';
 import { galleryRoutes } from './routes/gallery.js';
 import { healthRoutes } from './routes/health.js';
 import { imageRoutes } from './routes/images.js';
-import { page } from './routes/render.js';
+import { fragment, page } from './routes/render.js';
 import { shareRoutes } from './routes/shares.js';
 import { uploadRoutes } from './routes/uploads.js';
 import { StorageUnavailableError, UserError } from './services/errors.js';
@@ -73,14 +73,14 @@ export function createApp({ config, services, log }: AppDeps) {
   );
   app.use(csrf({ origin: config.appOrigin, secFetchSite: 'same-origin' }));
   app.use(sameOriginOnly(config.appOrigin));
-  app.use(
-    bodyLimit({
-      maxSize: MAX_FORM_BYTES,
-      onError: () => {
-        throw new UserError(413, 'That request was too large.');
-      },
-    }),
-  );
+  const limitBody = bodyLimit({
+    maxSize: MAX_FORM_BYTES,
+    onError: () => {
+      throw new UserError(413, 'That request was too large.');
+    },
+  });
+  // Asking a GET for its body makes @hono/node-server build a whole web Request: skip what has none.
+  app.use((c, next) => (c.req.method === 'GET' || c.req.method === 'HEAD' ? next() : limitBody(c, next)));
 
   app.get('/vendor/htmx.min.js', (c) => {
     c.header('Content-Type', 'text/javascript; charset=utf-8');
@@ -133,7 +133,7 @@ export function createApp({ config, services, log }: AppDeps) {
 }
 
 function errorResponse(c: Context<AppEnv>, status: ContentfulStatusCode, message: string) {
-  if (c.req.header('HX-Request')) return c.html(<ErrorFragment message={message} />, status);
+  if (c.req.header('HX-Request')) return fragment(c, <ErrorFragment message={message} />, status);
   if (c.req.header('Accept')?.startsWith('application/json')) return c.json({ error: message }, status);
   return page(c, <ErrorPage status={status} message={message} user={c.var.user ?? null} />, status);
 }

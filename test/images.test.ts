@@ -168,7 +168,13 @@ describe('images', () => {
 
   it('renames, replaces (same id and title, old objects gone) and deletes an image', async () => {
     const id = await upload(alice, await makeJpeg(800, 600), 'first.jpg');
+    const card = (html: string) => html.slice(html.indexOf(`id="image-${id}"`)).split('</li>')[0];
+    expect(card(await (await alice.get('/')).text())).toContain('first');
     expect((await alice.post(`/images/${id}/rename`, { title: '  Sunset over the bay  ' })).status).toBe(303);
+    // The gallery renders each card once and reuses it: a rename must still show at once.
+    const renamed = card(await (await alice.get('/')).text());
+    expect(renamed).toContain('Sunset over the bay');
+    expect(renamed).not.toContain('first');
     const before = t.services.images.getForUser(t.user('alice@example.com'), id);
     expect(before.title).toBe('Sunset over the bay');
     expect((await alice.post(`/images/${id}/rename`, { title: '   ' })).status).toBe(400);

@@ -5,7 +5,7 @@ import { UserError } from '../services/errors.js';
 import { canChangeImages } from '../services/images.js';
 import type { User } from '../services/users.js';
 import { GalleryCards, GalleryPage } from '../views/gallery.js';
-import { page } from './render.js';
+import { fragment, page } from './render.js';
 
 export const galleryRoutes = new Hono<AppEnv>();
 
@@ -29,7 +29,7 @@ async function gallery(c: Context<AppEnv>, owner: User, basePath: string, notice
   const cursor = c.req.query('cursor');
   const result = await c.var.services.images.listPage(owner.id, cursor);
   if (c.req.header('HX-Request') && cursor) {
-    return c.html(<GalleryCards {...result} basePath={basePath} canChange={canChangeImages(user)} />);
+    return fragment(c, <GalleryCards {...result} basePath={basePath} canChange={canChangeImages(user)} />);
   }
   return page(
     c,

@@ -14,7 +14,7 @@ import {
 } from '../views/shares.js';
 import { audit } from './audit.js';
 import { renderImage } from './images.js';
-import { formFields, page, safeNext, selectedIds } from './render.js';
+import { formFields, fragment, page, safeNext, selectedIds } from './render.js';
 
 export const shareRoutes = new Hono<AppEnv>();
 const canShare = requireRole('admin', 'member');
@@ -24,7 +24,7 @@ shareRoutes.get('/shared', requireUser, async (c) => {
   const cursor = c.req.query('cursor');
   const result = await c.var.services.images.listShared(cursor);
   if (c.req.header('HX-Request') && cursor) {
-    return c.html(<GalleryCards {...result} basePath="/shared" canChange={false} />);
+    return fragment(c, <GalleryCards {...result} basePath="/shared" canChange={false} />);
   }
   return page(c, <SharedGalleryPage user={user} {...result} isFirstPage={!cursor} />);
 });

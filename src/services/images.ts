@@ -72,6 +72,10 @@ export const rowToImage = (r: ImageRow): Image => ({
   isShared: r.is_shared === 1,
 });
 
+/** Only what a card shows: the gallery query reads these and nothing else, for every page view. */
+const CARD_COLUMNS = 'id, title, thumb_key, width, height, created_at';
+type CardRow = Pick<ImageRow, 'id' | 'title' | 'thumb_key' | 'width' | 'height' | 'created_at'>;
+
 export interface GalleryCard {
   id: string;
   title: string;
@@ -95,10 +99,10 @@ export function decodeCursor(cursor: string): { createdAt: number; id: string } 
 export function createImages(db: Db, storage: Storage, clock: Clock, notifications: Notifications) {
   const byId = db.prepare('SELECT * FROM images WHERE id = ?');
   const firstPage = db.prepare(
-    'SELECT * FROM images WHERE owner_id = ? ORDER BY created_at DESC, id DESC LIMIT ?',
+    `SELECT ${CARD_COLUMNS} FROM images WHERE owner_id = ? ORDER BY created_at DESC, id DESC LIMIT ?`,
   );
   const nextPage = db.prepare(
-    `SELECT * FROM images WHERE owner_id = ? AND (created_at < ? OR (created_at = ? AND id < ?))
+    `SELECT ${CARD_COLUMNS} FROM images WHERE owner_id = ? AND (created_at < ? OR (created_at = ? AND id < ?))
       ORDER BY created_at DESC, id DESC LIMIT ?`,
   );
   const rename = db.prepare('UPDATE images SET title = ?, updated_at = ? WHERE id = ?');
@@ -118,10 +122,10 @@ export function createImages(db: Db, storage: Storage, clock: Clock, notificatio
   const signingDate = () => new Date(Math.floor(clock() / HOUR_MS) * HOUR_MS);
 
   const sharedFirst = db.prepare(
-    'SELECT * FROM images WHERE is_shared = 1 ORDER BY created_at DESC, id DESC LIMIT ?',
+    `SELECT ${CARD_COLUMNS} FROM images WHERE is_shared = 1 ORDER BY created_at DESC, id DESC LIMIT ?`,
   );
   const sharedNext = db.prepare(
-    `SELECT * FROM images WHERE is_shared = 1 AND (created_at < ? OR (created_at = ? AND id < ?))
+    `SELECT ${CARD_COLUMNS} FROM images WHERE is_shared = 1 AND (created_at < ? OR (created_at = ? AND id < ?))
       ORDER BY created_at DESC, id DESC LIMIT ?`,
   );
   const setSharedStmt = db.prepare('UPDATE images SET is_shared = ? WHERE id = ?');
@@ -149,25 +153,29 @@ export function createImages(db: Db, storage: Storage, clock: Clock, notificatio
     return image;
   }
 
-  async function cardsFor(rows: ImageRow[]): Promise<{ cards: GalleryCard[]; nextCursor: string | null }> {
-    const page = rows.slice(0, PAGE_SIZE).map(rowToImage);
+  async function cardsFor(rows: CardRow[]): Promise<{ cards: GalleryCard[]; nextCursor: string | null }> {
+    const page = rows.slice(0, PAGE_SIZE);
     const last = page.at(-1);
     const date = signingDate();
     const cards = await Promise.all(
-      page.map(async (image) => ({
-        id: image.id,
-        title: image.title,
-        width: image.width,
-        height: image.height,
+      page.map(async (row) => ({
+        id: row.id,
+        title: row.title,
+        width: row.width,
+        height: row.height,
         thumbUrl: await storage.presignGet({
-          key: image.thumbKey,
+          key: row.thumb_key,
           ttlSeconds: URL_TTL_SECONDS,
           contentType: 'image/webp',
           signingDate: date,
         }),
       })),
     );
-    return { cards, nextCursor: rows.length > PAGE_SIZE && last ? encodeCursor(last) : null };
+    return {
+      cards,
+      nextCursor:
+        rows.length > PAGE_SIZE && last ? encodeCursor({ createdAt: last.created_at, id: last.id }) : null,
+    };
   }
 
   /**
@@ -211,7 +219,7 @@ export function createImages(db: Db, storage: Storage, clock: Clock, notificatio
         after
           ? nextPage.all(ownerId, after.createdAt, after.createdAt, after.id, PAGE_SIZE + 1)
           : firstPage.all(ownerId, PAGE_SIZE + 1)
-      ) as ImageRow[];
+      ) as CardRow[];
       return cardsFor(rows);
     },
 
@@ -222,7 +230,7 @@ export function createImages(db: Db, storage: Storage, clock: Clock, notificatio
         after
           ? sharedNext.all(after.createdAt, after.createdAt, after.id, PAGE_SIZE + 1)
           : sharedFirst.all(PAGE_SIZE + 1)
-      ) as ImageRow[];
+      ) as CardRow[];
       return cardsFor(rows);
     },
 
