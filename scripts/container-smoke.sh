@@ -41,8 +41,15 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
 fi
 
 step "start like CMD does, on an empty DATA_DIR (user: ${run_as[*]:-$(id -un)})"
+# The image's own command, read from the Dockerfile, and the same as "npm start".
+mapfile -t cmd < <(node -e '
+  const line = require("fs").readFileSync(process.argv[1], "utf8").split("\n").filter((l) => l.startsWith("CMD [")).pop();
+  for (const arg of JSON.parse(line.slice(4))) console.log(arg);' "$repo/Dockerfile")
+[ "${cmd[0]:-}" = node ] || { echo "could not read CMD from Dockerfile"; exit 1; }
+start_script=$(node -p 'require(process.argv[1]).scripts.start' "$repo/package.json")
+[ "$start_script" = "${cmd[*]}" ] || { echo "npm start ($start_script) differs from the image's CMD (${cmd[*]})"; exit 1; }
 env -i PATH="$PATH" HOME=/tmp NODE_ENV=production HOST=127.0.0.1 PORT="$port" DATA_DIR="$data" \
-  "${run_as[@]}" node dist/server.js >"$work/server.log" 2>&1 &
+  "${run_as[@]}" "${cmd[@]}" >"$work/server.log" 2>&1 &
 pid=$!
 for _ in $(seq 1 100); do
   grep -q '"listening"' "$work/server.log" 2>/dev/null && break

@@ -2,8 +2,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
+import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { DiskObjects } from '../../src/storage/disk.js';
+import { byteOrder, DiskObjects } from '../../src/storage/disk.js';
 
 const put = (disk: DiskObjects, key: string) =>
   disk.write(key, Readable.from([Buffer.from(key)]), {
@@ -43,5 +44,29 @@ describe('the embedded store index on start-up', () => {
     expect(names).toContain('users/u/new');
     expect(names).not.toContain('users/u/k01499');
     expect(names).toEqual([...names].sort());
+  });
+});
+
+describe('key order', () => {
+  const sign = (n: number) => Math.sign(n);
+  const keyChars = fc.oneof(
+    fc.string({ unit: 'binary', maxLength: 12 }),
+    // what differs between UTF-16 and UTF-8 order: U+E000-U+FFFF beside characters above U+FFFF
+    fc
+      .array(fc.constantFrom('a', '\u00e9', '\ud7ff', '\ue000', '\uffff', '\u{10000}', '\u{1f600}'), {
+        maxLength: 6,
+      })
+      .map((parts) => parts.join('')),
+  );
+
+  it('sorts keys as their UTF-8 bytes sort, as S3 lists them', () => {
+    fc.assert(
+      fc.property(keyChars, keyChars, (a, b) => {
+        expect(sign(byteOrder(a, b))).toBe(sign(Buffer.compare(Buffer.from(a), Buffer.from(b))));
+      }),
+      { numRuns: 2000 },
+    );
+    expect(byteOrder('\uffff', '\u{1f600}')).toBeLessThan(0);
+    expect('\uffff' < '\u{1f600}').toBe(false);
   });
 });
