@@ -1,4 +1,5 @@
-import { hash, verify } from '@node-rs/argon2';
+// Loaded on the first sign-up or login, not at start-up: most requests carry a session instead.
+const argon2 = () => import('@node-rs/argon2');
 
 // OWASP's argon2id minimum: 19 MiB, 2 iterations, 1 lane.
 const options = { memoryCost: 19456, timeCost: 2, parallelism: 1, outputLen: 32 } as const;
@@ -6,13 +7,13 @@ const options = { memoryCost: 19456, timeCost: 2, parallelism: 1, outputLen: 32 
 export const PASSWORD_MIN = 10;
 export const PASSWORD_MAX = 256;
 
-export function hashPassword(password: string): Promise<string> {
-  return hash(password, options);
+export async function hashPassword(password: string): Promise<string> {
+  return (await argon2()).hash(password, options);
 }
 
 export async function verifyPassword(passwordHash: string, password: string): Promise<boolean> {
   try {
-    return await verify(passwordHash, password);
+    return await (await argon2()).verify(passwordHash, password);
   } catch {
     return false;
   }

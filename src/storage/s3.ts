@@ -1,7 +1,15 @@
 import http from 'node:http';
 import https from 'node:https';
+import { createRequire } from 'node:module';
 import type { Readable } from 'node:stream';
-import {
+import type * as ClientS3 from '@aws-sdk/client-s3';
+import type { createPresignedPost as CreatePresignedPost } from '@aws-sdk/s3-presigned-post';
+import type * as Presigner from '@aws-sdk/s3-request-presigner';
+
+// The AWS SDK is CommonJS: require() loads its hundreds of files about 60 ms faster than the ESM
+// loader's CommonJS interop, a tenth of the server's start-up.
+const require = createRequire(import.meta.url);
+const {
   DeleteObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
@@ -10,9 +18,10 @@ import {
   PutObjectCommand,
   S3Client,
   S3ServiceException,
-} from '@aws-sdk/client-s3';
-import { createPresignedPost } from '@aws-sdk/s3-presigned-post';
-import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+} = require('@aws-sdk/client-s3') as typeof ClientS3;
+const { getSignedUrl } = require('@aws-sdk/s3-request-presigner') as typeof Presigner;
+/** Only the upload page signs POST policies: loaded on first use, not at start-up. */
+let createPresignedPost: typeof CreatePresignedPost | undefined;
 
 export interface StorageOptions {
   /** server-side endpoint; undefined = AWS's own endpoint for the region */
@@ -89,7 +98,10 @@ export function createStorage(opts: StorageOptions) {
     /** A browser form upload of exactly one key, with size, type and expiry pinned by the policy. */
     async presignPost(o: PresignPostOptions): Promise<{ url: string; fields: Record<string, string> }> {
       const fields: Record<string, string> = {};
-      const conditions: NonNullable<Parameters<typeof createPresignedPost>[1]['Conditions']> = [
+      createPresignedPost ??= (
+        require('@aws-sdk/s3-presigned-post') as { createPresignedPost: typeof CreatePresignedPost }
+      ).createPresignedPost;
+      const conditions: NonNullable<Parameters<typeof CreatePresignedPost>[1]['Conditions']> = [
         ['content-length-range', o.minBytes ?? 1, o.maxBytes],
         ['starts-with', '$Content-Type', o.contentTypePrefix],
       ];
