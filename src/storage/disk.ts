@@ -225,16 +225,18 @@ export class DiskObjects {
   }
 
   /** Renames and indexes one object at a time, so the index always names what is on disk. */
-  private commit(key: string, tmp: string, meta: ObjectMeta, durable: boolean): Promise<void> {
-    return this.serially(async () => {
-      const target = this.fileFor(key);
+  private async commit(key: string, tmp: string, meta: ObjectMeta, durable: boolean): Promise<void> {
+    const target = this.fileFor(key);
+    await this.serially(async () => {
       await fs.mkdir(path.dirname(target), { recursive: true });
       await fs.rename(tmp, target);
-      if (durable) await syncDir(path.dirname(target));
       if (this.isScanning) this.touchedDuringScan.add(key);
       if (!this.index.has(key)) this.insertSorted(key);
       this.index.set(key, { size: meta.size, etag: meta.etag, lastModified: meta.lastModified });
     });
+    // The rename is what readers see, durable or not; making it survive a power cut is this
+    // writer's wait alone, before it answers, so the directory fsyncs of concurrent uploads overlap.
+    if (durable) await syncDir(path.dirname(target));
   }
 
   /** Runs index-changing work one piece at a time; a failure fails only its own caller. */
