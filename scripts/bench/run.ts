@@ -358,8 +358,9 @@ async function main() {
       .toBuffer();
     const N = 6;
     let completeMs = 0;
-    for (let i = 0; i < N; i++) {
-      const presign = await fetch(`${origin}/uploads/presign`, {
+    /** What upload.js sends: JSON, signed in, from the app's own origin. */
+    const postJson = (route: string, body: object) =>
+      fetch(`${origin}${route}`, {
         method: 'POST',
         headers: {
           Origin: origin,
@@ -367,8 +368,10 @@ async function main() {
           'Content-Type': 'application/json',
           Accept: 'application/json',
         },
-        body: JSON.stringify({ name: `camera-${i}.jpg` }),
+        body: JSON.stringify(body),
       });
+    for (let i = 0; i < N; i++) {
+      const presign = await postJson('/uploads/presign', { name: `camera-${i}.jpg` });
       const policy = (await presign.json()) as { key: string; url: string; fields: Record<string, string> };
       const form = new FormData();
       for (const [k, v] of Object.entries(policy.fields)) form.append(k, v);
@@ -377,16 +380,7 @@ async function main() {
       const stored = await fetch(policy.url, { method: 'POST', body: form });
       if (stored.status !== 201) throw new Error(`store answered ${stored.status}`);
       const t0 = performance.now();
-      const done = await fetch(`${origin}/uploads/complete`, {
-        method: 'POST',
-        headers: {
-          Origin: origin,
-          Cookie: small,
-          'Content-Type': 'application/json',
-          Accept: 'application/json',
-        },
-        body: JSON.stringify({ key: policy.key }),
-      });
+      const done = await postJson('/uploads/complete', { key: policy.key });
       if (done.status !== 200) throw new Error(`completion answered ${done.status}: ${await done.text()}`);
       completeMs += performance.now() - t0;
     }
