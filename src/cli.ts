@@ -13,6 +13,7 @@ import type { ReconcileReport } from './services/reconcile.js';
 import { randomToken } from './services/tokens.js';
 import { createStorage } from './storage/s3.js';
 import { storageOptions } from './storage-setup.js';
+import { countOf } from './views/format.js';
 
 const USAGE = `Usage: s3-gallery <command> [options]
 
@@ -87,7 +88,7 @@ const commands: Record<string, Handler> = {
       else console.log(`FAIL  ${r.name}: ${r.detail ?? ''}\n      fix: ${r.fix ?? ''}`);
     }
     const failed = results.filter((r) => !r.ok).length;
-    console.log(failed ? `\n${failed} problem${failed === 1 ? '' : 's'} found.` : '\nAll checks passed.');
+    console.log(failed ? `\n${countOf(failed, 'problem')} found.` : '\nAll checks passed.');
     return failed ? 1 : 0;
   },
 

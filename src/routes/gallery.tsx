@@ -4,6 +4,7 @@ import { requireRole, requireUser, signedIn } from '../middleware/session.js';
 import { UserError } from '../services/errors.js';
 import { canChangeImages } from '../services/images.js';
 import type { User } from '../services/users.js';
+import { countOf } from '../views/format.js';
 import { GalleryCards, GalleryPage } from '../views/gallery.js';
 import { fragment, page } from './render.js';
 
@@ -12,7 +13,7 @@ export const galleryRoutes = new Hono<AppEnv>();
 galleryRoutes.get('/', requireUser, (c) => {
   const { user } = signedIn(c);
   const deleted = Number(c.req.query('deleted'));
-  const notice = deleted > 0 ? `Deleted ${deleted} image${deleted === 1 ? '' : 's'}.` : undefined;
+  const notice = deleted > 0 ? `Deleted ${countOf(deleted, 'image')}.` : undefined;
   return gallery(c, user, '/', notice);
 });
 

@@ -4,6 +4,9 @@ const dateTime = new Intl.DateTimeFormat('en-GB', {
   timeZone: 'UTC',
 });
 
+/** "1 image", "3 images": nouns whose plural just adds an s. */
+export const countOf = (n: number, noun: string) => `${n} ${noun}${n === 1 ? '' : 's'}`;
+
 export const formatDateTime = (ms: number) => `${dateTime.format(new Date(ms))} UTC`;
 
 export function formatBytes(bytes: number): string {

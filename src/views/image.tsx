@@ -3,7 +3,7 @@ import { canChangeImage, TITLE_MAX } from '../services/images.js';
 import { ACCEPTED_TYPES } from '../services/thumbnails.js';
 import type { User } from '../services/users.js';
 import { ErrorMessage, Notice } from './components/messages.js';
-import { formatBytes, formatDateTime } from './format.js';
+import { countOf, formatBytes, formatDateTime } from './format.js';
 import { Layout } from './layout.js';
 import { type LinkRowData, LinksTable, NewLinkNotice, ShareForm } from './shares.js';
 
@@ -129,9 +129,7 @@ export function ConfirmBulkDeletePage({ user, images }: { user: User; images: Im
   return (
     <Layout title="Delete images" user={user}>
       <section class="card narrow">
-        <h1>
-          Delete {images.length} image{images.length === 1 ? '' : 's'}?
-        </h1>
+        <h1>Delete {countOf(images.length, 'image')}?</h1>
         <ul>
           {images.map((image) => (
             <li>{image.title}</li>

@@ -2,7 +2,7 @@ import type { PersonSummary } from '../services/people.js';
 import { ROLES, type User } from '../services/users.js';
 import { AdminNav } from './admin-nav.js';
 import { ErrorMessage, Notice } from './components/messages.js';
-import { formatBytes, formatDateTime } from './format.js';
+import { countOf, formatBytes, formatDateTime } from './format.js';
 import { Layout } from './layout.js';
 
 const quotaText = (used: number, quota: number | null, format: (n: number) => string) =>
@@ -23,9 +23,7 @@ export function PeoplePage({
       <AdminNav current="/admin" />
       <Notice message={notice} />
       <table>
-        <caption>
-          {people.length} user{people.length === 1 ? '' : 's'}
-        </caption>
+        <caption>{countOf(people.length, 'user')}</caption>
         <thead>
           <tr>
             <th scope="col">Email</th>

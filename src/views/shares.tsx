@@ -2,7 +2,7 @@ import type { Image } from '../services/images.js';
 import { SHARE_EXPIRIES, type SharedView, type ShareLink, type ShareState } from '../services/shares.js';
 import type { User } from '../services/users.js';
 import { ErrorMessage, Notice } from './components/messages.js';
-import { formatDateTime } from './format.js';
+import { countOf, formatDateTime } from './format.js';
 import { Layout } from './layout.js';
 
 export interface LinkRowData {
@@ -158,9 +158,7 @@ export function ShareSelectionPage({
   return (
     <Layout title="Share images" user={user}>
       <section class="card narrow">
-        <h1>
-          Share {images.length} image{images.length === 1 ? '' : 's'}
-        </h1>
+        <h1>Share {countOf(images.length, 'image')}</h1>
         <ul>
           {images.map((image) => (
             <li>{image.title}</li>
