@@ -1,10 +1,11 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { type Readable, Transform } from 'node:stream';
+import { type Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
+import { hashBody } from './body-hashes.js';
 import { badRequest, S3Error } from './s3-errors.js';
 
 /**
@@ -16,6 +17,8 @@ const HEADER_BYTES = 8192;
 // The socket keeps reading while a write is on the disk: without room for a few of its 64 KB chunks,
 // every chunk waits for the previous write to finish.
 const WRITE_BUFFER_BYTES = 1024 * 1024;
+// Big enough that small images never flush early, small enough that a 20 MB upload flushes as it goes.
+const FLUSH_EVERY_BYTES = 4 * 1024 * 1024;
 const MAGIC = 0x53334731; // "S3G1"
 
 export interface ObjectMeta {
@@ -84,7 +87,7 @@ export class DiskObjects {
   private readonly index = new Map<string, { size: number; etag: string; lastModified: number }>();
   private sorted: string[] = [];
   private readonly tmpDir: string;
-  private commitChain = Promise.resolve();
+  private readonly turns = new Map<string, Promise<void>>();
 
   constructor(private readonly root: string) {
     this.tmpDir = path.join(root, 'tmp');
@@ -141,36 +144,35 @@ export class DiskObjects {
 
   async write(key: string, body: Readable, o: WriteOptions): Promise<ObjectMeta> {
     const tmp = path.join(this.tmpDir, randomUUID());
-    const md5 = createHash('md5');
-    const sha = createHash('sha256');
+    const hashes = hashBody({ sha256: o.sha256 !== undefined });
     let crc = 0;
     let size = 0;
-    const meter = new Transform({
-      highWaterMark: WRITE_BUFFER_BYTES,
-      transform(chunk: Buffer, _enc, done) {
-        size += chunk.length;
-        if (size > o.maxBytes) {
-          done(
-            new S3Error(400, 'EntityTooLarge', 'Your proposed upload exceeds the maximum allowed size', {
-              MaxSizeAllowed: o.maxBytes,
-            }),
-          );
-          return;
-        }
-        md5.update(chunk);
-        // Only what the request asks to be checked is computed: each hash is a full pass over the bytes.
-        if (o.sha256) sha.update(chunk);
-        if (o.crc32 !== undefined) crc = zlib.crc32(chunk, crc);
-        done(null, chunk);
-      },
-    });
     // Created before streaming, so the cleanup below can never run ahead of a lazy open and leave a file behind.
-    const out = await fs.open(tmp, 'w');
+    const handle = await fs.open(tmp, 'w');
+    let isClosed = false;
     try {
       await pipeline(
         body,
-        meter,
-        createWriteStream(tmp, { fd: out, start: HEADER_BYTES, highWaterMark: WRITE_BUFFER_BYTES }),
+        fileWriter(
+          handle,
+          HEADER_BYTES,
+          (chunk) => {
+            size += chunk.length;
+            if (size > o.maxBytes) {
+              throw new S3Error(
+                400,
+                'EntityTooLarge',
+                'Your proposed upload exceeds the maximum allowed size',
+                {
+                  MaxSizeAllowed: o.maxBytes,
+                },
+              );
+            }
+            hashes.update(chunk);
+            if (o.crc32 !== undefined) crc = zlib.crc32(chunk, crc);
+          },
+          o.durable === false ? null : FLUSH_EVERY_BYTES,
+        ),
       );
       if (size < (o.minBytes ?? 0)) {
         throw new S3Error(
@@ -183,8 +185,8 @@ export class DiskObjects {
           },
         );
       }
-      const md5Bytes = md5.digest();
-      if (o.sha256 && sha.digest('hex') !== o.sha256) {
+      const digests = await hashes.digest();
+      if (o.sha256 && digests.sha256 !== o.sha256) {
         throw badRequest(
           'XAmzContentSHA256Mismatch',
           "The provided 'x-amz-content-sha256' header does not match what was computed.",
@@ -198,38 +200,46 @@ export class DiskObjects {
           throw badRequest('BadDigest', 'The CRC32 you specified did not match the calculated checksum.');
         }
       }
-      if (o.md5 !== undefined && md5Bytes.toString('base64') !== o.md5) {
+      if (o.md5 !== undefined && digests.md5.toString('base64') !== o.md5) {
         throw badRequest('BadDigest', 'The Content-MD5 you specified did not match what we received.');
       }
       const meta: ObjectMeta = {
         key,
         size,
-        etag: md5Bytes.toString('hex'),
+        etag: digests.md5.toString('hex'),
         contentType: o.contentType,
         lastModified: Math.floor(Date.now() / 1000) * 1000,
         metadata: o.metadata,
       };
-      const handle = await fs.open(tmp, 'r+');
-      try {
-        await writeHeader(handle, meta);
-        if (o.durable !== false) await handle.sync();
-      } finally {
-        await handle.close();
-      }
+      await writeHeader(handle, meta);
+      if (o.durable !== false) await handle.sync();
+      isClosed = true;
+      await handle.close();
       await this.commit(key, tmp, meta, o.durable !== false);
       return meta;
     } catch (err) {
+      hashes.discard();
+      if (!isClosed) await handle.close().catch(() => undefined);
       await fs.rm(tmp, { force: true });
       throw err;
     }
   }
 
-  /** Renames and indexes one object at a time, so the index always names what is on disk. */
+  /**
+   * Publishes one object by rename and indexes it. Writes of the same key take turns, so the index
+   * names the file that won on disk; different keys go side by side.
+   */
   private async commit(key: string, tmp: string, meta: ObjectMeta, durable: boolean): Promise<void> {
     const target = this.fileFor(key);
-    await this.serially(async () => {
-      await fs.mkdir(path.dirname(target), { recursive: true });
-      await fs.rename(tmp, target);
+    await this.inTurn(key, async () => {
+      try {
+        await fs.rename(tmp, target);
+      } catch (err) {
+        // The first object in each of the 256 directories creates it; asking every time costs a syscall.
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        await fs.mkdir(path.dirname(target), { recursive: true });
+        await fs.rename(tmp, target);
+      }
       if (this.isScanning) this.touchedDuringScan.add(key);
       if (!this.index.has(key)) this.insertSorted(key);
       this.index.set(key, { size: meta.size, etag: meta.etag, lastModified: meta.lastModified });
@@ -239,10 +249,14 @@ export class DiskObjects {
     if (durable) await syncDir(path.dirname(target));
   }
 
-  /** Runs index-changing work one piece at a time; a failure fails only its own caller. */
-  private serially(work: () => Promise<void>): Promise<void> {
-    const next = this.commitChain.then(work, work);
-    this.commitChain = next.catch(() => undefined);
+  /** Runs changes to one key one at a time, in the order they were asked for; a failure fails only its own caller. */
+  private inTurn(key: string, work: () => Promise<void>): Promise<void> {
+    const next = (this.turns.get(key) ?? Promise.resolve()).then(work, work);
+    const settled = next.catch(() => undefined);
+    this.turns.set(key, settled);
+    void settled.then(() => {
+      if (this.turns.get(key) === settled) this.turns.delete(key);
+    });
     return next;
   }
 
@@ -295,7 +309,7 @@ export class DiskObjects {
   }
 
   delete(key: string): Promise<void> {
-    return this.serially(async () => {
+    return this.inTurn(key, async () => {
       await fs.rm(this.fileFor(key), { force: true });
       if (this.isScanning) this.touchedDuringScan.add(key);
       if (this.index.delete(key)) {
@@ -342,6 +356,76 @@ export class DiskObjects {
     }
     return { contents, prefixes, isTruncated, last };
   }
+}
+
+/**
+ * Writes a body into an open file from `start` on, looking at each chunk first (`inspect` may throw
+ * to refuse it), and leaves the file open for the header that follows. Chunks that queued while a
+ * write was on the disk go down in one writev. With `flushEveryBytes`, the disk starts on what has
+ * arrived while the rest is still on the wire, so the fsync at the end has little left to do; the
+ * stream finishes only once that flush has.
+ */
+function fileWriter(
+  handle: fs.FileHandle,
+  start: number,
+  inspect: (chunk: Buffer) => void,
+  flushEveryBytes: number | null,
+): Writable {
+  let position = start;
+  let unflushed = 0;
+  let flushing: Promise<void> | null = null;
+  let flushError: Error | null = null;
+  return new Writable({
+    highWaterMark: WRITE_BUFFER_BYTES,
+    writev(chunks, done) {
+      if (flushError) return done(flushError);
+      let buffers: Buffer[];
+      try {
+        buffers = chunks.map(({ chunk }) => {
+          inspect(chunk as Buffer);
+          return chunk as Buffer;
+        });
+      } catch (err) {
+        done(err as Error);
+        return;
+      }
+      writeAll(handle, buffers, position).then((written) => {
+        position += written;
+        unflushed += written;
+        if (flushEveryBytes !== null && unflushed >= flushEveryBytes && !flushing) {
+          unflushed = 0;
+          flushing = handle.datasync().then(
+            () => {
+              flushing = null;
+            },
+            (err: Error) => {
+              flushError = err;
+              flushing = null;
+            },
+          );
+        }
+        done();
+      }, done);
+    },
+    final(done) {
+      void (flushing ?? Promise.resolve()).then(() => done(flushError));
+    },
+  });
+}
+
+/** writev may write less than asked (a signal, a full disk); what is left is written again. */
+async function writeAll(handle: fs.FileHandle, buffers: Buffer[], position: number): Promise<number> {
+  let total = 0;
+  const rest = buffers;
+  while (rest.length > 0) {
+    const { bytesWritten } = await handle.writev(rest, position + total);
+    if (bytesWritten === 0) throw new Error('the disk took none of the bytes written to it');
+    total += bytesWritten;
+    let skip = bytesWritten;
+    while (rest.length > 0 && skip >= (rest[0] as Buffer).length) skip -= (rest.shift() as Buffer).length;
+    if (skip > 0) rest[0] = (rest[0] as Buffer).subarray(skip);
+  }
+  return total;
 }
 
 async function writeHeader(handle: fs.FileHandle, meta: ObjectMeta): Promise<void> {
