@@ -1,7 +1,7 @@
 /**
  * The upload baseline: a bare Node server that streams each request body to a file on the same
- * disk. With RAW_DURABLE=1 it also does the two things any S3 store must before it answers: the MD5
- * of the body (the ETag) and an fsync of the file.
+ * disk. RAW_WORK adds what any S3 store must do before it answers: `md5` hashes the body (the
+ * ETag), `md5+fsync` also flushes the file to the disk.
  */
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
@@ -11,25 +11,22 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 
 const dir = process.env.RAW_DIR ?? '.';
-const durable = process.env.RAW_DURABLE === '1';
+const work = process.env.RAW_WORK ?? 'copy';
 let n = 0;
 http
   .createServer(async (req, res) => {
     try {
       const file = path.join(dir, `upload-${n++}`);
-      if (durable) {
-        const md5 = createHash('md5');
-        req.on('data', (chunk: Buffer) => md5.update(chunk));
-        await pipeline(req, createWriteStream(file));
+      const md5 = work === 'copy' ? null : createHash('md5');
+      if (md5) req.on('data', (chunk: Buffer) => md5.update(chunk));
+      await pipeline(req, createWriteStream(file));
+      if (work === 'md5+fsync') {
         // fsync flushes the file itself, whichever descriptor asks.
         const handle = await fs.open(file, 'r+');
         await handle.sync();
         await handle.close();
-        res.writeHead(204, { ETag: `"${md5.digest('hex')}"` }).end();
-        return;
       }
-      await pipeline(req, createWriteStream(file));
-      res.writeHead(204).end();
+      res.writeHead(204, md5 ? { ETag: `"${md5.digest('hex')}"` } : {}).end();
     } catch {
       res.writeHead(500).end();
     }

@@ -18,6 +18,9 @@ import { createStorage } from '../../src/storage/s3.js';
 import { seedImages } from './seed.js';
 
 const MiB = 1024 * 1024;
+/** What each bare upload server does besides streaming the body to a file (scripts/bench/raw-upload.ts). */
+const RAW_WORKS = ['copy', 'md5', 'md5+fsync'] as const;
+type RawWork = (typeof RAW_WORKS)[number];
 const GALLERY_SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 /** Smaller only to try the script out; the documented figures use 100,000. */
 const LARGE = Number(process.env.BENCH_LARGE ?? 100_000);
@@ -267,18 +270,13 @@ async function main() {
 
     // --- uploads through the embedded store, against a bare streaming server on the same disk
     const rawDir = mkdtempSync(path.join(dataDir, 'raw-'));
-    const startRaw = async (durable: boolean) => {
+    const startRaw = async (work: RawWork) => {
       const rawPort = await freePort();
       const child = spawn(
         process.execPath,
         ['--import', 'tsx', path.join(root, 'scripts/bench/raw-upload.ts')],
         {
-          env: {
-            ...process.env,
-            RAW_DIR: rawDir,
-            RAW_PORT: String(rawPort),
-            RAW_DURABLE: durable ? '1' : '0',
-          },
+          env: { ...process.env, RAW_DIR: rawDir, RAW_PORT: String(rawPort), RAW_WORK: work },
           stdio: ['ignore', 'ignore', 'inherit'],
         },
       );
@@ -286,8 +284,11 @@ async function main() {
       await new Promise((r) => setTimeout(r, 1500));
       return { child, url: `http://127.0.0.1:${rawPort}/` };
     };
-    const raw = await startRaw(false);
-    const rawDurable = await startRaw(true);
+    const bareUpload = {
+      copy: await startRaw('copy'),
+      md5: await startRaw('md5'),
+      'md5+fsync': await startRaw('md5+fsync'),
+    };
 
     for (const [size, count] of [
       [1 * MiB, 48],
@@ -306,42 +307,42 @@ async function main() {
           return multipart(policy.fields, file);
         }),
       );
-      const clear = () => {
-        rmSync(rawDir, { recursive: true, force: true });
-        mkdirSync(rawDir);
-      };
       // Disk and CPU vary from one second to the next here: five rounds, taken in turns, and the
       // median of each.
-      const times: { ours: number[]; raw: number[]; durable: number[] } = { ours: [], raw: [], durable: [] };
+      const times = {
+        ours: [] as number[],
+        copy: [] as number[],
+        md5: [] as number[],
+        'md5+fsync': [] as number[],
+      };
       for (let round = 0; round < 5; round++) {
         times.ours.push(await uploadAll(`${origin}/s3/${creds.bucket}`, bodies, 4));
-        times.raw.push(await uploadAll(raw.url, bodies, 4));
-        clear();
-        times.durable.push(await uploadAll(rawDurable.url, bodies, 4));
-        clear();
+        for (const work of RAW_WORKS) {
+          times[work].push(await uploadAll(bareUpload[work].url, bodies, 4));
+          rmSync(rawDir, { recursive: true, force: true });
+          mkdirSync(rawDir);
+        }
       }
-      const ours = median(times.ours);
-      const baseline = median(times.raw);
-      const durableBaseline = median(times.durable);
-      const mibps = (ms: number) => (size * count) / MiB / (ms / 1000);
+      const mibps = (ms: number[]) => (size * count) / MiB / (median(ms) / 1000);
+      const ours = mibps(times.ours);
+      const percentOf = (work: RawWork) => `${fmt((ours / mibps(times[work])) * 100, 0)}%`;
       rows.push({
         measure: `Upload through the embedded store, ${size / MiB} MiB files, 4 at once: MiB/s`,
-        ours: fmt(mibps(ours)),
-        baseline: `${fmt(mibps(baseline))} (bare node:http + fs)`,
-        ratio: `${fmt((mibps(ours) / mibps(baseline)) * 100, 0)}%`,
+        ours: fmt(ours),
+        baseline: `${fmt(mibps(times.copy))} (bare node:http + fs)`,
+        ratio: percentOf('copy'),
         target: '≥ 70%',
-        met: mibps(ours) / mibps(baseline) >= 0.7,
+        met: ours / mibps(times.copy) >= 0.7,
       });
       rows.push({
-        measure: `… the same against a bare server that also hashes (MD5, the ETag) and fsyncs each file, as any S3 store must`,
-        ours: fmt(mibps(ours)),
-        baseline: `${fmt(mibps(durableBaseline))} (bare node:http + fs + MD5 + fsync)`,
-        ratio: `${fmt((mibps(ours) / mibps(durableBaseline)) * 100, 0)}%`,
+        measure: '… against bare servers that also do what any S3 store must: the MD5 (ETag); and an fsync',
+        ours: fmt(ours),
+        baseline: `${fmt(mibps(times.md5))} (+ MD5); ${fmt(mibps(times['md5+fsync']))} (+ MD5 + fsync)`,
+        ratio: `${percentOf('md5')}; ${percentOf('md5+fsync')}`,
         target: '—',
       });
     }
-    await stop(raw.child);
-    await stop(rawDurable.child);
+    for (const server of Object.values(bareUpload)) await stop(server.child);
 
     // --- bytes through the app's own routes when the bucket is elsewhere
     rows.push(await bytesThroughApp(`${origin}/s3`, creds));
