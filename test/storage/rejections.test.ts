@@ -124,6 +124,13 @@ describe('POST policy uploads', () => {
       expectS3Error(400, 'EntityTooLarge'),
     ],
     [
+      // Large enough that the store has begun flushing it to disk when the limit is hit.
+      'a large file over the size range',
+      async () =>
+        postForm(await policy({ maxBytes: 5 * 1024 * 1024 }), { file: Buffer.alloc(6 * 1024 * 1024, 7) }),
+      expectS3Error(400, 'EntityTooLarge'),
+    ],
+    [
       'a file under the size range',
       async () => postForm(await policy({ minBytes: 10 }), { file: Buffer.alloc(9) }),
       expectS3Error(400, 'EntityTooSmall'),
