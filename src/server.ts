@@ -44,23 +44,24 @@ export async function startServer(config: Config): Promise<RunningServer> {
   const url = `http://${urlHost(config.host)}:${port}`;
 
   const db = openDatabase(path.join(config.dataDir, 'gallery.db'));
+  const objectsDir = path.join(config.dataDir, 'objects');
   let store: ReturnType<typeof createEmbeddedStore> | undefined;
   let storageOpts: StorageOptions | undefined = config.s3;
   if (!storageOpts) {
     const creds = await loadOrCreateEmbeddedCredentials(config.dataDir);
     store = createEmbeddedStore({
-      rootDir: objectsDirFor(config),
+      rootDir: objectsDir,
       bucket: creds.bucket,
       region: creds.region,
       credentials: { accessKeyId: creds.accessKeyId, secretAccessKey: creds.secretAccessKey },
       mountPath: EMBEDDED_MOUNT,
     });
     storageOpts = embeddedStorageOptions(config, creds, port);
-    // Leftover temp files of a crashed upload are swept and the index built before we say we are up.
+    // Leftover temp files of a crashed upload are swept before we say we are up; the key index
+    // builds in the background (only listings wait for it).
     await store.ready;
   }
   const storage = createStorage(storageOpts);
-  const objectsDir = objectsDirFor(config);
   const services = createServices({
     db,
     storage,
@@ -102,8 +103,6 @@ export async function startServer(config: Config): Promise<RunningServer> {
   };
   return { url, server, stop };
 }
-
-const objectsDirFor = (config: Config) => path.join(config.dataDir, 'objects');
 
 async function main() {
   let config: Config;
