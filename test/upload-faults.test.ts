@@ -5,7 +5,7 @@ import { POLICY_TTL_SECONDS, VERIFY_CONCURRENCY } from '../src/services/uploads.
 import type { Client } from './support/app.js';
 import { makeTestApp, signUp, type TestApp } from './support/app.js';
 import { makePng } from './support/images.js';
-import { INTERNAL_ERROR, keyOf, startStoreProxy } from './support/store-proxy.js';
+import { INTERNAL_ERROR, keyOf, startStoreInterceptor } from './support/store-interceptor.js';
 import { type Policy, postToBucket } from './support/uploads.js';
 
 /** The keys a request reads: its own, and a copy's source. */
@@ -17,12 +17,12 @@ function keysRead(req: http.IncomingMessage): string[] {
 
 describe('uploads against a store that fails or is slow', () => {
   let t: TestApp;
-  let proxy: Awaited<ReturnType<typeof startStoreProxy>>;
+  let proxy: Awaited<ReturnType<typeof startStoreInterceptor>>;
   let alice: Client;
   let aliceId: string;
 
   beforeAll(async () => {
-    proxy = await startStoreProxy();
+    proxy = await startStoreInterceptor();
     t = await makeTestApp({ env: { S3_ENDPOINT: proxy.endpoint } });
     proxy.forwardTo(t.store.origin);
     alice = t.client();

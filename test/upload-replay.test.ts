@@ -4,7 +4,7 @@ import { POLICY_TTL_SECONDS } from '../src/services/uploads.js';
 import type { Client } from './support/app.js';
 import { makeTestApp, signUp, type TestApp } from './support/app.js';
 import { makeJpeg, makePng, SVG } from './support/images.js';
-import { keyOf, startStoreProxy } from './support/store-proxy.js';
+import { keyOf, startStoreInterceptor } from './support/store-interceptor.js';
 import { type Policy, postToBucket, uploadWithJs } from './support/uploads.js';
 
 const PAST_EXPIRY_MS = POLICY_TTL_SECONDS * 1000 + POLICY_CLOCK_MARGIN_MS + 1000;
@@ -35,12 +35,12 @@ async function postForm(policy: Policy, bytes: Buffer, type: string) {
 
 describe('a POST policy replayed after its upload completed', () => {
   let t: TestApp;
-  let proxy: Awaited<ReturnType<typeof startStoreProxy>>;
+  let proxy: Awaited<ReturnType<typeof startStoreInterceptor>>;
   let alice: Client;
   let aliceId: string;
 
   beforeAll(async () => {
-    proxy = await startStoreProxy();
+    proxy = await startStoreInterceptor();
     t = await makeTestApp({ env: { S3_ENDPOINT: proxy.endpoint } });
     proxy.forwardTo(t.store.origin);
     alice = t.client();

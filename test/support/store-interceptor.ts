@@ -15,7 +15,7 @@ export interface ProxyDecision {
  * never produces: an error for one key, a slow answer, a count of requests in flight. Requests
  * pass through unchanged (Host included), so SigV4 signatures made for the proxy's address hold.
  */
-export async function startStoreProxy(mountPath = '/s3') {
+export async function startStoreInterceptor(mountPath = '/s3') {
   let target: URL | undefined;
   let decide: (req: http.IncomingMessage) => ProxyDecision | undefined = () => undefined;
   const server = http.createServer(async (req, res) => {
