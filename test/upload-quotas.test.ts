@@ -196,7 +196,7 @@ describe('quotas under concurrency and open uploads', () => {
     // The page holds the whole 1 MiB: a second policy has no room...
     const other = await presign(client, { size: 1000 });
     expect(other.status).toBe(403);
-    expect(((await other.json()) as { error: string }).error).toContain('1.0 MiB held for uploads');
+    expect(((await other.json()) as { error: string }).error).toContain('1.0 MiB held for recent uploads');
     // ...but the page's own upload, taken over by upload.js, does.
     const png = await makePng(220, 120);
     const res = await presign(client, { size: png.length, formKey, name: 'taken-over.png' });

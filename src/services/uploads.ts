@@ -7,8 +7,9 @@ import { fromStorage, UserError } from './errors.js';
 import { cleanText, type Image, type ImageRow, type Images, rowToImage, withoutExtension } from './images.js';
 import { createLimiter } from './limiter.js';
 import type { Notifications } from './notifications.js';
-import type { PendingUpload, PendingUploads } from './pending-uploads.js';
+import { type PendingUpload, type PendingUploads, POLICY_CLOCK_MARGIN_MS } from './pending-uploads.js';
 import { makeRenditions, type Renditions, SNIFF_BYTES, sniffImageType } from './thumbnails.js';
+import { SWEEP_INTERVAL_MS } from './upload-sweeper.js';
 import type { User, Users } from './users.js';
 
 export const POLICY_TTL_SECONDS = 15 * 60;
@@ -20,6 +21,10 @@ export const MAX_OPEN_UPLOADS = 20;
 /** Completions that read and decode an original at once: each holds the whole file in memory. */
 export const VERIFY_CONCURRENCY = 2;
 const NAME_MAX = 255;
+/** How long at most a pending upload holds its room: its policy, the clock margin, then a sweep. */
+const RELEASE_MINUTES = Math.ceil(
+  (POLICY_TTL_SECONDS * 1000 + POLICY_CLOCK_MARGIN_MS + SWEEP_INTERVAL_MS) / 60_000,
+);
 export const NOT_AN_IMAGE = 'That file is not a JPEG, PNG, GIF, WebP or AVIF image, so it was not kept.';
 const NOT_FOUND = 'That upload was not found. It may have expired: please upload again.';
 
@@ -96,7 +101,7 @@ export function createUploads(
       if (used.images + unfinished >= fresh.quotaImages) {
         throw new UserError(
           403,
-          `You have reached your limit of ${fresh.quotaImages} images, counting ${unfinished} upload${unfinished === 1 ? '' : 's'} not finished yet. Finish them, wait about 20 minutes for unfinished ones to be given up, or delete some images.`,
+          `You have reached your limit of ${fresh.quotaImages} images, counting ${unfinished} upload${unfinished === 1 ? '' : 's'} not finished yet. Finish them, or wait: an unfinished upload is given up within ${RELEASE_MINUTES} minutes.`,
         );
       }
     }
@@ -107,7 +112,7 @@ export function createUploads(
       throw new UserError(
         403,
         reserved > 0
-          ? `Your storage quota is used up, counting ${formatBytes(reserved)} held for uploads in the last 20 minutes (held until their upload links expire). Try again later, delete some images, or ask an admin for more.`
+          ? `Your storage quota is used up, counting ${formatBytes(reserved)} held for recent uploads, whose upload links could still be used. It is released within ${RELEASE_MINUTES} minutes; or delete some images, or ask an admin for more.`
           : 'Your storage quota is used up. Delete some images, or ask an admin for more.',
       );
     }
