@@ -1,6 +1,8 @@
 import type http from 'node:http';
+import sharp from 'sharp';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { POLICY_CLOCK_MARGIN_MS } from '../src/services/pending-uploads.js';
+import { SNIFF_BYTES } from '../src/services/thumbnails.js';
 import { POLICY_TTL_SECONDS, VERIFY_CONCURRENCY } from '../src/services/uploads.js';
 import type { Client } from './support/app.js';
 import { makeTestApp, signUp, type TestApp } from './support/app.js';
@@ -35,8 +37,8 @@ describe('uploads against a store that fails or is slow', () => {
     await proxy.close();
   });
 
-  async function uploadedNotCompleted(name: string): Promise<Policy> {
-    const png = await makePng();
+  async function uploadedNotCompleted(name: string, bytes?: Buffer): Promise<Policy> {
+    const png = bytes ?? (await makePng());
     const res = await alice.postJson('/uploads/presign', { name, size: png.length });
     const policy = (await res.json()) as Policy;
     expect((await postToBucket(policy, png, 'image/png', name)).status).toBe(201);
@@ -76,13 +78,28 @@ describe('uploads against a store that fails or is slow', () => {
   });
 
   it(`reads and decodes at most ${VERIFY_CONCURRENCY} originals at once, however many completions arrive`, async () => {
+    // Larger than the few KiB read to sniff the type, so whole-file reads can be told apart.
+    const noise = await sharp({
+      create: {
+        width: 120,
+        height: 100,
+        channels: 3,
+        background: { r: 0, g: 0, b: 0 },
+        noise: { type: 'gaussian', mean: 128, sigma: 40 },
+      },
+    })
+      .png()
+      .toBuffer();
+    expect(noise.length).toBeGreaterThan(SNIFF_BYTES);
     const policies: Policy[] = [];
-    for (let i = 0; i < 6; i++) policies.push(await uploadedNotCompleted(`burst-${i}.png`));
+    for (let i = 0; i < 6; i++) policies.push(await uploadedNotCompleted(`burst-${i}.png`, noise));
+    const wholeFile = `bytes=0-${noise.length - 1}`;
     let reading = 0;
     let peak = 0;
     const held: (() => void)[] = [];
     proxy.onRequest((req) => {
-      if (req.method !== 'GET' || !keyOf(req).includes('/originals/')) return undefined;
+      const isWholeRead = req.method === 'GET' && req.headers.range === wholeFile;
+      if (!isWholeRead || !keyOf(req).includes('/originals/')) return undefined;
       reading++;
       peak = Math.max(peak, reading);
       // Each read is slowed, so reads that are allowed to overlap do; one past the limit ends the wait.

@@ -149,40 +149,41 @@ export function createUploads(
     throw err;
   }
 
-  /** Reads the final key (which no policy can write), sniffs it and renders it, a few at a time. */
+  /**
+   * Checks the final key (which no policy can write) and renders it. Reading the whole original and
+   * decoding it holds it in memory: that part takes one of VERIFY_CONCURRENCY slots, in turn.
+   */
   async function verify(user: User, row: PendingUpload, finalKey: string, renditionKeys: string[]) {
-    return verifications.run(async () => {
-      const head = await fromStorage(storage.head(finalKey));
-      if (!head) throw new UserError(503, 'The uploaded file could not be read back. Please try again.');
-      if (head.size > opts.maxUploadBytes)
-        throw new Refusal(413, 'That file is larger than the upload limit.');
-      if (head.size === 0) throw new Refusal(415, NOT_AN_IMAGE);
-      const replacing = row.replacesImageId
-        ? (imageById.get(row.replacesImageId) as ImageRow | undefined)
-        : undefined;
-      // A cheap early answer; the transaction below checks again, and that check is the one that holds.
-      const overQuota = quotaRefusal(user, head.size, replacing);
-      if (overQuota) throw new Refusal(413, overQuota);
+    const head = await fromStorage(storage.head(finalKey));
+    if (!head) throw new UserError(503, 'The uploaded file could not be read back. Please try again.');
+    if (head.size > opts.maxUploadBytes) throw new Refusal(413, 'That file is larger than the upload limit.');
+    if (head.size === 0) throw new Refusal(415, NOT_AN_IMAGE);
+    const replacing = row.replacesImageId
+      ? (imageById.get(row.replacesImageId) as ImageRow | undefined)
+      : undefined;
+    // A cheap early answer; the transaction below checks again, and that check is the one that holds.
+    const overQuota = quotaRefusal(user, head.size, replacing);
+    if (overQuota) throw new Refusal(413, overQuota);
 
-      const start = await fromStorage(storage.getRange(finalKey, 0, Math.min(head.size, SNIFF_BYTES) - 1));
-      const contentType = await sniffImageType(start);
-      if (!contentType) throw new Refusal(415, NOT_AN_IMAGE);
+    const start = await fromStorage(storage.getRange(finalKey, 0, Math.min(head.size, SNIFF_BYTES) - 1));
+    const contentType = await sniffImageType(start);
+    if (!contentType) throw new Refusal(415, NOT_AN_IMAGE);
+    const renditions = await verifications.run(async (): Promise<Renditions> => {
       const original = Buffer.from(await fromStorage(storage.getRange(finalKey, 0, head.size - 1)));
-      let renditions: Renditions;
       try {
-        renditions = await makeRenditions(original);
+        return await makeRenditions(original);
       } catch {
         throw new Refusal(415, 'That image could not be read: it may be damaged, or too large in pixels.');
       }
-      const [thumbKey, displayKey] = renditionKeys as [string, string];
-      await fromStorage(
-        Promise.all([
-          storage.put(thumbKey, renditions.thumb, 'image/webp'),
-          storage.put(displayKey, renditions.display, 'image/webp'),
-        ]),
-      );
-      return { size: head.size, contentType, renditions };
     });
+    const [thumbKey, displayKey] = renditionKeys as [string, string];
+    await fromStorage(
+      Promise.all([
+        storage.put(thumbKey, renditions.thumb, 'image/webp'),
+        storage.put(displayKey, renditions.display, 'image/webp'),
+      ]),
+    );
+    return { size: head.size, contentType, renditions };
   }
 
   async function completeOnce(user: User, row: PendingUpload, outside: boolean): Promise<Completion> {
