@@ -1,9 +1,9 @@
 import type http from 'node:http';
 import sharp from 'sharp';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { POLICY_CLOCK_MARGIN_MS } from '../src/services/pending-uploads.js';
+import { POLICY_CLOCK_MARGIN_MS, POLICY_TTL_SECONDS } from '../src/services/pending-uploads.js';
 import { SNIFF_BYTES } from '../src/services/thumbnails.js';
-import { POLICY_TTL_SECONDS, VERIFY_CONCURRENCY } from '../src/services/uploads.js';
+import { VERIFY_CONCURRENCY } from '../src/services/uploads.js';
 import type { Client } from './support/app.js';
 import { makeTestApp, signUp, type TestApp } from './support/app.js';
 import { makePng } from './support/images.js';

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { POLICY_CLOCK_MARGIN_MS } from '../src/services/pending-uploads.js';
-import { MAX_OPEN_UPLOADS, POLICY_TTL_SECONDS } from '../src/services/uploads.js';
+import { POLICY_CLOCK_MARGIN_MS, POLICY_TTL_SECONDS } from '../src/services/pending-uploads.js';
+import { MAX_OPEN_UPLOADS } from '../src/services/uploads.js';
 import type { Client } from './support/app.js';
 import { makeTestApp, signUp, type TestApp } from './support/app.js';
 import { makePng } from './support/images.js';

@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { POLICY_CLOCK_MARGIN_MS } from '../src/services/pending-uploads.js';
-import { POLICY_TTL_SECONDS } from '../src/services/uploads.js';
+import { POLICY_CLOCK_MARGIN_MS, POLICY_TTL_SECONDS } from '../src/services/pending-uploads.js';
 import type { Client } from './support/app.js';
 import { makeTestApp, signUp, type TestApp } from './support/app.js';
 import { makeJpeg, makePng, SVG } from './support/images.js';

@@ -1,5 +1,7 @@
 import type { Db } from '../db/connection.js';
 
+/** How long a signed POST policy may be used. */
+export const POLICY_TTL_SECONDS = 15 * 60;
 /**
  * The bucket's clock may run ahead of or behind ours: a policy counts as live this long after its
  * expiry, so nothing it could still write escapes the quota or the sweep.

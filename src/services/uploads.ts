@@ -4,15 +4,14 @@ import type { Storage } from '../storage/s3.js';
 import { formatBytes } from '../views/format.js';
 import type { Clock } from './clock.js';
 import { fromStorage, UserError } from './errors.js';
-import { cleanText, type Image, type ImageRow, type Images, rowToImage, withoutExtension } from './images.js';
+import { cleanText, type ImageRow, type Images, rowToImage, withoutExtension } from './images.js';
 import { createLimiter } from './limiter.js';
 import type { Notifications } from './notifications.js';
-import { type PendingUpload, type PendingUploads, POLICY_CLOCK_MARGIN_MS } from './pending-uploads.js';
+import { type PendingUpload, type PendingUploads, POLICY_TTL_SECONDS } from './pending-uploads.js';
 import { makeRenditions, type Renditions, SNIFF_BYTES, sniffImageType } from './thumbnails.js';
-import { SWEEP_INTERVAL_MS } from './upload-sweeper.js';
+import { createUploadQuota } from './upload-quota.js';
 import type { User, Users } from './users.js';
 
-export const POLICY_TTL_SECONDS = 15 * 60;
 /**
  * Unfinished uploads with a valid policy a user may hold at once. A person uploads a few files at a
  * time (upload.js sends two at once); 20 bounds what one account can park in the bucket.
@@ -21,10 +20,6 @@ export const MAX_OPEN_UPLOADS = 20;
 /** Completions that read and decode an original at once: each holds the whole file in memory. */
 export const VERIFY_CONCURRENCY = 2;
 const NAME_MAX = 255;
-/** How long at most a pending upload holds its room: its policy, the clock margin, then a sweep. */
-const RELEASE_MINUTES = Math.ceil(
-  (POLICY_TTL_SECONDS * 1000 + POLICY_CLOCK_MARGIN_MS + SWEEP_INTERVAL_MS) / 60_000,
-);
 export const NOT_AN_IMAGE = 'That file is not a JPEG, PNG, GIF, WebP or AVIF image, so it was not kept.';
 const NOT_FOUND = 'That upload was not found. It may have expired: please upload again.';
 
@@ -79,58 +74,10 @@ export function createUploads(
        taken_at = @taken_at, updated_at = @updated_at
      WHERE id = @id`,
   );
+  const quota = createUploadQuota({ users, images, pending });
   const verifications = createLimiter(VERIFY_CONCURRENCY);
   /** Completions running in this process, so a repeated request waits for the same answer. */
   const inFlight = new Map<string, Promise<Completion>>();
-
-  /**
-   * What may still be uploaded: images and bytes stored, plus what every policy of the user could
-   * still write. Throws when nothing is left; returns the bytes left (Infinity without a quota).
-   */
-  function roomForPolicy(user: User, replaced: Image | null, exceptKey: string): number {
-    const fresh = users.get(user.id) ?? user;
-    const used = images.usage(user.id);
-    if (!replaced && fresh.quotaImages !== null) {
-      if (used.images >= fresh.quotaImages) {
-        throw new UserError(
-          403,
-          `You have reached your limit of ${fresh.quotaImages} images. Delete some, or ask an admin for more.`,
-        );
-      }
-      const unfinished = pending.unfinishedNewImages(user.id, exceptKey);
-      if (used.images + unfinished >= fresh.quotaImages) {
-        throw new UserError(
-          403,
-          `You have reached your limit of ${fresh.quotaImages} images, counting ${unfinished} upload${unfinished === 1 ? '' : 's'} not finished yet. Finish them, or wait: an unfinished upload is given up within ${RELEASE_MINUTES} minutes.`,
-        );
-      }
-    }
-    if (fresh.quotaBytes === null) return Number.POSITIVE_INFINITY;
-    const reserved = pending.reservedBytes(user.id, exceptKey);
-    const left = fresh.quotaBytes - used.bytes - reserved + (replaced?.bytes ?? 0);
-    if (left <= 0) {
-      throw new UserError(
-        403,
-        reserved > 0
-          ? `Your storage quota is used up, counting ${formatBytes(reserved)} held for recent uploads, whose upload links could still be used. It is released within ${RELEASE_MINUTES} minutes; or delete some images, or ask an admin for more.`
-          : 'Your storage quota is used up. Delete some images, or ask an admin for more.',
-      );
-    }
-    return left;
-  }
-
-  /** The rule the completion's transaction enforces on what is stored; null when the file fits. */
-  function quotaRefusal(user: User, bytes: number, replaced: ImageRow | undefined): string | null {
-    const fresh = users.get(user.id) ?? user;
-    const used = images.usage(user.id);
-    if (!replaced && fresh.quotaImages !== null && used.images + 1 > fresh.quotaImages) {
-      return `You have reached your limit of ${fresh.quotaImages} images, so this upload was not kept.`;
-    }
-    if (fresh.quotaBytes !== null && used.bytes - (replaced?.bytes ?? 0) + bytes > fresh.quotaBytes) {
-      return 'That file would go over your storage quota, so it was not kept.';
-    }
-    return null;
-  }
 
   /**
    * Ends a refused upload: its objects go and its row closes (a policy can still be replayed until
@@ -162,7 +109,7 @@ export function createUploads(
       ? (imageById.get(row.replacesImageId) as ImageRow | undefined)
       : undefined;
     // A cheap early answer; the transaction below checks again, and that check is the one that holds.
-    const overQuota = quotaRefusal(user, head.size, replacing);
+    const overQuota = quota.refusal(user, head.size, replacing);
     if (overQuota) throw new Refusal(413, overQuota);
 
     const start = await fromStorage(storage.getRange(finalKey, 0, Math.min(head.size, SNIFF_BYTES) - 1));
@@ -247,7 +194,7 @@ export function createUploads(
             pending.close(row.key, finalKey, null, now); // the delete has usually closed it already
             return new UserError(404, 'That image was deleted while the new file was uploading.');
           }
-          const overQuota = quotaRefusal(user, checked.size, target);
+          const overQuota = quota.refusal(user, checked.size, target);
           const imageId = overQuota ? null : (target?.id ?? randomUUID().replaceAll('-', ''));
           // Only the holder of the claim may close the row; a stale one (the sweep took over) backs off.
           if (!pending.close(row.key, finalKey, imageId, now)) return null;
@@ -324,7 +271,7 @@ export function createUploads(
             form.expiresAt > now &&
             form.replacesImageId === (replaced?.id ?? null);
           const exceptKey = reuse ? form.key : '';
-          const left = roomForPolicy(user, replaced, exceptKey);
+          const left = quota.roomForPolicy(user, replaced, exceptKey);
           if (req.size !== undefined && req.size > left) {
             throw new UserError(
               413,
