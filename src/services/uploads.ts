@@ -174,19 +174,12 @@ export function createUploads(
       taken_at: checked.renditions.takenAt,
       updated_at: now,
     };
+    type Outcome = { imageId: string; replaced: boolean; oldKeys: string[] } | UserError | null;
     // Quota check, insert and closing the row are one write transaction: concurrent completions
     // queue on SQLite's write lock, so each sees the images the ones before it added.
-    let outcome: { imageId: string; replaced: boolean; oldKeys: string[] } | UserError | null;
-    try {
-      outcome = commit();
-    } catch (err) {
-      pending.release(row.key, finalKey);
-      await images.discardObjects(made);
-      throw err;
-    }
-    function commit() {
-      return db
-        .transaction((): { imageId: string; replaced: boolean; oldKeys: string[] } | UserError | null => {
+    const commit = () =>
+      db
+        .transaction((): Outcome => {
           const target = row.replacesImageId
             ? (imageById.get(row.replacesImageId) as ImageRow | undefined)
             : undefined;
@@ -213,6 +206,13 @@ export function createUploads(
           return { imageId, replaced: false, oldKeys: [] };
         })
         .immediate();
+    let outcome: Outcome;
+    try {
+      outcome = commit();
+    } catch (err) {
+      pending.release(row.key, finalKey);
+      await images.discardObjects(made);
+      throw err;
     }
 
     if (!outcome) {
