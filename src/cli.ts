@@ -167,8 +167,9 @@ function printReport(r: ReconcileReport): void {
   const lines: [string, string[]][] = [
     ['Pending uploads completed', r.completed],
     ['Outside uploads imported', r.imported],
-    ['Not images, removed', r.rejected],
+    ['Not images (or over quota), removed', r.rejected],
     ['Expired pending uploads dropped', r.expired],
+    ['Objects of replayed upload links deleted', r.replaysDeleted],
     ['Orphaned objects deleted', r.orphansDeleted],
     ['Failed deletes retried', r.retriedDeletes],
     ['Deletes still failing', r.stillFailing],
@@ -177,6 +178,11 @@ function printReport(r: ReconcileReport): void {
     console.log(`${label}${keys.length && label !== 'Deletes still failing' ? verb : ''}: ${keys.length}`);
     for (const key of keys.slice(0, 50)) console.log(`  ${key}`);
     if (keys.length > 50) console.log(`  … and ${keys.length - 50} more`);
+  }
+  if (r.skipped.length > 0) {
+    console.log(`Warning: skipped, could not be read (left as they are): ${r.skipped.length}`);
+    for (const s of r.skipped.slice(0, 50)) console.log(`  ${s.key}: ${s.reason}`);
+    if (r.skipped.length > 50) console.log(`  … and ${r.skipped.length - 50} more`);
   }
   if (!r.apply) console.log('\nNothing was changed. Run again with --apply to act.');
 }

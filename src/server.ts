@@ -73,6 +73,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
   });
   services.sessions.purgeExpired();
   const stopNotifier = services.notifications.startWorker(log);
+  const stopSweeper = services.uploadSweeper.start(log);
   const appListener = getRequestListener(createApp({ config, services, log }).fetch);
   handle = (req, res) => {
     if (store && isUnder(req.url, EMBEDDED_MOUNT)) store.handle(req, res);
@@ -89,10 +90,12 @@ export async function startServer(config: Config): Promise<RunningServer> {
   let stopping: Promise<void> | undefined;
   const stop = () => {
     stopping ??= new Promise<void>((resolve) => {
+      // No new sweep starts; one running finishes (each of its steps is safe to cut short).
+      const sweeperStopped = stopSweeper();
       // close() stops accepting and waits for in-flight requests; idle keep-alive sockets are let go.
       server.close(() => {
         // A delivery cut short stays in the outbox and goes out after the next start.
-        stopNotifier().finally(() => {
+        Promise.all([stopNotifier(), sweeperStopped]).finally(() => {
           db.close();
           resolve();
         });

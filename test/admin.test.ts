@@ -68,14 +68,20 @@ describe('admin console', () => {
     expect(refused.status).toBe(403);
     expect(((await refused.json()) as { error: string }).error).toContain('limit of 1 images');
 
-    // 0.01 MiB = 10,486 bytes, minus what one.png already uses.
+    // 0.01 MiB = 10,486 bytes, minus what one.png already uses, minus what the policy that uploaded
+    // it could still write (exactly its size) until it expires.
     await admin.post(`/admin/users/${aliceId}/quota`, { mib: '0.01', images: '' });
     const used = t.services.images.usage(aliceId).bytes;
+    const held = t.services.db
+      .prepare('SELECT sum(max_bytes) FROM pending_uploads WHERE owner_id = ?')
+      .pluck()
+      .get(aliceId) as number;
+    expect(held).toBe(used);
     const presign = await alice.postJson('/uploads/presign', { name: 'big.png' });
     expect(presign.status).toBe(200);
     const policy = (await presign.json()) as Policy;
     const conditions = JSON.parse(Buffer.from(policy.fields.Policy ?? '', 'base64').toString()).conditions;
-    expect(conditions).toContainEqual(['content-length-range', 1, Math.round(0.01 * 2 ** 20) - used]);
+    expect(conditions).toContainEqual(['content-length-range', 1, Math.round(0.01 * 2 ** 20) - used - held]);
     const tooBig = await postToBucket(policy, Buffer.alloc(20_000, 1), 'image/png', 'big.png');
     expect(tooBig.status).toBe(400);
     expect(await tooBig.text()).toContain('EntityTooLarge');

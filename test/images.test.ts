@@ -107,14 +107,22 @@ describe('images', () => {
   ] as const) {
     it(`refuses ${label}, deletes the object and records nothing`, async () => {
       const before = t.count('images');
+      const aliceId = t.user('alice@example.com').id;
+      const objectsBefore = (await t.services.storage.list(`users/${aliceId}/`)).keys.length;
       const { policy, done } = await uploadWithJs(alice, bytes, 'evil.png', type);
       expect(done.status).toBe(415);
       expect(((await done.json()) as { error: string }).error).toContain(
         'not a JPEG, PNG, GIF, WebP or AVIF',
       );
       expect(await t.services.storage.head(policy.key)).toBeNull();
+      // Neither the staging object nor the copy completion verified is left anywhere.
+      expect((await t.services.storage.list(`users/${aliceId}/`)).keys).toHaveLength(objectsBefore);
       expect(t.count('images')).toBe(before);
-      expect(t.count('pending_uploads', `key = '${policy.key}'`)).toBe(0);
+      // The row stays, closed and without an image, until its policy expires and the sweep removes it.
+      expect(t.count('pending_uploads', `key = '${policy.key}' AND closed_at IS NULL`)).toBe(0);
+      expect(t.count('pending_uploads', `key = '${policy.key}' AND image_id IS NOT NULL`)).toBe(0);
+      const again = await alice.postJson('/uploads/complete', { key: policy.key });
+      expect(again.status).toBe(404);
     });
   }
 
@@ -336,7 +344,9 @@ describe('reconcile', () => {
     expect(dry.completed).toEqual([pending.key]);
     expect(dry.expired).toEqual([expiredPolicy.key]);
     expect(dry.imported).toEqual([`users/${userId}/originals/from-the-cli.png`]);
-    expect(t.count('pending_uploads')).toBe(2);
+    // Two unfinished, and the finished one kept until its policy has expired.
+    expect(t.count('pending_uploads', 'closed_at IS NULL')).toBe(2);
+    expect(t.count('pending_uploads')).toBe(3);
 
     const report = await t.services.reconcile.run({ apply: true });
     expect(report.completed).toEqual([pending.key]);
@@ -345,7 +355,14 @@ describe('reconcile', () => {
     expect(t.count('pending_uploads')).toBe(0);
     expect(t.count('images')).toBe(3);
     expect(await t.services.storage.head(`users/${userId}/thumbs/stray.webp`)).toBeNull();
-    expect(await t.services.storage.head(policy.key)).not.toBeNull();
+    expect(await t.services.storage.head(`users/${userId}/originals/from-the-cli.png`)).toBeNull();
+    // Every image's objects are in the bucket, and nothing else is.
+    const rows = t.services.db
+      .prepare('SELECT original_key, display_key, thumb_key FROM images WHERE owner_id = ?')
+      .all(userId) as Record<string, string>[];
+    const listed = (await t.services.storage.list(`users/${userId}/`)).keys.map((k) => k.key).sort();
+    expect(listed).toEqual(rows.flatMap((r) => Object.values(r)).sort());
+    expect(rows.map((r) => r.original_key)).not.toContain(policy.key);
 
     const again = await t.services.reconcile.run({ apply: true });
     expect([...again.completed, ...again.imported, ...again.orphansDeleted, ...again.expired]).toEqual([]);

@@ -10,6 +10,8 @@
   const maxBytes = Number(form.dataset.maxBytes);
   const replaces = form.dataset.replaces || '';
   const accepted = ['image/jpeg', 'image/png', 'image/gif', 'image/webp', 'image/avif'];
+  // The page's own upload reserved room in the quota: the first file re-signs it instead of a new one.
+  let formKey = form.querySelector('input[name="key"]')?.value || '';
 
   if (!replaces) input.multiple = true;
   form.querySelector('.drop-hint').hidden = false;
@@ -92,7 +94,9 @@
     if (file.size === 0) return ui.fail('The file is empty.');
     if (file.size > maxBytes) return ui.fail(`Larger than the ${formatSize(maxBytes)} limit.`);
     try {
-      const policy = await postJson('/uploads/presign', { name: file.name, replaces });
+      const body = { name: file.name, size: file.size, replaces, ...(formKey ? { formKey } : {}) };
+      formKey = '';
+      const policy = await postJson('/uploads/presign', body);
       await send(policy, file, ui.progress);
       ui.progress(100);
       const result = await postJson('/uploads/complete', { key: policy.key });

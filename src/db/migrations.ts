@@ -149,4 +149,30 @@ export const migrations: readonly string[] = [
   CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
     BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
   `,
+  // 4: a pending upload outlives its completion until its policy expires, so a replay of the policy
+  // is swept; it records the policy's size ceiling (reserved against the byte quota), the fresh key
+  // a completion copies to, and the image it made. No foreign key to the replaced image: deleting
+  // that image closes the row instead of removing it, so what its policy may still write is swept.
+  `
+  CREATE TABLE pending_uploads_v4 (
+    key TEXT PRIMARY KEY,
+    owner_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    original_name TEXT NOT NULL,
+    replaces_image_id TEXT,
+    max_bytes INTEGER NOT NULL DEFAULT 0 CHECK (max_bytes >= 0),
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    final_key TEXT UNIQUE,
+    claimed_at INTEGER,
+    closed_at INTEGER,
+    image_id TEXT
+  ) STRICT;
+  INSERT INTO pending_uploads_v4 (key, owner_id, original_name, replaces_image_id, created_at, expires_at)
+    SELECT key, owner_id, original_name, replaces_image_id, created_at, expires_at FROM pending_uploads;
+  DROP TABLE pending_uploads;
+  ALTER TABLE pending_uploads_v4 RENAME TO pending_uploads;
+  CREATE INDEX pending_uploads_owner ON pending_uploads (owner_id, closed_at);
+  CREATE INDEX pending_uploads_expires ON pending_uploads (expires_at);
+  CREATE INDEX pending_uploads_replaces ON pending_uploads (replaces_image_id) WHERE replaces_image_id IS NOT NULL;
+  `,
 ];

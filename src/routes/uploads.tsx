@@ -28,14 +28,22 @@ uploadRoutes.get('/images/:id/replace', requireUser, async (c) => {
   );
 });
 
-/** For upload.js: one policy per file, answered as JSON. */
+/**
+ * For upload.js: one policy per file, answered as JSON. With the file's `size` the policy allows
+ * exactly that many bytes; `formKey` (first file only) re-signs the page's own pending upload.
+ */
 uploadRoutes.post('/uploads/presign', canUpload, async (c) => {
   const { user } = signedIn(c);
   const body = await jsonBody(c.req.raw);
+  if (body.size !== undefined && !(Number.isSafeInteger(body.size) && (body.size as number) > 0)) {
+    throw new UserError(400, 'The file size must be a whole number of bytes, more than zero.');
+  }
   const form = await c.var.services.uploads.presign(user, {
     mode: 'status',
     originalName: typeof body.name === 'string' ? body.name : '',
     ...(typeof body.replaces === 'string' && body.replaces ? { replacesImageId: body.replaces } : {}),
+    ...(typeof body.size === 'number' ? { size: body.size } : {}),
+    ...(typeof body.formKey === 'string' && body.formKey.length <= 200 ? { formKey: body.formKey } : {}),
   });
   return c.json(form);
 });

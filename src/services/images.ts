@@ -3,6 +3,7 @@ import type { Storage } from '../storage/s3.js';
 import type { Clock } from './clock.js';
 import { UserError } from './errors.js';
 import type { Notifications } from './notifications.js';
+import type { PendingUploads } from './pending-uploads.js';
 import type { User } from './users.js';
 
 export const PAGE_SIZE = 60;
@@ -96,7 +97,13 @@ export function decodeCursor(cursor: string): { createdAt: number; id: string } 
   return { createdAt: Number(match[1]), id: match[2] as string };
 }
 
-export function createImages(db: Db, storage: Storage, clock: Clock, notifications: Notifications) {
+export function createImages(
+  db: Db,
+  storage: Storage,
+  clock: Clock,
+  notifications: Notifications,
+  pending: PendingUploads,
+) {
   const byId = db.prepare('SELECT * FROM images WHERE id = ?');
   const firstPage = db.prepare(
     `SELECT ${CARD_COLUMNS} FROM images WHERE owner_id = ? ORDER BY created_at DESC, id DESC LIMIT ?`,
@@ -106,9 +113,6 @@ export function createImages(db: Db, storage: Storage, clock: Clock, notificatio
       ORDER BY created_at DESC, id DESC LIMIT ?`,
   );
   const rename = db.prepare('UPDATE images SET title = ?, updated_at = ? WHERE id = ?');
-  const pendingReplacements = db
-    .prepare('SELECT key FROM pending_uploads WHERE replaces_image_id = ?')
-    .pluck();
   const remove = db.prepare('DELETE FROM images WHERE id = ?');
   const queueDeletion = db.prepare(
     'INSERT INTO storage_deletions (key, queued_at) VALUES (?, ?) ON CONFLICT (key) DO NOTHING',
@@ -284,8 +288,9 @@ export function createImages(db: Db, storage: Storage, clock: Clock, notificatio
           for (const { id } of allowed) {
             const row = byId.get(id) as ImageRow | undefined;
             if (!row) continue;
-            // Replacements still uploading would outlive it: their rows cascade, their files go too.
-            for (const key of pendingReplacements.all(id) as string[]) {
+            // Replacements still uploading end with it: their files go now, what their policies
+            // may still write goes when the sweep removes their rows.
+            for (const key of pending.closeReplacementsOf(id, now)) {
               queueDeletion.run(key, now);
               all.push(key);
             }

@@ -7,10 +7,12 @@ import { createImages } from './images.js';
 import { createInvites } from './invites.js';
 import { createLogin, type LoginLimits } from './login.js';
 import { createNotifications } from './notifications.js';
+import { createPendingUploads } from './pending-uploads.js';
 import { createPeople } from './people.js';
 import { createReconcile } from './reconcile.js';
 import { createSessions } from './sessions.js';
 import { createShares } from './shares.js';
+import { createUploadSweeper } from './upload-sweeper.js';
 import { createUploads } from './uploads.js';
 import { createUsers } from './users.js';
 
@@ -36,8 +38,10 @@ export function createServices({ db, storage, clock, config, loginLimits, probeS
     config: config.notify,
     appOrigin: config.appOrigin,
   });
-  const images = createImages(db, storage, clock, notifications);
-  const uploads = createUploads(db, storage, images, users, notifications, clock, config);
+  const pending = createPendingUploads(db);
+  const images = createImages(db, storage, clock, notifications, pending);
+  const uploads = createUploads(db, storage, { images, users, notifications, pending, clock }, config);
+  const uploadSweeper = createUploadSweeper(storage, { pending, uploads, users, images, clock });
   let storageHealth: { at: number; ok: Promise<boolean> } | undefined;
   function checkStorage(): Promise<boolean> {
     if (!storageHealth || clock() - storageHealth.at >= STORAGE_HEALTH_TTL_MS) {
@@ -63,7 +67,16 @@ export function createServices({ db, storage, clock, config, loginLimits, probeS
     notifications,
     people: createPeople(db, storage, { users, images }),
     shares: createShares(db, storage, images, clock),
-    reconcile: createReconcile(db, storage, { users, uploads, images, audit, clock }),
+    uploadSweeper,
+    reconcile: createReconcile(db, storage, {
+      users,
+      uploads,
+      images,
+      audit,
+      clock,
+      pending,
+      sweeper: uploadSweeper,
+    }),
     invites: createInvites(db, clock),
     login: createLogin(users, sessions, clock, loginLimits ?? { perAccount: 5, perIp: 50 }),
     /** For /healthz: a real query, so a broken or locked database shows. */

@@ -1,18 +1,27 @@
 import { randomUUID } from 'node:crypto';
 import type { Db } from '../db/connection.js';
 import type { Storage } from '../storage/s3.js';
+import { formatBytes } from '../views/format.js';
 import type { Clock } from './clock.js';
 import { fromStorage, UserError } from './errors.js';
 import { cleanText, type ImageRow, type Images, rowToImage, withoutExtension } from './images.js';
+import { createLimiter } from './limiter.js';
 import type { Notifications } from './notifications.js';
-import { makeRenditions, SNIFF_BYTES, sniffImageType } from './thumbnails.js';
+import { type PendingUpload, type PendingUploads, POLICY_TTL_SECONDS } from './pending-uploads.js';
+import { makeRenditions, type Renditions, SNIFF_BYTES, sniffImageType } from './thumbnails.js';
+import { createUploadQuota } from './upload-quota.js';
 import type { User, Users } from './users.js';
 
-export const POLICY_TTL_SECONDS = 15 * 60;
-/** Pending uploads a user may hold open at once; more means a script, not a person. */
-const MAX_OPEN_UPLOADS = 100;
+/**
+ * Unfinished uploads with a valid policy a user may hold at once. A person uploads a few files at a
+ * time (upload.js sends two at once); 20 bounds what one account can park in the bucket.
+ */
+export const MAX_OPEN_UPLOADS = 20;
+/** Completions that read and decode an original at once: each holds the whole file in memory. */
+export const VERIFY_CONCURRENCY = 2;
 const NAME_MAX = 255;
 export const NOT_AN_IMAGE = 'That file is not a JPEG, PNG, GIF, WebP or AVIF image, so it was not kept.';
+const NOT_FOUND = 'That upload was not found. It may have expired: please upload again.';
 
 export interface PresignedUpload {
   key: string;
@@ -20,13 +29,14 @@ export interface PresignedUpload {
   fields: Record<string, string>;
 }
 
-interface PendingRow {
-  key: string;
-  owner_id: string;
-  original_name: string;
-  replaces_image_id: string | null;
-  created_at: number;
-  expires_at: number;
+export interface PresignRequest {
+  mode: 'redirect' | 'status';
+  originalName?: string;
+  replacesImageId?: string;
+  /** the file's exact size: the policy then allows exactly that many bytes, and reserves no more */
+  size?: number;
+  /** the upload page's own staging key: upload.js's first file re-signs it instead of opening another */
+  formKey?: string;
 }
 
 export interface Completion {
@@ -36,27 +46,21 @@ export interface Completion {
   isRepeat: boolean;
 }
 
+/** Policies name keys here; nothing under it is ever an image's object. */
+export const stagingPrefix = (userId: string) => `users/${userId}/uploads/`;
+/** Images' originals: only completions write here, each to a fresh key no policy names. */
 export const originalsPrefix = (userId: string) => `users/${userId}/originals/`;
+
+/** A refusal decided during completion: the row closes and the objects go. */
+class Refusal extends UserError {}
 
 export function createUploads(
   db: Db,
   storage: Storage,
-  images: Images,
-  users: Users,
-  notifications: Notifications,
-  clock: Clock,
+  deps: { images: Images; users: Users; notifications: Notifications; pending: PendingUploads; clock: Clock },
   opts: { maxUploadBytes: number; appOrigin: string },
 ) {
-  const insertPending = db.prepare(
-    `INSERT INTO pending_uploads (key, owner_id, original_name, replaces_image_id, created_at, expires_at)
-     VALUES (?, ?, ?, ?, ?, ?)`,
-  );
-  const countOpen = db
-    .prepare('SELECT count(*) FROM pending_uploads WHERE owner_id = ? AND expires_at > ?')
-    .pluck();
-  const pendingByKey = db.prepare('SELECT * FROM pending_uploads WHERE key = ?');
-  const removePending = db.prepare('DELETE FROM pending_uploads WHERE key = ?');
-  const imageByOriginal = db.prepare('SELECT * FROM images WHERE original_key = ?');
+  const { images, users, notifications, pending, clock } = deps;
   const imageById = db.prepare('SELECT * FROM images WHERE id = ?');
   const insertImage = db.prepare(
     `INSERT INTO images (id, owner_id, title, original_name, original_key, display_key, thumb_key, content_type,
@@ -70,151 +74,124 @@ export function createUploads(
        taken_at = @taken_at, updated_at = @updated_at
      WHERE id = @id`,
   );
+  const quota = createUploadQuota({ users, images, pending });
+  const verifications = createLimiter(VERIFY_CONCURRENCY);
+  /** Completions running in this process, so a repeated request waits for the same answer. */
+  const inFlight = new Map<string, Promise<Completion>>();
 
   /**
-   * Bytes the user may still upload under their quota; throws when nothing is left. A replacement
-   * frees the bytes of the file it replaces, and does not add to the image count.
+   * Ends a refused upload: its objects go and its row closes (a policy can still be replayed until
+   * the row is swept), unless another completion holds the row now: then only our copies go.
    */
-  function roomLeft(user: User, replacingBytes: number | null): number {
-    const fresh = users.get(user.id) ?? user;
-    const used = images.usage(user.id);
-    if (replacingBytes === null && fresh.quotaImages !== null && used.images >= fresh.quotaImages) {
-      throw new UserError(
-        403,
-        `You have reached your limit of ${fresh.quotaImages} images. Delete some, or ask an admin for more.`,
-      );
-    }
-    if (fresh.quotaBytes === null) return Number.POSITIVE_INFINITY;
-    const left = fresh.quotaBytes - used.bytes + (replacingBytes ?? 0);
-    if (left <= 0) {
-      throw new UserError(
-        403,
-        'Your storage quota is used up. Delete some images, or ask an admin for more.',
-      );
-    }
-    return left;
+  async function refuse(
+    row: PendingUpload,
+    finalKey: string | null,
+    made: string[],
+    err: UserError,
+    outside: boolean,
+  ): Promise<never> {
+    const closed = pending.close(row.key, finalKey, null, clock());
+    if (closed && outside) pending.remove(row.key);
+    await images.discardObjects(closed ? [row.key, ...made] : made);
+    throw err;
   }
 
-  /** Refuses the upload: the object and the pending row both go, so nothing half-made stays. */
-  async function discard(key: string, message: string, status: 413 | 415 = 415): Promise<never> {
-    removePending.run(key);
-    await images.discardObjects([key]);
-    throw new UserError(status, message);
-  }
+  /**
+   * Checks the final key (which no policy can write) and renders it. Reading the whole original and
+   * decoding it holds it in memory: that part takes one of VERIFY_CONCURRENCY slots, in turn.
+   */
+  async function verify(user: User, row: PendingUpload, finalKey: string, renditionKeys: string[]) {
+    const head = await fromStorage(storage.head(finalKey));
+    if (!head) throw new UserError(503, 'The uploaded file could not be read back. Please try again.');
+    if (head.size > opts.maxUploadBytes) throw new Refusal(413, 'That file is larger than the upload limit.');
+    if (head.size === 0) throw new Refusal(415, NOT_AN_IMAGE);
+    const replacing = row.replacesImageId
+      ? (imageById.get(row.replacesImageId) as ImageRow | undefined)
+      : undefined;
+    // A cheap early answer; the transaction below checks again, and that check is the one that holds.
+    const overQuota = quota.refusal(user, head.size, replacing);
+    if (overQuota) throw new Refusal(413, overQuota);
 
-  return {
-    /** A POST policy for one file under the user's own prefix, and the pending row that remembers it. */
-    async presign(
-      user: User,
-      opts2: { originalName?: string; replacesImageId?: string; mode: 'redirect' | 'status' },
-    ): Promise<PresignedUpload> {
-      const replaced = opts2.replacesImageId ? images.getForChange(user, opts2.replacesImageId) : null;
-      if (user.role === 'viewer') throw new UserError(403, 'Viewers cannot upload images.');
-      const maxBytes = Math.min(opts.maxUploadBytes, roomLeft(user, replaced?.bytes ?? null));
-      const now = clock();
-      if ((countOpen.get(user.id, now) as number) >= MAX_OPEN_UPLOADS) {
-        throw new UserError(
-          429,
-          'Too many uploads are waiting to finish. Wait a few minutes and try again.',
-          60,
-        );
-      }
-      const key = `${originalsPrefix(user.id)}${randomUUID()}`;
-      const post = await fromStorage(
-        storage.presignPost({
-          key,
-          maxBytes,
-          contentTypePrefix: 'image/',
-          ttlSeconds: POLICY_TTL_SECONDS,
-          ...(opts2.mode === 'redirect'
-            ? { redirect: `${opts.appOrigin}/uploads/complete` }
-            : { status: 201 as const }),
-        }),
-      );
-      insertPending.run(
-        key,
-        user.id,
-        cleanText(opts2.originalName ?? '', NAME_MAX),
-        opts2.replacesImageId ?? null,
-        now,
-        now + POLICY_TTL_SECONDS * 1000,
-      );
-      return { key, ...post };
-    },
-
-    /**
-     * Turns an uploaded object into an image. Safe to call twice (the redirect GET may repeat):
-     * a key that was already completed answers with its image.
-     */
-    async complete(user: User, key: string, opts3: { outside?: boolean } = {}): Promise<Completion> {
-      const pending = pendingByKey.get(key) as PendingRow | undefined;
-      if (!pending) {
-        const done = imageByOriginal.get(key) as ImageRow | undefined;
-        if (done && done.owner_id === user.id) return { imageId: done.id, replaced: false, isRepeat: true };
-        throw new UserError(404, 'That upload was not found. It may have expired: please upload again.');
-      }
-      if (pending.owner_id !== user.id) {
-        throw new UserError(404, 'That upload was not found. It may have expired: please upload again.');
-      }
-      if (user.role === 'viewer') throw new UserError(403, 'Viewers cannot upload images.');
-      const head = await fromStorage(storage.head(key));
-      if (!head) throw new UserError(400, 'The file has not arrived in storage. Please upload it again.');
-      if (head.size > opts.maxUploadBytes)
-        return discard(key, 'That file is larger than the upload limit.', 413);
-      if (head.size === 0) return discard(key, NOT_AN_IMAGE);
-      // Several policies signed at once each fit the quota alone; the total is checked here.
-      const replacing = pending.replaces_image_id
-        ? (imageById.get(pending.replaces_image_id) as ImageRow | undefined)
-        : undefined;
+    const start = await fromStorage(storage.getRange(finalKey, 0, Math.min(head.size, SNIFF_BYTES) - 1));
+    const contentType = await sniffImageType(start);
+    if (!contentType) throw new Refusal(415, NOT_AN_IMAGE);
+    const renditions = await verifications.run(async (): Promise<Renditions> => {
+      const original = Buffer.from(await fromStorage(storage.getRange(finalKey, 0, head.size - 1)));
       try {
-        if (head.size > roomLeft(user, replacing?.bytes ?? null)) throw new UserError(413, '');
-      } catch (err) {
-        if (!(err instanceof UserError)) throw err;
-        return discard(key, 'That file would go over your storage or image quota, so it was not kept.', 413);
-      }
-
-      const start = await fromStorage(storage.getRange(key, 0, Math.min(head.size, SNIFF_BYTES) - 1));
-      const contentType = await sniffImageType(start);
-      if (!contentType) return discard(key, NOT_AN_IMAGE);
-
-      const original = Buffer.from(await fromStorage(storage.getRange(key, 0, head.size - 1)));
-      let renditions: Awaited<ReturnType<typeof makeRenditions>>;
-      try {
-        renditions = await makeRenditions(original);
+        return await makeRenditions(original);
       } catch {
-        return discard(key, 'That image could not be read: it may be damaged, or too large in pixels.', 415);
+        throw new Refusal(415, 'That image could not be read: it may be damaged, or too large in pixels.');
       }
-      const base = `users/${user.id}/`;
-      const version = randomUUID();
-      const thumbKey = `${base}thumbs/${version}.webp`;
-      const displayKey = `${base}display/${version}.webp`;
-      await fromStorage(
-        Promise.all([
-          storage.put(thumbKey, renditions.thumb, 'image/webp'),
-          storage.put(displayKey, renditions.display, 'image/webp'),
-        ]),
-      );
+    });
+    const [thumbKey, displayKey] = renditionKeys as [string, string];
+    await fromStorage(
+      Promise.all([
+        storage.put(thumbKey, renditions.thumb, 'image/webp'),
+        storage.put(displayKey, renditions.display, 'image/webp'),
+      ]),
+    );
+    return { size: head.size, contentType, renditions };
+  }
 
-      const now = clock();
-      const fields = {
-        original_name: pending.original_name,
-        original_key: key,
-        display_key: displayKey,
-        thumb_key: thumbKey,
-        content_type: contentType,
-        bytes: head.size,
-        width: renditions.width,
-        height: renditions.height,
-        taken_at: renditions.takenAt,
-        updated_at: now,
-      };
-      const outcome = db
-        .transaction((): { imageId: string; replaced: boolean; oldKeys: string[] } | null => {
-          // Whoever deletes the pending row first owns the completion; a racing second call backs off.
-          if (removePending.run(key).changes === 0) return null;
-          const target = pending.replaces_image_id
-            ? (imageById.get(pending.replaces_image_id) as ImageRow | undefined)
+  async function completeOnce(user: User, row: PendingUpload, outside: boolean): Promise<Completion> {
+    if (user.role === 'viewer') {
+      return refuse(row, null, [], new UserError(403, 'Viewers cannot upload images.'), outside);
+    }
+    if (!(await fromStorage(storage.head(row.key)))) {
+      throw new UserError(400, 'The file has not arrived in storage. Please upload it again.');
+    }
+    const base = `users/${user.id}/`;
+    const finalKey = `${originalsPrefix(user.id)}${randomUUID()}`;
+    if (!pending.claim(row.key, finalKey, clock())) return repeatOf(user, row.key);
+
+    const version = randomUUID();
+    const renditionKeys = [`${base}thumbs/${version}.webp`, `${base}display/${version}.webp`];
+    const made = [finalKey, ...renditionKeys];
+    let checked: Awaited<ReturnType<typeof verify>>;
+    try {
+      // Verified only from the copy: a replay of the policy can change the staging object, never this.
+      await fromStorage(storage.copy(row.key, finalKey));
+      checked = await verify(user, row, finalKey, renditionKeys);
+    } catch (err) {
+      if (err instanceof Refusal) return refuse(row, finalKey, made, err, outside);
+      // Storage trouble or a crash of sharp: the row stays open for a retry or the sweep.
+      pending.release(row.key, finalKey);
+      await images.discardObjects(made);
+      throw err;
+    }
+
+    const [thumbKey, displayKey] = renditionKeys as [string, string];
+    const now = clock();
+    const fields = {
+      original_name: row.originalName,
+      original_key: finalKey,
+      display_key: displayKey,
+      thumb_key: thumbKey,
+      content_type: checked.contentType,
+      bytes: checked.size,
+      width: checked.renditions.width,
+      height: checked.renditions.height,
+      taken_at: checked.renditions.takenAt,
+      updated_at: now,
+    };
+    type Outcome = { imageId: string; replaced: boolean; oldKeys: string[] } | UserError | null;
+    // Quota check, insert and closing the row are one write transaction: concurrent completions
+    // queue on SQLite's write lock, so each sees the images the ones before it added.
+    const commit = () =>
+      db
+        .transaction((): Outcome => {
+          const target = row.replacesImageId
+            ? (imageById.get(row.replacesImageId) as ImageRow | undefined)
             : undefined;
+          if (row.replacesImageId && !target) {
+            pending.close(row.key, finalKey, null, now); // the delete has usually closed it already
+            return new UserError(404, 'That image was deleted while the new file was uploading.');
+          }
+          const overQuota = quota.refusal(user, checked.size, target);
+          const imageId = overQuota ? null : (target?.id ?? randomUUID().replaceAll('-', ''));
+          // Only the holder of the claim may close the row; a stale one (the sweep took over) backs off.
+          if (!pending.close(row.key, finalKey, imageId, now)) return null;
+          if (overQuota || !imageId) return new UserError(413, overQuota ?? '');
           if (target) {
             replaceImage.run({ ...fields, id: target.id });
             const old = rowToImage(target);
@@ -223,32 +200,150 @@ export function createUploads(
             notifications.recordChange(user, 'replace', target.id, `“${target.title}”`);
             return { imageId: target.id, replaced: true, oldKeys };
           }
-          const imageId = randomUUID().replaceAll('-', '');
-          const title = cleanText(withoutExtension(pending.original_name), 200) || 'Untitled';
+          const title = cleanText(withoutExtension(row.originalName), 200) || 'Untitled';
           insertImage.run({ ...fields, id: imageId, owner_id: user.id, title, created_at: now });
-          notifications.recordChange(
-            user,
-            opts3.outside ? 'outside_upload' : 'upload',
-            imageId,
-            `“${title}”`,
-          );
+          notifications.recordChange(user, outside ? 'outside_upload' : 'upload', imageId, `“${title}”`);
           return { imageId, replaced: false, oldKeys: [] };
         })
         .immediate();
+    let outcome: Outcome;
+    try {
+      outcome = commit();
+    } catch (err) {
+      pending.release(row.key, finalKey);
+      await images.discardObjects(made);
+      throw err;
+    }
 
-      if (!outcome) {
-        await images.discardObjects([thumbKey, displayKey]);
-        const done = imageByOriginal.get(key) as ImageRow | undefined;
-        if (!done) {
-          // The image this replaced was deleted meanwhile: the new file belongs to nothing.
-          await images.discardObjects([key]);
-          throw new UserError(404, 'That image was deleted while the new file was uploading.');
-        }
-        return { imageId: done.id, replaced: false, isRepeat: true };
+    if (!outcome) {
+      await images.discardObjects(made);
+      return repeatOf(user, row.key);
+    }
+    // Objects put into the bucket from outside have no policy to replay: their row has done its work.
+    if (outside) pending.remove(row.key);
+    await images.discardObjects([row.key, ...(outcome instanceof UserError ? made : [])]);
+    if (outcome instanceof UserError) throw outcome;
+    await images.deleteObjects(outcome.oldKeys);
+    return { imageId: outcome.imageId, replaced: outcome.replaced, isRepeat: false };
+  }
+
+  /** The answer for a key that was finished (or is being finished) by another call. */
+  function repeatOf(user: User, key: string): Completion {
+    const row = pending.get(key);
+    if (!row || row.ownerId !== user.id) throw new UserError(404, NOT_FOUND);
+    if (row.closedAt === null) {
+      throw new UserError(409, 'This upload is being finished right now. Reload the page in a moment.');
+    }
+    const image = row.imageId ? (imageById.get(row.imageId) as ImageRow | undefined) : undefined;
+    if (image) return { imageId: image.id, replaced: row.replacesImageId !== null, isRepeat: true };
+    if (row.replacesImageId && !imageById.get(row.replacesImageId)) {
+      throw new UserError(404, 'That image was deleted while the new file was uploading.');
+    }
+    throw new UserError(404, NOT_FOUND);
+  }
+
+  return {
+    /**
+     * A POST policy for one file, on a staging key under the user's own prefix, and the pending row
+     * that remembers it and reserves its size ceiling against the quota.
+     */
+    async presign(user: User, req: PresignRequest): Promise<PresignedUpload> {
+      const replaced = req.replacesImageId ? images.getForChange(user, req.replacesImageId) : null;
+      if (user.role === 'viewer') throw new UserError(403, 'Viewers cannot upload images.');
+      if (req.size !== undefined && req.size > opts.maxUploadBytes) {
+        throw new UserError(
+          413,
+          `That file is larger than the upload limit of ${formatBytes(opts.maxUploadBytes)}.`,
+        );
       }
-      await images.deleteObjects(outcome.oldKeys);
-      return { imageId: outcome.imageId, replaced: outcome.replaced, isRepeat: false };
+      const originalName = cleanText(req.originalName ?? '', NAME_MAX);
+      // Reserve first, in one write transaction, so two presigns at once cannot both take the last room.
+      const { key, maxBytes, isNew } = db
+        .transaction(() => {
+          const now = clock();
+          const expiresAt = now + POLICY_TTL_SECONDS * 1000;
+          const form = req.formKey ? pending.get(req.formKey) : undefined;
+          const reuse =
+            form &&
+            form.ownerId === user.id &&
+            form.closedAt === null &&
+            form.finalKey === null &&
+            form.expiresAt > now &&
+            form.replacesImageId === (replaced?.id ?? null);
+          const exceptKey = reuse ? form.key : '';
+          const left = quota.roomForPolicy(user, replaced, exceptKey);
+          if (req.size !== undefined && req.size > left) {
+            throw new UserError(
+              413,
+              `That file (${formatBytes(req.size)}) is larger than what is left of your storage quota (${formatBytes(left)}).`,
+            );
+          }
+          const ceiling = req.size ?? Math.min(opts.maxUploadBytes, left);
+          if (reuse) {
+            pending.resign(form.key, { maxBytes: ceiling, originalName, expiresAt });
+            return { key: form.key, maxBytes: ceiling, isNew: false };
+          }
+          const open = pending.live(user.id, now);
+          if (open.count >= MAX_OPEN_UPLOADS) {
+            const waitMs = (open.oldestExpiresAt ?? now) - now;
+            throw new UserError(
+              429,
+              'Too many uploads are waiting to finish. Wait a few minutes and try again.',
+              Math.max(1, Math.ceil(waitMs / 1000)),
+            );
+          }
+          const fresh = `${stagingPrefix(user.id)}${randomUUID()}`;
+          pending.insert({
+            key: fresh,
+            ownerId: user.id,
+            originalName,
+            replacesImageId: replaced?.id ?? null,
+            maxBytes: ceiling,
+            createdAt: now,
+            expiresAt,
+          });
+          return { key: fresh, maxBytes: ceiling, isNew: true };
+        })
+        .immediate();
+      try {
+        const post = await fromStorage(
+          storage.presignPost({
+            key,
+            maxBytes,
+            ...(req.size !== undefined ? { minBytes: req.size } : {}),
+            contentTypePrefix: 'image/',
+            ttlSeconds: POLICY_TTL_SECONDS,
+            ...(req.mode === 'redirect'
+              ? { redirect: `${opts.appOrigin}/uploads/complete` }
+              : { status: 201 as const }),
+          }),
+        );
+        return { key, ...post };
+      } catch (err) {
+        // No policy was handed out: nothing can write the key, so its reservation goes.
+        if (isNew) pending.remove(key);
+        throw err;
+      }
     },
+
+    /**
+     * Turns an uploaded object into an image: copies the staging object to a fresh key no policy
+     * names, verifies that copy, and records it. Safe to call twice (the redirect GET may repeat):
+     * a key already completed answers with its image.
+     */
+    async complete(user: User, key: string, o: { outside?: boolean } = {}): Promise<Completion> {
+      const row = pending.get(key);
+      if (!row || row.ownerId !== user.id) throw new UserError(404, NOT_FOUND);
+      if (row.closedAt !== null) return repeatOf(user, key);
+      const running = inFlight.get(key);
+      if (running) return { ...(await running), isRepeat: true };
+      const work = completeOnce(user, row, o.outside ?? false).finally(() => inFlight.delete(key));
+      inFlight.set(key, work);
+      return work;
+    },
+
+    /** Whether this process is completing the key now (the sweep leaves such a claim alone). */
+    isCompleting: (key: string) => inFlight.has(key),
   };
 }
 

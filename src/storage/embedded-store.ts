@@ -2,10 +2,17 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import zlib from 'node:zlib';
 import busboy from 'busboy';
 import { AwsChunkedDecoder } from './aws-chunked.js';
+import {
+  checkCopyConditions,
+  copyToItself,
+  invalidCopySource,
+  metadataDirective,
+  parseCopySource,
+} from './copy-source.js';
 import { DiskObjects, type ObjectMeta } from './disk.js';
 import { checkPolicy, parsePolicy } from './post-policy.js';
 import {
@@ -96,6 +103,7 @@ export function createEmbeddedStore(o: EmbeddedStoreOptions): EmbeddedStore {
     if (subresources.length > 0) throw notImplemented();
     switch (method) {
       case 'PUT':
+        if (req.headers['x-amz-copy-source'] !== undefined) return copyObject(req, res, key);
         return putObject(req, res, key, payloadHash);
       case 'GET':
       case 'HEAD':
@@ -113,7 +121,6 @@ export function createEmbeddedStore(o: EmbeddedStoreOptions): EmbeddedStore {
   }
 
   async function putObject(req: IncomingMessage, res: ServerResponse, key: string, payloadHash: string) {
-    if (req.headers['x-amz-copy-source']) throw notImplemented();
     let body: Readable = req;
     let trailerCrc: (() => string | undefined) | undefined;
     if (payloadHash === 'STREAMING-UNSIGNED-PAYLOAD-TRAILER') {
@@ -150,6 +157,49 @@ export function createEmbeddedStore(o: EmbeddedStoreOptions): EmbeddedStore {
     res
       .writeHead(200, { ETag: `"${meta.etag}"`, ...(crcHeader ? { 'x-amz-checksum-crc32': crcHeader } : {}) })
       .end();
+  }
+
+  /**
+   * A server-side copy within the bucket. The source's header and bytes come from one open file, so
+   * a replace racing the copy cannot mix versions; the target is written like any PUT (temp file,
+   * fsync, rename).
+   */
+  async function copyObject(req: IncomingMessage, res: ServerResponse, key: string) {
+    const source = parseCopySource(header(req, 'x-amz-copy-source') ?? '');
+    if (source.bucket !== o.bucket)
+      throw new S3Error(404, 'NoSuchBucket', 'The specified bucket does not exist');
+    let sourceKey: string;
+    try {
+      sourceKey = decodeKey(source.rawKey);
+    } catch {
+      throw invalidCopySource();
+    }
+    validateKey(sourceKey);
+    const directive = metadataDirective(req);
+    if (sourceKey === key && directive === 'COPY') throw copyToItself();
+    const object = await disk.open(sourceKey);
+    if (!object) throw new S3Error(404, 'NoSuchKey', 'The specified key does not exist.', { Key: sourceKey });
+    let meta: ObjectMeta;
+    try {
+      checkCopyConditions(req, object.meta, now());
+      const { size } = object.meta;
+      meta = await disk.write(key, size === 0 ? Readable.from([]) : object.read(0, size - 1), {
+        ...(directive === 'REPLACE'
+          ? { contentType: header(req, 'content-type') ?? 'binary/octet-stream', metadata: userMetadata(req) }
+          : { contentType: object.meta.contentType, metadata: object.meta.metadata }),
+        maxBytes: MAX_PUT_BYTES,
+      });
+    } finally {
+      await object.close();
+    }
+    sendXml(
+      res,
+      200,
+      `<CopyObjectResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">${xmlElements({
+        LastModified: new Date(meta.lastModified).toISOString(),
+        ETag: `"${meta.etag}"`,
+      })}</CopyObjectResult>`,
+    );
   }
 
   async function getObject(

@@ -10,6 +10,7 @@ import type * as Presigner from '@aws-sdk/s3-request-presigner';
 // loader's CommonJS interop, a tenth of the server's start-up.
 const require = createRequire(import.meta.url);
 const {
+  CopyObjectCommand,
   DeleteObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
@@ -177,6 +178,24 @@ export function createStorage(opts: StorageOptions) {
         }),
       );
       return res.ETag ? { etag: res.ETag } : {};
+    },
+
+    /**
+     * A server-side copy within the bucket (type and metadata kept). With `ifMatch`, only if the
+     * source still has that ETag (else S3's 412 PreconditionFailed); a missing source is NoSuchKey.
+     */
+    async copy(sourceKey: string, destKey: string, o: { ifMatch?: string } = {}): Promise<{ etag?: string }> {
+      const res = await client.send(
+        new CopyObjectCommand({
+          Bucket,
+          Key: destKey,
+          // The SDK sends CopySource as given; S3 URL-decodes it, so each key segment is encoded here.
+          CopySource: `${Bucket}/${sourceKey.split('/').map(encodeURIComponent).join('/')}`,
+          ...(o.ifMatch ? { CopySourceIfMatch: o.ifMatch } : {}),
+        }),
+      );
+      const etag = res.CopyObjectResult?.ETag;
+      return etag ? { etag } : {};
     },
 
     async delete(key: string): Promise<void> {

@@ -73,6 +73,37 @@ export function defineStorageSuite(start: () => Promise<StorageUnderTest>) {
     expect((await storage.list(`${p}many/`)).keys).toEqual([]);
   });
 
+  it('copies an object server-side, keeping its bytes, type and ETag, under keys that need encoding', async () => {
+    const source = `${p}copy/from a+b/été.png`;
+    const body = Buffer.from('copied bytes');
+    const { etag } = await storage.put(source, body, 'image/png');
+    const target = `${p}copy/to/100% final+.png`;
+    const copied = await storage.copy(source, target, { ifMatch: etag as string });
+    expect(copied.etag).toBe(etag);
+    const head = await storage.head(target);
+    expect(head?.contentType).toBe('image/png');
+    expect(head?.etag).toBe(etag);
+    expect(head?.size).toBe(body.length);
+    expect(Buffer.from(await storage.getRange(target, 0, 100)).toString()).toBe('copied bytes');
+    // The source is untouched: completion deletes it itself.
+    expect((await storage.head(source))?.etag).toBe(etag);
+  });
+
+  it('refuses a copy whose source changed since (If-Match), and one whose source is gone', async () => {
+    const source = `${p}copy/changing.bin`;
+    await storage.put(source, Buffer.from('first'), 'application/octet-stream');
+    const stale = '"0123456789abcdef0123456789abcdef"';
+    await expect(storage.copy(source, `${p}copy/never.bin`, { ifMatch: stale })).rejects.toMatchObject({
+      name: 'PreconditionFailed',
+      $metadata: { httpStatusCode: 412 },
+    });
+    await expect(storage.copy(`${p}copy/missing.bin`, `${p}copy/never.bin`)).rejects.toMatchObject({
+      name: 'NoSuchKey',
+      $metadata: { httpStatusCode: 404 },
+    });
+    expect(await storage.head(`${p}copy/never.bin`)).toBeNull();
+  });
+
   it('takes a browser-style form upload under a presigned POST policy', async () => {
     const key = `${p}form/upload.png`;
     const { url, fields } = await storage.presignPost({

@@ -24,7 +24,11 @@ export async function uploadWithJs(
   type: string,
   replaces?: string,
 ) {
-  const presign = await client.postJson('/uploads/presign', { name, ...(replaces ? { replaces } : {}) });
+  const presign = await client.postJson('/uploads/presign', {
+    name,
+    size: bytes.length,
+    ...(replaces ? { replaces } : {}),
+  });
   expect(presign.status).toBe(200);
   const policy = (await presign.json()) as Policy;
   const stored = await postToBucket(policy, bytes, type, name);

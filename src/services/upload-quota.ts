@@ -1,0 +1,72 @@
+import { formatBytes } from '../views/format.js';
+import { UserError } from './errors.js';
+import type { Image, ImageRow, Images } from './images.js';
+import { type PendingUploads, POLICY_CLOCK_MARGIN_MS, POLICY_TTL_SECONDS } from './pending-uploads.js';
+import { SWEEP_INTERVAL_MS } from './upload-sweeper.js';
+import type { User, Users } from './users.js';
+
+/** How long at most a pending upload holds its room: its policy, the clock margin, then a sweep. */
+const RELEASE_MINUTES = Math.ceil(
+  (POLICY_TTL_SECONDS * 1000 + POLICY_CLOCK_MARGIN_MS + SWEEP_INTERVAL_MS) / 60_000,
+);
+
+/**
+ * The quota rules for uploads. At presign, what every signed policy could still write counts
+ * (admission); at completion, only what is stored, checked inside the transaction that adds the
+ * image (the guarantee).
+ */
+export function createUploadQuota(deps: { users: Users; images: Images; pending: PendingUploads }) {
+  const { users, images, pending } = deps;
+  return {
+    /**
+     * What may still be uploaded: images and bytes stored, plus what every policy of the user could
+     * still write. Throws when nothing is left; returns the bytes left (Infinity without a quota).
+     */
+    roomForPolicy(user: User, replaced: Image | null, exceptKey: string): number {
+      const fresh = users.get(user.id) ?? user;
+      const used = images.usage(user.id);
+      if (!replaced && fresh.quotaImages !== null) {
+        if (used.images >= fresh.quotaImages) {
+          throw new UserError(
+            403,
+            `You have reached your limit of ${fresh.quotaImages} images. Delete some, or ask an admin for more.`,
+          );
+        }
+        const unfinished = pending.unfinishedNewImages(user.id, exceptKey);
+        if (used.images + unfinished >= fresh.quotaImages) {
+          throw new UserError(
+            403,
+            `You have reached your limit of ${fresh.quotaImages} images, counting ${unfinished} upload${unfinished === 1 ? '' : 's'} not finished yet. Finish them, or wait: an unfinished upload is given up within ${RELEASE_MINUTES} minutes.`,
+          );
+        }
+      }
+      if (fresh.quotaBytes === null) return Number.POSITIVE_INFINITY;
+      const reserved = pending.reservedBytes(user.id, exceptKey);
+      const left = fresh.quotaBytes - used.bytes - reserved + (replaced?.bytes ?? 0);
+      if (left <= 0) {
+        throw new UserError(
+          403,
+          reserved > 0
+            ? `Your storage quota is used up, counting ${formatBytes(reserved)} held for recent uploads, whose upload links could still be used. It is released within ${RELEASE_MINUTES} minutes; or delete some images, or ask an admin for more.`
+            : 'Your storage quota is used up. Delete some images, or ask an admin for more.',
+        );
+      }
+      return left;
+    },
+
+    /** The rule the completion's transaction enforces on what is stored; null when the file fits. */
+    refusal(user: User, bytes: number, replaced: ImageRow | undefined): string | null {
+      const fresh = users.get(user.id) ?? user;
+      const used = images.usage(user.id);
+      if (!replaced && fresh.quotaImages !== null && used.images + 1 > fresh.quotaImages) {
+        return `You have reached your limit of ${fresh.quotaImages} images, so this upload was not kept.`;
+      }
+      if (fresh.quotaBytes !== null && used.bytes - (replaced?.bytes ?? 0) + bytes > fresh.quotaBytes) {
+        return 'That file would go over your storage quota, so it was not kept.';
+      }
+      return null;
+    },
+  };
+}
+
+export type UploadQuota = ReturnType<typeof createUploadQuota>;

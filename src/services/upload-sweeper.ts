@@ -1,0 +1,144 @@
+import type { Logger } from 'pino';
+import type { Storage } from '../storage/s3.js';
+import type { Clock } from './clock.js';
+import { StorageUnavailableError, UserError } from './errors.js';
+import type { Images } from './images.js';
+import type { PendingUpload, PendingUploads } from './pending-uploads.js';
+import type { Uploads } from './uploads.js';
+import type { Users } from './users.js';
+
+/** How often the server sweeps on its own; a row waits at most this long past its policy's expiry. */
+export const SWEEP_INTERVAL_MS = 5 * 60 * 1000;
+/** Rows handled per run, so one run stays short; the rest wait for the next. */
+const SWEEP_BATCH = 500;
+
+export interface SweepReport {
+  /** uploads whose file arrived but whose browser never came back: completed now */
+  completed: string[];
+  /** ...of those, the ones refused (not an image, over quota): removed */
+  rejected: string[];
+  /** uploads whose file never arrived: their rows dropped */
+  expired: string[];
+  /** objects a replayed policy wrote to a finished upload's staging key: deleted */
+  replaysDeleted: string[];
+  /** objects the bucket could not read (they stay, and are tried again next time) */
+  skipped: { key: string; reason: string }[];
+}
+
+export const emptySweepReport = (): SweepReport => ({
+  completed: [],
+  rejected: [],
+  expired: [],
+  replaysDeleted: [],
+  skipped: [],
+});
+
+/** A short reason for the report: what the bucket said, never a stack. */
+export function storageFailure(err: unknown): string {
+  const cause = err instanceof StorageUnavailableError ? err.reason : err;
+  if (!(cause instanceof Error)) return String(cause).slice(0, 200);
+  const status = (cause as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+  return `${cause.name}${status ? ` (HTTP ${status})` : ''}: ${cause.message}`.slice(0, 200);
+}
+
+/**
+ * Settles pending uploads whose policy has expired (with the clock margin), so nothing it signed
+ * can write any more: a finished upload's staging key loses whatever a replay put there; an
+ * unfinished one is completed if its file arrived, else dropped. The server runs it on a timer;
+ * reconcile runs the same sweep.
+ */
+export function createUploadSweeper(
+  storage: Storage,
+  deps: { pending: PendingUploads; uploads: Uploads; users: Users; images: Images; clock: Clock },
+) {
+  const { pending, uploads, users, images, clock } = deps;
+
+  async function sweepOne(row: PendingUpload, apply: boolean, report: SweepReport) {
+    if (row.closedAt !== null) {
+      if (await storage.head(row.key)) {
+        if (apply) await images.discardObjects([row.key]);
+        report.replaysDeleted.push(row.key);
+      }
+      if (apply) pending.remove(row.key);
+      return;
+    }
+    const owner = users.get(row.ownerId);
+    const arrived = owner ? await storage.head(row.key) : null;
+    if (!arrived || !owner) {
+      if (apply) pending.remove(row.key);
+      report.expired.push(row.key);
+      return;
+    }
+    if (!apply) {
+      report.completed.push(row.key);
+      return;
+    }
+    // A claim this process does not hold is a completion that died with its process: start over.
+    if (row.finalKey !== null) {
+      await images.discardObjects([row.finalKey]);
+      pending.release(row.key, row.finalKey);
+    }
+    try {
+      await uploads.complete(owner, row.key);
+      report.completed.push(row.key);
+    } catch (err) {
+      if (!(err instanceof UserError) || err.status === 503 || err.status === 409) throw err;
+      report.rejected.push(row.key);
+    }
+    // Its policy expired long ago: nothing can replay it, so the row has done its work.
+    pending.remove(row.key);
+  }
+
+  async function sweep({ apply }: { apply: boolean }): Promise<SweepReport> {
+    const report = emptySweepReport();
+    for (const row of pending.due(clock(), SWEEP_BATCH)) {
+      if (uploads.isCompleting(row.key)) continue;
+      try {
+        await sweepOne(row, apply, report);
+      } catch (err) {
+        report.skipped.push({ key: row.key, reason: storageFailure(err) });
+      }
+    }
+    return report;
+  }
+
+  let running: Promise<void> | null = null;
+
+  return {
+    sweep,
+
+    /** Sweeps every `intervalMs` until stopped, one run at a time; errors are logged, never thrown. */
+    start(log: Logger, intervalMs = SWEEP_INTERVAL_MS): () => Promise<void> {
+      const tick = () => {
+        running ??= sweep({ apply: true })
+          .then((r) => {
+            for (const s of r.skipped) log.warn(s, 'upload sweep skipped an object it could not read');
+            const done = r.completed.length + r.rejected.length + r.expired.length + r.replaysDeleted.length;
+            if (done > 0) {
+              log.info(
+                {
+                  completed: r.completed.length,
+                  rejected: r.rejected.length,
+                  expired: r.expired.length,
+                  replaysDeleted: r.replaysDeleted.length,
+                },
+                'upload sweep',
+              );
+            }
+          })
+          .catch((err) => log.error({ err }, 'upload sweep failed'))
+          .finally(() => {
+            running = null;
+          });
+      };
+      const timer = setInterval(tick, intervalMs);
+      timer.unref();
+      return async () => {
+        clearInterval(timer);
+        await running;
+      };
+    },
+  };
+}
+
+export type UploadSweeper = ReturnType<typeof createUploadSweeper>;

@@ -1,0 +1,82 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+/** What the proxy does with one request: pass it on (after `hold`, if any), or answer it itself. */
+export interface ProxyDecision {
+  answer?: { status: number; body: string };
+  /** the request waits for this before it is passed on */
+  hold?: Promise<void>;
+  /** called once the store's answer has been sent back */
+  done?: () => void;
+}
+
+/**
+ * A small HTTP proxy in front of a real store, for faults and observations the store itself
+ * never produces: an error for one key, a slow answer, a count of requests in flight. Requests
+ * pass through unchanged (Host included), so SigV4 signatures made for the proxy's address hold.
+ */
+export async function startStoreInterceptor(mountPath = '/s3') {
+  let target: URL | undefined;
+  let decide: (req: http.IncomingMessage) => ProxyDecision | undefined = () => undefined;
+  const server = http.createServer(async (req, res) => {
+    const decision = decide(req) ?? {};
+    if (decision.answer) {
+      req.resume();
+      res
+        .writeHead(decision.answer.status, { 'Content-Type': 'application/xml' })
+        .end(req.method === 'HEAD' ? undefined : decision.answer.body);
+      return;
+    }
+    if (decision.hold) await decision.hold;
+    if (!target) {
+      res.destroy();
+      return;
+    }
+    const upstream = http.request(
+      {
+        host: target.hostname,
+        port: target.port,
+        method: req.method,
+        path: req.url,
+        headers: req.headers,
+        agent: false,
+      },
+      (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      },
+    );
+    res.on('close', () => decision.done?.());
+    upstream.on('error', () => res.destroy());
+    req.pipe(upstream);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    endpoint: `http://127.0.0.1:${port}${mountPath}`,
+    /** the store's origin, e.g. http://127.0.0.1:1234 */
+    forwardTo(origin: string) {
+      target = new URL(origin);
+    },
+    onRequest(fn: (req: http.IncomingMessage) => ProxyDecision | undefined) {
+      decide = fn;
+    },
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/** The bucket key a request names, as the store decodes it (path-style: /s3/<bucket>/<key>). */
+export function keyOf(req: http.IncomingMessage, bucket = 'gallery', mountPath = '/s3'): string {
+  const path = new URL(req.url ?? '/', 'http://x').pathname;
+  const prefix = `${mountPath}/${bucket}/`;
+  return path.startsWith(prefix) ? decodeURIComponent(path.slice(prefix.length)) : '';
+}
+
+/** S3's answer for a store that failed reading an object. */
+export const INTERNAL_ERROR = {
+  status: 500,
+  body: '<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code><Message>We encountered an internal error. Please try again.</Message></Error>',
+};

@@ -1,0 +1,120 @@
+import type http from 'node:http';
+import sharp from 'sharp';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { POLICY_CLOCK_MARGIN_MS, POLICY_TTL_SECONDS } from '../src/services/pending-uploads.js';
+import { SNIFF_BYTES } from '../src/services/thumbnails.js';
+import { VERIFY_CONCURRENCY } from '../src/services/uploads.js';
+import type { Client } from './support/app.js';
+import { makeTestApp, signUp, type TestApp } from './support/app.js';
+import { makePng } from './support/images.js';
+import { INTERNAL_ERROR, keyOf, startStoreInterceptor } from './support/store-interceptor.js';
+import { type Policy, postToBucket } from './support/uploads.js';
+
+/** The keys a request reads: its own, and a copy's source. */
+function keysRead(req: http.IncomingMessage): string[] {
+  const source = req.headers['x-amz-copy-source'];
+  const copied = typeof source === 'string' ? decodeURIComponent(source).replace(/^\/?gallery\//, '') : '';
+  return [keyOf(req), copied].filter(Boolean);
+}
+
+describe('uploads against a store that fails or is slow', () => {
+  let t: TestApp;
+  let proxy: Awaited<ReturnType<typeof startStoreInterceptor>>;
+  let alice: Client;
+  let aliceId: string;
+
+  beforeAll(async () => {
+    proxy = await startStoreInterceptor();
+    t = await makeTestApp({ env: { S3_ENDPOINT: proxy.endpoint } });
+    proxy.forwardTo(t.store.origin);
+    alice = t.client();
+    await signUp(alice, 'alice@example.com');
+    aliceId = t.user('alice@example.com').id;
+  });
+  beforeEach(() => proxy.onRequest(() => undefined));
+  afterAll(async () => {
+    await t.close();
+    await proxy.close();
+  });
+
+  async function uploadedNotCompleted(name: string, bytes?: Buffer): Promise<Policy> {
+    const png = bytes ?? (await makePng());
+    const res = await alice.postJson('/uploads/presign', { name, size: png.length });
+    const policy = (await res.json()) as Policy;
+    expect((await postToBucket(policy, png, 'image/png', name)).status).toBe(201);
+    return policy;
+  }
+
+  it('skips an object the bucket cannot read, reports why, goes on, and settles it once it reads again', async () => {
+    const broken = `users/${aliceId}/originals/broken.png`;
+    const fine = `users/${aliceId}/originals/fine.png`;
+    // Straight into the store, as an outside uploader would.
+    await t.store.storage.put(broken, await makePng(), 'image/png');
+    await t.store.storage.put(fine, await makePng(), 'image/png');
+    const stuck = await uploadedNotCompleted('stuck.png');
+    const unreadable = new Set([broken, stuck.key]);
+    proxy.onRequest((req) =>
+      keysRead(req).some((k) => unreadable.has(k)) ? { answer: INTERNAL_ERROR } : undefined,
+    );
+    t.advance(POLICY_TTL_SECONDS * 1000 + POLICY_CLOCK_MARGIN_MS + 1000);
+
+    const report = await t.services.reconcile.run({ apply: true });
+    expect(report.skipped.map((s) => s.key).sort()).toEqual([broken, stuck.key].sort());
+    for (const s of report.skipped) expect(s.reason).toContain('HTTP 500');
+    expect(report.imported).toEqual([fine]);
+    // Skipped means left as it was: the objects, and the pending row, for the next run.
+    expect(await t.store.storage.head(broken)).not.toBeNull();
+    expect(await t.store.storage.head(stuck.key)).not.toBeNull();
+    expect(t.count('pending_uploads', `key = '${stuck.key}' AND closed_at IS NULL`)).toBe(1);
+    expect(t.count('pending_uploads', `key = '${broken}'`)).toBe(0);
+
+    proxy.onRequest(() => undefined);
+    const again = await t.services.reconcile.run({ apply: true });
+    expect(again.skipped).toEqual([]);
+    expect(again.imported).toEqual([broken]);
+    expect(again.completed).toEqual([stuck.key]);
+    expect(t.count('images', `owner_id = '${aliceId}'`)).toBe(3);
+    expect(t.count('pending_uploads')).toBe(0);
+  });
+
+  it(`reads and decodes at most ${VERIFY_CONCURRENCY} originals at once, however many completions arrive`, async () => {
+    // Larger than the few KiB read to sniff the type, so whole-file reads can be told apart.
+    const noise = await sharp({
+      create: {
+        width: 120,
+        height: 100,
+        channels: 3,
+        background: { r: 0, g: 0, b: 0 },
+        noise: { type: 'gaussian', mean: 128, sigma: 40 },
+      },
+    })
+      .png()
+      .toBuffer();
+    expect(noise.length).toBeGreaterThan(SNIFF_BYTES);
+    const policies: Policy[] = [];
+    for (let i = 0; i < 6; i++) policies.push(await uploadedNotCompleted(`burst-${i}.png`, noise));
+    const wholeFile = `bytes=0-${noise.length - 1}`;
+    let reading = 0;
+    let peak = 0;
+    const held: (() => void)[] = [];
+    proxy.onRequest((req) => {
+      const isWholeRead = req.method === 'GET' && req.headers.range === wholeFile;
+      if (!isWholeRead || !keyOf(req).includes('/originals/')) return undefined;
+      reading++;
+      peak = Math.max(peak, reading);
+      // Each read is slowed, so reads that are allowed to overlap do; one past the limit ends the wait.
+      const hold = new Promise<void>((resolve) => {
+        held.push(resolve);
+        setTimeout(resolve, 150);
+      });
+      if (reading > VERIFY_CONCURRENCY) for (const release of held.splice(0)) release();
+      return { hold, done: () => reading-- };
+    });
+    const answers = await Promise.all(
+      policies.map((p) => alice.postJson('/uploads/complete', { key: p.key })),
+    );
+    expect(answers.map((a) => a.status)).toEqual(Array(6).fill(200));
+    expect(peak).toBeGreaterThan(0);
+    expect(peak).toBeLessThanOrEqual(VERIFY_CONCURRENCY);
+  });
+});

@@ -1,0 +1,245 @@
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { POLICY_CLOCK_MARGIN_MS, POLICY_TTL_SECONDS } from '../src/services/pending-uploads.js';
+import { MAX_OPEN_UPLOADS } from '../src/services/uploads.js';
+import type { Client } from './support/app.js';
+import { makeTestApp, signUp, type TestApp } from './support/app.js';
+import { makePng } from './support/images.js';
+import { type Policy, postToBucket, upload, uploadWithJs } from './support/uploads.js';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const PAST_EXPIRY_MS = POLICY_TTL_SECONDS * 1000 + POLICY_CLOCK_MARGIN_MS + 1000;
+
+const rangeOf = (policy: Policy) =>
+  (JSON.parse(Buffer.from(policy.fields.Policy ?? '', 'base64').toString()).conditions as unknown[]).find(
+    (c) => Array.isArray(c) && c[0] === 'content-length-range',
+  );
+
+describe('quotas under concurrency and open uploads', () => {
+  let t: TestApp;
+  let admin: Client;
+  let n = 0;
+
+  beforeAll(async () => {
+    t = await makeTestApp({ env: { SIGNUP: 'open' } });
+    admin = t.client();
+    await signUp(admin, 'admin@example.com');
+  });
+  afterAll(() => t.close());
+
+  /** A fresh member per test, so quotas and open uploads never carry over. */
+  async function member(quota: { mib?: string; images?: string } = {}) {
+    const client = t.client();
+    const email = `member${++n}@example.com`;
+    await signUp(client, email);
+    const id = t.user(email).id;
+    if (quota.mib || quota.images) await setQuota(id, quota);
+    return { client, id };
+  }
+
+  async function setQuota(id: string, quota: { mib?: string; images?: string }) {
+    const res = await admin.post(`/admin/users/${id}/quota`, {
+      mib: quota.mib ?? '',
+      images: quota.images ?? '',
+    });
+    expect(res.status).toBe(303);
+  }
+
+  async function presign(client: Client, body: Record<string, unknown>) {
+    return client.postJson('/uploads/presign', { name: 'x.png', ...body });
+  }
+
+  async function uploadedNotCompleted(client: Client, bytes: Buffer): Promise<Policy> {
+    const res = await presign(client, { size: bytes.length });
+    expect(res.status, await res.clone().text()).toBe(200);
+    const policy = (await res.json()) as Policy;
+    expect((await postToBucket(policy, bytes, 'image/png', 'x.png')).status).toBe(201);
+    return policy;
+  }
+
+  /** The user's prefix holds their images' objects and nothing else. */
+  async function expectOnlyImageObjects(id: string) {
+    const rows = t.services.db
+      .prepare('SELECT original_key, display_key, thumb_key FROM images WHERE owner_id = ?')
+      .all(id) as Record<string, string>[];
+    const listed = (await t.services.storage.list(`users/${id}/`)).keys.map((k) => k.key).sort();
+    expect(listed).toEqual(rows.flatMap((r) => Object.values(r)).sort());
+  }
+
+  it('completes six uploads at once with 4 of 5 images used into exactly one image', async () => {
+    const { client, id } = await member();
+    for (let i = 0; i < 4; i++) await upload(client, await makePng(), `kept-${i}.png`);
+    const png = await makePng(120, 80);
+    const policies = await Promise.all(Array.from({ length: 6 }, () => uploadedNotCompleted(client, png)));
+    await setQuota(id, { images: '5' });
+
+    const answers = await Promise.all(
+      policies.map((p) => client.postJson('/uploads/complete', { key: p.key })),
+    );
+    const statuses = answers.map((a) => a.status).sort();
+    expect(statuses).toEqual([200, 413, 413, 413, 413, 413]);
+    for (const a of answers.filter((r) => r.status === 413)) {
+      expect(((await a.json()) as { error: string }).error).toContain('limit of 5 images');
+    }
+    expect(t.services.images.usage(id).images).toBe(5);
+    await expectOnlyImageObjects(id);
+  });
+
+  it('completes six uploads at once into a byte quota that holds one of them into exactly one image', async () => {
+    const { client, id } = await member();
+    const png = await makePng(140, 90);
+    const policies = await Promise.all(Array.from({ length: 6 }, () => uploadedNotCompleted(client, png)));
+    await setQuota(id, { mib: ((png.length * 1.5) / MiB).toFixed(6) });
+
+    const answers = await Promise.all(
+      policies.map((p) => client.postJson('/uploads/complete', { key: p.key })),
+    );
+    expect(answers.map((a) => a.status).sort()).toEqual([200, 413, 413, 413, 413, 413]);
+    for (const a of answers.filter((r) => r.status === 413)) {
+      expect(((await a.json()) as { error: string }).error).toContain('storage quota');
+    }
+    expect(t.services.images.usage(id)).toEqual({ images: 1, bytes: png.length });
+    await expectOnlyImageObjects(id);
+  });
+
+  it('counts what posted but unfinished uploads could write: three 900 KiB files on a 1 MiB quota', async () => {
+    const { client, id } = await member({ mib: '1' });
+    const file = randomBytes(900 * KiB);
+    const first = await uploadedNotCompleted(client, file);
+
+    const second = await presign(client, { size: file.length });
+    expect(second.status).toBe(413);
+    expect(((await second.json()) as { error: string }).error).toContain('left of your storage quota');
+    expect(rangeOf(first)).toEqual(['content-length-range', file.length, file.length]);
+    // Without a size (an older script, or the plain form), the policy allows only what is left.
+    const blind = await presign(client, {});
+    expect(blind.status).toBe(200);
+    const blindPolicy = (await blind.json()) as Policy;
+    expect(rangeOf(blindPolicy)).toEqual(['content-length-range', 1, MiB - 900 * KiB]);
+    const tooBig = await postToBucket(blindPolicy, file, 'image/png', 'x.png');
+    expect(tooBig.status).toBe(400);
+    expect(await tooBig.text()).toContain('EntityTooLarge');
+    const third = await presign(client, {});
+    expect(third.status).toBe(403);
+    expect(((await third.json()) as { error: string }).error).toContain('quota is used up');
+    expect((await client.get('/upload')).status).toBe(403);
+
+    // Once their policies expired, the sweep settles them: not an image, so the object goes.
+    t.advance(PAST_EXPIRY_MS);
+    const report = await t.services.uploadSweeper.sweep({ apply: true });
+    expect(report.rejected).toContain(first.key);
+    expect(report.expired).toContain(blindPolicy.key);
+    expect(await t.services.storage.head(first.key)).toBeNull();
+    expect(t.count('pending_uploads', `owner_id = '${id}'`)).toBe(0);
+    expect((await presign(client, { size: file.length })).status).toBe(200);
+  });
+
+  it('holds a finished upload’s size until its policy expires, since the policy could be replayed', async () => {
+    const png = await makePng(160, 100);
+    const { client, id } = await member({ mib: ((png.length * 2.5) / MiB).toFixed(6) });
+    await upload(client, png, 'one.png');
+    // Stored once, and held once more for a replay of its policy: 2 of 2.5 used.
+    const res = await presign(client, { size: png.length });
+    expect(res.status).toBe(413);
+    t.advance(PAST_EXPIRY_MS);
+    await t.services.uploadSweeper.sweep({ apply: true });
+    expect(t.count('pending_uploads', `owner_id = '${id}'`)).toBe(0);
+    expect((await presign(client, { size: png.length })).status).toBe(200);
+  });
+
+  it(`allows ${MAX_OPEN_UPLOADS} open uploads, then answers 429 with Retry-After until one finishes`, async () => {
+    const { client } = await member();
+    const policies: Policy[] = [];
+    for (let i = 0; i < MAX_OPEN_UPLOADS; i++) {
+      const res = await presign(client, {});
+      expect(res.status).toBe(200);
+      policies.push((await res.json()) as Policy);
+    }
+    const refused = await presign(client, {});
+    expect(refused.status).toBe(429);
+    const wait = Number(refused.headers.get('retry-after'));
+    expect(wait).toBeGreaterThan(0);
+    expect(wait).toBeLessThanOrEqual(POLICY_TTL_SECONDS);
+    expect(((await refused.json()) as { error: string }).error).toContain('Too many uploads');
+    expect((await client.get('/upload')).status).toBe(429);
+
+    const one = policies[0] as Policy;
+    expect((await postToBucket(one, await makePng(), 'image/png', 'x.png')).status).toBe(201);
+    expect((await client.postJson('/uploads/complete', { key: one.key })).status).toBe(200);
+    expect((await presign(client, {})).status).toBe(200);
+  });
+
+  it('lets no new upload start while images and unfinished uploads fill the image quota', async () => {
+    const { client } = await member({ images: '2' });
+    const a = await uploadedNotCompleted(client, await makePng());
+    const b = await presign(client, {});
+    expect(b.status).toBe(200);
+    const c = await presign(client, {});
+    expect(c.status).toBe(403);
+    expect(((await c.json()) as { error: string }).error).toContain(
+      'limit of 2 images, counting 2 uploads not finished yet',
+    );
+    expect((await client.postJson('/uploads/complete', { key: a.key })).status).toBe(200);
+    expect((await presign(client, {})).status).toBe(403);
+    // The unfinished one is given up after its policy expired: room again.
+    t.advance(PAST_EXPIRY_MS);
+    await t.services.uploadSweeper.sweep({ apply: true });
+    expect((await presign(client, {})).status).toBe(200);
+  });
+
+  it('re-signs the upload page’s own reservation for upload.js’s first file instead of opening another', async () => {
+    const { client, id } = await member({ mib: '1' });
+    const html = await (await client.get('/upload')).text();
+    const formKey = html.match(/<input type="hidden" name="key" value="([^"]+)"/)?.[1] as string;
+    expect(formKey).toMatch(new RegExp(`^users/${id}/uploads/`));
+    // The page holds the whole 1 MiB: a second policy has no room...
+    const other = await presign(client, { size: 1000 });
+    expect(other.status).toBe(403);
+    expect(((await other.json()) as { error: string }).error).toContain('1.0 MiB held for recent uploads');
+    // ...but the page's own upload, taken over by upload.js, does.
+    const png = await makePng(220, 120);
+    const res = await presign(client, { size: png.length, formKey, name: 'taken-over.png' });
+    expect(res.status).toBe(200);
+    const policy = (await res.json()) as Policy;
+    expect(policy.key).toBe(formKey);
+    expect(rangeOf(policy)).toEqual(['content-length-range', png.length, png.length]);
+    expect(t.count('pending_uploads', `owner_id = '${id}'`)).toBe(1);
+    expect((await postToBucket(policy, png, 'image/png', 'taken-over.png')).status).toBe(201);
+    const done = await client.postJson('/uploads/complete', { key: policy.key });
+    expect(done.status).toBe(200);
+    const image = t.services.images.getForUser(t.user(`member${n}@example.com`), (await done.json()).imageId);
+    expect(image.title).toBe('taken-over');
+    // A finished row is never re-signed: the same form key now opens nothing.
+    expect((await presign(client, { size: png.length, formKey })).status).toBe(403);
+  });
+
+  it('never re-signs someone else’s form key', async () => {
+    const { client: mallory } = await member();
+    const { client: victim } = await member({ mib: '1' });
+    const html = await (await victim.get('/upload')).text();
+    const formKey = html.match(/<input type="hidden" name="key" value="([^"]+)"/)?.[1] as string;
+    const res = await presign(mallory, { size: 100, formKey });
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as Policy).key).not.toBe(formKey);
+  });
+
+  it('refuses a size that is not a positive whole number, or over the upload limit', async () => {
+    const { client } = await member();
+    for (const size of [0, -5, 1.5, '12', 2 ** 60]) {
+      const res = await presign(client, { size });
+      expect(res.status, String(size)).toBe(400);
+    }
+    const huge = await presign(client, { size: t.config.maxUploadBytes + 1 });
+    expect(huge.status).toBe(413);
+    expect(((await huge.json()) as { error: string }).error).toContain('upload limit');
+  });
+
+  it('keeps replacing an image within the quota: it frees the bytes of the file it replaces', async () => {
+    const png = await makePng(100, 100);
+    const { client } = await member({ mib: ((png.length * 3) / MiB).toFixed(6) });
+    const id = await upload(client, png, 'a.png');
+    const { done } = await uploadWithJs(client, png, 'b.png', 'image/png', id);
+    expect(done.status).toBe(200);
+  });
+});

@@ -1,0 +1,176 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { POLICY_CLOCK_MARGIN_MS, POLICY_TTL_SECONDS } from '../src/services/pending-uploads.js';
+import type { Client } from './support/app.js';
+import { makeTestApp, signUp, type TestApp } from './support/app.js';
+import { makeJpeg, makePng, SVG } from './support/images.js';
+import { keyOf, startStoreInterceptor } from './support/store-interceptor.js';
+import { type Policy, postToBucket, uploadWithJs } from './support/uploads.js';
+
+const PAST_EXPIRY_MS = POLICY_TTL_SECONDS * 1000 + POLICY_CLOCK_MARGIN_MS + 1000;
+
+/** The upload page's form as a browser without JavaScript posts it: its hidden fields and the file. */
+async function pageForm(client: Client, path = '/upload'): Promise<Policy> {
+  const html = await (await client.get(path)).text();
+  const url = html.match(/<form id="upload-form"[^>]*action="([^"]+)"/)?.[1]?.replaceAll('&amp;', '&');
+  const fields: Record<string, string> = {};
+  const form = html.slice(html.indexOf('<form id="upload-form"'));
+  for (const m of form.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)"/g)) {
+    fields[m[1] as string] = (m[2] as string).replaceAll('&amp;', '&').replaceAll('&quot;', '"');
+  }
+  // The form's own "image/unknown" is the browser's to send; postToBucket adds the file's type.
+  delete fields['Content-Type'];
+  expect(url).toBeTruthy();
+  return { key: fields.key ?? '', url: url as string, fields };
+}
+
+/** Posts the form fields with the file, as the browser does, and follows nothing: the bucket's 303. */
+async function postForm(policy: Policy, bytes: Buffer, type: string) {
+  const form = new FormData();
+  for (const [k, v] of Object.entries(policy.fields)) form.append(k, v);
+  form.append('Content-Type', type);
+  form.append('file', new Blob([new Uint8Array(bytes)], { type }), 'file');
+  return fetch(policy.url, { method: 'POST', body: form, redirect: 'manual' });
+}
+
+describe('a POST policy replayed after its upload completed', () => {
+  let t: TestApp;
+  let proxy: Awaited<ReturnType<typeof startStoreInterceptor>>;
+  let alice: Client;
+  let aliceId: string;
+
+  beforeAll(async () => {
+    proxy = await startStoreInterceptor();
+    t = await makeTestApp({ env: { S3_ENDPOINT: proxy.endpoint } });
+    proxy.forwardTo(t.store.origin);
+    alice = t.client();
+    await signUp(alice, 'alice@example.com');
+    aliceId = t.user('alice@example.com').id;
+  });
+  beforeEach(() => proxy.onRequest(() => undefined));
+  afterAll(async () => {
+    await t.close();
+    await proxy.close();
+  });
+
+  async function originalBytes(imageId: string): Promise<Buffer> {
+    const download = await alice.get(`/images/${imageId}/download`);
+    expect(download.status).toBe(303);
+    const file = await fetch(download.headers.get('location') as string);
+    expect(file.status).toBe(200);
+    return Buffer.from(await file.arrayBuffer());
+  }
+
+  /** The bucket holds the user's images' objects and nothing else. */
+  async function expectOnlyImageObjects() {
+    const rows = t.services.db
+      .prepare('SELECT original_key, display_key, thumb_key FROM images WHERE owner_id = ?')
+      .all(aliceId) as Record<string, string>[];
+    const listed = (await t.services.storage.list(`users/${aliceId}/`)).keys.map((k) => k.key).sort();
+    expect(listed).toEqual(rows.flatMap((r) => Object.values(r)).sort());
+  }
+
+  it('keeps the verified JPEG byte for byte when the plain form is posted again with a 3 MB SVG', async () => {
+    const jpeg = await makeJpeg(640, 480);
+    const policy = await pageForm(alice);
+    const stored = await postForm(policy, jpeg, 'image/jpeg');
+    expect(stored.status).toBe(303);
+    const completeUrl = new URL(stored.headers.get('location') as string);
+    const done = await alice.get(completeUrl.pathname + completeUrl.search);
+    expect(done.status).toBe(303);
+    const imagePath = done.headers.get('location') as string;
+    const imageId = imagePath.match(/^\/images\/([a-z0-9]+)\?uploaded=1$/)?.[1] as string;
+
+    // The replay: the same fields within their 15 minutes. The bucket accepts it, as S3 would.
+    const svg = Buffer.concat([SVG, Buffer.alloc(3_000_000, 0x20)]);
+    const replay = await postForm(policy, svg, 'image/svg+xml');
+    expect(replay.status).toBe(303);
+
+    expect((await originalBytes(imageId)).equals(jpeg)).toBe(true);
+    // The browser's redirect may repeat: it answers with the same image, and verifies nothing again.
+    const again = await alice.get(completeUrl.pathname + completeUrl.search);
+    expect(again.headers.get('location')).toBe(imagePath);
+    const image = t.services.images.getForUser(t.user('alice@example.com'), imageId);
+    expect([image.bytes, image.contentType]).toEqual([jpeg.length, 'image/jpeg']);
+    expect(image.originalKey).toMatch(new RegExp(`^users/${aliceId}/originals/`));
+    expect(policy.key).toMatch(new RegExp(`^users/${aliceId}/uploads/`));
+    expect(await t.services.storage.head(policy.key)).not.toBeNull();
+
+    // Once the policy has expired (and the margin for the bucket's clock), the sweep deletes the replay.
+    t.advance(PAST_EXPIRY_MS);
+    const report = await t.services.uploadSweeper.sweep({ apply: true });
+    expect(report.replaysDeleted).toEqual([policy.key]);
+    expect(await t.services.storage.head(policy.key)).toBeNull();
+    expect(t.count('pending_uploads')).toBe(0);
+    expect((await originalBytes(imageId)).equals(jpeg)).toBe(true);
+    await expectOnlyImageObjects();
+  });
+
+  it('keeps the verified file when upload.js’s policy is replayed, and for a replacement too', async () => {
+    const jpeg = await makeJpeg(400, 300);
+    const first = await uploadWithJs(alice, jpeg, 'photo.jpg', 'image/jpeg');
+    expect(first.done.status).toBe(200);
+    const { imageId } = (await first.done.json()) as { imageId: string };
+    // upload.js's policy allows exactly the file's size: the replay is an SVG padded to it.
+    const svg = Buffer.concat([SVG, Buffer.alloc(jpeg.length - SVG.length, 0x20)]);
+    expect((await postToBucket(first.policy, svg, 'image/svg+xml', 'x.svg')).status).toBe(201);
+    expect((await originalBytes(imageId)).equals(jpeg)).toBe(true);
+
+    const png = await makePng(200, 100);
+    const second = await uploadWithJs(alice, png, 'new.png', 'image/png', imageId);
+    expect(second.done.status).toBe(200);
+    expect(((await second.done.json()) as { replaced: boolean }).replaced).toBe(true);
+    const padded = Buffer.concat([SVG, Buffer.alloc(png.length - SVG.length, 0x20)]);
+    expect((await postToBucket(second.policy, padded, 'image/svg+xml', 'x.svg')).status).toBe(201);
+    expect((await originalBytes(imageId)).equals(png)).toBe(true);
+    const again = await alice.postJson('/uploads/complete', { key: second.policy.key });
+    expect(await again.json()).toMatchObject({ imageId, replaced: true });
+
+    t.advance(PAST_EXPIRY_MS);
+    const report = await t.services.uploadSweeper.sweep({ apply: true });
+    expect(report.replaysDeleted.sort()).toEqual([first.policy.key, second.policy.key].sort());
+    expect((await originalBytes(imageId)).equals(png)).toBe(true);
+    await expectOnlyImageObjects();
+  });
+
+  it('verifies what it keeps even when a replay lands while the completion reads the file', async () => {
+    const jpeg = await makeJpeg(500, 400);
+    const policy = await pageForm(alice);
+    expect((await postForm(policy, jpeg, 'image/jpeg')).status).toBe(303);
+
+    // Hold the completion's read of the whole original (its second GET) until the replay has landed.
+    let gets = 0;
+    let reached!: () => void;
+    const isReached = new Promise<void>((resolve) => {
+      reached = resolve;
+    });
+    let release!: () => void;
+    const hold = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    proxy.onRequest((req) => {
+      const key = keyOf(req);
+      const isFileRead = req.method === 'GET' && (key === policy.key || key.includes('/originals/'));
+      if (!isFileRead || ++gets !== 2) return undefined;
+      reached();
+      return { hold };
+    });
+    const completing = alice.postJson('/uploads/complete', { key: policy.key });
+    await isReached;
+    const other = await makePng(900, 700);
+    expect((await postForm(policy, other, 'image/png')).status).toBe(303);
+    release();
+
+    const done = await completing;
+    expect(done.status).toBe(200);
+    const { imageId } = (await done.json()) as { imageId: string };
+    const image = t.services.images.getForUser(t.user('alice@example.com'), imageId);
+    // What was sniffed, measured and rendered is what is kept.
+    expect([image.contentType, image.bytes, image.width, image.height]).toEqual([
+      'image/jpeg',
+      jpeg.length,
+      500,
+      400,
+    ]);
+    expect((await originalBytes(imageId)).equals(jpeg)).toBe(true);
+  });
+});

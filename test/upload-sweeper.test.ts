@@ -1,0 +1,143 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { POLICY_CLOCK_MARGIN_MS, POLICY_TTL_SECONDS } from '../src/services/pending-uploads.js';
+import type { Client } from './support/app.js';
+import { makeTestApp, signUp, type TestApp } from './support/app.js';
+import { makePng } from './support/images.js';
+import { type Policy, postToBucket, upload } from './support/uploads.js';
+
+const TTL_MS = POLICY_TTL_SECONDS * 1000;
+/** The sweep covers every user: each test looks only at its own member's keys. */
+const mine = (id: string, keys: string[]) => keys.filter((k) => k.startsWith(`users/${id}/`)).sort();
+
+describe('the upload sweeper', () => {
+  let t: TestApp;
+  let n = 0;
+
+  beforeAll(async () => {
+    t = await makeTestApp({ env: { SIGNUP: 'open' } });
+    await signUp(t.client(), 'admin@example.com');
+  });
+  afterAll(() => t.close());
+
+  async function member() {
+    const client = t.client();
+    const email = `sweep${++n}@example.com`;
+    await signUp(client, email);
+    return { client, id: t.user(email).id };
+  }
+
+  async function presign(client: Client, name = 'left-behind.png'): Promise<Policy> {
+    const res = await client.postJson('/uploads/presign', { name });
+    expect(res.status).toBe(200);
+    return (await res.json()) as Policy;
+  }
+
+  async function expectOnlyImageObjects(id: string) {
+    const rows = t.services.db
+      .prepare('SELECT original_key, display_key, thumb_key FROM images WHERE owner_id = ?')
+      .all(id) as Record<string, string>[];
+    const listed = (await t.services.storage.list(`users/${id}/`)).keys.map((k) => k.key).sort();
+    expect(listed).toEqual(rows.flatMap((r) => Object.values(r)).sort());
+  }
+
+  it('completes, drops or removes expired uploads, and leaves alone those still inside the clock margin', async () => {
+    const { client, id } = await member();
+    const arrived = await presign(client, 'came-back-never.png');
+    expect((await postToBucket(arrived, await makePng(), 'image/png', 'x.png')).status).toBe(201);
+    const empty = await presign(client);
+    const junk = await presign(client);
+    expect((await postToBucket(junk, randomBytes(5000), 'image/png', 'x.png')).status).toBe(201);
+
+    // Expired by our clock, but the bucket's may be behind: nothing is touched yet.
+    t.advance(TTL_MS + 1000);
+    const early = await t.services.uploadSweeper.sweep({ apply: true });
+    const touched = [...early.completed, ...early.rejected, ...early.expired, ...early.replaysDeleted];
+    expect(mine(id, touched)).toEqual([]);
+    expect(t.count('pending_uploads', `owner_id = '${id}'`)).toBe(3);
+
+    t.advance(POLICY_CLOCK_MARGIN_MS);
+    // A dry run cannot tell an image from junk before trying: it would try both.
+    const dry = await t.services.uploadSweeper.sweep({ apply: false });
+    expect(mine(id, dry.completed)).toEqual([arrived.key, junk.key].sort());
+    expect(t.count('pending_uploads', `owner_id = '${id}'`)).toBe(3);
+
+    const report = await t.services.uploadSweeper.sweep({ apply: true });
+    expect(mine(id, report.completed)).toEqual([arrived.key]);
+    expect(mine(id, report.expired)).toEqual([empty.key]);
+    expect(mine(id, report.rejected)).toEqual([junk.key]);
+    expect(t.count('pending_uploads', `owner_id = '${id}'`)).toBe(0);
+    const titles = t.services.db.prepare('SELECT title FROM images WHERE owner_id = ?').pluck().all(id);
+    expect(titles).toEqual(['came-back-never']);
+    await expectOnlyImageObjects(id);
+  });
+
+  it('starts over a completion that died with its process, discarding the copy it had made', async () => {
+    const { client, id } = await member();
+    const policy = await presign(client);
+    expect((await postToBucket(policy, await makePng(), 'image/png', 'x.png')).status).toBe(201);
+    // What a completion leaves when killed after its copy: a claimed row and an unreferenced copy.
+    const stale = `users/${id}/originals/${randomUUID()}`;
+    expect(
+      t.services.db
+        .prepare('UPDATE pending_uploads SET final_key = ?, claimed_at = ? WHERE key = ?')
+        .run(stale, t.now(), policy.key).changes,
+    ).toBe(1);
+    await t.services.storage.copy(policy.key, stale);
+    // While the row names it, reconcile takes the copy for neither an outside upload nor an orphan.
+    const dry = await t.services.reconcile.run({ apply: false });
+    expect([...dry.imported, ...dry.orphansDeleted]).not.toContain(stale);
+
+    t.advance(TTL_MS + POLICY_CLOCK_MARGIN_MS + 1000);
+    const report = await t.services.uploadSweeper.sweep({ apply: true });
+    expect(mine(id, report.completed)).toEqual([policy.key]);
+    expect(await t.services.storage.head(stale)).toBeNull();
+    const originals = t.services.db
+      .prepare('SELECT original_key FROM images WHERE owner_id = ?')
+      .pluck()
+      .all(id);
+    expect(originals).toHaveLength(1);
+    expect(originals).not.toContain(stale);
+    await expectOnlyImageObjects(id);
+  });
+
+  it('closes the replacement uploads of a deleted image, so what their policies write is still swept', async () => {
+    const { client, id } = await member();
+    const imageId = await upload(client, await makePng(), 'victim.png');
+    const res = await client.postJson('/uploads/presign', { name: 'new.png', replaces: imageId });
+    const replacement = (await res.json()) as Policy;
+    expect((await postToBucket(replacement, await makePng(50, 50), 'image/png', 'x.png')).status).toBe(201);
+    expect((await client.post(`/images/${imageId}/delete`)).status).toBe(303);
+    expect(await t.services.storage.head(replacement.key)).toBeNull();
+    expect(t.count('pending_uploads', `key = '${replacement.key}' AND closed_at IS NOT NULL`)).toBe(1);
+
+    // The policy is still valid: a post lands, completing it finds the image gone...
+    expect((await postToBucket(replacement, await makePng(50, 50), 'image/png', 'x.png')).status).toBe(201);
+    const done = await client.postJson('/uploads/complete', { key: replacement.key });
+    expect(done.status).toBe(404);
+    expect(((await done.json()) as { error: string }).error).toContain('deleted');
+    // ...and the sweep removes the object once the policy has expired.
+    t.advance(TTL_MS + POLICY_CLOCK_MARGIN_MS + 1000);
+    const report = await t.services.uploadSweeper.sweep({ apply: true });
+    expect(report.replaysDeleted).toContain(replacement.key);
+    expect((await t.services.storage.list(`users/${id}/`)).keys).toEqual([]);
+    expect(t.count('pending_uploads', `owner_id = '${id}'`)).toBe(0);
+  });
+
+  it('runs on its own timer until stopped', async () => {
+    const { client, id } = await member();
+    const policy = await presign(client);
+    expect((await postToBucket(policy, await makePng(), 'image/png', 'x.png')).status).toBe(201);
+    t.advance(TTL_MS + POLICY_CLOCK_MARGIN_MS + 1000);
+    const stop = t.services.uploadSweeper.start(pino({ level: 'silent' }), 20);
+    try {
+      await expect
+        .poll(() => t.count('pending_uploads', `owner_id = '${id}'`), { timeout: 15_000, interval: 50 })
+        .toBe(0);
+    } finally {
+      await stop();
+    }
+    expect(t.count('images', `owner_id = '${id}'`)).toBe(1);
+  });
+});
