@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { createBackoff, createRateLimit } from '../src/services/rate-limit.js';
+import { LOGIN_LIMITS } from '../src/services/login.js';
+import { type BackoffLimits, createBackoff, createRateLimit } from '../src/services/rate-limit.js';
+import { SHARE_GUESS_LIMITS } from '../src/services/shares.js';
 
 const MINUTE = 60 * 1000;
 
@@ -94,5 +96,35 @@ describe('backoff', () => {
       backoff.recordFailure('k');
     }
     expect(backoff.retryAfterSeconds('k')).toBe(1);
+  });
+});
+
+describe('the guessing bounds the README states', () => {
+  /** Tries per day of a guesser who tries whenever allowed. */
+  function triesPerDay(limits: BackoffLimits, days: number): number[] {
+    const time = manualClock();
+    const backoff = createBackoff({ ...limits, clock: time.clock });
+    const counts: number[] = [];
+    for (let day = 0; day < days; day++) {
+      let tries = 0;
+      for (const end = time.clock() + 24 * 60 * MINUTE; time.clock() < end; ) {
+        const wait = backoff.retryAfterSeconds('k');
+        if (wait > 0) time.advance(wait * 1000);
+        else {
+          backoff.recordFailure('k');
+          tries++;
+        }
+      }
+      counts.push(tries);
+    }
+    return counts;
+  }
+
+  it('gives one account, or one link, at most 55 guesses in a first day and 24 a day after', () => {
+    for (const limits of [LOGIN_LIMITS.perAccount, LOGIN_LIMITS.perDevice, SHARE_GUESS_LIMITS.perLink]) {
+      const [first, ...rest] = triesPerDay(limits, 3);
+      expect(first).toBeLessThanOrEqual(55);
+      for (const day of rest) expect(day).toBeLessThanOrEqual(24);
+    }
   });
 });

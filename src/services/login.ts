@@ -12,29 +12,18 @@ const HOUR_MS = 60 * MINUTE_MS;
  * OWASP's "slow down online guessing with device cookies". A browser that signed in to the account
  * before (a valid device token) is throttled on its own; any other client meets the per
  * (account, address) limit, the per-account backoff and the per-address spraying limit. So nobody
- * elsewhere can lock a user out of a browser they use, and one account gets at most about
- * 20 + 10 + 96 guesses in a first day, then 96 a day (one every 15 minutes), from all untrusted
- * clients together.
+ * elsewhere can lock a user out of a browser they use, while all untrusted clients of one account
+ * together get at most 55 guesses in a first day and 24 a day after (one an hour).
  */
 export const LOGIN_LIMITS = {
   /** one untrusted address guessing one account: 5 failures, then a 15-minute wait */
   perAccountAndIp: { limit: 5, windowMs: 15 * MINUTE_MS },
-  /** every untrusted client of one account together: 20 failures, then 1 s, 2 s, 4 s … 15 min apart */
-  perAccount: {
-    freeFailures: 20,
-    forgetOneMs: 15 * MINUTE_MS,
-    firstDelayMs: 1000,
-    maxDelayMs: 15 * MINUTE_MS,
-  },
+  /** every untrusted client of one account together: 20 failures, then 1 s, 2 s, 4 s … 1 h apart */
+  perAccount: { freeFailures: 20, forgetOneMs: HOUR_MS, firstDelayMs: 1000, maxDelayMs: HOUR_MS },
   /** one untrusted address spraying many accounts */
   perIp: { limit: 100, windowMs: 15 * MINUTE_MS },
   /** one known browser (its device token): 10 failures, then the same growing delays */
-  perDevice: {
-    freeFailures: 10,
-    forgetOneMs: 15 * MINUTE_MS,
-    firstDelayMs: 1000,
-    maxDelayMs: 15 * MINUTE_MS,
-  },
+  perDevice: { freeFailures: 10, forgetOneMs: HOUR_MS, firstDelayMs: 1000, maxDelayMs: HOUR_MS },
 } satisfies Record<string, { limit: number; windowMs: number } | BackoffLimits>;
 
 export type LoginLimits = typeof LOGIN_LIMITS & {

@@ -5,7 +5,7 @@ import type { DeviceTokens } from './device-tokens.js';
 import { UserError } from './errors.js';
 import { downloadName, type Image, type ImageRow, type Images, rowToImage } from './images.js';
 import { hashPassword, PASSWORD_MAX, verifyPassword } from './passwords.js';
-import { createBackoff, createRateLimit } from './rate-limit.js';
+import { type BackoffLimits, createBackoff, createRateLimit } from './rate-limit.js';
 import { randomToken, sha256Hex } from './tokens.js';
 import type { User } from './users.js';
 
@@ -26,19 +26,14 @@ const MINUTE_MS = 60 * 1000;
 /**
  * Guessing a link's password, as for logins: a browser that opened the link before is throttled
  * on its own; anyone else per (link, address) and per link with growing delays. A stranger's
- * guesses never lock out the recipient's browser or another address; a link gets at most about
- * 20 + 10 + 96 guesses in a first day, then 96 a day.
+ * guesses never lock out the recipient's browser or another address; a link gets at most 55
+ * guesses in a first day, then 24 a day.
  */
 export const SHARE_GUESS_LIMITS = {
   perLinkAndIp: { limit: 10, windowMs: 15 * MINUTE_MS },
-  perLink: { freeFailures: 20, forgetOneMs: 15 * MINUTE_MS, firstDelayMs: 1000, maxDelayMs: 15 * MINUTE_MS },
-  perDevice: {
-    freeFailures: 10,
-    forgetOneMs: 15 * MINUTE_MS,
-    firstDelayMs: 1000,
-    maxDelayMs: 15 * MINUTE_MS,
-  },
-};
+  perLink: { freeFailures: 20, forgetOneMs: HOUR_MS, firstDelayMs: 1000, maxDelayMs: HOUR_MS },
+  perDevice: { freeFailures: 10, forgetOneMs: HOUR_MS, firstDelayMs: 1000, maxDelayMs: HOUR_MS },
+} satisfies Record<string, { limit: number; windowMs: number } | BackoffLimits>;
 
 export interface ShareLink {
   id: string;
