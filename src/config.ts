@@ -41,6 +41,8 @@ const schema = z.object({
     .refine((v) => /^https?:\/\//.test(v), 'must start with http:// or https://')
     .optional(),
   WEBHOOK_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
+  AUDIT_RETENTION_DAYS: z.coerce.number().int().min(1).max(36_500).optional(),
+  SIGNUPS_PER_IP_PER_HOUR: z.coerce.number().int().min(1).max(1_000_000).default(5),
 });
 
 export type Signup = 'open' | 'invite' | 'closed';
@@ -68,6 +70,10 @@ export interface Config {
   /** undefined = the embedded store on this app's own port under /s3 */
   s3?: ExternalS3Config;
   notify: NotifyConfig;
+  /** null = keep every audit entry */
+  auditRetentionDays: number | null;
+  /** open sign-ups (SIGNUP=open, no invite) allowed per client address per hour */
+  signupsPerIpPerHour: number;
 }
 
 /** Where change notifications go besides the in-app list; each channel is off when unset. */
@@ -134,5 +140,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     maxUploadBytes: e.MAX_UPLOAD_BYTES,
     ...(s3 ? { s3 } : {}),
     notify,
+    auditRetentionDays: e.AUDIT_RETENTION_DAYS ?? null,
+    signupsPerIpPerHour: e.SIGNUPS_PER_IP_PER_HOUR,
   };
 }

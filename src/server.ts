@@ -74,6 +74,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
   services.sessions.purgeExpired();
   const stopNotifier = services.notifications.startWorker(log);
   const stopSweeper = services.uploadSweeper.start(log);
+  const stopAuditSchedule = services.audit.startSchedule(log, { retentionDays: config.auditRetentionDays });
   const appListener = getRequestListener(createApp({ config, services, log }).fetch);
   handle = (req, res) => {
     if (store && isUnder(req.url, EMBEDDED_MOUNT)) store.handle(req, res);
@@ -95,7 +96,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
       // close() stops accepting and waits for in-flight requests; idle keep-alive sockets are let go.
       server.close(() => {
         // A delivery cut short stays in the outbox and goes out after the next start.
-        Promise.all([stopNotifier(), sweeperStopped]).finally(() => {
+        Promise.allSettled([stopNotifier(), sweeperStopped, stopAuditSchedule()]).finally(() => {
           db.close();
           resolve();
         });

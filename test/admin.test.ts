@@ -53,8 +53,10 @@ describe('admin console', () => {
     expect((await alice.get('/')).status).toBe(200);
     expect((await admin.post(`/admin/users/${aliceId}/disable`)).status).toBe(303);
     expect((await alice.get('/')).status).toBe(303);
+    // Her right password gets the answer any wrong one gets: nothing tells a guesser it was right.
     const login = await t.client().post('/login', { email: 'alice@example.com', password: PASSWORD });
-    expect(login.status).toBe(403);
+    expect(login.status).toBe(401);
+    expect(await login.text()).toContain('Incorrect email or password');
     expect((await admin.post(`/admin/users/${aliceId}/enable`)).status).toBe(303);
     const again = t.client();
     expect((await again.post('/login', { email: 'alice@example.com', password: PASSWORD })).status).toBe(303);

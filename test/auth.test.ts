@@ -1,8 +1,11 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SESSION_TTL_MS } from '../src/services/sessions.js';
-import { makeTestApp, PASSWORD, signUp, signUpWithRole, type TestApp } from './support/app.js';
+import { type Client, makeTestApp, PASSWORD, signUp, signUpWithRole, type TestApp } from './support/app.js';
 
 const HOUR = 60 * 60 * 1000;
+const MINUTE = 60 * 1000;
+/** With TRUST_PROXY=true the client address is the last X-Forwarded-For entry. */
+const from = (ip: string) => ({ 'X-Forwarded-For': ip });
 
 describe('sign-up', () => {
   let t: TestApp;
@@ -126,10 +129,40 @@ describe('sign-up', () => {
   });
 });
 
+describe('open sign-up throttling', () => {
+  let t: TestApp;
+  beforeEach(async () => {
+    t = await makeTestApp({ env: { SIGNUP: 'open', TRUST_PROXY: 'true' } });
+    await signUp(t.client(), 'admin@example.com');
+  });
+  afterEach(() => t.close());
+
+  const signUpFrom = (ip: string, email: string, password = PASSWORD) =>
+    t.client().post('/signup', { email, password }, from(ip));
+
+  it('allows 5 open sign-ups an hour per address; typos cost nothing and other addresses are not affected', async () => {
+    expect((await signUpFrom('192.0.2.1', 'typo@example.com', 'short')).status).toBe(400);
+    for (let i = 0; i < 5; i++) expect((await signUpFrom('192.0.2.1', `m${i}@example.com`)).status).toBe(303);
+    const refused = await signUpFrom('192.0.2.1', 'sixth@example.com');
+    expect(refused.status).toBe(429);
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(await refused.text()).toContain('Too many accounts were created from your network');
+    expect(t.services.users.findByEmail('sixth@example.com')).toBeNull();
+    expect((await signUpFrom('203.0.113.1', 'elsewhere@example.com')).status).toBe(303);
+    t.advance(HOUR + 1000);
+    expect((await signUpFrom('192.0.2.1', 'sixth@example.com')).status).toBe(303);
+  });
+
+  it('counts an address that is already taken, so sign-up cannot test many emails quickly', async () => {
+    for (let i = 0; i < 5; i++) expect((await signUpFrom('192.0.2.1', 'admin@example.com')).status).toBe(409);
+    expect((await signUpFrom('192.0.2.1', 'new@example.com')).status).toBe(429);
+  });
+});
+
 describe('login and sessions', () => {
   let t: TestApp;
   beforeEach(async () => {
-    t = await makeTestApp({ loginLimits: { perAccount: 3, perIp: 6 } });
+    t = await makeTestApp();
     await signUp(t.client(), 'alice@example.com');
   });
   afterEach(() => t.close());
@@ -199,22 +232,6 @@ describe('login and sessions', () => {
     expect(a).toContain('Incorrect email or password');
     expect(b).toContain('Incorrect email or password');
     expect(wrong.client.cookies.size).toBe(0);
-  });
-
-  it('throttles repeated failures per account with 429 and Retry-After, then lets them try again', async () => {
-    for (let i = 0; i < 3; i++)
-      expect((await logIn('alice@example.com', 'wrong password!')).res.status).toBe(401);
-    const blocked = await logIn('alice@example.com', PASSWORD);
-    expect(blocked.res.status).toBe(429);
-    expect(Number(blocked.res.headers.get('retry-after'))).toBeGreaterThan(0);
-    expect(await blocked.res.text()).toContain('Too many failed sign-in attempts');
-    t.advance(15 * 60 * 1000 + 1);
-    expect((await logIn()).res.status).toBe(303);
-  });
-
-  it('throttles one IP spraying many accounts', async () => {
-    for (let i = 0; i < 6; i++) await logIn(`user${i}@example.com`, 'wrong password!');
-    expect((await logIn('someone-else@example.com', 'wrong password!')).res.status).toBe(429);
   });
 
   it('issues a new token on each login (no session fixation)', async () => {
@@ -303,16 +320,173 @@ describe('login and sessions', () => {
     expect((await logIn()).res.status).toBe(303);
   });
 
-  it('blocks a disabled user from logging in and ends their sessions', async () => {
+  it("ends a disabled user's sessions and answers their right password like a wrong one", async () => {
     const { client } = await logIn();
-    const user = t.services.users.findByEmail('alice@example.com');
-    t.services.users.setDisabled(user?.id ?? '', true);
+    const user = t.user('alice@example.com');
+    t.services.users.setDisabled(user.id, true);
     expect((await client.get('/')).status).toBe(303);
-    const again = await logIn();
-    expect(again.res.status).toBe(403);
-    expect(await again.res.text()).toContain('disabled');
-    t.services.users.setDisabled(user?.id ?? '', false);
+
+    const wrong = await logIn('alice@example.com', 'not the password');
+    const right = await logIn();
+    expect(right.res.status).toBe(wrong.res.status);
+    expect(right.res.status).toBe(401);
+    const [wrongPage, rightPage] = [await wrong.res.text(), await right.res.text()];
+    expect(rightPage).toContain('Incorrect email or password');
+    expect(rightPage).not.toContain('disabled');
+    expect(rightPage).toBe(wrongPage);
+    expect(right.client.cookies.size).toBe(0);
+    const rows = t.services.db
+      .prepare(
+        "SELECT actor_id, actor_email, action, target, detail FROM audit_log WHERE action LIKE 'login%' ORDER BY id DESC LIMIT 2",
+      )
+      .all();
+    expect(rows[0]).toEqual(rows[1]);
+    expect(rows[0]).toMatchObject({ action: 'login_failed', actor_id: null, target: 'alice@example.com' });
+
+    t.services.users.setDisabled(user.id, false);
     expect((await logIn()).res.status).toBe(303);
+  });
+});
+
+describe('login throttling (OWASP device cookies)', () => {
+  let t: TestApp;
+  let alice: Client;
+  beforeEach(async () => {
+    t = await makeTestApp({ env: { TRUST_PROXY: 'true' } });
+    alice = t.client();
+    await signUp(alice, 'alice@example.com');
+  });
+  afterEach(() => t.close());
+
+  const attempt = (client: Client, ip: string, password: string, email = 'alice@example.com') =>
+    client.post('/login', { email, password }, from(ip));
+
+  /** A browser alice signed in with before: it holds a device cookie, and no session any more. */
+  async function knownBrowser(ip: string) {
+    const client = t.client();
+    expect((await attempt(client, ip, PASSWORD)).status).toBe(303);
+    client.cookies.delete('s3g_session');
+    return client;
+  }
+
+  it('locks one address out of one account after 5 failures, not the right password from another address', async () => {
+    for (let i = 0; i < 5; i++)
+      expect((await attempt(t.client(), '198.51.100.7', 'wrong password!')).status).toBe(401);
+    const blocked = await attempt(t.client(), '198.51.100.7', PASSWORD);
+    expect(blocked.status).toBe(429);
+    expect(Number(blocked.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(await blocked.text()).toContain('Too many failed sign-in attempts');
+    expect((await attempt(t.client(), '203.0.113.9', PASSWORD)).status).toBe(303);
+    t.advance(15 * MINUTE + 1);
+    expect((await attempt(t.client(), '198.51.100.7', PASSWORD)).status).toBe(303);
+  });
+
+  it('slows every untrusted client of an account with growing delays once 20 failures came from anywhere', async () => {
+    for (let i = 0; i < 20; i++)
+      expect((await attempt(t.client(), `198.51.100.${i}`, 'wrong password!')).status).toBe(401);
+    const waits: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      const refused = await attempt(t.client(), `203.0.113.${i}`, 'wrong password!');
+      expect(refused.status).toBe(429);
+      const wait = Number(refused.headers.get('retry-after'));
+      waits.push(wait);
+      t.advance(wait * 1000);
+      expect((await attempt(t.client(), `203.0.113.${i}`, 'wrong password!')).status).toBe(401);
+    }
+    expect(waits).toEqual([1, 2, 4, 8]);
+    // Failures fade one an hour: once the 24 fade below 20, the right password works from anywhere.
+    t.advance(5 * HOUR);
+    expect((await attempt(t.client(), '203.0.113.99', PASSWORD)).status).toBe(303);
+  });
+
+  it('never locks out a browser that signed in before, whatever is guessed from its address or elsewhere', async () => {
+    const known = await knownBrowser('192.0.2.1');
+    for (let i = 0; i < 5; i++) await attempt(t.client(), '192.0.2.1', 'wrong password!');
+    for (let i = 0; i < 40; i++) await attempt(t.client(), `198.51.100.${i}`, 'wrong password!');
+    expect((await attempt(t.client(), '192.0.2.1', PASSWORD)).status).toBe(429);
+    expect((await attempt(t.client(), '203.0.113.5', PASSWORD)).status).toBe(429);
+    const res = await attempt(known, '192.0.2.1', PASSWORD);
+    expect(res.status).toBe(303);
+    expect(known.cookies.get('s3g_session')).toBeTruthy();
+  });
+
+  it('throttles a known browser on its own: its failures lock out neither the account nor its address', async () => {
+    const known = await knownBrowser('192.0.2.1');
+    for (let i = 0; i < 10; i++)
+      expect((await attempt(known, '192.0.2.1', 'wrong password!')).status).toBe(401);
+    const refused = await attempt(known, '192.0.2.1', PASSWORD);
+    expect(refused.status).toBe(429);
+    expect(Number(refused.headers.get('retry-after'))).toBe(1);
+    expect((await attempt(t.client(), '192.0.2.1', PASSWORD)).status).toBe(303);
+  });
+
+  it('trusts no device cookie that was forged or names another account', async () => {
+    const bob = await signUpWithRole(t, alice, 'bob@example.com', 'member');
+    const bobsDevice = bob.cookies.get('s3g_device') as string;
+    const alicesDevice = (await knownBrowser('192.0.2.1')).cookies.get('s3g_device') as string;
+    expect(bobsDevice).toMatch(/^[0-9a-z]+\.[a-z2-7]{24}\.[\w-]{43}$/);
+    for (let i = 0; i < 5; i++) await attempt(t.client(), '198.51.100.1', 'wrong password!');
+    // Alice's issue time and nonce with the signature of another token.
+    const forged = [...alicesDevice.split('.').slice(0, 2), bobsDevice.split('.')[2]].join('.');
+    for (const cookie of [bobsDevice, forged]) {
+      const client = t.client();
+      client.cookies.set('s3g_device', cookie);
+      expect((await attempt(client, '198.51.100.1', PASSWORD)).status).toBe(429);
+    }
+  });
+
+  it('sets the device cookie HttpOnly, SameSite=Strict, for /login only, and signs it with a key kept in the database', async () => {
+    const res = await attempt(t.client(), '192.0.2.1', PASSWORD);
+    const device = res.headers.getSetCookie().find((line) => line.startsWith('s3g_device=')) ?? '';
+    expect(device).toMatch(/; Path=\/login(;|$)/);
+    expect(device).toMatch(/HttpOnly/);
+    expect(device).toMatch(/SameSite=Strict/);
+    expect(device).toMatch(/Max-Age=15552000/);
+    expect(t.count('app_secrets', "name = 'device_token_key' AND length(value) = 32")).toBe(1);
+    await t.close();
+    t = await makeTestApp({ env: { APP_ORIGIN: 'https://photos.example.com' } });
+    const https = await t
+      .client('https://photos.example.com')
+      .post('/signup', { email: 'a@example.com', password: PASSWORD });
+    const secure = https.headers.getSetCookie().find((line) => line.startsWith('__Secure-s3g_device=')) ?? '';
+    expect(secure).toMatch(/Secure/);
+  });
+
+  it('stops one address spraying many accounts, without locking out known browsers behind it or other addresses', async () => {
+    const known = await knownBrowser('192.0.2.1');
+    for (let i = 0; i < 100; i++)
+      expect((await attempt(t.client(), '192.0.2.1', 'wrong password!', `user${i}@example.com`)).status).toBe(
+        401,
+      );
+    expect((await attempt(t.client(), '192.0.2.1', 'wrong password!', 'user100@example.com')).status).toBe(
+      429,
+    );
+    expect((await attempt(t.client(), '192.0.2.1', PASSWORD)).status).toBe(429);
+    expect((await attempt(known, '192.0.2.1', PASSWORD)).status).toBe(303);
+    expect((await attempt(t.client(), '203.0.113.1', PASSWORD)).status).toBe(303);
+  });
+
+  it('counts parallel guesses one by one', async () => {
+    const answers = await Promise.all(
+      Array.from({ length: 30 }, () => attempt(t.client(), '192.0.2.1', 'wrong password!')),
+    );
+    const statuses = answers.map((r) => r.status);
+    expect(statuses.filter((s) => s === 401)).toHaveLength(5);
+    expect(statuses.filter((s) => s === 429)).toHaveLength(25);
+  });
+
+  it('throttles wrong current passwords on the password page per account and address', async () => {
+    const change = (current: string, ip: string) =>
+      alice.post('/account/password', { current, password: 'a brand new passphrase' }, from(ip));
+    const answers = await Promise.all(
+      Array.from({ length: 20 }, () => change('not my password', '192.0.2.1')),
+    );
+    expect(answers.filter((r) => r.status === 400)).toHaveLength(5);
+    const refused = answers.filter((r) => r.status === 429);
+    expect(refused).toHaveLength(15);
+    expect(Number(refused[0]?.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect((await change(PASSWORD, '192.0.2.1')).status).toBe(429);
+    expect((await change(PASSWORD, '203.0.113.1')).status).toBe(200);
   });
 });
 

@@ -5,6 +5,9 @@ import { makeJpeg, makePng } from './support/images.js';
 import { upload } from './support/uploads.js';
 
 const HOUR = 60 * 60 * 1000;
+const MINUTE = 60 * 1000;
+/** With TRUST_PROXY=true the client address is the last X-Forwarded-For entry. */
+const from = (ip: string) => ({ 'X-Forwarded-For': ip });
 
 /** The link shown once after creating it, read from the page like a person would copy it. */
 async function linkFrom(res: Response): Promise<string> {
@@ -28,7 +31,7 @@ describe('sharing', () => {
   let secret: string;
 
   beforeAll(async () => {
-    t = await makeTestApp();
+    t = await makeTestApp({ env: { TRUST_PROXY: 'true' } });
     admin = t.client();
     await signUp(admin, 'admin@example.com');
     alice = await signUpWithRole(t, admin, 'alice@example.com', 'member');
@@ -132,7 +135,7 @@ describe('sharing', () => {
       expect(await gone.text()).toContain('turned off');
     });
 
-    it('asks for the password, refuses a wrong one, and throttles guessing', async () => {
+    it('asks for the password, refuses a wrong one, and lets the right one show the images', async () => {
       const path = await linkFrom(
         await alice.post(`/images/${photo}/shares`, {
           expiry: '7d',
@@ -152,11 +155,79 @@ describe('sharing', () => {
       const file = await fetch(download as string);
       expect(file.status).toBe(200);
       expect(file.headers.get('content-disposition')).toMatch(/^attachment;/);
+      const device = ok.headers.getSetCookie().find((line) => line.startsWith('s3g_link_device=')) ?? '';
+      expect(device).toContain(`Path=${path}`);
+      expect(device).toMatch(/HttpOnly/);
+    });
 
-      for (let i = 0; i < 10; i++) await visitor.post(path, { password: `guess ${i}` });
-      const blocked = await visitor.post(path, { password: 'open sesame' });
+    it("locks a stranger's address out of a link after 10 wrong guesses, not the recipient elsewhere or in a browser that opened it", async () => {
+      const path = await linkFrom(
+        await alice.post(`/images/${photo}/shares`, { expiry: '7d', password: 'open sesame' }),
+      );
+      const recipient = t.client();
+      expect((await recipient.post(path, { password: 'open sesame' }, from('192.0.2.1'))).status).toBe(200);
+
+      const stranger = t.client();
+      for (let i = 0; i < 10; i++)
+        expect((await stranger.post(path, { password: `guess ${i}` }, from('192.0.2.1'))).status).toBe(401);
+      const blocked = await stranger.post(path, { password: 'open sesame' }, from('192.0.2.1'));
       expect(blocked.status).toBe(429);
       expect(Number(blocked.headers.get('retry-after'))).toBeGreaterThan(0);
+      expect(await blocked.text()).toContain('Too many wrong passwords');
+
+      // Same address, the browser that opened the link before; and a fresh browser elsewhere.
+      expect((await recipient.post(path, { password: 'open sesame' }, from('192.0.2.1'))).status).toBe(200);
+      expect((await t.client().post(path, { password: 'open sesame' }, from('203.0.113.4'))).status).toBe(
+        200,
+      );
+      t.advance(15 * MINUTE + 1000);
+      expect((await stranger.post(path, { password: 'open sesame' }, from('192.0.2.1'))).status).toBe(200);
+    });
+
+    it('slows guessing of one link from many addresses with growing delays, still without locking out its known browser', async () => {
+      const path = await linkFrom(
+        await alice.post(`/images/${photo}/shares`, { expiry: '7d', password: 'open sesame' }),
+      );
+      const recipient = t.client();
+      expect((await recipient.post(path, { password: 'open sesame' }, from('192.0.2.1'))).status).toBe(200);
+      for (let i = 0; i < 20; i++)
+        expect(
+          (await t.client().post(path, { password: `guess ${i}` }, from(`198.51.100.${i}`))).status,
+        ).toBe(401);
+      const slowed = await t.client().post(path, { password: 'open sesame' }, from('203.0.113.7'));
+      expect(slowed.status).toBe(429);
+      expect(Number(slowed.headers.get('retry-after'))).toBe(1);
+      expect((await recipient.post(path, { password: 'open sesame' }, from('192.0.2.1'))).status).toBe(200);
+      // A made-up device cookie is no way around the delay.
+      const pretender = t.client();
+      pretender.cookies.set(
+        's3g_link_device',
+        recipient.cookies.get('s3g_link_device')?.replace(/\.[^.]+$/, '.x') ?? 'x',
+      );
+      expect((await pretender.post(path, { password: 'open sesame' }, from('203.0.113.8'))).status).toBe(429);
+    });
+
+    it("answers 410 for a disabled owner's links until the account is enabled again", async () => {
+      const carol = await signUpWithRole(t, admin, 'carol@example.com', 'member');
+      const image = await upload(carol, await makePng(), 'carol.png');
+      const open = await linkFrom(await carol.post(`/images/${image}/shares`, { expiry: '7d' }));
+      const locked = await linkFrom(
+        await carol.post(`/images/${image}/shares`, { expiry: '7d', password: 'open sesame' }),
+      );
+      const carolId = t.user('carol@example.com').id;
+      expect((await admin.post(`/admin/users/${carolId}/disable`)).status).toBe(303);
+      for (const res of [
+        await t.client().get(open),
+        await t.client().get(locked),
+        await t.client().post(locked, { password: 'open sesame' }),
+      ]) {
+        expect(res.status).toBe(410);
+        const html = await res.text();
+        expect(html).toContain('This link is no longer available');
+        expect(imageUrls(html)).toEqual([]);
+      }
+      expect((await admin.post(`/admin/users/${carolId}/enable`)).status).toBe(303);
+      expect((await t.client().get(open)).status).toBe(200);
     });
 
     it('shares a selection from the gallery as one link', async () => {

@@ -175,4 +175,22 @@ export const migrations: readonly string[] = [
   CREATE INDEX pending_uploads_expires ON pending_uploads (expires_at);
   CREATE INDEX pending_uploads_replaces ON pending_uploads (replaces_image_id) WHERE replaces_image_id IS NOT NULL;
   `,
+  // 5: secrets the app generates itself, and an audit log that only its retention job may trim
+  `
+  CREATE TABLE app_secrets (
+    name TEXT PRIMARY KEY,
+    value BLOB NOT NULL,
+    created_at INTEGER NOT NULL
+  ) STRICT;
+
+  -- Holds the cut-off only inside the retention job's transaction; deletes need a row in it.
+  CREATE TABLE audit_purge_guard (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    cutoff INTEGER NOT NULL
+  ) STRICT;
+  DROP TRIGGER audit_log_no_delete;
+  CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+    WHEN NOT EXISTS (SELECT 1 FROM audit_purge_guard WHERE id = 1 AND OLD.at < cutoff)
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+  `,
 ];

@@ -122,12 +122,20 @@ const auditFilter = (c: Context<AppEnv>): AuditFilter => ({
 adminRoutes.get('/admin/audit', (c) => {
   const { user } = signedIn(c);
   const filter = auditFilter(c);
+  const { auditRetentionDays } = c.var.config;
   try {
     const result = c.var.services.audit.page(filter, c.req.query('cursor'));
-    return page(c, <AuditPage user={user} filter={filter} {...result} />);
+    return page(c, <AuditPage user={user} filter={filter} retentionDays={auditRetentionDays} {...result} />);
   } catch (err) {
     return formError(c, err, (message) => (
-      <AuditPage user={user} filter={filter} entries={[]} nextCursor={null} error={message} />
+      <AuditPage
+        user={user}
+        filter={filter}
+        entries={[]}
+        nextCursor={null}
+        retentionDays={auditRetentionDays}
+        error={message}
+      />
     ));
   }
 });

@@ -1,7 +1,7 @@
 import type { Context } from 'hono';
 import type { AppEnv } from '../env.js';
 import { clientIp } from '../middleware/client-ip.js';
-import type { AuditAction } from '../services/audit.js';
+import type { AuditAction, ThrottledKind } from '../services/audit.js';
 
 /** Records who did what from this request; the actor defaults to the signed-in user. */
 export function audit(
@@ -17,4 +17,9 @@ export function audit(
     detail: opts.detail ?? null,
     ip: clientIp(c),
   });
+}
+
+/** A request a throttle refused: counted, and written once per window and address, not per request. */
+export function auditThrottled(c: Context<AppEnv>, kind: ThrottledKind, target: string | null = null): void {
+  c.var.services.audit.recordThrottled({ kind, ip: clientIp(c), target });
 }

@@ -5,7 +5,8 @@ import { clearSessionCookie, requireUser, setSessionCookie, signedIn } from '../
 import { UserError } from '../services/errors.js';
 import { SESSION_TTL_MS } from '../services/sessions.js';
 import { LoginPage, PasswordPage, SignupPage } from '../views/auth.js';
-import { audit } from './audit.js';
+import { audit, auditThrottled } from './audit.js';
+import { readDeviceCookie, setDeviceCookie } from './device-cookie.js';
 import { formError, formFields, page, safeNext } from './render.js';
 
 export const authRoutes = new Hono<AppEnv>();
@@ -27,10 +28,11 @@ authRoutes.post('/signup', async (c) => {
   const form = await formFields(c);
   const invite = form.invite || undefined;
   try {
-    const { token, user } = await c.var.services.login.signUp({
+    const { token, user, deviceToken } = await c.var.services.login.signUp({
       email: form.email ?? '',
       password: form.password ?? '',
       ...(invite ? { inviteToken: invite } : {}),
+      ip: clientIp(c),
     });
     audit(c, 'signup', {
       actor: user,
@@ -38,8 +40,10 @@ authRoutes.post('/signup', async (c) => {
       detail: `role ${user.role}${invite ? ', by invite' : ''}`,
     });
     setSessionCookie(c, token, c.var.services.clock() + SESSION_TTL_MS);
+    setDeviceCookie(c, 'login', '/login', deviceToken);
     return c.redirect('/', 303);
   } catch (err) {
+    if (err instanceof UserError && err.status === 429) auditThrottled(c, 'sign-up', form.email ?? null);
     return formError(c, err, (message) =>
       err instanceof UserError && err.status === 403 ? (
         <SignupPage refusal={message} isFirstUser={false} />
@@ -65,16 +69,19 @@ authRoutes.get('/login', (c) => {
 authRoutes.post('/login', async (c) => {
   const form = await formFields(c);
   try {
-    const { token, user } = await c.var.services.login.logIn({
+    const { token, user, deviceToken } = await c.var.services.login.logIn({
       email: form.email ?? '',
       password: form.password ?? '',
       ip: clientIp(c),
+      deviceToken: readDeviceCookie(c, 'login'),
     });
     audit(c, 'login', { actor: user });
     setSessionCookie(c, token, c.var.services.clock() + SESSION_TTL_MS);
+    setDeviceCookie(c, 'login', '/login', deviceToken);
     return c.redirect(safeNext(form.next), 303);
   } catch (err) {
-    if (err instanceof UserError && err.status !== 503) {
+    if (err instanceof UserError && err.status === 429) auditThrottled(c, 'login', form.email ?? null);
+    else if (err instanceof UserError && err.status !== 503) {
       // The typed email is kept as the target, not as an actor: it may not be anyone's.
       audit(c, 'login_failed', {
         actor: null,
@@ -105,13 +112,20 @@ authRoutes.post('/account/password', requireUser, async (c) => {
   const { user, session } = signedIn(c);
   const form = await formFields(c);
   try {
-    await c.var.services.users.changePassword(user.id, form.current ?? '', form.password ?? '', session.id);
+    await c.var.services.login.changePassword({
+      user,
+      sessionId: session.id,
+      currentPassword: form.current ?? '',
+      newPassword: form.password ?? '',
+      ip: clientIp(c),
+    });
     audit(c, 'password_change');
     return page(
       c,
       <PasswordPage user={user} notice="Password changed. Your other sessions have been signed out." />,
     );
   } catch (err) {
+    if (err instanceof UserError && err.status === 429) auditThrottled(c, 'password change', user.email);
     return formError(c, err, (message) => <PasswordPage user={user} error={message} />);
   }
 });

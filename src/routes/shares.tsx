@@ -1,5 +1,6 @@
 import { type Context, Hono } from 'hono';
 import type { AppEnv } from '../env.js';
+import { clientIp } from '../middleware/client-ip.js';
 import { requireRole, requireUser, signedIn } from '../middleware/session.js';
 import { UserError } from '../services/errors.js';
 import { parseExpiry, type ShareLink } from '../services/shares.js';
@@ -12,7 +13,8 @@ import {
   ShareSelectionPage,
   SharesPage,
 } from '../views/shares.js';
-import { audit } from './audit.js';
+import { audit, auditThrottled } from './audit.js';
+import { readDeviceCookie, setDeviceCookie } from './device-cookie.js';
 import { renderImage } from './images.js';
 import { formFields, fragment, page, safeNext, selectedIds } from './render.js';
 
@@ -114,13 +116,18 @@ async function openShare(c: Context<AppEnv>, password?: string) {
   const token = c.req.param('token') ?? '';
   const action = `/s/${token}`;
   try {
-    const result = await c.var.services.shares.open(token, password);
+    const result = await c.var.services.shares.open(token, password, {
+      ip: clientIp(c),
+      deviceToken: readDeviceCookie(c, 'link'),
+    });
     if (result.kind === 'needs-password') return page(c, <SharePasswordPage action={action} />);
+    if (result.deviceToken) setDeviceCookie(c, 'link', action, result.deviceToken);
     audit(c, 'share_open', { target: result.view.link.id });
     return page(c, <PublicSharePage view={result.view} />);
   } catch (err) {
     if (!(err instanceof UserError)) throw err;
     if (err.retryAfterSeconds) c.header('Retry-After', String(err.retryAfterSeconds));
+    if (err.status === 429) auditThrottled(c, 'share link');
     if (err.status === 401 || err.status === 429) {
       return page(c, <SharePasswordPage action={action} error={err.message} />, err.status);
     }

@@ -1,3 +1,5 @@
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import type { Logger } from 'pino';
 import type { Db } from '../db/connection.js';
 import type { Clock } from './clock.js';
 import { UserError } from './errors.js';
@@ -26,11 +28,43 @@ export const AUDIT_ACTIONS = [
   'invite_create',
   'invite_revoke',
   'outside_upload',
+  'throttled',
+  'audit_purge',
 ] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 
 export const AUDIT_PAGE_SIZE = 100;
 const DAY_MS = 24 * 60 * 60 * 1000;
+/** Longest text kept per column: an email is at most 254 characters, an IPv6 address 45. */
+const MAX_CHARS = { email: 254, target: 254, detail: 500, ip: 64 } as const;
+/** Refused attempts are counted in memory and written as one row per kind and address per window. */
+export const THROTTLED_WINDOW_MS = 15 * 60 * 1000;
+/** Addresses counted separately per window; beyond, they share one "many addresses" row. */
+const MAX_THROTTLED_GROUPS = 1000;
+const THROTTLED_SAMPLE_TARGETS = 3;
+/** Rows deleted per retention transaction, so a first purge of a large log never blocks for long. */
+export const PURGE_BATCH_ROWS = 10_000;
+const SCHEDULE_INTERVAL_MS = 60_000;
+const PURGE_INTERVAL_MS = 60 * 60 * 1000;
+
+/** What a throttled request was trying to do. */
+export type ThrottledKind = 'login' | 'sign-up' | 'password change' | 'share link';
+
+interface ThrottledGroup {
+  kind: ThrottledKind;
+  ip: string;
+  count: number;
+  firstAt: number;
+  lastAt: number;
+  targets: string[];
+  hasMoreTargets: boolean;
+}
+
+const clip = (text: string | null | undefined, max: number) => (text == null ? null : text.slice(0, max));
+const isoTime = (ms: number) => new Date(ms).toISOString();
+/** Both ends of a long text: made-up emails often differ only at one of them. */
+const shorten = (text: string, max: number) =>
+  text.length <= max ? text : `${text.slice(0, max / 2 - 1)}…${text.slice(-max / 2)}`;
 
 export interface AuditEntry {
   id: number;
@@ -119,18 +153,168 @@ export function createAudit(db: Db, clock: Clock) {
   const insert = db.prepare(
     'INSERT INTO audit_log (at, actor_id, actor_email, action, target, detail, ip) VALUES (?, ?, ?, ?, ?, ?, ?)',
   );
+  const setGuard = db.prepare('INSERT INTO audit_purge_guard (id, cutoff) VALUES (1, ?)');
+  const clearGuard = db.prepare('DELETE FROM audit_purge_guard');
+  const deleteOldest = db.prepare(
+    'DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE at < ? ORDER BY at LIMIT ?)',
+  );
+  const throttled = new Map<string, ThrottledGroup>();
+
+  // Every column is capped: most of what lands here was typed by someone who is not signed in.
+  function record(event: AuditEvent): void {
+    insert.run(
+      clock(),
+      clip(event.actor?.id, MAX_CHARS.target),
+      clip(event.actor?.email, MAX_CHARS.email),
+      event.action,
+      clip(event.target, MAX_CHARS.target),
+      clip(event.detail, MAX_CHARS.detail),
+      clip(event.ip, MAX_CHARS.ip),
+    );
+  }
+
+  function writeThrottled(group: ThrottledGroup): void {
+    const targets = group.targets.length
+      ? `; for ${group.targets.join(', ')}${group.hasMoreTargets ? ' and others' : ''}`
+      : '';
+    record({
+      action: 'throttled',
+      actor: null,
+      target: group.kind,
+      detail: `${group.count} attempt(s) refused between ${isoTime(group.firstAt)} and ${isoTime(group.lastAt)}${targets}`,
+      ip: group.ip,
+    });
+  }
+
+  /** Writes the groups whose window has closed (every group with `all`). */
+  function flushThrottled(all = false): number {
+    const now = clock();
+    const due = [...throttled].filter(([, g]) => all || now >= g.firstAt + THROTTLED_WINDOW_MS);
+    if (due.length === 0) return 0;
+    db.transaction(() => {
+      for (const [key, group] of due) {
+        writeThrottled(group);
+        throttled.delete(key);
+      }
+    })();
+    return due.length;
+  }
+
+  /**
+   * One batch of the retention purge, in one transaction with its own audit row. The guard row
+   * exists only inside this transaction: it is what lets the trigger allow these deletes.
+   */
+  function purgeBatch(retentionDays: number, cutoff: number): number {
+    return db
+      .transaction(() => {
+        setGuard.run(cutoff);
+        const removed = deleteOldest.run(cutoff, PURGE_BATCH_ROWS).changes;
+        clearGuard.run();
+        if (removed > 0) {
+          record({
+            action: 'audit_purge',
+            actor: null,
+            target: `${retentionDays} day retention`,
+            detail: `${removed} entries older than ${isoTime(cutoff)} deleted`,
+          });
+        }
+        return removed;
+      })
+      .immediate();
+  }
+
+  /** Deletes entries older than the retention period, a batch at a time; returns how many went. */
+  async function purgeExpired(retentionDays: number): Promise<number> {
+    const cutoff = clock() - retentionDays * DAY_MS;
+    let total = 0;
+    for (;;) {
+      const removed = purgeBatch(retentionDays, cutoff);
+      total += removed;
+      if (removed < PURGE_BATCH_ROWS) return total;
+      await nextTurn(); // let requests in between batches
+    }
+  }
 
   return {
-    record(event: AuditEvent): void {
-      insert.run(
-        clock(),
-        event.actor?.id ?? null,
-        event.actor?.email ?? null,
-        event.action,
-        event.target ?? null,
-        event.detail?.slice(0, 1000) ?? null,
-        event.ip ?? null,
-      );
+    record,
+
+    /**
+     * A request refused by a throttle costs no row of its own: it is counted, and the count is
+     * written once its window closes ("N attempts refused … from IP").
+     */
+    recordThrottled(event: { kind: ThrottledKind; ip: string; target?: string | null }): void {
+      const now = clock();
+      let key = `${event.kind}\n${event.ip}`;
+      let group = throttled.get(key);
+      if (group && now >= group.firstAt + THROTTLED_WINDOW_MS) {
+        writeThrottled(group);
+        throttled.delete(key);
+        group = undefined;
+      }
+      if (!group && throttled.size >= MAX_THROTTLED_GROUPS) {
+        flushThrottled();
+        if (throttled.size >= MAX_THROTTLED_GROUPS) key = `${event.kind}\n*`;
+        group = throttled.get(key);
+      }
+      if (!group) {
+        group = {
+          kind: event.kind,
+          ip: key.endsWith('\n*') ? 'many addresses' : (clip(event.ip, MAX_CHARS.ip) ?? ''),
+          count: 0,
+          firstAt: now,
+          lastAt: now,
+          targets: [],
+          hasMoreTargets: false,
+        };
+        throttled.set(key, group);
+      }
+      group.count++;
+      group.lastAt = now;
+      const target = event.target && shorten(event.target, 100);
+      if (target && !group.targets.includes(target)) {
+        if (group.targets.length < THROTTLED_SAMPLE_TARGETS) group.targets.push(target);
+        else group.hasMoreTargets = true;
+      }
+    },
+
+    flushThrottled,
+
+    purgeExpired,
+
+    /**
+     * The server's audit chores: every minute, write the throttled counts whose window closed; with
+     * a retention period, purge at start and hourly. Stopping writes the counts still open.
+     */
+    startSchedule(
+      log: Logger,
+      opts: { retentionDays: number | null; intervalMs?: number },
+    ): () => Promise<void> {
+      let lastPurgeAt = Number.NEGATIVE_INFINITY;
+      let running: Promise<void> = Promise.resolve();
+      const tick = () => {
+        running = running.then(async () => {
+          try {
+            flushThrottled();
+            if (opts.retentionDays !== null && clock() - lastPurgeAt >= PURGE_INTERVAL_MS) {
+              lastPurgeAt = clock();
+              const removed = await purgeExpired(opts.retentionDays);
+              if (removed > 0) log.info({ removed, retentionDays: opts.retentionDays }, 'audit log purged');
+            }
+          } catch (err) {
+            log.error({ err }, 'audit schedule failed');
+          }
+        });
+      };
+      const first = setTimeout(tick, 0);
+      const timer = setInterval(tick, opts.intervalMs ?? SCHEDULE_INTERVAL_MS);
+      first.unref();
+      timer.unref();
+      return async () => {
+        clearTimeout(first);
+        clearInterval(timer);
+        await running;
+        flushThrottled(true);
+      };
     },
 
     /** Newest first; the cursor is the id of the last entry shown. */

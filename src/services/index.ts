@@ -3,9 +3,10 @@ import type { Db } from '../db/connection.js';
 import type { Storage } from '../storage/s3.js';
 import { createAudit } from './audit.js';
 import type { Clock } from './clock.js';
+import { createDeviceTokens } from './device-tokens.js';
 import { createImages } from './images.js';
 import { createInvites } from './invites.js';
-import { createLogin, type LoginLimits } from './login.js';
+import { createLogin, LOGIN_LIMITS, type LoginLimits } from './login.js';
 import { createNotifications } from './notifications.js';
 import { createPendingUploads } from './pending-uploads.js';
 import { createPeople } from './people.js';
@@ -22,8 +23,9 @@ export interface ServiceDeps {
   db: Db;
   storage: Storage;
   clock: Clock;
-  config: Pick<Config, 'signup' | 'maxUploadBytes' | 'appOrigin' | 'notify'>;
-  loginLimits?: LoginLimits;
+  config: Pick<Config, 'signup' | 'maxUploadBytes' | 'appOrigin' | 'notify' | 'signupsPerIpPerHour'>;
+  /** Tests may lower some limits to reach them quickly. */
+  loginLimits?: Partial<LoginLimits>;
   /** How /healthz tells the bucket answers; defaults to storage.ping() (a one-key list of users/). */
   probeStorage?: () => Promise<void>;
 }
@@ -32,6 +34,7 @@ export function createServices({ db, storage, clock, config, loginLimits, probeS
   const users = createUsers(db, clock, config.signup);
   const sessions = createSessions(db, clock);
   const audit = createAudit(db, clock);
+  const devices = createDeviceTokens(db, clock);
   const notifications = createNotifications({
     db,
     clock,
@@ -66,7 +69,7 @@ export function createServices({ db, storage, clock, config, loginLimits, probeS
     audit,
     notifications,
     people: createPeople(db, storage, { users, images }),
-    shares: createShares(db, storage, images, clock),
+    shares: createShares(db, storage, images, devices, clock),
     uploadSweeper,
     reconcile: createReconcile(db, storage, {
       users,
@@ -78,7 +81,13 @@ export function createServices({ db, storage, clock, config, loginLimits, probeS
       sweeper: uploadSweeper,
     }),
     invites: createInvites(db, clock),
-    login: createLogin(users, sessions, clock, loginLimits ?? { perAccount: 5, perIp: 50 }),
+    login: createLogin({
+      users,
+      sessions,
+      devices,
+      clock,
+      limits: { ...LOGIN_LIMITS, signupsPerIpPerHour: config.signupsPerIpPerHour, ...loginLimits },
+    }),
     /** For /healthz: a real query, so a broken or locked database shows. */
     checkDatabase(): boolean {
       return (db.prepare('SELECT 1 AS ok').get() as { ok: number }).ok === 1;

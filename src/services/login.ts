@@ -1,55 +1,149 @@
 import type { Clock } from './clock.js';
+import type { DeviceTokens } from './device-tokens.js';
 import { UserError } from './errors.js';
-import { createRateLimit } from './rate-limit.js';
+import { type BackoffLimits, createBackoff, createRateLimit, type Throttle } from './rate-limit.js';
 import type { Sessions } from './sessions.js';
-import type { User, Users } from './users.js';
+import { checkNewPassword, type User, type Users } from './users.js';
 
-const WINDOW_MS = 15 * 60 * 1000;
+const MINUTE_MS = 60 * 1000;
+const HOUR_MS = 60 * MINUTE_MS;
 
-export interface LoginLimits {
-  perAccount: number;
-  perIp: number;
-}
+/**
+ * OWASP's "slow down online guessing with device cookies". A browser that signed in to the account
+ * before (a valid device token) is throttled on its own; any other client meets the per
+ * (account, address) limit, the per-account backoff and the per-address spraying limit. So nobody
+ * elsewhere can lock a user out of a browser they use, while all untrusted clients of one account
+ * together get at most 55 guesses in a first day and 24 a day after (one an hour).
+ */
+export const LOGIN_LIMITS = {
+  /** one untrusted address guessing one account: 5 failures, then a 15-minute wait */
+  perAccountAndIp: { limit: 5, windowMs: 15 * MINUTE_MS },
+  /** every untrusted client of one account together: 20 failures, then 1 s, 2 s, 4 s … 1 h apart */
+  perAccount: { freeFailures: 20, forgetOneMs: HOUR_MS, firstDelayMs: 1000, maxDelayMs: HOUR_MS },
+  /** one untrusted address spraying many accounts */
+  perIp: { limit: 100, windowMs: 15 * MINUTE_MS },
+  /** one known browser (its device token): 10 failures, then the same growing delays */
+  perDevice: { freeFailures: 10, forgetOneMs: HOUR_MS, firstDelayMs: 1000, maxDelayMs: HOUR_MS },
+} satisfies Record<string, { limit: number; windowMs: number } | BackoffLimits>;
 
-/** Login is throttled per account (guessing one password) and per IP (spraying many accounts). */
-export function createLogin(users: Users, sessions: Sessions, clock: Clock, limits: LoginLimits) {
-  const byAccount = createRateLimit({ limit: limits.perAccount, windowMs: WINDOW_MS, clock });
-  const byIp = createRateLimit({ limit: limits.perIp, windowMs: WINDOW_MS, clock });
+export type LoginLimits = typeof LOGIN_LIMITS & {
+  /** open sign-ups (SIGNUP=open, no invite) per address per hour */
+  signupsPerIpPerHour: number;
+};
+
+const TOO_MANY = 'Too many failed sign-in attempts. Wait a few minutes and try again.';
+/** Kept from a typed email for throttling: no real address is longer. */
+const MAX_EMAIL_CHARS = 254;
+
+const accountKey = (email: string) => email.trim().toLowerCase().slice(0, MAX_EMAIL_CHARS);
+
+export function createLogin(deps: {
+  users: Users;
+  sessions: Sessions;
+  devices: DeviceTokens;
+  clock: Clock;
+  limits: LoginLimits;
+}) {
+  const { users, sessions, devices, clock, limits } = deps;
+  const byAccountAndIp = createRateLimit({ ...limits.perAccountAndIp, clock });
+  const byAccount = createBackoff({ ...limits.perAccount, clock });
+  const byIp = createRateLimit({ ...limits.perIp, clock });
+  const byDevice = createBackoff({ ...limits.perDevice, clock });
+  const signupsByIp = createRateLimit({ limit: limits.signupsPerIpPerHour, windowMs: HOUR_MS, clock });
+  // Changing the password needs a session, so these only slow down someone holding a stolen one.
+  const passwordByAccountAndIp = createRateLimit({ ...limits.perAccountAndIp, clock });
+  const passwordByAccount = createBackoff({ ...limits.perAccount, clock });
+
+  /** Which counters an attempt is charged to: its known browser's alone, or the untrusted ones. */
+  function countersFor(email: string, ip: string, deviceToken: string | undefined) {
+    const account = users.findByEmail(email.slice(0, MAX_EMAIL_CHARS));
+    const device = account ? devices.verify(deviceToken, `user:${account.id}`) : null;
+    if (device) return { device, counters: [{ throttle: byDevice, key: device }] };
+    const key = accountKey(email);
+    return {
+      device: null,
+      counters: [
+        { throttle: byAccountAndIp, key: `${key}\n${ip}` },
+        { throttle: byAccount, key },
+        { throttle: byIp, key: ip },
+      ],
+    };
+  }
+
+  /** Throws 429 when any counter says wait; otherwise charges the attempt to each of them. */
+  function charge(counters: { throttle: Throttle; key: string }[], message: string): void {
+    const wait = Math.max(...counters.map((c) => c.throttle.retryAfterSeconds(c.key)));
+    if (wait > 0) throw new UserError(429, message, wait);
+    for (const c of counters) c.throttle.recordFailure(c.key);
+  }
 
   return {
-    /** Creates the account and signs it in. */
+    /** Creates the account and signs it in. Open sign-ups are limited per address. */
     async signUp(input: {
       email: string;
       password: string;
       inviteToken?: string;
-    }): Promise<{ token: string; user: User }> {
-      const user = await users.signUp(input);
-      users.recordLogin(user.id);
-      return { token: sessions.create(user.id).token, user };
+      ip: string;
+    }): Promise<{ token: string; user: User; deviceToken: string }> {
+      const isOpen = users.isOpenSignup(input.inviteToken);
+      const counters = isOpen ? [{ throttle: signupsByIp, key: input.ip }] : [];
+      charge(counters, 'Too many accounts were created from your network. Try again in an hour.');
+      try {
+        const user = await users.signUp(input);
+        users.recordLogin(user.id);
+        return { token: sessions.create(user.id).token, user, deviceToken: devices.issue(`user:${user.id}`) };
+      } catch (err) {
+        // A typo costs nothing; an address already taken counts (it answers a question).
+        if (!(err instanceof UserError) || err.status !== 409)
+          for (const c of counters) c.throttle.forgive(c.key);
+        throw err;
+      }
     },
 
+    /**
+     * A wrong password, an unknown email and a disabled account all look the same. Success returns
+     * a new session token and a new device token for this browser.
+     */
     async logIn(input: {
       email: string;
       password: string;
       ip: string;
-    }): Promise<{ token: string; user: User }> {
-      const accountKey = input.email.trim().toLowerCase();
-      const wait = Math.max(byIp.retryAfterSeconds(input.ip), byAccount.retryAfterSeconds(accountKey));
-      if (wait > 0) {
-        throw new UserError(429, 'Too many failed sign-in attempts. Wait a few minutes and try again.', wait);
-      }
+      deviceToken?: string | undefined;
+    }): Promise<{ token: string; user: User; deviceToken: string }> {
+      const { device, counters } = countersFor(input.email, input.ip, input.deviceToken);
+      charge(counters, TOO_MANY);
       const user = await users.verifyCredentials(input.email, input.password);
-      if (!user) {
-        byIp.recordFailure(input.ip);
-        byAccount.recordFailure(accountKey);
-        throw new UserError(401, 'Incorrect email or password');
+      if (!user || user.isDisabled) throw new UserError(401, 'Incorrect email or password');
+      if (device) byDevice.reset(device);
+      else {
+        // The right password from this address clears its own count, not the account's: failures
+        // from elsewhere still fade only with time.
+        byAccountAndIp.reset(`${accountKey(input.email)}\n${input.ip}`);
+        byAccount.forgive(accountKey(input.email));
+        byIp.forgive(input.ip);
       }
-      if (user.isDisabled) throw new UserError(403, 'This account has been disabled. Ask an administrator.');
-      byAccount.reset(accountKey);
       users.recordLogin(user.id);
       // A fresh token on every login, so a token planted before login is worthless.
       const { token } = sessions.create(user.id);
-      return { token, user };
+      return { token, user, deviceToken: devices.issue(`user:${user.id}`) };
+    },
+
+    /** Throttled like login, per account and address, since it checks the current password. */
+    async changePassword(input: {
+      user: User;
+      sessionId: string;
+      currentPassword: string;
+      newPassword: string;
+      ip: string;
+    }): Promise<void> {
+      checkNewPassword(input.newPassword);
+      const counters = [
+        { throttle: passwordByAccountAndIp, key: `${input.user.id}\n${input.ip}` },
+        { throttle: passwordByAccount, key: input.user.id },
+      ];
+      charge(counters, 'Too many wrong passwords. Wait a few minutes and try again.');
+      await users.changePassword(input.user.id, input.currentPassword, input.newPassword, input.sessionId);
+      for (const c of counters) c.throttle.forgive(c.key);
     },
   };
 }

@@ -1,10 +1,11 @@
 import type { Db } from '../db/connection.js';
 import type { Storage } from '../storage/s3.js';
 import type { Clock } from './clock.js';
+import type { DeviceTokens } from './device-tokens.js';
 import { UserError } from './errors.js';
 import { downloadName, type Image, type ImageRow, type Images, rowToImage } from './images.js';
 import { hashPassword, PASSWORD_MAX, verifyPassword } from './passwords.js';
-import { createRateLimit } from './rate-limit.js';
+import { type BackoffLimits, createBackoff, createRateLimit } from './rate-limit.js';
 import { randomToken, sha256Hex } from './tokens.js';
 import type { User } from './users.js';
 
@@ -21,6 +22,18 @@ export const MAX_SHARED_IMAGES = 200;
 const SHARE_PASSWORD_MIN = 4;
 /** Presigned URLs on the public page: long enough to look at, short enough that a copied URL dies. */
 const PUBLIC_URL_TTL_SECONDS = 10 * 60;
+const MINUTE_MS = 60 * 1000;
+/**
+ * Guessing a link's password, as for logins: a browser that opened the link before is throttled
+ * on its own; anyone else per (link, address) and per link with growing delays. A stranger's
+ * guesses never lock out the recipient's browser or another address; a link gets at most 55
+ * guesses in a first day, then 24 a day.
+ */
+export const SHARE_GUESS_LIMITS = {
+  perLinkAndIp: { limit: 10, windowMs: 15 * MINUTE_MS },
+  perLink: { freeFailures: 20, forgetOneMs: HOUR_MS, firstDelayMs: 1000, maxDelayMs: HOUR_MS },
+  perDevice: { freeFailures: 10, forgetOneMs: HOUR_MS, firstDelayMs: 1000, maxDelayMs: HOUR_MS },
+} satisfies Record<string, { limit: number; windowMs: number } | BackoffLimits>;
 
 export interface ShareLink {
   id: string;
@@ -51,6 +64,7 @@ interface LinkRow {
   last_viewed_at: number | null;
   image_count: number;
   first_title: string | null;
+  owner_disabled: number;
 }
 
 const rowToLink = (r: LinkRow): ShareLink => ({
@@ -72,15 +86,19 @@ export interface SharedView {
   images: { id: string; title: string; width: number; height: number; url: string; downloadUrl?: string }[];
 }
 
-export type OpenResult = { kind: 'needs-password'; link: ShareLink } | { kind: 'view'; view: SharedView };
+export type OpenResult =
+  | { kind: 'needs-password'; link: ShareLink }
+  /** deviceToken: after a right password, marks this browser as the link's known visitor */
+  | { kind: 'view'; view: SharedView; deviceToken?: string };
 
 export function parseExpiry(input: string | undefined): ShareExpiry {
   if (input && Object.hasOwn(SHARE_EXPIRIES, input)) return input as ShareExpiry;
   throw new UserError(400, 'Choose when the link expires.');
 }
 
-export function createShares(db: Db, storage: Storage, images: Images, clock: Clock) {
+export function createShares(db: Db, storage: Storage, images: Images, devices: DeviceTokens, clock: Clock) {
   const LINK_COLUMNS = `l.*,
+    (SELECT u.is_disabled FROM users u WHERE u.id = l.owner_id) AS owner_disabled,
     (SELECT count(*) FROM share_link_images s WHERE s.link_id = l.id) AS image_count,
     (SELECT i.title FROM share_link_images s JOIN images i ON i.id = s.image_id
       WHERE s.link_id = l.id ORDER BY s.position LIMIT 1) AS first_title`;
@@ -107,8 +125,9 @@ export function createShares(db: Db, storage: Storage, images: Images, clock: Cl
   const countView = db.prepare(
     'UPDATE share_links SET view_count = view_count + 1, last_viewed_at = ? WHERE id = ?',
   );
-  // Guessing a link's password is throttled per link, wherever the guesses come from.
-  const guesses = createRateLimit({ limit: 10, windowMs: 15 * 60 * 1000, clock });
+  const guessesByLinkAndIp = createRateLimit({ ...SHARE_GUESS_LIMITS.perLinkAndIp, clock });
+  const guessesByLink = createBackoff({ ...SHARE_GUESS_LIMITS.perLink, clock });
+  const guessesByDevice = createBackoff({ ...SHARE_GUESS_LIMITS.perDevice, clock });
 
   function stateOf(link: Pick<ShareLink, 'revokedAt' | 'expiresAt'>): ShareState {
     if (link.revokedAt !== null) return 'revoked';
@@ -212,10 +231,15 @@ export function createShares(db: Db, storage: Storage, images: Images, clock: Cl
     },
 
     /**
-     * What a visitor with the token sees. Unknown tokens are 404; revoked and expired links 410.
-     * A password-protected link asks first; each successful opening counts as a view.
+     * What a visitor with the token sees. Unknown tokens are 404; revoked and expired links, and
+     * links of a disabled account, 410. A password-protected link asks first; each successful
+     * opening counts as a view.
      */
-    async open(token: string, password?: string): Promise<OpenResult> {
+    async open(
+      token: string,
+      password: string | undefined,
+      visitor: { ip: string; deviceToken?: string | undefined },
+    ): Promise<OpenResult> {
       const row = /^[a-z2-7]{16,64}$/.test(token)
         ? (byHash.get(sha256Hex(token)) as LinkRow | undefined)
         : undefined;
@@ -231,19 +255,36 @@ export function createShares(db: Db, storage: Storage, images: Images, clock: Cl
             : 'This link has expired. Ask the person who shared it for a new one.',
         );
       }
-      if (row.password_hash !== null) {
-        if (password === undefined) return { kind: 'needs-password', link };
-        const wait = guesses.retryAfterSeconds(link.id);
-        if (wait > 0)
-          throw new UserError(429, 'Too many wrong passwords for this link. Try again later.', wait);
-        if (password.length > PASSWORD_MAX || !(await verifyPassword(row.password_hash, password))) {
-          guesses.recordFailure(link.id);
-          throw new UserError(401, 'That password is not right.');
-        }
+      if (row.owner_disabled === 1) throw new UserError(410, 'This link is no longer available.');
+      if (row.password_hash === null) {
+        const shown = await view(link);
+        countView.run(clock(), link.id);
+        return { kind: 'view', view: shown };
+      }
+      if (password === undefined) return { kind: 'needs-password', link };
+      const device = devices.verify(visitor.deviceToken, `link:${link.id}`);
+      const counters = device
+        ? [{ throttle: guessesByDevice, key: device }]
+        : [
+            { throttle: guessesByLinkAndIp, key: `${link.id}\n${visitor.ip}` },
+            { throttle: guessesByLink, key: link.id },
+          ];
+      const wait = Math.max(...counters.map((c) => c.throttle.retryAfterSeconds(c.key)));
+      if (wait > 0)
+        throw new UserError(429, 'Too many wrong passwords for this link. Try again later.', wait);
+      // Counted before the slow check, so parallel guesses count one by one.
+      for (const c of counters) c.throttle.recordFailure(c.key);
+      if (password.length > PASSWORD_MAX || !(await verifyPassword(row.password_hash, password))) {
+        throw new UserError(401, 'That password is not right.');
+      }
+      if (device) guessesByDevice.reset(device);
+      else {
+        guessesByLinkAndIp.reset(`${link.id}\n${visitor.ip}`);
+        guessesByLink.forgive(link.id);
       }
       const shown = await view(link);
       countView.run(clock(), link.id);
-      return { kind: 'view', view: shown };
+      return { kind: 'view', view: shown, deviceToken: devices.issue(`link:${link.id}`) };
     },
   };
 }

@@ -107,6 +107,11 @@ export function createUsers(db: Db, clock: Clock, signup: Signup) {
   return {
     hasUsers,
 
+    /** Whether this sign-up is a stranger's self-service one (SIGNUP=open, no invite, not the first). */
+    isOpenSignup(inviteToken: string | undefined): boolean {
+      return signup === 'open' && !inviteToken && hasUsers();
+    },
+
     /** Throws the refusal a visitor would meet, so the sign-up page can say it before they type. */
     checkSignupAllowed(inviteToken: string | undefined): Role {
       return roleForSignup(inviteToken).role;

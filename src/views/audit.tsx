@@ -18,14 +18,21 @@ export interface AuditPageProps {
   filter: AuditFilter;
   entries: AuditEntry[];
   nextCursor: string | null;
+  /** null: entries are kept for ever */
+  retentionDays: number | null;
   error?: string | undefined;
 }
 
-export function AuditPage({ user, filter, entries, nextCursor, error }: AuditPageProps) {
+export function AuditPage({ user, filter, entries, nextCursor, retentionDays, error }: AuditPageProps) {
   return (
     <Layout title="Audit log" user={user}>
       <h1>Admin</h1>
       <AdminNav current="/admin/audit" />
+      <p class="muted">
+        {retentionDays === null
+          ? 'Entries are kept for ever (set AUDIT_RETENTION_DAYS to limit that).'
+          : `Entries older than ${retentionDays} days are deleted every hour; each purge is logged as audit_purge.`}
+      </p>
       <form method="get" action="/admin/audit" class="filters">
         <div>
           <label for="f-email">User email</label>

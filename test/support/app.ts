@@ -16,7 +16,7 @@ const HOUR = 60 * 60 * 1000;
 
 export interface TestAppOptions {
   env?: Record<string, string>;
-  loginLimits?: LoginLimits;
+  loginLimits?: Partial<LoginLimits>;
 }
 
 /**

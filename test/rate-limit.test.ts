@@ -1,0 +1,130 @@
+import { describe, expect, it } from 'vitest';
+import { LOGIN_LIMITS } from '../src/services/login.js';
+import { type BackoffLimits, createBackoff, createRateLimit } from '../src/services/rate-limit.js';
+import { SHARE_GUESS_LIMITS } from '../src/services/shares.js';
+
+const MINUTE = 60 * 1000;
+
+function manualClock() {
+  let now = 1_700_000_000_000;
+  return {
+    clock: () => now,
+    advance(ms: number) {
+      now += ms;
+    },
+  };
+}
+
+describe('fixed-window rate limit', () => {
+  it('refuses after the limit until the window ends, and forgives an attempt that succeeded', () => {
+    const time = manualClock();
+    const limit = createRateLimit({ limit: 3, windowMs: 15 * MINUTE, clock: time.clock });
+    for (let i = 0; i < 3; i++) {
+      expect(limit.retryAfterSeconds('k')).toBe(0);
+      limit.recordFailure('k');
+    }
+    expect(limit.retryAfterSeconds('k')).toBe(15 * 60);
+    limit.forgive('k');
+    expect(limit.retryAfterSeconds('k')).toBe(0);
+    limit.recordFailure('k');
+    time.advance(15 * MINUTE);
+    expect(limit.retryAfterSeconds('k')).toBe(0);
+  });
+
+  it('holds at most maxKeys keys, and a flood of new keys evicts other flood keys, not a blocked one', () => {
+    const time = manualClock();
+    const limit = createRateLimit({ limit: 3, windowMs: 15 * MINUTE, clock: time.clock, maxKeys: 100 });
+    for (let i = 0; i < 3; i++) limit.recordFailure('victim');
+    for (let i = 0; i < 10_000; i++) limit.recordFailure(`flood ${i}`);
+    expect(limit.size()).toBeLessThanOrEqual(100);
+    expect(limit.retryAfterSeconds('victim')).toBeGreaterThan(0);
+  });
+
+  it('tells long keys apart while storing them hashed', () => {
+    const time = manualClock();
+    const limit = createRateLimit({ limit: 1, windowMs: MINUTE, clock: time.clock });
+    const long = 'x'.repeat(10_000);
+    limit.recordFailure(`${long}a`);
+    expect(limit.retryAfterSeconds(`${long}a`)).toBeGreaterThan(0);
+    expect(limit.retryAfterSeconds(`${long}b`)).toBe(0);
+  });
+});
+
+describe('backoff', () => {
+  const limits = { freeFailures: 5, forgetOneMs: 15 * MINUTE, firstDelayMs: 1000, maxDelayMs: 15 * MINUTE };
+
+  it('lets the free failures through, then doubles the wait after each further one up to the cap', () => {
+    const time = manualClock();
+    const backoff = createBackoff({ ...limits, clock: time.clock });
+    for (let i = 0; i < 5; i++) {
+      expect(backoff.retryAfterSeconds('k')).toBe(0);
+      backoff.recordFailure('k');
+    }
+    const waits: number[] = [];
+    for (let i = 0; i < 14; i++) {
+      const wait = backoff.retryAfterSeconds('k');
+      waits.push(wait);
+      time.advance(wait * 1000);
+      expect(backoff.retryAfterSeconds('k')).toBe(0);
+      backoff.recordFailure('k');
+    }
+    // Failures also fade while the guesser waits, so a step may repeat before the 15-minute cap.
+    expect(waits.slice(0, 10)).toEqual([1, 2, 4, 8, 16, 32, 64, 128, 256, 512]);
+    expect(waits.slice(10).every((w) => w >= 512 && w <= 900)).toBe(true);
+    expect(waits.at(-1)).toBe(900);
+  });
+
+  it('forgets one failure per forgetOneMs, so a guesser gets about one try per 15 minutes in the long run', () => {
+    const time = manualClock();
+    const backoff = createBackoff({ ...limits, clock: time.clock });
+    let tries = 0;
+    // A patient guesser tries whenever allowed, for a day.
+    for (const end = time.clock() + 24 * 60 * MINUTE; time.clock() < end; ) {
+      const wait = backoff.retryAfterSeconds('k');
+      if (wait > 0) time.advance(wait * 1000);
+      else {
+        backoff.recordFailure('k');
+        tries++;
+      }
+    }
+    expect(tries).toBeGreaterThan(96);
+    expect(tries).toBeLessThanOrEqual(5 + 10 + 96);
+    // A quiet day later every failure has faded: the free ones are back.
+    time.advance(24 * 60 * MINUTE);
+    for (let i = 0; i < 5; i++) {
+      expect(backoff.retryAfterSeconds('k')).toBe(0);
+      backoff.recordFailure('k');
+    }
+    expect(backoff.retryAfterSeconds('k')).toBe(1);
+  });
+});
+
+describe('the guessing bounds the README states', () => {
+  /** Tries per day of a guesser who tries whenever allowed. */
+  function triesPerDay(limits: BackoffLimits, days: number): number[] {
+    const time = manualClock();
+    const backoff = createBackoff({ ...limits, clock: time.clock });
+    const counts: number[] = [];
+    for (let day = 0; day < days; day++) {
+      let tries = 0;
+      for (const end = time.clock() + 24 * 60 * MINUTE; time.clock() < end; ) {
+        const wait = backoff.retryAfterSeconds('k');
+        if (wait > 0) time.advance(wait * 1000);
+        else {
+          backoff.recordFailure('k');
+          tries++;
+        }
+      }
+      counts.push(tries);
+    }
+    return counts;
+  }
+
+  it('gives one account, or one link, at most 55 guesses in a first day and 24 a day after', () => {
+    for (const limits of [LOGIN_LIMITS.perAccount, LOGIN_LIMITS.perDevice, SHARE_GUESS_LIMITS.perLink]) {
+      const [first, ...rest] = triesPerDay(limits, 3);
+      expect(first).toBeLessThanOrEqual(55);
+      for (const day of rest) expect(day).toBeLessThanOrEqual(24);
+    }
+  });
+});
