@@ -170,7 +170,7 @@ describe('generated bad input', () => {
             'allow_download',
             'back',
           ),
-          nasty,
+          fc.oneof(nasty, redirectTarget),
           { maxKeys: 5 },
         ),
         fc.option(rawBody),
