@@ -103,6 +103,6 @@ export function appRequestTimeout(): TimeoutAnswer {
       'Cache-Control': 'private, no-store',
       'X-Content-Type-Options': 'nosniff',
     },
-    body: 'The request took too long to arrive, so it was cancelled. Nothing was changed. Please try again.\n',
+    body: 'The request took too long to arrive, so it was cancelled. Please try again.\n',
   };
 }
