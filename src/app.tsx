@@ -10,6 +10,7 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import type { AppEnv } from './env.js';
+import { privateNoStore } from './middleware/private-cache.js';
 import { requestLog } from './middleware/request-log.js';
 import { sameOriginOnly } from './middleware/same-origin.js';
 import { ForbiddenError, loadSession } from './middleware/session.js';
@@ -51,6 +52,7 @@ export function createApp({ config, services, log }: AppDeps) {
     await next();
   });
   app.use(requestLog);
+  app.use(privateNoStore);
   app.use(
     secureHeaders({
       contentSecurityPolicy: {

@@ -10,6 +10,8 @@ const urlOrigin = z
   .refine((v) => /^https?:\/\//.test(v), 'must start with http:// or https://')
   .transform((v) => new URL(v).origin);
 
+const seconds = (fallback: number) => z.coerce.number().int().min(1).max(86_400).default(fallback);
+
 const schema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
@@ -43,6 +45,10 @@ const schema = z.object({
   WEBHOOK_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
   AUDIT_RETENTION_DAYS: z.coerce.number().int().min(1).max(36_500).optional(),
   SIGNUPS_PER_IP_PER_HOUR: z.coerce.number().int().min(1).max(1_000_000).default(5),
+  REQUEST_TIMEOUT_SECONDS: seconds(30),
+  UPLOAD_TIMEOUT_SECONDS: seconds(30 * 60),
+  IDLE_TIMEOUT_SECONDS: seconds(30),
+  MAX_CONNECTIONS: z.coerce.number().int().min(1).max(1_000_000).default(1000),
 });
 
 export type Signup = 'open' | 'invite' | 'closed';
@@ -74,6 +80,18 @@ export interface Config {
   auditRetentionDays: number | null;
   /** open sign-ups (SIGNUP=open, no invite) allowed per client address per hour */
   signupsPerIpPerHour: number;
+  http: HttpLimits;
+}
+
+/** How long clients may take to send, and how many may be connected at once. */
+export interface HttpLimits {
+  /** request headers, and the whole of an app request (forms, JSON), must arrive within this */
+  requestTimeoutMs: number;
+  /** the whole of a request to the embedded store (/s3: uploads) must arrive within this */
+  uploadTimeoutMs: number;
+  /** no byte for this long ends a request still arriving, or an answer the client stopped reading */
+  idleTimeoutMs: number;
+  maxConnections: number;
 }
 
 /** Where change notifications go besides the in-app list; each channel is off when unset. */
@@ -142,5 +160,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     notify,
     auditRetentionDays: e.AUDIT_RETENTION_DAYS ?? null,
     signupsPerIpPerHour: e.SIGNUPS_PER_IP_PER_HOUR,
+    http: {
+      requestTimeoutMs: e.REQUEST_TIMEOUT_SECONDS * 1000,
+      uploadTimeoutMs: e.UPLOAD_TIMEOUT_SECONDS * 1000,
+      idleTimeoutMs: e.IDLE_TIMEOUT_SECONDS * 1000,
+      maxConnections: e.MAX_CONNECTIONS,
+    },
   };
 }

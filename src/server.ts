@@ -8,10 +8,12 @@ import { createApp } from './app.js';
 import { type Config, ConfigError, loadConfig } from './config.js';
 import { openDatabase } from './db/connection.js';
 import { createLogger } from './logger.js';
+import { appRequestTimeout, withDeadlines } from './middleware/request-deadlines.js';
 import { systemClock } from './services/clock.js';
 import { createServices } from './services/index.js';
 import { createEmbeddedStore, loadOrCreateEmbeddedCredentials } from './storage/embedded-store.js';
 import { createStorage, type StorageOptions } from './storage/s3.js';
+import { s3RequestTimeout } from './storage/s3-request-timeout.js';
 import { EMBEDDED_MOUNT, embeddedStorageOptions, urlHost } from './storage-setup.js';
 
 export interface RunningServer {
@@ -31,9 +33,35 @@ export async function startServer(config: Config): Promise<RunningServer> {
   let handle: Handler = (_req, res) => {
     res.writeHead(503, { 'Retry-After': '1' }).end('starting');
   };
-  const server = http.createServer((req, res) => handle(req, res));
-  server.headersTimeout = 30_000;
-  server.requestTimeout = 5 * 60_000;
+  let store: ReturnType<typeof createEmbeddedStore> | undefined;
+  const limits = config.http;
+  const appBudget = { totalMs: limits.requestTimeoutMs, answer: appRequestTimeout };
+  const storeBudget = { totalMs: limits.uploadTimeoutMs, answer: s3RequestTimeout };
+  const server = http.createServer(
+    {
+      headersTimeout: limits.requestTimeoutMs,
+      // Replaced by the per-route budgets below: uploads to the store need more time than forms.
+      requestTimeout: 0,
+      // How often Node looks for expired headers (default 30 s, which would double a short timeout).
+      connectionsCheckingInterval: 1000,
+    },
+    withDeadlines((req, res) => handle(req, res), {
+      idleMs: limits.idleTimeoutMs,
+      budgetFor: (req) => (store && isUnder(req.url, EMBEDDED_MOUNT) ? storeBudget : appBudget),
+      // The path only: a query string can carry tokens.
+      onCut: (req, reason) =>
+        log.info({ msg: 'request timed out', reason, method: req.method, path: req.url?.split('?')[0] }),
+    }),
+  );
+  server.timeout = limits.idleTimeoutMs;
+  server.maxConnections = limits.maxConnections;
+  // Past the cap Node closes each new connection at once; operators hear of it at most once a minute.
+  let lastDropWarning = 0;
+  server.on('drop', () => {
+    if (Date.now() - lastDropWarning < 60_000) return;
+    lastDropWarning = Date.now();
+    log.warn({ maxConnections: limits.maxConnections }, 'connection cap reached: refusing new connections');
+  });
   // The embedded store's endpoint names our port, so listen first and build the app afterwards.
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -45,7 +73,6 @@ export async function startServer(config: Config): Promise<RunningServer> {
 
   const db = openDatabase(path.join(config.dataDir, 'gallery.db'));
   const objectsDir = path.join(config.dataDir, 'objects');
-  let store: ReturnType<typeof createEmbeddedStore> | undefined;
   let storageOpts: StorageOptions | undefined = config.s3;
   if (!storageOpts) {
     const creds = await loadOrCreateEmbeddedCredentials(config.dataDir);

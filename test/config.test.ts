@@ -24,6 +24,39 @@ describe('config', () => {
     expect(() => loadConfig({ PORT: '-1' })).toThrow(ConfigError);
   });
 
+  it('bounds how long clients may take and how many may connect, with defaults', () => {
+    expect(loadConfig({}).http).toEqual({
+      requestTimeoutMs: 30_000,
+      uploadTimeoutMs: 30 * 60_000,
+      idleTimeoutMs: 30_000,
+      maxConnections: 1000,
+    });
+    expect(
+      loadConfig({
+        REQUEST_TIMEOUT_SECONDS: '10',
+        UPLOAD_TIMEOUT_SECONDS: '3600',
+        IDLE_TIMEOUT_SECONDS: '5',
+        MAX_CONNECTIONS: '64',
+      }).http,
+    ).toEqual({
+      requestTimeoutMs: 10_000,
+      uploadTimeoutMs: 3_600_000,
+      idleTimeoutMs: 5_000,
+      maxConnections: 64,
+    });
+    for (const [name, value] of [
+      ['REQUEST_TIMEOUT_SECONDS', '0'],
+      ['REQUEST_TIMEOUT_SECONDS', '1.5'],
+      ['UPLOAD_TIMEOUT_SECONDS', '-1'],
+      ['UPLOAD_TIMEOUT_SECONDS', '86401'],
+      ['IDLE_TIMEOUT_SECONDS', 'forever'],
+      ['MAX_CONNECTIONS', '0'],
+      ['MAX_CONNECTIONS', 'lots'],
+    ] as const) {
+      expect(() => loadConfig({ [name]: value }), `${name}=${value}`).toThrow(new RegExp(name));
+    }
+  });
+
   it('treats empty variables as unset', () => {
     expect(loadConfig({ PORT: '', SIGNUP: '' }).port).toBe(3000);
   });

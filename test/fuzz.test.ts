@@ -42,6 +42,26 @@ const rawBody = fc.oneof(
   fc.uint8Array({ maxLength: 200 }).map((bytes) => Buffer.from(bytes).toString('latin1')),
 );
 
+/**
+ * Redirect targets built from the pieces open-redirect tricks are made of: slashes and backslashes,
+ * whitespace and control characters a browser drops, percent-encodings, schemes, userinfo, dot segments.
+ */
+const redirectPiece = fc.oneof(
+  fc.constantFrom('/', '//', '\\', '/\\', '\\/', '.', '..', '@', ':', '?', '#', '%', '&next=/'),
+  fc.constantFrom('\t', '\n', '\r', ' ', '\u0000', '\u000b', '\u000c', '\u001f', '\u007f', '\u00a0'),
+  fc.constantFrom('\u2028', '\u200b', '\u202e', '\ufeff', '\uff0f', '\uff3c', '\u3002'),
+  fc.constantFrom('%09', '%0a', '%0d', '%2f', '%2F', '%5c', '%5C', '%00', '%20', '%252f', '%E2%80%A8'),
+  fc.constantFrom('http:', 'https:', 'javascript:', 'data:', 'HTTP:', 'ftp:', 'blob:', 'file:'),
+  fc.constantFrom('evil.example', '127.0.0.1:3999', 'localhost', 'localhost:3000', '[::1]', 'xn--e1a'),
+  fc.stringMatching(/^[a-z0-9.-]{1,12}$/),
+  fc.string({ unit: 'binary', maxLength: 3 }),
+);
+const redirectTarget = fc.oneof(
+  fc.array(redirectPiece, { minLength: 1, maxLength: 8 }).map((parts) => `/${parts.join('')}`),
+  fc.array(redirectPiece, { minLength: 1, maxLength: 8 }).map((parts) => parts.join('')),
+  fc.integer({ min: 2000, max: 20_000 }).map((n) => `/${'/'.repeat(n % 3)}${'a'.repeat(n)}`),
+);
+
 const contentType = fc.constantFrom(
   'application/x-www-form-urlencoded',
   'multipart/form-data; boundary=zzz',
@@ -150,7 +170,7 @@ describe('generated bad input', () => {
             'allow_download',
             'back',
           ),
-          nasty,
+          fc.oneof(nasty, redirectTarget),
           { maxKeys: 5 },
         ),
         fc.option(rawBody),
@@ -190,6 +210,23 @@ describe('generated bad input', () => {
       { numRuns: 200 },
     );
     expect(snapshotOfBob()).toEqual(before);
+  });
+
+  it('redirects a signed-in /login only to our own origin, whatever `next` holds', async () => {
+    const origin = t.config.appOrigin;
+    await fc.assert(
+      fc.asyncProperty(redirectTarget, fc.boolean(), async (value, encodeTwice) => {
+        // Once decoded by the query parser, or left percent-encoded as a second layer would be.
+        const query = encodeTwice ? enc(enc(value)) : enc(value);
+        const res = await mallory.get(`/login?next=${query}`);
+        const what = `next=${JSON.stringify(value)}`;
+        expect(res.status, what).toBe(303);
+        const location = res.headers.get('location') ?? '';
+        expect(location, what).toMatch(/^\/(?![/\\])[\x21-\x7e]*$/);
+        expect(new URL(location, origin).origin, what).toBe(origin);
+      }),
+      { numRuns: 1500 },
+    );
   });
 
   it('answers a repeated parameter, an enormous cursor and a NUL in a path without a 500', async () => {

@@ -1,5 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { assetVersion } from '../src/views/assets.js';
 import { makeTestApp, PASSWORD, signUp, type TestApp } from './support/app.js';
+import { makePng } from './support/images.js';
+import { upload } from './support/uploads.js';
 
 describe('request protection', () => {
   let t: TestApp;
@@ -131,6 +134,61 @@ describe('request protection', () => {
     const plain = await t.client().get('/public/css/app.css');
     expect(plain.headers.get('cache-control')).toBe('public, max-age=300');
     expect((await t.client().get('/public/../package.json')).status).toBe(404);
+  });
+
+  it('lets no cache keep any answer of a registered GET route for a signed-in user', async () => {
+    const admin = t.client();
+    await signUp(admin, 'admin@example.com');
+    const adminUser = t.user('admin@example.com');
+    const imageId = await upload(admin, await makePng(), 'cached.png');
+    const { token } = await t.services.shares.create(adminUser, [imageId], {
+      expiry: '1d',
+      allowDownload: true,
+    });
+    const params: Record<string, string> = { id: imageId, token };
+    const assets = new Set(['/vendor/htmx.min.js']);
+    const paths = [...new Set(t.app.routes.filter((r) => r.method === 'GET').map((r) => r.path))];
+    expect(paths.length).toBeGreaterThan(15);
+    for (const route of paths) {
+      if (assets.has(route)) continue;
+      const path =
+        route.startsWith('/users/') || route.startsWith('/admin/users/')
+          ? route.replace(':id', adminUser.id)
+          : route.replace(/:(\w+)/g, (_, name: string) => params[name] ?? `:${name}`);
+      expect(path, `no value for a parameter of ${route}`).not.toContain(':');
+      const res = await admin.get(path);
+      expect(res.status, path).toBeLessThan(500);
+      expect(res.headers.get('cache-control'), `${path} (${res.status})`).toBe('private, no-store');
+    }
+  });
+
+  it('lets no cache keep error pages, JSON answers, or the login and sign-up pages', async () => {
+    const admin = t.client();
+    await signUp(admin, 'admin@example.com');
+    const answers = [
+      await admin.get('/images/no-such-image'),
+      await admin.get('/admin/users/nobody'),
+      await admin.get('/no/such/page', { 'HX-Request': 'true' }),
+      await admin.postJson('/uploads/presign', { name: 'a.png' }),
+      await admin.postJson('/uploads/complete', { key: 'users/x/originals/y' }),
+      await t.client().get('/login'),
+      await t.client().get('/signup'),
+      await t.client().get('/'),
+      await t.client().post('/login', { email: 'admin@example.com', password: 'wrong password' }),
+    ];
+    for (const res of answers) expect(res.headers.get('cache-control'), res.url).toBe('private, no-store');
+  });
+
+  it('keeps long cache headers on static files only', async () => {
+    for (const path of [
+      '/vendor/htmx.min.js',
+      '/public/css/app.css',
+      `/public/css/app.css?v=${assetVersion}`,
+    ]) {
+      const cacheControl = (await t.client().get(path)).headers.get('cache-control') ?? '';
+      expect(cacheControl, path).toMatch(/^public, max-age=\d+/);
+      expect(cacheControl, path).not.toContain('no-store');
+    }
   });
 
   it('answers unknown pages with a 404 page, not a stack trace', async () => {

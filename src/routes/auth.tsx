@@ -60,14 +60,15 @@ authRoutes.post('/signup', async (c) => {
 });
 
 authRoutes.get('/login', (c) => {
-  const next = c.req.query('next');
-  if (c.var.user) return c.redirect(safeNext(next), 303);
+  const next = safeNext(c.req.query('next'), c.var.config.appOrigin);
+  if (c.var.user) return c.redirect(next, 303);
   const notice = c.req.query('loggedOut') ? 'You have been logged out.' : undefined;
   return page(c, <LoginPage next={next} notice={notice} />);
 });
 
 authRoutes.post('/login', async (c) => {
   const form = await formFields(c);
+  const next = safeNext(form.next, c.var.config.appOrigin);
   try {
     const { token, user, deviceToken } = await c.var.services.login.logIn({
       email: form.email ?? '',
@@ -78,7 +79,7 @@ authRoutes.post('/login', async (c) => {
     audit(c, 'login', { actor: user });
     setSessionCookie(c, token, c.var.services.clock() + SESSION_TTL_MS);
     setDeviceCookie(c, 'login', '/login', deviceToken);
-    return c.redirect(safeNext(form.next), 303);
+    return c.redirect(next, 303);
   } catch (err) {
     if (err instanceof UserError && err.status === 429) auditThrottled(c, 'login', form.email ?? null);
     else if (err instanceof UserError && err.status !== 503) {
@@ -89,7 +90,7 @@ authRoutes.post('/login', async (c) => {
         detail: err.message,
       });
     }
-    return formError(c, err, (message) => <LoginPage email={form.email} next={form.next} error={message} />);
+    return formError(c, err, (message) => <LoginPage email={form.email} next={next} error={message} />);
   }
 });
 

@@ -44,10 +44,21 @@ export async function formFields(c: Context<AppEnv>): Promise<Record<string, str
   return out;
 }
 
-/** Only same-site paths: "//evil.example" and "/\evil.example" are other sites to a browser. */
-export function safeNext(next: string | undefined): string {
-  if (!next?.startsWith('/') || next.startsWith('//') || next.startsWith('/\\')) return '/';
-  return next;
+/** Longer than any address the app links to: a longer target is not one of ours. */
+const MAX_NEXT_LENGTH = 2048;
+
+/**
+ * A redirect target taken from the request (`next`, `back`), kept only when a browser would stay on
+ * our origin. The WHATWG parser reads it as the browser will (it drops tabs and newlines and takes
+ * "\" for "/"), and what we send is the parser's re-serialized path, never the raw input.
+ */
+export function safeNext(next: string | undefined, appOrigin: string): string {
+  if (!next || next.length > MAX_NEXT_LENGTH || !URL.canParse(next, appOrigin)) return '/';
+  const url = new URL(next, appOrigin);
+  if (url.origin !== appOrigin) return '/';
+  const target = `${url.pathname}${url.search}${url.hash}`;
+  // "/.//evil.example" resolves to the path "//evil.example", which a browser reads as a host.
+  return target.startsWith('//') ? '/' : target;
 }
 
 /** The image ids a gallery selection form sent (checkboxes named "ids"), at most 500. */

@@ -100,7 +100,7 @@ shareRoutes.post('/shares/:id/revoke', requireUser, async (c) => {
   const form = await formFields(c);
   const link = c.var.services.shares.revoke(user, c.req.param('id'));
   audit(c, 'share_revoke', { target: link.id });
-  const back = safeNext(form.back);
+  const back = safeNext(form.back, c.var.config.appOrigin);
   return c.redirect(back === '/' ? '/shares?revoked=1' : back, 303);
 });
 

@@ -313,10 +313,24 @@ export function createImages(
 
 export type Images = ReturnType<typeof createImages>;
 
-/** Strips control characters and surrounding space, and caps the length in characters. */
+/**
+ * Strips control characters, line separators and invisible format characters (Unicode Cf: bidi
+ * overrides and isolates, zero-width spaces, BOM, soft hyphen) and surrounding space, and caps the
+ * length in characters. Kept: a joiner (U+200C/U+200D) between two visible characters, which emoji
+ * sequences (👩‍💻) and Persian or Indic spelling need, and the tag characters of a flag (🏴󠁧󠁢󠁳󠁣󠁴󠁿).
+ */
 export function cleanText(input: string, max: number): string {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: removing them is the point
-  return [...input.replace(/[\u0000-\u001f\u007f-\u009f]/g, '').trim()].slice(0, max).join('');
+  const visible = input.replace(
+    /([\p{L}\p{M}\p{Extended_Pictographic}\p{Emoji_Modifier}\uFE0F][\u200C\u200D](?=[\p{L}\p{Extended_Pictographic}]))|(\u{1F3F4}[\u{E0020}-\u{E007E}]+\u{E007F})|[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu,
+    (_, joined?: string, flag?: string) => joined ?? flag ?? '',
+  );
+  const chars = [...visible.trim()];
+  if (chars.length <= max) return chars.join('');
+  // A cut through an emoji sequence or a flag must not leave its invisible half at the end.
+  return chars
+    .slice(0, max)
+    .join('')
+    .replace(/[\u200C\u200D\u{E0020}-\u{E007E}]+$/u, '');
 }
 
 export const withoutExtension = (name: string) => name.replace(/\.[A-Za-z0-9]{1,5}$/, '');

@@ -11,7 +11,7 @@ export function LoginPage(props: { email?: string; next?: string; error?: string
         <Notice message={props.notice} />
         <ErrorMessage message={props.error} />
         <form method="post" action="/login" class="stack">
-          {props.next ? <input type="hidden" name="next" value={props.next} /> : null}
+          {props.next && props.next !== '/' ? <input type="hidden" name="next" value={props.next} /> : null}
           <label for="email">Email</label>
           <input
             id="email"

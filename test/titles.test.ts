@@ -1,0 +1,96 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Client, makeTestApp, signUp, type TestApp } from './support/app.js';
+import { makePng } from './support/images.js';
+import { upload } from './support/uploads.js';
+
+/** Invisible characters that reorder or hide text (Unicode general category Cf), and line separators. */
+const INVISIBLE = [
+  '\u200e', // left-to-right mark
+  '\u200f', // right-to-left mark
+  '\u202a', // left-to-right embedding
+  '\u202b', // right-to-left embedding
+  '\u202c', // pop directional formatting
+  '\u202d', // left-to-right override
+  '\u202e', // right-to-left override
+  '\u2066', // left-to-right isolate
+  '\u2067', // right-to-left isolate
+  '\u2068', // first strong isolate
+  '\u2069', // pop directional isolate
+  '\u061c', // Arabic letter mark
+  '\u200b', // zero-width space
+  '\u2060', // word joiner
+  '\ufeff', // byte order mark
+  '\u00ad', // soft hyphen
+  '\u180e', // Mongolian vowel separator
+  '\u{e0001}', // language tag
+  '\u2028', // line separator
+  '\u2029', // paragraph separator
+];
+
+describe('titles and names', () => {
+  let t: TestApp;
+  let alice: Client;
+  let imageId: string;
+
+  beforeAll(async () => {
+    t = await makeTestApp();
+    alice = t.client();
+    await signUp(alice, 'alice@example.com');
+    imageId = await upload(alice, await makePng(), 'start.png');
+  });
+  afterAll(() => t.close());
+
+  const stored = (id: string) =>
+    t.services.db.prepare('SELECT title, original_name FROM images WHERE id = ?').get(id) as {
+      title: string;
+      original_name: string;
+    };
+
+  async function rename(title: string) {
+    const res = await alice.post(`/images/${imageId}/rename`, { title });
+    return { status: res.status, title: stored(imageId).title };
+  }
+
+  it('drops a right-to-left override that would show "exe.png" as "gnp.exe"', async () => {
+    expect(await rename('holiday\u202egnp.exe')).toEqual({ status: 303, title: 'holidaygnp.exe' });
+    const page = await (await alice.get(`/images/${imageId}`)).text();
+    expect(page).toContain('holidaygnp.exe');
+    expect(page).not.toContain('\u202e');
+  });
+
+  it('drops every bidi control, zero-width and format character, wherever it stands', async () => {
+    for (const ch of INVISIBLE) {
+      const what = `U+${ch.codePointAt(0)?.toString(16)}`;
+      expect(await rename(`${ch}a${ch}b${ch}${ch}c${ch}`), what).toEqual({ status: 303, title: 'abc' });
+    }
+  });
+
+  it('refuses a title made only of invisible characters', async () => {
+    const res = await alice.post(`/images/${imageId}/rename`, { title: ` ${INVISIBLE.join('')} ` });
+    expect(res.status).toBe(400);
+    expect(await res.text()).toContain('Give the image a title.');
+  });
+
+  it('keeps emoji sequences, flags and the joiners Persian and Hindi spelling need', async () => {
+    for (const title of [
+      '👩🏽‍💻 at work',
+      '👨‍👩‍👧‍👦 family',
+      '🏳️‍🌈 parade',
+      '🏴󠁧󠁢󠁳󠁣󠁴󠁿 Edinburgh',
+      'می‌خواهم', // ZWNJ between two Persian letters
+      'क्‍ष', // ZWJ after a virama
+    ]) {
+      expect(await rename(title), title).toEqual({ status: 303, title });
+    }
+  });
+
+  it('leaves no dangling joiner where the length cap cuts an emoji sequence', async () => {
+    const { title } = await rename(`${'a'.repeat(198)}👩‍💻`);
+    expect(title).toBe(`${'a'.repeat(198)}👩`);
+  });
+
+  it('cleans the file name an upload brings, and the title made from it', async () => {
+    const id = await upload(alice, await makePng(), '\u2067cat\u2069\u202e\u200bgnp.exe.png');
+    expect(stored(id)).toEqual({ title: 'catgnp.exe', original_name: 'catgnp.exe.png' });
+  });
+});
