@@ -153,6 +153,13 @@ export class Client {
     });
   }
 
+  /** A second client that starts with these cookies and keeps its own from then on. */
+  clone(): Client {
+    const copy = new Client(this.fetchFn, this.base, this.origin);
+    for (const [name, value] of this.cookies) copy.cookies.set(name, value);
+    return copy;
+  }
+
   cookieHeader(): string {
     return [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
   }
