@@ -106,11 +106,10 @@ const CHECKS: Check[] = [
   },
   { name: 'GET /', request: get(() => '/'), allowed: signedIn },
   { name: 'GET /shared', request: get(() => '/shared'), allowed: signedIn },
-  { name: 'GET /account/password', request: get(() => '/account/password'), allowed: signedIn },
   { name: 'GET /upload', request: get(() => '/upload'), allowed: uploaders },
   {
     name: 'POST /uploads/presign',
-    request: (c) => c.postJson('/uploads/presign', { name: 'x.png' }),
+    request: (c) => c.postJson('/uploads/presign', { name: 'x.png', size: 100 }),
     allowed: uploaders,
   },
   {
