@@ -14,8 +14,8 @@ import { type Client, signUp, signUpByInvite } from './support/app.js';
 import { makeJpeg } from './support/images.js';
 import { freePort, type ServerProcess, spawnServer } from './support/process.js';
 import { startTestStore } from './support/store.js';
-import { startStoreProxy } from './support/store-proxy.js';
 import { type Policy, postToBucket, upload } from './support/uploads.js';
+import { startWriteHoldingProxy } from './support/write-holding-proxy.js';
 
 const DAY = 24 * 60 * 60 * 1000;
 const KiB = 1024;
@@ -272,7 +272,7 @@ describe('the server process under signals', () => {
     dataDir = mkdtempSync(path.join(tmpdir(), 's3g-kill-complete-'));
     const store = await startTestStore();
     cleanups.push(() => store.close());
-    const proxy = await startStoreProxy(store.origin);
+    const proxy = await startWriteHoldingProxy(store.origin);
     cleanups.push(() => proxy.close());
     const s3 = {
       S3_ENDPOINT: `${proxy.origin}/s3`,

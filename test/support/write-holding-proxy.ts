@@ -12,7 +12,7 @@ interface HeldRequest {
  * `holdWrites()`, every request that would change the bucket is kept, whole, instead of being passed
  * on, so the test can act (kill the app) while the app waits on the store. Reads always pass.
  */
-export async function startStoreProxy(targetOrigin: string) {
+export async function startWriteHoldingProxy(targetOrigin: string) {
   const target = new URL(targetOrigin);
   let isHolding = false;
   const held: HeldRequest[] = [];
