@@ -1,170 +1,323 @@
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import { openDatabase } from '../src/db/connection.js';
 import { createServices } from '../src/services/index.js';
 import { createStorage } from '../src/storage/s3.js';
 import { embeddedStorageOptions } from '../src/storage-setup.js';
-import { type Client, signUp } from './support/app.js';
+import { type Client, signUp, signUpByInvite } from './support/app.js';
 import { makeJpeg } from './support/images.js';
 import { freePort, type ServerProcess, spawnServer } from './support/process.js';
-import type { Policy } from './support/uploads.js';
+import { startTestStore } from './support/store.js';
+import { type Policy, postToBucket, upload } from './support/uploads.js';
+import { startWriteHoldingProxy } from './support/write-holding-proxy.js';
 
 const DAY = 24 * 60 * 60 * 1000;
+const KiB = 1024;
+const MiB = 1024 * KiB;
+// Generous: two cores, other test files and argon2 sign-ups all compete for them.
+const PATIENCE = { timeout: 30_000, interval: 25 };
+// busboy may hold back a few bytes that could start the multipart boundary: look a little earlier.
+const BOUNDARY_SLACK = 128;
 
-/** Starts a multipart POST to the bucket and sends its body slowly; resolves with the final status. */
-function slowUpload(policy: Policy, bytes: Buffer, chunks: number, delayMs: number) {
-  const boundary = `b${Math.random().toString(16).slice(2)}`;
+/**
+ * A browser's multipart POST of `bytes` to the bucket, whose file bytes the test lets out:
+ * `sendUpTo(n)` sends the file up to byte n, `finish()` the rest. `status` is the answer, or -1
+ * when the connection broke without one.
+ */
+function formPost(policy: Policy, bytes: Buffer) {
+  const boundary = `b${randomBytes(8).toString('hex')}`;
+  const fields = Object.entries({ ...policy.fields, 'Content-Type': 'image/jpeg' })
+    .map(([k, v]) => `--${boundary}\r\nContent-Disposition: form-data; name="${k}"\r\n\r\n${v}\r\n`)
+    .join('');
   const head = Buffer.from(
-    Object.entries({ ...policy.fields, 'Content-Type': 'image/jpeg' })
-      .map(([k, v]) => `--${boundary}\r\nContent-Disposition: form-data; name="${k}"\r\n\r\n${v}\r\n`)
-      .join('') + `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="x.jpg"\r\n\r\n`,
+    `${fields}--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="x.jpg"\r\n\r\n`,
   );
   const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
   const url = new URL(policy.url);
-  let started!: () => void;
-  const isStarted = new Promise<void>((resolve) => {
-    started = resolve;
+  const req = http.request({
+    host: url.hostname,
+    port: url.port,
+    path: url.pathname,
+    method: 'POST',
+    agent: false,
+    headers: {
+      'Content-Type': `multipart/form-data; boundary=${boundary}`,
+      'Content-Length': head.length + bytes.length + tail.length,
+    },
   });
-  const done = new Promise<number>((resolve) => {
-    const req = http.request(
-      {
-        host: url.hostname,
-        port: url.port,
-        path: url.pathname,
-        method: 'POST',
-        agent: false,
-        headers: {
-          'Content-Type': `multipart/form-data; boundary=${boundary}`,
-          'Content-Length': head.length + bytes.length + tail.length,
-          // The server's "100 Continue" proves it has accepted and begun this request: in flight.
-          Expect: '100-continue',
-        },
-      },
-      (res) => {
-        res.resume();
-        res.on('end', () => resolve(res.statusCode ?? 0));
-      },
-    );
-    req.on('error', () => resolve(-1));
-    const size = Math.ceil(bytes.length / chunks);
-    let i = 0;
-    req.once('continue', () => {
-      started();
-      req.write(head);
-      next();
+  const status = new Promise<number>((resolve) => {
+    req.on('response', (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+      res.on('error', () => resolve(-1));
     });
-    const next = () => {
-      if (i * size >= bytes.length) {
-        req.end(tail);
-        return;
-      }
-      req.write(bytes.subarray(i * size, (i + 1) * size));
-      i++;
-      setTimeout(next, delayMs);
-    };
+    req.on('error', () => resolve(-1));
   });
-  return { isStarted, done };
+  req.write(head);
+  let sent = 0;
+  return {
+    status,
+    sendUpTo(n: number) {
+      req.write(bytes.subarray(sent, n));
+      sent = n;
+    },
+    finish() {
+      req.end(Buffer.concat([bytes.subarray(sent), tail]));
+    },
+  };
 }
 
-async function presign(client: Client, name: string): Promise<Policy> {
-  const res = await client.postJson('/uploads/presign', { name });
-  expect(res.status).toBe(200);
+/** The store's temp files: where an upload's bytes sit until they are published by rename. */
+const tmpDirOf = (dataDir: string) => path.join(dataDir, 'objects', 'tmp');
+
+function tempFiles(dataDir: string): Buffer[] {
+  const dir = tmpDirOf(dataDir);
+  const files: Buffer[] = [];
+  for (const name of readdirSync(dir)) {
+    try {
+      files.push(readFileSync(path.join(dir, name)));
+    } catch {
+      // Published or removed between the listing and the read.
+    }
+  }
+  return files;
+}
+
+/**
+ * Waits until the first `n` bytes of each body are on the store's disk, in its temp files: the
+ * bytes before n (less the boundary slack) are found there, and a file is written in order.
+ */
+async function waitForBytesOnDisk(dataDir: string, bodies: Buffer[], n: number) {
+  const probes = bodies.map((b) => b.subarray(n - BOUNDARY_SLACK - 4 * KiB, n - BOUNDARY_SLACK));
+  await vi.waitFor(() => {
+    const files = tempFiles(dataDir);
+    const missing = probes.filter((p) => !files.some((f) => f.includes(p))).length;
+    if (missing > 0) throw new Error(`${missing} of ${probes.length} uploads have not reached the disk yet`);
+  }, PATIENCE);
+}
+
+/** Waits until nothing listens on the port any more: a stopping server has closed its listener. */
+async function waitUntilRefused(port: number) {
+  await vi.waitFor(
+    () =>
+      new Promise<void>((resolve, reject) => {
+        const socket = net.connect(port, '127.0.0.1');
+        socket.once('connect', () => {
+          socket.destroy();
+          reject(new Error('still accepting connections'));
+        });
+        socket.once('error', () => resolve());
+      }),
+    PATIENCE,
+  );
+}
+
+async function presign(client: Client, name: string, size: number): Promise<Policy> {
+  const res = await client.postJson('/uploads/presign', { name, size });
+  expect(res.status, await res.clone().text()).toBe(200);
   return (await res.json()) as Policy;
 }
 
-/** Services on the data dir after a crash, with a clock a day ahead and the restarted store. */
-function servicesAfter(dataDir: string, port: number) {
-  const creds = JSON.parse(readFileSync(path.join(dataDir, 'embedded-s3.json'), 'utf8'));
-  const config = loadConfig({
-    DATA_DIR: dataDir,
-    PORT: String(port),
-    APP_ORIGIN: `http://127.0.0.1:${port}`,
-  });
+/** The ids of the images the gallery page shows its signed-in user. */
+async function galleryIds(client: Client): Promise<string[]> {
+  const res = await client.get('/');
+  expect(res.status).toBe(200);
+  return [...(await res.text()).matchAll(/id="image-([a-z0-9]+)"/g)].map((m) => m[1] as string);
+}
+
+/** What the image's download link serves: the original's bytes. */
+async function downloadOriginal(client: Client, imageId: string): Promise<Buffer> {
+  const res = await client.get(`/images/${imageId}/download`);
+  expect(res.status).toBe(303);
+  const file = await fetch(res.headers.get('location') ?? '');
+  expect(file.status).toBe(200);
+  return Buffer.from(await file.arrayBuffer());
+}
+
+/** Services on the data dir after a crash, with a clock a day ahead, on the given storage settings. */
+function servicesAfter(dataDir: string, env: Record<string, string>, embeddedPort?: number) {
+  const config = loadConfig({ DATA_DIR: dataDir, ...env });
+  const storageOptions =
+    embeddedPort === undefined
+      ? config.s3
+      : embeddedStorageOptions(
+          config,
+          JSON.parse(readFileSync(path.join(dataDir, 'embedded-s3.json'), 'utf8')),
+          embeddedPort,
+        );
+  if (!storageOptions) throw new Error('no storage settings');
   const db = openDatabase(path.join(dataDir, 'gallery.db'));
-  const storage = createStorage(embeddedStorageOptions(config, creds, port));
-  return createServices({ db, storage, clock: () => Date.now() + DAY, config });
+  return createServices({
+    db,
+    storage: createStorage(storageOptions),
+    clock: () => Date.now() + DAY,
+    config,
+  });
+}
+
+type Services = ReturnType<typeof servicesAfter>;
+
+/** Every object under the user's prefix is one an image row names, and every key a row names is there. */
+async function expectBucketMatchesRows(services: Services, ownerId: string) {
+  const rows = services.db
+    .prepare('SELECT original_key, display_key, thumb_key FROM images WHERE owner_id = ?')
+    .all(ownerId) as Record<string, string>[];
+  const referenced = rows.flatMap((r) => Object.values(r)).sort();
+  const listed = await services.storage.list(`users/${ownerId}/`);
+  expect(listed.keys.map((k) => k.key).sort()).toEqual(referenced);
 }
 
 describe('the server process under signals', () => {
   let dataDir: string;
   let server: ServerProcess | undefined;
+  const cleanups: (() => Promise<void>)[] = [];
 
   afterEach(async () => {
     if (server && server.child.exitCode === null) {
       server.child.kill('SIGKILL');
       await server.exited;
     }
+    for (const cleanup of cleanups.splice(0)) await cleanup();
     rmSync(dataDir, { recursive: true, force: true });
   });
 
-  it('finishes 50 in-flight uploads after SIGTERM, then exits 0', async () => {
+  it('finishes 50 uploads it had begun storing when SIGTERM came, then exits 0', {
+    timeout: 120_000,
+  }, async () => {
     dataDir = mkdtempSync(path.join(tmpdir(), 's3g-term-'));
-    server = await spawnServer(dataDir, await freePort());
-    const client = server.client();
-    await signUp(client, 'owner@example.com');
-    const policies = await Promise.all(Array.from({ length: 50 }, (_, i) => presign(client, `f${i}.jpg`)));
-    const bytes = await makeJpeg(64, 64);
-    const uploads = policies.map((p) => slowUpload(p, bytes, 8, 100));
-    await Promise.all(uploads.map((u) => u.isStarted));
+    const port = await freePort();
+    server = await spawnServer(dataDir, port, { SIGNUP: 'invite' });
+    // Ten uploads each for five accounts: one person may hold only so many open uploads.
+    const admin = server.client();
+    await signUp(admin, 'admin@example.com');
+    const uploaders = [admin];
+    for (let i = 1; i < 5; i++)
+      uploaders.push(await signUpByInvite(admin, server.client(), `member${i}@example.com`, 'member'));
+    const bodies = Array.from({ length: 50 }, () => randomBytes(64 * KiB));
+    const policies: Policy[] = [];
+    for (const [i, body] of bodies.entries())
+      policies.push(await presign(uploaders[i % 5] as Client, `f${i}.jpg`, body.length));
+    const posts = policies.map((p, i) => formPost(p, bodies[i] as Buffer));
+
+    // Each upload is under way in the store: half of its file is on the disk.
+    for (const post of posts) post.sendUpTo(32 * KiB);
+    await waitForBytesOnDisk(dataDir, bodies, 32 * KiB);
     server.child.kill('SIGTERM');
-    const statuses = await Promise.all(uploads.map((u) => u.done));
-    expect(statuses).toEqual(Array(50).fill(201));
+    await waitUntilRefused(port);
+    for (const post of posts) post.finish();
+
+    expect(await Promise.all(posts.map((p) => p.status))).toEqual(Array(50).fill(201));
     expect(await server.exited).toBe(0);
 
-    // Every upload really landed, and the database closed cleanly.
-    server = await spawnServer(dataDir, Number(new URL(server.origin).port));
-    const services = servicesAfter(dataDir, Number(new URL(server.origin).port));
-    for (const p of policies) expect((await services.storage.head(p.key))?.size).toBe(bytes.length);
+    // Every upload really landed, whole, and the database closed cleanly.
+    server = await spawnServer(dataDir, port, { SIGNUP: 'invite' });
+    const services = servicesAfter(dataDir, { PORT: String(port), APP_ORIGIN: server.origin }, port);
+    for (const [i, p] of policies.entries()) {
+      const stored = await services.storage.getRange(p.key, 0, 64 * KiB - 1);
+      expect(Buffer.from(stored).equals(bodies[i] as Buffer), p.key).toBe(true);
+    }
     expect(services.db.pragma('integrity_check', { simple: true })).toBe('ok');
     services.db.close();
   });
 
-  it('after SIGKILL mid-upload and mid-completion, shows no partial object and reconcile settles the rest', async () => {
-    dataDir = mkdtempSync(path.join(tmpdir(), 's3g-kill-'));
+  it('after SIGKILL with half an upload on the disk, shows no partial object, sweeps the temp file and loses nothing stored', {
+    timeout: 120_000,
+  }, async () => {
+    dataDir = mkdtempSync(path.join(tmpdir(), 's3g-kill-upload-'));
     const port = await freePort();
     server = await spawnServer(dataDir, port);
     const client = server.client();
     await signUp(client, 'owner@example.com');
+    const kept = await makeJpeg(640, 480);
+    const keptId = await upload(client, kept, 'kept.jpg');
 
-    // A completion cut short: the process dies while it decodes a large image.
-    const big = await makeJpeg(4000, 3000);
-    const finished = await presign(client, 'big.jpg');
-    const put = slowUpload(finished, big, 1, 0);
-    expect(await put.done).toBe(201);
-    const completing = client.postJson('/uploads/complete', { key: finished.key }).catch(() => null);
-    await new Promise((r) => setTimeout(r, 60));
-
-    // An upload cut short: half the bytes are on their way when the process dies.
-    const cut = await presign(client, 'cut.jpg').catch(() => null);
-    const cutUpload = cut ? slowUpload(cut, big, 20, 50) : null;
-    await cutUpload?.isStarted;
+    const body = randomBytes(2 * MiB);
+    const cut = await presign(client, 'cut.jpg', body.length);
+    const post = formPost(cut, body);
+    post.sendUpTo(1 * MiB);
+    await waitForBytesOnDisk(dataDir, [body], 1 * MiB);
     server.child.kill('SIGKILL');
     await server.exited;
-    await completing;
+    expect(await post.status).toBe(-1); // no answer: the process died mid-body
+    expect(tempFiles(dataDir).some((f) => f.includes(body.subarray(0, 4 * KiB)))).toBe(true);
 
     server = await spawnServer(dataDir, port);
-    const services = servicesAfter(dataDir, port);
+    expect(readdirSync(tmpDirOf(dataDir))).toEqual([]);
+    const services = servicesAfter(dataDir, { PORT: String(port), APP_ORIGIN: server.origin }, port);
     expect(services.db.pragma('integrity_check', { simple: true })).toBe('ok');
-    expect(readdirSync(path.join(dataDir, 'objects', 'tmp'))).toEqual([]);
-    if (cut) expect(await services.storage.head(cut.key)).toBeNull();
+    expect(await services.storage.head(cut.key)).toBeNull();
+    // The session survived; the kept image is whole, and nothing of the cut one shows.
+    expect(await galleryIds(client)).toEqual([keptId]);
+    expect((await downloadOriginal(client, keptId)).equals(kept)).toBe(true);
 
     const report = await services.reconcile.run({ apply: true });
-    const owner = services.users.findByEmail('owner@example.com');
-    const rows = services.db
-      .prepare('SELECT original_key, display_key, thumb_key FROM images WHERE owner_id = ?')
-      .all(owner?.id) as Record<string, string>[];
-    // The cut-short completion ends as exactly one image, whichever side of the kill it reached.
-    expect(rows.map((r) => r.original_key)).toEqual([finished.key]);
-    expect(services.db.prepare('SELECT count(*) FROM pending_uploads').pluck().get()).toBe(0);
-    if (cut) expect(report.expired).toContain(cut.key);
-    // Nothing in the bucket that no row names: renditions written before the kill are gone.
-    const referenced = new Set(rows.flatMap((r) => Object.values(r)));
-    const listed = await services.storage.list(`users/${owner?.id}/`);
-    expect(listed.keys.map((k) => k.key).sort()).toEqual([...referenced].sort());
+    expect(report.expired).toContain(cut.key);
+    expect(report.completed).toEqual([]);
+    expect((await client.postJson('/uploads/complete', { key: cut.key })).status).toBe(404);
+    expect(await galleryIds(client)).toEqual([keptId]);
+    const ownerId = services.users.findByEmail('owner@example.com')?.id ?? '';
+    await expectBucketMatchesRows(services, ownerId);
+    services.db.close();
+  });
+
+  it('after SIGKILL while completion waits on the store, shows nothing until reconcile completes exactly one image', {
+    timeout: 120_000,
+  }, async () => {
+    dataDir = mkdtempSync(path.join(tmpdir(), 's3g-kill-complete-'));
+    const store = await startTestStore();
+    cleanups.push(() => store.close());
+    const proxy = await startWriteHoldingProxy(store.origin);
+    cleanups.push(() => proxy.close());
+    const s3 = {
+      S3_ENDPOINT: `${proxy.origin}/s3`,
+      S3_BUCKET: store.bucket,
+      S3_REGION: store.region,
+      S3_ACCESS_KEY_ID: store.credentials.accessKeyId,
+      S3_SECRET_ACCESS_KEY: store.credentials.secretAccessKey,
+      S3_FORCE_PATH_STYLE: 'true',
+    };
+    const port = await freePort();
+    server = await spawnServer(dataDir, port, s3);
+    const client = server.client();
+    await signUp(client, 'owner@example.com');
+    const jpeg = await makeJpeg(1200, 900);
+    const policy = await presign(client, 'big.jpg', jpeg.length);
+    expect((await postToBucket(policy, jpeg, 'image/jpeg', 'big.jpg')).status).toBe(201);
+
+    // Completion has read the upload and now writes to the bucket: the store holds that write.
+    const held = proxy.holdWrites();
+    const completing = client.postJson('/uploads/complete', { key: policy.key }).then(
+      (res) => res.status,
+      () => -1,
+    );
+    await held;
+    server.child.kill('SIGKILL');
+    await server.exited;
+    expect(await completing).toBe(-1); // the browser got no answer
+    // What the app had sent still reaches the store after its death: it must not count as done.
+    const late = await proxy.release();
+    expect(late.length).toBeGreaterThan(0);
+    for (const status of late) expect(status >= 200 && status < 300, `store answered ${status}`).toBe(true);
+
+    server = await spawnServer(dataDir, port, s3);
+    expect(await galleryIds(client)).toEqual([]);
+    const services = servicesAfter(dataDir, { ...s3, PORT: String(port), APP_ORIGIN: server.origin });
+    expect(services.db.pragma('integrity_check', { simple: true })).toBe('ok');
+
+    const report = await services.reconcile.run({ apply: true });
+    expect(report.completed).toEqual([policy.key]);
+    const ids = await galleryIds(client);
+    expect(ids).toHaveLength(1);
+    expect((await downloadOriginal(client, ids[0] as string)).equals(jpeg)).toBe(true);
+    // What the dead completion wrote is gone; only the objects of the one image stay.
+    const ownerId = services.users.findByEmail('owner@example.com')?.id ?? '';
+    await expectBucketMatchesRows(services, ownerId);
     services.db.close();
   });
 });

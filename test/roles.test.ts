@@ -1,6 +1,9 @@
+import { inspectRoutes } from 'hono/dev';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client } from './support/app.js';
-import { makeTestApp, signUp, signUpWithRole, type TestApp } from './support/app.js';
+import { makeTestApp, PASSWORD, signUp, signUpWithRole, type TestApp } from './support/app.js';
+import { makePng } from './support/images.js';
+import { type Policy, postToBucket } from './support/uploads.js';
 
 const ACTORS = ['logged-out', 'viewer', 'owner', 'other-member', 'admin'] as const;
 type Actor = (typeof ACTORS)[number];
@@ -16,13 +19,30 @@ interface Fixture {
   /** a share link of the owner's, made fresh for each check */
   linkId: string;
   token: string;
+  /** an upload of the owner's that reached the bucket and waits to be completed */
+  pendingUpload(): Promise<string>;
+  /** an open invite */
+  invite(): Promise<{ id: string; token: string }>;
+  /** a link of the owner's that asks for SHARE_PASSWORD */
+  passwordLink(): Promise<string>;
+  /** an account that exists to be deleted */
+  doomedUser(): Promise<{ id: string; email: string }>;
+  /** a second session of the same actor (a fresh client when logged out), so logging out spares the first */
+  newSession(): Promise<Client>;
 }
 
 interface Check {
+  /** the route as the app registers it ("GET /images/:id"), then the case in brackets if any */
   name: string;
   request: (client: Client, f: Fixture) => Promise<Response>;
   allowed: Actor[];
+  /** whether a response means the actor was let through, when it is not `wasAllowed` */
+  judge?: (res: Response) => boolean;
 }
+
+const SHARE_PASSWORD = 'a share password';
+const routeOf = (check: Check) => check.name.replace(/ \(.*\)$/, '');
+let signups = 0;
 
 const signedIn: Actor[] = ['viewer', 'owner', 'other-member', 'admin'];
 const uploaders: Actor[] = ['owner', 'other-member', 'admin'];
@@ -36,17 +56,71 @@ const post =
   (c: Client, f: Fixture) =>
     c.postForm(path(f), fields(f));
 
-/** Every route of the app, with who may use it. A route missing here is a route nobody reviewed. */
+/**
+ * Every route of the app, with who may use it. A route missing here is a route nobody reviewed:
+ * the first test fails on it. Requests that would replace the actor's own session cookie (log in,
+ * sign up) go from a clone of the actor's client.
+ */
 const CHECKS: Check[] = [
+  { name: 'GET /vendor/htmx.min.js', request: get(() => '/vendor/htmx.min.js'), allowed: everyone },
   { name: 'GET /healthz', request: get(() => '/healthz'), allowed: everyone },
+  {
+    name: 'GET /signup',
+    request: async (c, f) => c.get(`/signup?invite=${(await f.invite()).token}`),
+    allowed: everyone,
+  },
+  {
+    name: 'POST /signup',
+    request: async (c, f) =>
+      c.clone().post('/signup', {
+        email: `signup-${++signups}@example.com`,
+        password: PASSWORD,
+        invite: (await f.invite()).token,
+      }),
+    allowed: everyone,
+  },
+  { name: 'GET /login', request: get(() => '/login'), allowed: everyone },
+  {
+    name: 'POST /login',
+    request: (c) => c.clone().post('/login', { email: 'login@example.com', password: PASSWORD }),
+    allowed: everyone,
+  },
+  {
+    name: 'POST /logout',
+    request: async (_c, f) => (await f.newSession()).post('/logout'),
+    allowed: everyone,
+    judge: (res) => res.status === 303 && res.headers.get('location') === '/login?loggedOut=1',
+  },
+  { name: 'GET /account/password', request: get(() => '/account/password'), allowed: signedIn },
+  {
+    // The same password again: the actor's session is kept, the others of that account end.
+    name: 'POST /account/password',
+    request: post(
+      () => '/account/password',
+      () => [
+        ['current', PASSWORD],
+        ['password', PASSWORD],
+      ],
+    ),
+    allowed: signedIn,
+  },
   { name: 'GET /', request: get(() => '/'), allowed: signedIn },
   { name: 'GET /shared', request: get(() => '/shared'), allowed: signedIn },
-  { name: 'GET /account/password', request: get(() => '/account/password'), allowed: signedIn },
   { name: 'GET /upload', request: get(() => '/upload'), allowed: uploaders },
   {
     name: 'POST /uploads/presign',
-    request: (c) => c.postJson('/uploads/presign', { name: 'x.png' }),
+    request: (c) => c.postJson('/uploads/presign', { name: 'x.png', size: 100 }),
     allowed: uploaders,
+  },
+  {
+    name: 'GET /uploads/complete',
+    request: async (c, f) => c.get(`/uploads/complete?key=${encodeURIComponent(await f.pendingUpload())}`),
+    allowed: ['owner'],
+  },
+  {
+    name: 'POST /uploads/complete',
+    request: async (c, f) => c.postJson('/uploads/complete', { key: await f.pendingUpload() }),
+    allowed: ['owner'],
   },
   { name: 'GET /images/:id (private)', request: get((f) => `/images/${f.image}`), allowed: ownerOrAdmin },
   { name: 'GET /images/:id (shared)', request: get((f) => `/images/${f.shared}`), allowed: signedIn },
@@ -150,6 +224,11 @@ const CHECKS: Check[] = [
     allowed: ownerOrAdmin,
   },
   { name: 'GET /s/:token', request: get((f) => `/s/${f.token}`), allowed: everyone },
+  {
+    name: 'POST /s/:token',
+    request: async (c, f) => c.post(`/s/${await f.passwordLink()}`, { password: SHARE_PASSWORD }),
+    allowed: everyone,
+  },
   { name: 'GET /users/:id', request: get((f) => `/users/${f.ownerId}`), allowed: adminOnly },
   { name: 'GET /admin', request: get(() => '/admin'), allowed: adminOnly },
   { name: 'GET /admin/users/:id', request: get((f) => `/admin/users/${f.targetUserId}`), allowed: adminOnly },
@@ -170,8 +249,21 @@ const CHECKS: Check[] = [
     allowed: adminOnly,
   },
   {
+    name: 'POST /admin/users/:id/disable',
+    request: post((f) => `/admin/users/${f.targetUserId}/disable`),
+    allowed: adminOnly,
+  },
+  {
     name: 'POST /admin/users/:id/enable',
     request: post((f) => `/admin/users/${f.targetUserId}/enable`),
+    allowed: adminOnly,
+  },
+  {
+    name: 'POST /admin/users/:id/delete',
+    request: async (c, f) => {
+      const doomed = await f.doomedUser();
+      return c.post(`/admin/users/${doomed.id}/delete`, { confirm: doomed.email });
+    },
     allowed: adminOnly,
   },
   { name: 'GET /admin/invites', request: get(() => '/admin/invites'), allowed: adminOnly },
@@ -181,6 +273,11 @@ const CHECKS: Check[] = [
       () => '/admin/invites',
       () => [['role', 'viewer']],
     ),
+    allowed: adminOnly,
+  },
+  {
+    name: 'POST /admin/invites/:id/revoke',
+    request: async (c, f) => c.post(`/admin/invites/${(await f.invite()).id}/revoke`),
     allowed: adminOnly,
   },
   { name: 'GET /admin/changes', request: get(() => '/admin/changes'), allowed: adminOnly },
@@ -196,27 +293,48 @@ function wasAllowed(res: Response): boolean {
   throw new Error(`unexpected status ${res.status}`);
 }
 
+const EMAILS: Record<Exclude<Actor, 'logged-out'>, string> = {
+  viewer: 'viewer@example.com',
+  owner: 'owner@example.com',
+  'other-member': 'other@example.com',
+  admin: 'admin@example.com',
+};
+
 describe('the role matrix', () => {
   let t: TestApp;
   const clients = {} as Record<Actor, Client>;
   let ownerId: string;
+  let png: Buffer;
 
   beforeAll(async () => {
     t = await makeTestApp();
     const admin = t.client();
-    await signUp(admin, 'admin@example.com');
+    await signUp(admin, EMAILS.admin);
     clients.admin = admin;
-    clients.owner = await signUpWithRole(t, admin, 'owner@example.com', 'member');
-    clients['other-member'] = await signUpWithRole(t, admin, 'other@example.com', 'member');
-    clients.viewer = await signUpWithRole(t, admin, 'viewer@example.com', 'viewer');
+    clients.owner = await signUpWithRole(t, admin, EMAILS.owner, 'member');
+    clients['other-member'] = await signUpWithRole(t, admin, EMAILS['other-member'], 'member');
+    clients.viewer = await signUpWithRole(t, admin, EMAILS.viewer, 'viewer');
     clients['logged-out'] = t.client();
     await signUpWithRole(t, admin, 'target@example.com', 'viewer');
-    ownerId = t.user('owner@example.com').id;
+    await signUpWithRole(t, admin, 'login@example.com', 'viewer');
+    ownerId = t.user(EMAILS.owner).id;
+    png = await makePng(40, 30);
   });
   afterAll(() => t.close());
 
+  /**
+   * What a check makes on demand (an upload, an invite, an account to delete, ...) is shared by the
+   * actors it refuses, and made again after one it allows, who may have used it up.
+   */
+  const made = new Map<string, Promise<unknown>>();
+  function once<T>(name: string, make: () => Promise<T>): Promise<T> {
+    if (!made.has(name)) made.set(name, make());
+    return made.get(name) as Promise<T>;
+  }
+  let doomed = 0;
+
   /** Fresh images and a fresh link for every check, so one actor's delete cannot decide the next one's answer. */
-  async function fixture(): Promise<Fixture> {
+  async function fixture(actor: Actor): Promise<Fixture> {
     const before = new Set(t.imageIdsNewestFirst(ownerId));
     t.seedImages(ownerId, 2);
     const [image, shared] = t.imageIdsNewestFirst(ownerId).filter((id) => !before.has(id)) as [
@@ -224,21 +342,84 @@ describe('the role matrix', () => {
       string,
     ];
     t.services.db.prepare('UPDATE images SET is_shared = 1 WHERE id = ?').run(shared);
-    const owner = t.user('owner@example.com');
+    const owner = t.user(EMAILS.owner);
     const { token, link } = await t.services.shares.create(owner, [image], {
       expiry: '1d',
       allowDownload: false,
     });
-    return { image, shared, ownerId, targetUserId: t.user('target@example.com').id, linkId: link.id, token };
+    return {
+      image,
+      shared,
+      ownerId,
+      targetUserId: t.user('target@example.com').id,
+      linkId: link.id,
+      token,
+      pendingUpload: () =>
+        once('upload', async () => {
+          const res = await clients.owner.postJson('/uploads/presign', {
+            name: 'pending.png',
+            size: png.length,
+          });
+          expect(res.status).toBe(200);
+          const policy = (await res.json()) as Policy;
+          expect((await postToBucket(policy, png, 'image/png', 'pending.png')).status).toBe(201);
+          return policy.key;
+        }),
+      invite: () => once('invite', async () => t.services.invites.create('viewer', t.user(EMAILS.admin).id)),
+      passwordLink: () =>
+        once('password link', async () => {
+          const link = await t.services.shares.create(owner, [image], {
+            expiry: '1d',
+            allowDownload: false,
+            password: SHARE_PASSWORD,
+          });
+          return link.token;
+        }),
+      doomedUser: () =>
+        once('doomed user', async () => {
+          const email = `doomed-${++doomed}@example.com`;
+          await signUpWithRole(t, clients.admin, email, 'viewer');
+          return { id: t.user(email).id, email };
+        }),
+      async newSession() {
+        const client = t.client();
+        if (actor === 'logged-out') return client;
+        const res = await client.post('/login', { email: EMAILS[actor], password: PASSWORD });
+        expect(res.status).toBe(303);
+        return client;
+      },
+    };
   }
 
-  it('allows exactly the listed roles on every route', async () => {
+  it('has a row for every route the app registers, and none for a route it does not', () => {
+    const registered = new Set(
+      inspectRoutes(t.app)
+        .filter((r) => !r.isMiddleware)
+        .map((r) => `${r.method} ${r.path}`),
+    );
+    const listed = new Set(CHECKS.map(routeOf));
+    expect([...registered].filter((r) => !listed.has(r))).toEqual([]);
+    expect([...listed].filter((r) => !registered.has(r))).toEqual([]);
+  });
+
+  it('allows exactly the listed roles on every route', { timeout: 120_000 }, async () => {
     const mismatches: string[] = [];
     for (const check of CHECKS) {
+      made.clear();
       const allowedNow: Actor[] = [];
       for (const actor of ACTORS) {
-        const res = await check.request(clients[actor], await fixture());
-        if (wasAllowed(res)) allowedNow.push(actor);
+        const res = await check.request(clients[actor], await fixture(actor));
+        let isAllowed: boolean;
+        try {
+          isAllowed = check.judge ? check.judge(res) : wasAllowed(res);
+        } catch (err) {
+          mismatches.push(`${check.name} as ${actor}: ${(err as Error).message}`);
+          continue;
+        }
+        if (isAllowed) {
+          allowedNow.push(actor);
+          made.clear();
+        }
       }
       if (allowedNow.join() !== check.allowed.join())
         mismatches.push(`${check.name}: allowed ${allowedNow.join()} (expected ${check.allowed.join()})`);
@@ -247,16 +428,38 @@ describe('the role matrix', () => {
   });
 
   it('changes nothing when a refused actor tries a change', async () => {
-    const f = await fixture();
+    made.clear();
+    const f = await fixture('admin');
+    const key = await f.pendingUpload();
+    const invite = await f.invite();
+    const doomedUser = await f.doomedUser();
+    const target = f.targetUserId;
+    const ownersImages = t.count('images', `owner_id = '${ownerId}'`);
+    const targetState = () =>
+      t.services.db.prepare('SELECT role, is_disabled FROM users WHERE id = ?').get(target);
+    const targetBefore = targetState();
     for (const actor of ['viewer', 'other-member', 'logged-out'] as const) {
-      await clients[actor].post(`/images/${f.image}/rename`, { title: 'hijacked' });
-      await clients[actor].post(`/images/${f.shared}/delete`);
-      await clients[actor].post(`/images/${f.image}/visibility`, { shared: '1' });
-      await clients[actor].post(`/shares/${f.linkId}/revoke`);
+      const c = clients[actor];
+      await c.post(`/images/${f.image}/rename`, { title: 'hijacked' });
+      await c.post(`/images/${f.shared}/delete`);
+      await c.post(`/images/${f.image}/visibility`, { shared: '1' });
+      await c.post(`/shares/${f.linkId}/revoke`);
+      await c.postJson('/uploads/complete', { key });
+      await c.get(`/uploads/complete?key=${encodeURIComponent(key)}`);
+      await c.post(`/admin/users/${target}/disable`);
+      await c.post(`/admin/users/${target}/role`, { role: 'admin' });
+      await c.post(`/admin/users/${doomedUser.id}/delete`, { confirm: doomedUser.email });
+      await c.post(`/admin/invites/${invite.id}/revoke`);
     }
     expect(t.count('images', `id IN ('${f.image}', '${f.shared}')`)).toBe(2);
     expect(t.count('images', "title = 'hijacked'")).toBe(0);
     expect(t.count('images', `id = '${f.image}' AND is_shared = 0`)).toBe(1);
     expect(t.count('share_links', `id = '${f.linkId}' AND revoked_at IS NULL`)).toBe(1);
+    expect(t.count('images', `owner_id = '${ownerId}'`)).toBe(ownersImages);
+    expect(targetState()).toEqual(targetBefore);
+    expect(t.count('users', `id = '${doomedUser.id}'`)).toBe(1);
+    expect(t.count('invites', `id = '${invite.id}' AND revoked_at IS NULL`)).toBe(1);
+    // The owner can still complete the upload nobody else could.
+    expect((await clients.owner.postJson('/uploads/complete', { key })).status).toBe(200);
   });
 });

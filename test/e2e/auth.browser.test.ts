@@ -1,7 +1,14 @@
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PASSWORD } from '../support/app.js';
-import { launchBrowser, screenshotPath, skipBrowser } from '../support/browser.js';
+import {
+  BROWSER_TEST_TIMEOUT_MS,
+  launchBrowser,
+  newContext,
+  PATIENTLY,
+  screenshotPath,
+  skipBrowser,
+} from '../support/browser.js';
 import { startAppServer } from '../support/server.js';
 
 describe.skipIf(skipBrowser)('in a real browser', () => {
@@ -21,8 +28,13 @@ describe.skipIf(skipBrowser)('in a real browser', () => {
 
   for (const javaScriptEnabled of [true, false]) {
     const mode = javaScriptEnabled ? 'with JavaScript' : 'without JavaScript';
-    it(`signs up, sees the empty gallery, logs out and logs in again ${mode}`, async () => {
-      const context = await browser.newContext({ javaScriptEnabled, viewport: { width: 1100, height: 700 } });
+    it(`signs up, sees the empty gallery, logs out and logs in again ${mode}`, {
+      timeout: BROWSER_TEST_TIMEOUT_MS,
+    }, async () => {
+      const context = await newContext(browser, {
+        javaScriptEnabled,
+        viewport: { width: 1100, height: 700 },
+      });
       const page = await context.newPage();
       const errors: string[] = [];
       page.on('console', (m) => {
@@ -31,29 +43,36 @@ describe.skipIf(skipBrowser)('in a real browser', () => {
       const email = `person-${javaScriptEnabled ? 'js' : 'nojs'}@example.com`;
 
       await page.goto(`${origin}/`);
-      expect(new URL(page.url()).pathname).toBe('/login');
+      await expect.poll(() => new URL(page.url()).pathname, PATIENTLY).toBe('/login');
       await page.getByRole('link', { name: 'Sign up' }).first().click();
+      await expect.poll(() => new URL(page.url()).pathname, PATIENTLY).toBe('/signup');
       await page.getByLabel('Email').fill(email);
       await page.getByLabel('Password').fill(PASSWORD);
       await page.screenshot({ path: screenshotPath(`signup-${javaScriptEnabled ? 'js' : 'nojs'}`) });
       await page.getByRole('button', { name: 'Sign up' }).click();
 
-      await expect.poll(() => new URL(page.url()).pathname).toBe('/');
-      await expect.poll(() => page.getByRole('heading', { name: 'No images yet' }).isVisible()).toBe(true);
+      await expect.poll(() => new URL(page.url()).pathname, PATIENTLY).toBe('/');
+      await expect
+        .poll(() => page.getByRole('heading', { name: 'No images yet' }).isVisible(), PATIENTLY)
+        .toBe(true);
       expect(await page.locator('header').textContent()).toContain(email);
       await page.screenshot({ path: screenshotPath(`gallery-empty-${javaScriptEnabled ? 'js' : 'nojs'}`) });
 
       await page.getByRole('button', { name: 'Log out' }).click();
-      await expect.poll(() => page.getByText('You have been logged out.').isVisible()).toBe(true);
+      await expect.poll(() => page.getByText('You have been logged out.').isVisible(), PATIENTLY).toBe(true);
 
       await page.getByLabel('Password').fill('wrong password!!');
       await page.getByLabel('Email').fill(email);
       await page.getByRole('button', { name: 'Log in' }).click();
-      await expect.poll(() => page.getByRole('alert').textContent()).toContain('Incorrect email or password');
+      await expect
+        .poll(() => page.getByRole('alert').textContent(), PATIENTLY)
+        .toContain('Incorrect email or password');
 
       await page.getByLabel('Password').fill(PASSWORD);
       await page.getByRole('button', { name: 'Log in' }).click();
-      await expect.poll(() => page.getByRole('heading', { name: 'Your gallery' }).isVisible()).toBe(true);
+      await expect
+        .poll(() => page.getByRole('heading', { name: 'Your gallery' }).isVisible(), PATIENTLY)
+        .toBe(true);
       const cookies = await context.cookies();
       const session = cookies.find((c) => c.name === 's3g_session');
       expect(session?.httpOnly).toBe(true);

@@ -2,7 +2,14 @@
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PASSWORD } from '../support/app.js';
-import { launchBrowser, screenshotPath, skipBrowser } from '../support/browser.js';
+import {
+  BROWSER_TEST_TIMEOUT_MS,
+  launchBrowser,
+  newContext,
+  PATIENTLY,
+  screenshotPath,
+  skipBrowser,
+} from '../support/browser.js';
 import { makeJpeg, makePng } from '../support/images.js';
 import { startAppServer } from '../support/server.js';
 
@@ -26,40 +33,42 @@ describe.skipIf(skipBrowser)('uploading in a real browser, on the embedded store
     await page.getByLabel('Email').fill(email);
     await page.getByLabel('Password').fill(PASSWORD);
     await page.getByRole('button', { name: 'Sign up' }).click();
-    await expect.poll(() => new URL(page.url()).pathname).toBe('/');
+    await expect.poll(() => new URL(page.url()).pathname, PATIENTLY).toBe('/');
   }
 
-  it('uploads through the plain form with JavaScript off and lands on the new image', async () => {
-    const context = await browser.newContext({
+  it('uploads through the plain form with JavaScript off and lands on the new image', {
+    timeout: BROWSER_TEST_TIMEOUT_MS,
+  }, async () => {
+    const context = await newContext(browser, {
       javaScriptEnabled: false,
       viewport: { width: 1100, height: 800 },
     });
     const page = await context.newPage();
     await signUpIn(page, 'nojs@example.com');
     await page.getByRole('link', { name: 'Upload images' }).first().click();
-    expect(new URL(page.url()).pathname).toBe('/upload');
+    await expect.poll(() => new URL(page.url()).pathname, PATIENTLY).toBe('/upload');
     await page.getByLabel('Choose an image').setInputFiles({
       name: 'mountain.jpg',
       mimeType: 'image/jpeg',
       buffer: await makeJpeg(1000, 700),
     });
     await page.getByRole('button', { name: 'Upload' }).click();
-    await expect.poll(() => new URL(page.url()).pathname).toMatch(/^\/images\/[a-z0-9]+$/);
-    expect(await page.getByRole('status').textContent()).toContain('Uploaded.');
-    const width = await page
-      .locator('figure.display img')
-      .evaluate((img: HTMLImageElement) =>
-        img.complete
-          ? img.naturalWidth
-          : new Promise((r) => img.addEventListener('load', () => r(img.naturalWidth))),
-      );
-    expect(width).toBe(1000);
+    await expect.poll(() => new URL(page.url()).pathname, PATIENTLY).toMatch(/^\/images\/[a-z0-9]+$/);
+    await expect.poll(() => page.getByRole('status').textContent(), PATIENTLY).toContain('Uploaded.');
+    await expect
+      .poll(
+        () => page.locator('figure.display img').evaluate((img: HTMLImageElement) => img.naturalWidth),
+        PATIENTLY,
+      )
+      .toBe(1000);
     await page.screenshot({ path: screenshotPath('image-page-nojs') });
     await context.close();
   });
 
-  it('uploads two dropped files with progress bars with JavaScript on, then deletes one in place', async () => {
-    const context = await browser.newContext({ viewport: { width: 1100, height: 800 } });
+  it('uploads two dropped files with progress bars with JavaScript on, then deletes one in place', {
+    timeout: BROWSER_TEST_TIMEOUT_MS,
+  }, async () => {
+    const context = await newContext(browser, { viewport: { width: 1100, height: 800 } });
     const page = await context.newPage();
     const cspErrors: string[] = [];
     page.on('console', (m) => {
@@ -67,7 +76,7 @@ describe.skipIf(skipBrowser)('uploading in a real browser, on the embedded store
     });
     await signUpIn(page, 'js@example.com');
     await page.goto(`${origin}/upload`);
-    await expect.poll(() => page.getByText('…or drop images here').isVisible()).toBe(true);
+    await expect.poll(() => page.getByText('…or drop images here').isVisible(), PATIENTLY).toBe(true);
 
     const files = [
       { name: 'first.png', type: 'image/png', b64: (await makePng(500, 400)).toString('base64') },
@@ -84,7 +93,7 @@ describe.skipIf(skipBrowser)('uploading in a real browser, on the embedded store
     }, files);
     await page.dispatchEvent('#dropzone', 'drop', { dataTransfer });
 
-    await expect.poll(() => page.locator('#upload-list li.ok').count(), { timeout: 20_000 }).toBe(2);
+    await expect.poll(() => page.locator('#upload-list li.ok').count(), PATIENTLY).toBe(2);
     expect(await page.locator('#upload-list li.ok progress').count()).toBe(2);
     expect(await page.locator('#upload-list li.failed').textContent()).toContain(
       'Not a JPEG, PNG, GIF, WebP or AVIF',
@@ -94,10 +103,12 @@ describe.skipIf(skipBrowser)('uploading in a real browser, on the embedded store
     await page.goto(`${origin}/`);
     expect(await page.locator('#grid li.thumb').count()).toBe(2);
     await expect
-      .poll(() =>
-        page
-          .locator('#grid img')
-          .evaluateAll((imgs) => imgs.filter((i) => (i as HTMLImageElement).naturalWidth > 0).length),
+      .poll(
+        () =>
+          page
+            .locator('#grid img')
+            .evaluateAll((imgs) => imgs.filter((i) => (i as HTMLImageElement).naturalWidth > 0).length),
+        PATIENTLY,
       )
       .toBe(2);
     await page.screenshot({ path: screenshotPath('gallery-js') });
@@ -106,7 +117,7 @@ describe.skipIf(skipBrowser)('uploading in a real browser, on the embedded store
     const firstCard = page.locator('#grid li.thumb').first();
     const title = await firstCard.locator('.thumb-title').textContent();
     await firstCard.getByRole('link', { name: /Delete/ }).click();
-    await expect.poll(() => page.locator('#grid li.thumb').count()).toBe(1);
+    await expect.poll(() => page.locator('#grid li.thumb').count(), PATIENTLY).toBe(1);
     expect(new URL(page.url()).pathname).toBe('/');
     expect(await page.locator('#grid').textContent()).not.toContain(title?.replace('Select ', '') ?? '');
     expect(cspErrors).toEqual([]);

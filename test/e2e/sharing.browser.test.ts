@@ -2,7 +2,14 @@
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PASSWORD } from '../support/app.js';
-import { launchBrowser, screenshotPath, skipBrowser } from '../support/browser.js';
+import {
+  BROWSER_TEST_TIMEOUT_MS,
+  launchBrowser,
+  newContext,
+  PATIENTLY,
+  screenshotPath,
+  skipBrowser,
+} from '../support/browser.js';
 import { makeJpeg } from '../support/images.js';
 import { startAppServer } from '../support/server.js';
 
@@ -19,8 +26,10 @@ describe.skipIf(skipBrowser)('sharing and the admin console in a real browser', 
     await app?.close();
   });
 
-  it('shares an image by a password link, a stranger opens it, the owner revokes it, and the admin sees it all', async () => {
-    const owner = await browser.newContext({ viewport: { width: 1100, height: 900 } });
+  it('shares an image by a password link, a stranger opens it, the owner revokes it, and the admin sees it all', {
+    timeout: BROWSER_TEST_TIMEOUT_MS,
+  }, async () => {
+    const owner = await newContext(browser, { viewport: { width: 1100, height: 900 } });
     const page = await owner.newPage();
     const cspErrors: string[] = [];
     page.on('console', (m) => {
@@ -30,6 +39,7 @@ describe.skipIf(skipBrowser)('sharing and the admin console in a real browser', 
     await page.getByLabel('Email').fill('owner@example.com');
     await page.getByLabel('Password').fill(PASSWORD);
     await page.getByRole('button', { name: 'Sign up' }).click();
+    await expect.poll(() => new URL(page.url()).pathname, PATIENTLY).toBe('/');
     await page.goto(`${app.origin}/upload`);
     await page.getByLabel('Choose an image').setInputFiles({
       name: 'harbour.jpg',
@@ -37,10 +47,10 @@ describe.skipIf(skipBrowser)('sharing and the admin console in a real browser', 
       buffer: await makeJpeg(900, 600),
     });
     // upload.js starts as soon as a file is chosen.
-    await expect.poll(() => page.locator('#upload-list li.ok').count(), { timeout: 20_000 }).toBe(1);
+    await expect.poll(() => page.locator('#upload-list li.ok').count(), PATIENTLY).toBe(1);
     await page.goto(`${app.origin}/`);
     await page.locator('#grid a.thumb-link').first().click();
-    await expect.poll(() => new URL(page.url()).pathname).toMatch(/^\/images\/[a-z0-9]+$/);
+    await expect.poll(() => new URL(page.url()).pathname, PATIENTLY).toMatch(/^\/images\/[a-z0-9]+$/);
     const imagePath = new URL(page.url()).pathname;
 
     await page.getByLabel('Link expires after').selectOption('1d');
@@ -51,22 +61,27 @@ describe.skipIf(skipBrowser)('sharing and the admin console in a real browser', 
     expect(link).toMatch(/\/s\/[a-z2-7]{32}$/);
     await page.screenshot({ path: screenshotPath('image-page-share-link'), fullPage: true });
 
-    const stranger = await browser.newContext({ viewport: { width: 1000, height: 800 } });
+    const stranger = await newContext(browser, { viewport: { width: 1000, height: 800 } });
     const visitor = await stranger.newPage();
     const response = await visitor.goto(link);
     expect(response?.headers()['referrer-policy']).toBe('no-referrer');
     await visitor.getByLabel('Password').fill('harbour lights');
     await visitor.getByRole('button', { name: 'Show the images' }).click();
     await expect
-      .poll(() => visitor.locator('figure.display img').evaluate((img: HTMLImageElement) => img.naturalWidth))
+      .poll(
+        () => visitor.locator('figure.display img').evaluate((img: HTMLImageElement) => img.naturalWidth),
+        PATIENTLY,
+      )
       .toBe(900);
     expect(await visitor.getByRole('link', { name: /Download original/ }).count()).toBe(1);
     await visitor.screenshot({ path: screenshotPath('public-share-page'), fullPage: true });
 
     await page.goto(`${app.origin}${imagePath}`);
-    await expect.poll(() => page.locator('.sharing tbody td').nth(2).textContent()).toBe('1'); // one view
+    await expect.poll(() => page.locator('.sharing tbody td').nth(2).textContent(), PATIENTLY).toBe('1'); // one view
     await page.getByRole('button', { name: 'Revoke' }).click();
-    expect(await page.getByRole('status').first().textContent()).toContain('Link revoked.');
+    await expect
+      .poll(() => page.getByRole('status').first().textContent(), PATIENTLY)
+      .toContain('Link revoked.');
     const gone = await visitor.goto(link);
     expect(gone?.status()).toBe(410);
     expect(await visitor.locator('h1').textContent()).toBe('This link no longer works');
@@ -77,7 +92,8 @@ describe.skipIf(skipBrowser)('sharing and the admin console in a real browser', 
     await page.getByRole('link', { name: 'Audit log' }).click();
     await page.getByLabel('Action').selectOption('share_revoke');
     await page.getByRole('button', { name: 'Filter' }).click();
-    expect(await page.locator('table.audit tbody tr').count()).toBe(1);
+    await expect.poll(() => new URL(page.url()).searchParams.get('action'), PATIENTLY).toBe('share_revoke');
+    await expect.poll(() => page.locator('table.audit tbody tr').count(), PATIENTLY).toBe(1);
     await page.screenshot({ path: screenshotPath('admin-audit') });
     expect(cspErrors).toEqual([]);
     await stranger.close();

@@ -153,6 +153,13 @@ export class Client {
     });
   }
 
+  /** A second client that starts with these cookies and keeps its own from then on. */
+  clone(): Client {
+    const copy = new Client(this.fetchFn, this.base, this.origin);
+    for (const [name, value] of this.cookies) copy.cookies.set(name, value);
+    return copy;
+  }
+
   cookieHeader(): string {
     return [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
   }
@@ -188,10 +195,14 @@ export async function signUp(client: Client, email: string, extra: Record<string
 
 /** Signs up a user with the given role through an invite link the admin creates. */
 export async function signUpWithRole(t: TestApp, admin: Client, email: string, role: string) {
+  return signUpByInvite(admin, t.client(), email, role);
+}
+
+/** The same for any app, a spawned server's too: `client` becomes the new account. */
+export async function signUpByInvite(admin: Client, client: Client, email: string, role: string) {
   const res = await admin.post('/admin/invites', { role });
   const link = (await res.text()).match(/\/signup\?invite=([a-z0-9]+)/)?.[1];
   if (!link) throw new Error('no invite link on the page');
-  const client = t.client();
   await signUp(client, email, { invite: link });
   return client;
 }

@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { type Browser, chromium } from 'playwright-core';
+import { type Browser, type BrowserContextOptions, chromium } from 'playwright-core';
 
 export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
@@ -19,4 +19,20 @@ export function screenshotPath(name: string): string {
   const dir = path.resolve('test-results');
   mkdirSync(dir, { recursive: true });
   return path.join(dir, `${name}.png`);
+}
+
+/**
+ * How long a browser test waits for what a page should come to show. Sign-ups hash with argon2
+ * and uploads make renditions, on two cores other test files share: seconds, not vitest's 1 s.
+ */
+export const PATIENTLY = { timeout: 30_000, interval: 100 } as const;
+/** A whole browser test: several of those waits, a browser start and a few sign-ups. */
+export const BROWSER_TEST_TIMEOUT_MS = 180_000;
+
+/** A fresh browser profile whose actions and navigations wait as long as PATIENTLY does. */
+export async function newContext(browser: Browser, options: BrowserContextOptions = {}) {
+  const context = await browser.newContext(options);
+  context.setDefaultTimeout(PATIENTLY.timeout);
+  context.setDefaultNavigationTimeout(PATIENTLY.timeout);
+  return context;
 }
