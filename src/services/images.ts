@@ -321,7 +321,7 @@ export type Images = ReturnType<typeof createImages>;
  */
 export function cleanText(input: string, max: number): string {
   const visible = input.replace(
-    /([\p{L}\p{M}\p{Extended_Pictographic}\p{Emoji_Modifier}\uFE0F][\u200C\u200D](?=[\p{L}\p{Extended_Pictographic}]))|(\u{1F3F4}[\u{E0020}-\u{E007E}]+\u{E007F})|[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu,
+    /((?:[\p{L}\p{M}\p{Extended_Pictographic}\p{Emoji_Modifier}]|\uFE0F)(?:\u200C|\u200D)(?=[\p{L}\p{Extended_Pictographic}]))|(\u{1F3F4}[\u{E0020}-\u{E007E}]+\u{E007F})|[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu,
     (_, joined?: string, flag?: string) => joined ?? flag ?? '',
   );
   const chars = [...visible.trim()];
@@ -330,7 +330,7 @@ export function cleanText(input: string, max: number): string {
   return chars
     .slice(0, max)
     .join('')
-    .replace(/[\u200C\u200D\u{E0020}-\u{E007E}]+$/u, '');
+    .replace(/(?:\u200C|\u200D|[\u{E0020}-\u{E007E}])+$/u, '');
 }
 
 export const withoutExtension = (name: string) => name.replace(/\.[A-Za-z0-9]{1,5}$/, '');
