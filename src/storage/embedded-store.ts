@@ -15,6 +15,7 @@ import {
 } from './copy-source.js';
 import { DiskObjects, type ObjectMeta } from './disk.js';
 import { checkPolicy, parsePolicy } from './post-policy.js';
+import { requestBody } from './request-body.js';
 import {
   accessDenied,
   badRequest,
@@ -121,13 +122,12 @@ export function createEmbeddedStore(o: EmbeddedStoreOptions): EmbeddedStore {
   }
 
   async function putObject(req: IncomingMessage, res: ServerResponse, key: string, payloadHash: string) {
-    let body: Readable = req;
-    let trailerCrc: (() => string | undefined) | undefined;
+    let decoder: AwsChunkedDecoder | undefined;
     if (payloadHash === 'STREAMING-UNSIGNED-PAYLOAD-TRAILER') {
-      const decoder = new AwsChunkedDecoder();
-      body = req.pipe(decoder);
-      req.on('error', (err) => decoder.destroy(err));
-      trailerCrc = () => decoder.trailers.get('x-amz-checksum-crc32');
+      decoder = new AwsChunkedDecoder({
+        ...decodedLength(req),
+        allowedTrailers: announcedTrailers(req),
+      });
     } else if (payloadHash.startsWith('STREAMING-')) {
       throw notImplemented('Signed aws-chunked uploads are not supported by the embedded store.');
     } else if (payloadHash !== UNSIGNED_PAYLOAD && !/^[0-9a-f]{64}$/.test(payloadHash)) {
@@ -146,12 +146,18 @@ export function createEmbeddedStore(o: EmbeddedStoreOptions): EmbeddedStore {
     }
     const crcHeader = header(req, 'x-amz-checksum-crc32');
     const md5 = header(req, 'content-md5');
-    const meta = await disk.write(key, body, {
+    const trailers = decoder?.trailers;
+    const meta = await disk.write(key, requestBody(req), {
       contentType: header(req, 'content-type') ?? 'binary/octet-stream',
       metadata: userMetadata(req),
       maxBytes: MAX_PUT_BYTES,
+      ...(decoder ? { decode: decoder } : {}),
       ...(/^[0-9a-f]{64}$/.test(payloadHash) ? { sha256: payloadHash } : {}),
-      ...(crcHeader ? { crc32: crcHeader } : trailerCrc ? { crc32: trailerCrc } : {}),
+      ...(crcHeader
+        ? { crc32: crcHeader }
+        : trailers
+          ? { crc32: () => trailers.get('x-amz-checksum-crc32') }
+          : {}),
       ...(md5 ? { md5 } : {}),
     });
     res
@@ -593,6 +599,29 @@ function notImplemented(
 function header(req: IncomingMessage, name: string): string | undefined {
   const value = req.headers[name];
   return Array.isArray(value) ? value.join(',') : value;
+}
+
+/** x-amz-decoded-content-length: what an aws-chunked body must decode to. */
+function decodedLength(req: IncomingMessage): { decodedLength?: number } {
+  const value = header(req, 'x-amz-decoded-content-length');
+  if (value === undefined) return {};
+  if (!/^\d{1,16}$/.test(value))
+    throw badRequest('InvalidArgument', 'x-amz-decoded-content-length must be a number of bytes.');
+  return { decodedLength: Number(value) };
+}
+
+/** x-amz-trailer: the trailers an aws-chunked body may end with; only a CRC32 is checked here. */
+function announcedTrailers(req: IncomingMessage): Set<string> {
+  const names = (header(req, 'x-amz-trailer') ?? '')
+    .split(',')
+    .map((n) => n.trim().toLowerCase())
+    .filter(Boolean);
+  for (const name of names) {
+    if (name !== 'x-amz-checksum-crc32') {
+      throw badRequest('InvalidRequest', `The embedded store supports only CRC32 checksums, not ${name}.`);
+    }
+  }
+  return new Set(names);
 }
 
 function userMetadata(req: IncomingMessage): Record<string, string> {
