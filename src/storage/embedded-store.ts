@@ -14,6 +14,12 @@ import {
   parseCopySource,
 } from './copy-source.js';
 import { DiskObjects, type ObjectMeta } from './disk.js';
+import {
+  requireSendable,
+  requireSendableFields,
+  requireSendableMeta,
+  servedHeaders,
+} from './object-headers.js';
 import { checkPolicy, parsePolicy } from './post-policy.js';
 import { requestBody } from './request-body.js';
 import {
@@ -147,9 +153,9 @@ export function createEmbeddedStore(o: EmbeddedStoreOptions): EmbeddedStore {
     const crcHeader = header(req, 'x-amz-checksum-crc32');
     const md5 = header(req, 'content-md5');
     const trailers = decoder?.trailers;
+    const headers = objectHeaders(req);
     const meta = await disk.write(key, requestBody(req), {
-      contentType: header(req, 'content-type') ?? 'binary/octet-stream',
-      metadata: userMetadata(req),
+      ...headers,
       maxBytes: MAX_PUT_BYTES,
       ...(decoder ? { decode: decoder } : {}),
       ...(/^[0-9a-f]{64}$/.test(payloadHash) ? { sha256: payloadHash } : {}),
@@ -183,6 +189,7 @@ export function createEmbeddedStore(o: EmbeddedStoreOptions): EmbeddedStore {
     validateKey(sourceKey);
     const directive = metadataDirective(req);
     if (sourceKey === key && directive === 'COPY') throw copyToItself();
+    const replaced = directive === 'REPLACE' ? objectHeaders(req) : null;
     const object = await disk.open(sourceKey);
     if (!object) throw new S3Error(404, 'NoSuchKey', 'The specified key does not exist.', { Key: sourceKey });
     let meta: ObjectMeta;
@@ -190,9 +197,7 @@ export function createEmbeddedStore(o: EmbeddedStoreOptions): EmbeddedStore {
       checkCopyConditions(req, object.meta, now());
       const { size } = object.meta;
       meta = await disk.write(key, size === 0 ? Readable.from([]) : object.read(0, size - 1), {
-        ...(directive === 'REPLACE'
-          ? { contentType: header(req, 'content-type') ?? 'binary/octet-stream', metadata: userMetadata(req) }
-          : { contentType: object.meta.contentType, metadata: object.meta.metadata }),
+        ...(replaced ?? { contentType: object.meta.contentType, metadata: object.meta.metadata }),
         maxBytes: MAX_PUT_BYTES,
       });
     } finally {
@@ -224,16 +229,15 @@ export function createEmbeddedStore(o: EmbeddedStoreOptions): EmbeddedStore {
         ETag: etag,
         'Last-Modified': new Date(meta.lastModified).toUTCString(),
         'Accept-Ranges': 'bytes',
-        'Content-Type': meta.contentType,
+        ...servedHeaders(meta),
         'X-Content-Type-Options': 'nosniff',
         // Objects are user content on the app's own origin: never let one run as a page.
         'Content-Security-Policy': "default-src 'none'; sandbox",
       };
-      for (const [k, v] of Object.entries(meta.metadata)) headers[`x-amz-meta-${k}`] = v;
       for (const [name, value] of query) {
         const target = RESPONSE_OVERRIDES[name];
         if (!target) continue;
-        if (/[\r\n]/.test(value)) throw badRequest('InvalidArgument', `Invalid ${name}.`);
+        requireSendable(name, value);
         headers[target] = value;
       }
       const ifNoneMatch = header(req, 'if-none-match');
@@ -505,6 +509,7 @@ export function createEmbeddedStore(o: EmbeddedStoreOptions): EmbeddedStore {
     checked.set('key', key);
     checked.set('bucket', o.bucket);
     const range = checkPolicy(parsePolicy(policyText), checked, now());
+    requireSendableFields(fields);
     const metadata: Record<string, string> = {};
     for (const [name, value] of fields) {
       if (name.startsWith('x-amz-meta-')) metadata[name.slice(11)] = value;
@@ -624,12 +629,15 @@ function announcedTrailers(req: IncomingMessage): Set<string> {
   return new Set(names);
 }
 
-function userMetadata(req: IncomingMessage): Record<string, string> {
-  const out: Record<string, string> = {};
+/** The type and user metadata a PUT or a REPLACE copy gives the object, refused if they could not be served. */
+function objectHeaders(req: IncomingMessage): { contentType: string; metadata: Record<string, string> } {
+  const metadata: Record<string, string> = {};
   for (const [name, value] of Object.entries(req.headers)) {
-    if (name.startsWith('x-amz-meta-') && typeof value === 'string') out[name.slice(11)] = value;
+    if (name.startsWith('x-amz-meta-') && typeof value === 'string') metadata[name.slice(11)] = value;
   }
-  return out;
+  const contentType = header(req, 'content-type') ?? 'binary/octet-stream';
+  requireSendableMeta(contentType, metadata);
+  return { contentType, metadata };
 }
 
 function decodeSegment(text: string): string {

@@ -18,6 +18,8 @@ export function requestBody(req: IncomingMessage): Readable {
     req.off('close', onClose);
     req.unpipe(body);
   });
+  // Its errors reach whoever consumes it; this only covers a body an early refusal never consumed.
+  body.on('error', () => {});
   req.pipe(body);
   return body;
 }
