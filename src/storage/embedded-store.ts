@@ -21,7 +21,7 @@ import {
   servedHeaders,
 } from './object-headers.js';
 import { checkPolicy, parsePolicy } from './post-policy.js';
-import { requestBody } from './request-body.js';
+import { answerAndLinger, LINGER_MAX_BYTES, LINGER_MS, requestBody } from './request-body.js';
 import {
   accessDenied,
   badRequest,
@@ -47,6 +47,8 @@ export interface EmbeddedStoreOptions {
   credentials: { accessKeyId: string; secretAccessKey: string };
   mountPath?: string;
   now?: () => Date;
+  /** how long and how much the store reads of a request it refused early; tests shorten it */
+  lingerAfterError?: { ms: number; maxBytes: number };
 }
 
 export interface EmbeddedStore {
@@ -72,6 +74,7 @@ export function createEmbeddedStore(o: EmbeddedStoreOptions): EmbeddedStore {
   const disk = new DiskObjects(o.rootDir);
   const ready = fs.mkdir(o.rootDir, { recursive: true }).then(() => disk.init());
   const auth = createAuthenticator({ region: o.region, credentials: o.credentials, now });
+  const linger = o.lingerAfterError ?? { ms: LINGER_MS, maxBytes: LINGER_MAX_BYTES };
 
   async function serve(req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
     await ready;
@@ -407,8 +410,8 @@ export function createEmbeddedStore(o: EmbeddedStoreOptions): EmbeddedStore {
       const fail = (err: unknown) => {
         if (settled) return;
         settled = true;
+        // The rest of the body is read and dropped by the error answer's lingering close.
         req.unpipe(parser);
-        req.resume();
         // The file stream would otherwise wait for bytes that never come, keeping its temp file.
         activeFile?.destroy();
         reject(err);
@@ -564,9 +567,13 @@ export function createEmbeddedStore(o: EmbeddedStoreOptions): EmbeddedStore {
             ? err
             : new S3Error(500, 'InternalError', 'We encountered an internal error. Please try again.');
         if (!(err instanceof S3Error)) console.error('embedded store:', err);
-        sendError(res, s3err, req.url?.split('?')[0] ?? '/', requestId, req.method === 'HEAD');
-        // Whatever the client was still sending is not read: close rather than drain it.
-        res.on('finish', () => req.destroy());
+        // The client may still be sending: it reads this answer, not a reset (nginx's lingering close).
+        answerAndLinger(
+          req,
+          res,
+          () => sendError(res, s3err, req.url?.split('?')[0] ?? '/', requestId, req.method === 'HEAD'),
+          linger,
+        );
       });
     },
   };
