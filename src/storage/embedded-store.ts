@@ -619,7 +619,14 @@ function decodedLength(req: IncomingMessage): { decodedLength?: number } {
   if (value === undefined) return {};
   if (!/^\d{1,16}$/.test(value))
     throw badRequest('InvalidArgument', 'x-amz-decoded-content-length must be a number of bytes.');
-  return { decodedLength: Number(value) };
+  const bytes = Number(value);
+  // Refused before a byte is read rather than once 5 GiB have been.
+  if (bytes > MAX_PUT_BYTES) {
+    throw new S3Error(400, 'EntityTooLarge', 'Your proposed upload exceeds the maximum allowed size', {
+      MaxSizeAllowed: MAX_PUT_BYTES,
+    });
+  }
+  return { decodedLength: bytes };
 }
 
 /** x-amz-trailer: the trailers an aws-chunked body may end with; only a CRC32 is checked here. */

@@ -187,6 +187,9 @@ describe('aws-chunked PUT bodies', () => {
     const data = Buffer.from('hello');
     expectS3Error400(await putChunked('chunked/len', encode(data, [5]), { decodedLength: 4 }));
     expectS3Error400(await putChunked('chunked/len', encode(data, [5]), { decodedLength: 6 }));
+    const huge = await putChunked('chunked/len', encode(data, [5]), { decodedLength: 6 * 1024 ** 3 });
+    expect(huge.status).toBe(400);
+    expect(huge.text).toContain('<Code>EntityTooLarge</Code>');
     expect(await storage.head('chunked/len')).toBeNull();
   });
 
