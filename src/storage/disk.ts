@@ -2,7 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { type Readable, Writable } from 'node:stream';
+import { type Readable, type Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import { hashBody } from './body-hashes.js';
@@ -42,6 +42,8 @@ export interface WriteOptions {
   crc32?: string | (() => string | undefined);
   /** base64 MD5 the body must have (Content-MD5) */
   md5?: string;
+  /** a transform the body goes through first, e.g. the aws-chunked decoder */
+  decode?: Transform;
   /**
    * false skips the fsyncs, for bulk loading into a store that is not serving (the benchmark's
    * seed): a crash then may lose objects, never corrupt them, since the rename still publishes them.
@@ -142,38 +144,46 @@ export class DiskObjects {
     return path.join(this.root, hash.slice(0, 2), `${hash}.obj`);
   }
 
+  /**
+   * Streams `body` (through `o.decode`, if any) into a temp file, checks it, and publishes it. Every
+   * stream is connected to the one pipeline before this first waits for anything, so an error in any
+   * of them is this call's rejection, never an unhandled 'error' event.
+   */
   async write(key: string, body: Readable, o: WriteOptions): Promise<ObjectMeta> {
     const tmp = path.join(this.tmpDir, randomUUID());
     const hashes = hashBody({ sha256: o.sha256 !== undefined });
     let crc = 0;
     let size = 0;
-    // Created before streaming, so the cleanup below can never run ahead of a lazy open and leave a file behind.
-    const handle = await fs.open(tmp, 'w');
+    // The cleanup below waits for this open, so it can never run ahead of it and leave a file behind.
+    const opening = fs.open(tmp, 'w');
+    const streaming = pipeline([
+      body,
+      ...(o.decode ? [o.decode] : []),
+      fileWriter(
+        opening,
+        HEADER_BYTES,
+        (chunk) => {
+          size += chunk.length;
+          if (size > o.maxBytes) {
+            throw new S3Error(
+              400,
+              'EntityTooLarge',
+              'Your proposed upload exceeds the maximum allowed size',
+              {
+                MaxSizeAllowed: o.maxBytes,
+              },
+            );
+          }
+          hashes.update(chunk);
+          if (o.crc32 !== undefined) crc = zlib.crc32(chunk, crc);
+        },
+        o.durable === false ? null : FLUSH_EVERY_BYTES,
+      ),
+    ]);
     let isClosed = false;
     try {
-      await pipeline(
-        body,
-        fileWriter(
-          handle,
-          HEADER_BYTES,
-          (chunk) => {
-            size += chunk.length;
-            if (size > o.maxBytes) {
-              throw new S3Error(
-                400,
-                'EntityTooLarge',
-                'Your proposed upload exceeds the maximum allowed size',
-                {
-                  MaxSizeAllowed: o.maxBytes,
-                },
-              );
-            }
-            hashes.update(chunk);
-            if (o.crc32 !== undefined) crc = zlib.crc32(chunk, crc);
-          },
-          o.durable === false ? null : FLUSH_EVERY_BYTES,
-        ),
-      );
+      await streaming;
+      const handle = await opening;
       if (size < (o.minBytes ?? 0)) {
         throw new S3Error(
           400,
@@ -219,7 +229,8 @@ export class DiskObjects {
       return meta;
     } catch (err) {
       hashes.discard();
-      if (!isClosed) await handle.close().catch(() => undefined);
+      const handle = await opening.catch(() => undefined);
+      if (!isClosed) await handle?.close().catch(() => undefined);
       await fs.rm(tmp, { force: true });
       throw err;
     }
@@ -366,7 +377,7 @@ export class DiskObjects {
  * stream finishes only once that flush has.
  */
 function fileWriter(
-  handle: fs.FileHandle,
+  opening: Promise<fs.FileHandle>,
   start: number,
   inspect: (chunk: Buffer) => void,
   flushEveryBytes: number | null,
@@ -375,8 +386,16 @@ function fileWriter(
   let unflushed = 0;
   let flushing: Promise<void> | null = null;
   let flushError: Error | null = null;
+  let handle: fs.FileHandle;
   return new Writable({
     highWaterMark: WRITE_BUFFER_BYTES,
+    // Writes wait for the open; a failed open fails the pipeline.
+    construct(done) {
+      opening.then((h) => {
+        handle = h;
+        done();
+      }, done);
+    },
     writev(chunks, done) {
       if (flushError) return done(flushError);
       let buffers: Buffer[];

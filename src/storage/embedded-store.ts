@@ -14,7 +14,14 @@ import {
   parseCopySource,
 } from './copy-source.js';
 import { DiskObjects, type ObjectMeta } from './disk.js';
+import {
+  requireSendable,
+  requireSendableFields,
+  requireSendableMeta,
+  servedHeaders,
+} from './object-headers.js';
 import { checkPolicy, parsePolicy } from './post-policy.js';
+import { answerAndLinger, LINGER_MAX_BYTES, LINGER_MS, requestBody } from './request-body.js';
 import {
   accessDenied,
   badRequest,
@@ -40,6 +47,8 @@ export interface EmbeddedStoreOptions {
   credentials: { accessKeyId: string; secretAccessKey: string };
   mountPath?: string;
   now?: () => Date;
+  /** how long and how much the store reads of a request it refused early; tests shorten it */
+  lingerAfterError?: { ms: number; maxBytes: number };
 }
 
 export interface EmbeddedStore {
@@ -65,6 +74,7 @@ export function createEmbeddedStore(o: EmbeddedStoreOptions): EmbeddedStore {
   const disk = new DiskObjects(o.rootDir);
   const ready = fs.mkdir(o.rootDir, { recursive: true }).then(() => disk.init());
   const auth = createAuthenticator({ region: o.region, credentials: o.credentials, now });
+  const linger = o.lingerAfterError ?? { ms: LINGER_MS, maxBytes: LINGER_MAX_BYTES };
 
   async function serve(req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
     await ready;
@@ -121,13 +131,12 @@ export function createEmbeddedStore(o: EmbeddedStoreOptions): EmbeddedStore {
   }
 
   async function putObject(req: IncomingMessage, res: ServerResponse, key: string, payloadHash: string) {
-    let body: Readable = req;
-    let trailerCrc: (() => string | undefined) | undefined;
+    let decoder: AwsChunkedDecoder | undefined;
     if (payloadHash === 'STREAMING-UNSIGNED-PAYLOAD-TRAILER') {
-      const decoder = new AwsChunkedDecoder();
-      body = req.pipe(decoder);
-      req.on('error', (err) => decoder.destroy(err));
-      trailerCrc = () => decoder.trailers.get('x-amz-checksum-crc32');
+      decoder = new AwsChunkedDecoder({
+        ...decodedLength(req),
+        allowedTrailers: announcedTrailers(req),
+      });
     } else if (payloadHash.startsWith('STREAMING-')) {
       throw notImplemented('Signed aws-chunked uploads are not supported by the embedded store.');
     } else if (payloadHash !== UNSIGNED_PAYLOAD && !/^[0-9a-f]{64}$/.test(payloadHash)) {
@@ -146,12 +155,18 @@ export function createEmbeddedStore(o: EmbeddedStoreOptions): EmbeddedStore {
     }
     const crcHeader = header(req, 'x-amz-checksum-crc32');
     const md5 = header(req, 'content-md5');
-    const meta = await disk.write(key, body, {
-      contentType: header(req, 'content-type') ?? 'binary/octet-stream',
-      metadata: userMetadata(req),
+    const trailers = decoder?.trailers;
+    const headers = objectHeaders(req);
+    const meta = await disk.write(key, requestBody(req), {
+      ...headers,
       maxBytes: MAX_PUT_BYTES,
+      ...(decoder ? { decode: decoder } : {}),
       ...(/^[0-9a-f]{64}$/.test(payloadHash) ? { sha256: payloadHash } : {}),
-      ...(crcHeader ? { crc32: crcHeader } : trailerCrc ? { crc32: trailerCrc } : {}),
+      ...(crcHeader
+        ? { crc32: crcHeader }
+        : trailers
+          ? { crc32: () => trailers.get('x-amz-checksum-crc32') }
+          : {}),
       ...(md5 ? { md5 } : {}),
     });
     res
@@ -177,6 +192,7 @@ export function createEmbeddedStore(o: EmbeddedStoreOptions): EmbeddedStore {
     validateKey(sourceKey);
     const directive = metadataDirective(req);
     if (sourceKey === key && directive === 'COPY') throw copyToItself();
+    const replaced = directive === 'REPLACE' ? objectHeaders(req) : null;
     const object = await disk.open(sourceKey);
     if (!object) throw new S3Error(404, 'NoSuchKey', 'The specified key does not exist.', { Key: sourceKey });
     let meta: ObjectMeta;
@@ -184,9 +200,7 @@ export function createEmbeddedStore(o: EmbeddedStoreOptions): EmbeddedStore {
       checkCopyConditions(req, object.meta, now());
       const { size } = object.meta;
       meta = await disk.write(key, size === 0 ? Readable.from([]) : object.read(0, size - 1), {
-        ...(directive === 'REPLACE'
-          ? { contentType: header(req, 'content-type') ?? 'binary/octet-stream', metadata: userMetadata(req) }
-          : { contentType: object.meta.contentType, metadata: object.meta.metadata }),
+        ...(replaced ?? { contentType: object.meta.contentType, metadata: object.meta.metadata }),
         maxBytes: MAX_PUT_BYTES,
       });
     } finally {
@@ -218,16 +232,15 @@ export function createEmbeddedStore(o: EmbeddedStoreOptions): EmbeddedStore {
         ETag: etag,
         'Last-Modified': new Date(meta.lastModified).toUTCString(),
         'Accept-Ranges': 'bytes',
-        'Content-Type': meta.contentType,
+        ...servedHeaders(meta),
         'X-Content-Type-Options': 'nosniff',
         // Objects are user content on the app's own origin: never let one run as a page.
         'Content-Security-Policy': "default-src 'none'; sandbox",
       };
-      for (const [k, v] of Object.entries(meta.metadata)) headers[`x-amz-meta-${k}`] = v;
       for (const [name, value] of query) {
         const target = RESPONSE_OVERRIDES[name];
         if (!target) continue;
-        if (/[\r\n]/.test(value)) throw badRequest('InvalidArgument', `Invalid ${name}.`);
+        requireSendable(name, value);
         headers[target] = value;
       }
       const ifNoneMatch = header(req, 'if-none-match');
@@ -397,8 +410,8 @@ export function createEmbeddedStore(o: EmbeddedStoreOptions): EmbeddedStore {
       const fail = (err: unknown) => {
         if (settled) return;
         settled = true;
+        // The rest of the body is read and dropped by the error answer's lingering close.
         req.unpipe(parser);
-        req.resume();
         // The file stream would otherwise wait for bytes that never come, keeping its temp file.
         activeFile?.destroy();
         reject(err);
@@ -499,6 +512,7 @@ export function createEmbeddedStore(o: EmbeddedStoreOptions): EmbeddedStore {
     checked.set('key', key);
     checked.set('bucket', o.bucket);
     const range = checkPolicy(parsePolicy(policyText), checked, now());
+    requireSendableFields(fields);
     const metadata: Record<string, string> = {};
     for (const [name, value] of fields) {
       if (name.startsWith('x-amz-meta-')) metadata[name.slice(11)] = value;
@@ -553,9 +567,13 @@ export function createEmbeddedStore(o: EmbeddedStoreOptions): EmbeddedStore {
             ? err
             : new S3Error(500, 'InternalError', 'We encountered an internal error. Please try again.');
         if (!(err instanceof S3Error)) console.error('embedded store:', err);
-        sendError(res, s3err, req.url?.split('?')[0] ?? '/', requestId, req.method === 'HEAD');
-        // Whatever the client was still sending is not read: close rather than drain it.
-        res.on('finish', () => req.destroy());
+        // The client may still be sending: it reads this answer, not a reset (nginx's lingering close).
+        answerAndLinger(
+          req,
+          res,
+          () => sendError(res, s3err, req.url?.split('?')[0] ?? '/', requestId, req.method === 'HEAD'),
+          linger,
+        );
       });
     },
   };
@@ -595,12 +613,45 @@ function header(req: IncomingMessage, name: string): string | undefined {
   return Array.isArray(value) ? value.join(',') : value;
 }
 
-function userMetadata(req: IncomingMessage): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [name, value] of Object.entries(req.headers)) {
-    if (name.startsWith('x-amz-meta-') && typeof value === 'string') out[name.slice(11)] = value;
+/** x-amz-decoded-content-length: what an aws-chunked body must decode to. */
+function decodedLength(req: IncomingMessage): { decodedLength?: number } {
+  const value = header(req, 'x-amz-decoded-content-length');
+  if (value === undefined) return {};
+  if (!/^\d{1,16}$/.test(value))
+    throw badRequest('InvalidArgument', 'x-amz-decoded-content-length must be a number of bytes.');
+  const bytes = Number(value);
+  // Refused before a byte is read rather than once 5 GiB have been.
+  if (bytes > MAX_PUT_BYTES) {
+    throw new S3Error(400, 'EntityTooLarge', 'Your proposed upload exceeds the maximum allowed size', {
+      MaxSizeAllowed: MAX_PUT_BYTES,
+    });
   }
-  return out;
+  return { decodedLength: bytes };
+}
+
+/** x-amz-trailer: the trailers an aws-chunked body may end with; only a CRC32 is checked here. */
+function announcedTrailers(req: IncomingMessage): Set<string> {
+  const names = (header(req, 'x-amz-trailer') ?? '')
+    .split(',')
+    .map((n) => n.trim().toLowerCase())
+    .filter(Boolean);
+  for (const name of names) {
+    if (name !== 'x-amz-checksum-crc32') {
+      throw badRequest('InvalidRequest', `The embedded store supports only CRC32 checksums, not ${name}.`);
+    }
+  }
+  return new Set(names);
+}
+
+/** The type and user metadata a PUT or a REPLACE copy gives the object, refused if they could not be served. */
+function objectHeaders(req: IncomingMessage): { contentType: string; metadata: Record<string, string> } {
+  const metadata: Record<string, string> = {};
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (name.startsWith('x-amz-meta-') && typeof value === 'string') metadata[name.slice(11)] = value;
+  }
+  const contentType = header(req, 'content-type') ?? 'binary/octet-stream';
+  requireSendableMeta(contentType, metadata);
+  return { contentType, metadata };
 }
 
 function decodeSegment(text: string): string {

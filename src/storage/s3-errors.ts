@@ -58,5 +58,7 @@ export function sendError(
     return;
   }
   const body = `<Error>${xmlElements({ Code: err.code, Message: err.message, ...err.extra, Resource: resource, RequestId: requestId })}</Error>`;
-  sendXml(res, err.status, body, { 'x-amz-request-id': requestId, Connection: 'close' });
+  // No "Connection: close": Node would then cut the connection as soon as the answer is out, while
+  // the client may still be sending; the store reads the rest for a bounded time instead.
+  sendXml(res, err.status, body, { 'x-amz-request-id': requestId });
 }

@@ -1,9 +1,10 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { closeSync, constants, mkdirSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import fc from 'fast-check';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { byteOrder, DiskObjects } from '../../src/storage/disk.js';
 
 const put = (disk: DiskObjects, key: string) =>
@@ -24,26 +25,49 @@ describe('the embedded store index on start-up', () => {
     for (let i = 0; i < keys.length; i += 50)
       await Promise.all(keys.slice(i, i + 50).map((k) => put(first, k)));
 
-    const second = new DiskObjects(root);
-    await second.init(); // returns before the scan of 1,500 files is done
-    let scanned = false;
-    void second.indexed.then(() => {
-      scanned = true;
-    });
-    expect(scanned).toBe(false);
-    const opened = await second.open('users/u/k00007');
-    expect(opened?.meta.size).toBe('users/u/k00007'.length);
-    await opened?.close();
-    await second.delete('users/u/k01499');
-    await put(second, 'users/u/new');
+    // A named pipe where an object file would be: opening it to read waits for a writer, so the scan
+    // cannot finish until the test opens the other end.
+    const fifo = path.join(root, 'ff', `ff${'0'.repeat(62)}.obj`);
+    mkdirSync(path.dirname(fifo), { recursive: true });
+    execFileSync('mkfifo', [fifo]);
+    let isReleased = false;
+    // Succeeds only once the scan is waiting on the pipe (ENXIO before): then its open returns.
+    const releaseScan = () =>
+      vi.waitFor(
+        () => {
+          if (!isReleased) closeSync(openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK));
+          isReleased = true;
+        },
+        { timeout: 20_000, interval: 10 },
+      );
 
-    await second.indexed;
-    const listed = second.list({ prefix: 'users/u/', startAfter: '', maxKeys: 5000, delimiter: '' });
-    const names = listed.contents.map((c) => c.key);
-    expect(names).toHaveLength(1500);
-    expect(names).toContain('users/u/new');
-    expect(names).not.toContain('users/u/k01499');
-    expect(names).toEqual([...names].sort());
+    try {
+      const second = new DiskObjects(root);
+      await second.init(); // would never return if it waited for the scan
+      let isScanned = false;
+      void second.indexed.then(() => {
+        isScanned = true;
+      });
+      const opened = await second.open('users/u/k00007');
+      expect(opened?.meta.size).toBe('users/u/k00007'.length);
+      await opened?.close();
+      await second.delete('users/u/k01499');
+      await put(second, 'users/u/new');
+      // Real I/O has happened since init(): the scan's callback had every chance to run, yet it is held.
+      expect(isScanned).toBe(false);
+
+      await releaseScan();
+      await second.indexed;
+      expect(isScanned).toBe(true);
+      const listed = second.list({ prefix: 'users/u/', startAfter: '', maxKeys: 5000, delimiter: '' });
+      const names = listed.contents.map((c) => c.key);
+      expect(names).toHaveLength(1500);
+      expect(names).toContain('users/u/new');
+      expect(names).not.toContain('users/u/k01499');
+      expect(names).toEqual([...names].sort());
+    } finally {
+      await releaseScan();
+    }
   });
 });
 

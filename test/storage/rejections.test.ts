@@ -207,28 +207,24 @@ describe('POST policy uploads', () => {
       .map(([k, v]) => `--${boundary}\r\nContent-Disposition: form-data; name="${k}"\r\n\r\n${v}\r\n`)
       .join('');
     const url = new URL(p.url);
-    await new Promise<void>((resolve) => {
-      const req = http.request({
-        host: url.hostname,
-        port: url.port,
-        path: url.pathname,
-        method: 'POST',
-        headers: { 'Content-Type': `multipart/form-data; boundary=${boundary}`, 'Content-Length': 5_000_000 },
-      });
-      req.on('error', () => resolve());
-      req.write(`${head}--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="x"\r\n\r\n`);
-      req.write(Buffer.alloc(1_000_000));
-      setTimeout(() => {
-        req.destroy();
-        setTimeout(resolve, 200);
-      }, 100);
+    const tempFiles = () => readdirSync(path.join(store.rootDir, 'tmp'));
+    expect(tempFiles()).toEqual([]);
+    const req = http.request({
+      host: url.hostname,
+      port: url.port,
+      path: url.pathname,
+      method: 'POST',
+      headers: { 'Content-Type': `multipart/form-data; boundary=${boundary}`, 'Content-Length': 5_000_000 },
     });
-    // The store notices the cut asynchronously; on a loaded machine that can take longer than the 200 ms above.
-    await vi.waitFor(() => expect(readdirSync(path.join(store.rootDir, 'tmp'))).toEqual([]), {
-      timeout: 5000,
-      interval: 50,
-    });
+    req.on('error', () => {});
+    req.write(`${head}--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="x"\r\n\r\n`);
+    req.write(Buffer.alloc(1_000_000));
+    // Cut only once the store is writing the upload, so there is a temp file to clean up.
+    await vi.waitFor(() => expect(tempFiles()).toHaveLength(1), { timeout: 10_000, interval: 10 });
+    req.destroy();
+    await vi.waitFor(() => expect(tempFiles()).toEqual([]), { timeout: 10_000, interval: 10 });
     expect(await store.storage.head('users/u1/originals/cut')).toBeNull();
+    await store.storage.ping();
   });
 });
 
