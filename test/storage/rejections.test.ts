@@ -208,7 +208,8 @@ describe('POST policy uploads', () => {
       .join('');
     const url = new URL(p.url);
     const tempFiles = () => readdirSync(path.join(store.rootDir, 'tmp'));
-    expect(tempFiles()).toEqual([]);
+    // The refusals above answer before their temp files are removed: start from an empty directory.
+    await vi.waitFor(() => expect(tempFiles()).toEqual([]), { timeout: 10_000, interval: 10 });
     const req = http.request({
       host: url.hostname,
       port: url.port,
