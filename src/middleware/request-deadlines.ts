@@ -53,10 +53,17 @@ export function withDeadlines(listener: Listener, opts: DeadlineOptions): Listen
       req.once('end', stop);
       socket.once('close', stop);
     }
+    // A handler that paused the body and resumed it just now has not given the client a whole idle
+    // period to send: the socket may not even have read again yet.
+    let readingSince = Date.now();
+    req.on('resume', () => {
+      readingSince = Date.now();
+    });
     // With a listener here Node no longer destroys the socket on its own when it idles: we decide.
     res.on('timeout', () => {
-      if (!req.complete && req.readableLength === 0) cutFor('idle');
-      else if (socket.writableLength > 0) socket.destroy();
+      const isWaitingOnClient = !req.complete && req.readableLength === 0;
+      if (isWaitingOnClient && Date.now() - readingSince >= opts.idleMs) cutFor('idle');
+      else if (!isWaitingOnClient && socket.writableLength > 0) socket.destroy();
       else socket.setTimeout(opts.idleMs);
     });
     listener(req, res);
