@@ -53,7 +53,10 @@ export function createUploadSweeper(
 ) {
   const { pending, uploads, users, images, clock } = deps;
 
-  async function sweepOne(row: PendingUpload, apply: boolean, report: SweepReport) {
+  async function sweepOne(listed: PendingUpload, apply: boolean, report: SweepReport) {
+    // Listed before the rows ahead of it were settled: a completion may have finished it since.
+    const row = pending.get(listed.key);
+    if (!row) return;
     if (row.closedAt !== null) {
       if (await storage.head(row.key)) {
         if (apply) await images.discardObjects([row.key]);
@@ -74,9 +77,10 @@ export function createUploadSweeper(
       return;
     }
     // A claim this process does not hold is a completion that died with its process: start over.
+    // Released before its copy goes: if the row was completed meanwhile, that copy is an image's original.
     if (row.finalKey !== null) {
+      if (!pending.release(row.key, row.finalKey)) return; // settled since; the next sweep looks again
       await images.discardObjects([row.finalKey]);
-      pending.release(row.key, row.finalKey);
     }
     try {
       await uploads.complete(owner, row.key);
