@@ -89,6 +89,16 @@ describe('titles and names', () => {
     expect(title).toBe(`${'a'.repeat(198)}👩`);
   });
 
+  it('cleans the name of an original put into the bucket from outside the app', async () => {
+    const aliceId = t.user('alice@example.com').id;
+    const key = `users/${aliceId}/originals/\u202egnp.exe\u200b.png`;
+    await t.services.storage.put(key, await makePng(), 'image/png');
+    const report = await t.services.reconcile.run({ apply: true });
+    expect(report.imported).toEqual([key]);
+    const id = t.services.db.prepare("SELECT id FROM images WHERE original_name LIKE '%gnp%'").pluck().get();
+    expect(stored(id as string)).toEqual({ title: 'gnp.exe', original_name: 'gnp.exe.png' });
+  });
+
   it('cleans the file name an upload brings, and the title made from it', async () => {
     const id = await upload(alice, await makePng(), '\u2067cat\u2069\u202e\u200bgnp.exe.png');
     expect(stored(id)).toEqual({ title: 'catgnp.exe', original_name: 'catgnp.exe.png' });
