@@ -60,7 +60,17 @@ interface ThrottledGroup {
   hasMoreTargets: boolean;
 }
 
-const clip = (text: string | null | undefined, max: number) => (text == null ? null : text.slice(0, max));
+/**
+ * Control, format and separator characters (bidi overrides, zero-width spaces…) written out as
+ * "<U+202E>": an entry shows what was sent, and nothing in it can reorder or hide how it reads.
+ */
+const visible = (text: string) =>
+  text.replace(
+    /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu,
+    (ch) => `<U+${(ch.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, '0')}>`,
+  );
+const clip = (text: string | null | undefined, max: number) =>
+  text == null ? null : visible(text).slice(0, max);
 const isoTime = (ms: number) => new Date(ms).toISOString();
 /** Both ends of a long text: made-up emails often differ only at one of them. */
 const shorten = (text: string, max: number) =>
