@@ -93,6 +93,8 @@ export function createApp({ config, services, log }: AppDeps) {
     '/public/*',
     async (c, next) => {
       await next();
+      // Only a file found: a miss falls through to the app's 404 page, which names who is signed in.
+      if (!c.res.ok && c.res.status !== 304) return;
       const isVersioned = c.req.query('v') === assetVersion;
       c.header(
         'Cache-Control',

@@ -118,7 +118,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
   let stopping: Promise<void> | undefined;
   const stop = () => {
     stopping ??= new Promise<void>((resolve) => {
-      // No new sweep starts; one running finishes (each of its steps is safe to cut short).
+      // No new sweep starts; one running stops after the row in hand (each step is safe to cut short).
       const sweeperStopped = stopSweeper();
       // close() stops accepting and waits for in-flight requests; idle keep-alive sockets are let go.
       server.close(() => {

@@ -58,7 +58,7 @@ describe('audit log cost', () => {
     expect(auditSize(t).rows - before.rows).toBeLessThanOrEqual(1);
 
     t.advance(15 * MINUTE);
-    t.services.audit.flushThrottled();
+    t.services.audit.flushCounts();
     const after = auditSize(t);
     expect(after.rows - before.rows).toBe(1);
     expect(after.chars - before.chars).toBeLessThan(800);
@@ -81,7 +81,7 @@ describe('audit log cost', () => {
       await t.client().post('/login', { email: 'a@example.com', password: PASSWORD }, from('192.0.2.1'));
     t.services.audit.recordThrottled({ kind: 'share link', ip: '192.0.2.1' });
     t.services.audit.recordThrottled({ kind: 'login', ip: '203.0.113.1', target: 'b@example.com' });
-    expect(t.services.audit.flushThrottled(true)).toBe(3);
+    expect(t.services.audit.flushCounts(true)).toBe(3);
     const rows = t.services.db
       .prepare("SELECT target, ip, detail FROM audit_log WHERE action = 'throttled' ORDER BY id")
       .all() as { target: string; ip: string; detail: string }[];

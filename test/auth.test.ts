@@ -435,6 +435,26 @@ describe('login throttling (OWASP device cookies)', () => {
     }
   });
 
+  it('stops trusting the device cookies of a browser once the password changes', async () => {
+    // Someone who once had alice's password kept a device cookie; alice changes her password.
+    const intruder = await knownBrowser('198.51.100.1');
+    const changed = await alice.post(
+      '/account/password',
+      { current: PASSWORD, password: 'a brand new passphrase' },
+      from('192.0.2.1'),
+    );
+    expect(changed.status).toBe(200);
+    // The old cookie now counts as an untrusted client: 5 guesses from its address, not a bucket of its own.
+    for (let i = 0; i < 5; i++)
+      expect((await attempt(intruder, '198.51.100.1', 'wrong password!')).status).toBe(401);
+    expect((await attempt(intruder, '198.51.100.1', 'wrong password!')).status).toBe(429);
+    // The browser that changed it is trusted under the new password, whatever is guessed from its address.
+    for (let i = 0; i < 5; i++) await attempt(t.client(), '192.0.2.1', 'wrong password!');
+    expect((await attempt(t.client(), '192.0.2.1', 'a brand new passphrase')).status).toBe(429);
+    alice.cookies.delete('s3g_session');
+    expect((await attempt(alice, '192.0.2.1', 'a brand new passphrase')).status).toBe(303);
+  });
+
   it('sets the device cookie HttpOnly, SameSite=Strict, for /login only, and signs it with a key kept in the database', async () => {
     const res = await attempt(t.client(), '192.0.2.1', PASSWORD);
     const device = res.headers.getSetCookie().find((line) => line.startsWith('s3g_device=')) ?? '';

@@ -179,6 +179,19 @@ describe('request protection', () => {
     for (const res of answers) expect(res.headers.get('cache-control'), res.url).toBe('private, no-store');
   });
 
+  it('lets no cache keep the page a signed-in user gets for a static file that does not exist', async () => {
+    // /public/<anything>.css is cached by extension by many CDNs: a public 404 naming the user would
+    // be served to whoever asks for the same address next (web cache deception).
+    const admin = t.client();
+    await signUp(admin, 'admin@example.com');
+    for (const path of ['/public/missing.css', `/public/js/nothing.js?v=${assetVersion}`]) {
+      const res = await admin.get(path);
+      expect(res.status, path).toBe(404);
+      expect(await res.text(), path).toContain('admin@example.com');
+      expect(res.headers.get('cache-control'), path).toBe('private, no-store');
+    }
+  });
+
   it('keeps long cache headers on static files only', async () => {
     for (const path of [
       '/vendor/htmx.min.js',

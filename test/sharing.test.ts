@@ -112,6 +112,36 @@ describe('sharing', () => {
       expect(await (await alice.get('/shares')).text()).toContain('&lt;b&gt;Beach&lt;/b&gt;');
     });
 
+    it('writes one audit row per link and address for 2,000 openings, with their count, when the window closes', async () => {
+      const path = await linkFrom(await alice.post(`/images/${photo}/shares`, { expiry: '1d' }));
+      const linkId = t.services.db
+        .prepare('SELECT id FROM share_links ORDER BY created_at DESC, rowid DESC LIMIT 1')
+        .pluck()
+        .get() as string;
+      const opened = () =>
+        t.services.db
+          .prepare("SELECT target, ip, detail FROM audit_log WHERE action = 'share_open' AND target = ?")
+          .all(linkId) as { target: string; ip: string; detail: string }[];
+      // Anyone holding the link, reloading it from a script: every opening still counts as a view.
+      for (let batch = 0; batch < 20; batch++) {
+        const answers = await Promise.all(
+          Array.from({ length: 100 }, () => t.client().get(path, from('198.51.100.20'))),
+        );
+        expect(answers.map((r) => r.status)).toEqual(Array(100).fill(200));
+      }
+      await t.client().get(path, from('203.0.113.20'));
+      expect(opened()).toEqual([]);
+      expect(t.count('share_links', `id = '${linkId}' AND view_count = 2001`)).toBe(1);
+
+      t.advance(15 * MINUTE);
+      t.services.audit.flushCounts();
+      const rows = opened();
+      expect(rows.map((r) => [r.ip, r.detail.split(' ').slice(0, 2).join(' ')])).toEqual([
+        ['198.51.100.20', '2000 opening(s)'],
+        ['203.0.113.20', '1 opening(s)'],
+      ]);
+    });
+
     it('answers 410 once a link expires, and 404 for a token that never existed', async () => {
       const path = await linkFrom(await alice.post(`/images/${photo}/shares`, { expiry: '1h' }));
       expect((await t.client().get(path)).status).toBe(200);

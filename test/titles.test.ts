@@ -89,6 +89,40 @@ describe('titles and names', () => {
     expect(title).toBe(`${'a'.repeat(198)}👩`);
   });
 
+  it('cleans the name of an original put into the bucket from outside the app', async () => {
+    const aliceId = t.user('alice@example.com').id;
+    const key = `users/${aliceId}/originals/\u202egnp.exe\u200b.png`;
+    await t.services.storage.put(key, await makePng(), 'image/png');
+    const report = await t.services.reconcile.run({ apply: true });
+    expect(report.imported).toEqual([key]);
+    const id = t.services.db.prepare("SELECT id FROM images WHERE original_name LIKE '%gnp%'").pluck().get();
+    expect(stored(id as string)).toEqual({ title: 'gnp.exe', original_name: 'gnp.exe.png' });
+  });
+
+  it('writes out, in the audit log, the bidi controls of a typed email, refused or throttled, or of an outside key', async () => {
+    const typed = '\u202emoc.elpmaxe@nimda\u2066';
+    for (let i = 0; i < 6; i++)
+      await t.client().post('/login', { email: typed, password: 'wrong password!' });
+    t.services.audit.flushCounts(true);
+    const rows = t.services.db
+      .prepare("SELECT action, target, detail FROM audit_log WHERE action IN ('login_failed', 'throttled')")
+      .all() as { action: string; target: string; detail: string }[];
+    expect(rows.map((r) => r.action)).toEqual([...Array(5).fill('login_failed'), 'throttled']);
+    for (const row of rows) expect(`${row.target} ${row.detail}`).not.toMatch(/\p{Cf}/u);
+    // Written out, not dropped: the log shows what was typed.
+    expect(rows[0]?.target).toBe('<U+202E>moc.elpmaxe@nimda<U+2066>');
+    expect(rows[5]?.detail).toContain('for <U+202E>moc.elpmaxe@nimda<U+2066>');
+
+    const aliceId = t.user('alice@example.com').id;
+    await t.services.storage.put(`users/${aliceId}/originals/\u2067x.png`, await makePng(), 'image/png');
+    await t.services.reconcile.run({ apply: true });
+    const imported = t.services.db
+      .prepare("SELECT target FROM audit_log WHERE action = 'outside_upload' ORDER BY id DESC")
+      .pluck()
+      .get();
+    expect(imported).toBe(`users/${aliceId}/originals/<U+2067>x.png`);
+  });
+
   it('cleans the file name an upload brings, and the title made from it', async () => {
     const id = await upload(alice, await makePng(), '\u2067cat\u2069\u202e\u200bgnp.exe.png');
     expect(stored(id)).toEqual({ title: 'catgnp.exe', original_name: 'catgnp.exe.png' });

@@ -77,6 +77,63 @@ describe('uploads against a store that fails or is slow', () => {
     expect(t.count('pending_uploads')).toBe(0);
   });
 
+  it('never deletes the original of an upload completed after the sweep listed it as unfinished', async () => {
+    // The sweep lists what is due, then settles it row by row; a late completion can finish one meanwhile.
+    const ahead = (await (
+      await alice.postJson('/uploads/presign', { name: 'never-sent.png' })
+    ).json()) as Policy;
+    t.advance(1000);
+    const late = await uploadedNotCompleted('late.png');
+    t.advance(POLICY_TTL_SECONDS * 1000 + POLICY_CLOCK_MARGIN_MS + 1000);
+    const signal = () => {
+      let open!: () => void;
+      const opened = new Promise<void>((resolve) => {
+        open = resolve;
+      });
+      return { open, opened };
+    };
+    const renditionSeen = signal();
+    const renditionGo = signal();
+    const sweepSeen = signal();
+    const sweepGo = signal();
+    let isDeleteFailing = true;
+    proxy.onRequest((req) => {
+      if (req.method === 'PUT' && keyOf(req).includes('/thumbs/')) {
+        renditionSeen.open();
+        return { hold: renditionGo.opened };
+      }
+      if (req.method === 'HEAD' && keyOf(req) === ahead.key) {
+        sweepSeen.open();
+        return { hold: sweepGo.opened };
+      }
+      // The completion's delete of its staging object fails: the object stays behind.
+      if (req.method === 'POST' && req.url?.includes('?delete') && isDeleteFailing)
+        return { answer: INTERNAL_ERROR };
+      return undefined;
+    });
+    const completion = alice.postJson('/uploads/complete', { key: late.key });
+    await renditionSeen.opened; // the completion holds its claim
+    const sweep = t.services.uploadSweeper.sweep({ apply: true });
+    await sweepSeen.opened; // the sweep has listed the claimed row, and waits on the row before it
+    renditionGo.open();
+    const done = await completion;
+    expect(done.status).toBe(200);
+    isDeleteFailing = false;
+    sweepGo.open();
+    await sweep;
+
+    const { imageId } = (await done.json()) as { imageId: string };
+    const original = t.services.db
+      .prepare('SELECT original_key FROM images WHERE id = ?')
+      .pluck()
+      .get(imageId) as string;
+    expect(await t.store.storage.head(original)).not.toBeNull();
+    expect(await t.store.storage.head(late.key)).toBeNull();
+    const download = await alice.get(`/images/${imageId}/download`);
+    expect(download.status).toBe(303);
+    expect((await fetch(download.headers.get('location') ?? '')).status).toBe(200);
+  });
+
   it(`reads and decodes at most ${VERIFY_CONCURRENCY} originals at once, however many completions arrive`, async () => {
     // Larger than the few KiB read to sniff the type, so whole-file reads can be told apart.
     const noise = await sharp({

@@ -2,6 +2,8 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { POLICY_CLOCK_MARGIN_MS, POLICY_TTL_SECONDS } from '../src/services/pending-uploads.js';
+import { SWEEP_BATCH } from '../src/services/upload-sweeper.js';
+import { MAX_OPEN_UPLOADS } from '../src/services/uploads.js';
 import type { Client } from './support/app.js';
 import { makeTestApp, signUp, type TestApp } from './support/app.js';
 import { makePng } from './support/images.js';
@@ -122,6 +124,20 @@ describe('the upload sweeper', () => {
     const report = await t.services.uploadSweeper.sweep({ apply: true });
     expect(report.replaysDeleted).toContain(replacement.key);
     expect((await t.services.storage.list(`users/${id}/`)).keys).toEqual([]);
+    expect(t.count('pending_uploads', `owner_id = '${id}'`)).toBe(0);
+  });
+
+  it('settles every due row in one run, however many a member piled up since the last', async () => {
+    // Abandoned uploads, MAX_OPEN_UPLOADS per policy lifetime, over a few hours: more than one batch.
+    const { client, id } = await member();
+    const keys: string[] = [];
+    while (keys.length <= SWEEP_BATCH) {
+      for (let i = 0; i < MAX_OPEN_UPLOADS; i++) keys.push((await presign(client)).key);
+      t.advance(TTL_MS + 1000);
+    }
+    t.advance(POLICY_CLOCK_MARGIN_MS);
+    const report = await t.services.uploadSweeper.sweep({ apply: true });
+    expect(mine(id, report.expired)).toEqual(keys.sort());
     expect(t.count('pending_uploads', `owner_id = '${id}'`)).toBe(0);
   });
 

@@ -23,3 +23,8 @@ export function audit(
 export function auditThrottled(c: Context<AppEnv>, kind: ThrottledKind, target: string | null = null): void {
   c.var.services.audit.recordThrottled({ kind, ip: clientIp(c), target });
 }
+
+/** A share link opened: counted, and written once per window, link and address, not per request. */
+export function auditShareOpen(c: Context<AppEnv>, linkId: string): void {
+  c.var.services.audit.recordShareOpen({ linkId, ip: clientIp(c) });
+}

@@ -113,7 +113,7 @@ authRoutes.post('/account/password', requireUser, async (c) => {
   const { user, session } = signedIn(c);
   const form = await formFields(c);
   try {
-    await c.var.services.login.changePassword({
+    const { deviceToken } = await c.var.services.login.changePassword({
       user,
       sessionId: session.id,
       currentPassword: form.current ?? '',
@@ -121,6 +121,7 @@ authRoutes.post('/account/password', requireUser, async (c) => {
       ip: clientIp(c),
     });
     audit(c, 'password_change');
+    setDeviceCookie(c, 'login', '/login', deviceToken);
     return page(
       c,
       <PasswordPage user={user} notice="Password changed. Your other sessions have been signed out." />,

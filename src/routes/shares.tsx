@@ -13,7 +13,7 @@ import {
   ShareSelectionPage,
   SharesPage,
 } from '../views/shares.js';
-import { audit, auditThrottled } from './audit.js';
+import { audit, auditShareOpen, auditThrottled } from './audit.js';
 import { readDeviceCookie, setDeviceCookie } from './device-cookie.js';
 import { renderImage } from './images.js';
 import { formFields, fragment, page, safeNext, selectedIds } from './render.js';
@@ -122,7 +122,7 @@ async function openShare(c: Context<AppEnv>, password?: string) {
     });
     if (result.kind === 'needs-password') return page(c, <SharePasswordPage action={action} />);
     if (result.deviceToken) setDeviceCookie(c, 'link', action, result.deviceToken);
-    audit(c, 'share_open', { target: result.view.link.id });
+    auditShareOpen(c, result.view.link.id);
     return page(c, <PublicSharePage view={result.view} />);
   } catch (err) {
     if (!(err instanceof UserError)) throw err;

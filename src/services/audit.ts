@@ -37,11 +37,14 @@ export const AUDIT_PAGE_SIZE = 100;
 const DAY_MS = 24 * 60 * 60 * 1000;
 /** Longest text kept per column: an email is at most 254 characters, an IPv6 address 45. */
 const MAX_CHARS = { email: 254, target: 254, detail: 500, ip: 64 } as const;
-/** Refused attempts are counted in memory and written as one row per kind and address per window. */
-export const THROTTLED_WINDOW_MS = 15 * 60 * 1000;
+/**
+ * Refused attempts and share-link openings, which anyone can repeat at will, are counted in
+ * memory and written as one row per kind (or link) and address per window.
+ */
+export const COUNT_WINDOW_MS = 15 * 60 * 1000;
 /** Addresses counted separately per window; beyond, they share one "many addresses" row. */
-const MAX_THROTTLED_GROUPS = 1000;
-const THROTTLED_SAMPLE_TARGETS = 3;
+const MAX_COUNTED_GROUPS = 1000;
+const SAMPLE_TARGETS = 3;
 /** Rows deleted per retention transaction, so a first purge of a large log never blocks for long. */
 export const PURGE_BATCH_ROWS = 10_000;
 const SCHEDULE_INTERVAL_MS = 60_000;
@@ -50,8 +53,10 @@ const PURGE_INTERVAL_MS = 60 * 60 * 1000;
 /** What a throttled request was trying to do. */
 export type ThrottledKind = 'login' | 'sign-up' | 'password change' | 'share link';
 
-interface ThrottledGroup {
-  kind: ThrottledKind;
+interface CountedGroup {
+  action: 'throttled' | 'share_open';
+  /** the throttled kind, or the link opened */
+  target: string;
   ip: string;
   count: number;
   firstAt: number;
@@ -60,7 +65,17 @@ interface ThrottledGroup {
   hasMoreTargets: boolean;
 }
 
-const clip = (text: string | null | undefined, max: number) => (text == null ? null : text.slice(0, max));
+/**
+ * Control, format and separator characters (bidi overrides, zero-width spaces…) written out as
+ * "<U+202E>": an entry shows what was sent, and nothing in it can reorder or hide how it reads.
+ */
+const visible = (text: string) =>
+  text.replace(
+    /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu,
+    (ch) => `<U+${(ch.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, '0')}>`,
+  );
+const clip = (text: string | null | undefined, max: number) =>
+  text == null ? null : visible(text).slice(0, max);
 const isoTime = (ms: number) => new Date(ms).toISOString();
 /** Both ends of a long text: made-up emails often differ only at one of them. */
 const shorten = (text: string, max: number) =>
@@ -158,7 +173,7 @@ export function createAudit(db: Db, clock: Clock) {
   const deleteOldest = db.prepare(
     'DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE at < ? ORDER BY at LIMIT ?)',
   );
-  const throttled = new Map<string, ThrottledGroup>();
+  const counted = new Map<string, CountedGroup>();
 
   // Every column is capped: most of what lands here was typed by someone who is not signed in.
   function record(event: AuditEvent): void {
@@ -173,31 +188,69 @@ export function createAudit(db: Db, clock: Clock) {
     );
   }
 
-  function writeThrottled(group: ThrottledGroup): void {
+  function writeCount(group: CountedGroup): void {
     const targets = group.targets.length
       ? `; for ${group.targets.join(', ')}${group.hasMoreTargets ? ' and others' : ''}`
       : '';
+    const what = group.action === 'throttled' ? 'attempt(s) refused' : 'opening(s)';
     record({
-      action: 'throttled',
+      action: group.action,
       actor: null,
-      target: group.kind,
-      detail: `${group.count} attempt(s) refused between ${isoTime(group.firstAt)} and ${isoTime(group.lastAt)}${targets}`,
+      target: group.target,
+      detail: `${group.count} ${what} between ${isoTime(group.firstAt)} and ${isoTime(group.lastAt)}${targets}`,
       ip: group.ip,
     });
   }
 
   /** Writes the groups whose window has closed (every group with `all`). */
-  function flushThrottled(all = false): number {
+  function flushCounts(all = false): number {
     const now = clock();
-    const due = [...throttled].filter(([, g]) => all || now >= g.firstAt + THROTTLED_WINDOW_MS);
+    const due = [...counted].filter(([, g]) => all || now >= g.firstAt + COUNT_WINDOW_MS);
     if (due.length === 0) return 0;
     db.transaction(() => {
       for (const [key, group] of due) {
-        writeThrottled(group);
-        throttled.delete(key);
+        writeCount(group);
+        counted.delete(key);
       }
     })();
     return due.length;
+  }
+
+  /** Counts one event in its group, opening the group (or the "many addresses" one) if needed. */
+  function count(action: CountedGroup['action'], target: string, ip: string, sample?: string | null) {
+    const now = clock();
+    let key = `${action}\n${target}\n${ip}`;
+    let group = counted.get(key);
+    if (group && now >= group.firstAt + COUNT_WINDOW_MS) {
+      writeCount(group);
+      counted.delete(key);
+      group = undefined;
+    }
+    if (!group && counted.size >= MAX_COUNTED_GROUPS) {
+      flushCounts();
+      if (counted.size >= MAX_COUNTED_GROUPS) key = `${action}\n${target}\n*`;
+      group = counted.get(key);
+    }
+    if (!group) {
+      group = {
+        action,
+        target,
+        ip: key.endsWith('\n*') ? 'many addresses' : (clip(ip, MAX_CHARS.ip) ?? ''),
+        count: 0,
+        firstAt: now,
+        lastAt: now,
+        targets: [],
+        hasMoreTargets: false,
+      };
+      counted.set(key, group);
+    }
+    group.count++;
+    group.lastAt = now;
+    const shown = sample && shorten(sample, 100);
+    if (shown && !group.targets.includes(shown)) {
+      if (group.targets.length < SAMPLE_TARGETS) group.targets.push(shown);
+      else group.hasMoreTargets = true;
+    }
   }
 
   /**
@@ -243,46 +296,23 @@ export function createAudit(db: Db, clock: Clock) {
      * written once its window closes ("N attempts refused … from IP").
      */
     recordThrottled(event: { kind: ThrottledKind; ip: string; target?: string | null }): void {
-      const now = clock();
-      let key = `${event.kind}\n${event.ip}`;
-      let group = throttled.get(key);
-      if (group && now >= group.firstAt + THROTTLED_WINDOW_MS) {
-        writeThrottled(group);
-        throttled.delete(key);
-        group = undefined;
-      }
-      if (!group && throttled.size >= MAX_THROTTLED_GROUPS) {
-        flushThrottled();
-        if (throttled.size >= MAX_THROTTLED_GROUPS) key = `${event.kind}\n*`;
-        group = throttled.get(key);
-      }
-      if (!group) {
-        group = {
-          kind: event.kind,
-          ip: key.endsWith('\n*') ? 'many addresses' : (clip(event.ip, MAX_CHARS.ip) ?? ''),
-          count: 0,
-          firstAt: now,
-          lastAt: now,
-          targets: [],
-          hasMoreTargets: false,
-        };
-        throttled.set(key, group);
-      }
-      group.count++;
-      group.lastAt = now;
-      const target = event.target && shorten(event.target, 100);
-      if (target && !group.targets.includes(target)) {
-        if (group.targets.length < THROTTLED_SAMPLE_TARGETS) group.targets.push(target);
-        else group.hasMoreTargets = true;
-      }
+      count('throttled', event.kind, event.ip, event.target);
     },
 
-    flushThrottled,
+    /**
+     * Anyone with a link can open it as often as they like: openings are counted like refusals,
+     * one row per link and address per window ("N openings … from IP").
+     */
+    recordShareOpen(event: { linkId: string; ip: string }): void {
+      count('share_open', event.linkId, event.ip);
+    },
+
+    flushCounts,
 
     purgeExpired,
 
     /**
-     * The server's audit chores: every minute, write the throttled counts whose window closed; with
+     * The server's audit chores: every minute, write the counts whose window closed; with
      * a retention period, purge at start and hourly. Stopping writes the counts still open.
      */
     startSchedule(
@@ -294,7 +324,7 @@ export function createAudit(db: Db, clock: Clock) {
       const tick = () => {
         running = running.then(async () => {
           try {
-            flushThrottled();
+            flushCounts();
             if (opts.retentionDays !== null && clock() - lastPurgeAt >= PURGE_INTERVAL_MS) {
               lastPurgeAt = clock();
               const removed = await purgeExpired(opts.retentionDays);
@@ -313,7 +343,7 @@ export function createAudit(db: Db, clock: Clock) {
         clearTimeout(first);
         clearInterval(timer);
         await running;
-        flushThrottled(true);
+        flushCounts(true);
       };
     },
 

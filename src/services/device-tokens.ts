@@ -10,9 +10,9 @@ const KEY_NAME = 'device_token_key';
 
 /**
  * OWASP's device cookies: after a success, the browser gets a token naming what it opened
- * (`user:<id>`, `link:<id>`), signed with a key kept in the database. A browser that shows a valid
- * one is throttled on its own, so a stranger's failures elsewhere never lock it out. The token
- * grants nothing else: it is not a session.
+ * (`user:<id>:<password version>`, `link:<id>`), signed with a key kept in the database. A browser
+ * that shows a valid one is throttled on its own, so a stranger's failures elsewhere never lock it
+ * out. The token grants nothing else: it is not a session.
  */
 export function createDeviceTokens(db: Db, clock: Clock) {
   db.prepare('INSERT OR IGNORE INTO app_secrets (name, value, created_at) VALUES (?, ?, ?)').run(

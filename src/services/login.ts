@@ -53,11 +53,13 @@ export function createLogin(deps: {
   // Changing the password needs a session, so these only slow down someone holding a stolen one.
   const passwordByAccountAndIp = createRateLimit({ ...limits.perAccountAndIp, clock });
   const passwordByAccount = createBackoff({ ...limits.perAccount, clock });
+  // A token names the password it was earned with: after a change, old cookies are untrusted clients.
+  const deviceSubject = (userId: string) => `user:${userId}:${users.passwordVersion(userId)}`;
 
   /** Which counters an attempt is charged to: its known browser's alone, or the untrusted ones. */
   function countersFor(email: string, ip: string, deviceToken: string | undefined) {
     const account = users.findByEmail(email.slice(0, MAX_EMAIL_CHARS));
-    const device = account ? devices.verify(deviceToken, `user:${account.id}`) : null;
+    const device = account ? devices.verify(deviceToken, deviceSubject(account.id)) : null;
     if (device) return { device, counters: [{ throttle: byDevice, key: device }] };
     const key = accountKey(email);
     return {
@@ -91,7 +93,11 @@ export function createLogin(deps: {
       try {
         const user = await users.signUp(input);
         users.recordLogin(user.id);
-        return { token: sessions.create(user.id).token, user, deviceToken: devices.issue(`user:${user.id}`) };
+        return {
+          token: sessions.create(user.id).token,
+          user,
+          deviceToken: devices.issue(deviceSubject(user.id)),
+        };
       } catch (err) {
         // A typo costs nothing; an address already taken counts (it answers a question).
         if (!(err instanceof UserError) || err.status !== 409)
@@ -125,17 +131,20 @@ export function createLogin(deps: {
       users.recordLogin(user.id);
       // A fresh token on every login, so a token planted before login is worthless.
       const { token } = sessions.create(user.id);
-      return { token, user, deviceToken: devices.issue(`user:${user.id}`) };
+      return { token, user, deviceToken: devices.issue(deviceSubject(user.id)) };
     },
 
-    /** Throttled like login, per account and address, since it checks the current password. */
+    /**
+     * Throttled like login, per account and address, since it checks the current password. Returns
+     * a device token for this browser: the change retired the one it had.
+     */
     async changePassword(input: {
       user: User;
       sessionId: string;
       currentPassword: string;
       newPassword: string;
       ip: string;
-    }): Promise<void> {
+    }): Promise<{ deviceToken: string }> {
       checkNewPassword(input.newPassword);
       const counters = [
         { throttle: passwordByAccountAndIp, key: `${input.user.id}\n${input.ip}` },
@@ -144,6 +153,7 @@ export function createLogin(deps: {
       charge(counters, 'Too many wrong passwords. Wait a few minutes and try again.');
       await users.changePassword(input.user.id, input.currentPassword, input.newPassword, input.sessionId);
       for (const c of counters) c.throttle.forgive(c.key);
+      return { deviceToken: devices.issue(deviceSubject(input.user.id)) };
     },
   };
 }

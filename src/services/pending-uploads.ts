@@ -99,7 +99,10 @@ export function createPendingUploads(db: Db) {
   const closeReplacements = db.prepare(
     'UPDATE pending_uploads SET closed_at = ? WHERE replaces_image_id = ? AND closed_at IS NULL',
   );
-  const due = db.prepare('SELECT * FROM pending_uploads WHERE expires_at <= ? ORDER BY expires_at LIMIT ?');
+  const due = db.prepare(
+    `SELECT * FROM pending_uploads WHERE expires_at <= ? AND (expires_at, key) > (?, ?)
+      ORDER BY expires_at, key LIMIT ?`,
+  );
   const finalKeyKnown = db.prepare('SELECT 1 FROM pending_uploads WHERE key = ? OR final_key = ?').pluck();
 
   return {
@@ -158,9 +161,10 @@ export function createPendingUploads(db: Db) {
       return keys;
     },
 
-    /** Rows whose policy expired (with the clock margin) by `now`, oldest first. */
-    due(now: number, limit: number): PendingUpload[] {
-      return (due.all(now - POLICY_CLOCK_MARGIN_MS, limit) as PendingRow[]).map(toPending);
+    /** Rows whose policy expired (with the clock margin) by `now`, oldest first, from after `after`. */
+    due(now: number, limit: number, after?: PendingUpload): PendingUpload[] {
+      const rows = due.all(now - POLICY_CLOCK_MARGIN_MS, after?.expiresAt ?? -1, after?.key ?? '', limit);
+      return (rows as PendingRow[]).map(toPending);
     },
 
     /** Whether a key is a staging key or a completion's final key that a row still names. */

@@ -9,8 +9,8 @@ import type { Users } from './users.js';
 
 /** How often the server sweeps on its own; a row waits at most this long past its policy's expiry. */
 export const SWEEP_INTERVAL_MS = 5 * 60 * 1000;
-/** Rows handled per run, so one run stays short; the rest wait for the next. */
-const SWEEP_BATCH = 500;
+/** Rows read from the database at a time; a run goes on until every due row has had its turn. */
+export const SWEEP_BATCH = 500;
 
 export interface SweepReport {
   /** uploads whose file arrived but whose browser never came back: completed now */
@@ -53,7 +53,10 @@ export function createUploadSweeper(
 ) {
   const { pending, uploads, users, images, clock } = deps;
 
-  async function sweepOne(row: PendingUpload, apply: boolean, report: SweepReport) {
+  async function sweepOne(listed: PendingUpload, apply: boolean, report: SweepReport) {
+    // Listed before the rows ahead of it were settled: a completion may have finished it since.
+    const row = pending.get(listed.key);
+    if (!row) return;
     if (row.closedAt !== null) {
       if (await storage.head(row.key)) {
         if (apply) await images.discardObjects([row.key]);
@@ -74,9 +77,10 @@ export function createUploadSweeper(
       return;
     }
     // A claim this process does not hold is a completion that died with its process: start over.
+    // Released before its copy goes: if the row was completed meanwhile, that copy is an image's original.
     if (row.finalKey !== null) {
+      if (!pending.release(row.key, row.finalKey)) return; // settled since; the next sweep looks again
       await images.discardObjects([row.finalKey]);
-      pending.release(row.key, row.finalKey);
     }
     try {
       await uploads.complete(owner, row.key);
@@ -89,15 +93,27 @@ export function createUploadSweeper(
     pending.remove(row.key);
   }
 
-  async function sweep({ apply }: { apply: boolean }): Promise<SweepReport> {
+  /**
+   * Every row due now, in batches: a member can leave rows faster than one batch per interval
+   * (each completed upload leaves one), and a backlog would hold everyone's reservations.
+   */
+  async function sweep(o: { apply: boolean; isStopping?: () => boolean }): Promise<SweepReport> {
+    const { apply } = o;
     const report = emptySweepReport();
-    for (const row of pending.due(clock(), SWEEP_BATCH)) {
-      if (uploads.isCompleting(row.key)) continue;
-      try {
-        await sweepOne(row, apply, report);
-      } catch (err) {
-        report.skipped.push({ key: row.key, reason: storageFailure(err) });
+    const now = clock();
+    let batch = pending.due(now, SWEEP_BATCH);
+    while (batch.length > 0) {
+      for (const row of batch) {
+        if (o.isStopping?.()) return report; // the server is stopping: the rest waits for the next start
+        if (uploads.isCompleting(row.key)) continue;
+        try {
+          await sweepOne(row, apply, report);
+        } catch (err) {
+          report.skipped.push({ key: row.key, reason: storageFailure(err) });
+        }
       }
+      // From after the last row listed: skipped ones are left for the next run, not read again.
+      batch = batch.length < SWEEP_BATCH ? [] : pending.due(now, SWEEP_BATCH, batch.at(-1));
     }
     return report;
   }
@@ -109,8 +125,9 @@ export function createUploadSweeper(
 
     /** Sweeps every `intervalMs` until stopped, one run at a time; errors are logged, never thrown. */
     start(log: Logger, intervalMs = SWEEP_INTERVAL_MS): () => Promise<void> {
+      let isStopping = false;
       const tick = () => {
-        running ??= sweep({ apply: true })
+        running ??= sweep({ apply: true, isStopping: () => isStopping })
           .then((r) => {
             for (const s of r.skipped) log.warn(s, 'upload sweep skipped an object it could not read');
             const done = r.completed.length + r.rejected.length + r.expired.length + r.replaysDeleted.length;
@@ -134,6 +151,7 @@ export function createUploadSweeper(
       const timer = setInterval(tick, intervalMs);
       timer.unref();
       return async () => {
+        isStopping = true;
         clearInterval(timer);
         await running;
       };

@@ -162,8 +162,10 @@ export function createUploads(
 
     const [thumbKey, displayKey] = renditionKeys as [string, string];
     const now = clock();
+    // Cleaned here too: an outside upload's name is its key, and rows from older versions kept bidi controls.
+    const originalName = cleanText(row.originalName, NAME_MAX);
     const fields = {
-      original_name: row.originalName,
+      original_name: originalName,
       original_key: finalKey,
       display_key: displayKey,
       thumb_key: thumbKey,
@@ -200,7 +202,7 @@ export function createUploads(
             notifications.recordChange(user, 'replace', target.id, `“${target.title}”`);
             return { imageId: target.id, replaced: true, oldKeys };
           }
-          const title = cleanText(withoutExtension(row.originalName), 200) || 'Untitled';
+          const title = cleanText(withoutExtension(originalName), 200) || 'Untitled';
           insertImage.run({ ...fields, id: imageId, owner_id: user.id, title, created_at: now });
           notifications.recordChange(user, outside ? 'outside_upload' : 'upload', imageId, `“${title}”`);
           return { imageId, replaced: false, oldKeys: [] };

@@ -201,6 +201,15 @@ export function createUsers(db: Db, clock: Clock, signup: Signup) {
       return row ? rowToUser(row) : null;
     },
 
+    /**
+     * Changes with every password change (each hash has a fresh salt). Device tokens name it, so a
+     * new password retires every browser trusted under the old one.
+     */
+    passwordVersion(userId: string): string {
+      const row = byId.get(userId) as UserRow | undefined;
+      return row ? sha256Hex(row.password_hash).slice(0, 16) : '';
+    },
+
     findByEmail(email: string): User | null {
       const row = byEmail.get(email.trim()) as UserRow | undefined;
       return row ? rowToUser(row) : null;
