@@ -70,15 +70,17 @@ describe('admin console', () => {
     expect(refused.status).toBe(403);
     expect(((await refused.json()) as { error: string }).error).toContain('limit of 1 images');
 
-    // 0.01 MiB = 10,486 bytes, minus what one.png already uses, minus what the policy that uploaded
-    // it could still write (exactly its size) until it expires.
+    // 0.01 MiB = 10,486 bytes, minus what one.png already uses, minus what unfinished uploads could
+    // still write (none: the one that uploaded it is finished).
     await admin.post(`/admin/users/${aliceId}/quota`, { mib: '0.01', images: '' });
     const used = t.services.images.usage(aliceId).bytes;
     const held = t.services.db
-      .prepare('SELECT sum(max_bytes) FROM pending_uploads WHERE owner_id = ?')
+      .prepare(
+        'SELECT coalesce(sum(max_bytes), 0) FROM pending_uploads WHERE owner_id = ? AND closed_at IS NULL',
+      )
       .pluck()
       .get(aliceId) as number;
-    expect(held).toBe(used);
+    expect(held).toBe(0);
     const presign = await alice.postJson('/uploads/presign', { name: 'big.png' });
     expect(presign.status).toBe(200);
     const policy = (await presign.json()) as Policy;

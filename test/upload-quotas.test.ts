@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { POLICY_CLOCK_MARGIN_MS, POLICY_TTL_SECONDS } from '../src/services/pending-uploads.js';
 import { MAX_OPEN_UPLOADS } from '../src/services/uploads.js';
@@ -10,6 +11,18 @@ import { type Policy, postToBucket, upload, uploadWithJs } from './support/uploa
 const KiB = 1024;
 const MiB = 1024 * KiB;
 const PAST_EXPIRY_MS = POLICY_TTL_SECONDS * 1000 + POLICY_CLOCK_MARGIN_MS + 1000;
+
+/** A PNG of about `bytes` bytes: random pixels do not compress. */
+const noisyPng = (bytes: number) => {
+  const side = Math.round(Math.sqrt(bytes / 3));
+  return sharp(randomBytes(side * side * 3), { raw: { width: side, height: side, channels: 3 } })
+    .png()
+    .toBuffer();
+};
+
+/** The staging key an upload page's form names. */
+const formKeyOf = (html: string) =>
+  html.match(/<input type="hidden" name="key" value="([^"]+)"/)?.[1] as string;
 
 const rangeOf = (policy: Policy) =>
   (JSON.parse(Buffer.from(policy.fields.Policy ?? '', 'base64').toString()).conditions as unknown[]).find(
@@ -136,17 +149,94 @@ describe('quotas under concurrency and open uploads', () => {
     expect((await presign(client, { size: file.length })).status).toBe(200);
   });
 
-  it('holds a finished upload’s size until its policy expires, since the policy could be replayed', async () => {
-    const png = await makePng(160, 100);
-    const { client, id } = await member({ mib: ((png.length * 2.5) / MiB).toFixed(6) });
-    await upload(client, png, 'one.png');
-    // Stored once, and held once more for a replay of its policy: 2 of 2.5 used.
-    const res = await presign(client, { size: png.length });
-    expect(res.status).toBe(413);
+  it('frees a finished upload’s room at once: three 300 KiB files of four fit a 1 MiB quota, as upload.js sends them', async () => {
+    const { client, id } = await member({ mib: '1' });
+    const files = await Promise.all([1, 2, 3, 4].map(() => noisyPng(300 * KiB)));
+    const formKey = formKeyOf(await (await client.get('/upload')).text());
+    // upload.js: the first file alone, through the page's own upload...
+    const first = await presign(client, { size: (files[0] as Buffer).length, formKey });
+    expect(first.status, await first.clone().text()).toBe(200);
+    const firstPolicy = (await first.json()) as Policy;
+    expect(firstPolicy.key).toBe(formKey);
+    expect((await postToBucket(firstPolicy, files[0] as Buffer, 'image/png', 'one.png')).status).toBe(201);
+    expect((await client.postJson('/uploads/complete', { key: formKey })).status).toBe(200);
+    // ...then the others two at a time: the finished one holds only its image's bytes.
+    const [second, third] = await Promise.all(
+      [files[1], files[2]].map(async (file) => {
+        const res = await presign(client, { size: (file as Buffer).length });
+        expect(res.status, await res.clone().text()).toBe(200);
+        const policy = (await res.json()) as Policy;
+        expect((await postToBucket(policy, file as Buffer, 'image/png', 'x.png')).status).toBe(201);
+        return policy;
+      }),
+    );
+    const fourth = await presign(client, { size: (files[3] as Buffer).length });
+    expect(fourth.status).toBe(413);
+    expect(((await fourth.json()) as { error: string }).error).toContain('left of your storage quota');
+    for (const policy of [second, third] as Policy[]) {
+      expect((await client.postJson('/uploads/complete', { key: policy.key })).status).toBe(200);
+    }
+    expect(t.services.images.usage(id).images).toBe(3);
+    await expectOnlyImageObjects(id);
+  });
+
+  it('keeps one plain-form upload per page however often the page is opened, from here or from another site', async () => {
+    // Each visit used to hold a new upload: the third would have met this image limit.
+    const { client, id } = await member({ images: '2' });
+    const keys = new Set<string>();
+    for (let i = 0; i < MAX_OPEN_UPLOADS + 5; i++) {
+      const headers: Record<string, string> = i % 2 ? { 'Sec-Fetch-Site': 'cross-site' } : {};
+      const page = await client.get('/upload', headers);
+      expect(page.status, `visit ${i}`).toBe(200);
+      keys.add(formKeyOf(await page.text()));
+    }
+    expect(keys.size).toBe(1);
+    expect(t.count('pending_uploads', `owner_id = '${id}'`)).toBe(1);
+    // The page's upload still leaves room for upload.js to take it over...
+    expect((await presign(client, { size: 100, formKey: [...keys][0] })).status).toBe(200);
+    // ...and a replacement page has an upload of its own, kept once per image too.
+    const imageId = await upload(client, await makePng(), 'kept.png');
+    const replaceKeys = new Set<string>();
+    for (let i = 0; i < 3; i++) {
+      replaceKeys.add(formKeyOf(await (await client.get(`/images/${imageId}/replace`)).text()));
+    }
+    expect(replaceKeys.size).toBe(1);
+    expect([...replaceKeys][0]).not.toBe([...keys][0]);
+  });
+
+  it('tells a second file posted through the same page form after the first was kept that it was not kept', async () => {
+    const { client, id } = await member();
+    const html = await (await client.get('/upload')).text();
+    const action = html.match(/<form id="upload-form"[^>]* action="([^"]+)"/)?.[1] as string;
+    const hidden = [...html.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)"/g)].map(
+      (m) => [m[1] as string, (m[2] as string).replaceAll('&amp;', '&')] as const,
+    );
+    // The browser's plain form post, then the redirect it follows back to the app.
+    const submit = async (png: Buffer) => {
+      const form = new FormData();
+      for (const [name, value] of hidden) form.append(name, name === 'Content-Type' ? 'image/png' : value);
+      form.append('file', new Blob([new Uint8Array(png)], { type: 'image/png' }), 'photo.png');
+      const stored = await fetch(action, { method: 'POST', body: form, redirect: 'manual' });
+      expect(stored.status).toBe(303);
+      const back = new URL(stored.headers.get('location') as string);
+      return `${back.pathname}${back.search}`;
+    };
+    const firstPng = await makePng(120, 80);
+    const firstReturn = await submit(firstPng);
+    const kept = await client.get(firstReturn);
+    expect(kept.status).toBe(303);
+    // The same form again (another tab, say): the bucket takes the file, the app does not keep it.
+    const again = await client.get(await submit(await makePng(90, 90)));
+    expect(again.status).toBe(409);
+    expect(await again.text()).toContain('was not kept');
+    expect(t.services.images.usage(id)).toEqual({ images: 1, bytes: firstPng.length });
+    // Reloading the first file's return address still lands on the image it made.
+    const reload = await client.get(firstReturn);
+    expect(reload.headers.get('location')).toBe(kept.headers.get('location'));
     t.advance(PAST_EXPIRY_MS);
-    await t.services.uploadSweeper.sweep({ apply: true });
-    expect(t.count('pending_uploads', `owner_id = '${id}'`)).toBe(0);
-    expect((await presign(client, { size: png.length })).status).toBe(200);
+    const report = await t.services.uploadSweeper.sweep({ apply: true });
+    expect(report.replaysDeleted).toHaveLength(1);
+    await expectOnlyImageObjects(id);
   });
 
   it(`allows ${MAX_OPEN_UPLOADS} open uploads, then answers 429 with Retry-After until one finishes`, async () => {
@@ -197,7 +287,9 @@ describe('quotas under concurrency and open uploads', () => {
     // The page holds the whole 1 MiB: a second policy has no room...
     const other = await presign(client, { size: 1000 });
     expect(other.status).toBe(403);
-    expect(((await other.json()) as { error: string }).error).toContain('1.0 MiB held for recent uploads');
+    expect(((await other.json()) as { error: string }).error).toContain(
+      '1.0 MiB held for uploads not finished yet',
+    );
     // ...but the page's own upload, taken over by upload.js, does.
     const png = await makePng(220, 120);
     const res = await presign(client, { size: png.length, formKey, name: 'taken-over.png' });
@@ -211,8 +303,10 @@ describe('quotas under concurrency and open uploads', () => {
     expect(done.status).toBe(200);
     const image = t.services.images.getForUser(t.user(`member${n}@example.com`), (await done.json()).imageId);
     expect(image.title).toBe('taken-over');
-    // A finished row is never re-signed: the same form key now opens nothing.
-    expect((await presign(client, { size: png.length, formKey })).status).toBe(403);
+    // A finished row is never re-signed: the same form key now gets an upload of its own.
+    const later = await presign(client, { size: png.length, formKey });
+    expect(later.status).toBe(200);
+    expect(((await later.json()) as Policy).key).not.toBe(formKey);
   });
 
   it('never re-signs someone else’s form key', async () => {

@@ -109,8 +109,11 @@
 
   async function uploadAll(files) {
     const results = [];
-    // Two at a time: enough to fill the pipe without starving the page.
     const queue = [...files];
+    // The first file alone, through the page's own upload: until it is done, the room the page
+    // reserved is not free for the others (it matters on a small quota).
+    if (formKey && queue.length) results.push(await upload(queue.shift()));
+    // Then two at a time: enough to fill the pipe without starving the page.
     const worker = async () => {
       while (queue.length) results.push(await upload(queue.shift()));
     };

@@ -150,9 +150,11 @@ export const migrations: readonly string[] = [
     BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
   `,
   // 4: a pending upload outlives its completion until its policy expires, so a replay of the policy
-  // is swept; it records the policy's size ceiling (reserved against the byte quota), the fresh key
-  // a completion copies to, and the image it made. No foreign key to the replaced image: deleting
-  // that image closes the row instead of removing it, so what its policy may still write is swept.
+  // is swept; it records the policy's size ceiling (reserved against the byte quota while it is
+  // unfinished), whether it is an upload page's own form (reused by the next visit), the fresh key a
+  // completion copies to, the ETag it copied, and the image it made. No foreign key to the replaced
+  // image: deleting that image closes the row instead of removing it, so what its policy may still
+  // write is swept.
   `
   CREATE TABLE pending_uploads_v4 (
     key TEXT PRIMARY KEY,
@@ -160,11 +162,13 @@ export const migrations: readonly string[] = [
     original_name TEXT NOT NULL,
     replaces_image_id TEXT,
     max_bytes INTEGER NOT NULL DEFAULT 0 CHECK (max_bytes >= 0),
+    is_form INTEGER NOT NULL DEFAULT 0 CHECK (is_form IN (0, 1)),
     created_at INTEGER NOT NULL,
     expires_at INTEGER NOT NULL,
     final_key TEXT UNIQUE,
     claimed_at INTEGER,
     closed_at INTEGER,
+    etag TEXT,
     image_id TEXT
   ) STRICT;
   INSERT INTO pending_uploads_v4 (key, owner_id, original_name, replaces_image_id, created_at, expires_at)

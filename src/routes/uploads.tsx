@@ -52,7 +52,9 @@ uploadRoutes.post('/uploads/presign', canUpload, async (c) => {
 // only ever completes a pending upload of the signed-in user.
 uploadRoutes.get('/uploads/complete', requireUser, async (c) => {
   const { user } = signedIn(c);
-  const { imageId, replaced } = await complete(c, user, c.req.query('key') ?? '');
+  // The bucket adds the stored file's ETag: a second file through the same form is told apart by it.
+  const etag = c.req.query('etag');
+  const { imageId, replaced } = await complete(c, user, c.req.query('key') ?? '', etag?.slice(0, 100));
   return c.redirect(`/images/${imageId}?${replaced ? 'replaced' : 'uploaded'}=1`, 303);
 });
 
@@ -63,8 +65,8 @@ uploadRoutes.post('/uploads/complete', requireUser, async (c) => {
   return c.json({ imageId: result.imageId, replaced: result.replaced, url: `/images/${result.imageId}` });
 });
 
-async function complete(c: Context<AppEnv>, user: User, key: string) {
-  const result = await c.var.services.uploads.complete(user, key);
+async function complete(c: Context<AppEnv>, user: User, key: string, etag?: string) {
+  const result = await c.var.services.uploads.complete(user, key, etag ? { etag } : {});
   if (!result.isRepeat) audit(c, result.replaced ? 'replace' : 'upload', { target: result.imageId });
   return result;
 }

@@ -4,7 +4,7 @@ import type { Db } from '../db/connection.js';
 export const POLICY_TTL_SECONDS = 15 * 60;
 /**
  * The bucket's clock may run ahead of or behind ours: a policy counts as live this long after its
- * expiry, so nothing it could still write escapes the quota or the sweep.
+ * expiry, so nothing it could still write escapes the sweep.
  */
 export const POLICY_CLOCK_MARGIN_MS = 5 * 60 * 1000;
 
@@ -18,13 +18,17 @@ export interface PendingUpload {
   ownerId: string;
   originalName: string;
   replacesImageId: string | null;
-  /** the policy's size ceiling, reserved against the owner's byte quota until the row is swept */
+  /** the policy's size ceiling, reserved against the owner's byte quota until the upload finishes */
   maxBytes: number;
+  /** an upload page's own form (the plain form): the next visit of that page re-signs it */
+  isForm: boolean;
   createdAt: number;
   expiresAt: number;
   finalKey: string | null;
   claimedAt: number | null;
   closedAt: number | null;
+  /** the ETag of the staging object the completion copied */
+  etag: string | null;
   imageId: string | null;
 }
 
@@ -34,11 +38,13 @@ interface PendingRow {
   original_name: string;
   replaces_image_id: string | null;
   max_bytes: number;
+  is_form: number;
   created_at: number;
   expires_at: number;
   final_key: string | null;
   claimed_at: number | null;
   closed_at: number | null;
+  etag: string | null;
   image_id: string | null;
 }
 
@@ -48,11 +54,13 @@ const toPending = (r: PendingRow): PendingUpload => ({
   originalName: r.original_name,
   replacesImageId: r.replaces_image_id,
   maxBytes: r.max_bytes,
+  isForm: r.is_form === 1,
   createdAt: r.created_at,
   expiresAt: r.expires_at,
   finalKey: r.final_key,
   claimedAt: r.claimed_at,
   closedAt: r.closed_at,
+  etag: r.etag,
   imageId: r.image_id,
 });
 
@@ -60,8 +68,9 @@ const toPending = (r: PendingRow): PendingUpload => ({
 export function createPendingUploads(db: Db) {
   const byKey = db.prepare('SELECT * FROM pending_uploads WHERE key = ?');
   const insert = db.prepare(
-    `INSERT INTO pending_uploads (key, owner_id, original_name, replaces_image_id, max_bytes, created_at, expires_at)
-     VALUES (@key, @ownerId, @originalName, @replacesImageId, @maxBytes, @createdAt, @expiresAt)`,
+    `INSERT INTO pending_uploads (key, owner_id, original_name, replaces_image_id, max_bytes, is_form, created_at,
+       expires_at)
+     VALUES (@key, @ownerId, @originalName, @replacesImageId, @maxBytes, @isForm, @createdAt, @expiresAt)`,
   );
   const resign = db.prepare(
     `UPDATE pending_uploads SET max_bytes = max(max_bytes, @maxBytes), original_name = @originalName,
@@ -69,8 +78,17 @@ export function createPendingUploads(db: Db) {
      WHERE key = @key AND closed_at IS NULL AND final_key IS NULL`,
   );
   const reserved = db
-    .prepare('SELECT coalesce(sum(max_bytes), 0) FROM pending_uploads WHERE owner_id = ? AND key <> ?')
+    .prepare(
+      `SELECT coalesce(sum(max_bytes), 0) FROM pending_uploads
+        WHERE owner_id = ? AND key <> ? AND closed_at IS NULL`,
+    )
     .pluck();
+  const openForm = db.prepare(
+    `SELECT * FROM pending_uploads
+      WHERE owner_id = ? AND is_form = 1 AND replaces_image_id IS ? AND closed_at IS NULL AND final_key IS NULL
+        AND expires_at > ?
+      ORDER BY created_at DESC LIMIT 1`,
+  );
   const unfinishedNew = db
     .prepare(
       `SELECT count(*) FROM pending_uploads
@@ -89,7 +107,7 @@ export function createPendingUploads(db: Db) {
     'UPDATE pending_uploads SET final_key = NULL, claimed_at = NULL WHERE key = ? AND final_key = ? AND closed_at IS NULL',
   );
   const close = db.prepare(
-    `UPDATE pending_uploads SET closed_at = @now, image_id = @imageId
+    `UPDATE pending_uploads SET closed_at = @now, image_id = @imageId, etag = @etag
       WHERE key = @key AND closed_at IS NULL AND final_key IS @finalKey`,
   );
   const remove = db.prepare('DELETE FROM pending_uploads WHERE key = ?');
@@ -111,8 +129,14 @@ export function createPendingUploads(db: Db) {
       return row ? toPending(row) : undefined;
     },
 
-    insert(row: Omit<PendingUpload, 'finalKey' | 'claimedAt' | 'closedAt' | 'imageId'>): void {
-      insert.run(row);
+    insert(row: Omit<PendingUpload, 'finalKey' | 'claimedAt' | 'closedAt' | 'etag' | 'imageId'>): void {
+      insert.run({ ...row, isForm: row.isForm ? 1 : 0 });
+    },
+
+    /** The newest unfinished, unclaimed, unexpired page form of this owner for this target. */
+    openForm(ownerId: string, replacesImageId: string | null, now: number): PendingUpload | undefined {
+      const row = openForm.get(ownerId, replacesImageId, now) as PendingRow | undefined;
+      return row ? toPending(row) : undefined;
     },
 
     /** A second policy for an open row (upload.js taking over the page's form): its ceiling is the larger. */
@@ -120,7 +144,7 @@ export function createPendingUploads(db: Db) {
       return resign.run({ key, ...o }).changes === 1;
     },
 
-    /** What the owner's signed policies could still write, open or completed, besides `exceptKey`'s. */
+    /** What the owner's unfinished uploads could still write, besides `exceptKey`'s. */
     reservedBytes(ownerId: string, exceptKey = ''): number {
       return reserved.get(ownerId, exceptKey) as number;
     },
@@ -146,8 +170,14 @@ export function createPendingUploads(db: Db) {
     },
 
     /** Finishes the row, only if `finalKey` is still the claim (null: refused before any copy). */
-    close(key: string, finalKey: string | null, imageId: string | null, now: number): boolean {
-      return close.run({ key, finalKey, imageId, now }).changes === 1;
+    close(
+      key: string,
+      finalKey: string | null,
+      imageId: string | null,
+      now: number,
+      etag: string | null = null,
+    ): boolean {
+      return close.run({ key, finalKey, imageId, now, etag }).changes === 1;
     },
 
     remove(key: string): void {

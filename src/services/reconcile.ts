@@ -63,6 +63,7 @@ export function createReconcile(
       originalName: key.split('/').pop() ?? '',
       replacesImageId: null,
       maxBytes: 0,
+      isForm: false,
       createdAt: now,
       expiresAt: now,
     });

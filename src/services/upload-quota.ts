@@ -11,16 +11,18 @@ const RELEASE_MINUTES = Math.ceil(
 );
 
 /**
- * The quota rules for uploads. At presign, what every signed policy could still write counts
- * (admission); at completion, only what is stored, checked inside the transaction that adds the
- * image (the guarantee).
+ * The quota rules for uploads. At presign, what every unfinished upload's policy could still write
+ * counts (admission); at completion, only what is stored, checked inside the transaction that adds
+ * the image (the guarantee). A finished upload's policy can only rewrite its own staging key, which
+ * no image uses (one object at most, until the sweep deletes it): that leftover is not held against the
+ * quota, or every upload would count twice for 25 minutes.
  */
 export function createUploadQuota(deps: { users: Users; images: Images; pending: PendingUploads }) {
   const { users, images, pending } = deps;
   return {
     /**
-     * What may still be uploaded: images and bytes stored, plus what every policy of the user could
-     * still write. Throws when nothing is left; returns the bytes left (Infinity without a quota).
+     * What may still be uploaded: images and bytes stored, plus what every unfinished upload of the
+     * user could still write. Throws when nothing is left; returns the bytes left (Infinity without a quota).
      */
     roomForPolicy(user: User, replaced: Image | null, exceptKey: string): number {
       const fresh = users.get(user.id) ?? user;
@@ -47,7 +49,7 @@ export function createUploadQuota(deps: { users: Users; images: Images; pending:
         throw new UserError(
           403,
           reserved > 0
-            ? `Your storage quota is used up, counting ${formatBytes(reserved)} held for recent uploads, whose upload links could still be used. It is released within ${RELEASE_MINUTES} minutes; or delete some images, or ask an admin for more.`
+            ? `Your storage quota is used up, counting ${formatBytes(reserved)} held for uploads not finished yet. Finish them, or wait: an unfinished upload is given up within ${RELEASE_MINUTES} minutes; or delete some images, or ask an admin for more.`
             : 'Your storage quota is used up. Delete some images, or ask an admin for more.',
         );
       }

@@ -22,6 +22,11 @@ export const VERIFY_CONCURRENCY = 2;
 const NAME_MAX = 255;
 export const NOT_AN_IMAGE = 'That file is not a JPEG, PNG, GIF, WebP or AVIF image, so it was not kept.';
 const NOT_FOUND = 'That upload was not found. It may have expired: please upload again.';
+const SECOND_FILE =
+  'Another file was sent with this upload form after its first one was kept, so it was not kept. Please upload it again.';
+
+/** ETags compare without their quotes: S3 quotes them in headers, not always in redirect URLs. */
+const bareEtag = (etag: string) => etag.replace(/^"|"$/g, '');
 
 export interface PresignedUpload {
   key: string;
@@ -148,9 +153,11 @@ export function createUploads(
     const renditionKeys = [`${base}thumbs/${version}.webp`, `${base}display/${version}.webp`];
     const made = [finalKey, ...renditionKeys];
     let checked: Awaited<ReturnType<typeof verify>>;
+    let copiedEtag: string | null = null;
     try {
       // Verified only from the copy: a replay of the policy can change the staging object, never this.
-      await fromStorage(storage.copy(row.key, finalKey));
+      const copied = await fromStorage(storage.copy(row.key, finalKey));
+      copiedEtag = copied.etag ? bareEtag(copied.etag) : null;
       checked = await verify(user, row, finalKey, renditionKeys);
     } catch (err) {
       if (err instanceof Refusal) return refuse(row, finalKey, made, err, outside);
@@ -192,7 +199,7 @@ export function createUploads(
           const overQuota = quota.refusal(user, checked.size, target);
           const imageId = overQuota ? null : (target?.id ?? randomUUID().replaceAll('-', ''));
           // Only the holder of the claim may close the row; a stale one (the sweep took over) backs off.
-          if (!pending.close(row.key, finalKey, imageId, now)) return null;
+          if (!pending.close(row.key, finalKey, imageId, now, copiedEtag)) return null;
           if (overQuota || !imageId) return new UserError(413, overQuota ?? '');
           if (target) {
             replaceImage.run({ ...fields, id: target.id });
@@ -264,9 +271,16 @@ export function createUploads(
         .transaction(() => {
           const now = clock();
           const expiresAt = now + POLICY_TTL_SECONDS * 1000;
-          const form = req.formKey ? pending.get(req.formKey) : undefined;
+          // The page's own form is reused by its next visit (a reload, another tab, a link from another
+          // site), so visits never pile up reservations; upload.js takes it over for its first file.
+          const form = req.formKey
+            ? pending.get(req.formKey)
+            : req.mode === 'redirect'
+              ? pending.openForm(user.id, replaced?.id ?? null, now)
+              : undefined;
           const reuse =
             form &&
+            form.isForm &&
             form.ownerId === user.id &&
             form.closedAt === null &&
             form.finalKey === null &&
@@ -301,6 +315,7 @@ export function createUploads(
             originalName,
             replacesImageId: replaced?.id ?? null,
             maxBytes: ceiling,
+            isForm: req.mode === 'redirect',
             createdAt: now,
             expiresAt,
           });
@@ -333,10 +348,19 @@ export function createUploads(
      * names, verifies that copy, and records it. Safe to call twice (the redirect GET may repeat):
      * a key already completed answers with its image.
      */
-    async complete(user: User, key: string, o: { outside?: boolean } = {}): Promise<Completion> {
+    async complete(
+      user: User,
+      key: string,
+      o: { outside?: boolean; etag?: string } = {},
+    ): Promise<Completion> {
       const row = pending.get(key);
       if (!row || row.ownerId !== user.id) throw new UserError(404, NOT_FOUND);
-      if (row.closedAt !== null) return repeatOf(user, key);
+      if (row.closedAt !== null) {
+        // The bucket's redirect names the file it stored: a page's form posted again (another tab, a
+        // reload of a form that was reused) after its first file was kept is not that file.
+        if (o.etag && row.etag && bareEtag(o.etag) !== row.etag) throw new UserError(409, SECOND_FILE);
+        return repeatOf(user, key);
+      }
       const running = inFlight.get(key);
       if (running) return { ...(await running), isRepeat: true };
       const work = completeOnce(user, row, o.outside ?? false).finally(() => inFlight.delete(key));

@@ -1,5 +1,7 @@
 /// <reference lib="dom" />
+import { randomBytes } from 'node:crypto';
 import type { Browser, Page } from 'playwright-core';
+import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PASSWORD } from '../support/app.js';
 import {
@@ -121,6 +123,51 @@ describe.skipIf(skipBrowser)('uploading in a real browser, on the embedded store
     expect(new URL(page.url()).pathname).toBe('/');
     expect(await page.locator('#grid').textContent()).not.toContain(title?.replace('Select ', '') ?? '');
     expect(cspErrors).toEqual([]);
+    await context.close();
+  });
+  it('on a phone, fits three of four chosen files into a 1 MiB quota and says why the fourth did not', {
+    timeout: BROWSER_TEST_TIMEOUT_MS,
+  }, async () => {
+    // The first account of this server (the JS-off test above) is its admin: it sets the quota.
+    const adminContext = await newContext(browser, { viewport: { width: 1100, height: 800 } });
+    const adminPage = await adminContext.newPage();
+    await adminPage.goto(`${origin}/login`);
+    await adminPage.getByLabel('Email').fill('nojs@example.com');
+    await adminPage.getByLabel('Password').fill(PASSWORD);
+    await adminPage.getByRole('button', { name: 'Log in' }).click();
+    await expect.poll(() => new URL(adminPage.url()).pathname, PATIENTLY).toBe('/');
+
+    const context = await newContext(browser, { viewport: { width: 390, height: 844 }, isMobile: true });
+    const page = await context.newPage();
+    await signUpIn(page, 'small-quota@example.com');
+    await adminPage.goto(`${origin}/admin`);
+    await adminPage.getByRole('link', { name: 'Manage small-quota@example.com' }).click();
+    await adminPage.getByLabel('Storage limit in MiB').fill('1');
+    await adminPage.getByRole('button', { name: 'Save quota' }).click();
+    await adminContext.close();
+
+    await page.goto(`${origin}/upload`);
+    await expect.poll(() => page.getByText('…or drop images here').isVisible(), PATIENTLY).toBe(true);
+    // Random pixels do not compress: about 300 KiB each.
+    const files = await Promise.all(
+      ['a', 'b', 'c', 'd'].map(async (name) => ({
+        name: `${name}.png`,
+        mimeType: 'image/png',
+        buffer: await sharp(randomBytes(320 * 320 * 3), { raw: { width: 320, height: 320, channels: 3 } })
+          .png()
+          .toBuffer(),
+      })),
+    );
+    // Choosing the files starts the upload (the button's own behaviour is issue 17's to settle).
+    await page.getByLabel('Choose an image').setInputFiles(files);
+    await expect.poll(() => page.locator('#upload-list li.ok').count(), PATIENTLY).toBe(3);
+    await expect.poll(() => page.locator('#upload-list li.failed').count(), PATIENTLY).toBe(1);
+    expect(await page.locator('#upload-list li.failed').textContent()).toContain(
+      'larger than what is left of your storage quota',
+    );
+    await page.screenshot({ path: screenshotPath('upload-small-quota-phone'), fullPage: true });
+    await page.goto(`${origin}/`);
+    expect(await page.locator('#grid li.thumb').count()).toBe(3);
     await context.close();
   });
 });
