@@ -279,8 +279,7 @@ export function createUploads(
               ? pending.openForm(user.id, replaced?.id ?? null, now)
               : undefined;
           const reuse =
-            form &&
-            form.isForm &&
+            form?.isForm &&
             form.ownerId === user.id &&
             form.closedAt === null &&
             form.finalKey === null &&
