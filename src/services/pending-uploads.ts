@@ -73,7 +73,8 @@ export function createPendingUploads(db: Db) {
      VALUES (@key, @ownerId, @originalName, @replacesImageId, @maxBytes, @isForm, @createdAt, @expiresAt)`,
   );
   const resign = db.prepare(
-    `UPDATE pending_uploads SET max_bytes = max(max_bytes, @maxBytes), original_name = @originalName,
+    `UPDATE pending_uploads SET max_bytes = max(max_bytes, @maxBytes),
+       original_name = CASE WHEN @originalName = '' THEN original_name ELSE @originalName END,
        expires_at = max(expires_at, @expiresAt)
      WHERE key = @key AND closed_at IS NULL AND final_key IS NULL`,
   );
@@ -139,7 +140,10 @@ export function createPendingUploads(db: Db) {
       return row ? toPending(row) : undefined;
     },
 
-    /** A second policy for an open row (upload.js taking over the page's form): its ceiling is the larger. */
+    /**
+     * Another policy for an open row (the page visited again, or upload.js taking over its form):
+     * the ceiling is the larger of the two, and a name is kept unless a new one is given.
+     */
     resign(key: string, o: { maxBytes: number; originalName: string; expiresAt: number }): boolean {
       return resign.run({ key, ...o }).changes === 1;
     },
