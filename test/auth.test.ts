@@ -374,8 +374,8 @@ describe('login throttling (OWASP device cookies)', () => {
       expect((await attempt(t.client(), '198.51.100.7', 'wrong password!')).status).toBe(401);
     const blocked = await attempt(t.client(), '198.51.100.7', PASSWORD);
     expect(blocked.status).toBe(429);
-    expect(Number(blocked.headers.get('retry-after'))).toBeGreaterThan(0);
-    expect(await blocked.text()).toContain('Too many failed sign-in attempts');
+    expect(Number(blocked.headers.get('retry-after'))).toBe(15 * 60);
+    expect(await blocked.text()).toContain('Too many failed sign-in attempts. Try again in 15 minutes.');
     expect((await attempt(t.client(), '203.0.113.9', PASSWORD)).status).toBe(303);
     t.advance(15 * MINUTE + 1);
     expect((await attempt(t.client(), '198.51.100.7', PASSWORD)).status).toBe(303);
@@ -417,6 +417,7 @@ describe('login throttling (OWASP device cookies)', () => {
     const refused = await attempt(known, '192.0.2.1', PASSWORD);
     expect(refused.status).toBe(429);
     expect(Number(refused.headers.get('retry-after'))).toBe(1);
+    expect(await refused.text()).toContain('Try again in a second.');
     expect((await attempt(t.client(), '192.0.2.1', PASSWORD)).status).toBe(303);
   });
 

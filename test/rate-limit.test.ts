@@ -1,6 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { LOGIN_LIMITS } from '../src/services/login.js';
-import { type BackoffLimits, createBackoff, createRateLimit } from '../src/services/rate-limit.js';
+import {
+  type BackoffLimits,
+  createBackoff,
+  createRateLimit,
+  tryAgainIn,
+} from '../src/services/rate-limit.js';
 import { SHARE_GUESS_LIMITS } from '../src/services/shares.js';
 
 const MINUTE = 60 * 1000;
@@ -126,5 +131,22 @@ describe('the guessing bounds the README states', () => {
       expect(first).toBeLessThanOrEqual(55);
       for (const day of rest) expect(day).toBeLessThanOrEqual(24);
     }
+  });
+});
+
+describe('the wait a refusal names', () => {
+  it('says what Retry-After says, in words', () => {
+    expect([1, 2, 59, 60, 61, 899, 900, 3599, 3600, 7200].map((seconds) => tryAgainIn(seconds))).toEqual([
+      'Try again in a second.',
+      'Try again in 2 seconds.',
+      'Try again in 59 seconds.',
+      'Try again in a minute.',
+      'Try again in 2 minutes.',
+      'Try again in 15 minutes.',
+      'Try again in 15 minutes.',
+      'Try again in an hour.',
+      'Try again in an hour.',
+      'Try again in 2 hours.',
+    ]);
   });
 });

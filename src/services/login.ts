@@ -1,7 +1,13 @@
 import type { Clock } from './clock.js';
 import type { DeviceTokens } from './device-tokens.js';
 import { UserError } from './errors.js';
-import { type BackoffLimits, createBackoff, createRateLimit, type Throttle } from './rate-limit.js';
+import {
+  type BackoffLimits,
+  createBackoff,
+  createRateLimit,
+  type Throttle,
+  tryAgainIn,
+} from './rate-limit.js';
 import type { Sessions } from './sessions.js';
 import { checkNewPassword, type User, type Users } from './users.js';
 
@@ -31,7 +37,7 @@ export type LoginLimits = typeof LOGIN_LIMITS & {
   signupsPerIpPerHour: number;
 };
 
-const TOO_MANY = 'Too many failed sign-in attempts. Wait a few minutes and try again.';
+const TOO_MANY = 'Too many failed sign-in attempts.';
 /** Kept from a typed email for throttling: no real address is longer. */
 const MAX_EMAIL_CHARS = 254;
 
@@ -75,7 +81,7 @@ export function createLogin(deps: {
   /** Throws 429 when any counter says wait; otherwise charges the attempt to each of them. */
   function charge(counters: { throttle: Throttle; key: string }[], message: string): void {
     const wait = Math.max(...counters.map((c) => c.throttle.retryAfterSeconds(c.key)));
-    if (wait > 0) throw new UserError(429, message, wait);
+    if (wait > 0) throw new UserError(429, `${message} ${tryAgainIn(wait)}`, wait);
     for (const c of counters) c.throttle.recordFailure(c.key);
   }
 
@@ -89,7 +95,7 @@ export function createLogin(deps: {
     }): Promise<{ token: string; user: User; deviceToken: string }> {
       const isOpen = users.isOpenSignup(input.inviteToken);
       const counters = isOpen ? [{ throttle: signupsByIp, key: input.ip }] : [];
-      charge(counters, 'Too many accounts were created from your network. Try again in an hour.');
+      charge(counters, 'Too many accounts were created from your network.');
       try {
         const user = await users.signUp(input);
         users.recordLogin(user.id);
@@ -150,7 +156,7 @@ export function createLogin(deps: {
         { throttle: passwordByAccountAndIp, key: `${input.user.id}\n${input.ip}` },
         { throttle: passwordByAccount, key: input.user.id },
       ];
-      charge(counters, 'Too many wrong passwords. Wait a few minutes and try again.');
+      charge(counters, 'Too many wrong passwords.');
       await users.changePassword(input.user.id, input.currentPassword, input.newPassword, input.sessionId);
       for (const c of counters) c.throttle.forgive(c.key);
       return { deviceToken: devices.issue(deviceSubject(input.user.id)) };

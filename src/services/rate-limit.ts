@@ -164,3 +164,13 @@ export function createBackoff(opts: BackoffLimits & { clock: Clock; maxKeys?: nu
     opts.maxKeys ?? DEFAULT_MAX_KEYS,
   );
 }
+
+/** "Try again in 40 seconds." for a 429's message, so people know what Retry-After says. */
+export function tryAgainIn(seconds: number): string {
+  if (seconds <= 1) return 'Try again in a second.';
+  if (seconds < 60) return `Try again in ${Math.ceil(seconds)} seconds.`;
+  const minutes = Math.ceil(seconds / 60);
+  if (minutes < 60) return `Try again in ${minutes === 1 ? 'a minute' : `${minutes} minutes`}.`;
+  const hours = Math.round(minutes / 60);
+  return `Try again in ${hours === 1 ? 'an hour' : `${hours} hours`}.`;
+}

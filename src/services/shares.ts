@@ -5,7 +5,7 @@ import type { DeviceTokens } from './device-tokens.js';
 import { UserError } from './errors.js';
 import { downloadName, type Image, type ImageRow, type Images, rowToImage } from './images.js';
 import { hashPassword, PASSWORD_MAX, verifyPassword } from './passwords.js';
-import { type BackoffLimits, createBackoff, createRateLimit } from './rate-limit.js';
+import { type BackoffLimits, createBackoff, createRateLimit, tryAgainIn } from './rate-limit.js';
 import { randomToken, sha256Hex } from './tokens.js';
 import type { User } from './users.js';
 
@@ -271,7 +271,7 @@ export function createShares(db: Db, storage: Storage, images: Images, devices: 
           ];
       const wait = Math.max(...counters.map((c) => c.throttle.retryAfterSeconds(c.key)));
       if (wait > 0)
-        throw new UserError(429, 'Too many wrong passwords for this link. Try again later.', wait);
+        throw new UserError(429, `Too many wrong passwords for this link. ${tryAgainIn(wait)}`, wait);
       // Counted before the slow check, so parallel guesses count one by one.
       for (const c of counters) c.throttle.recordFailure(c.key);
       if (password.length > PASSWORD_MAX || !(await verifyPassword(row.password_hash, password))) {

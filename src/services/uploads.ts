@@ -8,6 +8,7 @@ import { cleanText, type ImageRow, type Images, rowToImage, withoutExtension } f
 import { createLimiter } from './limiter.js';
 import type { Notifications } from './notifications.js';
 import { type PendingUpload, type PendingUploads, POLICY_TTL_SECONDS } from './pending-uploads.js';
+import { tryAgainIn } from './rate-limit.js';
 import { makeRenditions, type Renditions, SNIFF_BYTES, sniffImageType } from './thumbnails.js';
 import { createUploadQuota } from './upload-quota.js';
 import type { User, Users } from './users.js';
@@ -303,7 +304,7 @@ export function createUploads(
             const waitMs = (open.oldestExpiresAt ?? now) - now;
             throw new UserError(
               429,
-              'Too many uploads are waiting to finish. Wait a few minutes and try again.',
+              `Too many uploads are waiting to finish. ${tryAgainIn(Math.ceil(waitMs / 1000))}`,
               Math.max(1, Math.ceil(waitMs / 1000)),
             );
           }
