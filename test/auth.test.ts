@@ -381,6 +381,16 @@ describe('login throttling (OWASP device cookies)', () => {
     expect((await attempt(t.client(), '198.51.100.7', PASSWORD)).status).toBe(303);
   });
 
+  it('counts an IPv6 client by its /64, whichever address in it each attempt comes from', async () => {
+    for (let i = 1; i <= 5; i++)
+      expect((await attempt(t.client(), `2001:db8:7:1::${i.toString(16)}`, 'wrong password!')).status).toBe(
+        401,
+      );
+    // Another address of the same /64, written out in full: still the same client.
+    expect((await attempt(t.client(), '2001:0db8:0007:0001:ffff:0:0:1', PASSWORD)).status).toBe(429);
+    expect((await attempt(t.client(), '2001:db8:7:2::1', PASSWORD)).status).toBe(303);
+  });
+
   it('slows every untrusted client of an account with growing delays once 20 failures came from anywhere', async () => {
     for (let i = 0; i < 20; i++)
       expect((await attempt(t.client(), `198.51.100.${i}`, 'wrong password!')).status).toBe(401);

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { LOGIN_LIMITS } from '../src/services/login.js';
 import {
+  addressKey,
   type BackoffLimits,
   createBackoff,
   createRateLimit,
@@ -148,5 +149,18 @@ describe('the wait a refusal names', () => {
       'Try again in an hour.',
       'Try again in 2 hours.',
     ]);
+  });
+});
+
+describe('the address a throttle counts', () => {
+  it('is an IPv6 client’s /64, an IPv4-mapped address’s IPv4, and anything else as it is', () => {
+    expect(addressKey('2001:db8:7:1::5')).toBe('2001:db8:7:1::/64');
+    expect(addressKey('2001:0DB8:0007:0001:ffff:0:0:1')).toBe('2001:db8:7:1::/64');
+    expect(addressKey('2001:db8::1')).toBe('2001:db8:0:0::/64');
+    expect(addressKey('::1')).toBe('0:0:0:0::/64');
+    expect(addressKey('fe80::1%eth0')).toBe('fe80:0:0:0::/64');
+    expect(addressKey('::ffff:192.0.2.7')).toBe('192.0.2.7');
+    expect(addressKey('192.0.2.7')).toBe('192.0.2.7');
+    expect(addressKey('unknown')).toBe('unknown');
   });
 });

@@ -2,6 +2,7 @@ import type { Clock } from './clock.js';
 import type { DeviceTokens } from './device-tokens.js';
 import { UserError } from './errors.js';
 import {
+  addressKey,
   type BackoffLimits,
   createBackoff,
   createRateLimit,
@@ -94,7 +95,7 @@ export function createLogin(deps: {
       ip: string;
     }): Promise<{ token: string; user: User; deviceToken: string }> {
       const isOpen = users.isOpenSignup(input.inviteToken);
-      const counters = isOpen ? [{ throttle: signupsByIp, key: input.ip }] : [];
+      const counters = isOpen ? [{ throttle: signupsByIp, key: addressKey(input.ip) }] : [];
       charge(counters, 'Too many accounts were created from your network.');
       try {
         const user = await users.signUp(input);
@@ -122,7 +123,7 @@ export function createLogin(deps: {
       ip: string;
       deviceToken?: string | undefined;
     }): Promise<{ token: string; user: User; deviceToken: string }> {
-      const { device, counters } = countersFor(input.email, input.ip, input.deviceToken);
+      const { device, counters } = countersFor(input.email, addressKey(input.ip), input.deviceToken);
       charge(counters, TOO_MANY);
       const user = await users.verifyCredentials(input.email, input.password);
       if (!user || user.isDisabled) throw new UserError(401, 'Incorrect email or password');
@@ -130,9 +131,9 @@ export function createLogin(deps: {
       else {
         // The right password from this address clears its own count, not the account's: failures
         // from elsewhere still fade only with time.
-        byAccountAndIp.reset(`${accountKey(input.email)}\n${input.ip}`);
+        byAccountAndIp.reset(`${accountKey(input.email)}\n${addressKey(input.ip)}`);
         byAccount.forgive(accountKey(input.email));
-        byIp.forgive(input.ip);
+        byIp.forgive(addressKey(input.ip));
       }
       users.recordLogin(user.id);
       // A fresh token on every login, so a token planted before login is worthless.
@@ -153,7 +154,7 @@ export function createLogin(deps: {
     }): Promise<{ deviceToken: string }> {
       checkNewPassword(input.newPassword);
       const counters = [
-        { throttle: passwordByAccountAndIp, key: `${input.user.id}\n${input.ip}` },
+        { throttle: passwordByAccountAndIp, key: `${input.user.id}\n${addressKey(input.ip)}` },
         { throttle: passwordByAccount, key: input.user.id },
       ];
       charge(counters, 'Too many wrong passwords.');

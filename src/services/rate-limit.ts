@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { isIPv6 } from 'node:net';
 import type { Clock } from './clock.js';
 
 /**
@@ -173,4 +174,23 @@ export function tryAgainIn(seconds: number): string {
   if (minutes < 60) return `Try again in ${minutes === 1 ? 'a minute' : `${minutes} minutes`}.`;
   const hours = Math.round(minutes / 60);
   return `Try again in ${hours === 1 ? 'an hour' : `${hours} hours`}.`;
+}
+
+/**
+ * The address a throttle counts: an IPv6 client gets a whole /64 from its provider (and picks any
+ * address in it at will), so its /64 counts as one address; an IPv4-mapped IPv6 address is its IPv4.
+ */
+export function addressKey(ip: string): string {
+  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(ip);
+  if (mapped) return mapped[1] as string;
+  const bare = ip.replace(/%.*$/, '');
+  if (!isIPv6(bare)) return ip;
+  const [head = '', tail = ''] = bare.split('::');
+  const front = head ? head.split(':') : [];
+  const back = bare.includes('::') && tail ? tail.split(':') : [];
+  const groups = [...front, ...Array<string>(8 - front.length - back.length).fill('0'), ...back];
+  return `${groups
+    .slice(0, 4)
+    .map((g) => Number.parseInt(g, 16).toString(16))
+    .join(':')}::/64`;
 }

@@ -5,7 +5,7 @@ import type { DeviceTokens } from './device-tokens.js';
 import { UserError } from './errors.js';
 import { downloadName, type Image, type ImageRow, type Images, rowToImage } from './images.js';
 import { hashPassword, PASSWORD_MAX, verifyPassword } from './passwords.js';
-import { type BackoffLimits, createBackoff, createRateLimit, tryAgainIn } from './rate-limit.js';
+import { addressKey, type BackoffLimits, createBackoff, createRateLimit, tryAgainIn } from './rate-limit.js';
 import { randomToken, sha256Hex } from './tokens.js';
 import type { User } from './users.js';
 
@@ -266,7 +266,7 @@ export function createShares(db: Db, storage: Storage, images: Images, devices: 
       const counters = device
         ? [{ throttle: guessesByDevice, key: device }]
         : [
-            { throttle: guessesByLinkAndIp, key: `${link.id}\n${visitor.ip}` },
+            { throttle: guessesByLinkAndIp, key: `${link.id}\n${addressKey(visitor.ip)}` },
             { throttle: guessesByLink, key: link.id },
           ];
       const wait = Math.max(...counters.map((c) => c.throttle.retryAfterSeconds(c.key)));
@@ -279,7 +279,7 @@ export function createShares(db: Db, storage: Storage, images: Images, devices: 
       }
       if (device) guessesByDevice.reset(device);
       else {
-        guessesByLinkAndIp.reset(`${link.id}\n${visitor.ip}`);
+        guessesByLinkAndIp.reset(`${link.id}\n${addressKey(visitor.ip)}`);
         guessesByLink.forgive(link.id);
       }
       const shown = await view(link);
