@@ -45,11 +45,13 @@ describe('the pending uploads migration', () => {
         original_name: 'new.png',
         replaces_image_id: 'i1',
         max_bytes: 0,
+        is_form: 0,
         created_at: 1,
         expires_at: 2,
         final_key: null,
         claimed_at: null,
         closed_at: null,
+        etag: null,
         image_id: null,
       },
     ]);
