@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { LOGIN_LIMITS } from '../src/services/login.js';
 import {
@@ -162,5 +163,57 @@ describe('the address a throttle counts', () => {
     expect(addressKey('::ffff:192.0.2.7')).toBe('192.0.2.7');
     expect(addressKey('192.0.2.7')).toBe('192.0.2.7');
     expect(addressKey('unknown')).toBe('unknown');
+  });
+
+  it('reads an IPv4-mapped address however it is written, and a dotted tail as two groups', () => {
+    for (const mapped of [
+      '::ffff:c000:207',
+      '0:0:0:0:0:FFFF:192.0.2.7',
+      '0::ffff:192.0.2.7',
+      '::ffff:192.0.2.7%eth0',
+    ]) {
+      expect(addressKey(mapped), mapped).toBe('192.0.2.7');
+    }
+    // Not a shared key for every such client: each is its own IPv4.
+    expect(addressKey('::ffff:c000:208')).toBe('192.0.2.8');
+    expect(addressKey('1::2:3:4:5:1.2.3.4')).toBe('1:0:2:3::/64');
+  });
+
+  it('gives every spelling of one IPv6 address one key', () => {
+    const group = fc.integer({ min: 0, max: 0xffff });
+    const spellings = fc.record({
+      groups: fc.oneof(
+        fc.array(fc.oneof(group, fc.constant(0)), { minLength: 8, maxLength: 8 }),
+        fc.tuple(group, group).map((v4) => [0, 0, 0, 0, 0, 0xffff, ...v4]),
+      ),
+      zeroPad: fc.boolean(),
+      upper: fc.boolean(),
+      dotted: fc.boolean(),
+      zone: fc.option(fc.stringMatching(/^[a-z0-9.]{1,8}$/)),
+    });
+    fc.assert(
+      fc.property(spellings, ({ groups, zeroPad, upper, dotted, zone }) => {
+        const hex = groups.map((g) => g.toString(16).padStart(zeroPad ? 4 : 1, '0'));
+        const [g7 = 0, g8 = 0] = groups.slice(6);
+        const tail = dotted ? [`${g7 >> 8}.${g7 & 255}.${g8 >> 8}.${g8 & 255}`] : hex.slice(6);
+        let written = [...hex.slice(0, 6), ...tail].join(':');
+        if (upper) written = written.toUpperCase();
+        // The URL parser writes the RFC 5952 form: lower case, the longest zero run as `::`.
+        const canonical = new URL(`http://[${written}]`).hostname.slice(1, -1);
+        const keys = new Set([written, canonical, `${written}%${zone ?? 'eth0'}`].map(addressKey));
+        expect(keys.size).toBe(1);
+        const [key = ''] = keys;
+        const isMapped = groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff;
+        expect(key).toBe(
+          isMapped
+            ? `${g7 >> 8}.${g7 & 255}.${g8 >> 8}.${g8 & 255}`
+            : `${groups
+                .slice(0, 4)
+                .map((g) => g.toString(16))
+                .join(':')}::/64`,
+        );
+      }),
+      { numRuns: 2000 },
+    );
   });
 });

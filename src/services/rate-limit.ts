@@ -179,18 +179,31 @@ export function tryAgainIn(seconds: number): string {
 /**
  * The address a throttle counts: an IPv6 client gets a whole /64 from its provider (and picks any
  * address in it at will), so its /64 counts as one address; an IPv4-mapped IPv6 address is its IPv4.
+ * Every spelling of one address (zone, case, leading zeros, `::`, a dotted tail) gives one key.
  */
 export function addressKey(ip: string): string {
-  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(ip);
-  if (mapped) return mapped[1] as string;
-  const bare = ip.replace(/%.*$/, '');
+  const bare = ip.replace(/%.*$/, ''); // a zone names the interface, not the client
   if (!isIPv6(bare)) return ip;
-  const [head = '', tail = ''] = bare.split('::');
-  const front = head ? head.split(':') : [];
-  const back = bare.includes('::') && tail ? tail.split(':') : [];
-  const groups = [...front, ...Array<string>(8 - front.length - back.length).fill('0'), ...back];
+  const groups = ipv6Groups(bare);
+  const [, , , , , , seventh = 0, eighth = 0] = groups;
+  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
+    return [seventh >> 8, seventh & 0xff, eighth >> 8, eighth & 0xff].join('.');
+  }
   return `${groups
     .slice(0, 4)
-    .map((g) => Number.parseInt(g, 16).toString(16))
+    .map((g) => g.toString(16))
     .join(':')}::/64`;
+}
+
+/** The eight 16-bit groups of a valid IPv6 address (`isIPv6` said so). */
+function ipv6Groups(address: string): number[] {
+  // A dotted IPv4 tail is the last two groups.
+  const hex = address.replace(/(\d+)\.(\d+)\.(\d+)\.(\d+)$/, (_, a, b, c, d) =>
+    [Number(a) * 256 + Number(b), Number(c) * 256 + Number(d)].map((g) => g.toString(16)).join(':'),
+  );
+  const [head = '', tail] = hex.split('::');
+  const front = head ? head.split(':') : [];
+  const back = tail ? tail.split(':') : [];
+  const zeros = Array<string>(8 - front.length - back.length).fill('0');
+  return [...front, ...zeros, ...back].map((g) => Number.parseInt(g, 16));
 }
