@@ -92,6 +92,37 @@ describe('audit log cost', () => {
     ]);
   });
 
+  it('counts refusals of an IPv6 client as the throttle does, by its /64: one row, not one per address', async () => {
+    const inMy64 = (i: number) => `2001:db8:7:1:${(i + 1).toString(16)}::${(i * 7).toString(16)}`;
+    for (let i = 0; i < 5; i++)
+      await t
+        .client()
+        .post('/login', { email: 'a@example.com', password: 'wrong password!' }, from(inMy64(i)));
+    // A new address of the /64 for every attempt: the throttle sees one client...
+    const statuses: number[] = [];
+    for (let batch = 0; batch < 12; batch++) {
+      const answers = await Promise.all(
+        Array.from({ length: 100 }, (_, i) =>
+          t
+            .client()
+            .post('/login', { email: 'a@example.com', password: 'guess' }, from(inMy64(batch * 100 + i))),
+        ),
+      );
+      statuses.push(...answers.map((r) => r.status));
+    }
+    expect(statuses.filter((s) => s === 429)).toHaveLength(1200);
+    // ...and so does the log, which leaves room apart for everyone else.
+    t.services.audit.recordThrottled({ kind: 'login', ip: '::ffff:192.0.2.9', target: 'b@example.com' });
+    t.services.audit.flushCounts(true);
+    const rows = t.services.db
+      .prepare("SELECT ip, detail FROM audit_log WHERE action = 'throttled' ORDER BY id")
+      .all() as { ip: string; detail: string }[];
+    expect(rows.map((r) => [r.ip, r.detail.split(' ')[0]])).toEqual([
+      ['2001:db8:7:1::/64', '1200'],
+      ['192.0.2.9', '1'],
+    ]);
+  });
+
   it('caps every text it stores', () => {
     const huge = 'z'.repeat(10_000);
     t.services.audit.record({

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Db } from '../db/connection.js';
 import type { Clock } from './clock.js';
 import { UserError } from './errors.js';
+import { addressKey } from './rate-limit.js';
 
 export const AUDIT_ACTIONS = [
   'signup',
@@ -216,9 +217,13 @@ export function createAudit(db: Db, clock: Clock) {
     return due.length;
   }
 
-  /** Counts one event in its group, opening the group (or the "many addresses" one) if needed. */
-  function count(action: CountedGroup['action'], target: string, ip: string, sample?: string | null) {
+  /**
+   * Counts one event in its group, opening the group (or the "many addresses" one) if needed. An
+   * address is grouped as the throttles count it (an IPv6 client by its /64), and shown so.
+   */
+  function count(action: CountedGroup['action'], target: string, address: string, sample?: string | null) {
     const now = clock();
+    const ip = addressKey(address);
     let key = `${action}\n${target}\n${ip}`;
     let group = counted.get(key);
     if (group && now >= group.firstAt + COUNT_WINDOW_MS) {
