@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { POLICY_CLOCK_MARGIN_MS, POLICY_TTL_SECONDS } from '../src/services/pending-uploads.js';
 import type { Client } from './support/app.js';
 import { makeTestApp, signUp, type TestApp } from './support/app.js';
@@ -172,5 +172,151 @@ describe('a POST policy replayed after its upload completed', () => {
       400,
     ]);
     expect((await originalBytes(imageId)).equals(jpeg)).toBe(true);
+  });
+});
+
+describe('a second file sent through the same page form (another tab) around the first one’s completion', () => {
+  let t: TestApp;
+  let proxy: Awaited<ReturnType<typeof startStoreInterceptor>>;
+  let bob: Client;
+  let bobId: string;
+
+  beforeAll(async () => {
+    proxy = await startStoreInterceptor();
+    t = await makeTestApp({ env: { S3_ENDPOINT: proxy.endpoint } });
+    proxy.forwardTo(t.store.origin);
+    bob = t.client();
+    await signUp(bob, 'bob@example.com');
+    bobId = t.user('bob@example.com').id;
+  });
+  beforeEach(() => proxy.onRequest(() => undefined));
+  afterAll(async () => {
+    await t.close();
+    await proxy.close();
+  });
+
+  /** The bucket's redirect back to the app, as the browser follows it. */
+  async function storedThrough(policy: Policy, bytes: Buffer, type: string): Promise<string> {
+    const stored = await postForm(policy, bytes, type);
+    expect(stored.status).toBe(303);
+    const back = new URL(stored.headers.get('location') as string);
+    return back.pathname + back.search;
+  }
+
+  async function originalOf(imagePath: string): Promise<Buffer> {
+    const download = await bob.get(`${imagePath.split('?')[0]}/download`);
+    expect(download.status).toBe(303);
+    return Buffer.from(await (await fetch(download.headers.get('location') as string)).arrayBuffer());
+  }
+
+  /** A gate the proxy holds one request at: `reached` once it arrives, `open()` lets it through. */
+  function gate() {
+    let open!: () => void;
+    let arrived!: () => void;
+    const reached = new Promise<void>((resolve) => {
+      arrived = resolve;
+    });
+    const hold = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    return { hold, reached, arrived, open };
+  }
+
+  it('keeps the file a redirect names: one replaced before its completion copied it is told so, not swapped for the other', async () => {
+    const first = await makePng(160, 90);
+    const second = await makePng(90, 160);
+    // Two tabs of the upload page: one form, one staging key.
+    const tabA = await pageForm(bob);
+    const tabB = await pageForm(bob);
+    expect(tabB.key).toBe(tabA.key);
+    const backA = await storedThrough(tabA, first, 'image/png');
+    // The first redirect's completion reaches the copy; the second file lands before it is made.
+    const copy = gate();
+    proxy.onRequest((req) => {
+      if (!req.headers['x-amz-copy-source']) return undefined;
+      copy.arrived();
+      return { hold: copy.hold };
+    });
+    const completingA = bob.get(backA);
+    await copy.reached;
+    proxy.onRequest(() => undefined);
+    const backB = await storedThrough(tabB, second, 'image/png');
+    copy.open();
+
+    const doneA = await completingA;
+    expect(doneA.status).toBe(409);
+    expect(await doneA.text()).toContain('not kept');
+    const doneB = await bob.get(backB);
+    expect(doneB.status).toBe(303);
+    expect((await originalOf(doneB.headers.get('location') as string)).equals(second)).toBe(true);
+    expect(t.count('images', `owner_id = '${bobId}'`)).toBe(1);
+  });
+
+  it('tells a second file whose redirect comes while the first is being completed that it was not kept', async () => {
+    const first = await makePng(150, 80);
+    const second = await makePng(80, 150);
+    const tabA = await pageForm(bob);
+    const tabB = await pageForm(bob);
+    expect(tabB.key).toBe(tabA.key);
+    const backA = await storedThrough(tabA, first, 'image/png');
+    // Hold the first completion after its copy, at its read of the whole original.
+    const read = gate();
+    let gets = 0;
+    proxy.onRequest((req) => {
+      if (req.method !== 'GET' || !keyOf(req).includes('/originals/') || ++gets !== 2) return undefined;
+      read.arrived();
+      return { hold: read.hold };
+    });
+    const imagesBefore = t.count('images', `owner_id = '${bobId}'`);
+    const completingA = bob.get(backA);
+    await read.reached;
+    const backB = await storedThrough(tabB, second, 'image/png');
+    // Observed, not changed: the second redirect has reached the service while the first is in flight.
+    const { uploads } = t.services;
+    const complete = uploads.complete;
+    let calls = 0;
+    uploads.complete = (...args) => {
+      const work = complete(...args);
+      calls++;
+      return work;
+    };
+    let completingB: Promise<Response>;
+    try {
+      completingB = bob.get(backB);
+      await vi.waitFor(() => expect(calls).toBe(1));
+    } finally {
+      uploads.complete = complete;
+    }
+    read.open();
+
+    const [doneA, doneB] = await Promise.all([completingA, completingB]);
+    expect(doneA.status).toBe(303);
+    expect((await originalOf(doneA.headers.get('location') as string)).equals(first)).toBe(true);
+    expect(doneB.status).toBe(409);
+    expect(await doneB.text()).toContain('not kept');
+    expect(t.count('images', `owner_id = '${bobId}'`)).toBe(imagesBefore + 1);
+  });
+
+  it('lands a reload of the redirect on its image when the bucket gives a copy an ETag of its own (SSE-KMS)', async () => {
+    const png = await makePng(130, 70);
+    const back = await storedThrough(await pageForm(bob), png, 'image/png');
+    // AWS S3 gives an SSE-KMS object's copy a new ETag that is not the MD5 the form post reported.
+    proxy.onRequest((req) =>
+      req.headers['x-amz-copy-source']
+        ? {
+            rewrite: (body) =>
+              body.replace(
+                /<ETag>[^<]*<\/ETag>/,
+                '<ETag>&quot;0f0e0d0c0b0a09080706050403020100&quot;</ETag>',
+              ),
+          }
+        : undefined,
+    );
+    const done = await bob.get(back);
+    expect(done.status).toBe(303);
+    proxy.onRequest(() => undefined);
+    const reload = await bob.get(back);
+    expect(reload.status, await reload.clone().text()).toBe(303);
+    expect(reload.headers.get('location')).toBe(done.headers.get('location'));
   });
 });

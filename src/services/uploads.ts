@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Db } from '../db/connection.js';
-import type { Storage } from '../storage/s3.js';
+import { isPreconditionFailed, type Storage } from '../storage/s3.js';
 import { formatBytes } from '../views/format.js';
 import type { Clock } from './clock.js';
 import { fromStorage, UserError } from './errors.js';
@@ -25,9 +25,14 @@ export const NOT_AN_IMAGE = 'That file is not a JPEG, PNG, GIF, WebP or AVIF ima
 const NOT_FOUND = 'That upload was not found. It may have expired: please upload again.';
 const SECOND_FILE =
   'Another file was sent with this upload form after its first one was kept, so it was not kept. Please upload it again.';
+const REPLACED =
+  'Another file was sent with this upload form (from another tab, say) before this one was kept, and took its place, so this one was not kept. Please upload it again.';
 
-/** ETags compare without their quotes: S3 quotes them in headers, not always in redirect URLs. */
-const bareEtag = (etag: string) => etag.replace(/^"|"$/g, '');
+/**
+ * ETags compare without their quotes (S3 quotes them in headers, not always in redirect URLs) and
+ * their case, so no store's spelling refuses a file as another one.
+ */
+const bareEtag = (etag: string) => etag.replace(/^"|"$/g, '').toLowerCase();
 
 export interface PresignedUpload {
   key: string;
@@ -82,8 +87,11 @@ export function createUploads(
   );
   const quota = createUploadQuota({ users, images, pending });
   const verifications = createLimiter(VERIFY_CONCURRENCY);
-  /** Completions running in this process, so a repeated request waits for the same answer. */
-  const inFlight = new Map<string, Promise<Completion>>();
+  /**
+   * Completions running in this process, with the ETag their caller named (if any), so a repeated
+   * request for the same file waits for the same answer.
+   */
+  const inFlight = new Map<string, { work: Promise<Completion>; etag: string | null }>();
 
   /**
    * Ends a refused upload: its objects go and its row closes (a policy can still be replayed until
@@ -95,8 +103,9 @@ export function createUploads(
     made: string[],
     err: UserError,
     outside: boolean,
+    etag: string | null = null,
   ): Promise<never> {
-    const closed = pending.close(row.key, finalKey, null, clock());
+    const closed = pending.close(row.key, finalKey, null, clock(), etag);
     if (closed && outside) pending.remove(row.key);
     await images.discardObjects(closed ? [row.key, ...made] : made);
     throw err;
@@ -139,13 +148,27 @@ export function createUploads(
     return { size: head.size, contentType, renditions };
   }
 
-  async function completeOnce(user: User, row: PendingUpload, outside: boolean): Promise<Completion> {
+  /**
+   * Completes the row with the file its caller names by ETag (the bucket's redirect does), else
+   * with the file there now; either way the one whose ETag it records, so a later call can tell a
+   * second file sent through the same form from a repeat.
+   */
+  async function completeOnce(
+    user: User,
+    row: PendingUpload,
+    outside: boolean,
+    named: string | null,
+  ): Promise<Completion> {
     if (user.role === 'viewer') {
       return refuse(row, null, [], new UserError(403, 'Viewers cannot upload images.'), outside);
     }
-    if (!(await fromStorage(storage.head(row.key)))) {
-      throw new UserError(400, 'The file has not arrived in storage. Please upload it again.');
-    }
+    const staged = await fromStorage(storage.head(row.key));
+    if (!staged) throw new UserError(400, 'The file has not arrived in storage. Please upload it again.');
+    const stagedEtag = staged.etag ? bareEtag(staged.etag) : null;
+    // Another file took this one's place (a second tab's post through the same form): that one is
+    // kept by its own completion, or by the sweep.
+    if (named && stagedEtag && named !== stagedEtag) throw new UserError(409, REPLACED);
+    const etag = stagedEtag ?? named;
     const base = `users/${user.id}/`;
     const finalKey = `${originalsPrefix(user.id)}${randomUUID()}`;
     if (!pending.claim(row.key, finalKey, clock())) return repeatOf(user, row.key);
@@ -154,14 +177,18 @@ export function createUploads(
     const renditionKeys = [`${base}thumbs/${version}.webp`, `${base}display/${version}.webp`];
     const made = [finalKey, ...renditionKeys];
     let checked: Awaited<ReturnType<typeof verify>>;
-    let copiedEtag: string | null = null;
     try {
-      // Verified only from the copy: a replay of the policy can change the staging object, never this.
-      const copied = await fromStorage(storage.copy(row.key, finalKey));
-      copiedEtag = copied.etag ? bareEtag(copied.etag) : null;
+      // Verified only from the copy: a replay of the policy can change the staging object, never
+      // this. The copy is of the file whose ETag was read above, or nothing: never of a later one.
+      const ifMatch = staged.etag ? { ifMatch: staged.etag } : {};
+      await fromStorage(
+        storage.copy(row.key, finalKey, ifMatch).catch((err: unknown) => {
+          throw isPreconditionFailed(err) ? new UserError(409, REPLACED) : err;
+        }),
+      );
       checked = await verify(user, row, finalKey, renditionKeys);
     } catch (err) {
-      if (err instanceof Refusal) return refuse(row, finalKey, made, err, outside);
+      if (err instanceof Refusal) return refuse(row, finalKey, made, err, outside, etag);
       // Storage trouble or a crash of sharp: the row stays open for a retry or the sweep.
       pending.release(row.key, finalKey);
       await images.discardObjects(made);
@@ -200,7 +227,7 @@ export function createUploads(
           const overQuota = quota.refusal(user, checked.size, target);
           const imageId = overQuota ? null : (target?.id ?? randomUUID().replaceAll('-', ''));
           // Only the holder of the claim may close the row; a stale one (the sweep took over) backs off.
-          if (!pending.close(row.key, finalKey, imageId, now, copiedEtag)) return null;
+          if (!pending.close(row.key, finalKey, imageId, now, etag)) return null;
           if (overQuota || !imageId) return new UserError(413, overQuota ?? '');
           if (target) {
             replaceImage.run({ ...fields, id: target.id });
@@ -235,6 +262,38 @@ export function createUploads(
     if (outcome instanceof UserError) throw outcome;
     await images.deleteObjects(outcome.oldKeys);
     return { imageId: outcome.imageId, replaced: outcome.replaced, isRepeat: false };
+  }
+
+  /**
+   * Turns an uploaded object into an image: copies the staging object to a fresh key no policy
+   * names, verifies that copy, and records it. Safe to call twice (the redirect GET may repeat):
+   * a key already completed answers with its image. `etag` names the file the caller sent (the
+   * bucket's redirect adds it): a call for another file than the one kept is told it was not kept.
+   */
+  async function complete(
+    user: User,
+    key: string,
+    o: { outside?: boolean; etag?: string } = {},
+  ): Promise<Completion> {
+    const named = o.etag ? bareEtag(o.etag) : null;
+    const row = pending.get(key);
+    if (!row || row.ownerId !== user.id) throw new UserError(404, NOT_FOUND);
+    if (row.closedAt !== null) {
+      // A page's form posted again (another tab, a reload of a form that was reused) after its
+      // first file was kept: not that file.
+      if (named && row.etag && named !== row.etag) throw new UserError(409, SECOND_FILE);
+      return repeatOf(user, key);
+    }
+    const running = inFlight.get(key);
+    if (running) {
+      if (!named || named === running.etag) return { ...(await running.work), isRepeat: true };
+      // Perhaps another file than the one being completed: once that is settled, the row says.
+      await running.work.catch(() => undefined);
+      return complete(user, key, o);
+    }
+    const work = completeOnce(user, row, o.outside ?? false, named).finally(() => inFlight.delete(key));
+    inFlight.set(key, { work, etag: named });
+    return work;
   }
 
   /** The answer for a key that was finished (or is being finished) by another call. */
@@ -343,30 +402,7 @@ export function createUploads(
       }
     },
 
-    /**
-     * Turns an uploaded object into an image: copies the staging object to a fresh key no policy
-     * names, verifies that copy, and records it. Safe to call twice (the redirect GET may repeat):
-     * a key already completed answers with its image.
-     */
-    async complete(
-      user: User,
-      key: string,
-      o: { outside?: boolean; etag?: string } = {},
-    ): Promise<Completion> {
-      const row = pending.get(key);
-      if (!row || row.ownerId !== user.id) throw new UserError(404, NOT_FOUND);
-      if (row.closedAt !== null) {
-        // The bucket's redirect names the file it stored: a page's form posted again (another tab, a
-        // reload of a form that was reused) after its first file was kept is not that file.
-        if (o.etag && row.etag && bareEtag(o.etag) !== row.etag) throw new UserError(409, SECOND_FILE);
-        return repeatOf(user, key);
-      }
-      const running = inFlight.get(key);
-      if (running) return { ...(await running), isRepeat: true };
-      const work = completeOnce(user, row, o.outside ?? false).finally(() => inFlight.delete(key));
-      inFlight.set(key, work);
-      return work;
-    },
+    complete,
 
     /** Whether this process is completing the key now (the sweep leaves such a claim alone). */
     isCompleting: (key: string) => inFlight.has(key),

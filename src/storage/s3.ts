@@ -254,6 +254,11 @@ export function createStorage(opts: StorageOptions) {
 
 export type Storage = ReturnType<typeof createStorage>;
 
+/** S3's 412: a copy's `ifMatch` no longer names its source (it was written again since). */
+export function isPreconditionFailed(err: unknown): boolean {
+  return err instanceof S3ServiceException && err.$metadata.httpStatusCode === 412;
+}
+
 function isNotFound(err: unknown): boolean {
   return (
     err instanceof S3ServiceException && (err.$metadata.httpStatusCode === 404 || err.name === 'NotFound')

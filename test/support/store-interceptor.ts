@@ -8,6 +8,8 @@ export interface ProxyDecision {
   hold?: Promise<void>;
   /** called once the store's answer has been sent back */
   done?: () => void;
+  /** the store's answer body is passed back changed (an S3 that answers differently, say) */
+  rewrite?: (body: string) => string;
 }
 
 /**
@@ -42,8 +44,20 @@ export async function startStoreInterceptor(mountPath = '/s3') {
         agent: false,
       },
       (answer) => {
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
-        answer.pipe(res);
+        const { rewrite } = decision;
+        if (!rewrite) {
+          res.writeHead(answer.statusCode ?? 502, answer.headers);
+          answer.pipe(res);
+          return;
+        }
+        const chunks: Buffer[] = [];
+        answer.on('data', (chunk: Buffer) => chunks.push(chunk));
+        answer.on('end', () => {
+          const body = Buffer.from(rewrite(Buffer.concat(chunks).toString()));
+          const { 'transfer-encoding': _, ...headers } = answer.headers;
+          res.writeHead(answer.statusCode ?? 502, { ...headers, 'content-length': String(body.length) });
+          res.end(body);
+        });
       },
     );
     res.on('close', () => decision.done?.());
