@@ -319,4 +319,49 @@ describe('a second file sent through the same page form (another tab) around the
     expect(reload.status, await reload.clone().text()).toBe(303);
     expect(reload.headers.get('location')).toBe(done.headers.get('location'));
   });
+
+  /** upload.js in one tab: the page's form taken over for its first file, sent, then completed. */
+  async function jsFirstFile(formKey: string, bytes: Buffer, name: string) {
+    const res = await bob.postJson('/uploads/presign', { name, size: bytes.length, formKey });
+    expect(res.status).toBe(200);
+    const policy = (await res.json()) as Policy;
+    const stored = await postToBucket(policy, bytes, 'image/png', name);
+    expect(stored.status).toBe(201);
+    return { policy, etag: stored.headers.get('etag') as string };
+  }
+
+  it('gives two tabs whose script takes over the same page form an upload each: both files kept', async () => {
+    const first = await makePng(140, 100);
+    const second = await makePng(100, 140);
+    const tabA = await pageForm(bob);
+    const tabB = await pageForm(bob);
+    expect(tabB.key).toBe(tabA.key);
+    // Both tabs' first files are on their way before either is completed.
+    const a = await jsFirstFile(tabA.key, first, 'a.png');
+    const b = await jsFirstFile(tabB.key, second, 'b.png');
+    expect(b.policy.key).not.toBe(a.policy.key);
+    const doneA = await bob.postJson('/uploads/complete', { key: a.policy.key, etag: a.etag });
+    const doneB = await bob.postJson('/uploads/complete', { key: b.policy.key, etag: b.etag });
+    expect([doneA.status, doneB.status]).toEqual([200, 200]);
+    const urlA = ((await doneA.json()) as { url: string }).url;
+    const urlB = ((await doneB.json()) as { url: string }).url;
+    expect((await originalOf(urlA)).equals(first)).toBe(true);
+    expect((await originalOf(urlB)).equals(second)).toBe(true);
+  });
+
+  it('tells upload.js its file was not kept when a plain post through the same form took its place', async () => {
+    const first = await makePng(120, 110);
+    const second = await makePng(110, 120);
+    const tabA = await pageForm(bob);
+    const tabB = await pageForm(bob); // a tab whose script has not run: its form posts as it is
+    const a = await jsFirstFile(tabA.key, first, 'a.png');
+    expect(a.policy.key).toBe(tabB.key);
+    const backB = await storedThrough(tabB, second, 'image/png');
+    const doneA = await bob.postJson('/uploads/complete', { key: a.policy.key, etag: a.etag });
+    expect(doneA.status).toBe(409);
+    expect(((await doneA.json()) as { error: string }).error).toContain('not kept');
+    const doneB = await bob.get(backB);
+    expect(doneB.status).toBe(303);
+    expect((await originalOf(doneB.headers.get('location') as string)).equals(second)).toBe(true);
+  });
 });

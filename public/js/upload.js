@@ -79,7 +79,10 @@
         if (e.lengthComputable) onProgress(Math.min(99, Math.round((e.loaded / e.total) * 100)));
       };
       xhr.onload = () => {
-        if (xhr.status >= 200 && xhr.status < 300) return resolve();
+        // The stored file's ETag names it at completion (the header needs CORS ExposeHeaders ETag).
+        const tag =
+          xhr.getResponseHeader('ETag') || /<ETag>([^<]+)<\/ETag>/.exec(xhr.responseText || '')?.[1];
+        if (xhr.status >= 200 && xhr.status < 300) return resolve((tag || '').replaceAll('&quot;', '"'));
         const code = /<Code>([^<]+)<\/Code>/.exec(xhr.responseText || '')?.[1];
         reject(new Error(code === 'EntityTooLarge' ? 'Too large.' : 'Storage refused the file.'));
       };
@@ -97,9 +100,9 @@
       const body = { name: file.name, size: file.size, replaces, ...(formKey ? { formKey } : {}) };
       formKey = '';
       const policy = await postJson('/uploads/presign', body);
-      await send(policy, file, ui.progress);
+      const etag = await send(policy, file, ui.progress);
       ui.progress(100);
-      const result = await postJson('/uploads/complete', { key: policy.key });
+      const result = await postJson('/uploads/complete', { key: policy.key, ...(etag ? { etag } : {}) });
       ui.done(result.url);
       return result;
     } catch (err) {

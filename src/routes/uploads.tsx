@@ -58,10 +58,12 @@ uploadRoutes.get('/uploads/complete', requireUser, async (c) => {
   return c.redirect(`/images/${imageId}?${replaced ? 'replaced' : 'uploaded'}=1`, 303);
 });
 
+// upload.js names the file by the ETag the bucket answered it, as the bucket's redirect does.
 uploadRoutes.post('/uploads/complete', requireUser, async (c) => {
   const { user } = signedIn(c);
   const body = await jsonBody(c.req.raw);
-  const result = await complete(c, user, typeof body.key === 'string' ? body.key : '');
+  const etag = typeof body.etag === 'string' ? body.etag.slice(0, 100) : undefined;
+  const result = await complete(c, user, typeof body.key === 'string' ? body.key : '', etag);
   return c.json({ imageId: result.imageId, replaced: result.replaced, url: `/images/${result.imageId}` });
 });
 

@@ -75,7 +75,7 @@ export function createPendingUploads(db: Db) {
   const resign = db.prepare(
     `UPDATE pending_uploads SET max_bytes = max(max_bytes, @maxBytes),
        original_name = CASE WHEN @originalName = '' THEN original_name ELSE @originalName END,
-       expires_at = max(expires_at, @expiresAt)
+       expires_at = max(expires_at, @expiresAt), is_form = @isForm
      WHERE key = @key AND closed_at IS NULL AND final_key IS NULL`,
   );
   const reserved = db
@@ -142,10 +142,14 @@ export function createPendingUploads(db: Db) {
 
     /**
      * Another policy for an open row (the page visited again, or upload.js taking over its form):
-     * the ceiling is the larger of the two, and a name is kept unless a new one is given.
+     * the ceiling is the larger of the two, and a name is kept unless a new one is given. Taken
+     * over, the row is no longer the page's form: no other visit or tab re-signs it again.
      */
-    resign(key: string, o: { maxBytes: number; originalName: string; expiresAt: number }): boolean {
-      return resign.run({ key, ...o }).changes === 1;
+    resign(
+      key: string,
+      o: { maxBytes: number; originalName: string; expiresAt: number; isForm: boolean },
+    ): boolean {
+      return resign.run({ key, ...o, isForm: o.isForm ? 1 : 0 }).changes === 1;
     },
 
     /** What the owner's unfinished uploads could still write, besides `exceptKey`'s. */

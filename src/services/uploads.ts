@@ -355,7 +355,9 @@ export function createUploads(
           }
           const ceiling = req.size ?? Math.min(opts.maxUploadBytes, left);
           if (reuse) {
-            pending.resign(form.key, { maxBytes: ceiling, originalName, expiresAt });
+            // Taken over by upload.js, it is that tab's alone: another tab gets an upload of its own.
+            const isForm = req.mode === 'redirect';
+            pending.resign(form.key, { maxBytes: ceiling, originalName, expiresAt, isForm });
             return { key: form.key, maxBytes: ceiling, isNew: false };
           }
           const open = pending.live(user.id, now);

@@ -1,5 +1,5 @@
 /// <reference lib="dom" />
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { Browser, Page } from 'playwright-core';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -77,6 +77,11 @@ describe.skipIf(skipBrowser)('uploading in a real browser, on the embedded store
       if (m.type() === 'error' && /Content Security Policy/i.test(m.text())) cspErrors.push(m.text());
     });
     await signUpIn(page, 'js@example.com');
+    const completions: { etag?: string }[] = [];
+    page.on('request', (req) => {
+      if (req.method() === 'POST' && req.url().endsWith('/uploads/complete'))
+        completions.push(req.postDataJSON());
+    });
     await page.goto(`${origin}/upload`);
     await expect.poll(() => page.getByText('…or drop images here').isVisible(), PATIENTLY).toBe(true);
 
@@ -97,6 +102,11 @@ describe.skipIf(skipBrowser)('uploading in a real browser, on the embedded store
 
     await expect.poll(() => page.locator('#upload-list li.ok').count(), PATIENTLY).toBe(2);
     expect(await page.locator('#upload-list li.ok progress').count()).toBe(2);
+    // Each completion names the file the bucket stored by its ETag (the embedded store's is the MD5).
+    const md5s = files
+      .slice(0, 2)
+      .map((f) => createHash('md5').update(Buffer.from(f.b64, 'base64')).digest('hex'));
+    expect(completions.map((c) => c.etag).sort()).toEqual(md5s.map((m) => `"${m}"`).sort());
     expect(await page.locator('#upload-list li.failed').textContent()).toContain(
       'Not a JPEG, PNG, GIF, WebP or AVIF',
     );
