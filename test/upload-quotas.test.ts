@@ -180,6 +180,34 @@ describe('quotas under concurrency and open uploads', () => {
     await expectOnlyImageObjects(id);
   });
 
+  it('bounds what finished uploads’ policies can still write: a refused file’s policy replayed, upload after upload', async () => {
+    const { client, id } = await member({ mib: '1' });
+    const junk = randomBytes(MiB - 4 * KiB); // not an image: each completion is refused
+    let parked = 0;
+    for (let i = 0; i < 4; i++) {
+      const res = await presign(client, {}); // no size: the policy allows what is left of the quota
+      if (res.status !== 200) {
+        expect(res.status).toBe(403);
+        expect(((await res.json()) as { error: string }).error).toContain('1.0 MiB held for');
+        break;
+      }
+      const policy = (await res.json()) as Policy;
+      expect((await postToBucket(policy, junk, 'image/png', 'x.png')).status).toBe(201);
+      expect((await client.postJson('/uploads/complete', { key: policy.key })).status).toBe(415);
+      // Finished, its policy still writes its staging key until it expires.
+      expect((await postToBucket(policy, junk, 'image/png', 'x.png')).status).toBe(201);
+      parked++;
+    }
+    // What finished uploads left is free up to the quota, not beyond: each loop used to park 1 MiB more.
+    expect(parked).toBe(2);
+    const listed = (await t.services.storage.list(`users/${id}/`)).keys;
+    expect(listed.reduce((sum, k) => sum + k.size, 0)).toBeLessThanOrEqual(2 * MiB);
+    t.advance(PAST_EXPIRY_MS);
+    await t.services.uploadSweeper.sweep({ apply: true });
+    await expectOnlyImageObjects(id);
+    expect((await presign(client, {})).status).toBe(200);
+  });
+
   it('keeps one plain-form upload per page however often the page is opened, from here or from another site', async () => {
     // Each visit used to hold a new upload: the third would have met this image limit.
     const { client, id } = await member({ images: '2' });

@@ -78,12 +78,11 @@ export function createPendingUploads(db: Db) {
        expires_at = max(expires_at, @expiresAt), is_form = @isForm
      WHERE key = @key AND closed_at IS NULL AND final_key IS NULL`,
   );
-  const reserved = db
-    .prepare(
-      `SELECT coalesce(sum(max_bytes), 0) FROM pending_uploads
-        WHERE owner_id = ? AND key <> ? AND closed_at IS NULL`,
-    )
-    .pluck();
+  const reserved = db.prepare(
+    `SELECT coalesce(sum(CASE WHEN closed_at IS NULL THEN max_bytes END), 0) AS unfinished,
+       coalesce(sum(CASE WHEN closed_at IS NOT NULL THEN max_bytes END), 0) AS finished
+      FROM pending_uploads WHERE owner_id = ? AND key <> ?`,
+  );
   const openForm = db.prepare(
     `SELECT * FROM pending_uploads
       WHERE owner_id = ? AND is_form = 1 AND replaces_image_id IS ? AND closed_at IS NULL AND final_key IS NULL
@@ -152,9 +151,12 @@ export function createPendingUploads(db: Db) {
       return resign.run({ key, ...o, isForm: o.isForm ? 1 : 0 }).changes === 1;
     },
 
-    /** What the owner's unfinished uploads could still write, besides `exceptKey`'s. */
-    reservedBytes(ownerId: string, exceptKey = ''): number {
-      return reserved.get(ownerId, exceptKey) as number;
+    /**
+     * What the owner's policies could still write, besides `exceptKey`'s: those of unfinished
+     * uploads, and those of finished ones not swept yet (each can rewrite its own staging key).
+     */
+    reservedBytes(ownerId: string, exceptKey = ''): { unfinished: number; finished: number } {
+      return reserved.get(ownerId, exceptKey) as { unfinished: number; finished: number };
     },
 
     /** Uploads not finished that could each still become a new image. */

@@ -14,17 +14,20 @@ const RELEASE_MINUTES = Math.ceil(
  * The quota rules for uploads. At presign, what every unfinished upload's policy could still write
  * counts (admission); at completion, only what is stored, checked inside the transaction that adds
  * the image (the guarantee). A finished upload's policy can only rewrite its own staging key, which
- * no image uses (one object at most, until the sweep deletes it): that leftover is not held against the
- * quota, or every upload would count twice for 25 minutes.
+ * no image uses (one object at most, until the sweep deletes it): those leftovers are free up to the
+ * quota, or every upload would count twice for 25 minutes; beyond it they are held, or refused
+ * uploads (which cost nothing) could park any amount. So a member's objects stay under three times
+ * the quota even for a moment: images, plus twice the quota in what policies could write.
  */
 export function createUploadQuota(deps: { users: Users; images: Images; pending: PendingUploads }) {
   const { users, images, pending } = deps;
   return {
     /**
      * What may still be uploaded: images and bytes stored, plus what every unfinished upload of the
-     * user could still write. Throws when nothing is left; returns the bytes left (Infinity without a quota).
+     * user could still write (and finished ones beyond the quota). Throws when nothing is left, or
+     * not `size`; returns the bytes left (Infinity without a quota).
      */
-    roomForPolicy(user: User, replaced: Image | null, exceptKey: string): number {
+    roomForPolicy(user: User, replaced: Image | null, exceptKey: string, size?: number): number {
       const fresh = users.get(user.id) ?? user;
       const used = images.usage(user.id);
       if (!replaced && fresh.quotaImages !== null) {
@@ -43,14 +46,25 @@ export function createUploadQuota(deps: { users: Users; images: Images; pending:
         }
       }
       if (fresh.quotaBytes === null) return Number.POSITIVE_INFINITY;
-      const reserved = pending.reservedBytes(user.id, exceptKey);
-      const left = fresh.quotaBytes - used.bytes - reserved + (replaced?.bytes ?? 0);
-      if (left <= 0) {
+      const { unfinished, finished } = pending.reservedBytes(user.id, exceptKey);
+      const held = Math.max(0, finished - fresh.quotaBytes);
+      const free = fresh.quotaBytes - used.bytes - unfinished + (replaced?.bytes ?? 0);
+      const left = free - held;
+      // Said plainly when the file would not fit anyway; the hold is named when it is what stands in the way.
+      if (size !== undefined && size > free && free > 0) {
+        throw new UserError(
+          413,
+          `That file (${formatBytes(size)}) is larger than what is left of your storage quota (${formatBytes(free)}).`,
+        );
+      }
+      if (left <= 0 || (size !== undefined && size > left)) {
         throw new UserError(
           403,
-          reserved > 0
-            ? `Your storage quota is used up, counting ${formatBytes(reserved)} held for uploads not finished yet. Finish them, or wait: an unfinished upload is given up within ${RELEASE_MINUTES} minutes; or delete some images, or ask an admin for more.`
-            : 'Your storage quota is used up. Delete some images, or ask an admin for more.',
+          held > 0 && free > 0
+            ? `Your storage quota is used up, counting ${formatBytes(unfinished + held)} held for recent uploads, whose upload links could still be used. It is released within ${RELEASE_MINUTES} minutes; or delete some images, or ask an admin for more.`
+            : unfinished > 0
+              ? `Your storage quota is used up, counting ${formatBytes(unfinished)} held for uploads not finished yet. Finish them, or wait: an unfinished upload is given up within ${RELEASE_MINUTES} minutes; or delete some images, or ask an admin for more.`
+              : 'Your storage quota is used up. Delete some images, or ask an admin for more.',
         );
       }
       return left;

@@ -346,13 +346,7 @@ export function createUploads(
             form.expiresAt > now &&
             form.replacesImageId === (replaced?.id ?? null);
           const exceptKey = reuse ? form.key : '';
-          const left = quota.roomForPolicy(user, replaced, exceptKey);
-          if (req.size !== undefined && req.size > left) {
-            throw new UserError(
-              413,
-              `That file (${formatBytes(req.size)}) is larger than what is left of your storage quota (${formatBytes(left)}).`,
-            );
-          }
+          const left = quota.roomForPolicy(user, replaced, exceptKey, req.size);
           const ceiling = req.size ?? Math.min(opts.maxUploadBytes, left);
           if (reuse) {
             // Taken over by upload.js, it is that tab's alone: another tab gets an upload of its own.
