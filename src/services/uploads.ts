@@ -280,8 +280,8 @@ export function createUploads(
     if (!row || row.ownerId !== user.id) throw new UserError(404, NOT_FOUND);
     if (row.closedAt !== null) {
       // A page's form posted again (another tab, a reload of a form that was reused) after its
-      // first file was kept: not that file.
-      if (named && row.etag && named !== row.etag) throw new UserError(409, SECOND_FILE);
+      // first file was kept: not that file. (Rows closed by older versions hold the ETag unlowered.)
+      if (named && row.etag && named !== bareEtag(row.etag)) throw new UserError(409, SECOND_FILE);
       return repeatOf(user, key);
     }
     const running = inFlight.get(key);
