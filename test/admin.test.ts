@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client } from './support/app.js';
 import { makeTestApp, PASSWORD, signUp, signUpWithRole, type TestApp } from './support/app.js';
-import { makePng } from './support/images.js';
-import { type Policy, postToBucket, upload } from './support/uploads.js';
+import { makeJpeg, makePng } from './support/images.js';
+import { type Policy, postToBucket, upload, uploadWithJs } from './support/uploads.js';
 
 describe('admin console', () => {
   let t: TestApp;
@@ -92,6 +92,44 @@ describe('admin console', () => {
 
     await admin.post(`/admin/users/${aliceId}/quota`, { mib: '', images: '' });
     expect(t.user('alice@example.com').quotaBytes).toBeNull();
+  });
+
+  it('replaces a member’s image into the member’s prefix and quota, so deleting the admin keeps it', async () => {
+    const dave = await signUpWithRole(t, admin, 'dave@example.com', 'member');
+    const daveId = t.user('dave@example.com').id;
+    const imageId = await upload(dave, await makePng(100, 100), 'dave.png');
+    const helper = await signUpWithRole(t, admin, 'helper@example.com', 'admin');
+    const helperId = t.user('helper@example.com').id;
+    // Dave's quota, not the helper's, decides: a file that would take dave past it is refused.
+    const small = await makePng(120, 90);
+    await admin.post(`/admin/users/${daveId}/quota`, {
+      mib: (((t.services.images.usage(daveId).bytes + 10) / 2 ** 20) * 1.000001).toFixed(6),
+      images: '',
+    });
+    const big = await makeJpeg(600, 400);
+    const refused = await helper.postJson('/uploads/presign', {
+      name: 'big.jpg',
+      size: big.length,
+      replaces: imageId,
+    });
+    expect(refused.status).toBe(413);
+    expect(((await refused.json()) as { error: string }).error).toContain('storage quota');
+    await admin.post(`/admin/users/${daveId}/quota`, { mib: '', images: '' });
+    const { done } = await uploadWithJs(helper, small, 'new.png', 'image/png', imageId);
+    expect(done.status, await done.clone().text()).toBe(200);
+    const image = t.services.images.getForUser(t.user('dave@example.com'), imageId);
+    expect(image.originalKey.startsWith(`users/${daveId}/originals/`)).toBe(true);
+    expect(image.displayKey.startsWith(`users/${daveId}/display/`)).toBe(true);
+    expect(image.thumbKey.startsWith(`users/${daveId}/thumbs/`)).toBe(true);
+    // The helper leaves; dave's image and its files stay.
+    expect(
+      (await admin.post(`/admin/users/${helperId}/delete`, { confirm: 'helper@example.com' })).status,
+    ).toBe(303);
+    const download = await dave.get(`/images/${imageId}/download`);
+    expect(download.status).toBe(303);
+    const original = await fetch(download.headers.get('location') as string);
+    expect(original.status).toBe(200);
+    expect(Buffer.from(await original.arrayBuffer()).equals(small)).toBe(true);
   });
 
   it('deletes a user and every object of theirs only after the email is typed', async () => {

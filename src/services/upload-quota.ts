@@ -3,7 +3,7 @@ import { UserError } from './errors.js';
 import type { Image, ImageRow, Images } from './images.js';
 import { type PendingUploads, POLICY_CLOCK_MARGIN_MS, POLICY_TTL_SECONDS } from './pending-uploads.js';
 import { SWEEP_INTERVAL_MS } from './upload-sweeper.js';
-import type { User, Users } from './users.js';
+import type { Users } from './users.js';
 
 /** How long at most a pending upload holds its room: its policy, the clock margin, then a sweep. */
 const RELEASE_MINUTES = Math.ceil(
@@ -27,9 +27,10 @@ export function createUploadQuota(deps: { users: Users; images: Images; pending:
      * user could still write (and finished ones beyond the quota). Throws when nothing is left, or
      * not `size`; returns the bytes left (Infinity without a quota).
      */
-    roomForPolicy(user: User, replaced: Image | null, exceptKey: string, size?: number): number {
-      const fresh = users.get(user.id) ?? user;
-      const used = images.usage(user.id);
+    roomForPolicy(ownerId: string, replaced: Image | null, exceptKey: string, size?: number): number {
+      const fresh = users.get(ownerId);
+      if (!fresh) throw new UserError(404, 'That account no longer exists.');
+      const used = images.usage(ownerId);
       if (!replaced && fresh.quotaImages !== null) {
         if (used.images >= fresh.quotaImages) {
           throw new UserError(
@@ -37,7 +38,7 @@ export function createUploadQuota(deps: { users: Users; images: Images; pending:
             `You have reached your limit of ${fresh.quotaImages} images. Delete some, or ask an admin for more.`,
           );
         }
-        const unfinished = pending.unfinishedNewImages(user.id, exceptKey);
+        const unfinished = pending.unfinishedNewImages(ownerId, exceptKey);
         if (used.images + unfinished >= fresh.quotaImages) {
           throw new UserError(
             403,
@@ -46,7 +47,7 @@ export function createUploadQuota(deps: { users: Users; images: Images; pending:
         }
       }
       if (fresh.quotaBytes === null) return Number.POSITIVE_INFINITY;
-      const { unfinished, finished } = pending.reservedBytes(user.id, exceptKey);
+      const { unfinished, finished } = pending.reservedBytes(ownerId, exceptKey);
       const held = Math.max(0, finished - fresh.quotaBytes);
       const free = fresh.quotaBytes - used.bytes - unfinished + (replaced?.bytes ?? 0);
       const left = free - held;
@@ -71,9 +72,10 @@ export function createUploadQuota(deps: { users: Users; images: Images; pending:
     },
 
     /** The rule the completion's transaction enforces on what is stored; null when the file fits. */
-    refusal(user: User, bytes: number, replaced: ImageRow | undefined): string | null {
-      const fresh = users.get(user.id) ?? user;
-      const used = images.usage(user.id);
+    refusal(ownerId: string, bytes: number, replaced: ImageRow | undefined): string | null {
+      const fresh = users.get(ownerId);
+      if (!fresh) return 'The account this upload was for no longer exists, so it was not kept.';
+      const used = images.usage(ownerId);
       if (!replaced && fresh.quotaImages !== null && used.images + 1 > fresh.quotaImages) {
         return `You have reached your limit of ${fresh.quotaImages} images, so this upload was not kept.`;
       }

@@ -62,6 +62,13 @@ export const stagingPrefix = (userId: string) => `users/${userId}/uploads/`;
 /** Images' originals: only completions write here, each to a fresh key no policy names. */
 export const originalsPrefix = (userId: string) => `users/${userId}/originals/`;
 
+/**
+ * Whose quota and prefix an upload goes to: a replacement's are the image owner's (an admin may
+ * replace anyone's image, and must not move it into their own prefix, or deleting the admin's
+ * account would delete it).
+ */
+const ownerIdOf = (user: User, replacing: { owner_id: string } | undefined) => replacing?.owner_id ?? user.id;
+
 /** A refusal decided during completion: the row closes and the objects go. */
 class Refusal extends UserError {}
 
@@ -124,7 +131,7 @@ export function createUploads(
       ? (imageById.get(row.replacesImageId) as ImageRow | undefined)
       : undefined;
     // A cheap early answer; the transaction below checks again, and that check is the one that holds.
-    const overQuota = quota.refusal(user, head.size, replacing);
+    const overQuota = quota.refusal(ownerIdOf(user, replacing), head.size, replacing);
     if (overQuota) throw new Refusal(413, overQuota);
 
     const start = await fromStorage(storage.getRange(finalKey, 0, Math.min(head.size, SNIFF_BYTES) - 1));
@@ -169,8 +176,12 @@ export function createUploads(
     // kept by its own completion, or by the sweep.
     if (named && stagedEtag && named !== stagedEtag) throw new UserError(409, REPLACED);
     const etag = stagedEtag ?? named;
-    const base = `users/${user.id}/`;
-    const finalKey = `${originalsPrefix(user.id)}${randomUUID()}`;
+    const replacing = row.replacesImageId
+      ? (imageById.get(row.replacesImageId) as ImageRow | undefined)
+      : undefined;
+    const ownerId = ownerIdOf(user, replacing);
+    const base = `users/${ownerId}/`;
+    const finalKey = `${originalsPrefix(ownerId)}${randomUUID()}`;
     if (!pending.claim(row.key, finalKey, clock())) return repeatOf(user, row.key);
 
     const version = randomUUID();
@@ -224,7 +235,7 @@ export function createUploads(
             pending.close(row.key, finalKey, null, now); // the delete has usually closed it already
             return new UserError(404, 'That image was deleted while the new file was uploading.');
           }
-          const overQuota = quota.refusal(user, checked.size, target);
+          const overQuota = quota.refusal(ownerIdOf(user, target), checked.size, target);
           const imageId = overQuota ? null : (target?.id ?? randomUUID().replaceAll('-', ''));
           // Only the holder of the claim may close the row; a stale one (the sweep took over) backs off.
           if (!pending.close(row.key, finalKey, imageId, now, etag)) return null;
@@ -346,7 +357,7 @@ export function createUploads(
             form.expiresAt > now &&
             form.replacesImageId === (replaced?.id ?? null);
           const exceptKey = reuse ? form.key : '';
-          const left = quota.roomForPolicy(user, replaced, exceptKey, req.size);
+          const left = quota.roomForPolicy(replaced?.ownerId ?? user.id, replaced, exceptKey, req.size);
           const ceiling = req.size ?? Math.min(opts.maxUploadBytes, left);
           if (reuse) {
             // Taken over by upload.js, it is that tab's alone: another tab gets an upload of its own.
