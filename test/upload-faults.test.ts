@@ -4,10 +4,9 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { POLICY_CLOCK_MARGIN_MS, POLICY_TTL_SECONDS } from '../src/services/pending-uploads.js';
 import { SNIFF_BYTES } from '../src/services/thumbnails.js';
 import { VERIFY_CONCURRENCY } from '../src/services/uploads.js';
-import type { Client } from './support/app.js';
-import { makeTestApp, signUp, type TestApp } from './support/app.js';
+import type { Client, TestApp } from './support/app.js';
 import { makePng } from './support/images.js';
-import { INTERNAL_ERROR, keyOf, startStoreInterceptor } from './support/store-interceptor.js';
+import { INTERNAL_ERROR, keyOf, makeInterceptedApp } from './support/store-interceptor.js';
 import { type Policy, postToBucket } from './support/uploads.js';
 
 /** The keys a request reads: its own, and a copy's source. */
@@ -19,23 +18,17 @@ function keysRead(req: http.IncomingMessage): string[] {
 
 describe('uploads against a store that fails or is slow', () => {
   let t: TestApp;
-  let proxy: Awaited<ReturnType<typeof startStoreInterceptor>>;
+  let proxy: Awaited<ReturnType<typeof makeInterceptedApp>>['proxy'];
   let alice: Client;
   let aliceId: string;
 
+  let close: () => Promise<void>;
+
   beforeAll(async () => {
-    proxy = await startStoreInterceptor();
-    t = await makeTestApp({ env: { S3_ENDPOINT: proxy.endpoint } });
-    proxy.forwardTo(t.store.origin);
-    alice = t.client();
-    await signUp(alice, 'alice@example.com');
-    aliceId = t.user('alice@example.com').id;
+    ({ t, proxy, client: alice, userId: aliceId, close } = await makeInterceptedApp());
   });
   beforeEach(() => proxy.onRequest(() => undefined));
-  afterAll(async () => {
-    await t.close();
-    await proxy.close();
-  });
+  afterAll(() => close());
 
   async function uploadedNotCompleted(name: string, bytes?: Buffer): Promise<Policy> {
     const png = bytes ?? (await makePng());

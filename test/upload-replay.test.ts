@@ -1,9 +1,8 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { POLICY_CLOCK_MARGIN_MS, POLICY_TTL_SECONDS } from '../src/services/pending-uploads.js';
-import type { Client } from './support/app.js';
-import { makeTestApp, signUp, type TestApp } from './support/app.js';
+import type { Client, TestApp } from './support/app.js';
 import { makeJpeg, makePng, SVG } from './support/images.js';
-import { keyOf, startStoreInterceptor } from './support/store-interceptor.js';
+import { keyOf, makeInterceptedApp } from './support/store-interceptor.js';
 import { type Policy, postToBucket, uploadWithJs } from './support/uploads.js';
 
 const PAST_EXPIRY_MS = POLICY_TTL_SECONDS * 1000 + POLICY_CLOCK_MARGIN_MS + 1000;
@@ -34,23 +33,17 @@ async function postForm(policy: Policy, bytes: Buffer, type: string) {
 
 describe('a POST policy replayed after its upload completed', () => {
   let t: TestApp;
-  let proxy: Awaited<ReturnType<typeof startStoreInterceptor>>;
+  let proxy: Awaited<ReturnType<typeof makeInterceptedApp>>['proxy'];
   let alice: Client;
   let aliceId: string;
 
+  let close: () => Promise<void>;
+
   beforeAll(async () => {
-    proxy = await startStoreInterceptor();
-    t = await makeTestApp({ env: { S3_ENDPOINT: proxy.endpoint } });
-    proxy.forwardTo(t.store.origin);
-    alice = t.client();
-    await signUp(alice, 'alice@example.com');
-    aliceId = t.user('alice@example.com').id;
+    ({ t, proxy, client: alice, userId: aliceId, close } = await makeInterceptedApp());
   });
   beforeEach(() => proxy.onRequest(() => undefined));
-  afterAll(async () => {
-    await t.close();
-    await proxy.close();
-  });
+  afterAll(() => close());
 
   async function originalBytes(imageId: string): Promise<Buffer> {
     const download = await alice.get(`/images/${imageId}/download`);
@@ -177,23 +170,17 @@ describe('a POST policy replayed after its upload completed', () => {
 
 describe('a second file sent through the same page form (another tab) around the first one’s completion', () => {
   let t: TestApp;
-  let proxy: Awaited<ReturnType<typeof startStoreInterceptor>>;
+  let proxy: Awaited<ReturnType<typeof makeInterceptedApp>>['proxy'];
   let bob: Client;
   let bobId: string;
 
+  let close: () => Promise<void>;
+
   beforeAll(async () => {
-    proxy = await startStoreInterceptor();
-    t = await makeTestApp({ env: { S3_ENDPOINT: proxy.endpoint } });
-    proxy.forwardTo(t.store.origin);
-    bob = t.client();
-    await signUp(bob, 'bob@example.com');
-    bobId = t.user('bob@example.com').id;
+    ({ t, proxy, client: bob, userId: bobId, close } = await makeInterceptedApp('bob@example.com'));
   });
   beforeEach(() => proxy.onRequest(() => undefined));
-  afterAll(async () => {
-    await t.close();
-    await proxy.close();
-  });
+  afterAll(() => close());
 
   /** The bucket's redirect back to the app, as the browser follows it. */
   async function storedThrough(policy: Policy, bytes: Buffer, type: string): Promise<string> {

@@ -1,5 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { makeTestApp, signUp } from './app.js';
 
 /** What the proxy does with one request: pass it on (after `hold`, if any), or answer it itself. */
 export interface ProxyDecision {
@@ -94,3 +95,25 @@ export const INTERNAL_ERROR = {
   status: 500,
   body: '<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code><Message>We encountered an internal error. Please try again.</Message></Error>',
 };
+
+/**
+ * A test app whose storage goes through an interceptor in front of its own store, with one member
+ * signed in. `close` stops both.
+ */
+export async function makeInterceptedApp(email = 'alice@example.com') {
+  const proxy = await startStoreInterceptor();
+  const t = await makeTestApp({ env: { S3_ENDPOINT: proxy.endpoint } });
+  proxy.forwardTo(t.store.origin);
+  const client = t.client();
+  await signUp(client, email);
+  return {
+    t,
+    proxy,
+    client,
+    userId: t.user(email).id,
+    async close() {
+      await t.close();
+      await proxy.close();
+    },
+  };
+}
