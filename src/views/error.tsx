@@ -6,7 +6,7 @@ const titles: Record<number, string> = {
   401: 'Please log in',
   403: 'Not allowed',
   404: 'Not found',
-  409: 'Already exists',
+  409: 'That could not be done',
   410: 'Gone',
   413: 'Too large',
   429: 'Too many attempts',
