@@ -14,7 +14,7 @@ import { type Client, signUp, signUpByInvite } from './support/app.js';
 import { makeJpeg } from './support/images.js';
 import { freePort, type ServerProcess, spawnServer } from './support/process.js';
 import { startTestStore } from './support/store.js';
-import { type Policy, postToBucket, upload } from './support/uploads.js';
+import { expectBucketMatchesRows, type Policy, postToBucket, upload } from './support/uploads.js';
 import { startWriteHoldingProxy } from './support/write-holding-proxy.js';
 
 const DAY = 24 * 60 * 60 * 1000;
@@ -159,18 +159,6 @@ function servicesAfter(dataDir: string, env: Record<string, string>, embeddedPor
     clock: () => Date.now() + DAY,
     config,
   });
-}
-
-type Services = ReturnType<typeof servicesAfter>;
-
-/** Every object under the user's prefix is one an image row names, and every key a row names is there. */
-async function expectBucketMatchesRows(services: Services, ownerId: string) {
-  const rows = services.db
-    .prepare('SELECT original_key, display_key, thumb_key FROM images WHERE owner_id = ?')
-    .all(ownerId) as Record<string, string>[];
-  const referenced = rows.flatMap((r) => Object.values(r)).sort();
-  const listed = await services.storage.list(`users/${ownerId}/`);
-  expect(listed.keys.map((k) => k.key).sort()).toEqual(referenced);
 }
 
 describe('the server process under signals', () => {

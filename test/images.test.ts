@@ -3,7 +3,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client } from './support/app.js';
 import { makeTestApp, signUp, signUpWithRole, type TestApp } from './support/app.js';
 import { HTML, makeJpeg, makePng, SVG, TEXT_AS_PNG } from './support/images.js';
-import { type Policy, postToBucket, upload, uploadWithJs } from './support/uploads.js';
+import {
+  expectBucketMatchesRows,
+  type Policy,
+  postToBucket,
+  upload,
+  uploadWithJs,
+} from './support/uploads.js';
 
 /** What a browser with JavaScript off does with the upload page's form. */
 async function uploadWithoutJs(client: Client, bytes: Buffer, path = '/upload') {
@@ -357,11 +363,7 @@ describe('reconcile', () => {
     expect(await t.services.storage.head(`users/${userId}/thumbs/stray.webp`)).toBeNull();
     expect(await t.services.storage.head(`users/${userId}/originals/from-the-cli.png`)).toBeNull();
     // Every image's objects are in the bucket, and nothing else is.
-    const rows = t.services.db
-      .prepare('SELECT original_key, display_key, thumb_key FROM images WHERE owner_id = ?')
-      .all(userId) as Record<string, string>[];
-    const listed = (await t.services.storage.list(`users/${userId}/`)).keys.map((k) => k.key).sort();
-    expect(listed).toEqual(rows.flatMap((r) => Object.values(r)).sort());
+    const rows = await expectBucketMatchesRows(t.services, userId);
     expect(rows.map((r) => r.original_key)).not.toContain(policy.key);
 
     const again = await t.services.reconcile.run({ apply: true });

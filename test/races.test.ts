@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client } from './support/app.js';
 import { makeTestApp, PASSWORD, signUp, type TestApp } from './support/app.js';
 import { makePng } from './support/images.js';
-import { type Policy, postToBucket, upload } from './support/uploads.js';
+import { expectBucketMatchesRows, type Policy, postToBucket, upload } from './support/uploads.js';
 
 describe('races', () => {
   let t: TestApp;
@@ -24,12 +24,7 @@ describe('races', () => {
 
   /** The bucket holds exactly what the rows name: nothing orphaned, nothing missing, nothing queued. */
   async function expectConsistent() {
-    const rows = t.services.db
-      .prepare('SELECT original_key, display_key, thumb_key FROM images WHERE owner_id = ?')
-      .all(ownerId) as Record<string, string>[];
-    const referenced = rows.flatMap((r) => Object.values(r)).sort();
-    const listed = (await t.services.storage.list(`users/${ownerId}/`)).keys.map((k) => k.key).sort();
-    expect(listed).toEqual(referenced);
+    await expectBucketMatchesRows(t.services, ownerId);
     expect(t.count('storage_deletions')).toBe(0);
     // Finished rows stay until their policy expires (a replay is swept then); none is left open.
     expect(t.count('pending_uploads', 'closed_at IS NULL')).toBe(0);

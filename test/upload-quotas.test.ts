@@ -6,7 +6,13 @@ import { MAX_OPEN_UPLOADS } from '../src/services/uploads.js';
 import type { Client } from './support/app.js';
 import { makeTestApp, signUp, type TestApp } from './support/app.js';
 import { makePng } from './support/images.js';
-import { type Policy, postToBucket, upload, uploadWithJs } from './support/uploads.js';
+import {
+  expectBucketMatchesRows,
+  type Policy,
+  postToBucket,
+  upload,
+  uploadWithJs,
+} from './support/uploads.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -72,15 +78,6 @@ describe('quotas under concurrency and open uploads', () => {
     return policy;
   }
 
-  /** The user's prefix holds their images' objects and nothing else. */
-  async function expectOnlyImageObjects(id: string) {
-    const rows = t.services.db
-      .prepare('SELECT original_key, display_key, thumb_key FROM images WHERE owner_id = ?')
-      .all(id) as Record<string, string>[];
-    const listed = (await t.services.storage.list(`users/${id}/`)).keys.map((k) => k.key).sort();
-    expect(listed).toEqual(rows.flatMap((r) => Object.values(r)).sort());
-  }
-
   it('completes six uploads at once with 4 of 5 images used into exactly one image', async () => {
     const { client, id } = await member();
     for (let i = 0; i < 4; i++) await upload(client, await makePng(), `kept-${i}.png`);
@@ -97,7 +94,7 @@ describe('quotas under concurrency and open uploads', () => {
       expect(((await a.json()) as { error: string }).error).toContain('limit of 5 images');
     }
     expect(t.services.images.usage(id).images).toBe(5);
-    await expectOnlyImageObjects(id);
+    await expectBucketMatchesRows(t.services, id);
   });
 
   it('completes six uploads at once into a byte quota that holds one of them into exactly one image', async () => {
@@ -114,7 +111,7 @@ describe('quotas under concurrency and open uploads', () => {
       expect(((await a.json()) as { error: string }).error).toContain('storage quota');
     }
     expect(t.services.images.usage(id)).toEqual({ images: 1, bytes: png.length });
-    await expectOnlyImageObjects(id);
+    await expectBucketMatchesRows(t.services, id);
   });
 
   it('counts what posted but unfinished uploads could write: three 900 KiB files on a 1 MiB quota', async () => {
@@ -177,7 +174,7 @@ describe('quotas under concurrency and open uploads', () => {
       expect((await client.postJson('/uploads/complete', { key: policy.key })).status).toBe(200);
     }
     expect(t.services.images.usage(id).images).toBe(3);
-    await expectOnlyImageObjects(id);
+    await expectBucketMatchesRows(t.services, id);
   });
 
   it('bounds what finished uploads’ policies can still write: a refused file’s policy replayed, upload after upload', async () => {
@@ -204,7 +201,7 @@ describe('quotas under concurrency and open uploads', () => {
     expect(listed.reduce((sum, k) => sum + k.size, 0)).toBeLessThanOrEqual(2 * MiB);
     t.advance(PAST_EXPIRY_MS);
     await t.services.uploadSweeper.sweep({ apply: true });
-    await expectOnlyImageObjects(id);
+    await expectBucketMatchesRows(t.services, id);
     expect((await presign(client, {})).status).toBe(200);
   });
 
@@ -264,7 +261,7 @@ describe('quotas under concurrency and open uploads', () => {
     t.advance(PAST_EXPIRY_MS);
     const report = await t.services.uploadSweeper.sweep({ apply: true });
     expect(report.replaysDeleted).toHaveLength(1);
-    await expectOnlyImageObjects(id);
+    await expectBucketMatchesRows(t.services, id);
   });
 
   it(`allows ${MAX_OPEN_UPLOADS} open uploads, then answers 429 with Retry-After until one finishes`, async () => {

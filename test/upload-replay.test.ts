@@ -3,7 +3,7 @@ import { POLICY_CLOCK_MARGIN_MS, POLICY_TTL_SECONDS } from '../src/services/pend
 import type { Client, TestApp } from './support/app.js';
 import { makeJpeg, makePng, SVG } from './support/images.js';
 import { keyOf, makeInterceptedApp } from './support/store-interceptor.js';
-import { type Policy, postToBucket, uploadWithJs } from './support/uploads.js';
+import { expectBucketMatchesRows, type Policy, postToBucket, uploadWithJs } from './support/uploads.js';
 
 const PAST_EXPIRY_MS = POLICY_TTL_SECONDS * 1000 + POLICY_CLOCK_MARGIN_MS + 1000;
 
@@ -53,15 +53,6 @@ describe('a POST policy replayed after its upload completed', () => {
     return Buffer.from(await file.arrayBuffer());
   }
 
-  /** The bucket holds the user's images' objects and nothing else. */
-  async function expectOnlyImageObjects() {
-    const rows = t.services.db
-      .prepare('SELECT original_key, display_key, thumb_key FROM images WHERE owner_id = ?')
-      .all(aliceId) as Record<string, string>[];
-    const listed = (await t.services.storage.list(`users/${aliceId}/`)).keys.map((k) => k.key).sort();
-    expect(listed).toEqual(rows.flatMap((r) => Object.values(r)).sort());
-  }
-
   it('keeps the verified JPEG byte for byte when the plain form is posted again with a 3 MB SVG', async () => {
     const jpeg = await makeJpeg(640, 480);
     const policy = await pageForm(alice);
@@ -95,7 +86,7 @@ describe('a POST policy replayed after its upload completed', () => {
     expect(await t.services.storage.head(policy.key)).toBeNull();
     expect(t.count('pending_uploads')).toBe(0);
     expect((await originalBytes(imageId)).equals(jpeg)).toBe(true);
-    await expectOnlyImageObjects();
+    await expectBucketMatchesRows(t.services, aliceId);
   });
 
   it('keeps the verified file when upload.js’s policy is replayed, and for a replacement too', async () => {
@@ -122,7 +113,7 @@ describe('a POST policy replayed after its upload completed', () => {
     const report = await t.services.uploadSweeper.sweep({ apply: true });
     expect(report.replaysDeleted.sort()).toEqual([first.policy.key, second.policy.key].sort());
     expect((await originalBytes(imageId)).equals(png)).toBe(true);
-    await expectOnlyImageObjects();
+    await expectBucketMatchesRows(t.services, aliceId);
   });
 
   it('verifies what it keeps even when a replay lands while the completion reads the file', async () => {

@@ -7,7 +7,7 @@ import { MAX_OPEN_UPLOADS } from '../src/services/uploads.js';
 import type { Client } from './support/app.js';
 import { makeTestApp, signUp, type TestApp } from './support/app.js';
 import { makePng } from './support/images.js';
-import { type Policy, postToBucket, upload } from './support/uploads.js';
+import { expectBucketMatchesRows, type Policy, postToBucket, upload } from './support/uploads.js';
 
 const TTL_MS = POLICY_TTL_SECONDS * 1000;
 /** The sweep covers every user: each test looks only at its own member's keys. */
@@ -34,14 +34,6 @@ describe('the upload sweeper', () => {
     const res = await client.postJson('/uploads/presign', { name });
     expect(res.status).toBe(200);
     return (await res.json()) as Policy;
-  }
-
-  async function expectOnlyImageObjects(id: string) {
-    const rows = t.services.db
-      .prepare('SELECT original_key, display_key, thumb_key FROM images WHERE owner_id = ?')
-      .all(id) as Record<string, string>[];
-    const listed = (await t.services.storage.list(`users/${id}/`)).keys.map((k) => k.key).sort();
-    expect(listed).toEqual(rows.flatMap((r) => Object.values(r)).sort());
   }
 
   it('completes, drops or removes expired uploads, and leaves alone those still inside the clock margin', async () => {
@@ -72,7 +64,7 @@ describe('the upload sweeper', () => {
     expect(t.count('pending_uploads', `owner_id = '${id}'`)).toBe(0);
     const titles = t.services.db.prepare('SELECT title FROM images WHERE owner_id = ?').pluck().all(id);
     expect(titles).toEqual(['came-back-never']);
-    await expectOnlyImageObjects(id);
+    await expectBucketMatchesRows(t.services, id);
   });
 
   it('starts over a completion that died with its process, discarding the copy it had made', async () => {
@@ -101,7 +93,7 @@ describe('the upload sweeper', () => {
       .all(id);
     expect(originals).toHaveLength(1);
     expect(originals).not.toContain(stale);
-    await expectOnlyImageObjects(id);
+    await expectBucketMatchesRows(t.services, id);
   });
 
   it('closes the replacement uploads of a deleted image, so what their policies write is still swept', async () => {

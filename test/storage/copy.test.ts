@@ -6,7 +6,7 @@ import {
   type CopyObjectCommandInput,
   HeadObjectCommand,
   PutObjectCommand,
-  S3Client,
+  type S3Client,
 } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestStore, type TestStore } from '../support/store.js';
@@ -15,12 +15,7 @@ let store: TestStore;
 let client: S3Client;
 beforeAll(async () => {
   store = await startTestStore();
-  client = new S3Client({
-    endpoint: store.endpoint,
-    region: store.region,
-    credentials: store.credentials,
-    forcePathStyle: true,
-  });
+  client = store.client;
   await store.storage.put('self', Buffer.from('me'), 'text/plain');
 });
 afterAll(() => store.close());

@@ -1,7 +1,7 @@
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { createPresignedPost } from '@aws-sdk/s3-presigned-post';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DiskObjects } from '../../src/storage/disk.js';
@@ -11,12 +11,7 @@ let store: TestStore;
 let client: S3Client;
 beforeAll(async () => {
   store = await startTestStore();
-  client = new S3Client({
-    endpoint: store.endpoint,
-    region: store.region,
-    credentials: store.credentials,
-    forcePathStyle: true,
-  });
+  client = store.client;
 });
 afterAll(() => store.close());
 

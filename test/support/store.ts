@@ -3,6 +3,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { S3Client } from '@aws-sdk/client-s3';
 import { createEmbeddedStore } from '../../src/storage/embedded-store.js';
 import { createStorage } from '../../src/storage/s3.js';
 
@@ -31,6 +32,8 @@ export async function startTestStore(opts: { mountPath?: string } = {}) {
   const port = (server.address() as AddressInfo).port;
   const endpoint = `http://127.0.0.1:${port}${mountPath}`;
   const storage = createStorage({ endpoint, region, bucket, credentials, forcePathStyle: true });
+  /** The AWS SDK's own client on the store, for S3 calls the app's wrapper does not make. */
+  const client = new S3Client({ endpoint, region, credentials, forcePathStyle: true });
   return {
     endpoint,
     origin: `http://127.0.0.1:${port}`,
@@ -39,6 +42,7 @@ export async function startTestStore(opts: { mountPath?: string } = {}) {
     credentials,
     rootDir,
     storage,
+    client,
     /** Moves the store's clock: expiry and skew checks see the future. */
     advance(ms: number) {
       offsetMs += ms;

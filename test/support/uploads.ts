@@ -1,4 +1,5 @@
 import { expect } from 'vitest';
+import type { Services } from '../../src/services/index.js';
 import type { Client } from './app.js';
 
 export interface Policy {
@@ -41,4 +42,14 @@ export async function upload(client: Client, bytes: Buffer, name = 'photo.jpg', 
   const { done } = await uploadWithJs(client, bytes, name, type);
   expect(done.status, await done.clone().text()).toBe(200);
   return ((await done.json()) as { imageId: string }).imageId;
+}
+
+/** Every object under the user's prefix is one an image row names, and every key a row names is there. */
+export async function expectBucketMatchesRows(services: Pick<Services, 'db' | 'storage'>, ownerId: string) {
+  const rows = services.db
+    .prepare('SELECT original_key, display_key, thumb_key FROM images WHERE owner_id = ?')
+    .all(ownerId) as Record<string, string>[];
+  const listed = (await services.storage.list(`users/${ownerId}/`)).keys.map((k) => k.key).sort();
+  expect(listed).toEqual(rows.flatMap((r) => Object.values(r)).sort());
+  return rows;
 }
