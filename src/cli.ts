@@ -11,8 +11,8 @@ import { createServices, type Services } from './services/index.js';
 import { parseRole } from './services/invites.js';
 import type { ReconcileReport } from './services/reconcile.js';
 import { randomToken } from './services/tokens.js';
+import { EMBEDDED_BUCKET, storageOptions } from './storage/embedded.js';
 import { createStorage } from './storage/s3.js';
-import { storageOptions } from './storage-setup.js';
 import { countOf } from './views/format.js';
 
 const USAGE = `Usage: s3-gallery <command> [options]
@@ -144,8 +144,10 @@ async function withServices(config: Config, work: (services: Services) => Promis
 /** The embedded store's bucket has a fixed name; AWS policies only matter for an external bucket. */
 function bucketName(config: Config): string {
   if (config.s3) return config.s3.bucket;
-  console.error('Note: S3_ENDPOINT is not set, so this is for the embedded store\'s bucket "gallery".');
-  return 'gallery';
+  console.error(
+    `Note: S3_ENDPOINT is not set, so this is for the embedded store's bucket "${EMBEDDED_BUCKET}".`,
+  );
+  return EMBEDDED_BUCKET;
 }
 
 async function newPassword(

@@ -4,6 +4,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { getRequestListener } from '@hono/node-server';
+import { requestTimeoutAnswer, type S3Server } from '@s3-gallery/s3-store';
 import { createApp } from './app.js';
 import { type Config, ConfigError, loadConfig } from './config.js';
 import { openDatabase } from './db/connection.js';
@@ -11,10 +12,16 @@ import { createLogger } from './logger.js';
 import { appRequestTimeout, withDeadlines } from './middleware/request-deadlines.js';
 import { systemClock } from './services/clock.js';
 import { createServices } from './services/index.js';
-import { createEmbeddedStore, loadOrCreateEmbeddedCredentials } from './storage/embedded-store.js';
+import {
+  createEmbeddedStore,
+  EMBEDDED_MOUNT,
+  embeddedCredentials,
+  embeddedStorageOptions,
+  isEmbeddedRequest,
+  objectsDir,
+  urlHost,
+} from './storage/embedded.js';
 import { createStorage, type StorageOptions } from './storage/s3.js';
-import { s3RequestTimeout } from './storage/s3-request-timeout.js';
-import { EMBEDDED_MOUNT, embeddedStorageOptions, urlHost } from './storage-setup.js';
 
 export interface RunningServer {
   url: string;
@@ -24,19 +31,16 @@ export interface RunningServer {
 
 type Handler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
 
-const isUnder = (url: string | undefined, mount: string) =>
-  url === mount || url?.startsWith(`${mount}/`) || url?.startsWith(`${mount}?`);
-
 /** Opens everything, listens, and returns a handle that stops it cleanly. */
 export async function startServer(config: Config): Promise<RunningServer> {
   const log = createLogger(config.logLevel);
   let handle: Handler = (_req, res) => {
     res.writeHead(503, { 'Retry-After': '1' }).end('starting');
   };
-  let store: ReturnType<typeof createEmbeddedStore> | undefined;
+  let store: S3Server | undefined;
   const limits = config.http;
   const appBudget = { totalMs: limits.requestTimeoutMs, answer: appRequestTimeout };
-  const storeBudget = { totalMs: limits.uploadTimeoutMs, answer: s3RequestTimeout };
+  const storeBudget = { totalMs: limits.uploadTimeoutMs, answer: requestTimeoutAnswer };
   const server = http.createServer(
     {
       headersTimeout: limits.requestTimeoutMs,
@@ -47,7 +51,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     },
     withDeadlines((req, res) => handle(req, res), {
       idleMs: limits.idleTimeoutMs,
-      budgetFor: (req) => (store && isUnder(req.url, EMBEDDED_MOUNT) ? storeBudget : appBudget),
+      budgetFor: (req) => (store && isEmbeddedRequest(req.url) ? storeBudget : appBudget),
       // The path only: a query string can carry tokens.
       onCut: (req, reason) =>
         log.info({ msg: 'request timed out', reason, method: req.method, path: req.url?.split('?')[0] }),
@@ -72,17 +76,10 @@ export async function startServer(config: Config): Promise<RunningServer> {
   const url = `http://${urlHost(config.host)}:${port}`;
 
   const db = openDatabase(path.join(config.dataDir, 'gallery.db'));
-  const objectsDir = path.join(config.dataDir, 'objects');
   let storageOpts: StorageOptions | undefined = config.s3;
   if (!storageOpts) {
-    const creds = await loadOrCreateEmbeddedCredentials(config.dataDir);
-    store = createEmbeddedStore({
-      rootDir: objectsDir,
-      bucket: creds.bucket,
-      region: creds.region,
-      credentials: { accessKeyId: creds.accessKeyId, secretAccessKey: creds.secretAccessKey },
-      mountPath: EMBEDDED_MOUNT,
-    });
+    const creds = await embeddedCredentials(config);
+    store = createEmbeddedStore(config, creds, log);
     storageOpts = embeddedStorageOptions(config, creds, port);
     // Leftover temp files of a crashed upload are swept before we say we are up; the key index
     // builds in the background (only listings wait for it).
@@ -96,7 +93,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     config,
     // The embedded store is this process: if we answer, it does. What can fail is its disk, and a
     // listing would wait for the start-up index, so the probe asks the disk instead.
-    ...(store ? { probeStorage: () => fs.access(objectsDir, fs.constants.W_OK) } : {}),
+    ...(store ? { probeStorage: () => fs.access(objectsDir(config), fs.constants.W_OK) } : {}),
   });
   services.sessions.purgeExpired();
   const stopNotifier = services.notifications.startWorker(log);
@@ -104,7 +101,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
   const stopAuditSchedule = services.audit.startSchedule(log, { retentionDays: config.auditRetentionDays });
   const appListener = getRequestListener(createApp({ config, services, log }).fetch);
   handle = (req, res) => {
-    if (store && isUnder(req.url, EMBEDDED_MOUNT)) store.handle(req, res);
+    if (store && isEmbeddedRequest(req.url)) store.handle(req, res);
     else void appListener(req, res);
   };
   log.info({
@@ -123,10 +120,12 @@ export async function startServer(config: Config): Promise<RunningServer> {
       // close() stops accepting and waits for in-flight requests; idle keep-alive sockets are let go.
       server.close(() => {
         // A delivery cut short stays in the outbox and goes out after the next start.
-        Promise.allSettled([stopNotifier(), sweeperStopped, stopAuditSchedule()]).finally(() => {
-          db.close();
-          resolve();
-        });
+        Promise.allSettled([stopNotifier(), sweeperStopped, stopAuditSchedule(), store?.close()]).finally(
+          () => {
+            db.close();
+            resolve();
+          },
+        );
       });
       server.closeIdleConnections();
     });

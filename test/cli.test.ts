@@ -3,6 +3,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../src/db/connection.js';
 import { Client, PASSWORD, signUp } from './support/app.js';
+import { FROM_SOURCES } from './support/process.js';
 import { startAppServer } from './support/server.js';
 import { startTestStore } from './support/store.js';
 
@@ -14,7 +15,7 @@ interface Run {
 
 /** The CLI as a user runs it: its own process, configured only by the environment. */
 function cli(args: string[], env: Record<string, string>, stdin?: string): Promise<Run> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], {
+  const child = spawn(process.execPath, [...FROM_SOURCES, 'src/cli.ts', ...args], {
     env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'silent', ...env },
     stdio: ['pipe', 'pipe', 'pipe'],
   });

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import { type RunningServer, startServer } from '../src/server.js';
 import { Client, PASSWORD, signUp } from './support/app.js';
+import { FROM_SOURCES } from './support/process.js';
 
 describe('a real listening server', () => {
   let running: RunningServer;
@@ -85,7 +86,7 @@ describe('the server process', () => {
   it('exits 0 on SIGTERM after finishing, and reports a bad setting by name', async () => {
     const dataDir = mkdtempSync(path.join(tmpdir(), 's3g-proc-'));
     try {
-      const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+      const child = spawn(process.execPath, [...FROM_SOURCES, 'src/server.ts'], {
         env: { ...process.env, DATA_DIR: dataDir, PORT: '0', LOG_LEVEL: 'info' },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
@@ -105,7 +106,7 @@ describe('the server process', () => {
       // A clean close checkpoints the WAL into the main file and removes it.
       expect(existsSync(path.join(dataDir, 'gallery.db-wal'))).toBe(false);
 
-      const bad = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+      const bad = spawn(process.execPath, [...FROM_SOURCES, 'src/server.ts'], {
         env: { ...process.env, DATA_DIR: dataDir, PORT: 'eighty' },
         stdio: ['ignore', 'pipe', 'pipe'],
       });

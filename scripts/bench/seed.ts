@@ -7,9 +7,9 @@ import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { parseArgs } from 'node:util';
+import { DiskObjects } from '@s3-gallery/s3-store/disk';
 import sharp from 'sharp';
 import { openDatabase } from '../../src/db/connection.js';
-import { DiskObjects } from '../../src/storage/disk.js';
 
 export interface SeedOptions {
   dataDir: string;

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { describe } from 'vitest';
+import { spawnStandalone } from '../../packages/s3-store/test/support.js';
 import { createStorage } from '../../src/storage/s3.js';
 import { defineStorageSuite } from './suite.js';
 
@@ -25,4 +26,25 @@ describe.skipIf(!isConfigured)('the storage wrapper against an external S3 (S3_T
     prefix: `s3-gallery-test/${randomUUID()}/`,
     close: async () => {},
   }));
+});
+
+// Without one, the same suite runs against a separate S3 endpoint: the s3-store command in its own
+// process, at the root of its own port, as the app's external mode would reach any S3.
+describe.skipIf(isConfigured)('the storage wrapper against a separate S3 endpoint (s3-store)', () => {
+  defineStorageSuite(async () => {
+    const store = await spawnStandalone();
+    return {
+      storage: createStorage({
+        endpoint: store.endpoint,
+        region: store.region,
+        bucket: store.bucket,
+        credentials: store.credentials,
+        forcePathStyle: true,
+      }),
+      prefix: `s3-gallery-test/${randomUUID()}/`,
+      close: async () => {
+        await store.stop();
+      },
+    };
+  });
 });

@@ -4,8 +4,9 @@ import type { AddressInfo } from 'node:net';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { createS3Server, type S3ServerOptions } from '@s3-gallery/s3-store';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { createEmbeddedStore, type EmbeddedStoreOptions } from '../../src/storage/embedded-store.js';
+import { EMBEDDED_BUCKET, EMBEDDED_MOUNT } from '../../src/storage/embedded.js';
 import { createStorage, type Storage } from '../../src/storage/s3.js';
 import { freePort, type ServerProcess, spawnServer } from '../support/process.js';
 
@@ -16,15 +17,16 @@ interface Running {
 }
 
 /** An embedded store on a loopback port; `linger` shortens the bounds so a test can reach them. */
-async function start(linger?: EmbeddedStoreOptions['lingerAfterError']): Promise<Running> {
+async function start(linger?: S3ServerOptions['lingerAfterError']): Promise<Running> {
   const rootDir = mkdtempSync(path.join(tmpdir(), 's3g-linger-'));
   const credentials = {
     accessKeyId: 'S3GTESTKEY',
     secretAccessKey: 'test-secret-key-for-the-embedded-store',
   };
-  const store = createEmbeddedStore({
-    rootDir,
-    bucket: 'gallery',
+  const store = createS3Server({
+    root: rootDir,
+    mountPath: EMBEDDED_MOUNT,
+    bucket: EMBEDDED_BUCKET,
     region: 'us-east-1',
     credentials,
     ...(linger ? { lingerAfterError: linger } : {}),

@@ -20,10 +20,13 @@ export interface ServerProcess {
   errorLines(): number;
 }
 
+/** Node running TypeScript sources, with workspace packages read from their sources too. */
+export const FROM_SOURCES = ['--conditions=source', '--import', 'tsx'];
+
 /** The real server in its own process (so it can be killed), listening on a fixed port with APP_ORIGIN set. */
 export async function spawnServer(dataDir: string, port: number, env: Record<string, string> = {}) {
   const origin = `http://127.0.0.1:${port}`;
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+  const child = spawn(process.execPath, [...FROM_SOURCES, 'src/server.ts'], {
     env: {
       ...process.env,
       DATA_DIR: dataDir,

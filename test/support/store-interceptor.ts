@@ -1,5 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { EMBEDDED_BUCKET, EMBEDDED_MOUNT } from '../../src/storage/embedded.js';
 import { makeTestApp, signUp } from './app.js';
 
 /** What the proxy does with one request: pass it on (after `hold`, if any), or answer it itself. */
@@ -18,7 +19,7 @@ export interface ProxyDecision {
  * never produces: an error for one key, a slow answer, a count of requests in flight. Requests
  * pass through unchanged (Host included), so SigV4 signatures made for the proxy's address hold.
  */
-export async function startStoreInterceptor(mountPath = '/s3') {
+export async function startStoreInterceptor(mountPath = EMBEDDED_MOUNT) {
   let target: URL | undefined;
   let decide: (req: http.IncomingMessage) => ProxyDecision | undefined = () => undefined;
   const server = http.createServer(async (req, res) => {
@@ -84,7 +85,11 @@ export async function startStoreInterceptor(mountPath = '/s3') {
 }
 
 /** The bucket key a request names, as the store decodes it (path-style: /s3/<bucket>/<key>). */
-export function keyOf(req: http.IncomingMessage, bucket = 'gallery', mountPath = '/s3'): string {
+export function keyOf(
+  req: http.IncomingMessage,
+  bucket = EMBEDDED_BUCKET,
+  mountPath = EMBEDDED_MOUNT,
+): string {
   const path = new URL(req.url ?? '/', 'http://x').pathname;
   const prefix = `${mountPath}/${bucket}/`;
   return path.startsWith(prefix) ? decodeURIComponent(path.slice(prefix.length)) : '';

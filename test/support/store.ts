@@ -4,7 +4,8 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { S3Client } from '@aws-sdk/client-s3';
-import { createEmbeddedStore } from '../../src/storage/embedded-store.js';
+import { createS3Server } from '@s3-gallery/s3-store';
+import { EMBEDDED_BUCKET, EMBEDDED_MOUNT } from '../../src/storage/embedded.js';
 import { createStorage } from '../../src/storage/s3.js';
 
 /** A real embedded store on a free loopback port, in a fresh temp dir, with a clock tests can move. */
@@ -15,11 +16,11 @@ export async function startTestStore(opts: { mountPath?: string } = {}) {
     secretAccessKey: 'test-secret-key-for-the-embedded-store',
   };
   const region = 'us-east-1';
-  const bucket = 'gallery';
-  const mountPath = opts.mountPath ?? '/s3';
+  const bucket = EMBEDDED_BUCKET;
+  const mountPath = opts.mountPath ?? EMBEDDED_MOUNT;
   let offsetMs = 0;
-  const store = createEmbeddedStore({
-    rootDir,
+  const store = createS3Server({
+    root: rootDir,
     bucket,
     region,
     credentials,
@@ -58,6 +59,7 @@ export async function startTestStore(opts: { mountPath?: string } = {}) {
     async close() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      await store.close();
       rmSync(rootDir, { recursive: true, force: true });
     },
   };

@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { badRequest, S3Error } from './s3-errors.js';
+import { badRequest, S3Error } from '../errors.js';
 
 /**
  * CopyObject's request, read the way S3 reads it: the `x-amz-copy-source` header

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PassThrough, type Readable } from 'node:stream';
-import { badRequest } from './s3-errors.js';
+import { badRequest } from './errors.js';
 
 /**
  * After an early answer (a refused policy, a malformed body), the rest of the request is read and

@@ -1,6 +1,6 @@
 import { validateHeaderName, validateHeaderValue } from 'node:http';
-import type { ObjectMeta } from './disk.js';
-import { S3Error } from './s3-errors.js';
+import type { ObjectMeta } from './disk/objects.js';
+import { S3Error } from './errors.js';
 
 /** Form fields S3 turns into headers of the stored object. */
 const STORED_FIELD =

@@ -6,12 +6,12 @@ import { Hash } from '@smithy/hash-node';
 import { HttpRequest } from '@smithy/protocol-http';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { canonicalPath } from '../../src/storage/sigv4.js';
-import { startTestStore, type TestStore } from '../support/store.js';
+import { canonicalPath } from '../src/auth/sigv4.js';
+import { MOUNT, sdkCalls, startStore, type TestStore } from './support.js';
 
 let store: TestStore;
 beforeAll(async () => {
-  store = await startTestStore();
+  store = await startStore();
 });
 afterAll(() => store.close());
 
@@ -80,14 +80,15 @@ describe('POST policy uploads', () => {
     [
       'a policy signed with the wrong secret',
       async () => {
-        const { createStorage } = await import('../../src/storage/s3.js');
-        const wrong = createStorage({
-          endpoint: store.endpoint,
-          region: store.region,
-          bucket: store.bucket,
-          credentials: { accessKeyId: store.credentials.accessKeyId, secretAccessKey: 'not-the-secret' },
-          forcePathStyle: true,
-        });
+        const wrong = sdkCalls(
+          new S3Client({
+            endpoint: store.endpoint,
+            region: store.region,
+            credentials: { accessKeyId: store.credentials.accessKeyId, secretAccessKey: 'not-the-secret' },
+            forcePathStyle: true,
+          }),
+          store.bucket,
+        );
         return postForm(
           await wrong.presignPost({
             key: 'users/u1/originals/abc',
@@ -294,20 +295,20 @@ describe('signed requests', () => {
   ]) {
     it(`refuses the key ${rawKey} with 400, even when correctly signed`, async () => {
       const before = await objectCount();
-      const res = await sendSigned('PUT', `/s3/${store.bucket}/${rawKey}`);
+      const res = await sendSigned('PUT', `${MOUNT}/${store.bucket}/${rawKey}`);
       expect(res.status, res.body).toBe(400);
       expect(await objectCount()).toBe(before);
     });
   }
 
   it('accepts the same correctly signed raw request for an ordinary key', async () => {
-    const res = await sendSigned('PUT', `/s3/${store.bucket}/plain%20key.txt`);
+    const res = await sendSigned('PUT', `${MOUNT}/${store.bucket}/plain%20key.txt`);
     expect(res.status, res.body).toBe(200);
     expect((await store.storage.head('plain key.txt'))?.size).toBe(4);
   });
 
   it('refuses an x-amz- header added after signing', async () => {
-    const res = await sendSigned('GET', `/s3/${store.bucket}/plain%20key.txt`);
+    const res = await sendSigned('GET', `${MOUNT}/${store.bucket}/plain%20key.txt`);
     expect(res.status).toBe(200);
     const url = new URL(store.endpoint);
     const signed = await signer().sign(
@@ -315,7 +316,7 @@ describe('signed requests', () => {
         method: 'GET',
         hostname: url.hostname,
         port: Number(url.port),
-        path: `/s3/${store.bucket}/plain%20key.txt`,
+        path: `${MOUNT}/${store.bucket}/plain%20key.txt`,
         headers: { host: url.host, 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' },
       }),
     );

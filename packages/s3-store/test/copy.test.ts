@@ -9,12 +9,12 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestStore, type TestStore } from '../support/store.js';
+import { startStore, type TestStore } from './support.js';
 
 let store: TestStore;
 let client: S3Client;
 beforeAll(async () => {
-  store = await startTestStore();
+  store = await startStore();
   client = store.client;
   await store.storage.put('self', Buffer.from('me'), 'text/plain');
 });

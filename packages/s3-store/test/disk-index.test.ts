@@ -5,7 +5,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { byteOrder, DiskObjects } from '../../src/storage/disk.js';
+import { byteOrder, DiskObjects } from '../src/disk/objects.js';
 
 const put = (disk: DiskObjects, key: string) =>
   disk.write(key, Readable.from([Buffer.from(key)]), {

@@ -74,28 +74,6 @@ export function hashBody(o: { sha256: boolean }): BodyHashes {
   };
 }
 
-// Plain CommonJS so the same text runs from the build, from tsx and from the tests.
-const WORKER_SOURCE = `
-const { parentPort } = require('node:worker_threads');
-const { createHash } = require('node:crypto');
-const bodies = new Map();
-parentPort.on('message', (m) => {
-  if (m.start) return void bodies.set(m.id, { md5: createHash('md5'), sha256: m.sha256 ? createHash('sha256') : null });
-  const body = bodies.get(m.id);
-  if (!body) return;
-  if (m.drop) return void bodies.delete(m.id);
-  if (m.data) {
-    body.md5.update(m.data);
-    body.sha256?.update(m.data);
-  }
-  if (m.end) {
-    bodies.delete(m.id);
-    const md5 = body.md5.digest();
-    parentPort.postMessage({ id: m.id, md5, sha256: body.sha256?.digest('hex') });
-  }
-});
-`;
-
 interface HashWorker {
   start(sha256: boolean): number;
   post(message: object, transfer?: ArrayBuffer[]): void;
@@ -110,7 +88,7 @@ function hashWorker(): HashWorker {
 }
 
 function startHashWorker(): HashWorker {
-  const worker = new Worker(WORKER_SOURCE, { eval: true });
+  const worker = new Worker(new URL('./hash-worker.js', import.meta.url));
   // Only an upload in progress holds the process open, never the idle worker.
   worker.unref();
   let nextId = 1;

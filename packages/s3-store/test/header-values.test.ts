@@ -4,13 +4,13 @@ import { Readable } from 'node:stream';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { createPresignedPost } from '@aws-sdk/s3-presigned-post';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DiskObjects } from '../../src/storage/disk.js';
-import { startTestStore, type TestStore } from '../support/store.js';
+import { DiskObjects } from '../src/disk/objects.js';
+import { startStore, type TestStore } from './support.js';
 
 let store: TestStore;
 let client: S3Client;
 beforeAll(async () => {
-  store = await startTestStore();
+  store = await startStore();
   client = store.client;
 });
 afterAll(() => store.close());

@@ -1,10 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import type { TimeoutAnswer } from '../middleware/request-deadlines.js';
-import { xmlElements } from './s3-errors.js';
+import { xmlElements } from './errors.js';
 
-/** S3's answer to a body that stopped arriving or took too long: 400 RequestTimeout. */
-export function s3RequestTimeout(req: IncomingMessage): TimeoutAnswer {
+/**
+ * S3's answer to a body that stopped arriving or took too long (400 RequestTimeout), for the HTTP
+ * server in front of the store to send when it cuts such a request.
+ */
+export function requestTimeoutAnswer(req: IncomingMessage): {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+} {
   const requestId = randomUUID().replaceAll('-', '').slice(0, 16).toUpperCase();
   const error = xmlElements({
     Code: 'RequestTimeout',

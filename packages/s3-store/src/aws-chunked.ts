@@ -1,5 +1,5 @@
 import { Transform, type TransformCallback } from 'node:stream';
-import { badRequest } from './s3-errors.js';
+import { badRequest } from './errors.js';
 
 const MAX_CHUNK_BYTES = 16 * 1024 * 1024;
 const MAX_LINE_BYTES = 4096;

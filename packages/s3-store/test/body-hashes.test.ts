@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { hashBody } from '../../src/storage/body-hashes.js';
+import { hashBody } from '../src/disk/body-hashes.js';
 
 const KiB = 1024;
 

@@ -1,4 +1,4 @@
-import { accessDenied, badRequest } from './s3-errors.js';
+import { accessDenied, badRequest } from '../errors.js';
 
 /**
  * S3's POST policy: a base64 JSON document with an expiration and conditions that every form

@@ -3,7 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import { escapeUri } from '@smithy/core/protocols';
 import { Hash } from '@smithy/hash-node';
 import { getCanonicalQuery, SignatureV4 } from '@smithy/signature-v4';
-import { accessDenied, badRequest, S3Error } from './s3-errors.js';
+import { accessDenied, badRequest, S3Error } from '../errors.js';
 
 export interface Credentials {
   accessKeyId: string;

@@ -1,0 +1,4 @@
+export { loadOrCreateCredentials, type StoreCredentials } from './credentials.js';
+export type { Logger } from './logger.js';
+export { createS3Server, type S3Server, type S3ServerOptions } from './server.js';
+export { requestTimeoutAnswer } from './timeout.js';

@@ -1,0 +1,139 @@
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs/promises';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createAuthenticator, parseQuery, type QueryPairs, UNSIGNED_PAYLOAD } from './auth/sigv4.js';
+import { DiskObjects } from './disk/objects.js';
+import { accessDenied, S3Error, sendError } from './errors.js';
+import { type Logger, stderrLogger } from './logger.js';
+import {
+  decodeKey,
+  decodeSegment,
+  noSuchBucket,
+  notImplemented,
+  type S3Request,
+  type Store,
+  validateKey,
+} from './request.js';
+import { answerAndLinger, LINGER_MAX_BYTES, LINGER_MS } from './request-body.js';
+import { findRoute, subresources } from './routes.js';
+
+export interface S3ServerOptions {
+  /** the directory objects live in; created if missing */
+  root: string;
+  bucket: string;
+  region: string;
+  credentials: { accessKeyId: string; secretAccessKey: string };
+  /** the path the store answers under, e.g. "/s3" inside an app; "" when it has the whole host */
+  mountPath?: string;
+  /** the clock signatures and policies are checked against */
+  now?: () => Date;
+  /** where internal errors go (a pino logger fits); one JSON line on stderr by default */
+  log?: Logger;
+  /** how long and how much the store reads of a request it refused early; tests shorten it */
+  lingerAfterError?: { ms: number; maxBytes: number };
+}
+
+export interface S3Server {
+  mountPath: string;
+  /** a Node request listener for requests under `mountPath` */
+  handle(req: IncomingMessage, res: ServerResponse): void;
+  /** settles once leftover temp files are swept (the key index builds on in the background) */
+  ready: Promise<void>;
+  /** answers new requests 503 and settles once those in flight have finished */
+  close(): Promise<void>;
+}
+
+/**
+ * A small S3-compatible server for one bucket, path-style: what an app and its users' S3 tools
+ * need, authenticated like S3 (SigV4 headers, presigned URLs, POST policies).
+ */
+export function createS3Server(o: S3ServerOptions): S3Server {
+  const mountPath = o.mountPath ?? '';
+  const now = o.now ?? (() => new Date());
+  const log = o.log ?? stderrLogger;
+  const disk = new DiskObjects(o.root);
+  const ready = fs.mkdir(o.root, { recursive: true }).then(() => disk.init());
+  const auth = createAuthenticator({ region: o.region, credentials: o.credentials, now });
+  const store: Store = { bucket: o.bucket, mountPath, disk, auth, now };
+  const linger = o.lingerAfterError ?? { ms: LINGER_MS, maxBytes: LINGER_MAX_BYTES };
+  const inFlight = new Set<Promise<void>>();
+  let closing = false;
+
+  async function serve(req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
+    if (closing) throw new S3Error(503, 'ServiceUnavailable', 'The store is shutting down.');
+    await ready;
+    const raw = req.url ?? '/';
+    const q = raw.indexOf('?');
+    const rawPath = q < 0 ? raw : raw.slice(0, q);
+    const query = parseQuery(q < 0 ? '' : raw.slice(q + 1));
+    const rest = rawPath.slice(mountPath.length).replace(/^\//, '');
+    const slash = rest.indexOf('/');
+    const bucket = decodeSegment(slash < 0 ? rest : rest.slice(0, slash));
+    const rawKey = slash < 0 ? '' : rest.slice(slash + 1);
+    const method = req.method ?? 'GET';
+
+    if (!bucket) throw accessDenied();
+    if (bucket !== o.bucket) throw noSuchBucket();
+    const on = rawKey ? 'object' : 'bucket';
+    const route = findRoute(method, on, query, req);
+    const request: S3Request = { req, res, store, requestId, key: '', query, payloadHash: UNSIGNED_PAYLOAD };
+    if (route?.signedInBody) return route.operation(request);
+    request.payloadHash = await authenticate(req, rawPath, query);
+    if (on === 'bucket') {
+      if (!route) throw notImplemented();
+      return route.operation(request);
+    }
+    request.key = validateKey(decodeKey(rawKey));
+    if (subresources(query).length > 0) throw notImplemented();
+    if (!route) {
+      throw new S3Error(
+        405,
+        'MethodNotAllowed',
+        'The specified method is not allowed against this resource.',
+      );
+    }
+    return route.operation(request);
+  }
+
+  async function authenticate(req: IncomingMessage, rawPath: string, query: QueryPairs): Promise<string> {
+    if (req.headers.authorization) return auth.verifyHeader(req, rawPath, query);
+    if (query.some(([k]) => k === 'X-Amz-Signature' || k === 'X-Amz-Algorithm')) {
+      await auth.verifyQuery(req, rawPath, query);
+      return UNSIGNED_PAYLOAD;
+    }
+    throw accessDenied();
+  }
+
+  return {
+    mountPath,
+    ready,
+    handle(req, res) {
+      const requestId = randomUUID().replaceAll('-', '').slice(0, 16).toUpperCase();
+      const done = serve(req, res, requestId).catch((err: unknown) => {
+        const s3err =
+          err instanceof S3Error
+            ? err
+            : new S3Error(500, 'InternalError', 'We encountered an internal error. Please try again.');
+        if (!(err instanceof S3Error)) {
+          log.error(
+            { err, requestId, method: req.method, path: req.url?.split('?')[0] },
+            'S3 store: internal error',
+          );
+        }
+        // The client may still be sending: it reads this answer, not a reset (nginx's lingering close).
+        answerAndLinger(
+          req,
+          res,
+          () => sendError(res, s3err, req.url?.split('?')[0] ?? '/', requestId, req.method === 'HEAD'),
+          linger,
+        );
+      });
+      inFlight.add(done);
+      void done.finally(() => inFlight.delete(done));
+    },
+    async close() {
+      closing = true;
+      await Promise.allSettled([ready, ...inFlight]);
+    },
+  };
+}
