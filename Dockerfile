@@ -8,8 +8,12 @@ RUN apt-get update \
   && apt-get install -y --no-install-recommends python3 make g++ \
   && rm -rf /var/lib/apt/lists/*
 COPY package.json package-lock.json ./
+COPY packages/s3-store/package.json ./packages/s3-store/package.json
+COPY packages/s3-store/bin ./packages/s3-store/bin
 RUN npm ci
-COPY tsconfig.json tsconfig.build.json ./
+COPY tsconfig.base.json tsconfig.json tsconfig.build.json ./
+COPY packages/s3-store/tsconfig.json ./packages/s3-store/tsconfig.json
+COPY packages/s3-store/src ./packages/s3-store/src
 COPY src ./src
 COPY public ./public
 RUN npm run build && npm prune --omit=dev
@@ -23,6 +27,9 @@ WORKDIR /app
 COPY --from=build /app/package.json ./package.json
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+COPY --from=build /app/packages/s3-store/package.json ./packages/s3-store/package.json
+COPY --from=build /app/packages/s3-store/bin ./packages/s3-store/bin
+COPY --from=build /app/packages/s3-store/dist ./packages/s3-store/dist
 COPY --from=build /app/public ./public
 RUN mkdir -p /data && chown node:node /data
 USER node

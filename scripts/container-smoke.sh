@@ -19,7 +19,7 @@ step() { printf '\n== container-smoke: %s\n' "$*"; }
 
 step "copy the sources the image copies"
 mkdir -p "$app" "$data"
-(cd "$repo" && git ls-files -co --exclude-standard -z package.json package-lock.json tsconfig.json tsconfig.build.json src public \
+(cd "$repo" && git ls-files -co --exclude-standard -z package.json package-lock.json tsconfig.base.json tsconfig.json tsconfig.build.json packages src public \
   | tar --null -T - -cf -) | tar -xf - -C "$app"
 
 step "npm ci, build, prune dev dependencies"
@@ -28,7 +28,7 @@ npm ci --no-audit --no-fund --loglevel=error
 npm run build --silent
 npm prune --omit=dev --no-audit --no-fund --loglevel=error
 [ ! -e node_modules/typescript ] || { echo "dev dependencies were not pruned"; exit 1; }
-rm -rf src tsconfig.json tsconfig.build.json
+rm -rf src tsconfig.base.json tsconfig.json tsconfig.build.json packages/s3-store/src packages/s3-store/test packages/s3-store/bench packages/s3-store/tsconfig.json
 
 port=$(node -e "const s=require('net').createServer();s.listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")
 run_as=()

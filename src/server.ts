@@ -85,7 +85,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     // builds in the background (only listings wait for it).
     await store.ready;
   }
-  const storage = createStorage(storageOpts);
+  const storage = createStorage(storageOpts, systemClock);
   const services = createServices({
     db,
     storage,

@@ -70,7 +70,8 @@ export interface ListedObject {
 }
 
 /** The one place the app talks S3; the same code path for AWS, MinIO, R2, Garage and the embedded store. */
-export function createStorage(opts: StorageOptions) {
+/** `now` (milliseconds, the app's injected clock) decides when a cached signed URL is too old to hand out. */
+export function createStorage(opts: StorageOptions, now: () => number = Date.now) {
   const base = {
     // An endpoint that stops answering must fail a request in seconds, not hold it open for minutes;
     // kept-alive sockets, and enough of them that a busy app does not queue behind the SDK's 50.
@@ -91,7 +92,7 @@ export function createStorage(opts: StorageOptions) {
       ? client
       : new S3Client({ ...base, ...(publicEndpoint ? { endpoint: publicEndpoint } : {}) });
   const Bucket = opts.bucket;
-  const urlCache = createUrlCache();
+  const urlCache = createUrlCache(now);
 
   return {
     bucket: Bucket,
@@ -280,13 +281,13 @@ const URL_CACHE_ENTRIES = 20_000;
 const URL_CACHE_MS = 5 * 60 * 1000;
 
 /** Signing costs about a millisecond per URL; a gallery page has 60. Oldest entries go first. */
-function createUrlCache() {
+function createUrlCache(now: () => number) {
   const entries = new Map<string, { url: string; until: number }>();
   return {
     get(key: string): string | undefined {
       const hit = entries.get(key);
       if (!hit) return undefined;
-      if (hit.until <= Date.now()) {
+      if (hit.until <= now()) {
         entries.delete(key);
         return undefined;
       }
@@ -294,7 +295,7 @@ function createUrlCache() {
     },
     set(key: string, url: string): void {
       if (entries.size >= URL_CACHE_ENTRIES) entries.delete(entries.keys().next().value as string);
-      entries.set(key, { url, until: Date.now() + URL_CACHE_MS });
+      entries.set(key, { url, until: now() + URL_CACHE_MS });
     },
   };
 }
