@@ -6,7 +6,7 @@ import { openDatabase } from './db/connection.js';
 import { appIamPolicy, corsConfiguration, userIamPolicy } from './services/bucket-policies.js';
 import { systemClock } from './services/clock.js';
 import { runDoctor } from './services/doctor.js';
-import { UserError } from './services/errors.js';
+import { DomainError, NotFound } from './services/errors.js';
 import { createServices, type Services } from './services/index.js';
 import { parseRole } from './services/invites.js';
 import type { ReconcileReport } from './services/reconcile.js';
@@ -65,8 +65,7 @@ const commands: Record<string, Handler> = {
     const { password, generated } = await newPassword(values['password-stdin']);
     return withServices(config, async (services) => {
       const user = services.users.findByEmail(values.email ?? '');
-      if (!user)
-        throw new UserError(404, `There is no account with the email address "${values.email ?? ''}".`);
+      if (!user) throw new NotFound(`There is no account with the email address "${values.email ?? ''}".`);
       await services.users.setPassword(user.id, password);
       services.audit.record({
         action: 'password_reset',
@@ -190,7 +189,7 @@ function printReport(r: ReconcileReport): void {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err) => {
-    if (err instanceof ConfigError || err instanceof UserError) console.error(err.message);
+    if (err instanceof ConfigError || err instanceof DomainError) console.error(err.message);
     else console.error(`s3-gallery: ${err instanceof Error ? err.message : String(err)}`);
     process.exit(1);
   },

@@ -1,7 +1,7 @@
 import type { Context, MiddlewareHandler } from 'hono';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import type { AppEnv } from '../env.js';
-import { UserError } from '../services/errors.js';
+import { Forbidden, Unauthenticated } from '../services/errors.js';
 import type { Session } from '../services/sessions.js';
 import type { Role, User } from '../services/users.js';
 
@@ -49,13 +49,11 @@ export const requireUser: MiddlewareHandler<AppEnv> = async (c, next) => {
   await next();
 };
 
-export class ForbiddenError extends Error {}
-
 export function requireRole(...roles: Role[]): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const user = c.var.user;
     if (!user) return requireUser(c, next);
-    if (!roles.includes(user.role)) throw new ForbiddenError();
+    if (!roles.includes(user.role)) throw new Forbidden('You do not have permission to do that.');
     await next();
   };
 }
@@ -63,6 +61,6 @@ export function requireRole(...roles: Role[]): MiddlewareHandler<AppEnv> {
 /** The signed-in user and session, for routes behind requireUser or requireRole. */
 export function signedIn(c: Context<AppEnv>): { user: User; session: Session } {
   const { user, session } = c.var;
-  if (!user || !session) throw new UserError(401, 'Please log in.');
+  if (!user || !session) throw new Unauthenticated('Please log in.');
   return { user, session };
 }

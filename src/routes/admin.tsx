@@ -1,9 +1,11 @@
 import { type Context, Hono } from 'hono';
 import { stream } from 'hono/streaming';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { AppEnv } from '../env.js';
+import { statusOf } from '../http-errors.js';
 import { requireRole, signedIn } from '../middleware/session.js';
 import { type AuditFilter, csvLine } from '../services/audit.js';
-import { UserError } from '../services/errors.js';
+import { Conflict, type DomainError, Invalid, NotFound } from '../services/errors.js';
 import { parseRole } from '../services/invites.js';
 import { InvitesPage } from '../views/admin.js';
 import { AuditPage } from '../views/audit.js';
@@ -29,10 +31,10 @@ function personPage(
   c: Context<AppEnv>,
   id: string,
   extra: { notice?: string; error?: string } = {},
-  status: 200 | 400 | 409 = 200,
+  status: ContentfulStatusCode = 200,
 ) {
   const person = c.var.services.people.list().find((p) => p.id === id);
-  if (!person) throw new UserError(404, 'There is no such user.');
+  if (!person) throw new NotFound('There is no such user.');
   return page(c, <PersonPage user={signedIn(c).user} person={person} {...extra} />, status);
 }
 
@@ -47,6 +49,10 @@ adminRoutes.get('/admin/users/:id', (c) => {
   return personPage(c, c.req.param('id'), notice ? { notice } : {});
 });
 
+/** A refusal shown on the person's page; any other (a 404, say) answers with its own page. */
+const isPersonRefusal = (err: unknown): err is DomainError =>
+  err instanceof Invalid || err instanceof Conflict;
+
 /** Runs an admin action; a refusal re-renders the person's page with the message. */
 async function act(
   c: Context<AppEnv>,
@@ -59,8 +65,8 @@ async function act(
     await work(form);
     return c.redirect(`/admin/users/${id}?done=${done}`, 303);
   } catch (err) {
-    if (!(err instanceof UserError) || (err.status !== 400 && err.status !== 409)) throw err;
-    return personPage(c, id, { error: err.message }, err.status);
+    if (!isPersonRefusal(err)) throw err;
+    return personPage(c, id, { error: err.message }, statusOf(err));
   }
 }
 
@@ -101,8 +107,8 @@ adminRoutes.post('/admin/users/:id/delete', async (c) => {
     audit(c, 'user_delete', { target: gone.email, detail: `role ${gone.role}` });
     return c.redirect('/admin?deleted=1', 303);
   } catch (err) {
-    if (!(err instanceof UserError) || (err.status !== 400 && err.status !== 409)) throw err;
-    return personPage(c, id, { error: err.message }, err.status);
+    if (!isPersonRefusal(err)) throw err;
+    return personPage(c, id, { error: err.message }, statusOf(err));
   }
 });
 

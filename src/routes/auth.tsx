@@ -2,7 +2,7 @@ import { Hono } from 'hono';
 import type { AppEnv } from '../env.js';
 import { clientIp } from '../middleware/client-ip.js';
 import { clearSessionCookie, requireUser, setSessionCookie, signedIn } from '../middleware/session.js';
-import { UserError } from '../services/errors.js';
+import { DomainError, Forbidden, Throttled, Unavailable } from '../services/errors.js';
 import { SESSION_TTL_MS } from '../services/sessions.js';
 import { LoginPage, PasswordPage, SignupPage } from '../views/auth.js';
 import { audit, auditThrottled } from './audit.js';
@@ -43,9 +43,9 @@ authRoutes.post('/signup', async (c) => {
     setDeviceCookie(c, 'login', '/login', deviceToken);
     return c.redirect('/', 303);
   } catch (err) {
-    if (err instanceof UserError && err.status === 429) auditThrottled(c, 'sign-up', form.email ?? null);
+    if (err instanceof Throttled) auditThrottled(c, 'sign-up', form.email ?? null);
     return formError(c, err, (message) =>
-      err instanceof UserError && err.status === 403 ? (
+      err instanceof Forbidden ? (
         <SignupPage refusal={message} isFirstUser={false} />
       ) : (
         <SignupPage
@@ -81,8 +81,8 @@ authRoutes.post('/login', async (c) => {
     setDeviceCookie(c, 'login', '/login', deviceToken);
     return c.redirect(next, 303);
   } catch (err) {
-    if (err instanceof UserError && err.status === 429) auditThrottled(c, 'login', form.email ?? null);
-    else if (err instanceof UserError && err.status !== 503) {
+    if (err instanceof Throttled) auditThrottled(c, 'login', form.email ?? null);
+    else if (err instanceof DomainError && !(err instanceof Unavailable)) {
       // The typed email is kept as the target, not as an actor: it may not be anyone's.
       audit(c, 'login_failed', {
         actor: null,
@@ -127,7 +127,7 @@ authRoutes.post('/account/password', requireUser, async (c) => {
       <PasswordPage user={user} notice="Password changed. Your other sessions have been signed out." />,
     );
   } catch (err) {
-    if (err instanceof UserError && err.status === 429) auditThrottled(c, 'password change', user.email);
+    if (err instanceof Throttled) auditThrottled(c, 'password change', user.email);
     return formError(c, err, (message) => <PasswordPage user={user} error={message} />);
   }
 });

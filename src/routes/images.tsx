@@ -1,8 +1,9 @@
 import { type Context, Hono } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { AppEnv } from '../env.js';
+import { statusOf } from '../http-errors.js';
 import { requireUser, signedIn } from '../middleware/session.js';
-import { UserError } from '../services/errors.js';
+import { DomainError } from '../services/errors.js';
 import { canChangeImage, type Image } from '../services/images.js';
 import type { User } from '../services/users.js';
 import { ConfirmBulkDeletePage, ConfirmDeletePage, ImagePage, type ImagePageProps } from '../views/image.js';
@@ -64,9 +65,9 @@ imageRoutes.post('/images/:id/rename', requireUser, async (c) => {
     audit(c, 'rename', { target: image.id, detail: image.title });
     return c.redirect(`/images/${image.id}`, 303);
   } catch (err) {
-    if (!(err instanceof UserError)) throw err;
+    if (!(err instanceof DomainError)) throw err;
     const image = images.getForUser(user, c.req.param('id'));
-    return renderImage(c, user, image, { error: err.message }, err.status);
+    return renderImage(c, user, image, { error: err.message }, statusOf(err));
   }
 });
 

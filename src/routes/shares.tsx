@@ -1,8 +1,9 @@
 import { type Context, Hono } from 'hono';
 import type { AppEnv } from '../env.js';
+import { answerRefusal } from '../http-errors.js';
 import { clientIp } from '../middleware/client-ip.js';
 import { requireRole, requireUser, signedIn } from '../middleware/session.js';
-import { UserError } from '../services/errors.js';
+import { DomainError, Gone, Invalid, NotFound, Throttled, Unauthenticated } from '../services/errors.js';
 import { parseExpiry, type ShareLink } from '../services/shares.js';
 import type { User } from '../services/users.js';
 import { GalleryCards, SharedGalleryPage } from '../views/gallery.js';
@@ -76,7 +77,7 @@ shareRoutes.post('/shares', canShare, async (c) => {
     const newUrl = await createLink(c, user, ids, body);
     return linksPage(c, user, { newUrl }, 201);
   } catch (err) {
-    if (!(err instanceof UserError) || err.status !== 400) throw err;
+    if (!(err instanceof Invalid)) throw err;
     const images = ids.map((id) => c.var.services.images.getForChange(user, id));
     return page(c, <ShareSelectionPage user={user} images={images} error={err.message} />, 400);
   }
@@ -90,7 +91,7 @@ shareRoutes.post('/images/:id/shares', canShare, async (c) => {
     const newShareUrl = await createLink(c, user, [image.id], form);
     return renderImage(c, user, image, { newShareUrl }, 201);
   } catch (err) {
-    if (!(err instanceof UserError) || err.status !== 400) throw err;
+    if (!(err instanceof Invalid)) throw err;
     return renderImage(c, user, image, { error: err.message }, 400);
   }
 });
@@ -125,15 +126,15 @@ async function openShare(c: Context<AppEnv>, password?: string) {
     auditShareOpen(c, result.view.link.id);
     return page(c, <PublicSharePage view={result.view} />);
   } catch (err) {
-    if (!(err instanceof UserError)) throw err;
-    if (err.retryAfterSeconds) c.header('Retry-After', String(err.retryAfterSeconds));
-    if (err.status === 429) auditThrottled(c, 'share link');
-    if (err.status === 401 || err.status === 429) {
-      return page(c, <SharePasswordPage action={action} error={err.message} />, err.status);
+    if (!(err instanceof DomainError)) throw err;
+    const status = answerRefusal(c, err);
+    if (err instanceof Throttled) auditThrottled(c, 'share link');
+    if (err instanceof Unauthenticated || err instanceof Throttled) {
+      return page(c, <SharePasswordPage action={action} error={err.message} />, status);
     }
-    if (err.status === 404 || err.status === 410) {
-      const title = err.status === 404 ? 'Link not found' : 'This link no longer works';
-      return page(c, <ShareGonePage title={title} message={err.message} />, err.status);
+    if (err instanceof NotFound || err instanceof Gone) {
+      const title = err instanceof NotFound ? 'Link not found' : 'This link no longer works';
+      return page(c, <ShareGonePage title={title} message={err.message} />, status);
     }
     throw err;
   }

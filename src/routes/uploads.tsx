@@ -1,7 +1,7 @@
 import { type Context, Hono } from 'hono';
 import type { AppEnv } from '../env.js';
 import { requireRole, requireUser, signedIn } from '../middleware/session.js';
-import { UserError } from '../services/errors.js';
+import { Invalid } from '../services/errors.js';
 import type { User } from '../services/users.js';
 import { UploadPage } from '../views/upload.js';
 import { audit } from './audit.js';
@@ -14,14 +14,14 @@ const canUpload = requireRole('admin', 'member');
 // invisible to anyone, so this GET changes nothing a user can see.
 uploadRoutes.get('/upload', canUpload, async (c) => {
   const { user } = signedIn(c);
-  const form = await c.var.services.uploads.presign(user, { mode: 'redirect' });
+  const form = await c.var.services.uploads.presign(user, { from: 'form' });
   return page(c, <UploadPage user={user} form={form} maxBytes={c.var.config.maxUploadBytes} />);
 });
 
 uploadRoutes.get('/images/:id/replace', requireUser, async (c) => {
   const { user } = signedIn(c);
   const image = c.var.services.images.getForChange(user, c.req.param('id'));
-  const form = await c.var.services.uploads.presign(user, { mode: 'redirect', replacesImageId: image.id });
+  const form = await c.var.services.uploads.presign(user, { from: 'form', replacesImageId: image.id });
   return page(
     c,
     <UploadPage user={user} form={form} maxBytes={c.var.config.maxUploadBytes} replacing={image} />,
@@ -36,10 +36,10 @@ uploadRoutes.post('/uploads/presign', canUpload, async (c) => {
   const { user } = signedIn(c);
   const body = await jsonBody(c.req.raw);
   if (body.size !== undefined && !(Number.isSafeInteger(body.size) && (body.size as number) > 0)) {
-    throw new UserError(400, 'The file size must be a whole number of bytes, more than zero.');
+    throw new Invalid('The file size must be a whole number of bytes, more than zero.');
   }
   const form = await c.var.services.uploads.presign(user, {
-    mode: 'status',
+    from: 'script',
     originalName: typeof body.name === 'string' ? body.name : '',
     ...(typeof body.replaces === 'string' && body.replaces ? { replacesImageId: body.replaces } : {}),
     ...(typeof body.size === 'number' ? { size: body.size } : {}),
@@ -80,5 +80,5 @@ async function jsonBody(req: Request): Promise<Record<string, unknown>> {
   } catch {
     // fall through to the same answer as a non-object body
   }
-  throw new UserError(400, 'Send a JSON object.');
+  throw new Invalid('Send a JSON object.');
 }

@@ -2,7 +2,7 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Db } from '../db/connection.js';
 import type { Clock } from './clock.js';
-import { UserError } from './errors.js';
+import { Invalid } from './errors.js';
 import { addressKey } from './rate-limit.js';
 
 export const AUDIT_ACTIONS = [
@@ -135,7 +135,7 @@ export interface AuditFilter {
 function parseDay(value: string, name: string): number {
   const match = /^(\d{4})-(\d{2})-(\d{2})$/.exec(value);
   const ms = match ? Date.UTC(Number(match[1]), Number(match[2]) - 1, Number(match[3])) : Number.NaN;
-  if (!Number.isFinite(ms)) throw new UserError(400, `The “${name}” date must look like 2026-01-31.`);
+  if (!Number.isFinite(ms)) throw new Invalid(`The “${name}” date must look like 2026-01-31.`);
   return ms;
 }
 
@@ -150,7 +150,7 @@ function whereClause(filter: AuditFilter): { sql: string; params: (string | numb
   }
   if (filter.action) {
     if (!(AUDIT_ACTIONS as readonly string[]).includes(filter.action))
-      throw new UserError(400, 'Choose an action from the list.');
+      throw new Invalid('Choose an action from the list.');
     parts.push('action = ?');
     params.push(filter.action);
   }
@@ -358,7 +358,7 @@ export function createAudit(db: Db, clock: Clock) {
       const params = [...where.params];
       let sql = `SELECT * FROM audit_log WHERE ${where.sql}`;
       if (cursor !== undefined) {
-        if (!/^\d{1,15}$/.test(cursor)) throw new UserError(400, 'That page link is not valid.');
+        if (!/^\d{1,15}$/.test(cursor)) throw new Invalid('That page link is not valid.');
         sql += ' AND id < ?';
         params.push(Number(cursor));
       }

@@ -1,7 +1,7 @@
 import type { Db } from '../db/connection.js';
 import type { Storage } from '../storage/s3.js';
 import type { Clock } from './clock.js';
-import { UserError } from './errors.js';
+import { Forbidden, Invalid, NotFound } from './errors.js';
 import type { Notifications } from './notifications.js';
 import type { PendingUploads } from './pending-uploads.js';
 import type { User } from './users.js';
@@ -93,7 +93,7 @@ export function encodeCursor(image: { createdAt: number; id: string }): string {
 export function decodeCursor(cursor: string): { createdAt: number; id: string } {
   const text = /^[A-Za-z0-9_-]{1,200}$/.test(cursor) ? Buffer.from(cursor, 'base64url').toString() : '';
   const match = /^(\d{1,15})\.([a-z0-9]{1,64})$/.exec(text);
-  if (!match) throw new UserError(400, 'That page link is not valid. Start again from the first page.');
+  if (!match) throw new Invalid('That page link is not valid. Start again from the first page.');
   return { createdAt: Number(match[1]), id: match[2] as string };
 }
 
@@ -145,15 +145,15 @@ export function createImages(
   function getForUser(user: User, id: string): Image {
     const row = byId.get(id) as ImageRow | undefined;
     const image = row ? rowToImage(row) : null;
-    if (!image || !canSee(user, image)) throw new UserError(404, 'There is no such image.');
+    if (!image || !canSee(user, image)) throw new NotFound('There is no such image.');
     return image;
   }
 
-  /** As getForUser, then the role and ownership: a stranger's private id is a 404 for everyone. */
+  /** As getForUser, then the role and ownership: a stranger's private id is NotFound for everyone. */
   function getForChange(user: User, id: string): Image {
     const image = getForUser(user, id);
-    if (!canChangeImages(user)) throw new UserError(403, 'Viewers cannot change images.');
-    if (!canChangeImage(user, image)) throw new UserError(403, 'Only the owner of this image can change it.');
+    if (!canChangeImages(user)) throw new Forbidden('Viewers cannot change images.');
+    if (!canChangeImage(user, image)) throw new Forbidden('Only the owner of this image can change it.');
     return image;
   }
 
@@ -271,7 +271,7 @@ export function createImages(
     rename(user: User, id: string, title: string): Image {
       const image = getForChange(user, id);
       const clean = cleanText(title, TITLE_MAX);
-      if (!clean) throw new UserError(400, 'Give the image a title.');
+      if (!clean) throw new Invalid('Give the image a title.');
       rename.run(clean, clock(), image.id);
       return { ...image, title: clean };
     },

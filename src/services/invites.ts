@@ -1,6 +1,6 @@
 import type { Db } from '../db/connection.js';
 import type { Clock } from './clock.js';
-import { UserError } from './errors.js';
+import { Invalid, NotFound } from './errors.js';
 import { randomToken, sha256Hex } from './tokens.js';
 import { ROLES, type Role } from './users.js';
 
@@ -33,7 +33,7 @@ interface InviteRow {
 
 export function parseRole(input: string | undefined): Role {
   const role = ROLES.find((r) => r === input);
-  if (!role) throw new UserError(400, 'Choose a role: admin, member or viewer.');
+  if (!role) throw new Invalid('Choose a role: admin, member or viewer.');
   return role;
 }
 
@@ -80,7 +80,7 @@ export function createInvites(db: Db, clock: Clock) {
 
     revoke(id: string): void {
       if (revokeStmt.run(clock(), id).changes === 0) {
-        throw new UserError(404, 'That invite does not exist or can no longer be revoked.');
+        throw new NotFound('That invite does not exist or can no longer be revoked.');
       }
     },
   };

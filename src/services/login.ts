@@ -1,6 +1,6 @@
 import type { Clock } from './clock.js';
 import type { DeviceTokens } from './device-tokens.js';
-import { UserError } from './errors.js';
+import { Conflict, Throttled, Unauthenticated } from './errors.js';
 import {
   addressKey,
   type BackoffLimits,
@@ -79,10 +79,10 @@ export function createLogin(deps: {
     };
   }
 
-  /** Throws 429 when any counter says wait; otherwise charges the attempt to each of them. */
+  /** Throws Throttled when any counter says wait; otherwise charges the attempt to each of them. */
   function charge(counters: { throttle: Throttle; key: string }[], message: string): void {
     const wait = Math.max(...counters.map((c) => c.throttle.retryAfterSeconds(c.key)));
-    if (wait > 0) throw new UserError(429, `${message} ${tryAgainIn(wait)}`, wait);
+    if (wait > 0) throw new Throttled(`${message} ${tryAgainIn(wait)}`, wait);
     for (const c of counters) c.throttle.recordFailure(c.key);
   }
 
@@ -107,8 +107,7 @@ export function createLogin(deps: {
         };
       } catch (err) {
         // A typo costs nothing; an address already taken counts (it answers a question).
-        if (!(err instanceof UserError) || err.status !== 409)
-          for (const c of counters) c.throttle.forgive(c.key);
+        if (!(err instanceof Conflict)) for (const c of counters) c.throttle.forgive(c.key);
         throw err;
       }
     },
@@ -126,7 +125,7 @@ export function createLogin(deps: {
       const { device, counters } = countersFor(input.email, addressKey(input.ip), input.deviceToken);
       charge(counters, TOO_MANY);
       const user = await users.verifyCredentials(input.email, input.password);
-      if (!user || user.isDisabled) throw new UserError(401, 'Incorrect email or password');
+      if (!user || user.isDisabled) throw new Unauthenticated('Incorrect email or password');
       if (device) byDevice.reset(device);
       else {
         // The right password from this address clears its own count, not the account's: failures

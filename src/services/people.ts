@@ -1,6 +1,6 @@
 import type { Db } from '../db/connection.js';
 import type { Storage } from '../storage/s3.js';
-import { UserError } from './errors.js';
+import { Conflict, Invalid, NotFound } from './errors.js';
 import type { Images } from './images.js';
 import { type Role, rowToUser, type User, type UserRow, type Users } from './users.js';
 
@@ -29,14 +29,14 @@ export function createPeople(db: Db, storage: Storage, deps: { users: Users; ima
 
   function target(id: string): User {
     const user = deps.users.get(id);
-    if (!user) throw new UserError(404, 'There is no such user.');
+    if (!user) throw new NotFound('There is no such user.');
     return user;
   }
 
   /** Throws unless some other enabled admin would remain. Runs inside the change's transaction. */
   function keepAnAdmin(user: User): void {
     if (user.role === 'admin' && !user.isDisabled && (activeAdmins.get(user.id) as number) === 0) {
-      throw new UserError(409, 'This is the last active admin. Make someone else an admin first.');
+      throw new Conflict('This is the last active admin. Make someone else an admin first.');
     }
   }
 
@@ -92,9 +92,9 @@ export function createPeople(db: Db, storage: Storage, deps: { users: Users; ima
      */
     async deleteUser(actor: User, id: string, typedEmail: string): Promise<User> {
       const user = target(id);
-      if (user.id === actor.id) throw new UserError(409, 'You cannot delete your own account here.');
+      if (user.id === actor.id) throw new Conflict('You cannot delete your own account here.');
       if (typedEmail.trim().toLowerCase() !== user.email.toLowerCase()) {
-        throw new UserError(400, `Type the email address ${user.email} to confirm.`);
+        throw new Invalid(`Type the email address ${user.email} to confirm.`);
       }
       const keys = db
         .transaction(() => {
@@ -133,8 +133,7 @@ function parseLimit(input: string, what: string, max: number): number | null {
   if (text === '') return null;
   const value = Number(text);
   if (!Number.isFinite(value) || value < 0 || value > max || (what === 'image' && !Number.isInteger(value))) {
-    throw new UserError(
-      400,
+    throw new Invalid(
       `The ${what} limit must be ${what === 'image' ? 'a whole number' : 'a number of MiB'} from 0 to ${max}, or blank for no limit.`,
     );
   }

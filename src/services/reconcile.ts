@@ -2,7 +2,7 @@ import type { Db } from '../db/connection.js';
 import type { Storage } from '../storage/s3.js';
 import type { Audit } from './audit.js';
 import type { Clock } from './clock.js';
-import { UserError } from './errors.js';
+import { DomainError, Unavailable } from './errors.js';
 import type { Images } from './images.js';
 import type { PendingUploads } from './pending-uploads.js';
 import { type SweepReport, storageFailure, type UploadSweeper } from './upload-sweeper.js';
@@ -72,7 +72,7 @@ export function createReconcile(
       deps.audit.record({ action: 'outside_upload', actor: null, target: key });
       report.imported.push(key);
     } catch (err) {
-      if (err instanceof UserError && err.status !== 503) {
+      if (err instanceof DomainError && !(err instanceof Unavailable)) {
         report.rejected.push(key);
         return;
       }

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { Signup } from '../config.js';
 import type { Db } from '../db/connection.js';
 import type { Clock } from './clock.js';
-import { UserError } from './errors.js';
+import { Conflict, Forbidden, Invalid, NotFound } from './errors.js';
 import { dummyPasswordHash, hashPassword, PASSWORD_MAX, PASSWORD_MIN, verifyPassword } from './passwords.js';
 import { randomToken, sha256Hex } from './tokens.js';
 
@@ -54,17 +54,16 @@ const emailSchema = z
 
 export function parseEmail(input: string): string {
   const result = emailSchema.safeParse(input);
-  if (!result.success)
-    throw new UserError(400, result.error.issues[0]?.message ?? 'Enter a valid email address.');
+  if (!result.success) throw new Invalid(result.error.issues[0]?.message ?? 'Enter a valid email address.');
   return result.data;
 }
 
 export function checkNewPassword(password: string): void {
   if (password.length < PASSWORD_MIN) {
-    throw new UserError(400, `Choose a password of at least ${PASSWORD_MIN} characters.`);
+    throw new Invalid(`Choose a password of at least ${PASSWORD_MIN} characters.`);
   }
   if (password.length > PASSWORD_MAX) {
-    throw new UserError(400, `Passwords can be at most ${PASSWORD_MAX} characters.`);
+    throw new Invalid(`Passwords can be at most ${PASSWORD_MAX} characters.`);
   }
 }
 
@@ -95,13 +94,12 @@ export function createUsers(db: Db, clock: Clock, signup: Signup) {
       const invite = inviteByHash.get(sha256Hex(inviteToken), clock()) as
         | { id: string; role: Role }
         | undefined;
-      if (!invite)
-        throw new UserError(403, 'This invite link is invalid, used or expired. Ask for a new one.');
+      if (!invite) throw new Forbidden('This invite link is invalid, used or expired. Ask for a new one.');
       return { role: invite.role, inviteId: invite.id };
     }
     if (signup === 'open') return { role: 'member' };
-    if (signup === 'closed') throw new UserError(403, 'Sign-up is closed on this server.');
-    throw new UserError(403, 'Sign-up on this server needs an invite link from an administrator.');
+    if (signup === 'closed') throw new Forbidden('Sign-up is closed on this server.');
+    throw new Forbidden('Sign-up on this server needs an invite link from an administrator.');
   }
 
   return {
@@ -126,8 +124,7 @@ export function createUsers(db: Db, clock: Clock, signup: Signup) {
       return db
         .transaction(() => {
           const { role, inviteId } = roleForSignup(input.inviteToken);
-          if (byEmail.get(email))
-            throw new UserError(409, 'An account with this email address already exists.');
+          if (byEmail.get(email)) throw new Conflict('An account with this email address already exists.');
           const now = clock();
           insert.run(id, email, passwordHash, role, now);
           if (inviteId) useInvite.run(now, id, inviteId);
@@ -144,8 +141,7 @@ export function createUsers(db: Db, clock: Clock, signup: Signup) {
       const id = randomToken();
       return db
         .transaction(() => {
-          if (byEmail.get(email))
-            throw new UserError(409, 'An account with this email address already exists.');
+          if (byEmail.get(email)) throw new Conflict('An account with this email address already exists.');
           insert.run(id, email, passwordHash, input.role, clock());
           return rowToUser(byId.get(id) as UserRow);
         })
@@ -174,9 +170,9 @@ export function createUsers(db: Db, clock: Clock, signup: Signup) {
       keepSessionId: string,
     ): Promise<void> {
       const row = byId.get(userId) as UserRow | undefined;
-      if (!row) throw new UserError(404, 'No such account.');
+      if (!row) throw new NotFound('No such account.');
       if (!(await verifyPassword(row.password_hash, currentPassword))) {
-        throw new UserError(400, 'Your current password is not correct.');
+        throw new Invalid('Your current password is not correct.');
       }
       checkNewPassword(newPassword);
       const newHash = await hashPassword(newPassword);
