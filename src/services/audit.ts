@@ -165,7 +165,7 @@ function whereClause(filter: AuditFilter): { sql: string; params: (string | numb
   return { sql: parts.length ? parts.join(' AND ') : '1', params };
 }
 
-export function createAudit(db: Db, clock: Clock) {
+export function createAudit({ db, clock }: { db: Db; clock: Clock }) {
   const insert = db.prepare(
     'INSERT INTO audit_log (at, actor_id, actor_email, action, target, detail, ip) VALUES (?, ?, ?, ?, ?, ?, ?)',
   );

@@ -97,13 +97,14 @@ export function decodeCursor(cursor: string): { createdAt: number; id: string } 
   return { createdAt: Number(match[1]), id: match[2] as string };
 }
 
-export function createImages(
-  db: Db,
-  storage: Storage,
-  clock: Clock,
-  notifications: Notifications,
-  pending: PendingUploads,
-) {
+export function createImages(deps: {
+  db: Db;
+  storage: Storage;
+  clock: Clock;
+  notifications: Notifications;
+  pending: PendingUploads;
+}) {
+  const { db, storage, clock, notifications, pending } = deps;
   const byId = db.prepare('SELECT * FROM images WHERE id = ?');
   const firstPage = db.prepare(
     `SELECT ${CARD_COLUMNS} FROM images WHERE owner_id = ? ORDER BY created_at DESC, id DESC LIMIT ?`,

@@ -38,7 +38,7 @@ export function parseRole(input: string | undefined): Role {
 }
 
 /** Single-use sign-up links. Only the SHA-256 of the token is stored; the link is shown once. */
-export function createInvites(db: Db, clock: Clock) {
+export function createInvites({ db, clock }: { db: Db; clock: Clock }) {
   const insert = db.prepare(
     'INSERT INTO invites (id, token_hash, role, created_by, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)',
   );

@@ -14,7 +14,8 @@ const MAX_QUOTA_BYTES = 2 ** 50;
 const MAX_QUOTA_IMAGES = 10_000_000;
 
 /** What an admin does to accounts: every change that could lock everyone out is refused here. */
-export function createPeople(db: Db, storage: Storage, deps: { users: Users; images: Images }) {
+export function createPeople(deps: { db: Db; storage: Storage; users: Users; images: Images }) {
+  const { db, storage } = deps;
   const listAll = db.prepare(
     `SELECT u.*, count(i.id) AS image_count, coalesce(sum(i.bytes), 0) AS bytes_used
        FROM users u LEFT JOIN images i ON i.owner_id = u.id

@@ -28,19 +28,18 @@ export interface ReconcileReport extends SweepReport {
  * deletes that failed. An object the bucket cannot read is skipped and reported, never fatal.
  * Dry run unless apply.
  */
-export function createReconcile(
-  db: Db,
-  storage: Storage,
-  deps: {
-    users: Users;
-    uploads: Uploads;
-    images: Images;
-    audit: Audit;
-    clock: Clock;
-    pending: PendingUploads;
-    sweeper: UploadSweeper;
-  },
-) {
+export function createReconcile(deps: {
+  db: Db;
+  storage: Storage;
+  users: Users;
+  uploads: Uploads;
+  images: Images;
+  audit: Audit;
+  clock: Clock;
+  pending: PendingUploads;
+  sweeper: UploadSweeper;
+}) {
+  const { db, storage } = deps;
   const queued = db.prepare('SELECT key FROM storage_deletions ORDER BY queued_at LIMIT 10000').pluck();
   const knownKey = db.prepare(
     `SELECT 1 FROM images WHERE original_key = @k OR display_key = @k OR thumb_key = @k

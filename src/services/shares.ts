@@ -96,7 +96,14 @@ export function parseExpiry(input: string | undefined): ShareExpiry {
   throw new Invalid('Choose when the link expires.');
 }
 
-export function createShares(db: Db, storage: Storage, images: Images, devices: DeviceTokens, clock: Clock) {
+export function createShares(deps: {
+  db: Db;
+  storage: Storage;
+  images: Images;
+  devices: DeviceTokens;
+  clock: Clock;
+}) {
+  const { db, storage, images, devices, clock } = deps;
   const LINK_COLUMNS = `l.*,
     (SELECT u.is_disabled FROM users u WHERE u.id = l.owner_id) AS owner_disabled,
     (SELECT count(*) FROM share_link_images s WHERE s.link_id = l.id) AS image_count,

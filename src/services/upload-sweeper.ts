@@ -47,11 +47,15 @@ export function storageFailure(err: unknown): string {
  * unfinished one is completed if its file arrived, else dropped. The server runs it on a timer;
  * reconcile runs the same sweep.
  */
-export function createUploadSweeper(
-  storage: Storage,
-  deps: { pending: PendingUploads; uploads: Uploads; users: Users; images: Images; clock: Clock },
-) {
-  const { pending, uploads, users, images, clock } = deps;
+export function createUploadSweeper(deps: {
+  storage: Storage;
+  pending: PendingUploads;
+  uploads: Uploads;
+  users: Users;
+  images: Images;
+  clock: Clock;
+}) {
+  const { storage, pending, uploads, users, images, clock } = deps;
 
   async function sweepOne(listed: PendingUpload, apply: boolean, report: SweepReport) {
     // Listed before the rows ahead of it were settled: a completion may have finished it since.

@@ -96,13 +96,18 @@ interface Refused {
   refused: TooLarge | UnsupportedType;
 }
 
-export function createUploads(
-  db: Db,
-  storage: Storage,
-  deps: { images: Images; users: Users; notifications: Notifications; pending: PendingUploads; clock: Clock },
-  opts: { maxUploadBytes: number; appOrigin: string },
-) {
-  const { images, users, notifications, pending, clock } = deps;
+export function createUploads(deps: {
+  db: Db;
+  storage: Storage;
+  images: Images;
+  users: Users;
+  notifications: Notifications;
+  pending: PendingUploads;
+  clock: Clock;
+  maxUploadBytes: number;
+  appOrigin: string;
+}) {
+  const { db, storage, images, users, notifications, pending, clock } = deps;
   const imageById = db.prepare('SELECT * FROM images WHERE id = ?');
   const insertImage = db.prepare(
     `INSERT INTO images (id, owner_id, title, original_name, original_key, display_key, thumb_key, content_type,
@@ -154,7 +159,7 @@ export function createUploads(
   ): Promise<Verified | Refused> {
     const head = await fromStorage(storage.head(finalKey));
     if (!head) throw new Unavailable('The uploaded file could not be read back. Please try again.');
-    if (head.size > opts.maxUploadBytes)
+    if (head.size > deps.maxUploadBytes)
       return { refused: new TooLarge('That file is larger than the upload limit.') };
     if (head.size === 0) return { refused: new UnsupportedType(NOT_AN_IMAGE) };
     const replacing = row.replacesImageId
@@ -364,9 +369,9 @@ export function createUploads(
     async presign(user: User, req: PresignRequest): Promise<PresignedUpload> {
       const replaced = req.replacesImageId ? images.getForChange(user, req.replacesImageId) : null;
       if (user.role === 'viewer') throw new Forbidden('Viewers cannot upload images.');
-      if (req.size !== undefined && req.size > opts.maxUploadBytes) {
+      if (req.size !== undefined && req.size > deps.maxUploadBytes) {
         throw new TooLarge(
-          `That file is larger than the upload limit of ${formatBytes(opts.maxUploadBytes)}.`,
+          `That file is larger than the upload limit of ${formatBytes(deps.maxUploadBytes)}.`,
         );
       }
       const originalName = cleanText(req.originalName ?? '', NAME_MAX);
@@ -391,7 +396,7 @@ export function createUploads(
             form.replacesImageId === (replaced?.id ?? null);
           const exceptKey = reuse ? form.key : '';
           const left = quota.roomForPolicy(replaced?.ownerId ?? user.id, replaced, exceptKey, req.size);
-          const ceiling = req.size ?? Math.min(opts.maxUploadBytes, left);
+          const ceiling = req.size ?? Math.min(deps.maxUploadBytes, left);
           if (reuse) {
             // Taken over by upload.js, it is that tab's alone: another tab gets an upload of its own.
             const isForm = req.from === 'form';
@@ -428,7 +433,7 @@ export function createUploads(
             ...(req.size !== undefined ? { minBytes: req.size } : {}),
             contentTypePrefix: 'image/',
             ttlSeconds: POLICY_TTL_SECONDS,
-            ...(req.from === 'form' ? { redirect: `${opts.appOrigin}/uploads/complete` } : SCRIPT_ANSWER),
+            ...(req.from === 'form' ? { redirect: `${deps.appOrigin}/uploads/complete` } : SCRIPT_ANSWER),
           }),
         );
         return { key, ...post };

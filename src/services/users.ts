@@ -67,7 +67,7 @@ export function checkNewPassword(password: string): void {
   }
 }
 
-export function createUsers(db: Db, clock: Clock, signup: Signup) {
+export function createUsers({ db, clock, signup }: { db: Db; clock: Clock; signup: Signup }) {
   const byId = db.prepare('SELECT * FROM users WHERE id = ?');
   const byEmail = db.prepare('SELECT * FROM users WHERE email = ?');
   const countAll = db.prepare('SELECT count(*) AS n FROM users');
