@@ -44,12 +44,6 @@ const commands: Record<string, Handler> = {
     const { password, generated } = await newPassword(values['password-stdin']);
     return withServices(config, async (services) => {
       const user = await services.users.create({ email: values.email ?? '', password, role });
-      services.audit.record({
-        action: 'user_create',
-        actor: null,
-        target: user.email,
-        detail: `role ${role}, from the command line`,
-      });
       console.log(`Created ${user.email} (${user.role}), id ${user.id}.`);
       if (generated)
         console.log(`Password: ${password}\nIt is shown only now; ask them to change it after logging in.`);
@@ -66,13 +60,7 @@ const commands: Record<string, Handler> = {
     return withServices(config, async (services) => {
       const user = services.users.findByEmail(values.email ?? '');
       if (!user) throw new NotFound(`There is no account with the email address "${values.email ?? ''}".`);
-      await services.users.setPassword(user.id, password);
-      services.audit.record({
-        action: 'password_reset',
-        actor: null,
-        target: user.email,
-        detail: 'from the command line',
-      });
+      await services.users.setPassword(user, password);
       console.log(`New password set for ${user.email}; every session of theirs has ended.`);
       if (generated) console.log(`Password: ${password}`);
       return 0;

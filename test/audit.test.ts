@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import { openDatabase } from '../src/db/connection.js';
 import { startServer } from '../src/server.js';
-import { type Client, makeTestApp, PASSWORD, signUp, type TestApp } from './support/app.js';
+import { type Client, makeTestApp, PASSWORD, signUp, signUpWithRole, type TestApp } from './support/app.js';
 import { makePng } from './support/images.js';
 import { upload, uploadWithJs } from './support/uploads.js';
 
@@ -338,6 +338,104 @@ describe('audit rows of changes', () => {
       ),
       row('user_delete', 'admin@example.com', 'alice@example.com', 'role viewer', '192.0.2.1'),
     ]);
+  });
+
+  /** An admin and a member with three images, and a second member with one. */
+  async function galleryOfThree() {
+    const admin = t.client();
+    await signUp(admin, 'admin@example.com');
+    const alice = await signUpWithRole(t, admin, 'alice@example.com', 'member');
+    const bob = await signUpWithRole(t, admin, 'bob@example.com', 'member');
+    const png = await makePng();
+    const mine = [
+      await upload(alice, png, 'a.png'),
+      await upload(alice, png, 'b.png'),
+      await upload(alice, png, 'c.png'),
+    ];
+    return { admin, alice, mine: mine as [string, string, string], bobs: await upload(bob, png, 'bob.png') };
+  }
+  const deleteRows = () =>
+    t.services.db.prepare("SELECT target FROM audit_log WHERE action = 'delete' ORDER BY id").pluck().all();
+  const imagesLeft = (ids: string[]) => t.count('images', `id IN (${ids.map((id) => `'${id}'`).join(', ')})`);
+
+  it('audits a bulk delete once per image deleted, however often the form listed it', async () => {
+    const { alice, mine } = await galleryOfThree();
+    const [a, b] = mine;
+    const form: [string, string][] = [
+      ['ids', a],
+      ['ids', a],
+      ['ids', b],
+      ['ids', a],
+      ['confirm', 'yes'],
+    ];
+    const res = await alice.postForm('/images/delete', form);
+    expect(res.headers.get('location')).toBe('/?deleted=2');
+    expect(deleteRows()).toEqual([a, b]);
+  });
+
+  it('audits nothing when a bulk delete lists a foreign or missing image, as it deletes nothing', async () => {
+    const { alice, mine, bobs } = await galleryOfThree();
+    for (const other of [bobs, 'f'.repeat(32)]) {
+      const form: [string, string][] = [
+        ['ids', mine[0]],
+        ['ids', other],
+        ['ids', mine[1]],
+        ['confirm', 'yes'],
+      ];
+      expect((await alice.postForm('/images/delete', form)).status).toBe(404);
+    }
+    expect(imagesLeft(mine)).toBe(3);
+    expect(deleteRows()).toEqual([]);
+  });
+
+  it('audits only the images a bulk delete removed, not one that went meanwhile', async () => {
+    const { alice, mine } = await galleryOfThree();
+    const [a, b, c] = mine;
+    // Another instance deletes b while this delete runs: it is no longer this delete's to record.
+    t.services.db.exec(
+      `CREATE TRIGGER gone_meanwhile BEFORE DELETE ON images WHEN OLD.id = '${a}' BEGIN DELETE FROM images WHERE id = '${b}'; END`,
+    );
+    const form: [string, string][] = [
+      ['ids', a],
+      ['ids', b],
+      ['ids', c],
+      ['confirm', 'yes'],
+    ];
+    expect((await alice.postForm('/images/delete', form)).headers.get('location')).toBe('/?deleted=2');
+    expect(deleteRows()).toEqual([a, c]);
+  });
+
+  it('leaves no audit row when the change fails part-way, and nothing changed', async () => {
+    const { alice, mine } = await galleryOfThree();
+    const [a, b, c] = mine;
+    // The database refuses the second image's delete, after the first one's row was written.
+    t.services.db.exec(
+      `CREATE TRIGGER refuse_delete BEFORE DELETE ON images WHEN OLD.id = '${b}' BEGIN SELECT RAISE(ABORT, 'disk full'); END`,
+    );
+    const form: [string, string][] = [
+      ['ids', a],
+      ['ids', b],
+      ['ids', c],
+      ['confirm', 'yes'],
+    ];
+    expect((await alice.postForm('/images/delete', form)).status).toBe(500);
+    expect(imagesLeft(mine)).toBe(3);
+    expect(deleteRows()).toEqual([]);
+
+    const admin = t.client();
+    await admin.post('/login', { email: 'admin@example.com', password: PASSWORD });
+    const adminId = t.user('admin@example.com').id;
+    expect((await admin.post(`/admin/users/${adminId}/role`, { role: 'member' })).status).toBe(409);
+    expect(t.count('audit_log', "action = 'role_change'")).toBe(0);
+  });
+
+  it('makes no change whose audit row cannot be written', async () => {
+    const { alice, mine } = await galleryOfThree();
+    t.services.db.exec(
+      `CREATE TRIGGER audit_full BEFORE INSERT ON audit_log WHEN NEW.action = 'rename' BEGIN SELECT RAISE(ABORT, 'disk full'); END`,
+    );
+    expect((await alice.post(`/images/${mine[0]}/rename`, { title: 'Unrecorded' })).status).toBe(500);
+    expect(t.services.db.prepare('SELECT title FROM images WHERE id = ?').pluck().get(mine[0])).toBe('a');
   });
 });
 

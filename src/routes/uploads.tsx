@@ -2,9 +2,7 @@ import { type Context, Hono } from 'hono';
 import type { AppEnv } from '../env.js';
 import { requireRole, requireUser, signedIn } from '../middleware/session.js';
 import { Invalid } from '../services/errors.js';
-import type { User } from '../services/users.js';
 import { UploadPage } from '../views/upload.js';
-import { audit } from './audit.js';
 import { page } from './render.js';
 
 export const uploadRoutes = new Hono<AppEnv>();
@@ -51,26 +49,23 @@ uploadRoutes.post('/uploads/presign', canUpload, async (c) => {
 // The bucket's success_action_redirect lands here: the one state-changing GET, idempotent, and it
 // only ever completes a pending upload of the signed-in user.
 uploadRoutes.get('/uploads/complete', requireUser, async (c) => {
-  const { user } = signedIn(c);
   // The bucket adds the stored file's ETag: a second file through the same form is told apart by it.
   const etag = c.req.query('etag');
-  const { imageId, replaced } = await complete(c, user, c.req.query('key') ?? '', etag?.slice(0, 100));
+  const { imageId, replaced } = await complete(c, c.req.query('key') ?? '', etag?.slice(0, 100));
   return c.redirect(`/images/${imageId}?${replaced ? 'replaced' : 'uploaded'}=1`, 303);
 });
 
 // upload.js names the file by the ETag the bucket answered it, as the bucket's redirect does.
 uploadRoutes.post('/uploads/complete', requireUser, async (c) => {
-  const { user } = signedIn(c);
   const body = await jsonBody(c.req.raw);
   const etag = typeof body.etag === 'string' ? body.etag.slice(0, 100) : undefined;
-  const result = await complete(c, user, typeof body.key === 'string' ? body.key : '', etag);
+  const result = await complete(c, typeof body.key === 'string' ? body.key : '', etag);
   return c.json({ imageId: result.imageId, replaced: result.replaced, url: `/images/${result.imageId}` });
 });
 
-async function complete(c: Context<AppEnv>, user: User, key: string, etag?: string) {
-  const result = await c.var.services.uploads.complete(user, key, etag ? { etag } : {});
-  if (!result.isRepeat) audit(c, result.replaced ? 'replace' : 'upload', { target: result.imageId });
-  return result;
+function complete(c: Context<AppEnv>, key: string, etag?: string) {
+  const { user, actor } = signedIn(c);
+  return c.var.services.uploads.complete(user, key, { actor, ...(etag ? { etag } : {}) });
 }
 
 async function jsonBody(req: Request): Promise<Record<string, unknown>> {

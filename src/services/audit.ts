@@ -4,6 +4,7 @@ import type { Db } from '../db/connection.js';
 import type { Clock } from './clock.js';
 import { Invalid } from './errors.js';
 import { addressKey } from './rate-limit.js';
+import type { User } from './users.js';
 
 export const AUDIT_ACTIONS = [
   'signup',
@@ -114,6 +115,12 @@ const rowToEntry = (r: AuditRow): AuditEntry => ({
   detail: r.detail,
   ip: r.ip,
 });
+
+/** Who makes a change, and from which address: the service writes both into the change's row. */
+export interface Actor {
+  user: User;
+  ip: string;
+}
 
 export interface AuditEvent {
   action: AuditAction;
@@ -295,6 +302,25 @@ export function createAudit({ db, clock }: { db: Db; clock: Clock }) {
 
   return {
     record,
+
+    /**
+     * The row of one change, written by the service making it inside the change's transaction, so
+     * both commit or neither does. No actor: the command line or a background job made it.
+     */
+    change(
+      actor: Actor | null,
+      action: AuditAction,
+      about: { target?: string | null; detail?: string | null } = {},
+    ): void {
+      if (!db.inTransaction)
+        throw new Error(`the ${action} audit row must be written in its change's transaction`);
+      record({
+        action,
+        actor: actor && { id: actor.user.id, email: actor.user.email },
+        ip: actor?.ip ?? null,
+        ...about,
+      });
+    },
 
     /**
      * A request refused by a throttle costs no row of its own: it is counted, and the count is

@@ -1,5 +1,6 @@
 import type { Db } from '../db/connection.js';
 import type { Storage } from '../storage/s3.js';
+import type { Actor, Audit } from './audit.js';
 import type { Clock } from './clock.js';
 import { Forbidden, Invalid, NotFound } from './errors.js';
 import type { Notifications } from './notifications.js';
@@ -101,10 +102,11 @@ export function createImages(deps: {
   db: Db;
   storage: Storage;
   clock: Clock;
+  audit: Audit;
   notifications: Notifications;
   pending: PendingUploads;
 }) {
-  const { db, storage, clock, notifications, pending } = deps;
+  const { db, storage, clock, audit, notifications, pending } = deps;
   const byId = db.prepare('SELECT * FROM images WHERE id = ?');
   const firstPage = db.prepare(
     `SELECT ${CARD_COLUMNS} FROM images WHERE owner_id = ? ORDER BY created_at DESC, id DESC LIMIT ?`,
@@ -239,9 +241,15 @@ export function createImages(deps: {
       return cardsFor(rows);
     },
 
-    setShared(user: User, id: string, isShared: boolean): Image {
-      const image = getForChange(user, id);
-      setSharedStmt.run(isShared ? 1 : 0, image.id);
+    setShared(actor: Actor, id: string, isShared: boolean): Image {
+      const image = getForChange(actor.user, id);
+      db.transaction(() => {
+        setSharedStmt.run(isShared ? 1 : 0, image.id);
+        audit.change(actor, 'visibility', {
+          target: image.id,
+          detail: isShared ? 'shown to all' : 'private',
+        });
+      })();
       return { ...image, isShared };
     },
 
@@ -269,16 +277,23 @@ export function createImages(deps: {
       });
     },
 
-    rename(user: User, id: string, title: string): Image {
-      const image = getForChange(user, id);
+    rename(actor: Actor, id: string, title: string): Image {
+      const image = getForChange(actor.user, id);
       const clean = cleanText(title, TITLE_MAX);
       if (!clean) throw new Invalid('Give the image a title.');
-      rename.run(clean, clock(), image.id);
+      db.transaction(() => {
+        rename.run(clean, clock(), image.id);
+        audit.change(actor, 'rename', { target: image.id, detail: clean });
+      })();
       return { ...image, title: clean };
     },
 
-    /** Deletes every listed image the user may delete; returns how many went. */
-    async delete(user: User, ids: string[]): Promise<number> {
+    /**
+     * Deletes every listed image the actor may delete (any other refuses them all); returns how many
+     * went. Each image deleted gets its own audit row, once however often it was listed.
+     */
+    async delete(actor: Actor, ids: string[]): Promise<number> {
+      const { user } = actor;
       const allowed = [...new Set(ids)].map((id) => getForChange(user, id));
       // Rows are read again inside the transaction: a replace that committed meanwhile changed the keys.
       const { keys, count } = db
@@ -296,6 +311,7 @@ export function createImages(deps: {
               all.push(key);
             }
             remove.run(id);
+            audit.change(actor, 'delete', { target: id });
             notifications.recordChange(user, 'delete', id, `“${row.title}”`);
             n++;
             for (const key of [row.original_key, row.display_key, row.thumb_key]) {

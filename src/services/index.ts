@@ -31,9 +31,9 @@ export interface ServiceDeps {
 }
 
 export function createServices({ db, storage, clock, config, loginLimits, probeStorage }: ServiceDeps) {
-  const users = createUsers({ db, clock, signup: config.signup });
-  const sessions = createSessions({ db, clock });
   const audit = createAudit({ db, clock });
+  const users = createUsers({ db, clock, signup: config.signup, audit });
+  const sessions = createSessions({ db, clock });
   const devices = createDeviceTokens({ db, clock });
   const notifications = createNotifications({
     db,
@@ -42,10 +42,11 @@ export function createServices({ db, storage, clock, config, loginLimits, probeS
     appOrigin: config.appOrigin,
   });
   const pending = createPendingUploads({ db });
-  const images = createImages({ db, storage, clock, notifications, pending });
+  const images = createImages({ db, storage, clock, audit, notifications, pending });
   const uploads = createUploads({
     db,
     storage,
+    audit,
     images,
     users,
     notifications,
@@ -78,8 +79,8 @@ export function createServices({ db, storage, clock, config, loginLimits, probeS
     uploads,
     audit,
     notifications,
-    people: createPeople({ db, storage, users, images }),
-    shares: createShares({ db, storage, images, devices, clock }),
+    people: createPeople({ db, storage, audit, users, images }),
+    shares: createShares({ db, storage, audit, images, devices, clock }),
     uploadSweeper,
     reconcile: createReconcile({
       db,
@@ -87,13 +88,14 @@ export function createServices({ db, storage, clock, config, loginLimits, probeS
       users,
       uploads,
       images,
-      audit,
       clock,
       pending,
       sweeper: uploadSweeper,
     }),
-    invites: createInvites({ db, clock }),
+    invites: createInvites({ db, clock, audit }),
     login: createLogin({
+      db,
+      audit,
       users,
       sessions,
       devices,

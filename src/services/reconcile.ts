@@ -1,6 +1,5 @@
 import type { Db } from '../db/connection.js';
 import type { Storage } from '../storage/s3.js';
-import type { Audit } from './audit.js';
 import type { Clock } from './clock.js';
 import { DomainError, Unavailable } from './errors.js';
 import type { Images } from './images.js';
@@ -34,7 +33,6 @@ export function createReconcile(deps: {
   users: Users;
   uploads: Uploads;
   images: Images;
-  audit: Audit;
   clock: Clock;
   pending: PendingUploads;
   sweeper: UploadSweeper;
@@ -68,7 +66,6 @@ export function createReconcile(deps: {
     });
     try {
       await deps.uploads.complete(user, key, { outside: true });
-      deps.audit.record({ action: 'outside_upload', actor: null, target: key });
       report.imported.push(key);
     } catch (err) {
       if (err instanceof DomainError && !(err instanceof Unavailable)) {

@@ -1,5 +1,6 @@
 import type { Db } from '../db/connection.js';
 import type { Storage } from '../storage/s3.js';
+import type { Actor, Audit } from './audit.js';
 import type { Clock } from './clock.js';
 import type { DeviceTokens } from './device-tokens.js';
 import { Gone, Invalid, NotFound, Throttled, Unauthenticated } from './errors.js';
@@ -99,11 +100,12 @@ export function parseExpiry(input: string | undefined): ShareExpiry {
 export function createShares(deps: {
   db: Db;
   storage: Storage;
+  audit: Audit;
   images: Images;
   devices: DeviceTokens;
   clock: Clock;
 }) {
-  const { db, storage, images, devices, clock } = deps;
+  const { db, storage, audit, images, devices, clock } = deps;
   const LINK_COLUMNS = `l.*,
     (SELECT u.is_disabled FROM users u WHERE u.id = l.owner_id) AS owner_disabled,
     (SELECT count(*) FROM share_link_images s WHERE s.link_id = l.id) AS image_count,
@@ -185,7 +187,7 @@ export function createShares(deps: {
 
     /** Returns the token once: only its hash is kept, so it cannot be shown again. */
     async create(
-      user: User,
+      actor: Actor,
       imageIds: string[],
       opts: { expiry: ShareExpiry; password?: string; allowDownload: boolean },
     ): Promise<{ token: string; link: ShareLink }> {
@@ -193,6 +195,7 @@ export function createShares(deps: {
       if (ids.length === 0) throw new Invalid('Select the images to share first.');
       if (ids.length > MAX_SHARED_IMAGES)
         throw new Invalid(`A link can share at most ${MAX_SHARED_IMAGES} images.`);
+      const { user } = actor;
       for (const id of ids) images.getForChange(user, id);
       const password = opts.password ?? '';
       if (password && (password.length < SHARE_PASSWORD_MIN || password.length > PASSWORD_MAX)) {
@@ -205,6 +208,7 @@ export function createShares(deps: {
       const id = randomToken();
       const now = clock();
       const ms = SHARE_EXPIRIES[opts.expiry].ms;
+      const expiresAt = ms === null ? null : now + ms;
       db.transaction(() => {
         insertLink.run(
           id,
@@ -213,10 +217,15 @@ export function createShares(deps: {
           passwordHash,
           opts.allowDownload ? 1 : 0,
           now,
-          ms === null ? null : now + ms,
+          expiresAt,
         );
         ids.forEach((imageId, position) => {
           insertImage.run(id, imageId, position);
+        });
+        const expires = expiresAt === null ? 'never' : new Date(expiresAt).toISOString();
+        audit.change(actor, 'share_create', {
+          target: id,
+          detail: `${ids.length} image(s): ${ids.slice(0, 20).join(' ')}; expires ${expires}${passwordHash ? '; password' : ''}${opts.allowDownload ? '; download' : ''}`,
         });
       })();
       return { token, link: rowToLink(byId.get(id) as LinkRow) };
@@ -230,9 +239,12 @@ export function createShares(deps: {
       return (byImage.all(image.id) as LinkRow[]).map(rowToLink);
     },
 
-    revoke(user: User, id: string): ShareLink {
-      const link = ownedLink(user, id);
-      revokeStmt.run(clock(), link.id);
+    revoke(actor: Actor, id: string): ShareLink {
+      const link = ownedLink(actor.user, id);
+      db.transaction(() => {
+        revokeStmt.run(clock(), link.id);
+        audit.change(actor, 'share_revoke', { target: link.id });
+      })();
       return link;
     },
 

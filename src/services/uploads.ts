@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Db } from '../db/connection.js';
 import { isPreconditionFailed, SCRIPT_ANSWER, type Storage } from '../storage/s3.js';
 import { formatBytes } from '../views/format.js';
+import type { Actor, Audit } from './audit.js';
 import type { Clock } from './clock.js';
 import {
   Conflict,
@@ -99,6 +100,7 @@ interface Refused {
 export function createUploads(deps: {
   db: Db;
   storage: Storage;
+  audit: Audit;
   images: Images;
   users: Users;
   notifications: Notifications;
@@ -107,7 +109,7 @@ export function createUploads(deps: {
   maxUploadBytes: number;
   appOrigin: string;
 }) {
-  const { db, storage, images, users, notifications, pending, clock } = deps;
+  const { db, storage, audit, images, users, notifications, pending, clock } = deps;
   const imageById = db.prepare('SELECT * FROM images WHERE id = ?');
   const insertImage = db.prepare(
     `INSERT INTO images (id, owner_id, title, original_name, original_key, display_key, thumb_key, content_type,
@@ -201,9 +203,10 @@ export function createUploads(deps: {
   async function completeOnce(
     user: User,
     row: PendingUpload,
-    outside: boolean,
+    o: { outside: boolean; actor: Actor | undefined },
     named: string | null,
   ): Promise<Completion> {
+    const { outside, actor } = o;
     if (user.role === 'viewer') {
       return refuse(row, null, [], new Forbidden('Viewers cannot upload images.'), outside);
     }
@@ -285,11 +288,14 @@ export function createUploads(deps: {
             const oldKeys = [old.originalKey, old.displayKey, old.thumbKey];
             for (const k of oldKeys) images.queueDeletion(k);
             notifications.recordChange(user, 'replace', target.id, `“${target.title}”`);
+            if (actor) audit.change(actor, 'replace', { target: target.id });
             return { imageId: target.id, replaced: true, oldKeys };
           }
           const title = cleanText(withoutExtension(originalName), 200) || 'Untitled';
           insertImage.run({ ...fields, id: imageId, owner_id: user.id, title, created_at: now });
           notifications.recordChange(user, outside ? 'outside_upload' : 'upload', imageId, `“${title}”`);
+          if (outside) audit.change(null, 'outside_upload', { target: row.key });
+          else if (actor) audit.change(actor, 'upload', { target: imageId });
           return { imageId, replaced: false, oldKeys: [] };
         })
         .immediate();
@@ -319,11 +325,13 @@ export function createUploads(deps: {
    * names, verifies that copy, and records it. Safe to call twice (the redirect GET may repeat):
    * a key already completed answers with its image. `etag` names the file the caller sent (the
    * bucket's redirect adds it): a call for another file than the one kept is told it was not kept.
+   * The completion is audited as the actor's (their request), or as an outside upload; one the
+   * sweep finishes, for a browser that never came back, has no actor and no audit row.
    */
   async function complete(
     user: User,
     key: string,
-    o: { outside?: boolean; etag?: string } = {},
+    o: { outside?: boolean; etag?: string; actor?: Actor } = {},
   ): Promise<Completion> {
     const named = o.etag ? bareEtag(o.etag) : null;
     const row = pending.get(key);
@@ -341,7 +349,9 @@ export function createUploads(deps: {
       await running.work.catch(() => undefined);
       return complete(user, key, o);
     }
-    const work = completeOnce(user, row, o.outside ?? false, named).finally(() => inFlight.delete(key));
+    const work = completeOnce(user, row, { outside: o.outside ?? false, actor: o.actor }, named).finally(() =>
+      inFlight.delete(key),
+    );
     inFlight.set(key, { work, etag: named });
     return work;
   }

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { Signup } from '../config.js';
 import type { Db } from '../db/connection.js';
+import type { Actor, Audit } from './audit.js';
 import type { Clock } from './clock.js';
 import { Conflict, Forbidden, Invalid, NotFound } from './errors.js';
 import { dummyPasswordHash, hashPassword, PASSWORD_MAX, PASSWORD_MIN, verifyPassword } from './passwords.js';
@@ -67,7 +68,17 @@ export function checkNewPassword(password: string): void {
   }
 }
 
-export function createUsers({ db, clock, signup }: { db: Db; clock: Clock; signup: Signup }) {
+export function createUsers({
+  db,
+  clock,
+  signup,
+  audit,
+}: {
+  db: Db;
+  clock: Clock;
+  signup: Signup;
+  audit: Audit;
+}) {
   const byId = db.prepare('SELECT * FROM users WHERE id = ?');
   const byEmail = db.prepare('SELECT * FROM users WHERE email = ?');
   const countAll = db.prepare('SELECT count(*) AS n FROM users');
@@ -115,7 +126,13 @@ export function createUsers({ db, clock, signup }: { db: Db; clock: Clock; signu
       return roleForSignup(inviteToken).role;
     },
 
-    async signUp(input: { email: string; password: string; inviteToken?: string }): Promise<User> {
+    /** The new account is the actor of its own sign-up, from the visitor's address. */
+    async signUp(input: {
+      email: string;
+      password: string;
+      inviteToken?: string;
+      ip: string;
+    }): Promise<User> {
       const email = parseEmail(input.email);
       checkNewPassword(input.password);
       roleForSignup(input.inviteToken);
@@ -128,7 +145,12 @@ export function createUsers({ db, clock, signup }: { db: Db; clock: Clock; signu
           const now = clock();
           insert.run(id, email, passwordHash, role, now);
           if (inviteId) useInvite.run(now, id, inviteId);
-          return rowToUser(byId.get(id) as UserRow);
+          const user = rowToUser(byId.get(id) as UserRow);
+          audit.change({ user, ip: input.ip }, 'signup', {
+            target: id,
+            detail: `role ${role}${input.inviteToken ? ', by invite' : ''}`,
+          });
+          return user;
         })
         .immediate();
     },
@@ -143,6 +165,10 @@ export function createUsers({ db, clock, signup }: { db: Db; clock: Clock; signu
         .transaction(() => {
           if (byEmail.get(email)) throw new Conflict('An account with this email address already exists.');
           insert.run(id, email, passwordHash, input.role, clock());
+          audit.change(null, 'user_create', {
+            target: email,
+            detail: `role ${input.role}, from the command line`,
+          });
           return rowToUser(byId.get(id) as UserRow);
         })
         .immediate();
@@ -164,11 +190,12 @@ export function createUsers({ db, clock, signup }: { db: Db; clock: Clock; signu
 
     /** Every other session of the user ends: a stolen session must not outlive a password change. */
     async changePassword(
-      userId: string,
+      actor: Actor,
       currentPassword: string,
       newPassword: string,
       keepSessionId: string,
     ): Promise<void> {
+      const userId = actor.user.id;
       const row = byId.get(userId) as UserRow | undefined;
       if (!row) throw new NotFound('No such account.');
       if (!(await verifyPassword(row.password_hash, currentPassword))) {
@@ -179,16 +206,18 @@ export function createUsers({ db, clock, signup }: { db: Db; clock: Clock; signu
       db.transaction(() => {
         setHash.run(newHash, userId);
         endOtherSessions.run(userId, keepSessionId);
+        audit.change(actor, 'password_change');
       })();
     },
 
     /** For the CLI's reset: ends every session of the user. */
-    async setPassword(userId: string, newPassword: string): Promise<void> {
+    async setPassword(user: User, newPassword: string): Promise<void> {
       checkNewPassword(newPassword);
       const newHash = await hashPassword(newPassword);
       db.transaction(() => {
-        setHash.run(newHash, userId);
-        endSessions.run(userId);
+        setHash.run(newHash, user.id);
+        endSessions.run(user.id);
+        audit.change(null, 'password_reset', { target: user.email, detail: 'from the command line' });
       })();
     },
 
