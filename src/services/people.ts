@@ -51,8 +51,6 @@ export function createPeople(deps: { db: Db; storage: Storage; audit: Audit; use
       }));
     },
 
-    get: target,
-
     changeRole(actor: Actor, id: string, role: Role): void {
       db.transaction(() => {
         const user = target(id);
