@@ -10,10 +10,11 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import type { AppEnv } from './env.js';
+import { answerRefusal } from './http-errors.js';
 import { privateNoStore } from './middleware/private-cache.js';
 import { requestLog } from './middleware/request-log.js';
 import { sameOriginOnly } from './middleware/same-origin.js';
-import { ForbiddenError, loadSession } from './middleware/session.js';
+import { loadSession } from './middleware/session.js';
 import { adminRoutes } from './routes/admin.js';
 import { authRoutes } from './routes/auth.js';
 import { galleryRoutes } from './routes/gallery.js';
@@ -22,7 +23,7 @@ import { imageRoutes } from './routes/images.js';
 import { fragment, page } from './routes/render.js';
 import { shareRoutes } from './routes/shares.js';
 import { uploadRoutes } from './routes/uploads.js';
-import { StorageUnavailableError, UserError } from './services/errors.js';
+import { DomainError, TooLarge, Unavailable } from './services/errors.js';
 import type { Services } from './services/index.js';
 import { assetVersion, publicDir } from './views/assets.js';
 import { ErrorFragment, ErrorPage } from './views/error.js';
@@ -78,7 +79,7 @@ export function createApp({ config, services, log }: AppDeps) {
   const limitBody = bodyLimit({
     maxSize: MAX_FORM_BYTES,
     onError: () => {
-      throw new UserError(413, 'That request was too large.');
+      throw new TooLarge('That request was too large.');
     },
   });
   // Asking a GET for its body makes @hono/node-server build a whole web Request: skip what has none.
@@ -115,13 +116,9 @@ export function createApp({ config, services, log }: AppDeps) {
 
   app.notFound((c) => errorResponse(c, 404, 'There is nothing at this address.'));
   app.onError((err, c) => {
-    if (err instanceof StorageUnavailableError)
-      log.error({ err: err.reason, path: c.req.path }, 'storage unavailable');
-    if (err instanceof UserError) {
-      if (err.retryAfterSeconds) c.header('Retry-After', String(err.retryAfterSeconds));
-      return errorResponse(c, err.status, err.message);
-    }
-    if (err instanceof ForbiddenError) return errorResponse(c, 403, 'You do not have permission to do that.');
+    if (err instanceof Unavailable && err.cause !== undefined)
+      log.error({ err: err.cause, path: c.req.path }, 'storage unavailable');
+    if (err instanceof DomainError) return errorResponse(c, answerRefusal(c, err), err.message);
     if (err instanceof HTTPException && err.status < 500) {
       const message =
         err.status === 403

@@ -6,7 +6,7 @@ import { openDatabase } from './db/connection.js';
 import { appIamPolicy, corsConfiguration, userIamPolicy } from './services/bucket-policies.js';
 import { systemClock } from './services/clock.js';
 import { runDoctor } from './services/doctor.js';
-import { UserError } from './services/errors.js';
+import { DomainError, NotFound } from './services/errors.js';
 import { createServices, type Services } from './services/index.js';
 import { parseRole } from './services/invites.js';
 import type { ReconcileReport } from './services/reconcile.js';
@@ -44,12 +44,6 @@ const commands: Record<string, Handler> = {
     const { password, generated } = await newPassword(values['password-stdin']);
     return withServices(config, async (services) => {
       const user = await services.users.create({ email: values.email ?? '', password, role });
-      services.audit.record({
-        action: 'user_create',
-        actor: null,
-        target: user.email,
-        detail: `role ${role}, from the command line`,
-      });
       console.log(`Created ${user.email} (${user.role}), id ${user.id}.`);
       if (generated)
         console.log(`Password: ${password}\nIt is shown only now; ask them to change it after logging in.`);
@@ -65,15 +59,8 @@ const commands: Record<string, Handler> = {
     const { password, generated } = await newPassword(values['password-stdin']);
     return withServices(config, async (services) => {
       const user = services.users.findByEmail(values.email ?? '');
-      if (!user)
-        throw new UserError(404, `There is no account with the email address "${values.email ?? ''}".`);
-      await services.users.setPassword(user.id, password);
-      services.audit.record({
-        action: 'password_reset',
-        actor: null,
-        target: user.email,
-        detail: 'from the command line',
-      });
+      if (!user) throw new NotFound(`There is no account with the email address "${values.email ?? ''}".`);
+      await services.users.setPassword(user, password);
       console.log(`New password set for ${user.email}; every session of theirs has ended.`);
       if (generated) console.log(`Password: ${password}`);
       return 0;
@@ -192,7 +179,7 @@ function printReport(r: ReconcileReport): void {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err) => {
-    if (err instanceof ConfigError || err instanceof UserError) console.error(err.message);
+    if (err instanceof ConfigError || err instanceof DomainError) console.error(err.message);
     else console.error(`s3-gallery: ${err instanceof Error ? err.message : String(err)}`);
     process.exit(1);
   },

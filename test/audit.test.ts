@@ -6,7 +6,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import { openDatabase } from '../src/db/connection.js';
 import { startServer } from '../src/server.js';
-import { makeTestApp, PASSWORD, signUp, type TestApp } from './support/app.js';
+import { type Client, makeTestApp, PASSWORD, signUp, signUpWithRole, type TestApp } from './support/app.js';
+import { makePng } from './support/images.js';
+import { upload, uploadWithJs } from './support/uploads.js';
 
 const DAY = 24 * 60 * 60 * 1000;
 const MINUTE = 60 * 1000;
@@ -144,6 +146,296 @@ describe('audit log cost', () => {
     await t.client().post('/login', { email: 'a@example.com', password: 'x' }, from('1'.repeat(5000)));
     const ip = t.services.db.prepare('SELECT ip FROM audit_log ORDER BY id DESC LIMIT 1').pluck().get();
     expect(ip).toBe('1'.repeat(64));
+  });
+});
+
+describe('audit rows of changes', () => {
+  let t: TestApp;
+  beforeEach(async () => {
+    t = await makeTestApp({ env: { TRUST_PROXY: 'true' } });
+  });
+  afterEach(() => t.close());
+
+  type Row = {
+    action: string;
+    actor_email: string | null;
+    target: string | null;
+    detail: string | null;
+    ip: string | null;
+  };
+  /** The rows written since `after` (an id), oldest first. */
+  const rowsAfter = (after: number) =>
+    t.services.db
+      .prepare('SELECT action, actor_email, target, detail, ip FROM audit_log WHERE id > ? ORDER BY id')
+      .all(after) as Row[];
+  const lastId = () =>
+    t.services.db.prepare('SELECT coalesce(max(id), 0) FROM audit_log').pluck().get() as number;
+  const row = (
+    action: string,
+    actor: string | null,
+    target: string | null,
+    detail: string | null,
+    ip: string | null,
+  ) => ({
+    action,
+    actor_email: actor,
+    target,
+    detail,
+    ip,
+  });
+
+  it('records each change once, with who made it, from where, on what', async () => {
+    const admin = t.client();
+    await admin.post('/signup', { email: 'admin@example.com', password: PASSWORD }, from('192.0.2.1'));
+    const adminId = t.user('admin@example.com').id;
+    const invite = await admin.post('/admin/invites', { role: 'member' }, from('192.0.2.1'));
+    const token = (await invite.text()).match(/\/signup\?invite=([a-z0-9]+)/)?.[1] as string;
+    const alice = t.client();
+    await alice.post(
+      '/signup',
+      { email: 'alice@example.com', password: PASSWORD, invite: token },
+      from('192.0.2.2'),
+    );
+    const aliceId = t.user('alice@example.com').id;
+    const spare = await admin.post('/admin/invites', { role: 'viewer' }, from('192.0.2.1'));
+    expect(spare.status).toBe(201);
+    const spareId = t.services.db
+      .prepare("SELECT id FROM invites WHERE role = 'viewer'")
+      .pluck()
+      .get() as string;
+    await admin.post(`/admin/invites/${spareId}/revoke`, {}, from('192.0.2.1'));
+    expect(rowsAfter(0)).toEqual([
+      row('signup', 'admin@example.com', adminId, 'role admin', '192.0.2.1'),
+      row('invite_create', 'admin@example.com', null, 'role member', '192.0.2.1'),
+      row('signup', 'alice@example.com', aliceId, 'role member, by invite', '192.0.2.2'),
+      row('invite_create', 'admin@example.com', null, 'role viewer', '192.0.2.1'),
+      row('invite_revoke', 'admin@example.com', spareId, null, '192.0.2.1'),
+    ]);
+
+    let mark = lastId();
+    const bob = t.client();
+    expect(
+      (
+        await bob.post(
+          '/login',
+          { email: 'alice@example.com', password: 'wrong password!' },
+          from('192.0.2.3'),
+        )
+      ).status,
+    ).toBe(401);
+    expect(
+      (await bob.post('/login', { email: ' Nobody@example.com ', password: PASSWORD }, from('192.0.2.3')))
+        .status,
+    ).toBe(401);
+    expect(
+      (await bob.post('/login', { email: 'alice@example.com', password: PASSWORD }, from('192.0.2.3')))
+        .status,
+    ).toBe(303);
+    await bob.post('/logout', {}, from('192.0.2.3'));
+    const changed = await alice.post(
+      '/account/password',
+      { current: PASSWORD, password: 'another horse battery' },
+      from('192.0.2.2'),
+    );
+    expect(changed.status).toBe(200);
+    expect(rowsAfter(mark)).toEqual([
+      row('login_failed', null, 'alice@example.com', 'Incorrect email or password', '192.0.2.3'),
+      row('login_failed', null, 'Nobody@example.com', 'Incorrect email or password', '192.0.2.3'),
+      row('login', 'alice@example.com', null, null, '192.0.2.3'),
+      row('logout', 'alice@example.com', null, null, '192.0.2.3'),
+      row('password_change', 'alice@example.com', null, null, '192.0.2.2'),
+    ]);
+
+    mark = lastId();
+    const [one, two, three] = [
+      await upload(alice, await makePng(), 'one.png'),
+      await upload(alice, await makePng(), 'two.png'),
+      await upload(alice, await makePng(), 'three.png'),
+    ];
+    const { done } = await uploadWithJs(alice, await makePng(40, 30), 'new.png', 'image/png', one);
+    expect(done.status).toBe(200);
+    await alice.post(`/images/${one}/rename`, { title: '  Sunset\u202e ' }, from('192.0.2.2'));
+    await alice.post(`/images/${one}/visibility`, { shared: '1' }, from('192.0.2.2'));
+    await alice.post(`/images/${one}/visibility`, { shared: '0' }, from('192.0.2.2'));
+    expect(rowsAfter(mark)).toEqual([
+      row('upload', 'alice@example.com', one, null, 'unknown'),
+      row('upload', 'alice@example.com', two, null, 'unknown'),
+      row('upload', 'alice@example.com', three, null, 'unknown'),
+      row('replace', 'alice@example.com', one, null, 'unknown'),
+      row('rename', 'alice@example.com', one, 'Sunset', '192.0.2.2'),
+      row('visibility', 'alice@example.com', one, 'shown to all', '192.0.2.2'),
+      row('visibility', 'alice@example.com', one, 'private', '192.0.2.2'),
+    ]);
+
+    mark = lastId();
+    await alice.post(
+      `/images/${one}/shares`,
+      { expiry: 'never', password: 'open sesame', allow_download: '1' },
+      from('192.0.2.2'),
+    );
+    const selection: [string, string][] = [
+      ['ids', two as string],
+      ['ids', three as string],
+      ['expiry', '1d'],
+    ];
+    expect((await alice.postForm('/shares', selection, from('192.0.2.2'))).status).toBe(201);
+    const links = t.services.db
+      .prepare('SELECT id FROM share_links ORDER BY created_at, rowid')
+      .pluck()
+      .all() as string[];
+    await alice.post(`/shares/${links[0]}/revoke`, {}, from('192.0.2.2'));
+    const expires = new Date(t.now() + DAY).toISOString();
+    expect(rowsAfter(mark)).toEqual([
+      row(
+        'share_create',
+        'alice@example.com',
+        links[0] as string,
+        `1 image(s): ${one}; expires never; password; download`,
+        '192.0.2.2',
+      ),
+      row(
+        'share_create',
+        'alice@example.com',
+        links[1] as string,
+        `2 image(s): ${two} ${three}; expires ${expires}`,
+        '192.0.2.2',
+      ),
+      row('share_revoke', 'alice@example.com', links[0] as string, null, '192.0.2.2'),
+    ]);
+
+    mark = lastId();
+    await alice.post(`/images/${one}/delete`, {}, from('192.0.2.2'));
+    const bulk: [string, string][] = [
+      ['ids', two as string],
+      ['ids', three as string],
+      ['confirm', 'yes'],
+    ];
+    expect((await alice.postForm('/images/delete', bulk, from('192.0.2.2'))).status).toBe(303);
+    expect(rowsAfter(mark)).toEqual([
+      row('delete', 'alice@example.com', one, null, '192.0.2.2'),
+      row('delete', 'alice@example.com', two, null, '192.0.2.2'),
+      row('delete', 'alice@example.com', three, null, '192.0.2.2'),
+    ]);
+
+    mark = lastId();
+    const as = (c: Client, path: string, fields: Record<string, string> = {}) =>
+      c.post(path, fields, from('192.0.2.1'));
+    await as(admin, `/admin/users/${aliceId}/role`, { role: 'viewer' });
+    await as(admin, `/admin/users/${aliceId}/disable`);
+    await as(admin, `/admin/users/${aliceId}/enable`);
+    await as(admin, `/admin/users/${aliceId}/quota`, { mib: '1', images: '10' });
+    await as(admin, `/admin/users/${aliceId}/delete`, { confirm: 'alice@example.com' });
+    expect(rowsAfter(mark)).toEqual([
+      row('role_change', 'admin@example.com', 'alice@example.com', 'member → viewer', '192.0.2.1'),
+      row('disable', 'admin@example.com', 'alice@example.com', null, '192.0.2.1'),
+      row('enable', 'admin@example.com', 'alice@example.com', null, '192.0.2.1'),
+      row(
+        'quota_change',
+        'admin@example.com',
+        'alice@example.com',
+        '1048576 byte limit, 10 image limit',
+        '192.0.2.1',
+      ),
+      row('user_delete', 'admin@example.com', 'alice@example.com', 'role viewer', '192.0.2.1'),
+    ]);
+  });
+
+  /** An admin and a member with three images, and a second member with one. */
+  async function galleryOfThree() {
+    const admin = t.client();
+    await signUp(admin, 'admin@example.com');
+    const alice = await signUpWithRole(t, admin, 'alice@example.com', 'member');
+    const bob = await signUpWithRole(t, admin, 'bob@example.com', 'member');
+    const png = await makePng();
+    const mine = [
+      await upload(alice, png, 'a.png'),
+      await upload(alice, png, 'b.png'),
+      await upload(alice, png, 'c.png'),
+    ];
+    return { admin, alice, mine: mine as [string, string, string], bobs: await upload(bob, png, 'bob.png') };
+  }
+  const deleteRows = () =>
+    t.services.db.prepare("SELECT target FROM audit_log WHERE action = 'delete' ORDER BY id").pluck().all();
+  const imagesLeft = (ids: string[]) => t.count('images', `id IN (${ids.map((id) => `'${id}'`).join(', ')})`);
+
+  it('audits a bulk delete once per image deleted, however often the form listed it', async () => {
+    const { alice, mine } = await galleryOfThree();
+    const [a, b] = mine;
+    const form: [string, string][] = [
+      ['ids', a],
+      ['ids', a],
+      ['ids', b],
+      ['ids', a],
+      ['confirm', 'yes'],
+    ];
+    const res = await alice.postForm('/images/delete', form);
+    expect(res.headers.get('location')).toBe('/?deleted=2');
+    expect(deleteRows()).toEqual([a, b]);
+  });
+
+  it('audits nothing when a bulk delete lists a foreign or missing image, as it deletes nothing', async () => {
+    const { alice, mine, bobs } = await galleryOfThree();
+    for (const other of [bobs, 'f'.repeat(32)]) {
+      const form: [string, string][] = [
+        ['ids', mine[0]],
+        ['ids', other],
+        ['ids', mine[1]],
+        ['confirm', 'yes'],
+      ];
+      expect((await alice.postForm('/images/delete', form)).status).toBe(404);
+    }
+    expect(imagesLeft(mine)).toBe(3);
+    expect(deleteRows()).toEqual([]);
+  });
+
+  it('audits only the images a bulk delete removed, not one that went meanwhile', async () => {
+    const { alice, mine } = await galleryOfThree();
+    const [a, b, c] = mine;
+    // Another instance deletes b while this delete runs: it is no longer this delete's to record.
+    t.services.db.exec(
+      `CREATE TRIGGER gone_meanwhile BEFORE DELETE ON images WHEN OLD.id = '${a}' BEGIN DELETE FROM images WHERE id = '${b}'; END`,
+    );
+    const form: [string, string][] = [
+      ['ids', a],
+      ['ids', b],
+      ['ids', c],
+      ['confirm', 'yes'],
+    ];
+    expect((await alice.postForm('/images/delete', form)).headers.get('location')).toBe('/?deleted=2');
+    expect(deleteRows()).toEqual([a, c]);
+  });
+
+  it('leaves no audit row when the change fails part-way, and nothing changed', async () => {
+    const { alice, mine } = await galleryOfThree();
+    const [a, b, c] = mine;
+    // The database refuses the second image's delete, after the first one's row was written.
+    t.services.db.exec(
+      `CREATE TRIGGER refuse_delete BEFORE DELETE ON images WHEN OLD.id = '${b}' BEGIN SELECT RAISE(ABORT, 'disk full'); END`,
+    );
+    const form: [string, string][] = [
+      ['ids', a],
+      ['ids', b],
+      ['ids', c],
+      ['confirm', 'yes'],
+    ];
+    expect((await alice.postForm('/images/delete', form)).status).toBe(500);
+    expect(imagesLeft(mine)).toBe(3);
+    expect(deleteRows()).toEqual([]);
+
+    const admin = t.client();
+    await admin.post('/login', { email: 'admin@example.com', password: PASSWORD });
+    const adminId = t.user('admin@example.com').id;
+    expect((await admin.post(`/admin/users/${adminId}/role`, { role: 'member' })).status).toBe(409);
+    expect(t.count('audit_log', "action = 'role_change'")).toBe(0);
+  });
+
+  it('makes no change whose audit row cannot be written', async () => {
+    const { alice, mine } = await galleryOfThree();
+    t.services.db.exec(
+      `CREATE TRIGGER audit_full BEFORE INSERT ON audit_log WHEN NEW.action = 'rename' BEGIN SELECT RAISE(ABORT, 'disk full'); END`,
+    );
+    expect((await alice.post(`/images/${mine[0]}/rename`, { title: 'Unrecorded' })).status).toBe(500);
+    expect(t.services.db.prepare('SELECT title FROM images WHERE id = ?').pluck().get(mine[0])).toBe('a');
   });
 });
 

@@ -87,8 +87,12 @@ describe('generated bad input', () => {
     mallory = await signUpWithRole(t, admin, 'mallory@example.com', 'member');
     bobImage = await upload(bob, await makePng(), 'bob.png');
     const bobUser = t.user('bob@example.com');
-    bobLink = (await t.services.shares.create(bobUser, [bobImage], { expiry: '7d', allowDownload: false }))
-      .link.id;
+    bobLink = (
+      await t.services.shares.create({ user: bobUser, ip: 'test' }, [bobImage], {
+        expiry: '7d',
+        allowDownload: false,
+      })
+    ).link.id;
     const db = t.services.db;
     snapshotOfBob = () => ({
       user: db.prepare('SELECT * FROM users WHERE id = ?').get(bobUser.id),

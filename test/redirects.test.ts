@@ -106,8 +106,12 @@ describe('redirect targets from the request', () => {
     const imageIds = t.imageIdsNewestFirst(owner.id);
     for (const value of attacks) {
       const what = `back=${JSON.stringify(value.slice(0, 60))}`;
-      const link = (await t.services.shares.create(owner, imageIds, { expiry: '1d', allowDownload: false }))
-        .link;
+      const link = (
+        await t.services.shares.create({ user: owner, ip: 'test' }, imageIds, {
+          expiry: '1d',
+          allowDownload: false,
+        })
+      ).link;
       const res = await admin.post(`/shares/${link.id}/revoke`, { back: value });
       expect(res.status, what).toBe(303);
       expectSameOrigin(res.headers.get('location'), origin, what);

@@ -343,7 +343,7 @@ describe('the role matrix', () => {
     ];
     t.services.db.prepare('UPDATE images SET is_shared = 1 WHERE id = ?').run(shared);
     const owner = t.user(EMAILS.owner);
-    const { token, link } = await t.services.shares.create(owner, [image], {
+    const { token, link } = await t.services.shares.create({ user: owner, ip: 'test' }, [image], {
       expiry: '1d',
       allowDownload: false,
     });
@@ -365,10 +365,13 @@ describe('the role matrix', () => {
           expect((await postToBucket(policy, png, 'image/png', 'pending.png')).status).toBe(201);
           return policy.key;
         }),
-      invite: () => once('invite', async () => t.services.invites.create('viewer', t.user(EMAILS.admin).id)),
+      invite: () =>
+        once('invite', async () =>
+          t.services.invites.create({ user: t.user(EMAILS.admin), ip: 'test' }, 'viewer'),
+        ),
       passwordLink: () =>
         once('password link', async () => {
-          const link = await t.services.shares.create(owner, [image], {
+          const link = await t.services.shares.create({ user: owner, ip: 'test' }, [image], {
             expiry: '1d',
             allowDownload: false,
             password: SHARE_PASSWORD,

@@ -141,7 +141,7 @@ describe('request protection', () => {
     await signUp(admin, 'admin@example.com');
     const adminUser = t.user('admin@example.com');
     const imageId = await upload(admin, await makePng(), 'cached.png');
-    const { token } = await t.services.shares.create(adminUser, [imageId], {
+    const { token } = await t.services.shares.create({ user: adminUser, ip: 'test' }, [imageId], {
       expiry: '1d',
       allowDownload: true,
     });

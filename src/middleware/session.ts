@@ -1,9 +1,11 @@
 import type { Context, MiddlewareHandler } from 'hono';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import type { AppEnv } from '../env.js';
-import { UserError } from '../services/errors.js';
+import type { Actor } from '../services/audit.js';
+import { Forbidden, Unauthenticated } from '../services/errors.js';
 import type { Session } from '../services/sessions.js';
 import type { Role, User } from '../services/users.js';
+import { clientIp } from './client-ip.js';
 
 export function sessionCookieName(isSecure: boolean): string {
   // __Host- makes the browser refuse the cookie unless it is Secure, host-only and Path=/.
@@ -49,20 +51,21 @@ export const requireUser: MiddlewareHandler<AppEnv> = async (c, next) => {
   await next();
 };
 
-export class ForbiddenError extends Error {}
-
 export function requireRole(...roles: Role[]): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const user = c.var.user;
     if (!user) return requireUser(c, next);
-    if (!roles.includes(user.role)) throw new ForbiddenError();
+    if (!roles.includes(user.role)) throw new Forbidden('You do not have permission to do that.');
     await next();
   };
 }
 
-/** The signed-in user and session, for routes behind requireUser or requireRole. */
-export function signedIn(c: Context<AppEnv>): { user: User; session: Session } {
+/**
+ * The signed-in user and session, for routes behind requireUser or requireRole, and the actor the
+ * services write into the audit rows of this request's changes.
+ */
+export function signedIn(c: Context<AppEnv>): { user: User; session: Session; actor: Actor } {
   const { user, session } = c.var;
-  if (!user || !session) throw new UserError(401, 'Please log in.');
-  return { user, session };
+  if (!user || !session) throw new Unauthenticated('Please log in.');
+  return { user, session, actor: { user, ip: clientIp(c) } };
 }

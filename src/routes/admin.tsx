@@ -1,15 +1,16 @@
 import { type Context, Hono } from 'hono';
 import { stream } from 'hono/streaming';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { AppEnv } from '../env.js';
+import { statusOf } from '../http-errors.js';
 import { requireRole, signedIn } from '../middleware/session.js';
 import { type AuditFilter, csvLine } from '../services/audit.js';
-import { UserError } from '../services/errors.js';
+import { Conflict, type DomainError, Invalid, NotFound } from '../services/errors.js';
 import { parseRole } from '../services/invites.js';
 import { InvitesPage } from '../views/admin.js';
 import { AuditPage } from '../views/audit.js';
 import { ChangesPage } from '../views/changes.js';
 import { PeoplePage, PersonPage } from '../views/people.js';
-import { audit } from './audit.js';
 import { formError, formFields, page } from './render.js';
 
 export const adminRoutes = new Hono<AppEnv>();
@@ -29,10 +30,10 @@ function personPage(
   c: Context<AppEnv>,
   id: string,
   extra: { notice?: string; error?: string } = {},
-  status: 200 | 400 | 409 = 200,
+  status: ContentfulStatusCode = 200,
 ) {
   const person = c.var.services.people.list().find((p) => p.id === id);
-  if (!person) throw new UserError(404, 'There is no such user.');
+  if (!person) throw new NotFound('There is no such user.');
   return page(c, <PersonPage user={signedIn(c).user} person={person} {...extra} />, status);
 }
 
@@ -47,6 +48,10 @@ adminRoutes.get('/admin/users/:id', (c) => {
   return personPage(c, c.req.param('id'), notice ? { notice } : {});
 });
 
+/** A refusal shown on the person's page; any other (a 404, say) answers with its own page. */
+const isPersonRefusal = (err: unknown): err is DomainError =>
+  err instanceof Invalid || err instanceof Conflict;
+
 /** Runs an admin action; a refusal re-renders the person's page with the message. */
 async function act(
   c: Context<AppEnv>,
@@ -59,15 +64,14 @@ async function act(
     await work(form);
     return c.redirect(`/admin/users/${id}?done=${done}`, 303);
   } catch (err) {
-    if (!(err instanceof UserError) || (err.status !== 400 && err.status !== 409)) throw err;
-    return personPage(c, id, { error: err.message }, err.status);
+    if (!isPersonRefusal(err)) throw err;
+    return personPage(c, id, { error: err.message }, statusOf(err));
   }
 }
 
 adminRoutes.post('/admin/users/:id/role', (c) =>
   act(c, 'role', (form) => {
-    const { before, after, user } = c.var.services.people.changeRole(c.req.param('id'), parseRole(form.role));
-    audit(c, 'role_change', { target: user.email, detail: `${before} → ${after}` });
+    c.var.services.people.changeRole(signedIn(c).actor, c.req.param('id'), parseRole(form.role));
   }),
 );
 
@@ -77,32 +81,28 @@ for (const [path, isDisabled] of [
 ] as const) {
   adminRoutes.post(`/admin/users/:id/${path}`, (c) =>
     act(c, path, () => {
-      const user = c.var.services.people.setDisabled(c.req.param('id'), isDisabled);
-      audit(c, path, { target: user.email });
+      c.var.services.people.setDisabled(signedIn(c).actor, c.req.param('id'), isDisabled);
     }),
   );
 }
 
 adminRoutes.post('/admin/users/:id/quota', (c) =>
   act(c, 'quota', (form) => {
-    const { people } = c.var.services;
-    const quota = people.setQuota(c.req.param('id'), { mib: form.mib ?? '', images: form.images ?? '' });
-    const text = `${quota.bytes ?? 'no'} byte limit, ${quota.images ?? 'no'} image limit`;
-    audit(c, 'quota_change', { target: people.get(c.req.param('id')).email, detail: text });
+    const limits = { mib: form.mib ?? '', images: form.images ?? '' };
+    c.var.services.people.setQuota(signedIn(c).actor, c.req.param('id'), limits);
   }),
 );
 
 adminRoutes.post('/admin/users/:id/delete', async (c) => {
-  const { user } = signedIn(c);
+  const { actor } = signedIn(c);
   const id = c.req.param('id');
   const form = await formFields(c);
   try {
-    const gone = await c.var.services.people.deleteUser(user, id, form.confirm ?? '');
-    audit(c, 'user_delete', { target: gone.email, detail: `role ${gone.role}` });
+    await c.var.services.people.deleteUser(actor, id, form.confirm ?? '');
     return c.redirect('/admin?deleted=1', 303);
   } catch (err) {
-    if (!(err instanceof UserError) || (err.status !== 400 && err.status !== 409)) throw err;
-    return personPage(c, id, { error: err.message }, err.status);
+    if (!isPersonRefusal(err)) throw err;
+    return personPage(c, id, { error: err.message }, statusOf(err));
   }
 });
 
@@ -182,12 +182,10 @@ adminRoutes.get('/admin/invites', (c) => {
 
 adminRoutes.post('/admin/invites', async (c) => {
   const { services, config } = c.var;
-  const { user } = signedIn(c);
+  const { user, actor } = signedIn(c);
   const form = await formFields(c);
   try {
-    const role = parseRole(form.role);
-    const { token } = services.invites.create(role, user.id);
-    audit(c, 'invite_create', { detail: `role ${role}` });
+    const { token } = services.invites.create(actor, parseRole(form.role));
     const newLink = `${config.appOrigin}/signup?invite=${encodeURIComponent(token)}`;
     return page(
       c,
@@ -202,7 +200,6 @@ adminRoutes.post('/admin/invites', async (c) => {
 });
 
 adminRoutes.post('/admin/invites/:id/revoke', (c) => {
-  c.var.services.invites.revoke(c.req.param('id'));
-  audit(c, 'invite_revoke', { target: c.req.param('id') });
+  c.var.services.invites.revoke(signedIn(c).actor, c.req.param('id'));
   return c.redirect('/admin/invites', 303);
 });

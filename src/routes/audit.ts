@@ -1,23 +1,9 @@
+// Changes are audited by the services, in the change's transaction; what is left here is counted,
+// not a change: refusals by a throttle and share links opened.
 import type { Context } from 'hono';
 import type { AppEnv } from '../env.js';
 import { clientIp } from '../middleware/client-ip.js';
-import type { AuditAction, ThrottledKind } from '../services/audit.js';
-
-/** Records who did what from this request; the actor defaults to the signed-in user. */
-export function audit(
-  c: Context<AppEnv>,
-  action: AuditAction,
-  opts: { target?: string | null; detail?: string | null; actor?: { id: string; email: string } | null } = {},
-): void {
-  const actor = opts.actor === undefined ? c.var.user : opts.actor;
-  c.var.services.audit.record({
-    action,
-    actor: actor ? { id: actor.id, email: actor.email } : null,
-    target: opts.target ?? null,
-    detail: opts.detail ?? null,
-    ip: clientIp(c),
-  });
-}
+import type { ThrottledKind } from '../services/audit.js';
 
 /** A request a throttle refused: counted, and written once per window and address, not per request. */
 export function auditThrottled(c: Context<AppEnv>, kind: ThrottledKind, target: string | null = null): void {

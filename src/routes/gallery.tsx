@@ -1,7 +1,7 @@
 import { type Context, Hono } from 'hono';
 import type { AppEnv } from '../env.js';
 import { requireRole, requireUser, signedIn } from '../middleware/session.js';
-import { UserError } from '../services/errors.js';
+import { NotFound } from '../services/errors.js';
 import { canChangeImages } from '../services/images.js';
 import type { User } from '../services/users.js';
 import { countOf } from '../views/format.js';
@@ -20,7 +20,7 @@ galleryRoutes.get('/', requireUser, (c) => {
 /** Admins can open anyone's gallery. */
 galleryRoutes.get('/users/:id', requireRole('admin'), (c) => {
   const owner = c.var.services.users.get(c.req.param('id'));
-  if (!owner) throw new UserError(404, 'There is no such user.');
+  if (!owner) throw new NotFound('There is no such user.');
   return gallery(c, owner, `/users/${owner.id}`);
 });
 

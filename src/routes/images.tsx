@@ -1,12 +1,12 @@
 import { type Context, Hono } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { AppEnv } from '../env.js';
+import { statusOf } from '../http-errors.js';
 import { requireUser, signedIn } from '../middleware/session.js';
-import { UserError } from '../services/errors.js';
+import { DomainError } from '../services/errors.js';
 import { canChangeImage, type Image } from '../services/images.js';
 import type { User } from '../services/users.js';
 import { ConfirmBulkDeletePage, ConfirmDeletePage, ImagePage, type ImagePageProps } from '../views/image.js';
-import { audit } from './audit.js';
 import { formFields, page, selectedIds } from './render.js';
 
 export const imageRoutes = new Hono<AppEnv>();
@@ -56,25 +56,22 @@ imageRoutes.get('/images/:id/download', requireUser, async (c) => {
 });
 
 imageRoutes.post('/images/:id/rename', requireUser, async (c) => {
-  const { user } = signedIn(c);
+  const { user, actor } = signedIn(c);
   const { images } = c.var.services;
   const form = await formFields(c);
   try {
-    const image = images.rename(user, c.req.param('id'), form.title ?? '');
-    audit(c, 'rename', { target: image.id, detail: image.title });
+    const image = images.rename(actor, c.req.param('id'), form.title ?? '');
     return c.redirect(`/images/${image.id}`, 303);
   } catch (err) {
-    if (!(err instanceof UserError)) throw err;
+    if (!(err instanceof DomainError)) throw err;
     const image = images.getForUser(user, c.req.param('id'));
-    return renderImage(c, user, image, { error: err.message }, err.status);
+    return renderImage(c, user, image, { error: err.message }, statusOf(err));
   }
 });
 
 imageRoutes.post('/images/:id/visibility', requireUser, async (c) => {
-  const { user } = signedIn(c);
   const form = await formFields(c);
-  const image = c.var.services.images.setShared(user, c.req.param('id'), form.shared === '1');
-  audit(c, 'visibility', { target: image.id, detail: image.isShared ? 'shown to all' : 'private' });
+  const image = c.var.services.images.setShared(signedIn(c).actor, c.req.param('id'), form.shared === '1');
   return c.redirect(`/images/${image.id}`, 303);
 });
 
@@ -87,23 +84,19 @@ imageRoutes.get('/images/:id/delete', requireUser, (c) => {
 });
 
 imageRoutes.post('/images/:id/delete', requireUser, async (c) => {
-  const { user } = signedIn(c);
-  const id = c.req.param('id');
-  await c.var.services.images.delete(user, [id]);
-  audit(c, 'delete', { target: id });
+  await c.var.services.images.delete(signedIn(c).actor, [c.req.param('id')]);
   // htmx removes the card in place; a plain form goes back to the gallery with a message.
   if (c.req.header('HX-Request')) return c.body(null, 200);
   return c.redirect('/?deleted=1', 303);
 });
 
 imageRoutes.post('/images/delete', requireUser, async (c) => {
-  const { user } = signedIn(c);
+  const { user, actor } = signedIn(c);
   const { ids, body } = await selectedIds(c);
   if (body.confirm !== 'yes') {
     const images = ids.map((id) => c.var.services.images.getForChange(user, id));
     return page(c, <ConfirmBulkDeletePage user={user} images={images} />);
   }
-  const count = await c.var.services.images.delete(user, ids);
-  for (const id of ids) audit(c, 'delete', { target: id });
+  const count = await c.var.services.images.delete(actor, ids);
   return c.redirect(`/?deleted=${count}`, 303);
 });

@@ -3,7 +3,8 @@ import { html } from 'hono/html';
 import { HtmlEscapedCallbackPhase, resolveCallback } from 'hono/utils/html';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { AppEnv } from '../env.js';
-import { UserError } from '../services/errors.js';
+import { answerRefusal } from '../http-errors.js';
+import { DomainError, Invalid } from '../services/errors.js';
 
 type Node = ReturnType<typeof html> | Promise<string> | string | object;
 
@@ -22,15 +23,14 @@ export async function fragment(c: Context<AppEnv>, node: Node, status: Contentfu
   return c.html(String(text), status);
 }
 
-/** Re-renders a form with the user-facing message of a UserError; anything else is a real failure. */
+/** Re-renders a form with the message of a refusal (a DomainError); anything else is a real failure. */
 export function formError(
   c: Context<AppEnv>,
   err: unknown,
   render: (message: string) => Node,
 ): ReturnType<typeof page> {
-  if (!(err instanceof UserError)) throw err;
-  if (err.retryAfterSeconds) c.header('Retry-After', String(err.retryAfterSeconds));
-  return page(c, render(err.message), err.status);
+  if (!(err instanceof DomainError)) throw err;
+  return page(c, render(err.message), answerRefusal(c, err));
 }
 
 /** Form fields as strings, whatever the client sent: repeated names keep the first, files count as empty. */
@@ -70,7 +70,7 @@ export async function selectedIds(
     .flat()
     .filter((v): v is string => typeof v === 'string')
     .slice(0, 500);
-  if (ids.length === 0) throw new UserError(400, 'Select some images first.');
+  if (ids.length === 0) throw new Invalid('Select some images first.');
   return { ids, body };
 }
 
@@ -79,6 +79,6 @@ async function readForm(c: Context<AppEnv>) {
   try {
     return await c.req.parseBody({ all: true });
   } catch {
-    throw new UserError(400, 'That form could not be read. Please reload the page and try again.');
+    throw new Invalid('That form could not be read. Please reload the page and try again.');
   }
 }

@@ -1,9 +1,10 @@
 import { type Context, Hono } from 'hono';
 import type { AppEnv } from '../env.js';
+import { answerRefusal } from '../http-errors.js';
 import { clientIp } from '../middleware/client-ip.js';
 import { requireRole, requireUser, signedIn } from '../middleware/session.js';
-import { UserError } from '../services/errors.js';
-import { parseExpiry, type ShareLink } from '../services/shares.js';
+import { DomainError, Gone, Invalid, NotFound, Throttled, Unauthenticated } from '../services/errors.js';
+import { parseExpiry } from '../services/shares.js';
 import type { User } from '../services/users.js';
 import { GalleryCards, SharedGalleryPage } from '../views/gallery.js';
 import {
@@ -13,7 +14,7 @@ import {
   ShareSelectionPage,
   SharesPage,
 } from '../views/shares.js';
-import { audit, auditShareOpen, auditThrottled } from './audit.js';
+import { auditShareOpen, auditThrottled } from './audit.js';
 import { readDeviceCookie, setDeviceCookie } from './device-cookie.js';
 import { renderImage } from './images.js';
 import { formFields, fragment, page, safeNext, selectedIds } from './render.js';
@@ -55,28 +56,24 @@ shareRoutes.post('/shares/new', canShare, async (c) => {
   return page(c, <ShareSelectionPage user={user} images={images} />);
 });
 
-async function createLink(c: Context<AppEnv>, user: User, ids: string[], form: Record<string, unknown>) {
+async function createLink(c: Context<AppEnv>, ids: string[], form: Record<string, unknown>) {
   const text = (name: string) => (typeof form[name] === 'string' ? (form[name] as string) : '');
-  const { token, link } = await c.var.services.shares.create(user, ids, {
+  const { token } = await c.var.services.shares.create(signedIn(c).actor, ids, {
     expiry: parseExpiry(text('expiry')),
     password: text('password'),
     allowDownload: text('allow_download') === '1',
   });
-  audit(c, 'share_create', { target: link.id, detail: describeLink(link, ids) });
   return `${c.var.config.appOrigin}/s/${token}`;
 }
-
-const describeLink = (link: ShareLink, ids: string[]) =>
-  `${ids.length} image(s): ${ids.slice(0, 20).join(' ')}; expires ${link.expiresAt === null ? 'never' : new Date(link.expiresAt).toISOString()}${link.hasPassword ? '; password' : ''}${link.allowDownload ? '; download' : ''}`;
 
 shareRoutes.post('/shares', canShare, async (c) => {
   const { user } = signedIn(c);
   const { ids, body } = await selectedIds(c);
   try {
-    const newUrl = await createLink(c, user, ids, body);
+    const newUrl = await createLink(c, ids, body);
     return linksPage(c, user, { newUrl }, 201);
   } catch (err) {
-    if (!(err instanceof UserError) || err.status !== 400) throw err;
+    if (!(err instanceof Invalid)) throw err;
     const images = ids.map((id) => c.var.services.images.getForChange(user, id));
     return page(c, <ShareSelectionPage user={user} images={images} error={err.message} />, 400);
   }
@@ -87,19 +84,17 @@ shareRoutes.post('/images/:id/shares', canShare, async (c) => {
   const image = c.var.services.images.getForChange(user, c.req.param('id'));
   const form = await formFields(c);
   try {
-    const newShareUrl = await createLink(c, user, [image.id], form);
+    const newShareUrl = await createLink(c, [image.id], form);
     return renderImage(c, user, image, { newShareUrl }, 201);
   } catch (err) {
-    if (!(err instanceof UserError) || err.status !== 400) throw err;
+    if (!(err instanceof Invalid)) throw err;
     return renderImage(c, user, image, { error: err.message }, 400);
   }
 });
 
 shareRoutes.post('/shares/:id/revoke', requireUser, async (c) => {
-  const { user } = signedIn(c);
   const form = await formFields(c);
-  const link = c.var.services.shares.revoke(user, c.req.param('id'));
-  audit(c, 'share_revoke', { target: link.id });
+  c.var.services.shares.revoke(signedIn(c).actor, c.req.param('id'));
   const back = safeNext(form.back, c.var.config.appOrigin);
   return c.redirect(back === '/' ? '/shares?revoked=1' : back, 303);
 });
@@ -125,15 +120,15 @@ async function openShare(c: Context<AppEnv>, password?: string) {
     auditShareOpen(c, result.view.link.id);
     return page(c, <PublicSharePage view={result.view} />);
   } catch (err) {
-    if (!(err instanceof UserError)) throw err;
-    if (err.retryAfterSeconds) c.header('Retry-After', String(err.retryAfterSeconds));
-    if (err.status === 429) auditThrottled(c, 'share link');
-    if (err.status === 401 || err.status === 429) {
-      return page(c, <SharePasswordPage action={action} error={err.message} />, err.status);
+    if (!(err instanceof DomainError)) throw err;
+    const status = answerRefusal(c, err);
+    if (err instanceof Throttled) auditThrottled(c, 'share link');
+    if (err instanceof Unauthenticated || err instanceof Throttled) {
+      return page(c, <SharePasswordPage action={action} error={err.message} />, status);
     }
-    if (err.status === 404 || err.status === 410) {
-      const title = err.status === 404 ? 'Link not found' : 'This link no longer works';
-      return page(c, <ShareGonePage title={title} message={err.message} />, err.status);
+    if (err instanceof NotFound || err instanceof Gone) {
+      const title = err instanceof NotFound ? 'Link not found' : 'This link no longer works';
+      return page(c, <ShareGonePage title={title} message={err.message} />, status);
     }
     throw err;
   }

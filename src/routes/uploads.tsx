@@ -1,10 +1,8 @@
 import { type Context, Hono } from 'hono';
 import type { AppEnv } from '../env.js';
 import { requireRole, requireUser, signedIn } from '../middleware/session.js';
-import { UserError } from '../services/errors.js';
-import type { User } from '../services/users.js';
+import { Invalid } from '../services/errors.js';
 import { UploadPage } from '../views/upload.js';
-import { audit } from './audit.js';
 import { page } from './render.js';
 
 export const uploadRoutes = new Hono<AppEnv>();
@@ -14,14 +12,14 @@ const canUpload = requireRole('admin', 'member');
 // invisible to anyone, so this GET changes nothing a user can see.
 uploadRoutes.get('/upload', canUpload, async (c) => {
   const { user } = signedIn(c);
-  const form = await c.var.services.uploads.presign(user, { mode: 'redirect' });
+  const form = await c.var.services.uploads.presign(user, { from: 'form' });
   return page(c, <UploadPage user={user} form={form} maxBytes={c.var.config.maxUploadBytes} />);
 });
 
 uploadRoutes.get('/images/:id/replace', requireUser, async (c) => {
   const { user } = signedIn(c);
   const image = c.var.services.images.getForChange(user, c.req.param('id'));
-  const form = await c.var.services.uploads.presign(user, { mode: 'redirect', replacesImageId: image.id });
+  const form = await c.var.services.uploads.presign(user, { from: 'form', replacesImageId: image.id });
   return page(
     c,
     <UploadPage user={user} form={form} maxBytes={c.var.config.maxUploadBytes} replacing={image} />,
@@ -36,10 +34,10 @@ uploadRoutes.post('/uploads/presign', canUpload, async (c) => {
   const { user } = signedIn(c);
   const body = await jsonBody(c.req.raw);
   if (body.size !== undefined && !(Number.isSafeInteger(body.size) && (body.size as number) > 0)) {
-    throw new UserError(400, 'The file size must be a whole number of bytes, more than zero.');
+    throw new Invalid('The file size must be a whole number of bytes, more than zero.');
   }
   const form = await c.var.services.uploads.presign(user, {
-    mode: 'status',
+    from: 'script',
     originalName: typeof body.name === 'string' ? body.name : '',
     ...(typeof body.replaces === 'string' && body.replaces ? { replacesImageId: body.replaces } : {}),
     ...(typeof body.size === 'number' ? { size: body.size } : {}),
@@ -51,26 +49,23 @@ uploadRoutes.post('/uploads/presign', canUpload, async (c) => {
 // The bucket's success_action_redirect lands here: the one state-changing GET, idempotent, and it
 // only ever completes a pending upload of the signed-in user.
 uploadRoutes.get('/uploads/complete', requireUser, async (c) => {
-  const { user } = signedIn(c);
   // The bucket adds the stored file's ETag: a second file through the same form is told apart by it.
   const etag = c.req.query('etag');
-  const { imageId, replaced } = await complete(c, user, c.req.query('key') ?? '', etag?.slice(0, 100));
+  const { imageId, replaced } = await complete(c, c.req.query('key') ?? '', etag?.slice(0, 100));
   return c.redirect(`/images/${imageId}?${replaced ? 'replaced' : 'uploaded'}=1`, 303);
 });
 
 // upload.js names the file by the ETag the bucket answered it, as the bucket's redirect does.
 uploadRoutes.post('/uploads/complete', requireUser, async (c) => {
-  const { user } = signedIn(c);
   const body = await jsonBody(c.req.raw);
   const etag = typeof body.etag === 'string' ? body.etag.slice(0, 100) : undefined;
-  const result = await complete(c, user, typeof body.key === 'string' ? body.key : '', etag);
+  const result = await complete(c, typeof body.key === 'string' ? body.key : '', etag);
   return c.json({ imageId: result.imageId, replaced: result.replaced, url: `/images/${result.imageId}` });
 });
 
-async function complete(c: Context<AppEnv>, user: User, key: string, etag?: string) {
-  const result = await c.var.services.uploads.complete(user, key, etag ? { etag } : {});
-  if (!result.isRepeat) audit(c, result.replaced ? 'replace' : 'upload', { target: result.imageId });
-  return result;
+function complete(c: Context<AppEnv>, key: string, etag?: string) {
+  const { user, actor } = signedIn(c);
+  return c.var.services.uploads.complete(user, key, { actor, ...(etag ? { etag } : {}) });
 }
 
 async function jsonBody(req: Request): Promise<Record<string, unknown>> {
@@ -80,5 +75,5 @@ async function jsonBody(req: Request): Promise<Record<string, unknown>> {
   } catch {
     // fall through to the same answer as a non-object body
   }
-  throw new UserError(400, 'Send a JSON object.');
+  throw new Invalid('Send a JSON object.');
 }

@@ -2,8 +2,9 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Db } from '../db/connection.js';
 import type { Clock } from './clock.js';
-import { UserError } from './errors.js';
+import { Invalid } from './errors.js';
 import { addressKey } from './rate-limit.js';
+import type { User } from './users.js';
 
 export const AUDIT_ACTIONS = [
   'signup',
@@ -115,6 +116,12 @@ const rowToEntry = (r: AuditRow): AuditEntry => ({
   ip: r.ip,
 });
 
+/** Who makes a change, and from which address: the service writes both into the change's row. */
+export interface Actor {
+  user: User;
+  ip: string;
+}
+
 export interface AuditEvent {
   action: AuditAction;
   /** null for the system (the CLI, reconcile) or a visitor who is not signed in */
@@ -135,7 +142,7 @@ export interface AuditFilter {
 function parseDay(value: string, name: string): number {
   const match = /^(\d{4})-(\d{2})-(\d{2})$/.exec(value);
   const ms = match ? Date.UTC(Number(match[1]), Number(match[2]) - 1, Number(match[3])) : Number.NaN;
-  if (!Number.isFinite(ms)) throw new UserError(400, `The “${name}” date must look like 2026-01-31.`);
+  if (!Number.isFinite(ms)) throw new Invalid(`The “${name}” date must look like 2026-01-31.`);
   return ms;
 }
 
@@ -150,7 +157,7 @@ function whereClause(filter: AuditFilter): { sql: string; params: (string | numb
   }
   if (filter.action) {
     if (!(AUDIT_ACTIONS as readonly string[]).includes(filter.action))
-      throw new UserError(400, 'Choose an action from the list.');
+      throw new Invalid('Choose an action from the list.');
     parts.push('action = ?');
     params.push(filter.action);
   }
@@ -165,7 +172,7 @@ function whereClause(filter: AuditFilter): { sql: string; params: (string | numb
   return { sql: parts.length ? parts.join(' AND ') : '1', params };
 }
 
-export function createAudit(db: Db, clock: Clock) {
+export function createAudit({ db, clock }: { db: Db; clock: Clock }) {
   const insert = db.prepare(
     'INSERT INTO audit_log (at, actor_id, actor_email, action, target, detail, ip) VALUES (?, ?, ?, ?, ?, ?, ?)',
   );
@@ -297,6 +304,25 @@ export function createAudit(db: Db, clock: Clock) {
     record,
 
     /**
+     * The row of one change, written by the service making it inside the change's transaction, so
+     * both commit or neither does. No actor: the command line or a background job made it.
+     */
+    change(
+      actor: Actor | null,
+      action: AuditAction,
+      about: { target?: string | null; detail?: string | null } = {},
+    ): void {
+      if (!db.inTransaction)
+        throw new Error(`the ${action} audit row must be written in its change's transaction`);
+      record({
+        action,
+        actor: actor && { id: actor.user.id, email: actor.user.email },
+        ip: actor?.ip ?? null,
+        ...about,
+      });
+    },
+
+    /**
      * A request refused by a throttle costs no row of its own: it is counted, and the count is
      * written once its window closes ("N attempts refused … from IP").
      */
@@ -358,7 +384,7 @@ export function createAudit(db: Db, clock: Clock) {
       const params = [...where.params];
       let sql = `SELECT * FROM audit_log WHERE ${where.sql}`;
       if (cursor !== undefined) {
-        if (!/^\d{1,15}$/.test(cursor)) throw new UserError(400, 'That page link is not valid.');
+        if (!/^\d{1,15}$/.test(cursor)) throw new Invalid('That page link is not valid.');
         sql += ' AND id < ?';
         params.push(Number(cursor));
       }

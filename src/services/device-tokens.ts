@@ -14,7 +14,7 @@ const KEY_NAME = 'device_token_key';
  * that shows a valid one is throttled on its own, so a stranger's failures elsewhere never lock it
  * out. The token grants nothing else: it is not a session.
  */
-export function createDeviceTokens(db: Db, clock: Clock) {
+export function createDeviceTokens({ db, clock }: { db: Db; clock: Clock }) {
   db.prepare('INSERT OR IGNORE INTO app_secrets (name, value, created_at) VALUES (?, ?, ?)').run(
     KEY_NAME,
     randomBytes(32),

@@ -1,7 +1,8 @@
 import type { Db } from '../db/connection.js';
 import type { Storage } from '../storage/s3.js';
+import type { Actor, Audit } from './audit.js';
 import type { Clock } from './clock.js';
-import { UserError } from './errors.js';
+import { Forbidden, Invalid, NotFound } from './errors.js';
 import type { Notifications } from './notifications.js';
 import type { PendingUploads } from './pending-uploads.js';
 import type { User } from './users.js';
@@ -93,17 +94,19 @@ export function encodeCursor(image: { createdAt: number; id: string }): string {
 export function decodeCursor(cursor: string): { createdAt: number; id: string } {
   const text = /^[A-Za-z0-9_-]{1,200}$/.test(cursor) ? Buffer.from(cursor, 'base64url').toString() : '';
   const match = /^(\d{1,15})\.([a-z0-9]{1,64})$/.exec(text);
-  if (!match) throw new UserError(400, 'That page link is not valid. Start again from the first page.');
+  if (!match) throw new Invalid('That page link is not valid. Start again from the first page.');
   return { createdAt: Number(match[1]), id: match[2] as string };
 }
 
-export function createImages(
-  db: Db,
-  storage: Storage,
-  clock: Clock,
-  notifications: Notifications,
-  pending: PendingUploads,
-) {
+export function createImages(deps: {
+  db: Db;
+  storage: Storage;
+  clock: Clock;
+  audit: Audit;
+  notifications: Notifications;
+  pending: PendingUploads;
+}) {
+  const { db, storage, clock, audit, notifications, pending } = deps;
   const byId = db.prepare('SELECT * FROM images WHERE id = ?');
   const firstPage = db.prepare(
     `SELECT ${CARD_COLUMNS} FROM images WHERE owner_id = ? ORDER BY created_at DESC, id DESC LIMIT ?`,
@@ -145,15 +148,15 @@ export function createImages(
   function getForUser(user: User, id: string): Image {
     const row = byId.get(id) as ImageRow | undefined;
     const image = row ? rowToImage(row) : null;
-    if (!image || !canSee(user, image)) throw new UserError(404, 'There is no such image.');
+    if (!image || !canSee(user, image)) throw new NotFound('There is no such image.');
     return image;
   }
 
-  /** As getForUser, then the role and ownership: a stranger's private id is a 404 for everyone. */
+  /** As getForUser, then the role and ownership: a stranger's private id is NotFound for everyone. */
   function getForChange(user: User, id: string): Image {
     const image = getForUser(user, id);
-    if (!canChangeImages(user)) throw new UserError(403, 'Viewers cannot change images.');
-    if (!canChangeImage(user, image)) throw new UserError(403, 'Only the owner of this image can change it.');
+    if (!canChangeImages(user)) throw new Forbidden('Viewers cannot change images.');
+    if (!canChangeImage(user, image)) throw new Forbidden('Only the owner of this image can change it.');
     return image;
   }
 
@@ -238,9 +241,15 @@ export function createImages(
       return cardsFor(rows);
     },
 
-    setShared(user: User, id: string, isShared: boolean): Image {
-      const image = getForChange(user, id);
-      setSharedStmt.run(isShared ? 1 : 0, image.id);
+    setShared(actor: Actor, id: string, isShared: boolean): Image {
+      const image = getForChange(actor.user, id);
+      db.transaction(() => {
+        setSharedStmt.run(isShared ? 1 : 0, image.id);
+        audit.change(actor, 'visibility', {
+          target: image.id,
+          detail: isShared ? 'shown to all' : 'private',
+        });
+      })();
       return { ...image, isShared };
     },
 
@@ -268,16 +277,23 @@ export function createImages(
       });
     },
 
-    rename(user: User, id: string, title: string): Image {
-      const image = getForChange(user, id);
+    rename(actor: Actor, id: string, title: string): Image {
+      const image = getForChange(actor.user, id);
       const clean = cleanText(title, TITLE_MAX);
-      if (!clean) throw new UserError(400, 'Give the image a title.');
-      rename.run(clean, clock(), image.id);
+      if (!clean) throw new Invalid('Give the image a title.');
+      db.transaction(() => {
+        rename.run(clean, clock(), image.id);
+        audit.change(actor, 'rename', { target: image.id, detail: clean });
+      })();
       return { ...image, title: clean };
     },
 
-    /** Deletes every listed image the user may delete; returns how many went. */
-    async delete(user: User, ids: string[]): Promise<number> {
+    /**
+     * Deletes every listed image the actor may delete (any other refuses them all); returns how many
+     * went. Each image deleted gets its own audit row, once however often it was listed.
+     */
+    async delete(actor: Actor, ids: string[]): Promise<number> {
+      const { user } = actor;
       const allowed = [...new Set(ids)].map((id) => getForChange(user, id));
       // Rows are read again inside the transaction: a replace that committed meanwhile changed the keys.
       const { keys, count } = db
@@ -295,6 +311,7 @@ export function createImages(
               all.push(key);
             }
             remove.run(id);
+            audit.change(actor, 'delete', { target: id });
             notifications.recordChange(user, 'delete', id, `“${row.title}”`);
             n++;
             for (const key of [row.original_key, row.display_key, row.thumb_key]) {

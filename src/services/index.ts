@@ -31,20 +31,31 @@ export interface ServiceDeps {
 }
 
 export function createServices({ db, storage, clock, config, loginLimits, probeStorage }: ServiceDeps) {
-  const users = createUsers(db, clock, config.signup);
-  const sessions = createSessions(db, clock);
-  const audit = createAudit(db, clock);
-  const devices = createDeviceTokens(db, clock);
+  const audit = createAudit({ db, clock });
+  const users = createUsers({ db, clock, signup: config.signup, audit });
+  const sessions = createSessions({ db, clock });
+  const devices = createDeviceTokens({ db, clock });
   const notifications = createNotifications({
     db,
     clock,
     config: config.notify,
     appOrigin: config.appOrigin,
   });
-  const pending = createPendingUploads(db);
-  const images = createImages(db, storage, clock, notifications, pending);
-  const uploads = createUploads(db, storage, { images, users, notifications, pending, clock }, config);
-  const uploadSweeper = createUploadSweeper(storage, { pending, uploads, users, images, clock });
+  const pending = createPendingUploads({ db });
+  const images = createImages({ db, storage, clock, audit, notifications, pending });
+  const uploads = createUploads({
+    db,
+    storage,
+    audit,
+    images,
+    users,
+    notifications,
+    pending,
+    clock,
+    maxUploadBytes: config.maxUploadBytes,
+    appOrigin: config.appOrigin,
+  });
+  const uploadSweeper = createUploadSweeper({ storage, pending, uploads, users, images, clock });
   let storageHealth: { at: number; ok: Promise<boolean> } | undefined;
   function checkStorage(): Promise<boolean> {
     if (!storageHealth || clock() - storageHealth.at >= STORAGE_HEALTH_TTL_MS) {
@@ -68,20 +79,23 @@ export function createServices({ db, storage, clock, config, loginLimits, probeS
     uploads,
     audit,
     notifications,
-    people: createPeople(db, storage, { users, images }),
-    shares: createShares(db, storage, images, devices, clock),
+    people: createPeople({ db, storage, audit, users, images }),
+    shares: createShares({ db, storage, audit, images, devices, clock }),
     uploadSweeper,
-    reconcile: createReconcile(db, storage, {
+    reconcile: createReconcile({
+      db,
+      storage,
       users,
       uploads,
       images,
-      audit,
       clock,
       pending,
       sweeper: uploadSweeper,
     }),
-    invites: createInvites(db, clock),
+    invites: createInvites({ db, clock, audit }),
     login: createLogin({
+      db,
+      audit,
       users,
       sessions,
       devices,

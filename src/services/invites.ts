@@ -1,6 +1,7 @@
 import type { Db } from '../db/connection.js';
+import type { Actor, Audit } from './audit.js';
 import type { Clock } from './clock.js';
-import { UserError } from './errors.js';
+import { Invalid, NotFound } from './errors.js';
 import { randomToken, sha256Hex } from './tokens.js';
 import { ROLES, type Role } from './users.js';
 
@@ -33,12 +34,12 @@ interface InviteRow {
 
 export function parseRole(input: string | undefined): Role {
   const role = ROLES.find((r) => r === input);
-  if (!role) throw new UserError(400, 'Choose a role: admin, member or viewer.');
+  if (!role) throw new Invalid('Choose a role: admin, member or viewer.');
   return role;
 }
 
 /** Single-use sign-up links. Only the SHA-256 of the token is stored; the link is shown once. */
-export function createInvites(db: Db, clock: Clock) {
+export function createInvites({ db, clock, audit }: { db: Db; clock: Clock; audit: Audit }) {
   const insert = db.prepare(
     'INSERT INTO invites (id, token_hash, role, created_by, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)',
   );
@@ -54,11 +55,14 @@ export function createInvites(db: Db, clock: Clock) {
   );
 
   return {
-    create(role: Role, createdBy: string): { id: string; token: string } {
+    create(actor: Actor, role: Role): { id: string; token: string } {
       const id = randomToken();
       const token = randomToken(20);
       const now = clock();
-      insert.run(id, sha256Hex(token), role, createdBy, now, now + INVITE_TTL_MS);
+      db.transaction(() => {
+        insert.run(id, sha256Hex(token), role, actor.user.id, now, now + INVITE_TTL_MS);
+        audit.change(actor, 'invite_create', { detail: `role ${role}` });
+      })();
       return { id, token };
     },
 
@@ -78,10 +82,13 @@ export function createInvites(db: Db, clock: Clock) {
       }));
     },
 
-    revoke(id: string): void {
-      if (revokeStmt.run(clock(), id).changes === 0) {
-        throw new UserError(404, 'That invite does not exist or can no longer be revoked.');
-      }
+    revoke(actor: Actor, id: string): void {
+      db.transaction(() => {
+        if (revokeStmt.run(clock(), id).changes === 0) {
+          throw new NotFound('That invite does not exist or can no longer be revoked.');
+        }
+        audit.change(actor, 'invite_revoke', { target: id });
+      })();
     },
   };
 }

@@ -1,6 +1,8 @@
+import type { Db } from '../db/connection.js';
+import type { Actor, Audit } from './audit.js';
 import type { Clock } from './clock.js';
 import type { DeviceTokens } from './device-tokens.js';
-import { UserError } from './errors.js';
+import { Conflict, Throttled, Unauthenticated } from './errors.js';
 import {
   addressKey,
   type BackoffLimits,
@@ -45,13 +47,15 @@ const MAX_EMAIL_CHARS = 254;
 const accountKey = (email: string) => email.trim().toLowerCase().slice(0, MAX_EMAIL_CHARS);
 
 export function createLogin(deps: {
+  db: Db;
+  audit: Audit;
   users: Users;
   sessions: Sessions;
   devices: DeviceTokens;
   clock: Clock;
   limits: LoginLimits;
 }) {
-  const { users, sessions, devices, clock, limits } = deps;
+  const { db, audit, users, sessions, devices, clock, limits } = deps;
   const byAccountAndIp = createRateLimit({ ...limits.perAccountAndIp, clock });
   const byAccount = createBackoff({ ...limits.perAccount, clock });
   const byIp = createRateLimit({ ...limits.perIp, clock });
@@ -79,10 +83,10 @@ export function createLogin(deps: {
     };
   }
 
-  /** Throws 429 when any counter says wait; otherwise charges the attempt to each of them. */
+  /** Throws Throttled when any counter says wait; otherwise charges the attempt to each of them. */
   function charge(counters: { throttle: Throttle; key: string }[], message: string): void {
     const wait = Math.max(...counters.map((c) => c.throttle.retryAfterSeconds(c.key)));
-    if (wait > 0) throw new UserError(429, `${message} ${tryAgainIn(wait)}`, wait);
+    if (wait > 0) throw new Throttled(`${message} ${tryAgainIn(wait)}`, wait);
     for (const c of counters) c.throttle.recordFailure(c.key);
   }
 
@@ -107,8 +111,7 @@ export function createLogin(deps: {
         };
       } catch (err) {
         // A typo costs nothing; an address already taken counts (it answers a question).
-        if (!(err instanceof UserError) || err.status !== 409)
-          for (const c of counters) c.throttle.forgive(c.key);
+        if (!(err instanceof Conflict)) for (const c of counters) c.throttle.forgive(c.key);
         throw err;
       }
     },
@@ -126,7 +129,18 @@ export function createLogin(deps: {
       const { device, counters } = countersFor(input.email, addressKey(input.ip), input.deviceToken);
       charge(counters, TOO_MANY);
       const user = await users.verifyCredentials(input.email, input.password);
-      if (!user || user.isDisabled) throw new UserError(401, 'Incorrect email or password');
+      if (!user || user.isDisabled) {
+        const refusal = new Unauthenticated('Incorrect email or password');
+        // The typed email is kept as the target, not as an actor: it may not be anyone's.
+        audit.record({
+          action: 'login_failed',
+          actor: null,
+          target: input.email.trim().slice(0, MAX_EMAIL_CHARS),
+          detail: refusal.message,
+          ip: input.ip,
+        });
+        throw refusal;
+      }
       if (device) byDevice.reset(device);
       else {
         // The right password from this address clears its own count, not the account's: failures
@@ -135,10 +149,21 @@ export function createLogin(deps: {
         byAccount.forgive(accountKey(input.email));
         byIp.forgive(addressKey(input.ip));
       }
-      users.recordLogin(user.id);
       // A fresh token on every login, so a token planted before login is worthless.
-      const { token } = sessions.create(user.id);
+      const token = db.transaction(() => {
+        users.recordLogin(user.id);
+        audit.change({ user, ip: input.ip }, 'login');
+        return sessions.create(user.id).token;
+      })();
       return { token, user, deviceToken: devices.issue(deviceSubject(user.id)) };
+    },
+
+    /** Ends the session the actor signed in with. */
+    logOut(actor: Actor, sessionId: string): void {
+      db.transaction(() => {
+        sessions.invalidate(sessionId);
+        audit.change(actor, 'logout');
+      })();
     },
 
     /**
@@ -158,7 +183,8 @@ export function createLogin(deps: {
         { throttle: passwordByAccount, key: input.user.id },
       ];
       charge(counters, 'Too many wrong passwords.');
-      await users.changePassword(input.user.id, input.currentPassword, input.newPassword, input.sessionId);
+      const actor = { user: input.user, ip: input.ip };
+      await users.changePassword(actor, input.currentPassword, input.newPassword, input.sessionId);
       for (const c of counters) c.throttle.forgive(c.key);
       return { deviceToken: devices.issue(deviceSubject(input.user.id)) };
     },

@@ -65,7 +65,7 @@ const toPending = (r: PendingRow): PendingUpload => ({
 });
 
 /** The pending_uploads table's SQL, in one place. */
-export function createPendingUploads(db: Db) {
+export function createPendingUploads({ db }: { db: Db }) {
   const byKey = db.prepare('SELECT * FROM pending_uploads WHERE key = ?');
   const insert = db.prepare(
     `INSERT INTO pending_uploads (key, owner_id, original_name, replaces_image_id, max_bytes, is_form, created_at,

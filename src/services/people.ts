@@ -1,6 +1,7 @@
 import type { Db } from '../db/connection.js';
 import type { Storage } from '../storage/s3.js';
-import { UserError } from './errors.js';
+import type { Actor, Audit } from './audit.js';
+import { Conflict, Invalid, NotFound } from './errors.js';
 import type { Images } from './images.js';
 import { type Role, rowToUser, type User, type UserRow, type Users } from './users.js';
 
@@ -14,7 +15,8 @@ const MAX_QUOTA_BYTES = 2 ** 50;
 const MAX_QUOTA_IMAGES = 10_000_000;
 
 /** What an admin does to accounts: every change that could lock everyone out is refused here. */
-export function createPeople(db: Db, storage: Storage, deps: { users: Users; images: Images }) {
+export function createPeople(deps: { db: Db; storage: Storage; audit: Audit; users: Users; images: Images }) {
+  const { db, storage, audit } = deps;
   const listAll = db.prepare(
     `SELECT u.*, count(i.id) AS image_count, coalesce(sum(i.bytes), 0) AS bytes_used
        FROM users u LEFT JOIN images i ON i.owner_id = u.id
@@ -29,14 +31,14 @@ export function createPeople(db: Db, storage: Storage, deps: { users: Users; ima
 
   function target(id: string): User {
     const user = deps.users.get(id);
-    if (!user) throw new UserError(404, 'There is no such user.');
+    if (!user) throw new NotFound('There is no such user.');
     return user;
   }
 
   /** Throws unless some other enabled admin would remain. Runs inside the change's transaction. */
   function keepAnAdmin(user: User): void {
     if (user.role === 'admin' && !user.isDisabled && (activeAdmins.get(user.id) as number) === 0) {
-      throw new UserError(409, 'This is the last active admin. Make someone else an admin first.');
+      throw new Conflict('This is the last active admin. Make someone else an admin first.');
     }
   }
 
@@ -49,52 +51,48 @@ export function createPeople(db: Db, storage: Storage, deps: { users: Users; ima
       }));
     },
 
-    get: target,
-
-    changeRole(id: string, role: Role): { before: Role; after: Role; user: User } {
-      return db
-        .transaction(() => {
-          const user = target(id);
-          if (role !== 'admin') keepAnAdmin(user);
-          deps.users.setRole(id, role);
-          return { before: user.role, after: role, user };
-        })
-        .immediate();
+    changeRole(actor: Actor, id: string, role: Role): void {
+      db.transaction(() => {
+        const user = target(id);
+        if (role !== 'admin') keepAnAdmin(user);
+        deps.users.setRole(id, role);
+        audit.change(actor, 'role_change', { target: user.email, detail: `${user.role} → ${role}` });
+      }).immediate();
     },
 
-    setDisabled(id: string, isDisabled: boolean): User {
-      return db
-        .transaction(() => {
-          const user = target(id);
-          if (isDisabled) keepAnAdmin(user);
-          deps.users.setDisabled(id, isDisabled);
-          return user;
-        })
-        .immediate();
+    setDisabled(actor: Actor, id: string, isDisabled: boolean): void {
+      db.transaction(() => {
+        const user = target(id);
+        if (isDisabled) keepAnAdmin(user);
+        deps.users.setDisabled(id, isDisabled);
+        audit.change(actor, isDisabled ? 'disable' : 'enable', { target: user.email });
+      }).immediate();
     },
 
     /** Blank fields mean "no limit". Sizes come from the form in MiB. */
-    setQuota(
-      id: string,
-      input: { mib: string; images: string },
-    ): { bytes: number | null; images: number | null } {
+    setQuota(actor: Actor, id: string, input: { mib: string; images: string }): void {
       const user = target(id);
       const bytes = parseLimit(input.mib, 'storage', MAX_QUOTA_BYTES / 2 ** 20);
       const images = parseLimit(input.images, 'image', MAX_QUOTA_IMAGES);
       const quota = { bytes: bytes === null ? null : Math.round(bytes * 2 ** 20), images };
-      setQuotaStmt.run(quota.bytes, quota.images, user.id);
-      return quota;
+      db.transaction(() => {
+        setQuotaStmt.run(quota.bytes, quota.images, user.id);
+        audit.change(actor, 'quota_change', {
+          target: user.email,
+          detail: `${quota.bytes ?? 'no'} byte limit, ${quota.images ?? 'no'} image limit`,
+        });
+      })();
     },
 
     /**
      * Deletes the account, its sessions, links and images. Keys are queued in the same transaction,
      * then everything under the user's prefix goes, so uploads that never finished leave nothing.
      */
-    async deleteUser(actor: User, id: string, typedEmail: string): Promise<User> {
+    async deleteUser(actor: Actor, id: string, typedEmail: string): Promise<void> {
       const user = target(id);
-      if (user.id === actor.id) throw new UserError(409, 'You cannot delete your own account here.');
+      if (user.id === actor.user.id) throw new Conflict('You cannot delete your own account here.');
       if (typedEmail.trim().toLowerCase() !== user.email.toLowerCase()) {
-        throw new UserError(400, `Type the email address ${user.email} to confirm.`);
+        throw new Invalid(`Type the email address ${user.email} to confirm.`);
       }
       const keys = db
         .transaction(() => {
@@ -107,6 +105,7 @@ export function createPeople(db: Db, storage: Storage, deps: { users: Users; ima
             }
           }
           removeUser.run(user.id);
+          audit.change(actor, 'user_delete', { target: user.email, detail: `role ${user.role}` });
           return all;
         })
         .immediate();
@@ -121,7 +120,6 @@ export function createPeople(db: Db, storage: Storage, deps: { users: Users; ima
       } catch {
         // The account is gone either way; reconcile removes what is left under a prefix with no user.
       }
-      return user;
     },
   };
 }
@@ -133,8 +131,7 @@ function parseLimit(input: string, what: string, max: number): number | null {
   if (text === '') return null;
   const value = Number(text);
   if (!Number.isFinite(value) || value < 0 || value > max || (what === 'image' && !Number.isInteger(value))) {
-    throw new UserError(
-      400,
+    throw new Invalid(
       `The ${what} limit must be ${what === 'image' ? 'a whole number' : 'a number of MiB'} from 0 to ${max}, or blank for no limit.`,
     );
   }

@@ -166,7 +166,7 @@ export function createBackoff(opts: BackoffLimits & { clock: Clock; maxKeys?: nu
   );
 }
 
-/** "Try again in 40 seconds." for a 429's message, so people know what Retry-After says. */
+/** "Try again in 40 seconds." for a Throttled message, so people know what Retry-After says. */
 export function tryAgainIn(seconds: number): string {
   if (seconds <= 1) return 'Try again in a second.';
   if (seconds < 60) return `Try again in ${Math.ceil(seconds)} seconds.`;

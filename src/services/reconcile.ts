@@ -1,8 +1,7 @@
 import type { Db } from '../db/connection.js';
 import type { Storage } from '../storage/s3.js';
-import type { Audit } from './audit.js';
 import type { Clock } from './clock.js';
-import { UserError } from './errors.js';
+import { DomainError, Unavailable } from './errors.js';
 import type { Images } from './images.js';
 import type { PendingUploads } from './pending-uploads.js';
 import { type SweepReport, storageFailure, type UploadSweeper } from './upload-sweeper.js';
@@ -28,19 +27,17 @@ export interface ReconcileReport extends SweepReport {
  * deletes that failed. An object the bucket cannot read is skipped and reported, never fatal.
  * Dry run unless apply.
  */
-export function createReconcile(
-  db: Db,
-  storage: Storage,
-  deps: {
-    users: Users;
-    uploads: Uploads;
-    images: Images;
-    audit: Audit;
-    clock: Clock;
-    pending: PendingUploads;
-    sweeper: UploadSweeper;
-  },
-) {
+export function createReconcile(deps: {
+  db: Db;
+  storage: Storage;
+  users: Users;
+  uploads: Uploads;
+  images: Images;
+  clock: Clock;
+  pending: PendingUploads;
+  sweeper: UploadSweeper;
+}) {
+  const { db, storage } = deps;
   const queued = db.prepare('SELECT key FROM storage_deletions ORDER BY queued_at LIMIT 10000').pluck();
   const knownKey = db.prepare(
     `SELECT 1 FROM images WHERE original_key = @k OR display_key = @k OR thumb_key = @k
@@ -69,10 +66,9 @@ export function createReconcile(
     });
     try {
       await deps.uploads.complete(user, key, { outside: true });
-      deps.audit.record({ action: 'outside_upload', actor: null, target: key });
       report.imported.push(key);
     } catch (err) {
-      if (err instanceof UserError && err.status !== 503) {
+      if (err instanceof DomainError && !(err instanceof Unavailable)) {
         report.rejected.push(key);
         return;
       }

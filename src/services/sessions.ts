@@ -25,7 +25,7 @@ export interface ValidSession {
  * Lucia's recipe: the token is "<id>.<secret>"; the database keeps the id and SHA-256 of the
  * secret only, and the secret is compared in constant time.
  */
-export function createSessions(db: Db, clock: Clock) {
+export function createSessions({ db, clock }: { db: Db; clock: Clock }) {
   const insert = db.prepare(
     'INSERT INTO sessions (id, secret_hash, user_id, created_at, refreshed_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)',
   );

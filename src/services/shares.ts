@@ -1,8 +1,9 @@
 import type { Db } from '../db/connection.js';
 import type { Storage } from '../storage/s3.js';
+import type { Actor, Audit } from './audit.js';
 import type { Clock } from './clock.js';
 import type { DeviceTokens } from './device-tokens.js';
-import { UserError } from './errors.js';
+import { Gone, Invalid, NotFound, Throttled, Unauthenticated } from './errors.js';
 import { downloadName, type Image, type ImageRow, type Images, rowToImage } from './images.js';
 import { hashPassword, PASSWORD_MAX, verifyPassword } from './passwords.js';
 import { addressKey, type BackoffLimits, createBackoff, createRateLimit, tryAgainIn } from './rate-limit.js';
@@ -93,10 +94,18 @@ export type OpenResult =
 
 export function parseExpiry(input: string | undefined): ShareExpiry {
   if (input && Object.hasOwn(SHARE_EXPIRIES, input)) return input as ShareExpiry;
-  throw new UserError(400, 'Choose when the link expires.');
+  throw new Invalid('Choose when the link expires.');
 }
 
-export function createShares(db: Db, storage: Storage, images: Images, devices: DeviceTokens, clock: Clock) {
+export function createShares(deps: {
+  db: Db;
+  storage: Storage;
+  audit: Audit;
+  images: Images;
+  devices: DeviceTokens;
+  clock: Clock;
+}) {
+  const { db, storage, audit, images, devices, clock } = deps;
   const LINK_COLUMNS = `l.*,
     (SELECT u.is_disabled FROM users u WHERE u.id = l.owner_id) AS owner_disabled,
     (SELECT count(*) FROM share_link_images s WHERE s.link_id = l.id) AS image_count,
@@ -138,13 +147,13 @@ export function createShares(db: Db, storage: Storage, images: Images, devices: 
   function ownedLink(user: User, id: string): ShareLink {
     const row = byId.get(id) as LinkRow | undefined;
     if (!row || (row.owner_id !== user.id && user.role !== 'admin'))
-      throw new UserError(404, 'There is no such link.');
+      throw new NotFound('There is no such link.');
     return rowToLink(row);
   }
 
   async function view(link: ShareLink): Promise<SharedView> {
     const list = (imagesOf.all(link.id) as ImageRow[]).map(rowToImage);
-    if (list.length === 0) throw new UserError(410, 'The images behind this link were deleted.');
+    if (list.length === 0) throw new Gone('The images behind this link were deleted.');
     return {
       link,
       images: await Promise.all(
@@ -178,19 +187,19 @@ export function createShares(db: Db, storage: Storage, images: Images, devices: 
 
     /** Returns the token once: only its hash is kept, so it cannot be shown again. */
     async create(
-      user: User,
+      actor: Actor,
       imageIds: string[],
       opts: { expiry: ShareExpiry; password?: string; allowDownload: boolean },
     ): Promise<{ token: string; link: ShareLink }> {
       const ids = [...new Set(imageIds)];
-      if (ids.length === 0) throw new UserError(400, 'Select the images to share first.');
+      if (ids.length === 0) throw new Invalid('Select the images to share first.');
       if (ids.length > MAX_SHARED_IMAGES)
-        throw new UserError(400, `A link can share at most ${MAX_SHARED_IMAGES} images.`);
+        throw new Invalid(`A link can share at most ${MAX_SHARED_IMAGES} images.`);
+      const { user } = actor;
       for (const id of ids) images.getForChange(user, id);
       const password = opts.password ?? '';
       if (password && (password.length < SHARE_PASSWORD_MIN || password.length > PASSWORD_MAX)) {
-        throw new UserError(
-          400,
+        throw new Invalid(
           `A link password needs ${SHARE_PASSWORD_MIN} to ${PASSWORD_MAX} characters, or leave it blank.`,
         );
       }
@@ -199,6 +208,7 @@ export function createShares(db: Db, storage: Storage, images: Images, devices: 
       const id = randomToken();
       const now = clock();
       const ms = SHARE_EXPIRIES[opts.expiry].ms;
+      const expiresAt = ms === null ? null : now + ms;
       db.transaction(() => {
         insertLink.run(
           id,
@@ -207,10 +217,15 @@ export function createShares(db: Db, storage: Storage, images: Images, devices: 
           passwordHash,
           opts.allowDownload ? 1 : 0,
           now,
-          ms === null ? null : now + ms,
+          expiresAt,
         );
         ids.forEach((imageId, position) => {
           insertImage.run(id, imageId, position);
+        });
+        const expires = expiresAt === null ? 'never' : new Date(expiresAt).toISOString();
+        audit.change(actor, 'share_create', {
+          target: id,
+          detail: `${ids.length} image(s): ${ids.slice(0, 20).join(' ')}; expires ${expires}${passwordHash ? '; password' : ''}${opts.allowDownload ? '; download' : ''}`,
         });
       })();
       return { token, link: rowToLink(byId.get(id) as LinkRow) };
@@ -224,15 +239,18 @@ export function createShares(db: Db, storage: Storage, images: Images, devices: 
       return (byImage.all(image.id) as LinkRow[]).map(rowToLink);
     },
 
-    revoke(user: User, id: string): ShareLink {
-      const link = ownedLink(user, id);
-      revokeStmt.run(clock(), link.id);
+    revoke(actor: Actor, id: string): ShareLink {
+      const link = ownedLink(actor.user, id);
+      db.transaction(() => {
+        revokeStmt.run(clock(), link.id);
+        audit.change(actor, 'share_revoke', { target: link.id });
+      })();
       return link;
     },
 
     /**
-     * What a visitor with the token sees. Unknown tokens are 404; revoked and expired links, and
-     * links of a disabled account, 410. A password-protected link asks first; each successful
+     * What a visitor with the token sees. Unknown tokens are NotFound; revoked and expired links, and
+     * links of a disabled account, Gone. A password-protected link asks first; each successful
      * opening counts as a view.
      */
     async open(
@@ -244,18 +262,17 @@ export function createShares(db: Db, storage: Storage, images: Images, devices: 
         ? (byHash.get(sha256Hex(token)) as LinkRow | undefined)
         : undefined;
       if (!row)
-        throw new UserError(404, 'There is no shared link at this address. Check that it was copied whole.');
+        throw new NotFound('There is no shared link at this address. Check that it was copied whole.');
       const link = rowToLink(row);
       const state = stateOf(link);
       if (state !== 'active') {
-        throw new UserError(
-          410,
+        throw new Gone(
           state === 'revoked'
             ? 'This link was turned off by the person who shared it.'
             : 'This link has expired. Ask the person who shared it for a new one.',
         );
       }
-      if (row.owner_disabled === 1) throw new UserError(410, 'This link is no longer available.');
+      if (row.owner_disabled === 1) throw new Gone('This link is no longer available.');
       if (row.password_hash === null) {
         const shown = await view(link);
         countView.run(clock(), link.id);
@@ -270,12 +287,11 @@ export function createShares(db: Db, storage: Storage, images: Images, devices: 
             { throttle: guessesByLink, key: link.id },
           ];
       const wait = Math.max(...counters.map((c) => c.throttle.retryAfterSeconds(c.key)));
-      if (wait > 0)
-        throw new UserError(429, `Too many wrong passwords for this link. ${tryAgainIn(wait)}`, wait);
+      if (wait > 0) throw new Throttled(`Too many wrong passwords for this link. ${tryAgainIn(wait)}`, wait);
       // Counted before the slow check, so parallel guesses count one by one.
       for (const c of counters) c.throttle.recordFailure(c.key);
       if (password.length > PASSWORD_MAX || !(await verifyPassword(row.password_hash, password))) {
-        throw new UserError(401, 'That password is not right.');
+        throw new Unauthenticated('That password is not right.');
       }
       if (device) guessesByDevice.reset(device);
       else {

@@ -1,5 +1,5 @@
 import { formatBytes } from '../views/format.js';
-import { UserError } from './errors.js';
+import { Forbidden, NotFound, TooLarge } from './errors.js';
 import type { Image, ImageRow, Images } from './images.js';
 import { type PendingUploads, POLICY_CLOCK_MARGIN_MS, POLICY_TTL_SECONDS } from './pending-uploads.js';
 import { SWEEP_INTERVAL_MS } from './upload-sweeper.js';
@@ -29,19 +29,17 @@ export function createUploadQuota(deps: { users: Users; images: Images; pending:
      */
     roomForPolicy(ownerId: string, replaced: Image | null, exceptKey: string, size?: number): number {
       const fresh = users.get(ownerId);
-      if (!fresh) throw new UserError(404, 'That account no longer exists.');
+      if (!fresh) throw new NotFound('That account no longer exists.');
       const used = images.usage(ownerId);
       if (!replaced && fresh.quotaImages !== null) {
         if (used.images >= fresh.quotaImages) {
-          throw new UserError(
-            403,
+          throw new Forbidden(
             `You have reached your limit of ${fresh.quotaImages} images. Delete some, or ask an admin for more.`,
           );
         }
         const unfinished = pending.unfinishedNewImages(ownerId, exceptKey);
         if (used.images + unfinished >= fresh.quotaImages) {
-          throw new UserError(
-            403,
+          throw new Forbidden(
             `You have reached your limit of ${fresh.quotaImages} images, counting ${unfinished} upload${unfinished === 1 ? '' : 's'} not finished yet. Finish them, or wait: an unfinished upload is given up within ${RELEASE_MINUTES} minutes.`,
           );
         }
@@ -53,14 +51,12 @@ export function createUploadQuota(deps: { users: Users; images: Images; pending:
       const left = free - held;
       // Said plainly when the file would not fit anyway; the hold is named when it is what stands in the way.
       if (size !== undefined && size > free && free > 0) {
-        throw new UserError(
-          413,
+        throw new TooLarge(
           `That file (${formatBytes(size)}) is larger than what is left of your storage quota (${formatBytes(free)}).`,
         );
       }
       if (left <= 0 || (size !== undefined && size > left)) {
-        throw new UserError(
-          403,
+        throw new Forbidden(
           held > 0 && free > 0
             ? `Your storage quota is used up, counting ${formatBytes(unfinished + held)} held for recent uploads, whose upload links could still be used. It is released within ${RELEASE_MINUTES} minutes; or delete some images, or ask an admin for more.`
             : unfinished > 0

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Storage } from '../storage/s3.js';
 import type { Clock } from './clock.js';
-import { StorageUnavailableError, UserError } from './errors.js';
+import { Conflict, DomainError, Unavailable } from './errors.js';
 import type { Images } from './images.js';
 import type { PendingUpload, PendingUploads } from './pending-uploads.js';
 import type { Uploads } from './uploads.js';
@@ -35,7 +35,7 @@ export const emptySweepReport = (): SweepReport => ({
 
 /** A short reason for the report: what the bucket said, never a stack. */
 export function storageFailure(err: unknown): string {
-  const cause = err instanceof StorageUnavailableError ? err.reason : err;
+  const cause = err instanceof Unavailable && err.cause !== undefined ? err.cause : err;
   if (!(cause instanceof Error)) return String(cause).slice(0, 200);
   const status = (cause as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
   return `${cause.name}${status ? ` (HTTP ${status})` : ''}: ${cause.message}`.slice(0, 200);
@@ -47,11 +47,15 @@ export function storageFailure(err: unknown): string {
  * unfinished one is completed if its file arrived, else dropped. The server runs it on a timer;
  * reconcile runs the same sweep.
  */
-export function createUploadSweeper(
-  storage: Storage,
-  deps: { pending: PendingUploads; uploads: Uploads; users: Users; images: Images; clock: Clock },
-) {
-  const { pending, uploads, users, images, clock } = deps;
+export function createUploadSweeper(deps: {
+  storage: Storage;
+  pending: PendingUploads;
+  uploads: Uploads;
+  users: Users;
+  images: Images;
+  clock: Clock;
+}) {
+  const { storage, pending, uploads, users, images, clock } = deps;
 
   async function sweepOne(listed: PendingUpload, apply: boolean, report: SweepReport) {
     // Listed before the rows ahead of it were settled: a completion may have finished it since.
@@ -86,7 +90,8 @@ export function createUploadSweeper(
       await uploads.complete(owner, row.key);
       report.completed.push(row.key);
     } catch (err) {
-      if (!(err instanceof UserError) || err.status === 503 || err.status === 409) throw err;
+      // Refused for good (not an image, over quota…) it is rejected; storage trouble and a lost race are retried.
+      if (!(err instanceof DomainError) || err instanceof Unavailable || err instanceof Conflict) throw err;
       report.rejected.push(row.key);
     }
     // Its policy expired long ago: nothing can replay it, so the row has done its work.

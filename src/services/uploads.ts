@@ -1,9 +1,21 @@
 import { randomUUID } from 'node:crypto';
 import type { Db } from '../db/connection.js';
-import { isPreconditionFailed, type Storage } from '../storage/s3.js';
+import { isPreconditionFailed, SCRIPT_ANSWER, type Storage } from '../storage/s3.js';
 import { formatBytes } from '../views/format.js';
+import type { Actor, Audit } from './audit.js';
 import type { Clock } from './clock.js';
-import { fromStorage, UserError } from './errors.js';
+import {
+  Conflict,
+  DomainError,
+  Forbidden,
+  fromStorage,
+  Invalid,
+  NotFound,
+  Throttled,
+  TooLarge,
+  Unavailable,
+  UnsupportedType,
+} from './errors.js';
 import { cleanText, type ImageRow, type Images, rowToImage, withoutExtension } from './images.js';
 import { createLimiter } from './limiter.js';
 import type { Notifications } from './notifications.js';
@@ -41,7 +53,11 @@ export interface PresignedUpload {
 }
 
 export interface PresignRequest {
-  mode: 'redirect' | 'status';
+  /**
+   * Who sends the file: the upload page's own form (the bucket sends the browser back to
+   * /uploads/complete) or upload.js (the bucket answers it, and it asks for the completion).
+   */
+  from: 'form' | 'script';
   originalName?: string;
   replacesImageId?: string;
   /** the file's exact size: the policy then allows exactly that many bytes, and reserves no more */
@@ -69,16 +85,31 @@ export const originalsPrefix = (userId: string) => `users/${userId}/originals/`;
  */
 const ownerIdOf = (user: User, replacing: { owner_id: string } | undefined) => replacing?.owner_id ?? user.id;
 
-/** A refusal decided during completion: the row closes and the objects go. */
-class Refusal extends UserError {}
+/** A file checked and rendered, ready to be recorded. */
+interface Verified {
+  size: number;
+  contentType: string;
+  renditions: Renditions;
+}
 
-export function createUploads(
-  db: Db,
-  storage: Storage,
-  deps: { images: Images; users: Users; notifications: Notifications; pending: PendingUploads; clock: Clock },
-  opts: { maxUploadBytes: number; appOrigin: string },
-) {
-  const { images, users, notifications, pending, clock } = deps;
+/** A file refused for good during completion: the row closes and the objects go. */
+interface Refused {
+  refused: TooLarge | UnsupportedType;
+}
+
+export function createUploads(deps: {
+  db: Db;
+  storage: Storage;
+  audit: Audit;
+  images: Images;
+  users: Users;
+  notifications: Notifications;
+  pending: PendingUploads;
+  clock: Clock;
+  maxUploadBytes: number;
+  appOrigin: string;
+}) {
+  const { db, storage, audit, images, users, notifications, pending, clock } = deps;
   const imageById = db.prepare('SELECT * FROM images WHERE id = ?');
   const insertImage = db.prepare(
     `INSERT INTO images (id, owner_id, title, original_name, original_key, display_key, thumb_key, content_type,
@@ -108,7 +139,7 @@ export function createUploads(
     row: PendingUpload,
     finalKey: string | null,
     made: string[],
-    err: UserError,
+    err: DomainError,
     outside: boolean,
     etag: string | null = null,
   ): Promise<never> {
@@ -122,29 +153,38 @@ export function createUploads(
    * Checks the final key (which no policy can write) and renders it. Reading the whole original and
    * decoding it holds it in memory: that part takes one of VERIFY_CONCURRENCY slots, in turn.
    */
-  async function verify(user: User, row: PendingUpload, finalKey: string, renditionKeys: string[]) {
+  async function verify(
+    user: User,
+    row: PendingUpload,
+    finalKey: string,
+    renditionKeys: string[],
+  ): Promise<Verified | Refused> {
     const head = await fromStorage(storage.head(finalKey));
-    if (!head) throw new UserError(503, 'The uploaded file could not be read back. Please try again.');
-    if (head.size > opts.maxUploadBytes) throw new Refusal(413, 'That file is larger than the upload limit.');
-    if (head.size === 0) throw new Refusal(415, NOT_AN_IMAGE);
+    if (!head) throw new Unavailable('The uploaded file could not be read back. Please try again.');
+    if (head.size > deps.maxUploadBytes)
+      return { refused: new TooLarge('That file is larger than the upload limit.') };
+    if (head.size === 0) return { refused: new UnsupportedType(NOT_AN_IMAGE) };
     const replacing = row.replacesImageId
       ? (imageById.get(row.replacesImageId) as ImageRow | undefined)
       : undefined;
     // A cheap early answer; the transaction below checks again, and that check is the one that holds.
     const overQuota = quota.refusal(ownerIdOf(user, replacing), head.size, replacing);
-    if (overQuota) throw new Refusal(413, overQuota);
+    if (overQuota) return { refused: new TooLarge(overQuota) };
 
     const start = await fromStorage(storage.getRange(finalKey, 0, Math.min(head.size, SNIFF_BYTES) - 1));
     const contentType = await sniffImageType(start);
-    if (!contentType) throw new Refusal(415, NOT_AN_IMAGE);
-    const renditions = await verifications.run(async (): Promise<Renditions> => {
+    if (!contentType) return { refused: new UnsupportedType(NOT_AN_IMAGE) };
+    const renditions = await verifications.run(async (): Promise<Renditions | null> => {
       const original = Buffer.from(await fromStorage(storage.getRange(finalKey, 0, head.size - 1)));
-      try {
-        return await makeRenditions(original);
-      } catch {
-        throw new Refusal(415, 'That image could not be read: it may be damaged, or too large in pixels.');
-      }
+      return makeRenditions(original).catch(() => null);
     });
+    if (!renditions) {
+      return {
+        refused: new UnsupportedType(
+          'That image could not be read: it may be damaged, or too large in pixels.',
+        ),
+      };
+    }
     const [thumbKey, displayKey] = renditionKeys as [string, string];
     await fromStorage(
       Promise.all([
@@ -163,18 +203,19 @@ export function createUploads(
   async function completeOnce(
     user: User,
     row: PendingUpload,
-    outside: boolean,
+    o: { outside: boolean; actor: Actor | undefined },
     named: string | null,
   ): Promise<Completion> {
+    const { outside, actor } = o;
     if (user.role === 'viewer') {
-      return refuse(row, null, [], new UserError(403, 'Viewers cannot upload images.'), outside);
+      return refuse(row, null, [], new Forbidden('Viewers cannot upload images.'), outside);
     }
     const staged = await fromStorage(storage.head(row.key));
-    if (!staged) throw new UserError(400, 'The file has not arrived in storage. Please upload it again.');
+    if (!staged) throw new Invalid('The file has not arrived in storage. Please upload it again.');
     const stagedEtag = staged.etag ? bareEtag(staged.etag) : null;
     // Another file took this one's place (a second tab's post through the same form): that one is
     // kept by its own completion, or by the sweep.
-    if (named && stagedEtag && named !== stagedEtag) throw new UserError(409, REPLACED);
+    if (named && stagedEtag && named !== stagedEtag) throw new Conflict(REPLACED);
     const etag = stagedEtag ?? named;
     const replacing = row.replacesImageId
       ? (imageById.get(row.replacesImageId) as ImageRow | undefined)
@@ -187,24 +228,25 @@ export function createUploads(
     const version = randomUUID();
     const renditionKeys = [`${base}thumbs/${version}.webp`, `${base}display/${version}.webp`];
     const made = [finalKey, ...renditionKeys];
-    let checked: Awaited<ReturnType<typeof verify>>;
+    let verdict: Verified | Refused;
     try {
       // Verified only from the copy: a replay of the policy can change the staging object, never
       // this. The copy is of the file whose ETag was read above, or nothing: never of a later one.
       const ifMatch = staged.etag ? { ifMatch: staged.etag } : {};
       await fromStorage(
         storage.copy(row.key, finalKey, ifMatch).catch((err: unknown) => {
-          throw isPreconditionFailed(err) ? new UserError(409, REPLACED) : err;
+          throw isPreconditionFailed(err) ? new Conflict(REPLACED) : err;
         }),
       );
-      checked = await verify(user, row, finalKey, renditionKeys);
+      verdict = await verify(user, row, finalKey, renditionKeys);
     } catch (err) {
-      if (err instanceof Refusal) return refuse(row, finalKey, made, err, outside, etag);
       // Storage trouble or a crash of sharp: the row stays open for a retry or the sweep.
       pending.release(row.key, finalKey);
       await images.discardObjects(made);
       throw err;
     }
+    if ('refused' in verdict) return refuse(row, finalKey, made, verdict.refused, outside, etag);
+    const checked = verdict;
 
     const [thumbKey, displayKey] = renditionKeys as [string, string];
     const now = clock();
@@ -222,7 +264,7 @@ export function createUploads(
       taken_at: checked.renditions.takenAt,
       updated_at: now,
     };
-    type Outcome = { imageId: string; replaced: boolean; oldKeys: string[] } | UserError | null;
+    type Outcome = { imageId: string; replaced: boolean; oldKeys: string[] } | DomainError | null;
     // Quota check, insert and closing the row are one write transaction: concurrent completions
     // queue on SQLite's write lock, so each sees the images the ones before it added.
     const commit = () =>
@@ -233,24 +275,27 @@ export function createUploads(
             : undefined;
           if (row.replacesImageId && !target) {
             pending.close(row.key, finalKey, null, now); // the delete has usually closed it already
-            return new UserError(404, 'That image was deleted while the new file was uploading.');
+            return new NotFound('That image was deleted while the new file was uploading.');
           }
           const overQuota = quota.refusal(ownerIdOf(user, target), checked.size, target);
           const imageId = overQuota ? null : (target?.id ?? randomUUID().replaceAll('-', ''));
           // Only the holder of the claim may close the row; a stale one (the sweep took over) backs off.
           if (!pending.close(row.key, finalKey, imageId, now, etag)) return null;
-          if (overQuota || !imageId) return new UserError(413, overQuota ?? '');
+          if (overQuota || !imageId) return new TooLarge(overQuota ?? '');
           if (target) {
             replaceImage.run({ ...fields, id: target.id });
             const old = rowToImage(target);
             const oldKeys = [old.originalKey, old.displayKey, old.thumbKey];
             for (const k of oldKeys) images.queueDeletion(k);
             notifications.recordChange(user, 'replace', target.id, `“${target.title}”`);
+            if (actor) audit.change(actor, 'replace', { target: target.id });
             return { imageId: target.id, replaced: true, oldKeys };
           }
           const title = cleanText(withoutExtension(originalName), 200) || 'Untitled';
           insertImage.run({ ...fields, id: imageId, owner_id: user.id, title, created_at: now });
           notifications.recordChange(user, outside ? 'outside_upload' : 'upload', imageId, `“${title}”`);
+          if (outside) audit.change(null, 'outside_upload', { target: row.key });
+          else if (actor) audit.change(actor, 'upload', { target: imageId });
           return { imageId, replaced: false, oldKeys: [] };
         })
         .immediate();
@@ -269,8 +314,8 @@ export function createUploads(
     }
     // Objects put into the bucket from outside have no policy to replay: their row has done its work.
     if (outside) pending.remove(row.key);
-    await images.discardObjects([row.key, ...(outcome instanceof UserError ? made : [])]);
-    if (outcome instanceof UserError) throw outcome;
+    await images.discardObjects([row.key, ...(outcome instanceof DomainError ? made : [])]);
+    if (outcome instanceof DomainError) throw outcome;
     await images.deleteObjects(outcome.oldKeys);
     return { imageId: outcome.imageId, replaced: outcome.replaced, isRepeat: false };
   }
@@ -280,19 +325,21 @@ export function createUploads(
    * names, verifies that copy, and records it. Safe to call twice (the redirect GET may repeat):
    * a key already completed answers with its image. `etag` names the file the caller sent (the
    * bucket's redirect adds it): a call for another file than the one kept is told it was not kept.
+   * The completion is audited as the actor's (their request), or as an outside upload; one the
+   * sweep finishes, for a browser that never came back, has no actor and no audit row.
    */
   async function complete(
     user: User,
     key: string,
-    o: { outside?: boolean; etag?: string } = {},
+    o: { outside?: boolean; etag?: string; actor?: Actor } = {},
   ): Promise<Completion> {
     const named = o.etag ? bareEtag(o.etag) : null;
     const row = pending.get(key);
-    if (!row || row.ownerId !== user.id) throw new UserError(404, NOT_FOUND);
+    if (!row || row.ownerId !== user.id) throw new NotFound(NOT_FOUND);
     if (row.closedAt !== null) {
       // A page's form posted again (another tab, a reload of a form that was reused) after its
       // first file was kept: not that file. (Rows closed by older versions hold the ETag unlowered.)
-      if (named && row.etag && named !== bareEtag(row.etag)) throw new UserError(409, SECOND_FILE);
+      if (named && row.etag && named !== bareEtag(row.etag)) throw new Conflict(SECOND_FILE);
       return repeatOf(user, key);
     }
     const running = inFlight.get(key);
@@ -302,7 +349,9 @@ export function createUploads(
       await running.work.catch(() => undefined);
       return complete(user, key, o);
     }
-    const work = completeOnce(user, row, o.outside ?? false, named).finally(() => inFlight.delete(key));
+    const work = completeOnce(user, row, { outside: o.outside ?? false, actor: o.actor }, named).finally(() =>
+      inFlight.delete(key),
+    );
     inFlight.set(key, { work, etag: named });
     return work;
   }
@@ -310,16 +359,16 @@ export function createUploads(
   /** The answer for a key that was finished (or is being finished) by another call. */
   function repeatOf(user: User, key: string): Completion {
     const row = pending.get(key);
-    if (!row || row.ownerId !== user.id) throw new UserError(404, NOT_FOUND);
+    if (!row || row.ownerId !== user.id) throw new NotFound(NOT_FOUND);
     if (row.closedAt === null) {
-      throw new UserError(409, 'This upload is being finished right now. Reload the page in a moment.');
+      throw new Conflict('This upload is being finished right now. Reload the page in a moment.');
     }
     const image = row.imageId ? (imageById.get(row.imageId) as ImageRow | undefined) : undefined;
     if (image) return { imageId: image.id, replaced: row.replacesImageId !== null, isRepeat: true };
     if (row.replacesImageId && !imageById.get(row.replacesImageId)) {
-      throw new UserError(404, 'That image was deleted while the new file was uploading.');
+      throw new NotFound('That image was deleted while the new file was uploading.');
     }
-    throw new UserError(404, NOT_FOUND);
+    throw new NotFound(NOT_FOUND);
   }
 
   return {
@@ -329,11 +378,10 @@ export function createUploads(
      */
     async presign(user: User, req: PresignRequest): Promise<PresignedUpload> {
       const replaced = req.replacesImageId ? images.getForChange(user, req.replacesImageId) : null;
-      if (user.role === 'viewer') throw new UserError(403, 'Viewers cannot upload images.');
-      if (req.size !== undefined && req.size > opts.maxUploadBytes) {
-        throw new UserError(
-          413,
-          `That file is larger than the upload limit of ${formatBytes(opts.maxUploadBytes)}.`,
+      if (user.role === 'viewer') throw new Forbidden('Viewers cannot upload images.');
+      if (req.size !== undefined && req.size > deps.maxUploadBytes) {
+        throw new TooLarge(
+          `That file is larger than the upload limit of ${formatBytes(deps.maxUploadBytes)}.`,
         );
       }
       const originalName = cleanText(req.originalName ?? '', NAME_MAX);
@@ -346,7 +394,7 @@ export function createUploads(
           // site), so visits never pile up reservations; upload.js takes it over for its first file.
           const form = req.formKey
             ? pending.get(req.formKey)
-            : req.mode === 'redirect'
+            : req.from === 'form'
               ? pending.openForm(user.id, replaced?.id ?? null, now)
               : undefined;
           const reuse =
@@ -358,18 +406,17 @@ export function createUploads(
             form.replacesImageId === (replaced?.id ?? null);
           const exceptKey = reuse ? form.key : '';
           const left = quota.roomForPolicy(replaced?.ownerId ?? user.id, replaced, exceptKey, req.size);
-          const ceiling = req.size ?? Math.min(opts.maxUploadBytes, left);
+          const ceiling = req.size ?? Math.min(deps.maxUploadBytes, left);
           if (reuse) {
             // Taken over by upload.js, it is that tab's alone: another tab gets an upload of its own.
-            const isForm = req.mode === 'redirect';
+            const isForm = req.from === 'form';
             pending.resign(form.key, { maxBytes: ceiling, originalName, expiresAt, isForm });
             return { key: form.key, maxBytes: ceiling, isNew: false };
           }
           const open = pending.live(user.id, now);
           if (open.count >= MAX_OPEN_UPLOADS) {
             const waitMs = (open.oldestExpiresAt ?? now) - now;
-            throw new UserError(
-              429,
+            throw new Throttled(
               `Too many uploads are waiting to finish. ${tryAgainIn(Math.ceil(waitMs / 1000))}`,
               Math.max(1, Math.ceil(waitMs / 1000)),
             );
@@ -381,7 +428,7 @@ export function createUploads(
             originalName,
             replacesImageId: replaced?.id ?? null,
             maxBytes: ceiling,
-            isForm: req.mode === 'redirect',
+            isForm: req.from === 'form',
             createdAt: now,
             expiresAt,
           });
@@ -396,9 +443,7 @@ export function createUploads(
             ...(req.size !== undefined ? { minBytes: req.size } : {}),
             contentTypePrefix: 'image/',
             ttlSeconds: POLICY_TTL_SECONDS,
-            ...(req.mode === 'redirect'
-              ? { redirect: `${opts.appOrigin}/uploads/complete` }
-              : { status: 201 as const }),
+            ...(req.from === 'form' ? { redirect: `${deps.appOrigin}/uploads/complete` } : SCRIPT_ANSWER),
           }),
         );
         return { key, ...post };

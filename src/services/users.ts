@@ -1,8 +1,9 @@
 import { z } from 'zod';
 import type { Signup } from '../config.js';
 import type { Db } from '../db/connection.js';
+import type { Actor, Audit } from './audit.js';
 import type { Clock } from './clock.js';
-import { UserError } from './errors.js';
+import { Conflict, Forbidden, Invalid, NotFound } from './errors.js';
 import { dummyPasswordHash, hashPassword, PASSWORD_MAX, PASSWORD_MIN, verifyPassword } from './passwords.js';
 import { randomToken, sha256Hex } from './tokens.js';
 
@@ -54,21 +55,30 @@ const emailSchema = z
 
 export function parseEmail(input: string): string {
   const result = emailSchema.safeParse(input);
-  if (!result.success)
-    throw new UserError(400, result.error.issues[0]?.message ?? 'Enter a valid email address.');
+  if (!result.success) throw new Invalid(result.error.issues[0]?.message ?? 'Enter a valid email address.');
   return result.data;
 }
 
 export function checkNewPassword(password: string): void {
   if (password.length < PASSWORD_MIN) {
-    throw new UserError(400, `Choose a password of at least ${PASSWORD_MIN} characters.`);
+    throw new Invalid(`Choose a password of at least ${PASSWORD_MIN} characters.`);
   }
   if (password.length > PASSWORD_MAX) {
-    throw new UserError(400, `Passwords can be at most ${PASSWORD_MAX} characters.`);
+    throw new Invalid(`Passwords can be at most ${PASSWORD_MAX} characters.`);
   }
 }
 
-export function createUsers(db: Db, clock: Clock, signup: Signup) {
+export function createUsers({
+  db,
+  clock,
+  signup,
+  audit,
+}: {
+  db: Db;
+  clock: Clock;
+  signup: Signup;
+  audit: Audit;
+}) {
   const byId = db.prepare('SELECT * FROM users WHERE id = ?');
   const byEmail = db.prepare('SELECT * FROM users WHERE email = ?');
   const countAll = db.prepare('SELECT count(*) AS n FROM users');
@@ -95,13 +105,12 @@ export function createUsers(db: Db, clock: Clock, signup: Signup) {
       const invite = inviteByHash.get(sha256Hex(inviteToken), clock()) as
         | { id: string; role: Role }
         | undefined;
-      if (!invite)
-        throw new UserError(403, 'This invite link is invalid, used or expired. Ask for a new one.');
+      if (!invite) throw new Forbidden('This invite link is invalid, used or expired. Ask for a new one.');
       return { role: invite.role, inviteId: invite.id };
     }
     if (signup === 'open') return { role: 'member' };
-    if (signup === 'closed') throw new UserError(403, 'Sign-up is closed on this server.');
-    throw new UserError(403, 'Sign-up on this server needs an invite link from an administrator.');
+    if (signup === 'closed') throw new Forbidden('Sign-up is closed on this server.');
+    throw new Forbidden('Sign-up on this server needs an invite link from an administrator.');
   }
 
   return {
@@ -117,7 +126,13 @@ export function createUsers(db: Db, clock: Clock, signup: Signup) {
       return roleForSignup(inviteToken).role;
     },
 
-    async signUp(input: { email: string; password: string; inviteToken?: string }): Promise<User> {
+    /** The new account is the actor of its own sign-up, from the visitor's address. */
+    async signUp(input: {
+      email: string;
+      password: string;
+      inviteToken?: string;
+      ip: string;
+    }): Promise<User> {
       const email = parseEmail(input.email);
       checkNewPassword(input.password);
       roleForSignup(input.inviteToken);
@@ -126,12 +141,16 @@ export function createUsers(db: Db, clock: Clock, signup: Signup) {
       return db
         .transaction(() => {
           const { role, inviteId } = roleForSignup(input.inviteToken);
-          if (byEmail.get(email))
-            throw new UserError(409, 'An account with this email address already exists.');
+          if (byEmail.get(email)) throw new Conflict('An account with this email address already exists.');
           const now = clock();
           insert.run(id, email, passwordHash, role, now);
           if (inviteId) useInvite.run(now, id, inviteId);
-          return rowToUser(byId.get(id) as UserRow);
+          const user = rowToUser(byId.get(id) as UserRow);
+          audit.change({ user, ip: input.ip }, 'signup', {
+            target: id,
+            detail: `role ${role}${input.inviteToken ? ', by invite' : ''}`,
+          });
+          return user;
         })
         .immediate();
     },
@@ -144,9 +163,12 @@ export function createUsers(db: Db, clock: Clock, signup: Signup) {
       const id = randomToken();
       return db
         .transaction(() => {
-          if (byEmail.get(email))
-            throw new UserError(409, 'An account with this email address already exists.');
+          if (byEmail.get(email)) throw new Conflict('An account with this email address already exists.');
           insert.run(id, email, passwordHash, input.role, clock());
+          audit.change(null, 'user_create', {
+            target: email,
+            detail: `role ${input.role}, from the command line`,
+          });
           return rowToUser(byId.get(id) as UserRow);
         })
         .immediate();
@@ -168,31 +190,34 @@ export function createUsers(db: Db, clock: Clock, signup: Signup) {
 
     /** Every other session of the user ends: a stolen session must not outlive a password change. */
     async changePassword(
-      userId: string,
+      actor: Actor,
       currentPassword: string,
       newPassword: string,
       keepSessionId: string,
     ): Promise<void> {
+      const userId = actor.user.id;
       const row = byId.get(userId) as UserRow | undefined;
-      if (!row) throw new UserError(404, 'No such account.');
+      if (!row) throw new NotFound('No such account.');
       if (!(await verifyPassword(row.password_hash, currentPassword))) {
-        throw new UserError(400, 'Your current password is not correct.');
+        throw new Invalid('Your current password is not correct.');
       }
       checkNewPassword(newPassword);
       const newHash = await hashPassword(newPassword);
       db.transaction(() => {
         setHash.run(newHash, userId);
         endOtherSessions.run(userId, keepSessionId);
+        audit.change(actor, 'password_change');
       })();
     },
 
     /** For the CLI's reset: ends every session of the user. */
-    async setPassword(userId: string, newPassword: string): Promise<void> {
+    async setPassword(user: User, newPassword: string): Promise<void> {
       checkNewPassword(newPassword);
       const newHash = await hashPassword(newPassword);
       db.transaction(() => {
-        setHash.run(newHash, userId);
-        endSessions.run(userId);
+        setHash.run(newHash, user.id);
+        endSessions.run(user.id);
+        audit.change(null, 'password_reset', { target: user.email, detail: 'from the command line' });
       })();
     },
 

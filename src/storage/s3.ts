@@ -46,6 +46,9 @@ export interface PresignPostOptions {
   ttlSeconds: number;
 }
 
+/** A script's upload is answered 201 with the stored object's XML, which names its ETag (204 is empty). */
+export const SCRIPT_ANSWER = { status: 201 } as const satisfies Pick<PresignPostOptions, 'status'>;
+
 export interface PresignGetOptions {
   key: string;
   ttlSeconds: number;
