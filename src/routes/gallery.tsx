@@ -1,10 +1,10 @@
 import { type Context, Hono } from 'hono';
 import type { AppEnv } from '../env.js';
+import { countOf } from '../format.js';
 import { requireRole, requireUser, signedIn } from '../middleware/session.js';
 import { UserError } from '../services/errors.js';
 import { canChangeImages } from '../services/images.js';
 import type { User } from '../services/users.js';
-import { countOf } from '../views/format.js';
 import { GalleryCards, GalleryPage } from '../views/gallery.js';
 import { fragment, page } from './render.js';
 

@@ -1,4 +1,5 @@
 import type { Db } from '../db/connection.js';
+import { ACCEPTED_TYPES } from '../image-types.js';
 import type { Storage } from '../storage/s3.js';
 import type { Clock } from './clock.js';
 import { UserError } from './errors.js';
@@ -335,17 +336,9 @@ export function cleanText(input: string, max: number): string {
 
 export const withoutExtension = (name: string) => name.replace(/\.[A-Za-z0-9]{1,5}$/, '');
 
-const EXTENSIONS: Record<string, string> = {
-  'image/jpeg': 'jpg',
-  'image/png': 'png',
-  'image/gif': 'gif',
-  'image/webp': 'webp',
-  'image/avif': 'avif',
-};
-
 /** The name the browser saves a download under: the original name, with the real type's extension. */
 export function downloadName(image: Pick<Image, 'originalName' | 'title' | 'contentType'>): string {
-  const ext = EXTENSIONS[image.contentType] ?? 'bin';
+  const ext = ACCEPTED_TYPES.get(image.contentType)?.extension ?? 'bin';
   const base = withoutExtension(image.originalName || image.title || 'image');
   return `${base.replace(/[\\/]/g, '_')}.${ext}`;
 }

@@ -1,8 +1,8 @@
+import { countOf, formatDateTime } from '../format.js';
 import type { Image } from '../services/images.js';
 import { SHARE_EXPIRIES, type SharedView, type ShareLink, type ShareState } from '../services/shares.js';
 import type { User } from '../services/users.js';
 import { ErrorMessage, Notice } from './components/messages.js';
-import { countOf, formatDateTime } from './format.js';
 import { Layout } from './layout.js';
 
 export interface LinkRowData {
