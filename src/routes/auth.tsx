@@ -1,5 +1,6 @@
 import { Hono } from 'hono';
 import type { AppEnv } from '../env.js';
+import { EMAIL_MAX } from '../limits.js';
 import { clientIp } from '../middleware/client-ip.js';
 import { clearSessionCookie, requireUser, setSessionCookie, signedIn } from '../middleware/session.js';
 import { UserError } from '../services/errors.js';
@@ -86,7 +87,7 @@ authRoutes.post('/login', async (c) => {
       // The typed email is kept as the target, not as an actor: it may not be anyone's.
       audit(c, 'login_failed', {
         actor: null,
-        target: (form.email ?? '').trim().slice(0, 254),
+        target: (form.email ?? '').trim().slice(0, EMAIL_MAX),
         detail: err.message,
       });
     }

@@ -1,6 +1,7 @@
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Db } from '../db/connection.js';
+import { EMAIL_MAX } from '../limits.js';
 import type { Clock } from './clock.js';
 import { UserError } from './errors.js';
 import { addressKey } from './rate-limit.js';
@@ -36,8 +37,8 @@ export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 
 export const AUDIT_PAGE_SIZE = 100;
 const DAY_MS = 24 * 60 * 60 * 1000;
-/** Longest text kept per column: an email is at most 254 characters, an IPv6 address 45. */
-const MAX_CHARS = { email: 254, target: 254, detail: 500, ip: 64 } as const;
+/** Longest text kept per column: no email is longer than EMAIL_MAX, an IPv6 address 45 characters. */
+const MAX_CHARS = { email: EMAIL_MAX, target: 254, detail: 500, ip: 64 } as const;
 /**
  * Refused attempts and share-link openings, which anyone can repeat at will, are counted in
  * memory and written as one row per kind (or link) and address per window.

@@ -1,5 +1,6 @@
 import type { Db } from '../db/connection.js';
 import { ACCEPTED_TYPES } from '../image-types.js';
+import { TITLE_MAX } from '../limits.js';
 import type { Storage } from '../storage/s3.js';
 import type { Clock } from './clock.js';
 import { UserError } from './errors.js';
@@ -17,7 +18,6 @@ export const canChangeImage = (user: Pick<User, 'id' | 'role'>, image: Pick<Imag
   canChangeImages(user) && (image.ownerId === user.id || user.role === 'admin');
 const URL_TTL_SECONDS = 2 * 60 * 60;
 const HOUR_MS = 60 * 60 * 1000;
-export const TITLE_MAX = 200;
 
 export interface Image {
   id: string;

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Db } from '../db/connection.js';
 import { formatBytes } from '../format.js';
 import { ACCEPTED_NAMES } from '../image-types.js';
+import { TITLE_MAX } from '../limits.js';
 import { isPreconditionFailed, type Storage } from '../storage/s3.js';
 import type { Clock } from './clock.js';
 import { fromStorage, UserError } from './errors.js';
@@ -249,7 +250,7 @@ export function createUploads(
             notifications.recordChange(user, 'replace', target.id, `“${target.title}”`);
             return { imageId: target.id, replaced: true, oldKeys };
           }
-          const title = cleanText(withoutExtension(originalName), 200) || 'Untitled';
+          const title = cleanText(withoutExtension(originalName), TITLE_MAX) || 'Untitled';
           insertImage.run({ ...fields, id: imageId, owner_id: user.id, title, created_at: now });
           notifications.recordChange(user, outside ? 'outside_upload' : 'upload', imageId, `“${title}”`);
           return { imageId, replaced: false, oldKeys: [] };

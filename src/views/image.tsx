@@ -1,7 +1,8 @@
 import { countOf, formatBytes, formatDateTime } from '../format.js';
 import { ACCEPTED_TYPES } from '../image-types.js';
+import { TITLE_MAX } from '../limits.js';
 import type { Image } from '../services/images.js';
-import { canChangeImage, TITLE_MAX } from '../services/images.js';
+import { canChangeImage } from '../services/images.js';
 import type { User } from '../services/users.js';
 import { ErrorMessage, Notice } from './components/messages.js';
 import { Layout } from './layout.js';
