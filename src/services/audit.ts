@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Db } from '../db/connection.js';
 import { EMAIL_MAX } from '../limits.js';
 import type { Clock } from './clock.js';
+import { idCursor, writeCursor } from './cursors.js';
 import { UserError } from './errors.js';
 import { addressKey } from './rate-limit.js';
 
@@ -353,22 +354,24 @@ export function createAudit(db: Db, clock: Clock) {
       };
     },
 
-    /** Newest first; the cursor is the id of the last entry shown. */
-    page(filter: AuditFilter, cursor?: string): { entries: AuditEntry[]; nextCursor: string | null } {
+    /** Newest first; after is the id of the last entry shown. */
+    page(filter: AuditFilter, after: number | null): { entries: AuditEntry[]; nextCursor: string | null } {
       const where = whereClause(filter);
       const params = [...where.params];
       let sql = `SELECT * FROM audit_log WHERE ${where.sql}`;
-      if (cursor !== undefined) {
-        if (!/^\d{1,15}$/.test(cursor)) throw new UserError(400, 'That page link is not valid.');
+      if (after !== null) {
         sql += ' AND id < ?';
-        params.push(Number(cursor));
+        params.push(after);
       }
       sql += ' ORDER BY id DESC LIMIT ?';
       params.push(AUDIT_PAGE_SIZE + 1);
       const rows = db.prepare(sql).all(...params) as AuditRow[];
       const entries = rows.slice(0, AUDIT_PAGE_SIZE).map(rowToEntry);
       const last = entries.at(-1);
-      return { entries, nextCursor: rows.length > AUDIT_PAGE_SIZE && last ? String(last.id) : null };
+      return {
+        entries,
+        nextCursor: rows.length > AUDIT_PAGE_SIZE && last ? writeCursor(idCursor, last.id) : null,
+      };
     },
 
     /**

@@ -3,6 +3,7 @@ import { ACCEPTED_TYPES } from '../image-types.js';
 import { TITLE_MAX } from '../limits.js';
 import type { Storage } from '../storage/s3.js';
 import type { Clock } from './clock.js';
+import { type ImageCursor, imageCursor, writeCursor } from './cursors.js';
 import { UserError } from './errors.js';
 import type { Notifications } from './notifications.js';
 import type { PendingUploads } from './pending-uploads.js';
@@ -86,18 +87,6 @@ export interface GalleryCard {
   thumbUrl: string;
 }
 
-/** Keyset cursor: the (created_at, id) of the last card shown, opaque to the browser. */
-export function encodeCursor(image: { createdAt: number; id: string }): string {
-  return Buffer.from(`${image.createdAt}.${image.id}`).toString('base64url');
-}
-
-export function decodeCursor(cursor: string): { createdAt: number; id: string } {
-  const text = /^[A-Za-z0-9_-]{1,200}$/.test(cursor) ? Buffer.from(cursor, 'base64url').toString() : '';
-  const match = /^(\d{1,15})\.([a-z0-9]{1,64})$/.exec(text);
-  if (!match) throw new UserError(400, 'That page link is not valid. Start again from the first page.');
-  return { createdAt: Number(match[1]), id: match[2] as string };
-}
-
 export function createImages(
   db: Db,
   storage: Storage,
@@ -179,7 +168,9 @@ export function createImages(
     return {
       cards,
       nextCursor:
-        rows.length > PAGE_SIZE && last ? encodeCursor({ createdAt: last.created_at, id: last.id }) : null,
+        rows.length > PAGE_SIZE && last
+          ? writeCursor(imageCursor, { createdAt: last.created_at, id: last.id })
+          : null,
     };
   }
 
@@ -217,9 +208,8 @@ export function createImages(
 
     async listPage(
       ownerId: string,
-      cursor?: string,
+      after: ImageCursor | null,
     ): Promise<{ cards: GalleryCard[]; nextCursor: string | null }> {
-      const after = cursor ? decodeCursor(cursor) : null;
       const rows = (
         after
           ? nextPage.all(ownerId, after.createdAt, after.createdAt, after.id, PAGE_SIZE + 1)
@@ -229,8 +219,9 @@ export function createImages(
     },
 
     /** Images their owners made visible to every signed-in user, newest first. */
-    async listShared(cursor?: string): Promise<{ cards: GalleryCard[]; nextCursor: string | null }> {
-      const after = cursor ? decodeCursor(cursor) : null;
+    async listShared(
+      after: ImageCursor | null,
+    ): Promise<{ cards: GalleryCard[]; nextCursor: string | null }> {
       const rows = (
         after
           ? sharedNext.all(after.createdAt, after.createdAt, after.id, PAGE_SIZE + 1)

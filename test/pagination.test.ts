@@ -1,0 +1,87 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CHANGES_PAGE_SIZE } from '../src/services/notifications.js';
+import type { Client } from './support/app.js';
+import { makeTestApp, signUp, type TestApp } from './support/app.js';
+
+/** Links that no page ever writes: wrong shape, wrong alphabet, too long, an old opaque cursor. */
+const MALFORMED = [
+  'abc',
+  '-5',
+  '%00',
+  '1.2.3',
+  '1.ABC',
+  '99999999999999999999999',
+  Buffer.from('1712345678901.abc').toString('base64url'),
+  'A'.repeat(5000),
+];
+
+describe('paginated pages', () => {
+  let t: TestApp;
+  let admin: Client;
+  /** Every page that pages with ?cursor=, and a well-formed cursor of its kind: a new one belongs here. */
+  let pages: { path: string; wellFormed: string }[];
+
+  beforeAll(async () => {
+    t = await makeTestApp();
+    admin = t.client();
+    await signUp(admin, 'admin@example.com');
+    const owner = t.user('admin@example.com');
+    t.seedImages(owner.id, 61);
+    const ids = t.imageIdsNewestFirst(owner.id);
+    for (const id of ids) t.services.images.setShared(owner, id, true);
+    for (const id of ids.slice(0, CHANGES_PAGE_SIZE + 1))
+      t.services.notifications.recordChange(null, 'outside_upload', id, `seeded ${id}`);
+    for (let i = 0; i < 120; i++)
+      t.services.audit.record({ action: 'login', actor: null, target: `bulk ${i}` });
+    pages = [
+      { path: '/', wellFormed: '1.abc' },
+      { path: `/users/${owner.id}`, wellFormed: '1.abc' },
+      { path: '/shared', wellFormed: '1.abc' },
+      { path: '/admin/changes', wellFormed: '1' },
+      { path: '/admin/audit', wellFormed: '1' },
+    ];
+  });
+  afterAll(() => t.close());
+
+  it('answers a malformed cursor with 400 and the error page on every paginated page', async () => {
+    for (const { path } of pages) {
+      for (const cursor of MALFORMED) {
+        const what = `${path}?cursor=${cursor.slice(0, 30)}`;
+        const res = await admin.get(`${path}?cursor=${cursor}`);
+        expect(res.status, what).toBe(400);
+        const html = await res.text();
+        expect(html, what).toContain('<h1>That did not work</h1>');
+        expect(html, what).toContain('That page link is not valid. Start again from the first page.');
+      }
+    }
+  });
+
+  it('answers a malformed cursor from htmx with 400 and the error fragment', async () => {
+    for (const { path } of pages) {
+      const res = await admin.get(`${path}?cursor=abc`, { 'HX-Request': 'true' });
+      expect(res.status, path).toBe(400);
+      expect(await res.text(), path).toContain('role="alert"');
+    }
+  });
+
+  it('takes a well-formed cursor that names no row as an empty last page, and no cursor as the first', async () => {
+    for (const { path, wellFormed } of pages) {
+      expect((await admin.get(`${path}?cursor=${wellFormed}`)).status, path).toBe(200);
+      expect((await admin.get(`${path}?cursor=`)).status, path).toBe(200);
+    }
+  });
+
+  it('follows each page’s own link to the next page', async () => {
+    for (const { path } of pages) {
+      const first = await (await admin.get(path)).text();
+      const next = first
+        .match(/href="([^"]*[?&]cursor=[^"]+)"/)?.[1]
+        ?.replaceAll('&amp;', '&')
+        .replaceAll('&#x2F;', '/');
+      expect(next, path).toBeTruthy();
+      const res = await admin.get(next as string);
+      expect(res.status, next).toBe(200);
+      expect(await res.text(), next).not.toBe(first);
+    }
+  });
+});
