@@ -1,3 +1,4 @@
+import { inspectRoutes } from 'hono/dev';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CHANGES_PAGE_SIZE } from '../src/services/notifications.js';
 import type { Client } from './support/app.js';
@@ -19,7 +20,9 @@ describe('paginated pages', () => {
   let t: TestApp;
   let admin: Client;
   /** Every page that pages with ?cursor=, and a well-formed cursor of its kind: a new one belongs here. */
-  let pages: { path: string; wellFormed: string }[];
+  let pages: { route: string; path: string; wellFormed: string }[];
+  let ownerId: string;
+  let imageId: string;
 
   beforeAll(async () => {
     t = await makeTestApp();
@@ -28,17 +31,19 @@ describe('paginated pages', () => {
     const owner = t.user('admin@example.com');
     t.seedImages(owner.id, 61);
     const ids = t.imageIdsNewestFirst(owner.id);
+    ownerId = owner.id;
+    imageId = ids[0] as string;
     for (const id of ids) t.services.images.setShared(owner, id, true);
     for (const id of ids.slice(0, CHANGES_PAGE_SIZE + 1))
       t.services.notifications.recordChange(null, 'outside_upload', id, `seeded ${id}`);
     for (let i = 0; i < 120; i++)
       t.services.audit.record({ action: 'login', actor: null, target: `bulk ${i}` });
     pages = [
-      { path: '/', wellFormed: '1.abc' },
-      { path: `/users/${owner.id}`, wellFormed: '1.abc' },
-      { path: '/shared', wellFormed: '1.abc' },
-      { path: '/admin/changes', wellFormed: '1' },
-      { path: '/admin/audit', wellFormed: '1' },
+      { route: '/', path: '/', wellFormed: '1.abc' },
+      { route: '/users/:id', path: `/users/${owner.id}`, wellFormed: '1.abc' },
+      { route: '/shared', path: '/shared', wellFormed: '1.abc' },
+      { route: '/admin/changes', path: '/admin/changes', wellFormed: '1' },
+      { route: '/admin/audit', path: '/admin/audit', wellFormed: '1' },
     ];
   });
   afterAll(() => t.close());
@@ -83,5 +88,19 @@ describe('paginated pages', () => {
       expect(res.status, next).toBe(200);
       expect(await res.text(), next).not.toBe(first);
     }
+  });
+
+  it('lists every route that reads a cursor', async () => {
+    const readsCursor: string[] = [];
+    for (const { method, path, isMiddleware } of inspectRoutes(t.app)) {
+      if (method !== 'GET' || isMiddleware || path.includes('*')) continue;
+      const url = path
+        .replace(/^\/images\/:id/, `/images/${imageId}`)
+        .replace(':id', ownerId)
+        .replace(':token', 'x');
+      const res = await admin.get(`${url}?cursor=abc`);
+      if ((await res.text()).includes('That page link is not valid')) readsCursor.push(path);
+    }
+    expect(readsCursor.sort()).toEqual(pages.map((p) => p.route).sort());
   });
 });
