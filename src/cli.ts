@@ -3,6 +3,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { type Config, ConfigError, loadConfig } from './config.js';
 import { openDatabase } from './db/connection.js';
+import { countOf } from './format.js';
 import { appIamPolicy, corsConfiguration, userIamPolicy } from './services/bucket-policies.js';
 import { systemClock } from './services/clock.js';
 import { runDoctor } from './services/doctor.js';
@@ -13,7 +14,6 @@ import type { ReconcileReport } from './services/reconcile.js';
 import { randomToken } from './services/tokens.js';
 import { EMBEDDED_BUCKET, storageOptions } from './storage/embedded.js';
 import { createStorage } from './storage/s3.js';
-import { countOf } from './views/format.js';
 
 const USAGE = `Usage: s3-gallery <command> [options]
 

@@ -1,6 +1,9 @@
 // Enhances the plain upload form: several files, drag and drop, a progress bar per file.
 // Each file gets its own policy from POST /uploads/presign, goes straight to the bucket by XHR,
 // and is confirmed with POST /uploads/complete. Without this script the form still works.
+// What the page states (accepted types, size limit) is read from the page, not repeated here.
+import { formatBytes } from './format.js';
+
 (() => {
   const form = document.getElementById('upload-form');
   if (!form || !window.FormData || !window.XMLHttpRequest) return;
@@ -9,20 +12,19 @@
   const dropzone = document.getElementById('dropzone');
   const maxBytes = Number(form.dataset.maxBytes);
   const replaces = form.dataset.replaces || '';
-  const accepted = ['image/jpeg', 'image/png', 'image/gif', 'image/webp', 'image/avif'];
+  const accepted = input.accept.split(',');
+  const typeNames = form.dataset.typeNames;
   // The page's own upload reserved room in the quota: the first file re-signs it instead of a new one.
   let formKey = form.querySelector('input[name="key"]')?.value || '';
 
   if (!replaces) input.multiple = true;
   form.querySelector('.drop-hint').hidden = false;
 
-  const formatSize = (n) => (n < 1048576 ? `${Math.ceil(n / 1024)} KiB` : `${(n / 1048576).toFixed(1)} MiB`);
-
   function row(file) {
     const li = document.createElement('li');
     const name = document.createElement('span');
     name.className = 'upload-name';
-    name.textContent = `${file.name} (${formatSize(file.size)})`;
+    name.textContent = `${file.name} (${formatBytes(file.size)})`;
     const bar = document.createElement('progress');
     bar.max = 100;
     bar.value = 0;
@@ -93,9 +95,9 @@
 
   async function upload(file) {
     const ui = row(file);
-    if (!accepted.includes(file.type)) return ui.fail('Not a JPEG, PNG, GIF, WebP or AVIF image.');
+    if (!accepted.includes(file.type)) return ui.fail(`Not a ${typeNames} image.`);
     if (file.size === 0) return ui.fail('The file is empty.');
-    if (file.size > maxBytes) return ui.fail(`Larger than the ${formatSize(maxBytes)} limit.`);
+    if (file.size > maxBytes) return ui.fail(`Larger than the ${formatBytes(maxBytes)} limit.`);
     try {
       const body = { name: file.name, size: file.size, replaces, ...(formKey ? { formKey } : {}) };
       formKey = '';

@@ -5,6 +5,7 @@ import type { AppEnv } from '../env.js';
 import { statusOf } from '../http-errors.js';
 import { requireRole, signedIn } from '../middleware/session.js';
 import { type AuditFilter, csvLine } from '../services/audit.js';
+import { idCursor, readCursor } from '../services/cursors.js';
 import { Conflict, type DomainError, Invalid, NotFound } from '../services/errors.js';
 import { parseRole } from '../services/invites.js';
 import { InvitesPage } from '../views/admin.js';
@@ -108,7 +109,7 @@ adminRoutes.post('/admin/users/:id/delete', async (c) => {
 
 adminRoutes.get('/admin/changes', (c) => {
   const { notifications } = c.var.services;
-  const result = notifications.page(c.req.query('cursor'));
+  const result = notifications.page(readCursor(idCursor, c.req.query('cursor')));
   return page(c, <ChangesPage user={signedIn(c).user} {...result} status={notifications.status()} />);
 });
 
@@ -123,8 +124,10 @@ adminRoutes.get('/admin/audit', (c) => {
   const { user } = signedIn(c);
   const filter = auditFilter(c);
   const { auditRetentionDays } = c.var.config;
+  // A broken page link is the error page; a filter the form can fix is shown on the form.
+  const after = readCursor(idCursor, c.req.query('cursor'));
   try {
-    const result = c.var.services.audit.page(filter, c.req.query('cursor'));
+    const result = c.var.services.audit.page(filter, after);
     return page(c, <AuditPage user={user} filter={filter} retentionDays={auditRetentionDays} {...result} />);
   } catch (err) {
     return formError(c, err, (message) => (

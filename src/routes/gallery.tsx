@@ -1,10 +1,11 @@
 import { type Context, Hono } from 'hono';
 import type { AppEnv } from '../env.js';
+import { countOf } from '../format.js';
 import { requireRole, requireUser, signedIn } from '../middleware/session.js';
+import { imageCursor, readCursor } from '../services/cursors.js';
 import { NotFound } from '../services/errors.js';
 import { canChangeImages } from '../services/images.js';
 import type { User } from '../services/users.js';
-import { countOf } from '../views/format.js';
 import { GalleryCards, GalleryPage } from '../views/gallery.js';
 import { fragment, page } from './render.js';
 
@@ -27,9 +28,9 @@ galleryRoutes.get('/users/:id', requireRole('admin'), (c) => {
 /** A page of the owner's gallery, or for htmx just the next cards. */
 async function gallery(c: Context<AppEnv>, owner: User, basePath: string, notice?: string) {
   const { user } = signedIn(c);
-  const cursor = c.req.query('cursor');
-  const result = await c.var.services.images.listPage(owner.id, cursor);
-  if (c.req.header('HX-Request') && cursor) {
+  const after = readCursor(imageCursor, c.req.query('cursor'));
+  const result = await c.var.services.images.listPage(owner.id, after);
+  if (c.req.header('HX-Request') && after) {
     return fragment(c, <GalleryCards {...result} basePath={basePath} canChange={canChangeImages(user)} />);
   }
   return page(
@@ -39,7 +40,7 @@ async function gallery(c: Context<AppEnv>, owner: User, basePath: string, notice
       owner={owner}
       {...result}
       basePath={basePath}
-      isFirstPage={!cursor}
+      isFirstPage={!after}
       notice={notice}
     />,
   );

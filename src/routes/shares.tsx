@@ -3,6 +3,7 @@ import type { AppEnv } from '../env.js';
 import { answerRefusal } from '../http-errors.js';
 import { clientIp } from '../middleware/client-ip.js';
 import { requireRole, requireUser, signedIn } from '../middleware/session.js';
+import { imageCursor, readCursor } from '../services/cursors.js';
 import { DomainError, Gone, Invalid, NotFound, Throttled, Unauthenticated } from '../services/errors.js';
 import { parseExpiry } from '../services/shares.js';
 import type { User } from '../services/users.js';
@@ -24,12 +25,12 @@ const canShare = requireRole('admin', 'member');
 
 shareRoutes.get('/shared', requireUser, async (c) => {
   const { user } = signedIn(c);
-  const cursor = c.req.query('cursor');
-  const result = await c.var.services.images.listShared(cursor);
-  if (c.req.header('HX-Request') && cursor) {
+  const after = readCursor(imageCursor, c.req.query('cursor'));
+  const result = await c.var.services.images.listShared(after);
+  if (c.req.header('HX-Request') && after) {
     return fragment(c, <GalleryCards {...result} basePath="/shared" canChange={false} />);
   }
-  return page(c, <SharedGalleryPage user={user} {...result} isFirstPage={!cursor} />);
+  return page(c, <SharedGalleryPage user={user} {...result} isFirstPage={!after} />);
 });
 
 function linksPage(

@@ -1,7 +1,9 @@
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Db } from '../db/connection.js';
+import { EMAIL_MAX } from '../limits.js';
 import type { Clock } from './clock.js';
+import { idCursor, writeCursor } from './cursors.js';
 import { Invalid } from './errors.js';
 import { addressKey } from './rate-limit.js';
 import type { User } from './users.js';
@@ -37,8 +39,8 @@ export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 
 export const AUDIT_PAGE_SIZE = 100;
 const DAY_MS = 24 * 60 * 60 * 1000;
-/** Longest text kept per column: an email is at most 254 characters, an IPv6 address 45. */
-const MAX_CHARS = { email: 254, target: 254, detail: 500, ip: 64 } as const;
+/** Longest text kept per column: no email is longer than EMAIL_MAX, an IPv6 address 45 characters. */
+const MAX_CHARS = { email: EMAIL_MAX, target: 254, detail: 500, ip: 64 } as const;
 /**
  * Refused attempts and share-link openings, which anyone can repeat at will, are counted in
  * memory and written as one row per kind (or link) and address per window.
@@ -378,22 +380,24 @@ export function createAudit({ db, clock }: { db: Db; clock: Clock }) {
       };
     },
 
-    /** Newest first; the cursor is the id of the last entry shown. */
-    page(filter: AuditFilter, cursor?: string): { entries: AuditEntry[]; nextCursor: string | null } {
+    /** Newest first; after is the id of the last entry shown. */
+    page(filter: AuditFilter, after: number | null): { entries: AuditEntry[]; nextCursor: string | null } {
       const where = whereClause(filter);
       const params = [...where.params];
       let sql = `SELECT * FROM audit_log WHERE ${where.sql}`;
-      if (cursor !== undefined) {
-        if (!/^\d{1,15}$/.test(cursor)) throw new Invalid('That page link is not valid.');
+      if (after !== null) {
         sql += ' AND id < ?';
-        params.push(Number(cursor));
+        params.push(after);
       }
       sql += ' ORDER BY id DESC LIMIT ?';
       params.push(AUDIT_PAGE_SIZE + 1);
       const rows = db.prepare(sql).all(...params) as AuditRow[];
       const entries = rows.slice(0, AUDIT_PAGE_SIZE).map(rowToEntry);
       const last = entries.at(-1);
-      return { entries, nextCursor: rows.length > AUDIT_PAGE_SIZE && last ? String(last.id) : null };
+      return {
+        entries,
+        nextCursor: rows.length > AUDIT_PAGE_SIZE && last ? writeCursor(idCursor, last.id) : null,
+      };
     },
 
     /**

@@ -1,7 +1,10 @@
 import type { Db } from '../db/connection.js';
+import { ACCEPTED_TYPES } from '../image-types.js';
+import { TITLE_MAX } from '../limits.js';
 import type { Storage } from '../storage/s3.js';
 import type { Actor, Audit } from './audit.js';
 import type { Clock } from './clock.js';
+import { type ImageCursor, imageCursor, writeCursor } from './cursors.js';
 import { Forbidden, Invalid, NotFound } from './errors.js';
 import type { Notifications } from './notifications.js';
 import type { PendingUploads } from './pending-uploads.js';
@@ -17,7 +20,6 @@ export const canChangeImage = (user: Pick<User, 'id' | 'role'>, image: Pick<Imag
   canChangeImages(user) && (image.ownerId === user.id || user.role === 'admin');
 const URL_TTL_SECONDS = 2 * 60 * 60;
 const HOUR_MS = 60 * 60 * 1000;
-export const TITLE_MAX = 200;
 
 export interface Image {
   id: string;
@@ -84,18 +86,6 @@ export interface GalleryCard {
   width: number;
   height: number;
   thumbUrl: string;
-}
-
-/** Keyset cursor: the (created_at, id) of the last card shown, opaque to the browser. */
-export function encodeCursor(image: { createdAt: number; id: string }): string {
-  return Buffer.from(`${image.createdAt}.${image.id}`).toString('base64url');
-}
-
-export function decodeCursor(cursor: string): { createdAt: number; id: string } {
-  const text = /^[A-Za-z0-9_-]{1,200}$/.test(cursor) ? Buffer.from(cursor, 'base64url').toString() : '';
-  const match = /^(\d{1,15})\.([a-z0-9]{1,64})$/.exec(text);
-  if (!match) throw new Invalid('That page link is not valid. Start again from the first page.');
-  return { createdAt: Number(match[1]), id: match[2] as string };
 }
 
 export function createImages(deps: {
@@ -181,7 +171,9 @@ export function createImages(deps: {
     return {
       cards,
       nextCursor:
-        rows.length > PAGE_SIZE && last ? encodeCursor({ createdAt: last.created_at, id: last.id }) : null,
+        rows.length > PAGE_SIZE && last
+          ? writeCursor(imageCursor, { createdAt: last.created_at, id: last.id })
+          : null,
     };
   }
 
@@ -219,9 +211,8 @@ export function createImages(deps: {
 
     async listPage(
       ownerId: string,
-      cursor?: string,
+      after: ImageCursor | null,
     ): Promise<{ cards: GalleryCard[]; nextCursor: string | null }> {
-      const after = cursor ? decodeCursor(cursor) : null;
       const rows = (
         after
           ? nextPage.all(ownerId, after.createdAt, after.createdAt, after.id, PAGE_SIZE + 1)
@@ -231,8 +222,9 @@ export function createImages(deps: {
     },
 
     /** Images their owners made visible to every signed-in user, newest first. */
-    async listShared(cursor?: string): Promise<{ cards: GalleryCard[]; nextCursor: string | null }> {
-      const after = cursor ? decodeCursor(cursor) : null;
+    async listShared(
+      after: ImageCursor | null,
+    ): Promise<{ cards: GalleryCard[]; nextCursor: string | null }> {
       const rows = (
         after
           ? sharedNext.all(after.createdAt, after.createdAt, after.id, PAGE_SIZE + 1)
@@ -352,17 +344,9 @@ export function cleanText(input: string, max: number): string {
 
 export const withoutExtension = (name: string) => name.replace(/\.[A-Za-z0-9]{1,5}$/, '');
 
-const EXTENSIONS: Record<string, string> = {
-  'image/jpeg': 'jpg',
-  'image/png': 'png',
-  'image/gif': 'gif',
-  'image/webp': 'webp',
-  'image/avif': 'avif',
-};
-
 /** The name the browser saves a download under: the original name, with the real type's extension. */
 export function downloadName(image: Pick<Image, 'originalName' | 'title' | 'contentType'>): string {
-  const ext = EXTENSIONS[image.contentType] ?? 'bin';
+  const ext = ACCEPTED_TYPES.get(image.contentType)?.extension ?? 'bin';
   const base = withoutExtension(image.originalName || image.title || 'image');
   return `${base.replace(/[\\/]/g, '_')}.${ext}`;
 }

@@ -1,4 +1,5 @@
 import type { Db } from '../db/connection.js';
+import { EMAIL_MAX } from '../limits.js';
 import type { Actor, Audit } from './audit.js';
 import type { Clock } from './clock.js';
 import type { DeviceTokens } from './device-tokens.js';
@@ -41,10 +42,7 @@ export type LoginLimits = typeof LOGIN_LIMITS & {
 };
 
 const TOO_MANY = 'Too many failed sign-in attempts.';
-/** Kept from a typed email for throttling: no real address is longer. */
-const MAX_EMAIL_CHARS = 254;
-
-const accountKey = (email: string) => email.trim().toLowerCase().slice(0, MAX_EMAIL_CHARS);
+const accountKey = (email: string) => email.trim().toLowerCase().slice(0, EMAIL_MAX);
 
 export function createLogin(deps: {
   db: Db;
@@ -69,7 +67,7 @@ export function createLogin(deps: {
 
   /** Which counters an attempt is charged to: its known browser's alone, or the untrusted ones. */
   function countersFor(email: string, ip: string, deviceToken: string | undefined) {
-    const account = users.findByEmail(email.slice(0, MAX_EMAIL_CHARS));
+    const account = users.findByEmail(email.slice(0, EMAIL_MAX));
     const device = account ? devices.verify(deviceToken, deviceSubject(account.id)) : null;
     if (device) return { device, counters: [{ throttle: byDevice, key: device }] };
     const key = accountKey(email);
@@ -135,7 +133,7 @@ export function createLogin(deps: {
         audit.record({
           action: 'login_failed',
           actor: null,
-          target: input.email.trim().slice(0, MAX_EMAIL_CHARS),
+          target: input.email.trim().slice(0, EMAIL_MAX),
           detail: refusal.message,
           ip: input.ip,
         });

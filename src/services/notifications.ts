@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { NotifyConfig } from '../config.js';
 import type { Db } from '../db/connection.js';
 import type { Clock } from './clock.js';
+import { idCursor, writeCursor } from './cursors.js';
 import type { User } from './users.js';
 
 export type ChangeAction = 'upload' | 'replace' | 'delete' | 'outside_upload';
@@ -263,14 +264,17 @@ export function createNotifications({ db, clock, config, appOrigin }: Notificati
       };
     },
 
-    page(cursor?: string): { changes: Change[]; nextCursor: string | null } {
-      const after = cursor && /^\d{1,15}$/.test(cursor) ? Number(cursor) : null;
+    /** Newest first; after is the id of the last change shown. */
+    page(after: number | null): { changes: Change[]; nextCursor: string | null } {
       const rows = (
         after === null ? firstPage.all(CHANGES_PAGE_SIZE + 1) : nextPage.all(after, CHANGES_PAGE_SIZE + 1)
       ) as ChangeRow[];
       const changes = rows.slice(0, CHANGES_PAGE_SIZE).map(rowToChange);
       const last = changes.at(-1);
-      return { changes, nextCursor: rows.length > CHANGES_PAGE_SIZE && last ? String(last.id) : null };
+      return {
+        changes,
+        nextCursor: rows.length > CHANGES_PAGE_SIZE && last ? writeCursor(idCursor, last.id) : null,
+      };
     },
 
     status(): { pending: number; lastError: string | null; email: boolean; webhook: boolean } {

@@ -4,9 +4,6 @@ const argon2 = () => import('@node-rs/argon2');
 // OWASP's argon2id minimum: 19 MiB, 2 iterations, 1 lane.
 const options = { memoryCost: 19456, timeCost: 2, parallelism: 1, outputLen: 32 } as const;
 
-export const PASSWORD_MIN = 10;
-export const PASSWORD_MAX = 256;
-
 export async function hashPassword(password: string): Promise<string> {
   return (await argon2()).hash(password, options);
 }

@@ -1,11 +1,12 @@
 import type { Db } from '../db/connection.js';
+import { PASSWORD_MAX, SHARE_PASSWORD_MIN } from '../limits.js';
 import type { Storage } from '../storage/s3.js';
 import type { Actor, Audit } from './audit.js';
 import type { Clock } from './clock.js';
 import type { DeviceTokens } from './device-tokens.js';
 import { Gone, Invalid, NotFound, Throttled, Unauthenticated } from './errors.js';
 import { downloadName, type Image, type ImageRow, type Images, rowToImage } from './images.js';
-import { hashPassword, PASSWORD_MAX, verifyPassword } from './passwords.js';
+import { hashPassword, verifyPassword } from './passwords.js';
 import { addressKey, type BackoffLimits, createBackoff, createRateLimit, tryAgainIn } from './rate-limit.js';
 import { randomToken, sha256Hex } from './tokens.js';
 import type { User } from './users.js';
@@ -20,7 +21,6 @@ export const SHARE_EXPIRIES = {
 } as const;
 export type ShareExpiry = keyof typeof SHARE_EXPIRIES;
 export const MAX_SHARED_IMAGES = 200;
-const SHARE_PASSWORD_MIN = 4;
 /** Presigned URLs on the public page: long enough to look at, short enough that a copied URL dies. */
 const PUBLIC_URL_TTL_SECONDS = 10 * 60;
 const MINUTE_MS = 60 * 1000;

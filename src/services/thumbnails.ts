@@ -1,3 +1,5 @@
+import { ACCEPTED_TYPES } from '../image-types.js';
+
 // sharp (libvips), file-type and exif-reader load on the first upload, not at start-up: they cost
 // a third of the start-up time and tens of MB that a server only browsing never needs.
 const load = {
@@ -5,15 +7,6 @@ const load = {
   fileType: () => import('file-type'),
   exif: () => import('exif-reader').then((m) => m.default),
 };
-
-/** The only types we keep. SVG and HTML never: they can carry script. */
-export const ACCEPTED_TYPES: ReadonlyMap<string, string> = new Map([
-  ['image/jpeg', 'JPEG'],
-  ['image/png', 'PNG'],
-  ['image/gif', 'GIF'],
-  ['image/webp', 'WebP'],
-  ['image/avif', 'AVIF'],
-]);
 
 /** file-type reads at most this many bytes from the start of a file. */
 export const SNIFF_BYTES = 4100;

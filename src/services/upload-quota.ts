@@ -1,4 +1,4 @@
-import { formatBytes } from '../views/format.js';
+import { formatBytes } from '../format.js';
 import { Forbidden, NotFound, TooLarge } from './errors.js';
 import type { Image, ImageRow, Images } from './images.js';
 import { type PendingUploads, POLICY_CLOCK_MARGIN_MS, POLICY_TTL_SECONDS } from './pending-uploads.js';

@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { Db } from '../db/connection.js';
+import { formatBytes } from '../format.js';
+import { ACCEPTED_NAMES } from '../image-types.js';
+import { TITLE_MAX } from '../limits.js';
 import { isPreconditionFailed, SCRIPT_ANSWER, type Storage } from '../storage/s3.js';
-import { formatBytes } from '../views/format.js';
 import type { Actor, Audit } from './audit.js';
 import type { Clock } from './clock.js';
 import {
@@ -33,7 +35,7 @@ export const MAX_OPEN_UPLOADS = 20;
 /** Completions that read and decode an original at once: each holds the whole file in memory. */
 export const VERIFY_CONCURRENCY = 2;
 const NAME_MAX = 255;
-export const NOT_AN_IMAGE = 'That file is not a JPEG, PNG, GIF, WebP or AVIF image, so it was not kept.';
+export const NOT_AN_IMAGE = `That file is not a ${ACCEPTED_NAMES} image, so it was not kept.`;
 const NOT_FOUND = 'That upload was not found. It may have expired: please upload again.';
 const SECOND_FILE =
   'Another file was sent with this upload form after its first one was kept, so it was not kept. Please upload it again.';
@@ -291,7 +293,7 @@ export function createUploads(deps: {
             if (actor) audit.change(actor, 'replace', { target: target.id });
             return { imageId: target.id, replaced: true, oldKeys };
           }
-          const title = cleanText(withoutExtension(originalName), 200) || 'Untitled';
+          const title = cleanText(withoutExtension(originalName), TITLE_MAX) || 'Untitled';
           insertImage.run({ ...fields, id: imageId, owner_id: user.id, title, created_at: now });
           notifications.recordChange(user, outside ? 'outside_upload' : 'upload', imageId, `“${title}”`);
           if (outside) audit.change(null, 'outside_upload', { target: row.key });

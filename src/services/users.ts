@@ -1,10 +1,11 @@
 import { z } from 'zod';
 import type { Signup } from '../config.js';
 import type { Db } from '../db/connection.js';
+import { EMAIL_MAX, PASSWORD_MAX, PASSWORD_MIN } from '../limits.js';
 import type { Actor, Audit } from './audit.js';
 import type { Clock } from './clock.js';
 import { Conflict, Forbidden, Invalid, NotFound } from './errors.js';
-import { dummyPasswordHash, hashPassword, PASSWORD_MAX, PASSWORD_MIN, verifyPassword } from './passwords.js';
+import { dummyPasswordHash, hashPassword, verifyPassword } from './passwords.js';
 import { randomToken, sha256Hex } from './tokens.js';
 
 export const ROLES = ['admin', 'member', 'viewer'] as const;
@@ -50,7 +51,7 @@ export function rowToUser(row: UserRow): User {
 const emailSchema = z
   .string()
   .trim()
-  .max(254, 'That email address is too long.')
+  .max(EMAIL_MAX, 'That email address is too long.')
   .pipe(z.email('Enter a valid email address.'));
 
 export function parseEmail(input: string): string {

@@ -1,9 +1,9 @@
+import { formatDateTime } from '../format.js';
 import type { Invite } from '../services/invites.js';
 import type { User } from '../services/users.js';
 import { ROLES } from '../services/users.js';
 import { AdminNav } from './admin-nav.js';
 import { ErrorMessage } from './components/messages.js';
-import { formatDateTime } from './format.js';
 import { Layout } from './layout.js';
 
 export interface InvitesPageProps {

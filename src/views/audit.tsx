@@ -1,8 +1,8 @@
+import { formatDateTime } from '../format.js';
 import { AUDIT_ACTIONS, type AuditEntry, type AuditFilter } from '../services/audit.js';
 import type { User } from '../services/users.js';
 import { AdminNav } from './admin-nav.js';
 import { ErrorMessage } from './components/messages.js';
-import { formatDateTime } from './format.js';
 import { Layout } from './layout.js';
 
 /** The filter as query parameters, so paging and CSV export keep it. */

@@ -1,4 +1,4 @@
-import { PASSWORD_MAX, PASSWORD_MIN } from '../services/passwords.js';
+import { EMAIL_MAX, PASSWORD_MAX, PASSWORD_MIN } from '../limits.js';
 import type { User } from '../services/users.js';
 import { ErrorMessage, Notice } from './components/messages.js';
 import { Layout } from './layout.js';
@@ -19,6 +19,7 @@ export function LoginPage(props: { email?: string; next?: string; error?: string
             type="email"
             autocomplete="username"
             required
+            maxlength={EMAIL_MAX}
             value={props.email ?? ''}
           />
           <label for="password">Password</label>
@@ -76,6 +77,7 @@ export function SignupPage(props: SignupPageProps) {
                 type="email"
                 autocomplete="username"
                 required
+                maxlength={EMAIL_MAX}
                 value={props.email ?? ''}
               />
               <label for="password">Password</label>
@@ -110,7 +112,14 @@ export function PasswordPage(props: { user: User; error?: string; notice?: strin
         <form method="post" action="/account/password" class="stack">
           <input type="text" name="username" autocomplete="username" value={props.user.email} hidden />
           <label for="current">Current password</label>
-          <input id="current" name="current" type="password" autocomplete="current-password" required />
+          <input
+            id="current"
+            name="current"
+            type="password"
+            autocomplete="current-password"
+            required
+            maxlength={PASSWORD_MAX}
+          />
           <label for="new-password">New password</label>
           <input
             id="new-password"

@@ -1,7 +1,7 @@
+import { formatDateTime } from '../format.js';
 import { type Change, describeChange } from '../services/notifications.js';
 import type { User } from '../services/users.js';
 import { AdminNav } from './admin-nav.js';
-import { formatDateTime } from './format.js';
 import { Layout } from './layout.js';
 
 export interface ChangesPageProps {

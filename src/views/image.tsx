@@ -1,9 +1,10 @@
+import { countOf, formatBytes, formatDateTime } from '../format.js';
+import { ACCEPTED_TYPES } from '../image-types.js';
+import { TITLE_MAX } from '../limits.js';
 import type { Image } from '../services/images.js';
-import { canChangeImage, TITLE_MAX } from '../services/images.js';
-import { ACCEPTED_TYPES } from '../services/thumbnails.js';
+import { canChangeImage } from '../services/images.js';
 import type { User } from '../services/users.js';
 import { ErrorMessage, Notice } from './components/messages.js';
-import { countOf, formatBytes, formatDateTime } from './format.js';
 import { Layout } from './layout.js';
 import { type LinkRowData, LinksTable, NewLinkNotice, ShareForm } from './shares.js';
 
@@ -43,7 +44,7 @@ export function ImagePage({ user, image, displayUrl, notice, error, links, newSh
             <dt>Original name</dt>
             <dd>{image.originalName || '—'}</dd>
             <dt>Type</dt>
-            <dd>{ACCEPTED_TYPES.get(image.contentType) ?? image.contentType}</dd>
+            <dd>{ACCEPTED_TYPES.get(image.contentType)?.name ?? image.contentType}</dd>
             <dt>Size</dt>
             <dd>{formatBytes(image.bytes)}</dd>
             <dt>Dimensions</dt>

@@ -1,8 +1,8 @@
+import { countOf, formatBytes, formatDateTime } from '../format.js';
 import type { PersonSummary } from '../services/people.js';
 import { ROLES, type User } from '../services/users.js';
 import { AdminNav } from './admin-nav.js';
 import { ErrorMessage, Notice } from './components/messages.js';
-import { countOf, formatBytes, formatDateTime } from './format.js';
 import { Layout } from './layout.js';
 
 const quotaText = (used: number, quota: number | null, format: (n: number) => string) =>

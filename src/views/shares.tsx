@@ -1,8 +1,9 @@
+import { countOf, formatDateTime } from '../format.js';
+import { PASSWORD_MAX } from '../limits.js';
 import type { Image } from '../services/images.js';
 import { SHARE_EXPIRIES, type SharedView, type ShareLink, type ShareState } from '../services/shares.js';
 import type { User } from '../services/users.js';
 import { ErrorMessage, Notice } from './components/messages.js';
-import { countOf, formatDateTime } from './format.js';
 import { Layout } from './layout.js';
 
 export interface LinkRowData {
@@ -45,7 +46,7 @@ export function ShareForm({ action, imageIds = [] }: { action: string; imageIds?
         name="password"
         type="password"
         autocomplete="new-password"
-        maxlength={256}
+        maxlength={PASSWORD_MAX}
       />
       <label class="check">
         <input type="checkbox" name="allow_download" value="1" /> Let visitors download the original file
@@ -219,7 +220,7 @@ export function SharePasswordPage({ action, error }: { action: string; error?: s
             type="password"
             required
             autocomplete="off"
-            maxlength={256}
+            maxlength={PASSWORD_MAX}
             autofocus
           />
           <button type="submit">Show the images</button>

@@ -1,12 +1,10 @@
+import { formatBytes } from '../format.js';
+import { ACCEPT, ACCEPTED_NAMES } from '../image-types.js';
 import type { Image } from '../services/images.js';
-import { ACCEPTED_TYPES } from '../services/thumbnails.js';
 import type { PresignedUpload } from '../services/uploads.js';
 import type { User } from '../services/users.js';
 import { asset } from './assets.js';
-import { formatBytes } from './format.js';
 import { Layout } from './layout.js';
-
-const ACCEPT = [...ACCEPTED_TYPES.keys()].join(',');
 
 export interface UploadPageProps {
   user: User;
@@ -35,6 +33,7 @@ export function UploadPage({ user, form, maxBytes, replacing }: UploadPageProps)
         action={form.url}
         enctype="multipart/form-data"
         data-max-bytes={String(maxBytes)}
+        data-type-names={ACCEPTED_NAMES}
         data-replaces={replacing?.id}
       >
         {Object.entries(form.fields).map(([name, value]) => (
@@ -50,13 +49,12 @@ export function UploadPage({ user, form, maxBytes, replacing }: UploadPageProps)
           </p>
         </div>
         <small id="upload-hint">
-          JPEG, PNG, GIF, WebP or AVIF, up to {formatBytes(maxBytes)} each. The link on this page is valid for
-          15 minutes.
+          {ACCEPTED_NAMES}, up to {formatBytes(maxBytes)} each. The link on this page is valid for 15 minutes.
         </small>
         <button type="submit">Upload</button>
       </form>
       <ul id="upload-list" class="upload-list" aria-live="polite" />
-      <script src={asset('js/upload.js')} defer />
+      <script type="module" src={asset('js/upload.js')} />
     </Layout>
   );
 }

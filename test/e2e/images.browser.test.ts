@@ -110,6 +110,8 @@ describe.skipIf(skipBrowser)('uploading in a real browser, on the embedded store
     expect(await page.locator('#upload-list li.failed').textContent()).toContain(
       'Not a JPEG, PNG, GIF, WebP or AVIF',
     );
+    // Sizes read as on the server's pages: the script loads the same formatBytes.
+    expect(await page.locator('#upload-list li.failed .upload-name').textContent()).toBe('notes.txt (5 B)');
     await page.screenshot({ path: screenshotPath('upload-progress-js') });
 
     await page.goto(`${origin}/`);

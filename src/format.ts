@@ -9,14 +9,5 @@ export const countOf = (n: number, noun: string) => `${n} ${noun}${n === 1 ? '' 
 
 export const formatDateTime = (ms: number) => `${dateTime.format(new Date(ms))} UTC`;
 
-export function formatBytes(bytes: number): string {
-  if (bytes < 1024) return `${bytes} B`;
-  const units = ['KiB', 'MiB', 'GiB'];
-  let value = bytes / 1024;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
-}
+// Shared with the browser's upload script, which loads the same file.
+export { formatBytes } from '../public/js/format.js';

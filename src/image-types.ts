@@ -1,0 +1,19 @@
+/**
+ * The only image types we keep, with the name people know each by and the extension a download
+ * gets. SVG and HTML never: they can carry script.
+ */
+export const ACCEPTED_TYPES: ReadonlyMap<string, { name: string; extension: string }> = new Map([
+  ['image/jpeg', { name: 'JPEG', extension: 'jpg' }],
+  ['image/png', { name: 'PNG', extension: 'png' }],
+  ['image/gif', { name: 'GIF', extension: 'gif' }],
+  ['image/webp', { name: 'WebP', extension: 'webp' }],
+  ['image/avif', { name: 'AVIF', extension: 'avif' }],
+]);
+
+/** For a file input's accept attribute, which the upload script reads back. */
+export const ACCEPT = [...ACCEPTED_TYPES.keys()].join(',');
+
+/** "JPEG, PNG, GIF, WebP or AVIF" */
+export const ACCEPTED_NAMES = new Intl.ListFormat('en-GB', { type: 'disjunction' }).format(
+  [...ACCEPTED_TYPES.values()].map((t) => t.name),
+);

@@ -1,0 +1,43 @@
+import { z } from 'zod';
+import { Invalid } from './errors.js';
+
+/**
+ * Keyset pagination: a page link carries the sort key of the last row shown, its parts joined by
+ * "." (`?cursor=1712345678901.k3j4h5`, `?cursor=4711`). The services write it with writeCursor, the
+ * routes read it with readCursor: a cursor that does not decode is a 400 on every page.
+ */
+
+/** The id of the last row shown, for lists ordered by an integer id (audit log, changes). */
+export const idCursor = z.codec(z.string().regex(/^\d{1,15}$/), z.number().int().nonnegative(), {
+  decode: (text) => Number(text),
+  encode: (id) => String(id),
+});
+
+/** The (created_at, id) of the last image shown, for galleries ordered newest first. */
+export const imageCursor = z.codec(
+  z.string().regex(/^\d{1,15}\.[a-z0-9]{1,64}$/),
+  z.object({ createdAt: z.number().int().nonnegative(), id: z.string() }),
+  {
+    decode: (text) => {
+      const [createdAt = '', id = ''] = text.split('.');
+      return { createdAt: Number(createdAt), id };
+    },
+    encode: ({ createdAt, id }) => `${createdAt}.${id}`,
+  },
+);
+
+export type ImageCursor = z.output<typeof imageCursor>;
+
+const INVALID = 'That page link is not valid. Start again from the first page.';
+
+/** The position a page link names; null (the first page) when it names none. */
+export function readCursor<T>(codec: z.ZodType<T, string>, text: string | undefined): T | null {
+  if (!text) return null;
+  const result = z.safeDecode(codec, text);
+  if (!result.success) throw new Invalid(INVALID);
+  return result.data;
+}
+
+export function writeCursor<T>(codec: z.ZodType<T, string>, position: T): string {
+  return z.encode(codec, position);
+}
