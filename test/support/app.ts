@@ -10,6 +10,7 @@ import { createServices } from '../../src/services/index.js';
 import type { LoginLimits } from '../../src/services/login.js';
 import type { User } from '../../src/services/users.js';
 import { createStorage } from '../../src/storage/s3.js';
+import { attr } from './html.js';
 import { startTestStore } from './store.js';
 
 const HOUR = 60 * 60 * 1000;
@@ -193,6 +194,13 @@ export async function signUp(client: Client, email: string, extra: Record<string
   return res;
 }
 
+/** The token of the invite link the admins' page shows once, after creating it. */
+export function inviteTokenOf(html: string): string | undefined {
+  const link = new URL(attr(html, '#new-link', 'value') ?? '', 'http://no-link.invalid');
+  const token = link.pathname === '/signup' ? link.searchParams.get('invite') : null;
+  return token && /^[a-z0-9]+$/.test(token) ? token : undefined;
+}
+
 /** Signs up a user with the given role through an invite link the admin creates. */
 export async function signUpWithRole(t: TestApp, admin: Client, email: string, role: string) {
   return signUpByInvite(admin, t.client(), email, role);
@@ -201,8 +209,8 @@ export async function signUpWithRole(t: TestApp, admin: Client, email: string, r
 /** The same for any app, a spawned server's too: `client` becomes the new account. */
 export async function signUpByInvite(admin: Client, client: Client, email: string, role: string) {
   const res = await admin.post('/admin/invites', { role });
-  const link = (await res.text()).match(/\/signup\?invite=([a-z0-9]+)/)?.[1];
-  if (!link) throw new Error('no invite link on the page');
-  await signUp(client, email, { invite: link });
+  const token = inviteTokenOf(await res.text());
+  if (!token) throw new Error('no invite link on the page');
+  await signUp(client, email, { invite: token });
   return client;
 }
