@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { pino } from 'pino';
+import { type Logger, pino } from 'pino';
 import { createApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
 import { openDatabase } from '../../src/db/connection.js';
@@ -18,6 +18,8 @@ const HOUR = 60 * 60 * 1000;
 export interface TestAppOptions {
   env?: Record<string, string>;
   loginLimits?: Partial<LoginLimits>;
+  /** where the app logs; nowhere by default */
+  log?: Logger;
 }
 
 /**
@@ -52,7 +54,7 @@ export async function makeTestApp(opts: TestAppOptions = {}) {
     config,
     ...(opts.loginLimits ? { loginLimits: opts.loginLimits } : {}),
   });
-  const app = createApp({ config, services, log: pino({ level: 'silent' }) });
+  const app = createApp({ config, services, log: opts.log ?? pino({ level: 'silent' }) });
   return {
     app,
     config,
