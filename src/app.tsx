@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { serveStatic } from '@hono/node-server/serve-static';
@@ -5,12 +6,14 @@ import { type Context, Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { csrf } from 'hono/csrf';
 import { HTTPException } from 'hono/http-exception';
+import { requestId } from 'hono/request-id';
 import { secureHeaders } from 'hono/secure-headers';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import type { AppEnv } from './env.js';
 import { answerRefusal } from './http-errors.js';
+import { requestIdOf } from './logger.js';
 import { privateNoStore } from './middleware/private-cache.js';
 import { requestLog } from './middleware/request-log.js';
 import { sameOriginOnly } from './middleware/same-origin.js';
@@ -44,10 +47,12 @@ export function createApp({ config, services, log }: AppDeps) {
   const app = new Hono<AppEnv>();
   const storageOrigins = config.s3 ? [new URL(config.s3.publicEndpoint).origin] : [];
 
+  // A request that came through the HTTP server keeps the id its deadlines would log it under.
+  app.use(requestId({ generator: (c) => (c.env?.incoming ? requestIdOf(c.env.incoming) : randomUUID()) }));
   app.use(async (c, next) => {
     c.set('config', config);
     c.set('services', services);
-    c.set('log', log);
+    c.set('log', log.child({ reqId: c.var.requestId }));
     c.set('user', null);
     c.set('session', null);
     await next();
@@ -117,7 +122,7 @@ export function createApp({ config, services, log }: AppDeps) {
   app.notFound((c) => errorResponse(c, 404, 'There is nothing at this address.'));
   app.onError((err, c) => {
     if (err instanceof Unavailable && err.cause !== undefined)
-      log.error({ err: err.cause, path: c.req.path }, 'storage unavailable');
+      c.var.log.error({ err: err.cause, path: c.req.path }, 'storage unavailable');
     if (err instanceof DomainError) return errorResponse(c, answerRefusal(c, err), err.message);
     if (err instanceof HTTPException && err.status < 500) {
       const message =
@@ -126,7 +131,7 @@ export function createApp({ config, services, log }: AppDeps) {
           : 'That request was not valid.';
       return errorResponse(c, err.status as ContentfulStatusCode, message);
     }
-    log.error({ err, method: c.req.method, path: c.req.path }, 'unhandled error');
+    c.var.log.error({ err, method: c.req.method, path: c.req.path }, 'unhandled error');
     return errorResponse(c, 500, 'Something went wrong on our side. Please try again.');
   });
 

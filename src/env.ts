@@ -11,6 +11,9 @@ export interface AppEnv {
   Variables: {
     config: Config;
     services: Services;
+    /** this request's id (hono/request-id), also on every line `log` writes and in X-Request-Id */
+    requestId: string;
+    /** the server's logger, as a child carrying `reqId` */
     log: Logger;
     user: User | null;
     session: Session | null;

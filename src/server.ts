@@ -5,10 +5,11 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { getRequestListener } from '@hono/node-server';
 import { requestTimeoutAnswer, type S3Server } from '@s3-gallery/s3-store';
+import type { Logger } from 'pino';
 import { createApp } from './app.js';
 import { type Config, ConfigError, loadConfig } from './config.js';
 import { openDatabase } from './db/connection.js';
-import { createLogger } from './logger.js';
+import { createLogger, requestIdOf } from './logger.js';
 import { appRequestTimeout, withDeadlines } from './middleware/request-deadlines.js';
 import { systemClock } from './services/clock.js';
 import { createServices } from './services/index.js';
@@ -32,8 +33,10 @@ export interface RunningServer {
 type Handler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
 
 /** Opens everything, listens, and returns a handle that stops it cleanly. */
-export async function startServer(config: Config): Promise<RunningServer> {
-  const log = createLogger(config.logLevel);
+export async function startServer(
+  config: Config,
+  log: Logger = createLogger(config.logLevel),
+): Promise<RunningServer> {
   let handle: Handler = (_req, res) => {
     res.writeHead(503, { 'Retry-After': '1' }).end('starting');
   };
@@ -54,7 +57,13 @@ export async function startServer(config: Config): Promise<RunningServer> {
       budgetFor: (req) => (store && isEmbeddedRequest(req.url) ? storeBudget : appBudget),
       // The path only: a query string can carry tokens.
       onCut: (req, reason) =>
-        log.info({ msg: 'request timed out', reason, method: req.method, path: req.url?.split('?')[0] }),
+        log.info({
+          msg: 'request timed out',
+          reqId: requestIdOf(req),
+          reason,
+          method: req.method,
+          path: req.url?.split('?')[0],
+        }),
     }),
   );
   server.timeout = limits.idleTimeoutMs;
@@ -139,13 +148,18 @@ async function main() {
   try {
     config = loadConfig();
   } catch (err) {
+    // A bad setting is the operator's to fix: its message alone, on the terminal.
     if (err instanceof ConfigError) {
       console.error(err.message);
       process.exit(1);
     }
     throw err;
   }
-  const running = await startServer(config);
+  const log = createLogger(config.logLevel);
+  const running = await startServer(config, log).catch((err: unknown) => {
+    log.fatal({ err }, 'could not start');
+    process.exit(1);
+  });
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.once(signal, () => {
       running.stop().then(() => process.exit(0));
@@ -158,7 +172,8 @@ async function main() {
 const isEntryPoint = process.argv[1] && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url);
 if (isEntryPoint) {
   main().catch((err) => {
-    console.error(err);
+    // Only a failure to read the settings gets here, before they say how to log.
+    createLogger('info').fatal({ err }, 'could not start');
     process.exit(1);
   });
 }

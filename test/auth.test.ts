@@ -1,6 +1,15 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SESSION_TTL_MS } from '../src/services/sessions.js';
-import { type Client, makeTestApp, PASSWORD, signUp, signUpWithRole, type TestApp } from './support/app.js';
+import {
+  type Client,
+  inviteTokenOf,
+  makeTestApp,
+  PASSWORD,
+  signUp,
+  signUpWithRole,
+  type TestApp,
+} from './support/app.js';
+import { fieldValue } from './support/html.js';
 
 const HOUR = 60 * 60 * 1000;
 const MINUTE = 60 * 1000;
@@ -44,7 +53,7 @@ describe('sign-up', () => {
     await signUp(admin, 'admin@example.com');
     const created = await admin.post('/admin/invites', { role: 'viewer' });
     expect(created.status).toBe(201);
-    const token = (await created.text()).match(/\/signup\?invite=([a-z0-9]+)/)?.[1];
+    const token = inviteTokenOf(await created.text());
     expect(token).toBeTruthy();
 
     const guest = t.client();
@@ -101,7 +110,7 @@ describe('sign-up', () => {
     expect(short.status).toBe(400);
     const html = await short.text();
     expect(html).toContain('at least 10 characters');
-    expect(html).toContain('value="me@example.com"');
+    expect(fieldValue(html, 'email')).toBe('me@example.com');
     const badEmail = await client.post('/signup', { email: 'not-an-email', password: PASSWORD });
     expect(badEmail.status).toBe(400);
     expect(await badEmail.text()).toContain('valid email');

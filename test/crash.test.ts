@@ -11,6 +11,7 @@ import { createServices } from '../src/services/index.js';
 import { embeddedStorageOptions } from '../src/storage/embedded.js';
 import { createStorage } from '../src/storage/s3.js';
 import { type Client, signUp, signUpByInvite } from './support/app.js';
+import { attrs } from './support/html.js';
 import { makeJpeg } from './support/images.js';
 import { freePort, type ServerProcess, spawnServer } from './support/process.js';
 import { startTestStore } from './support/store.js';
@@ -128,7 +129,7 @@ async function presign(client: Client, name: string, size: number): Promise<Poli
 async function galleryIds(client: Client): Promise<string[]> {
   const res = await client.get('/');
   expect(res.status).toBe(200);
-  return [...(await res.text()).matchAll(/id="image-([a-z0-9]+)"/g)].map((m) => m[1] as string);
+  return attrs(await res.text(), '[id^="image-"]', 'id').map((id) => id.slice('image-'.length));
 }
 
 /** What the image's download link serves: the original's bytes. */

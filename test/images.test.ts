@@ -2,6 +2,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client } from './support/app.js';
 import { makeTestApp, signUp, signUpWithRole, type TestApp } from './support/app.js';
+import { all, attr, attrs, hiddenForm, markup } from './support/html.js';
 import { HTML, makeJpeg, makePng, SVG, TEXT_AS_PNG } from './support/images.js';
 import {
   expectBucketMatchesRows,
@@ -14,13 +15,10 @@ import {
 /** What a browser with JavaScript off does with the upload page's form. */
 async function uploadWithoutJs(client: Client, bytes: Buffer, path = '/upload') {
   const html = await (await client.get(path)).text();
-  const action = html.match(/<form id="upload-form"[^>]*action="([^"]+)"/)?.[1]?.replaceAll('&amp;', '&');
+  const { action, fields } = hiddenForm(html, '#upload-form');
   expect(action).toBeTruthy();
   const form = new FormData();
-  const formHtml = html.slice(html.indexOf('<form id="upload-form"'));
-  for (const m of formHtml.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)"/g)) {
-    form.append(m[1] as string, (m[2] as string).replaceAll('&amp;', '&').replaceAll('&quot;', '"'));
-  }
+  for (const [name, value] of fields) form.append(name, value);
   form.append('file', new Blob([new Uint8Array(bytes)]), 'from-a-form.jpg');
   const res = await fetch(action as string, { method: 'POST', body: form, redirect: 'manual' });
   expect(res.status).toBe(303);
@@ -53,7 +51,9 @@ describe('images', () => {
     const gallery = await (await alice.get('/')).text();
     expect(gallery).toContain('Holiday beach');
     expect(gallery).not.toContain('No images yet');
-    expect(gallery).toMatch(/<img src="http:\/\/127\.0\.0\.1:\d+\/s3\/[^"]+thumbs/);
+    expect(attrs(gallery, 'img', 'src')).toContainEqual(
+      expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+\/s3\/[^"]+thumbs/),
+    );
 
     const pageRes = await alice.get(`/images/${id}`);
     expect(pageRes.status).toBe(200);
@@ -63,7 +63,7 @@ describe('images', () => {
     expect(page).toContain('JPEG');
     expect(page).toContain('1 Jun 2024');
 
-    const display = page.match(/<figure class="display"><img src="([^"]+)"/)?.[1]?.replaceAll('&amp;', '&');
+    const display = attr(page, 'figure.display > img:first-child', 'src');
     const displayRes = await fetch(display as string);
     expect(displayRes.status).toBe(200);
     const displayBytes = Buffer.from(await displayRes.arrayBuffer());
@@ -182,7 +182,7 @@ describe('images', () => {
 
   it('renames, replaces (same id and title, old objects gone) and deletes an image', async () => {
     const id = await upload(alice, await makeJpeg(800, 600), 'first.jpg');
-    const card = (html: string) => html.slice(html.indexOf(`id="image-${id}"`)).split('</li>')[0];
+    const card = (html: string) => markup(html, `#image-${id}`);
     expect(card(await (await alice.get('/')).text())).toContain('first');
     expect((await alice.post(`/images/${id}/rename`, { title: '  Sunset over the bay  ' })).status).toBe(303);
     // The gallery renders each card once and reuses it: a rename must still show at once.
@@ -268,10 +268,10 @@ describe('gallery pages', () => {
     let pages = 0;
     while (path) {
       const html = await (await client.get(path)).text();
-      const ids = [...html.matchAll(/id="image-([a-z0-9]+)"/g)].map((m) => m[1] as string);
+      const ids = attrs(html, '[id^="image-"]', 'id').map((id) => id.slice('image-'.length));
       seen.push(...ids);
       pages++;
-      path = html.match(/<a class="button" href="(\/\?cursor=[^"]+)"/)?.[1]?.replaceAll('&amp;', '&') ?? null;
+      path = attr(html, 'a.button[href^="/?cursor="]', 'href') ?? null;
     }
     expect(pages).toBe(3);
     expect(seen).toHaveLength(150);
@@ -281,12 +281,12 @@ describe('gallery pages', () => {
 
   it('appends the next page for htmx with the "Load more" link swapped out of band', async () => {
     const first = await (await client.get('/')).text();
-    const next = first.match(/hx-get="(\/\?cursor=[^"]+)"/)?.[1]?.replaceAll('&amp;', '&');
+    const next = attr(first, '[hx-get^="/?cursor="]', 'hx-get');
     const res = await client.get(next as string, { 'HX-Request': 'true' });
     const fragment = await res.text();
     expect(fragment).not.toContain('<html');
-    expect([...fragment.matchAll(/<li class="thumb"/g)]).toHaveLength(60);
-    expect(fragment).toContain('id="load-more" class="load-more" hx-swap-oob="true"');
+    expect(all(fragment, 'li.thumb')).toHaveLength(60);
+    expect(attr(fragment, 'div#load-more.load-more', 'hx-swap-oob')).toBe('true');
   });
 
   it('shows no delete controls to a viewer, on the first page or in pages htmx appends', async () => {
@@ -296,9 +296,9 @@ describe('gallery pages', () => {
       const first = await (await client.get('/')).text();
       expect(first).not.toContain('name="ids"');
       expect(first).not.toContain('Delete');
-      const next = first.match(/hx-get="(\/\?cursor=[^"]+)"/)?.[1]?.replaceAll('&amp;', '&');
+      const next = attr(first, '[hx-get^="/?cursor="]', 'hx-get');
       const fragment = await (await client.get(next as string, { 'HX-Request': 'true' })).text();
-      expect([...fragment.matchAll(/<li class="thumb"/g)]).toHaveLength(60);
+      expect(all(fragment, 'li.thumb')).toHaveLength(60);
       expect(fragment).not.toContain('name="ids"');
       expect(fragment).not.toContain('hx-post');
     } finally {
@@ -307,9 +307,9 @@ describe('gallery pages', () => {
   });
 
   it('gives the same thumbnail URL within the hour, so browsers cache it', async () => {
-    const a = (await (await client.get('/')).text()).match(/<img src="([^"]+)"/)?.[1];
+    const a = attr(await (await client.get('/')).text(), 'img', 'src');
     t.advance(60 * 1000);
-    const b = (await (await client.get('/')).text()).match(/<img src="([^"]+)"/)?.[1];
+    const b = attr(await (await client.get('/')).text(), 'img', 'src');
     expect(a).toBeTruthy();
     expect(a).toBe(b);
   });

@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { assetVersion } from '../src/views/assets.js';
 import { makeTestApp, PASSWORD, signUp, type TestApp } from './support/app.js';
+import { attr, attrs, count, inlineHandlers } from './support/html.js';
 import { makePng } from './support/images.js';
 import { upload } from './support/uploads.js';
 
@@ -109,13 +110,14 @@ describe('request protection', () => {
     expect(res.headers.get('referrer-policy')).toBe('same-origin');
     expect(res.headers.get('x-frame-options')).toBe('SAMEORIGIN');
     const html = await res.text();
-    expect(html).not.toMatch(/<script(?![^>]*\bsrc=)[^>]*>/);
-    expect(html).not.toMatch(/\son[a-z]+=/);
+    expect(count(html, 'script'), 'a page without scripts tests nothing').toBeGreaterThan(0);
+    expect(count(html, 'script:not([src])')).toBe(0);
+    expect(inlineHandlers(html)).toEqual([]);
   });
 
   it('serves htmx from our own origin with a long cache', async () => {
     const page = await (await t.client().get('/login')).text();
-    expect(page).toContain('<script src="/vendor/htmx.min.js"');
+    expect(attrs(page, 'script', 'src')).toContain('/vendor/htmx.min.js');
     expect(page).not.toMatch(/https?:\/\/(unpkg|cdn|cdnjs|jsdelivr)/);
     const res = await t.client().get('/vendor/htmx.min.js');
     expect(res.status).toBe(200);
@@ -126,8 +128,8 @@ describe('request protection', () => {
 
   it('serves versioned static files as immutable and unversioned ones briefly', async () => {
     const page = await (await t.client().get('/login')).text();
-    const href = page.match(/href="(\/public\/css\/app\.css\?v=[0-9a-f]+)"/)?.[1];
-    expect(href).toBeTruthy();
+    const href = attr(page, 'link[rel="stylesheet"][href^="/public/css/app.css?"]', 'href');
+    expect(href).toMatch(/^\/public\/css\/app\.css\?v=[0-9a-f]+$/);
     const css = await t.client().get(href as string);
     expect(css.status).toBe(200);
     expect(css.headers.get('cache-control')).toContain('immutable');
@@ -209,7 +211,7 @@ describe('request protection', () => {
     expect(res.status).toBe(404);
     const html = await res.text();
     expect(html).toContain('Not found');
-    expect(html).toContain('<html');
+    expect(count(html, 'html')).toBe(1);
   });
 
   it('answers an unexpected failure with a generic 500 page and no stack trace', async () => {
@@ -229,7 +231,7 @@ describe('request protection', () => {
     expect(res.status).toBe(404);
     const html = await res.text();
     expect(html).not.toContain('<html');
-    expect(html).toContain('role="alert"');
+    expect(count(html, '[role="alert"]')).toBeGreaterThan(0);
   });
 
   it('refuses an oversized form body with 413', async () => {

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client } from './support/app.js';
 import { makeTestApp, signUp, signUpWithRole, type TestApp } from './support/app.js';
+import { attr, attrs, linkHref, texts } from './support/html.js';
 import { makeJpeg, makePng } from './support/images.js';
 import { upload } from './support/uploads.js';
 
@@ -13,13 +14,12 @@ const from = (ip: string) => ({ 'X-Forwarded-For': ip });
 async function linkFrom(res: Response): Promise<string> {
   expect(res.status).toBe(201);
   const html = await res.text();
-  const url = html.match(/id="new-share-link"[^>]*value="([^"]+)"/)?.[1] ?? '';
+  const url = attr(html, '#new-share-link', 'value') ?? '';
   expect(url).toMatch(/\/s\/[a-z2-7]{32}$/);
   return new URL(url).pathname;
 }
 
-const imageUrls = (html: string) =>
-  [...html.matchAll(/<img src="([^"]+)"/g)].map((m) => (m[1] as string).replaceAll('&amp;', '&'));
+const imageUrls = (html: string) => attrs(html, 'img', 'src');
 
 describe('sharing', () => {
   let t: TestApp;
@@ -108,7 +108,7 @@ describe('sharing', () => {
 
       await stranger.get(path);
       const own = await (await alice.get(`/images/${photo}`)).text();
-      expect(own).toMatch(/<td>2<\/td>/); // two views
+      expect(texts(own, 'td')).toContain('2'); // two views
       expect(await (await alice.get('/shares')).text()).toContain('&lt;b&gt;Beach&lt;/b&gt;');
     });
 
@@ -181,7 +181,7 @@ describe('sharing', () => {
       const ok = await visitor.post(path, { password: 'open sesame' });
       expect(ok.status).toBe(200);
       const html = await ok.text();
-      const download = html.match(/href="([^"]+)">Download original/)?.[1]?.replaceAll('&amp;', '&');
+      const download = linkHref(html, 'Download original');
       const file = await fetch(download as string);
       expect(file.status).toBe(200);
       expect(file.headers.get('content-disposition')).toMatch(/^attachment;/);

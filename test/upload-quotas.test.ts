@@ -5,6 +5,7 @@ import { POLICY_CLOCK_MARGIN_MS, POLICY_TTL_SECONDS } from '../src/services/pend
 import { MAX_OPEN_UPLOADS } from '../src/services/uploads.js';
 import type { Client } from './support/app.js';
 import { makeTestApp, signUp, type TestApp } from './support/app.js';
+import { fieldValue, hiddenForm } from './support/html.js';
 import { makePng } from './support/images.js';
 import {
   expectBucketMatchesRows,
@@ -27,8 +28,7 @@ const noisyPng = (bytes: number) => {
 };
 
 /** The staging key an upload page's form names. */
-const formKeyOf = (html: string) =>
-  html.match(/<input type="hidden" name="key" value="([^"]+)"/)?.[1] as string;
+const formKeyOf = (html: string) => fieldValue(html, 'key', '#upload-form') as string;
 
 const rangeOf = (policy: Policy) =>
   (JSON.parse(Buffer.from(policy.fields.Policy ?? '', 'base64').toString()).conditions as unknown[]).find(
@@ -232,16 +232,13 @@ describe('quotas under concurrency and open uploads', () => {
   it('tells a second file posted through the same page form after the first was kept that it was not kept', async () => {
     const { client, id } = await member();
     const html = await (await client.get('/upload')).text();
-    const action = html.match(/<form id="upload-form"[^>]* action="([^"]+)"/)?.[1] as string;
-    const hidden = [...html.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)"/g)].map(
-      (m) => [m[1] as string, (m[2] as string).replaceAll('&amp;', '&')] as const,
-    );
+    const { action, fields: hidden } = hiddenForm(html, '#upload-form');
     // The browser's plain form post, then the redirect it follows back to the app.
     const submit = async (png: Buffer) => {
       const form = new FormData();
       for (const [name, value] of hidden) form.append(name, name === 'Content-Type' ? 'image/png' : value);
       form.append('file', new Blob([new Uint8Array(png)], { type: 'image/png' }), 'photo.png');
-      const stored = await fetch(action, { method: 'POST', body: form, redirect: 'manual' });
+      const stored = await fetch(action as string, { method: 'POST', body: form, redirect: 'manual' });
       expect(stored.status).toBe(303);
       const back = new URL(stored.headers.get('location') as string);
       return `${back.pathname}${back.search}`;
@@ -307,7 +304,7 @@ describe('quotas under concurrency and open uploads', () => {
   it('re-signs the upload page’s own reservation for upload.js’s first file instead of opening another', async () => {
     const { client, id } = await member({ mib: '1' });
     const html = await (await client.get('/upload')).text();
-    const formKey = html.match(/<input type="hidden" name="key" value="([^"]+)"/)?.[1] as string;
+    const formKey = formKeyOf(html);
     expect(formKey).toMatch(new RegExp(`^users/${id}/uploads/`));
     // The page holds the whole 1 MiB: a second policy has no room...
     const other = await presign(client, { size: 1000 });
@@ -338,7 +335,7 @@ describe('quotas under concurrency and open uploads', () => {
     const { client: mallory } = await member();
     const { client: victim } = await member({ mib: '1' });
     const html = await (await victim.get('/upload')).text();
-    const formKey = html.match(/<input type="hidden" name="key" value="([^"]+)"/)?.[1] as string;
+    const formKey = formKeyOf(html);
     const res = await presign(mallory, { size: 100, formKey });
     expect(res.status).toBe(200);
     expect(((await res.json()) as Policy).key).not.toBe(formKey);

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { POLICY_CLOCK_MARGIN_MS, POLICY_TTL_SECONDS } from '../src/services/pending-uploads.js';
 import type { Client, TestApp } from './support/app.js';
+import { hiddenForm } from './support/html.js';
 import { makeJpeg, makePng, SVG } from './support/images.js';
 import { keyOf, makeInterceptedApp } from './support/store-interceptor.js';
 import { expectBucketMatchesRows, type Policy, postToBucket, uploadWithJs } from './support/uploads.js';
@@ -10,12 +11,9 @@ const PAST_EXPIRY_MS = POLICY_TTL_SECONDS * 1000 + POLICY_CLOCK_MARGIN_MS + 1000
 /** The upload page's form as a browser without JavaScript posts it: its hidden fields and the file. */
 async function pageForm(client: Client, path = '/upload'): Promise<Policy> {
   const html = await (await client.get(path)).text();
-  const url = html.match(/<form id="upload-form"[^>]*action="([^"]+)"/)?.[1]?.replaceAll('&amp;', '&');
-  const fields: Record<string, string> = {};
-  const form = html.slice(html.indexOf('<form id="upload-form"'));
-  for (const m of form.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)"/g)) {
-    fields[m[1] as string] = (m[2] as string).replaceAll('&amp;', '&').replaceAll('&quot;', '"');
-  }
+  const form = hiddenForm(html, '#upload-form');
+  const url = form.action;
+  const fields: Record<string, string> = Object.fromEntries(form.fields);
   // The form's own "image/unknown" is the browser's to send; postToBucket adds the file's type.
   delete fields['Content-Type'];
   expect(url).toBeTruthy();

@@ -168,7 +168,7 @@ export function createNotifications({ db, clock, config, appOrigin }: Notificati
   }
 
   /** One email per admin listing every change still waiting, at most once per EMAIL_INTERVAL_MS. */
-  async function sendDigest(recipient: string): Promise<void> {
+  async function sendDigest(recipient: string, log?: Logger): Promise<void> {
     const last = lastSentTo.get(recipient) as number | null;
     if (last !== null && clock() - last < EMAIL_INTERVAL_MS) return;
     const rows = unsentFor.all(recipient) as OutboxRow[];
@@ -197,6 +197,7 @@ export function createNotifications({ db, clock, config, appOrigin }: Notificati
         for (const row of rows) markSent.run(now, row.id);
       })();
     } catch (err) {
+      log?.warn({ err, changes: rows.length }, 'email digest failed; will retry');
       db.transaction(() => {
         for (const row of rows) fail(row, err);
       })();
@@ -213,7 +214,7 @@ export function createNotifications({ db, clock, config, appOrigin }: Notificati
         fail(row, err);
       }
     }
-    for (const recipient of dueEmailRecipients.all(now) as string[]) await sendDigest(recipient);
+    for (const recipient of dueEmailRecipients.all(now) as string[]) await sendDigest(recipient, log);
   }
 
   /** Sends what is due; a second call while one runs waits for it instead of sending twice. */

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { pino } from 'pino';
+import { type Logger, pino } from 'pino';
 import { createApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
 import { openDatabase } from '../../src/db/connection.js';
@@ -10,6 +10,7 @@ import { createServices } from '../../src/services/index.js';
 import type { LoginLimits } from '../../src/services/login.js';
 import type { User } from '../../src/services/users.js';
 import { createStorage } from '../../src/storage/s3.js';
+import { attr } from './html.js';
 import { startTestStore } from './store.js';
 
 const HOUR = 60 * 60 * 1000;
@@ -17,6 +18,8 @@ const HOUR = 60 * 60 * 1000;
 export interface TestAppOptions {
   env?: Record<string, string>;
   loginLimits?: Partial<LoginLimits>;
+  /** where the app logs; nowhere by default */
+  log?: Logger;
 }
 
 /**
@@ -51,7 +54,7 @@ export async function makeTestApp(opts: TestAppOptions = {}) {
     config,
     ...(opts.loginLimits ? { loginLimits: opts.loginLimits } : {}),
   });
-  const app = createApp({ config, services, log: pino({ level: 'silent' }) });
+  const app = createApp({ config, services, log: opts.log ?? pino({ level: 'silent' }) });
   return {
     app,
     config,
@@ -193,6 +196,13 @@ export async function signUp(client: Client, email: string, extra: Record<string
   return res;
 }
 
+/** The token of the invite link the admins' page shows once, after creating it. */
+export function inviteTokenOf(html: string): string | undefined {
+  const link = new URL(attr(html, '#new-link', 'value') ?? '', 'http://no-link.invalid');
+  const token = link.pathname === '/signup' ? link.searchParams.get('invite') : null;
+  return token && /^[a-z0-9]+$/.test(token) ? token : undefined;
+}
+
 /** Signs up a user with the given role through an invite link the admin creates. */
 export async function signUpWithRole(t: TestApp, admin: Client, email: string, role: string) {
   return signUpByInvite(admin, t.client(), email, role);
@@ -201,8 +211,8 @@ export async function signUpWithRole(t: TestApp, admin: Client, email: string, r
 /** The same for any app, a spawned server's too: `client` becomes the new account. */
 export async function signUpByInvite(admin: Client, client: Client, email: string, role: string) {
   const res = await admin.post('/admin/invites', { role });
-  const link = (await res.text()).match(/\/signup\?invite=([a-z0-9]+)/)?.[1];
-  if (!link) throw new Error('no invite link on the page');
-  await signUp(client, email, { invite: link });
+  const token = inviteTokenOf(await res.text());
+  if (!token) throw new Error('no invite link on the page');
+  await signUp(client, email, { invite: token });
   return client;
 }

@@ -116,7 +116,7 @@ export function createS3Server(o: S3ServerOptions): S3Server {
             : new S3Error(500, 'InternalError', 'We encountered an internal error. Please try again.');
         if (!(err instanceof S3Error)) {
           log.error(
-            { err, requestId, method: req.method, path: req.url?.split('?')[0] },
+            { err, reqId: requestId, method: req.method, path: req.url?.split('?')[0] },
             'S3 store: internal error',
           );
         }
