@@ -53,7 +53,7 @@ const schema = z.object({
 
 export type Signup = 'open' | 'invite' | 'closed';
 
-export interface ExternalS3Config {
+interface ExternalS3Config {
   endpoint: string;
   publicEndpoint: string;
   region: string;
@@ -84,7 +84,7 @@ export interface Config {
 }
 
 /** How long clients may take to send, and how many may be connected at once. */
-export interface HttpLimits {
+interface HttpLimits {
   /** request headers, and the whole of an app request (forms, JSON), must arrive within this */
   requestTimeoutMs: number;
   /** the whole of a request to the embedded store (/s3: uploads) must arrive within this */

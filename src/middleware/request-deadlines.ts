@@ -11,7 +11,7 @@ export interface TimeoutAnswer {
 }
 
 /** How long one kind of request may take to arrive, and what it is told when it does not. */
-export interface ArrivalBudget {
+interface ArrivalBudget {
   /** from its headers to the last byte of its body */
   totalMs: number;
   answer(req: IncomingMessage): TimeoutAnswer;

@@ -7,7 +7,7 @@ import type { Session } from '../services/sessions.js';
 import type { Role, User } from '../services/users.js';
 import { clientIp } from './client-ip.js';
 
-export function sessionCookieName(isSecure: boolean): string {
+function sessionCookieName(isSecure: boolean): string {
   // __Host- makes the browser refuse the cookie unless it is Secure, host-only and Path=/.
   return isSecure ? '__Host-s3g_session' : 's3g_session';
 }

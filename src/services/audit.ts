@@ -37,7 +37,7 @@ export const AUDIT_ACTIONS = [
 ] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 
-export const AUDIT_PAGE_SIZE = 100;
+const AUDIT_PAGE_SIZE = 100;
 const DAY_MS = 24 * 60 * 60 * 1000;
 /** Longest text kept per column: no email is longer than EMAIL_MAX, an IPv6 address 45 characters. */
 const MAX_CHARS = { email: EMAIL_MAX, target: 254, detail: 500, ip: 64 } as const;
@@ -45,12 +45,12 @@ const MAX_CHARS = { email: EMAIL_MAX, target: 254, detail: 500, ip: 64 } as cons
  * Refused attempts and share-link openings, which anyone can repeat at will, are counted in
  * memory and written as one row per kind (or link) and address per window.
  */
-export const COUNT_WINDOW_MS = 15 * 60 * 1000;
+const COUNT_WINDOW_MS = 15 * 60 * 1000;
 /** Addresses counted separately per window; beyond, they share one "many addresses" row. */
 const MAX_COUNTED_GROUPS = 1000;
 const SAMPLE_TARGETS = 3;
 /** Rows deleted per retention transaction, so a first purge of a large log never blocks for long. */
-export const PURGE_BATCH_ROWS = 10_000;
+const PURGE_BATCH_ROWS = 10_000;
 const SCHEDULE_INTERVAL_MS = 60_000;
 const PURGE_INTERVAL_MS = 60 * 60 * 1000;
 

@@ -10,7 +10,7 @@ import type { Notifications } from './notifications.js';
 import type { PendingUploads } from './pending-uploads.js';
 import type { User } from './users.js';
 
-export const PAGE_SIZE = 60;
+const PAGE_SIZE = 60;
 
 /** Viewers only look; members and admins may rename, replace and delete. */
 export const canChangeImages = (user: Pick<User, 'role'>) => user.role !== 'viewer';

@@ -5,7 +5,7 @@ import { Invalid, NotFound } from './errors.js';
 import { randomToken, sha256Hex } from './tokens.js';
 import { ROLES, type Role } from './users.js';
 
-export const INVITE_TTL_MS = 7 * 24 * 60 * 60 * 1000;
+const INVITE_TTL_MS = 7 * 24 * 60 * 60 * 1000;
 
 export interface Invite {
   id: string;
@@ -92,5 +92,3 @@ export function createInvites({ db, clock, audit }: { db: Db; clock: Clock; audi
     },
   };
 }
-
-export type Invites = ReturnType<typeof createInvites>;

@@ -31,5 +31,3 @@ export function createLimiter(max: number) {
     },
   };
 }
-
-export type Limiter = ReturnType<typeof createLimiter>;

@@ -188,5 +188,3 @@ export function createLogin(deps: {
     },
   };
 }
-
-export type Login = ReturnType<typeof createLogin>;

@@ -48,17 +48,16 @@ const rowToChange = (r: ChangeRow): Change => ({
 
 export const CHANGES_PAGE_SIZE = 50;
 /** An admin gets at most one email per this interval; changes in between wait and go together. */
-export const EMAIL_INTERVAL_MS = 60 * 1000;
+const EMAIL_INTERVAL_MS = 60 * 1000;
 const BACKOFF_BASE_MS = 30 * 1000;
 const BACKOFF_MAX_MS = 60 * 60 * 1000;
 const WEBHOOK_TIMEOUT_MS = 10 * 1000;
-export const SIGNATURE_HEADER = 'X-S3-Gallery-Signature';
+const SIGNATURE_HEADER = 'X-S3-Gallery-Signature';
 
-export const backoffMs = (attempts: number) =>
-  Math.min(BACKOFF_BASE_MS * 2 ** (attempts - 1), BACKOFF_MAX_MS);
+const backoffMs = (attempts: number) => Math.min(BACKOFF_BASE_MS * 2 ** (attempts - 1), BACKOFF_MAX_MS);
 
 /** The signature a webhook receiver recomputes over the raw body with the shared secret. */
-export const webhookSignature = (secret: string, body: string) =>
+const webhookSignature = (secret: string, body: string) =>
   `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
 
 const ACTION_WORDS: Record<ChangeAction, string> = {

@@ -124,8 +124,6 @@ export function createPeople(deps: { db: Db; storage: Storage; audit: Audit; use
   };
 }
 
-export type People = ReturnType<typeof createPeople>;
-
 function parseLimit(input: string, what: string, max: number): number | null {
   const text = input.trim();
   if (text === '') return null;

@@ -20,7 +20,7 @@ export const SHARE_EXPIRIES = {
   never: { label: 'Never', ms: null },
 } as const;
 export type ShareExpiry = keyof typeof SHARE_EXPIRIES;
-export const MAX_SHARED_IMAGES = 200;
+const MAX_SHARED_IMAGES = 200;
 /** Presigned URLs on the public page: long enough to look at, short enough that a copied URL dies. */
 const PUBLIC_URL_TTL_SECONDS = 10 * 60;
 const MINUTE_MS = 60 * 1000;
@@ -304,5 +304,3 @@ export function createShares(deps: {
     },
   };
 }
-
-export type Shares = ReturnType<typeof createShares>;

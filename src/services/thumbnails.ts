@@ -10,10 +10,10 @@ const load = {
 
 /** file-type reads at most this many bytes from the start of a file. */
 export const SNIFF_BYTES = 4100;
-export const THUMB_PX = 400;
-export const DISPLAY_PX = 1600;
+const THUMB_PX = 400;
+const DISPLAY_PX = 1600;
 /** Refuses decompression bombs: a small file that would decode to gigabytes of pixels. */
-export const MAX_INPUT_PIXELS = 100_000_000;
+const MAX_INPUT_PIXELS = 100_000_000;
 
 export async function sniffImageType(head: Uint8Array): Promise<string | null> {
   const { fileTypeFromBuffer } = await load.fileType();

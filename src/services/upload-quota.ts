@@ -82,5 +82,3 @@ export function createUploadQuota(deps: { users: Users; images: Images; pending:
     },
   };
 }
-
-export type UploadQuota = ReturnType<typeof createUploadQuota>;

@@ -25,7 +25,7 @@ export interface SweepReport {
   skipped: { key: string; reason: string }[];
 }
 
-export const emptySweepReport = (): SweepReport => ({
+const emptySweepReport = (): SweepReport => ({
   completed: [],
   rejected: [],
   expired: [],

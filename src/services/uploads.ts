@@ -35,7 +35,7 @@ export const MAX_OPEN_UPLOADS = 20;
 /** Completions that read and decode an original at once: each holds the whole file in memory. */
 export const VERIFY_CONCURRENCY = 2;
 const NAME_MAX = 255;
-export const NOT_AN_IMAGE = `That file is not a ${ACCEPTED_NAMES} image, so it was not kept.`;
+const NOT_AN_IMAGE = `That file is not a ${ACCEPTED_NAMES} image, so it was not kept.`;
 const NOT_FOUND = 'That upload was not found. It may have expired: please upload again.';
 const SECOND_FILE =
   'Another file was sent with this upload form after its first one was kept, so it was not kept. Please upload it again.';
@@ -76,9 +76,9 @@ export interface Completion {
 }
 
 /** Policies name keys here; nothing under it is ever an image's object. */
-export const stagingPrefix = (userId: string) => `users/${userId}/uploads/`;
+const stagingPrefix = (userId: string) => `users/${userId}/uploads/`;
 /** Images' originals: only completions write here, each to a fresh key no policy names. */
-export const originalsPrefix = (userId: string) => `users/${userId}/originals/`;
+const originalsPrefix = (userId: string) => `users/${userId}/originals/`;
 
 /**
  * Whose quota and prefix an upload goes to: a replacement's are the image owner's (an admin may

@@ -54,7 +54,7 @@ const emailSchema = z
   .max(EMAIL_MAX, 'That email address is too long.')
   .pipe(z.email('Enter a valid email address.'));
 
-export function parseEmail(input: string): string {
+function parseEmail(input: string): string {
   const result = emailSchema.safeParse(input);
   if (!result.success) throw new Invalid(result.error.issues[0]?.message ?? 'Enter a valid email address.');
   return result.data;

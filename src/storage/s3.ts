@@ -270,7 +270,7 @@ function isNotFound(err: unknown): boolean {
 }
 
 /** RFC 6266: an ASCII fallback plus the exact UTF-8 name, neither able to break out of the header. */
-export function attachment(filename: string): string {
+function attachment(filename: string): string {
   const ascii = filename.replace(/[^\x20-\x7e]/g, '_').replace(/["\\]/g, '_');
   const utf8 = encodeURIComponent(filename).replace(
     /['()*]/g,

@@ -6,7 +6,7 @@ import { ErrorMessage } from './components/messages.js';
 import { Layout } from './layout.js';
 
 /** The filter as query parameters, so paging and CSV export keep it. */
-export function filterQuery(filter: AuditFilter, extra: Record<string, string> = {}): string {
+function filterQuery(filter: AuditFilter, extra: Record<string, string> = {}): string {
   const params = new URLSearchParams();
   for (const [name, value] of Object.entries({ ...filter, ...extra })) if (value) params.set(name, value);
   const text = params.toString();

@@ -14,7 +14,7 @@ const titles: Record<number, string> = {
   503: 'Temporarily unavailable',
 };
 
-export function errorTitle(status: number): string {
+function errorTitle(status: number): string {
   return titles[status] ?? 'Something went wrong';
 }
 

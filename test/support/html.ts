@@ -3,12 +3,9 @@ import { type HTMLElement, parse } from 'node-html-parser';
 /**
  * Tests read pages the way a browser does, through a DOM, not with regular expressions over the
  * markup: attribute order, quoting and entities (`&amp;` in a URL) stop mattering.
- * Each function takes a page's text or what `parseHtml` returned (parse once, ask many times).
+ * Each function takes a page's text or an element found in it.
  */
 export type Html = string | HTMLElement;
-
-/** A whole page or an htmx fragment. */
-export const parseHtml = (html: string): HTMLElement => parse(html);
 
 const root = (html: Html) => (typeof html === 'string' ? parse(html) : html);
 
@@ -25,10 +22,6 @@ export const attr = (html: Html, selector: string, name: string): string | undef
 /** That attribute of every element the selector finds (those without it are left out). */
 export const attrs = (html: Html, selector: string, name: string): string[] =>
   all(html, selector).flatMap((el) => el.getAttribute(name) ?? []);
-
-/** The text of the first element the selector finds, entities decoded; undefined if there is none. */
-export const text = (html: Html, selector: string): string | undefined =>
-  root(html).querySelector(selector)?.text;
 
 /** The text of every element the selector finds. */
 export const texts = (html: Html, selector: string): string[] => all(html, selector).map((el) => el.text);

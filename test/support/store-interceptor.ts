@@ -4,7 +4,7 @@ import { EMBEDDED_BUCKET, EMBEDDED_MOUNT } from '../../src/storage/embedded.js';
 import { makeTestApp, signUp } from './app.js';
 
 /** What the proxy does with one request: pass it on (after `hold`, if any), or answer it itself. */
-export interface ProxyDecision {
+interface ProxyDecision {
   answer?: { status: number; body: string };
   /** the request waits for this before it is passed on */
   hold?: Promise<void>;
@@ -19,7 +19,7 @@ export interface ProxyDecision {
  * never produces: an error for one key, a slow answer, a count of requests in flight. Requests
  * pass through unchanged (Host included), so SigV4 signatures made for the proxy's address hold.
  */
-export async function startStoreInterceptor(mountPath = EMBEDDED_MOUNT) {
+async function startStoreInterceptor(mountPath = EMBEDDED_MOUNT) {
   let target: URL | undefined;
   let decide: (req: http.IncomingMessage) => ProxyDecision | undefined = () => undefined;
   const server = http.createServer(async (req, res) => {

@@ -64,5 +64,3 @@ export async function startTestStore(opts: { mountPath?: string } = {}) {
     },
   };
 }
-
-export type TestStore = Awaited<ReturnType<typeof startTestStore>>;

@@ -7,7 +7,7 @@ const STORED_FIELD =
   /^(content-type|cache-control|content-disposition|content-encoding|expires|x-amz-meta-.*)$/;
 
 /** Whether an HTTP response can carry this header: Node's own rule, the one writeHead enforces. */
-export function isSendable(name: string, value: string): boolean {
+function isSendable(name: string, value: string): boolean {
   try {
     validateHeaderName(name);
     validateHeaderValue(name, value);

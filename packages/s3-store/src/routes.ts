@@ -10,7 +10,7 @@ import { postObject } from './operations/post-object.js';
 import { putObject } from './operations/put-object.js';
 import type { S3Request } from './request.js';
 
-export type Operation = (r: S3Request) => Promise<void>;
+type Operation = (r: S3Request) => Promise<void>;
 
 interface Route {
   method: string;
@@ -26,7 +26,7 @@ interface Route {
 const has = (query: QueryPairs, name: string) => query.some(([k]) => k === name);
 
 /** Every operation the store implements; anything else is refused (501, or 405 for a method on an object). */
-export const ROUTES: readonly Route[] = [
+const ROUTES: readonly Route[] = [
   {
     method: 'POST',
     on: 'bucket',

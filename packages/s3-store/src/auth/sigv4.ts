@@ -18,7 +18,7 @@ export const UNSIGNED_PAYLOAD = 'UNSIGNED-PAYLOAD';
 export type QueryPairs = [string, string][];
 
 /** Parses "20261125T031000Z"; null when it is not exactly that shape. */
-export function parseAmzDate(value: string | undefined): Date | null {
+function parseAmzDate(value: string | undefined): Date | null {
   const m = value && /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(value);
   if (!m) return null;
   const [y, mo, d, h, mi, s] = m.slice(1).map(Number) as [number, number, number, number, number, number];

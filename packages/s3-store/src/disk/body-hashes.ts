@@ -9,7 +9,7 @@ import { Worker } from 'node:worker_threads';
  */
 const BATCH_BYTES = 512 * 1024;
 
-export interface BodyDigests {
+interface BodyDigests {
   md5: Buffer;
   /** hex; only when asked for */
   sha256?: string;
