@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import type { Config } from '../config.js';
 import { openDatabase } from '../db/connection.js';
 import { migrations } from '../db/migrations.js';
-import type { Storage } from '../storage/s3.js';
+import type { Storage } from '../storage/storage.js';
 
 export interface CheckResult {
   name: string;

@@ -1,7 +1,7 @@
 import type { Db } from '../db/connection.js';
 import { ACCEPTED_TYPES } from '../image-types.js';
 import { TITLE_MAX } from '../limits.js';
-import type { Storage } from '../storage/s3.js';
+import type { Storage } from '../storage/storage.js';
 import type { Actor, Audit } from './audit.js';
 import type { Clock } from './clock.js';
 import { type ImageCursor, imageCursor, writeCursor } from './cursors.js';

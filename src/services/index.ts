@@ -1,6 +1,6 @@
 import type { Config } from '../config.js';
 import type { Db } from '../db/connection.js';
-import type { Storage } from '../storage/s3.js';
+import type { Storage } from '../storage/storage.js';
 import { createAudit } from './audit.js';
 import type { Clock } from './clock.js';
 import { createDeviceTokens } from './device-tokens.js';

@@ -1,5 +1,5 @@
 import type { Db } from '../db/connection.js';
-import type { Storage } from '../storage/s3.js';
+import type { Storage } from '../storage/storage.js';
 import type { Actor, Audit } from './audit.js';
 import { Conflict, Invalid, NotFound } from './errors.js';
 import type { Images } from './images.js';

@@ -1,6 +1,6 @@
 import type { Db } from '../db/connection.js';
 import { PASSWORD_MAX, SHARE_PASSWORD_MIN } from '../limits.js';
-import type { Storage } from '../storage/s3.js';
+import type { Storage } from '../storage/storage.js';
 import type { Actor, Audit } from './audit.js';
 import type { Clock } from './clock.js';
 import type { DeviceTokens } from './device-tokens.js';

@@ -3,7 +3,7 @@ import type { Db } from '../db/connection.js';
 import { formatBytes } from '../format.js';
 import { ACCEPTED_NAMES } from '../image-types.js';
 import { TITLE_MAX } from '../limits.js';
-import { isPreconditionFailed, SCRIPT_ANSWER, type Storage } from '../storage/s3.js';
+import { SCRIPT_ANSWER, SourceChanged, type Storage } from '../storage/storage.js';
 import type { Actor, Audit } from './audit.js';
 import type { Clock } from './clock.js';
 import {
@@ -237,7 +237,7 @@ export function createUploads(deps: {
       const ifMatch = staged.etag ? { ifMatch: staged.etag } : {};
       await fromStorage(
         storage.copy(row.key, finalKey, ifMatch).catch((err: unknown) => {
-          throw isPreconditionFailed(err) ? new Conflict(REPLACED) : err;
+          throw err instanceof SourceChanged ? new Conflict(REPLACED) : err;
         }),
       );
       verdict = await verify(user, row, finalKey, renditionKeys);

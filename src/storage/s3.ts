@@ -5,6 +5,14 @@ import type { Readable } from 'node:stream';
 import type * as ClientS3 from '@aws-sdk/client-s3';
 import type { createPresignedPost as CreatePresignedPost } from '@aws-sdk/s3-presigned-post';
 import type * as Presigner from '@aws-sdk/s3-request-presigner';
+import {
+  type ListedObject,
+  type ObjectInfo,
+  type PresignGetOptions,
+  type PresignPostOptions,
+  SourceChanged,
+  type Storage,
+} from './storage.js';
 
 // The AWS SDK is CommonJS: require() loads its hundreds of files about 60 ms faster than the ESM
 // loader's CommonJS interop, a tenth of the server's start-up.
@@ -36,45 +44,12 @@ export interface StorageOptions {
   forcePathStyle: boolean;
 }
 
-export interface PresignPostOptions {
-  key: string;
-  maxBytes: number;
-  minBytes?: number;
-  contentTypePrefix: string;
-  redirect?: string;
-  status?: 200 | 201 | 204;
-  ttlSeconds: number;
-}
-
-/** A script's upload is answered 201 with the stored object's XML, which names its ETag (204 is empty). */
-export const SCRIPT_ANSWER = { status: 201 } as const satisfies Pick<PresignPostOptions, 'status'>;
-
-export interface PresignGetOptions {
-  key: string;
-  ttlSeconds: number;
-  /** a file name: the response says Content-Disposition: attachment with it */
-  download?: string;
-  contentType?: string;
-  /** callers round it so the same URL repeats and browsers cache it */
-  signingDate?: Date;
-}
-
-export interface ObjectInfo {
-  size: number;
-  contentType?: string;
-  etag?: string;
-  lastModified?: Date;
-}
-
-export interface ListedObject {
-  key: string;
-  size: number;
-  lastModified?: Date;
-}
-
-/** The one place the app talks S3; the same code path for AWS, MinIO, R2, Garage and the embedded store. */
-/** `now` (milliseconds, the app's injected clock) decides when a cached signed URL is too old to hand out. */
-export function createStorage(opts: StorageOptions, now: () => number = Date.now) {
+/**
+ * The one place the app talks S3; the same code path for AWS, MinIO, R2, Garage and the embedded
+ * store. `now` (milliseconds, the app's injected clock) decides when a cached signed URL is too old
+ * to hand out.
+ */
+export function createStorage(opts: StorageOptions, now: () => number = Date.now): Storage {
   const base = {
     // An endpoint that stops answering must fail a request in seconds, not hold it open for minutes;
     // kept-alive sockets, and enough of them that a busy app does not queue behind the SDK's 50.
@@ -189,15 +164,20 @@ export function createStorage(opts: StorageOptions, now: () => number = Date.now
      * source still has that ETag (else S3's 412 PreconditionFailed); a missing source is NoSuchKey.
      */
     async copy(sourceKey: string, destKey: string, o: { ifMatch?: string } = {}): Promise<{ etag?: string }> {
-      const res = await client.send(
-        new CopyObjectCommand({
-          Bucket,
-          Key: destKey,
-          // The SDK sends CopySource as given; S3 URL-decodes it, so each key segment is encoded here.
-          CopySource: `${Bucket}/${sourceKey.split('/').map(encodeURIComponent).join('/')}`,
-          ...(o.ifMatch ? { CopySourceIfMatch: o.ifMatch } : {}),
-        }),
-      );
+      const res = await client
+        .send(
+          new CopyObjectCommand({
+            Bucket,
+            Key: destKey,
+            // The SDK sends CopySource as given; S3 URL-decodes it, so each key segment is encoded here.
+            CopySource: `${Bucket}/${sourceKey.split('/').map(encodeURIComponent).join('/')}`,
+            ...(o.ifMatch ? { CopySourceIfMatch: o.ifMatch } : {}),
+          }),
+        )
+        .catch((err: unknown) => {
+          // S3's 412: the `ifMatch` no longer names the source.
+          throw isPreconditionFailed(err) ? new SourceChanged(sourceKey, err) : err;
+        });
       const etag = res.CopyObjectResult?.ETag;
       return etag ? { etag } : {};
     },
@@ -256,10 +236,7 @@ export function createStorage(opts: StorageOptions, now: () => number = Date.now
   };
 }
 
-export type Storage = ReturnType<typeof createStorage>;
-
-/** S3's 412: a copy's `ifMatch` no longer names its source (it was written again since). */
-export function isPreconditionFailed(err: unknown): boolean {
+function isPreconditionFailed(err: unknown): boolean {
   return err instanceof S3ServiceException && err.$metadata.httpStatusCode === 412;
 }
 

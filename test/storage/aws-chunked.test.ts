@@ -8,7 +8,8 @@ import { HttpRequest } from '@smithy/protocol-http';
 import { SignatureV4 } from '@smithy/signature-v4';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { createStorage, type Storage } from '../../src/storage/s3.js';
+import { createStorage } from '../../src/storage/s3.js';
+import type { Storage } from '../../src/storage/storage.js';
 import { freePort, type ServerProcess, spawnServer } from '../support/process.js';
 
 // The real server in its own process, so a crash shows as an exit instead of taking the test run down.

@@ -7,7 +7,8 @@ import path from 'node:path';
 import { createS3Server, type S3ServerOptions } from '@s3-gallery/s3-store';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { EMBEDDED_BUCKET, EMBEDDED_MOUNT } from '../../src/storage/embedded.js';
-import { createStorage, type Storage } from '../../src/storage/s3.js';
+import { createStorage } from '../../src/storage/s3.js';
+import type { Storage } from '../../src/storage/storage.js';
 import { freePort, type ServerProcess, spawnServer } from '../support/process.js';
 
 interface Running {

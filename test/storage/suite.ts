@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { Storage } from '../../src/storage/s3.js';
+import { SourceChanged, type Storage } from '../../src/storage/storage.js';
 
 export interface StorageUnderTest {
   storage: Storage;
@@ -93,9 +93,11 @@ export function defineStorageSuite(start: () => Promise<StorageUnderTest>) {
     const source = `${p}copy/changing.bin`;
     await storage.put(source, Buffer.from('first'), 'application/octet-stream');
     const stale = '"0123456789abcdef0123456789abcdef"';
-    await expect(storage.copy(source, `${p}copy/never.bin`, { ifMatch: stale })).rejects.toMatchObject({
-      name: 'PreconditionFailed',
-      $metadata: { httpStatusCode: 412 },
+    const refusal = storage.copy(source, `${p}copy/never.bin`, { ifMatch: stale });
+    await expect(refusal).rejects.toBeInstanceOf(SourceChanged);
+    // What the bucket said, kept as the cause: S3's 412.
+    await expect(refusal).rejects.toMatchObject({
+      cause: { name: 'PreconditionFailed', $metadata: { httpStatusCode: 412 } },
     });
     await expect(storage.copy(`${p}copy/missing.bin`, `${p}copy/never.bin`)).rejects.toMatchObject({
       name: 'NoSuchKey',

@@ -1,0 +1,85 @@
+import type { Readable } from 'node:stream';
+
+/**
+ * What the services need of a bucket. One implementation, S3 through the AWS SDK (./s3.ts), serves
+ * AWS, MinIO, R2, Garage and the embedded store alike; tests put interceptors in front of a real
+ * store rather than fakes behind this interface.
+ */
+export interface Storage {
+  readonly bucket: string;
+  /** A browser form upload of exactly one key, with size, type and expiry pinned by the policy. */
+  presignPost(o: PresignPostOptions): Promise<{ url: string; fields: Record<string, string> }>;
+  presignGet(o: PresignGetOptions): Promise<string>;
+  /** null when there is no such object */
+  head(key: string): Promise<ObjectInfo | null>;
+  getRange(key: string, start: number, endInclusive: number): Promise<Uint8Array>;
+  /** A stream body needs its length. */
+  put(
+    key: string,
+    body: Uint8Array | Readable,
+    contentType: string,
+    contentLength?: number,
+  ): Promise<{ etag?: string }>;
+  /**
+   * A server-side copy within the bucket (type and metadata kept). With `ifMatch`, only if the
+   * source still has that ETag, else SourceChanged.
+   */
+  copy(sourceKey: string, destKey: string, o?: { ifMatch?: string }): Promise<{ etag?: string }>;
+  delete(key: string): Promise<void>;
+  /** Returns the keys the bucket reported as not deleted. */
+  deleteMany(keys: string[]): Promise<{ failed: string[] }>;
+  list(
+    prefix: string,
+    cursor?: string,
+    maxKeys?: number,
+  ): Promise<{ keys: ListedObject[]; nextCursor?: string }>;
+  /** Reachable, and these credentials may list the app's prefix. */
+  ping(): Promise<void>;
+}
+
+export interface PresignPostOptions {
+  key: string;
+  maxBytes: number;
+  minBytes?: number;
+  contentTypePrefix: string;
+  redirect?: string;
+  status?: 200 | 201 | 204;
+  ttlSeconds: number;
+}
+
+/** A script's upload is answered 201 with the stored object's XML, which names its ETag (204 is empty). */
+export const SCRIPT_ANSWER = { status: 201 } as const satisfies Pick<PresignPostOptions, 'status'>;
+
+export interface PresignGetOptions {
+  key: string;
+  ttlSeconds: number;
+  /** a file name: the response says Content-Disposition: attachment with it */
+  download?: string;
+  contentType?: string;
+  /** callers round it so the same URL repeats and browsers cache it */
+  signingDate?: Date;
+}
+
+export interface ObjectInfo {
+  size: number;
+  contentType?: string;
+  etag?: string;
+  lastModified?: Date;
+}
+
+export interface ListedObject {
+  key: string;
+  size: number;
+  lastModified?: Date;
+}
+
+/** A conditional copy's source no longer has the ETag it named (it was written again since). */
+export class SourceChanged extends Error {
+  constructor(
+    readonly sourceKey: string,
+    /** what the bucket answered */
+    cause: unknown,
+  ) {
+    super(`${sourceKey} changed since its ETag was read`, { cause });
+  }
+}
