@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import type { Config } from '../config.js';
 import { openDatabase } from '../db/connection.js';
 import { migrations } from '../db/migrations.js';
+import { EMBEDDED_MOUNT } from '../storage/embedded.js';
 import type { Storage } from '../storage/storage.js';
 
 export interface CheckResult {
@@ -25,52 +26,40 @@ export async function runDoctor(config: Config, dbFile: string, storage: Storage
 
   results.push(checkDatabase(dbFile));
 
-  try {
-    await storage.ping();
-    results.push({ name: 'bucket reachable', ok: true });
-  } catch (err) {
-    results.push({
-      name: 'bucket reachable',
-      ok: false,
-      detail: message(err),
-      fix: embedded
-        ? `the embedded store is served by the app: start it (npm start) on PORT ${config.port}, then run doctor again`
-        : 'check S3_ENDPOINT, S3_REGION, S3_BUCKET and the credentials; the bucket must exist',
-    });
-    return results;
-  }
+  const reachable = await check(
+    'bucket reachable',
+    embedded
+      ? `the embedded store is served by the app: start it (npm start) on PORT ${config.port}, then run doctor again`
+      : 'check S3_ENDPOINT, S3_REGION, S3_BUCKET and the credentials; the bucket must exist',
+    () => storage.ping(),
+  );
+  results.push(reachable);
+  if (!reachable.ok) return results;
 
   const key = `users/.doctor/${randomUUID()}`;
   const body = Buffer.from(`s3-gallery doctor ${new Date().toISOString()}`);
   let objectUrl: string | undefined;
-  try {
-    await storage.put(key, body, 'text/plain');
-    const back = Buffer.from(await storage.getRange(key, 0, body.length - 1));
-    if (!back.equals(body)) throw new Error('read back different bytes');
-    objectUrl = (await storage.presignGet({ key, ttlSeconds: 60 })).split('?')[0];
-    results.push({ name: 'credentials can put, get and delete under users/', ok: true });
-  } catch (err) {
-    results.push({
-      name: 'credentials can put, get and delete under users/',
-      ok: false,
-      detail: message(err),
-      fix: 'give the credentials s3:PutObject, s3:GetObject and s3:DeleteObject on users/* (npx s3-gallery print:iam-policy)',
-    });
-  }
+  results.push(
+    await check(
+      'credentials can put, get and delete under users/',
+      'give the credentials s3:PutObject, s3:GetObject and s3:DeleteObject on users/* (npx s3-gallery print:iam-policy)',
+      async () => {
+        await storage.put(key, body, 'text/plain');
+        const back = Buffer.from(await storage.getRange(key, 0, body.length - 1));
+        if (!back.equals(body)) throw new Error('read back different bytes');
+        objectUrl = (await storage.presignGet({ key, ttlSeconds: 60 })).split('?')[0];
+      },
+    ),
+  );
 
   const post = await storage.presignPost({ key, maxBytes: 1, contentTypePrefix: 'image/', ttlSeconds: 60 });
   results.push(await checkNotPublic(post.url, objectUrl));
-  try {
+  const deleted = await check('credentials can delete', 'allow s3:DeleteObject on users/*', async () => {
     await storage.delete(key);
     if (await storage.head(key)) throw new Error('the object is still there after deleting it');
-  } catch (err) {
-    results.push({
-      name: 'credentials can delete',
-      ok: false,
-      detail: message(err),
-      fix: 'allow s3:DeleteObject on users/*',
-    });
-  }
+  });
+  // Reported only when it fails: the put/get/delete check above already names deleting.
+  if (!deleted.ok) results.push(deleted);
 
   if (embedded) {
     results.push({
@@ -84,10 +73,20 @@ export async function runDoctor(config: Config, dbFile: string, storage: Storage
   return results;
 }
 
+/** One check: passes when `work` does, otherwise fails with what went wrong and `fix`. */
+async function check(name: string, fix: string, work: () => Promise<unknown>): Promise<CheckResult> {
+  try {
+    await work();
+    return { name, ok: true };
+  } catch (err) {
+    return { name, ok: false, detail: message(err), fix };
+  }
+}
+
 function describeStorage(config: Config): string {
   return config.s3
     ? `bucket ${config.s3.bucket} at ${config.s3.endpoint}, app origin ${config.appOrigin}`
-    : `embedded store at ${config.appOrigin}/s3, data in ${config.dataDir}`;
+    : `embedded store at ${config.appOrigin}${EMBEDDED_MOUNT}, data in ${config.dataDir}`;
 }
 
 function checkDatabase(file: string): CheckResult {

@@ -4,6 +4,8 @@ import type { User } from '../services/users.js';
 import { ROLES } from '../services/users.js';
 import { AdminNav } from './admin-nav.js';
 import { ErrorMessage } from './components/messages.js';
+import { PostButton } from './components/post-button.js';
+import { TableHead } from './components/table-head.js';
 import { Layout } from './layout.js';
 
 export interface InvitesPageProps {
@@ -52,17 +54,7 @@ export function InvitesPage({ user, invites, signup, newLink, error }: InvitesPa
       ) : (
         <table>
           <caption class="visually-hidden">Invites</caption>
-          <thead>
-            <tr>
-              <th scope="col">Role</th>
-              <th scope="col">Created</th>
-              <th scope="col">Expires</th>
-              <th scope="col">State</th>
-              <th scope="col">
-                <span class="visually-hidden">Actions</span>
-              </th>
-            </tr>
-          </thead>
+          <TableHead columns={['Role', 'Created', 'Expires', 'State']} actions />
           <tbody>
             {invites.map((i) => (
               <tr>
@@ -75,15 +67,11 @@ export function InvitesPage({ user, invites, signup, newLink, error }: InvitesPa
                 <td>{i.state === 'used' && i.usedByEmail ? `used by ${i.usedByEmail}` : i.state}</td>
                 <td>
                   {i.state === 'open' ? (
-                    <form
-                      method="post"
+                    <PostButton
                       action={`/admin/invites/${encodeURIComponent(i.id)}/revoke`}
-                      class="inline"
-                    >
-                      <button type="submit" class="danger">
-                        Revoke
-                      </button>
-                    </form>
+                      label="Revoke"
+                      danger
+                    />
                   ) : null}
                 </td>
               </tr>

@@ -3,6 +3,7 @@ import { AUDIT_ACTIONS, type AuditEntry, type AuditFilter } from '../services/au
 import type { User } from '../services/users.js';
 import { AdminNav } from './admin-nav.js';
 import { ErrorMessage } from './components/messages.js';
+import { TableHead } from './components/table-head.js';
 import { Layout } from './layout.js';
 
 /** The filter as query parameters, so paging and CSV export keep it. */
@@ -68,16 +69,7 @@ export function AuditPage({ user, filter, entries, nextCursor, retentionDays, er
       ) : (
         <table class="audit">
           <caption class="visually-hidden">Audit log entries, newest first</caption>
-          <thead>
-            <tr>
-              <th scope="col">When</th>
-              <th scope="col">Who</th>
-              <th scope="col">Action</th>
-              <th scope="col">Target</th>
-              <th scope="col">Detail</th>
-              <th scope="col">IP</th>
-            </tr>
-          </thead>
+          <TableHead columns={['When', 'Who', 'Action', 'Target', 'Detail', 'IP']} />
           <tbody>
             {entries.map((e) => (
               <tr>

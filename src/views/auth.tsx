@@ -1,5 +1,5 @@
-import { EMAIL_MAX, PASSWORD_MAX, PASSWORD_MIN } from '../limits.js';
 import type { User } from '../services/users.js';
+import { EmailField, PasswordField } from './components/fields.js';
 import { ErrorMessage, Notice } from './components/messages.js';
 import { Layout } from './layout.js';
 
@@ -12,25 +12,8 @@ export function LoginPage(props: { email?: string; next?: string; error?: string
         <ErrorMessage message={props.error} />
         <form method="post" action="/login" class="stack">
           {props.next && props.next !== '/' ? <input type="hidden" name="next" value={props.next} /> : null}
-          <label for="email">Email</label>
-          <input
-            id="email"
-            name="email"
-            type="email"
-            autocomplete="username"
-            required
-            maxlength={EMAIL_MAX}
-            value={props.email ?? ''}
-          />
-          <label for="password">Password</label>
-          <input
-            id="password"
-            name="password"
-            type="password"
-            autocomplete="current-password"
-            required
-            maxlength={PASSWORD_MAX}
-          />
+          <EmailField value={props.email} />
+          <PasswordField id="password" name="password" label="Password" isNew={false} />
           <button type="submit">Log in</button>
         </form>
         <p class="muted">
@@ -70,28 +53,8 @@ export function SignupPage(props: SignupPageProps) {
             <ErrorMessage message={props.error} />
             <form method="post" action="/signup" class="stack">
               {props.invite ? <input type="hidden" name="invite" value={props.invite} /> : null}
-              <label for="email">Email</label>
-              <input
-                id="email"
-                name="email"
-                type="email"
-                autocomplete="username"
-                required
-                maxlength={EMAIL_MAX}
-                value={props.email ?? ''}
-              />
-              <label for="password">Password</label>
-              <input
-                id="password"
-                name="password"
-                type="password"
-                autocomplete="new-password"
-                required
-                minlength={PASSWORD_MIN}
-                maxlength={PASSWORD_MAX}
-                aria-describedby="password-hint"
-              />
-              <small id="password-hint">At least {PASSWORD_MIN} characters.</small>
+              <EmailField value={props.email} />
+              <PasswordField id="password" name="password" label="Password" isNew />
               <button type="submit">Sign up</button>
             </form>
           </>
@@ -111,25 +74,8 @@ export function PasswordPage(props: { user: User; error?: string; notice?: strin
         <ErrorMessage message={props.error} />
         <form method="post" action="/account/password" class="stack">
           <input type="text" name="username" autocomplete="username" value={props.user.email} hidden />
-          <label for="current">Current password</label>
-          <input
-            id="current"
-            name="current"
-            type="password"
-            autocomplete="current-password"
-            required
-            maxlength={PASSWORD_MAX}
-          />
-          <label for="new-password">New password</label>
-          <input
-            id="new-password"
-            name="password"
-            type="password"
-            autocomplete="new-password"
-            required
-            minlength={PASSWORD_MIN}
-            maxlength={PASSWORD_MAX}
-          />
+          <PasswordField id="current" name="current" label="Current password" isNew={false} />
+          <PasswordField id="new-password" name="password" label="New password" isNew />
           <button type="submit">Change password</button>
         </form>
       </section>

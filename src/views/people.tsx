@@ -3,6 +3,7 @@ import type { PersonSummary } from '../services/people.js';
 import { ROLES, type User } from '../services/users.js';
 import { AdminNav } from './admin-nav.js';
 import { ErrorMessage, Notice } from './components/messages.js';
+import { TableHead } from './components/table-head.js';
 import { Layout } from './layout.js';
 
 const quotaText = (used: number, quota: number | null, format: (n: number) => string) =>
@@ -24,19 +25,7 @@ export function PeoplePage({
       <Notice message={notice} />
       <table>
         <caption>{countOf(people.length, 'user')}</caption>
-        <thead>
-          <tr>
-            <th scope="col">Email</th>
-            <th scope="col">Role</th>
-            <th scope="col">State</th>
-            <th scope="col">Images</th>
-            <th scope="col">Storage</th>
-            <th scope="col">Last login</th>
-            <th scope="col">
-              <span class="visually-hidden">Actions</span>
-            </th>
-          </tr>
-        </thead>
+        <TableHead columns={['Email', 'Role', 'State', 'Images', 'Storage', 'Last login']} actions />
         <tbody>
           {people.map((p) => (
             <tr>

@@ -4,6 +4,8 @@ import type { Image } from '../services/images.js';
 import { SHARE_EXPIRIES, type SharedView, type ShareLink, type ShareState } from '../services/shares.js';
 import type { User } from '../services/users.js';
 import { ErrorMessage, Notice } from './components/messages.js';
+import { PostButton } from './components/post-button.js';
+import { TableHead } from './components/table-head.js';
 import { Layout } from './layout.js';
 
 export interface LinkRowData {
@@ -76,18 +78,10 @@ export function LinksTable({
   return (
     <table>
       <caption class="visually-hidden">Share links</caption>
-      <thead>
-        <tr>
-          {showImages ? <th scope="col">Images</th> : null}
-          <th scope="col">Created</th>
-          <th scope="col">State</th>
-          <th scope="col">Views</th>
-          <th scope="col">Options</th>
-          <th scope="col">
-            <span class="visually-hidden">Actions</span>
-          </th>
-        </tr>
-      </thead>
+      <TableHead
+        columns={[...(showImages ? ['Images'] : []), 'Created', 'State', 'Views', 'Options']}
+        actions
+      />
       <tbody>
         {rows.map((row) => (
           <tr>
@@ -107,12 +101,12 @@ export function LinksTable({
             </td>
             <td>
               {row.state === 'active' ? (
-                <form method="post" action={`/shares/${row.link.id}/revoke`} class="inline">
-                  <input type="hidden" name="back" value={back} />
-                  <button type="submit" class="danger">
-                    Revoke
-                  </button>
-                </form>
+                <PostButton
+                  action={`/shares/${row.link.id}/revoke`}
+                  label="Revoke"
+                  danger
+                  fields={{ back }}
+                />
               ) : null}
             </td>
           </tr>

@@ -1,0 +1,18 @@
+/** One button that posts to `action` (a state change is always a POST), with any hidden fields. */
+export function PostButton(props: {
+  action: string;
+  label: string;
+  danger?: boolean;
+  fields?: Record<string, string>;
+}) {
+  return (
+    <form method="post" action={props.action} class="inline">
+      {Object.entries(props.fields ?? {}).map(([name, value]) => (
+        <input type="hidden" name={name} value={value} />
+      ))}
+      <button type="submit" {...(props.danger ? { class: 'danger' } : {})}>
+        {props.label}
+      </button>
+    </form>
+  );
+}
