@@ -6,7 +6,8 @@ import { canChangeImages } from '../services/images.js';
 import type { User } from '../services/users.js';
 import { countOf } from '../views/format.js';
 import { GalleryCards, GalleryPage } from '../views/gallery.js';
-import { fragment, page } from './render.js';
+import { cachedPage } from './page-cache.js';
+import { fragment } from './render.js';
 
 export const galleryRoutes = new Hono<AppEnv>();
 
@@ -32,15 +33,12 @@ async function gallery(c: Context<AppEnv>, owner: User, basePath: string, notice
   if (c.req.header('HX-Request') && cursor) {
     return fragment(c, <GalleryCards {...result} basePath={basePath} canChange={canChangeImages(user)} />);
   }
-  return page(
-    c,
-    <GalleryPage
-      user={user}
-      owner={owner}
-      {...result}
-      basePath={basePath}
-      isFirstPage={!cursor}
-      notice={notice}
-    />,
-  );
+  return cachedPage(c, GalleryPage, {
+    user,
+    owner,
+    ...result,
+    basePath,
+    isFirstPage: !cursor,
+    notice,
+  });
 }

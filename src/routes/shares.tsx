@@ -16,6 +16,7 @@ import {
 import { audit, auditShareOpen, auditThrottled } from './audit.js';
 import { readDeviceCookie, setDeviceCookie } from './device-cookie.js';
 import { renderImage } from './images.js';
+import { cachedPage } from './page-cache.js';
 import { formFields, fragment, page, safeNext, selectedIds } from './render.js';
 
 export const shareRoutes = new Hono<AppEnv>();
@@ -28,7 +29,7 @@ shareRoutes.get('/shared', requireUser, async (c) => {
   if (c.req.header('HX-Request') && cursor) {
     return fragment(c, <GalleryCards {...result} basePath="/shared" canChange={false} />);
   }
-  return page(c, <SharedGalleryPage user={user} {...result} isFirstPage={!cursor} />);
+  return cachedPage(c, SharedGalleryPage, { user, ...result, isFirstPage: !cursor });
 });
 
 function linksPage(
