@@ -463,7 +463,7 @@ const git = (args: string[]) => execFileSync('git', args, { cwd: root, encoding:
 /** The baseline commit, checked out in a temporary worktree (node_modules linked) and built. */
 function checkOutBase(): Tree & { remove(): void } {
   const sha = git(['rev-parse', '--verify', `${BASE_REF}^{commit}`]);
-  const label = `${BASE_REF} (${sha.slice(0, 7)})`;
+  const label = sha.startsWith(BASE_REF) ? sha.slice(0, 7) : `${BASE_REF} (${sha.slice(0, 7)})`;
   if (git(['rev-parse', 'HEAD']) === sha && git(['status', '--porcelain']) === '') {
     console.warn(
       `The tree is clean and at ${label}: both sides run the same code. Set BENCH_BASE to compare.`,
