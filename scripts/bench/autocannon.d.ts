@@ -15,7 +15,9 @@ declare module 'autocannon' {
   interface Result {
     requests: Histogram & { total: number };
     latency: Histogram;
+    /** connection errors, timeouts included */
     errors: number;
+    timeouts: number;
     non2xx: number;
     '2xx': number;
   }

@@ -1,10 +1,20 @@
 /**
  * `npm run bench`: the production build on loopback, each figure beside a baseline measured in the
  * same run. Prints a table and writes docs/benchmarks.md. Targets are checked here, never in tests.
+ * The gallery page is also measured beside the same page of another commit (`BENCH_BASE`, default
+ * HEAD), built in a temporary git worktree; `BENCH_ONLY=gallery` runs only that comparison.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
@@ -24,6 +34,12 @@ type RawWork = (typeof RAW_WORKS)[number];
 const GALLERY_SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 /** Smaller only to try the script out; the documented figures use 100,000. */
 const LARGE = Number(process.env.BENCH_LARGE ?? 100_000);
+/** The commit whose gallery page ours is measured beside: by default the one this tree is on. */
+const BASE_REF = process.env.BENCH_BASE ?? 'HEAD';
+/** Rounds of that comparison, taken in turns so that a busy machine slows both sides alike. */
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const ONLY_GALLERY = process.env.BENCH_ONLY === 'gallery';
+const LARGE_EMAIL = 'hundred-thousand@example.com';
 const root = process.cwd();
 
 interface Row {
@@ -68,10 +84,11 @@ async function untilOk(url: string, timeoutMs = 60_000): Promise<void> {
   throw new Error(`${url} did not answer 200 in time`);
 }
 
-/** Spawns a process and returns how long it took until `url` answered 200. */
-async function startTimed(args: string[], env: Record<string, string>, url: string) {
+/** Spawns a process (in `cwd`) and returns how long it took until `url` answered 200. */
+async function startTimed(args: string[], env: Record<string, string>, url: string, cwd = root) {
   const started = performance.now();
   const child = spawn(process.execPath, args, {
+    cwd,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
@@ -88,23 +105,11 @@ async function stop(child: ChildProcess): Promise<void> {
 
 async function main() {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 's3g-bench-'));
-  const port = await freePort();
-  const origin = `http://127.0.0.1:${port}`;
-  const appEnv = {
-    NODE_ENV: 'production',
-    LOG_LEVEL: 'warn',
-    SIGNUP: 'open',
-    DATA_DIR: dataDir,
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    APP_ORIGIN: origin,
-  };
-  // Exactly what `npm start` (and the image's CMD) runs, V8 flags included.
-  const startScript = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')).scripts
-    .start as string;
-  const [nodeBin, ...serverArgs] = startScript.split(' ');
-  if (nodeBin !== 'node') throw new Error(`the start script does not run node: ${startScript}`);
+  const { origin, env: appEnv } = await appEnvironment(dataDir);
+  const serverArgs = thisTree.serverArgs;
   const children: ChildProcess[] = [];
+  const base = checkOutBase();
+  let baseSide: Side | undefined;
   try {
     // --- start-up, empty data dir, against a bare Node HTTP server
     const basePort = await freePort();
@@ -126,22 +131,13 @@ async function main() {
       met: app.ms < 1000,
     });
 
-    const cookieFor = async (email: string) => {
-      const res = await fetch(`${origin}/signup`, {
-        method: 'POST',
-        redirect: 'manual',
-        headers: { Origin: origin, 'Content-Type': 'application/x-www-form-urlencoded' },
-        body: new URLSearchParams({ email, password: 'benchmark password' }),
-      });
-      const cookie = res.headers.getSetCookie()[0]?.split(';')[0];
-      if (res.status !== 303 || !cookie) throw new Error(`sign-up of ${email} failed: ${res.status}`);
-      return cookie;
-    };
-    const small = await cookieFor('thousand@example.com');
-    const large = await cookieFor('hundred-thousand@example.com');
+    const small = await signUp(origin, 'thousand@example.com');
+    const large = await signUp(origin, LARGE_EMAIL);
     await stop(app.child);
+    baseSide = await prepareSide(base);
 
-    // --- seed straight into SQLite and the store's files
+    // --- seed straight into SQLite and the store's files; the baseline's with its own seed script
+    const baseSeeded = seedWith(baseSide);
     const seeded1k = await seedImages({
       dataDir,
       email: 'thousand@example.com',
@@ -150,6 +146,7 @@ async function main() {
     });
     const seeded100k = await seedImages({ dataDir, email: 'hundred-thousand@example.com', count: LARGE });
     console.log(`seeded 1,000 + ${LARGE} images in ${fmt((seeded1k.ms + seeded100k.ms) / 1000)} s`);
+    await baseSeeded;
 
     const started = performance.now();
     app = await startTimed(serverArgs, appEnv, `${origin}/healthz`);
@@ -209,45 +206,45 @@ async function main() {
     children.push(naive);
     await untilOk(`http://127.0.0.1:${naivePort}/`);
 
-    const load = async (url: string, cookie?: string) => {
-      await autocannon({ url, connections: 8, duration: 2, ...(cookie ? { headers: { cookie } } : {}) }); // warm-up
-      const r = await autocannon({
-        url,
-        connections: 8,
-        duration: GALLERY_SECONDS,
-        ...(cookie ? { headers: { cookie } } : {}),
-      });
-      if (r.errors || r.non2xx) throw new Error(`${url}: ${r.errors} errors, ${r.non2xx} non-2xx`);
-      return r;
-    };
     const ours1k = await load(`${origin}/`, small);
     const base1k = await load(`http://127.0.0.1:${naivePort}/`);
     const ours100k = await load(`${origin}/`, large);
     await stop(naive);
-    const perSecond = (r: { requests: { average: number } }) => r.requests.average;
     rows.push({
       measure: 'Gallery page, 1,000 images, 8 connections: req/s',
-      ours: fmt(perSecond(ours1k), 0),
-      baseline: `${fmt(perSecond(base1k), 0)} (list + presign per view)`,
-      ratio: `${fmt(perSecond(ours1k) / perSecond(base1k))}×`,
+      ours: `${fmt(ours1k.rate, 0)} (${failures(ours1k)})`,
+      baseline: `${fmt(base1k.rate, 0)} (list + presign per view; ${failures(base1k)})`,
+      ratio: base1k.rate > 0 ? `${fmt(ours1k.rate / base1k.rate)}×` : 'no baseline answers',
       target: '≥ 20×',
-      met: perSecond(ours1k) / perSecond(base1k) >= 20,
+      met: ours1k.rate / base1k.rate >= 20 && isClean(ours1k),
     });
     rows.push({
       measure: 'Gallery page, 1,000 images: p50 / p99 latency',
-      ours: `${ours1k.latency.p50} / ${ours1k.latency.p99} ms`,
-      baseline: `${base1k.latency.p50} / ${base1k.latency.p99} ms`,
-      ratio: `${fmt(base1k.latency.p99 / Math.max(ours1k.latency.p99, 1))}× lower p99`,
+      ours: `${ours1k.p50} / ${ours1k.p99} ms`,
+      baseline: `${base1k.p50} / ${base1k.p99} ms`,
+      ratio: `${fmt(base1k.p99 / Math.max(ours1k.p99, 1))}× lower p99`,
       target: '—',
     });
     rows.push({
       measure: `Gallery page, ${LARGE} images: req/s, p50 / p99`,
-      ours: `${fmt(perSecond(ours100k), 0)}, ${ours100k.latency.p50} / ${ours100k.latency.p99} ms`,
-      baseline: `${fmt(perSecond(ours1k), 0)}, ${ours1k.latency.p50} / ${ours1k.latency.p99} ms (ours at 1,000)`,
-      ratio: `${fmt(perSecond(ours100k) / perSecond(ours1k), 2)}× of the 1,000 rate`,
+      ours: `${fmt(ours100k.rate, 0)}, ${ours100k.p50} / ${ours100k.p99} ms (${failures(ours100k)})`,
+      baseline: `${fmt(ours1k.rate, 0)}, ${ours1k.p50} / ${ours1k.p99} ms (ours at 1,000)`,
+      ratio: `${fmt(ours100k.rate / ours1k.rate, 2)}× of the 1,000 rate`,
       target: 'p99 < 20 ms; flat from 1,000',
-      met: ours100k.latency.p99 < 20 && perSecond(ours100k) / perSecond(ours1k) > 0.8,
+      met: ours100k.p99 < 20 && ours100k.rate / ours1k.rate > 0.8 && isClean(ours100k),
     });
+
+    // --- the same page beside the baseline commit's, both serving the same number of images
+    const baseApp = await startTimed(base.serverArgs, baseSide.env, `${baseSide.origin}/healthz`, base.dir);
+    children.push(baseApp.child);
+    await Promise.all([untilIdle(appPid), untilIdle(baseApp.child.pid as number)]);
+    rows.push(
+      ...(await sideBySide(
+        { label: base.label, url: `${baseSide.origin}/`, cookie: baseSide.cookie },
+        { label: 'this tree', url: `${origin}/`, cookie: large },
+      )),
+    );
+    await stop(baseApp.child);
 
     // On a fresh process: this one also served the baseline's listings as its S3 store, and the
     // memory that work left behind is not the gallery's.
@@ -413,8 +410,256 @@ async function main() {
   } finally {
     for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
     rmSync(dataDir, { recursive: true, force: true });
+    if (baseSide) rmSync(baseSide.dataDir, { recursive: true, force: true });
+    base.remove();
   }
-  report();
+  report({ writeDocs: true });
+}
+
+/** `BENCH_ONLY=gallery`: the gallery page of this tree beside the baseline commit's, nothing else. */
+async function galleryOnly() {
+  const base = checkOutBase();
+  const sides: Side[] = [];
+  const children: ChildProcess[] = [];
+  try {
+    for (const tree of [base, thisTree]) sides.push(await prepareSide(tree));
+    await Promise.all(sides.map(seedWith));
+    for (const side of sides) {
+      const app = await startTimed(side.tree.serverArgs, side.env, `${side.origin}/healthz`, side.tree.dir);
+      children.push(app.child);
+    }
+    await Promise.all(children.map((child) => untilIdle(child.pid as number)));
+    const [old, ours] = sides.map((s) => ({ label: s.tree.label, url: `${s.origin}/`, cookie: s.cookie }));
+    rows.push(...(await sideBySide(old as Contender, ours as Contender)));
+    for (const child of children) await stop(child);
+  } finally {
+    for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
+    for (const side of sides) rmSync(side.dataDir, { recursive: true, force: true });
+    base.remove();
+  }
+  report({ writeDocs: false });
+}
+
+/** A checkout the bench can start: its directory, its `npm start` arguments, and how to name it. */
+interface Tree {
+  dir: string;
+  label: string;
+  serverArgs: string[];
+}
+
+/** Exactly what `npm start` (and the image's CMD) runs in a checkout, V8 flags included. */
+function startArguments(dir: string): string[] {
+  const startScript = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')).scripts
+    .start as string;
+  const [nodeBin, ...args] = startScript.split(' ');
+  if (nodeBin !== 'node') throw new Error(`the start script does not run node: ${startScript}`);
+  return args;
+}
+
+const thisTree: Tree = { dir: root, label: 'this tree', serverArgs: startArguments(root) };
+
+const git = (args: string[]) => execFileSync('git', args, { cwd: root, encoding: 'utf8' }).trim();
+
+/** The baseline commit, checked out in a temporary worktree (node_modules linked) and built. */
+function checkOutBase(): Tree & { remove(): void } {
+  const sha = git(['rev-parse', '--verify', `${BASE_REF}^{commit}`]);
+  const label = sha.startsWith(BASE_REF) ? sha.slice(0, 7) : `${BASE_REF} (${sha.slice(0, 7)})`;
+  if (git(['rev-parse', 'HEAD']) === sha && git(['status', '--porcelain']) === '') {
+    console.warn(
+      `The tree is clean and at ${label}: both sides run the same code. Set BENCH_BASE to compare.`,
+    );
+  }
+  const dir = mkdtempSync(path.join(os.tmpdir(), 's3g-bench-base-'));
+  git(['worktree', 'add', '--quiet', '--detach', dir, sha]);
+  let removed = false;
+  const remove = () => {
+    if (removed) return;
+    removed = true;
+    git(['worktree', 'remove', '--force', dir]);
+  };
+  process.once('SIGINT', () => {
+    remove();
+    process.exit(130);
+  });
+  try {
+    symlinkSync(realpathSync(path.join(root, 'node_modules')), path.join(dir, 'node_modules'));
+    console.log(`building ${label} in ${dir}`);
+    execFileSync('npm', ['run', 'build', '--silent'], { cwd: dir, stdio: 'inherit' });
+    return { dir, label, serverArgs: startArguments(dir), remove };
+  } catch (err) {
+    remove();
+    throw err;
+  }
+}
+
+async function appEnvironment(dataDir: string) {
+  const port = await freePort();
+  const origin = `http://127.0.0.1:${port}`;
+  const env = {
+    NODE_ENV: 'production',
+    LOG_LEVEL: 'warn',
+    SIGNUP: 'open',
+    DATA_DIR: dataDir,
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    APP_ORIGIN: origin,
+  };
+  return { origin, env };
+}
+
+async function signUp(origin: string, email: string): Promise<string> {
+  const res = await fetch(`${origin}/signup`, {
+    method: 'POST',
+    redirect: 'manual',
+    headers: { Origin: origin, 'Content-Type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ email, password: 'benchmark password' }),
+  });
+  const cookie = res.headers.getSetCookie()[0]?.split(';')[0];
+  if (res.status !== 303 || !cookie) throw new Error(`sign-up of ${email} failed: ${res.status}`);
+  return cookie;
+}
+
+/** One tree's app with its own data directory and the user whose gallery is measured. */
+interface Side {
+  tree: Tree;
+  dataDir: string;
+  origin: string;
+  env: Record<string, string>;
+  cookie: string;
+}
+
+/** A fresh data directory for a tree, and the large gallery's user signed up through that tree's app. */
+async function prepareSide(tree: Tree): Promise<Side> {
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 's3g-bench-'));
+  const { origin, env } = await appEnvironment(dataDir);
+  const app = await startTimed(tree.serverArgs, env, `${origin}/healthz`, tree.dir);
+  try {
+    return { tree, dataDir, origin, env, cookie: await signUp(origin, LARGE_EMAIL) };
+  } finally {
+    await stop(app.child);
+  }
+}
+
+/** Seeds a side's LARGE images with that tree's own scripts/bench/seed.ts, which knows its files. */
+async function seedWith(side: Side): Promise<void> {
+  const args = ['--import', 'tsx', 'scripts/bench/seed.ts', '--data-dir', side.dataDir];
+  const child = spawn(process.execPath, [...args, '--email', LARGE_EMAIL, '--count', String(LARGE)], {
+    cwd: side.tree.dir,
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const code = await new Promise((r) => child.once('exit', r));
+  if (code !== 0) throw new Error(`seeding for ${side.tree.label} exited with ${code}`);
+}
+
+/** CPU time a process has used, in clock ticks (user + system, from /proc). */
+function cpuTicks(pid: number): number {
+  const fields = (readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1] ?? '').split(' ');
+  return Number(fields[11]) + Number(fields[12]);
+}
+
+/** Waits until a process has used under 5% of a core for a whole second (the store's index is built). */
+async function untilIdle(pid: number, timeoutMs = 120_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  let before = cpuTicks(pid);
+  while (Date.now() < end) {
+    await new Promise((r) => setTimeout(r, 1000));
+    const now = cpuTicks(pid);
+    if (now - before < 5) return;
+    before = now;
+  }
+  console.warn(`process ${pid} was still busy after ${timeoutMs / 1000} s; measuring anyway`);
+}
+
+/** What one load run gave: the rate and latencies of the answers, and what went wrong beside them. */
+interface Load {
+  rate: number;
+  p50: number;
+  p99: number;
+  /** connection errors, timeouts included */
+  errors: number;
+  timeouts: number;
+  non2xx: number;
+}
+
+/** 8 connections for GALLERY_SECONDS after a 2 s warm-up. Failures are counted, never thrown. */
+async function load(url: string, cookie?: string): Promise<Load> {
+  const headers: Record<string, string> = cookie ? { cookie } : {};
+  await autocannon({ url, connections: 8, duration: 2, headers });
+  const r = await autocannon({ url, connections: 8, duration: GALLERY_SECONDS, headers });
+  return {
+    rate: r.requests.average,
+    p50: r.latency.p50,
+    p99: r.latency.p99,
+    errors: r.errors,
+    timeouts: r.timeouts,
+    non2xx: r.non2xx,
+  };
+}
+
+const isClean = (r: Load) => r.errors === 0 && r.non2xx === 0;
+const failures = (r: Load) =>
+  isClean(r) ? 'no errors' : `${r.errors} errors, ${r.timeouts} of them timeouts; ${r.non2xx} non-2xx`;
+
+interface Contender {
+  label: string;
+  url: string;
+  cookie: string;
+}
+
+/**
+ * The gallery page of two apps holding the same number of images, ROUNDS runs each, taken in turns
+ * (who goes first alternates); the medians of the rates and latencies, the sums of the failures.
+ */
+async function sideBySide(old: Contender, ours: Contender): Promise<Row[]> {
+  const runs: [Load[], Load[]] = [[], []];
+  for (let round = 0; round < ROUNDS; round++) {
+    const order = round % 2 === 0 ? ([0, 1] as const) : ([1, 0] as const);
+    for (const i of order) {
+      const side = i === 0 ? old : ours;
+      runs[i].push(await load(side.url, side.cookie));
+    }
+  }
+  const [before, after] = runs.map(
+    (rs): Load => ({
+      rate: median(rs.map((r) => r.rate)),
+      p50: median(rs.map((r) => r.p50)),
+      p99: median(rs.map((r) => r.p99)),
+      errors: rs.reduce((n, r) => n + r.errors, 0),
+      timeouts: rs.reduce((n, r) => n + r.timeouts, 0),
+      non2xx: rs.reduce((n, r) => n + r.non2xx, 0),
+    }),
+  ) as [Load, Load];
+  const line = (label: string, r: Load) =>
+    `${label.padEnd(24)}${fmt(r.rate, 0).padStart(7)}${`${r.p50}`.padStart(6)}${`${r.p99}`.padStart(6)}` +
+    `${`${r.errors}`.padStart(8)}${`${r.timeouts}`.padStart(10)}${`${r.non2xx}`.padStart(9)}`;
+  console.log(
+    [
+      `\nGallery page, ${LARGE} images, 8 connections, ${ROUNDS} × ${GALLERY_SECONDS} s each in turns (medians; failures summed):`,
+      `${''.padEnd(24)}${'req/s'.padStart(7)}${'p50'.padStart(6)}${'p99'.padStart(6)}${'errors'.padStart(8)}${'timeouts'.padStart(10)}${'non-2xx'.padStart(9)}`,
+      line(old.label, before),
+      line(ours.label, after),
+      '',
+    ].join('\n'),
+  );
+  const share = after.rate / before.rate;
+  return [
+    {
+      measure: `Gallery page, ${LARGE} images, beside ${old.label} in the same run: req/s (median of ${ROUNDS} rounds in turns)`,
+      ours: `${fmt(after.rate, 0)} (${failures(after)})`,
+      baseline: `${fmt(before.rate, 0)} (${failures(before)})`,
+      ratio: `${fmt(share * 100, 0)}%`,
+      target: '≥ 70%',
+      met: share >= 0.7 && isClean(after),
+    },
+    {
+      measure: `… the same runs: p50 / p99 latency`,
+      ours: `${after.p50} / ${after.p99} ms`,
+      baseline: `${before.p50} / ${before.p99} ms`,
+      ratio: `${fmt(after.p99 / Math.max(before.p99, 1))}× the p99`,
+      target: 'p99 < 20 ms',
+      met: after.p99 < 20,
+    },
+  ];
 }
 
 function multipart(fields: Record<string, string>, file: Buffer): { body: Buffer; type: string } {
@@ -546,7 +791,7 @@ async function bytesThroughApp(
   }
 }
 
-function report() {
+function report({ writeDocs }: { writeDocs: boolean }) {
   const cpus = os.cpus();
   const machine = `${cpus[0]?.model ?? 'unknown CPU'} × ${cpus.length}, ${fmt(os.totalmem() / 1024 ** 3, 0)} GiB RAM, ${os.type()} ${os.release()}, Node ${process.version}`;
   const header =
@@ -557,6 +802,7 @@ function report() {
   );
   const table = [header, ...lines].join('\n');
   console.log(`\n${machine}\n\n${table}\n`);
+  if (!writeDocs) return;
   const doc = readFileSync(path.join(root, 'docs/benchmarks.md'), 'utf8');
   const start = doc.indexOf('<!-- results -->');
   const end = doc.indexOf('<!-- /results -->');
@@ -566,7 +812,7 @@ function report() {
   console.log('Written to docs/benchmarks.md.');
 }
 
-main().catch((err) => {
+(ONLY_GALLERY ? galleryOnly() : main()).catch((err) => {
   console.error(err);
   process.exit(1);
 });

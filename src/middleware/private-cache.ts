@@ -8,7 +8,9 @@ import type { AppEnv } from '../env.js';
  */
 export const privateNoStore: MiddlewareHandler<AppEnv> = async (c, next) => {
   await next();
+  // On the response's own headers, as secureHeaders does: c.header() here would copy the whole
+  // response, turning a page's string body into a stream.
   if (!/\bpublic\b/i.test(c.res.headers.get('Cache-Control') ?? '')) {
-    c.header('Cache-Control', 'private, no-store');
+    c.res.headers.set('Cache-Control', 'private, no-store');
   }
 };

@@ -7,7 +7,8 @@ import { NotFound } from '../services/errors.js';
 import { canChangeImages } from '../services/images.js';
 import type { User } from '../services/users.js';
 import { GalleryCards, GalleryPage } from '../views/gallery.js';
-import { fragment, page } from './render.js';
+import { cachedPage } from './page-cache.js';
+import { fragment } from './render.js';
 
 export const galleryRoutes = new Hono<AppEnv>();
 
@@ -33,15 +34,12 @@ async function gallery(c: Context<AppEnv>, owner: User, basePath: string, notice
   if (c.req.header('HX-Request') && after) {
     return fragment(c, <GalleryCards {...result} basePath={basePath} canChange={canChangeImages(user)} />);
   }
-  return page(
-    c,
-    <GalleryPage
-      user={user}
-      owner={owner}
-      {...result}
-      basePath={basePath}
-      isFirstPage={!after}
-      notice={notice}
-    />,
-  );
+  return cachedPage(c, GalleryPage, {
+    user,
+    owner,
+    ...result,
+    basePath,
+    isFirstPage: !after,
+    notice,
+  });
 }

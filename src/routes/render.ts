@@ -1,6 +1,5 @@
 import type { Context } from 'hono';
 import { html } from 'hono/html';
-import { HtmlEscapedCallbackPhase, resolveCallback } from 'hono/utils/html';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { AppEnv } from '../env.js';
 import { answerRefusal } from '../http-errors.js';
@@ -13,14 +12,9 @@ export function page(c: Context<AppEnv>, node: Node, status: ContentfulStatusCod
   return fragment(c, html`<!DOCTYPE html>${node}`, status);
 }
 
-/**
- * A piece of HTML (a whole page, or what htmx swaps in). Rendered to a primitive string first:
- * hono hands its String objects to a web Response, which costs more per request than the render
- * itself, while @hono/node-server writes a plain string straight to the socket.
- */
+/** A piece of HTML (a whole page, or what htmx swaps in). Views are synchronous: `${}` renders one. */
 export async function fragment(c: Context<AppEnv>, node: Node, status: ContentfulStatusCode = 200) {
-  const text = await resolveCallback((await node) as string, HtmlEscapedCallbackPhase.Stringify, false, {});
-  return c.html(String(text), status);
+  return c.html(`${await node}`, status);
 }
 
 /** Re-renders a form with the message of a refusal (a DomainError); anything else is a real failure. */

@@ -18,6 +18,7 @@ import {
 import { auditShareOpen, auditThrottled } from './audit.js';
 import { readDeviceCookie, setDeviceCookie } from './device-cookie.js';
 import { renderImage } from './images.js';
+import { cachedPage } from './page-cache.js';
 import { formFields, fragment, page, safeNext, selectedIds } from './render.js';
 
 export const shareRoutes = new Hono<AppEnv>();
@@ -30,7 +31,7 @@ shareRoutes.get('/shared', requireUser, async (c) => {
   if (c.req.header('HX-Request') && after) {
     return fragment(c, <GalleryCards {...result} basePath="/shared" canChange={false} />);
   }
-  return page(c, <SharedGalleryPage user={user} {...result} isFirstPage={!after} />);
+  return cachedPage(c, SharedGalleryPage, { user, ...result, isFirstPage: !after });
 });
 
 function linksPage(

@@ -1,5 +1,3 @@
-import { raw } from 'hono/html';
-import type { HtmlEscapedString } from 'hono/utils/html';
 import { canChangeImages, type GalleryCard } from '../services/images.js';
 import type { User } from '../services/users.js';
 import { Notice } from './components/messages.js';
@@ -26,13 +24,11 @@ function Card({ card, canChange }: { card: GalleryCard; canChange: boolean }) {
               <span class="visually-hidden">Select </span>
               {card.title}
             </label>
-            {/* Straight quotes: one character outside Latin-1 in every card would make the whole page
-                a two-byte string, twice the size, allocated in V8's large-object space per request. */}
             <a
               href={`/images/${card.id}/delete`}
               class="thumb-delete"
               hx-post={`/images/${card.id}/delete`}
-              hx-confirm={`Delete "${card.title}"? This cannot be undone.`}
+              hx-confirm={`Delete “${card.title}”? This cannot be undone.`}
               hx-target={`#image-${card.id}`}
               hx-swap="outerHTML"
             >
@@ -45,40 +41,6 @@ function Card({ card, canChange }: { card: GalleryCard; canChange: boolean }) {
       </div>
     </li>
   );
-}
-
-// Sixty cards are most of what a gallery page costs to render. A card's HTML depends only on the
-// card and on canChange, and its thumbnail URL (signed once per hour, the same string until then)
-// names one version of one image, so the last cards rendered are kept under that URL: ~2 KB each.
-const RENDERED_CARDS_MAX = 2_000;
-/** One map for cards with selection and delete controls, one for read-only cards. */
-const renderedCards = [new Map<string, CachedCard>(), new Map<string, CachedCard>()] as const;
-interface CachedCard {
-  card: GalleryCard;
-  html: HtmlEscapedString;
-}
-
-function cardHtml(card: GalleryCard, canChange: boolean): HtmlEscapedString {
-  const cache = renderedCards[canChange ? 1 : 0];
-  const hit = cache.get(card.thumbUrl);
-  if (
-    hit &&
-    hit.card.id === card.id &&
-    hit.card.title === card.title &&
-    hit.card.width === card.width &&
-    hit.card.height === card.height
-  ) {
-    return hit.html;
-  }
-  // A flat copy: the rendered string is a rope of hundreds of pieces, which V8 would otherwise
-  // walk again for every page that includes it.
-  const html = raw(Buffer.from(String(<Card card={card} canChange={canChange} />)).toString());
-  if (!hit && cache.size >= RENDERED_CARDS_MAX) {
-    const oldest = cache.keys().next().value;
-    if (oldest !== undefined) cache.delete(oldest);
-  }
-  cache.set(card.thumbUrl, { card, html });
-  return html;
 }
 
 function LoadMore({
@@ -106,7 +68,9 @@ function LoadMore({
 export function GalleryCards({ cards, nextCursor, basePath, canChange }: CardsProps) {
   return (
     <>
-      {cards.map((card) => cardHtml(card, canChange))}
+      {cards.map((card) => (
+        <Card card={card} canChange={canChange} />
+      ))}
       <LoadMore nextCursor={nextCursor} basePath={basePath} isOob />
     </>
   );
@@ -169,7 +133,9 @@ export function GalleryPage({
             </form>
           ) : null}
           <ul id="grid" class="grid">
-            {cards.map((card) => cardHtml(card, canChange))}
+            {cards.map((card) => (
+              <Card card={card} canChange={canChange} />
+            ))}
           </ul>
           {cards.length === 0 ? <p class="muted">No more images.</p> : null}
           <LoadMore nextCursor={nextCursor} basePath={basePath} />
@@ -201,7 +167,9 @@ export function SharedGalleryPage({ user, cards, nextCursor, isFirstPage }: Shar
       ) : (
         <>
           <ul id="grid" class="grid">
-            {cards.map((card) => cardHtml(card, false))}
+            {cards.map((card) => (
+              <Card card={card} canChange={false} />
+            ))}
           </ul>
           {cards.length === 0 ? <p class="muted">No more images.</p> : null}
           <LoadMore nextCursor={nextCursor} basePath="/shared" />
