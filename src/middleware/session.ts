@@ -1,10 +1,11 @@
 import type { Context, MiddlewareHandler } from 'hono';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import type { AppEnv } from '../env.js';
+import { can } from '../policy.js';
 import type { Actor } from '../services/audit.js';
 import { Forbidden, Unauthenticated } from '../services/errors.js';
 import type { Session } from '../services/sessions.js';
-import type { Role, User } from '../services/users.js';
+import type { User } from '../services/users.js';
 import { clientIp } from './client-ip.js';
 
 export function sessionCookieName(isSecure: boolean): string {
@@ -51,17 +52,18 @@ export const requireUser: MiddlewareHandler<AppEnv> = async (c, next) => {
   await next();
 };
 
-export function requireRole(...roles: Role[]): MiddlewareHandler<AppEnv> {
+/** Logged-out visitors log in first; a signed-in user the policy refuses the action gets a 403. */
+export function requireCan(action: 'admin' | 'image.upload' | 'share.create'): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const user = c.var.user;
     if (!user) return requireUser(c, next);
-    if (!roles.includes(user.role)) throw new Forbidden('You do not have permission to do that.');
+    if (!can(user, action)) throw new Forbidden('You do not have permission to do that.');
     await next();
   };
 }
 
 /**
- * The signed-in user and session, for routes behind requireUser or requireRole, and the actor the
+ * The signed-in user and session, for routes behind requireUser or requireCan, and the actor the
  * services write into the audit rows of this request's changes.
  */
 export function signedIn(c: Context<AppEnv>): { user: User; session: Session; actor: Actor } {

@@ -3,7 +3,7 @@ import { stream } from 'hono/streaming';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { AppEnv } from '../env.js';
 import { statusOf } from '../http-errors.js';
-import { requireRole, signedIn } from '../middleware/session.js';
+import { requireCan, signedIn } from '../middleware/session.js';
 import { type AuditFilter, csvLine } from '../services/audit.js';
 import { idCursor, readCursor } from '../services/cursors.js';
 import { Conflict, type DomainError, Invalid, NotFound } from '../services/errors.js';
@@ -16,8 +16,8 @@ import { formError, formFields, page } from './render.js';
 
 export const adminRoutes = new Hono<AppEnv>();
 
-adminRoutes.use('/admin', requireRole('admin'));
-adminRoutes.use('/admin/*', requireRole('admin'));
+adminRoutes.use('/admin', requireCan('admin'));
+adminRoutes.use('/admin/*', requireCan('admin'));
 
 adminRoutes.get('/admin', (c) => {
   const notice = c.req.query('deleted') ? 'Account deleted.' : undefined;

@@ -1,10 +1,10 @@
 import { type Context, Hono } from 'hono';
 import type { AppEnv } from '../env.js';
 import { countOf } from '../format.js';
-import { requireRole, requireUser, signedIn } from '../middleware/session.js';
+import { requireCan, requireUser, signedIn } from '../middleware/session.js';
+import { can } from '../policy.js';
 import { imageCursor, readCursor } from '../services/cursors.js';
 import { NotFound } from '../services/errors.js';
-import { canChangeImages } from '../services/images.js';
 import type { User } from '../services/users.js';
 import { GalleryCards, GalleryPage } from '../views/gallery.js';
 import { fragment, page } from './render.js';
@@ -19,7 +19,7 @@ galleryRoutes.get('/', requireUser, (c) => {
 });
 
 /** Admins can open anyone's gallery. */
-galleryRoutes.get('/users/:id', requireRole('admin'), (c) => {
+galleryRoutes.get('/users/:id', requireCan('admin'), (c) => {
   const owner = c.var.services.users.get(c.req.param('id'));
   if (!owner) throw new NotFound('There is no such user.');
   return gallery(c, owner, `/users/${owner.id}`);
@@ -31,7 +31,10 @@ async function gallery(c: Context<AppEnv>, owner: User, basePath: string, notice
   const after = readCursor(imageCursor, c.req.query('cursor'));
   const result = await c.var.services.images.listPage(owner.id, after);
   if (c.req.header('HX-Request') && after) {
-    return fragment(c, <GalleryCards {...result} basePath={basePath} canChange={canChangeImages(user)} />);
+    return fragment(
+      c,
+      <GalleryCards {...result} basePath={basePath} canChange={can(user, 'image.change')} />,
+    );
   }
   return page(
     c,

@@ -3,8 +3,9 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { AppEnv } from '../env.js';
 import { statusOf } from '../http-errors.js';
 import { requireUser, signedIn } from '../middleware/session.js';
+import { can } from '../policy.js';
 import { DomainError } from '../services/errors.js';
-import { canChangeImage, type Image } from '../services/images.js';
+import type { Image } from '../services/images.js';
 import type { User } from '../services/users.js';
 import { ConfirmBulkDeletePage, ConfirmDeletePage, ImagePage, type ImagePageProps } from '../views/image.js';
 import { formFields, page, selectedIds } from './render.js';
@@ -20,7 +21,7 @@ export async function renderImage(
   status: ContentfulStatusCode = 200,
 ) {
   const { images, shares } = c.var.services;
-  const links = canChangeImage(user, image)
+  const links = can(user, 'image.change', image)
     ? shares.listForImage(image).map((link) => ({ link, state: shares.stateOf(link) }))
     : [];
   return page(

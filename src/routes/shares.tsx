@@ -2,7 +2,7 @@ import { type Context, Hono } from 'hono';
 import type { AppEnv } from '../env.js';
 import { answerRefusal } from '../http-errors.js';
 import { clientIp } from '../middleware/client-ip.js';
-import { requireRole, requireUser, signedIn } from '../middleware/session.js';
+import { requireCan, requireUser, signedIn } from '../middleware/session.js';
 import { imageCursor, readCursor } from '../services/cursors.js';
 import { DomainError, Gone, Invalid, NotFound, Throttled, Unauthenticated } from '../services/errors.js';
 import { parseExpiry } from '../services/shares.js';
@@ -21,7 +21,7 @@ import { renderImage } from './images.js';
 import { formFields, fragment, page, safeNext, selectedIds } from './render.js';
 
 export const shareRoutes = new Hono<AppEnv>();
-const canShare = requireRole('admin', 'member');
+const canShare = requireCan('share.create');
 
 shareRoutes.get('/shared', requireUser, async (c) => {
   const { user } = signedIn(c);

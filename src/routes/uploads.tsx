@@ -1,12 +1,12 @@
 import { type Context, Hono } from 'hono';
 import type { AppEnv } from '../env.js';
-import { requireRole, requireUser, signedIn } from '../middleware/session.js';
+import { requireCan, requireUser, signedIn } from '../middleware/session.js';
 import { Invalid } from '../services/errors.js';
 import { UploadPage } from '../views/upload.js';
 import { page } from './render.js';
 
 export const uploadRoutes = new Hono<AppEnv>();
-const canUpload = requireRole('admin', 'member');
+const canUpload = requireCan('image.upload');
 
 // Issues a fresh policy and records it as a pending upload: an intent that expires in 15 minutes,
 // invisible to anyone, so this GET changes nothing a user can see.
