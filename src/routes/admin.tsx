@@ -36,17 +36,15 @@ function personPage(
   return page(c, <PersonPage user={c.var.user} person={person} {...extra} />, status);
 }
 
-const PERSON_NOTICES: Record<string, string> = {
-  role: 'Role changed.',
-  disable: 'Account disabled and signed out everywhere.',
-  enable: 'Account enabled.',
-  quota: 'Quota saved.',
-};
+const PERSON_NOTICES = new Map([
+  ['role', 'Role changed.'],
+  ['disable', 'Account disabled and signed out everywhere.'],
+  ['enable', 'Account enabled.'],
+  ['quota', 'Quota saved.'],
+]);
 
 adminRoutes.get('/users/:id', (c) => {
-  const notice = noticeOf(c, {
-    done: (done) => (Object.hasOwn(PERSON_NOTICES, done) ? PERSON_NOTICES[done] : undefined),
-  });
+  const notice = noticeOf(c, { done: (done) => PERSON_NOTICES.get(done) });
   return personPage(c, c.req.param('id'), notice ? { notice } : {});
 });
 
