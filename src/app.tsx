@@ -24,8 +24,8 @@ import { galleryRoutes } from './routes/gallery.js';
 import { healthRoutes } from './routes/health.js';
 import { imageRoutes } from './routes/images.js';
 import { fragment, page } from './routes/render.js';
-import { shareRoutes } from './routes/shares.js';
-import { uploadRoutes } from './routes/uploads.js';
+import { publicShareRoutes, shareRoutes } from './routes/shares.js';
+import { uploadPageRoutes, uploadRoutes } from './routes/uploads.js';
 import { DomainError, TooLarge, Unavailable } from './services/errors.js';
 import type { Services } from './services/index.js';
 import { assetVersion, publicDir } from './views/assets.js';
@@ -111,13 +111,16 @@ export function createApp({ config, services, log }: AppDeps) {
   );
 
   app.use(loadSession);
+  // Pages at the top level, each guarding its own routes; then one sub-app per area, at its prefix.
   app.route('/', healthRoutes);
   app.route('/', authRoutes);
   app.route('/', galleryRoutes);
-  app.route('/', uploadRoutes);
-  app.route('/', imageRoutes);
-  app.route('/', shareRoutes);
-  app.route('/', adminRoutes);
+  app.route('/upload', uploadPageRoutes);
+  app.route('/uploads', uploadRoutes);
+  app.route('/images', imageRoutes);
+  app.route('/shares', shareRoutes);
+  app.route('/s', publicShareRoutes);
+  app.route('/admin', adminRoutes);
 
   app.notFound((c) => errorResponse(c, 404, 'There is nothing at this address.'));
   app.onError((err, c) => {

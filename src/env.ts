@@ -1,4 +1,5 @@
 import type { HttpBindings } from '@hono/node-server';
+import type { Context } from 'hono';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import type { Services } from './services/index.js';
@@ -19,3 +20,15 @@ export interface AppEnv {
     session: Session | null;
   };
 }
+
+/**
+ * The context of a route behind requireUser or requireCan (src/middleware/session.ts): the guard
+ * makes `user` and `session` certain, so handlers read `c.var.user` as a User.
+ */
+export interface SignedInEnv {
+  Bindings: AppEnv['Bindings'];
+  Variables: Omit<AppEnv['Variables'], 'user' | 'session'> & { user: User; session: Session };
+}
+
+/** A request's context, before or behind the sign-in guard: what helpers shared by both take. */
+export type AppContext = Context<AppEnv> | Context<SignedInEnv>;

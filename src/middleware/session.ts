@@ -1,10 +1,9 @@
 import type { Context, MiddlewareHandler } from 'hono';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
-import type { AppEnv } from '../env.js';
+import type { AppEnv, SignedInEnv } from '../env.js';
+import { can } from '../policy.js';
 import type { Actor } from '../services/audit.js';
-import { Forbidden, Unauthenticated } from '../services/errors.js';
-import type { Session } from '../services/sessions.js';
-import type { Role, User } from '../services/users.js';
+import { Forbidden } from '../services/errors.js';
 import { clientIp } from './client-ip.js';
 
 function sessionCookieName(isSecure: boolean): string {
@@ -39,9 +38,15 @@ export const loadSession: MiddlewareHandler<AppEnv> = async (c, next) => {
   await next();
 };
 
-/** Logged-out visitors go to the login page and come back afterwards. */
-export const requireUser: MiddlewareHandler<AppEnv> = async (c, next) => {
-  if (!c.var.user) {
+/**
+ * Logged-out visitors go to the login page and come back afterwards. Past this guard `c.var.user`
+ * and `c.var.session` are set, which is what SignedInEnv says: put it in front of a route (or a
+ * whole feature sub-app) and its handlers read them without checking again.
+ */
+export const requireUser: MiddlewareHandler<SignedInEnv> = async (c, next) => {
+  // Until this guard has run, SignedInEnv is a promise: the variables are those loadSession set.
+  const { user, session } = c.var as AppEnv['Variables'];
+  if (!user || !session) {
     if (c.req.method === 'GET' || c.req.method === 'HEAD') {
       const url = new URL(c.req.url);
       return c.redirect(`/login?next=${encodeURIComponent(url.pathname + url.search)}`, 303);
@@ -51,21 +56,18 @@ export const requireUser: MiddlewareHandler<AppEnv> = async (c, next) => {
   await next();
 };
 
-export function requireRole(...roles: Role[]): MiddlewareHandler<AppEnv> {
-  return async (c, next) => {
-    const user = c.var.user;
-    if (!user) return requireUser(c, next);
-    if (!roles.includes(user.role)) throw new Forbidden('You do not have permission to do that.');
-    await next();
-  };
+/** As requireUser; then a user the policy does not allow the action gets a 403. */
+export function requireCan(
+  action: 'admin' | 'image.upload' | 'share.create',
+): MiddlewareHandler<SignedInEnv> {
+  return (c, next) =>
+    requireUser(c, async () => {
+      if (!can(c.var.user, action)) throw new Forbidden('You do not have permission to do that.');
+      await next();
+    });
 }
 
-/**
- * The signed-in user and session, for routes behind requireUser or requireRole, and the actor the
- * services write into the audit rows of this request's changes.
- */
-export function signedIn(c: Context<AppEnv>): { user: User; session: Session; actor: Actor } {
-  const { user, session } = c.var;
-  if (!user || !session) throw new Unauthenticated('Please log in.');
-  return { user, session, actor: { user, ip: clientIp(c) } };
+/** Who is making this request's changes, as the services write it into their audit rows. */
+export function actorOf(c: Context<SignedInEnv>): Actor {
+  return { user: c.var.user, ip: clientIp(c) };
 }

@@ -1,51 +1,50 @@
 import { type Context, Hono } from 'hono';
 import { stream } from 'hono/streaming';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
-import type { AppEnv } from '../env.js';
+import { z } from 'zod';
+import type { SignedInEnv } from '../env.js';
 import { statusOf } from '../http-errors.js';
-import { requireRole, signedIn } from '../middleware/session.js';
-import { type AuditFilter, csvLine } from '../services/audit.js';
-import { idCursor, readCursor } from '../services/cursors.js';
+import { actorOf, requireCan } from '../middleware/session.js';
+import { csvLine } from '../services/audit.js';
+import { idCursor } from '../services/cursors.js';
 import { Conflict, type DomainError, Invalid, NotFound } from '../services/errors.js';
 import { parseRole } from '../services/invites.js';
 import { InvitesPage } from '../views/admin.js';
 import { AuditPage } from '../views/audit.js';
 import { ChangesPage } from '../views/changes.js';
 import { PeoplePage, PersonPage } from '../views/people.js';
-import { formError, formFields, page } from './render.js';
+import { noticeOf, withNotice } from './notices.js';
+import { formError, page } from './render.js';
+import { cursor, form, query, text } from './validate.js';
 
-export const adminRoutes = new Hono<AppEnv>();
+/** The admin area (`/admin/...`): people, invites, changes and the audit log; admins only. */
+export const adminRoutes = new Hono<SignedInEnv>().use(requireCan('admin'));
 
-adminRoutes.use('/admin', requireRole('admin'));
-adminRoutes.use('/admin/*', requireRole('admin'));
-
-adminRoutes.get('/admin', (c) => {
-  const notice = c.req.query('deleted') ? 'Account deleted.' : undefined;
-  return page(
-    c,
-    <PeoplePage user={signedIn(c).user} people={c.var.services.people.list()} notice={notice} />,
-  );
+adminRoutes.get('/', (c) => {
+  const notice = noticeOf(c, { deleted: 'Account deleted.' });
+  return page(c, <PeoplePage user={c.var.user} people={c.var.services.people.list()} notice={notice} />);
 });
 
 function personPage(
-  c: Context<AppEnv>,
+  c: Context<SignedInEnv>,
   id: string,
-  extra: { notice?: string; error?: string } = {},
+  extra: { notice?: string | undefined; error?: string } = {},
   status: ContentfulStatusCode = 200,
 ) {
   const person = c.var.services.people.list().find((p) => p.id === id);
   if (!person) throw new NotFound('There is no such user.');
-  return page(c, <PersonPage user={signedIn(c).user} person={person} {...extra} />, status);
+  return page(c, <PersonPage user={c.var.user} person={person} {...extra} />, status);
 }
 
-adminRoutes.get('/admin/users/:id', (c) => {
-  const notices: Record<string, string> = {
-    role: 'Role changed.',
-    disable: 'Account disabled and signed out everywhere.',
-    enable: 'Account enabled.',
-    quota: 'Quota saved.',
-  };
-  const notice = notices[c.req.query('done') ?? ''];
+const PERSON_NOTICES = new Map([
+  ['role', 'Role changed.'],
+  ['disable', 'Account disabled and signed out everywhere.'],
+  ['enable', 'Account enabled.'],
+  ['quota', 'Quota saved.'],
+]);
+
+adminRoutes.get('/users/:id', (c) => {
+  const notice = noticeOf(c, { done: (done) => PERSON_NOTICES.get(done) });
   return personPage(c, c.req.param('id'), notice ? { notice } : {});
 });
 
@@ -54,25 +53,21 @@ const isPersonRefusal = (err: unknown): err is DomainError =>
   err instanceof Invalid || err instanceof Conflict;
 
 /** Runs an admin action; a refusal re-renders the person's page with the message. */
-async function act(
-  c: Context<AppEnv>,
-  done: string,
-  work: (form: Record<string, string>) => void | Promise<void>,
-) {
+async function act(c: Context<SignedInEnv>, done: string, work: () => void | Promise<void>) {
   const id = c.req.param('id') ?? '';
-  const form = await formFields(c);
   try {
-    await work(form);
-    return c.redirect(`/admin/users/${id}?done=${done}`, 303);
+    await work();
+    return c.redirect(withNotice(`/admin/users/${id}`, 'done', done), 303);
   } catch (err) {
     if (!isPersonRefusal(err)) throw err;
     return personPage(c, id, { error: err.message }, statusOf(err));
   }
 }
 
-adminRoutes.post('/admin/users/:id/role', (c) =>
-  act(c, 'role', (form) => {
-    c.var.services.people.changeRole(signedIn(c).actor, c.req.param('id'), parseRole(form.role));
+adminRoutes.post('/users/:id/role', form(z.object({ role: text })), (c) =>
+  act(c, 'role', () => {
+    const role = parseRole(c.req.valid('form').role);
+    c.var.services.people.changeRole(actorOf(c), c.req.param('id'), role);
   }),
 );
 
@@ -80,52 +75,44 @@ for (const [path, isDisabled] of [
   ['disable', true],
   ['enable', false],
 ] as const) {
-  adminRoutes.post(`/admin/users/:id/${path}`, (c) =>
+  adminRoutes.post(`/users/:id/${path}`, (c) =>
     act(c, path, () => {
-      c.var.services.people.setDisabled(signedIn(c).actor, c.req.param('id'), isDisabled);
+      c.var.services.people.setDisabled(actorOf(c), c.req.param('id'), isDisabled);
     }),
   );
 }
 
-adminRoutes.post('/admin/users/:id/quota', (c) =>
-  act(c, 'quota', (form) => {
-    const limits = { mib: form.mib ?? '', images: form.images ?? '' };
-    c.var.services.people.setQuota(signedIn(c).actor, c.req.param('id'), limits);
+adminRoutes.post('/users/:id/quota', form(z.object({ mib: text, images: text })), (c) =>
+  act(c, 'quota', () => {
+    c.var.services.people.setQuota(actorOf(c), c.req.param('id'), c.req.valid('form'));
   }),
 );
 
-adminRoutes.post('/admin/users/:id/delete', async (c) => {
-  const { actor } = signedIn(c);
+adminRoutes.post('/users/:id/delete', form(z.object({ confirm: text })), async (c) => {
   const id = c.req.param('id');
-  const form = await formFields(c);
   try {
-    await c.var.services.people.deleteUser(actor, id, form.confirm ?? '');
-    return c.redirect('/admin?deleted=1', 303);
+    await c.var.services.people.deleteUser(actorOf(c), id, c.req.valid('form').confirm);
+    return c.redirect(withNotice('/admin', 'deleted'), 303);
   } catch (err) {
     if (!isPersonRefusal(err)) throw err;
     return personPage(c, id, { error: err.message }, statusOf(err));
   }
 });
 
-adminRoutes.get('/admin/changes', (c) => {
+adminRoutes.get('/changes', query(z.object(cursor(idCursor))), (c) => {
   const { notifications } = c.var.services;
-  const result = notifications.page(readCursor(idCursor, c.req.query('cursor')));
-  return page(c, <ChangesPage user={signedIn(c).user} {...result} status={notifications.status()} />);
+  const result = notifications.page(c.req.valid('query').cursor);
+  return page(c, <ChangesPage user={c.var.user} {...result} status={notifications.status()} />);
 });
 
-const auditFilter = (c: Context<AppEnv>): AuditFilter => ({
-  email: c.req.query('email'),
-  action: c.req.query('action'),
-  from: c.req.query('from'),
-  to: c.req.query('to'),
-});
+/** The audit log's filter, as its form and its page links send it. */
+const auditFilter = z.object({ email: text, action: text, from: text, to: text });
 
-adminRoutes.get('/admin/audit', (c) => {
-  const { user } = signedIn(c);
-  const filter = auditFilter(c);
+adminRoutes.get('/audit', query(auditFilter.extend(cursor(idCursor))), (c) => {
+  const { user } = c.var;
+  // A broken page link is the error page (the validator's); a filter the form can fix is shown on the form.
+  const { cursor: after, ...filter } = c.req.valid('query');
   const { auditRetentionDays } = c.var.config;
-  // A broken page link is the error page; a filter the form can fix is shown on the form.
-  const after = readCursor(idCursor, c.req.query('cursor'));
   try {
     const result = c.var.services.audit.page(filter, after);
     return page(c, <AuditPage user={user} filter={filter} retentionDays={auditRetentionDays} {...result} />);
@@ -143,9 +130,8 @@ adminRoutes.get('/admin/audit', (c) => {
   }
 });
 
-adminRoutes.get('/admin/audit.csv', (c) => {
-  const filter = auditFilter(c);
-  const chunks = c.var.services.audit.all(filter); // validates the filter before the first byte
+adminRoutes.get('/audit.csv', query(auditFilter), (c) => {
+  const chunks = c.var.services.audit.all(c.req.valid('query')); // validates the filter before the first byte
   const first = chunks.next();
   c.header('Content-Type', 'text/csv; charset=utf-8');
   c.header('Content-Disposition', 'attachment; filename="s3-gallery-audit.csv"');
@@ -175,20 +161,15 @@ adminRoutes.get('/admin/audit.csv', (c) => {
   });
 });
 
-adminRoutes.get('/admin/invites', (c) => {
+adminRoutes.get('/invites', (c) => {
   const { services, config } = c.var;
-  return page(
-    c,
-    <InvitesPage user={signedIn(c).user} invites={services.invites.list()} signup={config.signup} />,
-  );
+  return page(c, <InvitesPage user={c.var.user} invites={services.invites.list()} signup={config.signup} />);
 });
 
-adminRoutes.post('/admin/invites', async (c) => {
-  const { services, config } = c.var;
-  const { user, actor } = signedIn(c);
-  const form = await formFields(c);
+adminRoutes.post('/invites', form(z.object({ role: text })), (c) => {
+  const { services, config, user } = c.var;
   try {
-    const { token } = services.invites.create(actor, parseRole(form.role));
+    const { token } = services.invites.create(actorOf(c), parseRole(c.req.valid('form').role));
     const newLink = `${config.appOrigin}/signup?invite=${encodeURIComponent(token)}`;
     return page(
       c,
@@ -202,7 +183,7 @@ adminRoutes.post('/admin/invites', async (c) => {
   }
 });
 
-adminRoutes.post('/admin/invites/:id/revoke', (c) => {
-  c.var.services.invites.revoke(signedIn(c).actor, c.req.param('id'));
+adminRoutes.post('/invites/:id/revoke', (c) => {
+  c.var.services.invites.revoke(actorOf(c), c.req.param('id'));
   return c.redirect('/admin/invites', 303);
 });

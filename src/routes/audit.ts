@@ -1,16 +1,15 @@
 // Changes are audited by the services, in the change's transaction; what is left here is counted,
 // not a change: refusals by a throttle and share links opened.
-import type { Context } from 'hono';
-import type { AppEnv } from '../env.js';
+import type { AppContext } from '../env.js';
 import { clientIp } from '../middleware/client-ip.js';
 import type { ThrottledKind } from '../services/audit.js';
 
 /** A request a throttle refused: counted, and written once per window and address, not per request. */
-export function auditThrottled(c: Context<AppEnv>, kind: ThrottledKind, target: string | null = null): void {
+export function auditThrottled(c: AppContext, kind: ThrottledKind, target: string | null = null): void {
   c.var.services.audit.recordThrottled({ kind, ip: clientIp(c), target });
 }
 
 /** A share link opened: counted, and written once per window, link and address, not per request. */
-export function auditShareOpen(c: Context<AppEnv>, linkId: string): void {
+export function auditShareOpen(c: AppContext, linkId: string): void {
   c.var.services.audit.recordShareOpen({ linkId, ip: clientIp(c) });
 }

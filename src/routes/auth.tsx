@@ -1,19 +1,25 @@
 import { Hono } from 'hono';
+import { z } from 'zod';
 import type { AppEnv } from '../env.js';
 import { clientIp } from '../middleware/client-ip.js';
-import { clearSessionCookie, requireUser, setSessionCookie, signedIn } from '../middleware/session.js';
+import { clearSessionCookie, requireUser, setSessionCookie } from '../middleware/session.js';
 import { Forbidden, Throttled } from '../services/errors.js';
 import { SESSION_TTL_MS } from '../services/sessions.js';
 import { LoginPage, PasswordPage, SignupPage } from '../views/auth.js';
 import { auditThrottled } from './audit.js';
 import { readDeviceCookie, setDeviceCookie } from './device-cookie.js';
-import { formError, formFields, page, safeNext } from './render.js';
+import { noticeOf, withNotice } from './notices.js';
+import { formError, page, safeNext } from './render.js';
+import { form, query, text } from './validate.js';
 
+/** Signing up, in and out, and the account's password: pages at the top level. */
 export const authRoutes = new Hono<AppEnv>();
 
-authRoutes.get('/signup', (c) => {
+const credentials = z.object({ email: text, password: text });
+
+authRoutes.get('/signup', query(z.object({ invite: text })), (c) => {
   if (c.var.user) return c.redirect('/', 303);
-  const invite = c.req.query('invite') || undefined;
+  const invite = c.req.valid('query').invite || undefined;
   const { users } = c.var.services;
   const isFirstUser = !users.hasUsers();
   try {
@@ -24,13 +30,13 @@ authRoutes.get('/signup', (c) => {
   }
 });
 
-authRoutes.post('/signup', async (c) => {
-  const form = await formFields(c);
-  const invite = form.invite || undefined;
+authRoutes.post('/signup', form(credentials.extend({ invite: text })), async (c) => {
+  const input = c.req.valid('form');
+  const invite = input.invite || undefined;
   try {
     const { token, deviceToken } = await c.var.services.login.signUp({
-      email: form.email ?? '',
-      password: form.password ?? '',
+      email: input.email,
+      password: input.password,
       ...(invite ? { inviteToken: invite } : {}),
       ip: clientIp(c),
     });
@@ -38,13 +44,13 @@ authRoutes.post('/signup', async (c) => {
     setDeviceCookie(c, 'login', '/login', deviceToken);
     return c.redirect('/', 303);
   } catch (err) {
-    if (err instanceof Throttled) auditThrottled(c, 'sign-up', form.email ?? null);
+    if (err instanceof Throttled) auditThrottled(c, 'sign-up', input.email);
     return formError(c, err, (message) =>
       err instanceof Forbidden ? (
         <SignupPage refusal={message} isFirstUser={false} />
       ) : (
         <SignupPage
-          email={form.email}
+          email={input.email}
           invite={invite}
           error={message}
           isFirstUser={!c.var.services.users.hasUsers()}
@@ -54,20 +60,20 @@ authRoutes.post('/signup', async (c) => {
   }
 });
 
-authRoutes.get('/login', (c) => {
-  const next = safeNext(c.req.query('next'), c.var.config.appOrigin);
+authRoutes.get('/login', query(z.object({ next: text })), (c) => {
+  const next = safeNext(c.req.valid('query').next, c.var.config.appOrigin);
   if (c.var.user) return c.redirect(next, 303);
-  const notice = c.req.query('loggedOut') ? 'You have been logged out.' : undefined;
+  const notice = noticeOf(c, { loggedOut: 'You have been logged out.' });
   return page(c, <LoginPage next={next} notice={notice} />);
 });
 
-authRoutes.post('/login', async (c) => {
-  const form = await formFields(c);
-  const next = safeNext(form.next, c.var.config.appOrigin);
+authRoutes.post('/login', form(credentials.extend({ next: text })), async (c) => {
+  const input = c.req.valid('form');
+  const next = safeNext(input.next, c.var.config.appOrigin);
   try {
     const { token, deviceToken } = await c.var.services.login.logIn({
-      email: form.email ?? '',
-      password: form.password ?? '',
+      email: input.email,
+      password: input.password,
       ip: clientIp(c),
       deviceToken: readDeviceCookie(c, 'login'),
     });
@@ -75,8 +81,8 @@ authRoutes.post('/login', async (c) => {
     setDeviceCookie(c, 'login', '/login', deviceToken);
     return c.redirect(next, 303);
   } catch (err) {
-    if (err instanceof Throttled) auditThrottled(c, 'login', form.email ?? null);
-    return formError(c, err, (message) => <LoginPage email={form.email} next={next} error={message} />);
+    if (err instanceof Throttled) auditThrottled(c, 'login', input.email);
+    return formError(c, err, (message) => <LoginPage email={input.email} next={next} error={message} />);
   }
 });
 
@@ -84,23 +90,22 @@ authRoutes.post('/logout', (c) => {
   const { user, session } = c.var;
   if (user && session) c.var.services.login.logOut({ user, ip: clientIp(c) }, session.id);
   clearSessionCookie(c);
-  return c.redirect('/login?loggedOut=1', 303);
+  return c.redirect(withNotice('/login', 'loggedOut'), 303);
 });
 
-authRoutes.get('/account/password', requireUser, (c) => {
-  const { user } = signedIn(c);
-  return page(c, <PasswordPage user={user} />);
-});
+authRoutes.get('/account/password', requireUser, (c) => page(c, <PasswordPage user={c.var.user} />));
 
-authRoutes.post('/account/password', requireUser, async (c) => {
-  const { user, session } = signedIn(c);
-  const form = await formFields(c);
+const passwordChange = z.object({ current: text, password: text });
+
+authRoutes.post('/account/password', requireUser, form(passwordChange), async (c) => {
+  const { user, session } = c.var;
+  const input = c.req.valid('form');
   try {
     const { deviceToken } = await c.var.services.login.changePassword({
       user,
       sessionId: session.id,
-      currentPassword: form.current ?? '',
-      newPassword: form.password ?? '',
+      currentPassword: input.current,
+      newPassword: input.password,
       ip: clientIp(c),
     });
     setDeviceCookie(c, 'login', '/login', deviceToken);

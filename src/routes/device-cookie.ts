@@ -1,6 +1,5 @@
-import type { Context } from 'hono';
 import { getCookie, setCookie } from 'hono/cookie';
-import type { AppEnv } from '../env.js';
+import type { AppContext } from '../env.js';
 import { DEVICE_TOKEN_TTL_MS } from '../services/device-tokens.js';
 
 /**
@@ -9,16 +8,16 @@ import { DEVICE_TOKEN_TTL_MS } from '../services/device-tokens.js';
  */
 export type DeviceCookieKind = 'login' | 'link';
 
-function cookieName(c: Context<AppEnv>, kind: DeviceCookieKind): string {
+function cookieName(c: AppContext, kind: DeviceCookieKind): string {
   const name = kind === 'login' ? 's3g_device' : 's3g_link_device';
   return c.var.config.isSecureOrigin ? `__Secure-${name}` : name;
 }
 
-export function readDeviceCookie(c: Context<AppEnv>, kind: DeviceCookieKind): string | undefined {
+export function readDeviceCookie(c: AppContext, kind: DeviceCookieKind): string | undefined {
   return getCookie(c, cookieName(c, kind));
 }
 
-export function setDeviceCookie(c: Context<AppEnv>, kind: DeviceCookieKind, path: string, token: string) {
+export function setDeviceCookie(c: AppContext, kind: DeviceCookieKind, path: string, token: string) {
   setCookie(c, cookieName(c, kind), token, {
     httpOnly: true,
     sameSite: 'Strict',

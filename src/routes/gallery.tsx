@@ -1,38 +1,60 @@
 import { type Context, Hono } from 'hono';
-import type { AppEnv } from '../env.js';
+import { z } from 'zod';
+import type { AppEnv, SignedInEnv } from '../env.js';
 import { countOf } from '../format.js';
-import { requireRole, requireUser, signedIn } from '../middleware/session.js';
-import { imageCursor, readCursor } from '../services/cursors.js';
+import { requireCan, requireUser } from '../middleware/session.js';
+import { can } from '../policy.js';
+import { type ImageCursor, imageCursor } from '../services/cursors.js';
 import { NotFound } from '../services/errors.js';
-import { canChangeImages } from '../services/images.js';
 import type { User } from '../services/users.js';
-import { GalleryCards, GalleryPage } from '../views/gallery.js';
+import { GalleryCards, GalleryPage, SharedGalleryPage } from '../views/gallery.js';
+import { noticeOf } from './notices.js';
 import { cachedPage } from './page-cache.js';
 import { fragment } from './render.js';
+import { cursor, query } from './validate.js';
 
+/** The galleries: your own (`/`), the shared images (`/shared`), and for admins anyone's. */
 export const galleryRoutes = new Hono<AppEnv>();
 
-galleryRoutes.get('/', requireUser, (c) => {
-  const { user } = signedIn(c);
-  const deleted = Number(c.req.query('deleted'));
-  const notice = deleted > 0 ? `Deleted ${countOf(deleted, 'image')}.` : undefined;
-  return gallery(c, user, '/', notice);
+const pageLink = query(z.object(cursor(imageCursor)));
+
+galleryRoutes.get('/', requireUser, pageLink, (c) => {
+  const notice = noticeOf(c, {
+    deleted: (count) => (Number(count) > 0 ? `Deleted ${countOf(Number(count), 'image')}.` : undefined),
+  });
+  return gallery(c, c.var.user, '/', c.req.valid('query').cursor, notice);
 });
 
-/** Admins can open anyone's gallery. */
-galleryRoutes.get('/users/:id', requireRole('admin'), (c) => {
+galleryRoutes.get('/shared', requireUser, pageLink, async (c) => {
+  const after = c.req.valid('query').cursor;
+  const result = await c.var.services.images.listShared(after);
+  if (c.req.header('HX-Request') && after) {
+    return fragment(c, <GalleryCards {...result} basePath="/shared" canChange={false} />);
+  }
+  return cachedPage(c, SharedGalleryPage, { user: c.var.user, ...result, isFirstPage: !after });
+});
+
+galleryRoutes.get('/users/:id', requireCan('admin'), pageLink, (c) => {
   const owner = c.var.services.users.get(c.req.param('id'));
   if (!owner) throw new NotFound('There is no such user.');
-  return gallery(c, owner, `/users/${owner.id}`);
+  return gallery(c, owner, `/users/${owner.id}`, c.req.valid('query').cursor);
 });
 
 /** A page of the owner's gallery, or for htmx just the next cards. */
-async function gallery(c: Context<AppEnv>, owner: User, basePath: string, notice?: string) {
-  const { user } = signedIn(c);
-  const after = readCursor(imageCursor, c.req.query('cursor'));
+async function gallery(
+  c: Context<SignedInEnv>,
+  owner: User,
+  basePath: string,
+  after: ImageCursor | null,
+  notice?: string,
+) {
+  const { user } = c.var;
   const result = await c.var.services.images.listPage(owner.id, after);
   if (c.req.header('HX-Request') && after) {
-    return fragment(c, <GalleryCards {...result} basePath={basePath} canChange={canChangeImages(user)} />);
+    return fragment(
+      c,
+      <GalleryCards {...result} basePath={basePath} canChange={can(user, 'image.change')} />,
+    );
   }
   return cachedPage(c, GalleryPage, {
     user,

@@ -1,26 +1,32 @@
 import { type Context, Hono } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
-import type { AppEnv } from '../env.js';
+import { z } from 'zod';
+import type { SignedInEnv } from '../env.js';
 import { statusOf } from '../http-errors.js';
-import { requireUser, signedIn } from '../middleware/session.js';
-import { DomainError } from '../services/errors.js';
-import { canChangeImage, type Image } from '../services/images.js';
-import type { User } from '../services/users.js';
+import { actorOf, requireCan, requireUser } from '../middleware/session.js';
+import { can } from '../policy.js';
+import { DomainError, Invalid } from '../services/errors.js';
+import type { Image } from '../services/images.js';
 import { ConfirmBulkDeletePage, ConfirmDeletePage, ImagePage, type ImagePageProps } from '../views/image.js';
-import { formFields, page, selectedIds } from './render.js';
+import { noticeOf, withNotice } from './notices.js';
+import { page } from './render.js';
+import { createLink, shareForm } from './shares.js';
+import { renderUploadPage } from './uploads.js';
+import { flag, form, selectedIds, text } from './validate.js';
 
-export const imageRoutes = new Hono<AppEnv>();
+/** One image and what its page does with it (`/images/...`); every route here needs a signed-in user. */
+export const imageRoutes = new Hono<SignedInEnv>().use(requireUser);
 
 /** The image page, with the owner's share links when the viewer may manage them. */
-export async function renderImage(
-  c: Context<AppEnv>,
-  user: User,
+async function renderImage(
+  c: Context<SignedInEnv>,
   image: Image,
   extra: Pick<ImagePageProps, 'notice' | 'error' | 'newShareUrl'> = {},
   status: ContentfulStatusCode = 200,
 ) {
-  const { images, shares } = c.var.services;
-  const links = canChangeImage(user, image)
+  const { user, services } = c.var;
+  const { images, shares } = services;
+  const links = can(user, 'image.change', image)
     ? shares.listForImage(image).map((link) => ({ link, state: shares.stateOf(link) }))
     : [];
   return page(
@@ -36,67 +42,73 @@ export async function renderImage(
   );
 }
 
-imageRoutes.get('/images/:id', requireUser, (c) => {
-  const { user } = signedIn(c);
-  const image = c.var.services.images.getForUser(user, c.req.param('id'));
-  const notice = c.req.query('uploaded')
-    ? 'Uploaded.'
-    : c.req.query('replaced')
-      ? 'File replaced.'
-      : c.req.query('revoked')
-        ? 'Link revoked.'
-        : undefined;
-  return renderImage(c, user, image, { notice });
+imageRoutes.get('/:id', (c) => {
+  const image = c.var.services.images.getForUser(c.var.user, c.req.param('id'));
+  const notice = noticeOf(c, { uploaded: 'Uploaded.', replaced: 'File replaced.', revoked: 'Link revoked.' });
+  return renderImage(c, image, { notice });
 });
 
-imageRoutes.get('/images/:id/download', requireUser, async (c) => {
-  const { user } = signedIn(c);
+imageRoutes.get('/:id/download', async (c) => {
   c.header('Cache-Control', 'no-store');
-  return c.redirect(await c.var.services.images.downloadUrl(user, c.req.param('id')), 303);
+  return c.redirect(await c.var.services.images.downloadUrl(c.var.user, c.req.param('id')), 303);
 });
 
-imageRoutes.post('/images/:id/rename', requireUser, async (c) => {
-  const { user, actor } = signedIn(c);
+imageRoutes.post('/:id/rename', form(z.object({ title: text })), async (c) => {
   const { images } = c.var.services;
-  const form = await formFields(c);
   try {
-    const image = images.rename(actor, c.req.param('id'), form.title ?? '');
+    const image = images.rename(actorOf(c), c.req.param('id'), c.req.valid('form').title);
     return c.redirect(`/images/${image.id}`, 303);
   } catch (err) {
     if (!(err instanceof DomainError)) throw err;
-    const image = images.getForUser(user, c.req.param('id'));
-    return renderImage(c, user, image, { error: err.message }, statusOf(err));
+    const image = images.getForUser(c.var.user, c.req.param('id'));
+    return renderImage(c, image, { error: err.message }, statusOf(err));
   }
 });
 
-imageRoutes.post('/images/:id/visibility', requireUser, async (c) => {
-  const form = await formFields(c);
-  const image = c.var.services.images.setShared(signedIn(c).actor, c.req.param('id'), form.shared === '1');
+imageRoutes.post('/:id/visibility', form(z.object({ shared: flag })), (c) => {
+  const { shared } = c.req.valid('form');
+  const image = c.var.services.images.setShared(actorOf(c), c.req.param('id'), shared);
   return c.redirect(`/images/${image.id}`, 303);
 });
 
-imageRoutes.get('/images/:id/delete', requireUser, (c) => {
-  const { user } = signedIn(c);
-  return page(
-    c,
-    <ConfirmDeletePage user={user} image={c.var.services.images.getForChange(user, c.req.param('id'))} />,
-  );
+/**
+ * The upload page, replacing this image's file. Its own route beside the image's other actions;
+ * the page and the presign are the upload page's (src/routes/uploads.tsx).
+ */
+imageRoutes.get('/:id/replace', (c) =>
+  renderUploadPage(c, c.var.services.images.getForChange(c.var.user, c.req.param('id'))),
+);
+
+imageRoutes.get('/:id/delete', (c) => {
+  const image = c.var.services.images.getForChange(c.var.user, c.req.param('id'));
+  return page(c, <ConfirmDeletePage user={c.var.user} image={image} />);
 });
 
-imageRoutes.post('/images/:id/delete', requireUser, async (c) => {
-  await c.var.services.images.delete(signedIn(c).actor, [c.req.param('id')]);
+imageRoutes.post('/:id/delete', async (c) => {
+  await c.var.services.images.delete(actorOf(c), [c.req.param('id')]);
   // htmx removes the card in place; a plain form goes back to the gallery with a message.
   if (c.req.header('HX-Request')) return c.body(null, 200);
-  return c.redirect('/?deleted=1', 303);
+  return c.redirect(withNotice('/', 'deleted'), 303);
 });
 
-imageRoutes.post('/images/delete', requireUser, async (c) => {
-  const { user, actor } = signedIn(c);
-  const { ids, body } = await selectedIds(c);
-  if (body.confirm !== 'yes') {
-    const images = ids.map((id) => c.var.services.images.getForChange(user, id));
-    return page(c, <ConfirmBulkDeletePage user={user} images={images} />);
+imageRoutes.post('/delete', form(z.object({ ids: selectedIds, confirm: text })), async (c) => {
+  const { ids, confirm } = c.req.valid('form');
+  if (confirm !== 'yes') {
+    const images = ids.map((id) => c.var.services.images.getForChange(c.var.user, id));
+    return page(c, <ConfirmBulkDeletePage user={c.var.user} images={images} />);
   }
-  const count = await c.var.services.images.delete(actor, ids);
-  return c.redirect(`/?deleted=${count}`, 303);
+  const count = await c.var.services.images.delete(actorOf(c), ids);
+  return c.redirect(withNotice('/', 'deleted', count), 303);
+});
+
+/** A share link for this one image, made from its page. */
+imageRoutes.post('/:id/shares', requireCan('share.create'), form(shareForm), async (c) => {
+  const image = c.var.services.images.getForChange(c.var.user, c.req.param('id'));
+  try {
+    const newShareUrl = await createLink(c, [image.id], c.req.valid('form'));
+    return renderImage(c, image, { newShareUrl }, 201);
+  } catch (err) {
+    if (!(err instanceof Invalid)) throw err;
+    return renderImage(c, image, { error: err.message }, 400);
+  }
 });

@@ -1,6 +1,5 @@
-import type { Context } from 'hono';
 import type { JSX } from 'hono/jsx/jsx-runtime';
-import type { AppEnv } from '../env.js';
+import type { AppContext } from '../env.js';
 
 /**
  * The gallery's one cache: whole rendered pages, because sixty cards are most of what a gallery
@@ -15,7 +14,7 @@ const pages = new Map<string, Uint8Array<ArrayBuffer>>();
 const utf8 = new TextEncoder();
 
 /** What `page(c, <View {...props} />)` answers, rendered only when no page from equal props is kept. */
-export function cachedPage<P extends object>(c: Context<AppEnv>, View: (props: P) => JSX.Element, props: P) {
+export function cachedPage<P extends object>(c: AppContext, View: (props: P) => JSX.Element, props: P) {
   const key = JSON.stringify([View.name, props]);
   let bytes = pages.get(key);
   if (bytes === undefined) {

@@ -1,41 +1,29 @@
-import type { Context } from 'hono';
 import { html } from 'hono/html';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
-import type { AppEnv } from '../env.js';
+import type { AppContext } from '../env.js';
 import { answerRefusal } from '../http-errors.js';
-import { DomainError, Invalid } from '../services/errors.js';
+import { DomainError } from '../services/errors.js';
 
 type Node = ReturnType<typeof html> | Promise<string> | string | object;
 
 /** A whole HTML page. */
-export function page(c: Context<AppEnv>, node: Node, status: ContentfulStatusCode = 200) {
+export function page(c: AppContext, node: Node, status: ContentfulStatusCode = 200) {
   return fragment(c, html`<!DOCTYPE html>${node}`, status);
 }
 
 /** A piece of HTML (a whole page, or what htmx swaps in). Views are synchronous: `${}` renders one. */
-export async function fragment(c: Context<AppEnv>, node: Node, status: ContentfulStatusCode = 200) {
+export async function fragment(c: AppContext, node: Node, status: ContentfulStatusCode = 200) {
   return c.html(`${await node}`, status);
 }
 
 /** Re-renders a form with the message of a refusal (a DomainError); anything else is a real failure. */
 export function formError(
-  c: Context<AppEnv>,
+  c: AppContext,
   err: unknown,
   render: (message: string) => Node,
 ): ReturnType<typeof page> {
   if (!(err instanceof DomainError)) throw err;
   return page(c, render(err.message), answerRefusal(c, err));
-}
-
-/** Form fields as strings, whatever the client sent: repeated names keep the first, files count as empty. */
-export async function formFields(c: Context<AppEnv>): Promise<Record<string, string>> {
-  const body = await readForm(c);
-  const out: Record<string, string> = {};
-  for (const [name, value] of Object.entries(body)) {
-    const first = Array.isArray(value) ? value[0] : value;
-    out[name] = typeof first === 'string' ? first : '';
-  }
-  return out;
 }
 
 /** Longer than any address the app links to: a longer target is not one of ours. */
@@ -53,26 +41,4 @@ export function safeNext(next: string | undefined, appOrigin: string): string {
   const target = `${url.pathname}${url.search}${url.hash}`;
   // "/.//evil.example" resolves to the path "//evil.example", which a browser reads as a host.
   return target.startsWith('//') ? '/' : target;
-}
-
-/** The image ids a gallery selection form sent (checkboxes named "ids"), at most 500. */
-export async function selectedIds(
-  c: Context<AppEnv>,
-): Promise<{ ids: string[]; body: Record<string, unknown> }> {
-  const body = await readForm(c);
-  const ids = [body.ids]
-    .flat()
-    .filter((v): v is string => typeof v === 'string')
-    .slice(0, 500);
-  if (ids.length === 0) throw new Invalid('Select some images first.');
-  return { ids, body };
-}
-
-/** The raw form; a body that is not the form it claims to be is the client's mistake (400), not ours. */
-async function readForm(c: Context<AppEnv>) {
-  try {
-    return await c.req.parseBody({ all: true });
-  } catch {
-    throw new Invalid('That form could not be read. Please reload the page and try again.');
-  }
 }

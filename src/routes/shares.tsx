@@ -1,13 +1,11 @@
 import { type Context, Hono } from 'hono';
-import type { AppEnv } from '../env.js';
+import { z } from 'zod';
+import type { AppEnv, SignedInEnv } from '../env.js';
 import { answerRefusal } from '../http-errors.js';
 import { clientIp } from '../middleware/client-ip.js';
-import { requireRole, requireUser, signedIn } from '../middleware/session.js';
-import { imageCursor, readCursor } from '../services/cursors.js';
+import { actorOf, requireCan, requireUser } from '../middleware/session.js';
 import { DomainError, Gone, Invalid, NotFound, Throttled, Unauthenticated } from '../services/errors.js';
 import { parseExpiry } from '../services/shares.js';
-import type { User } from '../services/users.js';
-import { GalleryCards, SharedGalleryPage } from '../views/gallery.js';
 import {
   PublicSharePage,
   ShareGonePage,
@@ -17,92 +15,74 @@ import {
 } from '../views/shares.js';
 import { auditShareOpen, auditThrottled } from './audit.js';
 import { readDeviceCookie, setDeviceCookie } from './device-cookie.js';
-import { renderImage } from './images.js';
-import { cachedPage } from './page-cache.js';
-import { formFields, fragment, page, safeNext, selectedIds } from './render.js';
+import { noticeOf, withNotice } from './notices.js';
+import { page, safeNext } from './render.js';
+import { flag, form, selectedIds, text } from './validate.js';
 
-export const shareRoutes = new Hono<AppEnv>();
-const canShare = requireRole('admin', 'member');
+/** The owner's side of share links (`/shares/...`): making, listing and revoking them. */
+export const shareRoutes = new Hono<SignedInEnv>().use(requireUser);
 
-shareRoutes.get('/shared', requireUser, async (c) => {
-  const { user } = signedIn(c);
-  const after = readCursor(imageCursor, c.req.query('cursor'));
-  const result = await c.var.services.images.listShared(after);
-  if (c.req.header('HX-Request') && after) {
-    return fragment(c, <GalleryCards {...result} basePath="/shared" canChange={false} />);
-  }
-  return cachedPage(c, SharedGalleryPage, { user, ...result, isFirstPage: !after });
-});
+/** What a link's recipient opens (`/s/<token>`): no session needed. */
+export const publicShareRoutes = new Hono<AppEnv>();
 
-function linksPage(
-  c: Context<AppEnv>,
-  user: User,
-  extra: { newUrl?: string; notice?: string } = {},
-  status: 200 | 201 = 200,
-) {
-  const { shares } = c.var.services;
-  const rows = shares.listForOwner(user).map((link) => ({ link, state: shares.stateOf(link) }));
-  return page(c, <SharesPage user={user} rows={rows} {...extra} />, status);
-}
+/** The options of a new link, as the share forms send them (POST /shares, POST /images/:id/shares). */
+export const shareForm = z.object({ expiry: text, password: text, allow_download: flag });
 
-shareRoutes.get('/shares', canShare, (c) => {
-  const { user } = signedIn(c);
-  return linksPage(c, user, c.req.query('revoked') ? { notice: 'Link revoked.' } : {});
-});
-
-/** Options for sharing what was selected in the gallery. */
-shareRoutes.post('/shares/new', canShare, async (c) => {
-  const { user } = signedIn(c);
-  const { ids } = await selectedIds(c);
-  const images = ids.map((id) => c.var.services.images.getForChange(user, id));
-  return page(c, <ShareSelectionPage user={user} images={images} />);
-});
-
-async function createLink(c: Context<AppEnv>, ids: string[], form: Record<string, unknown>) {
-  const text = (name: string) => (typeof form[name] === 'string' ? (form[name] as string) : '');
-  const { token } = await c.var.services.shares.create(signedIn(c).actor, ids, {
-    expiry: parseExpiry(text('expiry')),
-    password: text('password'),
-    allowDownload: text('allow_download') === '1',
+/** Makes a link to the images; its address, to show once. */
+export async function createLink(
+  c: Context<SignedInEnv>,
+  ids: string[],
+  options: z.output<typeof shareForm>,
+): Promise<string> {
+  const { token } = await c.var.services.shares.create(actorOf(c), ids, {
+    expiry: parseExpiry(options.expiry),
+    password: options.password,
+    allowDownload: options.allow_download,
   });
   return `${c.var.config.appOrigin}/s/${token}`;
 }
 
-shareRoutes.post('/shares', canShare, async (c) => {
-  const { user } = signedIn(c);
-  const { ids, body } = await selectedIds(c);
+function linksPage(
+  c: Context<SignedInEnv>,
+  extra: { newUrl?: string; notice?: string | undefined } = {},
+  status: 200 | 201 = 200,
+) {
+  const { user, services } = c.var;
+  const { shares } = services;
+  const rows = shares.listForOwner(user).map((link) => ({ link, state: shares.stateOf(link) }));
+  return page(c, <SharesPage user={user} rows={rows} {...extra} />, status);
+}
+
+shareRoutes.get('/', requireCan('share.create'), (c) =>
+  linksPage(c, { notice: noticeOf(c, { revoked: 'Link revoked.' }) }),
+);
+
+/** Options for sharing what was selected in the gallery. */
+shareRoutes.post('/new', requireCan('share.create'), form(z.object({ ids: selectedIds })), (c) => {
+  const images = c.req.valid('form').ids.map((id) => c.var.services.images.getForChange(c.var.user, id));
+  return page(c, <ShareSelectionPage user={c.var.user} images={images} />);
+});
+
+shareRoutes.post('/', requireCan('share.create'), form(shareForm.extend({ ids: selectedIds })), async (c) => {
+  const { ids, ...options } = c.req.valid('form');
   try {
-    const newUrl = await createLink(c, ids, body);
-    return linksPage(c, user, { newUrl }, 201);
+    const newUrl = await createLink(c, ids, options);
+    return linksPage(c, { newUrl }, 201);
   } catch (err) {
     if (!(err instanceof Invalid)) throw err;
-    const images = ids.map((id) => c.var.services.images.getForChange(user, id));
-    return page(c, <ShareSelectionPage user={user} images={images} error={err.message} />, 400);
+    const images = ids.map((id) => c.var.services.images.getForChange(c.var.user, id));
+    return page(c, <ShareSelectionPage user={c.var.user} images={images} error={err.message} />, 400);
   }
 });
 
-shareRoutes.post('/images/:id/shares', canShare, async (c) => {
-  const { user } = signedIn(c);
-  const image = c.var.services.images.getForChange(user, c.req.param('id'));
-  const form = await formFields(c);
-  try {
-    const newShareUrl = await createLink(c, [image.id], form);
-    return renderImage(c, user, image, { newShareUrl }, 201);
-  } catch (err) {
-    if (!(err instanceof Invalid)) throw err;
-    return renderImage(c, user, image, { error: err.message }, 400);
-  }
+shareRoutes.post('/:id/revoke', form(z.object({ back: text })), (c) => {
+  c.var.services.shares.revoke(actorOf(c), c.req.param('id'));
+  const back = safeNext(c.req.valid('form').back, c.var.config.appOrigin);
+  return c.redirect(back === '/' ? withNotice('/shares', 'revoked') : back, 303);
 });
 
-shareRoutes.post('/shares/:id/revoke', requireUser, async (c) => {
-  const form = await formFields(c);
-  c.var.services.shares.revoke(signedIn(c).actor, c.req.param('id'));
-  const back = safeNext(form.back, c.var.config.appOrigin);
-  return c.redirect(back === '/' ? '/shares?revoked=1' : back, 303);
-});
-
-// The public side: no session needed, nothing leaks through the referrer, search engines stay out.
-shareRoutes.use('/s/*', async (c, next) => {
+// Nothing leaks through the referrer, search engines stay out.
+publicShareRoutes.use(async (c, next) => {
   await next();
   c.header('Referrer-Policy', 'no-referrer');
   c.header('X-Robots-Tag', 'noindex, nofollow');
@@ -136,9 +116,8 @@ async function openShare(c: Context<AppEnv>, password?: string) {
   }
 }
 
-shareRoutes.get('/s/:token', (c) => openShare(c));
+publicShareRoutes.get('/:token', (c) => openShare(c));
 
-shareRoutes.post('/s/:token', async (c) => {
-  const form = await formFields(c);
-  return openShare(c, form.password ?? '');
-});
+publicShareRoutes.post('/:token', form(z.object({ password: text })), (c) =>
+  openShare(c, c.req.valid('form').password),
+);

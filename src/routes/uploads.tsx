@@ -1,79 +1,106 @@
 import { type Context, Hono } from 'hono';
-import type { AppEnv } from '../env.js';
-import { requireRole, requireUser, signedIn } from '../middleware/session.js';
-import { Invalid } from '../services/errors.js';
+import { z } from 'zod';
+import type { SignedInEnv } from '../env.js';
+import { actorOf, requireCan, requireUser } from '../middleware/session.js';
+import type { Image } from '../services/images.js';
 import { UploadPage } from '../views/upload.js';
+import { withNotice } from './notices.js';
 import { page } from './render.js';
+import { json, query, text } from './validate.js';
 
-export const uploadRoutes = new Hono<AppEnv>();
-const canUpload = requireRole('admin', 'member');
+/** The upload page (`/upload`); its twin for replacing one image's file is GET /images/:id/replace. */
+export const uploadPageRoutes = new Hono<SignedInEnv>().use(requireCan('image.upload'));
 
-// Issues a fresh policy and records it as a pending upload: an intent that expires in 15 minutes,
-// invisible to anyone, so this GET changes nothing a user can see.
-uploadRoutes.get('/upload', canUpload, async (c) => {
-  const { user } = signedIn(c);
-  const form = await c.var.services.uploads.presign(user, { from: 'form' });
-  return page(c, <UploadPage user={user} form={form} maxBytes={c.var.config.maxUploadBytes} />);
-});
+/** What upload.js and the bucket's redirect call (`/uploads/...`). */
+export const uploadRoutes = new Hono<SignedInEnv>().use(requireUser);
 
-uploadRoutes.get('/images/:id/replace', requireUser, async (c) => {
-  const { user } = signedIn(c);
-  const image = c.var.services.images.getForChange(user, c.req.param('id'));
-  const form = await c.var.services.uploads.presign(user, { from: 'form', replacesImageId: image.id });
+/**
+ * The upload page, for new images or to replace one. Issues a fresh policy and records it as a
+ * pending upload: an intent that expires in 15 minutes, invisible to anyone, so this GET changes
+ * nothing a user can see.
+ */
+export async function renderUploadPage(c: Context<SignedInEnv>, replacing?: Image) {
+  const { user } = c.var;
+  const form = await c.var.services.uploads.presign(user, {
+    from: 'form',
+    ...(replacing ? { replacesImageId: replacing.id } : {}),
+  });
   return page(
     c,
-    <UploadPage user={user} form={form} maxBytes={c.var.config.maxUploadBytes} replacing={image} />,
+    <UploadPage
+      user={user}
+      form={form}
+      maxBytes={c.var.config.maxUploadBytes}
+      {...(replacing ? { replacing } : {})}
+    />,
   );
-});
+}
+
+uploadPageRoutes.get('/', (c) => renderUploadPage(c));
+
+/** An optional string field of a JSON body: anything else counts as absent. */
+const optionalString = (keep: (value: string) => boolean) =>
+  z
+    .unknown()
+    .optional()
+    .transform((value) => (typeof value === 'string' && keep(value) ? value : undefined));
+
+/** The ETag the bucket gave a stored file: it tells a second file through the same form apart. */
+const etag = optionalString(() => true).transform((value) => value?.slice(0, 100));
 
 /**
  * For upload.js: one policy per file, answered as JSON. With the file's `size` the policy allows
  * exactly that many bytes; `formKey` (first file only) re-signs the page's own pending upload.
  */
-uploadRoutes.post('/uploads/presign', canUpload, async (c) => {
-  const { user } = signedIn(c);
-  const body = await jsonBody(c.req.raw);
-  if (body.size !== undefined && !(Number.isSafeInteger(body.size) && (body.size as number) > 0)) {
-    throw new Invalid('The file size must be a whole number of bytes, more than zero.');
-  }
-  const form = await c.var.services.uploads.presign(user, {
+const presignBody = z.object(
+  {
+    name: optionalString(() => true).transform((value) => value ?? ''),
+    size: z
+      .int({ error: 'The file size must be a whole number of bytes, more than zero.' })
+      .positive({ error: 'The file size must be a whole number of bytes, more than zero.' })
+      .optional(),
+    replaces: optionalString((value) => value !== ''),
+    formKey: optionalString((value) => value.length <= 200),
+  },
+  { error: 'Send a JSON object.' },
+);
+
+uploadRoutes.post('/presign', requireCan('image.upload'), json(presignBody), async (c) => {
+  const body = c.req.valid('json');
+  const form = await c.var.services.uploads.presign(c.var.user, {
     from: 'script',
-    originalName: typeof body.name === 'string' ? body.name : '',
-    ...(typeof body.replaces === 'string' && body.replaces ? { replacesImageId: body.replaces } : {}),
-    ...(typeof body.size === 'number' ? { size: body.size } : {}),
-    ...(typeof body.formKey === 'string' && body.formKey.length <= 200 ? { formKey: body.formKey } : {}),
+    originalName: body.name,
+    ...(body.replaces ? { replacesImageId: body.replaces } : {}),
+    ...(body.size !== undefined ? { size: body.size } : {}),
+    ...(body.formKey !== undefined ? { formKey: body.formKey } : {}),
   });
   return c.json(form);
 });
 
 // The bucket's success_action_redirect lands here: the one state-changing GET, idempotent, and it
-// only ever completes a pending upload of the signed-in user.
-uploadRoutes.get('/uploads/complete', requireUser, async (c) => {
-  // The bucket adds the stored file's ETag: a second file through the same form is told apart by it.
-  const etag = c.req.query('etag');
-  const { imageId, replaced } = await complete(c, c.req.query('key') ?? '', etag?.slice(0, 100));
-  return c.redirect(`/images/${imageId}?${replaced ? 'replaced' : 'uploaded'}=1`, 303);
-});
+// only ever completes a pending upload of the signed-in user. The bucket adds the stored file's ETag.
+uploadRoutes.get(
+  '/complete',
+  query(z.object({ key: text, etag: text.transform((value) => value.slice(0, 100)) })),
+  async (c) => {
+    const { key, etag } = c.req.valid('query');
+    const { imageId, replaced } = await complete(c, key, etag);
+    return c.redirect(withNotice(`/images/${imageId}`, replaced ? 'replaced' : 'uploaded'), 303);
+  },
+);
 
 // upload.js names the file by the ETag the bucket answered it, as the bucket's redirect does.
-uploadRoutes.post('/uploads/complete', requireUser, async (c) => {
-  const body = await jsonBody(c.req.raw);
-  const etag = typeof body.etag === 'string' ? body.etag.slice(0, 100) : undefined;
-  const result = await complete(c, typeof body.key === 'string' ? body.key : '', etag);
+const completeBody = z.object(
+  { key: optionalString(() => true).transform((value) => value ?? ''), etag },
+  { error: 'Send a JSON object.' },
+);
+
+uploadRoutes.post('/complete', json(completeBody), async (c) => {
+  const { key, etag } = c.req.valid('json');
+  const result = await complete(c, key, etag);
   return c.json({ imageId: result.imageId, replaced: result.replaced, url: `/images/${result.imageId}` });
 });
 
-function complete(c: Context<AppEnv>, key: string, etag?: string) {
-  const { user, actor } = signedIn(c);
-  return c.var.services.uploads.complete(user, key, { actor, ...(etag ? { etag } : {}) });
-}
-
-async function jsonBody(req: Request): Promise<Record<string, unknown>> {
-  try {
-    const body: unknown = await req.json();
-    if (body && typeof body === 'object' && !Array.isArray(body)) return body as Record<string, unknown>;
-  } catch {
-    // fall through to the same answer as a non-object body
-  }
-  throw new Invalid('Send a JSON object.');
+function complete(c: Context<SignedInEnv>, key: string, etag: string | undefined) {
+  return c.var.services.uploads.complete(c.var.user, key, { actor: actorOf(c), ...(etag ? { etag } : {}) });
 }

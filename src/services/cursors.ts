@@ -1,10 +1,9 @@
 import { z } from 'zod';
-import { Invalid } from './errors.js';
 
 /**
  * Keyset pagination: a page link carries the sort key of the last row shown, its parts joined by
  * "." (`?cursor=1712345678901.k3j4h5`, `?cursor=4711`). The services write it with writeCursor, the
- * routes read it with readCursor: a cursor that does not decode is a 400 on every page.
+ * routes read it with cursorParam: a cursor that does not decode is a 400 on every page.
  */
 
 /** The id of the last row shown, for lists ordered by an integer id (audit log, changes). */
@@ -30,12 +29,12 @@ export type ImageCursor = z.output<typeof imageCursor>;
 
 const INVALID = 'That page link is not valid. Start again from the first page.';
 
-/** The position a page link names; null (the first page) when it names none. */
-export function readCursor<T>(codec: z.ZodType<T, string>, text: string | undefined): T | null {
-  if (!text) return null;
-  const result = z.safeDecode(codec, text);
-  if (!result.success) throw new Invalid(INVALID);
-  return result.data;
+/**
+ * A page link's `cursor` query parameter, as the routes validate it: the position it names, or null
+ * (the first page) when it is empty.
+ */
+export function cursorParam<T>(codec: z.ZodType<T, string>) {
+  return z.union([z.literal('').transform(() => null), codec], { error: INVALID });
 }
 
 export function writeCursor<T>(codec: z.ZodType<T, string>, position: T): string {

@@ -1,6 +1,7 @@
 import type { Db } from '../db/connection.js';
 import { ACCEPTED_TYPES } from '../image-types.js';
 import { TITLE_MAX } from '../limits.js';
+import { can } from '../policy.js';
 import type { Storage } from '../storage/storage.js';
 import type { Actor, Audit } from './audit.js';
 import type { Clock } from './clock.js';
@@ -12,12 +13,6 @@ import type { User } from './users.js';
 
 const PAGE_SIZE = 60;
 
-/** Viewers only look; members and admins may rename, replace and delete. */
-export const canChangeImages = (user: Pick<User, 'role'>) => user.role !== 'viewer';
-
-/** Owners change their own images, admins anyone's; seeing a shared image gives no more than that. */
-export const canChangeImage = (user: Pick<User, 'id' | 'role'>, image: Pick<Image, 'ownerId'>) =>
-  canChangeImages(user) && (image.ownerId === user.id || user.role === 'admin');
 const URL_TTL_SECONDS = 2 * 60 * 60;
 const HOUR_MS = 60 * 60 * 1000;
 
@@ -130,23 +125,19 @@ export function createImages(deps: {
     'SELECT count(*) AS images, coalesce(sum(bytes), 0) AS bytes FROM images WHERE owner_id = ?',
   );
 
-  function canSee(user: User, image: Image): boolean {
-    return image.ownerId === user.id || user.role === 'admin' || image.isShared;
-  }
-
   /** Loads an image the user may act on; anything else is "not found", so ids reveal nothing. */
   function getForUser(user: User, id: string): Image {
     const row = byId.get(id) as ImageRow | undefined;
     const image = row ? rowToImage(row) : null;
-    if (!image || !canSee(user, image)) throw new NotFound('There is no such image.');
+    if (!image || !can(user, 'image.view', image)) throw new NotFound('There is no such image.');
     return image;
   }
 
   /** As getForUser, then the role and ownership: a stranger's private id is NotFound for everyone. */
   function getForChange(user: User, id: string): Image {
     const image = getForUser(user, id);
-    if (!canChangeImages(user)) throw new Forbidden('Viewers cannot change images.');
-    if (!canChangeImage(user, image)) throw new Forbidden('Only the owner of this image can change it.');
+    if (!can(user, 'image.change')) throw new Forbidden('Viewers cannot change images.');
+    if (!can(user, 'image.change', image)) throw new Forbidden('Only the owner of this image can change it.');
     return image;
   }
 

@@ -1,5 +1,6 @@
 import type { Db } from '../db/connection.js';
 import { PASSWORD_MAX, SHARE_PASSWORD_MIN } from '../limits.js';
+import { can } from '../policy.js';
 import type { Storage } from '../storage/storage.js';
 import type { Actor, Audit } from './audit.js';
 import type { Clock } from './clock.js';
@@ -146,7 +147,7 @@ export function createShares(deps: {
 
   function ownedLink(user: User, id: string): ShareLink {
     const row = byId.get(id) as LinkRow | undefined;
-    if (!row || (row.owner_id !== user.id && user.role !== 'admin'))
+    if (!row || !can(user, 'share.revoke', { ownerId: row.owner_id }))
       throw new NotFound('There is no such link.');
     return rowToLink(row);
   }

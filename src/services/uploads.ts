@@ -3,6 +3,7 @@ import type { Db } from '../db/connection.js';
 import { formatBytes } from '../format.js';
 import { ACCEPTED_NAMES } from '../image-types.js';
 import { TITLE_MAX } from '../limits.js';
+import { can } from '../policy.js';
 import { SCRIPT_ANSWER, SourceChanged, type Storage } from '../storage/storage.js';
 import type { Actor, Audit } from './audit.js';
 import type { Clock } from './clock.js';
@@ -209,7 +210,7 @@ export function createUploads(deps: {
     named: string | null,
   ): Promise<Completion> {
     const { outside, actor } = o;
-    if (user.role === 'viewer') {
+    if (!can(user, 'image.upload')) {
       return refuse(row, null, [], new Forbidden('Viewers cannot upload images.'), outside);
     }
     const staged = await fromStorage(storage.head(row.key));
@@ -337,7 +338,7 @@ export function createUploads(deps: {
   ): Promise<Completion> {
     const named = o.etag ? bareEtag(o.etag) : null;
     const row = pending.get(key);
-    if (!row || row.ownerId !== user.id) throw new NotFound(NOT_FOUND);
+    if (!row || !can(user, 'upload.complete', row)) throw new NotFound(NOT_FOUND);
     if (row.closedAt !== null) {
       // A page's form posted again (another tab, a reload of a form that was reused) after its
       // first file was kept: not that file. (Rows closed by older versions hold the ETag unlowered.)
@@ -361,7 +362,7 @@ export function createUploads(deps: {
   /** The answer for a key that was finished (or is being finished) by another call. */
   function repeatOf(user: User, key: string): Completion {
     const row = pending.get(key);
-    if (!row || row.ownerId !== user.id) throw new NotFound(NOT_FOUND);
+    if (!row || !can(user, 'upload.complete', row)) throw new NotFound(NOT_FOUND);
     if (row.closedAt === null) {
       throw new Conflict('This upload is being finished right now. Reload the page in a moment.');
     }
@@ -380,7 +381,7 @@ export function createUploads(deps: {
      */
     async presign(user: User, req: PresignRequest): Promise<PresignedUpload> {
       const replaced = req.replacesImageId ? images.getForChange(user, req.replacesImageId) : null;
-      if (user.role === 'viewer') throw new Forbidden('Viewers cannot upload images.');
+      if (!can(user, 'image.upload')) throw new Forbidden('Viewers cannot upload images.');
       if (req.size !== undefined && req.size > deps.maxUploadBytes) {
         throw new TooLarge(
           `That file is larger than the upload limit of ${formatBytes(deps.maxUploadBytes)}.`,
@@ -401,7 +402,7 @@ export function createUploads(deps: {
               : undefined;
           const reuse =
             form?.isForm &&
-            form.ownerId === user.id &&
+            can(user, 'upload.complete', form) &&
             form.closedAt === null &&
             form.finalKey === null &&
             form.expiresAt > now &&

@@ -1,4 +1,5 @@
-import { canChangeImages, type GalleryCard } from '../services/images.js';
+import { can } from '../policy.js';
+import type { GalleryCard } from '../services/images.js';
 import type { User } from '../services/users.js';
 import { Notice } from './components/messages.js';
 import { Layout } from './layout.js';
@@ -96,8 +97,8 @@ export function GalleryPage({
   notice,
 }: GalleryPageProps) {
   const isOwn = user.id === owner.id;
-  const canUpload = isOwn && user.role !== 'viewer';
-  const canChange = canChangeImages(user);
+  const canUpload = isOwn && can(user, 'image.upload');
+  const canChange = can(user, 'image.change');
   return (
     <Layout title={isOwn ? 'Your gallery' : `Gallery of ${owner.email}`} user={user}>
       <div class="page-head">

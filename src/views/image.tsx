@@ -1,8 +1,8 @@
 import { countOf, formatBytes, formatDateTime } from '../format.js';
 import { ACCEPTED_TYPES } from '../image-types.js';
 import { TITLE_MAX } from '../limits.js';
+import { can } from '../policy.js';
 import type { Image } from '../services/images.js';
-import { canChangeImage } from '../services/images.js';
 import type { User } from '../services/users.js';
 import { ErrorMessage, Notice } from './components/messages.js';
 import { Layout } from './layout.js';
@@ -20,14 +20,12 @@ export interface ImagePageProps {
 }
 
 export function ImagePage({ user, image, displayUrl, notice, error, links, newShareUrl }: ImagePageProps) {
-  const canChange = canChangeImage(user, image);
+  const canChange = can(user, 'image.change', image);
   return (
     <Layout title={image.title} user={user}>
       <p>
         <a
-          href={
-            image.ownerId === user.id ? '/' : user.role === 'admin' ? `/users/${image.ownerId}` : '/shared'
-          }
+          href={image.ownerId === user.id ? '/' : can(user, 'admin') ? `/users/${image.ownerId}` : '/shared'}
         >
           ← Back to the gallery
         </a>

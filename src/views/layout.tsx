@@ -1,4 +1,5 @@
 import type { Child } from 'hono/jsx';
+import { can } from '../policy.js';
 import type { User } from '../services/users.js';
 import { asset } from './assets.js';
 
@@ -41,8 +42,8 @@ export function Layout({ title, user, bare, children }: LayoutProps) {
             <nav aria-label="Main">
               <a href="/">Gallery</a>
               <a href="/shared">Shared</a>
-              {user.role === 'viewer' ? null : <a href="/shares">Links</a>}
-              {user.role === 'admin' ? <a href="/admin">Admin</a> : null}
+              {can(user, 'share.create') ? <a href="/shares">Links</a> : null}
+              {can(user, 'admin') ? <a href="/admin">Admin</a> : null}
               <a href="/account/password">Account</a>
               <span class="who">
                 {user.email} <span class={`role role-${user.role}`}>{user.role}</span>

@@ -23,6 +23,10 @@ export const attr = (html: Html, selector: string, name: string): string | undef
 export const attrs = (html: Html, selector: string, name: string): string[] =>
   all(html, selector).flatMap((el) => el.getAttribute(name) ?? []);
 
+/** The text of the first element the selector finds, entities decoded; undefined if there is none. */
+export const text = (html: Html, selector: string): string | undefined =>
+  root(html).querySelector(selector)?.text;
+
 /** The text of every element the selector finds. */
 export const texts = (html: Html, selector: string): string[] => all(html, selector).map((el) => el.text);
 

@@ -1,0 +1,79 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Client, makeTestApp, signUp, type TestApp } from './support/app.js';
+import { text } from './support/html.js';
+
+/** What the error page (or a JSON answer) says. */
+async function refusal(res: Response): Promise<string | undefined> {
+  const body = await res.text();
+  if (res.headers.get('content-type')?.startsWith('application/json')) return JSON.parse(body).error;
+  return text(body, 'main p')?.trim();
+}
+
+describe('input the routes cannot use', () => {
+  let t: TestApp;
+  let admin: Client;
+  let imageId: string;
+
+  beforeAll(async () => {
+    t = await makeTestApp();
+    admin = t.client();
+    await signUp(admin, 'admin@example.com');
+    const ownerId = t.user('admin@example.com').id;
+    t.seedImages(ownerId, 1);
+    imageId = t.imageIdsNewestFirst(ownerId)[0] as string;
+  });
+  afterAll(() => t.close());
+
+  /** A request with this body and type, from the signed-in admin's browser. */
+  const raw = (path: string, body: string, type: string) =>
+    t.app.request(new URL(path, t.config.appOrigin).toString(), {
+      method: 'POST',
+      body,
+      headers: {
+        'Content-Type': type,
+        Accept: type === 'application/json' ? 'application/json' : 'text/html',
+        Origin: t.config.appOrigin,
+        Cookie: admin.cookieHeader(),
+      },
+    });
+
+  it('answers a form that cannot be read with a 400 that says so', async () => {
+    for (const path of [`/images/${imageId}/rename`, '/images/delete', '/login']) {
+      const res = await raw(path, '--x\r\nbroken', 'multipart/form-data; boundary=x');
+      expect(res.status, path).toBe(400);
+      expect(await refusal(res), path).toBe(
+        'That form could not be read. Please reload the page and try again.',
+      );
+    }
+  });
+
+  it('asks for a selection when a selection form names no images', async () => {
+    for (const path of ['/images/delete', '/shares/new', '/shares']) {
+      const res = await admin.post(path, { confirm: 'yes', expiry: '1d' });
+      expect(res.status, path).toBe(400);
+      expect(await refusal(res), path).toBe('Select some images first.');
+    }
+  });
+
+  it('answers the upload script with a JSON refusal for anything but a JSON object', async () => {
+    const answers = [
+      await raw('/uploads/presign', '{not json', 'application/json'),
+      await raw('/uploads/complete', '{not json', 'application/json'),
+      await raw('/uploads/presign', '{"name":"a.png"}', 'text/plain'),
+      await admin.postJson('/uploads/presign', [1, 2]),
+      await admin.postJson('/uploads/complete', null),
+    ];
+    for (const res of answers) {
+      expect(res.status).toBe(400);
+      expect(await refusal(res)).toBe('Send a JSON object.');
+    }
+  });
+
+  it('refuses a file size that is not a whole number of bytes above zero', async () => {
+    for (const size of [0, -1, 1.5, '100', null, 2 ** 60]) {
+      const res = await admin.postJson('/uploads/presign', { name: 'a.png', size });
+      expect(res.status, String(size)).toBe(400);
+      expect(await refusal(res)).toBe('The file size must be a whole number of bytes, more than zero.');
+    }
+  });
+});
