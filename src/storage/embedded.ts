@@ -7,6 +7,7 @@ import {
   type StoreCredentials,
 } from '@s3-gallery/s3-store';
 import type { Config } from '../config.js';
+import { requestIdOf } from '../logger.js';
 import type { StorageOptions } from './s3.js';
 
 /**
@@ -44,6 +45,7 @@ export function createEmbeddedStore(config: Config, creds: StoreCredentials, log
     credentials: { accessKeyId: creds.accessKeyId, secretAccessKey: creds.secretAccessKey },
     mountPath: EMBEDDED_MOUNT,
     log,
+    requestId: requestIdOf,
   });
 }
 

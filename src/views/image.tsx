@@ -4,7 +4,7 @@ import { TITLE_MAX } from '../limits.js';
 import { can } from '../policy.js';
 import type { Image } from '../services/images.js';
 import type { User } from '../services/users.js';
-import { ErrorMessage, Notice } from './components/messages.js';
+import { PageHeading } from './components/page-heading.js';
 import { Layout } from './layout.js';
 import { type LinkRowData, LinksTable, NewLinkNotice, ShareForm } from './shares.js';
 
@@ -23,16 +23,15 @@ export function ImagePage({ user, image, displayUrl, notice, error, links, newSh
   const canChange = can(user, 'image.change', image);
   return (
     <Layout title={image.title} user={user}>
-      <p>
-        <a
-          href={image.ownerId === user.id ? '/' : can(user, 'admin') ? `/users/${image.ownerId}` : '/shared'}
-        >
-          ← Back to the gallery
-        </a>
-      </p>
-      <h1>{image.title}</h1>
-      <Notice message={notice} />
-      <ErrorMessage message={error} />
+      <PageHeading
+        back={{
+          href: image.ownerId === user.id ? '/' : can(user, 'admin') ? `/users/${image.ownerId}` : '/shared',
+          label: 'Back to the gallery',
+        }}
+        title={image.title}
+        notice={notice}
+        error={error}
+      />
       <div class="image-page">
         <figure class="display">
           <img src={displayUrl} alt={image.title} width={image.width} height={image.height} />

@@ -2,22 +2,21 @@ import { countOf, formatBytes, formatDateTime } from '../format.js';
 import type { PersonSummary } from '../services/people.js';
 import { ROLES, type User } from '../services/users.js';
 import { AdminNav } from './admin-nav.js';
-import { ErrorMessage, Notice } from './components/messages.js';
+import { Notice } from './components/messages.js';
+import { PageHeading } from './components/page-heading.js';
 import { TableHead } from './components/table-head.js';
 import { Layout } from './layout.js';
 
 const quotaText = (used: number, quota: number | null, format: (n: number) => string) =>
   quota === null ? format(used) : `${format(used)} of ${format(quota)}`;
 
-export function PeoplePage({
-  user,
-  people,
-  notice,
-}: {
+interface PeoplePageProps {
   user: User;
   people: PersonSummary[];
   notice?: string | undefined;
-}) {
+}
+
+export function PeoplePage({ user, people, notice }: PeoplePageProps) {
   return (
     <Layout title="Users" user={user}>
       <h1>Admin</h1>
@@ -69,12 +68,12 @@ export function PersonPage({ user, person, notice, error }: PersonPageProps) {
   const mib = person.quotaBytes === null ? '' : String(Math.round((person.quotaBytes / 2 ** 20) * 100) / 100);
   return (
     <Layout title={person.email} user={user}>
-      <p>
-        <a href="/admin">← All users</a>
-      </p>
-      <h1>{person.email}</h1>
-      <Notice message={notice} />
-      <ErrorMessage message={error} />
+      <PageHeading
+        back={{ href: '/admin', label: 'All users' }}
+        title={person.email}
+        notice={notice}
+        error={error}
+      />
       <div class="admin-grid">
         <section class="card">
           <h2>Account</h2>

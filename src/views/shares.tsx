@@ -140,27 +140,20 @@ export function SharesPage({
   );
 }
 
-/** The options page for sharing a selection from the gallery. */
-export function ShareSelectionPage({
-  user,
-  images,
-  error,
-}: {
-  user: User;
-  images: Image[];
-  error?: string | undefined;
-}) {
+/** The options page for sharing a selection from the gallery: which images, then the link's options. */
+export function ShareSelectionPage(props: { user: User; images: Image[]; error?: string | undefined }) {
+  const ids = props.images.map((i) => i.id);
   return (
-    <Layout title="Share images" user={user}>
+    <Layout title="Share images" user={props.user}>
       <section class="card narrow">
-        <h1>Share {countOf(images.length, 'image')}</h1>
+        <h1>Share {countOf(ids.length, 'image')}</h1>
         <ul>
-          {images.map((image) => (
+          {props.images.map((image) => (
             <li>{image.title}</li>
           ))}
         </ul>
-        <ErrorMessage message={error} />
-        <ShareForm action="/shares" imageIds={images.map((i) => i.id)} />
+        <ErrorMessage message={props.error} />
+        <ShareForm action="/shares" imageIds={ids} />
         <p>
           <a href="/">Cancel</a>
         </p>

@@ -7,7 +7,10 @@ import { type HTMLElement, parse } from 'node-html-parser';
  */
 export type Html = string | HTMLElement;
 
-const root = (html: Html) => (typeof html === 'string' ? parse(html) : html);
+// Only script and style hold raw text: the parser's default also reads <pre> and <noscript> as
+// text, which would hide an element (an inline handler, say) inside them from every check.
+const root = (html: Html) =>
+  typeof html === 'string' ? parse(html, { blockTextElements: { script: true, style: true } }) : html;
 
 /** Every element the selector finds, in document order. */
 export const all = (html: Html, selector: string): HTMLElement[] => root(html).querySelectorAll(selector);

@@ -21,7 +21,7 @@ const { values } = parseArgs({
     help: { type: 'boolean', short: 'h' },
   },
 });
-if (values.help || !values.dir || !/^\d{1,5}$/.test(values.port)) {
+if (values.help || !values.dir || !/^\d{1,5}$/.test(values.port) || Number(values.port) > 65535) {
   process.stderr.write(`${USAGE}\n`);
   process.exit(values.help ? 0 : 2);
 }

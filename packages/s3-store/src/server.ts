@@ -29,6 +29,11 @@ export interface S3ServerOptions {
   now?: () => Date;
   /** where internal errors go (a pino logger fits); one JSON line on stderr by default */
   log?: Logger;
+  /**
+   * the id a request is answered (x-amz-request-id) and logged with: a server in front of the store
+   * that has its own id for the request passes it, so one id names the request in both logs
+   */
+  requestId?: (req: IncomingMessage) => string;
   /** how long and how much the store reads of a request it refused early; tests shorten it */
   lingerAfterError?: { ms: number; maxBytes: number };
 }
@@ -108,7 +113,7 @@ export function createS3Server(o: S3ServerOptions): S3Server {
     mountPath,
     ready,
     handle(req, res) {
-      const requestId = randomUUID().replaceAll('-', '').slice(0, 16).toUpperCase();
+      const requestId = o.requestId?.(req) ?? randomUUID().replaceAll('-', '').slice(0, 16).toUpperCase();
       const done = serve(req, res, requestId).catch((err: unknown) => {
         const s3err =
           err instanceof S3Error

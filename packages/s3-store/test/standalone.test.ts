@@ -134,6 +134,35 @@ describe('s3-store as a command of its own', () => {
     expect(await ok.text()).toContain('<Deleted><Key>never-there</Key></Deleted>');
   });
 
+  it('deletes exactly the keys named: a reference it cannot store is refused for that key, never dropped', async () => {
+    for (const Key of ['ab', 'victim', 'a\u00a0b'])
+      await client.send(new PutObjectCommand({ Bucket, Key, Body: Key }));
+    const res = await deleteWithBody(
+      '<Delete><Object><Key>a&#1;b</Key></Object><Object><Key>vic&#0;tim</Key></Object><Object><Key>a&nbsp;b</Key></Object></Delete>',
+    );
+    expect(res.status).toBe(200);
+    const text = await res.text();
+    // The control characters reach the key check, which refuses those two keys.
+    expect(text.match(/<Code>InvalidArgument<\/Code>/g)).toHaveLength(2);
+    // An entity XML does not define is no entity: the key is taken as written, which names nothing here.
+    expect(text).toContain('<Deleted><Key>a&#38;nbsp;b</Key></Deleted>');
+    const left = await client.send(new ListObjectsV2Command({ Bucket }));
+    expect(left.Contents?.map((c) => c.Key)).toEqual(expect.arrayContaining(['ab', 'victim', 'a\u00a0b']));
+    for (const body of [
+      '<Delete><Object><Key>ab</Key><Key>victim</Key></Object></Delete>',
+      '<Delete><Object>ab</Object></Delete>',
+      '<Delete><Object><Key><![CDATA[ab]]></Key></Object></Delete>',
+      '<Delete><Quiet>true</Quiet><Quiet>false</Quiet><Object><Key>ab</Key></Object></Delete>',
+      '<Delete><Object><Key>&#x110000;</Key></Object></Delete>',
+    ]) {
+      const refused = await deleteWithBody(body);
+      expect(refused.status, body).toBe(400);
+      expect(await refused.text()).toContain('<Code>MalformedXML</Code>');
+    }
+    const still = await client.send(new ListObjectsV2Command({ Bucket }));
+    expect(still.Contents?.map((c) => c.Key)).toEqual(expect.arrayContaining(['ab', 'victim']));
+  });
+
   it('answers any DeleteObjects body with 200 or 400, never an error of its own, and stays up', async () => {
     const piece = fc.constantFrom(
       '<Delete>',
@@ -166,6 +195,9 @@ describe('s3-store as a command of its own', () => {
     );
     const after = await client.send(new ListObjectsV2Command({ Bucket, Prefix: 'a/' }));
     expect(after.KeyCount).toBe(3);
+    // The fuzzed bodies named none of these keys, so none may be gone.
+    const kept = await client.send(new ListObjectsV2Command({ Bucket }));
+    expect(kept.Contents?.map((c) => c.Key)).toEqual(expect.arrayContaining(['ab', 'victim']));
   });
 
   it('refuses what it does not implement, and anonymous callers, as S3 does', async () => {

@@ -3,7 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import zlib from 'node:zlib';
 import { badRequest, S3Error, sendXml, xmlElements, xmlEscape } from '../errors.js';
 import { header, readBody, type S3Request, validateKey } from '../request.js';
-import { readXml } from '../xml.js';
+import { readXml, xmlText } from '../xml.js';
 
 const MAX_XML_BYTES = 1024 * 1024;
 const MAX_KEYS = 1000;
@@ -13,13 +13,16 @@ export async function deleteObjects({ req, res, store }: S3Request): Promise<voi
   const body = await readBody(req, MAX_XML_BYTES);
   checkDigest(req, body);
   const request = readXml(body, ['Object']).Delete;
-  if (request === undefined) throw badRequest('MalformedXML', 'The XML you provided was not well-formed.');
-  const objects = Array.isArray(request.Object) ? request.Object : [];
-  const keys = objects.map((o: { Key?: unknown }) => (typeof o.Key === 'string' ? o.Key : ''));
+  // One <Delete> holding <Object>s of one <Key> each, and at most one <Quiet>.
+  if (typeof request !== 'object' || request === null || Array.isArray(request.Quiet)) {
+    throw badRequest('MalformedXML', 'The XML you provided was not well-formed.');
+  }
+  const objects: unknown[] = request.Object ?? [];
+  const keys = objects.map((o) => xmlText((o as { Key?: unknown } | null)?.Key));
   if (keys.length > MAX_KEYS)
     throw badRequest('MalformedXML', `You may delete at most ${MAX_KEYS} objects at once.`);
   const quiet =
-    String(request.Quiet ?? '')
+    xmlText(request.Quiet ?? '')
       .trim()
       .toLowerCase() === 'true';
   const deleted: string[] = [];
