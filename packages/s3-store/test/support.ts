@@ -22,31 +22,38 @@ import { createS3Server } from '../src/server.js';
 export const MOUNT = '/s3';
 
 /**
- * A real store on a free loopback port, in a fresh temp dir, mounted under MOUNT as an app would,
- * with a clock tests can move and the AWS SDK's client on it.
+ * A real store on a free loopback port, in a fresh temp dir, mounted under `mountPath` (MOUNT) as
+ * an app would, with a clock tests can move and the AWS SDK's client on it.
  */
-export async function startStore(o: { credentials?: { accessKeyId: string; secretAccessKey: string } } = {}) {
+export async function startStore(
+  o: {
+    bucket?: string;
+    mountPath?: string;
+    credentials?: { accessKeyId: string; secretAccessKey: string };
+  } = {},
+) {
   const root = mkdtempSync(path.join(tmpdir(), 's3-store-'));
   const credentials = o.credentials ?? {
     accessKeyId: 'S3STORETESTKEY',
     secretAccessKey: 'test-secret-key-for-the-store',
   };
   const region = 'us-east-1';
-  const bucket = 'gallery';
+  const bucket = o.bucket ?? 'gallery';
+  const mountPath = o.mountPath ?? MOUNT;
   let offsetMs = 0;
   const store = createS3Server({
     root,
     bucket,
     region,
     credentials,
-    mountPath: MOUNT,
+    mountPath,
     now: () => new Date(Date.now() + offsetMs),
   });
   await store.ready;
   const server = http.createServer((req, res) => store.handle(req, res));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
-  const endpoint = `http://127.0.0.1:${port}${MOUNT}`;
+  const endpoint = `http://127.0.0.1:${port}${mountPath}`;
   const client = new S3Client({ endpoint, region, credentials, forcePathStyle: true });
   return {
     endpoint,
@@ -60,6 +67,14 @@ export async function startStore(o: { credentials?: { accessKeyId: string; secre
     /** Moves the store's clock: expiry and skew checks see the future. */
     advance(ms: number) {
       offsetMs += ms;
+    },
+    /** Stops answering, as a store that went down does; resume() brings it back on the same port. */
+    async pause() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+    async resume() {
+      await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
     },
     async close() {
       server.closeAllConnections();
