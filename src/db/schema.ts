@@ -1,0 +1,167 @@
+import type { Generated } from 'kysely';
+
+/**
+ * Every table as the migrations leave it, on both dialects (src/db/migrations.ts for SQLite,
+ * src/db/migrations-postgres.ts for PostgreSQL). Times are epoch milliseconds; integers are
+ * numbers on both (PostgreSQL's bigint is parsed to a number, see dialect.ts); flags are 0 or 1,
+ * as the CHECK constraints hold them. Generated<> marks what the database fills in when an insert
+ * leaves it out (identity ids and column defaults).
+ */
+export interface Database {
+  users: UsersTable;
+  sessions: SessionsTable;
+  invites: InvitesTable;
+  images: ImagesTable;
+  pending_uploads: PendingUploadsTable;
+  storage_deletions: StorageDeletionsTable;
+  share_links: ShareLinksTable;
+  share_link_images: ShareLinkImagesTable;
+  changes: ChangesTable;
+  outbox: OutboxTable;
+  audit_log: AuditLogTable;
+  app_secrets: AppSecretsTable;
+  audit_purge_guard: AuditPurgeGuardTable;
+}
+
+type Flag = 0 | 1;
+type RoleName = 'admin' | 'member' | 'viewer';
+
+interface UsersTable {
+  id: string;
+  /** Unique and compared without regard to case on both dialects (NOCASE, or the `nocase` collation). */
+  email: string;
+  password_hash: string;
+  role: RoleName;
+  is_disabled: Generated<Flag>;
+  created_at: number;
+  last_login_at: number | null;
+  quota_bytes: number | null;
+  quota_images: number | null;
+}
+
+interface SessionsTable {
+  id: string;
+  secret_hash: Buffer;
+  user_id: string;
+  created_at: number;
+  refreshed_at: number;
+  expires_at: number;
+}
+
+interface InvitesTable {
+  id: string;
+  token_hash: string;
+  role: RoleName;
+  created_by: string | null;
+  created_at: number;
+  expires_at: number;
+  used_at: number | null;
+  used_by: string | null;
+  revoked_at: number | null;
+}
+
+interface ImagesTable {
+  id: string;
+  owner_id: string;
+  title: string;
+  original_name: string;
+  original_key: string;
+  display_key: string;
+  thumb_key: string;
+  content_type: string;
+  bytes: number;
+  width: number;
+  height: number;
+  taken_at: number | null;
+  created_at: number;
+  updated_at: number;
+  is_shared: Generated<Flag>;
+}
+
+interface PendingUploadsTable {
+  key: string;
+  owner_id: string;
+  original_name: string;
+  replaces_image_id: string | null;
+  max_bytes: Generated<number>;
+  is_form: Generated<Flag>;
+  created_at: number;
+  expires_at: number;
+  final_key: string | null;
+  claimed_at: number | null;
+  closed_at: number | null;
+  etag: string | null;
+  image_id: string | null;
+}
+
+interface StorageDeletionsTable {
+  key: string;
+  queued_at: number;
+  attempts: Generated<number>;
+  last_error: string | null;
+}
+
+interface ShareLinksTable {
+  id: string;
+  token_hash: string;
+  owner_id: string;
+  password_hash: string | null;
+  allow_download: Generated<Flag>;
+  created_at: number;
+  expires_at: number | null;
+  revoked_at: number | null;
+  view_count: Generated<number>;
+  last_viewed_at: number | null;
+}
+
+interface ShareLinkImagesTable {
+  link_id: string;
+  image_id: string;
+  position: number;
+}
+
+interface ChangesTable {
+  id: Generated<number>;
+  at: number;
+  actor_id: string | null;
+  actor_email: string | null;
+  action: string;
+  image_id: string | null;
+  summary: string;
+}
+
+interface OutboxTable {
+  id: Generated<number>;
+  channel: 'email' | 'webhook';
+  recipient: string;
+  change_id: number;
+  created_at: number;
+  attempts: Generated<number>;
+  next_attempt_at: number;
+  sent_at: number | null;
+  last_error: string | null;
+}
+
+/** Append-only: triggers refuse updates, and deletes of rows not older than audit_purge_guard's cut-off. */
+interface AuditLogTable {
+  id: Generated<number>;
+  at: number;
+  actor_id: string | null;
+  actor_email: string | null;
+  action: string;
+  target: string | null;
+  detail: string | null;
+  ip: string | null;
+}
+
+interface AppSecretsTable {
+  name: string;
+  value: Buffer;
+  created_at: number;
+}
+
+/** At most one row (id 1), and only inside the audit retention job's transaction. */
+interface AuditPurgeGuardTable {
+  id: 1;
+  cutoff: number;
+}
