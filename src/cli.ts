@@ -2,8 +2,9 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { type Config, ConfigError, loadConfig } from './config.js';
+import { BackupError, backupDatabase } from './db/backup.js';
 import { openDatabase } from './db/connection.js';
-import { countOf } from './format.js';
+import { countOf, formatBytes } from './format.js';
 import { appIamPolicy, corsConfiguration, userIamPolicy } from './services/bucket-policies.js';
 import { systemClock } from './services/clock.js';
 import { runDoctor } from './services/doctor.js';
@@ -29,6 +30,8 @@ Commands:
                         uploader limited to users/<id>/.
   print:cors            The bucket CORS configuration for APP_ORIGIN (for aws s3api put-bucket-cors).
   reconcile [--apply]   Bring the database and the bucket back into agreement (dry run without --apply).
+  backup <file>         A consistent copy of the SQLite database, safe while the app runs (never
+                        replaces an existing file). Back up the bucket separately.
 
 With the embedded store, doctor and reconcile need the app running: it serves the store.`;
 
@@ -91,6 +94,25 @@ const commands: Record<string, Handler> = {
     bucketName(config);
     console.log(JSON.stringify(corsConfiguration(config.appOrigin), null, 2));
     return 0;
+  },
+
+  async backup(config, args) {
+    const [target, ...extra] = args;
+    if (!target || extra.length > 0) {
+      console.error('Usage: s3-gallery backup <file>');
+      return 2;
+    }
+    try {
+      const { bytes, tables } = await backupDatabase(databaseFile(config), path.resolve(target));
+      const rows = Object.entries(tables).map(([name, n]) => `${name} ${n}`);
+      console.log(`Backed up ${databaseFile(config)} to ${path.resolve(target)} (${formatBytes(bytes)}).`);
+      console.log(`Rows: ${rows.join(', ')}`);
+      return 0;
+    } catch (err) {
+      if (!(err instanceof BackupError)) throw err;
+      console.error(err.message);
+      return 1;
+    }
   },
 
   async reconcile(config, args) {

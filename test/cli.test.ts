@@ -1,7 +1,11 @@
 import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
+import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../src/db/connection.js';
+import { migrations } from '../src/db/migrations.js';
 import { Client, PASSWORD, signUp } from './support/app.js';
 import { FROM_SOURCES } from './support/process.js';
 import { startAppServer } from './support/server.js';
@@ -154,6 +158,68 @@ describe('the command line', () => {
     const cors = JSON.parse((await cli(['print:cors'], s3)).out);
     expect(cors.CORSRules[0].AllowedOrigins).toEqual([env.APP_ORIGIN]);
     expect(cors.CORSRules[0].AllowedMethods).toContain('POST');
+  });
+
+  it('backs up the database while the app writes to it: a consistent copy, never over an existing file', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 's3g-backup-'));
+    const rowsNow = () => {
+      const db = openDatabase(path.join(app.dataDir, 'gallery.db'));
+      try {
+        return db.prepare('SELECT count(*) FROM audit_log').pluck().get() as number;
+      } finally {
+        db.close();
+      }
+    };
+    try {
+      // Logins write a session and an audit row each, all through the backup.
+      let writing = true;
+      const writer = (async () => {
+        let n = 0;
+        while (writing) {
+          expect((await login('admin@example.com', PASSWORD)).status).toBe(303);
+          n++;
+        }
+        return n;
+      })();
+      await new Promise((r) => setTimeout(r, 200));
+      const before = rowsNow();
+      const target = path.join(dir, 'gallery-backup.db');
+      const made = await cli(['backup', target], env);
+      const after = rowsNow();
+      writing = false;
+      expect(await writer).toBeGreaterThan(0);
+      expect(made.code, made.err).toBe(0);
+      expect(made.out).toContain(`to ${target}`);
+      const copy = new Database(target, { readonly: true });
+      try {
+        expect(copy.pragma('integrity_check', { simple: true })).toBe('ok');
+        expect(copy.pragma('user_version', { simple: true })).toBe(migrations.length);
+        const copied = copy.prepare('SELECT count(*) FROM audit_log').pluck().get() as number;
+        // One moment's state, taken while the logins went on.
+        expect(copied).toBeGreaterThanOrEqual(before);
+        expect(copied).toBeLessThanOrEqual(after);
+        expect(made.out).toContain(`audit_log ${copied}`);
+        expect(copy.prepare('SELECT email FROM users').pluck().all()).toContain('admin@example.com');
+      } finally {
+        copy.close();
+      }
+      const sizeBefore = statSync(target).size;
+      const again = await cli(['backup', target], env);
+      expect(again.code).toBe(1);
+      expect(again.err).toContain('already exists');
+      expect(statSync(target).size).toBe(sizeBefore);
+      const nowhere = await cli(['backup', path.join(dir, 'x.db')], {
+        ...env,
+        DATA_DIR: path.join(dir, 'empty'),
+      });
+      expect(nowhere.code).toBe(1);
+      expect(nowhere.err).toContain('There is no database');
+      expect(readdirSync(dir).sort()).toEqual(['gallery-backup.db']);
+      const usage = await cli(['backup'], env);
+      expect(usage.code).toBe(2);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('explains itself and refuses an unknown command', async () => {
