@@ -38,7 +38,12 @@ describe('when storage is down', () => {
     t.advance(60_000); // past the health check's cache
     const health = await t.client().get('/healthz');
     expect(health.status).toBe(200);
-    expect(await health.json()).toEqual({ status: 'degraded', database: 'ok', storage: 'unreachable' });
+    expect(await health.json()).toEqual({
+      status: 'degraded',
+      database: 'ok',
+      databaseKind: 'sqlite',
+      storage: 'unreachable',
+    });
 
     const bob = t.client();
     expect((await bob.post('/login', { email: 'admin@example.com', password: PASSWORD })).status).toBe(303);

@@ -242,10 +242,11 @@ describe('request protection', () => {
   it('reports health with a database check', async () => {
     const res = await t.client().get('/healthz');
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ status: 'ok', database: 'ok', storage: 'ok' });
+    expect(await res.json()).toEqual({ status: 'ok', database: 'ok', databaseKind: 'sqlite', storage: 'ok' });
     t.services.db.close();
     const broken = await t.client().get('/healthz');
     expect(broken.status).toBe(503);
+    expect(await broken.json()).toEqual({ status: 'error', database: 'failed', databaseKind: 'sqlite' });
   });
 
   it('has no GET that changes state: GET /logout does not end the session', async () => {

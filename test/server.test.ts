@@ -31,7 +31,7 @@ describe('a real listening server', () => {
   it('answers /healthz over HTTP', async () => {
     const res = await fetch(`${running.url}/healthz`);
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ status: 'ok', database: 'ok', storage: 'ok' });
+    expect(await res.json()).toEqual({ status: 'ok', database: 'ok', databaseKind: 'sqlite', storage: 'ok' });
   });
 
   it('signs up, shows the empty gallery, logs out and logs in again over real sockets', async () => {

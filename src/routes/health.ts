@@ -13,13 +13,14 @@ healthRoutes.get('/healthz', async (c) => {
     c.var.services.checkDatabase();
   } catch (err) {
     c.var.log.error({ err }, 'health check: database failed');
-    return c.json({ status: 'error', database: 'failed' }, 503);
+    return c.json({ status: 'error', database: 'failed', databaseKind: c.var.services.databaseKind }, 503);
   }
   const storageOk = await c.var.services.checkStorage();
   if (!storageOk) c.var.log.warn('health check: storage unreachable');
   return c.json({
     status: storageOk ? 'ok' : 'degraded',
     database: 'ok',
+    databaseKind: c.var.services.databaseKind,
     storage: storageOk ? 'ok' : 'unreachable',
   });
 });

@@ -102,6 +102,8 @@ export function createServices({ db, storage, clock, config, loginLimits, probeS
       clock,
       limits: { ...LOGIN_LIMITS, signupsPerIpPerHour: config.signupsPerIpPerHour, ...loginLimits },
     }),
+    /** For /healthz: which database the metadata lives in (PostgreSQL comes with the data layer's repositories). */
+    databaseKind: 'sqlite' as const,
     /** For /healthz: a real query, so a broken or locked database shows. */
     checkDatabase(): boolean {
       return (db.prepare('SELECT 1 AS ok').get() as { ok: number }).ok === 1;
