@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { serveStatic } from '@hono/node-server/serve-static';
@@ -6,14 +5,13 @@ import { type Context, Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { csrf } from 'hono/csrf';
 import { HTTPException } from 'hono/http-exception';
-import { requestId } from 'hono/request-id';
 import { secureHeaders } from 'hono/secure-headers';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import type { AppEnv } from './env.js';
 import { answerRefusal } from './http-errors.js';
-import { requestIdOf } from './logger.js';
+import { chooseRequestId, requestIdOf } from './logger.js';
 import { privateNoStore } from './middleware/private-cache.js';
 import { requestLog } from './middleware/request-log.js';
 import { sameOriginOnly } from './middleware/same-origin.js';
@@ -48,7 +46,14 @@ export function createApp({ config, services, log }: AppDeps) {
   const storageOrigins = config.s3 ? [new URL(config.s3.publicEndpoint).origin] : [];
 
   // A request that came through the HTTP server keeps the id its deadlines would log it under.
-  app.use(requestId({ generator: (c) => (c.env?.incoming ? requestIdOf(c.env.incoming) : randomUUID()) }));
+  app.use(async (c, next) => {
+    const id = c.env?.incoming
+      ? requestIdOf(c.env.incoming, config.trustProxy)
+      : chooseRequestId(c.req.header('X-Request-Id'), config.trustProxy);
+    c.set('requestId', id);
+    c.header('X-Request-Id', id);
+    await next();
+  });
   app.use(async (c, next) => {
     c.set('config', config);
     c.set('services', services);

@@ -13,12 +13,19 @@ const requestIds = new WeakMap<IncomingMessage, string>();
 const isUsableId = (id: string | string[] | undefined): id is string =>
   typeof id === 'string' && id.length > 0 && id.length <= 255 && /^[\w\-=]+$/.test(id);
 
-/** The request's id: the X-Request-Id a proxy set, when it looks like one, or a new one. */
-export function requestIdOf(req: IncomingMessage): string {
+/** The X-Request-Id a trusted proxy sent, when it looks like an id; otherwise a new one. */
+export function chooseRequestId(given: string | string[] | undefined, trustProxy: boolean): string {
+  return trustProxy && isUsableId(given) ? given : randomUUID();
+}
+
+/**
+ * The request's id: the X-Request-Id a trusted proxy set (TRUST_PROXY), when it looks like one, or a
+ * new one. Without a proxy the header is the client's own word, which must not name log lines.
+ */
+export function requestIdOf(req: IncomingMessage, trustProxy: boolean): string {
   let id = requestIds.get(req);
   if (id === undefined) {
-    const given = req.headers['x-request-id'];
-    id = isUsableId(given) ? given : randomUUID();
+    id = chooseRequestId(req.headers['x-request-id'], trustProxy);
     requestIds.set(req, id);
   }
   return id;

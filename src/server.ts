@@ -59,7 +59,7 @@ export async function startServer(
       onCut: (req, reason) =>
         log.info({
           msg: 'request timed out',
-          reqId: requestIdOf(req),
+          reqId: requestIdOf(req, config.trustProxy),
           reason,
           method: req.method,
           path: req.url?.split('?')[0],

@@ -209,6 +209,10 @@ describe('images', () => {
     expect(del.status).toBe(303);
     expect(del.headers.get('location')).toBe('/?deleted=1');
     expect(await (await alice.get('/?deleted=1')).text()).toContain('Deleted 1 image.');
+    // The notice states only a count a delete could have made.
+    for (const forged of ['1e400', '-3', '0x10', '99999']) {
+      expect(await (await alice.get(`/?deleted=${forged}`)).text(), forged).not.toContain('Deleted');
+    }
     expect((await alice.get(`/images/${id}`)).status).toBe(404);
     for (const key of [after.originalKey, after.displayKey, after.thumbKey]) {
       expect(await t.services.storage.head(key)).toBeNull();

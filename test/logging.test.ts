@@ -29,7 +29,8 @@ describe('request ids in the log', () => {
   const requestLine = (reqId: string | null) => lines.find((l) => l.msg === 'request' && l.reqId === reqId);
 
   beforeAll(async () => {
-    t = await makeTestApp({ log });
+    // Behind a proxy the app trusts (TRUST_PROXY), as a proxy's ids only count there.
+    t = await makeTestApp({ log, env: { TRUST_PROXY: 'true' } });
     t.app.get('/explode', () => {
       throw new Error('boom');
     });
@@ -70,11 +71,27 @@ describe('request ids in the log', () => {
   });
 });
 
+describe('request ids without a trusted proxy', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await makeTestApp();
+  });
+  afterAll(() => t.close());
+
+  it("never lets a client name its own request's id", async () => {
+    const res = await t.client().get('/login', { 'X-Request-Id': 'chosen-by-client' });
+    expect(res.headers.get('x-request-id')).toMatch(UUID);
+  });
+});
+
 describe('request ids of requests the server cuts short', () => {
   const { log, lines } = capturingLogger();
   let app: Awaited<ReturnType<typeof startAppServer>>;
   beforeAll(async () => {
-    app = await startAppServer({ REQUEST_TIMEOUT_SECONDS: '2', IDLE_TIMEOUT_SECONDS: '1' }, log);
+    app = await startAppServer(
+      { REQUEST_TIMEOUT_SECONDS: '2', IDLE_TIMEOUT_SECONDS: '1', TRUST_PROXY: 'true' },
+      log,
+    );
   });
   afterAll(() => app.close());
 

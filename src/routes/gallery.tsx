@@ -20,7 +20,11 @@ const pageLink = query(z.object(cursor(imageCursor)));
 
 galleryRoutes.get('/', requireUser, pageLink, (c) => {
   const notice = noticeOf(c, {
-    deleted: (count) => (Number(count) > 0 ? `Deleted ${countOf(Number(count), 'image')}.` : undefined),
+    deleted: (count) => {
+      // Only a count a delete could have made: "1e400" would read "Infinity images".
+      const n = /^\d{1,4}$/.test(count) ? Number(count) : 0;
+      return n > 0 ? `Deleted ${countOf(n, 'image')}.` : undefined;
+    },
   });
   return gallery(c, c.var.user, '/', c.req.valid('query').cursor, notice);
 });

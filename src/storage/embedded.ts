@@ -45,7 +45,7 @@ export function createEmbeddedStore(config: Config, creds: StoreCredentials, log
     credentials: { accessKeyId: creds.accessKeyId, secretAccessKey: creds.secretAccessKey },
     mountPath: EMBEDDED_MOUNT,
     log,
-    requestId: requestIdOf,
+    requestId: (req) => requestIdOf(req, config.trustProxy),
   });
 }
 
