@@ -194,6 +194,15 @@ const appSecret: Selectable<Database['app_secrets']> = {
   value: Buffer.from('00ff10ee', 'hex'),
   created_at: T,
 };
+// A count that a 4-byte float would round, so a `real` column on PostgreSQL fails.
+const throttleEntry: Selectable<Database['throttle_entries']> = {
+  scope: 'login.account',
+  key: 'ada@example.com',
+  count: 20 - 1 / 3,
+  updated_at: T,
+  last_failure_at: T - 16,
+  expires_at: T + 17,
+};
 
 /** Inserts one row of every table with every column set, in an order the foreign keys accept. */
 async function insertEveryTable(db: Kysely<Database>) {
@@ -222,6 +231,7 @@ async function insertEveryTable(db: Kysely<Database>) {
     .executeTakeFirstOrThrow();
   await db.insertInto('app_secrets').values(appSecret).execute();
   await db.insertInto('audit_purge_guard').values({ id: 1, cutoff: T }).execute();
+  await db.insertInto('throttle_entries').values(throttleEntry).execute();
   return { changeId, outboxId, auditId };
 }
 
@@ -257,6 +267,7 @@ for (const dialect of dialects) {
       expect(await db.selectFrom('audit_log').selectAll().execute()).toEqual([{ ...auditRow, id: 1 }]);
       expect(await db.selectFrom('app_secrets').selectAll().execute()).toEqual([appSecret]);
       expect(await db.selectFrom('audit_purge_guard').selectAll().execute()).toEqual([{ id: 1, cutoff: T }]);
+      expect(await db.selectFrom('throttle_entries').selectAll().execute()).toEqual([throttleEntry]);
       const { n } = await db
         .selectFrom('images')
         .select((eb) => eb.fn.countAll<number>().as('n'))
@@ -361,6 +372,12 @@ for (const dialect of dialects) {
           .values({ id: 2 as 1, cutoff: T })
           .execute(),
       ).rejects.toThrow(/check/i);
+      await expect(
+        db
+          .insertInto('throttle_entries')
+          .values({ ...throttleEntry, count: -1 })
+          .execute(),
+      ).rejects.toThrow(/check/i);
     });
 
     it('cascades and nulls references as the foreign keys say', async () => {
@@ -462,7 +479,7 @@ describe.skipIf(!hasPostgres)('PostgreSQL migrations', () => {
     cleanups.push(() => pg.close());
     expect(postgresMigrations).toHaveLength(migrations.length);
     const sqliteSchema = describeSqlite(sqlite.connection);
-    expect(Object.keys(sqliteSchema)).toHaveLength(13);
+    expect(Object.keys(sqliteSchema)).toHaveLength(14);
     expect(await describePostgres(pg.db)).toEqual(sqliteSchema);
   });
 
@@ -500,7 +517,12 @@ interface TableShape {
   foreignKeys: string[];
 }
 
-const SQLITE_TYPES: Record<string, string> = { TEXT: 'text', INTEGER: 'bigint', BLOB: 'bytea' };
+const SQLITE_TYPES: Record<string, string> = {
+  TEXT: 'text',
+  INTEGER: 'bigint',
+  REAL: 'double precision',
+  BLOB: 'bytea',
+};
 
 // A predicate as both print it, give or take parentheses and case.
 const normalizePredicate = (where: string) =>

@@ -1,5 +1,6 @@
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
+import { type Db, openDatabase } from '../src/db/connection.js';
 import { LOGIN_LIMITS } from '../src/services/login.js';
 import {
   addressKey,
@@ -11,6 +12,18 @@ import {
 import { SHARE_GUESS_LIMITS } from '../src/services/shares.js';
 
 const MINUTE = 60 * 1000;
+
+const opened: Db[] = [];
+afterEach(() => {
+  for (const db of opened.splice(0)) db.close();
+});
+
+/** Where a throttle keeps its counts: a fresh in-memory database. */
+function inDatabase() {
+  const db = openDatabase(':memory:');
+  opened.push(db);
+  return { db, scope: 'test' };
+}
 
 function manualClock() {
   let now = 1_700_000_000_000;
@@ -25,7 +38,7 @@ function manualClock() {
 describe('fixed-window rate limit', () => {
   it('refuses after the limit until the window ends, and forgives an attempt that succeeded', () => {
     const time = manualClock();
-    const limit = createRateLimit({ limit: 3, windowMs: 15 * MINUTE, clock: time.clock });
+    const limit = createRateLimit({ ...inDatabase(), limit: 3, windowMs: 15 * MINUTE, clock: time.clock });
     for (let i = 0; i < 3; i++) {
       expect(limit.retryAfterSeconds('k')).toBe(0);
       limit.recordFailure('k');
@@ -40,7 +53,13 @@ describe('fixed-window rate limit', () => {
 
   it('holds at most maxKeys keys, and a flood of new keys evicts other flood keys, not a blocked one', () => {
     const time = manualClock();
-    const limit = createRateLimit({ limit: 3, windowMs: 15 * MINUTE, clock: time.clock, maxKeys: 100 });
+    const limit = createRateLimit({
+      ...inDatabase(),
+      limit: 3,
+      windowMs: 15 * MINUTE,
+      clock: time.clock,
+      maxKeys: 100,
+    });
     for (let i = 0; i < 3; i++) limit.recordFailure('victim');
     for (let i = 0; i < 10_000; i++) limit.recordFailure(`flood ${i}`);
     expect(limit.size()).toBeLessThanOrEqual(100);
@@ -49,7 +68,7 @@ describe('fixed-window rate limit', () => {
 
   it('tells long keys apart while storing them hashed', () => {
     const time = manualClock();
-    const limit = createRateLimit({ limit: 1, windowMs: MINUTE, clock: time.clock });
+    const limit = createRateLimit({ ...inDatabase(), limit: 1, windowMs: MINUTE, clock: time.clock });
     const long = 'x'.repeat(10_000);
     limit.recordFailure(`${long}a`);
     expect(limit.retryAfterSeconds(`${long}a`)).toBeGreaterThan(0);
@@ -62,7 +81,7 @@ describe('backoff', () => {
 
   it('lets the free failures through, then doubles the wait after each further one up to the cap', () => {
     const time = manualClock();
-    const backoff = createBackoff({ ...limits, clock: time.clock });
+    const backoff = createBackoff({ ...inDatabase(), ...limits, clock: time.clock });
     for (let i = 0; i < 5; i++) {
       expect(backoff.retryAfterSeconds('k')).toBe(0);
       backoff.recordFailure('k');
@@ -83,7 +102,7 @@ describe('backoff', () => {
 
   it('forgets one failure per forgetOneMs, so a guesser gets about one try per 15 minutes in the long run', () => {
     const time = manualClock();
-    const backoff = createBackoff({ ...limits, clock: time.clock });
+    const backoff = createBackoff({ ...inDatabase(), ...limits, clock: time.clock });
     let tries = 0;
     // A patient guesser tries whenever allowed, for a day.
     for (const end = time.clock() + 24 * 60 * MINUTE; time.clock() < end; ) {
@@ -110,7 +129,7 @@ describe('the guessing bounds the README states', () => {
   /** Tries per day of a guesser who tries whenever allowed. */
   function triesPerDay(limits: BackoffLimits, days: number): number[] {
     const time = manualClock();
-    const backoff = createBackoff({ ...limits, clock: time.clock });
+    const backoff = createBackoff({ ...inDatabase(), ...limits, clock: time.clock });
     const counts: number[] = [];
     for (let day = 0; day < days; day++) {
       let tries = 0;

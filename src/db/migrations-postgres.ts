@@ -5,8 +5,8 @@ import type { Database } from './schema.js';
  * The migrations of src/db/migrations.ts for PostgreSQL, numbered alike: migration n here leaves
  * the schema migration n leaves on SQLite. The dialects differ only where they must: no STRICT
  * (PostgreSQL types are always strict), INTEGER -> bigint (read back as numbers, see dialect.ts),
- * BLOB -> bytea, AUTOINCREMENT -> identity, COLLATE NOCASE -> a case-insensitive ICU collation of
- * the same name, triggers in plpgsql. schema_version records how many have run.
+ * REAL -> double precision, BLOB -> bytea, AUTOINCREMENT -> identity, COLLATE NOCASE -> a
+ * case-insensitive ICU collation of the same name, triggers in plpgsql. schema_version records how many have run.
  * Never edit one that has shipped: add the next, to both lists.
  */
 export const postgresMigrations: readonly string[] = [
@@ -204,6 +204,20 @@ export const postgresMigrations: readonly string[] = [
     END $$;
   CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
     FOR EACH ROW EXECUTE FUNCTION audit_log_purge_only();
+  `,
+  // 6: login and share throttles (see migrations.ts). REAL -> double precision: PostgreSQL's real
+  // is 4 bytes, SQLite's 8, and a fading count must read back the same on both.
+  `
+  CREATE TABLE throttle_entries (
+    scope text NOT NULL,
+    key text NOT NULL,
+    count double precision NOT NULL CHECK (count >= 0),
+    updated_at bigint NOT NULL,
+    last_failure_at bigint NOT NULL,
+    expires_at bigint NOT NULL,
+    PRIMARY KEY (scope, key)
+  );
+  CREATE INDEX throttle_entries_expires ON throttle_entries (scope, expires_at);
   `,
 ];
 

@@ -197,4 +197,19 @@ export const migrations: readonly string[] = [
     WHEN NOT EXISTS (SELECT 1 FROM audit_purge_guard WHERE id = 1 AND OLD.at < cutoff)
     BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
   `,
+  // 6: login and share throttles, so every instance counts the same attempts and a restart forgets
+  // none. A scope names the throttle ('login.account', 'share.link', …); expires_at is when a row
+  // blocks nothing any more (a window's end, or when a backoff's failures have faded).
+  `
+  CREATE TABLE throttle_entries (
+    scope TEXT NOT NULL,
+    key TEXT NOT NULL,
+    count REAL NOT NULL CHECK (count >= 0),
+    updated_at INTEGER NOT NULL,
+    last_failure_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (scope, key)
+  ) STRICT, WITHOUT ROWID;
+  CREATE INDEX throttle_entries_expires ON throttle_entries (scope, expires_at);
+  `,
 ];

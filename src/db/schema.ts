@@ -21,6 +21,7 @@ export interface Database {
   audit_log: AuditLogTable;
   app_secrets: AppSecretsTable;
   audit_purge_guard: AuditPurgeGuardTable;
+  throttle_entries: ThrottleEntriesTable;
 }
 
 type Flag = 0 | 1;
@@ -164,4 +165,17 @@ interface AppSecretsTable {
 interface AuditPurgeGuardTable {
   id: 1;
   cutoff: number;
+}
+
+/** Failures counted per throttle (scope) and key; see src/services/rate-limit.ts. */
+interface ThrottleEntriesTable {
+  scope: string;
+  /** the counted key, or '#' and its SHA-256 when longer than 64 characters */
+  key: string;
+  /** failures counted, or still remembered by a backoff (fractional as they fade) */
+  count: number;
+  updated_at: number;
+  last_failure_at: number;
+  /** when the row blocks nothing any more and may be deleted */
+  expires_at: number;
 }

@@ -54,14 +54,26 @@ export function createLogin(deps: {
   limits: LoginLimits;
 }) {
   const { db, audit, users, sessions, devices, clock, limits } = deps;
-  const byAccountAndIp = createRateLimit({ ...limits.perAccountAndIp, clock });
-  const byAccount = createBackoff({ ...limits.perAccount, clock });
-  const byIp = createRateLimit({ ...limits.perIp, clock });
-  const byDevice = createBackoff({ ...limits.perDevice, clock });
-  const signupsByIp = createRateLimit({ limit: limits.signupsPerIpPerHour, windowMs: HOUR_MS, clock });
+  // Counts live in the database, so every instance of the app charges and sees the same attempts.
+  const byAccountAndIp = createRateLimit({ ...limits.perAccountAndIp, db, clock, scope: 'login.account_ip' });
+  const byAccount = createBackoff({ ...limits.perAccount, db, clock, scope: 'login.account' });
+  const byIp = createRateLimit({ ...limits.perIp, db, clock, scope: 'login.ip' });
+  const byDevice = createBackoff({ ...limits.perDevice, db, clock, scope: 'login.device' });
+  const signupsByIp = createRateLimit({
+    limit: limits.signupsPerIpPerHour,
+    windowMs: HOUR_MS,
+    db,
+    clock,
+    scope: 'signup.ip',
+  });
   // Changing the password needs a session, so these only slow down someone holding a stolen one.
-  const passwordByAccountAndIp = createRateLimit({ ...limits.perAccountAndIp, clock });
-  const passwordByAccount = createBackoff({ ...limits.perAccount, clock });
+  const passwordByAccountAndIp = createRateLimit({
+    ...limits.perAccountAndIp,
+    db,
+    clock,
+    scope: 'password.account_ip',
+  });
+  const passwordByAccount = createBackoff({ ...limits.perAccount, db, clock, scope: 'password.account' });
   // A token names the password it was earned with: after a change, old cookies are untrusted clients.
   const deviceSubject = (userId: string) => `user:${userId}:${users.passwordVersion(userId)}`;
 

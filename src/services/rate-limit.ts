@@ -1,11 +1,13 @@
 import { createHash } from 'node:crypto';
 import { isIPv6 } from 'node:net';
+import type { Db } from '../db/connection.js';
 import type { Clock } from './clock.js';
 
 /**
- * Failure counters per key, in memory: one process serves the app, and a restart forgetting counts
- * is acceptable for throttling. Every attempt is recorded *before* its slow check (argon2) and
- * forgiven when it succeeds, so a thousand parallel guesses count as a thousand, not as one.
+ * Failure counters per key, in the database (table throttle_entries), so every instance of the app
+ * counts the same attempts and a restart forgets nothing. Every attempt is recorded *before* its
+ * slow check (argon2) and forgiven when it succeeds, each in one atomic statement, so a thousand
+ * parallel guesses count as a thousand, not as one.
  */
 export interface Throttle {
   /** 0 when the key may try now, else how many seconds until it may. */
@@ -14,42 +16,82 @@ export interface Throttle {
   /** Takes back one recorded failure: the attempt turned out right. */
   forgive(key: string): void;
   reset(key: string): void;
-  /** Keys held, for tests of the memory bound. */
+  /** Keys held, for tests of the row bound. */
   size(): number;
 }
 
-const DEFAULT_MAX_KEYS = 20_000;
-/** Keys longer than this are hashed, so a flood of long keys costs no more memory than short ones. */
-const MAX_PLAIN_KEY = 64;
+/** What every throttle needs: the connection, the scope naming its rows, and the time. */
+export interface ThrottleDeps {
+  db: Db;
+  /** Tells this throttle's keys from every other's, e.g. 'login.account'. */
+  scope: string;
+  clock: Clock;
+  /** Rows this scope may hold. */
+  maxKeys?: number;
+}
 
+const DEFAULT_MAX_KEYS = 20_000;
+/** Keys longer than this are hashed, so a flood of long keys costs no more space than short ones. */
+const MAX_PLAIN_KEY = 64;
+/** How often a throttle deletes its scope's expired rows (on its next recorded failure). */
+const SWEEP_INTERVAL_MS = 60_000;
+
+/** A row of throttle_entries, as the read side sees it. */
 interface Entry {
   /** failures counted (a fixed window) or still remembered (a backoff, fractional as they fade) */
   count: number;
   updatedAt: number;
   lastFailureAt: number;
-  /** fixed windows only: when the window ends */
-  windowEndsAt: number;
+  /** when the entry blocks nothing any more: a window's end, or when a backoff's failures have faded */
+  expiresAt: number;
 }
 
+/**
+ * A policy's writes are single statements (so concurrent instances never lose a count), written
+ * in SQL over the row's columns and the parameters @now, @scope, @key and the policy's own.
+ */
 interface Policy {
-  /** when the entry no longer matters and may be dropped */
-  expiresAt(entry: Entry): number;
-  /** the failures the entry holds now */
-  countAt(entry: Entry, now: number): number;
+  params: Record<string, number>;
+  /** SQL: the failures a row holds at @now; eviction drops the rows holding fewest first. */
+  countSql: string;
+  /** SQL: counts one failure, an INSERT … ON CONFLICT DO UPDATE that starts over on an expired row. */
+  recordSql: string;
+  /** SQL: takes back one failure of a live row. */
+  forgiveSql: string;
   /** the time the key may try again (<= now: allowed) */
   allowedAt(entry: Entry, now: number): number;
-  newEntry(now: number): Entry;
 }
 
-function createThrottle(policy: Policy, clock: Clock, maxKeys: number): Throttle {
-  const entries = new Map<string, Entry>();
+function createThrottle(policy: Policy, deps: ThrottleDeps): Throttle {
+  const { db, scope, clock } = deps;
+  const maxKeys = deps.maxKeys ?? DEFAULT_MAX_KEYS;
   const keyOf = (key: string) =>
     key.length <= MAX_PLAIN_KEY ? key : `#${createHash('sha256').update(key).digest('base64url')}`;
 
-  function live(key: string): Entry | undefined {
-    const entry = entries.get(key);
-    if (entry && policy.expiresAt(entry) <= clock()) {
-      entries.delete(key);
+  const selectEntry = db.prepare(
+    `SELECT count, updated_at AS updatedAt, last_failure_at AS lastFailureAt, expires_at AS expiresAt
+       FROM throttle_entries WHERE scope = ? AND key = ?`,
+  );
+  // Guarded by expires_at, so a row another instance just renewed stays.
+  const deleteIfExpired = db.prepare(
+    'DELETE FROM throttle_entries WHERE scope = ? AND key = ? AND expires_at <= ?',
+  );
+  const deleteExpired = db.prepare('DELETE FROM throttle_entries WHERE scope = ? AND expires_at <= ?');
+  const deleteEntry = db.prepare('DELETE FROM throttle_entries WHERE scope = ? AND key = ?');
+  const countEntries = db.prepare('SELECT count(*) FROM throttle_entries WHERE scope = ?').pluck();
+  const evictFewest = db.prepare(
+    `DELETE FROM throttle_entries WHERE scope = @scope AND key IN (
+       SELECT key FROM throttle_entries WHERE scope = @scope
+        ORDER BY ${policy.countSql}, updated_at LIMIT @drop)`,
+  );
+  const record = db.prepare(policy.recordSql);
+  const forgive = db.prepare(policy.forgiveSql);
+  let nextSweepAt = Number.NEGATIVE_INFINITY;
+
+  function live(key: string, now: number): Entry | undefined {
+    const entry = selectEntry.get(scope, key) as Entry | undefined;
+    if (entry && entry.expiresAt <= now) {
+      deleteIfExpired.run(scope, key, now);
       return undefined;
     }
     return entry;
@@ -59,73 +101,60 @@ function createThrottle(policy: Policy, clock: Clock, maxKeys: number): Throttle
    * Full: drop what expired, then the entries holding the fewest failures, so a flood of new keys
    * evicts other flood keys, not the counts that are actually blocking someone.
    */
-  function makeRoom() {
-    const now = clock();
-    for (const [key, entry] of entries) if (policy.expiresAt(entry) <= now) entries.delete(key);
-    if (entries.size < maxKeys) return;
-    const ranked = [...entries].sort(
-      ([, a], [, b]) => policy.countAt(a, now) - policy.countAt(b, now) || a.updatedAt - b.updatedAt,
-    );
-    const drop = Math.max(1, Math.ceil(maxKeys / 10));
-    for (const [key] of ranked.slice(0, drop)) entries.delete(key);
-  }
+  const makeRoom = db.transaction((now: number) => {
+    deleteExpired.run(scope, now);
+    if ((countEntries.get(scope) as number) < maxKeys) return;
+    evictFewest.run({ ...policy.params, scope, now, drop: Math.max(1, Math.ceil(maxKeys / 10)) });
+  });
 
   return {
     retryAfterSeconds(rawKey) {
-      const entry = live(keyOf(rawKey));
-      if (!entry) return 0;
       const now = clock();
+      const entry = live(keyOf(rawKey), now);
+      if (!entry) return 0;
       const at = policy.allowedAt(entry, now);
       return at <= now ? 0 : Math.max(1, Math.ceil((at - now) / 1000));
     },
     recordFailure(rawKey) {
       const key = keyOf(rawKey);
       const now = clock();
-      let entry = live(key);
-      if (!entry) {
-        if (entries.size >= maxKeys) makeRoom();
-        entry = policy.newEntry(now);
-        entries.set(key, entry);
+      if (now >= nextSweepAt) {
+        nextSweepAt = now + SWEEP_INTERVAL_MS;
+        deleteExpired.run(scope, now);
       }
-      entry.count = policy.countAt(entry, now) + 1;
-      entry.updatedAt = now;
-      entry.lastFailureAt = now;
+      if (!selectEntry.get(scope, key) && (countEntries.get(scope) as number) >= maxKeys) makeRoom(now);
+      record.run({ ...policy.params, scope, key, now });
     },
     forgive(rawKey) {
-      const entry = live(keyOf(rawKey));
-      if (!entry) return;
-      const now = clock();
-      entry.count = Math.max(0, policy.countAt(entry, now) - 1);
-      entry.updatedAt = now;
+      forgive.run({ ...policy.params, scope, key: keyOf(rawKey), now: clock() });
     },
     reset(rawKey) {
-      entries.delete(keyOf(rawKey));
+      deleteEntry.run(scope, keyOf(rawKey));
     },
-    size: () => entries.size,
+    size: () => countEntries.get(scope) as number,
   };
 }
 
 /** At most `limit` failures per window; the window starts at the first failure. */
-export function createRateLimit(opts: {
-  limit: number;
-  windowMs: number;
-  clock: Clock;
-  maxKeys?: number;
-}): Throttle {
+export function createRateLimit(opts: ThrottleDeps & { limit: number; windowMs: number }): Throttle {
   return createThrottle(
     {
-      expiresAt: (e) => e.windowEndsAt,
-      countAt: (e) => e.count,
-      allowedAt: (e, now) => (e.count < opts.limit ? now : e.windowEndsAt),
-      newEntry: (now) => ({
-        count: 0,
-        updatedAt: now,
-        lastFailureAt: now,
-        windowEndsAt: now + opts.windowMs,
-      }),
+      params: { windowMs: opts.windowMs },
+      countSql: 'count',
+      recordSql: `
+        INSERT INTO throttle_entries (scope, key, count, updated_at, last_failure_at, expires_at)
+        VALUES (@scope, @key, 1, @now, @now, @now + @windowMs)
+        ON CONFLICT (scope, key) DO UPDATE SET
+          count = CASE WHEN expires_at <= @now THEN 1 ELSE count + 1 END,
+          expires_at = CASE WHEN expires_at <= @now THEN excluded.expires_at ELSE expires_at END,
+          updated_at = @now,
+          last_failure_at = @now`,
+      forgiveSql: `
+        UPDATE throttle_entries SET count = max(0, count - 1), updated_at = @now
+         WHERE scope = @scope AND key = @key AND expires_at > @now`,
+      allowedAt: (e, now) => (e.count < opts.limit ? now : e.expiresAt),
     },
-    opts.clock,
-    opts.maxKeys ?? DEFAULT_MAX_KEYS,
+    opts,
   );
 }
 
@@ -145,7 +174,7 @@ export interface BackoffLimits {
  * fade one per `forgetOneMs`. Over any span T a key gets at most about
  * freeFailures + log2(maxDelayMs / firstDelayMs) + T / max(forgetOneMs, maxDelayMs) failures.
  */
-export function createBackoff(opts: BackoffLimits & { clock: Clock; maxKeys?: number }): Throttle {
+export function createBackoff(opts: ThrottleDeps & BackoffLimits): Throttle {
   const countAt = (e: Entry, now: number) => Math.max(0, e.count - (now - e.updatedAt) / opts.forgetOneMs);
   function allowedAt(e: Entry, now: number) {
     // A failure only partly faded still counts whole, so a second's wait never frees a step.
@@ -153,16 +182,31 @@ export function createBackoff(opts: BackoffLimits & { clock: Clock; maxKeys?: nu
     if (excess < 0) return now;
     return e.lastFailureAt + Math.min(opts.maxDelayMs, opts.firstDelayMs * 2 ** Math.min(excess, 40));
   }
+  // The same arithmetic as countAt, in the same order, so SQL and JavaScript agree to the bit.
+  const countSql = 'max(0, count - CAST(@now - updated_at AS REAL) / @forgetOneMs)';
+  // Once every failure has faded, the entry blocks nothing.
+  const expiresSql = (count: string) => `@now + CAST(ceil((${count}) * @forgetOneMs) AS INTEGER)`;
   return createThrottle(
     {
-      // Once every failure has faded, the entry blocks nothing.
-      expiresAt: (e) => e.updatedAt + e.count * opts.forgetOneMs,
-      countAt,
+      params: { forgetOneMs: opts.forgetOneMs },
+      countSql,
+      recordSql: `
+        INSERT INTO throttle_entries (scope, key, count, updated_at, last_failure_at, expires_at)
+        VALUES (@scope, @key, 1, @now, @now, ${expiresSql('1')})
+        ON CONFLICT (scope, key) DO UPDATE SET
+          count = ${countSql} + 1,
+          expires_at = ${expiresSql(`${countSql} + 1`)},
+          updated_at = @now,
+          last_failure_at = @now`,
+      forgiveSql: `
+        UPDATE throttle_entries SET
+          count = max(0, ${countSql} - 1),
+          expires_at = ${expiresSql(`max(0, ${countSql} - 1)`)},
+          updated_at = @now
+         WHERE scope = @scope AND key = @key AND expires_at > @now`,
       allowedAt,
-      newEntry: (now) => ({ count: 0, updatedAt: now, lastFailureAt: now, windowEndsAt: now }),
     },
-    opts.clock,
-    opts.maxKeys ?? DEFAULT_MAX_KEYS,
+    opts,
   );
 }
 

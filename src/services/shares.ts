@@ -135,9 +135,19 @@ export function createShares(deps: {
   const countView = db.prepare(
     'UPDATE share_links SET view_count = view_count + 1, last_viewed_at = ? WHERE id = ?',
   );
-  const guessesByLinkAndIp = createRateLimit({ ...SHARE_GUESS_LIMITS.perLinkAndIp, clock });
-  const guessesByLink = createBackoff({ ...SHARE_GUESS_LIMITS.perLink, clock });
-  const guessesByDevice = createBackoff({ ...SHARE_GUESS_LIMITS.perDevice, clock });
+  const guessesByLinkAndIp = createRateLimit({
+    ...SHARE_GUESS_LIMITS.perLinkAndIp,
+    db,
+    clock,
+    scope: 'share.link_ip',
+  });
+  const guessesByLink = createBackoff({ ...SHARE_GUESS_LIMITS.perLink, db, clock, scope: 'share.link' });
+  const guessesByDevice = createBackoff({
+    ...SHARE_GUESS_LIMITS.perDevice,
+    db,
+    clock,
+    scope: 'share.device',
+  });
 
   function stateOf(link: Pick<ShareLink, 'revokedAt' | 'expiresAt'>): ShareState {
     if (link.revokedAt !== null) return 'revoked';
