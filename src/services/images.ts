@@ -1,4 +1,6 @@
+import type { Selectable } from 'kysely';
 import type { Db } from '../db/connection.js';
+import type { Database } from '../db/schema.js';
 import { ACCEPTED_TYPES } from '../image-types.js';
 import { TITLE_MAX } from '../limits.js';
 import { can } from '../policy.js';
@@ -35,23 +37,8 @@ export interface Image {
   isShared: boolean;
 }
 
-export interface ImageRow {
-  id: string;
-  owner_id: string;
-  title: string;
-  original_name: string;
-  original_key: string;
-  display_key: string;
-  thumb_key: string;
-  content_type: string;
-  bytes: number;
-  width: number;
-  height: number;
-  taken_at: number | null;
-  created_at: number;
-  updated_at: number;
-  is_shared: number;
-}
+/** An images row as SQLite returns it (the table's shape is src/db/schema.ts). */
+export type ImageRow = Selectable<Database['images']>;
 
 export const rowToImage = (r: ImageRow): Image => ({
   id: r.id,

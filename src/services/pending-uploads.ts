@@ -1,4 +1,6 @@
+import type { Selectable } from 'kysely';
 import type { Db } from '../db/connection.js';
+import type { Database } from '../db/schema.js';
 
 /** How long a signed POST policy may be used. */
 export const POLICY_TTL_SECONDS = 15 * 60;
@@ -32,21 +34,7 @@ export interface PendingUpload {
   imageId: string | null;
 }
 
-interface PendingRow {
-  key: string;
-  owner_id: string;
-  original_name: string;
-  replaces_image_id: string | null;
-  max_bytes: number;
-  is_form: number;
-  created_at: number;
-  expires_at: number;
-  final_key: string | null;
-  claimed_at: number | null;
-  closed_at: number | null;
-  etag: string | null;
-  image_id: string | null;
-}
+type PendingRow = Selectable<Database['pending_uploads']>;
 
 const toPending = (r: PendingRow): PendingUpload => ({
   key: r.key,
