@@ -179,6 +179,8 @@ const outboxRow: Omit<Selectable<Database['outbox']>, 'id' | 'change_id'> = {
   next_attempt_at: T + 14,
   sent_at: T + 15,
   last_error: 'HTTP 502',
+  claimed_by: '0f8e2f43-7a3c-4a1e-9d5b-3c2a1b0e9f87',
+  claimed_until: T + 16,
 };
 const auditRow: Omit<Selectable<Database['audit_log']>, 'id'> = {
   at: T,
@@ -323,9 +325,12 @@ for (const dialect of dialects) {
           next_attempt_at: T,
         })
         .execute();
-      expect(await db.selectFrom('outbox').select(['id', 'attempts', 'sent_at']).execute()).toEqual([
-        { id: 1, attempts: 0, sent_at: null },
-      ]);
+      expect(
+        await db
+          .selectFrom('outbox')
+          .select(['id', 'attempts', 'sent_at', 'claimed_by', 'claimed_until'])
+          .execute(),
+      ).toEqual([{ id: 1, attempts: 0, sent_at: null, claimed_by: null, claimed_until: null }]);
     });
 
     it('finds an email address whatever its case, and refuses a second account differing only in case', async () => {

@@ -219,6 +219,12 @@ export const postgresMigrations: readonly string[] = [
   );
   CREATE INDEX throttle_entries_expires ON throttle_entries (scope, expires_at);
   `,
+  // 7: outbox claims (see migrations.ts)
+  `
+  ALTER TABLE outbox
+    ADD COLUMN claimed_by text,
+    ADD COLUMN claimed_until bigint;
+  `,
 ];
 
 /**

@@ -212,4 +212,11 @@ export const migrations: readonly string[] = [
   ) STRICT, WITHOUT ROWID;
   CREATE INDEX throttle_entries_expires ON throttle_entries (scope, expires_at);
   `,
+  // 7: outbox rows are claimed before they are sent, so two instances never send one twice.
+  // claimed_by is the claiming process's random id, claimed_until when its lease ends (a crashed
+  // worker's claims lapse then, and another instance takes them).
+  `
+  ALTER TABLE outbox ADD COLUMN claimed_by TEXT;
+  ALTER TABLE outbox ADD COLUMN claimed_until INTEGER;
+  `,
 ];

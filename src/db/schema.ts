@@ -141,6 +141,9 @@ interface OutboxTable {
   next_attempt_at: number;
   sent_at: number | null;
   last_error: string | null;
+  /** The instance sending the row now, and when its claim lapses; both null when nobody holds it. */
+  claimed_by: string | null;
+  claimed_until: number | null;
 }
 
 /** Append-only: triggers refuse updates, and deletes of rows not older than audit_purge_guard's cut-off. */
