@@ -3,10 +3,11 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { SMTPServer } from 'smtp-server';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '../src/config.js';
-import { openDatabase } from '../src/db/connection.js';
+import { type Db, openDatabase } from '../src/db/connection.js';
 import { createServices } from '../src/services/index.js';
+import { OUTBOX_LEASE_MS } from '../src/services/notifications.js';
 import type { Client } from './support/app.js';
 import { makeTestApp, signUp, signUpWithRole, type TestApp } from './support/app.js';
 import { makePng } from './support/images.js';
@@ -36,6 +37,9 @@ function decodeQuotedPrintable(raw: string): string {
 /** A real SMTP server in-process; it can be stopped and started again on the same port. */
 class MailServer {
   readonly mails: Mail[] = [];
+  /** How many of the next messages to hold unanswered (a send in progress) instead of accepting. */
+  holdNext = 0;
+  readonly held: { to: string[]; answer: (err?: Error) => void }[] = [];
   private server: SMTPServer | undefined;
   port = 0;
   isRunning = false;
@@ -49,6 +53,11 @@ class MailServer {
         const chunks: Buffer[] = [];
         stream.on('data', (c: Buffer) => chunks.push(c));
         stream.on('end', () => {
+          if (this.holdNext > 0) {
+            this.holdNext--;
+            this.held.push({ to: session.envelope.rcptTo.map((r) => r.address), answer: done });
+            return;
+          }
           this.mails.push({
             to: session.envelope.rcptTo.map((r) => r.address),
             text: decodeQuotedPrintable(Buffer.concat(chunks).toString('latin1')),
@@ -68,10 +77,14 @@ class MailServer {
   }
 }
 
-/** A real HTTP receiver for webhooks that answers with whatever status the test sets. */
+/**
+ * A real HTTP receiver for webhooks that answers with whatever status the test sets, or, while
+ * state.hang is set, keeps the request unanswered (a delivery in progress) until dropHung().
+ */
 async function startReceiver() {
   const received: { headers: http.IncomingHttpHeaders; body: string }[] = [];
-  const state = { status: 200 };
+  const state = { status: 200, hang: false };
+  const hung: http.ServerResponse[] = [];
   const server = http.createServer((req, res) => {
     let body = '';
     req.on('data', (c) => {
@@ -79,7 +92,8 @@ async function startReceiver() {
     });
     req.on('end', () => {
       received.push({ headers: req.headers, body });
-      res.writeHead(state.status).end();
+      if (state.hang) hung.push(res);
+      else res.writeHead(state.status).end();
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -88,6 +102,9 @@ async function startReceiver() {
     url: `http://127.0.0.1:${port}/hook`,
     received,
     state,
+    dropHung: () => {
+      for (const res of hung.splice(0)) res.destroy();
+    },
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }
@@ -235,6 +252,143 @@ describe('change notifications', () => {
     expect(html).toContain('found in the bucket');
     expect(html).toContain('alice@example.com uploaded: “sunset”');
     expect((await alice.get('/admin/changes')).status).toBe(403);
+  });
+});
+
+describe('change notifications from two instances on one database', () => {
+  let t: TestApp;
+  let mail: MailServer;
+  let hook: Awaited<ReturnType<typeof startReceiver>>;
+  let alice: Client;
+  const connections: Db[] = [];
+  const ADMINS = ['admin@example.com', 'second-admin@example.com'];
+
+  beforeEach(async () => {
+    mail = new MailServer();
+    await mail.start();
+    hook = await startReceiver();
+    t = await makeTestApp({
+      env: {
+        SMTP_URL: `smtp://127.0.0.1:${mail.port}`,
+        NOTIFY_EMAIL_FROM: 'Gallery <gallery@example.com>',
+        WEBHOOK_URL: hook.url,
+        WEBHOOK_SECRET: SECRET,
+      },
+    });
+    const admin = t.client();
+    await signUp(admin, 'admin@example.com');
+    await signUpWithRole(t, admin, 'second-admin@example.com', 'admin');
+    alice = await signUpWithRole(t, admin, 'alice@example.com', 'member');
+  });
+  afterEach(async () => {
+    for (const db of connections.splice(0)) if (db.open) db.close();
+    await t.close();
+    hook.dropHung();
+    await mail.stop();
+    await hook.close();
+  });
+
+  /** Another instance on the test app's SQLite file: its own connection and services, as a second process has. */
+  function anotherInstance() {
+    const db = openDatabase(path.join(t.dataDir, 'gallery.db'));
+    connections.push(db);
+    return createServices({ db, storage: t.services.storage, clock: t.now, config: t.config });
+  }
+
+  const changeIds = () =>
+    t.services.db.prepare('SELECT id FROM changes ORDER BY id').pluck().all() as number[];
+  const webhookChangeIds = () => hook.received.map((r) => JSON.parse(r.body).change.id as number);
+  const mailsTo = (email: string) => mail.mails.filter((m) => m.to.includes(email));
+  const mentions = (text: string, name: string) => text.split(`uploaded: “${name}”`).length - 1;
+
+  it('sends every change once by webhook and once in each admin’s email while both workers deliver at once', async () => {
+    const a = t.services.notifications;
+    const b = anotherInstance().notifications;
+    const names: string[] = [];
+    for (let round = 0; round < 3; round++) {
+      for (let i = 0; i < 4; i++) {
+        const name = `round-${round}-${i}`;
+        names.push(name);
+        await upload(alice, await makePng(), `${name}.png`);
+      }
+      await Promise.all([a.deliver(), b.deliver()]);
+      t.advance(61_000); // the next round's changes may be emailed at once
+    }
+    await Promise.all([a.deliver(), b.deliver()]);
+    expect(t.count('outbox', 'sent_at IS NULL')).toBe(0);
+
+    expect(changeIds()).toHaveLength(names.length);
+    expect(webhookChangeIds().sort((x, y) => x - y)).toEqual(changeIds());
+    const deliveries = hook.received.map((r) => r.headers['x-s3-gallery-delivery']);
+    expect(new Set(deliveries).size).toBe(names.length);
+    for (const email of ADMINS) {
+      const text = mailsTo(email)
+        .map((m) => m.text)
+        .join('\n');
+      for (const name of names) expect(mentions(text, name), `${email}: ${name}`).toBe(1);
+    }
+  });
+
+  it('sends a webhook a crashed instance claimed once its lease has lapsed, and not before', async () => {
+    hook.state.hang = true;
+    await upload(alice, await makePng(), 'crash.png');
+    const crashing = anotherInstance();
+    const stuck = crashing.notifications.deliver().catch((err: unknown) => err);
+    await vi.waitFor(() => expect(hook.received).toHaveLength(1), { timeout: 5000 });
+    // The crash: the instance never writes again, and its request is cut off.
+    crashing.db.close();
+    hook.dropHung();
+    hook.state.hang = false;
+    expect(await stuck).toBeInstanceOf(Error);
+
+    const survivor = t.services.notifications;
+    t.advance(OUTBOX_LEASE_MS - 1);
+    await survivor.deliver();
+    expect(hook.received).toHaveLength(1);
+    for (const email of ADMINS) expect(mentions(mailsTo(email)[0]?.text ?? '', 'crash')).toBe(1);
+
+    t.advance(1); // the lease has lapsed
+    await survivor.deliver();
+    expect(hook.received).toHaveLength(2);
+    const [first, second] = hook.received;
+    expect(second?.headers['x-s3-gallery-delivery']).toBe(first?.headers['x-s3-gallery-delivery']);
+    expect(webhookChangeIds()).toEqual([changeIds()[0], changeIds()[0]]);
+    await survivor.deliver();
+    expect(hook.received).toHaveLength(2);
+    expect(t.count('outbox', 'sent_at IS NULL')).toBe(0);
+  });
+
+  it('sends a digest a crashed instance claimed once its lease has lapsed, exactly once, and not before', async () => {
+    mail.holdNext = 1;
+    await upload(alice, await makePng(), 'crash.png');
+    const crashing = anotherInstance();
+    const stuck = crashing.notifications.deliver().catch((err: unknown) => err);
+    await vi.waitFor(() => expect(mail.held).toHaveLength(1), { timeout: 5000 });
+    const [claimedFor] = mail.held[0]?.to ?? [];
+    const other = ADMINS.find((email) => email !== claimedFor) ?? '';
+    expect(ADMINS).toContain(claimedFor);
+    // The crash: the instance never writes again, and its message never completes.
+    crashing.db.close();
+    mail.held[0]?.answer(new Error('connection lost'));
+    expect(await stuck).toBeInstanceOf(Error);
+    expect(hook.received).toHaveLength(1); // its webhook went before the crash
+
+    const survivor = t.services.notifications;
+    t.advance(OUTBOX_LEASE_MS - 1);
+    await survivor.deliver();
+    expect(mailsTo(claimedFor ?? '')).toHaveLength(0);
+    expect(mailsTo(other)).toHaveLength(1);
+
+    t.advance(1); // the lease has lapsed
+    await survivor.deliver();
+    t.advance(61_000);
+    await survivor.deliver();
+    for (const email of ADMINS) {
+      expect(mailsTo(email)).toHaveLength(1);
+      expect(mentions(mailsTo(email)[0]?.text ?? '', 'crash')).toBe(1);
+    }
+    expect(hook.received).toHaveLength(1);
+    expect(t.count('outbox', 'sent_at IS NULL')).toBe(0);
   });
 });
 

@@ -1,4 +1,4 @@
-import { createHmac } from 'node:crypto';
+import { createHmac, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { NotifyConfig } from '../config.js';
 import type { Db } from '../db/connection.js';
@@ -49,9 +49,18 @@ const rowToChange = (r: ChangeRow): Change => ({
 export const CHANGES_PAGE_SIZE = 50;
 /** An admin gets at most one email per this interval; changes in between wait and go together. */
 const EMAIL_INTERVAL_MS = 60 * 1000;
+/** Webhooks one worker sends per round at most, so one round ends and emails get their turn. */
+const WEBHOOKS_PER_ROUND = 50;
 const BACKOFF_BASE_MS = 30 * 1000;
 const BACKOFF_MAX_MS = 60 * 60 * 1000;
 const WEBHOOK_TIMEOUT_MS = 10 * 1000;
+/** Ends an SMTP connection that stalls, so one digest's send stays well inside a claim's lease. */
+const SMTP_TIMEOUTS = { connectionTimeout: 20 * 1000, greetingTimeout: 20 * 1000, socketTimeout: 30 * 1000 };
+/**
+ * How long a claimed outbox row stays with the instance that claimed it: longer than one delivery
+ * can take (a webhook's timeout, a digest's SMTP timeouts), so only a crashed worker's claims lapse.
+ */
+export const OUTBOX_LEASE_MS = 2 * 60 * 1000;
 const SIGNATURE_HEADER = 'X-S3-Gallery-Signature';
 
 const backoffMs = (attempts: number) => Math.min(BACKOFF_BASE_MS * 2 ** (attempts - 1), BACKOFF_MAX_MS);
@@ -88,17 +97,41 @@ export function createNotifications({ db, clock, config, appOrigin }: Notificati
   const insertOutbox = db.prepare(
     'INSERT INTO outbox (channel, recipient, change_id, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?)',
   );
-  const dueWebhooks = db.prepare(
-    `SELECT * FROM outbox WHERE channel = 'webhook' AND sent_at IS NULL AND next_attempt_at <= ?
-      ORDER BY id LIMIT 50`,
+  // Claims: every instance claims the rows it sends (claimed_by = its id, until the lease ends) and
+  // marks only rows it still holds, so two instances never send one row. On SQLite the IMMEDIATE
+  // transaction around each claim serializes the workers. On PostgreSQL the same statements work,
+  // with two differences: the inner SELECTs end in "FOR UPDATE SKIP LOCKED" (a row another worker is
+  // claiming is skipped, not waited for), and a digest's claim first takes
+  // pg_advisory_xact_lock(hashtext('s3-gallery digest ' || recipient)), so the interval check and the
+  // claim for one admin run one instance at a time, as the IMMEDIATE transaction makes them here.
+  const instanceId = randomUUID();
+  const UNCLAIMED = '(claimed_until IS NULL OR claimed_until <= ?)';
+  const claimNextWebhook = db.prepare(
+    `UPDATE outbox SET claimed_by = ?, claimed_until = ?
+      WHERE id = (SELECT id FROM outbox
+        WHERE channel = 'webhook' AND sent_at IS NULL AND next_attempt_at <= ? AND ${UNCLAIMED}
+        ORDER BY id LIMIT 1)
+      RETURNING id, channel, recipient, change_id, attempts`,
   );
   const dueEmailRecipients = db
     .prepare(
-      `SELECT DISTINCT recipient FROM outbox WHERE channel = 'email' AND sent_at IS NULL AND next_attempt_at <= ?`,
+      `SELECT DISTINCT recipient FROM outbox
+        WHERE channel = 'email' AND sent_at IS NULL AND next_attempt_at <= ? AND ${UNCLAIMED}`,
     )
     .pluck();
-  const unsentFor = db.prepare(
-    `SELECT * FROM outbox WHERE channel = 'email' AND recipient = ? AND sent_at IS NULL ORDER BY id LIMIT 200`,
+  /** Whether another instance is sending this admin a digest now (its claim has not lapsed). */
+  const isClaimedFor = db
+    .prepare(
+      `SELECT 1 FROM outbox WHERE channel = 'email' AND recipient = ? AND sent_at IS NULL
+        AND claimed_until > ? LIMIT 1`,
+    )
+    .pluck();
+  const claimUnsentFor = db.prepare(
+    `UPDATE outbox SET claimed_by = ?, claimed_until = ?
+      WHERE id IN (SELECT id FROM outbox
+        WHERE channel = 'email' AND recipient = ? AND sent_at IS NULL AND ${UNCLAIMED}
+        ORDER BY id LIMIT 200)
+      RETURNING id, channel, recipient, change_id, attempts`,
   );
   const lastSentTo = db
     .prepare(
@@ -106,9 +139,14 @@ export function createNotifications({ db, clock, config, appOrigin }: Notificati
     )
     .pluck();
   const changeById = db.prepare('SELECT * FROM changes WHERE id = ?');
-  const markSent = db.prepare('UPDATE outbox SET sent_at = ?, last_error = NULL WHERE id = ?');
+  const markSent = db.prepare(
+    `UPDATE outbox SET sent_at = ?, last_error = NULL, claimed_by = NULL, claimed_until = NULL
+      WHERE id = ? AND claimed_by = ?`,
+  );
   const markFailed = db.prepare(
-    'UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE id = ?',
+    `UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?,
+        claimed_by = NULL, claimed_until = NULL
+      WHERE id = ? AND claimed_by = ?`,
   );
   const firstPage = db.prepare('SELECT * FROM changes ORDER BY id DESC LIMIT ?');
   const nextPage = db.prepare('SELECT * FROM changes WHERE id < ? ORDER BY id DESC LIMIT ?');
@@ -120,20 +158,38 @@ export function createNotifications({ db, clock, config, appOrigin }: Notificati
   // nodemailer loads with the first email, so a server without SMTP never pays for it.
   let transport: Promise<import('nodemailer').Transporter> | null = null;
   const mailer = (url: string) => {
-    transport ??= import('nodemailer').then((m) => m.default.createTransport(url));
+    transport ??= import('nodemailer').then((m) => m.default.createTransport({ ...SMTP_TIMEOUTS, url }));
     return transport;
   };
   let running: Promise<void> | null = null;
 
+  const sent = (row: OutboxRow, at: number) => markSent.run(at, row.id, instanceId);
+
   function fail(row: OutboxRow, err: unknown): void {
     const message = err instanceof Error ? err.message : String(err);
-    markFailed.run(clock() + backoffMs(row.attempts + 1), message.slice(0, 500), row.id);
+    markFailed.run(clock() + backoffMs(row.attempts + 1), message.slice(0, 500), row.id, instanceId);
   }
+
+  /** The next due webhook nobody holds, now held by this instance: one at a time, so a lease covers its send. */
+  const claimWebhook = db.transaction((now: number) =>
+    claimNextWebhook.get(instanceId, now + OUTBOX_LEASE_MS, now, now),
+  );
+
+  /**
+   * Every unsent row for one admin, all held by this instance, or none: none when the last digest
+   * went less than EMAIL_INTERVAL_MS ago or another instance is sending this admin one now.
+   */
+  const claimDigest = db.transaction((recipient: string, now: number): OutboxRow[] => {
+    const last = lastSentTo.get(recipient) as number | null;
+    if (last !== null && now - last < EMAIL_INTERVAL_MS) return [];
+    if (isClaimedFor.get(recipient, now) !== undefined) return [];
+    return claimUnsentFor.all(instanceId, now + OUTBOX_LEASE_MS, recipient, now) as OutboxRow[];
+  });
 
   async function sendWebhook(row: OutboxRow): Promise<void> {
     const change = changeById.get(row.change_id) as ChangeRow | undefined;
     if (!change || !config.webhook) {
-      markSent.run(clock(), row.id); // nothing left to say, or the channel was turned off
+      sent(row, clock()); // nothing left to say, or the channel was turned off
       return;
     }
     const c = rowToChange(change);
@@ -163,17 +219,17 @@ export function createNotifications({ db, clock, config, appOrigin }: Notificati
     });
     await res.body?.cancel();
     if (res.status < 200 || res.status > 299) throw new Error(`webhook answered ${res.status}`);
-    markSent.run(clock(), row.id);
+    sent(row, clock());
   }
 
   /** One email per admin listing every change still waiting, at most once per EMAIL_INTERVAL_MS. */
   async function sendDigest(recipient: string, log?: Logger): Promise<void> {
-    const last = lastSentTo.get(recipient) as number | null;
-    if (last !== null && clock() - last < EMAIL_INTERVAL_MS) return;
-    const rows = unsentFor.all(recipient) as OutboxRow[];
+    const rows = claimDigest.immediate(recipient, clock());
     if (rows.length === 0) return;
     if (!config.smtpUrl) {
-      for (const row of rows) markSent.run(clock(), row.id);
+      db.transaction(() => {
+        for (const row of rows) sent(row, clock());
+      })();
       return;
     }
     const changes = rows
@@ -193,7 +249,7 @@ export function createNotifications({ db, clock, config, appOrigin }: Notificati
       });
       const now = clock();
       db.transaction(() => {
-        for (const row of rows) markSent.run(now, row.id);
+        for (const row of rows) sent(row, now);
       })();
     } catch (err) {
       log?.warn({ err, changes: rows.length }, 'email digest failed; will retry');
@@ -204,8 +260,9 @@ export function createNotifications({ db, clock, config, appOrigin }: Notificati
   }
 
   async function deliverOnce(log?: Logger): Promise<void> {
-    const now = clock();
-    for (const row of dueWebhooks.all(now) as OutboxRow[]) {
+    for (let i = 0; i < WEBHOOKS_PER_ROUND; i++) {
+      const row = claimWebhook.immediate(clock()) as OutboxRow | undefined;
+      if (!row) break;
       try {
         await sendWebhook(row);
       } catch (err) {
@@ -213,7 +270,8 @@ export function createNotifications({ db, clock, config, appOrigin }: Notificati
         fail(row, err);
       }
     }
-    for (const recipient of dueEmailRecipients.all(now) as string[]) await sendDigest(recipient, log);
+    const now = clock();
+    for (const recipient of dueEmailRecipients.all(now, now) as string[]) await sendDigest(recipient, log);
   }
 
   /** Sends what is due; a second call while one runs waits for it instead of sending twice. */
