@@ -205,6 +205,11 @@ const throttleEntry: Selectable<Database['throttle_entries']> = {
   last_failure_at: T - 16,
   expires_at: T + 17,
 };
+const jobLease: Selectable<Database['job_leases']> = {
+  name: 'upload-sweep',
+  held_by: '6b1d0c1e-2f9a-4c8e-8a57-0e4d3f2a9b61',
+  held_until: T + 18,
+};
 
 /** Inserts one row of every table with every column set, in an order the foreign keys accept. */
 async function insertEveryTable(db: Kysely<Database>) {
@@ -234,6 +239,7 @@ async function insertEveryTable(db: Kysely<Database>) {
   await db.insertInto('app_secrets').values(appSecret).execute();
   await db.insertInto('audit_purge_guard').values({ id: 1, cutoff: T }).execute();
   await db.insertInto('throttle_entries').values(throttleEntry).execute();
+  await db.insertInto('job_leases').values(jobLease).execute();
   return { changeId, outboxId, auditId };
 }
 
@@ -270,6 +276,7 @@ for (const dialect of dialects) {
       expect(await db.selectFrom('app_secrets').selectAll().execute()).toEqual([appSecret]);
       expect(await db.selectFrom('audit_purge_guard').selectAll().execute()).toEqual([{ id: 1, cutoff: T }]);
       expect(await db.selectFrom('throttle_entries').selectAll().execute()).toEqual([throttleEntry]);
+      expect(await db.selectFrom('job_leases').selectAll().execute()).toEqual([jobLease]);
       const { n } = await db
         .selectFrom('images')
         .select((eb) => eb.fn.countAll<number>().as('n'))
@@ -484,7 +491,7 @@ describe.skipIf(!hasPostgres)('PostgreSQL migrations', () => {
     cleanups.push(() => pg.close());
     expect(postgresMigrations).toHaveLength(migrations.length);
     const sqliteSchema = describeSqlite(sqlite.connection);
-    expect(Object.keys(sqliteSchema)).toHaveLength(14);
+    expect(Object.keys(sqliteSchema)).toHaveLength(15);
     expect(await describePostgres(pg.db)).toEqual(sqliteSchema);
   });
 

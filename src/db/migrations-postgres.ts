@@ -225,6 +225,14 @@ export const postgresMigrations: readonly string[] = [
     ADD COLUMN claimed_by text,
     ADD COLUMN claimed_until bigint;
   `,
+  // 8: scheduled jobs' leases (see migrations.ts)
+  `
+  CREATE TABLE job_leases (
+    name text PRIMARY KEY,
+    held_by text NOT NULL,
+    held_until bigint NOT NULL
+  );
+  `,
 ];
 
 /**

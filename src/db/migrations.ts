@@ -219,4 +219,14 @@ export const migrations: readonly string[] = [
   ALTER TABLE outbox ADD COLUMN claimed_by TEXT;
   ALTER TABLE outbox ADD COLUMN claimed_until INTEGER;
   `,
+  // 8: scheduled jobs (the upload sweep, the audit purge) run on one instance at a time. A row per
+  // job: held_by is the instance running it, held_until when its lease ends (a crashed holder's
+  // lease lapses then; one that finishes sets it to the time it finished).
+  `
+  CREATE TABLE job_leases (
+    name TEXT PRIMARY KEY,
+    held_by TEXT NOT NULL,
+    held_until INTEGER NOT NULL
+  ) STRICT;
+  `,
 ];

@@ -22,6 +22,7 @@ export interface Database {
   app_secrets: AppSecretsTable;
   audit_purge_guard: AuditPurgeGuardTable;
   throttle_entries: ThrottleEntriesTable;
+  job_leases: JobLeasesTable;
 }
 
 type Flag = 0 | 1;
@@ -181,4 +182,14 @@ interface ThrottleEntriesTable {
   last_failure_at: number;
   /** when the row blocks nothing any more and may be deleted */
   expires_at: number;
+}
+
+/** Who runs each scheduled job now; see src/services/job-lease.ts. */
+interface JobLeasesTable {
+  /** the job ('upload-sweep', 'audit-purge') */
+  name: string;
+  /** the instance that took the lease last */
+  held_by: string;
+  /** when the lease ends: another instance may take it from then on */
+  held_until: number;
 }
