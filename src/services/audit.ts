@@ -5,6 +5,7 @@ import { EMAIL_MAX } from '../limits.js';
 import type { Clock } from './clock.js';
 import { idCursor, writeCursor } from './cursors.js';
 import { Invalid } from './errors.js';
+import { JOB_LEASE_MS, type JobLeases } from './job-lease.js';
 import { addressKey } from './rate-limit.js';
 import type { User } from './users.js';
 
@@ -53,6 +54,8 @@ const SAMPLE_TARGETS = 3;
 const PURGE_BATCH_ROWS = 10_000;
 const SCHEDULE_INTERVAL_MS = 60_000;
 const PURGE_INTERVAL_MS = 60 * 60 * 1000;
+/** The retention purge's lease: one instance purges at a time (see src/services/job-lease.ts). */
+export const AUDIT_PURGE_JOB = 'audit-purge';
 
 /** What a throttled request was trying to do. */
 export type ThrottledKind = 'login' | 'sign-up' | 'password change' | 'share link';
@@ -174,7 +177,7 @@ function whereClause(filter: AuditFilter): { sql: string; params: (string | numb
   return { sql: parts.length ? parts.join(' AND ') : '1', params };
 }
 
-export function createAudit({ db, clock }: { db: Db; clock: Clock }) {
+export function createAudit({ db, clock, leases }: { db: Db; clock: Clock; leases: JobLeases }) {
   const insert = db.prepare(
     'INSERT INTO audit_log (at, actor_id, actor_email, action, target, detail, ip) VALUES (?, ?, ?, ?, ?, ?, ?)',
   );
@@ -290,16 +293,38 @@ export function createAudit({ db, clock }: { db: Db; clock: Clock }) {
       .immediate();
   }
 
-  /** Deletes entries older than the retention period, a batch at a time; returns how many went. */
-  async function purgeExpired(retentionDays: number): Promise<number> {
+  /**
+   * Deletes entries older than the retention period, a batch at a time; returns how many went.
+   * isStopping ends it between batches (what is left goes in the next purge).
+   */
+  async function purgeExpired(
+    retentionDays: number,
+    isStopping: () => boolean = () => false,
+  ): Promise<number> {
     const cutoff = clock() - retentionDays * DAY_MS;
     let total = 0;
     for (;;) {
       const removed = purgeBatch(retentionDays, cutoff);
       total += removed;
-      if (removed < PURGE_BATCH_ROWS) return total;
+      if (removed < PURGE_BATCH_ROWS || isStopping()) return total;
       await nextTurn(); // let requests in between batches
     }
+  }
+
+  /**
+   * The schedule's purge, unless another instance is purging now: then null (that one's purge
+   * does the work). Stops between batches if its lease lapsed.
+   */
+  async function purgeScheduled(retentionDays: number, log: Logger): Promise<number | null> {
+    const outcome = await leases.tryRun(AUDIT_PURGE_JOB, JOB_LEASE_MS, (lease) =>
+      purgeExpired(retentionDays, lease.isLost),
+    );
+    if (!outcome.ran) {
+      log.debug('audit purge skipped: another instance is purging');
+      return null;
+    }
+    if (outcome.result > 0) log.info({ removed: outcome.result, retentionDays }, 'audit log purged');
+    return outcome.result;
   }
 
   return {
@@ -344,9 +369,12 @@ export function createAudit({ db, clock }: { db: Db; clock: Clock }) {
 
     purgeExpired,
 
+    purgeScheduled,
+
     /**
-     * The server's audit chores: every minute, write the counts whose window closed; with
-     * a retention period, purge at start and hourly. Stopping writes the counts still open.
+     * The server's audit chores: every minute, write the counts whose window closed (this
+     * process's own); with a retention period, purge at start and hourly, on one instance at a
+     * time. Stopping writes the counts still open.
      */
     startSchedule(
       log: Logger,
@@ -360,8 +388,7 @@ export function createAudit({ db, clock }: { db: Db; clock: Clock }) {
             flushCounts();
             if (opts.retentionDays !== null && clock() - lastPurgeAt >= PURGE_INTERVAL_MS) {
               lastPurgeAt = clock();
-              const removed = await purgeExpired(opts.retentionDays);
-              if (removed > 0) log.info({ removed, retentionDays: opts.retentionDays }, 'audit log purged');
+              await purgeScheduled(opts.retentionDays, log);
             }
           } catch (err) {
             log.error({ err }, 'audit schedule failed');

@@ -1,11 +1,14 @@
+import { randomUUID } from 'node:crypto';
 import type { Config } from '../config.js';
 import type { Db } from '../db/connection.js';
+import { openKysely } from '../db/dialect.js';
 import type { Storage } from '../storage/storage.js';
 import { createAudit } from './audit.js';
 import type { Clock } from './clock.js';
 import { createDeviceTokens } from './device-tokens.js';
 import { createImages } from './images.js';
 import { createInvites } from './invites.js';
+import { createJobLeases } from './job-lease.js';
 import { createLogin, LOGIN_LIMITS, type LoginLimits } from './login.js';
 import { createNotifications } from './notifications.js';
 import { createPendingUploads } from './pending-uploads.js';
@@ -31,7 +34,9 @@ export interface ServiceDeps {
 }
 
 export function createServices({ db, storage, clock, config, loginLimits, probeStorage }: ServiceDeps) {
-  const audit = createAudit({ db, clock });
+  // This process among the instances sharing the database: scheduled jobs are leased in its name.
+  const leases = createJobLeases({ db: openKysely({ sqlite: db }), clock, instanceId: randomUUID() });
+  const audit = createAudit({ db, clock, leases });
   const users = createUsers({ db, clock, signup: config.signup, audit });
   const sessions = createSessions({ db, clock });
   const devices = createDeviceTokens({ db, clock });
@@ -55,7 +60,7 @@ export function createServices({ db, storage, clock, config, loginLimits, probeS
     maxUploadBytes: config.maxUploadBytes,
     appOrigin: config.appOrigin,
   });
-  const uploadSweeper = createUploadSweeper({ storage, pending, uploads, users, images, clock });
+  const uploadSweeper = createUploadSweeper({ storage, pending, uploads, users, images, clock, leases });
   let storageHealth: { at: number; ok: Promise<boolean> } | undefined;
   function checkStorage(): Promise<boolean> {
     if (!storageHealth || clock() - storageHealth.at >= STORAGE_HEALTH_TTL_MS) {
@@ -91,6 +96,7 @@ export function createServices({ db, storage, clock, config, loginLimits, probeS
       clock,
       pending,
       sweeper: uploadSweeper,
+      leases,
     }),
     invites: createInvites({ db, clock, audit }),
     login: createLogin({

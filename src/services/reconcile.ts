@@ -1,10 +1,11 @@
 import type { Db } from '../db/connection.js';
 import type { Storage } from '../storage/storage.js';
 import type { Clock } from './clock.js';
-import { DomainError, Unavailable } from './errors.js';
+import { Conflict, DomainError, Unavailable } from './errors.js';
 import type { Images } from './images.js';
+import { type HeldLease, JOB_LEASE_MS, type JobLeases } from './job-lease.js';
 import type { PendingUploads } from './pending-uploads.js';
-import { type SweepReport, storageFailure, type UploadSweeper } from './upload-sweeper.js';
+import { SWEEP_JOB, type SweepReport, storageFailure, type UploadSweeper } from './upload-sweeper.js';
 import type { Uploads } from './uploads.js';
 import type { Users } from './users.js';
 
@@ -25,7 +26,9 @@ export interface ReconcileReport extends SweepReport {
  * whose browser never came back, drops expired ones, deletes what replayed policies wrote), imports
  * originals put into a user's prefix from outside the app, deletes orphaned objects and retries
  * deletes that failed. An object the bucket cannot read is skipped and reported, never fatal.
- * Dry run unless apply.
+ * Dry run unless apply. Applied, it holds the upload sweep's lease throughout: its sweep and its
+ * imports (pending rows due at once) touch the rows a timer's sweep would, so neither runs while
+ * the other does, on any instance.
  */
 export function createReconcile(deps: {
   db: Db;
@@ -36,6 +39,7 @@ export function createReconcile(deps: {
   clock: Clock;
   pending: PendingUploads;
   sweeper: UploadSweeper;
+  leases: JobLeases;
 }) {
   const { db, storage } = deps;
   const queued = db.prepare('SELECT key FROM storage_deletions ORDER BY queued_at LIMIT 10000').pluck();
@@ -78,45 +82,65 @@ export function createReconcile(deps: {
     }
   }
 
-  return {
-    async run({ apply }: { apply: boolean }): Promise<ReconcileReport> {
-      const report: ReconcileReport = {
-        apply,
-        imported: [],
-        orphansDeleted: [],
-        retriedDeletes: [],
-        stillFailing: [],
-        ...(await deps.sweeper.sweep({ apply })),
-      };
-      const now = deps.clock();
+  /** Stops an applied run whose lease lapsed (its process stalled): a timer's sweep may be running now. */
+  function checkHeld(lease: HeldLease | null): void {
+    if (lease?.isLost())
+      throw new Conflict('Reconcile stopped part-way: it lost its hold on the upload sweep. Run it again.');
+  }
 
-      const keys = queued.all() as string[];
-      if (keys.length > 0) {
-        if (apply) {
-          await deps.images.deleteObjects(keys);
-          const left = new Set(queued.all() as string[]);
-          for (const k of keys) (left.has(k) ? report.stillFailing : report.retriedDeletes).push(k);
-        } else report.retriedDeletes.push(...keys);
-      }
+  async function reconcile(apply: boolean, lease: HeldLease | null): Promise<ReconcileReport> {
+    const report: ReconcileReport = {
+      apply,
+      imported: [],
+      orphansDeleted: [],
+      retriedDeletes: [],
+      stillFailing: [],
+      ...(await deps.sweeper.sweep({ apply, isStopping: () => lease?.isLost() ?? false })),
+    };
+    checkHeld(lease);
+    const now = deps.clock();
 
-      let cursor: string | undefined;
-      do {
-        const page = await storage.list('users/', cursor);
-        for (const object of page.keys) {
-          if (knownKey.get({ k: object.key }) || deps.pending.names(object.key)) continue;
-          const owner = ORIGINAL_KEY.exec(object.key)?.[1];
-          if (owner && deps.users.get(owner)) {
-            await importOutside(owner, object.key, report);
-            continue;
-          }
-          const age = object.lastModified ? now - object.lastModified.getTime() : Number.POSITIVE_INFINITY;
-          if (age < ORPHAN_GRACE_MS) continue;
-          if (apply) await deps.images.discardObjects([object.key]);
-          report.orphansDeleted.push(object.key);
+    const keys = queued.all() as string[];
+    if (keys.length > 0) {
+      if (apply) {
+        await deps.images.deleteObjects(keys);
+        const left = new Set(queued.all() as string[]);
+        for (const k of keys) (left.has(k) ? report.stillFailing : report.retriedDeletes).push(k);
+      } else report.retriedDeletes.push(...keys);
+    }
+
+    let cursor: string | undefined;
+    do {
+      checkHeld(lease);
+      const page = await storage.list('users/', cursor);
+      for (const object of page.keys) {
+        if (knownKey.get({ k: object.key }) || deps.pending.names(object.key)) continue;
+        const owner = ORIGINAL_KEY.exec(object.key)?.[1];
+        if (owner && deps.users.get(owner)) {
+          await importOutside(owner, object.key, report);
+          continue;
         }
-        cursor = page.nextCursor;
-      } while (cursor);
-      return report;
+        const age = object.lastModified ? now - object.lastModified.getTime() : Number.POSITIVE_INFINITY;
+        if (age < ORPHAN_GRACE_MS) continue;
+        if (apply) await deps.images.discardObjects([object.key]);
+        report.orphansDeleted.push(object.key);
+      }
+      cursor = page.nextCursor;
+    } while (cursor);
+    return report;
+  }
+
+  return {
+    /** Refused (Conflict) when applied while an upload sweep or another reconcile runs anywhere. */
+    async run({ apply }: { apply: boolean }): Promise<ReconcileReport> {
+      if (!apply) return reconcile(false, null); // a dry run changes nothing a sweep could trip on
+      const outcome = await deps.leases.tryRun(SWEEP_JOB, JOB_LEASE_MS, (lease) => reconcile(true, lease));
+      if (!outcome.ran) {
+        throw new Conflict(
+          'An upload sweep (or another reconcile) is running now, so nothing was changed. Run reconcile again in a minute.',
+        );
+      }
+      return outcome.result;
     },
   };
 }

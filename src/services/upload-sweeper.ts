@@ -3,6 +3,7 @@ import type { Storage } from '../storage/storage.js';
 import type { Clock } from './clock.js';
 import { Conflict, DomainError, Unavailable } from './errors.js';
 import type { Images } from './images.js';
+import { JOB_LEASE_MS, type JobLeases } from './job-lease.js';
 import type { PendingUpload, PendingUploads } from './pending-uploads.js';
 import type { Uploads } from './uploads.js';
 import type { Users } from './users.js';
@@ -11,6 +12,8 @@ import type { Users } from './users.js';
 export const SWEEP_INTERVAL_MS = 5 * 60 * 1000;
 /** Rows read from the database at a time; a run goes on until every due row has had its turn. */
 export const SWEEP_BATCH = 500;
+/** The lease the timer's sweeps and reconcile --apply share, so one runs at a time across instances. */
+export const SWEEP_JOB = 'upload-sweep';
 
 export interface SweepReport {
   /** uploads whose file arrived but whose browser never came back: completed now */
@@ -44,8 +47,8 @@ export function storageFailure(err: unknown): string {
 /**
  * Settles pending uploads whose policy has expired (with the clock margin), so nothing it signed
  * can write any more: a finished upload's staging key loses whatever a replay put there; an
- * unfinished one is completed if its file arrived, else dropped. The server runs it on a timer;
- * reconcile runs the same sweep.
+ * unfinished one is completed if its file arrived, else dropped. The server runs it on a timer,
+ * on one instance at a time (the SWEEP_JOB lease); reconcile runs the same sweep.
  */
 export function createUploadSweeper(deps: {
   storage: Storage;
@@ -54,8 +57,9 @@ export function createUploadSweeper(deps: {
   users: Users;
   images: Images;
   clock: Clock;
+  leases: JobLeases;
 }) {
-  const { storage, pending, uploads, users, images, clock } = deps;
+  const { storage, pending, uploads, users, images, clock, leases } = deps;
 
   async function sweepOne(listed: PendingUpload, apply: boolean, report: SweepReport) {
     // Listed before the rows ahead of it were settled: a completion may have finished it since.
@@ -123,31 +127,48 @@ export function createUploadSweeper(deps: {
     return report;
   }
 
+  /**
+   * One of the timer's sweeps, unless another instance (or reconcile) is sweeping now: then null,
+   * and the next turn sweeps what is due. A sweep whose lease lapsed stops after the row in hand.
+   */
+  async function sweepScheduled(log: Logger, isStopping: () => boolean = () => false) {
+    const outcome = await leases.tryRun(SWEEP_JOB, JOB_LEASE_MS, (lease) =>
+      sweep({ apply: true, isStopping: () => isStopping() || lease.isLost() }),
+    );
+    if (!outcome.ran) {
+      log.debug('upload sweep skipped: another instance is sweeping');
+      return null;
+    }
+    const r = outcome.result;
+    for (const s of r.skipped) log.warn(s, 'upload sweep skipped an object it could not read');
+    const done = r.completed.length + r.rejected.length + r.expired.length + r.replaysDeleted.length;
+    if (done > 0) {
+      log.info(
+        {
+          completed: r.completed.length,
+          rejected: r.rejected.length,
+          expired: r.expired.length,
+          replaysDeleted: r.replaysDeleted.length,
+        },
+        'upload sweep',
+      );
+    }
+    return r;
+  }
+
   let running: Promise<void> | null = null;
 
   return {
     sweep,
 
+    sweepScheduled,
+
     /** Sweeps every `intervalMs` until stopped, one run at a time; errors are logged, never thrown. */
     start(log: Logger, intervalMs = SWEEP_INTERVAL_MS): () => Promise<void> {
       let isStopping = false;
       const tick = () => {
-        running ??= sweep({ apply: true, isStopping: () => isStopping })
-          .then((r) => {
-            for (const s of r.skipped) log.warn(s, 'upload sweep skipped an object it could not read');
-            const done = r.completed.length + r.rejected.length + r.expired.length + r.replaysDeleted.length;
-            if (done > 0) {
-              log.info(
-                {
-                  completed: r.completed.length,
-                  rejected: r.rejected.length,
-                  expired: r.expired.length,
-                  replaysDeleted: r.replaysDeleted.length,
-                },
-                'upload sweep',
-              );
-            }
-          })
+        running ??= sweepScheduled(log, () => isStopping)
+          .then(() => {})
           .catch((err) => log.error({ err }, 'upload sweep failed'))
           .finally(() => {
             running = null;
