@@ -76,9 +76,10 @@ export function createJobLeases(deps: { db: Kysely<Database>; clock: Clock; inst
         if (!(await take(name, leaseMs))) return { ran: false };
         let heldUntil = clock() + leaseMs;
         let isLost = false;
+        let renewing: Promise<void> = Promise.resolve();
         const renewal = setInterval(() => {
           const until = clock() + leaseMs;
-          take(name, leaseMs).then(
+          renewing = take(name, leaseMs).then(
             (renewed) => {
               if (renewed) heldUntil = until;
               else isLost = true;
@@ -92,6 +93,7 @@ export function createJobLeases(deps: { db: Kysely<Database>; clock: Clock; inst
           return { ran: true, result };
         } finally {
           clearInterval(renewal);
+          await renewing; // a renewal landing after the release would hold the lease on
           // Not released (the database is gone), the lease lapses on its own after leaseMs.
           await release(name).catch(() => {});
         }
