@@ -1,9 +1,14 @@
 import { randomBytes, randomUUID } from 'node:crypto';
+import path from 'node:path';
 import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { type Db, openDatabase } from '../src/db/connection.js';
+import { createServices } from '../src/services/index.js';
+import { JOB_LEASE_MS } from '../src/services/job-lease.js';
 import { POLICY_CLOCK_MARGIN_MS, POLICY_TTL_SECONDS } from '../src/services/pending-uploads.js';
-import { SWEEP_BATCH } from '../src/services/upload-sweeper.js';
+import { SWEEP_BATCH, type SweepReport } from '../src/services/upload-sweeper.js';
 import { MAX_OPEN_UPLOADS } from '../src/services/uploads.js';
+import type { Storage } from '../src/storage/storage.js';
 import type { Client } from './support/app.js';
 import { makeTestApp, signUp, type TestApp } from './support/app.js';
 import { makePng } from './support/images.js';
@@ -147,5 +152,118 @@ describe('the upload sweeper', () => {
       await stop();
     }
     expect(t.count('images', `owner_id = '${id}'`)).toBe(1);
+  });
+});
+
+describe('the upload sweep on two instances on one database', () => {
+  let t: TestApp;
+  let client: Client;
+  let id: string;
+  const silent = pino({ level: 'silent' });
+  const connections: Db[] = [];
+
+  beforeEach(async () => {
+    t = await makeTestApp();
+    client = t.client();
+    await signUp(client, 'admin@example.com');
+    id = t.user('admin@example.com').id;
+  });
+  afterEach(async () => {
+    for (const db of connections.splice(0)) if (db.open) db.close();
+    await t.close();
+  });
+
+  /** Another instance on the test app's SQLite file: its own connection and services, as a second process has. */
+  function anotherInstance(storage: Storage = t.services.storage) {
+    const db = openDatabase(path.join(t.dataDir, 'gallery.db'));
+    connections.push(db);
+    return createServices({ db, storage, clock: t.now, config: t.config });
+  }
+
+  /** Uploads left behind: `arrived` whose file is in the bucket, `empty` whose file never came; all expired. */
+  async function leftBehind(arrived: number, empty: number) {
+    const keys = { arrived: [] as string[], empty: [] as string[] };
+    for (let i = 0; i < arrived + empty; i++) {
+      const res = await client.postJson('/uploads/presign', { name: `left-${i}.png` });
+      const policy = (await res.json()) as Policy;
+      if (i < arrived) {
+        expect((await postToBucket(policy, await makePng(), 'image/png', 'x.png')).status).toBe(201);
+        keys.arrived.push(policy.key);
+      } else keys.empty.push(policy.key);
+    }
+    t.advance(TTL_MS + POLICY_CLOCK_MARGIN_MS + 1000);
+    return keys;
+  }
+
+  const settled = (r: SweepReport) => [...r.completed, ...r.expired].sort();
+
+  it('sweeps on one instance when both sweep at once, and again on the next round', async () => {
+    const a = t.services.uploadSweeper;
+    const b = anotherInstance().uploadSweeper;
+    for (let round = 0; round < 3; round++) {
+      const keys = await leftBehind(2, 2);
+      const reports = await Promise.all([a.sweepScheduled(silent), b.sweepScheduled(silent)]);
+      const ran = reports.filter((r) => r !== null);
+      expect(ran, `round ${round}`).toHaveLength(1);
+      expect(ran[0]?.completed.sort()).toEqual(keys.arrived.sort());
+      expect(ran[0]?.expired.sort()).toEqual(keys.empty.sort());
+      expect(t.count('pending_uploads')).toBe(0);
+      expect(t.count('images')).toBe(2 * (round + 1));
+    }
+    await expectBucketMatchesRows(t.services, id);
+  });
+
+  it('waits out a crashed instance’s lease on the sweep, then sweeps what it left', async () => {
+    const keys = await leftBehind(1, 1);
+    // The crashing instance's bucket never answers: its sweep holds the lease, then the process dies.
+    let asked = 0;
+    const hung: Storage = {
+      ...t.services.storage,
+      head: () => {
+        asked++;
+        return new Promise(() => {});
+      },
+    };
+    const crashing = anotherInstance(hung);
+    void crashing.uploadSweeper.sweepScheduled(silent);
+    await vi.waitFor(() => expect(asked).toBe(1));
+    crashing.db.close();
+
+    const survivor = t.services.uploadSweeper;
+    t.advance(JOB_LEASE_MS - 1);
+    expect(await survivor.sweepScheduled(silent)).toBeNull();
+    expect(t.count('pending_uploads')).toBe(2);
+    t.advance(1); // the lease has lapsed
+    const report = await survivor.sweepScheduled(silent);
+    expect(report && settled(report)).toEqual([...keys.arrived, ...keys.empty].sort());
+    expect(t.count('pending_uploads')).toBe(0);
+    expect(t.count('images')).toBe(1);
+  });
+
+  it('refuses reconcile --apply while another instance sweeps, and sweeps nothing twice', async () => {
+    const keys = await leftBehind(1, 1);
+    let letGo = () => {};
+    const gate = new Promise<void>((resolve) => {
+      letGo = resolve;
+    });
+    const held: Storage = {
+      ...t.services.storage,
+      head: async (key) => {
+        await gate;
+        return t.services.storage.head(key);
+      },
+    };
+    const sweeping = anotherInstance(held).uploadSweeper.sweepScheduled(silent);
+    await vi.waitFor(() => expect(t.count('job_leases', "name = 'upload-sweep'")).toBe(1));
+    await expect(t.services.reconcile.run({ apply: true })).rejects.toThrow(
+      /upload sweep \(or another reconcile\) is running now, so nothing was changed/,
+    );
+    expect((await t.services.reconcile.run({ apply: false })).completed).toEqual(keys.arrived);
+    letGo();
+    const report = await sweeping;
+    expect(report && settled(report)).toEqual([...keys.arrived, ...keys.empty].sort());
+    const after = await t.services.reconcile.run({ apply: true });
+    expect(settled(after)).toEqual([]);
+    expect(t.count('images')).toBe(1);
   });
 });
