@@ -4,8 +4,11 @@ import path from 'node:path';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
-import { openDatabase } from '../src/db/connection.js';
+import { type Db, openDatabase } from '../src/db/connection.js';
 import { startServer } from '../src/server.js';
+import { AUDIT_PURGE_JOB } from '../src/services/audit.js';
+import { createServices } from '../src/services/index.js';
+import { JOB_LEASE_MS } from '../src/services/job-lease.js';
 import { type Client, makeTestApp, PASSWORD, signUp, signUpWithRole, type TestApp } from './support/app.js';
 import { makePng } from './support/images.js';
 import { upload, uploadWithJs } from './support/uploads.js';
@@ -539,6 +542,76 @@ describe('audit log retention', () => {
     expect(loadConfig({ AUDIT_RETENTION_DAYS: '365' }).auditRetentionDays).toBe(365);
     for (const bad of ['0', '-3', '1.5', 'forever'])
       expect(() => loadConfig({ AUDIT_RETENTION_DAYS: bad })).toThrow(/AUDIT_RETENTION_DAYS/);
+  });
+});
+
+describe('audit log retention on two instances on one database', () => {
+  let t: TestApp;
+  const connections: Db[] = [];
+  beforeEach(async () => {
+    t = await makeTestApp();
+  });
+  afterEach(async () => {
+    for (const db of connections.splice(0)) if (db.open) db.close();
+    await t.close();
+  });
+
+  /** Another instance on the test app's SQLite file: its own connection and services, as a second process has. */
+  function anotherInstance() {
+    const db = openDatabase(path.join(t.dataDir, 'gallery.db'));
+    connections.push(db);
+    return createServices({ db, storage: t.services.storage, clock: t.now, config: t.config });
+  }
+
+  /** `n` entries written `days` ago (the clock moves on by that much). */
+  function oldEntries(n: number, days: number): void {
+    const insert = t.services.db.prepare(
+      "INSERT INTO audit_log (at, action, target) VALUES (?, 'login', 'old')",
+    );
+    t.services.db.transaction(() => {
+      for (let i = 0; i < n; i++) insert.run(t.now() + i);
+    })();
+    t.advance(days * DAY);
+  }
+  const purgeDetails = () =>
+    (
+      t.services.db
+        .prepare("SELECT detail FROM audit_log WHERE action = 'audit_purge' ORDER BY id")
+        .pluck()
+        .all() as string[]
+    ).map((d) => Number(d.split(' ')[0]));
+
+  it('purges on one instance when both purge at once, and again on the next round', async () => {
+    const a = t.services.audit;
+    const b = anotherInstance().audit;
+    // Two batches, with a pause between them: the other instance asks while the first purges.
+    oldEntries(15_000, 31);
+    const first = await Promise.all([a.purgeScheduled(30, silent), b.purgeScheduled(30, silent)]);
+    expect(first.filter((n) => n !== null)).toEqual([15_000]);
+    expect(first.filter((n) => n === null)).toHaveLength(1);
+    expect(purgeDetails()).toEqual([10_000, 5_000]);
+    expect(t.count('audit_log', "target = 'old'")).toBe(0);
+
+    oldEntries(3, 31);
+    const next = await Promise.all([b.purgeScheduled(30, silent), a.purgeScheduled(30, silent)]);
+    // The three, and the first round's two purge rows, as old by now.
+    expect(next.filter((n) => n !== null)).toEqual([3 + 2]);
+    expect(purgeDetails()).toEqual([5]);
+  });
+
+  it('waits out a crashed instance’s lease on the purge, then purges', async () => {
+    oldEntries(3, 31);
+    // What a crash mid-purge leaves: the lease taken by an instance that never releases it.
+    t.services.db
+      .prepare('INSERT INTO job_leases (name, held_by, held_until) VALUES (?, ?, ?)')
+      .run(AUDIT_PURGE_JOB, 'crashed-instance', t.now() + JOB_LEASE_MS);
+    const survivor = anotherInstance().audit;
+    t.advance(JOB_LEASE_MS - 1);
+    expect(await survivor.purgeScheduled(30, silent)).toBeNull();
+    expect(t.count('audit_log', "target = 'old'")).toBe(3);
+    t.advance(1); // the lease has lapsed
+    expect(await survivor.purgeScheduled(30, silent)).toBe(3);
+    expect(purgeDetails()).toEqual([3]);
   });
 });
 
