@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { type Config, ConfigError, loadConfig } from './config.js';
 import { BackupError, backupDatabase } from './db/backup.js';
 import { openDatabase } from './db/connection.js';
+import { CopyError, copyToPostgres } from './db/copy.js';
 import { countOf, formatBytes } from './format.js';
 import { appIamPolicy, corsConfiguration, userIamPolicy } from './services/bucket-policies.js';
 import { systemClock } from './services/clock.js';
@@ -32,6 +33,9 @@ Commands:
   reconcile [--apply]   Bring the database and the bucket back into agreement (dry run without --apply).
   backup <file>         A consistent copy of the SQLite database, safe while the app runs (never
                         replaces an existing file). Back up the bucket separately.
+  db:copy --to <postgres://user:password@host/database>
+                        Copy the SQLite database (safe while the app runs) into an empty PostgreSQL
+                        database, and check the row counts of every table.
 
 With the embedded store, doctor and reconcile need the app running: it serves the store.`;
 
@@ -110,6 +114,34 @@ const commands: Record<string, Handler> = {
       return 0;
     } catch (err) {
       if (!(err instanceof BackupError)) throw err;
+      console.error(err.message);
+      return 1;
+    }
+  },
+
+  async 'db:copy'(config, args) {
+    const { values, positionals } = parseArgs({
+      args,
+      options: { to: { type: 'string' } },
+      allowPositionals: true,
+    });
+    if (!values.to || positionals.length > 0) {
+      console.error('Usage: s3-gallery db:copy --to postgres://user:password@host:5432/database');
+      return 2;
+    }
+    try {
+      const { target, tables } = await copyToPostgres(databaseFile(config), values.to);
+      console.log(`Copied ${databaseFile(config)} to ${target}.`);
+      const width = Math.max(...tables.map((t) => t.name.length));
+      console.log(`${'table'.padEnd(width)}  sqlite  postgres`);
+      for (const t of tables)
+        console.log(
+          `${t.name.padEnd(width)}  ${String(t.source).padStart(6)}  ${String(t.target).padStart(8)}`,
+        );
+      console.log('Row counts match in every table.');
+      return 0;
+    } catch (err) {
+      if (!(err instanceof CopyError)) throw err;
       console.error(err.message);
       return 1;
     }

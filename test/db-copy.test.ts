@@ -1,0 +1,225 @@
+import { spawn } from 'node:child_process';
+import type { Kysely } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { COPY_ORDER } from '../src/db/copy.js';
+import { openKysely } from '../src/db/dialect.js';
+import { postgresMigrations } from '../src/db/migrations-postgres.js';
+import type { Database } from '../src/db/schema.js';
+import { type Client, makeTestApp, signUp, signUpWithRole, type TestApp } from './support/app.js';
+import { makeJpeg, makePng } from './support/images.js';
+import { type FreshPostgres, freshPostgres, postgresIsReachable } from './support/postgres.js';
+import { FROM_SOURCES } from './support/process.js';
+import { upload } from './support/uploads.js';
+
+// Without a server this file skips; under CI this throws, failing the file.
+const hasPostgres = await postgresIsReachable();
+
+interface Run {
+  code: number | null;
+  out: string;
+  err: string;
+}
+
+/** The CLI as a user runs it: its own process, configured only by the environment. */
+function cli(args: string[], env: Record<string, string>): Promise<Run> {
+  const child = spawn(process.execPath, [...FROM_SOURCES, 'src/cli.ts', ...args], {
+    env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'silent', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d) => {
+    out += d;
+  });
+  child.stderr.on('data', (d) => {
+    err += d;
+  });
+  return new Promise((resolve) => child.once('exit', (code) => resolve({ code, out, err })));
+}
+
+/** Each table's primary key, to put both sides' rows in one order. */
+const KEYS: Record<(typeof COPY_ORDER)[number], string[]> = {
+  users: ['id'],
+  sessions: ['id'],
+  invites: ['id'],
+  images: ['id'],
+  pending_uploads: ['key'],
+  storage_deletions: ['key'],
+  share_links: ['id'],
+  share_link_images: ['link_id', 'image_id'],
+  changes: ['id'],
+  outbox: ['id'],
+  audit_log: ['id'],
+  app_secrets: ['name'],
+  audit_purge_guard: ['id'],
+  throttle_entries: ['scope', 'key'],
+  job_leases: ['name'],
+};
+
+async function rowsOf(db: Kysely<Database>, table: (typeof COPY_ORDER)[number]) {
+  const rows = (await db.selectFrom(table).selectAll().execute()) as Record<string, unknown>[];
+  const key = (r: Record<string, unknown>) => KEYS[table].map((k) => String(r[k])).join('\u0000');
+  return rows.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
+}
+
+describe.skipIf(!hasPostgres)('db:copy --to postgres://…', () => {
+  let t: TestApp;
+  let pg: FreshPostgres;
+  let env: Record<string, string>;
+  /** The target with a password in it (the test server trusts, so it is never checked): it must never be printed. */
+  let target: string;
+  const PASSWORD_IN_URL = 'pg-s3cr3t-pw';
+
+  beforeAll(async () => {
+    t = await makeTestApp({
+      // Every change queues a webhook delivery in the outbox; nothing sends it in this test.
+      env: { WEBHOOK_URL: 'http://127.0.0.1:9/hook', WEBHOOK_SECRET: 'a-webhook-secret-of-length' },
+    });
+    pg = await freshPostgres();
+    const url = new URL(pg.url);
+    url.username = url.username || 'postgres';
+    url.password = PASSWORD_IN_URL;
+    target = url.toString();
+    env = { DATA_DIR: t.dataDir, APP_ORIGIN: t.config.appOrigin };
+
+    const admin = t.client();
+    await signUp(admin, 'admin@example.com');
+    const mia: Client = await signUpWithRole(t, admin, 'mia@example.com', 'member');
+    await admin.post('/admin/invites', { role: 'viewer' }); // an invite nobody used
+    const photo = await upload(admin, await makeJpeg(), 'beach.jpg');
+    await upload(admin, await makePng(), 'chart.png', 'image/png');
+    await upload(mia, await makeJpeg(), 'mia.jpg');
+    expect((await admin.post(`/images/${photo}/rename`, { title: 'Beach at dusk' })).status).toBe(303);
+    expect((await admin.post(`/images/${photo}/shares`, { expiry: '1d' })).status).toBe(201);
+    // Failed logins leave throttle rows and audit rows.
+    const stranger = t.client();
+    for (let i = 0; i < 3; i++)
+      expect(
+        (await stranger.post('/login', { email: 'admin@example.com', password: 'wrong password!' })).status,
+      ).toBe(401);
+    for (const table of COPY_ORDER.filter((n) => n !== 'audit_purge_guard' && n !== 'job_leases'))
+      if (!['storage_deletions', 'app_secrets'].includes(table))
+        expect(t.count(table), `${table} has rows to copy`).toBeGreaterThan(0);
+  }, 60_000);
+
+  afterAll(async () => {
+    await t?.close();
+    await pg?.drop();
+  });
+
+  it('copies every row of every table, continues the ids after them, and keeps the audit log append-only', async () => {
+    const made = await cli(['db:copy', '--to', target], env);
+    expect(made.code, made.err).toBe(0);
+    expect(made.out).toContain('Row counts match in every table.');
+    expect(`${made.out}${made.err}`).not.toContain(PASSWORD_IN_URL);
+    expect(made.out).toContain('***');
+
+    const from = openKysely({ sqlite: t.services.db });
+    const to = openKysely({ url: pg.url });
+    try {
+      for (const table of COPY_ORDER) {
+        const n = t.count(table);
+        expect(made.out, table).toMatch(new RegExp(`^${table}\\s+${n}\\s+${n}$`, 'm'));
+        const source = await rowsOf(from, table);
+        const copied = await rowsOf(to, table);
+        expect(copied.length, table).toBe(n);
+        expect(copied, table).toEqual(source);
+      }
+      const { version } = (await to
+        .selectFrom('schema_version' as never)
+        .select('version' as never)
+        .executeTakeFirstOrThrow()) as { version: number };
+      expect(version).toBe(postgresMigrations.length);
+
+      // New rows get ids after the copied ones, not the sequence's 1.
+      for (const table of ['changes', 'audit_log', 'outbox'] as const) {
+        const max = t.services.db.prepare(`SELECT max(id) FROM ${table}`).pluck().get() as number;
+        expect(max, table).toBeGreaterThan(0);
+      }
+      const change = await to
+        .insertInto('changes')
+        .values({ at: Date.now(), action: 'test', summary: 'after the copy' })
+        .returning('id')
+        .executeTakeFirstOrThrow();
+      expect(change.id).toBeGreaterThan(
+        t.services.db.prepare('SELECT max(id) FROM changes').pluck().get() as number,
+      );
+      const audit = await to
+        .insertInto('audit_log')
+        .values({ at: Date.now(), action: 'test.after-copy' })
+        .returning('id')
+        .executeTakeFirstOrThrow();
+      expect(audit.id).toBeGreaterThan(
+        t.services.db.prepare('SELECT max(id) FROM audit_log').pluck().get() as number,
+      );
+      // The append-only triggers let the copy insert, and still hold.
+      await expect(to.updateTable('audit_log').set({ detail: 'edited' }).execute()).rejects.toThrow(
+        /append-only/,
+      );
+      await expect(to.deleteFrom('audit_log').execute()).rejects.toThrow(/append-only/);
+    } finally {
+      await from.destroy();
+      await to.destroy();
+    }
+  }, 60_000);
+
+  it('refuses a target that is not empty, and changes nothing on it', async () => {
+    const to = openKysely({ url: pg.url });
+    try {
+      const before = await Promise.all(COPY_ORDER.map((table) => rowsOf(to, table)));
+      const again = await cli(['db:copy', '--to', target], env);
+      expect(again.code).toBe(1);
+      expect(again.err).toContain('is not empty');
+      expect(again.err).toContain('Nothing was copied');
+      expect(`${again.out}${again.err}`).not.toContain(PASSWORD_IN_URL);
+      expect(again.err).not.toMatch(/\n\s+at /);
+      expect(await Promise.all(COPY_ORDER.map((table) => rowsOf(to, table)))).toEqual(before);
+    } finally {
+      await to.destroy();
+    }
+  }, 60_000);
+
+  it('refuses a target whose schema is newer than this app', async () => {
+    const newer = await freshPostgres();
+    const db = openKysely({ url: newer.url });
+    try {
+      await db.schema.createTable('schema_version').addColumn('version', 'integer').execute();
+      await db
+        .insertInto('schema_version' as never)
+        .values({ version: postgresMigrations.length + 1 } as never)
+        .execute();
+      const refused = await cli(['db:copy', '--to', newer.url], env);
+      expect(refused.code).toBe(1);
+      expect(refused.err).toContain('newer than this app');
+      const tables = await db.introspection.getTables();
+      expect(tables.map((x) => x.name)).toEqual(['schema_version']);
+    } finally {
+      await db.destroy();
+      await newer.drop();
+    }
+  }, 60_000);
+
+  it('explains a bad URL, an unreachable server or a missing --to, without a stack trace or the password', async () => {
+    const notPostgres = await cli(['db:copy', '--to', `mysql://root:${PASSWORD_IN_URL}@127.0.0.1/db`], env);
+    expect(notPostgres.code).toBe(1);
+    expect(notPostgres.err).toContain('must be a postgres:// URL');
+    const notUrl = await cli(['db:copy', '--to', 'not a url'], env);
+    expect(notUrl.code).toBe(1);
+    expect(notUrl.err).toContain('must be a URL');
+    const unreachable = await cli(
+      ['db:copy', '--to', `postgres://app:${PASSWORD_IN_URL}@127.0.0.1:1/gallery`],
+      env,
+    );
+    expect(unreachable.code).toBe(1);
+    expect(unreachable.err).toContain('Cannot reach PostgreSQL at postgres://app:***@127.0.0.1:1/gallery');
+    for (const run of [notPostgres, notUrl, unreachable]) {
+      expect(`${run.out}${run.err}`).not.toContain(PASSWORD_IN_URL);
+      expect(run.err).not.toMatch(/\n\s+at /);
+    }
+    const usage = await cli(['db:copy'], env);
+    expect(usage.code).toBe(2);
+    expect(usage.err).toContain('Usage: s3-gallery db:copy --to');
+    const help = await cli(['--help'], env);
+    expect(help.out).toContain('db:copy --to');
+  }, 60_000);
+});
