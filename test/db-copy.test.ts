@@ -5,7 +5,7 @@ import { COPY_ORDER } from '../src/db/copy.js';
 import { openKysely } from '../src/db/dialect.js';
 import { postgresMigrations } from '../src/db/migrations-postgres.js';
 import type { Database } from '../src/db/schema.js';
-import { type Client, makeTestApp, signUp, signUpWithRole, type TestApp } from './support/app.js';
+import { type Client, makeTestApp, PASSWORD, signUp, signUpWithRole, type TestApp } from './support/app.js';
 import { makeJpeg, makePng } from './support/images.js';
 import { type FreshPostgres, freshPostgres, postgresIsReachable } from './support/postgres.js';
 import { FROM_SOURCES } from './support/process.js';
@@ -58,8 +58,15 @@ const KEYS: Record<(typeof COPY_ORDER)[number], string[]> = {
 
 async function rowsOf(db: Kysely<Database>, table: (typeof COPY_ORDER)[number]) {
   const rows = (await db.selectFrom(table).selectAll().execute()) as Record<string, unknown>[];
-  const key = (r: Record<string, unknown>) => KEYS[table].map((k) => String(r[k])).join('\u0000');
-  return rows.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
+  const order = (a: Record<string, unknown>, b: Record<string, unknown>) => {
+    for (const k of KEYS[table]) {
+      const [x, y] = [a[k], b[k]];
+      if (typeof x === 'number' && typeof y === 'number' && x !== y) return x - y;
+      if (String(x) !== String(y)) return String(x) < String(y) ? -1 : 1;
+    }
+    return 0;
+  };
+  return rows.sort(order);
 }
 
 describe.skipIf(!hasPostgres)('db:copy --to postgres://…', () => {
@@ -176,6 +183,46 @@ describe.skipIf(!hasPostgres)('db:copy --to postgres://…', () => {
       expect(await Promise.all(COPY_ORDER.map((table) => rowsOf(to, table)))).toEqual(before);
     } finally {
       await to.destroy();
+    }
+  }, 60_000);
+
+  it('copies one moment of an install the app keeps writing to', async () => {
+    const live = await freshPostgres();
+    const to = openKysely({ url: live.url });
+    try {
+      // Logins write a session and an audit row each, all through the copy.
+      let writing = true;
+      const writer = (async () => {
+        let n = 0;
+        while (writing) {
+          const res = await t.client().post('/login', { email: 'mia@example.com', password: PASSWORD });
+          expect(res.status).toBe(303);
+          n++;
+        }
+        return n;
+      })();
+      await new Promise((r) => setTimeout(r, 100));
+      const before = t.count('audit_log');
+      const made = await cli(['db:copy', '--to', live.url], env);
+      const after = t.count('audit_log');
+      writing = false;
+      expect(await writer).toBeGreaterThan(0);
+      expect(made.code, made.err).toBe(0);
+      const copied = await rowsOf(to, 'audit_log');
+      expect(copied.length).toBeGreaterThanOrEqual(before);
+      expect(copied.length).toBeLessThanOrEqual(after);
+      // The rows up to the moment of the copy, exactly; and sessions of that same moment.
+      const from = openKysely({ sqlite: t.services.db });
+      try {
+        expect(copied).toEqual((await rowsOf(from, 'audit_log')).slice(0, copied.length));
+        const sessions = new Set((await rowsOf(from, 'sessions')).map((s) => s.id));
+        for (const s of await rowsOf(to, 'sessions')) expect(sessions.has(s.id)).toBe(true);
+      } finally {
+        await from.destroy();
+      }
+    } finally {
+      await to.destroy();
+      await live.drop();
     }
   }, 60_000);
 
