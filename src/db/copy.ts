@@ -219,7 +219,7 @@ async function probe(url: string, safe: string): Promise<void> {
   }
 }
 
-export function redactUrl(url: URL): string {
+function redactUrl(url: URL): string {
   const copy = new URL(url.toString());
   if (copy.password) copy.password = '***';
   return copy.toString();
