@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -7,33 +6,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../src/db/connection.js';
 import { migrations } from '../src/db/migrations.js';
 import { Client, PASSWORD, signUp } from './support/app.js';
-import { FROM_SOURCES } from './support/process.js';
+import { cli } from './support/process.js';
 import { startAppServer } from './support/server.js';
 import { startTestStore } from './support/store.js';
-
-interface Run {
-  code: number | null;
-  out: string;
-  err: string;
-}
-
-/** The CLI as a user runs it: its own process, configured only by the environment. */
-function cli(args: string[], env: Record<string, string>, stdin?: string): Promise<Run> {
-  const child = spawn(process.execPath, [...FROM_SOURCES, 'src/cli.ts', ...args], {
-    env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'silent', ...env },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d) => {
-    out += d;
-  });
-  child.stderr.on('data', (d) => {
-    err += d;
-  });
-  child.stdin.end(stdin ?? '');
-  return new Promise((resolve) => child.once('exit', (code) => resolve({ code, out, err })));
-}
 
 describe('the command line', () => {
   let app: Awaited<ReturnType<typeof startAppServer>>;

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import type { Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { COPY_ORDER } from '../src/db/copy.js';
@@ -8,34 +7,11 @@ import type { Database } from '../src/db/schema.js';
 import { type Client, makeTestApp, PASSWORD, signUp, signUpWithRole, type TestApp } from './support/app.js';
 import { makeJpeg, makePng } from './support/images.js';
 import { type FreshPostgres, freshPostgres, postgresIsReachable } from './support/postgres.js';
-import { FROM_SOURCES } from './support/process.js';
+import { cli } from './support/process.js';
 import { upload } from './support/uploads.js';
 
 // Without a server this file skips; under CI this throws, failing the file.
 const hasPostgres = await postgresIsReachable();
-
-interface Run {
-  code: number | null;
-  out: string;
-  err: string;
-}
-
-/** The CLI as a user runs it: its own process, configured only by the environment. */
-function cli(args: string[], env: Record<string, string>): Promise<Run> {
-  const child = spawn(process.execPath, [...FROM_SOURCES, 'src/cli.ts', ...args], {
-    env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'silent', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d) => {
-    out += d;
-  });
-  child.stderr.on('data', (d) => {
-    err += d;
-  });
-  return new Promise((resolve) => child.once('exit', (code) => resolve({ code, out, err })));
-}
 
 /** Each table's primary key, to put both sides' rows in one order. */
 const KEYS: Record<(typeof COPY_ORDER)[number], string[]> = {

@@ -69,3 +69,27 @@ export async function spawnServer(dataDir: string, port: number, env: Record<str
     errorLines: () => errorLines,
   } satisfies ServerProcess;
 }
+
+export interface CliRun {
+  code: number | null;
+  out: string;
+  err: string;
+}
+
+/** The CLI as a user runs it: its own process, configured only by the environment. */
+export function cli(args: string[], env: Record<string, string>, stdin?: string): Promise<CliRun> {
+  const child = spawn(process.execPath, [...FROM_SOURCES, 'src/cli.ts', ...args], {
+    env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'silent', ...env },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d) => {
+    out += d;
+  });
+  child.stderr.on('data', (d) => {
+    err += d;
+  });
+  child.stdin.end(stdin ?? '');
+  return new Promise((resolve) => child.once('exit', (code) => resolve({ code, out, err })));
+}
