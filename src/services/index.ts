@@ -34,8 +34,10 @@ export interface ServiceDeps {
 }
 
 export function createServices({ db, storage, clock, config, loginLimits, probeStorage }: ServiceDeps) {
-  // This process among the instances sharing the database: scheduled jobs are leased in its name.
-  const leases = createJobLeases({ db: openKysely({ sqlite: db }), clock, instanceId: randomUUID() });
+  // This process among the instances sharing the database: scheduled jobs and outbox deliveries are
+  // claimed in its name.
+  const instanceId = randomUUID();
+  const leases = createJobLeases({ db: openKysely({ sqlite: db }), clock, instanceId });
   const audit = createAudit({ db, clock, leases });
   const users = createUsers({ db, clock, signup: config.signup, audit });
   const sessions = createSessions({ db, clock });
@@ -45,6 +47,7 @@ export function createServices({ db, storage, clock, config, loginLimits, probeS
     clock,
     config: config.notify,
     appOrigin: config.appOrigin,
+    instanceId,
   });
   const pending = createPendingUploads({ db });
   const images = createImages({ db, storage, clock, audit, notifications, pending });

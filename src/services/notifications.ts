@@ -1,4 +1,4 @@
-import { createHmac, randomUUID } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { NotifyConfig } from '../config.js';
 import type { Db } from '../db/connection.js';
@@ -85,9 +85,11 @@ export interface NotificationDeps {
   clock: Clock;
   config: NotifyConfig;
   appOrigin: string;
+  /** whose name this process claims deliveries in (one id per process, shared with the job leases) */
+  instanceId: string;
 }
 
-export function createNotifications({ db, clock, config, appOrigin }: NotificationDeps) {
+export function createNotifications({ db, clock, config, appOrigin, instanceId }: NotificationDeps) {
   const insertChange = db.prepare(
     'INSERT INTO changes (at, actor_id, actor_email, action, image_id, summary) VALUES (?, ?, ?, ?, ?, ?)',
   );
@@ -104,7 +106,6 @@ export function createNotifications({ db, clock, config, appOrigin }: Notificati
   // claiming is skipped, not waited for), and a digest's claim first takes
   // pg_advisory_xact_lock(hashtext('s3-gallery digest ' || recipient)), so the interval check and the
   // claim for one admin run one instance at a time, as the IMMEDIATE transaction makes them here.
-  const instanceId = randomUUID();
   const UNCLAIMED = '(claimed_until IS NULL OR claimed_until <= ?)';
   const claimNextWebhook = db.prepare(
     `UPDATE outbox SET claimed_by = ?, claimed_until = ?
