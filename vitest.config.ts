@@ -1,22 +1,73 @@
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
+import { postgresIsReachable } from './test/support/postgres.js';
 
 const store = (file: string) => fileURLToPath(new URL(`packages/s3-store/src/${file}`, import.meta.url));
 
-export default defineConfig({
-  resolve: {
-    // Tests run the workspace package from its sources, as tsconfig.json's "source" condition does.
-    alias: [
-      { find: /^@s3-gallery\/s3-store$/, replacement: store('index.ts') },
-      { find: /^@s3-gallery\/s3-store\/disk$/, replacement: store('disk/objects.ts') },
-    ],
-  },
-  test: {
-    include: ['test/**/*.test.ts', 'test/**/*.test.tsx', 'packages/*/test/**/*.test.ts'],
-    testTimeout: 30_000,
-    hookTimeout: 60_000,
-    // Browser and server tests each bind their own loopback ports; two cores run two files at once.
-    pool: 'forks',
-    maxWorkers: 2,
-  },
+/**
+ * The service and route suites: every file that builds its app with makeTestApp, which opens the
+ * database the project names (TEST_DIALECT). They run on SQLite and again on PostgreSQL.
+ */
+const SERVICE_AND_ROUTE_SUITES = [
+  'admin',
+  'audit',
+  'auth',
+  'faults',
+  'images',
+  'notifications',
+  'page-cache',
+  'pagination',
+  'races',
+  'redirects',
+  'regressions',
+  'roles',
+  'security',
+  'sharing',
+  'throttles',
+  'titles',
+  'upload-quotas',
+  'upload-sweeper',
+  'validation',
+].map((name) => `test/${name}.test.ts`);
+
+export default defineConfig(async () => {
+  // Without a server the PostgreSQL project is left out, except under CI, where this throws.
+  const withPostgres = await postgresIsReachable();
+  return {
+    resolve: {
+      // Tests run the workspace package from its sources, as tsconfig.json's "source" condition does.
+      alias: [
+        { find: /^@s3-gallery\/s3-store$/, replacement: store('index.ts') },
+        { find: /^@s3-gallery\/s3-store\/disk$/, replacement: store('disk/objects.ts') },
+      ],
+    },
+    test: {
+      testTimeout: 30_000,
+      hookTimeout: 60_000,
+      // Browser and server tests each bind their own loopback ports; two cores run two files at once.
+      pool: 'forks',
+      maxWorkers: 2,
+      projects: [
+        {
+          extends: true,
+          test: {
+            name: 'sqlite',
+            include: ['test/**/*.test.ts', 'test/**/*.test.tsx', 'packages/*/test/**/*.test.ts'],
+          },
+        },
+        ...(withPostgres
+          ? [
+              {
+                extends: true,
+                test: {
+                  name: 'postgres',
+                  include: SERVICE_AND_ROUTE_SUITES,
+                  env: { TEST_DIALECT: 'postgres' },
+                },
+              },
+            ]
+          : []),
+      ],
+    },
+  };
 });

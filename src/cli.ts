@@ -3,8 +3,8 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { type Config, ConfigError, loadConfig } from './config.js';
 import { BackupError, backupDatabase } from './db/backup.js';
-import { openDatabase } from './db/connection.js';
 import { CopyError, copyToPostgres } from './db/copy.js';
+import { connectDatabase, databaseTarget } from './db/database.js';
 import { countOf, formatBytes } from './format.js';
 import { appIamPolicy, corsConfiguration, userIamPolicy } from './services/bucket-policies.js';
 import { systemClock } from './services/clock.js';
@@ -173,12 +173,12 @@ async function main(argv: string[]): Promise<number> {
 const databaseFile = (config: Config) => path.join(config.dataDir, 'gallery.db');
 
 async function withServices(config: Config, work: (services: Services) => Promise<number>): Promise<number> {
-  const db = openDatabase(databaseFile(config));
+  const database = await connectDatabase(databaseTarget(config));
   try {
     const storage = createStorage(await storageOptions(config));
-    return await work(createServices({ db, storage, clock: systemClock, config }));
+    return await work(createServices({ database, storage, clock: systemClock, config }));
   } finally {
-    db.close();
+    await database.close();
   }
 }
 

@@ -17,6 +17,10 @@ const schema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
   HOST: z.string().min(1).default('127.0.0.1'),
   DATA_DIR: z.string().min(1).default('./data'),
+  DATABASE_URL: z
+    .url({ message: 'must be a URL such as postgres://gallery:secret@db.example.com:5432/gallery' })
+    .refine((v) => /^postgres(ql)?:\/\//.test(v), 'must start with postgres:// or postgresql://')
+    .optional(),
   APP_ORIGIN: urlOrigin.optional(),
   SIGNUP: z.enum(['open', 'invite', 'closed']).default('invite'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -67,6 +71,8 @@ export interface Config {
   port: number;
   host: string;
   dataDir: string;
+  /** Where the metadata lives: DATA_DIR/gallery.db, or a PostgreSQL database shared by every instance. */
+  database: { kind: 'sqlite'; file: string } | { kind: 'postgres'; url: string };
   appOrigin: string;
   isSecureOrigin: boolean;
   signup: Signup;
@@ -133,6 +139,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
         : {}),
     };
   }
+  if (e.DATABASE_URL && !s3) {
+    throw new ConfigError(
+      'Invalid configuration:\n  DATABASE_URL: PostgreSQL is for running several instances, and the embedded store keeps its files on one machine; set S3_ENDPOINT and S3_BUCKET to a bucket every instance reaches (MinIO, Garage, R2, AWS S3 or a standalone s3-store)',
+    );
+  }
   if (e.WEBHOOK_URL && !e.WEBHOOK_SECRET) {
     throw new ConfigError(
       'Invalid configuration:\n  WEBHOOK_SECRET: required when WEBHOOK_URL is set (receivers check the signature with it)',
@@ -150,6 +161,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     port: e.PORT,
     host: e.HOST,
     dataDir: path.resolve(e.DATA_DIR),
+    database: e.DATABASE_URL
+      ? { kind: 'postgres', url: e.DATABASE_URL }
+      : { kind: 'sqlite', file: path.join(path.resolve(e.DATA_DIR), 'gallery.db') },
     appOrigin,
     isSecureOrigin: appOrigin.startsWith('https://'),
     signup: e.SIGNUP,

@@ -8,7 +8,7 @@ import { requestTimeoutAnswer, type S3Server } from '@s3-gallery/s3-store';
 import type { Logger } from 'pino';
 import { createApp } from './app.js';
 import { type Config, ConfigError, loadConfig } from './config.js';
-import { openDatabase } from './db/connection.js';
+import { connectDatabase, databaseTarget } from './db/database.js';
 import { createLogger, requestIdOf } from './logger.js';
 import { appRequestTimeout, withDeadlines } from './middleware/request-deadlines.js';
 import { systemClock } from './services/clock.js';
@@ -84,7 +84,7 @@ export async function startServer(
   const port = typeof address === 'object' && address ? address.port : config.port;
   const url = `http://${urlHost(config.host)}:${port}`;
 
-  const db = openDatabase(path.join(config.dataDir, 'gallery.db'));
+  const database = await connectDatabase(databaseTarget(config));
   let storageOpts: StorageOptions | undefined = config.s3;
   if (!storageOpts) {
     const creds = await embeddedCredentials(config);
@@ -96,7 +96,7 @@ export async function startServer(
   }
   const storage = createStorage(storageOpts, systemClock);
   const services = createServices({
-    db,
+    database,
     storage,
     clock: systemClock,
     config,
@@ -129,12 +129,9 @@ export async function startServer(
       // close() stops accepting and waits for in-flight requests; idle keep-alive sockets are let go.
       server.close(() => {
         // A delivery cut short stays in the outbox and goes out after the next start.
-        Promise.allSettled([stopNotifier(), sweeperStopped, stopAuditSchedule(), store?.close()]).finally(
-          () => {
-            db.close();
-            resolve();
-          },
-        );
+        void Promise.allSettled([stopNotifier(), sweeperStopped, stopAuditSchedule(), store?.close()])
+          .then(() => database.close())
+          .finally(resolve);
       });
       server.closeIdleConnections();
     });
@@ -162,7 +159,7 @@ async function main() {
   });
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.once(signal, () => {
-      running.stop().then(() => process.exit(0));
+      void running.stop().then(() => process.exit(0));
       // In-flight requests get a bounded grace period, then the process goes regardless.
       setTimeout(() => process.exit(1), 10_000).unref();
     });

@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { COPY_ORDER } from '../src/db/copy.js';
-import { openKysely } from '../src/db/dialect.js';
+import { openKysely } from '../src/db/database.js';
 import { postgresMigrations } from '../src/db/migrations-postgres.js';
 import type { Database } from '../src/db/schema.js';
 import { type Client, makeTestApp, PASSWORD, signUp, signUpWithRole, type TestApp } from './support/app.js';

@@ -5,7 +5,7 @@ import type BetterSqlite3 from 'better-sqlite3';
 import { type Kysely, type Selectable, sql } from 'kysely';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { openDatabase } from '../src/db/connection.js';
-import { openKysely } from '../src/db/dialect.js';
+import { openKysely } from '../src/db/database.js';
 import { migrations } from '../src/db/migrations.js';
 import { migratePostgres, postgresMigrations } from '../src/db/migrations-postgres.js';
 import type { Database } from '../src/db/schema.js';

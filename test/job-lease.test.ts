@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Kysely } from 'kysely';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { type Db, openDatabase } from '../src/db/connection.js';
-import { openKysely } from '../src/db/dialect.js';
+import { openKysely } from '../src/db/database.js';
 import { migratePostgres } from '../src/db/migrations-postgres.js';
 import type { Database } from '../src/db/schema.js';
 import { createJobLeases, type HeldLease, JOB_LEASE_MS } from '../src/services/job-lease.js';

@@ -130,10 +130,10 @@ import { formatBytes } from './format.js';
 
   form.addEventListener('submit', (e) => {
     e.preventDefault();
-    if (input.files.length) uploadAll([...input.files]);
+    if (input.files.length) void uploadAll([...input.files]);
   });
   input.addEventListener('change', () => {
-    if (input.files.length) uploadAll([...input.files]);
+    if (input.files.length) void uploadAll([...input.files]);
   });
   for (const type of ['dragenter', 'dragover']) {
     dropzone.addEventListener(type, (e) => {
@@ -147,6 +147,6 @@ import { formatBytes } from './format.js';
   dropzone.addEventListener('drop', (e) => {
     e.preventDefault();
     const files = [...(e.dataTransfer?.files || [])];
-    if (files.length) uploadAll(replaces ? files.slice(0, 1) : files);
+    if (files.length) void uploadAll(replaces ? files.slice(0, 1) : files);
   });
 })();

@@ -5,7 +5,7 @@ import Database from 'better-sqlite3';
 import { type Kysely, sql } from 'kysely';
 import { Client } from 'pg';
 import { openDatabase } from './connection.js';
-import { openKysely } from './dialect.js';
+import { openKysely } from './database.js';
 import { migratePostgres, postgresMigrations } from './migrations-postgres.js';
 import type { Database as Tables } from './schema.js';
 

@@ -10,7 +10,7 @@ export const healthRoutes = new Hono<AppEnv>();
 healthRoutes.get('/healthz', async (c) => {
   c.header('Cache-Control', 'no-store');
   try {
-    c.var.services.checkDatabase();
+    await c.var.services.checkDatabase();
   } catch (err) {
     c.var.log.error({ err }, 'health check: database failed');
     return c.json({ status: 'error', database: 'failed', databaseKind: c.var.services.databaseKind }, 503);

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import { sql } from 'kysely';
 import type { Config } from '../config.js';
-import type { Db } from '../db/connection.js';
-import { openKysely } from '../db/dialect.js';
+import type { AppDb } from '../db/database.js';
 import type { Storage } from '../storage/storage.js';
 import { createAudit } from './audit.js';
 import type { Clock } from './clock.js';
@@ -23,7 +23,7 @@ import { createUsers } from './users.js';
 const STORAGE_HEALTH_TTL_MS = 10_000;
 
 export interface ServiceDeps {
-  db: Db;
+  database: AppDb;
   storage: Storage;
   clock: Clock;
   config: Pick<Config, 'signup' | 'maxUploadBytes' | 'appOrigin' | 'notify' | 'signupsPerIpPerHour'>;
@@ -33,11 +33,14 @@ export interface ServiceDeps {
   probeStorage?: () => Promise<void>;
 }
 
-export function createServices({ db, storage, clock, config, loginLimits, probeStorage }: ServiceDeps) {
+export function createServices({ database, storage, clock, config, loginLimits, probeStorage }: ServiceDeps) {
+  // Services still on prepared statements use the SQLite connection until they move to repositories.
+  const db = database.sqlite;
+  if (!db) throw new Error('TODO(issue 14): services on PostgreSQL');
   // This process among the instances sharing the database: scheduled jobs and outbox deliveries are
   // claimed in its name.
   const instanceId = randomUUID();
-  const leases = createJobLeases({ db: openKysely({ sqlite: db }), clock, instanceId });
+  const leases = createJobLeases({ database, clock, instanceId });
   const audit = createAudit({ db, clock, leases });
   const users = createUsers({ db, clock, signup: config.signup, audit });
   const sessions = createSessions({ db, clock });
@@ -78,6 +81,8 @@ export function createServices({ db, storage, clock, config, loginLimits, probeS
   }
 
   return {
+    database,
+    /** TODO(issue 14): the raw SQLite connection, until tests read rows through `database`. */
     db,
     clock,
     storage,
@@ -111,11 +116,12 @@ export function createServices({ db, storage, clock, config, loginLimits, probeS
       clock,
       limits: { ...LOGIN_LIMITS, signupsPerIpPerHour: config.signupsPerIpPerHour, ...loginLimits },
     }),
-    /** For /healthz: which database the metadata lives in (PostgreSQL comes with the data layer's repositories). */
-    databaseKind: 'sqlite' as const,
+    /** For /healthz: which database the metadata lives in. */
+    databaseKind: database.kind,
     /** For /healthz: a real query, so a broken or locked database shows. */
-    checkDatabase(): boolean {
-      return (db.prepare('SELECT 1 AS ok').get() as { ok: number }).ok === 1;
+    async checkDatabase(): Promise<boolean> {
+      const { rows } = await sql<{ ok: number }>`SELECT 1 AS ok`.execute(database.q);
+      return Number(rows[0]?.ok) === 1;
     },
     /** For /healthz: whether the bucket answered lately. Cached, so probes cannot hammer the bucket. */
     checkStorage,

@@ -1,5 +1,4 @@
-import type { Kysely } from 'kysely';
-import type { Database } from '../db/schema.js';
+import type { AppDb } from '../db/database.js';
 import type { Clock } from './clock.js';
 
 /**
@@ -23,15 +22,15 @@ export type LeaseOutcome<T> = { ran: true; result: T } | { ran: false };
  * statement (an upsert that overwrites only a lapsed lease, or this instance's own), so two
  * instances starting a job at once never both run it, on SQLite or PostgreSQL.
  */
-export function createJobLeases(deps: { db: Kysely<Database>; clock: Clock; instanceId: string }) {
-  const { db, clock, instanceId } = deps;
+export function createJobLeases(deps: { database: AppDb; clock: Clock; instanceId: string }) {
+  const { database, clock, instanceId } = deps;
   /** Jobs this process runs now: its own id matches its lease, so it must not start them twice. */
   const running = new Set<string>();
 
   /** Takes (or renews) the lease until now + leaseMs; false when another instance holds it. */
   async function take(name: string, leaseMs: number): Promise<boolean> {
     const now = clock();
-    const taken = await db
+    const taken = await database.q
       .insertInto('job_leases')
       .values({ name, held_by: instanceId, held_until: now + leaseMs })
       .onConflict((oc) =>
@@ -52,7 +51,7 @@ export function createJobLeases(deps: { db: Kysely<Database>; clock: Clock; inst
 
   /** Ends the lease now, if this instance still holds it: the next turn, anywhere, may run the job. */
   async function release(name: string): Promise<void> {
-    await db
+    await database.q
       .updateTable('job_leases')
       .set({ held_until: clock() })
       .where('name', '=', name)

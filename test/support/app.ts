@@ -2,15 +2,17 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { sql } from 'kysely';
 import { type Logger, pino } from 'pino';
 import { createApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
-import { openDatabase } from '../../src/db/connection.js';
+import { connectDatabase } from '../../src/db/database.js';
 import { createServices } from '../../src/services/index.js';
 import type { LoginLimits } from '../../src/services/login.js';
 import type { User } from '../../src/services/users.js';
 import { createStorage } from '../../src/storage/s3.js';
 import { attr } from './html.js';
+import { freshPostgres } from './postgres.js';
 import { startTestStore } from './store.js';
 
 const HOUR = 60 * 60 * 1000;
@@ -23,7 +25,14 @@ export interface TestAppOptions {
 }
 
 /**
- * A real app on a fresh SQLite file in a temp dir, talking to a real embedded store on its own
+ * Which database the suite runs on: SQLite unless TEST_DIALECT=postgres (the "postgres" project in
+ * vitest.config.ts), then a fresh PostgreSQL database per test app at TEST_DATABASE_URL's server.
+ */
+export const testDialect: 'sqlite' | 'postgres' =
+  process.env.TEST_DIALECT === 'postgres' ? 'postgres' : 'sqlite';
+
+/**
+ * A real app on a fresh SQLite file in a temp dir (or a fresh PostgreSQL database, see testDialect), talking to a real embedded store on its own
  * loopback port, with a clock the test moves by hand. It starts a minute past the current hour:
  * presigned URLs must be valid against the store's real clock.
  */
@@ -44,11 +53,14 @@ export async function makeTestApp(opts: TestAppOptions = {}) {
   });
   if (!config.s3) throw new Error('test config has no storage');
   const storage = createStorage(config.s3);
-  const db = openDatabase(path.join(dataDir, 'gallery.db'));
+  const pg = testDialect === 'postgres' ? await freshPostgres() : null;
+  const database = await connectDatabase(
+    pg ? { url: pg.url } : { sqliteFile: path.join(dataDir, 'gallery.db') },
+  );
   let now = Math.floor(Date.now() / HOUR) * HOUR + 60_000;
   const clock = () => now;
   const services = createServices({
-    db,
+    database,
     storage,
     clock,
     config,
@@ -68,49 +80,61 @@ export async function makeTestApp(opts: TestAppOptions = {}) {
     client(origin = config.appOrigin) {
       return new Client((input, init) => app.request(input, init), config.appOrigin, origin);
     },
-    user(email: string): User {
-      const user = services.users.findByEmail(email);
+    async user(email: string): Promise<User> {
+      const user = await services.users.findByEmail(email);
       if (!user) throw new Error(`no user ${email}`);
       return user;
     },
-    count(table: string, where = '1 = 1'): number {
-      return db.prepare(`SELECT count(*) FROM ${table} WHERE ${where}`).pluck().get() as number;
+    /** Rows of `table` matching `where` (SQL both dialects read alike). */
+    async count(table: string, where = '1 = 1'): Promise<number> {
+      const { rows } = await sql<{
+        n: number | string;
+      }>`SELECT count(*) AS n FROM ${sql.table(table)} WHERE ${sql.raw(where)}`.execute(database.q);
+      return Number(rows[0]?.n);
     },
-    /** Rows straight into SQLite, for tests of listing that need many images but no pixels. */
-    seedImages(ownerId: string, n: number) {
-      const insert = db.prepare(
-        `INSERT INTO images (id, owner_id, title, original_name, original_key, display_key, thumb_key, content_type,
-           bytes, width, height, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, 'image/png', 100, 10, 10, ?, ?)`,
-      );
-      db.transaction(() => {
-        for (let i = 0; i < n; i++) {
-          const id = randomUUID().replaceAll('-', '');
-          // Every third image shares a timestamp with its neighbour: ties must not lose or repeat rows.
-          const created = now - Math.floor(i / 3) * 1000;
-          const base = `users/${ownerId}`;
-          insert.run(
-            id,
-            ownerId,
-            `Seeded ${i}`,
-            `seed-${i}.png`,
-            `${base}/originals/${id}`,
-            `${base}/display/${id}.webp`,
-            `${base}/thumbs/${id}.webp`,
-            created,
-            created,
-          );
-        }
-      })();
+    /** Rows straight into the database, for tests of listing that need many images but no pixels. */
+    async seedImages(ownerId: string, n: number) {
+      const rows = Array.from({ length: n }, (_, i) => {
+        const id = randomUUID().replaceAll('-', '');
+        // Every third image shares a timestamp with its neighbour: ties must not lose or repeat rows.
+        const created = now - Math.floor(i / 3) * 1000;
+        const base = `users/${ownerId}`;
+        return {
+          id,
+          owner_id: ownerId,
+          title: `Seeded ${i}`,
+          original_name: `seed-${i}.png`,
+          original_key: `${base}/originals/${id}`,
+          display_key: `${base}/display/${id}.webp`,
+          thumb_key: `${base}/thumbs/${id}.webp`,
+          content_type: 'image/png',
+          bytes: 100,
+          width: 10,
+          height: 10,
+          created_at: created,
+          updated_at: created,
+        };
+      });
+      for (let i = 0; i < rows.length; i += 500) {
+        await database.q
+          .insertInto('images')
+          .values(rows.slice(i, i + 500))
+          .execute();
+      }
     },
-    imageIdsNewestFirst(ownerId: string): string[] {
-      return db
-        .prepare('SELECT id FROM images WHERE owner_id = ? ORDER BY created_at DESC, id DESC')
-        .pluck()
-        .all(ownerId) as string[];
+    async imageIdsNewestFirst(ownerId: string): Promise<string[]> {
+      const rows = await database.q
+        .selectFrom('images')
+        .select('id')
+        .where('owner_id', '=', ownerId)
+        .orderBy('created_at', 'desc')
+        .orderBy('id', 'desc')
+        .execute();
+      return rows.map((r) => r.id);
     },
     async close() {
-      if (db.open) db.close();
+      await database.close();
+      await pg?.drop();
       await store.close();
       rmSync(dataDir, { recursive: true, force: true });
     },

@@ -1,0 +1,194 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type BetterSqlite3 from 'better-sqlite3';
+import {
+  CompiledQuery,
+  type DatabaseConnection,
+  type Driver,
+  Kysely,
+  PostgresDialect,
+  SqliteDialect,
+  type SqliteDialectConfig,
+  SqliteDriver,
+  type Transaction,
+} from 'kysely';
+import { Pool, TypeOverrides, types } from 'pg';
+import type { Config } from '../config.js';
+import { openDatabase as openSqliteFile } from './connection.js';
+import { migratePostgres } from './migrations-postgres.js';
+import type { Database } from './schema.js';
+
+export type DatabaseKind = 'sqlite' | 'postgres';
+
+/** Where the metadata lives: a SQLite file (or an open connection to one), or a postgres:// URL. */
+export type DatabaseTarget = { sqliteFile: string } | { sqlite: BetterSqlite3.Database } | { url: string };
+
+/**
+ * The app's metadata database, either dialect. Repositories take their query builder from `q`:
+ * inside `transaction()` that is the open transaction, so everything a service does in one
+ * transaction commits together without passing a handle through every call.
+ */
+export interface AppDb {
+  readonly kind: DatabaseKind;
+  /** The query builder for the caller's context: its open transaction, or the connection (pool). */
+  readonly q: Kysely<Database>;
+  /**
+   * Runs `work` in one write transaction; a call made inside one joins it. Serializable on both
+   * dialects (SQLite's BEGIN IMMEDIATE takes the write lock first; PostgreSQL's SERIALIZABLE aborts
+   * one of two conflicting transactions, which is then run again), so a check followed by a write
+   * holds against every other instance. `work` may therefore run more than once: it must touch
+   * nothing but the database (no S3 call, no message, no in-memory state it cannot redo).
+   */
+  transaction<T>(work: () => Promise<T>): Promise<T>;
+  /** Whether the caller runs inside transaction(). */
+  inTransaction(): boolean;
+  /** The SQLite connection underneath (backups, copies); null on PostgreSQL. */
+  readonly sqlite: BetterSqlite3.Database | null;
+  close(): Promise<void>;
+}
+
+/** PostgreSQL's answers to "run it again": serialization failure and deadlock. */
+const RETRYABLE = new Set(['40001', '40P01']);
+const MAX_ATTEMPTS = 12;
+
+/** Where the configuration puts the metadata. */
+export function databaseTarget(config: Pick<Config, 'database'>): DatabaseTarget {
+  return config.database.kind === 'postgres'
+    ? { url: config.database.url }
+    : { sqliteFile: config.database.file };
+}
+
+/** Opens (and migrates) the database; the app and the command line both start here. */
+export async function connectDatabase(target: DatabaseTarget): Promise<AppDb> {
+  if ('url' in target) {
+    const kysely = openKysely(target);
+    try {
+      await migratePostgres(kysely);
+    } catch (err) {
+      await kysely.destroy();
+      throw err;
+    }
+    return wrap('postgres', kysely, null, () => kysely.destroy());
+  }
+  const owned = 'sqliteFile' in target;
+  const connection = owned ? openSqliteFile(target.sqliteFile) : target.sqlite;
+  const kysely = openKysely({ sqlite: connection });
+  return wrap('sqlite', kysely, connection, async () => {
+    if (owned && connection.open) connection.close();
+  });
+}
+
+/**
+ * A bare typed query builder on either dialect, for tools that need no transactions of the app's
+ * kind (copies, tests). On SQLite it shares the caller's connection and destroy() leaves it open;
+ * on PostgreSQL it owns a pool, which destroy() ends.
+ */
+export function openKysely(target: { sqlite: BetterSqlite3.Database } | { url: string }): Kysely<Database> {
+  if ('sqlite' in target) return new Kysely<Database>({ dialect: new ImmediateSqliteDialect(target.sqlite) });
+  return new Kysely<Database>({ dialect: new PostgresDialect({ pool: openPool(target.url) }) });
+}
+
+function wrap(
+  kind: DatabaseKind,
+  root: Kysely<Database>,
+  sqlite: BetterSqlite3.Database | null,
+  close: () => Promise<void>,
+): AppDb {
+  const current = new AsyncLocalStorage<Transaction<Database>>();
+
+  async function attempt<T>(work: () => Promise<T>): Promise<T> {
+    const begin =
+      kind === 'postgres' ? root.transaction().setIsolationLevel('serializable') : root.transaction();
+    return begin.execute((trx) => current.run(trx, work));
+  }
+
+  return {
+    kind,
+    sqlite,
+    get q() {
+      return current.getStore() ?? root;
+    },
+    inTransaction: () => current.getStore() !== undefined,
+    async transaction<T>(work: () => Promise<T>): Promise<T> {
+      if (current.getStore()) return work();
+      for (let n = 1; ; n++) {
+        try {
+          return await attempt(work);
+        } catch (err) {
+          if (n >= MAX_ATTEMPTS || !RETRYABLE.has(errorCode(err) ?? '')) throw err;
+          // Apart, so the two that collided do not collide again.
+          await sleep(Math.random() * Math.min(200, 5 * 2 ** n));
+        }
+      }
+    },
+    close,
+  };
+}
+
+function errorCode(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/** An insert or update that broke a UNIQUE or PRIMARY KEY constraint, on either dialect. */
+export function isUniqueViolation(err: unknown): boolean {
+  const code = errorCode(err);
+  return code === '23505' || code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
+}
+
+/** A pg pool whose bigint (int8) values, our times and counts, arrive as numbers as on SQLite. */
+function openPool(url: string): Pool {
+  const parsers = new TypeOverrides();
+  parsers.setTypeParser(types.builtins.INT8, parseInt8);
+  return new Pool({ connectionString: url, types: parsers, max: 10, connectionTimeoutMillis: 5000 });
+}
+
+function parseInt8(text: string): number {
+  const n = Number(text);
+  // A silently rounded id or size would be worse than a failed query.
+  if (!Number.isSafeInteger(n)) throw new RangeError(`bigint ${text} is beyond JavaScript's safe integers`);
+  return n;
+}
+
+/** Statements kept per connection; the app has far fewer distinct queries than this. */
+const STATEMENT_CACHE = 500;
+
+/**
+ * Kysely's SQLite dialect on our connection, with two changes: a transaction starts with BEGIN
+ * IMMEDIATE (it takes the write lock first, so a transaction that reads and then writes never fails
+ * with SQLITE_BUSY halfway when another process writes), and statements are prepared once per SQL
+ * text instead of once per query. destroy() leaves the connection open: whoever opened it closes it.
+ */
+class ImmediateSqliteDialect extends SqliteDialect {
+  readonly #config: SqliteDialectConfig;
+
+  constructor(connection: BetterSqlite3.Database) {
+    const statements = new Map<string, BetterSqlite3.Statement>();
+    const config: SqliteDialectConfig = {
+      database: {
+        prepare(sql: string) {
+          let statement = statements.get(sql);
+          if (!statement) {
+            if (statements.size >= STATEMENT_CACHE) statements.clear();
+            statement = connection.prepare(sql);
+            statements.set(sql, statement);
+          }
+          return statement;
+        },
+        close: () => {},
+      },
+    };
+    super(config);
+    this.#config = config;
+  }
+
+  override createDriver(): Driver {
+    return new ImmediateSqliteDriver(this.#config);
+  }
+}
+
+class ImmediateSqliteDriver extends SqliteDriver {
+  override async beginTransaction(connection: DatabaseConnection): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw('begin immediate'));
+  }
+}
