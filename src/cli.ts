@@ -65,7 +65,7 @@ const commands: Record<string, Handler> = {
     });
     const { password, generated } = await newPassword(values['password-stdin']);
     return withServices(config, async (services) => {
-      const user = services.users.findByEmail(values.email ?? '');
+      const user = await services.users.findByEmail(values.email ?? '');
       if (!user) throw new NotFound(`There is no account with the email address "${values.email ?? ''}".`);
       await services.users.setPassword(user, password);
       console.log(`New password set for ${user.email}; every session of theirs has ended.`);

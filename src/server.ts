@@ -104,7 +104,7 @@ export async function startServer(
     // listing would wait for the start-up index, so the probe asks the disk instead.
     ...(store ? { probeStorage: () => fs.access(objectsDir(config), fs.constants.W_OK) } : {}),
   });
-  services.sessions.purgeExpired();
+  await services.sessions.purgeExpired();
   const stopNotifier = services.notifications.startWorker(log);
   const stopSweeper = services.uploadSweeper.start(log);
   const stopAuditSchedule = services.audit.startSchedule(log, { retentionDays: config.auditRetentionDays });

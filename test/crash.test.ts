@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '../src/config.js';
-import { openDatabase } from '../src/db/connection.js';
+import { connectDatabase } from '../src/db/database.js';
 import { createServices } from '../src/services/index.js';
 import { embeddedStorageOptions } from '../src/storage/embedded.js';
 import { createStorage } from '../src/storage/s3.js';
@@ -142,7 +142,7 @@ async function downloadOriginal(client: Client, imageId: string): Promise<Buffer
 }
 
 /** Services on the data dir after a crash, with a clock a day ahead, on the given storage settings. */
-function servicesAfter(dataDir: string, env: Record<string, string>, embeddedPort?: number) {
+async function servicesAfter(dataDir: string, env: Record<string, string>, embeddedPort?: number) {
   const config = loadConfig({ DATA_DIR: dataDir, ...env });
   const storageOptions =
     embeddedPort === undefined
@@ -153,9 +153,8 @@ function servicesAfter(dataDir: string, env: Record<string, string>, embeddedPor
           embeddedPort,
         );
   if (!storageOptions) throw new Error('no storage settings');
-  const db = openDatabase(path.join(dataDir, 'gallery.db'));
   return createServices({
-    db,
+    database: await connectDatabase({ sqliteFile: path.join(dataDir, 'gallery.db') }),
     storage: createStorage(storageOptions),
     clock: () => Date.now() + DAY,
     config,
@@ -206,13 +205,13 @@ describe('the server process under signals', () => {
 
     // Every upload really landed, whole, and the database closed cleanly.
     server = await spawnServer(dataDir, port, { SIGNUP: 'invite' });
-    const services = servicesAfter(dataDir, { PORT: String(port), APP_ORIGIN: server.origin }, port);
+    const services = await servicesAfter(dataDir, { PORT: String(port), APP_ORIGIN: server.origin }, port);
     for (const [i, p] of policies.entries()) {
       const stored = await services.storage.getRange(p.key, 0, 64 * KiB - 1);
       expect(Buffer.from(stored).equals(bodies[i] as Buffer), p.key).toBe(true);
     }
-    expect(services.db.pragma('integrity_check', { simple: true })).toBe('ok');
-    services.db.close();
+    expect(services.database.sqlite?.pragma('integrity_check', { simple: true })).toBe('ok');
+    await services.database.close();
   });
 
   it('after SIGKILL with half an upload on the disk, shows no partial object, sweeps the temp file and loses nothing stored', {
@@ -238,8 +237,8 @@ describe('the server process under signals', () => {
 
     server = await spawnServer(dataDir, port);
     expect(readdirSync(tmpDirOf(dataDir))).toEqual([]);
-    const services = servicesAfter(dataDir, { PORT: String(port), APP_ORIGIN: server.origin }, port);
-    expect(services.db.pragma('integrity_check', { simple: true })).toBe('ok');
+    const services = await servicesAfter(dataDir, { PORT: String(port), APP_ORIGIN: server.origin }, port);
+    expect(services.database.sqlite?.pragma('integrity_check', { simple: true })).toBe('ok');
     expect(await services.storage.head(cut.key)).toBeNull();
     // The session survived; the kept image is whole, and nothing of the cut one shows.
     expect(await galleryIds(client)).toEqual([keptId]);
@@ -250,9 +249,9 @@ describe('the server process under signals', () => {
     expect(report.completed).toEqual([]);
     expect((await client.postJson('/uploads/complete', { key: cut.key })).status).toBe(404);
     expect(await galleryIds(client)).toEqual([keptId]);
-    const ownerId = services.users.findByEmail('owner@example.com')?.id ?? '';
+    const ownerId = (await services.users.findByEmail('owner@example.com'))?.id ?? '';
     await expectBucketMatchesRows(services, ownerId);
-    services.db.close();
+    await services.database.close();
   });
 
   it('after SIGKILL while completion waits on the store, shows nothing until reconcile completes exactly one image', {
@@ -296,8 +295,8 @@ describe('the server process under signals', () => {
 
     server = await spawnServer(dataDir, port, s3);
     expect(await galleryIds(client)).toEqual([]);
-    const services = servicesAfter(dataDir, { ...s3, PORT: String(port), APP_ORIGIN: server.origin });
-    expect(services.db.pragma('integrity_check', { simple: true })).toBe('ok');
+    const services = await servicesAfter(dataDir, { ...s3, PORT: String(port), APP_ORIGIN: server.origin });
+    expect(services.database.sqlite?.pragma('integrity_check', { simple: true })).toBe('ok');
 
     const report = await services.reconcile.run({ apply: true });
     expect(report.completed).toEqual([policy.key]);
@@ -305,8 +304,8 @@ describe('the server process under signals', () => {
     expect(ids).toHaveLength(1);
     expect((await downloadOriginal(client, ids[0] as string)).equals(jpeg)).toBe(true);
     // What the dead completion wrote is gone; only the objects of the one image stay.
-    const ownerId = services.users.findByEmail('owner@example.com')?.id ?? '';
+    const ownerId = (await services.users.findByEmail('owner@example.com'))?.id ?? '';
     await expectBucketMatchesRows(services, ownerId);
-    services.db.close();
+    await services.database.close();
   });
 });

@@ -82,7 +82,7 @@ describe.skipIf(!hasPostgres)('db:copy --to postgres://…', () => {
       ).toBe(401);
     for (const table of COPY_ORDER.filter((n) => n !== 'audit_purge_guard' && n !== 'job_leases'))
       if (!['storage_deletions', 'app_secrets'].includes(table))
-        expect(t.count(table), `${table} has rows to copy`).toBeGreaterThan(0);
+        expect(await t.count(table), `${table} has rows to copy`).toBeGreaterThan(0);
   }, 60_000);
 
   afterAll(async () => {
@@ -101,7 +101,7 @@ describe.skipIf(!hasPostgres)('db:copy --to postgres://…', () => {
     const to = openKysely({ url: pg.url });
     try {
       for (const table of COPY_ORDER) {
-        const n = t.count(table);
+        const n = await t.count(table);
         expect(made.out, table).toMatch(new RegExp(`^${table}\\s+${n}\\s+${n}$`, 'm'));
         const source = await rowsOf(from, table);
         const copied = await rowsOf(to, table);
@@ -178,9 +178,9 @@ describe.skipIf(!hasPostgres)('db:copy --to postgres://…', () => {
         return n;
       })();
       await new Promise((r) => setTimeout(r, 100));
-      const before = t.count('audit_log');
+      const before = await t.count('audit_log');
       const made = await cli(['db:copy', '--to', live.url], env);
-      const after = t.count('audit_log');
+      const after = await t.count('audit_log');
       writing = false;
       expect(await writer).toBeGreaterThan(0);
       expect(made.code, made.err).toBe(0);

@@ -15,14 +15,14 @@ describe('gallery pages kept between requests', () => {
     admin = t.client();
     await signUp(admin, 'admin@example.com');
     alice = await signUpWithRole(t, admin, 'alice@example.com', 'member');
-    t.seedImages(t.user('alice@example.com').id, 3);
+    await t.seedImages((await t.user('alice@example.com')).id, 3);
   });
   afterAll(() => t.close());
 
   it('answers the same page again until something it shows changes, then shows the change at once', async () => {
     const first = await (await alice.get('/')).text();
     expect(await (await alice.get('/')).text()).toBe(first);
-    const [newest] = t.imageIdsNewestFirst(t.user('alice@example.com').id);
+    const [newest] = await t.imageIdsNewestFirst((await t.user('alice@example.com')).id);
 
     expect((await alice.post(`/images/${newest}/rename`, { title: 'Harbour at dusk' })).status).toBe(303);
     expect(await (await alice.get('/')).text()).toContain('Harbour at dusk');
@@ -32,7 +32,7 @@ describe('gallery pages kept between requests', () => {
     expect(thumbUrls(nextHour)).toHaveLength(3);
     expect(thumbUrls(nextHour)).not.toEqual(thumbUrls(first));
 
-    const id = t.user('alice@example.com').id;
+    const id = (await t.user('alice@example.com')).id;
     expect((await admin.post(`/admin/users/${id}/role`, { role: 'viewer' })).status).toBe(303);
     const asViewer = await (await alice.get('/')).text();
     expect(asViewer).not.toContain('Delete selected');
@@ -40,7 +40,7 @@ describe('gallery pages kept between requests', () => {
   });
 
   it("never answers one person's page to another who opens the same gallery", async () => {
-    const id = t.user('alice@example.com').id;
+    const id = (await t.user('alice@example.com')).id;
     const asAdmin = await (await admin.get(`/users/${id}`)).text();
     const asAlice = await (await alice.get('/')).text();
     expect(asAdmin).toContain('<span class="who">admin@example.com');

@@ -28,7 +28,7 @@ export interface Database {
 type Flag = 0 | 1;
 type RoleName = 'admin' | 'member' | 'viewer';
 
-interface UsersTable {
+export interface UsersTable {
   id: string;
   /** Unique and compared without regard to case on both dialects (NOCASE, or the `nocase` collation). */
   email: string;
@@ -41,7 +41,7 @@ interface UsersTable {
   quota_images: number | null;
 }
 
-interface SessionsTable {
+export interface SessionsTable {
   id: string;
   secret_hash: Buffer;
   user_id: string;
@@ -50,7 +50,7 @@ interface SessionsTable {
   expires_at: number;
 }
 
-interface InvitesTable {
+export interface InvitesTable {
   id: string;
   token_hash: string;
   role: RoleName;

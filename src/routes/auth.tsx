@@ -17,13 +17,13 @@ export const authRoutes = new Hono<AppEnv>();
 
 const credentials = z.object({ email: text, password: text });
 
-authRoutes.get('/signup', query(z.object({ invite: text })), (c) => {
+authRoutes.get('/signup', query(z.object({ invite: text })), async (c) => {
   if (c.var.user) return c.redirect('/', 303);
   const invite = c.req.valid('query').invite || undefined;
   const { users } = c.var.services;
-  const isFirstUser = !users.hasUsers();
+  const isFirstUser = !(await users.hasUsers());
   try {
-    users.checkSignupAllowed(invite);
+    await users.checkSignupAllowed(invite);
     return page(c, <SignupPage invite={invite} isFirstUser={isFirstUser} />);
   } catch (err) {
     return formError(c, err, (message) => <SignupPage refusal={message} isFirstUser={false} />);
@@ -45,16 +45,12 @@ authRoutes.post('/signup', form(credentials.extend({ invite: text })), async (c)
     return c.redirect('/', 303);
   } catch (err) {
     if (err instanceof Throttled) auditThrottled(c, 'sign-up', input.email);
+    const isFirstUser = !(await c.var.services.users.hasUsers());
     return formError(c, err, (message) =>
       err instanceof Forbidden ? (
         <SignupPage refusal={message} isFirstUser={false} />
       ) : (
-        <SignupPage
-          email={input.email}
-          invite={invite}
-          error={message}
-          isFirstUser={!c.var.services.users.hasUsers()}
-        />
+        <SignupPage email={input.email} invite={invite} error={message} isFirstUser={isFirstUser} />
       ),
     );
   }

@@ -42,8 +42,8 @@ export function createServices({ database, storage, clock, config, loginLimits, 
   const instanceId = randomUUID();
   const leases = createJobLeases({ database, clock, instanceId });
   const audit = createAudit({ db, clock, leases });
-  const users = createUsers({ db, clock, signup: config.signup, audit });
-  const sessions = createSessions({ db, clock });
+  const users = createUsers({ database, clock, signup: config.signup, audit });
+  const sessions = createSessions({ database, clock });
   const devices = createDeviceTokens({ db, clock });
   const notifications = createNotifications({
     db,

@@ -1,9 +1,10 @@
 import { constantTimeEqual } from '@oslojs/crypto/subtle';
-import type { Db } from '../db/connection.js';
+import type { AppDb } from '../db/database.js';
+import { sessionsRepository } from '../db/repositories/sessions.js';
 import type { Clock } from './clock.js';
 import { randomToken, sha256Bytes } from './tokens.js';
 import type { User } from './users.js';
-import { rowToUser, type UserRow } from './users.js';
+import { rowToUser } from './users.js';
 
 export const SESSION_TTL_MS = 30 * 24 * 60 * 60 * 1000;
 const REFRESH_EVERY_MS = 60 * 60 * 1000;
@@ -25,56 +26,53 @@ export interface ValidSession {
  * Lucia's recipe: the token is "<id>.<secret>"; the database keeps the id and SHA-256 of the
  * secret only, and the secret is compared in constant time.
  */
-export function createSessions({ db, clock }: { db: Db; clock: Clock }) {
-  const insert = db.prepare(
-    'INSERT INTO sessions (id, secret_hash, user_id, created_at, refreshed_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)',
-  );
-  const select = db.prepare(
-    `SELECT s.id AS session_id, s.secret_hash, s.expires_at, s.refreshed_at, u.*
-       FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ?`,
-  );
-  const remove = db.prepare('DELETE FROM sessions WHERE id = ?');
-  const refresh = db.prepare('UPDATE sessions SET refreshed_at = ?, expires_at = ? WHERE id = ?');
-  const removeExpired = db.prepare('DELETE FROM sessions WHERE expires_at <= ?');
+export function createSessions({ database, clock }: { database: AppDb; clock: Clock }) {
+  const sessions = sessionsRepository(database);
 
   return {
-    create(userId: string): { token: string; session: Session } {
+    async create(userId: string): Promise<{ token: string; session: Session }> {
       const id = randomToken();
       const secret = randomToken(20);
       const now = clock();
       const expiresAt = now + SESSION_TTL_MS;
-      insert.run(id, Buffer.from(sha256Bytes(secret)), userId, now, now, expiresAt);
+      await sessions.insert({
+        id,
+        secret_hash: Buffer.from(sha256Bytes(secret)),
+        user_id: userId,
+        created_at: now,
+        refreshed_at: now,
+        expires_at: expiresAt,
+      });
       return { token: `${id}.${secret}`, session: { id, userId, expiresAt } };
     },
 
-    validate(token: string): ValidSession | null {
+    async validate(token: string): Promise<ValidSession | null> {
       const [id, secret, ...rest] = token.split('.');
       if (!id || !secret || rest.length > 0 || id.length > 64 || secret.length > 64) return null;
-      const row = select.get(id) as
-        | (UserRow & { session_id: string; secret_hash: Buffer; expires_at: number; refreshed_at: number })
-        | undefined;
-      if (!row) return null;
-      if (!constantTimeEqual(sha256Bytes(secret), new Uint8Array(row.secret_hash))) return null;
+      const found = await sessions.withUser(id);
+      if (!found) return null;
+      const { session, user } = found;
+      if (!constantTimeEqual(sha256Bytes(secret), new Uint8Array(session.secret_hash))) return null;
       const now = clock();
-      if (now >= row.expires_at || row.is_disabled) {
-        remove.run(id);
+      if (now >= session.expires_at || user.is_disabled) {
+        await sessions.delete(id);
         return null;
       }
-      let expiresAt = row.expires_at;
-      const wasRefreshed = now - row.refreshed_at >= REFRESH_EVERY_MS;
+      let expiresAt = session.expires_at;
+      const wasRefreshed = now - session.refreshed_at >= REFRESH_EVERY_MS;
       if (wasRefreshed) {
         expiresAt = now + SESSION_TTL_MS;
-        refresh.run(now, expiresAt, id);
+        await sessions.refresh(id, now, expiresAt);
       }
-      return { session: { id, userId: row.id, expiresAt }, user: rowToUser(row), wasRefreshed };
+      return { session: { id, userId: user.id, expiresAt }, user: rowToUser(user), wasRefreshed };
     },
 
-    invalidate(sessionId: string): void {
-      remove.run(sessionId);
+    async invalidate(sessionId: string): Promise<void> {
+      await sessions.delete(sessionId);
     },
 
-    purgeExpired(): number {
-      return removeExpired.run(clock()).changes;
+    purgeExpired(): Promise<number> {
+      return sessions.deleteExpired(clock());
     },
   };
 }

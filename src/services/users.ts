@@ -1,6 +1,9 @@
 import { z } from 'zod';
 import type { Signup } from '../config.js';
-import type { Db } from '../db/connection.js';
+import type { AppDb } from '../db/database.js';
+import { invitesRepository } from '../db/repositories/invites.js';
+import { sessionsRepository } from '../db/repositories/sessions.js';
+import { type UserRow, usersRepository } from '../db/repositories/users.js';
 import { EMAIL_MAX, PASSWORD_MAX, PASSWORD_MIN } from '../limits.js';
 import type { Actor, Audit } from './audit.js';
 import type { Clock } from './clock.js';
@@ -23,17 +26,7 @@ export interface User {
   quotaImages: number | null;
 }
 
-export interface UserRow {
-  id: string;
-  email: string;
-  password_hash: string;
-  role: Role;
-  is_disabled: number;
-  created_at: number;
-  last_login_at: number | null;
-  quota_bytes: number | null;
-  quota_images: number | null;
-}
+export type { UserRow };
 
 export function rowToUser(row: UserRow): User {
   return {
@@ -70,42 +63,27 @@ export function checkNewPassword(password: string): void {
 }
 
 export function createUsers({
-  db,
+  database,
   clock,
   signup,
   audit,
 }: {
-  db: Db;
+  database: AppDb;
   clock: Clock;
   signup: Signup;
   audit: Audit;
 }) {
-  const byId = db.prepare('SELECT * FROM users WHERE id = ?');
-  const byEmail = db.prepare('SELECT * FROM users WHERE email = ?');
-  const countAll = db.prepare('SELECT count(*) AS n FROM users');
-  const insert = db.prepare(
-    'INSERT INTO users (id, email, password_hash, role, created_at) VALUES (?, ?, ?, ?, ?)',
-  );
-  const inviteByHash = db.prepare(
-    'SELECT id, role FROM invites WHERE token_hash = ? AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ?',
-  );
-  const useInvite = db.prepare('UPDATE invites SET used_at = ?, used_by = ? WHERE id = ?');
-  const setHash = db.prepare('UPDATE users SET password_hash = ? WHERE id = ?');
-  const setLastLogin = db.prepare('UPDATE users SET last_login_at = ? WHERE id = ?');
-  const setDisabledStmt = db.prepare('UPDATE users SET is_disabled = ? WHERE id = ?');
-  const setRoleStmt = db.prepare('UPDATE users SET role = ? WHERE id = ?');
-  const endSessions = db.prepare('DELETE FROM sessions WHERE user_id = ?');
-  const endOtherSessions = db.prepare('DELETE FROM sessions WHERE user_id = ? AND id <> ?');
+  const users = usersRepository(database);
+  const sessions = sessionsRepository(database);
+  const invites = invitesRepository(database);
 
-  const hasUsers = () => (countAll.get() as { n: number }).n > 0;
+  const hasUsers = () => users.exists();
 
   /** Which role a new sign-up gets, or why it is refused. Re-checked inside the insert's transaction. */
-  function roleForSignup(inviteToken: string | undefined): { role: Role; inviteId?: string } {
-    if (!hasUsers()) return { role: 'admin' };
+  async function roleForSignup(inviteToken: string | undefined): Promise<{ role: Role; inviteId?: string }> {
+    if (!(await hasUsers())) return { role: 'admin' };
     if (inviteToken) {
-      const invite = inviteByHash.get(sha256Hex(inviteToken), clock()) as
-        | { id: string; role: Role }
-        | undefined;
+      const invite = await invites.findUsable(sha256Hex(inviteToken), clock());
       if (!invite) throw new Forbidden('This invite link is invalid, used or expired. Ask for a new one.');
       return { role: invite.role, inviteId: invite.id };
     }
@@ -114,17 +92,23 @@ export function createUsers({
     throw new Forbidden('Sign-up on this server needs an invite link from an administrator.');
   }
 
+  async function inserted(id: string): Promise<UserRow> {
+    const row = await users.byId(id);
+    if (!row) throw new Error(`user ${id} vanished inside its own insert's transaction`);
+    return row;
+  }
+
   return {
     hasUsers,
 
     /** Whether this sign-up is a stranger's self-service one (SIGNUP=open, no invite, not the first). */
-    isOpenSignup(inviteToken: string | undefined): boolean {
-      return signup === 'open' && !inviteToken && hasUsers();
+    async isOpenSignup(inviteToken: string | undefined): Promise<boolean> {
+      return signup === 'open' && !inviteToken && (await hasUsers());
     },
 
     /** Throws the refusal a visitor would meet, so the sign-up page can say it before they type. */
-    checkSignupAllowed(inviteToken: string | undefined): Role {
-      return roleForSignup(inviteToken).role;
+    async checkSignupAllowed(inviteToken: string | undefined): Promise<Role> {
+      return (await roleForSignup(inviteToken)).role;
     },
 
     /** The new account is the actor of its own sign-up, from the visitor's address. */
@@ -136,24 +120,23 @@ export function createUsers({
     }): Promise<User> {
       const email = parseEmail(input.email);
       checkNewPassword(input.password);
-      roleForSignup(input.inviteToken);
+      await roleForSignup(input.inviteToken);
       const passwordHash = await hashPassword(input.password);
       const id = randomToken();
-      return db
-        .transaction(() => {
-          const { role, inviteId } = roleForSignup(input.inviteToken);
-          if (byEmail.get(email)) throw new Conflict('An account with this email address already exists.');
-          const now = clock();
-          insert.run(id, email, passwordHash, role, now);
-          if (inviteId) useInvite.run(now, id, inviteId);
-          const user = rowToUser(byId.get(id) as UserRow);
-          audit.change({ user, ip: input.ip }, 'signup', {
-            target: id,
-            detail: `role ${role}${input.inviteToken ? ', by invite' : ''}`,
-          });
-          return user;
-        })
-        .immediate();
+      return database.transaction(async () => {
+        const { role, inviteId } = await roleForSignup(input.inviteToken);
+        if (await users.byEmail(email))
+          throw new Conflict('An account with this email address already exists.');
+        const now = clock();
+        await users.insert({ id, email, password_hash: passwordHash, role, created_at: now });
+        if (inviteId) await invites.markUsed(inviteId, now, id);
+        const user = rowToUser(await inserted(id));
+        await audit.change({ user, ip: input.ip }, 'signup', {
+          target: id,
+          detail: `role ${role}${input.inviteToken ? ', by invite' : ''}`,
+        });
+        return user;
+      });
     },
 
     /** An account made by an operator (the CLI): no invite, any role. */
@@ -162,22 +145,21 @@ export function createUsers({
       checkNewPassword(input.password);
       const passwordHash = await hashPassword(input.password);
       const id = randomToken();
-      return db
-        .transaction(() => {
-          if (byEmail.get(email)) throw new Conflict('An account with this email address already exists.');
-          insert.run(id, email, passwordHash, input.role, clock());
-          audit.change(null, 'user_create', {
-            target: email,
-            detail: `role ${input.role}, from the command line`,
-          });
-          return rowToUser(byId.get(id) as UserRow);
-        })
-        .immediate();
+      return database.transaction(async () => {
+        if (await users.byEmail(email))
+          throw new Conflict('An account with this email address already exists.');
+        await users.insert({ id, email, password_hash: passwordHash, role: input.role, created_at: clock() });
+        await audit.change(null, 'user_create', {
+          target: email,
+          detail: `role ${input.role}, from the command line`,
+        });
+        return rowToUser(await inserted(id));
+      });
     },
 
     /** Returns the user only when the password is right; the caller says nothing more specific. */
     async verifyCredentials(emailInput: string, password: string): Promise<User | null> {
-      const row = byEmail.get(emailInput.trim()) as UserRow | undefined;
+      const row = await users.byEmail(emailInput.trim());
       if (!row || password.length > PASSWORD_MAX) {
         await verifyPassword(await dummyPasswordHash(), password.slice(0, PASSWORD_MAX));
         return null;
@@ -185,8 +167,8 @@ export function createUsers({
       return (await verifyPassword(row.password_hash, password)) ? rowToUser(row) : null;
     },
 
-    recordLogin(userId: string): void {
-      setLastLogin.run(clock(), userId);
+    async recordLogin(userId: string): Promise<void> {
+      await users.setLastLogin(userId, clock());
     },
 
     /** Every other session of the user ends: a stolen session must not outlive a password change. */
@@ -197,33 +179,33 @@ export function createUsers({
       keepSessionId: string,
     ): Promise<void> {
       const userId = actor.user.id;
-      const row = byId.get(userId) as UserRow | undefined;
+      const row = await users.byId(userId);
       if (!row) throw new NotFound('No such account.');
       if (!(await verifyPassword(row.password_hash, currentPassword))) {
         throw new Invalid('Your current password is not correct.');
       }
       checkNewPassword(newPassword);
       const newHash = await hashPassword(newPassword);
-      db.transaction(() => {
-        setHash.run(newHash, userId);
-        endOtherSessions.run(userId, keepSessionId);
-        audit.change(actor, 'password_change');
-      })();
+      await database.transaction(async () => {
+        await users.setPasswordHash(userId, newHash);
+        await sessions.deleteOfUser(userId, keepSessionId);
+        await audit.change(actor, 'password_change');
+      });
     },
 
     /** For the CLI's reset: ends every session of the user. */
     async setPassword(user: User, newPassword: string): Promise<void> {
       checkNewPassword(newPassword);
       const newHash = await hashPassword(newPassword);
-      db.transaction(() => {
-        setHash.run(newHash, user.id);
-        endSessions.run(user.id);
-        audit.change(null, 'password_reset', { target: user.email, detail: 'from the command line' });
-      })();
+      await database.transaction(async () => {
+        await users.setPasswordHash(user.id, newHash);
+        await sessions.deleteOfUser(user.id);
+        await audit.change(null, 'password_reset', { target: user.email, detail: 'from the command line' });
+      });
     },
 
-    get(id: string): User | null {
-      const row = byId.get(id) as UserRow | undefined;
+    async get(id: string): Promise<User | null> {
+      const row = await users.byId(id);
       return row ? rowToUser(row) : null;
     },
 
@@ -231,26 +213,26 @@ export function createUsers({
      * Changes with every password change (each hash has a fresh salt). Device tokens name it, so a
      * new password retires every browser trusted under the old one.
      */
-    passwordVersion(userId: string): string {
-      const row = byId.get(userId) as UserRow | undefined;
+    async passwordVersion(userId: string): Promise<string> {
+      const row = await users.byId(userId);
       return row ? sha256Hex(row.password_hash).slice(0, 16) : '';
     },
 
-    findByEmail(email: string): User | null {
-      const row = byEmail.get(email.trim()) as UserRow | undefined;
+    async findByEmail(email: string): Promise<User | null> {
+      const row = await users.byEmail(email.trim());
       return row ? rowToUser(row) : null;
     },
 
     /** Disabling ends every session at once, not at the next request. */
-    setDisabled(userId: string, isDisabled: boolean): void {
-      db.transaction(() => {
-        setDisabledStmt.run(isDisabled ? 1 : 0, userId);
-        if (isDisabled) endSessions.run(userId);
-      })();
+    async setDisabled(userId: string, isDisabled: boolean): Promise<void> {
+      await database.transaction(async () => {
+        await users.setDisabled(userId, isDisabled);
+        if (isDisabled) await sessions.deleteOfUser(userId);
+      });
     },
 
-    setRole(userId: string, role: Role): void {
-      setRoleStmt.run(role, userId);
+    async setRole(userId: string, role: Role): Promise<void> {
+      await users.setRole(userId, role);
     },
   };
 }
