@@ -76,7 +76,7 @@ const commands: Record<string, Handler> = {
 
   async doctor(config) {
     const storage = createStorage(await storageOptions(config));
-    const results = await runDoctor(config, databaseFile(config), storage);
+    const results = await runDoctor(config, storage);
     for (const r of results) {
       if (r.ok) console.log(`ok    ${r.name}${r.detail ? ` (${r.detail})` : ''}`);
       else console.log(`FAIL  ${r.name}: ${r.detail ?? ''}\n      fix: ${r.fix ?? ''}`);
@@ -104,6 +104,14 @@ const commands: Record<string, Handler> = {
     const [target, ...extra] = args;
     if (!target || extra.length > 0) {
       console.error('Usage: s3-gallery backup <file>');
+      return 2;
+    }
+    if (config.database.kind === 'postgres') {
+      console.error(
+        'DATABASE_URL is set: the metadata is in PostgreSQL, which backs up with its own tools, e.g.\n' +
+          `  pg_dump -Fc -f ${target} "$DATABASE_URL"\n` +
+          'and restores with pg_restore (see the README, "Backups").',
+      );
       return 2;
     }
     try {

@@ -86,4 +86,23 @@ describe('config', () => {
       loadConfig({ S3_ENDPOINT: 'http://minio:9000', S3_BUCKET: 'photos', S3_ACCESS_KEY_ID: 'only-half' }),
     ).toThrow(/S3_SECRET_ACCESS_KEY/);
   });
+
+  it('keeps the metadata in DATA_DIR/gallery.db unless DATABASE_URL names a PostgreSQL', () => {
+    expect(loadConfig({ DATA_DIR: '/srv/gallery' }).database).toEqual({
+      kind: 'sqlite',
+      file: '/srv/gallery/gallery.db',
+    });
+    const external = { S3_ENDPOINT: 'http://minio:9000', S3_BUCKET: 'photos' };
+    const url = 'postgres://gallery:secret@db.internal:5432/gallery';
+    expect(loadConfig({ ...external, DATABASE_URL: url }).database).toEqual({ kind: 'postgres', url });
+    expect(() => loadConfig({ ...external, DATABASE_URL: 'mysql://db/gallery' })).toThrow(
+      /DATABASE_URL: must start with postgres:\/\//,
+    );
+  });
+
+  it('refuses PostgreSQL with the embedded store, which lives on one machine, and says what to set', () => {
+    expect(() => loadConfig({ DATABASE_URL: 'postgres://db/gallery' })).toThrow(
+      /DATABASE_URL: .*set S3_ENDPOINT and S3_BUCKET/,
+    );
+  });
 });

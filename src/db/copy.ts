@@ -5,7 +5,7 @@ import Database from 'better-sqlite3';
 import { type Kysely, sql } from 'kysely';
 import { Client } from 'pg';
 import { openDatabase } from './connection.js';
-import { openKysely } from './database.js';
+import { openKysely, redactUrl } from './database.js';
 import { migratePostgres, postgresMigrations } from './migrations-postgres.js';
 import type { Database as Tables } from './schema.js';
 
@@ -55,7 +55,7 @@ export interface CopyResult {
  */
 export async function copyToPostgres(source: string, url: string): Promise<CopyResult> {
   const target = parseTarget(url);
-  const safe = redactUrl(target);
+  const safe = redactUrl(target.toString());
   if (!fs.existsSync(source)) throw new CopyError(`There is no database at ${source}.`);
   await probe(url, safe);
 
@@ -217,12 +217,6 @@ async function probe(url: string, safe: string): Promise<void> {
   } finally {
     await client.end().catch(() => {});
   }
-}
-
-function redactUrl(url: URL): string {
-  const copy = new URL(url.toString());
-  if (copy.password) copy.password = '***';
-  return copy.toString();
 }
 
 /** An error whose message cannot carry the URL's password, whatever produced it. */

@@ -130,6 +130,13 @@ function errorCode(err: unknown): string | undefined {
   return typeof code === 'string' ? code : undefined;
 }
 
+/** A database URL with its password replaced by ***: safe to print and log. */
+export function redactUrl(url: string): string {
+  const copy = new URL(url);
+  if (copy.password) copy.password = '***';
+  return copy.toString();
+}
+
 /** An insert or update that broke a UNIQUE or PRIMARY KEY constraint, on either dialect. */
 export function isUniqueViolation(err: unknown): boolean {
   const code = errorCode(err);

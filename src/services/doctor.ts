@@ -1,7 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import type { Config } from '../config.js';
+import { sql } from 'kysely';
 import { openDatabase } from '../db/connection.js';
+import { connectDatabase, redactUrl } from '../db/database.js';
+import { postgresMigrations } from '../db/migrations-postgres.js';
 import { migrations } from '../db/migrations.js';
 import { EMBEDDED_MOUNT } from '../storage/embedded.js';
 import type { Storage } from '../storage/storage.js';
@@ -20,11 +23,15 @@ const message = (err: unknown) => (err instanceof Error ? err.message : String(e
  * What `s3-gallery doctor` checks, in order. Each check says what is wrong and how to fix it;
  * a check that depends on an earlier failure is skipped rather than failing twice.
  */
-export async function runDoctor(config: Config, dbFile: string, storage: Storage): Promise<CheckResult[]> {
+export async function runDoctor(config: Config, storage: Storage): Promise<CheckResult[]> {
   const results: CheckResult[] = [{ name: 'configuration', ok: true, detail: describeStorage(config) }];
   const embedded = !config.s3;
 
-  results.push(checkDatabase(dbFile));
+  results.push(
+    config.database.kind === 'postgres'
+      ? await checkPostgres(config.database.url)
+      : checkDatabase(config.database.file),
+  );
 
   const reachable = await check(
     'bucket reachable',
@@ -118,6 +125,31 @@ function checkDatabase(file: string): CheckResult {
     }
   } catch (err) {
     return { name, ok: false, detail: message(err), fix: 'check that DATA_DIR is writable by this user' };
+  }
+}
+
+async function checkPostgres(url: string): Promise<CheckResult> {
+  const name = 'database';
+  const where = redactUrl(url);
+  try {
+    const database = await connectDatabase({ url });
+    try {
+      const { rows } = await sql<{ version: number }>`SELECT version FROM schema_version`.execute(database.q);
+      return {
+        name,
+        ok: true,
+        detail: `PostgreSQL at ${where}, schema ${rows[0]?.version ?? 0} of ${postgresMigrations.length}`,
+      };
+    } finally {
+      await database.close();
+    }
+  } catch (err) {
+    return {
+      name,
+      ok: false,
+      detail: `PostgreSQL at ${where}: ${message(err).split(new URL(url).password || '\0').join('***')}`,
+      fix: 'check DATABASE_URL (host, port, user, password, database) and that this machine may connect',
+    };
   }
 }
 
