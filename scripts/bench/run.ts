@@ -2,7 +2,8 @@
  * `npm run bench`: the production build on loopback, each figure beside a baseline measured in the
  * same run. Prints a table and writes docs/benchmarks.md. Targets are checked here, never in tests.
  * The gallery page is also measured beside the same page of another commit (`BENCH_BASE`, default
- * HEAD), built in a temporary git worktree; `BENCH_ONLY=gallery` runs only that comparison.
+ * HEAD), built in a temporary git worktree, and this tree's page on PostgreSQL beside its page on
+ * SQLite (when a PostgreSQL is reachable); `BENCH_ONLY=gallery` runs only those two comparisons.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -25,6 +26,7 @@ import { loadConfig } from '../../src/config.js';
 import { startServer } from '../../src/server.js';
 import { makeRenditions } from '../../src/services/thumbnails.js';
 import { createStorage } from '../../src/storage/s3.js';
+import { type BenchTools, startPostgresSide } from './postgres.js';
 import { seedImages } from './seed.js';
 
 const MiB = 1024 * 1024;
@@ -245,6 +247,7 @@ async function main() {
       )),
     );
     await stop(baseApp.child);
+    rows.push(...(await postgresBesideSqlite({ label: 'SQLite', url: `${origin}/`, cookie: large }, appPid)));
 
     // On a fresh process: this one also served the baseline's listings as its S3 store, and the
     // memory that work left behind is not the gallery's.
@@ -416,7 +419,10 @@ async function main() {
   report({ writeDocs: true });
 }
 
-/** `BENCH_ONLY=gallery`: the gallery page of this tree beside the baseline commit's, nothing else. */
+/**
+ * `BENCH_ONLY=gallery`: the gallery page of this tree beside the baseline commit's, and this tree's on
+ * PostgreSQL beside its own on SQLite; nothing else.
+ */
 async function galleryOnly() {
   const base = checkOutBase();
   const sides: Side[] = [];
@@ -431,6 +437,13 @@ async function galleryOnly() {
     await Promise.all(children.map((child) => untilIdle(child.pid as number)));
     const [old, ours] = sides.map((s) => ({ label: s.tree.label, url: `${s.origin}/`, cookie: s.cookie }));
     rows.push(...(await sideBySide(old as Contender, ours as Contender)));
+    await stop(children[0] as ChildProcess);
+    rows.push(
+      ...(await postgresBesideSqlite(
+        { ...(ours as Contender), label: 'SQLite' },
+        children[1]?.pid as number,
+      )),
+    );
     for (const child of children) await stop(child);
   } finally {
     for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
@@ -609,17 +622,18 @@ interface Contender {
 /**
  * The gallery page of two apps holding the same number of images, ROUNDS runs each, taken in turns
  * (who goes first alternates); the medians of the rates and latencies, the sums of the failures.
+ * Prints both sides and returns them in the order given.
  */
-async function sideBySide(old: Contender, ours: Contender): Promise<Row[]> {
+async function inTurns(first: Contender, second: Contender): Promise<[Load, Load]> {
   const runs: [Load[], Load[]] = [[], []];
   for (let round = 0; round < ROUNDS; round++) {
     const order = round % 2 === 0 ? ([0, 1] as const) : ([1, 0] as const);
     for (const i of order) {
-      const side = i === 0 ? old : ours;
+      const side = i === 0 ? first : second;
       runs[i].push(await load(side.url, side.cookie));
     }
   }
-  const [before, after] = runs.map(
+  const [a, b] = runs.map(
     (rs): Load => ({
       rate: median(rs.map((r) => r.rate)),
       p50: median(rs.map((r) => r.p50)),
@@ -636,11 +650,17 @@ async function sideBySide(old: Contender, ours: Contender): Promise<Row[]> {
     [
       `\nGallery page, ${LARGE} images, 8 connections, ${ROUNDS} × ${GALLERY_SECONDS} s each in turns (medians; failures summed):`,
       `${''.padEnd(24)}${'req/s'.padStart(7)}${'p50'.padStart(6)}${'p99'.padStart(6)}${'errors'.padStart(8)}${'timeouts'.padStart(10)}${'non-2xx'.padStart(9)}`,
-      line(old.label, before),
-      line(ours.label, after),
+      line(first.label, a),
+      line(second.label, b),
       '',
     ].join('\n'),
   );
+  return [a, b];
+}
+
+/** This tree's gallery page beside the baseline commit's. */
+async function sideBySide(old: Contender, ours: Contender): Promise<Row[]> {
+  const [before, after] = await inTurns(old, ours);
   const share = after.rate / before.rate;
   return [
     {
@@ -660,6 +680,54 @@ async function sideBySide(old: Contender, ours: Contender): Promise<Row[]> {
       met: after.p99 < 20,
     },
   ];
+}
+
+const benchTools: BenchTools = {
+  root,
+  serverArgs: thisTree.serverArgs,
+  freePort,
+  startTimed: (args, env, url) => startTimed(args, env, url),
+  stop,
+  signUp,
+};
+
+/**
+ * This tree's gallery page on PostgreSQL (a fresh database, the standalone s3-store as its bucket,
+ * LARGE images seeded) beside its page on SQLite (`sqlite`, already running with as many images).
+ * No rows, only a printed note, when no PostgreSQL is reachable.
+ */
+async function postgresBesideSqlite(sqlite: Contender, sqlitePid: number): Promise<Row[]> {
+  const pg = await startPostgresSide(benchTools, { email: LARGE_EMAIL, count: LARGE });
+  if (!pg) return [];
+  try {
+    await Promise.all([untilIdle(sqlitePid), untilIdle(pg.pid)]);
+    const [onSqlite, onPostgres] = await inTurns(sqlite, {
+      label: 'PostgreSQL',
+      url: `${pg.origin}/`,
+      cookie: pg.cookie,
+    });
+    const share = onPostgres.rate / onSqlite.rate;
+    return [
+      {
+        measure: `Gallery page, ${LARGE} images, on PostgreSQL beside SQLite (this tree, same run): req/s (median of ${ROUNDS} rounds in turns)`,
+        ours: `${fmt(onPostgres.rate, 0)} (${failures(onPostgres)})`,
+        baseline: `${fmt(onSqlite.rate, 0)} (SQLite; ${failures(onSqlite)})`,
+        ratio: `${fmt(share * 100, 0)}%`,
+        target: '≥ 50%',
+        met: share >= 0.5 && isClean(onPostgres),
+      },
+      {
+        measure: '… the same runs: p50 / p99 latency',
+        ours: `${onPostgres.p50} / ${onPostgres.p99} ms`,
+        baseline: `${onSqlite.p50} / ${onSqlite.p99} ms`,
+        ratio: `${fmt(onPostgres.p99 / Math.max(onSqlite.p99, 1))}× the p99`,
+        target: 'p99 < 30 ms',
+        met: onPostgres.p99 < 30 && isClean(onPostgres),
+      },
+    ];
+  } finally {
+    await pg.close();
+  }
 }
 
 function multipart(fields: Record<string, string>, file: Buffer): { body: Buffer; type: string } {

@@ -2,12 +2,15 @@
  * Seeds images straight into SQLite and the embedded store's files, as the benchmark needs them:
  * `npm run bench:seed -- --data-dir ./data --email someone@example.com --count 100000`.
  * The app must be stopped (the store's files are written directly). The user must exist.
+ * With `--database-url postgres://…` it seeds image rows into that PostgreSQL database instead
+ * (the app may run; no objects are written: the gallery page reads none, it only signs URLs).
  */
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import { DiskObjects } from '@s3-gallery/s3-store/disk';
+import { Client } from 'pg';
 import sharp from 'sharp';
 import { openDatabase } from '../../src/db/connection.js';
 
@@ -86,6 +89,73 @@ export async function seedImages(o: SeedOptions): Promise<{ userId: string; ms: 
   }
 }
 
+/** Rows per INSERT … SELECT FROM unnest(…): one array parameter per column, whatever the batch size. */
+const PG_BATCH = 10_000;
+
+/**
+ * The same image rows as seedImages, into a migrated PostgreSQL database: multi-row inserts from
+ * column arrays (a round trip per 10,000 rows), then ANALYZE, so the planner knows the table's size.
+ */
+export async function seedPostgresImages(o: {
+  url: string;
+  email: string;
+  count: number;
+}): Promise<{ userId: string; ms: number }> {
+  const started = Date.now();
+  const client = new Client({ connectionString: o.url });
+  await client.connect();
+  try {
+    const found = await client.query<{ id: string }>('SELECT id FROM users WHERE email = $1', [o.email]);
+    const userId = found.rows[0]?.id;
+    if (!userId) throw new Error(`no user ${o.email}: sign up first`);
+    const base = Date.now() - o.count * 1000;
+    for (let start = 0; start < o.count; start += PG_BATCH) {
+      const n = Math.min(PG_BATCH, o.count - start);
+      const columns = {
+        id: [] as string[],
+        title: [] as string[],
+        original_name: [] as string[],
+        original_key: [] as string[],
+        display_key: [] as string[],
+        thumb_key: [] as string[],
+        at: [] as number[],
+      };
+      for (let i = start; i < start + n; i++) {
+        const version = randomUUID();
+        columns.id.push(randomUUID().replaceAll('-', ''));
+        columns.title.push(`Seeded ${i}`);
+        columns.original_name.push(`seed-${i}.jpg`);
+        columns.original_key.push(`users/${userId}/originals/${randomUUID()}`);
+        columns.display_key.push(`users/${userId}/display/${version}.webp`);
+        columns.thumb_key.push(`users/${userId}/thumbs/${version}.webp`);
+        columns.at.push(base + i * 1000);
+      }
+      await client.query(
+        `INSERT INTO images (id, owner_id, title, original_name, original_key, display_key, thumb_key,
+           content_type, bytes, width, height, created_at, updated_at)
+         SELECT id, $1, title, original_name, original_key, display_key, thumb_key,
+           'image/jpeg', 3500000, 4000, 3000, at, at
+           FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[])
+             AS r (id, title, original_name, original_key, display_key, thumb_key, at)`,
+        [
+          userId,
+          columns.id,
+          columns.title,
+          columns.original_name,
+          columns.original_key,
+          columns.display_key,
+          columns.thumb_key,
+          columns.at,
+        ],
+      );
+    }
+    await client.query('ANALYZE images');
+    return { userId, ms: Date.now() - started };
+  } finally {
+    await client.end();
+  }
+}
+
 async function pool<T>(items: T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
   await Promise.all(
@@ -100,6 +170,7 @@ if (isMain) {
   const { values } = parseArgs({
     options: {
       'data-dir': { type: 'string', default: './data' },
+      'database-url': { type: 'string' },
       email: { type: 'string' },
       count: { type: 'string', default: '100000' },
       originals: { type: 'boolean', default: false },
@@ -107,16 +178,22 @@ if (isMain) {
   });
   if (!values.email) {
     console.error(
-      'Usage: npm run bench:seed -- --email <an existing account> [--count 100000] [--data-dir ./data]',
+      'Usage: npm run bench:seed -- --email <an existing account> [--count 100000] [--data-dir ./data | --database-url postgres://…]',
     );
     process.exit(2);
   }
-  seedImages({
-    dataDir: values['data-dir'] ?? './data',
-    email: values.email,
-    count: Number(values.count),
-    originals: values.originals ?? false,
-  }).then(
+  const email = values.email;
+  const count = Number(values.count);
+  const url = values['database-url'];
+  (url
+    ? seedPostgresImages({ url, email, count })
+    : seedImages({
+        dataDir: values['data-dir'] ?? './data',
+        email,
+        count,
+        originals: values.originals ?? false,
+      })
+  ).then(
     ({ ms }) =>
       console.log(`Seeded ${values.count} images for ${values.email} in ${(ms / 1000).toFixed(1)} s.`),
     (err) => {

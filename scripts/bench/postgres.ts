@@ -1,0 +1,142 @@
+/**
+ * The bench's PostgreSQL side: this tree's production build on a fresh PostgreSQL database, with
+ * the standalone s3-store (built, `packages/s3-store/bin/s3-store.js`) as its bucket, and the large
+ * gallery's user seeded with `seedPostgresImages`. The server is BENCH_DATABASE_URL's, else
+ * TEST_DATABASE_URL's, else the local one the tests use; without one the side is skipped.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Client, escapeIdentifier } from 'pg';
+import { seedPostgresImages } from './seed.js';
+
+const serverUrl =
+  process.env.BENCH_DATABASE_URL ??
+  process.env.TEST_DATABASE_URL ??
+  'postgres://postgres@127.0.0.1:5432/postgres';
+
+/** What the bench gives this module: its own ways to start, stop and sign up (see run.ts). */
+export interface BenchTools {
+  root: string;
+  serverArgs: string[];
+  freePort(): Promise<number>;
+  startTimed(args: string[], env: Record<string, string>, url: string): Promise<{ child: ChildProcess }>;
+  stop(child: ChildProcess): Promise<void>;
+  signUp(origin: string, email: string): Promise<string>;
+}
+
+export interface PostgresSide {
+  origin: string;
+  cookie: string;
+  /** the app's process, to wait until it is idle */
+  pid: number;
+  seededMs: number;
+  close(): Promise<void>;
+}
+
+/** The server's URL without its password, for messages. */
+function redacted(url: string): string {
+  const parsed = new URL(url);
+  if (parsed.password) parsed.password = '***';
+  return parsed.toString();
+}
+
+async function withServer<T>(use: (client: Client) => Promise<T>): Promise<T> {
+  const client = new Client({ connectionString: serverUrl, connectionTimeoutMillis: 3000 });
+  await client.connect();
+  try {
+    return await use(client);
+  } finally {
+    await client.end();
+  }
+}
+
+/** Starts the PostgreSQL side with `count` images for `email`; null (after a printed note) without a server. */
+export async function startPostgresSide(
+  tools: BenchTools,
+  o: { email: string; count: number },
+): Promise<PostgresSide | null> {
+  try {
+    await withServer(async () => {});
+  } catch (err) {
+    console.log(
+      `\nNo PostgreSQL answers at ${redacted(serverUrl)} (${err instanceof Error ? err.message : String(err)}): ` +
+        'the gallery on PostgreSQL is not measured. Set BENCH_DATABASE_URL to a server the bench may create databases on.\n',
+    );
+    return null;
+  }
+  const name = `s3g_bench_${randomBytes(6).toString('hex')}`;
+  await withServer((client) => client.query(`CREATE DATABASE ${escapeIdentifier(name)}`));
+  const url = new URL(serverUrl);
+  url.pathname = `/${name}`;
+  const dir = mkdtempSync(path.join(os.tmpdir(), 's3g-bench-pg-'));
+  const children: ChildProcess[] = [];
+  const close = async () => {
+    for (const child of children.reverse()) await tools.stop(child);
+    await withServer(async (client) => {
+      await client.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1', [name]);
+      await client.query(`DROP DATABASE IF EXISTS ${escapeIdentifier(name)}`);
+    });
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    const store = await startStore(tools, path.join(dir, 'store'));
+    children.push(store.child);
+    const port = await tools.freePort();
+    const origin = `http://127.0.0.1:${port}`;
+    const env = {
+      NODE_ENV: 'production',
+      LOG_LEVEL: 'warn',
+      SIGNUP: 'open',
+      DATA_DIR: path.join(dir, 'app'),
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      APP_ORIGIN: origin,
+      DATABASE_URL: url.toString(),
+      S3_ENDPOINT: store.endpoint,
+      S3_BUCKET: store.bucket,
+      S3_REGION: store.region,
+      S3_ACCESS_KEY_ID: store.accessKeyId,
+      S3_SECRET_ACCESS_KEY: store.secretAccessKey,
+      S3_FORCE_PATH_STYLE: 'true',
+    };
+    const app = await tools.startTimed(tools.serverArgs, env, `${origin}/healthz`);
+    children.push(app.child);
+    const cookie = await tools.signUp(origin, o.email);
+    const seeded = await seedPostgresImages({ url: url.toString(), email: o.email, count: o.count });
+    console.log(`seeded ${o.count} images into PostgreSQL in ${(seeded.ms / 1000).toFixed(1)} s`);
+    return { origin, cookie, pid: app.child.pid as number, seededMs: seeded.ms, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+/** The built s3-store command on a free port; its settings from the credentials.json it writes. */
+async function startStore(tools: BenchTools, dir: string) {
+  mkdirSync(dir, { recursive: true });
+  const port = await tools.freePort();
+  const child = spawn(
+    process.execPath,
+    [path.join(tools.root, 'packages/s3-store/bin/s3-store.js'), '--dir', dir, '--port', String(port)],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  await new Promise<void>((resolve, reject) => {
+    let out = '';
+    child.stdout?.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('endpoint: ')) resolve();
+    });
+    child.once('exit', (code) => reject(new Error(`s3-store exited with ${code}`)));
+  });
+  child.stdout?.resume();
+  const creds = JSON.parse(readFileSync(path.join(dir, 'credentials.json'), 'utf8')) as {
+    bucket: string;
+    region: string;
+    accessKeyId: string;
+    secretAccessKey: string;
+  };
+  return { child, endpoint: `http://127.0.0.1:${port}`, ...creds };
+}
