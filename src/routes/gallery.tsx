@@ -38,8 +38,8 @@ galleryRoutes.get('/shared', requireUser, pageLink, async (c) => {
   return cachedPage(c, SharedGalleryPage, { user: c.var.user, ...result, isFirstPage: !after });
 });
 
-galleryRoutes.get('/users/:id', requireCan('admin'), pageLink, (c) => {
-  const owner = c.var.services.users.get(c.req.param('id'));
+galleryRoutes.get('/users/:id', requireCan('admin'), pageLink, async (c) => {
+  const owner = await c.var.services.users.get(c.req.param('id'));
   if (!owner) throw new NotFound('There is no such user.');
   return gallery(c, owner, `/users/${owner.id}`, c.req.valid('query').cursor);
 });
