@@ -7,6 +7,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import { openDatabase } from '../src/db/connection.js';
+import { connectDatabase } from '../src/db/database.js';
 import { createServices } from '../src/services/index.js';
 import { embeddedStorageOptions } from '../src/storage/embedded.js';
 import { createStorage } from '../src/storage/s3.js';
@@ -141,8 +142,11 @@ async function downloadOriginal(client: Client, imageId: string): Promise<Buffer
   return Buffer.from(await file.arrayBuffer());
 }
 
-/** Services on the data dir after a crash, with a clock a day ahead, on the given storage settings. */
-function servicesAfter(dataDir: string, env: Record<string, string>, embeddedPort?: number) {
+/**
+ * Services on the data dir after a crash, with a clock a day ahead, on the given storage settings;
+ * `db` is the SQLite connection underneath, for checks of the file itself.
+ */
+async function servicesAfter(dataDir: string, env: Record<string, string>, embeddedPort?: number) {
   const config = loadConfig({ DATA_DIR: dataDir, ...env });
   const storageOptions =
     embeddedPort === undefined
@@ -154,12 +158,13 @@ function servicesAfter(dataDir: string, env: Record<string, string>, embeddedPor
         );
   if (!storageOptions) throw new Error('no storage settings');
   const db = openDatabase(path.join(dataDir, 'gallery.db'));
-  return createServices({
-    db,
+  const services = createServices({
+    database: await connectDatabase({ sqlite: db }),
     storage: createStorage(storageOptions),
     clock: () => Date.now() + DAY,
     config,
   });
+  return { ...services, db };
 }
 
 describe('the server process under signals', () => {
@@ -206,7 +211,7 @@ describe('the server process under signals', () => {
 
     // Every upload really landed, whole, and the database closed cleanly.
     server = await spawnServer(dataDir, port, { SIGNUP: 'invite' });
-    const services = servicesAfter(dataDir, { PORT: String(port), APP_ORIGIN: server.origin }, port);
+    const services = await servicesAfter(dataDir, { PORT: String(port), APP_ORIGIN: server.origin }, port);
     for (const [i, p] of policies.entries()) {
       const stored = await services.storage.getRange(p.key, 0, 64 * KiB - 1);
       expect(Buffer.from(stored).equals(bodies[i] as Buffer), p.key).toBe(true);
@@ -238,7 +243,7 @@ describe('the server process under signals', () => {
 
     server = await spawnServer(dataDir, port);
     expect(readdirSync(tmpDirOf(dataDir))).toEqual([]);
-    const services = servicesAfter(dataDir, { PORT: String(port), APP_ORIGIN: server.origin }, port);
+    const services = await servicesAfter(dataDir, { PORT: String(port), APP_ORIGIN: server.origin }, port);
     expect(services.db.pragma('integrity_check', { simple: true })).toBe('ok');
     expect(await services.storage.head(cut.key)).toBeNull();
     // The session survived; the kept image is whole, and nothing of the cut one shows.
@@ -250,7 +255,7 @@ describe('the server process under signals', () => {
     expect(report.completed).toEqual([]);
     expect((await client.postJson('/uploads/complete', { key: cut.key })).status).toBe(404);
     expect(await galleryIds(client)).toEqual([keptId]);
-    const ownerId = services.users.findByEmail('owner@example.com')?.id ?? '';
+    const ownerId = (await services.users.findByEmail('owner@example.com'))?.id ?? '';
     await expectBucketMatchesRows(services, ownerId);
     services.db.close();
   });
@@ -296,7 +301,7 @@ describe('the server process under signals', () => {
 
     server = await spawnServer(dataDir, port, s3);
     expect(await galleryIds(client)).toEqual([]);
-    const services = servicesAfter(dataDir, { ...s3, PORT: String(port), APP_ORIGIN: server.origin });
+    const services = await servicesAfter(dataDir, { ...s3, PORT: String(port), APP_ORIGIN: server.origin });
     expect(services.db.pragma('integrity_check', { simple: true })).toBe('ok');
 
     const report = await services.reconcile.run({ apply: true });
@@ -305,7 +310,7 @@ describe('the server process under signals', () => {
     expect(ids).toHaveLength(1);
     expect((await downloadOriginal(client, ids[0] as string)).equals(jpeg)).toBe(true);
     // What the dead completion wrote is gone; only the objects of the one image stay.
-    const ownerId = services.users.findByEmail('owner@example.com')?.id ?? '';
+    const ownerId = (await services.users.findByEmail('owner@example.com'))?.id ?? '';
     await expectBucketMatchesRows(services, ownerId);
     services.db.close();
   });

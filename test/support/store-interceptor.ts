@@ -115,7 +115,7 @@ export async function makeInterceptedApp(email = 'alice@example.com') {
     t,
     proxy,
     client,
-    userId: t.user(email).id,
+    userId: (await t.user(email)).id,
     async close() {
       await t.close();
       await proxy.close();
