@@ -110,7 +110,7 @@ describe('quotas under concurrency and open uploads', () => {
     for (const a of answers.filter((r) => r.status === 413)) {
       expect(((await a.json()) as { error: string }).error).toContain('storage quota');
     }
-    expect(t.services.images.usage(id)).toEqual({ images: 1, bytes: png.length });
+    expect(await t.services.images.usage(id)).toEqual({ images: 1, bytes: png.length });
     await expectBucketMatchesRows(t.services, id);
   });
 
@@ -251,7 +251,7 @@ describe('quotas under concurrency and open uploads', () => {
     const again = await client.get(await submit(await makePng(90, 90)));
     expect(again.status).toBe(409);
     expect(await again.text()).toContain('was not kept');
-    expect(t.services.images.usage(id)).toEqual({ images: 1, bytes: firstPng.length });
+    expect(await t.services.images.usage(id)).toEqual({ images: 1, bytes: firstPng.length });
     // Reloading the first file's return address still lands on the image it made.
     const reload = await client.get(firstReturn);
     expect(reload.headers.get('location')).toBe(kept.headers.get('location'));
