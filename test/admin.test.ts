@@ -76,7 +76,7 @@ describe('admin console', () => {
     // 0.01 MiB = 10,486 bytes, minus what one.png already uses, minus what unfinished uploads could
     // still write (none: the one that uploaded it is finished).
     await admin.post(`/admin/users/${aliceId}/quota`, { mib: '0.01', images: '' });
-    const used = t.services.images.usage(aliceId).bytes;
+    const used = (await t.services.images.usage(aliceId)).bytes;
     const held = t.services.db
       .prepare(
         'SELECT coalesce(sum(max_bytes), 0) FROM pending_uploads WHERE owner_id = ? AND closed_at IS NULL',
@@ -106,7 +106,7 @@ describe('admin console', () => {
     // Dave's quota, not the helper's, decides: a file that would take dave past it is refused.
     const small = await makePng(120, 90);
     await admin.post(`/admin/users/${daveId}/quota`, {
-      mib: (((t.services.images.usage(daveId).bytes + 10) / 2 ** 20) * 1.000001).toFixed(6),
+      mib: ((((await t.services.images.usage(daveId)).bytes + 10) / 2 ** 20) * 1.000001).toFixed(6),
       images: '',
     });
     const big = await makeJpeg(600, 400);
@@ -120,7 +120,7 @@ describe('admin console', () => {
     await admin.post(`/admin/users/${daveId}/quota`, { mib: '', images: '' });
     const { done } = await uploadWithJs(helper, small, 'new.png', 'image/png', imageId);
     expect(done.status, await done.clone().text()).toBe(200);
-    const image = t.services.images.getForUser(t.user('dave@example.com'), imageId);
+    const image = await t.services.images.getForUser(await t.user('dave@example.com'), imageId);
     expect(image.originalKey.startsWith(`users/${daveId}/originals/`)).toBe(true);
     expect(image.displayKey.startsWith(`users/${daveId}/display/`)).toBe(true);
     expect(image.thumbKey.startsWith(`users/${daveId}/thumbs/`)).toBe(true);

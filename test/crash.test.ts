@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '../src/config.js';
+import { openDatabase } from '../src/db/connection.js';
 import { connectDatabase } from '../src/db/database.js';
 import { createServices } from '../src/services/index.js';
 import { embeddedStorageOptions } from '../src/storage/embedded.js';
@@ -141,7 +142,10 @@ async function downloadOriginal(client: Client, imageId: string): Promise<Buffer
   return Buffer.from(await file.arrayBuffer());
 }
 
-/** Services on the data dir after a crash, with a clock a day ahead, on the given storage settings. */
+/**
+ * Services on the data dir after a crash, with a clock a day ahead, on the given storage settings;
+ * `db` is the SQLite connection underneath, for checks of the file itself.
+ */
 async function servicesAfter(dataDir: string, env: Record<string, string>, embeddedPort?: number) {
   const config = loadConfig({ DATA_DIR: dataDir, ...env });
   const storageOptions =
@@ -153,12 +157,14 @@ async function servicesAfter(dataDir: string, env: Record<string, string>, embed
           embeddedPort,
         );
   if (!storageOptions) throw new Error('no storage settings');
-  return createServices({
-    database: await connectDatabase({ sqliteFile: path.join(dataDir, 'gallery.db') }),
+  const db = openDatabase(path.join(dataDir, 'gallery.db'));
+  const services = createServices({
+    database: await connectDatabase({ sqlite: db }),
     storage: createStorage(storageOptions),
     clock: () => Date.now() + DAY,
     config,
   });
+  return { ...services, db };
 }
 
 describe('the server process under signals', () => {
@@ -210,8 +216,8 @@ describe('the server process under signals', () => {
       const stored = await services.storage.getRange(p.key, 0, 64 * KiB - 1);
       expect(Buffer.from(stored).equals(bodies[i] as Buffer), p.key).toBe(true);
     }
-    expect(services.database.sqlite?.pragma('integrity_check', { simple: true })).toBe('ok');
-    await services.database.close();
+    expect(services.db.pragma('integrity_check', { simple: true })).toBe('ok');
+    services.db.close();
   });
 
   it('after SIGKILL with half an upload on the disk, shows no partial object, sweeps the temp file and loses nothing stored', {
@@ -238,7 +244,7 @@ describe('the server process under signals', () => {
     server = await spawnServer(dataDir, port);
     expect(readdirSync(tmpDirOf(dataDir))).toEqual([]);
     const services = await servicesAfter(dataDir, { PORT: String(port), APP_ORIGIN: server.origin }, port);
-    expect(services.database.sqlite?.pragma('integrity_check', { simple: true })).toBe('ok');
+    expect(services.db.pragma('integrity_check', { simple: true })).toBe('ok');
     expect(await services.storage.head(cut.key)).toBeNull();
     // The session survived; the kept image is whole, and nothing of the cut one shows.
     expect(await galleryIds(client)).toEqual([keptId]);
@@ -251,7 +257,7 @@ describe('the server process under signals', () => {
     expect(await galleryIds(client)).toEqual([keptId]);
     const ownerId = (await services.users.findByEmail('owner@example.com'))?.id ?? '';
     await expectBucketMatchesRows(services, ownerId);
-    await services.database.close();
+    services.db.close();
   });
 
   it('after SIGKILL while completion waits on the store, shows nothing until reconcile completes exactly one image', {
@@ -296,7 +302,7 @@ describe('the server process under signals', () => {
     server = await spawnServer(dataDir, port, s3);
     expect(await galleryIds(client)).toEqual([]);
     const services = await servicesAfter(dataDir, { ...s3, PORT: String(port), APP_ORIGIN: server.origin });
-    expect(services.database.sqlite?.pragma('integrity_check', { simple: true })).toBe('ok');
+    expect(services.db.pragma('integrity_check', { simple: true })).toBe('ok');
 
     const report = await services.reconcile.run({ apply: true });
     expect(report.completed).toEqual([policy.key]);
@@ -306,6 +312,6 @@ describe('the server process under signals', () => {
     // What the dead completion wrote is gone; only the objects of the one image stay.
     const ownerId = (await services.users.findByEmail('owner@example.com'))?.id ?? '';
     await expectBucketMatchesRows(services, ownerId);
-    await services.database.close();
+    services.db.close();
   });
 });

@@ -4,13 +4,17 @@ import { makeTestApp, PASSWORD, signUp, type TestApp } from './support/app.js';
 import { makePng } from './support/images.js';
 import { type Policy, postToBucket, upload } from './support/uploads.js';
 
-/** Everything a failed action must leave alone, read straight from SQLite. */
-function snapshot(t: TestApp) {
-  const db = t.services.db;
+/** Everything a failed action must leave alone, read straight from the database. */
+async function snapshot(t: TestApp) {
+  const { q } = t.services.database;
   return {
-    images: db.prepare('SELECT id, title, original_key, updated_at FROM images ORDER BY id').all(),
-    pending: db.prepare('SELECT key FROM pending_uploads ORDER BY key').all(),
-    changes: db.prepare('SELECT count(*) FROM changes').pluck().get(),
+    images: await q
+      .selectFrom('images')
+      .select(['id', 'title', 'original_key', 'updated_at'])
+      .orderBy('id')
+      .execute(),
+    pending: await q.selectFrom('pending_uploads').select('key').orderBy('key').execute(),
+    changes: await t.count('changes'),
   };
 }
 
@@ -32,7 +36,7 @@ describe('when storage is down', () => {
     const presign = await alice.postJson('/uploads/presign', { name: 'late.png' });
     const policy = (await presign.json()) as Policy;
     expect((await postToBucket(policy, await makePng(), 'image/png', 'late.png')).status).toBe(201);
-    const before = snapshot(t);
+    const before = await snapshot(t);
 
     await t.store.pause();
     t.advance(60_000); // past the health check's cache
@@ -60,7 +64,7 @@ describe('when storage is down', () => {
     const html = await page.text();
     expect(html).toContain('Nothing was changed');
     expect(html).not.toMatch(/at .*\.(ts|js):\d+/); // no stack trace
-    expect(snapshot(t)).toEqual(before);
+    expect(await snapshot(t)).toEqual(before);
 
     await t.store.resume();
     t.advance(60_000);

@@ -84,7 +84,7 @@ describe('images', () => {
 
   it('turns images upright and makes a thumbnail no larger than 400 px', async () => {
     const id = await upload(alice, await makeJpeg(600, 300, { orientation: 6 }), 'sideways.jpg');
-    const image = t.services.images.getForUser(t.user('alice@example.com'), id);
+    const image = await t.services.images.getForUser(await t.user('alice@example.com'), id);
     expect([image.width, image.height]).toEqual([300, 600]);
     const thumb = await t.services.storage.getRange(image.thumbKey, 0, 1_000_000);
     const meta = await sharp(Buffer.from(thumb)).metadata();
@@ -112,8 +112,8 @@ describe('images', () => {
     ['a renamed text file', TEXT_AS_PNG, 'image/png'],
   ] as const) {
     it(`refuses ${label}, deletes the object and records nothing`, async () => {
-      const before = t.count('images');
-      const aliceId = t.user('alice@example.com').id;
+      const before = await t.count('images');
+      const aliceId = (await t.user('alice@example.com')).id;
       const objectsBefore = (await t.services.storage.list(`users/${aliceId}/`)).keys.length;
       const { policy, done } = await uploadWithJs(alice, bytes, 'evil.png', type);
       expect(done.status).toBe(415);
@@ -123,10 +123,10 @@ describe('images', () => {
       expect(await t.services.storage.head(policy.key)).toBeNull();
       // Neither the staging object nor the copy completion verified is left anywhere.
       expect((await t.services.storage.list(`users/${aliceId}/`)).keys).toHaveLength(objectsBefore);
-      expect(t.count('images')).toBe(before);
+      expect(await t.count('images')).toBe(before);
       // The row stays, closed and without an image, until its policy expires and the sweep removes it.
-      expect(t.count('pending_uploads', `key = '${policy.key}' AND closed_at IS NULL`)).toBe(0);
-      expect(t.count('pending_uploads', `key = '${policy.key}' AND image_id IS NOT NULL`)).toBe(0);
+      expect(await t.count('pending_uploads', `key = '${policy.key}' AND closed_at IS NULL`)).toBe(0);
+      expect(await t.count('pending_uploads', `key = '${policy.key}' AND image_id IS NOT NULL`)).toBe(0);
       const again = await alice.postJson('/uploads/complete', { key: policy.key });
       expect(again.status).toBe(404);
     });
@@ -158,7 +158,7 @@ describe('images', () => {
     expect(stolen.status).toBe(404);
     expect((await bob.get(`/uploads/complete?key=${encodeURIComponent(policy.key)}`)).status).toBe(404);
     expect((await bob.postJson('/uploads/presign', { replaces: id })).status).toBe(404);
-    expect(t.services.images.getForUser(t.user('alice@example.com'), id).title).toBe('private');
+    expect((await t.services.images.getForUser(await t.user('alice@example.com'), id)).title).toBe('private');
     // Still completable by its owner afterwards.
     expect((await alice.postJson('/uploads/complete', { key: policy.key })).status).toBe(200);
   });
@@ -166,12 +166,12 @@ describe('images', () => {
   it('refuses changes by a member demoted to viewer, even to their own images', async () => {
     const carol = await signUpWithRole(t, admin, 'carol@example.com', 'member');
     const id = await upload(carol, await makePng(), 'mine.png');
-    t.services.users.setRole(t.user('carol@example.com').id, 'viewer');
+    await t.services.users.setRole((await t.user('carol@example.com')).id, 'viewer');
     expect((await carol.get(`/images/${id}`)).status).toBe(200);
     expect((await carol.post(`/images/${id}/rename`, { title: 'x' })).status).toBe(403);
     expect((await carol.post(`/images/${id}/delete`)).status).toBe(403);
     expect((await carol.get(`/images/${id}/replace`)).status).toBe(403);
-    expect(t.services.images.getForUser(t.user('carol@example.com'), id).title).toBe('mine');
+    expect((await t.services.images.getForUser(await t.user('carol@example.com'), id)).title).toBe('mine');
   });
 
   it('refuses uploads from viewers and logged-out visitors', async () => {
@@ -189,13 +189,13 @@ describe('images', () => {
     const renamed = card(await (await alice.get('/')).text());
     expect(renamed).toContain('Sunset over the bay');
     expect(renamed).not.toContain('first');
-    const before = t.services.images.getForUser(t.user('alice@example.com'), id);
+    const before = await t.services.images.getForUser(await t.user('alice@example.com'), id);
     expect(before.title).toBe('Sunset over the bay');
     expect((await alice.post(`/images/${id}/rename`, { title: '   ' })).status).toBe(400);
 
     const { done } = await uploadWithJs(alice, await makePng(320, 240), 'second.png', 'image/png', id);
     expect(((await done.json()) as { imageId: string; replaced: boolean }).replaced).toBe(true);
-    const after = t.services.images.getForUser(t.user('alice@example.com'), id);
+    const after = await t.services.images.getForUser(await t.user('alice@example.com'), id);
     expect(after.id).toBe(id);
     expect(after.title).toBe('Sunset over the bay');
     expect([after.width, after.height, after.contentType]).toEqual([320, 240, 'image/png']);
@@ -233,7 +233,7 @@ describe('images', () => {
     ]);
     expect(ask.status).toBe(200);
     expect(await ask.text()).toContain('Delete 2 images?');
-    expect(t.services.images.getForUser(t.user('alice@example.com'), a)).toBeTruthy();
+    expect(await t.services.images.getForUser(await t.user('alice@example.com'), a)).toBeTruthy();
     const go = await alice.postForm('/images/delete', [
       ['ids', a],
       ['ids', b],
@@ -246,7 +246,7 @@ describe('images', () => {
 
   it('lets an admin open any gallery and image, and nobody else', async () => {
     const id = await upload(bob, await makePng(), 'bobs.png');
-    const bobId = t.user('bob@example.com').id;
+    const bobId = (await t.user('bob@example.com')).id;
     const gallery = await admin.get(`/users/${bobId}`);
     expect(gallery.status).toBe(200);
     expect(await gallery.text()).toContain('Gallery of bob@example.com');
@@ -262,7 +262,7 @@ describe('gallery pages', () => {
     t = await makeTestApp();
     client = t.client();
     await signUp(client, 'many@example.com');
-    t.seedImages(t.user('many@example.com').id, 150);
+    await t.seedImages((await t.user('many@example.com')).id, 150);
   });
   afterAll(() => t.close());
 
@@ -280,7 +280,7 @@ describe('gallery pages', () => {
     expect(pages).toBe(3);
     expect(seen).toHaveLength(150);
     expect(new Set(seen).size).toBe(150);
-    expect(seen).toEqual(t.imageIdsNewestFirst(t.user('many@example.com').id));
+    expect(seen).toEqual(await t.imageIdsNewestFirst((await t.user('many@example.com')).id));
   });
 
   it('appends the next page for htmx with the "Load more" link swapped out of band', async () => {
@@ -294,7 +294,7 @@ describe('gallery pages', () => {
   });
 
   it('shows no delete controls to a viewer, on the first page or in pages htmx appends', async () => {
-    const manyId = t.user('many@example.com').id;
+    const manyId = (await t.user('many@example.com')).id;
     t.services.users.setRole(manyId, 'viewer');
     try {
       const first = await (await client.get('/')).text();
@@ -337,7 +337,7 @@ describe('reconcile', () => {
   afterAll(() => t.close());
 
   it('completes uploads whose browser never came back, imports outside uploads and drops orphans', async () => {
-    const userId = t.user('owner@example.com').id;
+    const userId = (await t.user('owner@example.com')).id;
     const { policy } = await uploadWithJs(client, await makePng(), 'kept.png', 'image/png');
     // That one was completed; this one reaches the bucket but its browser never confirms it.
     const presign = await client.postJson('/uploads/presign', { name: 'left-behind.png' });
@@ -355,15 +355,15 @@ describe('reconcile', () => {
     expect(dry.expired).toEqual([expiredPolicy.key]);
     expect(dry.imported).toEqual([`users/${userId}/originals/from-the-cli.png`]);
     // Two unfinished, and the finished one kept until its policy has expired.
-    expect(t.count('pending_uploads', 'closed_at IS NULL')).toBe(2);
-    expect(t.count('pending_uploads')).toBe(3);
+    expect(await t.count('pending_uploads', 'closed_at IS NULL')).toBe(2);
+    expect(await t.count('pending_uploads')).toBe(3);
 
     const report = await t.services.reconcile.run({ apply: true });
     expect(report.completed).toEqual([pending.key]);
     expect(report.imported).toEqual([`users/${userId}/originals/from-the-cli.png`]);
     expect(report.orphansDeleted).toContain(`users/${userId}/thumbs/stray.webp`);
-    expect(t.count('pending_uploads')).toBe(0);
-    expect(t.count('images')).toBe(3);
+    expect(await t.count('pending_uploads')).toBe(0);
+    expect(await t.count('images')).toBe(3);
     expect(await t.services.storage.head(`users/${userId}/thumbs/stray.webp`)).toBeNull();
     expect(await t.services.storage.head(`users/${userId}/originals/from-the-cli.png`)).toBeNull();
     // Every image's objects are in the bucket, and nothing else is.
@@ -375,13 +375,14 @@ describe('reconcile', () => {
   });
 
   it('retries deletes that failed in the bucket', async () => {
-    t.services.db
-      .prepare('INSERT INTO storage_deletions (key, queued_at) VALUES (?, ?)')
-      .run('users/zzz/originals/gone', 1);
+    await t.services.database.q
+      .insertInto('storage_deletions')
+      .values({ key: 'users/zzz/originals/gone', queued_at: 1 })
+      .execute();
     await t.services.storage.put('users/zzz/originals/gone', Buffer.from('x'), 'image/png');
     const report = await t.services.reconcile.run({ apply: true });
     expect(report.retriedDeletes).toContain('users/zzz/originals/gone');
     expect(await t.services.storage.head('users/zzz/originals/gone')).toBeNull();
-    expect(t.count('storage_deletions')).toBe(0);
+    expect(await t.count('storage_deletions')).toBe(0);
   });
 });

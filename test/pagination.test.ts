@@ -28,12 +28,12 @@ describe('paginated pages', () => {
     t = await makeTestApp();
     admin = t.client();
     await signUp(admin, 'admin@example.com');
-    const owner = t.user('admin@example.com');
-    t.seedImages(owner.id, 61);
-    const ids = t.imageIdsNewestFirst(owner.id);
+    const owner = await t.user('admin@example.com');
+    await t.seedImages(owner.id, 61);
+    const ids = await t.imageIdsNewestFirst(owner.id);
     ownerId = owner.id;
     imageId = ids[0] as string;
-    for (const id of ids) t.services.images.setShared({ user: owner, ip: 'test' }, id, true);
+    for (const id of ids) await t.services.images.setShared({ user: owner, ip: 'test' }, id, true);
     for (const id of ids.slice(0, CHANGES_PAGE_SIZE + 1))
       t.services.notifications.recordChange(null, 'outside_upload', id, `seeded ${id}`);
     for (let i = 0; i < 120; i++)

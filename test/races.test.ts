@@ -18,16 +18,16 @@ describe('races', () => {
     expect((await second.post('/login', { email: 'owner@example.com', password: PASSWORD })).status).toBe(
       303,
     );
-    ownerId = t.user('owner@example.com').id;
+    ownerId = (await t.user('owner@example.com')).id;
   });
   afterAll(() => t.close());
 
   /** The bucket holds exactly what the rows name: nothing orphaned, nothing missing, nothing queued. */
   async function expectConsistent() {
     await expectBucketMatchesRows(t.services, ownerId);
-    expect(t.count('storage_deletions')).toBe(0);
+    expect(await t.count('storage_deletions')).toBe(0);
     // Finished rows stay until their policy expires (a replay is swept then); none is left open.
-    expect(t.count('pending_uploads', 'closed_at IS NULL')).toBe(0);
+    expect(await t.count('pending_uploads', 'closed_at IS NULL')).toBe(0);
   }
 
   async function uploadedNotCompleted(client: Client, replaces?: string): Promise<Policy> {
@@ -50,8 +50,10 @@ describe('races', () => {
       expect([a.status, b.status]).toEqual([200, 200]);
       const [ja, jb] = (await Promise.all([a.json(), b.json()])) as { imageId: string }[];
       expect(ja?.imageId).toBe(jb?.imageId);
-      expect(t.count('images', `id = '${ja?.imageId}'`)).toBe(1);
-      expect(t.count('pending_uploads', `key = '${policy.key}' AND image_id = '${ja?.imageId}'`)).toBe(1);
+      expect(await t.count('images', `id = '${ja?.imageId}'`)).toBe(1);
+      expect(await t.count('pending_uploads', `key = '${policy.key}' AND image_id = '${ja?.imageId}'`)).toBe(
+        1,
+      );
     }
     await expectConsistent();
   });
@@ -68,7 +70,7 @@ describe('races', () => {
       if (i % 2) racers.reverse();
       const statuses = await Promise.all(racers.map(async (r) => (await r).status));
       expect(statuses.every((s) => [200, 303, 404].includes(s))).toBe(true);
-      outcomes.add(t.count('images', `id = '${id}'`) === 0 ? 'deleted' : 'replaced');
+      outcomes.add((await t.count('images', `id = '${id}'`)) === 0 ? 'deleted' : 'replaced');
       await expectConsistent();
     }
     // Whatever the interleaving, a delete that answered 303 leaves no image behind.
@@ -81,7 +83,11 @@ describe('races', () => {
       first.post(`/images/${id}/rename`, { title: 'from first' }),
       second.post(`/images/${id}/rename`, { title: 'from second' }),
     ]);
-    const title = t.services.db.prepare('SELECT title FROM images WHERE id = ?').pluck().get(id) as string;
+    const { title } = await t.services.database.q
+      .selectFrom('images')
+      .select('title')
+      .where('id', '=', id)
+      .executeTakeFirstOrThrow();
     expect(['from first', 'from second']).toContain(title);
     expect(await (await first.get(`/images/${id}`)).text()).toContain(title);
     await expectConsistent();

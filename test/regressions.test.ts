@@ -44,7 +44,7 @@ describe('security regressions', () => {
       ['public share', unlocked],
       ['admin changes', await admin.get('/admin/changes')],
       ['admin audit', await admin.get('/admin/audit')],
-      ['admin user gallery', await admin.get(`/users/${t.user('member@example.com').id}`)],
+      ['admin user gallery', await admin.get(`/users/${(await t.user('member@example.com')).id}`)],
     ];
     for (const [name, res] of pages) {
       const html = await res.text();
@@ -58,13 +58,17 @@ describe('security regressions', () => {
   });
 
   it('never changes anything on a GET, whatever path a link or a prefetch asks for', async () => {
-    const member2 = t.user('member@example.com');
+    const member2 = await t.user('member@example.com');
     const linkId = t.services.shares.listForOwner(member2)[0]?.id as string;
     const before = {
-      images: t.count('images'),
-      links: t.count('share_links', 'revoked_at IS NULL'),
-      users: t.count('users', 'is_disabled = 0'),
-      title: t.services.db.prepare('SELECT title, is_shared FROM images WHERE id = ?').get(imageId),
+      images: await t.count('images'),
+      links: await t.count('share_links', 'revoked_at IS NULL'),
+      users: await t.count('users', 'is_disabled = 0'),
+      title: await t.services.database.q
+        .selectFrom('images')
+        .select(['title', 'is_shared'])
+        .where('id', '=', imageId)
+        .executeTakeFirst(),
     };
     for (const path of [
       `/images/${imageId}/delete`,
@@ -80,10 +84,14 @@ describe('security regressions', () => {
       for (const client of [admin, member]) await client.get(path);
     }
     expect({
-      images: t.count('images'),
-      links: t.count('share_links', 'revoked_at IS NULL'),
-      users: t.count('users', 'is_disabled = 0'),
-      title: t.services.db.prepare('SELECT title, is_shared FROM images WHERE id = ?').get(imageId),
+      images: await t.count('images'),
+      links: await t.count('share_links', 'revoked_at IS NULL'),
+      users: await t.count('users', 'is_disabled = 0'),
+      title: await t.services.database.q
+        .selectFrom('images')
+        .select(['title', 'is_shared'])
+        .where('id', '=', imageId)
+        .executeTakeFirst(),
     }).toEqual(before);
     expect((await member.get('/')).status).toBe(200);
   });
@@ -111,6 +119,6 @@ describe('security regressions', () => {
         expect(await res.text()).not.toContain('secret.png');
       }
     }
-    expect(t.count('images', `id = '${secret}'`)).toBe(1);
+    expect(await t.count('images', `id = '${secret}'`)).toBe(1);
   });
 });

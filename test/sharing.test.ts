@@ -98,7 +98,7 @@ describe('sharing', () => {
       expect(html).not.toContain('Download original');
       expect(html).not.toContain('href="/login"'); // the bare layout: no way into the app
       const [display] = imageUrls(html);
-      const image = t.services.images.getForUser(t.user('alice@example.com'), photo);
+      const image = await t.services.images.getForUser(await t.user('alice@example.com'), photo);
       expect(display).toContain(encodeURIComponent(image.displayKey).replaceAll('%2F', '/'));
       expect(display).not.toContain('originals');
       expect(new URL(display as string).searchParams.get('X-Amz-Expires')).toBe('600');

@@ -41,14 +41,15 @@ describe('titles and names', () => {
   afterAll(() => t.close());
 
   const stored = (id: string) =>
-    t.services.db.prepare('SELECT title, original_name FROM images WHERE id = ?').get(id) as {
-      title: string;
-      original_name: string;
-    };
+    t.services.database.q
+      .selectFrom('images')
+      .select(['title', 'original_name'])
+      .where('id', '=', id)
+      .executeTakeFirst();
 
   async function rename(title: string) {
     const res = await alice.post(`/images/${imageId}/rename`, { title });
-    return { status: res.status, title: stored(imageId).title };
+    return { status: res.status, title: (await stored(imageId))?.title };
   }
 
   it('drops a right-to-left override that would show "exe.png" as "gnp.exe"', async () => {
@@ -90,13 +91,17 @@ describe('titles and names', () => {
   });
 
   it('cleans the name of an original put into the bucket from outside the app', async () => {
-    const aliceId = t.user('alice@example.com').id;
+    const aliceId = (await t.user('alice@example.com')).id;
     const key = `users/${aliceId}/originals/\u202egnp.exe\u200b.png`;
     await t.services.storage.put(key, await makePng(), 'image/png');
     const report = await t.services.reconcile.run({ apply: true });
     expect(report.imported).toEqual([key]);
-    const id = t.services.db.prepare("SELECT id FROM images WHERE original_name LIKE '%gnp%'").pluck().get();
-    expect(stored(id as string)).toEqual({ title: 'gnp.exe', original_name: 'gnp.exe.png' });
+    const row = await t.services.database.q
+      .selectFrom('images')
+      .select('id')
+      .where('original_name', 'like', '%gnp%')
+      .executeTakeFirstOrThrow();
+    expect(await stored(row.id)).toEqual({ title: 'gnp.exe', original_name: 'gnp.exe.png' });
   });
 
   it('writes out, in the audit log, the bidi controls of a typed email, refused or throttled, or of an outside key', async () => {
@@ -104,27 +109,32 @@ describe('titles and names', () => {
     for (let i = 0; i < 6; i++)
       await t.client().post('/login', { email: typed, password: 'wrong password!' });
     t.services.audit.flushCounts(true);
-    const rows = t.services.db
-      .prepare("SELECT action, target, detail FROM audit_log WHERE action IN ('login_failed', 'throttled')")
-      .all() as { action: string; target: string; detail: string }[];
+    const rows = await t.services.database.q
+      .selectFrom('audit_log')
+      .select(['action', 'target', 'detail'])
+      .where('action', 'in', ['login_failed', 'throttled'])
+      .orderBy('id')
+      .execute();
     expect(rows.map((r) => r.action)).toEqual([...Array(5).fill('login_failed'), 'throttled']);
     for (const row of rows) expect(`${row.target} ${row.detail}`).not.toMatch(/\p{Cf}/u);
     // Written out, not dropped: the log shows what was typed.
     expect(rows[0]?.target).toBe('<U+202E>moc.elpmaxe@nimda<U+2066>');
     expect(rows[5]?.detail).toContain('for <U+202E>moc.elpmaxe@nimda<U+2066>');
 
-    const aliceId = t.user('alice@example.com').id;
+    const aliceId = (await t.user('alice@example.com')).id;
     await t.services.storage.put(`users/${aliceId}/originals/\u2067x.png`, await makePng(), 'image/png');
     await t.services.reconcile.run({ apply: true });
-    const imported = t.services.db
-      .prepare("SELECT target FROM audit_log WHERE action = 'outside_upload' ORDER BY id DESC")
-      .pluck()
-      .get();
-    expect(imported).toBe(`users/${aliceId}/originals/<U+2067>x.png`);
+    const imported = await t.services.database.q
+      .selectFrom('audit_log')
+      .select('target')
+      .where('action', '=', 'outside_upload')
+      .orderBy('id', 'desc')
+      .executeTakeFirst();
+    expect(imported?.target).toBe(`users/${aliceId}/originals/<U+2067>x.png`);
   });
 
   it('cleans the file name an upload brings, and the title made from it', async () => {
     const id = await upload(alice, await makePng(), '\u2067cat\u2069\u202e\u200bgnp.exe.png');
-    expect(stored(id)).toEqual({ title: 'catgnp.exe', original_name: 'catgnp.exe.png' });
+    expect(await stored(id)).toEqual({ title: 'catgnp.exe', original_name: 'catgnp.exe.png' });
   });
 });

@@ -58,16 +58,16 @@ describe('uploads against a store that fails or is slow', () => {
     // Skipped means left as it was: the objects, and the pending row, for the next run.
     expect(await t.store.storage.head(broken)).not.toBeNull();
     expect(await t.store.storage.head(stuck.key)).not.toBeNull();
-    expect(t.count('pending_uploads', `key = '${stuck.key}' AND closed_at IS NULL`)).toBe(1);
-    expect(t.count('pending_uploads', `key = '${broken}'`)).toBe(0);
+    expect(await t.count('pending_uploads', `key = '${stuck.key}' AND closed_at IS NULL`)).toBe(1);
+    expect(await t.count('pending_uploads', `key = '${broken}'`)).toBe(0);
 
     proxy.onRequest(() => undefined);
     const again = await t.services.reconcile.run({ apply: true });
     expect(again.skipped).toEqual([]);
     expect(again.imported).toEqual([broken]);
     expect(again.completed).toEqual([stuck.key]);
-    expect(t.count('images', `owner_id = '${aliceId}'`)).toBe(3);
-    expect(t.count('pending_uploads')).toBe(0);
+    expect(await t.count('images', `owner_id = '${aliceId}'`)).toBe(3);
+    expect(await t.count('pending_uploads')).toBe(0);
   });
 
   it('never deletes the original of an upload completed after the sweep listed it as unfinished', async () => {
@@ -116,10 +116,11 @@ describe('uploads against a store that fails or is slow', () => {
     await sweep;
 
     const { imageId } = (await done.json()) as { imageId: string };
-    const original = t.services.db
-      .prepare('SELECT original_key FROM images WHERE id = ?')
-      .pluck()
-      .get(imageId) as string;
+    const { original_key: original } = await t.services.database.q
+      .selectFrom('images')
+      .select('original_key')
+      .where('id', '=', imageId)
+      .executeTakeFirstOrThrow();
     expect(await t.store.storage.head(original)).not.toBeNull();
     expect(await t.store.storage.head(late.key)).toBeNull();
     const download = await alice.get(`/images/${imageId}/download`);

@@ -53,7 +53,7 @@ describe('quotas under concurrency and open uploads', () => {
     const client = t.client();
     const email = `member${++n}@example.com`;
     await signUp(client, email);
-    const id = t.user(email).id;
+    const id = (await t.user(email)).id;
     if (quota.mib || quota.images) await setQuota(id, quota);
     return { client, id };
   }
@@ -93,7 +93,7 @@ describe('quotas under concurrency and open uploads', () => {
     for (const a of answers.filter((r) => r.status === 413)) {
       expect(((await a.json()) as { error: string }).error).toContain('limit of 5 images');
     }
-    expect(t.services.images.usage(id).images).toBe(5);
+    expect((await t.services.images.usage(id)).images).toBe(5);
     await expectBucketMatchesRows(t.services, id);
   });
 
@@ -110,7 +110,7 @@ describe('quotas under concurrency and open uploads', () => {
     for (const a of answers.filter((r) => r.status === 413)) {
       expect(((await a.json()) as { error: string }).error).toContain('storage quota');
     }
-    expect(t.services.images.usage(id)).toEqual({ images: 1, bytes: png.length });
+    expect(await t.services.images.usage(id)).toEqual({ images: 1, bytes: png.length });
     await expectBucketMatchesRows(t.services, id);
   });
 
@@ -142,7 +142,7 @@ describe('quotas under concurrency and open uploads', () => {
     expect(report.rejected).toContain(first.key);
     expect(report.expired).toContain(blindPolicy.key);
     expect(await t.services.storage.head(first.key)).toBeNull();
-    expect(t.count('pending_uploads', `owner_id = '${id}'`)).toBe(0);
+    expect(await t.count('pending_uploads', `owner_id = '${id}'`)).toBe(0);
     expect((await presign(client, { size: file.length })).status).toBe(200);
   });
 
@@ -173,7 +173,7 @@ describe('quotas under concurrency and open uploads', () => {
     for (const policy of [second, third] as Policy[]) {
       expect((await client.postJson('/uploads/complete', { key: policy.key })).status).toBe(200);
     }
-    expect(t.services.images.usage(id).images).toBe(3);
+    expect((await t.services.images.usage(id)).images).toBe(3);
     await expectBucketMatchesRows(t.services, id);
   });
 
@@ -216,7 +216,7 @@ describe('quotas under concurrency and open uploads', () => {
       keys.add(formKeyOf(await page.text()));
     }
     expect(keys.size).toBe(1);
-    expect(t.count('pending_uploads', `owner_id = '${id}'`)).toBe(1);
+    expect(await t.count('pending_uploads', `owner_id = '${id}'`)).toBe(1);
     // The page's upload still leaves room for upload.js to take it over...
     expect((await presign(client, { size: 100, formKey: [...keys][0] })).status).toBe(200);
     // ...and a replacement page has an upload of its own, kept once per image too.
@@ -251,7 +251,7 @@ describe('quotas under concurrency and open uploads', () => {
     const again = await client.get(await submit(await makePng(90, 90)));
     expect(again.status).toBe(409);
     expect(await again.text()).toContain('was not kept');
-    expect(t.services.images.usage(id)).toEqual({ images: 1, bytes: firstPng.length });
+    expect(await t.services.images.usage(id)).toEqual({ images: 1, bytes: firstPng.length });
     // Reloading the first file's return address still lands on the image it made.
     const reload = await client.get(firstReturn);
     expect(reload.headers.get('location')).toBe(kept.headers.get('location'));
@@ -319,11 +319,14 @@ describe('quotas under concurrency and open uploads', () => {
     const policy = (await res.json()) as Policy;
     expect(policy.key).toBe(formKey);
     expect(rangeOf(policy)).toEqual(['content-length-range', png.length, png.length]);
-    expect(t.count('pending_uploads', `owner_id = '${id}'`)).toBe(1);
+    expect(await t.count('pending_uploads', `owner_id = '${id}'`)).toBe(1);
     expect((await postToBucket(policy, png, 'image/png', 'taken-over.png')).status).toBe(201);
     const done = await client.postJson('/uploads/complete', { key: policy.key });
     expect(done.status).toBe(200);
-    const image = t.services.images.getForUser(t.user(`member${n}@example.com`), (await done.json()).imageId);
+    const image = await t.services.images.getForUser(
+      await t.user(`member${n}@example.com`),
+      (await done.json()).imageId,
+    );
     expect(image.title).toBe('taken-over');
     // A finished row is never re-signed: the same form key now gets an upload of its own.
     const later = await presign(client, { size: png.length, formKey });

@@ -71,7 +71,7 @@ describe('a POST policy replayed after its upload completed', () => {
     // The browser's redirect may repeat: it answers with the same image, and verifies nothing again.
     const again = await alice.get(completeUrl.pathname + completeUrl.search);
     expect(again.headers.get('location')).toBe(imagePath);
-    const image = t.services.images.getForUser(t.user('alice@example.com'), imageId);
+    const image = await t.services.images.getForUser(await t.user('alice@example.com'), imageId);
     expect([image.bytes, image.contentType]).toEqual([jpeg.length, 'image/jpeg']);
     expect(image.originalKey).toMatch(new RegExp(`^users/${aliceId}/originals/`));
     expect(policy.key).toMatch(new RegExp(`^users/${aliceId}/uploads/`));
@@ -82,7 +82,7 @@ describe('a POST policy replayed after its upload completed', () => {
     const report = await t.services.uploadSweeper.sweep({ apply: true });
     expect(report.replaysDeleted).toEqual([policy.key]);
     expect(await t.services.storage.head(policy.key)).toBeNull();
-    expect(t.count('pending_uploads')).toBe(0);
+    expect(await t.count('pending_uploads')).toBe(0);
     expect((await originalBytes(imageId)).equals(jpeg)).toBe(true);
     await expectBucketMatchesRows(t.services, aliceId);
   });
@@ -145,7 +145,7 @@ describe('a POST policy replayed after its upload completed', () => {
     const done = await completing;
     expect(done.status).toBe(200);
     const { imageId } = (await done.json()) as { imageId: string };
-    const image = t.services.images.getForUser(t.user('alice@example.com'), imageId);
+    const image = await t.services.images.getForUser(await t.user('alice@example.com'), imageId);
     // What was sniffed, measured and rendered is what is kept.
     expect([image.contentType, image.bytes, image.width, image.height]).toEqual([
       'image/jpeg',
@@ -225,7 +225,7 @@ describe('a second file sent through the same page form (another tab) around the
     const doneB = await bob.get(backB);
     expect(doneB.status).toBe(303);
     expect((await originalOf(doneB.headers.get('location') as string)).equals(second)).toBe(true);
-    expect(t.count('images', `owner_id = '${bobId}'`)).toBe(1);
+    expect(await t.count('images', `owner_id = '${bobId}'`)).toBe(1);
   });
 
   it('tells a second file whose redirect comes while the first is being completed that it was not kept', async () => {
@@ -243,7 +243,7 @@ describe('a second file sent through the same page form (another tab) around the
       read.arrived();
       return { hold: read.hold };
     });
-    const imagesBefore = t.count('images', `owner_id = '${bobId}'`);
+    const imagesBefore = await t.count('images', `owner_id = '${bobId}'`);
     const completingA = bob.get(backA);
     await read.reached;
     const backB = await storedThrough(tabB, second, 'image/png');
@@ -270,7 +270,7 @@ describe('a second file sent through the same page form (another tab) around the
     expect((await originalOf(doneA.headers.get('location') as string)).equals(first)).toBe(true);
     expect(doneB.status).toBe(409);
     expect(await doneB.text()).toContain('not kept');
-    expect(t.count('images', `owner_id = '${bobId}'`)).toBe(imagesBefore + 1);
+    expect(await t.count('images', `owner_id = '${bobId}'`)).toBe(imagesBefore + 1);
   });
 
   it('lands a reload of the redirect on its image when the bucket gives a copy an ETag of its own (SSE-KMS)', async () => {

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { type Db, openDatabase } from '../src/db/connection.js';
+import { connectDatabase } from '../src/db/database.js';
 import { createServices } from '../src/services/index.js';
 import { JOB_LEASE_MS } from '../src/services/job-lease.js';
 import { POLICY_CLOCK_MARGIN_MS, POLICY_TTL_SECONDS } from '../src/services/pending-uploads.js';
@@ -32,7 +33,7 @@ describe('the upload sweeper', () => {
     const client = t.client();
     const email = `sweep${++n}@example.com`;
     await signUp(client, email);
-    return { client, id: t.user(email).id };
+    return { client, id: (await t.user(email)).id };
   }
 
   async function presign(client: Client, name = 'left-behind.png'): Promise<Policy> {
@@ -54,21 +55,25 @@ describe('the upload sweeper', () => {
     const early = await t.services.uploadSweeper.sweep({ apply: true });
     const touched = [...early.completed, ...early.rejected, ...early.expired, ...early.replaysDeleted];
     expect(mine(id, touched)).toEqual([]);
-    expect(t.count('pending_uploads', `owner_id = '${id}'`)).toBe(3);
+    expect(await t.count('pending_uploads', `owner_id = '${id}'`)).toBe(3);
 
     t.advance(POLICY_CLOCK_MARGIN_MS);
     // A dry run cannot tell an image from junk before trying: it would try both.
     const dry = await t.services.uploadSweeper.sweep({ apply: false });
     expect(mine(id, dry.completed)).toEqual([arrived.key, junk.key].sort());
-    expect(t.count('pending_uploads', `owner_id = '${id}'`)).toBe(3);
+    expect(await t.count('pending_uploads', `owner_id = '${id}'`)).toBe(3);
 
     const report = await t.services.uploadSweeper.sweep({ apply: true });
     expect(mine(id, report.completed)).toEqual([arrived.key]);
     expect(mine(id, report.expired)).toEqual([empty.key]);
     expect(mine(id, report.rejected)).toEqual([junk.key]);
-    expect(t.count('pending_uploads', `owner_id = '${id}'`)).toBe(0);
-    const titles = t.services.db.prepare('SELECT title FROM images WHERE owner_id = ?').pluck().all(id);
-    expect(titles).toEqual(['came-back-never']);
+    expect(await t.count('pending_uploads', `owner_id = '${id}'`)).toBe(0);
+    const titles = await t.services.database.q
+      .selectFrom('images')
+      .select('title')
+      .where('owner_id', '=', id)
+      .execute();
+    expect(titles.map((r) => r.title)).toEqual(['came-back-never']);
     await expectBucketMatchesRows(t.services, id);
   });
 
@@ -78,11 +83,12 @@ describe('the upload sweeper', () => {
     expect((await postToBucket(policy, await makePng(), 'image/png', 'x.png')).status).toBe(201);
     // What a completion leaves when killed after its copy: a claimed row and an unreferenced copy.
     const stale = `users/${id}/originals/${randomUUID()}`;
-    expect(
-      t.services.db
-        .prepare('UPDATE pending_uploads SET final_key = ?, claimed_at = ? WHERE key = ?')
-        .run(stale, t.now(), policy.key).changes,
-    ).toBe(1);
+    const claimed = await t.services.database.q
+      .updateTable('pending_uploads')
+      .set({ final_key: stale, claimed_at: t.now() })
+      .where('key', '=', policy.key)
+      .executeTakeFirst();
+    expect(Number(claimed.numUpdatedRows)).toBe(1);
     await t.services.storage.copy(policy.key, stale);
     // While the row names it, reconcile takes the copy for neither an outside upload nor an orphan.
     const dry = await t.services.reconcile.run({ apply: false });
@@ -92,10 +98,13 @@ describe('the upload sweeper', () => {
     const report = await t.services.uploadSweeper.sweep({ apply: true });
     expect(mine(id, report.completed)).toEqual([policy.key]);
     expect(await t.services.storage.head(stale)).toBeNull();
-    const originals = t.services.db
-      .prepare('SELECT original_key FROM images WHERE owner_id = ?')
-      .pluck()
-      .all(id);
+    const originals = (
+      await t.services.database.q
+        .selectFrom('images')
+        .select('original_key')
+        .where('owner_id', '=', id)
+        .execute()
+    ).map((r) => r.original_key);
     expect(originals).toHaveLength(1);
     expect(originals).not.toContain(stale);
     await expectBucketMatchesRows(t.services, id);
@@ -109,7 +118,7 @@ describe('the upload sweeper', () => {
     expect((await postToBucket(replacement, await makePng(50, 50), 'image/png', 'x.png')).status).toBe(201);
     expect((await client.post(`/images/${imageId}/delete`)).status).toBe(303);
     expect(await t.services.storage.head(replacement.key)).toBeNull();
-    expect(t.count('pending_uploads', `key = '${replacement.key}' AND closed_at IS NOT NULL`)).toBe(1);
+    expect(await t.count('pending_uploads', `key = '${replacement.key}' AND closed_at IS NOT NULL`)).toBe(1);
 
     // The policy is still valid: a post lands, completing it finds the image gone...
     expect((await postToBucket(replacement, await makePng(50, 50), 'image/png', 'x.png')).status).toBe(201);
@@ -121,7 +130,7 @@ describe('the upload sweeper', () => {
     const report = await t.services.uploadSweeper.sweep({ apply: true });
     expect(report.replaysDeleted).toContain(replacement.key);
     expect((await t.services.storage.list(`users/${id}/`)).keys).toEqual([]);
-    expect(t.count('pending_uploads', `owner_id = '${id}'`)).toBe(0);
+    expect(await t.count('pending_uploads', `owner_id = '${id}'`)).toBe(0);
   });
 
   it('settles every due row in one run, however many a member piled up since the last', async () => {
@@ -135,7 +144,7 @@ describe('the upload sweeper', () => {
     t.advance(POLICY_CLOCK_MARGIN_MS);
     const report = await t.services.uploadSweeper.sweep({ apply: true });
     expect(mine(id, report.expired)).toEqual(keys.sort());
-    expect(t.count('pending_uploads', `owner_id = '${id}'`)).toBe(0);
+    expect(await t.count('pending_uploads', `owner_id = '${id}'`)).toBe(0);
   });
 
   it('runs on its own timer until stopped', async () => {
@@ -151,7 +160,7 @@ describe('the upload sweeper', () => {
     } finally {
       await stop();
     }
-    expect(t.count('images', `owner_id = '${id}'`)).toBe(1);
+    expect(await t.count('images', `owner_id = '${id}'`)).toBe(1);
   });
 });
 
@@ -166,7 +175,7 @@ describe('the upload sweep on two instances on one database', () => {
     t = await makeTestApp();
     client = t.client();
     await signUp(client, 'admin@example.com');
-    id = t.user('admin@example.com').id;
+    id = (await t.user('admin@example.com')).id;
   });
   afterEach(async () => {
     for (const db of connections.splice(0)) if (db.open) db.close();
@@ -174,10 +183,15 @@ describe('the upload sweep on two instances on one database', () => {
   });
 
   /** Another instance on the test app's SQLite file: its own connection and services, as a second process has. */
-  function anotherInstance(storage: Storage = t.services.storage) {
+  async function anotherInstance(storage: Storage = t.services.storage) {
     const db = openDatabase(path.join(t.dataDir, 'gallery.db'));
     connections.push(db);
-    return createServices({ db, storage, clock: t.now, config: t.config });
+    return createServices({
+      database: await connectDatabase({ sqlite: db }),
+      storage,
+      clock: t.now,
+      config: t.config,
+    });
   }
 
   /** Uploads left behind: `arrived` whose file is in the bucket, `empty` whose file never came; all expired. */
@@ -199,7 +213,7 @@ describe('the upload sweep on two instances on one database', () => {
 
   it('sweeps on one instance when both sweep at once, and again on the next round', async () => {
     const a = t.services.uploadSweeper;
-    const b = anotherInstance().uploadSweeper;
+    const b = (await anotherInstance()).uploadSweeper;
     for (let round = 0; round < 3; round++) {
       const keys = await leftBehind(2, 2);
       const reports = await Promise.all([a.sweepScheduled(silent), b.sweepScheduled(silent)]);
@@ -207,8 +221,8 @@ describe('the upload sweep on two instances on one database', () => {
       expect(ran, `round ${round}`).toHaveLength(1);
       expect(ran[0]?.completed.sort()).toEqual(keys.arrived.sort());
       expect(ran[0]?.expired.sort()).toEqual(keys.empty.sort());
-      expect(t.count('pending_uploads')).toBe(0);
-      expect(t.count('images')).toBe(2 * (round + 1));
+      expect(await t.count('pending_uploads')).toBe(0);
+      expect(await t.count('images')).toBe(2 * (round + 1));
     }
     await expectBucketMatchesRows(t.services, id);
   });
@@ -224,7 +238,7 @@ describe('the upload sweep on two instances on one database', () => {
         return new Promise(() => {});
       },
     };
-    const crashing = anotherInstance(hung);
+    const crashing = await anotherInstance(hung);
     void crashing.uploadSweeper.sweepScheduled(silent);
     await vi.waitFor(() => expect(asked).toBe(1));
     crashing.db.close();
@@ -232,12 +246,12 @@ describe('the upload sweep on two instances on one database', () => {
     const survivor = t.services.uploadSweeper;
     t.advance(JOB_LEASE_MS - 1);
     expect(await survivor.sweepScheduled(silent)).toBeNull();
-    expect(t.count('pending_uploads')).toBe(2);
+    expect(await t.count('pending_uploads')).toBe(2);
     t.advance(1); // the lease has lapsed
     const report = await survivor.sweepScheduled(silent);
     expect(report && settled(report)).toEqual([...keys.arrived, ...keys.empty].sort());
-    expect(t.count('pending_uploads')).toBe(0);
-    expect(t.count('images')).toBe(1);
+    expect(await t.count('pending_uploads')).toBe(0);
+    expect(await t.count('images')).toBe(1);
   });
 
   it('refuses reconcile --apply while another instance sweeps, and sweeps nothing twice', async () => {
@@ -253,8 +267,8 @@ describe('the upload sweep on two instances on one database', () => {
         return t.services.storage.head(key);
       },
     };
-    const sweeping = anotherInstance(held).uploadSweeper.sweepScheduled(silent);
-    await vi.waitFor(() => expect(t.count('job_leases', "name = 'upload-sweep'")).toBe(1));
+    const sweeping = (await anotherInstance(held)).uploadSweeper.sweepScheduled(silent);
+    await vi.waitFor(async () => expect(await t.count('job_leases', "name = 'upload-sweep'")).toBe(1));
     await expect(t.services.reconcile.run({ apply: true })).rejects.toThrow(
       /upload sweep \(or another reconcile\) is running now, so nothing was changed/,
     );
@@ -264,6 +278,6 @@ describe('the upload sweep on two instances on one database', () => {
     expect(report && settled(report)).toEqual([...keys.arrived, ...keys.empty].sort());
     const after = await t.services.reconcile.run({ apply: true });
     expect(settled(after)).toEqual([]);
-    expect(t.count('images')).toBe(1);
+    expect(await t.count('images')).toBe(1);
   });
 });

@@ -62,7 +62,7 @@ export interface InvitesTable {
   revoked_at: number | null;
 }
 
-interface ImagesTable {
+export interface ImagesTable {
   id: string;
   owner_id: string;
   title: string;
@@ -80,7 +80,7 @@ interface ImagesTable {
   is_shared: Generated<Flag>;
 }
 
-interface PendingUploadsTable {
+export interface PendingUploadsTable {
   key: string;
   owner_id: string;
   original_name: string;

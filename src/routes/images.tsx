@@ -42,8 +42,8 @@ async function renderImage(
   );
 }
 
-imageRoutes.get('/:id', (c) => {
-  const image = c.var.services.images.getForUser(c.var.user, c.req.param('id'));
+imageRoutes.get('/:id', async (c) => {
+  const image = await c.var.services.images.getForUser(c.var.user, c.req.param('id'));
   const notice = noticeOf(c, { uploaded: 'Uploaded.', replaced: 'File replaced.', revoked: 'Link revoked.' });
   return renderImage(c, image, { notice });
 });
@@ -56,18 +56,18 @@ imageRoutes.get('/:id/download', async (c) => {
 imageRoutes.post('/:id/rename', form(z.object({ title: text })), async (c) => {
   const { images } = c.var.services;
   try {
-    const image = images.rename(actorOf(c), c.req.param('id'), c.req.valid('form').title);
+    const image = await images.rename(actorOf(c), c.req.param('id'), c.req.valid('form').title);
     return c.redirect(`/images/${image.id}`, 303);
   } catch (err) {
     if (!(err instanceof DomainError)) throw err;
-    const image = images.getForUser(c.var.user, c.req.param('id'));
+    const image = await images.getForUser(c.var.user, c.req.param('id'));
     return renderImage(c, image, { error: err.message }, statusOf(err));
   }
 });
 
-imageRoutes.post('/:id/visibility', form(z.object({ shared: flag })), (c) => {
+imageRoutes.post('/:id/visibility', form(z.object({ shared: flag })), async (c) => {
   const { shared } = c.req.valid('form');
-  const image = c.var.services.images.setShared(actorOf(c), c.req.param('id'), shared);
+  const image = await c.var.services.images.setShared(actorOf(c), c.req.param('id'), shared);
   return c.redirect(`/images/${image.id}`, 303);
 });
 
@@ -75,12 +75,12 @@ imageRoutes.post('/:id/visibility', form(z.object({ shared: flag })), (c) => {
  * The upload page, replacing this image's file. Its own route beside the image's other actions;
  * the page and the presign are the upload page's (src/routes/uploads.tsx).
  */
-imageRoutes.get('/:id/replace', (c) =>
-  renderUploadPage(c, c.var.services.images.getForChange(c.var.user, c.req.param('id'))),
+imageRoutes.get('/:id/replace', async (c) =>
+  renderUploadPage(c, await c.var.services.images.getForChange(c.var.user, c.req.param('id'))),
 );
 
-imageRoutes.get('/:id/delete', (c) => {
-  const image = c.var.services.images.getForChange(c.var.user, c.req.param('id'));
+imageRoutes.get('/:id/delete', async (c) => {
+  const image = await c.var.services.images.getForChange(c.var.user, c.req.param('id'));
   return page(c, <ConfirmDeletePage user={c.var.user} image={image} />);
 });
 
@@ -94,7 +94,7 @@ imageRoutes.post('/:id/delete', async (c) => {
 imageRoutes.post('/delete', form(z.object({ ids: selectedIds, confirm: text })), async (c) => {
   const { ids, confirm } = c.req.valid('form');
   if (confirm !== 'yes') {
-    const images = ids.map((id) => c.var.services.images.getForChange(c.var.user, id));
+    const images = await c.var.services.images.getAllForChange(c.var.user, ids);
     return page(c, <ConfirmBulkDeletePage user={c.var.user} images={images} />);
   }
   const count = await c.var.services.images.delete(actorOf(c), ids);
@@ -103,7 +103,7 @@ imageRoutes.post('/delete', form(z.object({ ids: selectedIds, confirm: text })),
 
 /** A share link for this one image, made from its page. */
 imageRoutes.post('/:id/shares', requireCan('share.create'), form(shareForm), async (c) => {
-  const image = c.var.services.images.getForChange(c.var.user, c.req.param('id'));
+  const image = await c.var.services.images.getForChange(c.var.user, c.req.param('id'));
   try {
     const newShareUrl = await createLink(c, [image.id], c.req.valid('form'));
     return renderImage(c, image, { newShareUrl }, 201);

@@ -58,8 +58,8 @@ shareRoutes.get('/', requireCan('share.create'), (c) =>
 );
 
 /** Options for sharing what was selected in the gallery. */
-shareRoutes.post('/new', requireCan('share.create'), form(z.object({ ids: selectedIds })), (c) => {
-  const images = c.req.valid('form').ids.map((id) => c.var.services.images.getForChange(c.var.user, id));
+shareRoutes.post('/new', requireCan('share.create'), form(z.object({ ids: selectedIds })), async (c) => {
+  const images = await c.var.services.images.getAllForChange(c.var.user, c.req.valid('form').ids);
   return page(c, <ShareSelectionPage user={c.var.user} images={images} />);
 });
 
@@ -70,7 +70,7 @@ shareRoutes.post('/', requireCan('share.create'), form(shareForm.extend({ ids: s
     return linksPage(c, { newUrl }, 201);
   } catch (err) {
     if (!(err instanceof Invalid)) throw err;
-    const images = ids.map((id) => c.var.services.images.getForChange(c.var.user, id));
+    const images = await c.var.services.images.getAllForChange(c.var.user, ids);
     return page(c, <ShareSelectionPage user={c.var.user} images={images} error={err.message} />, 400);
   }
 });

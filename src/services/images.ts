@@ -1,6 +1,12 @@
-import type { Selectable } from 'kysely';
-import type { Db } from '../db/connection.js';
-import type { Database } from '../db/schema.js';
+import type { AppDb } from '../db/database.js';
+import {
+  type CardRow,
+  type Image,
+  type ImagePosition,
+  imagesRepository,
+  rowToImage,
+} from '../db/repositories/images.js';
+import { storageDeletionsRepository } from '../db/repositories/storage-deletions.js';
 import { ACCEPTED_TYPES } from '../image-types.js';
 import { TITLE_MAX } from '../limits.js';
 import { can } from '../policy.js';
@@ -13,54 +19,12 @@ import type { Notifications } from './notifications.js';
 import type { PendingUploads } from './pending-uploads.js';
 import type { User } from './users.js';
 
+export { type Image, type ImageRow, rowToImage } from '../db/repositories/images.js';
+
 const PAGE_SIZE = 60;
 
 const URL_TTL_SECONDS = 2 * 60 * 60;
 const HOUR_MS = 60 * 60 * 1000;
-
-export interface Image {
-  id: string;
-  ownerId: string;
-  title: string;
-  originalName: string;
-  originalKey: string;
-  displayKey: string;
-  thumbKey: string;
-  contentType: string;
-  bytes: number;
-  width: number;
-  height: number;
-  takenAt: number | null;
-  createdAt: number;
-  updatedAt: number;
-  /** visible to every signed-in user, read-only */
-  isShared: boolean;
-}
-
-/** An images row as SQLite returns it (the table's shape is src/db/schema.ts). */
-export type ImageRow = Selectable<Database['images']>;
-
-export const rowToImage = (r: ImageRow): Image => ({
-  id: r.id,
-  ownerId: r.owner_id,
-  title: r.title,
-  originalName: r.original_name,
-  originalKey: r.original_key,
-  displayKey: r.display_key,
-  thumbKey: r.thumb_key,
-  contentType: r.content_type,
-  bytes: r.bytes,
-  width: r.width,
-  height: r.height,
-  takenAt: r.taken_at,
-  createdAt: r.created_at,
-  updatedAt: r.updated_at,
-  isShared: r.is_shared === 1,
-});
-
-/** Only what a card shows: the gallery query reads these and nothing else, for every page view. */
-const CARD_COLUMNS = 'id, title, thumb_key, width, height, created_at';
-type CardRow = Pick<ImageRow, 'id' | 'title' | 'thumb_key' | 'width' | 'height' | 'created_at'>;
 
 export interface GalleryCard {
   id: string;
@@ -71,61 +35,50 @@ export interface GalleryCard {
 }
 
 export function createImages(deps: {
-  db: Db;
+  database: AppDb;
   storage: Storage;
   clock: Clock;
   audit: Audit;
   notifications: Notifications;
   pending: PendingUploads;
 }) {
-  const { db, storage, clock, audit, notifications, pending } = deps;
-  const byId = db.prepare('SELECT * FROM images WHERE id = ?');
-  const firstPage = db.prepare(
-    `SELECT ${CARD_COLUMNS} FROM images WHERE owner_id = ? ORDER BY created_at DESC, id DESC LIMIT ?`,
-  );
-  const nextPage = db.prepare(
-    `SELECT ${CARD_COLUMNS} FROM images WHERE owner_id = ? AND (created_at < ? OR (created_at = ? AND id < ?))
-      ORDER BY created_at DESC, id DESC LIMIT ?`,
-  );
-  const rename = db.prepare('UPDATE images SET title = ?, updated_at = ? WHERE id = ?');
-  const remove = db.prepare('DELETE FROM images WHERE id = ?');
-  const queueDeletion = db.prepare(
-    'INSERT INTO storage_deletions (key, queued_at) VALUES (?, ?) ON CONFLICT (key) DO NOTHING',
-  );
-  const dequeue = db.prepare('DELETE FROM storage_deletions WHERE key = ?');
-  const recordFailure = db.prepare(
-    'UPDATE storage_deletions SET attempts = attempts + 1, last_error = ? WHERE key = ?',
-  );
+  const { database, storage, clock, audit, notifications, pending } = deps;
+  const images = imagesRepository(database);
+  const deletions = storageDeletionsRepository(database);
 
   /** URLs signed at the top of the hour repeat for an hour, so browsers cache thumbnails. */
   const signingDate = () => new Date(Math.floor(clock() / HOUR_MS) * HOUR_MS);
 
-  const sharedFirst = db.prepare(
-    `SELECT ${CARD_COLUMNS} FROM images WHERE is_shared = 1 ORDER BY created_at DESC, id DESC LIMIT ?`,
-  );
-  const sharedNext = db.prepare(
-    `SELECT ${CARD_COLUMNS} FROM images WHERE is_shared = 1 AND (created_at < ? OR (created_at = ? AND id < ?))
-      ORDER BY created_at DESC, id DESC LIMIT ?`,
-  );
-  const setSharedStmt = db.prepare('UPDATE images SET is_shared = ? WHERE id = ?');
-  const usageStmt = db.prepare(
-    'SELECT count(*) AS images, coalesce(sum(bytes), 0) AS bytes FROM images WHERE owner_id = ?',
-  );
+  /** The checks of getForUser and getForChange, on an image already loaded (or not found). */
+  function mayChange(user: User, image: Image | null): Image {
+    if (!image || !can(user, 'image.view', image)) throw new NotFound('There is no such image.');
+    if (!can(user, 'image.change')) throw new Forbidden('Viewers cannot change images.');
+    if (!can(user, 'image.change', image)) throw new Forbidden('Only the owner of this image can change it.');
+    return image;
+  }
 
   /** Loads an image the user may act on; anything else is "not found", so ids reveal nothing. */
-  function getForUser(user: User, id: string): Image {
-    const row = byId.get(id) as ImageRow | undefined;
+  async function getForUser(user: User, id: string): Promise<Image> {
+    const row = await images.get(id);
     const image = row ? rowToImage(row) : null;
     if (!image || !can(user, 'image.view', image)) throw new NotFound('There is no such image.');
     return image;
   }
 
   /** As getForUser, then the role and ownership: a stranger's private id is NotFound for everyone. */
-  function getForChange(user: User, id: string): Image {
-    const image = getForUser(user, id);
-    if (!can(user, 'image.change')) throw new Forbidden('Viewers cannot change images.');
-    if (!can(user, 'image.change', image)) throw new Forbidden('Only the owner of this image can change it.');
-    return image;
+  async function getForChange(user: User, id: string): Promise<Image> {
+    const row = await images.get(id);
+    return mayChange(user, row ? rowToImage(row) : null);
+  }
+
+  /**
+   * getForChange for each id, in one query: the images in the order given, or the error the first
+   * id the user may not change gets.
+   */
+  async function getAllForChange(user: User, ids: readonly string[]): Promise<Image[]> {
+    const rows = await images.getMany([...new Set(ids)]);
+    const byId = new Map(rows.map((row) => [row.id, rowToImage(row)]));
+    return ids.map((id) => mayChange(user, byId.get(id) ?? null));
   }
 
   async function cardsFor(rows: CardRow[]): Promise<{ cards: GalleryCard[]; nextCursor: string | null }> {
@@ -157,7 +110,8 @@ export function createImages(deps: {
 
   /**
    * Deletes in the bucket after the rows are gone. Keys are queued in the same transaction, so a
-   * failed delete is retried by reconcile instead of leaving an orphan.
+   * failed delete is retried by reconcile instead of leaving an orphan. Never inside a transaction:
+   * a transaction may run again, and a bucket call cannot be taken back.
    */
   async function deleteObjects(keys: string[]): Promise<void> {
     if (keys.length === 0) return;
@@ -165,25 +119,29 @@ export function createImages(deps: {
       const { failed } = await storage.deleteMany(keys);
       const failedSet = new Set(failed);
       for (const key of keys) {
-        if (failedSet.has(key)) recordFailure.run('delete failed', key);
-        else dequeue.run(key);
+        if (failedSet.has(key)) await deletions.recordFailure(key, 'delete failed');
+        else await deletions.dequeue(key);
       }
     } catch (err) {
-      for (const key of keys) recordFailure.run(String(err).slice(0, 500), key);
+      for (const key of keys) await deletions.recordFailure(key, String(err).slice(0, 500));
     }
   }
+
+  const position = (after: ImageCursor | null): ImagePosition | null =>
+    after ? { createdAt: after.createdAt, id: after.id } : null;
 
   return {
     getForUser,
     getForChange,
+    getAllForChange,
     deleteObjects,
     /** For callers that queue inside their own transaction and delete after it commits. */
-    queueDeletion: (key: string) => queueDeletion.run(key, clock()),
+    queueDeletion: (key: string) => deletions.queue(key, clock()),
 
     /** Deletes objects no row refers to, queued first so a failure is retried by reconcile. */
     async discardObjects(keys: string[]): Promise<void> {
       const now = clock();
-      for (const key of keys) queueDeletion.run(key, now);
+      for (const key of keys) await deletions.queue(key, now);
       await deleteObjects(keys);
     },
 
@@ -191,41 +149,32 @@ export function createImages(deps: {
       ownerId: string,
       after: ImageCursor | null,
     ): Promise<{ cards: GalleryCard[]; nextCursor: string | null }> {
-      const rows = (
-        after
-          ? nextPage.all(ownerId, after.createdAt, after.createdAt, after.id, PAGE_SIZE + 1)
-          : firstPage.all(ownerId, PAGE_SIZE + 1)
-      ) as CardRow[];
-      return cardsFor(rows);
+      return cardsFor(await images.listPage(ownerId, position(after), PAGE_SIZE + 1));
     },
 
     /** Images their owners made visible to every signed-in user, newest first. */
     async listShared(
       after: ImageCursor | null,
     ): Promise<{ cards: GalleryCard[]; nextCursor: string | null }> {
-      const rows = (
-        after
-          ? sharedNext.all(after.createdAt, after.createdAt, after.id, PAGE_SIZE + 1)
-          : sharedFirst.all(PAGE_SIZE + 1)
-      ) as CardRow[];
-      return cardsFor(rows);
+      return cardsFor(await images.listShared(position(after), PAGE_SIZE + 1));
     },
 
-    setShared(actor: Actor, id: string, isShared: boolean): Image {
-      const image = getForChange(actor.user, id);
-      db.transaction(() => {
-        setSharedStmt.run(isShared ? 1 : 0, image.id);
-        audit.change(actor, 'visibility', {
+    async setShared(actor: Actor, id: string, isShared: boolean): Promise<Image> {
+      const image = await getForChange(actor.user, id);
+      await database.transaction(async () => {
+        await images.setShared(image.id, isShared);
+        await audit.change(actor, 'visibility', {
           target: image.id,
           detail: isShared ? 'shown to all' : 'private',
         });
-      })();
+      });
       return { ...image, isShared };
     },
 
-    usage(ownerId: string): { images: number; bytes: number } {
-      return usageStmt.get(ownerId) as { images: number; bytes: number };
-    },
+    usage: (ownerId: string): Promise<{ images: number; bytes: number }> => images.usage(ownerId),
+
+    /** Whether an image's original, display or thumbnail is this key. */
+    usesKey: (key: string): Promise<boolean> => images.usesKey(key),
 
     async displayUrl(image: Image): Promise<string> {
       return storage.presignGet({
@@ -238,7 +187,7 @@ export function createImages(deps: {
 
     /** A short-lived link that makes the browser save the original under its own name. */
     async downloadUrl(user: User, id: string): Promise<string> {
-      const image = getForUser(user, id);
+      const image = await getForUser(user, id);
       return storage.presignGet({
         key: image.originalKey,
         ttlSeconds: 5 * 60,
@@ -247,14 +196,14 @@ export function createImages(deps: {
       });
     },
 
-    rename(actor: Actor, id: string, title: string): Image {
-      const image = getForChange(actor.user, id);
+    async rename(actor: Actor, id: string, title: string): Promise<Image> {
+      const image = await getForChange(actor.user, id);
       const clean = cleanText(title, TITLE_MAX);
       if (!clean) throw new Invalid('Give the image a title.');
-      db.transaction(() => {
-        rename.run(clean, clock(), image.id);
-        audit.change(actor, 'rename', { target: image.id, detail: clean });
-      })();
+      await database.transaction(async () => {
+        await images.rename(image.id, clean, clock());
+        await audit.change(actor, 'rename', { target: image.id, detail: clean });
+      });
       return { ...image, title: clean };
     },
 
@@ -264,34 +213,32 @@ export function createImages(deps: {
      */
     async delete(actor: Actor, ids: string[]): Promise<number> {
       const { user } = actor;
-      const allowed = [...new Set(ids)].map((id) => getForChange(user, id));
+      const allowed = await getAllForChange(user, [...new Set(ids)]);
       // Rows are read again inside the transaction: a replace that committed meanwhile changed the keys.
-      const { keys, count } = db
-        .transaction(() => {
-          const now = clock();
-          const all: string[] = [];
-          let n = 0;
-          for (const { id } of allowed) {
-            const row = byId.get(id) as ImageRow | undefined;
-            if (!row) continue;
-            // Replacements still uploading end with it: their files go now, what their policies
-            // may still write goes when the sweep removes their rows.
-            for (const key of pending.closeReplacementsOf(id, now)) {
-              queueDeletion.run(key, now);
-              all.push(key);
-            }
-            remove.run(id);
-            audit.change(actor, 'delete', { target: id });
-            notifications.recordChange(user, 'delete', id, `“${row.title}”`);
-            n++;
-            for (const key of [row.original_key, row.display_key, row.thumb_key]) {
-              queueDeletion.run(key, now);
-              all.push(key);
-            }
+      const { keys, count } = await database.transaction(async () => {
+        const now = clock();
+        const all: string[] = [];
+        let n = 0;
+        for (const { id } of allowed) {
+          const row = await images.get(id);
+          if (!row) continue;
+          // Replacements still uploading end with it: their files go now, what their policies
+          // may still write goes when the sweep removes their rows.
+          for (const key of await pending.closeReplacementsOf(id, now)) {
+            await deletions.queue(key, now);
+            all.push(key);
           }
-          return { keys: all, count: n };
-        })
-        .immediate();
+          await images.deleteById(id);
+          await audit.change(actor, 'delete', { target: id });
+          await notifications.recordChange(user, 'delete', id, `“${row.title}”`);
+          n++;
+          for (const key of [row.original_key, row.display_key, row.thumb_key]) {
+            await deletions.queue(key, now);
+            all.push(key);
+          }
+        }
+        return { keys: all, count: n };
+      });
       await deleteObjects(keys);
       return count;
     },

@@ -52,10 +52,10 @@ export function createServices({ database, storage, clock, config, loginLimits, 
     appOrigin: config.appOrigin,
     instanceId,
   });
-  const pending = createPendingUploads({ db });
-  const images = createImages({ db, storage, clock, audit, notifications, pending });
+  const pending = createPendingUploads({ database });
+  const images = createImages({ database, storage, clock, audit, notifications, pending });
   const uploads = createUploads({
-    db,
+    database,
     storage,
     audit,
     images,
@@ -92,11 +92,11 @@ export function createServices({ database, storage, clock, config, loginLimits, 
     uploads,
     audit,
     notifications,
-    people: createPeople({ db, storage, audit, users, images }),
+    people: createPeople({ db, database, storage, audit, users, images }),
     shares: createShares({ db, storage, audit, images, devices, clock }),
     uploadSweeper,
     reconcile: createReconcile({
-      db,
+      database,
       storage,
       users,
       uploads,

@@ -1,4 +1,5 @@
 import type { Db } from '../db/connection.js';
+import type { AppDb } from '../db/database.js';
 import type { Storage } from '../storage/storage.js';
 import type { Actor, Audit } from './audit.js';
 import { Conflict, Invalid, NotFound } from './errors.js';
@@ -15,7 +16,14 @@ const MAX_QUOTA_BYTES = 2 ** 50;
 const MAX_QUOTA_IMAGES = 10_000_000;
 
 /** What an admin does to accounts: every change that could lock everyone out is refused here. */
-export function createPeople(deps: { db: Db; storage: Storage; audit: Audit; users: Users; images: Images }) {
+export function createPeople(deps: {
+  db: Db;
+  database: AppDb;
+  storage: Storage;
+  audit: Audit;
+  users: Users;
+  images: Images;
+}) {
   const { db, storage, audit } = deps;
   const listAll = db.prepare(
     `SELECT u.*, count(i.id) AS image_count, coalesce(sum(i.bytes), 0) AS bytes_used
@@ -94,21 +102,20 @@ export function createPeople(deps: { db: Db; storage: Storage; audit: Audit; use
       if (typedEmail.trim().toLowerCase() !== user.email.toLowerCase()) {
         throw new Invalid(`Type the email address ${user.email} to confirm.`);
       }
-      const keys = db
-        .transaction(() => {
-          keepAnAdmin(user);
-          const all: string[] = [];
-          for (const row of imageKeys.all(user.id) as Record<string, string>[]) {
-            for (const key of Object.values(row)) {
-              deps.images.queueDeletion(key);
-              all.push(key);
-            }
+      // TODO(issue 14, h-accounts): only this block moved to database.transaction (images.queueDeletion is async).
+      const keys = await deps.database.transaction(async () => {
+        keepAnAdmin(user);
+        const all: string[] = [];
+        for (const row of imageKeys.all(user.id) as Record<string, string>[]) {
+          for (const key of Object.values(row)) {
+            await deps.images.queueDeletion(key);
+            all.push(key);
           }
-          removeUser.run(user.id);
-          audit.change(actor, 'user_delete', { target: user.email, detail: `role ${user.role}` });
-          return all;
-        })
-        .immediate();
+        }
+        removeUser.run(user.id);
+        await audit.change(actor, 'user_delete', { target: user.email, detail: `role ${user.role}` });
+        return all;
+      });
       await deps.images.deleteObjects(keys);
       try {
         let cursor: string | undefined;

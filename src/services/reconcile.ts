@@ -1,4 +1,5 @@
-import type { Db } from '../db/connection.js';
+import type { AppDb } from '../db/database.js';
+import { storageDeletionsRepository } from '../db/repositories/storage-deletions.js';
 import type { Storage } from '../storage/storage.js';
 import type { Clock } from './clock.js';
 import { Conflict, DomainError, Unavailable } from './errors.js';
@@ -31,7 +32,7 @@ export interface ReconcileReport extends SweepReport {
  * the other does, on any instance.
  */
 export function createReconcile(deps: {
-  db: Db;
+  database: AppDb;
   storage: Storage;
   users: Users;
   uploads: Uploads;
@@ -41,24 +42,23 @@ export function createReconcile(deps: {
   sweeper: UploadSweeper;
   leases: JobLeases;
 }) {
-  const { db, storage } = deps;
-  const queued = db.prepare('SELECT key FROM storage_deletions ORDER BY queued_at LIMIT 10000').pluck();
-  const knownKey = db.prepare(
-    `SELECT 1 FROM images WHERE original_key = @k OR display_key = @k OR thumb_key = @k
-     UNION ALL SELECT 1 FROM storage_deletions WHERE key = @k
-     LIMIT 1`,
-  );
+  const { storage } = deps;
+  const deletions = storageDeletionsRepository(deps.database);
+  /** Deletes still to retry, the oldest first. */
+  const queued = () => deletions.list(10_000);
+  /** Whether an image uses the key, or its delete is queued already. */
+  const knownKey = async (key: string) => (await deps.images.usesKey(key)) || (await deletions.has(key));
 
   /** Completes an object found under originals/ as its owner's upload; a pending row carries it through. */
   async function importOutside(ownerId: string, key: string, report: ReconcileReport): Promise<void> {
-    const user = deps.users.get(ownerId);
+    const user = await deps.users.get(ownerId);
     if (!user) return;
     if (!report.apply) {
       report.imported.push(key);
       return;
     }
     const now = deps.clock();
-    deps.pending.insert({
+    await deps.pending.insert({
       key,
       ownerId,
       originalName: key.split('/').pop() ?? '',
@@ -77,7 +77,7 @@ export function createReconcile(deps: {
         return;
       }
       // Left as it was, so the next run tries the import again.
-      deps.pending.remove(key);
+      await deps.pending.remove(key);
       report.skipped.push({ key, reason: storageFailure(err) });
     }
   }
@@ -100,11 +100,11 @@ export function createReconcile(deps: {
     checkHeld(lease);
     const now = deps.clock();
 
-    const keys = queued.all() as string[];
+    const keys = await queued();
     if (keys.length > 0) {
       if (apply) {
         await deps.images.deleteObjects(keys);
-        const left = new Set(queued.all() as string[]);
+        const left = new Set(await queued());
         for (const k of keys) (left.has(k) ? report.stillFailing : report.retriedDeletes).push(k);
       } else report.retriedDeletes.push(...keys);
     }
@@ -114,9 +114,9 @@ export function createReconcile(deps: {
       checkHeld(lease);
       const page = await storage.list('users/', cursor);
       for (const object of page.keys) {
-        if (knownKey.get({ k: object.key }) || deps.pending.names(object.key)) continue;
+        if ((await knownKey(object.key)) || (await deps.pending.names(object.key))) continue;
         const owner = ORIGINAL_KEY.exec(object.key)?.[1];
-        if (owner && deps.users.get(owner)) {
+        if (owner && (await deps.users.get(owner))) {
           await importOutside(owner, object.key, report);
           continue;
         }

@@ -207,7 +207,7 @@ export function createShares(deps: {
       if (ids.length > MAX_SHARED_IMAGES)
         throw new Invalid(`A link can share at most ${MAX_SHARED_IMAGES} images.`);
       const { user } = actor;
-      for (const id of ids) images.getForChange(user, id);
+      await images.getAllForChange(user, ids);
       const password = opts.password ?? '';
       if (password && (password.length < SHARE_PASSWORD_MIN || password.length > PASSWORD_MAX)) {
         throw new Invalid(

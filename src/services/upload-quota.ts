@@ -27,17 +27,22 @@ export function createUploadQuota(deps: { users: Users; images: Images; pending:
      * user could still write (and finished ones beyond the quota). Throws when nothing is left, or
      * not `size`; returns the bytes left (Infinity without a quota).
      */
-    roomForPolicy(ownerId: string, replaced: Image | null, exceptKey: string, size?: number): number {
-      const fresh = users.get(ownerId);
+    async roomForPolicy(
+      ownerId: string,
+      replaced: Image | null,
+      exceptKey: string,
+      size?: number,
+    ): Promise<number> {
+      const fresh = await users.get(ownerId);
       if (!fresh) throw new NotFound('That account no longer exists.');
-      const used = images.usage(ownerId);
+      const used = await images.usage(ownerId);
       if (!replaced && fresh.quotaImages !== null) {
         if (used.images >= fresh.quotaImages) {
           throw new Forbidden(
             `You have reached your limit of ${fresh.quotaImages} images. Delete some, or ask an admin for more.`,
           );
         }
-        const unfinished = pending.unfinishedNewImages(ownerId, exceptKey);
+        const unfinished = await pending.unfinishedNewImages(ownerId, exceptKey);
         if (used.images + unfinished >= fresh.quotaImages) {
           throw new Forbidden(
             `You have reached your limit of ${fresh.quotaImages} images, counting ${unfinished} upload${unfinished === 1 ? '' : 's'} not finished yet. Finish them, or wait: an unfinished upload is given up within ${RELEASE_MINUTES} minutes.`,
@@ -45,7 +50,7 @@ export function createUploadQuota(deps: { users: Users; images: Images; pending:
         }
       }
       if (fresh.quotaBytes === null) return Number.POSITIVE_INFINITY;
-      const { unfinished, finished } = pending.reservedBytes(ownerId, exceptKey);
+      const { unfinished, finished } = await pending.reservedBytes(ownerId, exceptKey);
       const held = Math.max(0, finished - fresh.quotaBytes);
       const free = fresh.quotaBytes - used.bytes - unfinished + (replaced?.bytes ?? 0);
       const left = free - held;
@@ -68,10 +73,10 @@ export function createUploadQuota(deps: { users: Users; images: Images; pending:
     },
 
     /** The rule the completion's transaction enforces on what is stored; null when the file fits. */
-    refusal(ownerId: string, bytes: number, replaced: ImageRow | undefined): string | null {
-      const fresh = users.get(ownerId);
+    async refusal(ownerId: string, bytes: number, replaced: ImageRow | undefined): Promise<string | null> {
+      const fresh = await users.get(ownerId);
       if (!fresh) return 'The account this upload was for no longer exists, so it was not kept.';
-      const used = images.usage(ownerId);
+      const used = await images.usage(ownerId);
       if (!replaced && fresh.quotaImages !== null && used.images + 1 > fresh.quotaImages) {
         return `You have reached your limit of ${fresh.quotaImages} images, so this upload was not kept.`;
       }

@@ -63,20 +63,20 @@ export function createUploadSweeper(deps: {
 
   async function sweepOne(listed: PendingUpload, apply: boolean, report: SweepReport) {
     // Listed before the rows ahead of it were settled: a completion may have finished it since.
-    const row = pending.get(listed.key);
+    const row = await pending.get(listed.key);
     if (!row) return;
     if (row.closedAt !== null) {
       if (await storage.head(row.key)) {
         if (apply) await images.discardObjects([row.key]);
         report.replaysDeleted.push(row.key);
       }
-      if (apply) pending.remove(row.key);
+      if (apply) await pending.remove(row.key);
       return;
     }
-    const owner = users.get(row.ownerId);
+    const owner = await users.get(row.ownerId);
     const arrived = owner ? await storage.head(row.key) : null;
     if (!arrived || !owner) {
-      if (apply) pending.remove(row.key);
+      if (apply) await pending.remove(row.key);
       report.expired.push(row.key);
       return;
     }
@@ -87,7 +87,7 @@ export function createUploadSweeper(deps: {
     // A claim this process does not hold is a completion that died with its process: start over.
     // Released before its copy goes: if the row was completed meanwhile, that copy is an image's original.
     if (row.finalKey !== null) {
-      if (!pending.release(row.key, row.finalKey)) return; // settled since; the next sweep looks again
+      if (!(await pending.release(row.key, row.finalKey))) return; // settled since; the next sweep looks again
       await images.discardObjects([row.finalKey]);
     }
     try {
@@ -99,7 +99,7 @@ export function createUploadSweeper(deps: {
       report.rejected.push(row.key);
     }
     // Its policy expired long ago: nothing can replay it, so the row has done its work.
-    pending.remove(row.key);
+    await pending.remove(row.key);
   }
 
   /**
@@ -110,7 +110,7 @@ export function createUploadSweeper(deps: {
     const { apply } = o;
     const report = emptySweepReport();
     const now = clock();
-    let batch = pending.due(now, SWEEP_BATCH);
+    let batch = await pending.due(now, SWEEP_BATCH);
     while (batch.length > 0) {
       for (const row of batch) {
         if (o.isStopping?.()) return report; // the server is stopping: the rest waits for the next start
@@ -122,7 +122,7 @@ export function createUploadSweeper(deps: {
         }
       }
       // From after the last row listed: skipped ones are left for the next run, not read again.
-      batch = batch.length < SWEEP_BATCH ? [] : pending.due(now, SWEEP_BATCH, batch.at(-1));
+      batch = batch.length < SWEEP_BATCH ? [] : await pending.due(now, SWEEP_BATCH, batch.at(-1));
     }
     return report;
   }

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import type { Db } from '../db/connection.js';
+import type { AppDb } from '../db/database.js';
+import { imagesRepository } from '../db/repositories/images.js';
 import { formatBytes } from '../format.js';
 import { ACCEPTED_NAMES } from '../image-types.js';
 import { TITLE_MAX } from '../limits.js';
@@ -19,7 +20,7 @@ import {
   Unavailable,
   UnsupportedType,
 } from './errors.js';
-import { cleanText, type ImageRow, type Images, rowToImage, withoutExtension } from './images.js';
+import { cleanText, type Images, rowToImage, withoutExtension } from './images.js';
 import { createLimiter } from './limiter.js';
 import type { Notifications } from './notifications.js';
 import { type PendingUpload, type PendingUploads, POLICY_TTL_SECONDS } from './pending-uploads.js';
@@ -45,9 +46,10 @@ const REPLACED =
 
 /**
  * ETags compare without their quotes (S3 quotes them in headers, not always in redirect URLs) and
- * their case, so no store's spelling refuses a file as another one.
+ * their case, so no store's spelling refuses a file as another one. No real ETag holds a NUL, which
+ * PostgreSQL could not store: one a caller sends loses it.
  */
-const bareEtag = (etag: string) => etag.replace(/^"|"$/g, '').toLowerCase();
+const bareEtag = (etag: string) => etag.replace(/^"|"$/g, '').replaceAll('\0', '').toLowerCase();
 
 export interface PresignedUpload {
   key: string;
@@ -101,7 +103,7 @@ interface Refused {
 }
 
 export function createUploads(deps: {
-  db: Db;
+  database: AppDb;
   storage: Storage;
   audit: Audit;
   images: Images;
@@ -112,20 +114,8 @@ export function createUploads(deps: {
   maxUploadBytes: number;
   appOrigin: string;
 }) {
-  const { db, storage, audit, images, users, notifications, pending, clock } = deps;
-  const imageById = db.prepare('SELECT * FROM images WHERE id = ?');
-  const insertImage = db.prepare(
-    `INSERT INTO images (id, owner_id, title, original_name, original_key, display_key, thumb_key, content_type,
-       bytes, width, height, taken_at, created_at, updated_at)
-     VALUES (@id, @owner_id, @title, @original_name, @original_key, @display_key, @thumb_key, @content_type,
-       @bytes, @width, @height, @taken_at, @created_at, @updated_at)`,
-  );
-  const replaceImage = db.prepare(
-    `UPDATE images SET original_name = @original_name, original_key = @original_key, display_key = @display_key,
-       thumb_key = @thumb_key, content_type = @content_type, bytes = @bytes, width = @width, height = @height,
-       taken_at = @taken_at, updated_at = @updated_at
-     WHERE id = @id`,
-  );
+  const { database, storage, audit, images, users, notifications, pending, clock } = deps;
+  const imageRows = imagesRepository(database);
   const quota = createUploadQuota({ users, images, pending });
   const verifications = createLimiter(VERIFY_CONCURRENCY);
   /**
@@ -146,8 +136,8 @@ export function createUploads(deps: {
     outside: boolean,
     etag: string | null = null,
   ): Promise<never> {
-    const closed = pending.close(row.key, finalKey, null, clock(), etag);
-    if (closed && outside) pending.remove(row.key);
+    const closed = await pending.close(row.key, finalKey, null, clock(), etag);
+    if (closed && outside) await pending.remove(row.key);
     await images.discardObjects(closed ? [row.key, ...made] : made);
     throw err;
   }
@@ -167,11 +157,9 @@ export function createUploads(deps: {
     if (head.size > deps.maxUploadBytes)
       return { refused: new TooLarge('That file is larger than the upload limit.') };
     if (head.size === 0) return { refused: new UnsupportedType(NOT_AN_IMAGE) };
-    const replacing = row.replacesImageId
-      ? (imageById.get(row.replacesImageId) as ImageRow | undefined)
-      : undefined;
+    const replacing = row.replacesImageId ? await imageRows.get(row.replacesImageId) : undefined;
     // A cheap early answer; the transaction below checks again, and that check is the one that holds.
-    const overQuota = quota.refusal(ownerIdOf(user, replacing), head.size, replacing);
+    const overQuota = await quota.refusal(ownerIdOf(user, replacing), head.size, replacing);
     if (overQuota) return { refused: new TooLarge(overQuota) };
 
     const start = await fromStorage(storage.getRange(finalKey, 0, Math.min(head.size, SNIFF_BYTES) - 1));
@@ -220,13 +208,11 @@ export function createUploads(deps: {
     // kept by its own completion, or by the sweep.
     if (named && stagedEtag && named !== stagedEtag) throw new Conflict(REPLACED);
     const etag = stagedEtag ?? named;
-    const replacing = row.replacesImageId
-      ? (imageById.get(row.replacesImageId) as ImageRow | undefined)
-      : undefined;
+    const replacing = row.replacesImageId ? await imageRows.get(row.replacesImageId) : undefined;
     const ownerId = ownerIdOf(user, replacing);
     const base = `users/${ownerId}/`;
     const finalKey = `${originalsPrefix(ownerId)}${randomUUID()}`;
-    if (!pending.claim(row.key, finalKey, clock())) return repeatOf(user, row.key);
+    if (!(await pending.claim(row.key, finalKey, clock()))) return repeatOf(user, row.key);
 
     const version = randomUUID();
     const renditionKeys = [`${base}thumbs/${version}.webp`, `${base}display/${version}.webp`];
@@ -244,7 +230,7 @@ export function createUploads(deps: {
       verdict = await verify(user, row, finalKey, renditionKeys);
     } catch (err) {
       // Storage trouble or a crash of sharp: the row stays open for a retry or the sweep.
-      pending.release(row.key, finalKey);
+      await pending.release(row.key, finalKey);
       await images.discardObjects(made);
       throw err;
     }
@@ -269,44 +255,41 @@ export function createUploads(deps: {
     };
     type Outcome = { imageId: string; replaced: boolean; oldKeys: string[] } | DomainError | null;
     // Quota check, insert and closing the row are one write transaction: concurrent completions
-    // queue on SQLite's write lock, so each sees the images the ones before it added.
+    // queue on SQLite's write lock (PostgreSQL runs one of two that collide again), so each sees
+    // the images the ones before it added. Only the database is touched in it: it may run twice.
     const commit = () =>
-      db
-        .transaction((): Outcome => {
-          const target = row.replacesImageId
-            ? (imageById.get(row.replacesImageId) as ImageRow | undefined)
-            : undefined;
-          if (row.replacesImageId && !target) {
-            pending.close(row.key, finalKey, null, now); // the delete has usually closed it already
-            return new NotFound('That image was deleted while the new file was uploading.');
-          }
-          const overQuota = quota.refusal(ownerIdOf(user, target), checked.size, target);
-          const imageId = overQuota ? null : (target?.id ?? randomUUID().replaceAll('-', ''));
-          // Only the holder of the claim may close the row; a stale one (the sweep took over) backs off.
-          if (!pending.close(row.key, finalKey, imageId, now, etag)) return null;
-          if (overQuota || !imageId) return new TooLarge(overQuota ?? '');
-          if (target) {
-            replaceImage.run({ ...fields, id: target.id });
-            const old = rowToImage(target);
-            const oldKeys = [old.originalKey, old.displayKey, old.thumbKey];
-            for (const k of oldKeys) images.queueDeletion(k);
-            notifications.recordChange(user, 'replace', target.id, `“${target.title}”`);
-            if (actor) audit.change(actor, 'replace', { target: target.id });
-            return { imageId: target.id, replaced: true, oldKeys };
-          }
-          const title = cleanText(withoutExtension(originalName), TITLE_MAX) || 'Untitled';
-          insertImage.run({ ...fields, id: imageId, owner_id: user.id, title, created_at: now });
-          notifications.recordChange(user, outside ? 'outside_upload' : 'upload', imageId, `“${title}”`);
-          if (outside) audit.change(null, 'outside_upload', { target: row.key });
-          else if (actor) audit.change(actor, 'upload', { target: imageId });
-          return { imageId, replaced: false, oldKeys: [] };
-        })
-        .immediate();
+      database.transaction(async (): Promise<Outcome> => {
+        const target = row.replacesImageId ? await imageRows.get(row.replacesImageId) : undefined;
+        if (row.replacesImageId && !target) {
+          await pending.close(row.key, finalKey, null, now); // the delete has usually closed it already
+          return new NotFound('That image was deleted while the new file was uploading.');
+        }
+        const overQuota = await quota.refusal(ownerIdOf(user, target), checked.size, target);
+        const imageId = overQuota ? null : (target?.id ?? randomUUID().replaceAll('-', ''));
+        // Only the holder of the claim may close the row; a stale one (the sweep took over) backs off.
+        if (!(await pending.close(row.key, finalKey, imageId, now, etag))) return null;
+        if (overQuota || !imageId) return new TooLarge(overQuota ?? '');
+        if (target) {
+          await imageRows.replaceFiles(target.id, fields);
+          const old = rowToImage(target);
+          const oldKeys = [old.originalKey, old.displayKey, old.thumbKey];
+          for (const k of oldKeys) await images.queueDeletion(k);
+          await notifications.recordChange(user, 'replace', target.id, `“${target.title}”`);
+          if (actor) await audit.change(actor, 'replace', { target: target.id });
+          return { imageId: target.id, replaced: true, oldKeys };
+        }
+        const title = cleanText(withoutExtension(originalName), TITLE_MAX) || 'Untitled';
+        await imageRows.insert({ ...fields, id: imageId, owner_id: user.id, title, created_at: now });
+        await notifications.recordChange(user, outside ? 'outside_upload' : 'upload', imageId, `“${title}”`);
+        if (outside) await audit.change(null, 'outside_upload', { target: row.key });
+        else if (actor) await audit.change(actor, 'upload', { target: imageId });
+        return { imageId, replaced: false, oldKeys: [] };
+      });
     let outcome: Outcome;
     try {
-      outcome = commit();
+      outcome = await commit();
     } catch (err) {
-      pending.release(row.key, finalKey);
+      await pending.release(row.key, finalKey);
       await images.discardObjects(made);
       throw err;
     }
@@ -316,7 +299,7 @@ export function createUploads(deps: {
       return repeatOf(user, row.key);
     }
     // Objects put into the bucket from outside have no policy to replay: their row has done its work.
-    if (outside) pending.remove(row.key);
+    if (outside) await pending.remove(row.key);
     await images.discardObjects([row.key, ...(outcome instanceof DomainError ? made : [])]);
     if (outcome instanceof DomainError) throw outcome;
     await images.deleteObjects(outcome.oldKeys);
@@ -337,7 +320,7 @@ export function createUploads(deps: {
     o: { outside?: boolean; etag?: string; actor?: Actor } = {},
   ): Promise<Completion> {
     const named = o.etag ? bareEtag(o.etag) : null;
-    const row = pending.get(key);
+    const row = await pending.get(key);
     if (!row || !can(user, 'upload.complete', row)) throw new NotFound(NOT_FOUND);
     if (row.closedAt !== null) {
       // A page's form posted again (another tab, a reload of a form that was reused) after its
@@ -360,15 +343,15 @@ export function createUploads(deps: {
   }
 
   /** The answer for a key that was finished (or is being finished) by another call. */
-  function repeatOf(user: User, key: string): Completion {
-    const row = pending.get(key);
+  async function repeatOf(user: User, key: string): Promise<Completion> {
+    const row = await pending.get(key);
     if (!row || !can(user, 'upload.complete', row)) throw new NotFound(NOT_FOUND);
     if (row.closedAt === null) {
       throw new Conflict('This upload is being finished right now. Reload the page in a moment.');
     }
-    const image = row.imageId ? (imageById.get(row.imageId) as ImageRow | undefined) : undefined;
+    const image = row.imageId ? await imageRows.get(row.imageId) : undefined;
     if (image) return { imageId: image.id, replaced: row.replacesImageId !== null, isRepeat: true };
-    if (row.replacesImageId && !imageById.get(row.replacesImageId)) {
+    if (row.replacesImageId && !(await imageRows.get(row.replacesImageId))) {
       throw new NotFound('That image was deleted while the new file was uploading.');
     }
     throw new NotFound(NOT_FOUND);
@@ -380,7 +363,7 @@ export function createUploads(deps: {
      * that remembers it and reserves its size ceiling against the quota.
      */
     async presign(user: User, req: PresignRequest): Promise<PresignedUpload> {
-      const replaced = req.replacesImageId ? images.getForChange(user, req.replacesImageId) : null;
+      const replaced = req.replacesImageId ? await images.getForChange(user, req.replacesImageId) : null;
       if (!can(user, 'image.upload')) throw new Forbidden('Viewers cannot upload images.');
       if (req.size !== undefined && req.size > deps.maxUploadBytes) {
         throw new TooLarge(
@@ -389,55 +372,53 @@ export function createUploads(deps: {
       }
       const originalName = cleanText(req.originalName ?? '', NAME_MAX);
       // Reserve first, in one write transaction, so two presigns at once cannot both take the last room.
-      const { key, maxBytes, isNew } = db
-        .transaction(() => {
-          const now = clock();
-          const expiresAt = now + POLICY_TTL_SECONDS * 1000;
-          // The page's own form is reused by its next visit (a reload, another tab, a link from another
-          // site), so visits never pile up reservations; upload.js takes it over for its first file.
-          const form = req.formKey
-            ? pending.get(req.formKey)
-            : req.from === 'form'
-              ? pending.openForm(user.id, replaced?.id ?? null, now)
-              : undefined;
-          const reuse =
-            form?.isForm &&
-            can(user, 'upload.complete', form) &&
-            form.closedAt === null &&
-            form.finalKey === null &&
-            form.expiresAt > now &&
-            form.replacesImageId === (replaced?.id ?? null);
-          const exceptKey = reuse ? form.key : '';
-          const left = quota.roomForPolicy(replaced?.ownerId ?? user.id, replaced, exceptKey, req.size);
-          const ceiling = req.size ?? Math.min(deps.maxUploadBytes, left);
-          if (reuse) {
-            // Taken over by upload.js, it is that tab's alone: another tab gets an upload of its own.
-            const isForm = req.from === 'form';
-            pending.resign(form.key, { maxBytes: ceiling, originalName, expiresAt, isForm });
-            return { key: form.key, maxBytes: ceiling, isNew: false };
-          }
-          const open = pending.live(user.id, now);
-          if (open.count >= MAX_OPEN_UPLOADS) {
-            const waitMs = (open.oldestExpiresAt ?? now) - now;
-            throw new Throttled(
-              `Too many uploads are waiting to finish. ${tryAgainIn(Math.ceil(waitMs / 1000))}`,
-              Math.max(1, Math.ceil(waitMs / 1000)),
-            );
-          }
-          const fresh = `${stagingPrefix(user.id)}${randomUUID()}`;
-          pending.insert({
-            key: fresh,
-            ownerId: user.id,
-            originalName,
-            replacesImageId: replaced?.id ?? null,
-            maxBytes: ceiling,
-            isForm: req.from === 'form',
-            createdAt: now,
-            expiresAt,
-          });
-          return { key: fresh, maxBytes: ceiling, isNew: true };
-        })
-        .immediate();
+      const { key, maxBytes, isNew } = await database.transaction(async () => {
+        const now = clock();
+        const expiresAt = now + POLICY_TTL_SECONDS * 1000;
+        // The page's own form is reused by its next visit (a reload, another tab, a link from another
+        // site), so visits never pile up reservations; upload.js takes it over for its first file.
+        const form = req.formKey
+          ? await pending.get(req.formKey)
+          : req.from === 'form'
+            ? await pending.openForm(user.id, replaced?.id ?? null, now)
+            : undefined;
+        const reuse =
+          form?.isForm &&
+          can(user, 'upload.complete', form) &&
+          form.closedAt === null &&
+          form.finalKey === null &&
+          form.expiresAt > now &&
+          form.replacesImageId === (replaced?.id ?? null);
+        const exceptKey = reuse ? form.key : '';
+        const left = await quota.roomForPolicy(replaced?.ownerId ?? user.id, replaced, exceptKey, req.size);
+        const ceiling = req.size ?? Math.min(deps.maxUploadBytes, left);
+        if (reuse) {
+          // Taken over by upload.js, it is that tab's alone: another tab gets an upload of its own.
+          const isForm = req.from === 'form';
+          await pending.resign(form.key, { maxBytes: ceiling, originalName, expiresAt, isForm });
+          return { key: form.key, maxBytes: ceiling, isNew: false };
+        }
+        const open = await pending.live(user.id, now);
+        if (open.count >= MAX_OPEN_UPLOADS) {
+          const waitMs = (open.oldestExpiresAt ?? now) - now;
+          throw new Throttled(
+            `Too many uploads are waiting to finish. ${tryAgainIn(Math.ceil(waitMs / 1000))}`,
+            Math.max(1, Math.ceil(waitMs / 1000)),
+          );
+        }
+        const fresh = `${stagingPrefix(user.id)}${randomUUID()}`;
+        await pending.insert({
+          key: fresh,
+          ownerId: user.id,
+          originalName,
+          replacesImageId: replaced?.id ?? null,
+          maxBytes: ceiling,
+          isForm: req.from === 'form',
+          createdAt: now,
+          expiresAt,
+        });
+        return { key: fresh, maxBytes: ceiling, isNew: true };
+      });
       try {
         const post = await fromStorage(
           storage.presignPost({
@@ -452,7 +433,7 @@ export function createUploads(deps: {
         return { key, ...post };
       } catch (err) {
         // No policy was handed out: nothing can write the key, so its reservation goes.
-        if (isNew) pending.remove(key);
+        if (isNew) await pending.remove(key);
         throw err;
       }
     },

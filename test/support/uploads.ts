@@ -45,10 +45,15 @@ export async function upload(client: Client, bytes: Buffer, name = 'photo.jpg', 
 }
 
 /** Every object under the user's prefix is one an image row names, and every key a row names is there. */
-export async function expectBucketMatchesRows(services: Pick<Services, 'db' | 'storage'>, ownerId: string) {
-  const rows = services.db
-    .prepare('SELECT original_key, display_key, thumb_key FROM images WHERE owner_id = ?')
-    .all(ownerId) as Record<string, string>[];
+export async function expectBucketMatchesRows(
+  services: Pick<Services, 'database' | 'storage'>,
+  ownerId: string,
+) {
+  const rows = await services.database.q
+    .selectFrom('images')
+    .select(['original_key', 'display_key', 'thumb_key'])
+    .where('owner_id', '=', ownerId)
+    .execute();
   const listed = (await services.storage.list(`users/${ownerId}/`)).keys.map((k) => k.key).sort();
   expect(listed).toEqual(rows.flatMap((r) => Object.values(r)).sort());
   return rows;

@@ -1,0 +1,188 @@
+import { type Insertable, type Selectable, sql, type Updateable } from 'kysely';
+import type { AppDb } from '../database.js';
+import type { ImagesTable } from '../schema.js';
+
+export interface Image {
+  id: string;
+  ownerId: string;
+  title: string;
+  originalName: string;
+  originalKey: string;
+  displayKey: string;
+  thumbKey: string;
+  contentType: string;
+  bytes: number;
+  width: number;
+  height: number;
+  takenAt: number | null;
+  createdAt: number;
+  updatedAt: number;
+  /** visible to every signed-in user, read-only */
+  isShared: boolean;
+}
+
+/** An images row as the database returns it (the table's shape is src/db/schema.ts). */
+export type ImageRow = Selectable<ImagesTable>;
+
+export const rowToImage = (r: ImageRow): Image => ({
+  id: r.id,
+  ownerId: r.owner_id,
+  title: r.title,
+  originalName: r.original_name,
+  originalKey: r.original_key,
+  displayKey: r.display_key,
+  thumbKey: r.thumb_key,
+  contentType: r.content_type,
+  bytes: r.bytes,
+  width: r.width,
+  height: r.height,
+  takenAt: r.taken_at,
+  createdAt: r.created_at,
+  updatedAt: r.updated_at,
+  isShared: r.is_shared === 1,
+});
+
+/** Only what a card shows: the gallery query reads these and nothing else, for every page view. */
+const CARD_COLUMNS = ['id', 'title', 'thumb_key', 'width', 'height', 'created_at'] as const;
+export type CardRow = Pick<ImageRow, (typeof CARD_COLUMNS)[number]>;
+
+/** The position after which a gallery page starts: the (created_at, id) of the last card shown. */
+export interface ImagePosition {
+  createdAt: number;
+  id: string;
+}
+
+/** A new file's columns, written by a completion (a new image's, or a replacement's). */
+export type ImageFiles = Pick<
+  Updateable<ImagesTable>,
+  | 'original_name'
+  | 'original_key'
+  | 'display_key'
+  | 'thumb_key'
+  | 'content_type'
+  | 'bytes'
+  | 'width'
+  | 'height'
+  | 'taken_at'
+  | 'updated_at'
+>;
+
+/**
+ * Whether a string may name a row. PostgreSQL's text cannot hold NUL, and it refuses one even as a
+ * query parameter; no id holds one, so an id with a NUL (typed into a URL) finds nothing on both.
+ */
+export const isStorable = (text: string) => !text.includes('\0');
+
+/** The images table's SQL. */
+export function imagesRepository(database: AppDb) {
+  /**
+   * One page of cards, newest first: one keyset query on (created_at DESC, id DESC), which
+   * images_owner_created (by owner) or images_shared_created (shared ones) answers on both dialects.
+   */
+  function page(
+    scope: { ownerId: string } | { isShared: true },
+    after: ImagePosition | null,
+    limit: number,
+  ): Promise<CardRow[]> {
+    return (
+      database.q
+        .selectFrom('images')
+        .select(CARD_COLUMNS)
+        .$if('ownerId' in scope, (qb) => qb.where('owner_id', '=', (scope as { ownerId: string }).ownerId))
+        // A literal, not a parameter: only `is_shared = 1` itself matches the partial index.
+        .$if(!('ownerId' in scope), (qb) => qb.where('is_shared', '=', sql.lit(1)))
+        .$if(after !== null, (qb) =>
+          qb.where((eb) => {
+            const { createdAt, id } = after as ImagePosition;
+            return eb.or([
+              eb('created_at', '<', createdAt),
+              eb.and([eb('created_at', '=', createdAt), eb('id', '<', id)]),
+            ]);
+          }),
+        )
+        .orderBy('created_at', 'desc')
+        .orderBy('id', 'desc')
+        .limit(limit)
+        .execute()
+    );
+  }
+
+  return {
+    async get(id: string): Promise<ImageRow | undefined> {
+      if (!isStorable(id)) return undefined;
+      return database.q.selectFrom('images').selectAll().where('id', '=', id).executeTakeFirst();
+    },
+
+    /** The rows of these ids that exist, in no particular order. */
+    async getMany(ids: readonly string[]): Promise<ImageRow[]> {
+      const wanted = ids.filter(isStorable);
+      if (wanted.length === 0) return [];
+      return database.q.selectFrom('images').selectAll().where('id', 'in', wanted).execute();
+    },
+
+    async insert(row: Insertable<ImagesTable>): Promise<void> {
+      await database.q.insertInto('images').values(row).execute();
+    },
+
+    /** Points the image at a new file (a replacement); its id, owner, title and sharing stay. */
+    async replaceFiles(id: string, files: ImageFiles): Promise<void> {
+      await database.q.updateTable('images').set(files).where('id', '=', id).execute();
+    },
+
+    async rename(id: string, title: string, updatedAt: number): Promise<void> {
+      await database.q
+        .updateTable('images')
+        .set({ title, updated_at: updatedAt })
+        .where('id', '=', id)
+        .execute();
+    },
+
+    async setShared(id: string, isShared: boolean): Promise<void> {
+      await database.q
+        .updateTable('images')
+        .set({ is_shared: isShared ? 1 : 0 })
+        .where('id', '=', id)
+        .execute();
+    },
+
+    async deleteById(id: string): Promise<void> {
+      await database.q.deleteFrom('images').where('id', '=', id).execute();
+    },
+
+    /** A page of the owner's cards, newest first, from after `after`. */
+    listPage: (ownerId: string, after: ImagePosition | null, limit: number) =>
+      page({ ownerId }, after, limit),
+
+    /** A page of the cards shown to every signed-in user, newest first, from after `after`. */
+    listShared: (after: ImagePosition | null, limit: number) => page({ isShared: true }, after, limit),
+
+    /** How many images the owner has, and their bytes. */
+    async usage(ownerId: string): Promise<{ images: number; bytes: number }> {
+      const row = await database.q
+        .selectFrom('images')
+        .select((eb) => [
+          eb.fn.countAll<number | string>().as('images'),
+          eb.fn.coalesce(eb.fn.sum<number | string | null>('bytes'), sql.lit(0)).as('bytes'),
+        ])
+        .where('owner_id', '=', ownerId)
+        .executeTakeFirstOrThrow();
+      // count() and sum() of bigint come back as strings on PostgreSQL.
+      return { images: Number(row.images), bytes: Number(row.bytes) };
+    },
+
+    /** Whether an image's original, display or thumbnail is this key. */
+    async usesKey(key: string): Promise<boolean> {
+      const row = await database.q
+        .selectFrom('images')
+        .select('id')
+        .where((eb) =>
+          eb.or([eb('original_key', '=', key), eb('display_key', '=', key), eb('thumb_key', '=', key)]),
+        )
+        .limit(1)
+        .executeTakeFirst();
+      return row !== undefined;
+    },
+  };
+}
+
+export type ImagesRepository = ReturnType<typeof imagesRepository>;

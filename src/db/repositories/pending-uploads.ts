@@ -1,0 +1,288 @@
+import { type Selectable, sql, type UpdateResult } from 'kysely';
+import type { AppDb } from '../database.js';
+import type { PendingUploadsTable } from '../schema.js';
+import { isStorable } from './images.js';
+
+/**
+ * One row per signed POST policy, from presign until the policy has expired and the row is swept.
+ * `key` is the staging key the policy names; `finalKey` the fresh key a completion copies it to
+ * (set while it runs: the claim); `closedAt` says it is finished, `imageId` what it made.
+ */
+export interface PendingUpload {
+  key: string;
+  ownerId: string;
+  originalName: string;
+  replacesImageId: string | null;
+  /** the policy's size ceiling, reserved against the owner's byte quota until the upload finishes */
+  maxBytes: number;
+  /** an upload page's own form (the plain form): the next visit of that page re-signs it */
+  isForm: boolean;
+  createdAt: number;
+  expiresAt: number;
+  finalKey: string | null;
+  claimedAt: number | null;
+  closedAt: number | null;
+  /** the ETag of the staging object the completion copied */
+  etag: string | null;
+  imageId: string | null;
+}
+
+type PendingRow = Selectable<PendingUploadsTable>;
+
+const toPending = (r: PendingRow): PendingUpload => ({
+  key: r.key,
+  ownerId: r.owner_id,
+  originalName: r.original_name,
+  replacesImageId: r.replaces_image_id,
+  maxBytes: r.max_bytes,
+  isForm: r.is_form === 1,
+  createdAt: r.created_at,
+  expiresAt: r.expires_at,
+  finalKey: r.final_key,
+  claimedAt: r.claimed_at,
+  closedAt: r.closed_at,
+  etag: r.etag,
+  imageId: r.image_id,
+});
+
+/** Whether a conditional UPDATE changed exactly one row (the claim, or the close, was ours). */
+const changedOne = (result: UpdateResult) => Number(result.numUpdatedRows) === 1;
+
+/**
+ * The pending_uploads table's SQL. Claims, releases and closes are single conditional UPDATEs, so
+ * of two callers at once exactly one wins, on either dialect and in a transaction or not.
+ */
+export function pendingUploadsRepository(database: AppDb) {
+  return {
+    async get(key: string): Promise<PendingUpload | undefined> {
+      if (!isStorable(key)) return undefined; // a key typed into a URL or sent by a script
+      const row = await database.q
+        .selectFrom('pending_uploads')
+        .selectAll()
+        .where('key', '=', key)
+        .executeTakeFirst();
+      return row ? toPending(row) : undefined;
+    },
+
+    async insert(
+      row: Omit<PendingUpload, 'finalKey' | 'claimedAt' | 'closedAt' | 'etag' | 'imageId'>,
+    ): Promise<void> {
+      await database.q
+        .insertInto('pending_uploads')
+        .values({
+          key: row.key,
+          owner_id: row.ownerId,
+          original_name: row.originalName,
+          replaces_image_id: row.replacesImageId,
+          max_bytes: row.maxBytes,
+          is_form: row.isForm ? 1 : 0,
+          created_at: row.createdAt,
+          expires_at: row.expiresAt,
+        })
+        .execute();
+    },
+
+    /** The newest unfinished, unclaimed, unexpired page form of this owner for this target. */
+    async openForm(
+      ownerId: string,
+      replacesImageId: string | null,
+      now: number,
+    ): Promise<PendingUpload | undefined> {
+      const row = await database.q
+        .selectFrom('pending_uploads')
+        .selectAll()
+        .where('owner_id', '=', ownerId)
+        .where('is_form', '=', 1)
+        .where('replaces_image_id', replacesImageId === null ? 'is' : '=', replacesImageId)
+        .where('closed_at', 'is', null)
+        .where('final_key', 'is', null)
+        .where('expires_at', '>', now)
+        .orderBy('created_at', 'desc')
+        .limit(1)
+        .executeTakeFirst();
+      return row ? toPending(row) : undefined;
+    },
+
+    /**
+     * Another policy for an open, unclaimed row: the ceiling and the expiry are the larger of the
+     * two, the name is kept unless a new one is given. False when the row is claimed or closed.
+     */
+    async resign(
+      key: string,
+      o: { maxBytes: number; originalName: string; expiresAt: number; isForm: boolean },
+    ): Promise<boolean> {
+      const result = await database.q
+        .updateTable('pending_uploads')
+        .set((eb) => ({
+          // Two-argument max() is SQLite's alone; CASE says the same on both dialects.
+          max_bytes: eb
+            .case()
+            .when('max_bytes', '>', o.maxBytes)
+            .then(eb.ref('max_bytes'))
+            .else(o.maxBytes)
+            .end(),
+          expires_at: eb
+            .case()
+            .when('expires_at', '>', o.expiresAt)
+            .then(eb.ref('expires_at'))
+            .else(o.expiresAt)
+            .end(),
+          is_form: o.isForm ? 1 : 0,
+          ...(o.originalName === '' ? {} : { original_name: o.originalName }),
+        }))
+        .where('key', '=', key)
+        .where('closed_at', 'is', null)
+        .where('final_key', 'is', null)
+        .executeTakeFirst();
+      return changedOne(result);
+    },
+
+    /** The ceilings of the owner's rows besides `exceptKey`'s: of open rows, and of closed ones. */
+    async reservedBytes(
+      ownerId: string,
+      exceptKey: string,
+    ): Promise<{ unfinished: number; finished: number }> {
+      const row = await database.q
+        .selectFrom('pending_uploads')
+        .select((eb) => [
+          eb.fn
+            .coalesce(
+              eb.fn.sum<number | string | null>(
+                eb.case().when('closed_at', 'is', null).then(eb.ref('max_bytes')).end(),
+              ),
+              sql.lit(0),
+            )
+            .as('unfinished'),
+          eb.fn
+            .coalesce(
+              eb.fn.sum<number | string | null>(
+                eb.case().when('closed_at', 'is not', null).then(eb.ref('max_bytes')).end(),
+              ),
+              sql.lit(0),
+            )
+            .as('finished'),
+        ])
+        .where('owner_id', '=', ownerId)
+        .where('key', '<>', exceptKey)
+        .executeTakeFirstOrThrow();
+      // sum() of bigint is a numeric string on PostgreSQL.
+      return { unfinished: Number(row.unfinished), finished: Number(row.finished) };
+    },
+
+    /** Open rows besides `exceptKey`'s that would each make a new image (not replace one). */
+    async unfinishedNewImages(ownerId: string, exceptKey: string): Promise<number> {
+      const row = await database.q
+        .selectFrom('pending_uploads')
+        .select((eb) => eb.fn.countAll<number | string>().as('n'))
+        .where('owner_id', '=', ownerId)
+        .where('key', '<>', exceptKey)
+        .where('closed_at', 'is', null)
+        .where('replaces_image_id', 'is', null)
+        .executeTakeFirstOrThrow();
+      return Number(row.n);
+    },
+
+    /** Open rows whose policy is still valid at `now`, and when the first of them expires. */
+    async live(ownerId: string, now: number): Promise<{ count: number; oldestExpiresAt: number | null }> {
+      const row = await database.q
+        .selectFrom('pending_uploads')
+        .select((eb) => [eb.fn.countAll<number | string>().as('n'), eb.fn.min('expires_at').as('oldest')])
+        .where('owner_id', '=', ownerId)
+        .where('closed_at', 'is', null)
+        .where('expires_at', '>', now)
+        .executeTakeFirstOrThrow();
+      return { count: Number(row.n), oldestExpiresAt: row.oldest === null ? null : Number(row.oldest) };
+    },
+
+    /** Sets the final key of an open, unclaimed row; false when another caller got there first. */
+    async claim(key: string, finalKey: string, now: number): Promise<boolean> {
+      const result = await database.q
+        .updateTable('pending_uploads')
+        .set({ final_key: finalKey, claimed_at: now })
+        .where('key', '=', key)
+        .where('closed_at', 'is', null)
+        .where('final_key', 'is', null)
+        .executeTakeFirst();
+      return changedOne(result);
+    },
+
+    /** Drops the claim, only if `finalKey` still holds it and the row is open. */
+    async release(key: string, finalKey: string): Promise<boolean> {
+      const result = await database.q
+        .updateTable('pending_uploads')
+        .set({ final_key: null, claimed_at: null })
+        .where('key', '=', key)
+        .where('final_key', '=', finalKey)
+        .where('closed_at', 'is', null)
+        .executeTakeFirst();
+      return changedOne(result);
+    },
+
+    /** Closes the open row, only if its claim is `finalKey` (null: unclaimed). */
+    async close(
+      key: string,
+      finalKey: string | null,
+      imageId: string | null,
+      now: number,
+      etag: string | null,
+    ): Promise<boolean> {
+      const result = await database.q
+        .updateTable('pending_uploads')
+        .set({ closed_at: now, image_id: imageId, etag })
+        .where('key', '=', key)
+        .where('closed_at', 'is', null)
+        .where('final_key', finalKey === null ? 'is' : '=', finalKey)
+        .executeTakeFirst();
+      return changedOne(result);
+    },
+
+    async remove(key: string): Promise<void> {
+      await database.q.deleteFrom('pending_uploads').where('key', '=', key).execute();
+    },
+
+    /** Closes the open rows replacing this image; returns their staging keys. */
+    async closeReplacementsOf(imageId: string, now: number): Promise<string[]> {
+      const rows = await database.q
+        .updateTable('pending_uploads')
+        .set({ closed_at: now })
+        .where('replaces_image_id', '=', imageId)
+        .where('closed_at', 'is', null)
+        .returning('key')
+        .execute();
+      return rows.map((r) => r.key);
+    },
+
+    /** Rows that expired by `expiredBy`, in (expires_at, key) order, from after `after`. */
+    async due(
+      expiredBy: number,
+      limit: number,
+      after: { expiresAt: number; key: string } | undefined,
+    ): Promise<PendingUpload[]> {
+      const rows = await database.q
+        .selectFrom('pending_uploads')
+        .selectAll()
+        .where('expires_at', '<=', expiredBy)
+        .where((eb) =>
+          eb(eb.refTuple('expires_at', 'key'), '>', eb.tuple(after?.expiresAt ?? -1, after?.key ?? '')),
+        )
+        .orderBy('expires_at')
+        .orderBy('key')
+        .limit(limit)
+        .execute();
+      return rows.map(toPending);
+    },
+
+    /** Whether a row names this key, as its staging key or as its completion's final key. */
+    async names(key: string): Promise<boolean> {
+      const row = await database.q
+        .selectFrom('pending_uploads')
+        .select('key')
+        .where((eb) => eb.or([eb('key', '=', key), eb('final_key', '=', key)]))
+        .limit(1)
+        .executeTakeFirst();
+      return row !== undefined;
+    },
+  };
+}
+
+export type PendingUploadsRepository = ReturnType<typeof pendingUploadsRepository>;

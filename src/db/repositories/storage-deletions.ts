@@ -1,0 +1,50 @@
+import type { AppDb } from '../database.js';
+
+/** The storage_deletions table's SQL: bucket keys to delete, kept until a delete succeeds. */
+export function storageDeletionsRepository(database: AppDb) {
+  return {
+    /** Queues a key; one already queued keeps its first time and its attempts. */
+    async queue(key: string, queuedAt: number): Promise<void> {
+      await database.q
+        .insertInto('storage_deletions')
+        .values({ key, queued_at: queuedAt })
+        .onConflict((oc) => oc.column('key').doNothing())
+        .execute();
+    },
+
+    /** The key is gone from the bucket. */
+    async dequeue(key: string): Promise<void> {
+      await database.q.deleteFrom('storage_deletions').where('key', '=', key).execute();
+    },
+
+    async recordFailure(key: string, error: string): Promise<void> {
+      await database.q
+        .updateTable('storage_deletions')
+        .set((eb) => ({ attempts: eb('attempts', '+', 1), last_error: error }))
+        .where('key', '=', key)
+        .execute();
+    },
+
+    /** Queued keys, the oldest first. */
+    async list(limit: number): Promise<string[]> {
+      const rows = await database.q
+        .selectFrom('storage_deletions')
+        .select('key')
+        .orderBy('queued_at')
+        .limit(limit)
+        .execute();
+      return rows.map((r) => r.key);
+    },
+
+    async has(key: string): Promise<boolean> {
+      const row = await database.q
+        .selectFrom('storage_deletions')
+        .select('key')
+        .where('key', '=', key)
+        .executeTakeFirst();
+      return row !== undefined;
+    },
+  };
+}
+
+export type StorageDeletionsRepository = ReturnType<typeof storageDeletionsRepository>;
