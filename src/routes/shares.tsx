@@ -5,6 +5,7 @@ import { answerRefusal } from '../http-errors.js';
 import { clientIp } from '../middleware/client-ip.js';
 import { actorOf, requireCan, requireUser } from '../middleware/session.js';
 import { DomainError, Gone, Invalid, NotFound, Throttled, Unauthenticated } from '../services/errors.js';
+import type { Image } from '../services/images.js';
 import { parseExpiry } from '../services/shares.js';
 import {
   PublicSharePage,
@@ -42,14 +43,14 @@ export async function createLink(
   return `${c.var.config.appOrigin}/s/${token}`;
 }
 
-function linksPage(
+async function linksPage(
   c: Context<SignedInEnv>,
   extra: { newUrl?: string; notice?: string | undefined } = {},
   status: 200 | 201 = 200,
 ) {
   const { user, services } = c.var;
   const { shares } = services;
-  const rows = shares.listForOwner(user).map((link) => ({ link, state: shares.stateOf(link) }));
+  const rows = (await shares.listForOwner(user)).map((link) => ({ link, state: shares.stateOf(link) }));
   return page(c, <SharesPage user={user} rows={rows} {...extra} />, status);
 }
 
@@ -57,9 +58,16 @@ shareRoutes.get('/', requireCan('share.create'), (c) =>
   linksPage(c, { notice: noticeOf(c, { revoked: 'Link revoked.' }) }),
 );
 
+/** The selected images, each one the user may change (else NotFound or Forbidden), in order. */
+async function changeable(c: Context<SignedInEnv>, ids: string[]): Promise<Image[]> {
+  const images: Image[] = [];
+  for (const id of ids) images.push(await c.var.services.images.getForChange(c.var.user, id));
+  return images;
+}
+
 /** Options for sharing what was selected in the gallery. */
-shareRoutes.post('/new', requireCan('share.create'), form(z.object({ ids: selectedIds })), (c) => {
-  const images = c.req.valid('form').ids.map((id) => c.var.services.images.getForChange(c.var.user, id));
+shareRoutes.post('/new', requireCan('share.create'), form(z.object({ ids: selectedIds })), async (c) => {
+  const images = await changeable(c, c.req.valid('form').ids);
   return page(c, <ShareSelectionPage user={c.var.user} images={images} />);
 });
 
@@ -70,13 +78,13 @@ shareRoutes.post('/', requireCan('share.create'), form(shareForm.extend({ ids: s
     return linksPage(c, { newUrl }, 201);
   } catch (err) {
     if (!(err instanceof Invalid)) throw err;
-    const images = ids.map((id) => c.var.services.images.getForChange(c.var.user, id));
+    const images = await changeable(c, ids);
     return page(c, <ShareSelectionPage user={c.var.user} images={images} error={err.message} />, 400);
   }
 });
 
-shareRoutes.post('/:id/revoke', form(z.object({ back: text })), (c) => {
-  c.var.services.shares.revoke(actorOf(c), c.req.param('id'));
+shareRoutes.post('/:id/revoke', form(z.object({ back: text })), async (c) => {
+  await c.var.services.shares.revoke(actorOf(c), c.req.param('id'));
   const back = safeNext(c.req.valid('form').back, c.var.config.appOrigin);
   return c.redirect(back === '/' ? withNotice('/shares', 'revoked') : back, 303);
 });
