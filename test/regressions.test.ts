@@ -58,8 +58,8 @@ describe('security regressions', () => {
   });
 
   it('never changes anything on a GET, whatever path a link or a prefetch asks for', async () => {
-    const member2 = t.user('member@example.com');
-    const linkId = t.services.shares.listForOwner(member2)[0]?.id as string;
+    const member2 = await t.user('member@example.com');
+    const linkId = (await t.services.shares.listForOwner(member2))[0]?.id as string;
     const before = {
       images: t.count('images'),
       links: t.count('share_links', 'revoked_at IS NULL'),
