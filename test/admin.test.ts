@@ -223,3 +223,37 @@ describe('admin console', () => {
     });
   });
 });
+
+describe('the last admin, when two admins act at once', () => {
+  let t: TestApp;
+  afterAll(() => t.close());
+
+  it('lets only one of two admins demoting or disabling each other at once succeed', async () => {
+    t = await makeTestApp();
+    const first = t.client();
+    await signUp(first, 'admin@example.com');
+    await signUpWithRole(t, first, 'second@example.com', 'admin');
+    const admins = async () =>
+      (await t.services.people.list()).filter((p) => p.role === 'admin' && !p.isDisabled).map((p) => p.email);
+    for (const act of ['demote', 'disable'] as const) {
+      const [a, b] = [await t.user('admin@example.com'), await t.user('second@example.com')];
+      const change = (actor: typeof a, target: typeof a) =>
+        act === 'demote'
+          ? t.services.people.changeRole({ user: actor, ip: 'test' }, target.id, 'member')
+          : t.services.people.setDisabled({ user: actor, ip: 'test' }, target.id, true);
+      const outcomes = await Promise.allSettled([change(a, b), change(b, a)]);
+      expect(outcomes.map((o) => o.status).sort(), act).toEqual(['fulfilled', 'rejected']);
+      const refusal = outcomes.find((o) => o.status === 'rejected');
+      expect(String(refusal?.reason), act).toContain('last active admin');
+      const left = await admins();
+      expect(left, act).toHaveLength(1);
+      // Back to two admins for the next round.
+      const keeper = await t.user(left[0] as string);
+      const other = keeper.email === a.email ? b : a;
+      if (act === 'demote')
+        await t.services.people.changeRole({ user: keeper, ip: 'test' }, other.id, 'admin');
+      else await t.services.people.setDisabled({ user: keeper, ip: 'test' }, other.id, false);
+      expect(await admins(), act).toHaveLength(2);
+    }
+  });
+});
