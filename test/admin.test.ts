@@ -16,7 +16,7 @@ describe('admin console', () => {
     admin = t.client();
     await signUp(admin, 'admin@example.com');
     alice = await signUpWithRole(t, admin, 'alice@example.com', 'member');
-    aliceId = t.user('alice@example.com').id;
+    aliceId = (await t.user('alice@example.com')).id;
     await upload(alice, await makePng(), 'one.png');
   });
   afterAll(() => t.close());
@@ -37,19 +37,19 @@ describe('admin console', () => {
   });
 
   it('changes a role, and never demotes, disables or deletes the last admin', async () => {
-    const adminId = t.user('admin@example.com').id;
+    const adminId = (await t.user('admin@example.com')).id;
     const demote = await admin.post(`/admin/users/${adminId}/role`, { role: 'member' });
     expect(demote.status).toBe(409);
     expect(await demote.text()).toContain('last active admin');
     expect((await admin.post(`/admin/users/${adminId}/disable`)).status).toBe(409);
-    expect(t.user('admin@example.com').role).toBe('admin');
+    expect((await t.user('admin@example.com')).role).toBe('admin');
 
     expect((await admin.post(`/admin/users/${aliceId}/role`, { role: 'viewer' })).status).toBe(303);
-    expect(t.user('alice@example.com').role).toBe('viewer');
+    expect((await t.user('alice@example.com')).role).toBe('viewer');
     expect((await admin.post(`/admin/users/${aliceId}/role`, { role: 'root' })).status).toBe(400);
     expect((await admin.post(`/admin/users/${aliceId}/role`, { role: 'member' })).status).toBe(303);
     expect((await alice.post(`/admin/users/${aliceId}/role`, { role: 'admin' })).status).toBe(403);
-    expect(t.user('alice@example.com').role).toBe('member');
+    expect((await t.user('alice@example.com')).role).toBe('member');
   });
 
   it('disables an account, which signs it out at once, and enables it again', async () => {
@@ -77,12 +77,13 @@ describe('admin console', () => {
     // still write (none: the one that uploaded it is finished).
     await admin.post(`/admin/users/${aliceId}/quota`, { mib: '0.01', images: '' });
     const used = (await t.services.images.usage(aliceId)).bytes;
-    const held = t.services.db
-      .prepare(
-        'SELECT coalesce(sum(max_bytes), 0) FROM pending_uploads WHERE owner_id = ? AND closed_at IS NULL',
-      )
-      .pluck()
-      .get(aliceId) as number;
+    const open = await t.services.database.q
+      .selectFrom('pending_uploads')
+      .select((eb) => eb.fn.coalesce(eb.fn.sum<number>('max_bytes'), eb.lit(0)).as('held'))
+      .where('owner_id', '=', aliceId)
+      .where('closed_at', 'is', null)
+      .executeTakeFirstOrThrow();
+    const held = Number(open.held);
     expect(held).toBe(0);
     const presign = await alice.postJson('/uploads/presign', { name: 'big.png' });
     expect(presign.status).toBe(200);
@@ -94,15 +95,15 @@ describe('admin console', () => {
     expect(await tooBig.text()).toContain('EntityTooLarge');
 
     await admin.post(`/admin/users/${aliceId}/quota`, { mib: '', images: '' });
-    expect(t.user('alice@example.com').quotaBytes).toBeNull();
+    expect((await t.user('alice@example.com')).quotaBytes).toBeNull();
   });
 
   it('replaces a member’s image into the member’s prefix and quota, so deleting the admin keeps it', async () => {
     const dave = await signUpWithRole(t, admin, 'dave@example.com', 'member');
-    const daveId = t.user('dave@example.com').id;
+    const daveId = (await t.user('dave@example.com')).id;
     const imageId = await upload(dave, await makePng(100, 100), 'dave.png');
     const helper = await signUpWithRole(t, admin, 'helper@example.com', 'admin');
-    const helperId = t.user('helper@example.com').id;
+    const helperId = (await t.user('helper@example.com')).id;
     // Dave's quota, not the helper's, decides: a file that would take dave past it is refused.
     const small = await makePng(120, 90);
     await admin.post(`/admin/users/${daveId}/quota`, {
@@ -137,7 +138,7 @@ describe('admin console', () => {
 
   it('deletes a user and every object of theirs only after the email is typed', async () => {
     const carol = await signUpWithRole(t, admin, 'carol@example.com', 'member');
-    const carolId = t.user('carol@example.com').id;
+    const carolId = (await t.user('carol@example.com')).id;
     await upload(carol, await makePng(), 'c.png');
     // An upload that was never completed leaves an object under the prefix too.
     const pending = (await (await carol.postJson('/uploads/presign', { name: 'x.png' })).json()) as Policy;
@@ -148,16 +149,16 @@ describe('admin console', () => {
     const wrong = await admin.post(`/admin/users/${carolId}/delete`, { confirm: 'carol' });
     expect(wrong.status).toBe(400);
     expect(await wrong.text()).toContain('Type the email address carol@example.com');
-    expect(t.count('users', `id = '${carolId}'`)).toBe(1);
+    expect(await t.count('users', `id = '${carolId}'`)).toBe(1);
 
     const res = await admin.post(`/admin/users/${carolId}/delete`, { confirm: 'CAROL@example.com ' });
     expect(res.status).toBe(303);
-    expect(t.count('users', `id = '${carolId}'`)).toBe(0);
-    expect(t.count('images', `owner_id = '${carolId}'`)).toBe(0);
+    expect(await t.count('users', `id = '${carolId}'`)).toBe(0);
+    expect(await t.count('images', `owner_id = '${carolId}'`)).toBe(0);
     expect((await t.services.storage.list(`users/${carolId}/`)).keys).toEqual([]);
-    expect(t.count('storage_deletions')).toBe(0);
+    expect(await t.count('storage_deletions')).toBe(0);
     expect((await carol.get('/')).status).toBe(303);
-    const adminId = t.user('admin@example.com').id;
+    const adminId = (await t.user('admin@example.com')).id;
     expect(
       (await admin.post(`/admin/users/${adminId}/delete`, { confirm: 'admin@example.com' })).status,
     ).toBe(409);
@@ -213,10 +214,46 @@ describe('admin console', () => {
       expect(lines[1]).toContain(`"'=HYPERLINK(""http://evil"")"`);
     });
 
-    it('cannot be changed or deleted, even with SQL', () => {
-      const db = t.services.db;
-      expect(() => db.prepare('DELETE FROM audit_log').run()).toThrow(/append-only/);
-      expect(() => db.prepare("UPDATE audit_log SET action = 'login'").run()).toThrow(/append-only/);
+    it('cannot be changed or deleted, even with SQL', async () => {
+      const db = t.services.database.q;
+      await expect(db.deleteFrom('audit_log').execute()).rejects.toThrow(/append-only/);
+      await expect(db.updateTable('audit_log').set({ action: 'login' }).execute()).rejects.toThrow(
+        /append-only/,
+      );
     });
+  });
+});
+
+describe('the last admin, when two admins act at once', () => {
+  let t: TestApp;
+  afterAll(() => t.close());
+
+  it('lets only one of two admins demoting or disabling each other at once succeed', async () => {
+    t = await makeTestApp();
+    const first = t.client();
+    await signUp(first, 'admin@example.com');
+    await signUpWithRole(t, first, 'second@example.com', 'admin');
+    const admins = async () =>
+      (await t.services.people.list()).filter((p) => p.role === 'admin' && !p.isDisabled).map((p) => p.email);
+    for (const act of ['demote', 'disable'] as const) {
+      const [a, b] = [await t.user('admin@example.com'), await t.user('second@example.com')];
+      const change = (actor: typeof a, target: typeof a) =>
+        act === 'demote'
+          ? t.services.people.changeRole({ user: actor, ip: 'test' }, target.id, 'member')
+          : t.services.people.setDisabled({ user: actor, ip: 'test' }, target.id, true);
+      const outcomes = await Promise.allSettled([change(a, b), change(b, a)]);
+      expect(outcomes.map((o) => o.status).sort(), act).toEqual(['fulfilled', 'rejected']);
+      const refusal = outcomes.find((o) => o.status === 'rejected');
+      expect(String(refusal?.reason), act).toContain('last active admin');
+      const left = await admins();
+      expect(left, act).toHaveLength(1);
+      // Back to two admins for the next round.
+      const keeper = await t.user(left[0] as string);
+      const other = keeper.email === a.email ? b : a;
+      if (act === 'demote')
+        await t.services.people.changeRole({ user: keeper, ip: 'test' }, other.id, 'admin');
+      else await t.services.people.setDisabled({ user: keeper, ip: 'test' }, other.id, false);
+      expect(await admins(), act).toHaveLength(2);
+    }
   });
 });

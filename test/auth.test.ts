@@ -80,7 +80,10 @@ describe('sign-up', () => {
     t.advance(7 * 24 * HOUR + 1);
     expect((await t.client().get(`/signup?invite=${first}`)).status).toBe(403);
 
-    const second = t.services.invites.create({ user: t.user('admin@example.com'), ip: 'test' }, 'member');
+    const second = await t.services.invites.create(
+      { user: await t.user('admin@example.com'), ip: 'test' },
+      'member',
+    );
     const revoke = await admin.post(`/admin/invites/${second.id}/revoke`);
     expect(revoke.status).toBe(303);
     const res = await t
@@ -210,13 +213,14 @@ describe('login and sessions', () => {
     const { client } = await logIn();
     const token = client.cookies.get('s3g_session') ?? '';
     const [id, secret] = token.split('.');
-    const row = t.services.db.prepare('SELECT * FROM sessions WHERE id = ?').get(id) as Record<
-      string,
-      unknown
-    >;
+    const row = await t.services.database.q
+      .selectFrom('sessions')
+      .selectAll()
+      .where('id', '=', id ?? '')
+      .executeTakeFirstOrThrow();
     expect(row).toBeTruthy();
     expect(JSON.stringify(row)).not.toContain(secret);
-    expect(Buffer.from(row.secret_hash as Buffer).length).toBe(32);
+    expect(Buffer.from(row.secret_hash).length).toBe(32);
   });
 
   it('marks the cookie Secure and __Host- when APP_ORIGIN is https', async () => {
@@ -328,8 +332,8 @@ describe('login and sessions', () => {
 
   it("ends a disabled user's sessions and answers their right password like a wrong one", async () => {
     const { client } = await logIn();
-    const user = t.user('alice@example.com');
-    t.services.users.setDisabled(user.id, true);
+    const user = await t.user('alice@example.com');
+    await t.services.users.setDisabled(user.id, true);
     expect((await client.get('/')).status).toBe(303);
 
     const wrong = await logIn('alice@example.com', 'not the password');
@@ -341,15 +345,17 @@ describe('login and sessions', () => {
     expect(rightPage).not.toContain('disabled');
     expect(rightPage).toBe(wrongPage);
     expect(right.client.cookies.size).toBe(0);
-    const rows = t.services.db
-      .prepare(
-        "SELECT actor_id, actor_email, action, target, detail FROM audit_log WHERE action LIKE 'login%' ORDER BY id DESC LIMIT 2",
-      )
-      .all();
+    const rows = await t.services.database.q
+      .selectFrom('audit_log')
+      .select(['actor_id', 'actor_email', 'action', 'target', 'detail'])
+      .where('action', 'like', 'login%')
+      .orderBy('id', 'desc')
+      .limit(2)
+      .execute();
     expect(rows[0]).toEqual(rows[1]);
     expect(rows[0]).toMatchObject({ action: 'login_failed', actor_id: null, target: 'alice@example.com' });
 
-    t.services.users.setDisabled(user.id, false);
+    await t.services.users.setDisabled(user.id, false);
     expect((await logIn()).res.status).toBe(303);
   });
 });
@@ -479,7 +485,7 @@ describe('login throttling (OWASP device cookies)', () => {
     expect(device).toMatch(/HttpOnly/);
     expect(device).toMatch(/SameSite=Strict/);
     expect(device).toMatch(/Max-Age=15552000/);
-    expect(t.count('app_secrets', "name = 'device_token_key' AND length(value) = 32")).toBe(1);
+    expect(await t.count('app_secrets', "name = 'device_token_key' AND length(value) = 32")).toBe(1);
     await t.close();
     t = await makeTestApp({ env: { APP_ORIGIN: 'https://photos.example.com' } });
     const https = await t
@@ -546,12 +552,7 @@ describe('roles', () => {
     }
     const anonymous = await t.client().get('/admin/invites');
     expect(anonymous.status).toBe(303);
-    expect(
-      t.services.invites
-        .list()
-        .map((i) => i.role)
-        .sort(),
-    ).toEqual(['member', 'viewer']);
+    expect((await t.services.invites.list()).map((i) => i.role).sort()).toEqual(['member', 'viewer']);
   });
 
   it('refuses an unknown role for an invite', async () => {
@@ -560,6 +561,6 @@ describe('roles', () => {
     await signUp(admin, 'admin@example.com');
     const res = await admin.post('/admin/invites', { role: 'superuser' });
     expect(res.status).toBe(400);
-    expect(t.services.invites.list()).toHaveLength(0);
+    expect(await t.services.invites.list()).toHaveLength(0);
   });
 });

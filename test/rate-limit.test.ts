@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type Db, openDatabase } from '../src/db/connection.js';
+import { type AppDb, connectDatabase } from '../src/db/database.js';
 import { LOGIN_LIMITS } from '../src/services/login.js';
 import {
   addressKey,
@@ -13,16 +13,16 @@ import { SHARE_GUESS_LIMITS } from '../src/services/shares.js';
 
 const MINUTE = 60 * 1000;
 
-const opened: Db[] = [];
-afterEach(() => {
-  for (const db of opened.splice(0)) db.close();
+const opened: AppDb[] = [];
+afterEach(async () => {
+  for (const database of opened.splice(0)) await database.close();
 });
 
 /** Where a throttle keeps its counts: a fresh in-memory database. */
-function inDatabase() {
-  const db = openDatabase(':memory:');
-  opened.push(db);
-  return { db, scope: 'test' };
+async function inDatabase() {
+  const database = await connectDatabase({ sqliteFile: ':memory:' });
+  opened.push(database);
+  return { database, scope: 'test' };
 }
 
 function manualClock() {
@@ -36,63 +36,68 @@ function manualClock() {
 }
 
 describe('fixed-window rate limit', () => {
-  it('refuses after the limit until the window ends, and forgives an attempt that succeeded', () => {
-    const time = manualClock();
-    const limit = createRateLimit({ ...inDatabase(), limit: 3, windowMs: 15 * MINUTE, clock: time.clock });
-    for (let i = 0; i < 3; i++) {
-      expect(limit.retryAfterSeconds('k')).toBe(0);
-      limit.recordFailure('k');
-    }
-    expect(limit.retryAfterSeconds('k')).toBe(15 * 60);
-    limit.forgive('k');
-    expect(limit.retryAfterSeconds('k')).toBe(0);
-    limit.recordFailure('k');
-    time.advance(15 * MINUTE);
-    expect(limit.retryAfterSeconds('k')).toBe(0);
-  });
-
-  it('holds at most maxKeys keys, and a flood of new keys evicts other flood keys, not a blocked one', () => {
+  it('refuses after the limit until the window ends, and forgives an attempt that succeeded', async () => {
     const time = manualClock();
     const limit = createRateLimit({
-      ...inDatabase(),
+      ...(await inDatabase()),
+      limit: 3,
+      windowMs: 15 * MINUTE,
+      clock: time.clock,
+    });
+    for (let i = 0; i < 3; i++) {
+      expect(await limit.retryAfterSeconds('k')).toBe(0);
+      await limit.recordFailure('k');
+    }
+    expect(await limit.retryAfterSeconds('k')).toBe(15 * 60);
+    await limit.forgive('k');
+    expect(await limit.retryAfterSeconds('k')).toBe(0);
+    await limit.recordFailure('k');
+    time.advance(15 * MINUTE);
+    expect(await limit.retryAfterSeconds('k')).toBe(0);
+  });
+
+  it('holds at most maxKeys keys, and a flood of new keys evicts other flood keys, not a blocked one', async () => {
+    const time = manualClock();
+    const limit = createRateLimit({
+      ...(await inDatabase()),
       limit: 3,
       windowMs: 15 * MINUTE,
       clock: time.clock,
       maxKeys: 100,
     });
-    for (let i = 0; i < 3; i++) limit.recordFailure('victim');
-    for (let i = 0; i < 10_000; i++) limit.recordFailure(`flood ${i}`);
-    expect(limit.size()).toBeLessThanOrEqual(100);
-    expect(limit.retryAfterSeconds('victim')).toBeGreaterThan(0);
+    for (let i = 0; i < 3; i++) await limit.recordFailure('victim');
+    for (let i = 0; i < 10_000; i++) await limit.recordFailure(`flood ${i}`);
+    expect(await limit.size()).toBeLessThanOrEqual(100);
+    expect(await limit.retryAfterSeconds('victim')).toBeGreaterThan(0);
   });
 
-  it('tells long keys apart while storing them hashed', () => {
+  it('tells long keys apart while storing them hashed', async () => {
     const time = manualClock();
-    const limit = createRateLimit({ ...inDatabase(), limit: 1, windowMs: MINUTE, clock: time.clock });
+    const limit = createRateLimit({ ...(await inDatabase()), limit: 1, windowMs: MINUTE, clock: time.clock });
     const long = 'x'.repeat(10_000);
-    limit.recordFailure(`${long}a`);
-    expect(limit.retryAfterSeconds(`${long}a`)).toBeGreaterThan(0);
-    expect(limit.retryAfterSeconds(`${long}b`)).toBe(0);
+    await limit.recordFailure(`${long}a`);
+    expect(await limit.retryAfterSeconds(`${long}a`)).toBeGreaterThan(0);
+    expect(await limit.retryAfterSeconds(`${long}b`)).toBe(0);
   });
 });
 
 describe('backoff', () => {
   const limits = { freeFailures: 5, forgetOneMs: 15 * MINUTE, firstDelayMs: 1000, maxDelayMs: 15 * MINUTE };
 
-  it('lets the free failures through, then doubles the wait after each further one up to the cap', () => {
+  it('lets the free failures through, then doubles the wait after each further one up to the cap', async () => {
     const time = manualClock();
-    const backoff = createBackoff({ ...inDatabase(), ...limits, clock: time.clock });
+    const backoff = createBackoff({ ...(await inDatabase()), ...limits, clock: time.clock });
     for (let i = 0; i < 5; i++) {
-      expect(backoff.retryAfterSeconds('k')).toBe(0);
-      backoff.recordFailure('k');
+      expect(await backoff.retryAfterSeconds('k')).toBe(0);
+      await backoff.recordFailure('k');
     }
     const waits: number[] = [];
     for (let i = 0; i < 14; i++) {
-      const wait = backoff.retryAfterSeconds('k');
+      const wait = await backoff.retryAfterSeconds('k');
       waits.push(wait);
       time.advance(wait * 1000);
-      expect(backoff.retryAfterSeconds('k')).toBe(0);
-      backoff.recordFailure('k');
+      expect(await backoff.retryAfterSeconds('k')).toBe(0);
+      await backoff.recordFailure('k');
     }
     // Failures also fade while the guesser waits, so a step may repeat before the 15-minute cap.
     expect(waits.slice(0, 10)).toEqual([1, 2, 4, 8, 16, 32, 64, 128, 256, 512]);
@@ -100,16 +105,16 @@ describe('backoff', () => {
     expect(waits.at(-1)).toBe(900);
   });
 
-  it('forgets one failure per forgetOneMs, so a guesser gets about one try per 15 minutes in the long run', () => {
+  it('forgets one failure per forgetOneMs, so a guesser gets about one try per 15 minutes in the long run', async () => {
     const time = manualClock();
-    const backoff = createBackoff({ ...inDatabase(), ...limits, clock: time.clock });
+    const backoff = createBackoff({ ...(await inDatabase()), ...limits, clock: time.clock });
     let tries = 0;
     // A patient guesser tries whenever allowed, for a day.
     for (const end = time.clock() + 24 * 60 * MINUTE; time.clock() < end; ) {
-      const wait = backoff.retryAfterSeconds('k');
+      const wait = await backoff.retryAfterSeconds('k');
       if (wait > 0) time.advance(wait * 1000);
       else {
-        backoff.recordFailure('k');
+        await backoff.recordFailure('k');
         tries++;
       }
     }
@@ -118,26 +123,26 @@ describe('backoff', () => {
     // A quiet day later every failure has faded: the free ones are back.
     time.advance(24 * 60 * MINUTE);
     for (let i = 0; i < 5; i++) {
-      expect(backoff.retryAfterSeconds('k')).toBe(0);
-      backoff.recordFailure('k');
+      expect(await backoff.retryAfterSeconds('k')).toBe(0);
+      await backoff.recordFailure('k');
     }
-    expect(backoff.retryAfterSeconds('k')).toBe(1);
+    expect(await backoff.retryAfterSeconds('k')).toBe(1);
   });
 });
 
 describe('the guessing bounds the README states', () => {
   /** Tries per day of a guesser who tries whenever allowed. */
-  function triesPerDay(limits: BackoffLimits, days: number): number[] {
+  async function triesPerDay(limits: BackoffLimits, days: number): Promise<number[]> {
     const time = manualClock();
-    const backoff = createBackoff({ ...inDatabase(), ...limits, clock: time.clock });
+    const backoff = createBackoff({ ...(await inDatabase()), ...limits, clock: time.clock });
     const counts: number[] = [];
     for (let day = 0; day < days; day++) {
       let tries = 0;
       for (const end = time.clock() + 24 * 60 * MINUTE; time.clock() < end; ) {
-        const wait = backoff.retryAfterSeconds('k');
+        const wait = await backoff.retryAfterSeconds('k');
         if (wait > 0) time.advance(wait * 1000);
         else {
-          backoff.recordFailure('k');
+          await backoff.recordFailure('k');
           tries++;
         }
       }
@@ -146,9 +151,9 @@ describe('the guessing bounds the README states', () => {
     return counts;
   }
 
-  it('gives one account, or one link, at most 55 guesses in a first day and 24 a day after', () => {
+  it('gives one account, or one link, at most 55 guesses in a first day and 24 a day after', async () => {
     for (const limits of [LOGIN_LIMITS.perAccount, LOGIN_LIMITS.perDevice, SHARE_GUESS_LIMITS.perLink]) {
-      const [first, ...rest] = triesPerDay(limits, 3);
+      const [first, ...rest] = await triesPerDay(limits, 3);
       expect(first).toBeLessThanOrEqual(55);
       for (const day of rest) expect(day).toBeLessThanOrEqual(24);
     }
@@ -156,7 +161,7 @@ describe('the guessing bounds the README states', () => {
 });
 
 describe('the wait a refusal names', () => {
-  it('says what Retry-After says, in words', () => {
+  it('says what Retry-After says, in words', async () => {
     expect([1, 2, 59, 60, 61, 899, 900, 3599, 3600, 7200].map((seconds) => tryAgainIn(seconds))).toEqual([
       'Try again in a second.',
       'Try again in 2 seconds.',
@@ -173,7 +178,7 @@ describe('the wait a refusal names', () => {
 });
 
 describe('the address a throttle counts', () => {
-  it('is an IPv6 client’s /64, an IPv4-mapped address’s IPv4, and anything else as it is', () => {
+  it('is an IPv6 client’s /64, an IPv4-mapped address’s IPv4, and anything else as it is', async () => {
     expect(addressKey('2001:db8:7:1::5')).toBe('2001:db8:7:1::/64');
     expect(addressKey('2001:0DB8:0007:0001:ffff:0:0:1')).toBe('2001:db8:7:1::/64');
     expect(addressKey('2001:db8::1')).toBe('2001:db8:0:0::/64');
@@ -184,7 +189,7 @@ describe('the address a throttle counts', () => {
     expect(addressKey('unknown')).toBe('unknown');
   });
 
-  it('reads an IPv4-mapped address however it is written, and a dotted tail as two groups', () => {
+  it('reads an IPv4-mapped address however it is written, and a dotted tail as two groups', async () => {
     for (const mapped of [
       '::ffff:c000:207',
       '0:0:0:0:0:FFFF:192.0.2.7',
@@ -198,7 +203,7 @@ describe('the address a throttle counts', () => {
     expect(addressKey('1::2:3:4:5:1.2.3.4')).toBe('1:0:2:3::/64');
   });
 
-  it('gives every spelling of one IPv6 address one key', () => {
+  it('gives every spelling of one IPv6 address one key', async () => {
     const group = fc.integer({ min: 0, max: 0xffff });
     const spellings = fc.record({
       groups: fc.oneof(

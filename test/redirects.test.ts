@@ -102,9 +102,9 @@ describe('redirect targets from the request', () => {
   });
 
   it('returns from revoking a link only to a path on our origin', async () => {
-    const owner = t.user('admin@example.com');
-    t.seedImages(owner.id, 1);
-    const imageIds = t.imageIdsNewestFirst(owner.id);
+    const owner = await t.user('admin@example.com');
+    await t.seedImages(owner.id, 1);
+    const imageIds = await t.imageIdsNewestFirst(owner.id);
     for (const value of attacks) {
       const what = `back=${JSON.stringify(value.slice(0, 60))}`;
       const link = (

@@ -59,7 +59,7 @@ describe('security regressions', () => {
 
   it('never changes anything on a GET, whatever path a link or a prefetch asks for', async () => {
     const member2 = await t.user('member@example.com');
-    const linkId = t.services.shares.listForOwner(member2)[0]?.id as string;
+    const linkId = (await t.services.shares.listForOwner(member2))[0]?.id as string;
     const before = {
       images: await t.count('images'),
       links: await t.count('share_links', 'revoked_at IS NULL'),

@@ -317,7 +317,7 @@ describe('the role matrix', () => {
     clients['logged-out'] = t.client();
     await signUpWithRole(t, admin, 'target@example.com', 'viewer');
     await signUpWithRole(t, admin, 'login@example.com', 'viewer');
-    ownerId = t.user(EMAILS.owner).id;
+    ownerId = (await t.user(EMAILS.owner)).id;
     png = await makePng(40, 30);
   });
   afterAll(() => t.close());
@@ -335,14 +335,18 @@ describe('the role matrix', () => {
 
   /** Fresh images and a fresh link for every check, so one actor's delete cannot decide the next one's answer. */
   async function fixture(actor: Actor): Promise<Fixture> {
-    const before = new Set(t.imageIdsNewestFirst(ownerId));
-    t.seedImages(ownerId, 2);
-    const [image, shared] = t.imageIdsNewestFirst(ownerId).filter((id) => !before.has(id)) as [
+    const before = new Set(await t.imageIdsNewestFirst(ownerId));
+    await t.seedImages(ownerId, 2);
+    const [image, shared] = (await t.imageIdsNewestFirst(ownerId)).filter((id) => !before.has(id)) as [
       string,
       string,
     ];
-    t.services.db.prepare('UPDATE images SET is_shared = 1 WHERE id = ?').run(shared);
-    const owner = t.user(EMAILS.owner);
+    await t.services.database.q
+      .updateTable('images')
+      .set({ is_shared: 1 })
+      .where('id', '=', shared)
+      .execute();
+    const owner = await t.user(EMAILS.owner);
     const { token, link } = await t.services.shares.create({ user: owner, ip: 'test' }, [image], {
       expiry: '1d',
       allowDownload: false,
@@ -351,7 +355,7 @@ describe('the role matrix', () => {
       image,
       shared,
       ownerId,
-      targetUserId: t.user('target@example.com').id,
+      targetUserId: (await t.user('target@example.com')).id,
       linkId: link.id,
       token,
       pendingUpload: () =>
@@ -367,7 +371,7 @@ describe('the role matrix', () => {
         }),
       invite: () =>
         once('invite', async () =>
-          t.services.invites.create({ user: t.user(EMAILS.admin), ip: 'test' }, 'viewer'),
+          t.services.invites.create({ user: await t.user(EMAILS.admin), ip: 'test' }, 'viewer'),
         ),
       passwordLink: () =>
         once('password link', async () => {
@@ -382,7 +386,7 @@ describe('the role matrix', () => {
         once('doomed user', async () => {
           const email = `doomed-${++doomed}@example.com`;
           await signUpWithRole(t, clients.admin, email, 'viewer');
-          return { id: t.user(email).id, email };
+          return { id: (await t.user(email)).id, email };
         }),
       async newSession() {
         const client = t.client();
@@ -437,10 +441,14 @@ describe('the role matrix', () => {
     const invite = await f.invite();
     const doomedUser = await f.doomedUser();
     const target = f.targetUserId;
-    const ownersImages = t.count('images', `owner_id = '${ownerId}'`);
+    const ownersImages = await t.count('images', `owner_id = '${ownerId}'`);
     const targetState = () =>
-      t.services.db.prepare('SELECT role, is_disabled FROM users WHERE id = ?').get(target);
-    const targetBefore = targetState();
+      t.services.database.q
+        .selectFrom('users')
+        .select(['role', 'is_disabled'])
+        .where('id', '=', target)
+        .executeTakeFirst();
+    const targetBefore = await targetState();
     for (const actor of ['viewer', 'other-member', 'logged-out'] as const) {
       const c = clients[actor];
       await c.post(`/images/${f.image}/rename`, { title: 'hijacked' });
@@ -454,14 +462,14 @@ describe('the role matrix', () => {
       await c.post(`/admin/users/${doomedUser.id}/delete`, { confirm: doomedUser.email });
       await c.post(`/admin/invites/${invite.id}/revoke`);
     }
-    expect(t.count('images', `id IN ('${f.image}', '${f.shared}')`)).toBe(2);
-    expect(t.count('images', "title = 'hijacked'")).toBe(0);
-    expect(t.count('images', `id = '${f.image}' AND is_shared = 0`)).toBe(1);
-    expect(t.count('share_links', `id = '${f.linkId}' AND revoked_at IS NULL`)).toBe(1);
-    expect(t.count('images', `owner_id = '${ownerId}'`)).toBe(ownersImages);
-    expect(targetState()).toEqual(targetBefore);
-    expect(t.count('users', `id = '${doomedUser.id}'`)).toBe(1);
-    expect(t.count('invites', `id = '${invite.id}' AND revoked_at IS NULL`)).toBe(1);
+    expect(await t.count('images', `id IN ('${f.image}', '${f.shared}')`)).toBe(2);
+    expect(await t.count('images', "title = 'hijacked'")).toBe(0);
+    expect(await t.count('images', `id = '${f.image}' AND is_shared = 0`)).toBe(1);
+    expect(await t.count('share_links', `id = '${f.linkId}' AND revoked_at IS NULL`)).toBe(1);
+    expect(await t.count('images', `owner_id = '${ownerId}'`)).toBe(ownersImages);
+    expect(await targetState()).toEqual(targetBefore);
+    expect(await t.count('users', `id = '${doomedUser.id}'`)).toBe(1);
+    expect(await t.count('invites', `id = '${invite.id}' AND revoked_at IS NULL`)).toBe(1);
     // The owner can still complete the upload nobody else could.
     expect((await clients.owner.postJson('/uploads/complete', { key })).status).toBe(200);
   });

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sha256Hex } from '../src/services/tokens.js';
 import type { Client } from './support/app.js';
 import { makeTestApp, signUp, signUpWithRole, type TestApp } from './support/app.js';
 import { attr, attrs, linkHref, texts } from './support/html.js';
@@ -71,7 +72,7 @@ describe('sharing', () => {
       expect((await viewer.post(`/images/${photo}/delete`)).status).toBe(403);
       expect((await bob.post(`/images/${photo}/visibility`, { shared: '0' })).status).toBe(403);
       expect((await bob.post(`/images/${photo}/shares`, { expiry: '1d' })).status).toBe(403);
-      expect(t.count('images', `id = '${photo}'`)).toBe(1);
+      expect(await t.count('images', `id = '${photo}'`)).toBe(1);
       expect((await bob.get(`/images/${secret}`)).status).toBe(404);
     });
 
@@ -86,7 +87,7 @@ describe('sharing', () => {
     it('shows the display rendition to anyone with the link, counts views, and keeps the token hashed', async () => {
       const path = await linkFrom(await alice.post(`/images/${photo}/shares`, { expiry: '1d' }));
       const token = path.split('/').pop() as string;
-      expect(t.count('share_links', `token_hash = '${token}'`)).toBe(0);
+      expect(await t.count('share_links', `token_hash = '${token}'`)).toBe(0);
 
       const stranger = t.client();
       const res = await stranger.get(path);
@@ -114,14 +115,20 @@ describe('sharing', () => {
 
     it('writes one audit row per link and address for 2,000 openings, with their count, when the window closes', async () => {
       const path = await linkFrom(await alice.post(`/images/${photo}/shares`, { expiry: '1d' }));
-      const linkId = t.services.db
-        .prepare('SELECT id FROM share_links ORDER BY created_at DESC, rowid DESC LIMIT 1')
-        .pluck()
-        .get() as string;
+      const link = await t.services.database.q
+        .selectFrom('share_links')
+        .select('id')
+        .where('token_hash', '=', sha256Hex(path.split('/').pop() as string))
+        .executeTakeFirstOrThrow();
+      const linkId = link.id;
       const opened = () =>
-        t.services.db
-          .prepare("SELECT target, ip, detail FROM audit_log WHERE action = 'share_open' AND target = ?")
-          .all(linkId) as { target: string; ip: string; detail: string }[];
+        t.services.database.q
+          .selectFrom('audit_log')
+          .select(['target', 'ip', 'detail'])
+          .where('action', '=', 'share_open')
+          .where('target', '=', linkId)
+          .orderBy('id')
+          .execute();
       // Anyone holding the link, reloading it from a script: every opening still counts as a view.
       for (let batch = 0; batch < 20; batch++) {
         const answers = await Promise.all(
@@ -130,13 +137,13 @@ describe('sharing', () => {
         expect(answers.map((r) => r.status)).toEqual(Array(100).fill(200));
       }
       await t.client().get(path, from('203.0.113.20'));
-      expect(opened()).toEqual([]);
-      expect(t.count('share_links', `id = '${linkId}' AND view_count = 2001`)).toBe(1);
+      expect(await opened()).toEqual([]);
+      expect(await t.count('share_links', `id = '${linkId}' AND view_count = 2001`)).toBe(1);
 
       t.advance(15 * MINUTE);
-      t.services.audit.flushCounts();
-      const rows = opened();
-      expect(rows.map((r) => [r.ip, r.detail.split(' ').slice(0, 2).join(' ')])).toEqual([
+      await t.services.audit.flushCounts();
+      const rows = await opened();
+      expect(rows.map((r) => [r.ip, (r.detail ?? '').split(' ').slice(0, 2).join(' ')])).toEqual([
         ['198.51.100.20', '2000 opening(s)'],
         ['203.0.113.20', '1 opening(s)'],
       ]);
@@ -155,7 +162,8 @@ describe('sharing', () => {
 
     it('turns a link off for good when the owner revokes it, and only the owner can', async () => {
       const path = await linkFrom(await alice.post(`/images/${photo}/shares`, { expiry: 'never' }));
-      const linkId = t.services.shares.listForOwner(t.user('alice@example.com'))[0]?.id as string;
+      const linkId = (await t.services.shares.listForOwner(await t.user('alice@example.com')))[0]
+        ?.id as string;
       expect((await bob.post(`/shares/${linkId}/revoke`)).status).toBe(404);
       expect((await t.client().get(path)).status).toBe(200);
       const res = await alice.post(`/shares/${linkId}/revoke`, { back: `/images/${photo}?revoked=1` });
@@ -244,7 +252,7 @@ describe('sharing', () => {
       const locked = await linkFrom(
         await carol.post(`/images/${image}/shares`, { expiry: '7d', password: 'open sesame' }),
       );
-      const carolId = t.user('carol@example.com').id;
+      const carolId = (await t.user('carol@example.com')).id;
       expect((await admin.post(`/admin/users/${carolId}/disable`)).status).toBe(303);
       for (const res of [
         await t.client().get(open),

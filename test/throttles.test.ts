@@ -2,14 +2,15 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { sql } from 'kysely';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createApp } from '../src/app.js';
-import { type Db, openDatabase } from '../src/db/connection.js';
+import { type AppDb, connectDatabase } from '../src/db/database.js';
 import { createServices } from '../src/services/index.js';
 import { createBackoff, createRateLimit } from '../src/services/rate-limit.js';
 import { createStorage } from '../src/storage/s3.js';
-import { Client, makeTestApp, PASSWORD, signUp, type TestApp } from './support/app.js';
+import { Client, makeTestApp, PASSWORD, signUp, type TestApp, testDialect } from './support/app.js';
 import { FROM_SOURCES } from './support/process.js';
 
 const MINUTE = 60 * 1000;
@@ -18,21 +19,21 @@ const HOUR = 60 * MINUTE;
 const from = (ip: string) => ({ 'X-Forwarded-For': ip });
 
 /**
- * Another instance of the app on the test app's SQLite file: its own connection, services and
- * routes, as a second process (or the same one after a restart) would have.
+ * Another instance of the app on the test app's database: its own services (all their in-memory
+ * state), throttles and routes, as a second process (or the same one after a restart) would have.
+ * It shares the test app's connection unless given one: on SQLite, a second connection in this one
+ * process would wait for the first's write lock while blocking the event loop the first needs.
  */
-function anotherInstance(t: TestApp) {
-  const db = openDatabase(path.join(t.dataDir, 'gallery.db'));
+function anotherInstance(t: TestApp, database: AppDb = t.services.database) {
   if (!t.config.s3) throw new Error('test config has no storage');
   const services = createServices({
-    db,
+    database,
     storage: createStorage(t.config.s3),
     clock: t.now,
     config: t.config,
   });
   const app = createApp({ config: t.config, services, log: pino({ level: 'silent' }) });
   return {
-    db,
     client: () =>
       new Client((input, init) => app.request(input, init), t.config.appOrigin, t.config.appOrigin),
   };
@@ -41,26 +42,26 @@ function anotherInstance(t: TestApp) {
 describe('throttles held in the database', () => {
   let t: TestApp;
   let b: ReturnType<typeof anotherInstance>;
-  const connections: Db[] = [];
+  const connections: AppDb[] = [];
   beforeEach(async () => {
     t = await makeTestApp({ env: { TRUST_PROXY: 'true' } });
     await signUp(t.client(), 'alice@example.com');
     b = anotherInstance(t);
-    connections.push(b.db);
   });
   afterEach(async () => {
-    for (const db of connections.splice(0)) if (db.open) db.close();
+    for (const database of connections.splice(0)) await database.close();
     await t.close();
   });
 
   const attempt = (client: Client, ip: string, password: string) =>
     client.post('/login', { email: 'alice@example.com', password }, from(ip));
   const throttleRow = (scope: string, key: string) =>
-    t.services.db
-      .prepare(
-        'SELECT count, last_failure_at AS lastFailureAt FROM throttle_entries WHERE scope = ? AND key = ?',
-      )
-      .get(scope, key);
+    t.services.database.q
+      .selectFrom('throttle_entries')
+      .select(['count', 'last_failure_at as lastFailureAt'])
+      .where('scope', '=', scope)
+      .where('key', '=', key)
+      .executeTakeFirst();
 
   it('counts failures made on one instance on the other, and after a restart', async () => {
     for (let i = 0; i < 5; i++) {
@@ -72,11 +73,15 @@ describe('throttles held in the database', () => {
     expect(Number(refused.headers.get('retry-after'))).toBe(15 * 60);
     expect((await attempt(t.client(), '198.51.100.7', PASSWORD)).status).toBe(429);
 
-    // A restart: both connections close, a new instance opens the file and still refuses.
-    b.db.close();
-    t.services.db.close();
-    const restarted = anotherInstance(t);
-    connections.push(restarted.db);
+    // A restart: the connection closes, a new instance opens the file and still refuses. (On
+    // PostgreSQL the new instance's state is its own too; the counts are only in the database.)
+    let database = t.services.database;
+    if (testDialect === 'sqlite') {
+      await database.close();
+      database = await connectDatabase({ sqliteFile: path.join(t.dataDir, 'gallery.db') });
+      connections.push(database);
+    }
+    const restarted = anotherInstance(t, database);
     expect((await attempt(restarted.client(), '198.51.100.7', PASSWORD)).status).toBe(429);
     expect((await attempt(restarted.client(), '203.0.113.9', PASSWORD)).status).toBe(303);
     t.advance(15 * MINUTE);
@@ -104,7 +109,10 @@ describe('throttles held in the database', () => {
     const statuses = answers.map((r) => r.status);
     expect(statuses.filter((s) => s === 401)).toHaveLength(20);
     expect(statuses.filter((s) => s === 429)).toHaveLength(n - 20);
-    expect(throttleRow('login.account', 'alice@example.com')).toEqual({ count: 20, lastFailureAt: t.now() });
+    expect(await throttleRow('login.account', 'alice@example.com')).toEqual({
+      count: 20,
+      lastFailureAt: t.now(),
+    });
     expect((await attempt(b.client(), '203.0.113.1', PASSWORD)).status).toBe(429);
   });
 });
@@ -112,9 +120,9 @@ describe('throttles held in the database', () => {
 describe('the throttle_entries table', () => {
   const now = 1_700_000_000_000;
   const dirs: string[] = [];
-  const connections: Db[] = [];
-  afterEach(() => {
-    for (const db of connections.splice(0)) if (db.open) db.close();
+  const connections: AppDb[] = [];
+  afterEach(async () => {
+    for (const database of connections.splice(0)) await database.close();
     for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
   });
   function galleryFile(): string {
@@ -122,19 +130,25 @@ describe('the throttle_entries table', () => {
     dirs.push(dir);
     return path.join(dir, 'gallery.db');
   }
-  function connect(file: string): Db {
-    const db = openDatabase(file);
-    connections.push(db);
-    return db;
+  async function connect(file: string): Promise<AppDb> {
+    const database = await connectDatabase({ sqliteFile: file });
+    connections.push(database);
+    return database;
   }
-  const rows = (db: Db, scope: string) =>
-    db.prepare('SELECT count(*) FROM throttle_entries WHERE scope = ?').pluck().get(scope) as number;
+  const rows = async (database: AppDb, scope: string) => {
+    const row = await database.q
+      .selectFrom('throttle_entries')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('scope', '=', scope)
+      .executeTakeFirstOrThrow();
+    return Number(row.n);
+  };
 
-  it('holds at most maxKeys rows per scope under a flood of new keys from two instances, keeping the blocking counts', () => {
+  it('holds at most maxKeys rows per scope under a flood of new keys from two instances, keeping the blocking counts', async () => {
     const file = galleryFile();
-    const [one, two] = [connect(file), connect(file)].map((db) => ({
+    const [one, two] = [await connect(file), await connect(file)].map((database) => ({
       window: createRateLimit({
-        db,
+        database,
         clock: () => now,
         scope: 'flood.window',
         limit: 3,
@@ -142,7 +156,7 @@ describe('the throttle_entries table', () => {
         maxKeys: 50,
       }),
       backoff: createBackoff({
-        db,
+        database,
         clock: () => now,
         scope: 'flood.backoff',
         freeFailures: 3,
@@ -154,54 +168,68 @@ describe('the throttle_entries table', () => {
     }));
     if (!one || !two) throw new Error('two instances expected');
     const other = createRateLimit({
-      db: connect(file),
+      database: await connect(file),
       clock: () => now,
       scope: 'untouched',
       limit: 1,
       windowMs: HOUR,
     });
-    other.recordFailure('someone');
+    await other.recordFailure('someone');
     for (let i = 0; i < 3; i++) {
-      one.window.recordFailure('victim');
-      one.backoff.recordFailure('victim');
+      await one.window.recordFailure('victim');
+      await one.backoff.recordFailure('victim');
     }
-    const observer = connect(file);
+    const observer = await connect(file);
     for (let i = 0; i < 2_000; i++) {
       const instance = i % 2 === 0 ? one : two;
-      instance.window.recordFailure(`flood ${i}`);
-      instance.backoff.recordFailure(`flood ${i} ${'x'.repeat(100)}`);
-      expect(rows(observer, 'flood.window')).toBeLessThanOrEqual(50);
+      await instance.window.recordFailure(`flood ${i}`);
+      await instance.backoff.recordFailure(`flood ${i} ${'x'.repeat(100)}`);
+      expect(await rows(observer, 'flood.window')).toBeLessThanOrEqual(50);
     }
     const db = observer;
-    expect(rows(db, 'flood.window')).toBeLessThanOrEqual(50);
-    expect(rows(db, 'flood.backoff')).toBeLessThanOrEqual(50);
+    expect(await rows(db, 'flood.window')).toBeLessThanOrEqual(50);
+    expect(await rows(db, 'flood.backoff')).toBeLessThanOrEqual(50);
     // Long keys are stored hashed: no row holds the flood's 100-character tail.
-    expect(db.prepare('SELECT count(*) FROM throttle_entries WHERE length(key) > 64').pluck().get()).toBe(0);
-    expect(two.window.retryAfterSeconds('victim')).toBeGreaterThan(0);
-    expect(two.backoff.retryAfterSeconds('victim')).toBeGreaterThan(0);
-    expect(rows(db, 'untouched')).toBe(1);
+    const long = await db.q
+      .selectFrom('throttle_entries')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where(sql`length(key)`, '>', 64)
+      .executeTakeFirstOrThrow();
+    expect(Number(long.n)).toBe(0);
+    expect(await two.window.retryAfterSeconds('victim')).toBeGreaterThan(0);
+    expect(await two.backoff.retryAfterSeconds('victim')).toBeGreaterThan(0);
+    expect(await rows(db, 'untouched')).toBe(1);
   });
 
-  it('deletes an expired row when it is read, and the scope’s expired rows on a later failure', () => {
-    const db = connect(galleryFile());
+  it('deletes an expired row when it is read, and the scope’s expired rows on a later failure', async () => {
+    const db = await connect(galleryFile());
     let time = now;
-    const limit = createRateLimit({ db, clock: () => time, scope: 'expiry', limit: 1, windowMs: MINUTE });
-    limit.recordFailure('a');
-    limit.recordFailure('b');
-    expect(rows(db, 'expiry')).toBe(2);
+    const limit = createRateLimit({
+      database: db,
+      clock: () => time,
+      scope: 'expiry',
+      limit: 1,
+      windowMs: MINUTE,
+    });
+    await limit.recordFailure('a');
+    await limit.recordFailure('b');
+    expect(await rows(db, 'expiry')).toBe(2);
     time += MINUTE;
-    expect(limit.retryAfterSeconds('a')).toBe(0);
-    expect(rows(db, 'expiry')).toBe(1);
+    expect(await limit.retryAfterSeconds('a')).toBe(0);
+    expect(await rows(db, 'expiry')).toBe(1);
     time += HOUR;
-    limit.recordFailure('c');
-    expect(db.prepare("SELECT key FROM throttle_entries WHERE scope = 'expiry'").pluck().all()).toEqual([
-      'c',
-    ]);
+    await limit.recordFailure('c');
+    const keys = await db.q
+      .selectFrom('throttle_entries')
+      .select('key')
+      .where('scope', '=', 'expiry')
+      .execute();
+    expect(keys.map((r) => r.key)).toEqual(['c']);
   });
 
   it('loses no failure when several processes record them on one key at once', async () => {
     const file = galleryFile();
-    connect(file); // migrated before the processes start, so none of them runs the migrations
+    await connect(file); // migrated before the processes start, so none of them runs the migrations
     const processes = 4;
     const failures = 250;
     const run = (kind: 'window' | 'backoff') =>
@@ -242,10 +270,13 @@ describe('the throttle_entries table', () => {
       for (const c of children) c.child.stdin.write('go\n');
       await Promise.all(children.map((c) => c.done));
     }
-    const db = connect(file);
-    const counts = db
-      .prepare("SELECT scope, count FROM throttle_entries WHERE key = 'k' ORDER BY scope")
-      .all();
+    const db = await connect(file);
+    const counts = await db.q
+      .selectFrom('throttle_entries')
+      .select(['scope', 'count'])
+      .where('key', '=', 'k')
+      .orderBy('scope')
+      .execute();
     expect(counts).toEqual([
       { scope: 'test.backoff', count: processes * failures },
       { scope: 'test.window', count: processes * failures },

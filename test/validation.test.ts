@@ -18,9 +18,9 @@ describe('input the routes cannot use', () => {
     t = await makeTestApp();
     admin = t.client();
     await signUp(admin, 'admin@example.com');
-    const ownerId = t.user('admin@example.com').id;
-    t.seedImages(ownerId, 1);
-    imageId = t.imageIdsNewestFirst(ownerId)[0] as string;
+    const ownerId = (await t.user('admin@example.com')).id;
+    await t.seedImages(ownerId, 1);
+    imageId = (await t.imageIdsNewestFirst(ownerId))[0] as string;
   });
   afterAll(() => t.close());
 

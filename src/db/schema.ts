@@ -103,7 +103,7 @@ interface StorageDeletionsTable {
   last_error: string | null;
 }
 
-interface ShareLinksTable {
+export interface ShareLinksTable {
   id: string;
   token_hash: string;
   owner_id: string;
@@ -116,7 +116,7 @@ interface ShareLinksTable {
   last_viewed_at: number | null;
 }
 
-interface ShareLinkImagesTable {
+export interface ShareLinkImagesTable {
   link_id: string;
   image_id: string;
   position: number;
@@ -159,7 +159,7 @@ interface AuditLogTable {
   ip: string | null;
 }
 
-interface AppSecretsTable {
+export interface AppSecretsTable {
   name: string;
   value: Buffer;
   created_at: number;
@@ -172,7 +172,7 @@ interface AuditPurgeGuardTable {
 }
 
 /** Failures counted per throttle (scope) and key; see src/services/rate-limit.ts. */
-interface ThrottleEntriesTable {
+export interface ThrottleEntriesTable {
   scope: string;
   /** the counted key, or '#' and its SHA-256 when longer than 64 characters */
   key: string;

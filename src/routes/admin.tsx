@@ -7,7 +7,7 @@ import { statusOf } from '../http-errors.js';
 import { actorOf, requireCan } from '../middleware/session.js';
 import { csvLine } from '../services/audit.js';
 import { idCursor } from '../services/cursors.js';
-import { Conflict, type DomainError, Invalid, NotFound } from '../services/errors.js';
+import { Conflict, DomainError, Invalid, NotFound } from '../services/errors.js';
 import { parseRole } from '../services/invites.js';
 import { InvitesPage } from '../views/admin.js';
 import { AuditPage } from '../views/audit.js';
@@ -20,18 +20,19 @@ import { cursor, form, query, text } from './validate.js';
 /** The admin area (`/admin/...`): people, invites, changes and the audit log; admins only. */
 export const adminRoutes = new Hono<SignedInEnv>().use(requireCan('admin'));
 
-adminRoutes.get('/', (c) => {
+adminRoutes.get('/', async (c) => {
   const notice = noticeOf(c, { deleted: 'Account deleted.' });
-  return page(c, <PeoplePage user={c.var.user} people={c.var.services.people.list()} notice={notice} />);
+  const people = await c.var.services.people.list();
+  return page(c, <PeoplePage user={c.var.user} people={people} notice={notice} />);
 });
 
-function personPage(
+async function personPage(
   c: Context<SignedInEnv>,
   id: string,
   extra: { notice?: string | undefined; error?: string } = {},
   status: ContentfulStatusCode = 200,
 ) {
-  const person = c.var.services.people.list().find((p) => p.id === id);
+  const person = (await c.var.services.people.list()).find((p) => p.id === id);
   if (!person) throw new NotFound('There is no such user.');
   return page(c, <PersonPage user={c.var.user} person={person} {...extra} />, status);
 }
@@ -65,9 +66,9 @@ async function act(c: Context<SignedInEnv>, done: string, work: () => void | Pro
 }
 
 adminRoutes.post('/users/:id/role', form(z.object({ role: text })), (c) =>
-  act(c, 'role', () => {
+  act(c, 'role', async () => {
     const role = parseRole(c.req.valid('form').role);
-    c.var.services.people.changeRole(actorOf(c), c.req.param('id'), role);
+    await c.var.services.people.changeRole(actorOf(c), c.req.param('id'), role);
   }),
 );
 
@@ -76,15 +77,15 @@ for (const [path, isDisabled] of [
   ['enable', false],
 ] as const) {
   adminRoutes.post(`/users/:id/${path}`, (c) =>
-    act(c, path, () => {
-      c.var.services.people.setDisabled(actorOf(c), c.req.param('id'), isDisabled);
+    act(c, path, async () => {
+      await c.var.services.people.setDisabled(actorOf(c), c.req.param('id'), isDisabled);
     }),
   );
 }
 
 adminRoutes.post('/users/:id/quota', form(z.object({ mib: text, images: text })), (c) =>
-  act(c, 'quota', () => {
-    c.var.services.people.setQuota(actorOf(c), c.req.param('id'), c.req.valid('form'));
+  act(c, 'quota', async () => {
+    await c.var.services.people.setQuota(actorOf(c), c.req.param('id'), c.req.valid('form'));
   }),
 );
 
@@ -161,29 +162,33 @@ adminRoutes.get('/audit.csv', query(auditFilter), (c) => {
   });
 });
 
-adminRoutes.get('/invites', (c) => {
+adminRoutes.get('/invites', async (c) => {
   const { services, config } = c.var;
-  return page(c, <InvitesPage user={c.var.user} invites={services.invites.list()} signup={config.signup} />);
+  const invites = await services.invites.list();
+  return page(c, <InvitesPage user={c.var.user} invites={invites} signup={config.signup} />);
 });
 
-adminRoutes.post('/invites', form(z.object({ role: text })), (c) => {
+adminRoutes.post('/invites', form(z.object({ role: text })), async (c) => {
   const { services, config, user } = c.var;
   try {
-    const { token } = services.invites.create(actorOf(c), parseRole(c.req.valid('form').role));
+    const { token } = await services.invites.create(actorOf(c), parseRole(c.req.valid('form').role));
     const newLink = `${config.appOrigin}/signup?invite=${encodeURIComponent(token)}`;
+    const invites = await services.invites.list();
     return page(
       c,
-      <InvitesPage user={user} invites={services.invites.list()} signup={config.signup} newLink={newLink} />,
+      <InvitesPage user={user} invites={invites} signup={config.signup} newLink={newLink} />,
       201,
     );
   } catch (err) {
+    if (!(err instanceof DomainError)) throw err;
+    const invites = await services.invites.list();
     return formError(c, err, (message) => (
-      <InvitesPage user={user} invites={services.invites.list()} signup={config.signup} error={message} />
+      <InvitesPage user={user} invites={invites} signup={config.signup} error={message} />
     ));
   }
 });
 
-adminRoutes.post('/invites/:id/revoke', (c) => {
-  c.var.services.invites.revoke(actorOf(c), c.req.param('id'));
+adminRoutes.post('/invites/:id/revoke', async (c) => {
+  await c.var.services.invites.revoke(actorOf(c), c.req.param('id'));
   return c.redirect('/admin/invites', 303);
 });

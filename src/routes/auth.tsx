@@ -82,9 +82,9 @@ authRoutes.post('/login', form(credentials.extend({ next: text })), async (c) =>
   }
 });
 
-authRoutes.post('/logout', (c) => {
+authRoutes.post('/logout', async (c) => {
   const { user, session } = c.var;
-  if (user && session) c.var.services.login.logOut({ user, ip: clientIp(c) }, session.id);
+  if (user && session) await c.var.services.login.logOut({ user, ip: clientIp(c) }, session.id);
   clearSessionCookie(c);
   return c.redirect(withNotice('/login', 'loggedOut'), 303);
 });

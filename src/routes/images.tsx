@@ -27,7 +27,7 @@ async function renderImage(
   const { user, services } = c.var;
   const { images, shares } = services;
   const links = can(user, 'image.change', image)
-    ? shares.listForImage(image).map((link) => ({ link, state: shares.stateOf(link) }))
+    ? (await shares.listForImage(image)).map((link) => ({ link, state: shares.stateOf(link) }))
     : [];
   return page(
     c,

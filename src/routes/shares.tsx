@@ -5,6 +5,7 @@ import { answerRefusal } from '../http-errors.js';
 import { clientIp } from '../middleware/client-ip.js';
 import { actorOf, requireCan, requireUser } from '../middleware/session.js';
 import { DomainError, Gone, Invalid, NotFound, Throttled, Unauthenticated } from '../services/errors.js';
+import type { Image } from '../services/images.js';
 import { parseExpiry } from '../services/shares.js';
 import {
   PublicSharePage,
@@ -42,14 +43,14 @@ export async function createLink(
   return `${c.var.config.appOrigin}/s/${token}`;
 }
 
-function linksPage(
+async function linksPage(
   c: Context<SignedInEnv>,
   extra: { newUrl?: string; notice?: string | undefined } = {},
   status: 200 | 201 = 200,
 ) {
   const { user, services } = c.var;
   const { shares } = services;
-  const rows = shares.listForOwner(user).map((link) => ({ link, state: shares.stateOf(link) }));
+  const rows = (await shares.listForOwner(user)).map((link) => ({ link, state: shares.stateOf(link) }));
   return page(c, <SharesPage user={user} rows={rows} {...extra} />, status);
 }
 
@@ -75,8 +76,8 @@ shareRoutes.post('/', requireCan('share.create'), form(shareForm.extend({ ids: s
   }
 });
 
-shareRoutes.post('/:id/revoke', form(z.object({ back: text })), (c) => {
-  c.var.services.shares.revoke(actorOf(c), c.req.param('id'));
+shareRoutes.post('/:id/revoke', form(z.object({ back: text })), async (c) => {
+  await c.var.services.shares.revoke(actorOf(c), c.req.param('id'));
   const back = safeNext(c.req.valid('form').back, c.var.config.appOrigin);
   return c.redirect(back === '/' ? withNotice('/shares', 'revoked') : back, 303);
 });

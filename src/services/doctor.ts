@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import type { Config } from '../config.js';
 import { sql } from 'kysely';
+import type { Config } from '../config.js';
 import { openDatabase } from '../db/connection.js';
 import { connectDatabase, redactUrl } from '../db/database.js';
-import { postgresMigrations } from '../db/migrations-postgres.js';
 import { migrations } from '../db/migrations.js';
+import { postgresMigrations } from '../db/migrations-postgres.js';
 import { EMBEDDED_MOUNT } from '../storage/embedded.js';
 import type { Storage } from '../storage/storage.js';
 
@@ -147,7 +147,9 @@ async function checkPostgres(url: string): Promise<CheckResult> {
     return {
       name,
       ok: false,
-      detail: `PostgreSQL at ${where}: ${message(err).split(new URL(url).password || '\0').join('***')}`,
+      detail: `PostgreSQL at ${where}: ${message(err)
+        .split(new URL(url).password || '\0')
+        .join('***')}`,
       fix: 'check DATABASE_URL (host, port, user, password, database) and that this machine may connect',
     };
   }

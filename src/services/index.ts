@@ -44,7 +44,7 @@ export function createServices({ database, storage, clock, config, loginLimits, 
   const audit = createAudit({ db, clock, leases });
   const users = createUsers({ database, clock, signup: config.signup, audit });
   const sessions = createSessions({ database, clock });
-  const devices = createDeviceTokens({ db, clock });
+  const devices = createDeviceTokens({ database, clock });
   const notifications = createNotifications({
     db,
     clock,
@@ -92,8 +92,8 @@ export function createServices({ database, storage, clock, config, loginLimits, 
     uploads,
     audit,
     notifications,
-    people: createPeople({ db, database, storage, audit, users, images }),
-    shares: createShares({ db, storage, audit, images, devices, clock }),
+    people: createPeople({ database, storage, audit, users, images }),
+    shares: createShares({ database, storage, audit, images, devices, clock }),
     uploadSweeper,
     reconcile: createReconcile({
       database,
@@ -106,9 +106,9 @@ export function createServices({ database, storage, clock, config, loginLimits, 
       sweeper: uploadSweeper,
       leases,
     }),
-    invites: createInvites({ db, clock, audit }),
+    invites: createInvites({ database, clock, audit }),
     login: createLogin({
-      db,
+      database,
       audit,
       users,
       sessions,

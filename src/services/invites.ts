@@ -1,4 +1,5 @@
-import type { Db } from '../db/connection.js';
+import type { AppDb } from '../db/database.js';
+import { invitesRepository } from '../db/repositories/invites.js';
 import type { Actor, Audit } from './audit.js';
 import type { Clock } from './clock.js';
 import { Invalid, NotFound } from './errors.js';
@@ -20,18 +21,6 @@ export interface Invite {
   state: 'open' | 'used' | 'revoked' | 'expired';
 }
 
-interface InviteRow {
-  id: string;
-  role: Role;
-  created_by: string | null;
-  created_by_email: string | null;
-  created_at: number;
-  expires_at: number;
-  used_at: number | null;
-  used_by_email: string | null;
-  revoked_at: number | null;
-}
-
 export function parseRole(input: string | undefined): Role {
   const role = ROLES.find((r) => r === input);
   if (!role) throw new Invalid('Choose a role: admin, member or viewer.');
@@ -39,36 +28,31 @@ export function parseRole(input: string | undefined): Role {
 }
 
 /** Single-use sign-up links. Only the SHA-256 of the token is stored; the link is shown once. */
-export function createInvites({ db, clock, audit }: { db: Db; clock: Clock; audit: Audit }) {
-  const insert = db.prepare(
-    'INSERT INTO invites (id, token_hash, role, created_by, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)',
-  );
-  const listAll = db.prepare(
-    `SELECT i.*, c.email AS created_by_email, u.email AS used_by_email
-       FROM invites i
-       LEFT JOIN users c ON c.id = i.created_by
-       LEFT JOIN users u ON u.id = i.used_by
-      ORDER BY i.created_at DESC, i.id DESC LIMIT 200`,
-  );
-  const revokeStmt = db.prepare(
-    'UPDATE invites SET revoked_at = ? WHERE id = ? AND used_at IS NULL AND revoked_at IS NULL',
-  );
+export function createInvites({ database, clock, audit }: { database: AppDb; clock: Clock; audit: Audit }) {
+  const invites = invitesRepository(database);
 
   return {
-    create(actor: Actor, role: Role): { id: string; token: string } {
+    async create(actor: Actor, role: Role): Promise<{ id: string; token: string }> {
       const id = randomToken();
       const token = randomToken(20);
       const now = clock();
-      db.transaction(() => {
-        insert.run(id, sha256Hex(token), role, actor.user.id, now, now + INVITE_TTL_MS);
-        audit.change(actor, 'invite_create', { detail: `role ${role}` });
-      })();
+      await database.transaction(async () => {
+        await invites.insert({
+          id,
+          token_hash: sha256Hex(token),
+          role,
+          created_by: actor.user.id,
+          created_at: now,
+          expires_at: now + INVITE_TTL_MS,
+        });
+        await audit.change(actor, 'invite_create', { detail: `role ${role}` });
+      });
       return { id, token };
     },
 
-    list(): Invite[] {
+    async list(): Promise<Invite[]> {
       const now = clock();
-      return (listAll.all() as InviteRow[]).map((r) => ({
+      return (await invites.listNewest(200)).map((r) => ({
         id: r.id,
         role: r.role,
         createdBy: r.created_by,
@@ -82,13 +66,13 @@ export function createInvites({ db, clock, audit }: { db: Db; clock: Clock; audi
       }));
     },
 
-    revoke(actor: Actor, id: string): void {
-      db.transaction(() => {
-        if (revokeStmt.run(clock(), id).changes === 0) {
+    async revoke(actor: Actor, id: string): Promise<void> {
+      await database.transaction(async () => {
+        if (!(await invites.revoke(id, clock()))) {
           throw new NotFound('That invite does not exist or can no longer be revoked.');
         }
-        audit.change(actor, 'invite_revoke', { target: id });
-      })();
+        await audit.change(actor, 'invite_revoke', { target: id });
+      });
     },
   };
 }

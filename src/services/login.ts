@@ -1,4 +1,4 @@
-import type { Db } from '../db/connection.js';
+import type { AppDb } from '../db/database.js';
 import { EMAIL_MAX } from '../limits.js';
 import type { Actor, Audit } from './audit.js';
 import type { Clock } from './clock.js';
@@ -45,7 +45,7 @@ const TOO_MANY = 'Too many failed sign-in attempts.';
 const accountKey = (email: string) => email.trim().toLowerCase().slice(0, EMAIL_MAX);
 
 export function createLogin(deps: {
-  db: Db;
+  database: AppDb;
   audit: Audit;
   users: Users;
   sessions: Sessions;
@@ -53,34 +53,44 @@ export function createLogin(deps: {
   clock: Clock;
   limits: LoginLimits;
 }) {
-  const { db, audit, users, sessions, devices, clock, limits } = deps;
+  const { database, audit, users, sessions, devices, clock, limits } = deps;
   // Counts live in the database, so every instance of the app charges and sees the same attempts.
-  const byAccountAndIp = createRateLimit({ ...limits.perAccountAndIp, db, clock, scope: 'login.account_ip' });
-  const byAccount = createBackoff({ ...limits.perAccount, db, clock, scope: 'login.account' });
-  const byIp = createRateLimit({ ...limits.perIp, db, clock, scope: 'login.ip' });
-  const byDevice = createBackoff({ ...limits.perDevice, db, clock, scope: 'login.device' });
+  const byAccountAndIp = createRateLimit({
+    ...limits.perAccountAndIp,
+    database,
+    clock,
+    scope: 'login.account_ip',
+  });
+  const byAccount = createBackoff({ ...limits.perAccount, database, clock, scope: 'login.account' });
+  const byIp = createRateLimit({ ...limits.perIp, database, clock, scope: 'login.ip' });
+  const byDevice = createBackoff({ ...limits.perDevice, database, clock, scope: 'login.device' });
   const signupsByIp = createRateLimit({
     limit: limits.signupsPerIpPerHour,
     windowMs: HOUR_MS,
-    db,
+    database,
     clock,
     scope: 'signup.ip',
   });
   // Changing the password needs a session, so these only slow down someone holding a stolen one.
   const passwordByAccountAndIp = createRateLimit({
     ...limits.perAccountAndIp,
-    db,
+    database,
     clock,
     scope: 'password.account_ip',
   });
-  const passwordByAccount = createBackoff({ ...limits.perAccount, db, clock, scope: 'password.account' });
+  const passwordByAccount = createBackoff({
+    ...limits.perAccount,
+    database,
+    clock,
+    scope: 'password.account',
+  });
   // A token names the password it was earned with: after a change, old cookies are untrusted clients.
-  const deviceSubject = (userId: string) => `user:${userId}:${users.passwordVersion(userId)}`;
+  const deviceSubject = async (userId: string) => `user:${userId}:${await users.passwordVersion(userId)}`;
 
   /** Which counters an attempt is charged to: its known browser's alone, or the untrusted ones. */
-  function countersFor(email: string, ip: string, deviceToken: string | undefined) {
-    const account = users.findByEmail(email.slice(0, EMAIL_MAX));
-    const device = account ? devices.verify(deviceToken, deviceSubject(account.id)) : null;
+  async function countersFor(email: string, ip: string, deviceToken: string | undefined) {
+    const account = await users.findByEmail(email.slice(0, EMAIL_MAX));
+    const device = account ? await devices.verify(deviceToken, await deviceSubject(account.id)) : null;
     if (device) return { device, counters: [{ throttle: byDevice, key: device }] };
     const key = accountKey(email);
     return {
@@ -93,11 +103,23 @@ export function createLogin(deps: {
     };
   }
 
-  /** Throws Throttled when any counter says wait; otherwise charges the attempt to each of them. */
-  function charge(counters: { throttle: Throttle; key: string }[], message: string): void {
-    const wait = Math.max(...counters.map((c) => c.throttle.retryAfterSeconds(c.key)));
-    if (wait > 0) throw new Throttled(`${message} ${tryAgainIn(wait)}`, wait);
-    for (const c of counters) c.throttle.recordFailure(c.key);
+  /**
+   * Throws Throttled when any counter says wait; otherwise charges the attempt to each of them. One
+   * transaction, so of parallel attempts (on any instance) no more pass than the counters allow.
+   */
+  async function charge(counters: { throttle: Throttle; key: string }[], message: string): Promise<void> {
+    if (counters.length === 0) return;
+    await database.transaction(async () => {
+      let wait = 0;
+      for (const c of counters) wait = Math.max(wait, await c.throttle.retryAfterSeconds(c.key));
+      if (wait > 0) throw new Throttled(`${message} ${tryAgainIn(wait)}`, wait);
+      for (const c of counters) await c.throttle.recordFailure(c.key);
+    });
+  }
+
+  /** Takes back the attempt from each counter: it turned out right (or cost nothing). */
+  async function forgive(counters: { throttle: Throttle; key: string }[]): Promise<void> {
+    for (const c of counters) await c.throttle.forgive(c.key);
   }
 
   return {
@@ -108,20 +130,20 @@ export function createLogin(deps: {
       inviteToken?: string;
       ip: string;
     }): Promise<{ token: string; user: User; deviceToken: string }> {
-      const isOpen = users.isOpenSignup(input.inviteToken);
+      const isOpen = await users.isOpenSignup(input.inviteToken);
       const counters = isOpen ? [{ throttle: signupsByIp, key: addressKey(input.ip) }] : [];
-      charge(counters, 'Too many accounts were created from your network.');
+      await charge(counters, 'Too many accounts were created from your network.');
       try {
         const user = await users.signUp(input);
-        users.recordLogin(user.id);
+        await users.recordLogin(user.id);
         return {
-          token: sessions.create(user.id).token,
+          token: (await sessions.create(user.id)).token,
           user,
-          deviceToken: devices.issue(deviceSubject(user.id)),
+          deviceToken: await devices.issue(await deviceSubject(user.id)),
         };
       } catch (err) {
         // A typo costs nothing; an address already taken counts (it answers a question).
-        if (!(err instanceof Conflict)) for (const c of counters) c.throttle.forgive(c.key);
+        if (!(err instanceof Conflict)) await forgive(counters);
         throw err;
       }
     },
@@ -136,13 +158,13 @@ export function createLogin(deps: {
       ip: string;
       deviceToken?: string | undefined;
     }): Promise<{ token: string; user: User; deviceToken: string }> {
-      const { device, counters } = countersFor(input.email, addressKey(input.ip), input.deviceToken);
-      charge(counters, TOO_MANY);
+      const { device, counters } = await countersFor(input.email, addressKey(input.ip), input.deviceToken);
+      await charge(counters, TOO_MANY);
       const user = await users.verifyCredentials(input.email, input.password);
       if (!user || user.isDisabled) {
         const refusal = new Unauthenticated('Incorrect email or password');
         // The typed email is kept as the target, not as an actor: it may not be anyone's.
-        audit.record({
+        await audit.record({
           action: 'login_failed',
           actor: null,
           target: input.email.trim().slice(0, EMAIL_MAX),
@@ -151,29 +173,29 @@ export function createLogin(deps: {
         });
         throw refusal;
       }
-      if (device) byDevice.reset(device);
+      if (device) await byDevice.reset(device);
       else {
         // The right password from this address clears its own count, not the account's: failures
         // from elsewhere still fade only with time.
-        byAccountAndIp.reset(`${accountKey(input.email)}\n${addressKey(input.ip)}`);
-        byAccount.forgive(accountKey(input.email));
-        byIp.forgive(addressKey(input.ip));
+        await byAccountAndIp.reset(`${accountKey(input.email)}\n${addressKey(input.ip)}`);
+        await byAccount.forgive(accountKey(input.email));
+        await byIp.forgive(addressKey(input.ip));
       }
       // A fresh token on every login, so a token planted before login is worthless.
-      const token = db.transaction(() => {
-        users.recordLogin(user.id);
-        audit.change({ user, ip: input.ip }, 'login');
-        return sessions.create(user.id).token;
-      })();
-      return { token, user, deviceToken: devices.issue(deviceSubject(user.id)) };
+      const token = await database.transaction(async () => {
+        await users.recordLogin(user.id);
+        await audit.change({ user, ip: input.ip }, 'login');
+        return (await sessions.create(user.id)).token;
+      });
+      return { token, user, deviceToken: await devices.issue(await deviceSubject(user.id)) };
     },
 
     /** Ends the session the actor signed in with. */
-    logOut(actor: Actor, sessionId: string): void {
-      db.transaction(() => {
-        sessions.invalidate(sessionId);
-        audit.change(actor, 'logout');
-      })();
+    async logOut(actor: Actor, sessionId: string): Promise<void> {
+      await database.transaction(async () => {
+        await sessions.invalidate(sessionId);
+        await audit.change(actor, 'logout');
+      });
     },
 
     /**
@@ -192,11 +214,11 @@ export function createLogin(deps: {
         { throttle: passwordByAccountAndIp, key: `${input.user.id}\n${addressKey(input.ip)}` },
         { throttle: passwordByAccount, key: input.user.id },
       ];
-      charge(counters, 'Too many wrong passwords.');
+      await charge(counters, 'Too many wrong passwords.');
       const actor = { user: input.user, ip: input.ip };
       await users.changePassword(actor, input.currentPassword, input.newPassword, input.sessionId);
-      for (const c of counters) c.throttle.forgive(c.key);
-      return { deviceToken: devices.issue(deviceSubject(input.user.id)) };
+      await forgive(counters);
+      return { deviceToken: await devices.issue(await deviceSubject(input.user.id)) };
     },
   };
 }

@@ -1,10 +1,10 @@
-import type { Db } from '../db/connection.js';
 import type { AppDb } from '../db/database.js';
+import { peopleRepository } from '../db/repositories/people.js';
 import type { Storage } from '../storage/storage.js';
 import type { Actor, Audit } from './audit.js';
 import { Conflict, Invalid, NotFound } from './errors.js';
 import type { Images } from './images.js';
-import { type Role, rowToUser, type User, type UserRow, type Users } from './users.js';
+import { type Role, rowToUser, type User, type Users } from './users.js';
 
 export interface PersonSummary extends User {
   imageCount: number;
@@ -17,79 +17,73 @@ const MAX_QUOTA_IMAGES = 10_000_000;
 
 /** What an admin does to accounts: every change that could lock everyone out is refused here. */
 export function createPeople(deps: {
-  db: Db;
   database: AppDb;
   storage: Storage;
   audit: Audit;
   users: Users;
   images: Images;
 }) {
-  const { db, storage, audit } = deps;
-  const listAll = db.prepare(
-    `SELECT u.*, count(i.id) AS image_count, coalesce(sum(i.bytes), 0) AS bytes_used
-       FROM users u LEFT JOIN images i ON i.owner_id = u.id
-      GROUP BY u.id ORDER BY u.created_at, u.id`,
-  );
-  const activeAdmins = db
-    .prepare("SELECT count(*) FROM users WHERE role = 'admin' AND is_disabled = 0 AND id <> ?")
-    .pluck();
-  const imageKeys = db.prepare('SELECT original_key, display_key, thumb_key FROM images WHERE owner_id = ?');
-  const removeUser = db.prepare('DELETE FROM users WHERE id = ?');
-  const setQuotaStmt = db.prepare('UPDATE users SET quota_bytes = ?, quota_images = ? WHERE id = ?');
+  const { database, storage, audit } = deps;
+  const people = peopleRepository(database);
 
-  function target(id: string): User {
-    const user = deps.users.get(id);
+  async function target(id: string): Promise<User> {
+    const user = await deps.users.get(id);
     if (!user) throw new NotFound('There is no such user.');
     return user;
   }
 
-  /** Throws unless some other enabled admin would remain. Runs inside the change's transaction. */
-  function keepAnAdmin(user: User): void {
-    if (user.role === 'admin' && !user.isDisabled && (activeAdmins.get(user.id) as number) === 0) {
+  /**
+   * Throws unless some other enabled admin would remain. Runs inside the change's transaction, with
+   * the target read in it too: two admins demoting each other at once cannot both pass (SQLite's
+   * write lock orders them; PostgreSQL's SERIALIZABLE aborts one, which then runs again and sees
+   * the other's change).
+   */
+  async function keepAnAdmin(user: User): Promise<void> {
+    if (user.role === 'admin' && !user.isDisabled && (await people.countOtherActiveAdmins(user.id)) === 0) {
       throw new Conflict('This is the last active admin. Make someone else an admin first.');
     }
   }
 
   return {
-    list(): PersonSummary[] {
-      return (listAll.all() as (UserRow & { image_count: number; bytes_used: number })[]).map((row) => ({
+    async list(): Promise<PersonSummary[]> {
+      return (await people.listWithUsage()).map((row) => ({
         ...rowToUser(row),
         imageCount: row.image_count,
         bytesUsed: row.bytes_used,
       }));
     },
 
-    changeRole(actor: Actor, id: string, role: Role): void {
-      db.transaction(() => {
-        const user = target(id);
-        if (role !== 'admin') keepAnAdmin(user);
-        deps.users.setRole(id, role);
-        audit.change(actor, 'role_change', { target: user.email, detail: `${user.role} → ${role}` });
-      }).immediate();
+    async changeRole(actor: Actor, id: string, role: Role): Promise<void> {
+      await database.transaction(async () => {
+        const user = await target(id);
+        if (role !== 'admin') await keepAnAdmin(user);
+        await deps.users.setRole(id, role);
+        await audit.change(actor, 'role_change', { target: user.email, detail: `${user.role} → ${role}` });
+      });
     },
 
-    setDisabled(actor: Actor, id: string, isDisabled: boolean): void {
-      db.transaction(() => {
-        const user = target(id);
-        if (isDisabled) keepAnAdmin(user);
-        deps.users.setDisabled(id, isDisabled);
-        audit.change(actor, isDisabled ? 'disable' : 'enable', { target: user.email });
-      }).immediate();
+    async setDisabled(actor: Actor, id: string, isDisabled: boolean): Promise<void> {
+      await database.transaction(async () => {
+        const user = await target(id);
+        if (isDisabled) await keepAnAdmin(user);
+        await deps.users.setDisabled(id, isDisabled);
+        await audit.change(actor, isDisabled ? 'disable' : 'enable', { target: user.email });
+      });
     },
 
     /** Blank fields mean "no limit". Sizes come from the form in MiB. */
-    setQuota(actor: Actor, id: string, input: { mib: string; images: string }): void {
-      const user = target(id);
+    async setQuota(actor: Actor, id: string, input: { mib: string; images: string }): Promise<void> {
+      const user = await target(id);
       const bytes = parseLimit(input.mib, 'storage', MAX_QUOTA_BYTES / 2 ** 20);
       const images = parseLimit(input.images, 'image', MAX_QUOTA_IMAGES);
       const quota = { bytes: bytes === null ? null : Math.round(bytes * 2 ** 20), images };
-      db.transaction(() => {
-        setQuotaStmt.run(quota.bytes, quota.images, user.id);
-        audit.change(actor, 'quota_change', {
+      await database.transaction(async () => {
+        await people.setQuota(user.id, quota);
+        await audit.change(actor, 'quota_change', {
           target: user.email,
           detail: `${quota.bytes ?? 'no'} byte limit, ${quota.images ?? 'no'} image limit`,
         });
-      })();
+      });
     },
 
     /**
@@ -97,23 +91,19 @@ export function createPeople(deps: {
      * then everything under the user's prefix goes, so uploads that never finished leave nothing.
      */
     async deleteUser(actor: Actor, id: string, typedEmail: string): Promise<void> {
-      const user = target(id);
+      const user = await target(id);
       if (user.id === actor.user.id) throw new Conflict('You cannot delete your own account here.');
       if (typedEmail.trim().toLowerCase() !== user.email.toLowerCase()) {
         throw new Invalid(`Type the email address ${user.email} to confirm.`);
       }
-      // TODO(issue 14, h-accounts): only this block moved to database.transaction (images.queueDeletion is async).
-      const keys = await deps.database.transaction(async () => {
-        keepAnAdmin(user);
-        const all: string[] = [];
-        for (const row of imageKeys.all(user.id) as Record<string, string>[]) {
-          for (const key of Object.values(row)) {
-            await deps.images.queueDeletion(key);
-            all.push(key);
-          }
-        }
-        removeUser.run(user.id);
-        await audit.change(actor, 'user_delete', { target: user.email, detail: `role ${user.role}` });
+      const keys = await database.transaction(async () => {
+        // Read again inside: an admin who was demoted or disabled since still counts as one here.
+        const current = await target(id);
+        await keepAnAdmin(current);
+        const all = await people.imageKeysOf(current.id);
+        for (const key of all) await deps.images.queueDeletion(key);
+        await people.delete(current.id);
+        await audit.change(actor, 'user_delete', { target: current.email, detail: `role ${current.role}` });
         return all;
       });
       await deps.images.deleteObjects(keys);

@@ -1,28 +1,34 @@
 import { createHash } from 'node:crypto';
 import { isIPv6 } from 'node:net';
-import type { Db } from '../db/connection.js';
+import type { AppDb } from '../db/database.js';
+import {
+  type ThrottleCounting,
+  type ThrottleEntry,
+  throttleEntriesRepository,
+} from '../db/repositories/throttle-entries.js';
 import type { Clock } from './clock.js';
 
 /**
  * Failure counters per key, in the database (table throttle_entries), so every instance of the app
  * counts the same attempts and a restart forgets nothing. Every attempt is recorded *before* its
  * slow check (argon2) and forgiven when it succeeds, each in one atomic statement, so a thousand
- * parallel guesses count as a thousand, not as one.
+ * parallel guesses count as a thousand, not as one. A caller that checks and then records (see
+ * login.ts) does both in one database transaction, so parallel attempts cannot all pass the check.
  */
 export interface Throttle {
   /** 0 when the key may try now, else how many seconds until it may. */
-  retryAfterSeconds(key: string): number;
-  recordFailure(key: string): void;
+  retryAfterSeconds(key: string): Promise<number>;
+  recordFailure(key: string): Promise<void>;
   /** Takes back one recorded failure: the attempt turned out right. */
-  forgive(key: string): void;
-  reset(key: string): void;
+  forgive(key: string): Promise<void>;
+  reset(key: string): Promise<void>;
   /** Keys held, for tests of the row bound. */
-  size(): number;
+  size(): Promise<number>;
 }
 
-/** What every throttle needs: the connection, the scope naming its rows, and the time. */
+/** What every throttle needs: the database, the scope naming its rows, and the time. */
 export interface ThrottleDeps {
-  db: Db;
+  database: AppDb;
   /** Tells this throttle's keys from every other's, e.g. 'login.account'. */
   scope: string;
   clock: Clock;
@@ -36,62 +42,28 @@ const MAX_PLAIN_KEY = 64;
 /** How often a throttle deletes its scope's expired rows (on its next recorded failure). */
 const SWEEP_INTERVAL_MS = 60_000;
 
-/** A row of throttle_entries, as the read side sees it. */
-interface Entry {
-  /** failures counted (a fixed window) or still remembered (a backoff, fractional as they fade) */
-  count: number;
-  updatedAt: number;
-  lastFailureAt: number;
-  /** when the entry blocks nothing any more: a window's end, or when a backoff's failures have faded */
-  expiresAt: number;
-}
-
-/**
- * A policy's writes are single statements (so concurrent instances never lose a count), written
- * in SQL over the row's columns and the parameters @now, @scope, @key and the policy's own.
- */
+/** A policy: how its rows count (the SQL, in the repository) and when a row lets its key try again. */
 interface Policy {
-  params: Record<string, number>;
-  /** SQL: the failures a row holds at @now; eviction drops the rows holding fewest first. */
-  countSql: string;
-  /** SQL: counts one failure, an INSERT … ON CONFLICT DO UPDATE that starts over on an expired row. */
-  recordSql: string;
-  /** SQL: takes back one failure of a live row. */
-  forgiveSql: string;
+  counting: ThrottleCounting;
   /** the time the key may try again (<= now: allowed) */
-  allowedAt(entry: Entry, now: number): number;
+  allowedAt(entry: ThrottleEntry, now: number): number;
 }
 
 function createThrottle(policy: Policy, deps: ThrottleDeps): Throttle {
-  const { db, scope, clock } = deps;
+  const { database, scope, clock } = deps;
+  const entries = throttleEntriesRepository(database);
   const maxKeys = deps.maxKeys ?? DEFAULT_MAX_KEYS;
+  // Hashed too when it holds a NUL, which PostgreSQL's text cannot store (a typed email may).
   const keyOf = (key: string) =>
-    key.length <= MAX_PLAIN_KEY ? key : `#${createHash('sha256').update(key).digest('base64url')}`;
-
-  const selectEntry = db.prepare(
-    `SELECT count, updated_at AS updatedAt, last_failure_at AS lastFailureAt, expires_at AS expiresAt
-       FROM throttle_entries WHERE scope = ? AND key = ?`,
-  );
-  // Guarded by expires_at, so a row another instance just renewed stays.
-  const deleteIfExpired = db.prepare(
-    'DELETE FROM throttle_entries WHERE scope = ? AND key = ? AND expires_at <= ?',
-  );
-  const deleteExpired = db.prepare('DELETE FROM throttle_entries WHERE scope = ? AND expires_at <= ?');
-  const deleteEntry = db.prepare('DELETE FROM throttle_entries WHERE scope = ? AND key = ?');
-  const countEntries = db.prepare('SELECT count(*) FROM throttle_entries WHERE scope = ?').pluck();
-  const evictFewest = db.prepare(
-    `DELETE FROM throttle_entries WHERE scope = @scope AND key IN (
-       SELECT key FROM throttle_entries WHERE scope = @scope
-        ORDER BY ${policy.countSql}, updated_at LIMIT @drop)`,
-  );
-  const record = db.prepare(policy.recordSql);
-  const forgive = db.prepare(policy.forgiveSql);
+    key.length <= MAX_PLAIN_KEY && !key.includes('\0')
+      ? key
+      : `#${createHash('sha256').update(key).digest('base64url')}`;
   let nextSweepAt = Number.NEGATIVE_INFINITY;
 
-  function live(key: string, now: number): Entry | undefined {
-    const entry = selectEntry.get(scope, key) as Entry | undefined;
+  async function live(key: string, now: number): Promise<ThrottleEntry | undefined> {
+    const entry = await entries.get(scope, key);
     if (entry && entry.expiresAt <= now) {
-      deleteIfExpired.run(scope, key, now);
+      await entries.deleteIfExpired(scope, key, now);
       return undefined;
     }
     return entry;
@@ -99,39 +71,44 @@ function createThrottle(policy: Policy, deps: ThrottleDeps): Throttle {
 
   /**
    * Full: drop what expired, then the entries holding the fewest failures, so a flood of new keys
-   * evicts other flood keys, not the counts that are actually blocking someone.
+   * evicts other flood keys, not the counts that are actually blocking someone. One transaction:
+   * two instances making room at once count and evict one after the other (BEGIN IMMEDIATE on
+   * SQLite, SERIALIZABLE on PostgreSQL), so they do not both evict a tenth.
    */
-  const makeRoom = db.transaction((now: number) => {
-    deleteExpired.run(scope, now);
-    if ((countEntries.get(scope) as number) < maxKeys) return;
-    evictFewest.run({ ...policy.params, scope, now, drop: Math.max(1, Math.ceil(maxKeys / 10)) });
-  });
+  function makeRoom(now: number): Promise<void> {
+    return database.transaction(async () => {
+      await entries.deleteExpired(scope, now);
+      if ((await entries.size(scope)) < maxKeys) return;
+      await entries.evictFewest(scope, policy.counting, now, Math.max(1, Math.ceil(maxKeys / 10)));
+    });
+  }
 
   return {
-    retryAfterSeconds(rawKey) {
+    async retryAfterSeconds(rawKey) {
       const now = clock();
-      const entry = live(keyOf(rawKey), now);
+      const entry = await live(keyOf(rawKey), now);
       if (!entry) return 0;
       const at = policy.allowedAt(entry, now);
       return at <= now ? 0 : Math.max(1, Math.ceil((at - now) / 1000));
     },
-    recordFailure(rawKey) {
+    async recordFailure(rawKey) {
       const key = keyOf(rawKey);
       const now = clock();
       if (now >= nextSweepAt) {
+        // Set first: a caller's transaction may run this again, and one sweep a minute is plenty.
         nextSweepAt = now + SWEEP_INTERVAL_MS;
-        deleteExpired.run(scope, now);
+        await entries.deleteExpired(scope, now);
       }
-      if (!selectEntry.get(scope, key) && (countEntries.get(scope) as number) >= maxKeys) makeRoom(now);
-      record.run({ ...policy.params, scope, key, now });
+      if (!(await entries.get(scope, key)) && (await entries.size(scope)) >= maxKeys) await makeRoom(now);
+      await entries.recordFailure(scope, key, policy.counting, now);
     },
-    forgive(rawKey) {
-      forgive.run({ ...policy.params, scope, key: keyOf(rawKey), now: clock() });
+    async forgive(rawKey) {
+      await entries.forgive(scope, keyOf(rawKey), policy.counting, clock());
     },
-    reset(rawKey) {
-      deleteEntry.run(scope, keyOf(rawKey));
+    async reset(rawKey) {
+      await entries.delete(scope, keyOf(rawKey));
     },
-    size: () => countEntries.get(scope) as number,
+    size: () => entries.size(scope),
   };
 }
 
@@ -139,19 +116,7 @@ function createThrottle(policy: Policy, deps: ThrottleDeps): Throttle {
 export function createRateLimit(opts: ThrottleDeps & { limit: number; windowMs: number }): Throttle {
   return createThrottle(
     {
-      params: { windowMs: opts.windowMs },
-      countSql: 'count',
-      recordSql: `
-        INSERT INTO throttle_entries (scope, key, count, updated_at, last_failure_at, expires_at)
-        VALUES (@scope, @key, 1, @now, @now, @now + @windowMs)
-        ON CONFLICT (scope, key) DO UPDATE SET
-          count = CASE WHEN expires_at <= @now THEN 1 ELSE count + 1 END,
-          expires_at = CASE WHEN expires_at <= @now THEN excluded.expires_at ELSE expires_at END,
-          updated_at = @now,
-          last_failure_at = @now`,
-      forgiveSql: `
-        UPDATE throttle_entries SET count = max(0, count - 1), updated_at = @now
-         WHERE scope = @scope AND key = @key AND expires_at > @now`,
+      counting: { kind: 'window', windowMs: opts.windowMs },
       allowedAt: (e, now) => (e.count < opts.limit ? now : e.expiresAt),
     },
     opts,
@@ -175,39 +140,16 @@ export interface BackoffLimits {
  * freeFailures + log2(maxDelayMs / firstDelayMs) + T / max(forgetOneMs, maxDelayMs) failures.
  */
 export function createBackoff(opts: ThrottleDeps & BackoffLimits): Throttle {
-  const countAt = (e: Entry, now: number) => Math.max(0, e.count - (now - e.updatedAt) / opts.forgetOneMs);
-  function allowedAt(e: Entry, now: number) {
+  // The same arithmetic, in the same order, as the repository's SQL, so the two agree to the bit.
+  const countAt = (e: ThrottleEntry, now: number) =>
+    Math.max(0, e.count - (now - e.updatedAt) / opts.forgetOneMs);
+  function allowedAt(e: ThrottleEntry, now: number) {
     // A failure only partly faded still counts whole, so a second's wait never frees a step.
     const excess = Math.ceil(countAt(e, now)) - opts.freeFailures;
     if (excess < 0) return now;
     return e.lastFailureAt + Math.min(opts.maxDelayMs, opts.firstDelayMs * 2 ** Math.min(excess, 40));
   }
-  // The same arithmetic as countAt, in the same order, so SQL and JavaScript agree to the bit.
-  const countSql = 'max(0, count - CAST(@now - updated_at AS REAL) / @forgetOneMs)';
-  // Once every failure has faded, the entry blocks nothing.
-  const expiresSql = (count: string) => `@now + CAST(ceil((${count}) * @forgetOneMs) AS INTEGER)`;
-  return createThrottle(
-    {
-      params: { forgetOneMs: opts.forgetOneMs },
-      countSql,
-      recordSql: `
-        INSERT INTO throttle_entries (scope, key, count, updated_at, last_failure_at, expires_at)
-        VALUES (@scope, @key, 1, @now, @now, ${expiresSql('1')})
-        ON CONFLICT (scope, key) DO UPDATE SET
-          count = ${countSql} + 1,
-          expires_at = ${expiresSql(`${countSql} + 1`)},
-          updated_at = @now,
-          last_failure_at = @now`,
-      forgiveSql: `
-        UPDATE throttle_entries SET
-          count = max(0, ${countSql} - 1),
-          expires_at = ${expiresSql(`max(0, ${countSql} - 1)`)},
-          updated_at = @now
-         WHERE scope = @scope AND key = @key AND expires_at > @now`,
-      allowedAt,
-    },
-    opts,
-  );
+  return createThrottle({ counting: { kind: 'backoff', forgetOneMs: opts.forgetOneMs }, allowedAt }, opts);
 }
 
 /** "Try again in 40 seconds." for a Throttled message, so people know what Retry-After says. */

@@ -1,4 +1,6 @@
-import type { Db } from '../db/connection.js';
+import type { AppDb } from '../db/database.js';
+import { shareLinkImagesRepository } from '../db/repositories/share-link-images.js';
+import { type ShareLinkRow, shareLinksRepository } from '../db/repositories/share-links.js';
 import { PASSWORD_MAX, SHARE_PASSWORD_MIN } from '../limits.js';
 import { can } from '../policy.js';
 import type { Storage } from '../storage/storage.js';
@@ -6,7 +8,7 @@ import type { Actor, Audit } from './audit.js';
 import type { Clock } from './clock.js';
 import type { DeviceTokens } from './device-tokens.js';
 import { Gone, Invalid, NotFound, Throttled, Unauthenticated } from './errors.js';
-import { downloadName, type Image, type ImageRow, type Images, rowToImage } from './images.js';
+import { downloadName, type Image, type Images, rowToImage } from './images.js';
 import { hashPassword, verifyPassword } from './passwords.js';
 import { addressKey, type BackoffLimits, createBackoff, createRateLimit, tryAgainIn } from './rate-limit.js';
 import { randomToken, sha256Hex } from './tokens.js';
@@ -53,23 +55,7 @@ export interface ShareLink {
 
 export type ShareState = 'active' | 'expired' | 'revoked';
 
-interface LinkRow {
-  id: string;
-  token_hash: string;
-  owner_id: string;
-  password_hash: string | null;
-  allow_download: number;
-  created_at: number;
-  expires_at: number | null;
-  revoked_at: number | null;
-  view_count: number;
-  last_viewed_at: number | null;
-  image_count: number;
-  first_title: string | null;
-  owner_disabled: number;
-}
-
-const rowToLink = (r: LinkRow): ShareLink => ({
+const rowToLink = (r: ShareLinkRow): ShareLink => ({
   id: r.id,
   ownerId: r.owner_id,
   hasPassword: r.password_hash !== null,
@@ -99,52 +85,31 @@ export function parseExpiry(input: string | undefined): ShareExpiry {
 }
 
 export function createShares(deps: {
-  db: Db;
+  database: AppDb;
   storage: Storage;
   audit: Audit;
   images: Images;
   devices: DeviceTokens;
   clock: Clock;
 }) {
-  const { db, storage, audit, images, devices, clock } = deps;
-  const LINK_COLUMNS = `l.*,
-    (SELECT u.is_disabled FROM users u WHERE u.id = l.owner_id) AS owner_disabled,
-    (SELECT count(*) FROM share_link_images s WHERE s.link_id = l.id) AS image_count,
-    (SELECT i.title FROM share_link_images s JOIN images i ON i.id = s.image_id
-      WHERE s.link_id = l.id ORDER BY s.position LIMIT 1) AS first_title`;
-  const insertLink = db.prepare(
-    `INSERT INTO share_links (id, token_hash, owner_id, password_hash, allow_download, created_at, expires_at)
-     VALUES (?, ?, ?, ?, ?, ?, ?)`,
-  );
-  const insertImage = db.prepare(
-    'INSERT INTO share_link_images (link_id, image_id, position) VALUES (?, ?, ?)',
-  );
-  const byHash = db.prepare(`SELECT ${LINK_COLUMNS} FROM share_links l WHERE token_hash = ?`);
-  const byId = db.prepare(`SELECT ${LINK_COLUMNS} FROM share_links l WHERE id = ?`);
-  const byOwner = db.prepare(
-    `SELECT ${LINK_COLUMNS} FROM share_links l WHERE owner_id = ? ORDER BY created_at DESC LIMIT 500`,
-  );
-  const byImage = db.prepare(
-    `SELECT ${LINK_COLUMNS} FROM share_links l JOIN share_link_images x ON x.link_id = l.id
-      WHERE x.image_id = ? ORDER BY l.created_at DESC LIMIT 200`,
-  );
-  const imagesOf = db.prepare(
-    `SELECT i.* FROM share_link_images s JOIN images i ON i.id = s.image_id WHERE s.link_id = ? ORDER BY s.position`,
-  );
-  const revokeStmt = db.prepare('UPDATE share_links SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL');
-  const countView = db.prepare(
-    'UPDATE share_links SET view_count = view_count + 1, last_viewed_at = ? WHERE id = ?',
-  );
+  const { database, storage, audit, images, devices, clock } = deps;
+  const links = shareLinksRepository(database);
+  const linkImages = shareLinkImagesRepository(database);
   const guessesByLinkAndIp = createRateLimit({
     ...SHARE_GUESS_LIMITS.perLinkAndIp,
-    db,
+    database,
     clock,
     scope: 'share.link_ip',
   });
-  const guessesByLink = createBackoff({ ...SHARE_GUESS_LIMITS.perLink, db, clock, scope: 'share.link' });
+  const guessesByLink = createBackoff({
+    ...SHARE_GUESS_LIMITS.perLink,
+    database,
+    clock,
+    scope: 'share.link',
+  });
   const guessesByDevice = createBackoff({
     ...SHARE_GUESS_LIMITS.perDevice,
-    db,
+    database,
     clock,
     scope: 'share.device',
   });
@@ -155,15 +120,15 @@ export function createShares(deps: {
     return 'active';
   }
 
-  function ownedLink(user: User, id: string): ShareLink {
-    const row = byId.get(id) as LinkRow | undefined;
+  async function ownedLink(user: User, id: string): Promise<ShareLink> {
+    const row = await links.byId(id);
     if (!row || !can(user, 'share.revoke', { ownerId: row.owner_id }))
       throw new NotFound('There is no such link.');
     return rowToLink(row);
   }
 
   async function view(link: ShareLink): Promise<SharedView> {
-    const list = (imagesOf.all(link.id) as ImageRow[]).map(rowToImage);
+    const list = (await linkImages.imagesOf(link.id)).map(rowToImage);
     if (list.length === 0) throw new Gone('The images behind this link were deleted.');
     return {
       link,
@@ -220,42 +185,42 @@ export function createShares(deps: {
       const now = clock();
       const ms = SHARE_EXPIRIES[opts.expiry].ms;
       const expiresAt = ms === null ? null : now + ms;
-      db.transaction(() => {
-        insertLink.run(
+      await database.transaction(async () => {
+        await links.insert({
           id,
-          sha256Hex(token),
-          user.id,
-          passwordHash,
-          opts.allowDownload ? 1 : 0,
-          now,
-          expiresAt,
-        );
-        ids.forEach((imageId, position) => {
-          insertImage.run(id, imageId, position);
+          token_hash: sha256Hex(token),
+          owner_id: user.id,
+          password_hash: passwordHash,
+          allow_download: opts.allowDownload ? 1 : 0,
+          created_at: now,
+          expires_at: expiresAt,
         });
+        await linkImages.insert(id, ids);
         const expires = expiresAt === null ? 'never' : new Date(expiresAt).toISOString();
-        audit.change(actor, 'share_create', {
+        await audit.change(actor, 'share_create', {
           target: id,
           detail: `${ids.length} image(s): ${ids.slice(0, 20).join(' ')}; expires ${expires}${passwordHash ? '; password' : ''}${opts.allowDownload ? '; download' : ''}`,
         });
-      })();
-      return { token, link: rowToLink(byId.get(id) as LinkRow) };
+      });
+      const row = await links.byId(id);
+      if (!row) throw new NotFound('There is no such link.'); // deleted at once, with its images
+      return { token, link: rowToLink(row) };
     },
 
-    listForOwner(user: User): ShareLink[] {
-      return (byOwner.all(user.id) as LinkRow[]).map(rowToLink);
+    async listForOwner(user: User): Promise<ShareLink[]> {
+      return (await links.listByOwner(user.id)).map(rowToLink);
     },
 
-    listForImage(image: Image): ShareLink[] {
-      return (byImage.all(image.id) as LinkRow[]).map(rowToLink);
+    async listForImage(image: Image): Promise<ShareLink[]> {
+      return (await links.listByImage(image.id)).map(rowToLink);
     },
 
-    revoke(actor: Actor, id: string): ShareLink {
-      const link = ownedLink(actor.user, id);
-      db.transaction(() => {
-        revokeStmt.run(clock(), link.id);
-        audit.change(actor, 'share_revoke', { target: link.id });
-      })();
+    async revoke(actor: Actor, id: string): Promise<ShareLink> {
+      const link = await ownedLink(actor.user, id);
+      await database.transaction(async () => {
+        await links.revoke(link.id, clock());
+        await audit.change(actor, 'share_revoke', { target: link.id });
+      });
       return link;
     },
 
@@ -269,9 +234,7 @@ export function createShares(deps: {
       password: string | undefined,
       visitor: { ip: string; deviceToken?: string | undefined },
     ): Promise<OpenResult> {
-      const row = /^[a-z2-7]{16,64}$/.test(token)
-        ? (byHash.get(sha256Hex(token)) as LinkRow | undefined)
-        : undefined;
+      const row = /^[a-z2-7]{16,64}$/.test(token) ? await links.byTokenHash(sha256Hex(token)) : undefined;
       if (!row)
         throw new NotFound('There is no shared link at this address. Check that it was copied whole.');
       const link = rowToLink(row);
@@ -286,32 +249,37 @@ export function createShares(deps: {
       if (row.owner_disabled === 1) throw new Gone('This link is no longer available.');
       if (row.password_hash === null) {
         const shown = await view(link);
-        countView.run(clock(), link.id);
+        await links.countView(link.id, clock());
         return { kind: 'view', view: shown };
       }
       if (password === undefined) return { kind: 'needs-password', link };
-      const device = devices.verify(visitor.deviceToken, `link:${link.id}`);
+      const device = await devices.verify(visitor.deviceToken, `link:${link.id}`);
       const counters = device
         ? [{ throttle: guessesByDevice, key: device }]
         : [
             { throttle: guessesByLinkAndIp, key: `${link.id}\n${addressKey(visitor.ip)}` },
             { throttle: guessesByLink, key: link.id },
           ];
-      const wait = Math.max(...counters.map((c) => c.throttle.retryAfterSeconds(c.key)));
-      if (wait > 0) throw new Throttled(`Too many wrong passwords for this link. ${tryAgainIn(wait)}`, wait);
-      // Counted before the slow check, so parallel guesses count one by one.
-      for (const c of counters) c.throttle.recordFailure(c.key);
+      // Checked and counted in one transaction, before the slow check, so parallel guesses count
+      // one by one and none of them passes a check the others have already used up.
+      await database.transaction(async () => {
+        let wait = 0;
+        for (const c of counters) wait = Math.max(wait, await c.throttle.retryAfterSeconds(c.key));
+        if (wait > 0)
+          throw new Throttled(`Too many wrong passwords for this link. ${tryAgainIn(wait)}`, wait);
+        for (const c of counters) await c.throttle.recordFailure(c.key);
+      });
       if (password.length > PASSWORD_MAX || !(await verifyPassword(row.password_hash, password))) {
         throw new Unauthenticated('That password is not right.');
       }
-      if (device) guessesByDevice.reset(device);
+      if (device) await guessesByDevice.reset(device);
       else {
-        guessesByLinkAndIp.reset(`${link.id}\n${addressKey(visitor.ip)}`);
-        guessesByLink.forgive(link.id);
+        await guessesByLinkAndIp.reset(`${link.id}\n${addressKey(visitor.ip)}`);
+        await guessesByLink.forgive(link.id);
       }
       const shown = await view(link);
-      countView.run(clock(), link.id);
-      return { kind: 'view', view: shown, deviceToken: devices.issue(`link:${link.id}`) };
+      await links.countView(link.id, clock());
+      return { kind: 'view', view: shown, deviceToken: await devices.issue(`link:${link.id}`) };
     },
   };
 }

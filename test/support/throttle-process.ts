@@ -4,17 +4,17 @@
  * Prints "ready", waits for a line on stdin, records its failures, then prints "done".
  */
 import { createInterface } from 'node:readline';
-import { openDatabase } from '../../src/db/connection.js';
+import { connectDatabase } from '../../src/db/database.js';
 import { createBackoff, createRateLimit } from '../../src/services/rate-limit.js';
 
 const [file = '', kind = '', key = '', failures = '0', now = '0'] = process.argv.slice(2);
-const db = openDatabase(file);
+const database = await connectDatabase({ sqliteFile: file });
 const clock = () => Number(now);
 const throttle =
   kind === 'window'
-    ? createRateLimit({ db, clock, scope: 'test.window', limit: 1_000_000, windowMs: 60 * 60 * 1000 })
+    ? createRateLimit({ database, clock, scope: 'test.window', limit: 1_000_000, windowMs: 60 * 60 * 1000 })
     : createBackoff({
-        db,
+        database,
         clock,
         scope: 'test.backoff',
         freeFailures: 1_000_000,
@@ -24,9 +24,9 @@ const throttle =
       });
 const lines = createInterface({ input: process.stdin });
 process.stdout.write('ready\n');
-lines.once('line', () => {
-  for (let i = 0; i < Number(failures); i++) throttle.recordFailure(key);
-  db.close();
+lines.once('line', async () => {
+  for (let i = 0; i < Number(failures); i++) await throttle.recordFailure(key);
+  await database.close();
   process.stdout.write('done\n');
   lines.close();
 });

@@ -1,0 +1,30 @@
+import type { Selectable } from 'kysely';
+import type { AppDb } from '../database.js';
+import type { Database } from '../schema.js';
+
+/** The share_link_images table: which images a link shows, in order. */
+export function shareLinkImagesRepository(database: AppDb) {
+  return {
+    /** The link's images in the order given (position 0, 1, …). */
+    async insert(linkId: string, imageIds: string[]): Promise<void> {
+      if (imageIds.length === 0) return;
+      await database.q
+        .insertInto('share_link_images')
+        .values(imageIds.map((imageId, position) => ({ link_id: linkId, image_id: imageId, position })))
+        .execute();
+    },
+
+    /** The images rows a link shows, in its order. */
+    async imagesOf(linkId: string): Promise<Selectable<Database['images']>[]> {
+      return database.q
+        .selectFrom('share_link_images as s')
+        .innerJoin('images as i', 'i.id', 's.image_id')
+        .selectAll('i')
+        .where('s.link_id', '=', linkId)
+        .orderBy('s.position')
+        .execute();
+    },
+  };
+}
+
+export type ShareLinkImagesRepository = ReturnType<typeof shareLinkImagesRepository>;
