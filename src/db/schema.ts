@@ -122,7 +122,7 @@ interface ShareLinkImagesTable {
   position: number;
 }
 
-interface ChangesTable {
+export interface ChangesTable {
   id: Generated<number>;
   at: number;
   actor_id: string | null;
@@ -132,7 +132,7 @@ interface ChangesTable {
   summary: string;
 }
 
-interface OutboxTable {
+export interface OutboxTable {
   id: Generated<number>;
   channel: 'email' | 'webhook';
   recipient: string;
@@ -148,7 +148,7 @@ interface OutboxTable {
 }
 
 /** Append-only: triggers refuse updates, and deletes of rows not older than audit_purge_guard's cut-off. */
-interface AuditLogTable {
+export interface AuditLogTable {
   id: Generated<number>;
   at: number;
   actor_id: string | null;
@@ -166,7 +166,7 @@ interface AppSecretsTable {
 }
 
 /** At most one row (id 1), and only inside the audit retention job's transaction. */
-interface AuditPurgeGuardTable {
+export interface AuditPurgeGuardTable {
   id: 1;
   cutoff: number;
 }

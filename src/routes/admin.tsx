@@ -65,9 +65,9 @@ async function act(c: Context<SignedInEnv>, done: string, work: () => void | Pro
 }
 
 adminRoutes.post('/users/:id/role', form(z.object({ role: text })), (c) =>
-  act(c, 'role', () => {
+  act(c, 'role', async () => {
     const role = parseRole(c.req.valid('form').role);
-    c.var.services.people.changeRole(actorOf(c), c.req.param('id'), role);
+    await c.var.services.people.changeRole(actorOf(c), c.req.param('id'), role);
   }),
 );
 
@@ -76,15 +76,15 @@ for (const [path, isDisabled] of [
   ['enable', false],
 ] as const) {
   adminRoutes.post(`/users/:id/${path}`, (c) =>
-    act(c, path, () => {
-      c.var.services.people.setDisabled(actorOf(c), c.req.param('id'), isDisabled);
+    act(c, path, async () => {
+      await c.var.services.people.setDisabled(actorOf(c), c.req.param('id'), isDisabled);
     }),
   );
 }
 
 adminRoutes.post('/users/:id/quota', form(z.object({ mib: text, images: text })), (c) =>
-  act(c, 'quota', () => {
-    c.var.services.people.setQuota(actorOf(c), c.req.param('id'), c.req.valid('form'));
+  act(c, 'quota', async () => {
+    await c.var.services.people.setQuota(actorOf(c), c.req.param('id'), c.req.valid('form'));
   }),
 );
 
@@ -99,22 +99,22 @@ adminRoutes.post('/users/:id/delete', form(z.object({ confirm: text })), async (
   }
 });
 
-adminRoutes.get('/changes', query(z.object(cursor(idCursor))), (c) => {
+adminRoutes.get('/changes', query(z.object(cursor(idCursor))), async (c) => {
   const { notifications } = c.var.services;
-  const result = notifications.page(c.req.valid('query').cursor);
-  return page(c, <ChangesPage user={c.var.user} {...result} status={notifications.status()} />);
+  const result = await notifications.page(c.req.valid('query').cursor);
+  return page(c, <ChangesPage user={c.var.user} {...result} status={await notifications.status()} />);
 });
 
 /** The audit log's filter, as its form and its page links send it. */
 const auditFilter = z.object({ email: text, action: text, from: text, to: text });
 
-adminRoutes.get('/audit', query(auditFilter.extend(cursor(idCursor))), (c) => {
+adminRoutes.get('/audit', query(auditFilter.extend(cursor(idCursor))), async (c) => {
   const { user } = c.var;
   // A broken page link is the error page (the validator's); a filter the form can fix is shown on the form.
   const { cursor: after, ...filter } = c.req.valid('query');
   const { auditRetentionDays } = c.var.config;
   try {
-    const result = c.var.services.audit.page(filter, after);
+    const result = await c.var.services.audit.page(filter, after);
     return page(c, <AuditPage user={user} filter={filter} retentionDays={auditRetentionDays} {...result} />);
   } catch (err) {
     return formError(c, err, (message) => (
@@ -130,9 +130,9 @@ adminRoutes.get('/audit', query(auditFilter.extend(cursor(idCursor))), (c) => {
   }
 });
 
-adminRoutes.get('/audit.csv', query(auditFilter), (c) => {
+adminRoutes.get('/audit.csv', query(auditFilter), async (c) => {
   const chunks = c.var.services.audit.all(c.req.valid('query')); // validates the filter before the first byte
-  const first = chunks.next();
+  const first = await chunks.next();
   c.header('Content-Type', 'text/csv; charset=utf-8');
   c.header('Content-Disposition', 'attachment; filename="s3-gallery-audit.csv"');
   c.header('Cache-Control', 'no-store');
@@ -140,7 +140,7 @@ adminRoutes.get('/audit.csv', query(auditFilter), (c) => {
     await out.write(
       csvLine(['id', 'time_utc', 'actor_id', 'actor_email', 'action', 'target', 'detail', 'ip']),
     );
-    for (let chunk = first; !chunk.done; chunk = chunks.next()) {
+    for (let chunk = first; !chunk.done; chunk = await chunks.next()) {
       await out.write(
         chunk.value
           .map((e) =>
@@ -166,10 +166,10 @@ adminRoutes.get('/invites', (c) => {
   return page(c, <InvitesPage user={c.var.user} invites={services.invites.list()} signup={config.signup} />);
 });
 
-adminRoutes.post('/invites', form(z.object({ role: text })), (c) => {
+adminRoutes.post('/invites', form(z.object({ role: text })), async (c) => {
   const { services, config, user } = c.var;
   try {
-    const { token } = services.invites.create(actorOf(c), parseRole(c.req.valid('form').role));
+    const { token } = await services.invites.create(actorOf(c), parseRole(c.req.valid('form').role));
     const newLink = `${config.appOrigin}/signup?invite=${encodeURIComponent(token)}`;
     return page(
       c,
@@ -183,7 +183,7 @@ adminRoutes.post('/invites', form(z.object({ role: text })), (c) => {
   }
 });
 
-adminRoutes.post('/invites/:id/revoke', (c) => {
-  c.var.services.invites.revoke(actorOf(c), c.req.param('id'));
+adminRoutes.post('/invites/:id/revoke', async (c) => {
+  await c.var.services.invites.revoke(actorOf(c), c.req.param('id'));
   return c.redirect('/admin/invites', 303);
 });

@@ -56,7 +56,7 @@ imageRoutes.get('/:id/download', async (c) => {
 imageRoutes.post('/:id/rename', form(z.object({ title: text })), async (c) => {
   const { images } = c.var.services;
   try {
-    const image = images.rename(actorOf(c), c.req.param('id'), c.req.valid('form').title);
+    const image = await images.rename(actorOf(c), c.req.param('id'), c.req.valid('form').title);
     return c.redirect(`/images/${image.id}`, 303);
   } catch (err) {
     if (!(err instanceof DomainError)) throw err;
@@ -65,9 +65,9 @@ imageRoutes.post('/:id/rename', form(z.object({ title: text })), async (c) => {
   }
 });
 
-imageRoutes.post('/:id/visibility', form(z.object({ shared: flag })), (c) => {
+imageRoutes.post('/:id/visibility', form(z.object({ shared: flag })), async (c) => {
   const { shared } = c.req.valid('form');
-  const image = c.var.services.images.setShared(actorOf(c), c.req.param('id'), shared);
+  const image = await c.var.services.images.setShared(actorOf(c), c.req.param('id'), shared);
   return c.redirect(`/images/${image.id}`, 303);
 });
 

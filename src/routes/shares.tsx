@@ -75,8 +75,8 @@ shareRoutes.post('/', requireCan('share.create'), form(shareForm.extend({ ids: s
   }
 });
 
-shareRoutes.post('/:id/revoke', form(z.object({ back: text })), (c) => {
-  c.var.services.shares.revoke(actorOf(c), c.req.param('id'));
+shareRoutes.post('/:id/revoke', form(z.object({ back: text })), async (c) => {
+  await c.var.services.shares.revoke(actorOf(c), c.req.param('id'));
   const back = safeNext(c.req.valid('form').back, c.var.config.appOrigin);
   return c.redirect(back === '/' ? withNotice('/shares', 'revoked') : back, 303);
 });
@@ -99,12 +99,12 @@ async function openShare(c: Context<AppEnv>, password?: string) {
     });
     if (result.kind === 'needs-password') return page(c, <SharePasswordPage action={action} />);
     if (result.deviceToken) setDeviceCookie(c, 'link', action, result.deviceToken);
-    auditShareOpen(c, result.view.link.id);
+    await auditShareOpen(c, result.view.link.id);
     return page(c, <PublicSharePage view={result.view} />);
   } catch (err) {
     if (!(err instanceof DomainError)) throw err;
     const status = answerRefusal(c, err);
-    if (err instanceof Throttled) auditThrottled(c, 'share link');
+    if (err instanceof Throttled) await auditThrottled(c, 'share link');
     if (err instanceof Unauthenticated || err instanceof Throttled) {
       return page(c, <SharePasswordPage action={action} error={err.message} />, status);
     }

@@ -1,5 +1,6 @@
 import type { Selectable } from 'kysely';
 import type { Db } from '../db/connection.js';
+import type { AppDb } from '../db/database.js';
 import type { Database } from '../db/schema.js';
 import { ACCEPTED_TYPES } from '../image-types.js';
 import { TITLE_MAX } from '../limits.js';
@@ -72,13 +73,14 @@ export interface GalleryCard {
 
 export function createImages(deps: {
   db: Db;
+  database: AppDb;
   storage: Storage;
   clock: Clock;
   audit: Audit;
   notifications: Notifications;
   pending: PendingUploads;
 }) {
-  const { db, storage, clock, audit, notifications, pending } = deps;
+  const { db, database, storage, clock, audit, notifications, pending } = deps;
   const byId = db.prepare('SELECT * FROM images WHERE id = ?');
   const firstPage = db.prepare(
     `SELECT ${CARD_COLUMNS} FROM images WHERE owner_id = ? ORDER BY created_at DESC, id DESC LIMIT ?`,
@@ -211,15 +213,15 @@ export function createImages(deps: {
       return cardsFor(rows);
     },
 
-    setShared(actor: Actor, id: string, isShared: boolean): Image {
+    async setShared(actor: Actor, id: string, isShared: boolean): Promise<Image> {
       const image = getForChange(actor.user, id);
-      db.transaction(() => {
+      await database.transaction(async () => {
         setSharedStmt.run(isShared ? 1 : 0, image.id);
-        audit.change(actor, 'visibility', {
+        await audit.change(actor, 'visibility', {
           target: image.id,
           detail: isShared ? 'shown to all' : 'private',
         });
-      })();
+      });
       return { ...image, isShared };
     },
 
@@ -247,14 +249,15 @@ export function createImages(deps: {
       });
     },
 
-    rename(actor: Actor, id: string, title: string): Image {
+    async rename(actor: Actor, id: string, title: string): Promise<Image> {
       const image = getForChange(actor.user, id);
       const clean = cleanText(title, TITLE_MAX);
       if (!clean) throw new Invalid('Give the image a title.');
-      db.transaction(() => {
-        rename.run(clean, clock(), image.id);
-        audit.change(actor, 'rename', { target: image.id, detail: clean });
-      })();
+      const now = clock();
+      await database.transaction(async () => {
+        rename.run(clean, now, image.id);
+        await audit.change(actor, 'rename', { target: image.id, detail: clean });
+      });
       return { ...image, title: clean };
     },
 
@@ -266,32 +269,30 @@ export function createImages(deps: {
       const { user } = actor;
       const allowed = [...new Set(ids)].map((id) => getForChange(user, id));
       // Rows are read again inside the transaction: a replace that committed meanwhile changed the keys.
-      const { keys, count } = db
-        .transaction(() => {
-          const now = clock();
-          const all: string[] = [];
-          let n = 0;
-          for (const { id } of allowed) {
-            const row = byId.get(id) as ImageRow | undefined;
-            if (!row) continue;
-            // Replacements still uploading end with it: their files go now, what their policies
-            // may still write goes when the sweep removes their rows.
-            for (const key of pending.closeReplacementsOf(id, now)) {
-              queueDeletion.run(key, now);
-              all.push(key);
-            }
-            remove.run(id);
-            audit.change(actor, 'delete', { target: id });
-            notifications.recordChange(user, 'delete', id, `“${row.title}”`);
-            n++;
-            for (const key of [row.original_key, row.display_key, row.thumb_key]) {
-              queueDeletion.run(key, now);
-              all.push(key);
-            }
+      const now = clock();
+      const { keys, count } = await database.transaction(async () => {
+        const all: string[] = [];
+        let n = 0;
+        for (const { id } of allowed) {
+          const row = byId.get(id) as ImageRow | undefined;
+          if (!row) continue;
+          // Replacements still uploading end with it: their files go now, what their policies
+          // may still write goes when the sweep removes their rows.
+          for (const key of await pending.closeReplacementsOf(id, now)) {
+            queueDeletion.run(key, now);
+            all.push(key);
           }
-          return { keys: all, count: n };
-        })
-        .immediate();
+          remove.run(id);
+          await audit.change(actor, 'delete', { target: id });
+          await notifications.recordChange(user, 'delete', id, `“${row.title}”`);
+          n++;
+          for (const key of [row.original_key, row.display_key, row.thumb_key]) {
+            queueDeletion.run(key, now);
+            all.push(key);
+          }
+        }
+        return { keys: all, count: n };
+      });
       await deleteObjects(keys);
       return count;
     },

@@ -41,21 +41,22 @@ export function createServices({ database, storage, clock, config, loginLimits, 
   // claimed in its name.
   const instanceId = randomUUID();
   const leases = createJobLeases({ database, clock, instanceId });
-  const audit = createAudit({ db, clock, leases });
-  const users = createUsers({ db, clock, signup: config.signup, audit });
+  const audit = createAudit({ database, clock, leases });
+  const users = createUsers({ db, database, clock, signup: config.signup, audit });
   const sessions = createSessions({ db, clock });
   const devices = createDeviceTokens({ db, clock });
   const notifications = createNotifications({
-    db,
+    database,
     clock,
     config: config.notify,
     appOrigin: config.appOrigin,
     instanceId,
   });
   const pending = createPendingUploads({ db });
-  const images = createImages({ db, storage, clock, audit, notifications, pending });
+  const images = createImages({ db, database, storage, clock, audit, notifications, pending });
   const uploads = createUploads({
     db,
+    database,
     storage,
     audit,
     images,
@@ -92,8 +93,8 @@ export function createServices({ database, storage, clock, config, loginLimits, 
     uploads,
     audit,
     notifications,
-    people: createPeople({ db, storage, audit, users, images }),
-    shares: createShares({ db, storage, audit, images, devices, clock }),
+    people: createPeople({ db, database, storage, audit, users, images }),
+    shares: createShares({ db, database, storage, audit, images, devices, clock }),
     uploadSweeper,
     reconcile: createReconcile({
       db,
@@ -106,9 +107,10 @@ export function createServices({ database, storage, clock, config, loginLimits, 
       sweeper: uploadSweeper,
       leases,
     }),
-    invites: createInvites({ db, clock, audit }),
+    invites: createInvites({ db, database, clock, audit }),
     login: createLogin({
       db,
+      database,
       audit,
       users,
       sessions,

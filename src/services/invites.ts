@@ -1,4 +1,5 @@
 import type { Db } from '../db/connection.js';
+import type { AppDb } from '../db/database.js';
 import type { Actor, Audit } from './audit.js';
 import type { Clock } from './clock.js';
 import { Invalid, NotFound } from './errors.js';
@@ -39,7 +40,17 @@ export function parseRole(input: string | undefined): Role {
 }
 
 /** Single-use sign-up links. Only the SHA-256 of the token is stored; the link is shown once. */
-export function createInvites({ db, clock, audit }: { db: Db; clock: Clock; audit: Audit }) {
+export function createInvites({
+  db,
+  database,
+  clock,
+  audit,
+}: {
+  db: Db;
+  database: AppDb;
+  clock: Clock;
+  audit: Audit;
+}) {
   const insert = db.prepare(
     'INSERT INTO invites (id, token_hash, role, created_by, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)',
   );
@@ -55,14 +66,14 @@ export function createInvites({ db, clock, audit }: { db: Db; clock: Clock; audi
   );
 
   return {
-    create(actor: Actor, role: Role): { id: string; token: string } {
+    async create(actor: Actor, role: Role): Promise<{ id: string; token: string }> {
       const id = randomToken();
       const token = randomToken(20);
       const now = clock();
-      db.transaction(() => {
+      await database.transaction(async () => {
         insert.run(id, sha256Hex(token), role, actor.user.id, now, now + INVITE_TTL_MS);
-        audit.change(actor, 'invite_create', { detail: `role ${role}` });
-      })();
+        await audit.change(actor, 'invite_create', { detail: `role ${role}` });
+      });
       return { id, token };
     },
 
@@ -82,13 +93,14 @@ export function createInvites({ db, clock, audit }: { db: Db; clock: Clock; audi
       }));
     },
 
-    revoke(actor: Actor, id: string): void {
-      db.transaction(() => {
-        if (revokeStmt.run(clock(), id).changes === 0) {
+    async revoke(actor: Actor, id: string): Promise<void> {
+      const now = clock();
+      await database.transaction(async () => {
+        if (revokeStmt.run(now, id).changes === 0) {
           throw new NotFound('That invite does not exist or can no longer be revoked.');
         }
-        audit.change(actor, 'invite_revoke', { target: id });
-      })();
+        await audit.change(actor, 'invite_revoke', { target: id });
+      });
     },
   };
 }

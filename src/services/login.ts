@@ -1,4 +1,5 @@
 import type { Db } from '../db/connection.js';
+import type { AppDb } from '../db/database.js';
 import { EMAIL_MAX } from '../limits.js';
 import type { Actor, Audit } from './audit.js';
 import type { Clock } from './clock.js';
@@ -46,6 +47,7 @@ const accountKey = (email: string) => email.trim().toLowerCase().slice(0, EMAIL_
 
 export function createLogin(deps: {
   db: Db;
+  database: AppDb;
   audit: Audit;
   users: Users;
   sessions: Sessions;
@@ -53,7 +55,7 @@ export function createLogin(deps: {
   clock: Clock;
   limits: LoginLimits;
 }) {
-  const { db, audit, users, sessions, devices, clock, limits } = deps;
+  const { db, database, audit, users, sessions, devices, clock, limits } = deps;
   // Counts live in the database, so every instance of the app charges and sees the same attempts.
   const byAccountAndIp = createRateLimit({ ...limits.perAccountAndIp, db, clock, scope: 'login.account_ip' });
   const byAccount = createBackoff({ ...limits.perAccount, db, clock, scope: 'login.account' });
@@ -142,7 +144,7 @@ export function createLogin(deps: {
       if (!user || user.isDisabled) {
         const refusal = new Unauthenticated('Incorrect email or password');
         // The typed email is kept as the target, not as an actor: it may not be anyone's.
-        audit.record({
+        await audit.record({
           action: 'login_failed',
           actor: null,
           target: input.email.trim().slice(0, EMAIL_MAX),
@@ -160,20 +162,20 @@ export function createLogin(deps: {
         byIp.forgive(addressKey(input.ip));
       }
       // A fresh token on every login, so a token planted before login is worthless.
-      const token = db.transaction(() => {
-        users.recordLogin(user.id);
-        audit.change({ user, ip: input.ip }, 'login');
-        return sessions.create(user.id).token;
-      })();
+      const token = await database.transaction(async () => {
+        await users.recordLogin(user.id);
+        await audit.change({ user, ip: input.ip }, 'login');
+        return (await sessions.create(user.id)).token;
+      });
       return { token, user, deviceToken: devices.issue(deviceSubject(user.id)) };
     },
 
     /** Ends the session the actor signed in with. */
-    logOut(actor: Actor, sessionId: string): void {
-      db.transaction(() => {
-        sessions.invalidate(sessionId);
-        audit.change(actor, 'logout');
-      })();
+    async logOut(actor: Actor, sessionId: string): Promise<void> {
+      await database.transaction(async () => {
+        await sessions.invalidate(sessionId);
+        await audit.change(actor, 'logout');
+      });
     },
 
     /**

@@ -1,4 +1,5 @@
 import type { Db } from '../db/connection.js';
+import type { AppDb } from '../db/database.js';
 import type { Storage } from '../storage/storage.js';
 import type { Actor, Audit } from './audit.js';
 import { Conflict, Invalid, NotFound } from './errors.js';
@@ -15,8 +16,15 @@ const MAX_QUOTA_BYTES = 2 ** 50;
 const MAX_QUOTA_IMAGES = 10_000_000;
 
 /** What an admin does to accounts: every change that could lock everyone out is refused here. */
-export function createPeople(deps: { db: Db; storage: Storage; audit: Audit; users: Users; images: Images }) {
-  const { db, storage, audit } = deps;
+export function createPeople(deps: {
+  db: Db;
+  database: AppDb;
+  storage: Storage;
+  audit: Audit;
+  users: Users;
+  images: Images;
+}) {
+  const { db, database, storage, audit } = deps;
   const listAll = db.prepare(
     `SELECT u.*, count(i.id) AS image_count, coalesce(sum(i.bytes), 0) AS bytes_used
        FROM users u LEFT JOIN images i ON i.owner_id = u.id
@@ -51,37 +59,37 @@ export function createPeople(deps: { db: Db; storage: Storage; audit: Audit; use
       }));
     },
 
-    changeRole(actor: Actor, id: string, role: Role): void {
-      db.transaction(() => {
+    async changeRole(actor: Actor, id: string, role: Role): Promise<void> {
+      await database.transaction(async () => {
         const user = target(id);
         if (role !== 'admin') keepAnAdmin(user);
-        deps.users.setRole(id, role);
-        audit.change(actor, 'role_change', { target: user.email, detail: `${user.role} → ${role}` });
-      }).immediate();
+        await deps.users.setRole(id, role);
+        await audit.change(actor, 'role_change', { target: user.email, detail: `${user.role} → ${role}` });
+      });
     },
 
-    setDisabled(actor: Actor, id: string, isDisabled: boolean): void {
-      db.transaction(() => {
+    async setDisabled(actor: Actor, id: string, isDisabled: boolean): Promise<void> {
+      await database.transaction(async () => {
         const user = target(id);
         if (isDisabled) keepAnAdmin(user);
-        deps.users.setDisabled(id, isDisabled);
-        audit.change(actor, isDisabled ? 'disable' : 'enable', { target: user.email });
-      }).immediate();
+        await deps.users.setDisabled(id, isDisabled);
+        await audit.change(actor, isDisabled ? 'disable' : 'enable', { target: user.email });
+      });
     },
 
     /** Blank fields mean "no limit". Sizes come from the form in MiB. */
-    setQuota(actor: Actor, id: string, input: { mib: string; images: string }): void {
+    async setQuota(actor: Actor, id: string, input: { mib: string; images: string }): Promise<void> {
       const user = target(id);
       const bytes = parseLimit(input.mib, 'storage', MAX_QUOTA_BYTES / 2 ** 20);
       const images = parseLimit(input.images, 'image', MAX_QUOTA_IMAGES);
       const quota = { bytes: bytes === null ? null : Math.round(bytes * 2 ** 20), images };
-      db.transaction(() => {
+      await database.transaction(async () => {
         setQuotaStmt.run(quota.bytes, quota.images, user.id);
-        audit.change(actor, 'quota_change', {
+        await audit.change(actor, 'quota_change', {
           target: user.email,
           detail: `${quota.bytes ?? 'no'} byte limit, ${quota.images ?? 'no'} image limit`,
         });
-      })();
+      });
     },
 
     /**
@@ -94,21 +102,19 @@ export function createPeople(deps: { db: Db; storage: Storage; audit: Audit; use
       if (typedEmail.trim().toLowerCase() !== user.email.toLowerCase()) {
         throw new Invalid(`Type the email address ${user.email} to confirm.`);
       }
-      const keys = db
-        .transaction(() => {
-          keepAnAdmin(user);
-          const all: string[] = [];
-          for (const row of imageKeys.all(user.id) as Record<string, string>[]) {
-            for (const key of Object.values(row)) {
-              deps.images.queueDeletion(key);
-              all.push(key);
-            }
+      const keys = await database.transaction(async () => {
+        keepAnAdmin(user);
+        const all: string[] = [];
+        for (const row of imageKeys.all(user.id) as Record<string, string>[]) {
+          for (const key of Object.values(row)) {
+            await deps.images.queueDeletion(key);
+            all.push(key);
           }
-          removeUser.run(user.id);
-          audit.change(actor, 'user_delete', { target: user.email, detail: `role ${user.role}` });
-          return all;
-        })
-        .immediate();
+        }
+        removeUser.run(user.id);
+        await audit.change(actor, 'user_delete', { target: user.email, detail: `role ${user.role}` });
+        return all;
+      });
       await deps.images.deleteObjects(keys);
       try {
         let cursor: string | undefined;

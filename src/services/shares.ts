@@ -1,4 +1,5 @@
 import type { Db } from '../db/connection.js';
+import type { AppDb } from '../db/database.js';
 import { PASSWORD_MAX, SHARE_PASSWORD_MIN } from '../limits.js';
 import { can } from '../policy.js';
 import type { Storage } from '../storage/storage.js';
@@ -100,13 +101,14 @@ export function parseExpiry(input: string | undefined): ShareExpiry {
 
 export function createShares(deps: {
   db: Db;
+  database: AppDb;
   storage: Storage;
   audit: Audit;
   images: Images;
   devices: DeviceTokens;
   clock: Clock;
 }) {
-  const { db, storage, audit, images, devices, clock } = deps;
+  const { db, database, storage, audit, images, devices, clock } = deps;
   const LINK_COLUMNS = `l.*,
     (SELECT u.is_disabled FROM users u WHERE u.id = l.owner_id) AS owner_disabled,
     (SELECT count(*) FROM share_link_images s WHERE s.link_id = l.id) AS image_count,
@@ -220,7 +222,7 @@ export function createShares(deps: {
       const now = clock();
       const ms = SHARE_EXPIRIES[opts.expiry].ms;
       const expiresAt = ms === null ? null : now + ms;
-      db.transaction(() => {
+      await database.transaction(async () => {
         insertLink.run(
           id,
           sha256Hex(token),
@@ -234,11 +236,11 @@ export function createShares(deps: {
           insertImage.run(id, imageId, position);
         });
         const expires = expiresAt === null ? 'never' : new Date(expiresAt).toISOString();
-        audit.change(actor, 'share_create', {
+        await audit.change(actor, 'share_create', {
           target: id,
           detail: `${ids.length} image(s): ${ids.slice(0, 20).join(' ')}; expires ${expires}${passwordHash ? '; password' : ''}${opts.allowDownload ? '; download' : ''}`,
         });
-      })();
+      });
       return { token, link: rowToLink(byId.get(id) as LinkRow) };
     },
 
@@ -250,12 +252,13 @@ export function createShares(deps: {
       return (byImage.all(image.id) as LinkRow[]).map(rowToLink);
     },
 
-    revoke(actor: Actor, id: string): ShareLink {
+    async revoke(actor: Actor, id: string): Promise<ShareLink> {
       const link = ownedLink(actor.user, id);
-      db.transaction(() => {
-        revokeStmt.run(clock(), link.id);
-        audit.change(actor, 'share_revoke', { target: link.id });
-      })();
+      const now = clock();
+      await database.transaction(async () => {
+        revokeStmt.run(now, link.id);
+        await audit.change(actor, 'share_revoke', { target: link.id });
+      });
       return link;
     },
 

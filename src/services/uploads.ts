@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Db } from '../db/connection.js';
+import type { AppDb } from '../db/database.js';
 import { formatBytes } from '../format.js';
 import { ACCEPTED_NAMES } from '../image-types.js';
 import { TITLE_MAX } from '../limits.js';
@@ -102,6 +103,7 @@ interface Refused {
 
 export function createUploads(deps: {
   db: Db;
+  database: AppDb;
   storage: Storage;
   audit: Audit;
   images: Images;
@@ -112,7 +114,7 @@ export function createUploads(deps: {
   maxUploadBytes: number;
   appOrigin: string;
 }) {
-  const { db, storage, audit, images, users, notifications, pending, clock } = deps;
+  const { db, database, storage, audit, images, users, notifications, pending, clock } = deps;
   const imageById = db.prepare('SELECT * FROM images WHERE id = ?');
   const insertImage = db.prepare(
     `INSERT INTO images (id, owner_id, title, original_name, original_key, display_key, thumb_key, content_type,
@@ -271,40 +273,38 @@ export function createUploads(deps: {
     // Quota check, insert and closing the row are one write transaction: concurrent completions
     // queue on SQLite's write lock, so each sees the images the ones before it added.
     const commit = () =>
-      db
-        .transaction((): Outcome => {
-          const target = row.replacesImageId
-            ? (imageById.get(row.replacesImageId) as ImageRow | undefined)
-            : undefined;
-          if (row.replacesImageId && !target) {
-            pending.close(row.key, finalKey, null, now); // the delete has usually closed it already
-            return new NotFound('That image was deleted while the new file was uploading.');
-          }
-          const overQuota = quota.refusal(ownerIdOf(user, target), checked.size, target);
-          const imageId = overQuota ? null : (target?.id ?? randomUUID().replaceAll('-', ''));
-          // Only the holder of the claim may close the row; a stale one (the sweep took over) backs off.
-          if (!pending.close(row.key, finalKey, imageId, now, etag)) return null;
-          if (overQuota || !imageId) return new TooLarge(overQuota ?? '');
-          if (target) {
-            replaceImage.run({ ...fields, id: target.id });
-            const old = rowToImage(target);
-            const oldKeys = [old.originalKey, old.displayKey, old.thumbKey];
-            for (const k of oldKeys) images.queueDeletion(k);
-            notifications.recordChange(user, 'replace', target.id, `“${target.title}”`);
-            if (actor) audit.change(actor, 'replace', { target: target.id });
-            return { imageId: target.id, replaced: true, oldKeys };
-          }
-          const title = cleanText(withoutExtension(originalName), TITLE_MAX) || 'Untitled';
-          insertImage.run({ ...fields, id: imageId, owner_id: user.id, title, created_at: now });
-          notifications.recordChange(user, outside ? 'outside_upload' : 'upload', imageId, `“${title}”`);
-          if (outside) audit.change(null, 'outside_upload', { target: row.key });
-          else if (actor) audit.change(actor, 'upload', { target: imageId });
-          return { imageId, replaced: false, oldKeys: [] };
-        })
-        .immediate();
+      database.transaction(async (): Promise<Outcome> => {
+        const target = row.replacesImageId
+          ? (imageById.get(row.replacesImageId) as ImageRow | undefined)
+          : undefined;
+        if (row.replacesImageId && !target) {
+          await pending.close(row.key, finalKey, null, now); // the delete has usually closed it already
+          return new NotFound('That image was deleted while the new file was uploading.');
+        }
+        const overQuota = await quota.refusal(ownerIdOf(user, target), checked.size, target);
+        const imageId = overQuota ? null : (target?.id ?? randomUUID().replaceAll('-', ''));
+        // Only the holder of the claim may close the row; a stale one (the sweep took over) backs off.
+        if (!(await pending.close(row.key, finalKey, imageId, now, etag))) return null;
+        if (overQuota || !imageId) return new TooLarge(overQuota ?? '');
+        if (target) {
+          replaceImage.run({ ...fields, id: target.id });
+          const old = rowToImage(target);
+          const oldKeys = [old.originalKey, old.displayKey, old.thumbKey];
+          for (const k of oldKeys) await images.queueDeletion(k);
+          await notifications.recordChange(user, 'replace', target.id, `“${target.title}”`);
+          if (actor) await audit.change(actor, 'replace', { target: target.id });
+          return { imageId: target.id, replaced: true, oldKeys };
+        }
+        const title = cleanText(withoutExtension(originalName), TITLE_MAX) || 'Untitled';
+        insertImage.run({ ...fields, id: imageId, owner_id: user.id, title, created_at: now });
+        await notifications.recordChange(user, outside ? 'outside_upload' : 'upload', imageId, `“${title}”`);
+        if (outside) await audit.change(null, 'outside_upload', { target: row.key });
+        else if (actor) await audit.change(actor, 'upload', { target: imageId });
+        return { imageId, replaced: false, oldKeys: [] };
+      });
     let outcome: Outcome;
     try {
-      outcome = commit();
+      outcome = await commit();
     } catch (err) {
       pending.release(row.key, finalKey);
       await images.discardObjects(made);

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { Signup } from '../config.js';
 import type { Db } from '../db/connection.js';
+import type { AppDb } from '../db/database.js';
 import { EMAIL_MAX, PASSWORD_MAX, PASSWORD_MIN } from '../limits.js';
 import type { Actor, Audit } from './audit.js';
 import type { Clock } from './clock.js';
@@ -71,11 +72,13 @@ export function checkNewPassword(password: string): void {
 
 export function createUsers({
   db,
+  database,
   clock,
   signup,
   audit,
 }: {
   db: Db;
+  database: AppDb;
   clock: Clock;
   signup: Signup;
   audit: Audit;
@@ -139,21 +142,19 @@ export function createUsers({
       roleForSignup(input.inviteToken);
       const passwordHash = await hashPassword(input.password);
       const id = randomToken();
-      return db
-        .transaction(() => {
-          const { role, inviteId } = roleForSignup(input.inviteToken);
-          if (byEmail.get(email)) throw new Conflict('An account with this email address already exists.');
-          const now = clock();
-          insert.run(id, email, passwordHash, role, now);
-          if (inviteId) useInvite.run(now, id, inviteId);
-          const user = rowToUser(byId.get(id) as UserRow);
-          audit.change({ user, ip: input.ip }, 'signup', {
-            target: id,
-            detail: `role ${role}${input.inviteToken ? ', by invite' : ''}`,
-          });
-          return user;
-        })
-        .immediate();
+      return database.transaction(async () => {
+        const { role, inviteId } = roleForSignup(input.inviteToken);
+        if (byEmail.get(email)) throw new Conflict('An account with this email address already exists.');
+        const now = clock();
+        insert.run(id, email, passwordHash, role, now);
+        if (inviteId) useInvite.run(now, id, inviteId);
+        const user = rowToUser(byId.get(id) as UserRow);
+        await audit.change({ user, ip: input.ip }, 'signup', {
+          target: id,
+          detail: `role ${role}${input.inviteToken ? ', by invite' : ''}`,
+        });
+        return user;
+      });
     },
 
     /** An account made by an operator (the CLI): no invite, any role. */
@@ -162,17 +163,15 @@ export function createUsers({
       checkNewPassword(input.password);
       const passwordHash = await hashPassword(input.password);
       const id = randomToken();
-      return db
-        .transaction(() => {
-          if (byEmail.get(email)) throw new Conflict('An account with this email address already exists.');
-          insert.run(id, email, passwordHash, input.role, clock());
-          audit.change(null, 'user_create', {
-            target: email,
-            detail: `role ${input.role}, from the command line`,
-          });
-          return rowToUser(byId.get(id) as UserRow);
-        })
-        .immediate();
+      return database.transaction(async () => {
+        if (byEmail.get(email)) throw new Conflict('An account with this email address already exists.');
+        insert.run(id, email, passwordHash, input.role, clock());
+        await audit.change(null, 'user_create', {
+          target: email,
+          detail: `role ${input.role}, from the command line`,
+        });
+        return rowToUser(byId.get(id) as UserRow);
+      });
     },
 
     /** Returns the user only when the password is right; the caller says nothing more specific. */
@@ -204,22 +203,22 @@ export function createUsers({
       }
       checkNewPassword(newPassword);
       const newHash = await hashPassword(newPassword);
-      db.transaction(() => {
+      await database.transaction(async () => {
         setHash.run(newHash, userId);
         endOtherSessions.run(userId, keepSessionId);
-        audit.change(actor, 'password_change');
-      })();
+        await audit.change(actor, 'password_change');
+      });
     },
 
     /** For the CLI's reset: ends every session of the user. */
     async setPassword(user: User, newPassword: string): Promise<void> {
       checkNewPassword(newPassword);
       const newHash = await hashPassword(newPassword);
-      db.transaction(() => {
+      await database.transaction(async () => {
         setHash.run(newHash, user.id);
         endSessions.run(user.id);
-        audit.change(null, 'password_reset', { target: user.email, detail: 'from the command line' });
-      })();
+        await audit.change(null, 'password_reset', { target: user.email, detail: 'from the command line' });
+      });
     },
 
     get(id: string): User | null {
