@@ -669,10 +669,19 @@ describe('audit log retention on two instances on one database', () => {
     await t.close();
   });
 
-  /** Another instance on the test app's database: its own connection and services, as a second process has. */
+  /**
+   * Another instance on the test app's database: its own services and instance id, as a second
+   * process has, and on PostgreSQL its own pool. On SQLite it shares the app's connection: two
+   * connections in one process deadlock when one waits for the write lock (busy_timeout,
+   * synchronously) that the other holds across an await, which two processes do not. The lease is
+   * a row either way, so sharing the connection tests it all the same.
+   */
   async function anotherInstance() {
-    const database = await connectDatabase(t.databaseTarget);
-    connections.push(database);
+    let database = t.services.database;
+    if (testDialect === 'postgres') {
+      database = await connectDatabase(t.databaseTarget);
+      connections.push(database);
+    }
     return createServices({ database, storage: t.services.storage, clock: t.now, config: t.config });
   }
 

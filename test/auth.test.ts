@@ -80,7 +80,10 @@ describe('sign-up', () => {
     t.advance(7 * 24 * HOUR + 1);
     expect((await t.client().get(`/signup?invite=${first}`)).status).toBe(403);
 
-    const second = t.services.invites.create({ user: t.user('admin@example.com'), ip: 'test' }, 'member');
+    const second = await t.services.invites.create(
+      { user: await t.user('admin@example.com'), ip: 'test' },
+      'member',
+    );
     const revoke = await admin.post(`/admin/invites/${second.id}/revoke`);
     expect(revoke.status).toBe(303);
     const res = await t

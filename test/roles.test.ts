@@ -367,7 +367,7 @@ describe('the role matrix', () => {
         }),
       invite: () =>
         once('invite', async () =>
-          t.services.invites.create({ user: t.user(EMAILS.admin), ip: 'test' }, 'viewer'),
+          t.services.invites.create({ user: await t.user(EMAILS.admin), ip: 'test' }, 'viewer'),
         ),
       passwordLink: () =>
         once('password link', async () => {

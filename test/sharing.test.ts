@@ -134,7 +134,7 @@ describe('sharing', () => {
       expect(t.count('share_links', `id = '${linkId}' AND view_count = 2001`)).toBe(1);
 
       t.advance(15 * MINUTE);
-      t.services.audit.flushCounts();
+      await t.services.audit.flushCounts();
       const rows = opened();
       expect(rows.map((r) => [r.ip, r.detail.split(' ').slice(0, 2).join(' ')])).toEqual([
         ['198.51.100.20', '2000 opening(s)'],

@@ -103,7 +103,7 @@ describe('titles and names', () => {
     const typed = '\u202emoc.elpmaxe@nimda\u2066';
     for (let i = 0; i < 6; i++)
       await t.client().post('/login', { email: typed, password: 'wrong password!' });
-    t.services.audit.flushCounts(true);
+    await t.services.audit.flushCounts(true);
     const rows = t.services.db
       .prepare("SELECT action, target, detail FROM audit_log WHERE action IN ('login_failed', 'throttled')")
       .all() as { action: string; target: string; detail: string }[];
