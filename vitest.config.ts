@@ -1,5 +1,5 @@
 import { fileURLToPath } from 'node:url';
-import { defineConfig } from 'vitest/config';
+import { defineConfig, type ViteUserConfig } from 'vitest/config';
 import { postgresIsReachable } from './test/support/postgres.js';
 
 const store = (file: string) => fileURLToPath(new URL(`packages/s3-store/src/${file}`, import.meta.url));
@@ -30,7 +30,7 @@ const SERVICE_AND_ROUTE_SUITES = [
   'validation',
 ].map((name) => `test/${name}.test.ts`);
 
-export default defineConfig(async () => {
+export default defineConfig(async (): Promise<ViteUserConfig> => {
   // Without a server the PostgreSQL project is left out, except under CI, where this throws.
   const withPostgres = await postgresIsReachable();
   return {
@@ -49,7 +49,7 @@ export default defineConfig(async () => {
       maxWorkers: 2,
       projects: [
         {
-          extends: true,
+          extends: true as const,
           test: {
             name: 'sqlite',
             include: ['test/**/*.test.ts', 'test/**/*.test.tsx', 'packages/*/test/**/*.test.ts'],
@@ -58,7 +58,7 @@ export default defineConfig(async () => {
         ...(withPostgres
           ? [
               {
-                extends: true,
+                extends: true as const,
                 test: {
                   name: 'postgres',
                   include: SERVICE_AND_ROUTE_SUITES,

@@ -1,7 +1,6 @@
 import { realpathSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import http from 'node:http';
-import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { getRequestListener } from '@hono/node-server';
 import { requestTimeoutAnswer, type S3Server } from '@s3-gallery/s3-store';

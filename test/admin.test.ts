@@ -189,7 +189,7 @@ describe('admin console', () => {
       expect((await alice.get('/admin/audit')).status).toBe(403);
 
       for (let i = 0; i < 120; i++)
-        t.services.audit.record({ action: 'login', actor: null, target: `bulk ${i}` });
+        await t.services.audit.record({ action: 'login', actor: null, target: `bulk ${i}` });
       const first = await (await admin.get('/admin/audit')).text();
       expect(first).toContain('bulk 119');
       const next = attr(first, 'a[href^="/admin/audit?cursor="]', 'href');
@@ -199,7 +199,7 @@ describe('admin console', () => {
     });
 
     it('exports the filtered log as CSV with formula cells neutralised', async () => {
-      t.services.audit.record({
+      await t.services.audit.record({
         action: 'rename',
         actor: null,
         target: 'x',

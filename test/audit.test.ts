@@ -1,15 +1,25 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { sql } from 'kysely';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
-import { type Db, openDatabase } from '../src/db/connection.js';
+import { openDatabase } from '../src/db/connection.js';
+import { type AppDb, connectDatabase } from '../src/db/database.js';
 import { startServer } from '../src/server.js';
 import { AUDIT_PURGE_JOB } from '../src/services/audit.js';
 import { createServices } from '../src/services/index.js';
 import { JOB_LEASE_MS } from '../src/services/job-lease.js';
-import { type Client, makeTestApp, PASSWORD, signUp, signUpWithRole, type TestApp } from './support/app.js';
+import {
+  type Client,
+  makeTestApp,
+  PASSWORD,
+  signUp,
+  signUpWithRole,
+  type TestApp,
+  testDialect,
+} from './support/app.js';
 import { makePng } from './support/images.js';
 import { upload, uploadWithJs } from './support/uploads.js';
 
@@ -19,13 +29,30 @@ const from = (ip: string) => ({ 'X-Forwarded-For': ip });
 const silent = pino({ level: 'silent' });
 
 /** Rows and the characters they hold, the part of the table a visitor can make grow. */
-function auditSize(t: TestApp): { rows: number; chars: number } {
-  return t.services.db
-    .prepare(
-      `SELECT count(*) AS rows, coalesce(sum(length(coalesce(actor_email, '')) + length(coalesce(target, ''))
-         + length(coalesce(detail, '')) + length(coalesce(ip, ''))), 0) AS chars FROM audit_log`,
-    )
-    .get() as { rows: number; chars: number };
+async function auditSize(t: TestApp): Promise<{ rows: number; chars: number }> {
+  const { rows } = await sql<{ rows: number | string; chars: number | string }>`
+    SELECT count(*) AS rows, coalesce(sum(length(coalesce(actor_email, '')) + length(coalesce(target, ''))
+      + length(coalesce(detail, '')) + length(coalesce(ip, ''))), 0) AS chars FROM audit_log`.execute(
+    t.services.database.q,
+  );
+  return { rows: Number(rows[0]?.rows), chars: Number(rows[0]?.chars) };
+}
+
+/** The newest audit entry of this action, as stored. */
+const lastOf = (t: TestApp, action: string) =>
+  t.services.database.q
+    .selectFrom('audit_log')
+    .selectAll()
+    .where('action', '=', action)
+    .orderBy('id', 'desc')
+    .limit(1)
+    .executeTakeFirstOrThrow();
+
+/** Faults the tests inject with a trigger, written for the dialect the suite runs on. */
+async function addTrigger(t: TestApp, trigger: { sqlite: string; postgres: string }): Promise<void> {
+  await sql
+    .raw(testDialect === 'postgres' ? trigger.postgres : trigger.sqlite)
+    .execute(t.services.database.q);
 }
 
 describe('audit log cost', () => {
@@ -46,7 +73,7 @@ describe('audit log cost', () => {
     // Use up the address's budget, each failure a row of its own.
     for (let i = 0; i < 5; i++)
       await t.client().post('/login', { email: email(i), password: 'wrong password!' }, from('192.0.2.1'));
-    const before = auditSize(t);
+    const before = await auditSize(t);
 
     const statuses: number[] = [];
     for (let batch = 0; batch < 20; batch++) {
@@ -60,16 +87,14 @@ describe('audit log cost', () => {
       statuses.push(...answers.map((r) => r.status));
     }
     expect(statuses.filter((s) => s === 429)).toHaveLength(2000);
-    expect(auditSize(t).rows - before.rows).toBeLessThanOrEqual(1);
+    expect((await auditSize(t)).rows - before.rows).toBeLessThanOrEqual(1);
 
     t.advance(15 * MINUTE);
-    t.services.audit.flushCounts();
-    const after = auditSize(t);
+    await t.services.audit.flushCounts();
+    const after = await auditSize(t);
     expect(after.rows - before.rows).toBe(1);
     expect(after.chars - before.chars).toBeLessThan(800);
-    const row = t.services.db
-      .prepare("SELECT * FROM audit_log WHERE action = 'throttled' ORDER BY id DESC LIMIT 1")
-      .get() as Record<string, string | null>;
+    const row = await lastOf(t, 'throttled');
     expect(row).toMatchObject({ actor_id: null, target: 'login', ip: '192.0.2.1' });
     expect(row.detail).toMatch(
       /^2000 attempt\(s\) refused between \S+ and \S+; for x+…x+1000@example\.com, x+…x+1001@example\.com, /,
@@ -84,13 +109,16 @@ describe('audit log cost', () => {
         .post('/login', { email: 'a@example.com', password: 'wrong password!' }, from('192.0.2.1'));
     for (let i = 0; i < 3; i++)
       await t.client().post('/login', { email: 'a@example.com', password: PASSWORD }, from('192.0.2.1'));
-    t.services.audit.recordThrottled({ kind: 'share link', ip: '192.0.2.1' });
-    t.services.audit.recordThrottled({ kind: 'login', ip: '203.0.113.1', target: 'b@example.com' });
-    expect(t.services.audit.flushCounts(true)).toBe(3);
-    const rows = t.services.db
-      .prepare("SELECT target, ip, detail FROM audit_log WHERE action = 'throttled' ORDER BY id")
-      .all() as { target: string; ip: string; detail: string }[];
-    expect(rows.map((r) => [r.target, r.ip, r.detail.split(' ')[0]])).toEqual([
+    await t.services.audit.recordThrottled({ kind: 'share link', ip: '192.0.2.1' });
+    await t.services.audit.recordThrottled({ kind: 'login', ip: '203.0.113.1', target: 'b@example.com' });
+    expect(await t.services.audit.flushCounts(true)).toBe(3);
+    const rows = await t.services.database.q
+      .selectFrom('audit_log')
+      .select(['target', 'ip', 'detail'])
+      .where('action', '=', 'throttled')
+      .orderBy('id')
+      .execute();
+    expect(rows.map((r) => [r.target, r.ip, r.detail?.split(' ')[0]])).toEqual([
       ['login', '192.0.2.1', '3'],
       ['share link', '192.0.2.1', '1'],
       ['login', '203.0.113.1', '1'],
@@ -117,37 +145,51 @@ describe('audit log cost', () => {
     }
     expect(statuses.filter((s) => s === 429)).toHaveLength(1200);
     // ...and so does the log, which leaves room apart for everyone else.
-    t.services.audit.recordThrottled({ kind: 'login', ip: '::ffff:192.0.2.9', target: 'b@example.com' });
-    t.services.audit.flushCounts(true);
-    const rows = t.services.db
-      .prepare("SELECT ip, detail FROM audit_log WHERE action = 'throttled' ORDER BY id")
-      .all() as { ip: string; detail: string }[];
-    expect(rows.map((r) => [r.ip, r.detail.split(' ')[0]])).toEqual([
+    await t.services.audit.recordThrottled({
+      kind: 'login',
+      ip: '::ffff:192.0.2.9',
+      target: 'b@example.com',
+    });
+    await t.services.audit.flushCounts(true);
+    const rows = await t.services.database.q
+      .selectFrom('audit_log')
+      .select(['ip', 'detail'])
+      .where('action', '=', 'throttled')
+      .orderBy('id')
+      .execute();
+    expect(rows.map((r) => [r.ip, r.detail?.split(' ')[0]])).toEqual([
       ['2001:db8:7:1::/64', '1200'],
       ['192.0.2.9', '1'],
     ]);
   });
 
-  it('caps every text it stores', () => {
+  it('caps every text it stores', async () => {
     const huge = 'z'.repeat(10_000);
-    t.services.audit.record({
+    await t.services.audit.record({
       action: 'login_failed',
       actor: { id: huge, email: huge },
       target: huge,
       detail: huge,
       ip: huge,
     });
-    const row = t.services.db
-      .prepare(
-        'SELECT length(actor_id) AS id, length(actor_email) AS email, length(target) AS target, length(detail) AS detail, length(ip) AS ip FROM audit_log ORDER BY id DESC LIMIT 1',
-      )
-      .get();
-    expect(row).toEqual({ id: 254, email: 254, target: 254, detail: 500, ip: 64 });
+    const row = await lastOf(t, 'login_failed');
+    expect({
+      id: row.actor_id?.length,
+      email: row.actor_email?.length,
+      target: row.target?.length,
+      detail: row.detail?.length,
+      ip: row.ip?.length,
+    }).toEqual({ id: 254, email: 254, target: 254, detail: 500, ip: 64 });
   });
 
   it('keeps a forwarded address of any length to 64 characters', async () => {
     await t.client().post('/login', { email: 'a@example.com', password: 'x' }, from('1'.repeat(5000)));
-    const ip = t.services.db.prepare('SELECT ip FROM audit_log ORDER BY id DESC LIMIT 1').pluck().get();
+    const { ip } = await t.services.database.q
+      .selectFrom('audit_log')
+      .select('ip')
+      .orderBy('id', 'desc')
+      .limit(1)
+      .executeTakeFirstOrThrow();
     expect(ip).toBe('1'.repeat(64));
   });
 });
@@ -167,12 +209,22 @@ describe('audit rows of changes', () => {
     ip: string | null;
   };
   /** The rows written since `after` (an id), oldest first. */
-  const rowsAfter = (after: number) =>
-    t.services.db
-      .prepare('SELECT action, actor_email, target, detail, ip FROM audit_log WHERE id > ? ORDER BY id')
-      .all(after) as Row[];
-  const lastId = () =>
-    t.services.db.prepare('SELECT coalesce(max(id), 0) FROM audit_log').pluck().get() as number;
+  const rowsAfter = (after: number): Promise<Row[]> =>
+    t.services.database.q
+      .selectFrom('audit_log')
+      .select(['action', 'actor_email', 'target', 'detail', 'ip'])
+      .where('id', '>', after)
+      .orderBy('id')
+      .execute();
+  const lastId = async () => {
+    const last = await t.services.database.q
+      .selectFrom('audit_log')
+      .select('id')
+      .orderBy('id', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    return last?.id ?? 0;
+  };
   const row = (
     action: string,
     actor: string | null,
@@ -190,7 +242,7 @@ describe('audit rows of changes', () => {
   it('records each change once, with who made it, from where, on what', async () => {
     const admin = t.client();
     await admin.post('/signup', { email: 'admin@example.com', password: PASSWORD }, from('192.0.2.1'));
-    const adminId = t.user('admin@example.com').id;
+    const adminId = (await t.user('admin@example.com')).id;
     const invite = await admin.post('/admin/invites', { role: 'member' }, from('192.0.2.1'));
     const token = (await invite.text()).match(/\/signup\?invite=([a-z0-9]+)/)?.[1] as string;
     const alice = t.client();
@@ -199,15 +251,16 @@ describe('audit rows of changes', () => {
       { email: 'alice@example.com', password: PASSWORD, invite: token },
       from('192.0.2.2'),
     );
-    const aliceId = t.user('alice@example.com').id;
+    const aliceId = (await t.user('alice@example.com')).id;
     const spare = await admin.post('/admin/invites', { role: 'viewer' }, from('192.0.2.1'));
     expect(spare.status).toBe(201);
-    const spareId = t.services.db
-      .prepare("SELECT id FROM invites WHERE role = 'viewer'")
-      .pluck()
-      .get() as string;
+    const { id: spareId } = await t.services.database.q
+      .selectFrom('invites')
+      .select('id')
+      .where('role', '=', 'viewer')
+      .executeTakeFirstOrThrow();
     await admin.post(`/admin/invites/${spareId}/revoke`, {}, from('192.0.2.1'));
-    expect(rowsAfter(0)).toEqual([
+    expect(await rowsAfter(0)).toEqual([
       row('signup', 'admin@example.com', adminId, 'role admin', '192.0.2.1'),
       row('invite_create', 'admin@example.com', null, 'role member', '192.0.2.1'),
       row('signup', 'alice@example.com', aliceId, 'role member, by invite', '192.0.2.2'),
@@ -215,7 +268,7 @@ describe('audit rows of changes', () => {
       row('invite_revoke', 'admin@example.com', spareId, null, '192.0.2.1'),
     ]);
 
-    let mark = lastId();
+    let mark = await lastId();
     const bob = t.client();
     expect(
       (
@@ -241,7 +294,7 @@ describe('audit rows of changes', () => {
       from('192.0.2.2'),
     );
     expect(changed.status).toBe(200);
-    expect(rowsAfter(mark)).toEqual([
+    expect(await rowsAfter(mark)).toEqual([
       row('login_failed', null, 'alice@example.com', 'Incorrect email or password', '192.0.2.3'),
       row('login_failed', null, 'Nobody@example.com', 'Incorrect email or password', '192.0.2.3'),
       row('login', 'alice@example.com', null, null, '192.0.2.3'),
@@ -249,7 +302,7 @@ describe('audit rows of changes', () => {
       row('password_change', 'alice@example.com', null, null, '192.0.2.2'),
     ]);
 
-    mark = lastId();
+    mark = await lastId();
     const [one, two, three] = [
       await upload(alice, await makePng(), 'one.png'),
       await upload(alice, await makePng(), 'two.png'),
@@ -260,7 +313,7 @@ describe('audit rows of changes', () => {
     await alice.post(`/images/${one}/rename`, { title: '  Sunset\u202e ' }, from('192.0.2.2'));
     await alice.post(`/images/${one}/visibility`, { shared: '1' }, from('192.0.2.2'));
     await alice.post(`/images/${one}/visibility`, { shared: '0' }, from('192.0.2.2'));
-    expect(rowsAfter(mark)).toEqual([
+    expect(await rowsAfter(mark)).toEqual([
       row('upload', 'alice@example.com', one, null, 'unknown'),
       row('upload', 'alice@example.com', two, null, 'unknown'),
       row('upload', 'alice@example.com', three, null, 'unknown'),
@@ -270,7 +323,7 @@ describe('audit rows of changes', () => {
       row('visibility', 'alice@example.com', one, 'private', '192.0.2.2'),
     ]);
 
-    mark = lastId();
+    mark = await lastId();
     await alice.post(
       `/images/${one}/shares`,
       { expiry: 'never', password: 'open sesame', allow_download: '1' },
@@ -282,13 +335,19 @@ describe('audit rows of changes', () => {
       ['expiry', '1d'],
     ];
     expect((await alice.postForm('/shares', selection, from('192.0.2.2'))).status).toBe(201);
-    const links = t.services.db
-      .prepare('SELECT id FROM share_links ORDER BY created_at, rowid')
-      .pluck()
-      .all() as string[];
+    // Both links were made at the same moment: each is told apart by the images it shares.
+    const linkOf = async (imageId: string) =>
+      (
+        await t.services.database.q
+          .selectFrom('share_link_images')
+          .select('link_id')
+          .where('image_id', '=', imageId)
+          .executeTakeFirstOrThrow()
+      ).link_id;
+    const links = [await linkOf(one as string), await linkOf(two as string)];
     await alice.post(`/shares/${links[0]}/revoke`, {}, from('192.0.2.2'));
     const expires = new Date(t.now() + DAY).toISOString();
-    expect(rowsAfter(mark)).toEqual([
+    expect(await rowsAfter(mark)).toEqual([
       row(
         'share_create',
         'alice@example.com',
@@ -306,7 +365,7 @@ describe('audit rows of changes', () => {
       row('share_revoke', 'alice@example.com', links[0] as string, null, '192.0.2.2'),
     ]);
 
-    mark = lastId();
+    mark = await lastId();
     await alice.post(`/images/${one}/delete`, {}, from('192.0.2.2'));
     const bulk: [string, string][] = [
       ['ids', two as string],
@@ -314,13 +373,13 @@ describe('audit rows of changes', () => {
       ['confirm', 'yes'],
     ];
     expect((await alice.postForm('/images/delete', bulk, from('192.0.2.2'))).status).toBe(303);
-    expect(rowsAfter(mark)).toEqual([
+    expect(await rowsAfter(mark)).toEqual([
       row('delete', 'alice@example.com', one, null, '192.0.2.2'),
       row('delete', 'alice@example.com', two, null, '192.0.2.2'),
       row('delete', 'alice@example.com', three, null, '192.0.2.2'),
     ]);
 
-    mark = lastId();
+    mark = await lastId();
     const as = (c: Client, path: string, fields: Record<string, string> = {}) =>
       c.post(path, fields, from('192.0.2.1'));
     await as(admin, `/admin/users/${aliceId}/role`, { role: 'viewer' });
@@ -328,7 +387,7 @@ describe('audit rows of changes', () => {
     await as(admin, `/admin/users/${aliceId}/enable`);
     await as(admin, `/admin/users/${aliceId}/quota`, { mib: '1', images: '10' });
     await as(admin, `/admin/users/${aliceId}/delete`, { confirm: 'alice@example.com' });
-    expect(rowsAfter(mark)).toEqual([
+    expect(await rowsAfter(mark)).toEqual([
       row('role_change', 'admin@example.com', 'alice@example.com', 'member → viewer', '192.0.2.1'),
       row('disable', 'admin@example.com', 'alice@example.com', null, '192.0.2.1'),
       row('enable', 'admin@example.com', 'alice@example.com', null, '192.0.2.1'),
@@ -357,8 +416,15 @@ describe('audit rows of changes', () => {
     ];
     return { admin, alice, mine: mine as [string, string, string], bobs: await upload(bob, png, 'bob.png') };
   }
-  const deleteRows = () =>
-    t.services.db.prepare("SELECT target FROM audit_log WHERE action = 'delete' ORDER BY id").pluck().all();
+  const deleteRows = async () =>
+    (
+      await t.services.database.q
+        .selectFrom('audit_log')
+        .select('target')
+        .where('action', '=', 'delete')
+        .orderBy('id')
+        .execute()
+    ).map((r) => r.target);
   const imagesLeft = (ids: string[]) => t.count('images', `id IN (${ids.map((id) => `'${id}'`).join(', ')})`);
 
   it('audits a bulk delete once per image deleted, however often the form listed it', async () => {
@@ -373,7 +439,7 @@ describe('audit rows of changes', () => {
     ];
     const res = await alice.postForm('/images/delete', form);
     expect(res.headers.get('location')).toBe('/?deleted=2');
-    expect(deleteRows()).toEqual([a, b]);
+    expect(await deleteRows()).toEqual([a, b]);
   });
 
   it('audits nothing when a bulk delete lists a foreign or missing image, as it deletes nothing', async () => {
@@ -387,17 +453,20 @@ describe('audit rows of changes', () => {
       ];
       expect((await alice.postForm('/images/delete', form)).status).toBe(404);
     }
-    expect(imagesLeft(mine)).toBe(3);
-    expect(deleteRows()).toEqual([]);
+    expect(await imagesLeft(mine)).toBe(3);
+    expect(await deleteRows()).toEqual([]);
   });
 
   it('audits only the images a bulk delete removed, not one that went meanwhile', async () => {
     const { alice, mine } = await galleryOfThree();
     const [a, b, c] = mine;
     // Another instance deletes b while this delete runs: it is no longer this delete's to record.
-    t.services.db.exec(
-      `CREATE TRIGGER gone_meanwhile BEFORE DELETE ON images WHEN OLD.id = '${a}' BEGIN DELETE FROM images WHERE id = '${b}'; END`,
-    );
+    await addTrigger(t, {
+      sqlite: `CREATE TRIGGER gone_meanwhile BEFORE DELETE ON images WHEN OLD.id = '${a}' BEGIN DELETE FROM images WHERE id = '${b}'; END`,
+      postgres: `CREATE FUNCTION gone_meanwhile() RETURNS trigger LANGUAGE plpgsql AS $$
+          BEGIN IF OLD.id = '${a}' THEN DELETE FROM images WHERE id = '${b}'; END IF; RETURN OLD; END $$;
+        CREATE TRIGGER gone_meanwhile BEFORE DELETE ON images FOR EACH ROW EXECUTE FUNCTION gone_meanwhile();`,
+    });
     const form: [string, string][] = [
       ['ids', a],
       ['ids', b],
@@ -405,16 +474,19 @@ describe('audit rows of changes', () => {
       ['confirm', 'yes'],
     ];
     expect((await alice.postForm('/images/delete', form)).headers.get('location')).toBe('/?deleted=2');
-    expect(deleteRows()).toEqual([a, c]);
+    expect(await deleteRows()).toEqual([a, c]);
   });
 
   it('leaves no audit row when the change fails part-way, and nothing changed', async () => {
     const { alice, mine } = await galleryOfThree();
     const [a, b, c] = mine;
     // The database refuses the second image's delete, after the first one's row was written.
-    t.services.db.exec(
-      `CREATE TRIGGER refuse_delete BEFORE DELETE ON images WHEN OLD.id = '${b}' BEGIN SELECT RAISE(ABORT, 'disk full'); END`,
-    );
+    await addTrigger(t, {
+      sqlite: `CREATE TRIGGER refuse_delete BEFORE DELETE ON images WHEN OLD.id = '${b}' BEGIN SELECT RAISE(ABORT, 'disk full'); END`,
+      postgres: `CREATE FUNCTION refuse_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+          BEGIN IF OLD.id = '${b}' THEN RAISE EXCEPTION 'disk full'; END IF; RETURN OLD; END $$;
+        CREATE TRIGGER refuse_delete BEFORE DELETE ON images FOR EACH ROW EXECUTE FUNCTION refuse_delete();`,
+    });
     const form: [string, string][] = [
       ['ids', a],
       ['ids', b],
@@ -422,25 +494,56 @@ describe('audit rows of changes', () => {
       ['confirm', 'yes'],
     ];
     expect((await alice.postForm('/images/delete', form)).status).toBe(500);
-    expect(imagesLeft(mine)).toBe(3);
-    expect(deleteRows()).toEqual([]);
+    expect(await imagesLeft(mine)).toBe(3);
+    expect(await deleteRows()).toEqual([]);
 
     const admin = t.client();
     await admin.post('/login', { email: 'admin@example.com', password: PASSWORD });
-    const adminId = t.user('admin@example.com').id;
+    const adminId = (await t.user('admin@example.com')).id;
     expect((await admin.post(`/admin/users/${adminId}/role`, { role: 'member' })).status).toBe(409);
-    expect(t.count('audit_log', "action = 'role_change'")).toBe(0);
+    expect(await t.count('audit_log', "action = 'role_change'")).toBe(0);
   });
 
   it('makes no change whose audit row cannot be written', async () => {
     const { alice, mine } = await galleryOfThree();
-    t.services.db.exec(
-      `CREATE TRIGGER audit_full BEFORE INSERT ON audit_log WHEN NEW.action = 'rename' BEGIN SELECT RAISE(ABORT, 'disk full'); END`,
-    );
+    await addTrigger(t, {
+      sqlite: `CREATE TRIGGER audit_full BEFORE INSERT ON audit_log WHEN NEW.action = 'rename' BEGIN SELECT RAISE(ABORT, 'disk full'); END`,
+      postgres: `CREATE FUNCTION audit_full() RETURNS trigger LANGUAGE plpgsql AS $$
+          BEGIN IF NEW.action = 'rename' THEN RAISE EXCEPTION 'disk full'; END IF; RETURN NEW; END $$;
+        CREATE TRIGGER audit_full BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION audit_full();`,
+    });
     expect((await alice.post(`/images/${mine[0]}/rename`, { title: 'Unrecorded' })).status).toBe(500);
-    expect(t.services.db.prepare('SELECT title FROM images WHERE id = ?').pluck().get(mine[0])).toBe('a');
+    const { title } = await t.services.database.q
+      .selectFrom('images')
+      .select('title')
+      .where('id', '=', mine[0])
+      .executeTakeFirstOrThrow();
+    expect(title).toBe('a');
   });
 });
+
+/** `n` entries of a login, written straight into the log, the first at `at` and each 1 ms after. */
+async function insertEntries(t: TestApp, n: number, at: number, target: string): Promise<void> {
+  const rows = Array.from({ length: n }, (_, i) => ({ at: at + i, action: 'login', target }));
+  await t.services.database.transaction(async () => {
+    for (let i = 0; i < rows.length; i += 1000)
+      await t.services.database.q
+        .insertInto('audit_log')
+        .values(rows.slice(i, i + 1000))
+        .execute();
+  });
+}
+
+/** How many entries each purge so far deleted, from its own audit row. */
+async function purgeDetails(t: TestApp): Promise<number[]> {
+  const rows = await t.services.database.q
+    .selectFrom('audit_log')
+    .select('detail')
+    .where('action', '=', 'audit_purge')
+    .orderBy('id')
+    .execute();
+  return rows.map((r) => Number(r.detail?.split(' ')[0]));
+}
 
 describe('audit log retention', () => {
   let t: TestApp;
@@ -449,24 +552,33 @@ describe('audit log retention', () => {
   });
   afterEach(() => t.close());
 
+  const ids = async () =>
+    (await t.services.database.q.selectFrom('audit_log').select('id').orderBy('id').execute()).map(
+      (r) => r.id,
+    );
+
   /** Some entries now, then `days` later some more; returns the ids of the old ones. */
-  function entriesAcross(days: number): { old: number[]; recent: number[] } {
-    const ids = () => t.services.db.prepare('SELECT id FROM audit_log ORDER BY id').pluck().all() as number[];
-    for (let i = 0; i < 3; i++) t.services.audit.record({ action: 'login', actor: null, target: `old ${i}` });
-    const old = ids();
+  async function entriesAcross(days: number): Promise<{ old: number[]; recent: number[] }> {
+    for (let i = 0; i < 3; i++)
+      await t.services.audit.record({ action: 'login', actor: null, target: `old ${i}` });
+    const old = await ids();
     t.advance(days * DAY);
     for (let i = 0; i < 2; i++)
-      t.services.audit.record({ action: 'login', actor: null, target: `recent ${i}` });
-    return { old, recent: ids().filter((id) => !old.includes(id)) };
+      await t.services.audit.record({ action: 'login', actor: null, target: `recent ${i}` });
+    return { old, recent: (await ids()).filter((id) => !old.includes(id)) };
   }
 
   it('purges only entries older than the retention period, and records the purge', async () => {
-    const { old, recent } = entriesAcross(31);
+    const { old, recent } = await entriesAcross(31);
     const cutoff = new Date(t.now() - 30 * DAY).toISOString();
     expect(await t.services.audit.purgeExpired(30)).toBe(old.length);
-    const left = t.services.db.prepare('SELECT id FROM audit_log ORDER BY id').pluck().all() as number[];
+    const left = await ids();
     expect(left.slice(0, recent.length)).toEqual(recent);
-    const purge = t.services.db.prepare("SELECT * FROM audit_log WHERE action = 'audit_purge'").all();
+    const purge = await t.services.database.q
+      .selectFrom('audit_log')
+      .selectAll()
+      .where('action', '=', 'audit_purge')
+      .execute();
     expect(purge).toEqual([
       expect.objectContaining({
         actor_id: null,
@@ -475,53 +587,54 @@ describe('audit log retention', () => {
       }),
     ]);
     expect(await t.services.audit.purgeExpired(30)).toBe(0);
-    expect(t.count('audit_log', "action = 'audit_purge'")).toBe(1);
+    expect(await t.count('audit_log', "action = 'audit_purge'")).toBe(1);
   });
 
   it('purges a large backlog in batches of 10,000, each recorded', async () => {
-    const insert = t.services.db.prepare(
-      "INSERT INTO audit_log (at, action, target) VALUES (?, 'login', 'bulk')",
-    );
-    t.services.db.transaction(() => {
-      for (let i = 0; i < 25_000; i++) insert.run(t.now() - 400 * DAY + i);
-    })();
+    await insertEntries(t, 25_000, t.now() - 400 * DAY, 'bulk');
     expect(await t.services.audit.purgeExpired(365)).toBe(25_000);
-    const details = t.services.db
-      .prepare("SELECT detail FROM audit_log WHERE action = 'audit_purge' ORDER BY id")
-      .pluck()
-      .all() as string[];
-    expect(details.map((d) => Number(d.split(' ')[0]))).toEqual([10_000, 10_000, 5_000]);
-    expect(t.count('audit_log', "target = 'bulk'")).toBe(0);
+    expect(await purgeDetails(t)).toEqual([10_000, 10_000, 5_000]);
+    expect(await t.count('audit_log', "target = 'bulk'")).toBe(0);
   });
 
-  it('still refuses a plain DELETE of recent and old entries alike, and any UPDATE', () => {
-    const { old, recent } = entriesAcross(31);
-    const db = t.services.db;
-    for (const id of [old[0], recent[0]])
-      expect(() => db.prepare('DELETE FROM audit_log WHERE id = ?').run(id)).toThrow(/append-only/);
-    expect(() => db.prepare('DELETE FROM audit_log').run()).toThrow(/append-only/);
-    expect(() => db.prepare("UPDATE audit_log SET action = 'login'").run()).toThrow(/append-only/);
+  it('still refuses a plain DELETE of recent and old entries alike, and any UPDATE', async () => {
+    const { old, recent } = await entriesAcross(31);
+    const db = t.services.database.q;
+    for (const id of [old[0], recent[0]] as number[])
+      await expect(db.deleteFrom('audit_log').where('id', '=', id).execute()).rejects.toThrow(/append-only/);
+    await expect(db.deleteFrom('audit_log').execute()).rejects.toThrow(/append-only/);
+    await expect(db.updateTable('audit_log').set({ action: 'login' }).execute()).rejects.toThrow(
+      /append-only/,
+    );
     // Even inside a purge's guard, only rows older than its cut-off may go.
-    db.prepare('INSERT INTO audit_purge_guard (id, cutoff) VALUES (1, ?)').run(t.now() - DAY);
+    await db
+      .insertInto('audit_purge_guard')
+      .values({ id: 1, cutoff: t.now() - DAY })
+      .execute();
     try {
-      expect(() => db.prepare('DELETE FROM audit_log WHERE id = ?').run(recent[0])).toThrow(/append-only/);
+      await expect(
+        db
+          .deleteFrom('audit_log')
+          .where('id', '=', recent[0] as number)
+          .execute(),
+      ).rejects.toThrow(/append-only/);
     } finally {
-      db.prepare('DELETE FROM audit_purge_guard').run();
+      await db.deleteFrom('audit_purge_guard').execute();
     }
-    expect(t.count('audit_log')).toBe(old.length + recent.length);
+    expect(await t.count('audit_log')).toBe(old.length + recent.length);
   });
 
   it('runs on a schedule, and stopping it writes the throttled counts still open', async () => {
-    const { old } = entriesAcross(3);
-    t.services.audit.recordThrottled({ kind: 'login', ip: '192.0.2.1', target: 'a@example.com' });
+    const { old } = await entriesAcross(3);
+    await t.services.audit.recordThrottled({ kind: 'login', ip: '192.0.2.1', target: 'a@example.com' });
     const stop = t.services.audit.startSchedule(silent, { retentionDays: 2, intervalMs: 10 });
     await expect
       .poll(() => t.count('audit_log', "action = 'audit_purge'"), { timeout: 10_000, interval: 20 })
       .toBe(1);
-    expect(t.count('audit_log', `id <= ${old.at(-1)}`)).toBe(0);
-    expect(t.count('audit_log', "action = 'throttled'")).toBe(0);
+    expect(await t.count('audit_log', `id <= ${old.at(-1)}`)).toBe(0);
+    expect(await t.count('audit_log', "action = 'throttled'")).toBe(0);
     await stop();
-    expect(t.count('audit_log', "action = 'throttled'")).toBe(1);
+    expect(await t.count('audit_log', "action = 'throttled'")).toBe(1);
   });
 
   it('says on the audit page how long entries are kept', async () => {
@@ -547,71 +660,69 @@ describe('audit log retention', () => {
 
 describe('audit log retention on two instances on one database', () => {
   let t: TestApp;
-  const connections: Db[] = [];
+  const connections: AppDb[] = [];
   beforeEach(async () => {
     t = await makeTestApp();
   });
   afterEach(async () => {
-    for (const db of connections.splice(0)) if (db.open) db.close();
+    for (const database of connections.splice(0)) await database.close();
     await t.close();
   });
 
-  /** Another instance on the test app's SQLite file: its own connection and services, as a second process has. */
-  function anotherInstance() {
-    const db = openDatabase(path.join(t.dataDir, 'gallery.db'));
-    connections.push(db);
-    return createServices({ db, storage: t.services.storage, clock: t.now, config: t.config });
+  /**
+   * Another instance on the test app's database: its own services and instance id, as a second
+   * process has, and on PostgreSQL its own pool. On SQLite it shares the app's connection: two
+   * connections in one process deadlock when one waits for the write lock (busy_timeout,
+   * synchronously) that the other holds across an await, which two processes do not. The lease is
+   * a row either way, so sharing the connection tests it all the same.
+   */
+  async function anotherInstance() {
+    let database = t.services.database;
+    if (testDialect === 'postgres') {
+      database = await connectDatabase(t.databaseTarget);
+      connections.push(database);
+    }
+    return createServices({ database, storage: t.services.storage, clock: t.now, config: t.config });
   }
 
   /** `n` entries written `days` ago (the clock moves on by that much). */
-  function oldEntries(n: number, days: number): void {
-    const insert = t.services.db.prepare(
-      "INSERT INTO audit_log (at, action, target) VALUES (?, 'login', 'old')",
-    );
-    t.services.db.transaction(() => {
-      for (let i = 0; i < n; i++) insert.run(t.now() + i);
-    })();
+  async function oldEntries(n: number, days: number): Promise<void> {
+    await insertEntries(t, n, t.now(), 'old');
     t.advance(days * DAY);
   }
-  const purgeDetails = () =>
-    (
-      t.services.db
-        .prepare("SELECT detail FROM audit_log WHERE action = 'audit_purge' ORDER BY id")
-        .pluck()
-        .all() as string[]
-    ).map((d) => Number(d.split(' ')[0]));
 
   it('purges on one instance when both purge at once, and again on the next round', async () => {
     const a = t.services.audit;
-    const b = anotherInstance().audit;
+    const b = (await anotherInstance()).audit;
     // Two batches, with a pause between them: the other instance asks while the first purges.
-    oldEntries(15_000, 31);
+    await oldEntries(15_000, 31);
     const first = await Promise.all([a.purgeScheduled(30, silent), b.purgeScheduled(30, silent)]);
     expect(first.filter((n) => n !== null)).toEqual([15_000]);
     expect(first.filter((n) => n === null)).toHaveLength(1);
-    expect(purgeDetails()).toEqual([10_000, 5_000]);
-    expect(t.count('audit_log', "target = 'old'")).toBe(0);
+    expect(await purgeDetails(t)).toEqual([10_000, 5_000]);
+    expect(await t.count('audit_log', "target = 'old'")).toBe(0);
 
-    oldEntries(3, 31);
+    await oldEntries(3, 31);
     const next = await Promise.all([b.purgeScheduled(30, silent), a.purgeScheduled(30, silent)]);
     // The three, and the first round's two purge rows, as old by now.
     expect(next.filter((n) => n !== null)).toEqual([3 + 2]);
-    expect(purgeDetails()).toEqual([5]);
+    expect(await purgeDetails(t)).toEqual([5]);
   });
 
   it('waits out a crashed instance’s lease on the purge, then purges', async () => {
-    oldEntries(3, 31);
+    await oldEntries(3, 31);
     // What a crash mid-purge leaves: the lease taken by an instance that never releases it.
-    t.services.db
-      .prepare('INSERT INTO job_leases (name, held_by, held_until) VALUES (?, ?, ?)')
-      .run(AUDIT_PURGE_JOB, 'crashed-instance', t.now() + JOB_LEASE_MS);
-    const survivor = anotherInstance().audit;
+    await t.services.database.q
+      .insertInto('job_leases')
+      .values({ name: AUDIT_PURGE_JOB, held_by: 'crashed-instance', held_until: t.now() + JOB_LEASE_MS })
+      .execute();
+    const survivor = (await anotherInstance()).audit;
     t.advance(JOB_LEASE_MS - 1);
     expect(await survivor.purgeScheduled(30, silent)).toBeNull();
-    expect(t.count('audit_log', "target = 'old'")).toBe(3);
+    expect(await t.count('audit_log', "target = 'old'")).toBe(3);
     t.advance(1); // the lease has lapsed
     expect(await survivor.purgeScheduled(30, silent)).toBe(3);
-    expect(purgeDetails()).toEqual([3]);
+    expect(await purgeDetails(t)).toEqual([3]);
   });
 });
 

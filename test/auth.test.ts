@@ -32,7 +32,7 @@ describe('sign-up', () => {
     const html = await gallery.text();
     expect(html).toContain('No images yet');
     expect(html).toContain('first@example.com');
-    expect(t.services.users.findByEmail('first@example.com')?.role).toBe('admin');
+    expect((await t.services.users.findByEmail('first@example.com'))?.role).toBe('admin');
   });
 
   it('needs an invite after the first account by default', async () => {
@@ -59,7 +59,7 @@ describe('sign-up', () => {
     const guest = t.client();
     expect((await guest.get(`/signup?invite=${token}`)).status).toBe(200);
     await signUp(guest, 'guest@example.com', { invite: token as string });
-    expect(t.services.users.findByEmail('guest@example.com')?.role).toBe('viewer');
+    expect((await t.services.users.findByEmail('guest@example.com'))?.role).toBe('viewer');
 
     const again = await t
       .client()
@@ -96,7 +96,7 @@ describe('sign-up', () => {
     t = await makeTestApp({ env: { SIGNUP: 'open' } });
     await signUp(t.client(), 'admin@example.com');
     await signUp(t.client(), 'member@example.com');
-    expect(t.services.users.findByEmail('member@example.com')?.role).toBe('member');
+    expect((await t.services.users.findByEmail('member@example.com'))?.role).toBe('member');
     await t.close();
 
     t = await makeTestApp({ env: { SIGNUP: 'closed' } });

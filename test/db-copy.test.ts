@@ -97,7 +97,7 @@ describe.skipIf(!hasPostgres)('db:copy --to postgres://…', () => {
     expect(`${made.out}${made.err}`).not.toContain(PASSWORD_IN_URL);
     expect(made.out).toContain('***');
 
-    const from = openKysely({ sqlite: t.services.db });
+    const from = openKysely({ sqlite: sqliteOf(t) });
     const to = openKysely({ url: pg.url });
     try {
       for (const table of COPY_ORDER) {
@@ -116,7 +116,7 @@ describe.skipIf(!hasPostgres)('db:copy --to postgres://…', () => {
 
       // New rows get ids after the copied ones, not the sequence's 1.
       for (const table of ['changes', 'audit_log', 'outbox'] as const) {
-        const max = t.services.db.prepare(`SELECT max(id) FROM ${table}`).pluck().get() as number;
+        const max = sqliteOf(t).prepare(`SELECT max(id) FROM ${table}`).pluck().get() as number;
         expect(max, table).toBeGreaterThan(0);
       }
       const change = await to
@@ -125,7 +125,7 @@ describe.skipIf(!hasPostgres)('db:copy --to postgres://…', () => {
         .returning('id')
         .executeTakeFirstOrThrow();
       expect(change.id).toBeGreaterThan(
-        t.services.db.prepare('SELECT max(id) FROM changes').pluck().get() as number,
+        sqliteOf(t).prepare('SELECT max(id) FROM changes').pluck().get() as number,
       );
       const audit = await to
         .insertInto('audit_log')
@@ -133,7 +133,7 @@ describe.skipIf(!hasPostgres)('db:copy --to postgres://…', () => {
         .returning('id')
         .executeTakeFirstOrThrow();
       expect(audit.id).toBeGreaterThan(
-        t.services.db.prepare('SELECT max(id) FROM audit_log').pluck().get() as number,
+        sqliteOf(t).prepare('SELECT max(id) FROM audit_log').pluck().get() as number,
       );
       // The append-only triggers let the copy insert, and still hold.
       await expect(to.updateTable('audit_log').set({ detail: 'edited' }).execute()).rejects.toThrow(
@@ -188,7 +188,7 @@ describe.skipIf(!hasPostgres)('db:copy --to postgres://…', () => {
       expect(copied.length).toBeGreaterThanOrEqual(before);
       expect(copied.length).toBeLessThanOrEqual(after);
       // The rows up to the moment of the copy, exactly; and sessions of that same moment.
-      const from = openKysely({ sqlite: t.services.db });
+      const from = openKysely({ sqlite: sqliteOf(t) });
       try {
         expect(copied).toEqual((await rowsOf(from, 'audit_log')).slice(0, copied.length));
         const sessions = new Set((await rowsOf(from, 'sessions')).map((s) => s.id));
@@ -246,3 +246,10 @@ describe.skipIf(!hasPostgres)('db:copy --to postgres://…', () => {
     expect(help.out).toContain('db:copy --to');
   }, 60_000);
 });
+
+/** The test app's SQLite connection: db:copy reads a SQLite install, so these tests run on SQLite only. */
+function sqliteOf(t: TestApp) {
+  const { sqlite } = t.services.database;
+  if (!sqlite) throw new Error('db:copy tests need the test app on SQLite');
+  return sqlite;
+}

@@ -1,12 +1,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { Kysely } from 'kysely';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { type Db, openDatabase } from '../src/db/connection.js';
-import { openKysely } from '../src/db/database.js';
-import { migratePostgres } from '../src/db/migrations-postgres.js';
-import type { Database } from '../src/db/schema.js';
+import { type AppDb, connectDatabase } from '../src/db/database.js';
 import { createJobLeases, type HeldLease, JOB_LEASE_MS } from '../src/services/job-lease.js';
 import { freshPostgres, postgresIsReachable } from './support/postgres.js';
 
@@ -15,7 +12,7 @@ const hasPostgres = await postgresIsReachable();
 
 /** Two instances' connections to one database, and a way to close them all. */
 interface Shared {
-  connect(): Kysely<Database>;
+  connect(): Promise<AppDb>;
   close(): Promise<void>;
 }
 
@@ -29,10 +26,10 @@ async function sharedSqlite(): Promise<Shared> {
   tempDirs.push(dir);
   const connections: Db[] = [];
   return {
-    connect() {
+    async connect() {
       const connection = openDatabase(path.join(dir, 'gallery.db'));
       connections.push(connection);
-      return openKysely({ sqlite: connection });
+      return connectDatabase({ sqlite: connection });
     },
     async close() {
       for (const connection of connections) connection.close();
@@ -42,17 +39,15 @@ async function sharedSqlite(): Promise<Shared> {
 
 async function sharedPostgres(): Promise<Shared> {
   const server = await freshPostgres();
-  const pools: Kysely<Database>[] = [];
-  const connect = () => {
-    const db = openKysely({ url: server.url });
-    pools.push(db);
-    return db;
-  };
-  await migratePostgres(connect());
+  const pools: AppDb[] = [];
   return {
-    connect,
+    async connect() {
+      const database = await connectDatabase({ url: server.url });
+      pools.push(database);
+      return database;
+    },
     async close() {
-      for (const db of pools) await db.destroy();
+      for (const database of pools) await database.close();
       await server.drop();
     },
   };
@@ -98,8 +93,8 @@ for (const dialect of dialects) {
     async function twoInstances() {
       shared = await dialect.open();
       return [
-        createJobLeases({ db: shared.connect(), clock, instanceId: 'instance-a' }),
-        createJobLeases({ db: shared.connect(), clock, instanceId: 'instance-b' }),
+        createJobLeases({ database: await shared.connect(), clock, instanceId: 'instance-a' }),
+        createJobLeases({ database: await shared.connect(), clock, instanceId: 'instance-b' }),
       ] as const;
     }
 
@@ -156,9 +151,9 @@ for (const dialect of dialects) {
       const job = gatedJob();
       const running = a.tryRun('sweep', leaseMs, job.work);
       await vi.waitFor(() => expect(job.runs).toBe(1));
-      const reader = shared.connect();
+      const reader = await shared.connect();
       const heldUntil = async () =>
-        (await reader.selectFrom('job_leases').select('held_until').executeTakeFirstOrThrow()).held_until;
+        (await reader.q.selectFrom('job_leases').select('held_until').executeTakeFirstOrThrow()).held_until;
       for (let i = 0; i < 3; i++) {
         now += leaseMs / 2;
         await vi.waitFor(async () => expect(await heldUntil()).toBe(now + leaseMs), { timeout: 5000 });

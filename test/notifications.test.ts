@@ -1,15 +1,14 @@
 import { createHmac, randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import path from 'node:path';
 import { SMTPServer } from 'smtp-server';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '../src/config.js';
-import { type Db, openDatabase } from '../src/db/connection.js';
+import { type AppDb, connectDatabase } from '../src/db/database.js';
 import { createServices } from '../src/services/index.js';
 import { OUTBOX_LEASE_MS } from '../src/services/notifications.js';
 import type { Client } from './support/app.js';
-import { makeTestApp, signUp, signUpWithRole, type TestApp } from './support/app.js';
+import { makeTestApp, signUp, signUpWithRole, type TestApp, testDialect } from './support/app.js';
 import { makePng } from './support/images.js';
 import { upload } from './support/uploads.js';
 
@@ -149,13 +148,13 @@ describe('change notifications', () => {
 
   it("emails every admin and calls the signed webhook when a member uploads, but not for an admin's own upload", async () => {
     await upload(admin, await makePng(), 'admins-own.png');
-    expect(t.count('changes')).toBe(0);
+    expect(await t.count('changes')).toBe(0);
 
     const id = await upload(alice, await makePng(), 'sunset.png');
-    expect(t.count('changes')).toBe(1);
-    expect(t.count('outbox', 'sent_at IS NULL')).toBe(3); // two admins by email, one webhook
+    expect(await t.count('changes')).toBe(1);
+    expect(await t.count('outbox', 'sent_at IS NULL')).toBe(3); // two admins by email, one webhook
     await t.services.notifications.deliver();
-    expect(t.count('outbox', 'sent_at IS NULL')).toBe(0);
+    expect(await t.count('outbox', 'sent_at IS NULL')).toBe(0);
 
     expect(hook.received).toHaveLength(1);
     const call = hook.received[0] as { headers: http.IncomingHttpHeaders; body: string };
@@ -208,9 +207,11 @@ describe('change notifications', () => {
     hook.state.status = 503;
     await upload(alice, await makePng(), 'while-down.png');
     await t.services.notifications.deliver();
-    const waiting = t.services.db
-      .prepare('SELECT attempts, last_error, next_attempt_at FROM outbox WHERE sent_at IS NULL')
-      .all() as { attempts: number; last_error: string; next_attempt_at: number }[];
+    const waiting = await t.services.database.q
+      .selectFrom('outbox')
+      .select(['attempts', 'last_error', 'next_attempt_at'])
+      .where('sent_at', 'is', null)
+      .execute();
     expect(waiting).toHaveLength(3);
     for (const row of waiting) {
       expect(row.attempts).toBe(1);
@@ -222,26 +223,31 @@ describe('change notifications', () => {
     await t.services.notifications.deliver();
     expect(hook.received).toHaveLength(1);
 
-    // "Restart": a new set of services on the same database file, with both ends back up.
+    // "Restart": a new set of services on the same database, with both ends back up.
     await mail.start(mail.port);
     hook.state.status = 200;
-    const db = openDatabase(path.join(t.dataDir, 'gallery.db'));
+    const database = await connectDatabase(t.databaseTarget);
     let now = t.now() + 31_000;
-    const restarted = createServices({ db, storage: t.services.storage, clock: () => now, config: t.config });
+    const restarted = createServices({
+      database,
+      storage: t.services.storage,
+      clock: () => now,
+      config: t.config,
+    });
     await restarted.notifications.deliver();
     expect(hook.received).toHaveLength(2);
     expect(mail.mails).toHaveLength(2);
     expect(mail.mails[0]?.text).toContain('uploaded: “while-down”');
     now += 1000;
-    expect(restarted.notifications.status().pending).toBe(0);
-    db.close();
+    expect((await restarted.notifications.status()).pending).toBe(0);
+    await database.close();
   });
 
   it('tells admins about an image put into the bucket from outside the app, found by reconcile', async () => {
     await upload(alice, await makePng(), 'sunset.png');
     await t.services.notifications.deliver();
     hook.received.length = 0;
-    const aliceId = t.user('alice@example.com').id;
+    const aliceId = (await t.user('alice@example.com')).id;
     const key = `users/${aliceId}/originals/${randomUUID()}`;
     await t.services.storage.put(key, await makePng(), 'image/png');
     const report = await t.services.reconcile.run({ apply: true });
@@ -260,7 +266,7 @@ describe('change notifications from two instances on one database', () => {
   let mail: MailServer;
   let hook: Awaited<ReturnType<typeof startReceiver>>;
   let alice: Client;
-  const connections: Db[] = [];
+  const connections: AppDb[] = [];
   const ADMINS = ['admin@example.com', 'second-admin@example.com'];
 
   beforeEach(async () => {
@@ -281,29 +287,38 @@ describe('change notifications from two instances on one database', () => {
     alice = await signUpWithRole(t, admin, 'alice@example.com', 'member');
   });
   afterEach(async () => {
-    for (const db of connections.splice(0)) if (db.open) db.close();
+    for (const database of connections.splice(0)) await database.close();
     await t.close();
     hook.dropHung();
     await mail.stop();
     await hook.close();
   });
 
-  /** Another instance on the test app's SQLite file: its own connection and services, as a second process has. */
-  function anotherInstance() {
-    const db = openDatabase(path.join(t.dataDir, 'gallery.db'));
-    connections.push(db);
-    return createServices({ db, storage: t.services.storage, clock: t.now, config: t.config });
+  /**
+   * Another instance on the test app's database: its own services and instance id, as a second
+   * process has, and on PostgreSQL its own pool. On SQLite it shares the app's connection unless it
+   * needs its own (to crash): two connections in one process deadlock when one waits for the write
+   * lock (busy_timeout, synchronously) that the other holds across an await, which two processes
+   * do not. Claims are rows either way, so sharing the connection tests them all the same.
+   */
+  async function anotherInstance(opts: { ownConnection?: boolean } = {}) {
+    let database = t.services.database;
+    if (testDialect === 'postgres' || opts.ownConnection) {
+      database = await connectDatabase(t.databaseTarget);
+      connections.push(database);
+    }
+    return createServices({ database, storage: t.services.storage, clock: t.now, config: t.config });
   }
 
-  const changeIds = () =>
-    t.services.db.prepare('SELECT id FROM changes ORDER BY id').pluck().all() as number[];
+  const changeIds = async () =>
+    (await t.services.database.q.selectFrom('changes').select('id').orderBy('id').execute()).map((r) => r.id);
   const webhookChangeIds = () => hook.received.map((r) => JSON.parse(r.body).change.id as number);
   const mailsTo = (email: string) => mail.mails.filter((m) => m.to.includes(email));
   const mentions = (text: string, name: string) => text.split(`uploaded: “${name}”`).length - 1;
 
   it('sends every change once by webhook and once in each admin’s email while both workers deliver at once', async () => {
     const a = t.services.notifications;
-    const b = anotherInstance().notifications;
+    const b = (await anotherInstance()).notifications;
     const names: string[] = [];
     for (let round = 0; round < 3; round++) {
       for (let i = 0; i < 4; i++) {
@@ -315,10 +330,10 @@ describe('change notifications from two instances on one database', () => {
       t.advance(61_000); // the next round's changes may be emailed at once
     }
     await Promise.all([a.deliver(), b.deliver()]);
-    expect(t.count('outbox', 'sent_at IS NULL')).toBe(0);
+    expect(await t.count('outbox', 'sent_at IS NULL')).toBe(0);
 
-    expect(changeIds()).toHaveLength(names.length);
-    expect(webhookChangeIds().sort((x, y) => x - y)).toEqual(changeIds());
+    expect(await changeIds()).toHaveLength(names.length);
+    expect(webhookChangeIds().sort((x, y) => x - y)).toEqual(await changeIds());
     const deliveries = hook.received.map((r) => r.headers['x-s3-gallery-delivery']);
     expect(new Set(deliveries).size).toBe(names.length);
     for (const email of ADMINS) {
@@ -332,11 +347,11 @@ describe('change notifications from two instances on one database', () => {
   it('sends a webhook a crashed instance claimed once its lease has lapsed, and not before', async () => {
     hook.state.hang = true;
     await upload(alice, await makePng(), 'crash.png');
-    const crashing = anotherInstance();
+    const crashing = await anotherInstance({ ownConnection: true });
     const stuck = crashing.notifications.deliver().catch((err: unknown) => err);
     await vi.waitFor(() => expect(hook.received).toHaveLength(1), { timeout: 5000 });
     // The crash: the instance never writes again, and its request is cut off.
-    crashing.db.close();
+    await crashing.database.close();
     hook.dropHung();
     hook.state.hang = false;
     expect(await stuck).toBeInstanceOf(Error);
@@ -352,23 +367,24 @@ describe('change notifications from two instances on one database', () => {
     expect(hook.received).toHaveLength(2);
     const [first, second] = hook.received;
     expect(second?.headers['x-s3-gallery-delivery']).toBe(first?.headers['x-s3-gallery-delivery']);
-    expect(webhookChangeIds()).toEqual([changeIds()[0], changeIds()[0]]);
+    const [changeId] = await changeIds();
+    expect(webhookChangeIds()).toEqual([changeId, changeId]);
     await survivor.deliver();
     expect(hook.received).toHaveLength(2);
-    expect(t.count('outbox', 'sent_at IS NULL')).toBe(0);
+    expect(await t.count('outbox', 'sent_at IS NULL')).toBe(0);
   });
 
   it('sends a digest a crashed instance claimed once its lease has lapsed, exactly once, and not before', async () => {
     mail.holdNext = 1;
     await upload(alice, await makePng(), 'crash.png');
-    const crashing = anotherInstance();
+    const crashing = await anotherInstance({ ownConnection: true });
     const stuck = crashing.notifications.deliver().catch((err: unknown) => err);
     await vi.waitFor(() => expect(mail.held).toHaveLength(1), { timeout: 5000 });
     const [claimedFor] = mail.held[0]?.to ?? [];
     const other = ADMINS.find((email) => email !== claimedFor) ?? '';
     expect(ADMINS).toContain(claimedFor);
     // The crash: the instance never writes again, and its message never completes.
-    crashing.db.close();
+    await crashing.database.close();
     mail.held[0]?.answer(new Error('connection lost'));
     expect(await stuck).toBeInstanceOf(Error);
     expect(hook.received).toHaveLength(1); // its webhook went before the crash
@@ -388,7 +404,7 @@ describe('change notifications from two instances on one database', () => {
       expect(mentions(mailsTo(email)[0]?.text ?? '', 'crash')).toBe(1);
     }
     expect(hook.received).toHaveLength(1);
-    expect(t.count('outbox', 'sent_at IS NULL')).toBe(0);
+    expect(await t.count('outbox', 'sent_at IS NULL')).toBe(0);
   });
 });
 

@@ -35,9 +35,9 @@ describe('paginated pages', () => {
     imageId = ids[0] as string;
     for (const id of ids) await t.services.images.setShared({ user: owner, ip: 'test' }, id, true);
     for (const id of ids.slice(0, CHANGES_PAGE_SIZE + 1))
-      t.services.notifications.recordChange(null, 'outside_upload', id, `seeded ${id}`);
+      await t.services.notifications.recordChange(null, 'outside_upload', id, `seeded ${id}`);
     for (let i = 0; i < 120; i++)
-      t.services.audit.record({ action: 'login', actor: null, target: `bulk ${i}` });
+      await t.services.audit.record({ action: 'login', actor: null, target: `bulk ${i}` });
     pages = [
       { route: '/', path: '/', wellFormed: '1.abc' },
       { route: '/users/:id', path: `/users/${owner.id}`, wellFormed: '1.abc' },

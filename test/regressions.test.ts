@@ -52,8 +52,11 @@ describe('security regressions', () => {
       expect(html, name).not.toContain('<img src=x');
       expect(html, name).not.toContain('alert(2)');
     }
-    const stored = t.services.db.prepare('SELECT password_hash FROM share_links').pluck().get() as string;
-    expect(stored.startsWith('$argon2id$')).toBe(true);
+    const { password_hash: stored } = await t.services.database.q
+      .selectFrom('share_links')
+      .select('password_hash')
+      .executeTakeFirstOrThrow();
+    expect(stored?.startsWith('$argon2id$')).toBe(true);
     expect(await (await admin.get('/admin/audit.csv')).text()).not.toContain('alert(2)');
   });
 

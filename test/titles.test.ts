@@ -108,7 +108,7 @@ describe('titles and names', () => {
     const typed = '\u202emoc.elpmaxe@nimda\u2066';
     for (let i = 0; i < 6; i++)
       await t.client().post('/login', { email: typed, password: 'wrong password!' });
-    t.services.audit.flushCounts(true);
+    await t.services.audit.flushCounts(true);
     const rows = await t.services.database.q
       .selectFrom('audit_log')
       .select(['action', 'target', 'detail'])

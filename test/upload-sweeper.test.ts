@@ -186,12 +186,13 @@ describe('the upload sweep on two instances on one database', () => {
   async function anotherInstance(storage: Storage = t.services.storage) {
     const db = openDatabase(path.join(t.dataDir, 'gallery.db'));
     connections.push(db);
-    return createServices({
+    const services = createServices({
       database: await connectDatabase({ sqlite: db }),
       storage,
       clock: t.now,
       config: t.config,
     });
+    return { ...services, db };
   }
 
   /** Uploads left behind: `arrived` whose file is in the bucket, `empty` whose file never came; all expired. */

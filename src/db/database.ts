@@ -18,7 +18,7 @@ import { openDatabase as openSqliteFile } from './connection.js';
 import { migratePostgres } from './migrations-postgres.js';
 import type { Database } from './schema.js';
 
-export type DatabaseKind = 'sqlite' | 'postgres';
+type DatabaseKind = 'sqlite' | 'postgres';
 
 /** Where the metadata lives: a SQLite file (or an open connection to one), or a postgres:// URL. */
 export type DatabaseTarget = { sqliteFile: string } | { sqlite: BetterSqlite3.Database } | { url: string };
@@ -135,12 +135,6 @@ export function redactUrl(url: string): string {
   const copy = new URL(url);
   if (copy.password) copy.password = '***';
   return copy.toString();
-}
-
-/** An insert or update that broke a UNIQUE or PRIMARY KEY constraint, on either dialect. */
-export function isUniqueViolation(err: unknown): boolean {
-  const code = errorCode(err);
-  return code === '23505' || code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
 }
 
 /** A pg pool whose bigint (int8) values, our times and counts, arrive as numbers as on SQLite. */

@@ -116,13 +116,13 @@ export interface ShareLinksTable {
   last_viewed_at: number | null;
 }
 
-export interface ShareLinkImagesTable {
+interface ShareLinkImagesTable {
   link_id: string;
   image_id: string;
   position: number;
 }
 
-interface ChangesTable {
+export interface ChangesTable {
   id: Generated<number>;
   at: number;
   actor_id: string | null;
@@ -132,7 +132,7 @@ interface ChangesTable {
   summary: string;
 }
 
-interface OutboxTable {
+export interface OutboxTable {
   id: Generated<number>;
   channel: 'email' | 'webhook';
   recipient: string;
@@ -148,7 +148,7 @@ interface OutboxTable {
 }
 
 /** Append-only: triggers refuse updates, and deletes of rows not older than audit_purge_guard's cut-off. */
-interface AuditLogTable {
+export interface AuditLogTable {
   id: Generated<number>;
   at: number;
   actor_id: string | null;
@@ -159,7 +159,7 @@ interface AuditLogTable {
   ip: string | null;
 }
 
-export interface AppSecretsTable {
+interface AppSecretsTable {
   name: string;
   value: Buffer;
   created_at: number;
@@ -172,7 +172,7 @@ interface AuditPurgeGuardTable {
 }
 
 /** Failures counted per throttle (scope) and key; see src/services/rate-limit.ts. */
-export interface ThrottleEntriesTable {
+interface ThrottleEntriesTable {
   scope: string;
   /** the counted key, or '#' and its SHA-256 when longer than 64 characters */
   key: string;

@@ -100,22 +100,22 @@ adminRoutes.post('/users/:id/delete', form(z.object({ confirm: text })), async (
   }
 });
 
-adminRoutes.get('/changes', query(z.object(cursor(idCursor))), (c) => {
+adminRoutes.get('/changes', query(z.object(cursor(idCursor))), async (c) => {
   const { notifications } = c.var.services;
-  const result = notifications.page(c.req.valid('query').cursor);
-  return page(c, <ChangesPage user={c.var.user} {...result} status={notifications.status()} />);
+  const result = await notifications.page(c.req.valid('query').cursor);
+  return page(c, <ChangesPage user={c.var.user} {...result} status={await notifications.status()} />);
 });
 
 /** The audit log's filter, as its form and its page links send it. */
 const auditFilter = z.object({ email: text, action: text, from: text, to: text });
 
-adminRoutes.get('/audit', query(auditFilter.extend(cursor(idCursor))), (c) => {
+adminRoutes.get('/audit', query(auditFilter.extend(cursor(idCursor))), async (c) => {
   const { user } = c.var;
   // A broken page link is the error page (the validator's); a filter the form can fix is shown on the form.
   const { cursor: after, ...filter } = c.req.valid('query');
   const { auditRetentionDays } = c.var.config;
   try {
-    const result = c.var.services.audit.page(filter, after);
+    const result = await c.var.services.audit.page(filter, after);
     return page(c, <AuditPage user={user} filter={filter} retentionDays={auditRetentionDays} {...result} />);
   } catch (err) {
     return formError(c, err, (message) => (
@@ -131,9 +131,9 @@ adminRoutes.get('/audit', query(auditFilter.extend(cursor(idCursor))), (c) => {
   }
 });
 
-adminRoutes.get('/audit.csv', query(auditFilter), (c) => {
+adminRoutes.get('/audit.csv', query(auditFilter), async (c) => {
   const chunks = c.var.services.audit.all(c.req.valid('query')); // validates the filter before the first byte
-  const first = chunks.next();
+  const first = await chunks.next();
   c.header('Content-Type', 'text/csv; charset=utf-8');
   c.header('Content-Disposition', 'attachment; filename="s3-gallery-audit.csv"');
   c.header('Cache-Control', 'no-store');
@@ -141,7 +141,7 @@ adminRoutes.get('/audit.csv', query(auditFilter), (c) => {
     await out.write(
       csvLine(['id', 'time_utc', 'actor_id', 'actor_email', 'action', 'target', 'detail', 'ip']),
     );
-    for (let chunk = first; !chunk.done; chunk = chunks.next()) {
+    for (let chunk = first; !chunk.done; chunk = await chunks.next()) {
       await out.write(
         chunk.value
           .map((e) =>

@@ -5,11 +5,15 @@ import { clientIp } from '../middleware/client-ip.js';
 import type { ThrottledKind } from '../services/audit.js';
 
 /** A request a throttle refused: counted, and written once per window and address, not per request. */
-export function auditThrottled(c: AppContext, kind: ThrottledKind, target: string | null = null): void {
-  c.var.services.audit.recordThrottled({ kind, ip: clientIp(c), target });
+export function auditThrottled(
+  c: AppContext,
+  kind: ThrottledKind,
+  target: string | null = null,
+): Promise<void> {
+  return c.var.services.audit.recordThrottled({ kind, ip: clientIp(c), target });
 }
 
 /** A share link opened: counted, and written once per window, link and address, not per request. */
-export function auditShareOpen(c: AppContext, linkId: string): void {
-  c.var.services.audit.recordShareOpen({ linkId, ip: clientIp(c) });
+export function auditShareOpen(c: AppContext, linkId: string): Promise<void> {
+  return c.var.services.audit.recordShareOpen({ linkId, ip: clientIp(c) });
 }

@@ -44,7 +44,7 @@ authRoutes.post('/signup', form(credentials.extend({ invite: text })), async (c)
     setDeviceCookie(c, 'login', '/login', deviceToken);
     return c.redirect('/', 303);
   } catch (err) {
-    if (err instanceof Throttled) auditThrottled(c, 'sign-up', input.email);
+    if (err instanceof Throttled) await auditThrottled(c, 'sign-up', input.email);
     const isFirstUser = !(await c.var.services.users.hasUsers());
     return formError(c, err, (message) =>
       err instanceof Forbidden ? (
@@ -77,7 +77,7 @@ authRoutes.post('/login', form(credentials.extend({ next: text })), async (c) =>
     setDeviceCookie(c, 'login', '/login', deviceToken);
     return c.redirect(next, 303);
   } catch (err) {
-    if (err instanceof Throttled) auditThrottled(c, 'login', input.email);
+    if (err instanceof Throttled) await auditThrottled(c, 'login', input.email);
     return formError(c, err, (message) => <LoginPage email={input.email} next={next} error={message} />);
   }
 });
@@ -110,7 +110,7 @@ authRoutes.post('/account/password', requireUser, form(passwordChange), async (c
       <PasswordPage user={user} notice="Password changed. Your other sessions have been signed out." />,
     );
   } catch (err) {
-    if (err instanceof Throttled) auditThrottled(c, 'password change', user.email);
+    if (err instanceof Throttled) await auditThrottled(c, 'password change', user.email);
     return formError(c, err, (message) => <PasswordPage user={user} error={message} />);
   }
 });

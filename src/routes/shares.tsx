@@ -5,7 +5,6 @@ import { answerRefusal } from '../http-errors.js';
 import { clientIp } from '../middleware/client-ip.js';
 import { actorOf, requireCan, requireUser } from '../middleware/session.js';
 import { DomainError, Gone, Invalid, NotFound, Throttled, Unauthenticated } from '../services/errors.js';
-import type { Image } from '../services/images.js';
 import { parseExpiry } from '../services/shares.js';
 import {
   PublicSharePage,
@@ -100,12 +99,12 @@ async function openShare(c: Context<AppEnv>, password?: string) {
     });
     if (result.kind === 'needs-password') return page(c, <SharePasswordPage action={action} />);
     if (result.deviceToken) setDeviceCookie(c, 'link', action, result.deviceToken);
-    auditShareOpen(c, result.view.link.id);
+    await auditShareOpen(c, result.view.link.id);
     return page(c, <PublicSharePage view={result.view} />);
   } catch (err) {
     if (!(err instanceof DomainError)) throw err;
     const status = answerRefusal(c, err);
-    if (err instanceof Throttled) auditThrottled(c, 'share link');
+    if (err instanceof Throttled) await auditThrottled(c, 'share link');
     if (err instanceof Unauthenticated || err instanceof Throttled) {
       return page(c, <SharePasswordPage action={action} error={err.message} />, status);
     }

@@ -1,6 +1,12 @@
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import type { Db } from '../db/connection.js';
+import type { AppDb } from '../db/database.js';
+import {
+  type AuditCriteria,
+  type AuditEntry as AuditEntryOf,
+  auditLogRepository,
+} from '../db/repositories/audit-log.js';
+import { auditPurgeGuardRepository } from '../db/repositories/audit-purge-guard.js';
 import { EMAIL_MAX } from '../limits.js';
 import type { Clock } from './clock.js';
 import { idCursor, writeCursor } from './cursors.js';
@@ -88,38 +94,8 @@ const isoTime = (ms: number) => new Date(ms).toISOString();
 const shorten = (text: string, max: number) =>
   text.length <= max ? text : `${text.slice(0, max / 2 - 1)}…${text.slice(-max / 2)}`;
 
-export interface AuditEntry {
-  id: number;
-  at: number;
-  actorId: string | null;
-  actorEmail: string | null;
-  action: AuditAction;
-  target: string | null;
-  detail: string | null;
-  ip: string | null;
-}
-
-interface AuditRow {
-  id: number;
-  at: number;
-  actor_id: string | null;
-  actor_email: string | null;
-  action: AuditAction;
-  target: string | null;
-  detail: string | null;
-  ip: string | null;
-}
-
-const rowToEntry = (r: AuditRow): AuditEntry => ({
-  id: r.id,
-  at: r.at,
-  actorId: r.actor_id,
-  actorEmail: r.actor_email,
-  action: r.action,
-  target: r.target,
-  detail: r.detail,
-  ip: r.ip,
-});
+/** An entry of the log, its action one of AUDIT_ACTIONS. */
+export type AuditEntry = AuditEntryOf<AuditAction>;
 
 /** Who makes a change, and from which address: the service writes both into the change's row. */
 export interface Actor {
@@ -151,100 +127,143 @@ function parseDay(value: string, name: string): number {
   return ms;
 }
 
-/** Builds the WHERE clause once for the page and the CSV export, so both show the same rows. */
-function whereClause(filter: AuditFilter): { sql: string; params: (string | number)[] } {
-  const parts: string[] = [];
-  const params: (string | number)[] = [];
+/** Checks the filter once for the page and the CSV export, so both show the same rows. */
+function criteriaOf(filter: AuditFilter): AuditCriteria {
+  const criteria: AuditCriteria = {};
   const email = filter.email?.trim();
-  if (email) {
-    parts.push('actor_email = ? COLLATE NOCASE');
-    params.push(email);
-  }
+  if (email) criteria.email = email;
   if (filter.action) {
     if (!(AUDIT_ACTIONS as readonly string[]).includes(filter.action))
       throw new Invalid('Choose an action from the list.');
-    parts.push('action = ?');
-    params.push(filter.action);
+    criteria.action = filter.action;
   }
-  if (filter.from) {
-    parts.push('at >= ?');
-    params.push(parseDay(filter.from, 'from'));
-  }
-  if (filter.to) {
-    parts.push('at < ?');
-    params.push(parseDay(filter.to, 'to') + DAY_MS);
-  }
-  return { sql: parts.length ? parts.join(' AND ') : '1', params };
+  if (filter.from) criteria.from = parseDay(filter.from, 'from');
+  if (filter.to) criteria.before = parseDay(filter.to, 'to') + DAY_MS;
+  return criteria;
 }
 
-export function createAudit({ db, clock, leases }: { db: Db; clock: Clock; leases: JobLeases }) {
-  const insert = db.prepare(
-    'INSERT INTO audit_log (at, actor_id, actor_email, action, target, detail, ip) VALUES (?, ?, ?, ?, ?, ?, ?)',
-  );
-  const setGuard = db.prepare('INSERT INTO audit_purge_guard (id, cutoff) VALUES (1, ?)');
-  const clearGuard = db.prepare('DELETE FROM audit_purge_guard');
-  const deleteOldest = db.prepare(
-    'DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE at < ? ORDER BY at LIMIT ?)',
-  );
+export function createAudit({
+  database,
+  clock,
+  leases,
+}: {
+  database: AppDb;
+  clock: Clock;
+  leases: JobLeases;
+}) {
+  const auditLog = auditLogRepository(database);
+  const guard = auditPurgeGuardRepository(database);
   const counted = new Map<string, CountedGroup>();
 
   // Every column is capped: most of what lands here was typed by someone who is not signed in.
-  function record(event: AuditEvent): void {
-    insert.run(
-      clock(),
-      clip(event.actor?.id, MAX_CHARS.target),
-      clip(event.actor?.email, MAX_CHARS.email),
-      event.action,
-      clip(event.target, MAX_CHARS.target),
-      clip(event.detail, MAX_CHARS.detail),
-      clip(event.ip, MAX_CHARS.ip),
-    );
+  // (Control characters, NUL included, are written out by clip, so PostgreSQL's text takes them.)
+  async function record(event: AuditEvent): Promise<void> {
+    await auditLog.insert({
+      at: clock(),
+      actor_id: clip(event.actor?.id, MAX_CHARS.target),
+      actor_email: clip(event.actor?.email, MAX_CHARS.email),
+      action: event.action,
+      target: clip(event.target, MAX_CHARS.target),
+      detail: clip(event.detail, MAX_CHARS.detail),
+      ip: clip(event.ip, MAX_CHARS.ip),
+    });
   }
 
-  function writeCount(group: CountedGroup): void {
+  function countEvent(group: CountedGroup): AuditEvent {
     const targets = group.targets.length
       ? `; for ${group.targets.join(', ')}${group.hasMoreTargets ? ' and others' : ''}`
       : '';
     const what = group.action === 'throttled' ? 'attempt(s) refused' : 'opening(s)';
-    record({
+    return {
       action: group.action,
       actor: null,
       target: group.target,
       detail: `${group.count} ${what} between ${isoTime(group.firstAt)} and ${isoTime(group.lastAt)}${targets}`,
       ip: group.ip,
-    });
+    };
   }
 
-  /** Writes the groups whose window has closed (every group with `all`). */
-  function flushCounts(all = false): number {
+  /** Takes the groups whose window has closed (every group with `all`) out of the map. */
+  function takeDue(all: boolean): [string, CountedGroup][] {
     const now = clock();
     const due = [...counted].filter(([, g]) => all || now >= g.firstAt + COUNT_WINDOW_MS);
-    if (due.length === 0) return 0;
-    db.transaction(() => {
-      for (const [key, group] of due) {
-        writeCount(group);
-        counted.delete(key);
+    for (const [key] of due) counted.delete(key);
+    return due;
+  }
+
+  /**
+   * Puts groups whose rows were not written back, merged into any group opened since under the
+   * same key: their counts are written with the next flush instead of being lost.
+   */
+  function putBack(groups: [string, CountedGroup][]): void {
+    for (const [key, group] of groups) {
+      const newer = counted.get(key);
+      if (!newer) {
+        counted.set(key, group);
+        continue;
       }
-    })();
+      newer.count += group.count;
+      newer.firstAt = Math.min(newer.firstAt, group.firstAt);
+      newer.lastAt = Math.max(newer.lastAt, group.lastAt);
+      for (const shown of group.targets) addTarget(newer, shown);
+      newer.hasMoreTargets ||= group.hasMoreTargets;
+    }
+  }
+
+  /**
+   * Writes the rows of groups already taken out of the map, in one transaction. The transaction
+   * only writes rows (it may run more than once on PostgreSQL); the map is left as it is once the
+   * rows committed, and given the groups back if they did not.
+   */
+  async function writeCounts(groups: [string, CountedGroup][]): Promise<void> {
+    if (groups.length === 0) return;
+    const events = groups.map(([, group]) => countEvent(group));
+    try {
+      await database.transaction(async () => {
+        for (const event of events) await record(event);
+      });
+    } catch (err) {
+      putBack(groups);
+      throw err;
+    }
+  }
+
+  /** Writes the groups whose window has closed (every group with `all`); returns how many. */
+  async function flushCounts(all = false): Promise<number> {
+    const due = takeDue(all);
+    await writeCounts(due);
     return due.length;
+  }
+
+  function addTarget(group: CountedGroup, shown: string): void {
+    if (group.targets.includes(shown)) return;
+    if (group.targets.length < SAMPLE_TARGETS) group.targets.push(shown);
+    else group.hasMoreTargets = true;
   }
 
   /**
    * Counts one event in its group, opening the group (or the "many addresses" one) if needed. An
-   * address is grouped as the throttles count it (an IPv6 client by its /64), and shown so.
+   * address is grouped as the throttles count it (an IPv6 client by its /64), and shown so. The
+   * counting happens at once; a group it closes (its window over, or the map full) is written after.
    */
-  function count(action: CountedGroup['action'], target: string, address: string, sample?: string | null) {
+  async function count(
+    action: CountedGroup['action'],
+    target: string,
+    address: string,
+    sample?: string | null,
+  ): Promise<void> {
     const now = clock();
     const ip = addressKey(address);
     let key = `${action}\n${target}\n${ip}`;
+    const closed: [string, CountedGroup][] = [];
     let group = counted.get(key);
     if (group && now >= group.firstAt + COUNT_WINDOW_MS) {
-      writeCount(group);
       counted.delete(key);
+      closed.push([key, group]);
       group = undefined;
     }
     if (!group && counted.size >= MAX_COUNTED_GROUPS) {
-      flushCounts();
+      closed.push(...takeDue(false));
       if (counted.size >= MAX_COUNTED_GROUPS) key = `${action}\n${target}\n*`;
       group = counted.get(key);
     }
@@ -264,33 +283,29 @@ export function createAudit({ db, clock, leases }: { db: Db; clock: Clock; lease
     group.count++;
     group.lastAt = now;
     const shown = sample && shorten(sample, 100);
-    if (shown && !group.targets.includes(shown)) {
-      if (group.targets.length < SAMPLE_TARGETS) group.targets.push(shown);
-      else group.hasMoreTargets = true;
-    }
+    if (shown) addTarget(group, shown);
+    await writeCounts(closed);
   }
 
   /**
    * One batch of the retention purge, in one transaction with its own audit row. The guard row
    * exists only inside this transaction: it is what lets the trigger allow these deletes.
    */
-  function purgeBatch(retentionDays: number, cutoff: number): number {
-    return db
-      .transaction(() => {
-        setGuard.run(cutoff);
-        const removed = deleteOldest.run(cutoff, PURGE_BATCH_ROWS).changes;
-        clearGuard.run();
-        if (removed > 0) {
-          record({
-            action: 'audit_purge',
-            actor: null,
-            target: `${retentionDays} day retention`,
-            detail: `${removed} entries older than ${isoTime(cutoff)} deleted`,
-          });
-        }
-        return removed;
-      })
-      .immediate();
+  function purgeBatch(retentionDays: number, cutoff: number): Promise<number> {
+    return database.transaction(async () => {
+      await guard.set(cutoff);
+      const removed = await auditLog.deleteOldest(cutoff, PURGE_BATCH_ROWS);
+      await guard.clear();
+      if (removed > 0) {
+        await record({
+          action: 'audit_purge',
+          actor: null,
+          target: `${retentionDays} day retention`,
+          detail: `${removed} entries older than ${isoTime(cutoff)} deleted`,
+        });
+      }
+      return removed;
+    });
   }
 
   /**
@@ -304,7 +319,7 @@ export function createAudit({ db, clock, leases }: { db: Db; clock: Clock; lease
     const cutoff = clock() - retentionDays * DAY_MS;
     let total = 0;
     for (;;) {
-      const removed = purgeBatch(retentionDays, cutoff);
+      const removed = await purgeBatch(retentionDays, cutoff);
       total += removed;
       if (removed < PURGE_BATCH_ROWS || isStopping()) return total;
       await nextTurn(); // let requests in between batches
@@ -334,14 +349,14 @@ export function createAudit({ db, clock, leases }: { db: Db; clock: Clock; lease
      * The row of one change, written by the service making it inside the change's transaction, so
      * both commit or neither does. No actor: the command line or a background job made it.
      */
-    change(
+    async change(
       actor: Actor | null,
       action: AuditAction,
       about: { target?: string | null; detail?: string | null } = {},
-    ): void {
-      if (!db.inTransaction)
+    ): Promise<void> {
+      if (!database.inTransaction())
         throw new Error(`the ${action} audit row must be written in its change's transaction`);
-      record({
+      await record({
         action,
         actor: actor && { id: actor.user.id, email: actor.user.email },
         ip: actor?.ip ?? null,
@@ -353,16 +368,16 @@ export function createAudit({ db, clock, leases }: { db: Db; clock: Clock; lease
      * A request refused by a throttle costs no row of its own: it is counted, and the count is
      * written once its window closes ("N attempts refused … from IP").
      */
-    recordThrottled(event: { kind: ThrottledKind; ip: string; target?: string | null }): void {
-      count('throttled', event.kind, event.ip, event.target);
+    recordThrottled(event: { kind: ThrottledKind; ip: string; target?: string | null }): Promise<void> {
+      return count('throttled', event.kind, event.ip, event.target);
     },
 
     /**
      * Anyone with a link can open it as often as they like: openings are counted like refusals,
      * one row per link and address per window ("N openings … from IP").
      */
-    recordShareOpen(event: { linkId: string; ip: string }): void {
-      count('share_open', event.linkId, event.ip);
+    recordShareOpen(event: { linkId: string; ip: string }): Promise<void> {
+      return count('share_open', event.linkId, event.ip);
     },
 
     flushCounts,
@@ -385,7 +400,7 @@ export function createAudit({ db, clock, leases }: { db: Db; clock: Clock; lease
       const tick = () => {
         running = running.then(async () => {
           try {
-            flushCounts();
+            await flushCounts();
             if (opts.retentionDays !== null && clock() - lastPurgeAt >= PURGE_INTERVAL_MS) {
               lastPurgeAt = clock();
               await purgeScheduled(opts.retentionDays, log);
@@ -403,23 +418,21 @@ export function createAudit({ db, clock, leases }: { db: Db; clock: Clock; lease
         clearTimeout(first);
         clearInterval(timer);
         await running;
-        flushCounts(true);
+        await flushCounts(true);
       };
     },
 
     /** Newest first; after is the id of the last entry shown. */
-    page(filter: AuditFilter, after: number | null): { entries: AuditEntry[]; nextCursor: string | null } {
-      const where = whereClause(filter);
-      const params = [...where.params];
-      let sql = `SELECT * FROM audit_log WHERE ${where.sql}`;
-      if (after !== null) {
-        sql += ' AND id < ?';
-        params.push(after);
-      }
-      sql += ' ORDER BY id DESC LIMIT ?';
-      params.push(AUDIT_PAGE_SIZE + 1);
-      const rows = db.prepare(sql).all(...params) as AuditRow[];
-      const entries = rows.slice(0, AUDIT_PAGE_SIZE).map(rowToEntry);
+    async page(
+      filter: AuditFilter,
+      after: number | null,
+    ): Promise<{ entries: AuditEntry[]; nextCursor: string | null }> {
+      const rows = (await auditLog.newestFirst(
+        criteriaOf(filter),
+        after,
+        AUDIT_PAGE_SIZE + 1,
+      )) as AuditEntry[];
+      const entries = rows.slice(0, AUDIT_PAGE_SIZE);
       const last = entries.at(-1);
       return {
         entries,
@@ -428,19 +441,22 @@ export function createAudit({ db, clock, leases }: { db: Db; clock: Clock; lease
     },
 
     /**
-     * Every matching entry, oldest first, in chunks: an open iterator would keep the connection busy
-     * (and refuse other requests' writes) for as long as the download takes.
+     * Every matching entry, oldest first, in chunks: one query per chunk, so the download holds no
+     * connection (and no SQLite read) for as long as it takes. The filter is checked at the call,
+     * before the first chunk is read.
      */
-    *all(filter: AuditFilter): Generator<AuditEntry[]> {
-      const where = whereClause(filter);
-      const stmt = db.prepare(`SELECT * FROM audit_log WHERE ${where.sql} AND id > ? ORDER BY id LIMIT 1000`);
-      let after = 0;
-      for (;;) {
-        const rows = stmt.all(...where.params, after) as AuditRow[];
-        if (rows.length === 0) return;
-        yield rows.map(rowToEntry);
-        after = (rows.at(-1) as AuditRow).id;
-      }
+    all(filter: AuditFilter): AsyncGenerator<AuditEntry[], void> {
+      const criteria = criteriaOf(filter);
+      return (async function* () {
+        let after = 0;
+        for (;;) {
+          const rows = (await auditLog.oldestFirst(criteria, after, 1000)) as AuditEntry[];
+          const last = rows.at(-1);
+          if (!last) return;
+          yield rows;
+          after = last.id;
+        }
+      })();
     },
   };
 }

@@ -34,19 +34,16 @@ export interface ServiceDeps {
 }
 
 export function createServices({ database, storage, clock, config, loginLimits, probeStorage }: ServiceDeps) {
-  // Services still on prepared statements use the SQLite connection until they move to repositories.
-  const db = database.sqlite;
-  if (!db) throw new Error('TODO(issue 14): services on PostgreSQL');
   // This process among the instances sharing the database: scheduled jobs and outbox deliveries are
   // claimed in its name.
   const instanceId = randomUUID();
   const leases = createJobLeases({ database, clock, instanceId });
-  const audit = createAudit({ db, clock, leases });
+  const audit = createAudit({ database, clock, leases });
   const users = createUsers({ database, clock, signup: config.signup, audit });
   const sessions = createSessions({ database, clock });
   const devices = createDeviceTokens({ database, clock });
   const notifications = createNotifications({
-    db,
+    database,
     clock,
     config: config.notify,
     appOrigin: config.appOrigin,
@@ -82,8 +79,6 @@ export function createServices({ database, storage, clock, config, loginLimits, 
 
   return {
     database,
-    /** TODO(issue 14): the raw SQLite connection, until tests read rows through `database`. */
-    db,
     clock,
     storage,
     users,

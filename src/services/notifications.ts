@@ -1,56 +1,22 @@
 import { createHmac } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { NotifyConfig } from '../config.js';
-import type { Db } from '../db/connection.js';
+import type { AppDb } from '../db/database.js';
+import { type Change, type ChangeAction, changesRepository } from '../db/repositories/changes.js';
+import { type OutboxDelivery, outboxRepository } from '../db/repositories/outbox.js';
 import type { Clock } from './clock.js';
 import { idCursor, writeCursor } from './cursors.js';
 import type { User } from './users.js';
 
-export type ChangeAction = 'upload' | 'replace' | 'delete' | 'outside_upload';
-
-export interface Change {
-  id: number;
-  at: number;
-  actorId: string | null;
-  actorEmail: string | null;
-  action: ChangeAction;
-  imageId: string | null;
-  summary: string;
-}
-
-interface ChangeRow {
-  id: number;
-  at: number;
-  actor_id: string | null;
-  actor_email: string | null;
-  action: ChangeAction;
-  image_id: string | null;
-  summary: string;
-}
-
-interface OutboxRow {
-  id: number;
-  channel: 'email' | 'webhook';
-  recipient: string;
-  change_id: number;
-  attempts: number;
-}
-
-const rowToChange = (r: ChangeRow): Change => ({
-  id: r.id,
-  at: r.at,
-  actorId: r.actor_id,
-  actorEmail: r.actor_email,
-  action: r.action,
-  imageId: r.image_id,
-  summary: r.summary,
-});
+export type { Change, ChangeAction };
 
 export const CHANGES_PAGE_SIZE = 50;
 /** An admin gets at most one email per this interval; changes in between wait and go together. */
 const EMAIL_INTERVAL_MS = 60 * 1000;
 /** Webhooks one worker sends per round at most, so one round ends and emails get their turn. */
 const WEBHOOKS_PER_ROUND = 50;
+/** Changes one digest lists at most; the rest go in the next one. */
+const DIGEST_MAX_ROWS = 200;
 const BACKOFF_BASE_MS = 30 * 1000;
 const BACKOFF_MAX_MS = 60 * 60 * 1000;
 const WEBHOOK_TIMEOUT_MS = 10 * 1000;
@@ -81,7 +47,7 @@ export function describeChange(c: Pick<Change, 'actorEmail' | 'action' | 'summar
 }
 
 export interface NotificationDeps {
-  db: Db;
+  database: AppDb;
   clock: Clock;
   config: NotifyConfig;
   appOrigin: string;
@@ -89,72 +55,17 @@ export interface NotificationDeps {
   instanceId: string;
 }
 
-export function createNotifications({ db, clock, config, appOrigin, instanceId }: NotificationDeps) {
-  const insertChange = db.prepare(
-    'INSERT INTO changes (at, actor_id, actor_email, action, image_id, summary) VALUES (?, ?, ?, ?, ?, ?)',
-  );
-  const adminEmails = db
-    .prepare("SELECT email FROM users WHERE role = 'admin' AND is_disabled = 0 ORDER BY created_at")
-    .pluck();
-  const insertOutbox = db.prepare(
-    'INSERT INTO outbox (channel, recipient, change_id, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?)',
-  );
+export function createNotifications({ database, clock, config, appOrigin, instanceId }: NotificationDeps) {
+  const changes = changesRepository(database);
   // Claims: every instance claims the rows it sends (claimed_by = its id, until the lease ends) and
-  // marks only rows it still holds, so two instances never send one row. On SQLite the IMMEDIATE
-  // transaction around each claim serializes the workers. On PostgreSQL the same statements work,
-  // with two differences: the inner SELECTs end in "FOR UPDATE SKIP LOCKED" (a row another worker is
-  // claiming is skipped, not waited for), and a digest's claim first takes
-  // pg_advisory_xact_lock(hashtext('s3-gallery digest ' || recipient)), so the interval check and the
-  // claim for one admin run one instance at a time, as the IMMEDIATE transaction makes them here.
-  const UNCLAIMED = '(claimed_until IS NULL OR claimed_until <= ?)';
-  const claimNextWebhook = db.prepare(
-    `UPDATE outbox SET claimed_by = ?, claimed_until = ?
-      WHERE id = (SELECT id FROM outbox
-        WHERE channel = 'webhook' AND sent_at IS NULL AND next_attempt_at <= ? AND ${UNCLAIMED}
-        ORDER BY id LIMIT 1)
-      RETURNING id, channel, recipient, change_id, attempts`,
-  );
-  const dueEmailRecipients = db
-    .prepare(
-      `SELECT DISTINCT recipient FROM outbox
-        WHERE channel = 'email' AND sent_at IS NULL AND next_attempt_at <= ? AND ${UNCLAIMED}`,
-    )
-    .pluck();
-  /** Whether another instance is sending this admin a digest now (its claim has not lapsed). */
-  const isClaimedFor = db
-    .prepare(
-      `SELECT 1 FROM outbox WHERE channel = 'email' AND recipient = ? AND sent_at IS NULL
-        AND claimed_until > ? LIMIT 1`,
-    )
-    .pluck();
-  const claimUnsentFor = db.prepare(
-    `UPDATE outbox SET claimed_by = ?, claimed_until = ?
-      WHERE id IN (SELECT id FROM outbox
-        WHERE channel = 'email' AND recipient = ? AND sent_at IS NULL AND ${UNCLAIMED}
-        ORDER BY id LIMIT 200)
-      RETURNING id, channel, recipient, change_id, attempts`,
-  );
-  const lastSentTo = db
-    .prepare(
-      `SELECT max(sent_at) FROM outbox WHERE channel = 'email' AND recipient = ? AND sent_at IS NOT NULL`,
-    )
-    .pluck();
-  const changeById = db.prepare('SELECT * FROM changes WHERE id = ?');
-  const markSent = db.prepare(
-    `UPDATE outbox SET sent_at = ?, last_error = NULL, claimed_by = NULL, claimed_until = NULL
-      WHERE id = ? AND claimed_by = ?`,
-  );
-  const markFailed = db.prepare(
-    `UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?,
-        claimed_by = NULL, claimed_until = NULL
-      WHERE id = ? AND claimed_by = ?`,
-  );
-  const firstPage = db.prepare('SELECT * FROM changes ORDER BY id DESC LIMIT ?');
-  const nextPage = db.prepare('SELECT * FROM changes WHERE id < ? ORDER BY id DESC LIMIT ?');
-  const pendingCount = db.prepare('SELECT count(*) FROM outbox WHERE sent_at IS NULL').pluck();
-  const lastErrorStmt = db.prepare(
-    'SELECT last_error FROM outbox WHERE sent_at IS NULL AND last_error IS NOT NULL ORDER BY id DESC LIMIT 1',
-  );
+  // marks only rows it still holds, so two instances never send one row. Each claim is a
+  // transaction of its own, committed before anything is sent (on PostgreSQL a transaction may run
+  // twice): on SQLite the IMMEDIATE transaction serializes the workers; on PostgreSQL the inner
+  // SELECTs end in FOR UPDATE SKIP LOCKED (a row another worker is claiming is skipped, not waited
+  // for), and a digest's claim first takes pg_advisory_xact_lock(hashtext('s3-gallery digest ' ||
+  // recipient)), so the interval check and the claim for one admin run one instance at a time, as
+  // the IMMEDIATE transaction makes them on SQLite. See src/db/repositories/outbox.ts.
+  const outbox = outboxRepository(database);
 
   // nodemailer loads with the first email, so a server without SMTP never pays for it.
   let transport: Promise<import('nodemailer').Transporter> | null = null;
@@ -164,36 +75,49 @@ export function createNotifications({ db, clock, config, appOrigin, instanceId }
   };
   let running: Promise<void> | null = null;
 
-  const sent = (row: OutboxRow, at: number) => markSent.run(at, row.id, instanceId);
+  const sent = (rows: OutboxDelivery[], at: number) =>
+    outbox.markSent(
+      rows.map((row) => row.id),
+      instanceId,
+      at,
+    );
 
-  function fail(row: OutboxRow, err: unknown): void {
-    const message = err instanceof Error ? err.message : String(err);
-    markFailed.run(clock() + backoffMs(row.attempts + 1), message.slice(0, 500), row.id, instanceId);
+  /** Counts a failed attempt on each row and sets its retry, in one transaction. */
+  async function fail(rows: OutboxDelivery[], err: unknown): Promise<void> {
+    // PostgreSQL's text cannot hold NUL, and an error message may quote what a server answered.
+    const message = (err instanceof Error ? err.message : String(err)).replaceAll('\0', '').slice(0, 500);
+    const now = clock();
+    await database.transaction(async () => {
+      for (const row of rows)
+        await outbox.markFailed(row.id, instanceId, now + backoffMs(row.attempts + 1), message);
+    });
   }
 
   /** The next due webhook nobody holds, now held by this instance: one at a time, so a lease covers its send. */
-  const claimWebhook = db.transaction((now: number) =>
-    claimNextWebhook.get(instanceId, now + OUTBOX_LEASE_MS, now, now),
-  );
+  function claimWebhook(now: number): Promise<OutboxDelivery | undefined> {
+    return database.transaction(() => outbox.claimNextWebhook(instanceId, now, now + OUTBOX_LEASE_MS));
+  }
 
   /**
    * Every unsent row for one admin, all held by this instance, or none: none when the last digest
    * went less than EMAIL_INTERVAL_MS ago or another instance is sending this admin one now.
    */
-  const claimDigest = db.transaction((recipient: string, now: number): OutboxRow[] => {
-    const last = lastSentTo.get(recipient) as number | null;
-    if (last !== null && now - last < EMAIL_INTERVAL_MS) return [];
-    if (isClaimedFor.get(recipient, now) !== undefined) return [];
-    return claimUnsentFor.all(instanceId, now + OUTBOX_LEASE_MS, recipient, now) as OutboxRow[];
-  });
+  function claimDigest(recipient: string, now: number): Promise<OutboxDelivery[]> {
+    return database.transaction(async () => {
+      await outbox.lockDigest(recipient);
+      const last = await outbox.lastEmailSentTo(recipient);
+      if (last !== null && now - last < EMAIL_INTERVAL_MS) return [];
+      if (await outbox.isEmailClaimedFor(recipient, now)) return [];
+      return outbox.claimEmailsFor(recipient, instanceId, now, now + OUTBOX_LEASE_MS, DIGEST_MAX_ROWS);
+    });
+  }
 
-  async function sendWebhook(row: OutboxRow): Promise<void> {
-    const change = changeById.get(row.change_id) as ChangeRow | undefined;
-    if (!change || !config.webhook) {
-      sent(row, clock()); // nothing left to say, or the channel was turned off
+  async function sendWebhook(row: OutboxDelivery): Promise<void> {
+    const c = await changes.get(row.change_id);
+    if (!c || !config.webhook) {
+      await sent([row], clock()); // nothing left to say, or the channel was turned off
       return;
     }
-    const c = rowToChange(change);
     const body = JSON.stringify({
       delivery: row.id,
       change: {
@@ -220,24 +144,23 @@ export function createNotifications({ db, clock, config, appOrigin, instanceId }
     });
     await res.body?.cancel();
     if (res.status < 200 || res.status > 299) throw new Error(`webhook answered ${res.status}`);
-    sent(row, clock());
+    await sent([row], clock());
   }
 
   /** One email per admin listing every change still waiting, at most once per EMAIL_INTERVAL_MS. */
   async function sendDigest(recipient: string, log?: Logger): Promise<void> {
-    const rows = claimDigest.immediate(recipient, clock());
+    const rows = await claimDigest(recipient, clock());
     if (rows.length === 0) return;
     if (!config.smtpUrl) {
-      db.transaction(() => {
-        for (const row of rows) sent(row, clock());
-      })();
+      await sent(rows, clock());
       return;
     }
-    const changes = rows
-      .map((row) => changeById.get(row.change_id) as ChangeRow | undefined)
-      .filter((r): r is ChangeRow => r !== undefined)
-      .map(rowToChange);
-    const lines = changes.map((c) => {
+    const listed: Change[] = [];
+    for (const row of rows) {
+      const change = await changes.get(row.change_id);
+      if (change) listed.push(change);
+    }
+    const lines = listed.map((c) => {
       const link = c.imageId && c.action !== 'delete' ? `\n    ${appOrigin}/images/${c.imageId}` : '';
       return `- ${new Date(c.at).toISOString()} ${describeChange(c)}${link}`;
     });
@@ -245,34 +168,29 @@ export function createNotifications({ db, clock, config, appOrigin, instanceId }
       await (await mailer(config.smtpUrl)).sendMail({
         from: config.emailFrom,
         to: recipient,
-        subject: `s3-gallery: ${changes.length} image change${changes.length === 1 ? '' : 's'}`,
+        subject: `s3-gallery: ${listed.length} image change${listed.length === 1 ? '' : 's'}`,
         text: `${lines.join('\n')}\n\nAll changes: ${appOrigin}/admin/changes\n`,
       });
-      const now = clock();
-      db.transaction(() => {
-        for (const row of rows) sent(row, now);
-      })();
     } catch (err) {
       log?.warn({ err, changes: rows.length }, 'email digest failed; will retry');
-      db.transaction(() => {
-        for (const row of rows) fail(row, err);
-      })();
+      await fail(rows, err);
+      return;
     }
+    await sent(rows, clock());
   }
 
   async function deliverOnce(log?: Logger): Promise<void> {
     for (let i = 0; i < WEBHOOKS_PER_ROUND; i++) {
-      const row = claimWebhook.immediate(clock()) as OutboxRow | undefined;
+      const row = await claimWebhook(clock());
       if (!row) break;
       try {
         await sendWebhook(row);
       } catch (err) {
         log?.warn({ err, delivery: row.id }, 'webhook delivery failed; will retry');
-        fail(row, err);
+        await fail([row], err);
       }
     }
-    const now = clock();
-    for (const recipient of dueEmailRecipients.all(now, now) as string[]) await sendDigest(recipient, log);
+    for (const recipient of await outbox.dueEmailRecipients(clock())) await sendDigest(recipient, log);
   }
 
   /** Sends what is due; a second call while one runs waits for it instead of sending twice. */
@@ -290,24 +208,30 @@ export function createNotifications({ db, clock, config, appOrigin, instanceId }
      * Records a change by someone who is not an admin, for the in-app list and every channel.
      * Call it inside the transaction that makes the change, so the two commit or fail together.
      */
-    recordChange(
+    async recordChange(
       actor: Pick<User, 'id' | 'email' | 'role'> | null,
       action: ChangeAction,
       imageId: string,
       summary: string,
-    ) {
+    ): Promise<void> {
       // Admins know what they did themselves; a file dropped into the bucket is news whoever owns it.
       if (actor?.role === 'admin' && action !== 'outside_upload') return;
-      const now = clock();
-      const changeId = Number(
-        insertChange.run(now, actor?.id ?? null, actor?.email ?? null, action, imageId, summary)
-          .lastInsertRowid,
-      );
-      if (config.smtpUrl) {
-        for (const email of adminEmails.all() as string[])
-          insertOutbox.run('email', email, changeId, now, now);
-      }
-      if (config.webhook) insertOutbox.run('webhook', config.webhook.url, changeId, now, now);
+      // Joins the caller's transaction; alone, the change and its deliveries still commit together.
+      await database.transaction(async () => {
+        const now = clock();
+        const changeId = await changes.insert({
+          at: now,
+          actor_id: actor?.id ?? null,
+          actor_email: actor?.email ?? null,
+          action,
+          image_id: imageId,
+          // PostgreSQL's text cannot hold NUL; titles are cleaned before, this holds whatever comes.
+          summary: summary.replaceAll('\0', ''),
+        });
+        if (config.smtpUrl) await outbox.insertEmailForAdmins(changeId, now);
+        if (config.webhook)
+          await outbox.insert({ channel: 'webhook', recipient: config.webhook.url, changeId, now });
+      });
     },
 
     /** Polls the outbox until stopped; what is left at exit is sent after the next start. */
@@ -318,28 +242,26 @@ export function createNotifications({ db, clock, config, appOrigin, instanceId }
       timer.unref();
       return async () => {
         clearInterval(timer);
-        await running;
+        await running?.catch(() => {}); // a failed round was logged already
         (await transport)?.close();
       };
     },
 
     /** Newest first; after is the id of the last change shown. */
-    page(after: number | null): { changes: Change[]; nextCursor: string | null } {
-      const rows = (
-        after === null ? firstPage.all(CHANGES_PAGE_SIZE + 1) : nextPage.all(after, CHANGES_PAGE_SIZE + 1)
-      ) as ChangeRow[];
-      const changes = rows.slice(0, CHANGES_PAGE_SIZE).map(rowToChange);
-      const last = changes.at(-1);
+    async page(after: number | null): Promise<{ changes: Change[]; nextCursor: string | null }> {
+      const rows = await changes.newestFirst(after, CHANGES_PAGE_SIZE + 1);
+      const shown = rows.slice(0, CHANGES_PAGE_SIZE);
+      const last = shown.at(-1);
       return {
-        changes,
+        changes: shown,
         nextCursor: rows.length > CHANGES_PAGE_SIZE && last ? writeCursor(idCursor, last.id) : null,
       };
     },
 
-    status(): { pending: number; lastError: string | null; email: boolean; webhook: boolean } {
+    async status(): Promise<{ pending: number; lastError: string | null; email: boolean; webhook: boolean }> {
       return {
-        pending: pendingCount.get() as number,
-        lastError: (lastErrorStmt.get() as { last_error: string } | undefined)?.last_error ?? null,
+        pending: await outbox.pendingCount(),
+        lastError: await outbox.lastError(),
         email: Boolean(config.smtpUrl),
         webhook: Boolean(config.webhook),
       };

@@ -6,7 +6,7 @@ import { sql } from 'kysely';
 import { type Logger, pino } from 'pino';
 import { createApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
-import { connectDatabase } from '../../src/db/database.js';
+import { connectDatabase, type DatabaseTarget } from '../../src/db/database.js';
 import { createServices } from '../../src/services/index.js';
 import type { LoginLimits } from '../../src/services/login.js';
 import type { User } from '../../src/services/users.js';
@@ -54,9 +54,10 @@ export async function makeTestApp(opts: TestAppOptions = {}) {
   if (!config.s3) throw new Error('test config has no storage');
   const storage = createStorage(config.s3);
   const pg = testDialect === 'postgres' ? await freshPostgres() : null;
-  const database = await connectDatabase(
-    pg ? { url: pg.url } : { sqliteFile: path.join(dataDir, 'gallery.db') },
-  );
+  const databaseTarget: DatabaseTarget = pg
+    ? { url: pg.url }
+    : { sqliteFile: path.join(dataDir, 'gallery.db') };
+  const database = await connectDatabase(databaseTarget);
   let now = Math.floor(Date.now() / HOUR) * HOUR + 60_000;
   const clock = () => now;
   const services = createServices({
@@ -73,6 +74,8 @@ export async function makeTestApp(opts: TestAppOptions = {}) {
     services,
     store,
     dataDir,
+    /** The app's database: another instance connects to it with connectDatabase(databaseTarget). */
+    databaseTarget,
     now: () => now,
     advance(ms: number) {
       now += ms;

@@ -22,5 +22,3 @@ export function appSecretsRepository(database: AppDb) {
     },
   };
 }
-
-export type AppSecretsRepository = ReturnType<typeof appSecretsRepository>;

@@ -184,5 +184,3 @@ export function imagesRepository(database: AppDb) {
     },
   };
 }
-
-export type ImagesRepository = ReturnType<typeof imagesRepository>;

@@ -78,5 +78,3 @@ export function invitesRepository(database: AppDb) {
     },
   };
 }
-
-export type InvitesRepository = ReturnType<typeof invitesRepository>;

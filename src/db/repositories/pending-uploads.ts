@@ -284,5 +284,3 @@ export function pendingUploadsRepository(database: AppDb) {
     },
   };
 }
-
-export type PendingUploadsRepository = ReturnType<typeof pendingUploadsRepository>;

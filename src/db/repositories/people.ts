@@ -73,5 +73,3 @@ export function peopleRepository(database: AppDb) {
     },
   };
 }
-
-export type PeopleRepository = ReturnType<typeof peopleRepository>;

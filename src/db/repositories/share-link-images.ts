@@ -26,5 +26,3 @@ export function shareLinkImagesRepository(database: AppDb) {
     },
   };
 }
-
-export type ShareLinkImagesRepository = ReturnType<typeof shareLinkImagesRepository>;

@@ -110,5 +110,3 @@ export function shareLinksRepository(database: AppDb) {
     },
   };
 }
-
-export type ShareLinksRepository = ReturnType<typeof shareLinksRepository>;

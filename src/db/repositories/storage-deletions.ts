@@ -46,5 +46,3 @@ export function storageDeletionsRepository(database: AppDb) {
     },
   };
 }
-
-export type StorageDeletionsRepository = ReturnType<typeof storageDeletionsRepository>;

@@ -183,5 +183,3 @@ export function throttleEntriesRepository(database: AppDb) {
     },
   };
 }
-
-export type ThrottleEntriesRepository = ReturnType<typeof throttleEntriesRepository>;

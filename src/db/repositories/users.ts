@@ -51,5 +51,3 @@ export function usersRepository(database: AppDb) {
     },
   };
 }
-
-export type UsersRepository = ReturnType<typeof usersRepository>;
