@@ -44,7 +44,7 @@ describe('sign-up', () => {
     expect(await page.text()).toContain('needs an invite link');
     const res = await visitor.post('/signup', { email: 'sneaky@example.com', password: PASSWORD });
     expect(res.status).toBe(403);
-    expect(t.services.users.findByEmail('sneaky@example.com')).toBeNull();
+    expect(await t.services.users.findByEmail('sneaky@example.com')).toBeNull();
   });
 
   it('signs up through a single-use invite link with the role the admin chose', async () => {
@@ -119,7 +119,7 @@ describe('sign-up', () => {
     expect(await badEmail.text()).toContain('valid email');
     const long = await client.post('/signup', { email: 'me@example.com', password: 'x'.repeat(257) });
     expect(long.status).toBe(400);
-    expect(t.services.users.hasUsers()).toBe(false);
+    expect(await t.services.users.hasUsers()).toBe(false);
   });
 
   it('refuses a second account with the same email, whatever its case', async () => {
@@ -156,7 +156,7 @@ describe('open sign-up throttling', () => {
     expect(refused.status).toBe(429);
     expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
     expect(await refused.text()).toContain('Too many accounts were created from your network');
-    expect(t.services.users.findByEmail('sixth@example.com')).toBeNull();
+    expect(await t.services.users.findByEmail('sixth@example.com')).toBeNull();
     expect((await signUpFrom('203.0.113.1', 'elsewhere@example.com')).status).toBe(303);
     t.advance(HOUR + 1000);
     expect((await signUpFrom('192.0.2.1', 'sixth@example.com')).status).toBe(303);

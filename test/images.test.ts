@@ -295,7 +295,7 @@ describe('gallery pages', () => {
 
   it('shows no delete controls to a viewer, on the first page or in pages htmx appends', async () => {
     const manyId = (await t.user('many@example.com')).id;
-    t.services.users.setRole(manyId, 'viewer');
+    await t.services.users.setRole(manyId, 'viewer');
     try {
       const first = await (await client.get('/')).text();
       expect(first).not.toContain('name="ids"');
@@ -306,7 +306,7 @@ describe('gallery pages', () => {
       expect(fragment).not.toContain('name="ids"');
       expect(fragment).not.toContain('hx-post');
     } finally {
-      t.services.users.setRole(manyId, 'admin');
+      await t.services.users.setRole(manyId, 'admin');
     }
   });
 
