@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client } from './support/app.js';
-import { makeTestApp, PASSWORD, signUp, type TestApp } from './support/app.js';
+import { makeTestApp, PASSWORD, signUp, type TestApp, testDialect } from './support/app.js';
 import { makePng } from './support/images.js';
 import { type Policy, postToBucket, upload } from './support/uploads.js';
 
@@ -45,7 +45,7 @@ describe('when storage is down', () => {
     expect(await health.json()).toEqual({
       status: 'degraded',
       database: 'ok',
-      databaseKind: 'sqlite',
+      databaseKind: testDialect,
       storage: 'unreachable',
     });
 

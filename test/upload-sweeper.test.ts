@@ -2,8 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { type Db, openDatabase } from '../src/db/connection.js';
-import { connectDatabase } from '../src/db/database.js';
+import { type AppDb, connectDatabase } from '../src/db/database.js';
 import { createServices } from '../src/services/index.js';
 import { JOB_LEASE_MS } from '../src/services/job-lease.js';
 import { POLICY_CLOCK_MARGIN_MS, POLICY_TTL_SECONDS } from '../src/services/pending-uploads.js';
@@ -169,7 +168,7 @@ describe('the upload sweep on two instances on one database', () => {
   let client: Client;
   let id: string;
   const silent = pino({ level: 'silent' });
-  const connections: Db[] = [];
+  const connections: AppDb[] = [];
 
   beforeEach(async () => {
     t = await makeTestApp();
@@ -178,21 +177,15 @@ describe('the upload sweep on two instances on one database', () => {
     id = (await t.user('admin@example.com')).id;
   });
   afterEach(async () => {
-    for (const db of connections.splice(0)) if (db.open) db.close();
+    for (const database of connections.splice(0)) await database.close();
     await t.close();
   });
 
-  /** Another instance on the test app's SQLite file: its own connection and services, as a second process has. */
+  /** Another instance on the test app's database: its own connection and services, as a second process has. */
   async function anotherInstance(storage: Storage = t.services.storage) {
-    const db = openDatabase(path.join(t.dataDir, 'gallery.db'));
-    connections.push(db);
-    const services = createServices({
-      database: await connectDatabase({ sqlite: db }),
-      storage,
-      clock: t.now,
-      config: t.config,
-    });
-    return { ...services, db };
+    const database = await connectDatabase(t.databaseTarget);
+    connections.push(database);
+    return createServices({ database, storage, clock: t.now, config: t.config });
   }
 
   /** Uploads left behind: `arrived` whose file is in the bucket, `empty` whose file never came; all expired. */
@@ -242,7 +235,7 @@ describe('the upload sweep on two instances on one database', () => {
     const crashing = await anotherInstance(hung);
     void crashing.uploadSweeper.sweepScheduled(silent);
     await vi.waitFor(() => expect(asked).toBe(1));
-    crashing.db.close();
+    await crashing.database.close();
 
     const survivor = t.services.uploadSweeper;
     t.advance(JOB_LEASE_MS - 1);
