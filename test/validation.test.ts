@@ -47,6 +47,34 @@ describe('input the routes cannot use', () => {
     }
   });
 
+  it('answers a NUL typed into an address, a cookie or a form like any other wrong value (PostgreSQL text cannot hold one)', async () => {
+    const stranger = t.client();
+    for (const path of [
+      '/images/%00',
+      `/images/${imageId}%00`,
+      '/admin/users/%00',
+      '/users/%00',
+      '/s/%00abc',
+      '/uploads/complete?key=users%2F%00&etag=%00',
+    ]) {
+      const res = await admin.get(path);
+      expect([400, 404], path).toContain(res.status);
+    }
+    const forged = await t.app.request(new URL('/', t.config.appOrigin).toString(), {
+      headers: { Cookie: 's3g_session=abc%00.def' },
+    });
+    expect(forged.status).toBe(303);
+    expect(forged.headers.get('location')).toMatch(/^\/login/);
+    const login = await stranger.post('/login', { email: 'admin@example.com\0', password: 'wrong\0' });
+    expect(login.status).toBe(401);
+    const renamed = await admin.post(`/images/${imageId}/rename`, { title: 'Harbour\0 at dusk' });
+    expect(renamed.status).toBe(303);
+    const image = await t.services.images.getForUser(await t.user('admin@example.com'), imageId);
+    expect(image.title).toBe('Harbour at dusk');
+    expect((await admin.post('/images/delete', { ids: `${imageId}\0` })).status).toBe(404);
+    expect(await t.count('images')).toBe(1);
+  });
+
   it('asks for a selection when a selection form names no images', async () => {
     for (const path of ['/images/delete', '/shares/new', '/shares']) {
       const res = await admin.post(path, { confirm: 'yes', expiry: '1d' });

@@ -12,7 +12,7 @@ import {
   SqliteDriver,
   type Transaction,
 } from 'kysely';
-import { Pool, TypeOverrides, types } from 'pg';
+import { Client, Pool, TypeOverrides, types } from 'pg';
 import type { Config } from '../config.js';
 import { openDatabase as openSqliteFile } from './connection.js';
 import { migratePostgres } from './migrations-postgres.js';
@@ -141,7 +141,31 @@ export function redactUrl(url: string): string {
 function openPool(url: string): Pool {
   const parsers = new TypeOverrides();
   parsers.setTypeParser(types.builtins.INT8, parseInt8);
-  return new Pool({ connectionString: url, types: parsers, max: 10, connectionTimeoutMillis: 5000 });
+  return new Pool({
+    connectionString: url,
+    types: parsers,
+    max: 10,
+    connectionTimeoutMillis: 5000,
+    Client: NulFreeClient,
+  });
+}
+
+/**
+ * PostgreSQL's text cannot hold NUL, and refuses one even as a parameter (SQLite takes it). Input
+ * reaches queries from URLs, cookies and forms, where anyone can type %00: rather than a 500, a NUL
+ * in a text parameter becomes U+FFFD here, once for every query. A lookup by such a value finds
+ * nothing (no stored id or key holds U+FFFD), and stored text keeps its place, visibly.
+ */
+class NulFreeClient extends Client {}
+const query = Client.prototype.query;
+NulFreeClient.prototype.query = function (this: Client, ...args: unknown[]) {
+  if (Array.isArray(args[1])) args[1] = args[1].map(withoutNul);
+  return (query as (...a: unknown[]) => unknown).apply(this, args);
+} as typeof query;
+
+function withoutNul(value: unknown): unknown {
+  if (typeof value === 'string') return value.includes('\0') ? value.replaceAll('\0', '\uFFFD') : value;
+  return Array.isArray(value) ? value.map(withoutNul) : value;
 }
 
 function parseInt8(text: string): number {

@@ -84,8 +84,7 @@ export function createNotifications({ database, clock, config, appOrigin, instan
 
   /** Counts a failed attempt on each row and sets its retry, in one transaction. */
   async function fail(rows: OutboxDelivery[], err: unknown): Promise<void> {
-    // PostgreSQL's text cannot hold NUL, and an error message may quote what a server answered.
-    const message = (err instanceof Error ? err.message : String(err)).replaceAll('\0', '').slice(0, 500);
+    const message = (err instanceof Error ? err.message : String(err)).slice(0, 500);
     const now = clock();
     await database.transaction(async () => {
       for (const row of rows)
@@ -225,8 +224,7 @@ export function createNotifications({ database, clock, config, appOrigin, instan
           actor_email: actor?.email ?? null,
           action,
           image_id: imageId,
-          // PostgreSQL's text cannot hold NUL; titles are cleaned before, this holds whatever comes.
-          summary: summary.replaceAll('\0', ''),
+          summary,
         });
         if (config.smtpUrl) await outbox.insertEmailForAdmins(changeId, now);
         if (config.webhook)

@@ -53,11 +53,8 @@ function createThrottle(policy: Policy, deps: ThrottleDeps): Throttle {
   const { database, scope, clock } = deps;
   const entries = throttleEntriesRepository(database);
   const maxKeys = deps.maxKeys ?? DEFAULT_MAX_KEYS;
-  // Hashed too when it holds a NUL, which PostgreSQL's text cannot store (a typed email may).
   const keyOf = (key: string) =>
-    key.length <= MAX_PLAIN_KEY && !key.includes('\0')
-      ? key
-      : `#${createHash('sha256').update(key).digest('base64url')}`;
+    key.length <= MAX_PLAIN_KEY ? key : `#${createHash('sha256').update(key).digest('base64url')}`;
   let nextSweepAt = Number.NEGATIVE_INFINITY;
 
   async function live(key: string, now: number): Promise<ThrottleEntry | undefined> {

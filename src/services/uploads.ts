@@ -46,10 +46,9 @@ const REPLACED =
 
 /**
  * ETags compare without their quotes (S3 quotes them in headers, not always in redirect URLs) and
- * their case, so no store's spelling refuses a file as another one. No real ETag holds a NUL, which
- * PostgreSQL could not store: one a caller sends loses it.
+ * their case, so no store's spelling refuses a file as another one.
  */
-const bareEtag = (etag: string) => etag.replace(/^"|"$/g, '').replaceAll('\0', '').toLowerCase();
+const bareEtag = (etag: string) => etag.replace(/^"|"$/g, '').toLowerCase();
 
 export interface PresignedUpload {
   key: string;

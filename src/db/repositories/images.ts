@@ -67,12 +67,6 @@ export type ImageFiles = Pick<
   | 'updated_at'
 >;
 
-/**
- * Whether a string may name a row. PostgreSQL's text cannot hold NUL, and it refuses one even as a
- * query parameter; no id holds one, so an id with a NUL (typed into a URL) finds nothing on both.
- */
-export const isStorable = (text: string) => !text.includes('\0');
-
 /** The images table's SQL. */
 export function imagesRepository(database: AppDb) {
   /**
@@ -109,15 +103,13 @@ export function imagesRepository(database: AppDb) {
 
   return {
     async get(id: string): Promise<ImageRow | undefined> {
-      if (!isStorable(id)) return undefined;
       return database.q.selectFrom('images').selectAll().where('id', '=', id).executeTakeFirst();
     },
 
     /** The rows of these ids that exist, in no particular order. */
     async getMany(ids: readonly string[]): Promise<ImageRow[]> {
-      const wanted = ids.filter(isStorable);
-      if (wanted.length === 0) return [];
-      return database.q.selectFrom('images').selectAll().where('id', 'in', wanted).execute();
+      if (ids.length === 0) return [];
+      return database.q.selectFrom('images').selectAll().where('id', 'in', ids).execute();
     },
 
     async insert(row: Insertable<ImagesTable>): Promise<void> {

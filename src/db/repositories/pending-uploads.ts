@@ -1,7 +1,6 @@
 import { type Selectable, sql, type UpdateResult } from 'kysely';
 import type { AppDb } from '../database.js';
 import type { PendingUploadsTable } from '../schema.js';
-import { isStorable } from './images.js';
 
 /**
  * One row per signed POST policy, from presign until the policy has expired and the row is swept.
@@ -55,7 +54,6 @@ const changedOne = (result: UpdateResult) => Number(result.numUpdatedRows) === 1
 export function pendingUploadsRepository(database: AppDb) {
   return {
     async get(key: string): Promise<PendingUpload | undefined> {
-      if (!isStorable(key)) return undefined; // a key typed into a URL or sent by a script
       const row = await database.q
         .selectFrom('pending_uploads')
         .selectAll()
