@@ -1,10 +1,14 @@
 import type { Kysely } from 'kysely';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApp } from '../src/app.js';
 import { COPY_ORDER } from '../src/db/copy.js';
-import { openKysely } from '../src/db/database.js';
+import { connectDatabase, openKysely } from '../src/db/database.js';
 import { postgresMigrations } from '../src/db/migrations-postgres.js';
 import type { Database } from '../src/db/schema.js';
+import { createServices } from '../src/services/index.js';
 import { type Client, makeTestApp, PASSWORD, signUp, signUpWithRole, type TestApp } from './support/app.js';
+import { attrs, text } from './support/html.js';
 import { makeJpeg, makePng } from './support/images.js';
 import { type FreshPostgres, freshPostgres, postgresIsReachable } from './support/postgres.js';
 import { cli } from './support/process.js';
@@ -52,6 +56,9 @@ describe.skipIf(!hasPostgres)('db:copy --to postgres://…', () => {
   /** The target with a password in it (the test server trusts, so it is never checked): it must never be printed. */
   let target: string;
   const PASSWORD_IN_URL = 'pg-s3cr3t-pw';
+  let admin: Client;
+  let mia: Client;
+  let photo: string;
 
   beforeAll(async () => {
     t = await makeTestApp({
@@ -65,11 +72,11 @@ describe.skipIf(!hasPostgres)('db:copy --to postgres://…', () => {
     target = url.toString();
     env = { DATA_DIR: t.dataDir, APP_ORIGIN: t.config.appOrigin };
 
-    const admin = t.client();
+    admin = t.client();
     await signUp(admin, 'admin@example.com');
-    const mia: Client = await signUpWithRole(t, admin, 'mia@example.com', 'member');
+    mia = await signUpWithRole(t, admin, 'mia@example.com', 'member');
     await admin.post('/admin/invites', { role: 'viewer' }); // an invite nobody used
-    const photo = await upload(admin, await makeJpeg(), 'beach.jpg');
+    photo = await upload(admin, await makeJpeg(), 'beach.jpg');
     await upload(admin, await makePng(), 'chart.png', 'image/png');
     await upload(mia, await makeJpeg(), 'mia.jpg');
     expect((await admin.post(`/images/${photo}/rename`, { title: 'Beach at dusk' })).status).toBe(303);
@@ -145,6 +152,40 @@ describe.skipIf(!hasPostgres)('db:copy --to postgres://…', () => {
       await to.destroy();
     }
   }, 60_000);
+
+  it('serves the same galleries from the copy: the app on PostgreSQL, to the sessions people had', async () => {
+    const database = await connectDatabase({ url: pg.url });
+    try {
+      const services = createServices({
+        database,
+        storage: t.services.storage,
+        clock: t.now,
+        config: t.config,
+      });
+      const onPostgres = createApp({ config: t.config, services, log: pino({ level: 'silent' }) });
+      const get = (path: string, person: Client) =>
+        onPostgres.request(new URL(path, t.config.appOrigin).toString(), {
+          headers: { Cookie: person.cookieHeader() },
+        });
+      const cards = (html: string) => attrs(html, '[id^="image-"]', 'id');
+      for (const [person, count] of [
+        [admin, 2],
+        [mia, 1],
+      ] as const) {
+        const onSqlite = cards(await (await person.get('/')).text());
+        expect(onSqlite).toHaveLength(count);
+        const copied = await get('/', person);
+        expect(copied.status).toBe(200);
+        expect(cards(await copied.text())).toEqual(onSqlite);
+      }
+      const page = await get(`/images/${photo}`, admin);
+      expect(page.status).toBe(200);
+      expect(text(await page.text(), 'h1')).toBe('Beach at dusk');
+      expect(services.databaseKind).toBe('postgres');
+    } finally {
+      await database.close();
+    }
+  });
 
   it('refuses a target that is not empty, and changes nothing on it', async () => {
     const to = openKysely({ url: pg.url });
