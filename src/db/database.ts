@@ -94,23 +94,37 @@ function wrap(
   sqlite: BetterSqlite3.Database | null,
   close: () => Promise<void>,
 ): AppDb {
-  const current = new AsyncLocalStorage<Transaction<Database>>();
+  // The open transaction of the caller's async context. A task started inside a transaction (a
+  // timer, a promise nobody awaited) keeps that context after the commit: `open` turns false then,
+  // so such a task runs its queries on their own instead of on a finished transaction's connection.
+  const current = new AsyncLocalStorage<{ trx: Transaction<Database>; open: boolean }>();
+  const openTransaction = () => {
+    const held = current.getStore();
+    return held?.open ? held.trx : undefined;
+  };
 
   async function attempt<T>(work: () => Promise<T>): Promise<T> {
     const begin =
       kind === 'postgres' ? root.transaction().setIsolationLevel('serializable') : root.transaction();
-    return begin.execute((trx) => current.run(trx, work));
+    return begin.execute(async (trx) => {
+      const held = { trx, open: true };
+      try {
+        return await current.run(held, work);
+      } finally {
+        held.open = false;
+      }
+    });
   }
 
   return {
     kind,
     sqlite,
     get q() {
-      return current.getStore() ?? root;
+      return openTransaction() ?? root;
     },
-    inTransaction: () => current.getStore() !== undefined,
+    inTransaction: () => openTransaction() !== undefined,
     async transaction<T>(work: () => Promise<T>): Promise<T> {
-      if (current.getStore()) return work();
+      if (openTransaction()) return work();
       for (let n = 1; ; n++) {
         try {
           return await attempt(work);
