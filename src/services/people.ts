@@ -1,5 +1,6 @@
 import type { AppDb } from '../db/database.js';
-import { peopleRepository } from '../db/repositories/people.js';
+import { imagesRepository } from '../db/repositories/images.js';
+import { usersRepository } from '../db/repositories/users.js';
 import type { Storage } from '../storage/storage.js';
 import type { Actor, Audit } from './audit.js';
 import { Conflict, Invalid, NotFound } from './errors.js';
@@ -24,7 +25,8 @@ export function createPeople(deps: {
   images: Images;
 }) {
   const { database, storage, audit } = deps;
-  const people = peopleRepository(database);
+  const userRows = usersRepository(database);
+  const imageRows = imagesRepository(database);
 
   async function target(id: string): Promise<User> {
     const user = await deps.users.get(id);
@@ -39,14 +41,14 @@ export function createPeople(deps: {
    * the other's change).
    */
   async function keepAnAdmin(user: User): Promise<void> {
-    if (user.role === 'admin' && !user.isDisabled && (await people.countOtherActiveAdmins(user.id)) === 0) {
+    if (user.role === 'admin' && !user.isDisabled && (await userRows.countOtherActiveAdmins(user.id)) === 0) {
       throw new Conflict('This is the last active admin. Make someone else an admin first.');
     }
   }
 
   return {
     async list(): Promise<PersonSummary[]> {
-      return (await people.listWithUsage()).map((row) => ({
+      return (await userRows.listWithUsage()).map((row) => ({
         ...rowToUser(row),
         imageCount: row.image_count,
         bytesUsed: row.bytes_used,
@@ -78,7 +80,7 @@ export function createPeople(deps: {
       const images = parseLimit(input.images, 'image', MAX_QUOTA_IMAGES);
       const quota = { bytes: bytes === null ? null : Math.round(bytes * 2 ** 20), images };
       await database.transaction(async () => {
-        await people.setQuota(user.id, quota);
+        await userRows.setQuota(user.id, quota);
         await audit.change(actor, 'quota_change', {
           target: user.email,
           detail: `${quota.bytes ?? 'no'} byte limit, ${quota.images ?? 'no'} image limit`,
@@ -100,9 +102,9 @@ export function createPeople(deps: {
         // Read again inside: an admin who was demoted or disabled since still counts as one here.
         const current = await target(id);
         await keepAnAdmin(current);
-        const all = await people.imageKeysOf(current.id);
+        const all = await imageRows.keysOfOwner(current.id);
         for (const key of all) await deps.images.queueDeletion(key);
-        await people.delete(current.id);
+        await userRows.delete(current.id);
         await audit.change(actor, 'user_delete', { target: current.email, detail: `role ${current.role}` });
         return all;
       });

@@ -112,6 +112,16 @@ export function imagesRepository(database: AppDb) {
       return database.q.selectFrom('images').selectAll().where('id', 'in', ids).execute();
     },
 
+    /** Every storage key of an owner's images (an account being deleted). */
+    async keysOfOwner(ownerId: string): Promise<string[]> {
+      const rows = await database.q
+        .selectFrom('images')
+        .select(['original_key', 'display_key', 'thumb_key'])
+        .where('owner_id', '=', ownerId)
+        .execute();
+      return rows.flatMap((r) => [r.original_key, r.display_key, r.thumb_key]);
+    },
+
     async insert(row: Insertable<ImagesTable>): Promise<void> {
       await database.q.insertInto('images').values(row).execute();
     },
