@@ -1,4 +1,5 @@
 import type { AppDb } from '../db/database.js';
+import { jobLeasesRepository } from '../db/repositories/job-leases.js';
 import type { Clock } from './clock.js';
 
 /**
@@ -24,40 +25,15 @@ export type LeaseOutcome<T> = { ran: true; result: T } | { ran: false };
  */
 export function createJobLeases(deps: { database: AppDb; clock: Clock; instanceId: string }) {
   const { database, clock, instanceId } = deps;
+  const leases = jobLeasesRepository(database);
   /** Jobs this process runs now: its own id matches its lease, so it must not start them twice. */
   const running = new Set<string>();
 
   /** Takes (or renews) the lease until now + leaseMs; false when another instance holds it. */
-  async function take(name: string, leaseMs: number): Promise<boolean> {
-    const now = clock();
-    const taken = await database.q
-      .insertInto('job_leases')
-      .values({ name, held_by: instanceId, held_until: now + leaseMs })
-      .onConflict((oc) =>
-        oc
-          .column('name')
-          .doUpdateSet((eb) => ({
-            held_by: eb.ref('excluded.held_by'),
-            held_until: eb.ref('excluded.held_until'),
-          }))
-          .where((eb) =>
-            eb.or([eb('job_leases.held_until', '<=', now), eb('job_leases.held_by', '=', instanceId)]),
-          ),
-      )
-      .returning('name')
-      .executeTakeFirst();
-    return taken !== undefined;
-  }
+  const take = (name: string, leaseMs: number) => leases.take(name, instanceId, clock(), leaseMs);
 
   /** Ends the lease now, if this instance still holds it: the next turn, anywhere, may run the job. */
-  async function release(name: string): Promise<void> {
-    await database.q
-      .updateTable('job_leases')
-      .set({ held_until: clock() })
-      .where('name', '=', name)
-      .where('held_by', '=', instanceId)
-      .execute();
-  }
+  const release = (name: string) => leases.release(name, instanceId, clock());
 
   return {
     /**
