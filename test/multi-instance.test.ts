@@ -12,7 +12,7 @@ import { attrs } from './support/html.js';
 import { makeJpeg, makePng } from './support/images.js';
 import { type FreshPostgres, freshPostgres, postgresIsReachable } from './support/postgres.js';
 import { freePort, type ServerProcess, spawnServer } from './support/process.js';
-import { startMailReceiver, startWebhookReceiver } from './support/receivers.js';
+import { MailServer, startReceiver } from './support/receivers.js';
 import { spawnStandaloneStore } from './support/standalone-store.js';
 import { type Policy, postToBucket } from './support/uploads.js';
 import { startWriteHoldingProxy } from './support/write-holding-proxy.js';
@@ -39,8 +39,8 @@ describe.skipIf(!runs)(`two instances on one ${onSqlite ? 'SQLite file' : 'Postg
   let pg: FreshPostgres | undefined;
   let store: Awaited<ReturnType<typeof spawnStandaloneStore>>;
   let proxy: Awaited<ReturnType<typeof startWriteHoldingProxy>>;
-  let mail: Awaited<ReturnType<typeof startMailReceiver>>;
-  let hook: Awaited<ReturnType<typeof startWebhookReceiver>>;
+  let mail: MailServer;
+  let hook: Awaited<ReturnType<typeof startReceiver>>;
   let a: ServerProcess;
   let b: ServerProcess;
   /** What both instances are told their public address is: the load balancer's (nothing listens there). */
@@ -60,10 +60,11 @@ describe.skipIf(!runs)(`two instances on one ${onSqlite ? 'SQLite file' : 'Postg
   beforeAll(async () => {
     root = mkdtempSync(path.join(tmpdir(), 's3g-multi-'));
     for (const dir of ['store', 'a', 'b']) mkdirSync(path.join(root, dir));
-    [store, mail, hook, pg] = await Promise.all([
+    mail = new MailServer();
+    [store, , hook, pg] = await Promise.all([
       spawnStandaloneStore(path.join(root, 'store')),
-      startMailReceiver(),
-      startWebhookReceiver(),
+      mail.start(),
+      startReceiver(),
       onSqlite ? undefined : freshPostgres(),
     ]);
     // A reaches the bucket through a proxy that can hold its writes, for the kill below.
@@ -74,7 +75,7 @@ describe.skipIf(!runs)(`two instances on one ${onSqlite ? 'SQLite file' : 'Postg
       ...store.env(s3Endpoint),
       APP_ORIGIN: appOrigin,
       SIGNUP: 'open',
-      SMTP_URL: mail.url,
+      SMTP_URL: `smtp://127.0.0.1:${mail.port}`,
       NOTIFY_EMAIL_FROM: 'Gallery <gallery@example.com>',
       WEBHOOK_URL: hook.url,
       WEBHOOK_SECRET: SECRET,
@@ -101,7 +102,7 @@ describe.skipIf(!runs)(`two instances on one ${onSqlite ? 'SQLite file' : 'Postg
       }
     }
     await database?.close();
-    await Promise.allSettled([proxy?.close(), store?.stop(), mail?.close(), hook?.close()]);
+    await Promise.allSettled([proxy?.close(), store?.stop(), mail?.stop(), hook?.close()]);
     await pg?.drop();
     if (root) rmSync(root, { recursive: true, force: true });
   });
@@ -208,14 +209,14 @@ describe.skipIf(!runs)(`two instances on one ${onSqlite ? 'SQLite file' : 'Postg
 
   it('sends one email and one webhook for one change although both workers deliver', async () => {
     await vi.waitFor(() => {
-      expect(hook.calls.length).toBeGreaterThan(0);
+      expect(hook.received.length).toBeGreaterThan(0);
       expect(mail.mails.length).toBeGreaterThan(0);
     }, PATIENCE);
     // Each worker has had at least two more rounds since the change was recorded.
     const settled = uploadedAt + 2 * WORKER_INTERVAL_MS + 2000;
     await new Promise((resolve) => setTimeout(resolve, Math.max(0, settled - Date.now())));
-    expect(hook.calls).toHaveLength(1);
-    const change = JSON.parse(hook.calls[0]?.body ?? '{}').change;
+    expect(hook.received).toHaveLength(1);
+    const change = JSON.parse(hook.received[0]?.body ?? '{}').change;
     expect(change).toMatchObject({
       action: 'upload',
       imageId: firstImage,
@@ -224,7 +225,7 @@ describe.skipIf(!runs)(`two instances on one ${onSqlite ? 'SQLite file' : 'Postg
     expect(change.url).toBe(`${appOrigin}/images/${firstImage}`);
     expect(mail.mails).toHaveLength(1);
     expect(mail.mails[0]?.to).toEqual(['admin@example.com']);
-    expect(mail.mails[0]?.raw).toContain('alice@example.com');
+    expect(mail.mails[0]?.text).toContain('alice@example.com');
     expect(
       Number(
         (
