@@ -7,6 +7,7 @@ import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createApp } from '../src/app.js';
 import { type AppDb, connectDatabase } from '../src/db/database.js';
+import { throttleEntriesRepository } from '../src/db/repositories/throttle-entries.js';
 import { createServices } from '../src/services/index.js';
 import { createBackoff, createRateLimit } from '../src/services/rate-limit.js';
 import { createStorage } from '../src/storage/s3.js';
@@ -135,14 +136,7 @@ describe('the throttle_entries table', () => {
     connections.push(database);
     return database;
   }
-  const rows = async (database: AppDb, scope: string) => {
-    const row = await database.q
-      .selectFrom('throttle_entries')
-      .select((eb) => eb.fn.countAll<number>().as('n'))
-      .where('scope', '=', scope)
-      .executeTakeFirstOrThrow();
-    return Number(row.n);
-  };
+  const rows = (database: AppDb, scope: string) => throttleEntriesRepository(database).size(scope);
 
   it('holds at most maxKeys rows per scope under a flood of new keys from two instances, keeping the blocking counts', async () => {
     const file = galleryFile();

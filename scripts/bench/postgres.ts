@@ -5,11 +5,11 @@
  * TEST_DATABASE_URL's, else the local one the tests use; without one the side is skipped.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Client, escapeIdentifier } from 'pg';
+import { redactUrl } from '../../src/db/database.js';
+import { type FreshPostgres, freshPostgres } from '../../test/support/postgres.js';
 import { seedPostgresImages } from './seed.js';
 
 const serverUrl =
@@ -36,49 +36,27 @@ export interface PostgresSide {
   close(): Promise<void>;
 }
 
-/** The server's URL without its password, for messages. */
-function redacted(url: string): string {
-  const parsed = new URL(url);
-  if (parsed.password) parsed.password = '***';
-  return parsed.toString();
-}
-
-async function withServer<T>(use: (client: Client) => Promise<T>): Promise<T> {
-  const client = new Client({ connectionString: serverUrl, connectionTimeoutMillis: 3000 });
-  await client.connect();
-  try {
-    return await use(client);
-  } finally {
-    await client.end();
-  }
-}
-
 /** Starts the PostgreSQL side with `count` images for `email`; null (after a printed note) without a server. */
 export async function startPostgresSide(
   tools: BenchTools,
   o: { email: string; count: number },
 ): Promise<PostgresSide | null> {
+  let database: FreshPostgres;
   try {
-    await withServer(async () => {});
+    database = await freshPostgres(serverUrl, 's3g_bench');
   } catch (err) {
     console.log(
-      `\nNo PostgreSQL answers at ${redacted(serverUrl)} (${err instanceof Error ? err.message : String(err)}): ` +
+      `\nNo PostgreSQL answers at ${redactUrl(serverUrl)} (${err instanceof Error ? err.message : String(err)}): ` +
         'the gallery on PostgreSQL is not measured. Set BENCH_DATABASE_URL to a server the bench may create databases on.\n',
     );
     return null;
   }
-  const name = `s3g_bench_${randomBytes(6).toString('hex')}`;
-  await withServer((client) => client.query(`CREATE DATABASE ${escapeIdentifier(name)}`));
-  const url = new URL(serverUrl);
-  url.pathname = `/${name}`;
+  const url = new URL(database.url);
   const dir = mkdtempSync(path.join(os.tmpdir(), 's3g-bench-pg-'));
   const children: ChildProcess[] = [];
   const close = async () => {
     for (const child of children.reverse()) await tools.stop(child);
-    await withServer(async (client) => {
-      await client.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1', [name]);
-      await client.query(`DROP DATABASE IF EXISTS ${escapeIdentifier(name)}`);
-    });
+    await database.drop();
     rmSync(dir, { recursive: true, force: true });
   };
   try {

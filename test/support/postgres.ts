@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { Client, escapeIdentifier } from 'pg';
+import { redactUrl } from '../../src/db/database.js';
 
 /** The server tests make their databases on; our machines and CI run one on 127.0.0.1:5432. */
-const serverUrl = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const testServerUrl = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
 export interface FreshPostgres {
   /** A postgres:// URL of a new, empty database of its own. */
@@ -17,25 +18,28 @@ export interface FreshPostgres {
  */
 export async function postgresIsReachable(): Promise<boolean> {
   try {
-    await withServer(async () => {});
+    await withServer(testServerUrl, async () => {});
     return true;
   } catch (err) {
     if (process.env.CI) {
-      throw new Error(`CI needs a PostgreSQL at ${redact(serverUrl)} (TEST_DATABASE_URL)`, { cause: err });
+      throw new Error(`CI needs a PostgreSQL at ${redactUrl(testServerUrl)} (TEST_DATABASE_URL)`, {
+        cause: err,
+      });
     }
     return false;
   }
 }
 
-export async function freshPostgres(): Promise<FreshPostgres> {
-  const name = `s3g_test_${process.pid}_${randomBytes(6).toString('hex')}`;
-  await withServer((client) => client.query(`CREATE DATABASE ${escapeIdentifier(name)}`));
+/** A new database on `serverUrl` (the tests' server unless given), named `<prefix>_<pid>_<random>`. */
+export async function freshPostgres(serverUrl = testServerUrl, prefix = 's3g_test'): Promise<FreshPostgres> {
+  const name = `${prefix}_${process.pid}_${randomBytes(6).toString('hex')}`;
+  await withServer(serverUrl, (client) => client.query(`CREATE DATABASE ${escapeIdentifier(name)}`));
   const url = new URL(serverUrl);
   url.pathname = `/${name}`;
   return {
     url: url.toString(),
     drop: () =>
-      withServer(async (client) => {
+      withServer(serverUrl, async (client) => {
         await client.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1', [
           name,
         ]);
@@ -44,7 +48,7 @@ export async function freshPostgres(): Promise<FreshPostgres> {
   };
 }
 
-async function withServer<T>(use: (client: Client) => Promise<T>): Promise<T> {
+async function withServer<T>(serverUrl: string, use: (client: Client) => Promise<T>): Promise<T> {
   const client = new Client({ connectionString: serverUrl, connectionTimeoutMillis: 3000 });
   await client.connect();
   try {
@@ -52,10 +56,4 @@ async function withServer<T>(use: (client: Client) => Promise<T>): Promise<T> {
   } finally {
     await client.end();
   }
-}
-
-function redact(url: string): string {
-  const parsed = new URL(url);
-  if (parsed.password) parsed.password = '***';
-  return parsed.toString();
 }
