@@ -85,13 +85,13 @@ export function imagesRepository(database: AppDb) {
         .$if('ownerId' in scope, (qb) => qb.where('owner_id', '=', (scope as { ownerId: string }).ownerId))
         // A literal, not a parameter: only `is_shared = 1` itself matches the partial index.
         .$if(!('ownerId' in scope), (qb) => qb.where('is_shared', '=', sql.lit(1)))
+        // A row-value comparison: both dialects turn it into a range on the index, so a deep page
+        // costs what the first does (spelled as created_at < ? OR (= AND id < ?), both scanned every
+        // newer row: 3.6 ms on SQLite and 8 ms on PostgreSQL 50,000 images deep, against 0.1-0.4 ms).
         .$if(after !== null, (qb) =>
           qb.where((eb) => {
             const { createdAt, id } = after as ImagePosition;
-            return eb.or([
-              eb('created_at', '<', createdAt),
-              eb.and([eb('created_at', '=', createdAt), eb('id', '<', id)]),
-            ]);
+            return eb(eb.refTuple('created_at', 'id'), '<', eb.tuple(createdAt, id));
           }),
         )
         .orderBy('created_at', 'desc')
