@@ -393,6 +393,16 @@ describe('login throttling (OWASP device cookies)', () => {
     expect((await attempt(t.client(), '198.51.100.7', PASSWORD)).status).toBe(303);
   });
 
+  it('knows an account by its address in any ASCII case only, so other spellings open no fresh counters', async () => {
+    for (let i = 0; i < 5; i++)
+      expect((await attempt(t.client(), '198.51.100.7', 'wrong password!')).status).toBe(401);
+    expect((await attempt(t.client(), '198.51.100.7', PASSWORD)).status).toBe(429);
+    // Fullwidth letters, an invisible soft hyphen, a Kelvin sign: no account, even with the right password.
+    for (const spelling of ['ａｌｉｃｅ@example.com', 'ali\u00ADce@example.com', 'alice@example.co\u212A'])
+      expect((await attempt(t.client(), '198.51.100.7', PASSWORD, spelling)).status, spelling).toBe(401);
+    expect((await attempt(t.client(), '198.51.100.7', PASSWORD, 'ALICE@Example.com')).status).toBe(429);
+  });
+
   it('counts an IPv6 client by its /64, whichever address in it each attempt comes from', async () => {
     for (let i = 1; i <= 5; i++)
       expect((await attempt(t.client(), `2001:db8:7:1::${i.toString(16)}`, 'wrong password!')).status).toBe(

@@ -343,12 +343,21 @@ for (const dialect of dialects) {
     it('finds an email address whatever its case, and refuses a second account differing only in case', async () => {
       const { db } = await fresh();
       await db.insertInto('users').values(user).execute();
-      const found = await db
-        .selectFrom('users')
-        .select('id')
-        .where('email', '=', 'ADA@example.COM')
-        .execute();
-      expect(found).toEqual([{ id: 'u1' }]);
+      // As the users repository looks an address up: lower(email) against the ASCII-lowercased input.
+      const lookUp = (typed: string) =>
+        db
+          .selectFrom('users')
+          .select('id')
+          .where(
+            sql<string>`lower(email)`,
+            '=',
+            typed.replace(/[A-Z]+/g, (l) => l.toLowerCase()),
+          )
+          .execute();
+      expect(await lookUp('ADA@example.COM')).toEqual([{ id: 'u1' }]);
+      // No other spelling finds it: fullwidth letters, an invisible soft hyphen, a Kelvin sign.
+      for (const other of ['ａｄａ@example.com', 'a\u00ADda@example.com', 'ada@example.co\u212A'])
+        expect(await lookUp(other), other).toEqual([]);
       await expect(
         db
           .insertInto('users')
@@ -549,6 +558,13 @@ function describeSqlite(db: BetterSqlite3.Database): Record<string, TableShape> 
     )
     .all() as { name: string; sql: string }[];
   const shapes: Record<string, TableShape> = {};
+  const expressionOf = (indexName: string) => {
+    const indexSql = db
+      .prepare('SELECT sql FROM sqlite_master WHERE name = ?')
+      .pluck()
+      .get(indexName) as string;
+    return /\bON\s+\S+\s*\((.*)\)\s*$/is.exec(indexSql)?.[1]?.trim() ?? 'expression';
+  };
   for (const table of tables) {
     const info = db.pragma(`table_info(${table.name})`) as {
       name: string;
@@ -592,7 +608,10 @@ function describeSqlite(db: BetterSqlite3.Database): Record<string, TableShape> 
           }[]
         )
           .filter((c) => c.key === 1)
-          .map((c) => `${c.name}${c.coll === 'NOCASE' ? ' nocase' : ''}${c.desc ? ' DESC' : ''}`);
+          // An expression's column has no name: it is read from the index's SQL. Collations are left
+          // out: users.email keeps SQLite's NOCASE from migration 1, while both dialects hold
+          // case-insensitive uniqueness through users_email_lower (tested on its own above).
+          .map((c) => `${c.name ?? expressionOf(index.name)}${c.desc ? ' DESC' : ''}`);
         const indexSql = index.partial
           ? (db.prepare('SELECT sql FROM sqlite_master WHERE name = ?').pluck().get(index.name) as string)
           : '';
@@ -661,9 +680,7 @@ async function describePostgres(db: Kysely<Database>): Promise<Record<string, Ta
     shapes[table] ??= { columns: {}, primaryKey: [], indexes: [], foreignKeys: [] };
     return shapes[table];
   };
-  const nocaseColumns = new Set<string>();
   for (const c of columnRows) {
-    if (c.collation_name === 'nocase') nocaseColumns.add(`${c.table_name}.${c.column_name}`);
     shape(c.table_name).columns[c.column_name] = {
       type: c.data_type,
       isNullable: c.is_nullable === 'YES',
@@ -685,11 +702,7 @@ async function describePostgres(db: Kysely<Database>): Promise<Record<string, Ta
       index.indexdef,
     );
     if (!parsed) throw new Error(`unexpected index ${index.indexdef}`);
-    const columns = (parsed[2] ?? '').split(', ').map((column) => {
-      const [name, ...order] = column.split(' ');
-      const collation = nocaseColumns.has(`${index.tablename}.${name}`) ? ' nocase' : '';
-      return [`${name}${collation}`, ...order].join(' ');
-    });
+    const columns = (parsed[2] ?? '').split(', ');
     shape(index.tablename).indexes.push(indexShape(Boolean(parsed[1]), columns, parsed[3] ?? null));
   }
   for (const table of Object.values(shapes)) {

@@ -233,6 +233,13 @@ export const postgresMigrations: readonly string[] = [
     held_until bigint NOT NULL
   );
   `,
+  // 9: emails compare as lower(email), ASCII letters only (see migrations.ts): the column takes
+  // the "C" collation, under which lower() folds nothing else, and the ICU collation stays only for
+  // filters where a loose match is harmless (the audit log's).
+  `
+  ALTER TABLE users ALTER COLUMN email TYPE text COLLATE "C";
+  CREATE UNIQUE INDEX users_email_lower ON users (lower(email));
+  `,
 ];
 
 /**

@@ -229,4 +229,10 @@ export const migrations: readonly string[] = [
     held_until INTEGER NOT NULL
   ) STRICT;
   `,
+  // 9: an email is looked up by lower(email) on both dialects, which folds ASCII letters only (the
+  // app's sign-up takes ASCII addresses). PostgreSQL's case-insensitive ICU collation also matched
+  // fullwidth letters and ignored invisible characters, so one account had endless spellings.
+  `
+  CREATE UNIQUE INDEX users_email_lower ON users (lower(email));
+  `,
 ];

@@ -30,7 +30,7 @@ type RoleName = 'admin' | 'member' | 'viewer';
 
 export interface UsersTable {
   id: string;
-  /** Unique and compared without regard to case on both dialects (NOCASE, or the `nocase` collation). */
+  /** Unique regardless of ASCII case (users_email_lower), and looked up by lower(email) on both dialects. */
   email: string;
   password_hash: string;
   role: RoleName;

@@ -1,4 +1,4 @@
-import type { Insertable, Selectable } from 'kysely';
+import { type Insertable, type Selectable, sql } from 'kysely';
 import type { AppDb } from '../database.js';
 import type { UsersTable } from '../schema.js';
 
@@ -14,9 +14,17 @@ export function usersRepository(database: AppDb) {
       return database.q.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst();
     },
 
-    /** Case-insensitive on both dialects (the column's collation). */
+    /**
+     * The account of an address in any ASCII case, and no other spelling: lower() folds ASCII
+     * letters only on both dialects (SQLite's own, and PostgreSQL's under the column's "C"
+     * collation), and users_email_lower answers it.
+     */
     async byEmail(email: string): Promise<UserRow | undefined> {
-      return database.q.selectFrom('users').selectAll().where('email', '=', email).executeTakeFirst();
+      return database.q
+        .selectFrom('users')
+        .selectAll()
+        .where(sql<string>`lower(email)`, '=', asciiLowercase(email))
+        .executeTakeFirst();
     },
 
     async exists(): Promise<boolean> {
@@ -100,3 +108,6 @@ export function usersRepository(database: AppDb) {
     },
   };
 }
+
+/** A-Z to a-z and nothing else, as SQL's lower() does on both dialects here (JavaScript's folds Unicode). */
+const asciiLowercase = (text: string) => text.replace(/[A-Z]+/g, (letters) => letters.toLowerCase());
