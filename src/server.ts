@@ -83,7 +83,9 @@ export async function startServer(
   const port = typeof address === 'object' && address ? address.port : config.port;
   const url = `http://${urlHost(config.host)}:${port}`;
 
-  const database = await connectDatabase(databaseTarget(config));
+  const database = await connectDatabase(databaseTarget(config), (err) =>
+    log.warn({ err }, 'lost an idle database connection; the next query opens another'),
+  );
   let storageOpts: StorageOptions | undefined = config.s3;
   if (!storageOpts) {
     const creds = await embeddedCredentials(config);

@@ -1,7 +1,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type AppDb, connectDatabase } from '../src/db/database.js';
 import { type FreshPostgres, freshPostgres, postgresIsReachable } from './support/postgres.js';
 
@@ -18,6 +19,7 @@ describe.each([
   { dialect: 'postgres' as const, skip: !hasPostgres },
 ])('the database on $dialect', ({ dialect, skip }) => {
   let database: AppDb;
+  const lost: Error[] = [];
   let dir: string | undefined;
   let server: FreshPostgres | undefined;
 
@@ -25,7 +27,7 @@ describe.each([
     if (skip) return;
     if (dialect === 'postgres') {
       server = await freshPostgres();
-      database = await connectDatabase({ url: server.url });
+      database = await connectDatabase({ url: server.url }, (err) => lost.push(err));
     } else {
       dir = mkdtempSync(path.join(tmpdir(), 's3g-database-'));
       database = await connectDatabase({ sqliteFile: path.join(dir, 'gallery.db') });
@@ -132,4 +134,22 @@ describe.each([
     // SQLite keeps the NUL; PostgreSQL's text cannot, so it holds U+FFFD in its place.
     expect(stored.held_by).toBe(dialect === 'sqlite' ? 'x\0' : 'x\uFFFD');
   });
+
+  it.skipIf(skip || dialect !== 'postgres')(
+    'outlives the server ending its idle connections, and says so',
+    async () => {
+      await counter.reset('lost');
+      const { rows } = await sql<{ pid: number }>`SELECT pg_backend_pid() AS pid`.execute(database.q);
+      // Another connection ends this one's backend, as a restart or idle_session_timeout would.
+      const other = await connectDatabase({ url: server?.url as string });
+      try {
+        await sql`SELECT pg_terminate_backend(${rows[0]?.pid})`.execute(other.q);
+      } finally {
+        await other.close();
+      }
+      await vi.waitFor(() => expect(lost.map((e) => (e as { code?: string }).code)).toContain('57P01'));
+      await counter.write('lost', 7);
+      expect(await counter.read('lost')).toBe(7);
+    },
+  );
 });

@@ -58,10 +58,20 @@ export function databaseTarget(config: Pick<Config, 'database'>): DatabaseTarget
     : { sqliteFile: config.database.file };
 }
 
-/** Opens (and migrates) the database; the app and the command line both start here. */
-export async function connectDatabase(target: DatabaseTarget): Promise<AppDb> {
+/** What a PostgreSQL pool reports on its own: a connection it held idle was lost. */
+type OnConnectionLost = (err: Error) => void;
+
+/**
+ * Opens (and migrates) the database; the app and the command line both start here. On PostgreSQL
+ * a connection the server ends while idle (a restart, a failover, idle_session_timeout) is reported
+ * to `onConnectionLost` and replaced at the next query; it never ends the process.
+ */
+export async function connectDatabase(
+  target: DatabaseTarget,
+  onConnectionLost: OnConnectionLost = () => {},
+): Promise<AppDb> {
   if ('url' in target) {
-    const kysely = openKysely(target);
+    const kysely = openKysely(target, onConnectionLost);
     try {
       await migratePostgres(kysely);
     } catch (err) {
@@ -83,9 +93,15 @@ export async function connectDatabase(target: DatabaseTarget): Promise<AppDb> {
  * kind (copies, tests). On SQLite it shares the caller's connection and destroy() leaves it open;
  * on PostgreSQL it owns a pool, which destroy() ends.
  */
-export function openKysely(target: { sqlite: BetterSqlite3.Database } | { url: string }): Kysely<Database> {
+export function openKysely(
+  target: { sqlite: BetterSqlite3.Database } | { url: string },
+  onConnectionLost: OnConnectionLost = () => {},
+): Kysely<Database> {
   if ('sqlite' in target) return new Kysely<Database>({ dialect: new ImmediateSqliteDialect(target.sqlite) });
-  return new Kysely<Database>({ dialect: new PostgresDialect({ pool: openPool(target.url) }) });
+  const pool = openPool(target.url);
+  // Without a listener, pg's 'error' event for an idle client would end the process.
+  pool.on('error', onConnectionLost);
+  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
 }
 
 function wrap(
