@@ -9,6 +9,7 @@ import { secureHeaders } from 'hono/secure-headers';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
+import { isContention } from './db/database.js';
 import type { AppEnv } from './env.js';
 import { answerRefusal } from './http-errors.js';
 import { chooseRequestId, requestIdOf } from './logger.js';
@@ -138,6 +139,11 @@ export function createApp({ config, services, log }: AppDeps) {
           ? 'This request came from another site, so it was refused.'
           : 'That request was not valid.';
       return errorResponse(c, err.status as ContentfulStatusCode, message);
+    }
+    if (isContention(err)) {
+      c.var.log.warn({ err, method: c.req.method, path: c.req.path }, 'database contention: answered 503');
+      c.header('Retry-After', '1');
+      return errorResponse(c, 503, 'The server is busy right now. Nothing was changed; please try again.');
     }
     c.var.log.error({ err, method: c.req.method, path: c.req.path }, 'unhandled error');
     return errorResponse(c, 500, 'Something went wrong on our side. Please try again.');

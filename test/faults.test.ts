@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client } from './support/app.js';
 import { makeTestApp, PASSWORD, signUp, type TestApp, testDialect } from './support/app.js';
@@ -70,5 +71,37 @@ describe('when storage is down', () => {
     t.advance(60_000);
     expect(await (await t.client().get('/healthz')).json()).toMatchObject({ status: 'ok' });
     expect((await alice.postJson('/uploads/complete', { key: policy.key })).status).toBe(200);
+  });
+});
+
+describe.skipIf(testDialect !== 'postgres')('when PostgreSQL keeps aborting a change for conflicts', () => {
+  let t: TestApp;
+  let alice: Client;
+  let imageId: string;
+
+  beforeAll(async () => {
+    t = await makeTestApp();
+    alice = t.client();
+    await signUp(alice, 'admin@example.com');
+    imageId = await upload(alice, await makePng(), 'kept.png');
+    // Every rename aborts as a serialization failure would, however often it is run again.
+    await sql
+      .raw(
+        `CREATE FUNCTION always_conflict() RETURNS trigger LANGUAGE plpgsql AS $$
+           BEGIN RAISE EXCEPTION 'conflict' USING ERRCODE = 'serialization_failure'; END $$;
+         CREATE TRIGGER always_conflict BEFORE UPDATE OF title ON images
+           FOR EACH ROW EXECUTE FUNCTION always_conflict();`,
+      )
+      .execute(t.services.database.q);
+  });
+  afterAll(() => t.close());
+
+  it('answers 503 with Retry-After once its retries are spent, and changes nothing', async () => {
+    const before = await snapshot(t);
+    const res = await alice.post(`/images/${imageId}/rename`, { title: 'Never saved' });
+    expect(res.status).toBe(503);
+    expect(res.headers.get('retry-after')).toBe('1');
+    expect(await res.text()).toContain('The server is busy right now. Nothing was changed');
+    expect(await snapshot(t)).toEqual(before);
   });
 });

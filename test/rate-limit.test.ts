@@ -7,9 +7,16 @@ import {
   type BackoffLimits,
   createBackoff,
   createRateLimit,
+  type Throttle,
   tryAgainIn,
 } from '../src/services/rate-limit.js';
 import { SHARE_GUESS_LIMITS } from '../src/services/shares.js';
+
+/** A failure as the app records it (charge() in rate-limit.ts): the housekeeping, then the count. */
+async function fail(throttle: Throttle, key: string): Promise<void> {
+  await throttle.makeRoomFor(key);
+  await throttle.recordFailure(key);
+}
 
 const MINUTE = 60 * 1000;
 
@@ -46,12 +53,12 @@ describe('fixed-window rate limit', () => {
     });
     for (let i = 0; i < 3; i++) {
       expect(await limit.retryAfterSeconds('k')).toBe(0);
-      await limit.recordFailure('k');
+      await fail(limit, 'k');
     }
     expect(await limit.retryAfterSeconds('k')).toBe(15 * 60);
     await limit.forgive('k');
     expect(await limit.retryAfterSeconds('k')).toBe(0);
-    await limit.recordFailure('k');
+    await fail(limit, 'k');
     time.advance(15 * MINUTE);
     expect(await limit.retryAfterSeconds('k')).toBe(0);
   });
@@ -65,8 +72,8 @@ describe('fixed-window rate limit', () => {
       clock: time.clock,
       maxKeys: 100,
     });
-    for (let i = 0; i < 3; i++) await limit.recordFailure('victim');
-    for (let i = 0; i < 10_000; i++) await limit.recordFailure(`flood ${i}`);
+    for (let i = 0; i < 3; i++) await fail(limit, 'victim');
+    for (let i = 0; i < 10_000; i++) await fail(limit, `flood ${i}`);
     expect(await limit.size()).toBeLessThanOrEqual(100);
     expect(await limit.retryAfterSeconds('victim')).toBeGreaterThan(0);
   });
@@ -75,7 +82,7 @@ describe('fixed-window rate limit', () => {
     const time = manualClock();
     const limit = createRateLimit({ ...(await inDatabase()), limit: 1, windowMs: MINUTE, clock: time.clock });
     const long = 'x'.repeat(10_000);
-    await limit.recordFailure(`${long}a`);
+    await fail(limit, `${long}a`);
     expect(await limit.retryAfterSeconds(`${long}a`)).toBeGreaterThan(0);
     expect(await limit.retryAfterSeconds(`${long}b`)).toBe(0);
   });
@@ -89,7 +96,7 @@ describe('backoff', () => {
     const backoff = createBackoff({ ...(await inDatabase()), ...limits, clock: time.clock });
     for (let i = 0; i < 5; i++) {
       expect(await backoff.retryAfterSeconds('k')).toBe(0);
-      await backoff.recordFailure('k');
+      await fail(backoff, 'k');
     }
     const waits: number[] = [];
     for (let i = 0; i < 14; i++) {
@@ -97,7 +104,7 @@ describe('backoff', () => {
       waits.push(wait);
       time.advance(wait * 1000);
       expect(await backoff.retryAfterSeconds('k')).toBe(0);
-      await backoff.recordFailure('k');
+      await fail(backoff, 'k');
     }
     // Failures also fade while the guesser waits, so a step may repeat before the 15-minute cap.
     expect(waits.slice(0, 10)).toEqual([1, 2, 4, 8, 16, 32, 64, 128, 256, 512]);
@@ -114,7 +121,7 @@ describe('backoff', () => {
       const wait = await backoff.retryAfterSeconds('k');
       if (wait > 0) time.advance(wait * 1000);
       else {
-        await backoff.recordFailure('k');
+        await fail(backoff, 'k');
         tries++;
       }
     }
@@ -124,7 +131,7 @@ describe('backoff', () => {
     time.advance(24 * 60 * MINUTE);
     for (let i = 0; i < 5; i++) {
       expect(await backoff.retryAfterSeconds('k')).toBe(0);
-      await backoff.recordFailure('k');
+      await fail(backoff, 'k');
     }
     expect(await backoff.retryAfterSeconds('k')).toBe(1);
   });
@@ -142,7 +149,7 @@ describe('the guessing bounds the README states', () => {
         const wait = await backoff.retryAfterSeconds('k');
         if (wait > 0) time.advance(wait * 1000);
         else {
-          await backoff.recordFailure('k');
+          await fail(backoff, 'k');
           tries++;
         }
       }

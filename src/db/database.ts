@@ -10,6 +10,7 @@ import {
   SqliteDialect,
   type SqliteDialectConfig,
   SqliteDriver,
+  sql,
   type Transaction,
 } from 'kysely';
 import { Client, Pool, TypeOverrides, types } from 'pg';
@@ -40,7 +41,15 @@ export interface AppDb {
    * nothing but the database (no S3 call, no message, no in-memory state it cannot redo).
    */
   transaction<T>(work: () => Promise<T>): Promise<T>;
-  /** Whether the caller runs inside transaction(). */
+  /**
+   * Runs `work` in one write transaction that first takes the named locks (PostgreSQL advisory
+   * locks, in sorted order; on SQLite the write lock covers them). For work whose every conflict
+   * is over those names, such as counters keyed by name: it runs READ COMMITTED on PostgreSQL, so
+   * transactions over different names never abort one another, as SERIALIZABLE ones reading
+   * neighbouring rows would under load. A call inside a transaction takes the locks in it.
+   */
+  lockedTransaction<T>(names: readonly string[], work: () => Promise<T>): Promise<T>;
+  /** Whether the caller runs inside transaction() or lockedTransaction(). */
   inTransaction(): boolean;
   /** The SQLite connection underneath (backups, copies); null on PostgreSQL. */
   readonly sqlite: BetterSqlite3.Database | null;
@@ -119,10 +128,18 @@ function wrap(
     return held?.open ? held.trx : undefined;
   };
 
-  async function attempt<T>(work: () => Promise<T>): Promise<T> {
-    const begin =
-      kind === 'postgres' ? root.transaction().setIsolationLevel('serializable') : root.transaction();
+  /** Advisory locks on the names, each held until the transaction ends; none on SQLite. */
+  async function lock(names: readonly string[], trx: Kysely<Database>): Promise<void> {
+    if (kind !== 'postgres') return;
+    for (const name of [...new Set(names)].sort())
+      await sql`SELECT pg_advisory_xact_lock(hashtextextended(${name}, 0))`.execute(trx);
+  }
+
+  async function attempt<T>(work: () => Promise<T>, names: readonly string[] | null): Promise<T> {
+    let begin = root.transaction();
+    if (kind === 'postgres') begin = begin.setIsolationLevel(names ? 'read committed' : 'serializable');
     return begin.execute(async (trx) => {
+      if (names) await lock(names, trx);
       const held = { trx, open: true };
       try {
         return await current.run(held, work);
@@ -132,6 +149,23 @@ function wrap(
     });
   }
 
+  async function run<T>(work: () => Promise<T>, names: readonly string[] | null): Promise<T> {
+    const open = openTransaction();
+    if (open) {
+      if (names) await lock(names, open);
+      return work();
+    }
+    for (let n = 1; ; n++) {
+      try {
+        return await attempt(work, names);
+      } catch (err) {
+        if (n >= MAX_ATTEMPTS || !isContention(err)) throw err;
+        // Apart, so the two that collided do not collide again.
+        await sleep(Math.random() * Math.min(200, 5 * 2 ** n));
+      }
+    }
+  }
+
   return {
     kind,
     sqlite,
@@ -139,21 +173,17 @@ function wrap(
       return openTransaction() ?? root;
     },
     inTransaction: () => openTransaction() !== undefined,
-    async transaction<T>(work: () => Promise<T>): Promise<T> {
-      if (openTransaction()) return work();
-      for (let n = 1; ; n++) {
-        try {
-          return await attempt(work);
-        } catch (err) {
-          if (n >= MAX_ATTEMPTS || !RETRYABLE.has(errorCode(err) ?? '')) throw err;
-          // Apart, so the two that collided do not collide again.
-          await sleep(Math.random() * Math.min(200, 5 * 2 ** n));
-        }
-      }
-    },
+    transaction: (work) => run(work, null),
+    lockedTransaction: (names, work) => run(work, names),
     close,
   };
 }
+
+/**
+ * A transaction PostgreSQL kept aborting for conflicts with others, after every retry: the
+ * database is too busy right now, which is worth a 503 and a retry, not a 500.
+ */
+export const isContention = (err: unknown) => RETRYABLE.has(errorCode(err) ?? '');
 
 function errorCode(err: unknown): string | undefined {
   const code = (err as { code?: unknown } | null)?.code;

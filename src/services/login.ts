@@ -3,14 +3,14 @@ import { EMAIL_MAX } from '../limits.js';
 import type { Actor, Audit } from './audit.js';
 import type { Clock } from './clock.js';
 import type { DeviceTokens } from './device-tokens.js';
-import { Conflict, Throttled, Unauthenticated } from './errors.js';
+import { Conflict, Unauthenticated } from './errors.js';
 import {
   addressKey,
   type BackoffLimits,
+  charge,
   createBackoff,
   createRateLimit,
   type Throttle,
-  tryAgainIn,
 } from './rate-limit.js';
 import type { Sessions } from './sessions.js';
 import { checkNewPassword, type User, type Users } from './users.js';
@@ -103,20 +103,6 @@ export function createLogin(deps: {
     };
   }
 
-  /**
-   * Throws Throttled when any counter says wait; otherwise charges the attempt to each of them. One
-   * transaction, so of parallel attempts (on any instance) no more pass than the counters allow.
-   */
-  async function charge(counters: { throttle: Throttle; key: string }[], message: string): Promise<void> {
-    if (counters.length === 0) return;
-    await database.transaction(async () => {
-      let wait = 0;
-      for (const c of counters) wait = Math.max(wait, await c.throttle.retryAfterSeconds(c.key));
-      if (wait > 0) throw new Throttled(`${message} ${tryAgainIn(wait)}`, wait);
-      for (const c of counters) await c.throttle.recordFailure(c.key);
-    });
-  }
-
   /** Takes back the attempt from each counter: it turned out right (or cost nothing). */
   async function forgive(counters: { throttle: Throttle; key: string }[]): Promise<void> {
     for (const c of counters) await c.throttle.forgive(c.key);
@@ -132,7 +118,7 @@ export function createLogin(deps: {
     }): Promise<{ token: string; user: User; deviceToken: string }> {
       const isOpen = await users.isOpenSignup(input.inviteToken);
       const counters = isOpen ? [{ throttle: signupsByIp, key: addressKey(input.ip) }] : [];
-      await charge(counters, 'Too many accounts were created from your network.');
+      await charge(database, counters, 'Too many accounts were created from your network.');
       try {
         const user = await users.signUp(input);
         await users.recordLogin(user.id);
@@ -159,7 +145,7 @@ export function createLogin(deps: {
       deviceToken?: string | undefined;
     }): Promise<{ token: string; user: User; deviceToken: string }> {
       const { device, counters } = await countersFor(input.email, addressKey(input.ip), input.deviceToken);
-      await charge(counters, TOO_MANY);
+      await charge(database, counters, TOO_MANY);
       const user = await users.verifyCredentials(input.email, input.password);
       if (!user || user.isDisabled) {
         const refusal = new Unauthenticated('Incorrect email or password');
@@ -214,7 +200,7 @@ export function createLogin(deps: {
         { throttle: passwordByAccountAndIp, key: `${input.user.id}\n${addressKey(input.ip)}` },
         { throttle: passwordByAccount, key: input.user.id },
       ];
-      await charge(counters, 'Too many wrong passwords.');
+      await charge(database, counters, 'Too many wrong passwords.');
       const actor = { user: input.user, ip: input.ip };
       await users.changePassword(actor, input.currentPassword, input.newPassword, input.sessionId);
       await forgive(counters);

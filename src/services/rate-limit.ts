@@ -7,18 +7,30 @@ import {
   throttleEntriesRepository,
 } from '../db/repositories/throttle-entries.js';
 import type { Clock } from './clock.js';
+import { Throttled } from './errors.js';
 
 /**
  * Failure counters per key, in the database (table throttle_entries), so every instance of the app
  * counts the same attempts and a restart forgets nothing. Every attempt is recorded *before* its
  * slow check (argon2) and forgiven when it succeeds, each in one atomic statement, so a thousand
- * parallel guesses count as a thousand, not as one. A caller that checks and then records (see
- * login.ts) does both in one database transaction, so parallel attempts cannot all pass the check.
+ * parallel guesses count as a thousand, not as one. charge() checks and records in one database
+ * transaction, so parallel attempts cannot all pass the check.
  */
 export interface Throttle {
   /** 0 when the key may try now, else how many seconds until it may. */
   retryAfterSeconds(key: string): Promise<number>;
+  /**
+   * The housekeeping before a failure is recorded: the scope's expired rows go once a minute, and
+   * when the key is new and the scope holds maxKeys rows, the least blocking tenth goes. It reads
+   * the whole scope, so it runs in transactions of its own, never inside the caller's: there every
+   * attempt would conflict with every other on PostgreSQL. maxKeys is therefore a bound parallel
+   * attempts may pass by as many rows as there are attempts in flight.
+   */
+  makeRoomFor(key: string): Promise<void>;
+  /** Counts one failure of the key (one statement; call makeRoomFor first). */
   recordFailure(key: string): Promise<void>;
+  /** The name charge() locks while it checks and counts the key: one per scope and key. */
+  lockName(key: string): string;
   /** Takes back one recorded failure: the attempt turned out right. */
   forgive(key: string): Promise<void>;
   reset(key: string): Promise<void>;
@@ -88,17 +100,19 @@ function createThrottle(policy: Policy, deps: ThrottleDeps): Throttle {
       const at = policy.allowedAt(entry, now);
       return at <= now ? 0 : Math.max(1, Math.ceil((at - now) / 1000));
     },
-    async recordFailure(rawKey) {
+    async makeRoomFor(rawKey) {
       const key = keyOf(rawKey);
       const now = clock();
       if (now >= nextSweepAt) {
-        // Set first: a caller's transaction may run this again, and one sweep a minute is plenty.
         nextSweepAt = now + SWEEP_INTERVAL_MS;
         await entries.deleteExpired(scope, now);
       }
       if (!(await entries.get(scope, key)) && (await entries.size(scope)) >= maxKeys) await makeRoom(now);
-      await entries.recordFailure(scope, key, policy.counting, now);
     },
+    async recordFailure(rawKey) {
+      await entries.recordFailure(scope, keyOf(rawKey), policy.counting, clock());
+    },
+    lockName: (rawKey) => `throttle ${scope} ${keyOf(rawKey)}`,
     async forgive(rawKey) {
       await entries.forgive(scope, keyOf(rawKey), policy.counting, clock());
     },
@@ -107,6 +121,28 @@ function createThrottle(policy: Policy, deps: ThrottleDeps): Throttle {
     },
     size: () => entries.size(scope),
   };
+}
+
+/**
+ * Throws Throttled (with `refusal` and the wait) when any counter says wait; otherwise charges the
+ * attempt to each of them, before the caller's slow check, which forgives it when it turns out
+ * right. The check and the charge are one transaction, so of parallel attempts on any instance no
+ * more pass than the counters allow.
+ */
+export async function charge(
+  database: AppDb,
+  counters: { throttle: Throttle; key: string }[],
+  refusal: string,
+): Promise<void> {
+  for (const c of counters) await c.throttle.makeRoomFor(c.key);
+  // Locked per counter, not serializable: attempts on different keys never abort one another.
+  const names = counters.map((c) => c.throttle.lockName(c.key));
+  await database.lockedTransaction(names, async () => {
+    let wait = 0;
+    for (const c of counters) wait = Math.max(wait, await c.throttle.retryAfterSeconds(c.key));
+    if (wait > 0) throw new Throttled(`${refusal} ${tryAgainIn(wait)}`, wait);
+    for (const c of counters) await c.throttle.recordFailure(c.key);
+  });
 }
 
 /** At most `limit` failures per window; the window starts at the first failure. */

@@ -7,10 +7,10 @@ import type { Storage } from '../storage/storage.js';
 import type { Actor, Audit } from './audit.js';
 import type { Clock } from './clock.js';
 import type { DeviceTokens } from './device-tokens.js';
-import { Gone, Invalid, NotFound, Throttled, Unauthenticated } from './errors.js';
+import { Gone, Invalid, NotFound, Unauthenticated } from './errors.js';
 import { downloadName, type Image, type Images, rowToImage } from './images.js';
 import { hashPassword, verifyPassword } from './passwords.js';
-import { addressKey, type BackoffLimits, createBackoff, createRateLimit, tryAgainIn } from './rate-limit.js';
+import { addressKey, type BackoffLimits, charge, createBackoff, createRateLimit } from './rate-limit.js';
 import { randomToken, sha256Hex } from './tokens.js';
 import type { User } from './users.js';
 
@@ -260,15 +260,7 @@ export function createShares(deps: {
             { throttle: guessesByLinkAndIp, key: `${link.id}\n${addressKey(visitor.ip)}` },
             { throttle: guessesByLink, key: link.id },
           ];
-      // Checked and counted in one transaction, before the slow check, so parallel guesses count
-      // one by one and none of them passes a check the others have already used up.
-      await database.transaction(async () => {
-        let wait = 0;
-        for (const c of counters) wait = Math.max(wait, await c.throttle.retryAfterSeconds(c.key));
-        if (wait > 0)
-          throw new Throttled(`Too many wrong passwords for this link. ${tryAgainIn(wait)}`, wait);
-        for (const c of counters) await c.throttle.recordFailure(c.key);
-      });
+      await charge(database, counters, 'Too many wrong passwords for this link.');
       if (password.length > PASSWORD_MAX || !(await verifyPassword(row.password_hash, password))) {
         throw new Unauthenticated('That password is not right.');
       }
