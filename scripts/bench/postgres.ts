@@ -1,8 +1,9 @@
 /**
  * The bench's PostgreSQL side: this tree's production build on a fresh PostgreSQL database, with
  * the standalone s3-store (built, `packages/s3-store/bin/s3-store.js`) as its bucket, and the large
- * gallery's user seeded with `seedPostgresImages`. The server is BENCH_DATABASE_URL's, else
- * TEST_DATABASE_URL's, else the local one the tests use; without one the side is skipped.
+ * gallery's user seeded with `seedPostgresImages`; the link to its page `deep` images in is read
+ * from that database. The server is BENCH_DATABASE_URL's, else TEST_DATABASE_URL's, else the local
+ * one the tests use; without one the side is skipped.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -10,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { redactUrl } from '../../src/db/database.js';
 import { type FreshPostgres, freshPostgres } from '../../test/support/postgres.js';
-import { seedPostgresImages } from './seed.js';
+import { type DeepPage, postgresDeepPage, seedPostgresImages } from './seed.js';
 
 const serverUrl =
   process.env.BENCH_DATABASE_URL ??
@@ -33,13 +34,15 @@ export interface PostgresSide {
   /** the app's process, to wait until it is idle */
   pid: number;
   seededMs: number;
+  /** the page after the `deep`th newest image, read from the database once seeded */
+  deep: DeepPage;
   close(): Promise<void>;
 }
 
 /** Starts the PostgreSQL side with `count` images for `email`; null (after a printed note) without a server. */
 export async function startPostgresSide(
   tools: BenchTools,
-  o: { email: string; count: number },
+  o: { email: string; count: number; deep: number },
 ): Promise<PostgresSide | null> {
   let database: FreshPostgres;
   try {
@@ -85,7 +88,8 @@ export async function startPostgresSide(
     const cookie = await tools.signUp(origin, o.email);
     const seeded = await seedPostgresImages({ url: url.toString(), email: o.email, count: o.count });
     console.log(`seeded ${o.count} images into PostgreSQL in ${(seeded.ms / 1000).toFixed(1)} s`);
-    return { origin, cookie, pid: app.child.pid as number, seededMs: seeded.ms, close };
+    const deep = await postgresDeepPage(url.toString(), o.email, o.deep);
+    return { origin, cookie, pid: app.child.pid as number, seededMs: seeded.ms, deep, close };
   } catch (err) {
     await close();
     throw err;

@@ -3,7 +3,8 @@
  * same run. Prints a table and writes docs/benchmarks.md. Targets are checked here, never in tests.
  * The gallery page is also measured beside the same page of another commit (`BENCH_BASE`, default
  * HEAD), built in a temporary git worktree, and this tree's page on PostgreSQL beside its page on
- * SQLite (when a PostgreSQL is reachable); `BENCH_ONLY=gallery` runs only those two comparisons.
+ * SQLite (when a PostgreSQL is reachable), each with a deep page too (its cursor halfway through the
+ * large gallery); `BENCH_ONLY=gallery` runs only those two comparisons.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -27,7 +28,7 @@ import { startServer } from '../../src/server.js';
 import { makeRenditions } from '../../src/services/thumbnails.js';
 import { createStorage } from '../../src/storage/s3.js';
 import { type BenchTools, startPostgresSide } from './postgres.js';
-import { seedImages } from './seed.js';
+import { type DeepPage, seedImages, sqliteDeepPage } from './seed.js';
 
 const MiB = 1024 * 1024;
 /** What each bare upload server does besides streaming the body to a file (scripts/bench/raw-upload.ts). */
@@ -36,6 +37,8 @@ type RawWork = (typeof RAW_WORKS)[number];
 const GALLERY_SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 /** Smaller only to try the script out; the documented figures use 100,000. */
 const LARGE = Number(process.env.BENCH_LARGE ?? 100_000);
+/** The deep gallery page is the one after this many of the large gallery's newest images: halfway. */
+const DEEP = Math.max(1, Math.floor(LARGE / 2));
 /** The commit whose gallery page ours is measured beside: by default the one this tree is on. */
 const BASE_REF = process.env.BENCH_BASE ?? 'HEAD';
 /** Rounds of that comparison, taken in turns so that a busy machine slows both sides alike. */
@@ -149,6 +152,8 @@ async function main() {
     const seeded100k = await seedImages({ dataDir, email: 'hundred-thousand@example.com', count: LARGE });
     console.log(`seeded 1,000 + ${LARGE} images in ${fmt((seeded1k.ms + seeded100k.ms) / 1000)} s`);
     await baseSeeded;
+    const baseDeep = sqliteDeepPage(baseSide.dataDir, LARGE_EMAIL, DEEP);
+    const ourDeep = sqliteDeepPage(dataDir, LARGE_EMAIL, DEEP);
 
     const started = performance.now();
     app = await startTimed(serverArgs, appEnv, `${origin}/healthz`);
@@ -242,12 +247,17 @@ async function main() {
     await Promise.all([untilIdle(appPid), untilIdle(baseApp.child.pid as number)]);
     rows.push(
       ...(await sideBySide(
-        { label: base.label, url: `${baseSide.origin}/`, cookie: baseSide.cookie },
-        { label: 'this tree', url: `${origin}/`, cookie: large },
+        { label: base.label, url: `${baseSide.origin}/`, cookie: baseSide.cookie, deep: baseDeep },
+        { label: 'this tree', url: `${origin}/`, cookie: large, deep: ourDeep },
       )),
     );
     await stop(baseApp.child);
-    rows.push(...(await postgresBesideSqlite({ label: 'SQLite', url: `${origin}/`, cookie: large }, appPid)));
+    rows.push(
+      ...(await postgresBesideSqlite(
+        { label: 'SQLite', url: `${origin}/`, cookie: large, deep: ourDeep },
+        appPid,
+      )),
+    );
 
     // On a fresh process: this one also served the baseline's listings as its S3 store, and the
     // memory that work left behind is not the gallery's.
@@ -420,8 +430,8 @@ async function main() {
 }
 
 /**
- * `BENCH_ONLY=gallery`: the gallery page of this tree beside the baseline commit's, and this tree's on
- * PostgreSQL beside its own on SQLite; nothing else.
+ * `BENCH_ONLY=gallery`: the gallery pages (first and deep) of this tree beside the baseline commit's,
+ * and this tree's on PostgreSQL beside its own on SQLite; nothing else.
  */
 async function galleryOnly() {
   const base = checkOutBase();
@@ -430,12 +440,19 @@ async function galleryOnly() {
   try {
     for (const tree of [base, thisTree]) sides.push(await prepareSide(tree));
     await Promise.all(sides.map(seedWith));
+    const [old, ours] = sides.map(
+      (s): Contender => ({
+        label: s.tree.label,
+        url: `${s.origin}/`,
+        cookie: s.cookie,
+        deep: sqliteDeepPage(s.dataDir, LARGE_EMAIL, DEEP),
+      }),
+    );
     for (const side of sides) {
       const app = await startTimed(side.tree.serverArgs, side.env, `${side.origin}/healthz`, side.tree.dir);
       children.push(app.child);
     }
     await Promise.all(children.map((child) => untilIdle(child.pid as number)));
-    const [old, ours] = sides.map((s) => ({ label: s.tree.label, url: `${s.origin}/`, cookie: s.cookie }));
     rows.push(...(await sideBySide(old as Contender, ours as Contender)));
     await stop(children[0] as ChildProcess);
     rows.push(
@@ -617,57 +634,117 @@ interface Contender {
   label: string;
   url: string;
   cookie: string;
+  /** the side's deep page, read from its own database once seeded */
+  deep: DeepPage;
+}
+
+/** What a comparison measures of each side: its first gallery page, and the page DEEP images in. */
+interface Pages {
+  first: Load;
+  deep: Load;
+}
+
+const deepUrl = (side: Contender) => `${side.url}?cursor=${encodeURIComponent(side.deep.cursor)}`;
+
+/** Checks that a side's deep link answers 200 with the image after its cursor first. */
+async function checkDeepPage(side: Contender): Promise<void> {
+  const res = await fetch(deepUrl(side), { headers: { cookie: side.cookie } });
+  const html = await res.text();
+  if (res.status !== 200 || !html.includes(`id="image-${side.deep.firstId}"`)) {
+    throw new Error(
+      `${side.label}: ${deepUrl(side)} answered ${res.status} without image ${side.deep.firstId}, the ${DEEP + 1}th newest`,
+    );
+  }
 }
 
 /**
- * The gallery page of two apps holding the same number of images, ROUNDS runs each, taken in turns
- * (who goes first alternates); the medians of the rates and latencies, the sums of the failures.
- * Prints both sides and returns them in the order given.
+ * The first and the deep gallery page of two apps holding the same number of images, ROUNDS runs
+ * of each, taken in turns: each round loads the first pages, then the deep ones, side by side, and
+ * every other round runs that order backwards. The medians of the rates and latencies, the sums of
+ * the failures. Prints all four and returns them in the order given.
  */
-async function inTurns(first: Contender, second: Contender): Promise<[Load, Load]> {
-  const runs: [Load[], Load[]] = [[], []];
+async function inTurns(first: Contender, second: Contender): Promise<[Pages, Pages]> {
+  await checkDeepPage(first);
+  await checkDeepPage(second);
+  const runs = [
+    { label: `${first.label}, first page`, url: first.url, cookie: first.cookie },
+    { label: `${second.label}, first page`, url: second.url, cookie: second.cookie },
+    { label: `${first.label}, deep page`, url: deepUrl(first), cookie: first.cookie },
+    { label: `${second.label}, deep page`, url: deepUrl(second), cookie: second.cookie },
+  ].map((run) => ({ ...run, loads: [] as Load[] }));
   for (let round = 0; round < ROUNDS; round++) {
-    const order = round % 2 === 0 ? ([0, 1] as const) : ([1, 0] as const);
-    for (const i of order) {
-      const side = i === 0 ? first : second;
-      runs[i].push(await load(side.url, side.cookie));
+    for (const run of round % 2 === 0 ? runs : [...runs].reverse()) {
+      run.loads.push(await load(run.url, run.cookie));
     }
   }
-  const [a, b] = runs.map(
-    (rs): Load => ({
-      rate: median(rs.map((r) => r.rate)),
-      p50: median(rs.map((r) => r.p50)),
-      p99: median(rs.map((r) => r.p99)),
-      errors: rs.reduce((n, r) => n + r.errors, 0),
-      timeouts: rs.reduce((n, r) => n + r.timeouts, 0),
-      non2xx: rs.reduce((n, r) => n + r.non2xx, 0),
+  const medians = runs.map(
+    ({ loads }): Load => ({
+      rate: median(loads.map((r) => r.rate)),
+      p50: median(loads.map((r) => r.p50)),
+      p99: median(loads.map((r) => r.p99)),
+      errors: loads.reduce((n, r) => n + r.errors, 0),
+      timeouts: loads.reduce((n, r) => n + r.timeouts, 0),
+      non2xx: loads.reduce((n, r) => n + r.non2xx, 0),
     }),
-  ) as [Load, Load];
+  ) as [Load, Load, Load, Load];
+  const width = Math.max(...runs.map((run) => run.label.length)) + 2;
   const line = (label: string, r: Load) =>
-    `${label.padEnd(24)}${fmt(r.rate, 0).padStart(7)}${`${r.p50}`.padStart(6)}${`${r.p99}`.padStart(6)}` +
+    `${label.padEnd(width)}${fmt(r.rate, 0).padStart(7)}${`${r.p50}`.padStart(6)}${`${r.p99}`.padStart(6)}` +
     `${`${r.errors}`.padStart(8)}${`${r.timeouts}`.padStart(10)}${`${r.non2xx}`.padStart(9)}`;
   console.log(
     [
-      `\nGallery page, ${LARGE} images, 8 connections, ${ROUNDS} × ${GALLERY_SECONDS} s each in turns (medians; failures summed):`,
-      `${''.padEnd(24)}${'req/s'.padStart(7)}${'p50'.padStart(6)}${'p99'.padStart(6)}${'errors'.padStart(8)}${'timeouts'.padStart(10)}${'non-2xx'.padStart(9)}`,
-      line(first.label, a),
-      line(second.label, b),
+      `\nGallery pages, ${LARGE} images: the first, and the deep one after the ${DEEP}th newest image ` +
+        `(?cursor=<its created_at>.<its id>); 8 connections, ${ROUNDS} × ${GALLERY_SECONDS} s each in turns (medians; failures summed):`,
+      `${''.padEnd(width)}${'req/s'.padStart(7)}${'p50'.padStart(6)}${'p99'.padStart(6)}${'errors'.padStart(8)}${'timeouts'.padStart(10)}${'non-2xx'.padStart(9)}`,
+      ...runs.map((run, i) => line(run.label, medians[i] as Load)),
       '',
     ].join('\n'),
   );
-  return [a, b];
+  const [a1, b1, aDeep, bDeep] = medians;
+  return [
+    { first: a1, deep: aDeep },
+    { first: b1, deep: bDeep },
+  ];
 }
 
-/** This tree's gallery page beside the baseline commit's. */
+/** A side's deep-page rate as a share of its first page's, in the same runs. */
+const deepShare = (side: Pages) => side.deep.rate / side.first.rate;
+const percent = (share: number) => `${fmt(share * 100, 0)}%`;
+
+/** The table's two rows for the deep page of `ours` beside `other` (from inTurns). */
+function deepRows(measure: string, ours: Pages, other: Pages, otherLabel: string): Row[] {
+  return [
+    {
+      measure: `${measure}: req/s, as a share of the same side's first page`,
+      ours: `${fmt(ours.deep.rate, 0)} (${failures(ours.deep)})`,
+      baseline: `${fmt(other.deep.rate, 0)} (${otherLabel}, ${percent(deepShare(other))} of its first page; ${failures(other.deep)})`,
+      ratio: `${percent(deepShare(ours))} of the first page`,
+      target: '≥ 80% of the first page',
+      met: deepShare(ours) >= 0.8 && isClean(ours.deep),
+    },
+    {
+      measure: '… the same runs: p50 / p99 latency',
+      ours: `${ours.deep.p50} / ${ours.deep.p99} ms`,
+      baseline: `${other.deep.p50} / ${other.deep.p99} ms`,
+      ratio: `${fmt(ours.deep.p99 / Math.max(other.deep.p99, 1))}× the p99`,
+      target: 'p99 < 30 ms',
+      met: ours.deep.p99 < 30 && isClean(ours.deep),
+    },
+  ];
+}
+
+/** This tree's gallery pages beside the baseline commit's. */
 async function sideBySide(old: Contender, ours: Contender): Promise<Row[]> {
-  const [before, after] = await inTurns(old, ours);
+  const [oldPages, ourPages] = await inTurns(old, ours);
+  const before = oldPages.first;
+  const after = ourPages.first;
   const share = after.rate / before.rate;
   return [
     {
       measure: `Gallery page, ${LARGE} images, beside ${old.label} in the same run: req/s (median of ${ROUNDS} rounds in turns)`,
       ours: `${fmt(after.rate, 0)} (${failures(after)})`,
       baseline: `${fmt(before.rate, 0)} (${failures(before)})`,
-      ratio: `${fmt(share * 100, 0)}%`,
+      ratio: percent(share),
       target: '≥ 70%',
       met: share >= 0.7 && isClean(after),
     },
@@ -679,6 +756,12 @@ async function sideBySide(old: Contender, ours: Contender): Promise<Row[]> {
       target: 'p99 < 20 ms',
       met: after.p99 < 20,
     },
+    ...deepRows(
+      `Deep gallery page (after the ${DEEP}th newest of ${LARGE} images), beside ${old.label} in the same runs`,
+      ourPages,
+      oldPages,
+      old.label,
+    ),
   ];
 }
 
@@ -692,27 +775,30 @@ const benchTools: BenchTools = {
 };
 
 /**
- * This tree's gallery page on PostgreSQL (a fresh database, the standalone s3-store as its bucket,
- * LARGE images seeded) beside its page on SQLite (`sqlite`, already running with as many images).
+ * This tree's gallery pages on PostgreSQL (a fresh database, the standalone s3-store as its bucket,
+ * LARGE images seeded) beside its pages on SQLite (`sqlite`, already running with as many images).
  * No rows, only a printed note, when no PostgreSQL is reachable.
  */
 async function postgresBesideSqlite(sqlite: Contender, sqlitePid: number): Promise<Row[]> {
-  const pg = await startPostgresSide(benchTools, { email: LARGE_EMAIL, count: LARGE });
+  const pg = await startPostgresSide(benchTools, { email: LARGE_EMAIL, count: LARGE, deep: DEEP });
   if (!pg) return [];
   try {
     await Promise.all([untilIdle(sqlitePid), untilIdle(pg.pid)]);
-    const [onSqlite, onPostgres] = await inTurns(sqlite, {
+    const [sqlitePages, postgresPages] = await inTurns(sqlite, {
       label: 'PostgreSQL',
       url: `${pg.origin}/`,
       cookie: pg.cookie,
+      deep: pg.deep,
     });
+    const onSqlite = sqlitePages.first;
+    const onPostgres = postgresPages.first;
     const share = onPostgres.rate / onSqlite.rate;
     return [
       {
         measure: `Gallery page, ${LARGE} images, on PostgreSQL beside SQLite (this tree, same run): req/s (median of ${ROUNDS} rounds in turns)`,
         ours: `${fmt(onPostgres.rate, 0)} (${failures(onPostgres)})`,
         baseline: `${fmt(onSqlite.rate, 0)} (SQLite; ${failures(onSqlite)})`,
-        ratio: `${fmt(share * 100, 0)}%`,
+        ratio: percent(share),
         target: '≥ 50%',
         met: share >= 0.5 && isClean(onPostgres),
       },
@@ -724,6 +810,12 @@ async function postgresBesideSqlite(sqlite: Contender, sqlitePid: number): Promi
         target: 'p99 < 30 ms',
         met: onPostgres.p99 < 30 && isClean(onPostgres),
       },
+      ...deepRows(
+        `Deep gallery page (after the ${DEEP}th newest of ${LARGE} images), on PostgreSQL beside SQLite (this tree, same runs)`,
+        postgresPages,
+        sqlitePages,
+        'SQLite',
+      ),
     ];
   } finally {
     await pg.close();

@@ -10,9 +10,11 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import { DiskObjects } from '@s3-gallery/s3-store/disk';
+import Database from 'better-sqlite3';
 import { Client } from 'pg';
 import sharp from 'sharp';
 import { openDatabase } from '../../src/db/connection.js';
+import { imageCursor, writeCursor } from '../../src/services/cursors.js';
 
 export interface SeedOptions {
   dataDir: string;
@@ -151,6 +153,61 @@ export async function seedPostgresImages(o: {
     }
     await client.query('ANALYZE images');
     return { userId, ms: Date.now() - started };
+  } finally {
+    await client.end();
+  }
+}
+
+/**
+ * A gallery page deep in a seeded gallery: the page link after the `nth` newest image, and the id of
+ * the first image that page shows (to check that the link leads where it should).
+ */
+export interface DeepPage {
+  nth: number;
+  /** the `cursor` parameter: the nth newest image's created_at and id, in src/services/cursors.ts's codec */
+  cursor: string;
+  firstId: string;
+}
+
+/**
+ * In the gallery's own order, newest first: the nth newest image of an account and the one after it,
+ * given each dialect's placeholders for the email and the offset (nth - 1).
+ */
+const aroundNth = (email: string, offset: string) =>
+  `SELECT i.id, i.created_at FROM images i JOIN users u ON u.id = i.owner_id
+    WHERE u.email = ${email} ORDER BY i.created_at DESC, i.id DESC LIMIT 2 OFFSET ${offset}`;
+
+function deepPage(nth: number, email: string, rows: { id: string; created_at: number | string }[]): DeepPage {
+  const [at, next] = rows;
+  if (!at || !next) throw new Error(`${email} has fewer than ${nth + 1} images: no page after the ${nth}th`);
+  const cursor = writeCursor(imageCursor, { createdAt: Number(at.created_at), id: at.id });
+  return { nth, cursor, firstId: next.id };
+}
+
+/** The page after the `nth` newest image of `email`, from a data directory's SQLite file, opened read-only. */
+export function sqliteDeepPage(dataDir: string, email: string, nth: number): DeepPage {
+  const db = new Database(path.join(dataDir, 'gallery.db'), { readonly: true, fileMustExist: true });
+  try {
+    const rows = db.prepare(aroundNth('?', '?')).all(email, nth - 1) as {
+      id: string;
+      created_at: number;
+    }[];
+    return deepPage(nth, email, rows);
+  } finally {
+    db.close();
+  }
+}
+
+/** The same page from a PostgreSQL database (created_at, a bigint, comes back as a string). */
+export async function postgresDeepPage(url: string, email: string, nth: number): Promise<DeepPage> {
+  const client = new Client({ connectionString: url });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ id: string; created_at: string }>(aroundNth('$1', '$2'), [
+      email,
+      nth - 1,
+    ]);
+    return deepPage(nth, email, rows);
   } finally {
     await client.end();
   }
