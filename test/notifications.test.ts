@@ -148,6 +148,27 @@ describe('change notifications', () => {
     await database.close();
   });
 
+  it('keeps each email to its backoff while the mail server is down, however many wait (more than one digest holds)', async () => {
+    await mail.stop();
+    hook.state.status = 503;
+    const member = await t.user('alice@example.com');
+    for (let i = 0; i < 250; i++)
+      await t.services.notifications.recordChange(member, 'upload', `image-${i}`, `“photo ${i}”`);
+    // A minute of worker rounds, every 5 s, with the server still down.
+    for (let round = 0; round < 12; round++) {
+      await t.services.notifications.deliver();
+      t.advance(5_000);
+    }
+    const attempts = await t.services.database.q
+      .selectFrom('outbox')
+      .select((eb) => [eb.fn.max('attempts').as('most'), eb.fn.min('attempts').as('least')])
+      .where('channel', '=', 'email')
+      .executeTakeFirstOrThrow();
+    // Tried at once, then after the first backoff (30 s): twice at most in a minute, and none forgotten.
+    expect(Number(attempts.most)).toBeLessThanOrEqual(2);
+    expect(Number(attempts.least)).toBeGreaterThanOrEqual(1);
+  });
+
   it('tells admins about an image put into the bucket from outside the app, found by reconcile', async () => {
     await upload(alice, await makePng(), 'sunset.png');
     await t.services.notifications.deliver();

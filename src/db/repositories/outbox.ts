@@ -143,7 +143,7 @@ export function outboxRepository(database: AppDb) {
       return row !== undefined;
     },
 
-    /** Claims up to `limit` unsent emails to `recipient` nobody holds. In a transaction, after lockDigest. */
+    /** Claims up to `limit` due unsent emails to `recipient` nobody holds. In a transaction, after lockDigest. */
     async claimEmailsFor(
       recipient: string,
       instanceId: string,
@@ -161,6 +161,9 @@ export function outboxRepository(database: AppDb) {
             .where('channel', '=', 'email')
             .where('recipient', '=', recipient)
             .where('sent_at', 'is', null)
+            // Rows waiting out a failed send's backoff stay out, or with more than `limit` unsent
+            // the same first rows would be retried at every round, ignoring their backoff.
+            .where('next_attempt_at', '<=', now)
             .where(unclaimed(now))
             .orderBy('id')
             .limit(limit)
