@@ -461,12 +461,15 @@ describe('audit rows of changes', () => {
   it('audits only the images a bulk delete removed, not one that went meanwhile', async () => {
     const { alice, mine } = await galleryOfThree();
     const [a, b, c] = mine;
-    // Another instance deletes b while this delete runs: it is no longer this delete's to record.
+    // Another instance deletes b while this delete runs, after this one read the rows: it is no
+    // longer this delete's to record. (The delete first closes a's replacement still uploading;
+    // that update is the moment the trigger takes b away.)
+    expect((await alice.postJson('/uploads/presign', { name: 'newer.png', replaces: a })).status).toBe(200);
     await addTrigger(t, {
-      sqlite: `CREATE TRIGGER gone_meanwhile BEFORE DELETE ON images WHEN OLD.id = '${a}' BEGIN DELETE FROM images WHERE id = '${b}'; END`,
+      sqlite: `CREATE TRIGGER gone_meanwhile BEFORE UPDATE OF closed_at ON pending_uploads BEGIN DELETE FROM images WHERE id = '${b}'; END`,
       postgres: `CREATE FUNCTION gone_meanwhile() RETURNS trigger LANGUAGE plpgsql AS $$
-          BEGIN IF OLD.id = '${a}' THEN DELETE FROM images WHERE id = '${b}'; END IF; RETURN OLD; END $$;
-        CREATE TRIGGER gone_meanwhile BEFORE DELETE ON images FOR EACH ROW EXECUTE FUNCTION gone_meanwhile();`,
+          BEGIN DELETE FROM images WHERE id = '${b}'; RETURN NEW; END $$;
+        CREATE TRIGGER gone_meanwhile BEFORE UPDATE OF closed_at ON pending_uploads FOR EACH ROW EXECUTE FUNCTION gone_meanwhile();`,
     });
     const form: [string, string][] = [
       ['ids', a],

@@ -103,7 +103,7 @@ export function createPeople(deps: {
         const current = await target(id);
         await keepAnAdmin(current);
         const all = await imageRows.keysOfOwner(current.id);
-        for (const key of all) await deps.images.queueDeletion(key);
+        await deps.images.queueDeletion(all);
         await userRows.delete(current.id);
         await audit.change(actor, 'user_delete', { target: current.email, detail: `role ${current.role}` });
         return all;

@@ -272,7 +272,7 @@ export function createUploads(deps: {
           await imageRows.replaceFiles(target.id, fields);
           const old = rowToImage(target);
           const oldKeys = [old.originalKey, old.displayKey, old.thumbKey];
-          for (const k of oldKeys) await images.queueDeletion(k);
+          await images.queueDeletion(oldKeys);
           await notifications.recordChange(user, 'replace', target.id, `“${target.title}”`);
           if (actor) await audit.change(actor, 'replace', { target: target.id });
           return { imageId: target.id, replaced: true, oldKeys };

@@ -147,8 +147,11 @@ export function imagesRepository(database: AppDb) {
         .execute();
     },
 
-    async deleteById(id: string): Promise<void> {
-      await database.q.deleteFrom('images').where('id', '=', id).execute();
+    /** Deletes the rows; returns the ids of those this statement deleted (not ones gone before). */
+    async deleteByIds(ids: readonly string[]): Promise<Set<string>> {
+      if (ids.length === 0) return new Set();
+      const rows = await database.q.deleteFrom('images').where('id', 'in', ids).returning('id').execute();
+      return new Set(rows.map((r) => r.id));
     },
 
     /** A page of the owner's cards, newest first, from after `after`. */

@@ -239,11 +239,12 @@ export function pendingUploadsRepository(database: AppDb) {
     },
 
     /** Closes the open rows replacing this image; returns their staging keys. */
-    async closeReplacementsOf(imageId: string, now: number): Promise<string[]> {
+    async closeReplacementsOf(imageIds: readonly string[], now: number): Promise<string[]> {
+      if (imageIds.length === 0) return [];
       const rows = await database.q
         .updateTable('pending_uploads')
         .set({ closed_at: now })
-        .where('replaces_image_id', '=', imageId)
+        .where('replaces_image_id', 'in', imageIds)
         .where('closed_at', 'is', null)
         .returning('key')
         .execute();

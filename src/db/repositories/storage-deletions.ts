@@ -4,12 +4,15 @@ import type { AppDb } from '../database.js';
 export function storageDeletionsRepository(database: AppDb) {
   return {
     /** Queues a key; one already queued keeps its first time and its attempts. */
-    async queue(key: string, queuedAt: number): Promise<void> {
-      await database.q
-        .insertInto('storage_deletions')
-        .values({ key, queued_at: queuedAt })
-        .onConflict((oc) => oc.column('key').doNothing())
-        .execute();
+    /** Queues the keys (one statement; a key already queued stays as it was). */
+    async queue(keys: readonly string[], queuedAt: number): Promise<void> {
+      for (let i = 0; i < keys.length; i += 1000) {
+        await database.q
+          .insertInto('storage_deletions')
+          .values([...new Set(keys.slice(i, i + 1000))].map((key) => ({ key, queued_at: queuedAt })))
+          .onConflict((oc) => oc.column('key').doNothing())
+          .execute();
+      }
     },
 
     /** The key is gone from the bucket. */
