@@ -152,4 +152,42 @@ describe.each([
       expect(await counter.read('lost')).toBe(7);
     },
   );
+
+  it.skipIf(skip || dialect !== 'postgres')(
+    'outlives a connection lost while a query runs on it: that call fails, nothing else',
+    async () => {
+      const other = await connectDatabase({ url: server?.url as string });
+      try {
+        let release = () => {};
+        const held = other.lockedTransaction(
+          ['busy'],
+          () => new Promise<void>((resolve) => (release = resolve)),
+        );
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        // This call waits for the lock `other` holds, on a connection of its own...
+        const waiting = database.lockedTransaction(['busy'], async () => {});
+        const waiter = async () => {
+          const { rows } = await sql<{ pid: number }>`
+          SELECT pid FROM pg_stat_activity
+           WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()`.execute(
+            other.q,
+          );
+          return rows[0]?.pid;
+        };
+        await vi.waitFor(async () => expect(await waiter()).toBeDefined());
+        // ...which the server ends mid-query, as a restart or failover would.
+        const pid = await waiter();
+        const killer = await connectDatabase({ url: server?.url as string });
+        await sql`SELECT pg_terminate_backend(${pid})`.execute(killer.q);
+        await killer.close();
+        await expect(waiting).rejects.toThrow();
+        release();
+        await held;
+      } finally {
+        await other.close();
+      }
+      await counter.reset('after-kill');
+      expect(await counter.read('after-kill')).toBe(0);
+    },
+  );
 });

@@ -108,8 +108,10 @@ export function openKysely(
 ): Kysely<Database> {
   if ('sqlite' in target) return new Kysely<Database>({ dialect: new ImmediateSqliteDialect(target.sqlite) });
   const pool = openPool(target.url);
-  // Without a listener, pg's 'error' event for an idle client would end the process.
+  // Without listeners, pg's 'error' event would end the process: the pool's for a client it holds
+  // idle, the client's own for one lost while a query runs (that query fails on its own).
   pool.on('error', onConnectionLost);
+  pool.on('connect', (client) => client.on('error', onConnectionLost));
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
 }
 

@@ -134,15 +134,22 @@ export async function charge(
   counters: { throttle: Throttle; key: string }[],
   refusal: string,
 ): Promise<void> {
+  if (counters.length === 0) return;
+  // Refused already? Then without waiting for the locks, which a flood on one key would queue for.
+  await refuseIfWaiting(counters, refusal);
   for (const c of counters) await c.throttle.makeRoomFor(c.key);
   // Locked per counter, not serializable: attempts on different keys never abort one another.
   const names = counters.map((c) => c.throttle.lockName(c.key));
   await database.lockedTransaction(names, async () => {
-    let wait = 0;
-    for (const c of counters) wait = Math.max(wait, await c.throttle.retryAfterSeconds(c.key));
-    if (wait > 0) throw new Throttled(`${refusal} ${tryAgainIn(wait)}`, wait);
+    await refuseIfWaiting(counters, refusal);
     for (const c of counters) await c.throttle.recordFailure(c.key);
   });
+}
+
+async function refuseIfWaiting(counters: { throttle: Throttle; key: string }[], refusal: string) {
+  let wait = 0;
+  for (const c of counters) wait = Math.max(wait, await c.throttle.retryAfterSeconds(c.key));
+  if (wait > 0) throw new Throttled(`${refusal} ${tryAgainIn(wait)}`, wait);
 }
 
 /** At most `limit` failures per window; the window starts at the first failure. */
