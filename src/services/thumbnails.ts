@@ -30,22 +30,29 @@ export interface Renditions {
 }
 
 /**
- * Thumbnail and display copies as WebP, turned upright; sharp drops all metadata (GPS included)
- * unless asked to keep it, so neither copy carries any.
+ * Thumbnail and display copies as WebP, turned upright, from the original (a file, so it is never
+ * whole in memory, or its bytes). The original is decoded once: straight to display size (libvips
+ * shrinks a JPEG while decoding it), and both copies are made from those pixels. sharp drops all
+ * metadata (GPS included) unless asked to keep it, so neither copy carries any.
  */
-export async function makeRenditions(original: Buffer): Promise<Renditions> {
+export async function makeRenditions(original: string | Buffer): Promise<Renditions> {
   const sharp = await load.sharp();
-  const input = sharp(original, { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'error' });
-  const meta = await input.metadata();
+  const options = { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'error' } as const;
+  const meta = await sharp(original, options).metadata(); // the header only
   const { width, height } = meta.autoOrient;
-  const render = (px: number, quality: number) =>
-    input
-      .clone()
-      .autoOrient()
-      .resize({ width: px, height: px, fit: 'inside', withoutEnlargement: true })
-      .webp({ quality })
-      .toBuffer();
-  const [thumb, display] = await Promise.all([render(THUMB_PX, 72), render(DISPLAY_PX, 82)]);
+  const { data, info } = await sharp(original, { ...options, sequentialRead: true })
+    .autoOrient()
+    .resize({ width: DISPLAY_PX, height: DISPLAY_PX, fit: 'inside', withoutEnlargement: true })
+    .raw({ depth: 'uchar' })
+    .toBuffer({ resolveWithObject: true });
+  const pixels = { raw: { width: info.width, height: info.height, channels: info.channels } };
+  const [thumb, display] = await Promise.all([
+    sharp(data, pixels)
+      .resize({ width: THUMB_PX, height: THUMB_PX, fit: 'inside', withoutEnlargement: true })
+      .webp({ quality: 72 })
+      .toBuffer(),
+    sharp(data, pixels).webp({ quality: 82 }).toBuffer(),
+  ]);
   return { thumb, display, width, height, takenAt: await dateTaken(meta.exif) };
 }
 

@@ -1,4 +1,9 @@
 import { randomUUID } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import type { AppDb } from '../db/database.js';
 import { imagesRepository } from '../db/repositories/images.js';
 import { formatBytes } from '../format.js';
@@ -164,10 +169,7 @@ export function createUploads(deps: {
     const start = await fromStorage(storage.getRange(finalKey, 0, Math.min(head.size, SNIFF_BYTES) - 1));
     const contentType = await sniffImageType(start);
     if (!contentType) return { refused: new UnsupportedType(NOT_AN_IMAGE) };
-    const renditions = await verifications.run(async (): Promise<Renditions | null> => {
-      const original = Buffer.from(await fromStorage(storage.getRange(finalKey, 0, head.size - 1)));
-      return makeRenditions(original).catch(() => null);
-    });
+    const renditions = await verifications.run(() => renditionsOf(finalKey));
     if (!renditions) {
       return {
         refused: new UnsupportedType(
@@ -183,6 +185,21 @@ export function createUploads(deps: {
       ]),
     );
     return { size: head.size, contentType, renditions };
+  }
+
+  /**
+   * The renditions of a stored original, or null when it is no image sharp can read. The original
+   * streams from the bucket into a temp file and sharp reads the file: it is never whole in memory.
+   */
+  async function renditionsOf(key: string): Promise<Renditions | null> {
+    const dir = await mkdtemp(path.join(tmpdir(), 's3g-original-'));
+    try {
+      const file = path.join(dir, 'original');
+      await fromStorage(storage.getStream(key).then((body) => pipeline(body, createWriteStream(file))));
+      return await makeRenditions(file).catch(() => null);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   }
 
   /**

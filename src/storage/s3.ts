@@ -1,7 +1,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { createRequire } from 'node:module';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import type * as ClientS3 from '@aws-sdk/client-s3';
 import type { createPresignedPost as CreatePresignedPost } from '@aws-sdk/s3-presigned-post';
 import type * as Presigner from '@aws-sdk/s3-request-presigner';
@@ -138,6 +138,12 @@ export function createStorage(opts: StorageOptions, now: () => number = Date.now
       );
       if (!res.Body) return new Uint8Array();
       return res.Body.transformToByteArray();
+    },
+
+    async getStream(key: string): Promise<Readable> {
+      const res = await client.send(new GetObjectCommand({ Bucket, Key: key }));
+      // In Node the SDK's body is an http.IncomingMessage, a Readable.
+      return res.Body instanceof Readable ? res.Body : Readable.from([]);
     },
 
     /** A stream body needs its length: the SDK frames it as aws-chunked with the decoded length. */

@@ -13,6 +13,8 @@ export interface Storage {
   /** null when there is no such object */
   head(key: string): Promise<ObjectInfo | null>;
   getRange(key: string, start: number, endInclusive: number): Promise<Uint8Array>;
+  /** The whole object as a stream, for a reader that never holds it whole in memory. */
+  getStream(key: string): Promise<Readable>;
   /** A stream body needs its length. */
   put(
     key: string,
