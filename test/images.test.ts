@@ -92,6 +92,48 @@ describe('images', () => {
     expect(meta.width).toBe(200);
   });
 
+  it('keeps the colours of a 16-bit PNG and the transparency of one with alpha in both copies', async () => {
+    const owner = await t.user('alice@example.com');
+    const cases = [
+      {
+        name: 'deep.png',
+        file: await sharp({
+          create: { width: 800, height: 500, channels: 3, background: { r: 200, g: 30, b: 60 } },
+        })
+          .toColourspace('rgb16')
+          .png()
+          .toBuffer(),
+        means: [200, 30, 60],
+      },
+      {
+        name: 'glass.png',
+        file: await sharp({
+          create: { width: 800, height: 500, channels: 4, background: { r: 10, g: 200, b: 60, alpha: 0.5 } },
+        })
+          .png()
+          .toBuffer(),
+        means: [10, 200, 60, 128],
+      },
+    ];
+    expect((await sharp(cases[0]?.file).metadata()).depth).toBe('ushort');
+    for (const { name, file, means } of cases) {
+      const image = await t.services.images.getForUser(owner, await upload(alice, file, name, 'image/png'));
+      expect([image.width, image.height], name).toEqual([800, 500]);
+      for (const [key, width] of [
+        [image.displayKey, 800],
+        [image.thumbKey, 400],
+      ] as const) {
+        const copy = Buffer.from(await t.services.storage.getRange(key, 0, 10_000_000));
+        expect((await sharp(copy).metadata()).width, `${name} ${key}`).toBe(width);
+        const stats = await sharp(copy).stats();
+        const found = stats.channels.map((c) => c.mean);
+        expect(found, `${name} ${key}`).toHaveLength(means.length);
+        for (const [i, mean] of found.entries())
+          expect(Math.abs(mean - (means[i] as number)), `${name} ${key}`).toBeLessThan(3);
+      }
+    }
+  });
+
   it('uploads a PNG through the plain form with JavaScript off, and completing twice is harmless', async () => {
     const png = await makePng();
     const location = await uploadWithoutJs(alice, png);
