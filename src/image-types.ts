@@ -8,12 +8,18 @@ export const ACCEPTED_TYPES: ReadonlyMap<string, { name: string; extension: stri
   ['image/gif', { name: 'GIF', extension: 'gif' }],
   ['image/webp', { name: 'WebP', extension: 'webp' }],
   ['image/avif', { name: 'AVIF', extension: 'avif' }],
+  // iPhones' photos. Browsers do not show them: the copies people see are WebP, the original is kept.
+  ['image/heic', { name: 'HEIC', extension: 'heic' }],
+  ['image/heif', { name: 'HEIF', extension: 'heif' }],
 ]);
+
+/** The types sharp's libvips cannot decode (no HEVC in its prebuilt binaries): libheif does. */
+export const HEIF_TYPES: ReadonlySet<string> = new Set(['image/heic', 'image/heif']);
 
 /** For a file input's accept attribute, which the upload script reads back. */
 export const ACCEPT = [...ACCEPTED_TYPES.keys()].join(',');
 
-/** "JPEG, PNG, GIF, WebP or AVIF" */
+/** "JPEG, PNG, GIF, WebP, AVIF, HEIC or HEIF" */
 export const ACCEPTED_NAMES = new Intl.ListFormat('en-GB', { type: 'disjunction' }).format(
   [...ACCEPTED_TYPES.values()].map((t) => t.name),
 );

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client } from './support/app.js';
 import { makeTestApp, signUp, signUpWithRole, type TestApp } from './support/app.js';
 import { all, attr, attrs, hiddenForm, markup } from './support/html.js';
-import { HTML, makeJpeg, makePng, SVG, TEXT_AS_PNG } from './support/images.js';
+import { canMakeHeic, HTML, makeHeic, makeJpeg, makePng, SVG, TEXT_AS_PNG } from './support/images.js';
 import {
   expectBucketMatchesRows,
   type Policy,
@@ -92,6 +92,46 @@ describe('images', () => {
     expect(meta.width).toBe(200);
   });
 
+  it.skipIf(!canMakeHeic)(
+    'takes an iPhone HEIC photo: WebP copies to look at, the original kept byte for byte',
+    async () => {
+      const heic = await makeHeic(900, 600, { r: 30, g: 140, b: 200 });
+      const id = await upload(alice, heic, 'IMG_0001.HEIC', 'image/heic');
+      const page = await (await alice.get(`/images/${id}`)).text();
+      expect(page).toContain('900 × 600');
+      expect(page).toContain('HEIC');
+      const display = await fetch(attr(page, 'figure.display > img:first-child', 'src') as string);
+      const shown = Buffer.from(await display.arrayBuffer());
+      expect((await sharp(shown).metadata()).format).toBe('webp');
+      const means = (await sharp(shown).stats()).channels.slice(0, 3).map((c) => c.mean);
+      for (const [i, expected] of [30, 140, 200].entries())
+        expect(Math.abs((means[i] as number) - expected)).toBeLessThan(4);
+      const owner = await t.user('alice@example.com');
+      const image = await t.services.images.getForUser(owner, id);
+      const thumb = Buffer.from(await t.services.storage.getRange(image.thumbKey, 0, 1_000_000));
+      expect((await sharp(thumb).metadata()).width).toBe(400);
+      const download = await fetch(
+        (await alice.get(`/images/${id}/download`)).headers.get('location') as string,
+      );
+      expect(download.headers.get('content-disposition')).toMatch(/filename="IMG_0001\.heic"/);
+      expect(Buffer.from(await download.arrayBuffer()).equals(heic)).toBe(true);
+    },
+  );
+
+  it.skipIf(!canMakeHeic)(
+    'refuses a damaged HEIC with the message for unreadable images, and keeps nothing',
+    async () => {
+      const heic = await makeHeic(300, 200, { r: 200, g: 10, b: 10 });
+      // The container (and so the type sniffed from the first bytes) intact, the picture cut off.
+      const damaged = heic.subarray(0, Math.floor(heic.length * 0.7));
+      const before = await t.count('images');
+      const { done } = await uploadWithJs(alice, damaged, 'broken.heic', 'image/heic');
+      expect(done.status).toBe(415);
+      expect(((await done.json()) as { error: string }).error).toContain('That image could not be read');
+      expect(await t.count('images')).toBe(before);
+    },
+  );
+
   it('keeps the colours of a 16-bit PNG and the transparency of one with alpha in both copies', async () => {
     const owner = await t.user('alice@example.com');
     const cases = [
@@ -160,7 +200,7 @@ describe('images', () => {
       const { policy, done } = await uploadWithJs(alice, bytes, 'evil.png', type);
       expect(done.status).toBe(415);
       expect(((await done.json()) as { error: string }).error).toContain(
-        'not a JPEG, PNG, GIF, WebP or AVIF',
+        'not a JPEG, PNG, GIF, WebP, AVIF, HEIC or HEIF',
       );
       expect(await t.services.storage.head(policy.key)).toBeNull();
       // Neither the staging object nor the copy completion verified is left anywhere.

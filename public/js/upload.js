@@ -69,11 +69,15 @@ import { formatBytes } from './format.js';
     return data;
   }
 
+  // A browser that does not know a type (HEIC, on most desktops) gives none: the extension names it.
+  const EXTENSION_TYPES = { heic: 'image/heic', heif: 'image/heif' };
+  const typeOf = (file) => file.type || EXTENSION_TYPES[file.name.split('.').pop().toLowerCase()] || '';
+
   function send(policy, file, onProgress) {
     return new Promise((resolve, reject) => {
       const data = new FormData();
       for (const [name, value] of Object.entries(policy.fields)) data.append(name, value);
-      data.append('Content-Type', file.type);
+      data.append('Content-Type', typeOf(file));
       data.append('file', file);
       const xhr = new XMLHttpRequest();
       xhr.open('POST', policy.url);
@@ -95,7 +99,7 @@ import { formatBytes } from './format.js';
 
   async function upload(file) {
     const ui = row(file);
-    if (!accepted.includes(file.type)) return ui.fail(`Not a ${typeNames} image.`);
+    if (!accepted.includes(typeOf(file))) return ui.fail(`Not a ${typeNames} image.`);
     if (file.size === 0) return ui.fail('The file is empty.');
     if (file.size > maxBytes) return ui.fail(`Larger than the ${formatBytes(maxBytes)} limit.`);
     try {

@@ -402,7 +402,7 @@ async function main() {
     }
     const peak = memory(app.child.pid as number).peakMB;
     const s0 = performance.now();
-    for (let i = 0; i < N; i++) await makeRenditions(jpeg);
+    for (let i = 0; i < N; i++) await makeRenditions(jpeg, 'image/jpeg');
     const sharpMs = performance.now() - s0;
     rows.push({
       measure: `Completion + thumbnails, 12-megapixel JPEG (${fmt(jpeg.length / MiB)} MiB): images/s`,

@@ -1,4 +1,7 @@
-import { ACCEPTED_TYPES } from '../image-types.js';
+import { readFile } from 'node:fs/promises';
+import type { Sharp } from 'sharp';
+import { ACCEPTED_TYPES, HEIF_TYPES } from '../image-types.js';
+import { decodeHeif } from './heif.js';
 
 // sharp (libvips), file-type and exif-reader load on the first upload, not at start-up: they cost
 // a third of the start-up time and tens of MB that a server only browsing never needs.
@@ -14,6 +17,11 @@ const THUMB_PX = 400;
 const DISPLAY_PX = 1600;
 /** Refuses decompression bombs: a small file that would decode to gigabytes of pixels. */
 const MAX_INPUT_PIXELS = 100_000_000;
+/**
+ * libheif decodes the whole picture into WebAssembly memory (4 bytes a pixel), which never shrinks
+ * again: 50 megapixels (200 MB) holds the 48-megapixel photos of recent iPhones and no more.
+ */
+const MAX_HEIF_PIXELS = 50_000_000;
 
 export async function sniffImageType(head: Uint8Array): Promise<string | null> {
   const { fileTypeFromBuffer } = await load.fileType();
@@ -33,15 +41,28 @@ export interface Renditions {
  * Thumbnail and display copies as WebP, turned upright, from the original (a file, so it is never
  * whole in memory, or its bytes). The original is decoded once: straight to display size (libvips
  * shrinks a JPEG while decoding it), and both copies are made from those pixels. sharp drops all
- * metadata (GPS included) unless asked to keep it, so neither copy carries any.
+ * metadata (GPS included) unless asked to keep it, so neither copy carries any. HEIC and HEIF,
+ * which sharp's libvips cannot decode, are decoded by libheif (see heif.ts), upright already.
  */
-export async function makeRenditions(original: string | Buffer): Promise<Renditions> {
+export async function makeRenditions(original: string | Buffer, contentType: string): Promise<Renditions> {
   const sharp = await load.sharp();
+  if (HEIF_TYPES.has(contentType)) {
+    const bytes = typeof original === 'string' ? await readFile(original) : original;
+    const image = await decodeHeif(bytes, MAX_HEIF_PIXELS);
+    const pixels = sharp(image.rgba, { raw: { width: image.width, height: image.height, channels: 4 } });
+    return { ...(await renderBoth(pixels)), width: image.width, height: image.height, takenAt: null };
+  }
   const options = { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'error' } as const;
   const meta = await sharp(original, options).metadata(); // the header only
   const { width, height } = meta.autoOrient;
-  const { data, info } = await sharp(original, { ...options, sequentialRead: true })
-    .autoOrient()
+  const copies = await renderBoth(sharp(original, { ...options, sequentialRead: true }).autoOrient());
+  return { ...copies, width, height, takenAt: await dateTaken(meta.exif) };
+}
+
+/** Both copies from one decode: display-size pixels first, then each copy from them. */
+async function renderBoth(input: Sharp): Promise<{ thumb: Buffer; display: Buffer }> {
+  const sharp = await load.sharp();
+  const { data, info } = await input
     .resize({ width: DISPLAY_PX, height: DISPLAY_PX, fit: 'inside', withoutEnlargement: true })
     .raw({ depth: 'uchar' })
     .toBuffer({ resolveWithObject: true });
@@ -53,7 +74,7 @@ export async function makeRenditions(original: string | Buffer): Promise<Renditi
       .toBuffer(),
     sharp(data, pixels).webp({ quality: 82 }).toBuffer(),
   ]);
-  return { thumb, display, width, height, takenAt: await dateTaken(meta.exif) };
+  return { thumb, display };
 }
 
 async function dateTaken(exif: Buffer | undefined): Promise<number | null> {

@@ -169,7 +169,7 @@ export function createUploads(deps: {
     const start = await fromStorage(storage.getRange(finalKey, 0, Math.min(head.size, SNIFF_BYTES) - 1));
     const contentType = await sniffImageType(start);
     if (!contentType) return { refused: new UnsupportedType(NOT_AN_IMAGE) };
-    const renditions = await verifications.run(() => renditionsOf(finalKey));
+    const renditions = await verifications.run(() => renditionsOf(finalKey, contentType));
     if (!renditions) {
       return {
         refused: new UnsupportedType(
@@ -191,12 +191,12 @@ export function createUploads(deps: {
    * The renditions of a stored original, or null when it is no image sharp can read. The original
    * streams from the bucket into a temp file and sharp reads the file: it is never whole in memory.
    */
-  async function renditionsOf(key: string): Promise<Renditions | null> {
+  async function renditionsOf(key: string, contentType: string): Promise<Renditions | null> {
     const dir = await mkdtemp(path.join(tmpdir(), 's3g-original-'));
     try {
       const file = path.join(dir, 'original');
       await fromStorage(storage.getStream(key).then((body) => pipeline(body, createWriteStream(file))));
-      return await makeRenditions(file).catch(() => null);
+      return await makeRenditions(file, contentType).catch(() => null);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

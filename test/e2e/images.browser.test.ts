@@ -12,7 +12,7 @@ import {
   screenshotPath,
   skipBrowser,
 } from '../support/browser.js';
-import { makeJpeg, makePng } from '../support/images.js';
+import { canMakeHeic, makeHeic, makeJpeg, makePng } from '../support/images.js';
 import { startAppServer } from '../support/server.js';
 
 describe.skipIf(skipBrowser)('uploading in a real browser, on the embedded store', () => {
@@ -108,7 +108,7 @@ describe.skipIf(skipBrowser)('uploading in a real browser, on the embedded store
       .map((f) => createHash('md5').update(Buffer.from(f.b64, 'base64')).digest('hex'));
     expect(completions.map((c) => c.etag).sort()).toEqual(md5s.map((m) => `"${m}"`).sort());
     expect(await page.locator('#upload-list li.failed').textContent()).toContain(
-      'Not a JPEG, PNG, GIF, WebP or AVIF',
+      'Not a JPEG, PNG, GIF, WebP, AVIF, HEIC or HEIF',
     );
     // Sizes read as on the server's pages: the script loads the same formatBytes.
     expect(await page.locator('#upload-list li.failed .upload-name').textContent()).toBe('notes.txt (5 B)');
@@ -182,4 +182,32 @@ describe.skipIf(skipBrowser)('uploading in a real browser, on the embedded store
     expect(await page.locator('#grid li.thumb').count()).toBe(3);
     await context.close();
   });
+
+  it.skipIf(!canMakeHeic)(
+    'takes an iPhone HEIC photo chosen in the browser, which names no type for it',
+    {
+      timeout: BROWSER_TEST_TIMEOUT_MS,
+    },
+    async () => {
+      const context = await newContext(browser, { viewport: { width: 390, height: 844 } });
+      const page = await context.newPage();
+      await signUpIn(page, 'iphone@example.com');
+      await page.goto(`${origin}/upload`);
+      await expect.poll(() => page.getByText('…or drop images here').isVisible(), PATIENTLY).toBe(true);
+      // As a desktop browser that does not know HEIC reports it: no type, only the name.
+      await page.getByLabel('Choose an image').setInputFiles({
+        name: 'IMG_4032.HEIC',
+        mimeType: '',
+        buffer: await makeHeic(1200, 900, { r: 60, g: 160, b: 90 }),
+      });
+      await expect.poll(() => page.locator('#upload-list li.ok').count(), PATIENTLY).toBe(1);
+      await page.goto(`${origin}/`);
+      const thumb = page.locator('#grid li.thumb img').first();
+      await expect
+        .poll(() => thumb.evaluate((img: HTMLImageElement) => img.naturalWidth), PATIENTLY)
+        .toBe(400);
+      await page.screenshot({ path: screenshotPath('heic-in-gallery-phone'), fullPage: true });
+      await context.close();
+    },
+  );
 });

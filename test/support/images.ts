@@ -1,3 +1,8 @@
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
 import sharp from 'sharp';
 
 /** Real image files made on the spot, so no binary fixtures live in the repo. */
@@ -21,6 +26,28 @@ export async function makePng(width = 300, height = 200) {
   return sharp({ create: { width, height, channels: 4, background: { r: 20, g: 120, b: 220, alpha: 1 } } })
     .png()
     .toBuffer();
+}
+
+/** Whether HEIC files can be made here (libheif's heif-enc); CI installs it, so there it must. */
+export const canMakeHeic = existsSync('/usr/bin/heif-enc') || Boolean(process.env.CI);
+
+/** An iPhone-style HEIC photo: a PNG of one colour, encoded by libheif's heif-enc (HEVC). */
+export async function makeHeic(width: number, height: number, rgb: { r: number; g: number; b: number }) {
+  const dir = mkdtempSync(path.join(tmpdir(), 's3g-heic-'));
+  try {
+    const png = path.join(dir, 'photo.png');
+    const heic = path.join(dir, 'photo.heic');
+    writeFileSync(
+      png,
+      await sharp({ create: { width, height, channels: 3, background: rgb } })
+        .png()
+        .toBuffer(),
+    );
+    await promisify(execFile)('heif-enc', ['-q', '90', '-o', heic, png]);
+    return readFileSync(heic);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 export const SVG = Buffer.from(
