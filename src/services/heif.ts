@@ -1,5 +1,3 @@
-import { createRequire } from 'node:module';
-
 /** The part of libheif-js (libheif built for WebAssembly) this app calls; it ships no types. */
 interface HeifImage {
   get_width(): number;
@@ -16,9 +14,9 @@ interface LibHeif {
 }
 
 // Loaded with the first HEIC, like sharp: a server that never sees one never pays for it.
-let libheif: LibHeif | undefined;
+let libheif: Promise<LibHeif> | undefined;
 const load = () => {
-  libheif ??= createRequire(import.meta.url)('libheif-js/wasm-bundle') as LibHeif;
+  libheif ??= import('libheif-js/wasm-bundle').then((m) => m.default as LibHeif);
   return libheif;
 };
 
@@ -34,7 +32,7 @@ export interface DecodedHeif {
  * before decoding, as sharp does for other formats; throws on anything libheif cannot read.
  */
 export async function decodeHeif(bytes: Uint8Array, maxPixels: number): Promise<DecodedHeif> {
-  const images = new (load().HeifDecoder)().decode(bytes);
+  const images = new (await load()).HeifDecoder().decode(bytes);
   try {
     const image = images.find((i) => i.is_primary()) ?? images[0];
     if (!image) throw new Error('no image in the HEIF file');

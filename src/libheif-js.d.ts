@@ -1,0 +1,5 @@
+/** libheif-js ships no types; src/services/heif.ts describes the part it calls. */
+declare module 'libheif-js/wasm-bundle' {
+  const libheif: unknown;
+  export default libheif;
+}
