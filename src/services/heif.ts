@@ -16,7 +16,7 @@ interface LibHeif {
 // Loaded with the first HEIC, like sharp: a server that never sees one never pays for it.
 let libheif: Promise<LibHeif> | undefined;
 const load = () => {
-  libheif ??= import('libheif-js/wasm-bundle').then((m) => m.default as LibHeif);
+  libheif ??= import('libheif-js/wasm-bundle.js').then((m) => m.default as LibHeif);
   return libheif;
 };
 
