@@ -79,6 +79,31 @@ status=$(curl -s -o /dev/null -w '%{http_code}' "$base/s3/gallery")
 [ "$(stat -c %a "$data/embedded-s3.json")" = 600 ] || { echo "embedded-s3.json is not mode 600"; exit 1; }
 curl -s -b "$work/cookies" "$base/upload" | grep -q "action=\"$origin/s3/gallery\"" || { echo "upload form does not post to the bucket"; exit 1; }
 
+step "upload a JPEG and an iPhone HEIC as upload.js does: the built app makes their copies"
+node -e "require('sharp')({create:{width:640,height:480,channels:3,background:'#3a7a5a'}}).jpeg().toFile(process.argv[1])" "$work/photo.jpg"
+node -e "require('sharp')({create:{width:640,height:480,channels:3,background:'#3a7a5a'}}).png().toFile(process.argv[1])" "$work/photo.png"
+heif-enc -q 80 -o "$work/photo.heic" "$work/photo.png" >/dev/null
+session=$(awk '$6 == "s3g_session" {print $7}' "$work/cookies")
+for file in photo.jpg photo.heic; do
+  ORIGIN="$origin" BASE="$base" SESSION="$session" FILE="$work/$file" node --input-type=module -e '
+    const { ORIGIN, BASE, SESSION, FILE } = process.env;
+    const name = FILE.split("/").pop();
+    const headers = { Origin: ORIGIN, Cookie: `s3g_session=${SESSION}`, "Content-Type": "application/json", Accept: "application/json" };
+    const bytes = (await import("node:fs")).readFileSync(FILE);
+    const presign = await fetch(`${BASE}/uploads/presign`, { method: "POST", headers, body: JSON.stringify({ name, size: bytes.length }) });
+    const policy = await presign.json();
+    const form = new FormData();
+    for (const [k, v] of Object.entries(policy.fields)) form.append(k, v);
+    form.append("Content-Type", name.endsWith(".heic") ? "image/heic" : "image/jpeg");
+    form.append("file", new Blob([bytes]), name);
+    const stored = await fetch(policy.url, { method: "POST", body: form });
+    if (stored.status !== 201) throw new Error(`the store answered ${stored.status}`);
+    const done = await fetch(`${BASE}/uploads/complete`, { method: "POST", headers, body: JSON.stringify({ key: policy.key }) });
+    if (done.status !== 200) throw new Error(`completion answered ${done.status}: ${await done.text()}`);
+    console.log(`${name}: ${(await done.json()).url}`);
+  ' || { echo "uploading $file failed"; cat "$work/server.log"; exit 1; }
+done
+
 step "the CLI works in the image: doctor against the running app"
 env -i PATH="$PATH" HOME=/tmp NODE_ENV=production HOST=127.0.0.1 PORT="$port" DATA_DIR="$data" \
   "${run_as[@]}" node dist/cli.js doctor || { echo "doctor failed"; exit 1; }
