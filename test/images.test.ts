@@ -3,7 +3,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client } from './support/app.js';
 import { makeTestApp, signUp, signUpWithRole, type TestApp } from './support/app.js';
 import { all, attr, attrs, hiddenForm, markup } from './support/html.js';
-import { canMakeHeic, HTML, makeHeic, makeJpeg, makePng, SVG, TEXT_AS_PNG } from './support/images.js';
+import {
+  canMakeHeic,
+  HTML,
+  makeAnimatedGif,
+  makeHeic,
+  makeJpeg,
+  makePng,
+  SVG,
+  TEXT_AS_PNG,
+} from './support/images.js';
 import {
   expectBucketMatchesRows,
   type Policy,
@@ -131,6 +140,28 @@ describe('images', () => {
       expect(await t.count('images')).toBe(before);
     },
   );
+
+  it('keeps a GIF moving in its display copy, with its first frame as the thumbnail', async () => {
+    const owner = await t.user('alice@example.com');
+    const gif = await makeAnimatedGif(500, 300, [
+      [220, 40, 40],
+      [40, 220, 40],
+      [40, 40, 220],
+    ]);
+    expect((await sharp(gif).metadata()).pages).toBe(3);
+    const moving = await t.services.images.getForUser(
+      owner,
+      await upload(alice, gif, 'wave.gif', 'image/gif'),
+    );
+    expect([moving.width, moving.height]).toEqual([500, 300]);
+    const display = Buffer.from(await t.services.storage.getRange(moving.displayKey, 0, 10_000_000));
+    expect(await sharp(display).metadata()).toMatchObject({ format: 'webp', pages: 3, width: 500 });
+    const thumb = Buffer.from(await t.services.storage.getRange(moving.thumbKey, 0, 10_000_000));
+    expect((await sharp(thumb).metadata()).pages ?? 1).toBe(1);
+    const [red, green] = (await sharp(thumb).stats()).channels.map((c) => c.mean);
+    expect(red).toBeGreaterThan(200);
+    expect(green).toBeLessThan(60);
+  });
 
   it('keeps the colours of a 16-bit PNG and the transparency of one with alpha in both copies', async () => {
     const owner = await t.user('alice@example.com');

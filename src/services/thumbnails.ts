@@ -56,7 +56,18 @@ export async function makeRenditions(original: string | Buffer, contentType: str
   const meta = await sharp(original, options).metadata(); // the header only
   const { width, height } = meta.autoOrient;
   const copies = await renderBoth(sharp(original, { ...options, sequentialRead: true }).autoOrient());
+  // An animated GIF or WebP keeps moving in its display copy (animated WebP); its thumbnail is the
+  // first frame. Frames are decoded again for it: only animations pay that.
+  if ((meta.pages ?? 1) > 1) copies.display = await animatedDisplay(original).catch(() => copies.display);
   return { ...copies, width, height, takenAt: await dateTaken(meta.exif) };
+}
+
+async function animatedDisplay(original: string | Buffer): Promise<Buffer> {
+  const sharp = await load.sharp();
+  return sharp(original, { animated: true, limitInputPixels: MAX_INPUT_PIXELS, failOn: 'error' })
+    .resize({ width: DISPLAY_PX, height: DISPLAY_PX, fit: 'inside', withoutEnlargement: true })
+    .webp({ quality: 82 })
+    .toBuffer();
 }
 
 /** Both copies from one decode: display-size pixels first, then each copy from them. */

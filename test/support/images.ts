@@ -28,6 +28,17 @@ export async function makePng(width = 300, height = 200) {
     .toBuffer();
 }
 
+/** An animated GIF: one frame of each colour, 100 ms apart, looping. */
+export async function makeAnimatedGif(width: number, height: number, colours: [number, number, number][]) {
+  const frame = width * height * 4;
+  const pixels = Buffer.alloc(frame * colours.length);
+  for (const [i, [r, g, b]] of colours.entries())
+    for (let p = i * frame; p < (i + 1) * frame; p += 4) pixels.set([r, g, b, 255], p);
+  return sharp(pixels, { raw: { width, height: height * colours.length, channels: 4, pageHeight: height } })
+    .gif({ delay: colours.map(() => 100), loop: 0 })
+    .toBuffer();
+}
+
 /** Whether HEIC files can be made here (libheif's heif-enc); CI installs it, so there it must. */
 export const canMakeHeic = existsSync('/usr/bin/heif-enc') || Boolean(process.env.CI);
 
