@@ -109,6 +109,7 @@ describe('images', () => {
       const page = await (await alice.get(`/images/${id}`)).text();
       expect(page).toContain('900 × 600');
       expect(page).toContain('HEIC');
+      expect(page).toContain('1 Jun 2024');
       const display = await fetch(attr(page, 'figure.display > img:first-child', 'src') as string);
       const shown = Buffer.from(await display.arrayBuffer());
       expect((await sharp(shown).metadata()).format).toBe('webp');

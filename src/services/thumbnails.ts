@@ -50,7 +50,12 @@ export async function makeRenditions(original: string | Buffer, contentType: str
     const bytes = typeof original === 'string' ? await readFile(original) : original;
     const image = await decodeHeif(bytes, MAX_HEIF_PIXELS);
     const pixels = sharp(image.rgba, { raw: { width: image.width, height: image.height, channels: 4 } });
-    return { ...(await renderBoth(pixels)), width: image.width, height: image.height, takenAt: null };
+    // libvips cannot decode HEVC, but it reads the container's header, EXIF included.
+    const { exif } = await sharp(bytes)
+      .metadata()
+      .catch(() => ({ exif: undefined }));
+    const copies = await renderBoth(pixels);
+    return { ...copies, width: image.width, height: image.height, takenAt: await dateTaken(exif) };
   }
   const options = { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'error' } as const;
   const meta = await sharp(original, options).metadata(); // the header only

@@ -42,19 +42,20 @@ export async function makeAnimatedGif(width: number, height: number, colours: [n
 /** Whether HEIC files can be made here (libheif's heif-enc); CI installs it, so there it must. */
 export const canMakeHeic = existsSync('/usr/bin/heif-enc') || Boolean(process.env.CI);
 
-/** An iPhone-style HEIC photo: a PNG of one colour, encoded by libheif's heif-enc (HEVC). */
+/**
+ * An iPhone-style HEIC photo of one colour, encoded by libheif's heif-enc (HEVC) from a JPEG whose
+ * EXIF (taken 1 Jun 2024, 10:30) it carries over.
+ */
 export async function makeHeic(width: number, height: number, rgb: { r: number; g: number; b: number }) {
   const dir = mkdtempSync(path.join(tmpdir(), 's3g-heic-'));
   try {
-    const png = path.join(dir, 'photo.png');
+    const jpeg = path.join(dir, 'photo.jpg');
     const heic = path.join(dir, 'photo.heic');
-    writeFileSync(
-      png,
-      await sharp({ create: { width, height, channels: 3, background: rgb } })
-        .png()
-        .toBuffer(),
-    );
-    await promisify(execFile)('heif-enc', ['-q', '90', '-o', heic, png]);
+    const source = sharp({ create: { width, height, channels: 3, background: rgb } })
+      .jpeg({ quality: 95 })
+      .withExifMerge({ IFD2: { DateTimeOriginal: '2024:06:01 10:30:00' } });
+    writeFileSync(jpeg, await source.toBuffer());
+    await promisify(execFile)('heif-enc', ['-q', '90', '-o', heic, jpeg]);
     return readFileSync(heic);
   } finally {
     rmSync(dir, { recursive: true, force: true });
