@@ -8,6 +8,7 @@ export const ACCEPTED_TYPES: ReadonlyMap<string, { name: string; extension: stri
   ['image/gif', { name: 'GIF', extension: 'gif' }],
   ['image/webp', { name: 'WebP', extension: 'webp' }],
   ['image/avif', { name: 'AVIF', extension: 'avif' }],
+  ['image/tiff', { name: 'TIFF', extension: 'tif' }],
   // iPhones' photos. Browsers do not show them: the copies people see are WebP, the original is kept.
   ['image/heic', { name: 'HEIC', extension: 'heic' }],
   ['image/heif', { name: 'HEIF', extension: 'heif' }],
@@ -19,7 +20,7 @@ export const HEIF_TYPES: ReadonlySet<string> = new Set(['image/heic', 'image/hei
 /** For a file input's accept attribute, which the upload script reads back. */
 export const ACCEPT = [...ACCEPTED_TYPES.keys()].join(',');
 
-/** "JPEG, PNG, GIF, WebP, AVIF, HEIC or HEIF" */
+/** "JPEG, PNG, GIF, WebP, AVIF, TIFF, HEIC or HEIF" */
 export const ACCEPTED_NAMES = new Intl.ListFormat('en-GB', { type: 'disjunction' }).format(
   [...ACCEPTED_TYPES.values()].map((t) => t.name),
 );

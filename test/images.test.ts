@@ -164,6 +164,21 @@ describe('images', () => {
     expect(green).toBeLessThan(60);
   });
 
+  it('takes a TIFF, though its first bytes do not tell it from other TIFF-based files', async () => {
+    // sharp writes the image directory at the end, where file-type looks to tell a TIFF from a raw.
+    const tiff = await sharp({ create: { width: 700, height: 400, channels: 3, background: '#2060a0' } })
+      .tiff()
+      .toBuffer();
+    const id = await upload(alice, tiff, 'scan.tif', 'image/tiff');
+    const page = await (await alice.get(`/images/${id}`)).text();
+    expect(page).toContain('700 × 400');
+    expect(page).toContain('TIFF');
+    const download = await fetch(
+      (await alice.get(`/images/${id}/download`)).headers.get('location') as string,
+    );
+    expect(Buffer.from(await download.arrayBuffer()).equals(tiff)).toBe(true);
+  });
+
   it('keeps the colours of a 16-bit PNG and the transparency of one with alpha in both copies', async () => {
     const owner = await t.user('alice@example.com');
     const cases = [
@@ -232,7 +247,7 @@ describe('images', () => {
       const { policy, done } = await uploadWithJs(alice, bytes, 'evil.png', type);
       expect(done.status).toBe(415);
       expect(((await done.json()) as { error: string }).error).toContain(
-        'not a JPEG, PNG, GIF, WebP, AVIF, HEIC or HEIF',
+        'not a JPEG, PNG, GIF, WebP, AVIF, TIFF, HEIC or HEIF',
       );
       expect(await t.services.storage.head(policy.key)).toBeNull();
       // Neither the staging object nor the copy completion verified is left anywhere.

@@ -25,9 +25,17 @@ const MAX_HEIF_PIXELS = 50_000_000;
 
 export async function sniffImageType(head: Uint8Array): Promise<string | null> {
   const { fileTypeFromBuffer } = await load.fileType();
-  const type = await fileTypeFromBuffer(head);
-  return type && ACCEPTED_TYPES.has(type.mime) ? type.mime : null;
+  return accepted(await fileTypeFromBuffer(head));
 }
+
+/** The type of a whole file, for the few its first bytes do not tell (file-type reads on as it needs). */
+export async function sniffImageFile(file: string): Promise<string | null> {
+  const { fileTypeFromFile } = await load.fileType();
+  return accepted(await fileTypeFromFile(file));
+}
+
+const accepted = (type: { mime: string } | undefined) =>
+  type && ACCEPTED_TYPES.has(type.mime) ? type.mime : null;
 
 export interface Renditions {
   thumb: Buffer;

@@ -30,7 +30,13 @@ import { createLimiter } from './limiter.js';
 import type { Notifications } from './notifications.js';
 import { type PendingUpload, type PendingUploads, POLICY_TTL_SECONDS } from './pending-uploads.js';
 import { tryAgainIn } from './rate-limit.js';
-import { makeRenditions, type Renditions, SNIFF_BYTES, sniffImageType } from './thumbnails.js';
+import {
+  makeRenditions,
+  type Renditions,
+  SNIFF_BYTES,
+  sniffImageFile,
+  sniffImageType,
+} from './thumbnails.js';
 import { createUploadQuota } from './upload-quota.js';
 import type { User, Users } from './users.js';
 
@@ -167,9 +173,10 @@ export function createUploads(deps: {
     if (overQuota) return { refused: new TooLarge(overQuota) };
 
     const start = await fromStorage(storage.getRange(finalKey, 0, Math.min(head.size, SNIFF_BYTES) - 1));
-    const contentType = await sniffImageType(start);
+    const known = await sniffImageType(start);
+    if (!known && head.size <= SNIFF_BYTES) return { refused: new UnsupportedType(NOT_AN_IMAGE) };
+    const { contentType, renditions } = await verifications.run(() => readOriginal(finalKey, known));
     if (!contentType) return { refused: new UnsupportedType(NOT_AN_IMAGE) };
-    const renditions = await verifications.run(() => renditionsOf(finalKey, contentType));
     if (!renditions) {
       return {
         refused: new UnsupportedType(
@@ -188,15 +195,21 @@ export function createUploads(deps: {
   }
 
   /**
-   * The renditions of a stored original, or null when it is no image sharp can read. The original
+   * Reads a stored original: its type, when its first bytes did not tell (a TIFF whose directory
+   * sits at its end), and its renditions, null when it is no image sharp can read. The original
    * streams from the bucket into a temp file and sharp reads the file: it is never whole in memory.
    */
-  async function renditionsOf(key: string, contentType: string): Promise<Renditions | null> {
+  async function readOriginal(
+    key: string,
+    known: string | null,
+  ): Promise<{ contentType: string | null; renditions: Renditions | null }> {
     const dir = await mkdtemp(path.join(tmpdir(), 's3g-original-'));
     try {
       const file = path.join(dir, 'original');
       await fromStorage(storage.getStream(key).then((body) => pipeline(body, createWriteStream(file))));
-      return await makeRenditions(file, contentType).catch(() => null);
+      const contentType = known ?? (await sniffImageFile(file));
+      if (!contentType) return { contentType, renditions: null };
+      return { contentType, renditions: await makeRenditions(file, contentType).catch(() => null) };
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

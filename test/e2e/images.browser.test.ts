@@ -108,7 +108,7 @@ describe.skipIf(skipBrowser)('uploading in a real browser, on the embedded store
       .map((f) => createHash('md5').update(Buffer.from(f.b64, 'base64')).digest('hex'));
     expect(completions.map((c) => c.etag).sort()).toEqual(md5s.map((m) => `"${m}"`).sort());
     expect(await page.locator('#upload-list li.failed').textContent()).toContain(
-      'Not a JPEG, PNG, GIF, WebP, AVIF, HEIC or HEIF',
+      'Not a JPEG, PNG, GIF, WebP, AVIF, TIFF, HEIC or HEIF',
     );
     // Sizes read as on the server's pages: the script loads the same formatBytes.
     expect(await page.locator('#upload-list li.failed .upload-name').textContent()).toBe('notes.txt (5 B)');
