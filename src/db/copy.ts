@@ -5,7 +5,7 @@ import Database from 'better-sqlite3';
 import { type Kysely, sql } from 'kysely';
 import { Client } from 'pg';
 import { openDatabase } from './connection.js';
-import { openKysely, redactUrl } from './database.js';
+import { openKysely, redactUrl, withoutPassword } from './database.js';
 import { migratePostgres, postgresMigrations } from './migrations-postgres.js';
 import type { Database as Tables } from './schema.js';
 
@@ -221,14 +221,10 @@ async function probe(url: string, safe: string): Promise<void> {
 
 /** An error whose message cannot carry the URL's password, whatever produced it. */
 function scrub(err: unknown, url: URL): unknown {
-  const password = url.password ? decodeURIComponent(url.password) : '';
-  if (!(err instanceof Error) || !password) return err;
-  const clean = (text: string) => text.split(password).join('***').split(url.password).join('***');
-  if (err.message.includes(password) || err.message.includes(url.password)) {
-    const copy = err instanceof CopyError ? new CopyError(clean(err.message)) : new Error(clean(err.message));
-    return copy;
-  }
-  return err;
+  if (!(err instanceof Error)) return err;
+  const clean = withoutPassword(err.message, url);
+  if (clean === err.message) return err;
+  return err instanceof CopyError ? new CopyError(clean) : new Error(clean);
 }
 
 /** A copy refused or failed for a reason the user can act on; its message says which. */

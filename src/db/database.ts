@@ -192,6 +192,12 @@ function errorCode(err: unknown): string | undefined {
   return typeof code === 'string' ? code : undefined;
 }
 
+/** `text` (an error message, say) with the URL's password, as typed or percent-decoded, replaced by ***. */
+export function withoutPassword(text: string, url: URL): string {
+  if (!url.password) return text;
+  return text.split(decodeURIComponent(url.password)).join('***').split(url.password).join('***');
+}
+
 /** A database URL with its password replaced by ***: safe to print and log. */
 export function redactUrl(url: string): string {
   const copy = new URL(url);

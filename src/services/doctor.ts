@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { sql } from 'kysely';
 import type { Config } from '../config.js';
 import { openDatabase } from '../db/connection.js';
-import { connectDatabase, redactUrl } from '../db/database.js';
+import { connectDatabase, redactUrl, withoutPassword } from '../db/database.js';
 import { migrations } from '../db/migrations.js';
 import { postgresMigrations } from '../db/migrations-postgres.js';
 import { EMBEDDED_MOUNT } from '../storage/embedded.js';
@@ -147,9 +147,7 @@ async function checkPostgres(url: string): Promise<CheckResult> {
     return {
       name,
       ok: false,
-      detail: `PostgreSQL at ${where}: ${message(err)
-        .split(new URL(url).password || '\0')
-        .join('***')}`,
+      detail: `PostgreSQL at ${where}: ${withoutPassword(message(err), new URL(url))}`,
       fix: 'check DATABASE_URL (host, port, user, password, database) and that this machine may connect',
     };
   }
