@@ -62,9 +62,9 @@ export function createNotifications({ database, clock, config, appOrigin, instan
   // transaction of its own, committed before anything is sent (on PostgreSQL a transaction may run
   // twice): on SQLite the IMMEDIATE transaction serializes the workers; on PostgreSQL the inner
   // SELECTs end in FOR UPDATE SKIP LOCKED (a row another worker is claiming is skipped, not waited
-  // for), and a digest's claim first takes pg_advisory_xact_lock(hashtext('s3-gallery digest ' ||
-  // recipient)), so the interval check and the claim for one admin run one instance at a time, as
-  // the IMMEDIATE transaction makes them on SQLite. See src/db/repositories/outbox.ts.
+  // for), and a digest's claim is a lockedTransaction named for its admin, so the interval check
+  // and the claim for one admin run one instance at a time, as the IMMEDIATE transaction makes them
+  // on SQLite. See src/db/repositories/outbox.ts.
   const outbox = outboxRepository(database);
 
   // nodemailer loads with the first email, so a server without SMTP never pays for it.
@@ -102,8 +102,9 @@ export function createNotifications({ database, clock, config, appOrigin, instan
    * went less than EMAIL_INTERVAL_MS ago or another instance is sending this admin one now.
    */
   function claimDigest(recipient: string, now: number): Promise<OutboxDelivery[]> {
-    return database.transaction(async () => {
-      await outbox.lockDigest(recipient);
+    // Locked per admin: two instances never check and claim one admin's digest at once, and their
+    // claims for different admins never abort one another.
+    return database.lockedTransaction([`digest ${recipient}`], async () => {
       const last = await outbox.lastEmailSentTo(recipient);
       if (last !== null && now - last < EMAIL_INTERVAL_MS) return [];
       if (await outbox.isEmailClaimedFor(recipient, now)) return [];

@@ -19,8 +19,9 @@ const unclaimed = (now: number) => (eb: ExpressionBuilder<Database, 'outbox'>) =
  * claims the rows it sends (claimed_by = its id, until the lease ends) and marks only rows it still
  * holds, so two instances never send one row. A claim runs in a transaction: on SQLite its BEGIN
  * IMMEDIATE serializes the workers; on PostgreSQL the inner SELECTs end in FOR UPDATE SKIP LOCKED
- * (a row another worker is claiming is skipped, not waited for), and a digest's claim first takes
- * lockDigest, so the interval check and the claim for one admin run one instance at a time.
+ * (a row another worker is claiming is skipped, not waited for), and a digest's claim holds a lock
+ * named for its admin (see notifications.ts), so the interval check and the claim for one admin run
+ * one instance at a time.
  */
 export function outboxRepository(database: AppDb) {
   const isPostgres = database.kind === 'postgres';
@@ -105,18 +106,6 @@ export function outboxRepository(database: AppDb) {
       return rows.map((r) => r.recipient);
     },
 
-    /**
-     * Makes the caller's transaction the only one claiming a digest for `recipient` until it ends
-     * (PostgreSQL; on SQLite the IMMEDIATE transaction already is).
-     */
-    async lockDigest(recipient: string): Promise<void> {
-      if (!database.inTransaction()) throw new Error('a digest is claimed in a transaction');
-      if (!isPostgres) return;
-      await sql`SELECT pg_advisory_xact_lock(hashtext(${`s3-gallery digest ${recipient}`}))`.execute(
-        database.q,
-      );
-    },
-
     /** When the last digest to `recipient` went, or null. */
     async lastEmailSentTo(recipient: string): Promise<number | null> {
       const row = await database.q
@@ -143,7 +132,7 @@ export function outboxRepository(database: AppDb) {
       return row !== undefined;
     },
 
-    /** Claims up to `limit` due unsent emails to `recipient` nobody holds. In a transaction, after lockDigest. */
+    /** Claims up to `limit` due unsent emails to `recipient` nobody holds. In the digest's locked transaction. */
     async claimEmailsFor(
       recipient: string,
       instanceId: string,
