@@ -1,3 +1,4 @@
+import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 
@@ -53,6 +54,8 @@ const schema = z.object({
   UPLOAD_TIMEOUT_SECONDS: seconds(30 * 60),
   IDLE_TIMEOUT_SECONDS: seconds(30),
   MAX_CONNECTIONS: z.coerce.number().int().min(1).max(1_000_000).default(1000),
+  PROCESSING_WORKERS: z.coerce.number().int().min(1).max(64).optional(),
+  PROCESSING_LEASE_SECONDS: z.coerce.number().int().min(1).max(3600).default(30),
 });
 
 export type Signup = 'open' | 'invite' | 'closed';
@@ -87,6 +90,15 @@ export interface Config {
   /** open sign-ups (SIGNUP=open, no invite) allowed per client address per hour */
   signupsPerIpPerHour: number;
   http: HttpLimits;
+  processing: ProcessingConfig;
+}
+
+/** The background workers that make renditions (src/jobs/queue.ts). */
+export interface ProcessingConfig {
+  /** images processed at once by this instance: the machine's cores unless set */
+  workers: number;
+  /** a job claimed by a worker that died is taken again after this long */
+  leaseMs: number;
 }
 
 /** How long clients may take to send, and how many may be connected at once. */
@@ -179,6 +191,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       uploadTimeoutMs: e.UPLOAD_TIMEOUT_SECONDS * 1000,
       idleTimeoutMs: e.IDLE_TIMEOUT_SECONDS * 1000,
       maxConnections: e.MAX_CONNECTIONS,
+    },
+    processing: {
+      workers: e.PROCESSING_WORKERS ?? os.availableParallelism(),
+      leaseMs: e.PROCESSING_LEASE_SECONDS * 1000,
     },
   };
 }

@@ -109,6 +109,7 @@ export async function startServer(
   const stopNotifier = services.notifications.startWorker(log);
   const stopSweeper = services.uploadSweeper.start(log);
   const stopAuditSchedule = services.audit.startSchedule(log, { retentionDays: config.auditRetentionDays });
+  const stopWorkers = services.jobs.start(log);
   const appListener = getRequestListener(createApp({ config, services, log }).fetch);
   handle = (req, res) => {
     if (store && isEmbeddedRequest(req.url)) store.handle(req, res);
@@ -130,7 +131,14 @@ export async function startServer(
       // close() stops accepting and waits for in-flight requests; idle keep-alive sockets are let go.
       server.close(() => {
         // A delivery cut short stays in the outbox and goes out after the next start.
-        void Promise.allSettled([stopNotifier(), sweeperStopped, stopAuditSchedule(), store?.close()])
+        // A renditions job cut short is claimed again once its lease lapses (here, or on another instance).
+        void Promise.allSettled([
+          stopNotifier(),
+          sweeperStopped,
+          stopAuditSchedule(),
+          stopWorkers(),
+          store?.close(),
+        ])
           .then(() => database.close())
           .finally(resolve);
       });

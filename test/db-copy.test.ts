@@ -34,6 +34,7 @@ const KEYS: Record<(typeof COPY_ORDER)[number], string[]> = {
   audit_purge_guard: ['id'],
   throttle_entries: ['scope', 'key'],
   job_leases: ['name'],
+  jobs: ['id'],
 };
 
 async function rowsOf(db: Kysely<Database>, table: (typeof COPY_ORDER)[number]) {

@@ -124,6 +124,9 @@ const image: Selectable<Database['images']> = {
   created_at: T,
   updated_at: T + 7,
   is_shared: 1,
+  state: 'failed',
+  failure: 'Could not be read – “damaged” 🌅',
+  placeholder: 'YJqGPQw7sFlslqhFafOsc3tocVW3',
 };
 const pendingUpload: Selectable<Database['pending_uploads']> = {
   key: 'uploads/u1/p1',
@@ -210,6 +213,17 @@ const jobLease: Selectable<Database['job_leases']> = {
   held_by: '6b1d0c1e-2f9a-4c8e-8a57-0e4d3f2a9b61',
   held_until: T + 18,
 };
+const job: Omit<Selectable<Database['jobs']>, 'id'> = {
+  kind: 'renditions',
+  image_id: 'img1',
+  original_key: 'originals/u1/img1',
+  created_at: T,
+  run_at: T + 19,
+  attempts: 2,
+  claimed_by: '6b1d0c1e-2f9a-4c8e-8a57-0e4d3f2a9b61',
+  claimed_until: T + 20,
+  last_error: 'the bucket did not answer',
+};
 
 /** Inserts one row of every table with every column set, in an order the foreign keys accept. */
 async function insertEveryTable(db: Kysely<Database>) {
@@ -240,6 +254,7 @@ async function insertEveryTable(db: Kysely<Database>) {
   await db.insertInto('audit_purge_guard').values({ id: 1, cutoff: T }).execute();
   await db.insertInto('throttle_entries').values(throttleEntry).execute();
   await db.insertInto('job_leases').values(jobLease).execute();
+  await db.insertInto('jobs').values(job).execute();
   return { changeId, outboxId, auditId };
 }
 
@@ -277,6 +292,7 @@ for (const dialect of dialects) {
       expect(await db.selectFrom('audit_purge_guard').selectAll().execute()).toEqual([{ id: 1, cutoff: T }]);
       expect(await db.selectFrom('throttle_entries').selectAll().execute()).toEqual([throttleEntry]);
       expect(await db.selectFrom('job_leases').selectAll().execute()).toEqual([jobLease]);
+      expect(await db.selectFrom('jobs').selectAll().execute()).toEqual([{ ...job, id: 1 }]);
       const { n } = await db
         .selectFrom('images')
         .select((eb) => eb.fn.countAll<number>().as('n'))
@@ -293,12 +309,14 @@ for (const dialect of dialects) {
       expect(
         await db.selectFrom('users').select(['is_disabled', 'quota_bytes', 'last_login_at']).execute(),
       ).toEqual([{ is_disabled: 0, quota_bytes: null, last_login_at: null }]);
-      const { is_shared, taken_at, ...required } = image;
+      const { is_shared, taken_at, state, failure, placeholder, ...required } = image;
       await db
         .insertInto('images')
         .values({ ...required, owner_id: 'u2', taken_at: null })
         .execute();
-      expect(await db.selectFrom('images').select('is_shared').execute()).toEqual([{ is_shared: 0 }]);
+      expect(await db.selectFrom('images').select(['is_shared', 'state', 'failure']).execute()).toEqual([
+        { is_shared: 0, state: 'ready', failure: null },
+      ]);
       await db
         .insertInto('pending_uploads')
         .values({ key: 'k', owner_id: 'u2', original_name: 'a.png', created_at: T, expires_at: T + 1 })
@@ -500,7 +518,7 @@ describe.skipIf(!hasPostgres)('PostgreSQL migrations', () => {
     cleanups.push(() => pg.close());
     expect(postgresMigrations).toHaveLength(migrations.length);
     const sqliteSchema = describeSqlite(sqlite.connection);
-    expect(Object.keys(sqliteSchema)).toHaveLength(15);
+    expect(Object.keys(sqliteSchema)).toHaveLength(16);
     expect(await describePostgres(pg.db)).toEqual(sqliteSchema);
   });
 
@@ -545,9 +563,14 @@ const SQLITE_TYPES: Record<string, string> = {
   BLOB: 'bytea',
 };
 
-// A predicate as both print it, give or take parentheses and case.
+// A predicate as both print it, give or take parentheses, case and PostgreSQL's casts of literals.
 const normalizePredicate = (where: string) =>
-  where.replace(/[()]/g, '').replace(/\s+/g, ' ').trim().toLowerCase();
+  where
+    .replace(/::text/g, '')
+    .replace(/[()]/g, '')
+    .replace(/\s+/g, ' ')
+    .trim()
+    .toLowerCase();
 const indexShape = (isUnique: boolean, columns: string[], where: string | null) =>
   `${isUnique ? 'unique ' : ''}(${columns.join(', ')})${where ? ` where ${normalizePredicate(where)}` : ''}`;
 
@@ -684,7 +707,8 @@ async function describePostgres(db: Kysely<Database>): Promise<Record<string, Ta
     shape(c.table_name).columns[c.column_name] = {
       type: c.data_type,
       isNullable: c.is_nullable === 'YES',
-      default: c.column_default,
+      // A text literal's default prints with its cast ('ready'::text); SQLite's without.
+      default: c.column_default?.replace(/::text$/, '') ?? null,
       isIdentity: c.is_identity === 'YES',
     };
   }

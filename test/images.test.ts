@@ -2,7 +2,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client } from './support/app.js';
 import { makeTestApp, signUp, signUpWithRole, type TestApp } from './support/app.js';
-import { all, attr, attrs, hiddenForm, markup } from './support/html.js';
+import { all, attr, attrs, hiddenForm, markup, text } from './support/html.js';
 import {
   canMakeHeic,
   HTML,
@@ -56,6 +56,7 @@ describe('images', () => {
   it('uploads a JPEG with JavaScript: gallery, image page, download of the same bytes', async () => {
     const jpeg = await makeJpeg(1200, 800, { gps: true });
     const id = await upload(alice, jpeg, 'Holiday beach.jpg');
+    await t.settle();
 
     const gallery = await (await alice.get('/')).text();
     expect(gallery).toContain('Holiday beach');
@@ -93,6 +94,7 @@ describe('images', () => {
 
   it('turns images upright and makes a thumbnail no larger than 400 px', async () => {
     const id = await upload(alice, await makeJpeg(600, 300, { orientation: 6 }), 'sideways.jpg');
+    await t.settle();
     const image = await t.services.images.getForUser(await t.user('alice@example.com'), id);
     expect([image.width, image.height]).toEqual([300, 600]);
     const thumb = await t.services.storage.getRange(image.thumbKey, 0, 1_000_000);
@@ -106,6 +108,7 @@ describe('images', () => {
     async () => {
       const heic = await makeHeic(900, 600, { r: 30, g: 140, b: 200 });
       const id = await upload(alice, heic, 'IMG_0001.HEIC', 'image/heic');
+      await t.settle();
       const page = await (await alice.get(`/images/${id}`)).text();
       expect(page).toContain('900 × 600');
       expect(page).toContain('HEIC');
@@ -129,16 +132,30 @@ describe('images', () => {
   );
 
   it.skipIf(!canMakeHeic)(
-    'refuses a damaged HEIC with the message for unreadable images, and keeps nothing',
+    'ends a damaged HEIC failed, with the reason, the original kept and no other object',
     async () => {
       const heic = await makeHeic(300, 200, { r: 200, g: 10, b: 10 });
       // The container (and so the type sniffed from the first bytes) intact, the picture cut off.
       const damaged = heic.subarray(0, Math.floor(heic.length * 0.7));
-      const before = await t.count('images');
       const { done } = await uploadWithJs(alice, damaged, 'broken.heic', 'image/heic');
-      expect(done.status).toBe(415);
-      expect(((await done.json()) as { error: string }).error).toContain('That image could not be read');
-      expect(await t.count('images')).toBe(before);
+      expect(done.status).toBe(200);
+      const { imageId } = (await done.json()) as { imageId: string };
+      await t.settle();
+      const page = await (await alice.get(`/images/${imageId}`)).text();
+      expect(text(page, 'figure.display [role=alert] .error')).toContain('could not be read as an image');
+      expect(attrs(page, 'form', 'action')).toContain(`/images/${imageId}/retry`);
+      const owner = await t.user('alice@example.com');
+      const image = await t.services.images.getForUser(owner, imageId);
+      expect(image.state).toBe('failed');
+      // The original stays (download, retry, replace); no thumbnail or display copy exists.
+      expect(await t.services.storage.head(image.originalKey)).not.toBeNull();
+      expect(await t.services.storage.head(image.thumbKey)).toBeNull();
+      expect(await t.services.storage.head(image.displayKey)).toBeNull();
+      expect(await t.count('jobs', `image_id = '${imageId}'`)).toBe(0);
+      // The gallery card says so.
+      const gallery = await (await alice.get('/')).text();
+      expect(text(gallery, `#image-${imageId} .pending`)).toBe('Could not be processed');
+      await alice.post(`/images/${imageId}/delete`, {});
     },
   );
 
@@ -150,10 +167,9 @@ describe('images', () => {
       [40, 40, 220],
     ]);
     expect((await sharp(gif).metadata()).pages).toBe(3);
-    const moving = await t.services.images.getForUser(
-      owner,
-      await upload(alice, gif, 'wave.gif', 'image/gif'),
-    );
+    const gifId = await upload(alice, gif, 'wave.gif', 'image/gif');
+    await t.settle();
+    const moving = await t.services.images.getForUser(owner, gifId);
     expect([moving.width, moving.height]).toEqual([500, 300]);
     const display = Buffer.from(await t.services.storage.getRange(moving.displayKey, 0, 10_000_000));
     expect(await sharp(display).metadata()).toMatchObject({ format: 'webp', pages: 3, width: 500 });
@@ -170,6 +186,7 @@ describe('images', () => {
       .tiff()
       .toBuffer();
     const id = await upload(alice, tiff, 'scan.tif', 'image/tiff');
+    await t.settle();
     const page = await (await alice.get(`/images/${id}`)).text();
     expect(page).toContain('700 × 400');
     expect(page).toContain('TIFF');
@@ -204,7 +221,9 @@ describe('images', () => {
     ];
     expect((await sharp(cases[0]?.file).metadata()).depth).toBe('ushort');
     for (const { name, file, means } of cases) {
-      const image = await t.services.images.getForUser(owner, await upload(alice, file, name, 'image/png'));
+      const pngId = await upload(alice, file, name, 'image/png');
+      await t.settle();
+      const image = await t.services.images.getForUser(owner, pngId);
       expect([image.width, image.height], name).toEqual([800, 500]);
       for (const [key, width] of [
         [image.displayKey, 800],
@@ -241,6 +260,7 @@ describe('images', () => {
     ['a renamed text file', TEXT_AS_PNG, 'image/png'],
   ] as const) {
     it(`refuses ${label}, deletes the object and records nothing`, async () => {
+      await t.settle();
       const before = await t.count('images');
       const aliceId = (await t.user('alice@example.com')).id;
       const objectsBefore = (await t.services.storage.list(`users/${aliceId}/`)).keys.length;
@@ -324,6 +344,7 @@ describe('images', () => {
 
     const { done } = await uploadWithJs(alice, await makePng(320, 240), 'second.png', 'image/png', id);
     expect(((await done.json()) as { imageId: string; replaced: boolean }).replaced).toBe(true);
+    await t.settle();
     const after = await t.services.images.getForUser(await t.user('alice@example.com'), id);
     expect(after.id).toBe(id);
     expect(after.title).toBe('Sunset over the bay');

@@ -31,6 +31,7 @@ export const COPY_ORDER = [
   'audit_purge_guard',
   'throttle_entries',
   'job_leases',
+  'jobs',
 ] as const satisfies readonly TableName[];
 type Missing = Exclude<TableName, (typeof COPY_ORDER)[number]>;
 const everyTable: [Missing] extends [never] ? true : Missing = true;

@@ -235,4 +235,32 @@ export const migrations: readonly string[] = [
   `
   CREATE UNIQUE INDEX users_email_lower ON users (lower(email));
   `,
+  // 10: renditions are made in the background. An image is 'processing' from its completion until a
+  // worker has made its thumbnail and display copy ('ready'), or gave up ('failed', with the reason
+  // people see); placeholder is its ThumbHash (base64), painted before the thumbnail arrives.
+  // jobs holds work not yet finished (a finished job's row goes): run_at is when it may run next
+  // (later after a failure, backing off), claimed_by/claimed_until the worker holding it and when
+  // that claim lapses (a crashed worker's job is taken again then); attempts counts its claims.
+  `
+  ALTER TABLE images ADD COLUMN state TEXT NOT NULL DEFAULT 'ready'
+    CHECK (state IN ('processing', 'ready', 'failed'));
+  ALTER TABLE images ADD COLUMN failure TEXT;
+  ALTER TABLE images ADD COLUMN placeholder TEXT;
+  CREATE INDEX images_unready ON images (state) WHERE state <> 'ready';
+
+  CREATE TABLE jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL CHECK (kind IN ('renditions')),
+    image_id TEXT NOT NULL REFERENCES images (id) ON DELETE CASCADE,
+    original_key TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    run_at INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    claimed_by TEXT,
+    claimed_until INTEGER,
+    last_error TEXT
+  ) STRICT;
+  CREATE INDEX jobs_due ON jobs (run_at, id);
+  CREATE INDEX jobs_image ON jobs (image_id);
+  `,
 ];

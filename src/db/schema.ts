@@ -23,6 +23,7 @@ export interface Database {
   audit_purge_guard: AuditPurgeGuardTable;
   throttle_entries: ThrottleEntriesTable;
   job_leases: JobLeasesTable;
+  jobs: JobsTable;
 }
 
 type Flag = 0 | 1;
@@ -78,7 +79,15 @@ export interface ImagesTable {
   created_at: number;
   updated_at: number;
   is_shared: Generated<Flag>;
+  /** 'processing' until a worker has made its renditions (see src/jobs/renditions.ts) */
+  state: Generated<ImageState>;
+  /** why processing gave up, in words for the owner (state 'failed') */
+  failure: string | null;
+  /** the ThumbHash of the thumbnail, base64: painted while the thumbnail loads */
+  placeholder: string | null;
 }
+
+export type ImageState = 'processing' | 'ready' | 'failed';
 
 export interface PendingUploadsTable {
   key: string;
@@ -192,4 +201,21 @@ interface JobLeasesTable {
   held_by: string;
   /** when the lease ends: another instance may take it from then on */
   held_until: number;
+}
+
+/** Background work not yet finished; a finished job's row goes. See src/jobs/queue.ts. */
+export interface JobsTable {
+  id: Generated<number>;
+  kind: 'renditions';
+  image_id: string;
+  /** the file the job is for: a job for a file since replaced has nothing left to do */
+  original_key: string;
+  created_at: number;
+  /** when it may run (next): later after a failure */
+  run_at: number;
+  /** claims so far (one per run started, a crashed one included) */
+  attempts: Generated<number>;
+  claimed_by: string | null;
+  claimed_until: number | null;
+  last_error: string | null;
 }

@@ -13,6 +13,7 @@ import { InvitesPage } from '../views/admin.js';
 import { AuditPage } from '../views/audit.js';
 import { ChangesPage } from '../views/changes.js';
 import { PeoplePage, PersonPage } from '../views/people.js';
+import { ProcessingPage } from '../views/processing.js';
 import { noticeOf, withNotice } from './notices.js';
 import { formError, page } from './render.js';
 import { cursor, form, query, text } from './validate.js';
@@ -160,6 +161,21 @@ adminRoutes.get('/audit.csv', query(auditFilter), async (c) => {
       );
     }
   });
+});
+
+/** The most failed images the processing page lists. */
+const FAILED_SHOWN = 100;
+
+adminRoutes.get('/processing', async (c) => {
+  const { services } = c.var;
+  const [status, failed, people] = await Promise.all([
+    services.processingStatus(),
+    services.images.listFailed(FAILED_SHOWN),
+    services.people.list(),
+  ]);
+  const emails = new Map(people.map((p) => [p.id, p.email]));
+  const rows = failed.map((image) => ({ image, ownerEmail: emails.get(image.ownerId) ?? '—' }));
+  return page(c, <ProcessingPage user={c.var.user} status={status} failed={rows} />);
 });
 
 adminRoutes.get('/invites', async (c) => {

@@ -15,12 +15,17 @@ healthRoutes.get('/healthz', async (c) => {
     c.var.log.error({ err }, 'health check: database failed');
     return c.json({ status: 'error', database: 'failed', databaseKind: c.var.services.databaseKind }, 503);
   }
-  const storageOk = await c.var.services.checkStorage();
+  const [storageOk, processing] = await Promise.all([
+    c.var.services.checkStorage(),
+    c.var.services.processingStatus(),
+  ]);
   if (!storageOk) c.var.log.warn('health check: storage unreachable');
   return c.json({
     status: storageOk ? 'ok' : 'degraded',
     database: 'ok',
     databaseKind: c.var.services.databaseKind,
     storage: storageOk ? 'ok' : 'unreachable',
+    // The renditions queue: a long or old queue is worth a look, not a failed check.
+    processing,
   });
 });

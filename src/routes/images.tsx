@@ -7,9 +7,10 @@ import { actorOf, requireCan, requireUser } from '../middleware/session.js';
 import { can } from '../policy.js';
 import { DomainError, Invalid } from '../services/errors.js';
 import type { Image } from '../services/images.js';
+import { ThumbLink } from '../views/gallery.js';
 import { ConfirmBulkDeletePage, ConfirmDeletePage, ImagePage, type ImagePageProps } from '../views/image.js';
 import { noticeOf, withNotice } from './notices.js';
-import { page } from './render.js';
+import { fragment, page } from './render.js';
 import { createLink, shareForm } from './shares.js';
 import { renderUploadPage } from './uploads.js';
 import { flag, form, selectedIds, text } from './validate.js';
@@ -46,6 +47,17 @@ imageRoutes.get('/:id', async (c) => {
   const image = await c.var.services.images.getForUser(c.var.user, c.req.param('id'));
   const notice = noticeOf(c, { uploaded: 'Uploaded.', replaced: 'File replaced.', revoked: 'Link revoked.' });
   return renderImage(c, image, { notice });
+});
+
+/** A card's picture alone: a processing card (htmx) swaps itself for this until it is ready. */
+imageRoutes.get('/:id/thumb', async (c) => {
+  const card = await c.var.services.images.card(c.var.user, c.req.param('id'));
+  return fragment(c, <ThumbLink card={card} />);
+});
+
+imageRoutes.post('/:id/retry', async (c) => {
+  await c.var.services.uploads.retryProcessing(c.var.user, c.req.param('id'));
+  return c.redirect(`/images/${c.req.param('id')}`, 303);
 });
 
 imageRoutes.get('/:id/download', async (c) => {

@@ -7,6 +7,7 @@ import {
   rowToImage,
 } from '../db/repositories/images.js';
 import { storageDeletionsRepository } from '../db/repositories/storage-deletions.js';
+import type { ImageState } from '../db/schema.js';
 import { ACCEPTED_TYPES } from '../image-types.js';
 import { TITLE_MAX } from '../limits.js';
 import { can } from '../policy.js';
@@ -31,7 +32,11 @@ export interface GalleryCard {
   title: string;
   width: number;
   height: number;
-  thumbUrl: string;
+  /** null until the image is ready (its thumbnail is made in the background) */
+  thumbUrl: string | null;
+  state: ImageState;
+  failure: string | null;
+  placeholder: string | null;
 }
 
 export function createImages(deps: {
@@ -91,12 +96,18 @@ export function createImages(deps: {
         title: row.title,
         width: row.width,
         height: row.height,
-        thumbUrl: await storage.presignGet({
-          key: row.thumb_key,
-          ttlSeconds: URL_TTL_SECONDS,
-          contentType: 'image/webp',
-          signingDate: date,
-        }),
+        state: row.state,
+        failure: row.failure,
+        placeholder: row.placeholder,
+        thumbUrl:
+          row.state === 'ready'
+            ? await storage.presignGet({
+                key: row.thumb_key,
+                ttlSeconds: URL_TTL_SECONDS,
+                contentType: 'image/webp',
+                signingDate: date,
+              })
+            : null,
       })),
     );
     return {
@@ -152,6 +163,14 @@ export function createImages(deps: {
       return cardsFor(await images.listPage(ownerId, position(after), PAGE_SIZE + 1));
     },
 
+    /** One image's card (a processing card asks for it again until the image is ready). */
+    async card(user: User, id: string): Promise<GalleryCard> {
+      const row = await images.get(id);
+      if (!row || !can(user, 'image.view', rowToImage(row))) throw new NotFound('There is no such image.');
+      const { cards } = await cardsFor([row]);
+      return cards[0] as GalleryCard;
+    },
+
     /** Images their owners made visible to every signed-in user, newest first. */
     async listShared(
       after: ImageCursor | null,
@@ -171,12 +190,22 @@ export function createImages(deps: {
       return { ...image, isShared };
     },
 
+    /** Images being processed and images whose processing failed, everyone's. */
+    unreadyCounts: () => images.unreadyCounts(),
+
+    /** The latest images whose processing failed, everyone's (the admin console). */
+    async listFailed(limit: number): Promise<Image[]> {
+      return (await images.listFailed(limit)).map(rowToImage);
+    },
+
     usage: (ownerId: string): Promise<{ images: number; bytes: number }> => images.usage(ownerId),
 
     /** Whether an image's original, display or thumbnail is this key. */
     usesKey: (key: string): Promise<boolean> => images.usesKey(key),
 
-    async displayUrl(image: Image): Promise<string> {
+    /** null until the image is ready: its display copy is made in the background. */
+    async displayUrl(image: Image): Promise<string | null> {
+      if (image.state !== 'ready') return null;
       return storage.presignGet({
         key: image.displayKey,
         ttlSeconds: URL_TTL_SECONDS,

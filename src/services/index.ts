@@ -2,6 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import type { Config } from '../config.js';
 import type { AppDb } from '../db/database.js';
+import { createJobQueue } from '../jobs/queue.js';
+import { createRenditionsHandler } from '../jobs/renditions.js';
 import type { Storage } from '../storage/storage.js';
 import { createAudit } from './audit.js';
 import type { Clock } from './clock.js';
@@ -26,7 +28,10 @@ export interface ServiceDeps {
   database: AppDb;
   storage: Storage;
   clock: Clock;
-  config: Pick<Config, 'signup' | 'maxUploadBytes' | 'appOrigin' | 'notify' | 'signupsPerIpPerHour'>;
+  config: Pick<
+    Config,
+    'signup' | 'maxUploadBytes' | 'appOrigin' | 'notify' | 'signupsPerIpPerHour' | 'processing'
+  >;
   /** Tests may lower some limits to reach them quickly. */
   loginLimits?: Partial<LoginLimits>;
   /** How /healthz tells the bucket answers; defaults to storage.ping() (a one-key list of users/). */
@@ -51,6 +56,14 @@ export function createServices({ database, storage, clock, config, loginLimits, 
   });
   const pending = createPendingUploads({ database });
   const images = createImages({ database, storage, clock, audit, notifications, pending });
+  const jobs = createJobQueue({
+    database,
+    clock,
+    instanceId,
+    handler: createRenditionsHandler({ database, storage, images }),
+    workers: config.processing.workers,
+    leaseMs: config.processing.leaseMs,
+  });
   const uploads = createUploads({
     database,
     storage,
@@ -62,6 +75,7 @@ export function createServices({ database, storage, clock, config, loginLimits, 
     clock,
     maxUploadBytes: config.maxUploadBytes,
     appOrigin: config.appOrigin,
+    onJobAdded: jobs.notify,
   });
   const uploadSweeper = createUploadSweeper({ storage, pending, uploads, users, images, clock, leases });
   let storageHealth: { at: number; ok: Promise<boolean> } | undefined;
@@ -85,6 +99,7 @@ export function createServices({ database, storage, clock, config, loginLimits, 
     sessions,
     images,
     uploads,
+    jobs,
     audit,
     notifications,
     people: createPeople({ database, storage, audit, users, images }),
@@ -111,6 +126,22 @@ export function createServices({ database, storage, clock, config, loginLimits, 
       clock,
       limits: { ...LOGIN_LIMITS, signupsPerIpPerHour: config.signupsPerIpPerHour, ...loginLimits },
     }),
+    /**
+     * For /healthz and the admin console: renditions jobs waiting and running (everywhere), images
+     * still processing, failed ones, and how long the oldest job has waited.
+     */
+    async processingStatus() {
+      const [queue, unready] = await Promise.all([jobs.counts(), images.unreadyCounts()]);
+      return {
+        waiting: queue.waiting,
+        running: queue.running,
+        failed: unready.failed,
+        oldestSeconds:
+          queue.oldestCreatedAt === null
+            ? 0
+            : Math.max(0, Math.round((clock() - queue.oldestCreatedAt) / 1000)),
+      };
+    },
     /** For /healthz: which database the metadata lives in. */
     databaseKind: database.kind,
     /** For /healthz: a real query, so a broken or locked database shows. */

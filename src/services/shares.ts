@@ -69,9 +69,18 @@ const rowToLink = (r: ShareLinkRow): ShareLink => ({
   firstTitle: r.first_title,
 });
 
+type PendingImageFields = Pick<Image, 'title' | 'state' | 'failure' | 'placeholder'>;
+
 export interface SharedView {
   link: ShareLink;
-  images: { id: string; title: string; width: number; height: number; url: string; downloadUrl?: string }[];
+  images: (PendingImageFields & {
+    id: string;
+    width: number;
+    height: number;
+    /** null until the image is ready */
+    url: string | null;
+    downloadUrl?: string;
+  })[];
 }
 
 export type OpenResult =
@@ -138,11 +147,17 @@ export function createShares(deps: {
           title: image.title,
           width: image.width,
           height: image.height,
-          url: await storage.presignGet({
-            key: image.displayKey,
-            ttlSeconds: PUBLIC_URL_TTL_SECONDS,
-            contentType: 'image/webp',
-          }),
+          state: image.state,
+          failure: null, // why it failed is for its owner
+          placeholder: image.placeholder,
+          url:
+            image.state === 'ready'
+              ? await storage.presignGet({
+                  key: image.displayKey,
+                  ttlSeconds: PUBLIC_URL_TTL_SECONDS,
+                  contentType: 'image/webp',
+                })
+              : null,
           ...(link.allowDownload
             ? {
                 downloadUrl: await storage.presignGet({

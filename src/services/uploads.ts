@@ -1,11 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import type { AppDb } from '../db/database.js';
 import { imagesRepository } from '../db/repositories/images.js';
+import { jobsRepository } from '../db/repositories/jobs.js';
 import { formatBytes } from '../format.js';
 import { ACCEPTED_NAMES } from '../image-types.js';
 import { TITLE_MAX } from '../limits.js';
@@ -26,17 +22,11 @@ import {
   UnsupportedType,
 } from './errors.js';
 import { cleanText, type Images, rowToImage, withoutExtension } from './images.js';
-import { createLimiter } from './limiter.js';
 import type { Notifications } from './notifications.js';
 import { type PendingUpload, type PendingUploads, POLICY_TTL_SECONDS } from './pending-uploads.js';
 import { tryAgainIn } from './rate-limit.js';
-import {
-  makeRenditions,
-  type Renditions,
-  SNIFF_BYTES,
-  sniffImageFile,
-  sniffImageType,
-} from './thumbnails.js';
+import { sniffImageStream } from './sniff.js';
+import { SNIFF_BYTES, sniffImageType } from './thumbnails.js';
 import { createUploadQuota } from './upload-quota.js';
 import type { User, Users } from './users.js';
 
@@ -45,8 +35,6 @@ import type { User, Users } from './users.js';
  * time (upload.js sends two at once); 20 bounds what one account can park in the bucket.
  */
 export const MAX_OPEN_UPLOADS = 20;
-/** Completions that read and decode an original at once: each holds the whole file in memory. */
-export const VERIFY_CONCURRENCY = 2;
 const NAME_MAX = 255;
 const NOT_AN_IMAGE = `That file is not a ${ACCEPTED_NAMES} image, so it was not kept.`;
 const NOT_FOUND = 'That upload was not found. It may have expired: please upload again.';
@@ -100,11 +88,10 @@ const originalsPrefix = (userId: string) => `users/${userId}/originals/`;
  */
 const ownerIdOf = (user: User, replacing: { owner_id: string } | undefined) => replacing?.owner_id ?? user.id;
 
-/** A file checked and rendered, ready to be recorded. */
+/** A file checked, ready to be recorded (its renditions are a job's, after the answer). */
 interface Verified {
   size: number;
   contentType: string;
-  renditions: Renditions;
 }
 
 /** A file refused for good during completion: the row closes and the objects go. */
@@ -123,11 +110,13 @@ export function createUploads(deps: {
   clock: Clock;
   maxUploadBytes: number;
   appOrigin: string;
+  /** Tells the workers a job was added (src/jobs/queue.ts). */
+  onJobAdded: () => void;
 }) {
   const { database, storage, audit, images, users, notifications, pending, clock } = deps;
   const imageRows = imagesRepository(database);
+  const jobs = jobsRepository(database);
   const quota = createUploadQuota({ users, images, pending });
-  const verifications = createLimiter(VERIFY_CONCURRENCY);
   /**
    * Completions running in this process, with the ETag their caller named (if any), so a repeated
    * request for the same file waits for the same answer.
@@ -153,15 +142,10 @@ export function createUploads(deps: {
   }
 
   /**
-   * Checks the final key (which no policy can write) and renders it. Reading the whole original and
-   * decoding it holds it in memory: that part takes one of VERIFY_CONCURRENCY slots, in turn.
+   * Checks the final key (which no policy can write): its size, the quota, and its type from its
+   * first bytes. Decoding it is the renditions job's, after the answer.
    */
-  async function verify(
-    user: User,
-    row: PendingUpload,
-    finalKey: string,
-    renditionKeys: string[],
-  ): Promise<Verified | Refused> {
+  async function verify(user: User, row: PendingUpload, finalKey: string): Promise<Verified | Refused> {
     const head = await fromStorage(storage.head(finalKey));
     if (!head) throw new Unavailable('The uploaded file could not be read back. Please try again.');
     if (head.size > deps.maxUploadBytes)
@@ -173,46 +157,14 @@ export function createUploads(deps: {
     if (overQuota) return { refused: new TooLarge(overQuota) };
 
     const start = await fromStorage(storage.getRange(finalKey, 0, Math.min(head.size, SNIFF_BYTES) - 1));
-    const known = await sniffImageType(start);
-    if (!known && head.size <= SNIFF_BYTES) return { refused: new UnsupportedType(NOT_AN_IMAGE) };
-    const { contentType, renditions } = await verifications.run(() => readOriginal(finalKey, known));
+    // A few files only tell further in (a TIFF whose directory sits at its end): read on, streaming.
+    const contentType =
+      (await sniffImageType(start)) ??
+      (head.size > SNIFF_BYTES
+        ? await fromStorage(storage.getStream(finalKey).then(sniffImageStream))
+        : null);
     if (!contentType) return { refused: new UnsupportedType(NOT_AN_IMAGE) };
-    if (!renditions) {
-      return {
-        refused: new UnsupportedType(
-          'That image could not be read: it may be damaged, or too large in pixels.',
-        ),
-      };
-    }
-    const [thumbKey, displayKey] = renditionKeys as [string, string];
-    await fromStorage(
-      Promise.all([
-        storage.put(thumbKey, renditions.thumb, 'image/webp'),
-        storage.put(displayKey, renditions.display, 'image/webp'),
-      ]),
-    );
-    return { size: head.size, contentType, renditions };
-  }
-
-  /**
-   * Reads a stored original: its type, when its first bytes did not tell (a TIFF whose directory
-   * sits at its end), and its renditions, null when it is no image sharp can read. The original
-   * streams from the bucket into a temp file and sharp reads the file: it is never whole in memory.
-   */
-  async function readOriginal(
-    key: string,
-    known: string | null,
-  ): Promise<{ contentType: string | null; renditions: Renditions | null }> {
-    const dir = await mkdtemp(path.join(tmpdir(), 's3g-original-'));
-    try {
-      const file = path.join(dir, 'original');
-      await fromStorage(storage.getStream(key).then((body) => pipeline(body, createWriteStream(file))));
-      const contentType = known ?? (await sniffImageFile(file));
-      if (!contentType) return { contentType, renditions: null };
-      return { contentType, renditions: await makeRenditions(file, contentType).catch(() => null) };
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+    return { size: head.size, contentType };
   }
 
   /**
@@ -245,7 +197,7 @@ export function createUploads(deps: {
 
     const version = randomUUID();
     const renditionKeys = [`${base}thumbs/${version}.webp`, `${base}display/${version}.webp`];
-    const made = [finalKey, ...renditionKeys];
+    const made = [finalKey];
     let verdict: Verified | Refused;
     try {
       // Verified only from the copy: a replay of the policy can change the staging object, never
@@ -256,7 +208,7 @@ export function createUploads(deps: {
           throw err instanceof SourceChanged ? new Conflict(REPLACED) : err;
         }),
       );
-      verdict = await verify(user, row, finalKey, renditionKeys);
+      verdict = await verify(user, row, finalKey);
     } catch (err) {
       // Storage trouble or a crash of sharp: the row stays open for a retry or the sweep.
       await pending.release(row.key, finalKey);
@@ -277,11 +229,16 @@ export function createUploads(deps: {
       thumb_key: thumbKey,
       content_type: checked.contentType,
       bytes: checked.size,
-      width: checked.renditions.width,
-      height: checked.renditions.height,
-      taken_at: checked.renditions.takenAt,
+      // Known once the renditions job has decoded the file.
+      width: 0,
+      height: 0,
+      taken_at: null,
       updated_at: now,
+      state: 'processing' as const,
+      failure: null,
+      placeholder: null,
     };
+    const addJob = (imageId: string) => jobs.add({ kind: 'renditions', imageId, originalKey: finalKey, now });
     type Outcome = { imageId: string; replaced: boolean; oldKeys: string[] } | DomainError | null;
     // Quota check, insert and closing the row are one write transaction: concurrent completions
     // queue on SQLite's write lock (PostgreSQL runs one of two that collide again), so each sees
@@ -300,6 +257,7 @@ export function createUploads(deps: {
         if (overQuota || !imageId) return new TooLarge(overQuota ?? '');
         if (target) {
           await imageRows.replaceFiles(target.id, fields);
+          await addJob(target.id);
           const old = rowToImage(target);
           const oldKeys = [old.originalKey, old.displayKey, old.thumbKey];
           await images.queueDeletion(oldKeys);
@@ -309,6 +267,7 @@ export function createUploads(deps: {
         }
         const title = cleanText(withoutExtension(originalName), TITLE_MAX) || 'Untitled';
         await imageRows.insert({ ...fields, id: imageId, owner_id: user.id, title, created_at: now });
+        await addJob(imageId);
         await notifications.recordChange(user, outside ? 'outside_upload' : 'upload', imageId, `“${title}”`);
         if (outside) await audit.change(null, 'outside_upload', { target: row.key });
         else if (actor) await audit.change(actor, 'upload', { target: imageId });
@@ -331,6 +290,7 @@ export function createUploads(deps: {
     if (outside) await pending.remove(row.key);
     await images.discardObjects([row.key, ...(outcome instanceof DomainError ? made : [])]);
     if (outcome instanceof DomainError) throw outcome;
+    deps.onJobAdded();
     await images.deleteObjects(outcome.oldKeys);
     return { imageId: outcome.imageId, replaced: outcome.replaced, isRepeat: false };
   }
@@ -468,6 +428,22 @@ export function createUploads(deps: {
     },
 
     complete,
+
+    /**
+     * Processes a failed image again (its renditions job), for someone who may change it: a
+     * storage outage that outlasted the retries, say. Anything but a failed image is left alone.
+     */
+    async retryProcessing(user: User, id: string): Promise<void> {
+      const image = await images.getForChange(user, id);
+      const restarted = await database.transaction(async () => {
+        if (!(await imageRows.markProcessing(image.id))) return false;
+        const row = await imageRows.get(image.id);
+        if (!row) return false;
+        await jobs.add({ kind: 'renditions', imageId: row.id, originalKey: row.original_key, now: clock() });
+        return true;
+      });
+      if (restarted) deps.onJobAdded();
+    },
 
     /** Whether this process is completing the key now (the sweep leaves such a claim alone). */
     isCompleting: (key: string) => inFlight.has(key),

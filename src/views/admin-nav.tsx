@@ -3,6 +3,7 @@ const SECTIONS = [
   ['/admin/invites', 'Invites'],
   ['/admin/changes', 'Changes'],
   ['/admin/audit', 'Audit log'],
+  ['/admin/processing', 'Processing'],
 ] as const;
 
 export function AdminNav({ current }: { current: (typeof SECTIONS)[number][0] }) {

@@ -2,6 +2,7 @@ import { can } from '../policy.js';
 import type { GalleryCard } from '../services/images.js';
 import type { User } from '../services/users.js';
 import { Notice } from './components/messages.js';
+import { PendingImage } from './components/pending-image.js';
 import { Layout } from './layout.js';
 
 interface CardsProps {
@@ -11,12 +12,38 @@ interface CardsProps {
   canChange: boolean;
 }
 
+/**
+ * A card's picture, linking to the image's page. While the image is processed it asks again every
+ * two seconds (htmx) and swaps itself for the thumbnail once there is one; only this link is
+ * swapped, so a ticked checkbox beside it stays ticked.
+ */
+export function ThumbLink({ card }: { card: GalleryCard }) {
+  const poll =
+    card.state === 'processing'
+      ? { 'hx-get': `/images/${card.id}/thumb`, 'hx-trigger': 'load delay:2s', 'hx-swap': 'outerHTML' }
+      : {};
+  return (
+    <a href={`/images/${card.id}`} class="thumb-link" {...poll}>
+      {card.thumbUrl ? (
+        <img
+          src={card.thumbUrl}
+          alt={card.title}
+          width={card.width}
+          height={card.height}
+          loading="lazy"
+          data-thumbhash={card.placeholder ?? undefined}
+        />
+      ) : (
+        <PendingImage image={card} size="thumb" />
+      )}
+    </a>
+  );
+}
+
 function Card({ card, canChange }: { card: GalleryCard; canChange: boolean }) {
   return (
     <li class="thumb" id={`image-${card.id}`}>
-      <a href={`/images/${card.id}`} class="thumb-link">
-        <img src={card.thumbUrl} alt={card.title} width={card.width} height={card.height} loading="lazy" />
-      </a>
+      <ThumbLink card={card} />
       <div class="thumb-bar">
         {canChange ? (
           <>

@@ -5,13 +5,16 @@ import { can } from '../policy.js';
 import type { Image } from '../services/images.js';
 import type { User } from '../services/users.js';
 import { PageHeading } from './components/page-heading.js';
+import { PendingImage } from './components/pending-image.js';
+import { PostButton } from './components/post-button.js';
 import { Layout } from './layout.js';
 import { type LinkRowData, LinksTable, NewLinkNotice, ShareForm } from './shares.js';
 
 export interface ImagePageProps {
   user: User;
   image: Image;
-  displayUrl: string;
+  /** null until the image is ready */
+  displayUrl: string | null;
   notice?: string | undefined;
   error?: string | undefined;
   /** the owner's links to this image; only for those who may change it */
@@ -21,8 +24,20 @@ export interface ImagePageProps {
 
 export function ImagePage({ user, image, displayUrl, notice, error, links, newShareUrl }: ImagePageProps) {
   const canChange = can(user, 'image.change', image);
+  const isProcessing = image.state === 'processing';
+  // While it is processed, the page fetches itself every two seconds and swaps this part in
+  // (htmx); without JavaScript, the whole page reloads.
+  const poll = isProcessing
+    ? {
+        'hx-get': `/images/${image.id}`,
+        'hx-trigger': 'load delay:2s',
+        'hx-select': '#image-main',
+        'hx-target': 'this',
+        'hx-swap': 'outerHTML',
+      }
+    : {};
   return (
-    <Layout title={image.title} user={user}>
+    <Layout title={image.title} user={user} {...(isProcessing ? { refreshWithoutScript: 3 } : {})}>
       <PageHeading
         back={{
           href: image.ownerId === user.id ? '/' : can(user, 'admin') ? `/users/${image.ownerId}` : '/shared',
@@ -32,9 +47,33 @@ export function ImagePage({ user, image, displayUrl, notice, error, links, newSh
         notice={notice}
         error={error}
       />
-      <div class="image-page">
+      <div class="image-page" id="image-main" {...poll}>
         <figure class="display">
-          <img src={displayUrl} alt={image.title} width={image.width} height={image.height} />
+          {displayUrl ? (
+            <img
+              src={displayUrl}
+              alt={image.title}
+              width={image.width}
+              height={image.height}
+              data-thumbhash={image.placeholder ?? undefined}
+            />
+          ) : (
+            <PendingImage image={image} size="display" />
+          )}
+          {image.state === 'processing' ? (
+            <figcaption class="muted" role="status">
+              The thumbnail and display copy are being made. This page updates when they are ready.
+            </figcaption>
+          ) : null}
+          {image.state === 'failed' ? (
+            <figcaption role="alert">
+              <p class="error">{image.failure ?? 'This image could not be processed.'}</p>
+              <p>
+                The original file is kept: you can download it{canChange ? ', try again, or replace it' : ''}.
+              </p>
+              {canChange ? <PostButton action={`/images/${image.id}/retry`} label="Try again" /> : null}
+            </figcaption>
+          ) : null}
         </figure>
         <aside class="card details">
           <dl>
@@ -45,11 +84,11 @@ export function ImagePage({ user, image, displayUrl, notice, error, links, newSh
             <dt>Size</dt>
             <dd>{formatBytes(image.bytes)}</dd>
             <dt>Dimensions</dt>
-            <dd>
-              {image.width} × {image.height}
-            </dd>
+            <dd>{image.state === 'ready' ? `${image.width} × ${image.height}` : '—'}</dd>
             <dt>Taken</dt>
-            <dd>{image.takenAt ? formatDateTime(image.takenAt) : 'unknown'}</dd>
+            <dd>
+              {image.takenAt ? formatDateTime(image.takenAt) : image.state === 'ready' ? 'unknown' : '—'}
+            </dd>
             <dt>Uploaded</dt>
             <dd>{formatDateTime(image.createdAt)}</dd>
             {image.updatedAt !== image.createdAt ? (

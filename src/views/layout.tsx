@@ -8,13 +8,15 @@ export interface LayoutProps {
   user: User | null;
   /** public share pages: no navigation into the app */
   bare?: boolean;
+  /** reload the page after this many seconds when scripts are off (htmx updates it when they are on) */
+  refreshWithoutScript?: number;
   children?: Child;
 }
 
 // htmx would otherwise inject a <style> element, which our CSP (style-src 'self') refuses.
 const htmxConfig = JSON.stringify({ includeIndicatorStyles: false });
 
-export function Layout({ title, user, bare, children }: LayoutProps) {
+export function Layout({ title, user, bare, refreshWithoutScript, children }: LayoutProps) {
   return (
     <html lang="en">
       <head>
@@ -22,6 +24,11 @@ export function Layout({ title, user, bare, children }: LayoutProps) {
         <meta name="viewport" content="width=device-width, initial-scale=1" />
         <meta name="htmx-config" content={htmxConfig} />
         <title>{`${title} · s3-gallery`}</title>
+        {refreshWithoutScript ? (
+          <noscript>
+            <meta http-equiv="refresh" content={String(refreshWithoutScript)} />
+          </noscript>
+        ) : null}
         <link rel="icon" href={asset('favicon.svg')} type="image/svg+xml" />
         <link rel="stylesheet" href={asset('css/app.css')} />
         <script src="/vendor/htmx.min.js" defer />

@@ -4,6 +4,7 @@ import type { Image } from '../services/images.js';
 import { SHARE_EXPIRIES, type SharedView, type ShareLink, type ShareState } from '../services/shares.js';
 import type { User } from '../services/users.js';
 import { ErrorMessage, Notice } from './components/messages.js';
+import { PendingImage } from './components/pending-image.js';
 import { PostButton } from './components/post-button.js';
 import { TableHead } from './components/table-head.js';
 import { Layout } from './layout.js';
@@ -174,7 +175,17 @@ export function PublicSharePage({ view }: { view: SharedView }) {
       <div class="shared">
         {view.images.map((image) => (
           <figure class="display">
-            <img src={image.url} alt={image.title} width={image.width} height={image.height} />
+            {image.url ? (
+              <img
+                src={image.url}
+                alt={image.title}
+                width={image.width}
+                height={image.height}
+                data-thumbhash={image.placeholder ?? undefined}
+              />
+            ) : (
+              <PendingImage image={image} size="display" />
+            )}
             <figcaption>
               {many ? image.title : null}
               {image.downloadUrl ? (

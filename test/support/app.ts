@@ -22,6 +22,11 @@ export interface TestAppOptions {
   loginLimits?: Partial<LoginLimits>;
   /** where the app logs; nowhere by default */
   log?: Logger;
+  /**
+   * Whether background workers process uploads as they come, as a server's do (the default); when
+   * false, jobs wait until the test calls t.settle(), which then runs them itself.
+   */
+  workers?: boolean;
 }
 
 /**
@@ -67,7 +72,9 @@ export async function makeTestApp(opts: TestAppOptions = {}) {
     config,
     ...(opts.loginLimits ? { loginLimits: opts.loginLimits } : {}),
   });
-  const app = createApp({ config, services, log: opts.log ?? pino({ level: 'silent' }) });
+  const log = opts.log ?? pino({ level: 'silent' });
+  const app = createApp({ config, services, log });
+  const stopWorkers = opts.workers === false ? async () => {} : services.jobs.start(log);
   return {
     app,
     config,
@@ -135,7 +142,10 @@ export async function makeTestApp(opts: TestAppOptions = {}) {
         .execute();
       return rows.map((r) => r.id);
     },
+    /** Waits until every upload so far is processed (ready or failed). */
+    settle: () => services.jobs.drain(),
     async close() {
+      await stopWorkers();
       await database.close();
       await pg?.drop();
       await store.close();

@@ -105,9 +105,13 @@ export const INTERNAL_ERROR = {
  * A test app whose storage goes through an interceptor in front of its own store, with one member
  * signed in. `close` stops both.
  */
+/** The intercepted app's renditions workers. */
+export const WORKERS = 2;
+
 export async function makeInterceptedApp(email = 'alice@example.com') {
   const proxy = await startStoreInterceptor();
-  const t = await makeTestApp({ env: { S3_ENDPOINT: proxy.endpoint } });
+  // Two workers, whatever the machine: tests count how many originals are read at once.
+  const t = await makeTestApp({ env: { S3_ENDPOINT: proxy.endpoint, PROCESSING_WORKERS: String(WORKERS) } });
   proxy.forwardTo(t.store.origin);
   const client = t.client();
   await signUp(client, email);

@@ -46,9 +46,11 @@ export async function upload(client: Client, bytes: Buffer, name = 'photo.jpg', 
 
 /** Every object under the user's prefix is one an image row names, and every key a row names is there. */
 export async function expectBucketMatchesRows(
-  services: Pick<Services, 'database' | 'storage'>,
+  services: Pick<Services, 'database' | 'storage' | 'jobs'>,
   ownerId: string,
 ) {
+  // Renditions are made in the background: compare once they are.
+  await services.jobs.drain();
   const rows = await services.database.q
     .selectFrom('images')
     .select(['original_key', 'display_key', 'thumb_key'])

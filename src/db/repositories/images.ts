@@ -1,6 +1,6 @@
 import { type Insertable, type Selectable, sql, type Updateable } from 'kysely';
 import type { AppDb } from '../database.js';
-import type { ImagesTable } from '../schema.js';
+import type { ImageState, ImagesTable } from '../schema.js';
 
 export interface Image {
   id: string;
@@ -19,6 +19,12 @@ export interface Image {
   updatedAt: number;
   /** visible to every signed-in user, read-only */
   isShared: boolean;
+  /** its thumbnail and display copy exist only once 'ready' */
+  state: ImageState;
+  /** why processing gave up (state 'failed') */
+  failure: string | null;
+  /** ThumbHash of the thumbnail, base64 */
+  placeholder: string | null;
 }
 
 /** An images row as the database returns it (the table's shape is src/db/schema.ts). */
@@ -40,10 +46,23 @@ export const rowToImage = (r: ImageRow): Image => ({
   createdAt: r.created_at,
   updatedAt: r.updated_at,
   isShared: r.is_shared === 1,
+  state: r.state,
+  failure: r.failure,
+  placeholder: r.placeholder,
 });
 
 /** Only what a card shows: the gallery query reads these and nothing else, for every page view. */
-const CARD_COLUMNS = ['id', 'title', 'thumb_key', 'width', 'height', 'created_at'] as const;
+const CARD_COLUMNS = [
+  'id',
+  'title',
+  'thumb_key',
+  'width',
+  'height',
+  'created_at',
+  'state',
+  'failure',
+  'placeholder',
+] as const;
 export type CardRow = Pick<ImageRow, (typeof CARD_COLUMNS)[number]>;
 
 /** The position after which a gallery page starts: the (created_at, id) of the last card shown. */
@@ -65,6 +84,14 @@ export type ImageFiles = Pick<
   | 'height'
   | 'taken_at'
   | 'updated_at'
+  | 'state'
+  | 'failure'
+  | 'placeholder'
+>;
+
+/** What a worker learnt from the file: the image becomes 'ready' with it. */
+export type RenderedFields = Required<
+  Pick<Updateable<ImagesTable>, 'width' | 'height' | 'taken_at' | 'placeholder'>
 >;
 
 /** The images table's SQL. */
@@ -129,6 +156,75 @@ export function imagesRepository(database: AppDb) {
     /** Points the image at a new file (a replacement); its id, owner, title and sharing stay. */
     async replaceFiles(id: string, files: ImageFiles): Promise<void> {
       await database.q.updateTable('images').set(files).where('id', '=', id).execute();
+    },
+
+    /**
+     * Marks the image ready with what its renditions told, if it is still the file and renditions
+     * the worker made (not replaced or deleted meanwhile); false otherwise.
+     */
+    async markReady(
+      id: string,
+      made: { originalKey: string; thumbKey: string; displayKey: string },
+      fields: RenderedFields,
+    ): Promise<boolean> {
+      const row = await database.q
+        .updateTable('images')
+        .set({ ...fields, state: 'ready', failure: null })
+        .where('id', '=', id)
+        .where('original_key', '=', made.originalKey)
+        .where('thumb_key', '=', made.thumbKey)
+        .where('display_key', '=', made.displayKey)
+        .returning('id')
+        .executeTakeFirst();
+      return row !== undefined;
+    },
+
+    /** Marks the image failed, with the reason, if its file is still `originalKey`; false otherwise. */
+    async markFailed(id: string, originalKey: string, failure: string): Promise<boolean> {
+      const row = await database.q
+        .updateTable('images')
+        .set({ state: 'failed', failure })
+        .where('id', '=', id)
+        .where('original_key', '=', originalKey)
+        .where('state', '=', 'processing')
+        .returning('id')
+        .executeTakeFirst();
+      return row !== undefined;
+    },
+
+    /** Back to processing (a retry), if it failed; false otherwise. */
+    async markProcessing(id: string): Promise<boolean> {
+      const row = await database.q
+        .updateTable('images')
+        .set({ state: 'processing', failure: null })
+        .where('id', '=', id)
+        .where('state', '=', 'failed')
+        .returning('id')
+        .executeTakeFirst();
+      return row !== undefined;
+    },
+
+    /** How many images are processing and how many failed (images_unready answers it). */
+    async unreadyCounts(): Promise<{ processing: number; failed: number }> {
+      const rows = await database.q
+        .selectFrom('images')
+        .select((eb) => ['state', eb.fn.countAll<number | string>().as('n')])
+        .where('state', '<>', sql.lit('ready'))
+        .groupBy('state')
+        .execute();
+      const of = (state: ImageState) => Number(rows.find((r) => r.state === state)?.n ?? 0);
+      return { processing: of('processing'), failed: of('failed') };
+    },
+
+    /** The most recently failed images, everyone's (the admin console). */
+    async listFailed(limit: number): Promise<ImageRow[]> {
+      return database.q
+        .selectFrom('images')
+        .selectAll()
+        .where('state', '=', sql.lit('failed'))
+        .orderBy('updated_at', 'desc')
+        .limit(limit)
+        .execute();
     },
 
     async rename(id: string, title: string, updatedAt: number): Promise<void> {

@@ -1,0 +1,96 @@
+import { createWriteStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import type { AppDb } from '../db/database.js';
+import { imagesRepository } from '../db/repositories/images.js';
+import { type JobClaim, type JobRow, jobsRepository } from '../db/repositories/jobs.js';
+import type { Images } from '../services/images.js';
+import { makeRenditions, type Renditions } from '../services/thumbnails.js';
+import type { Storage } from '../storage/storage.js';
+import { JobFailed, type JobHandler } from './queue.js';
+
+const UNREADABLE =
+  'This file could not be read as an image: it may be damaged, or use a feature we cannot decode.';
+const TOO_MANY_PIXELS =
+  'This image has more pixels than we decode (100 megapixels, or 50 for HEIC), so it was not processed.';
+
+/**
+ * Makes an image's thumbnail and display copy (a 'renditions' job): the original streams from the
+ * bucket into a temp file (never whole in memory), sharp decodes it once, both copies go to the
+ * keys the image row names, and the row becomes 'ready', in one transaction with the job's end.
+ * A job whose image was replaced or deleted meanwhile ends without touching the row, and removes
+ * what it wrote; a file that cannot be decoded ends 'failed' with the reason, and nothing written.
+ */
+export function createRenditionsHandler(deps: {
+  database: AppDb;
+  storage: Storage;
+  images: Images;
+}): JobHandler {
+  const { database, storage, images } = deps;
+  const imageRows = imagesRepository(database);
+  const jobs = jobsRepository(database);
+
+  async function render(originalKey: string, contentType: string): Promise<Renditions> {
+    const dir = await mkdtemp(path.join(tmpdir(), 's3g-original-'));
+    try {
+      const file = path.join(dir, 'original');
+      await pipeline(await storage.getStream(originalKey), createWriteStream(file));
+      return await makeRenditions(file, contentType).catch((err: unknown) => {
+        const message = err instanceof Error ? err.message : '';
+        throw new JobFailed(/pixel limit/i.test(message) ? TOO_MANY_PIXELS : UNREADABLE);
+      });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  return {
+    async run(job: JobRow, claim: JobClaim): Promise<void> {
+      const row = await imageRows.get(job.image_id);
+      if (!row || row.original_key !== job.original_key || row.state !== 'processing') {
+        await jobs.finish(claim); // replaced, deleted, or done already: nothing left to do
+        return;
+      }
+      const made = { originalKey: row.original_key, thumbKey: row.thumb_key, displayKey: row.display_key };
+      const renditions = await render(row.original_key, row.content_type);
+      await Promise.all([
+        storage.put(made.thumbKey, renditions.thumb, 'image/webp'),
+        storage.put(made.displayKey, renditions.display, 'image/webp'),
+      ]);
+      const outcome = await database.transaction(async () => {
+        const held = await jobs.finish(claim);
+        const current = await imageRows.get(job.image_id);
+        const isCurrent =
+          current?.original_key === made.originalKey &&
+          current.thumb_key === made.thumbKey &&
+          current.display_key === made.displayKey;
+        if (!isCurrent) return 'obsolete';
+        // Not ours any more (our claim lapsed and another worker took the job): it writes the same
+        // keys and marks the row itself.
+        if (!held) return 'lost';
+        await imageRows.markReady(row.id, made, {
+          width: renditions.width,
+          height: renditions.height,
+          taken_at: renditions.takenAt,
+          placeholder: (renditions as Renditions & { placeholder?: string }).placeholder ?? null,
+        });
+        return 'ready';
+      });
+      // The row names other keys now (a replacement) or is gone: what we wrote is no one's.
+      if (outcome === 'obsolete') await images.discardObjects([made.thumbKey, made.displayKey]);
+    },
+
+    async giveUp(job: JobRow, claim: JobClaim, reason: string): Promise<void> {
+      const row = await database.transaction(async () => {
+        if (!(await jobs.finish(claim))) return undefined;
+        const current = await imageRows.get(job.image_id);
+        if (!current || !(await imageRows.markFailed(current.id, job.original_key, reason))) return undefined;
+        return current;
+      });
+      // A run cut short may have written a copy: a failed image has none.
+      if (row) await images.discardObjects([row.thumb_key, row.display_key]);
+    },
+  };
+}
