@@ -4,6 +4,8 @@ import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
+import sharp from 'sharp';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import { openDatabase } from '../src/db/connection.js';
@@ -256,6 +258,69 @@ describe('the server process under signals', () => {
     expect((await client.postJson('/uploads/complete', { key: cut.key })).status).toBe(404);
     expect(await galleryIds(client)).toEqual([keptId]);
     const ownerId = (await services.users.findByEmail('owner@example.com'))?.id ?? '';
+    await expectBucketMatchesRows(services, ownerId);
+    services.db.close();
+  });
+
+  it('after SIGKILL mid-queue, the next start finishes every image: no job lost, none finished twice, no orphan', {
+    timeout: 120_000,
+  }, async () => {
+    dataDir = mkdtempSync(path.join(tmpdir(), 's3g-kill-queue-'));
+    const port = await freePort();
+    // One worker, and claims that lapse 2 s after a worker's death (30 s by default).
+    const env = { PROCESSING_WORKERS: '1', PROCESSING_LEASE_SECONDS: '2' };
+    server = await spawnServer(dataDir, port, env);
+    const client = server.client();
+    await signUp(client, 'owner@example.com');
+    const photo = await sharp({
+      create: {
+        width: 3000,
+        height: 2000,
+        channels: 3,
+        background: '#808080',
+        noise: { type: 'gaussian', mean: 128, sigma: 40 },
+      },
+    })
+      .jpeg({ quality: 85 })
+      .toBuffer();
+    const N = 12;
+    const ids: string[] = [];
+    for (let i = 0; i < N; i++) ids.push(await upload(client, photo, `photo-${i}.jpg`));
+    const db = new BetterSqlite3(path.join(dataDir, 'gallery.db'), { readonly: true });
+    cleanups.push(async () => {
+      db.close();
+    });
+    const readyIds = () =>
+      (db.prepare("SELECT id FROM images WHERE state = 'ready'").all() as { id: string }[]).map((r) => r.id);
+    await vi.waitFor(() => {
+      if (readyIds().length < 2) throw new Error('fewer than two images ready yet');
+    }, PATIENCE);
+    server.child.kill('SIGKILL');
+    await server.exited;
+    // Killed mid-queue: some images were ready, the rest still waited (one of them being rendered).
+    const readyBefore = new Set(readyIds());
+    expect(readyBefore.size).toBeLessThan(N);
+
+    server = await spawnServer(dataDir, port, env);
+    await vi.waitFor(
+      () => {
+        if (readyIds().length < N) throw new Error(`${readyIds().length} of ${N} ready`);
+      },
+      { timeout: 60_000, interval: 100 },
+    );
+    // The second run rendered each image the first left unfinished once, and none it had finished.
+    const finished = server
+      .output()
+      .split('\n')
+      .filter((line) => line.includes('"msg":"job finished"') && line.includes('"outcome":"ready"'));
+    for (const id of ids) {
+      const runs = finished.filter((line) => line.includes(`"image":"${id}"`)).length;
+      expect(runs, id).toBe(readyBefore.has(id) ? 0 : 1);
+    }
+    expect(db.prepare('SELECT count(*) AS n FROM jobs').get()).toEqual({ n: 0 });
+    const services = await servicesAfter(dataDir, { PORT: String(port), APP_ORIGIN: server.origin }, port);
+    const ownerId = (await services.users.findByEmail('owner@example.com'))?.id ?? '';
+    // The run cut short by the kill left no object that no image names.
     await expectBucketMatchesRows(services, ownerId);
     services.db.close();
   });

@@ -8,7 +8,8 @@ export class JobFailed extends Error {}
 
 /** What runs one kind of job. It ends the job itself (see JobsRepository.finish), in its own transaction. */
 export interface JobHandler {
-  run(job: JobRow, claim: JobClaim): Promise<void>;
+  /** Runs the job; says how it ended, for the log ('ready', or why there was nothing to do). */
+  run(job: JobRow, claim: JobClaim): Promise<string>;
   /** Gives the job up, telling its owner why (the reason is for people). */
   giveUp(job: JobRow, claim: JobClaim, reason: string): Promise<void>;
 }
@@ -97,7 +98,17 @@ export function createJobQueue(opts: QueueOptions) {
         );
         return;
       }
-      await handler.run(job, claim);
+      const started = performance.now();
+      const outcome = await handler.run(job, claim);
+      log?.info({
+        msg: 'job finished',
+        job: job.id,
+        kind: job.kind,
+        image: job.image_id,
+        outcome,
+        attempt: claim.attempt,
+        ms: Math.round(performance.now() - started),
+      });
     } catch (err) {
       await settleFailure(job, claim, err, log);
     } finally {

@@ -47,11 +47,11 @@ export function createRenditionsHandler(deps: {
   }
 
   return {
-    async run(job: JobRow, claim: JobClaim): Promise<void> {
+    async run(job: JobRow, claim: JobClaim): Promise<string> {
       const row = await imageRows.get(job.image_id);
       if (!row || row.original_key !== job.original_key || row.state !== 'processing') {
         await jobs.finish(claim); // replaced, deleted, or done already: nothing left to do
-        return;
+        return 'nothing to do';
       }
       const made = { originalKey: row.original_key, thumbKey: row.thumb_key, displayKey: row.display_key };
       const renditions = await render(row.original_key, row.content_type);
@@ -80,6 +80,7 @@ export function createRenditionsHandler(deps: {
       });
       // The row names other keys now (a replacement) or is gone: what we wrote is no one's.
       if (outcome === 'obsolete') await images.discardObjects([made.thumbKey, made.displayKey]);
+      return outcome;
     },
 
     async giveUp(job: JobRow, claim: JobClaim, reason: string): Promise<void> {
