@@ -12,7 +12,10 @@ import {
   makeTiff,
 } from './support/images.js';
 
-/** The samples were taken at 10:30 on 1 Jun 2024: EXIF names no time zone, so the wall-clock time is read as UTC. */
+/**
+ * The samples were taken at 10:30 on 1 Jun 2024. EXIF names no time zone (OffsetTimeOriginal is not
+ * read), so the wall-clock time is stored as if it were UTC, and shown as written.
+ */
 const TAKEN_AT = Date.UTC(2024, 5, 1, 10, 30);
 const RED = { r: 220, g: 40, b: 40 };
 const BLUE = { r: 40, g: 60, b: 220 };
