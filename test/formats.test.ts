@@ -143,6 +143,18 @@ describe('formats', () => {
     expect(await webpSize(still.thumb)).toEqual([400, 200]);
   });
 
+  it('shows the first page of a TIFF of several, not a slide show of them', async () => {
+    const pages = await makeAnimatedGif(300, 200, [
+      [220, 40, 40],
+      [40, 60, 220],
+    ]);
+    const tiff = await sharp(pages, { animated: true }).tiff().toBuffer();
+    expect((await sharp(tiff).metadata()).pages).toBe(2);
+    const renditions = await makeRenditions(tiff, 'image/tiff');
+    expect((await sharp(renditions.display).metadata()).pages ?? 1).toBe(1);
+    expectColour(await colourAt(renditions.display, 'left'), RED);
+  });
+
   it('keeps the colours of a 16-bit PNG and the transparency of one with alpha', async () => {
     const deep = await sharp({ create: { width: 500, height: 500, channels: 3, background: RED } })
       .toColourspace('rgb16')

@@ -76,8 +76,10 @@ export async function makeRenditions(original: string | Buffer, contentType: str
   const { width, height } = meta.autoOrient;
   const copies = await renderBoth(sharp(original, { ...options, sequentialRead: true }).autoOrient());
   // An animated GIF or WebP keeps moving in its display copy (animated WebP); its thumbnail is the
-  // first frame. Frames are decoded again for it: only animations pay that.
-  if ((meta.pages ?? 1) > 1) copies.display = await animatedDisplay(original).catch(() => copies.display);
+  // first frame. Frames are decoded again for it: only animations pay that. The pages of a TIFF (a
+  // scanned document) or the images of an AVIF are not frames: those show their first.
+  const isAnimation = (meta.format === 'gif' || meta.format === 'webp') && (meta.pages ?? 1) > 1;
+  if (isAnimation) copies.display = await animatedDisplay(original).catch(() => copies.display);
   // libvips gives no EXIF for a TIFF, whose own directories hold it: those are read for the date.
   const takenAt = meta.format === 'tiff' ? await tiffDateTaken(original) : await dateTaken(meta.exif);
   return { ...copies, width, height, takenAt };
