@@ -32,6 +32,8 @@ import { ErrorFragment, ErrorPage } from './views/error.js';
 
 const require = createRequire(import.meta.url);
 const htmxSource = readFileSync(require.resolve('htmx.org/dist/htmx.min.js'));
+// An ES module: public/js/placeholders.js imports it to paint the images' ThumbHash placeholders.
+const thumbhashSource = readFileSync(require.resolve('thumbhash/thumbhash.js'));
 const YEAR_SECONDS = 365 * 24 * 60 * 60;
 // Forms post urlencoded text; image bytes go straight to the bucket, never through the app.
 const MAX_FORM_BYTES = 256 * 1024;
@@ -100,6 +102,11 @@ export function createApp({ config, services, log }: AppDeps) {
     c.header('Content-Type', 'text/javascript; charset=utf-8');
     c.header('Cache-Control', `public, max-age=${YEAR_SECONDS}`);
     return c.body(htmxSource);
+  });
+  app.get('/vendor/thumbhash.js', (c) => {
+    c.header('Content-Type', 'text/javascript; charset=utf-8');
+    c.header('Cache-Control', `public, max-age=${YEAR_SECONDS}`);
+    return c.body(thumbhashSource);
   });
   app.use(
     '/public/*',

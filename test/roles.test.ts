@@ -63,6 +63,7 @@ const post =
  */
 const CHECKS: Check[] = [
   { name: 'GET /vendor/htmx.min.js', request: get(() => '/vendor/htmx.min.js'), allowed: everyone },
+  { name: 'GET /vendor/thumbhash.js', request: get(() => '/vendor/thumbhash.js'), allowed: everyone },
   { name: 'GET /healthz', request: get(() => '/healthz'), allowed: everyone },
   {
     name: 'GET /signup',

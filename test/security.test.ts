@@ -115,15 +115,23 @@ describe('request protection', () => {
     expect(inlineHandlers(html)).toEqual([]);
   });
 
-  it('serves htmx from our own origin with a long cache', async () => {
+  it('serves htmx and thumbhash from our own origin with a long cache', async () => {
     const page = await (await t.client().get('/login')).text();
     expect(attrs(page, 'script', 'src')).toContain('/vendor/htmx.min.js');
+    expect(attrs(page, 'script[type="module"]', 'src')).toContainEqual(
+      expect.stringMatching(/^\/public\/js\/placeholders\.js\?v=/),
+    );
     expect(page).not.toMatch(/https?:\/\/(unpkg|cdn|cdnjs|jsdelivr)/);
-    const res = await t.client().get('/vendor/htmx.min.js');
-    expect(res.status).toBe(200);
-    expect(res.headers.get('content-type')).toContain('javascript');
-    expect(res.headers.get('cache-control')).toContain('max-age=31536000');
-    expect(await res.text()).toContain('htmx');
+    for (const [path, text] of [
+      ['/vendor/htmx.min.js', 'htmx'],
+      ['/vendor/thumbhash.js', 'export function thumbHashToDataURL'],
+    ] as const) {
+      const res = await t.client().get(path);
+      expect(res.status, path).toBe(200);
+      expect(res.headers.get('content-type'), path).toBe('text/javascript; charset=utf-8');
+      expect(res.headers.get('cache-control'), path).toContain('max-age=31536000');
+      expect(await res.text(), path).toContain(text);
+    }
   });
 
   it('serves versioned static files as immutable and unversioned ones briefly', async () => {
@@ -148,7 +156,7 @@ describe('request protection', () => {
       allowDownload: true,
     });
     const params: Record<string, string> = { id: imageId, token };
-    const assets = new Set(['/vendor/htmx.min.js']);
+    const assets = new Set(['/vendor/htmx.min.js', '/vendor/thumbhash.js']);
     const paths = [...new Set(t.app.routes.filter((r) => r.method === 'GET').map((r) => r.path))];
     expect(paths.length).toBeGreaterThan(15);
     for (const route of paths) {
@@ -197,6 +205,7 @@ describe('request protection', () => {
   it('keeps long cache headers on static files only', async () => {
     for (const path of [
       '/vendor/htmx.min.js',
+      '/vendor/thumbhash.js',
       '/public/css/app.css',
       `/public/css/app.css?v=${assetVersion}`,
     ]) {

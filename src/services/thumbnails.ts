@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import type { Sharp } from 'sharp';
 import { ACCEPTED_TYPES, HEIF_TYPES } from '../image-types.js';
 import { decodeHeif } from './heif.js';
+import { tiffDateTaken } from './tiff.js';
 
 // sharp (libvips), file-type and exif-reader load on the first upload, not at start-up: they cost
 // a third of the start-up time and tens of MB that a server only browsing never needs.
@@ -9,12 +10,15 @@ const load = {
   sharp: () => import('sharp').then((m) => m.default),
   fileType: () => import('file-type'),
   exif: () => import('exif-reader').then((m) => m.default),
+  thumbhash: () => import('thumbhash'),
 };
 
 /** file-type reads at most this many bytes from the start of a file. */
 export const SNIFF_BYTES = 4100;
 const THUMB_PX = 400;
 const DISPLAY_PX = 1600;
+/** ThumbHash encodes at most 100 × 100 pixels; more would not make a better placeholder. */
+const PLACEHOLDER_PX = 100;
 /** Refuses decompression bombs: a small file that would decode to gigabytes of pixels. */
 const MAX_INPUT_PIXELS = 100_000_000;
 /**
@@ -43,6 +47,8 @@ export interface Renditions {
   width: number;
   height: number;
   takenAt: number | null;
+  /** A ThumbHash (about 25 bytes, base64) the browser paints while the thumbnail loads. */
+  placeholder: string;
 }
 
 /**
@@ -70,9 +76,13 @@ export async function makeRenditions(original: string | Buffer, contentType: str
   const { width, height } = meta.autoOrient;
   const copies = await renderBoth(sharp(original, { ...options, sequentialRead: true }).autoOrient());
   // An animated GIF or WebP keeps moving in its display copy (animated WebP); its thumbnail is the
-  // first frame. Frames are decoded again for it: only animations pay that.
-  if ((meta.pages ?? 1) > 1) copies.display = await animatedDisplay(original).catch(() => copies.display);
-  return { ...copies, width, height, takenAt: await dateTaken(meta.exif) };
+  // first frame. Frames are decoded again for it: only animations pay that. The pages of a TIFF (a
+  // scanned document) or the images of an AVIF are not frames: those show their first.
+  const isAnimation = (meta.format === 'gif' || meta.format === 'webp') && (meta.pages ?? 1) > 1;
+  if (isAnimation) copies.display = await animatedDisplay(original).catch(() => copies.display);
+  // libvips gives no EXIF for a TIFF, whose own directories hold it: those are read for the date.
+  const takenAt = meta.format === 'tiff' ? await tiffDateTaken(original) : await dateTaken(meta.exif);
+  return { ...copies, width, height, takenAt };
 }
 
 async function animatedDisplay(original: string | Buffer): Promise<Buffer> {
@@ -83,22 +93,33 @@ async function animatedDisplay(original: string | Buffer): Promise<Buffer> {
     .toBuffer();
 }
 
-/** Both copies from one decode: display-size pixels first, then each copy from them. */
-async function renderBoth(input: Sharp): Promise<{ thumb: Buffer; display: Buffer }> {
+/** Both copies and the placeholder from one decode: display-size pixels first, then each from them. */
+async function renderBoth(input: Sharp): Promise<{ thumb: Buffer; display: Buffer; placeholder: string }> {
   const sharp = await load.sharp();
   const { data, info } = await input
     .resize({ width: DISPLAY_PX, height: DISPLAY_PX, fit: 'inside', withoutEnlargement: true })
     .raw({ depth: 'uchar' })
     .toBuffer({ resolveWithObject: true });
   const pixels = { raw: { width: info.width, height: info.height, channels: info.channels } };
-  const [thumb, display] = await Promise.all([
+  const [thumb, display, placeholder] = await Promise.all([
     sharp(data, pixels)
       .resize({ width: THUMB_PX, height: THUMB_PX, fit: 'inside', withoutEnlargement: true })
       .webp({ quality: 72 })
       .toBuffer(),
     sharp(data, pixels).webp({ quality: 82 }).toBuffer(),
+    thumbHash(sharp(data, pixels)),
   ]);
-  return { thumb, display };
+  return { thumb, display, placeholder };
+}
+
+async function thumbHash(pixels: Sharp): Promise<string> {
+  const { rgbaToThumbHash } = await load.thumbhash();
+  const { data, info } = await pixels
+    .resize({ width: PLACEHOLDER_PX, height: PLACEHOLDER_PX, fit: 'inside', withoutEnlargement: true })
+    .ensureAlpha()
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  return Buffer.from(rgbaToThumbHash(info.width, info.height, data)).toString('base64');
 }
 
 async function dateTaken(exif: Buffer | undefined): Promise<number | null> {

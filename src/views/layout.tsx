@@ -32,6 +32,7 @@ export function Layout({ title, user, bare, refreshWithoutScript, children }: La
         <link rel="icon" href={asset('favicon.svg')} type="image/svg+xml" />
         <link rel="stylesheet" href={asset('css/app.css')} />
         <script src="/vendor/htmx.min.js" defer />
+        <script type="module" src={asset('js/placeholders.js')} />
       </head>
       <body>
         <a class="skip" href="#main">
