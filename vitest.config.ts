@@ -21,6 +21,7 @@ const SERVICE_AND_ROUTE_SUITES = [
   'notifications',
   'page-cache',
   'pagination',
+  'processing',
   'races',
   'redirects',
   'regressions',

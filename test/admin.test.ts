@@ -140,6 +140,7 @@ describe('admin console', () => {
     const carol = await signUpWithRole(t, admin, 'carol@example.com', 'member');
     const carolId = (await t.user('carol@example.com')).id;
     await upload(carol, await makePng(), 'c.png');
+    await t.settle();
     // An upload that was never completed leaves an object under the prefix too.
     const pending = (await (await carol.postJson('/uploads/presign', { name: 'x.png' })).json()) as Policy;
     expect((await postToBucket(pending, await makePng(), 'image/png', 'x.png')).status).toBe(201);

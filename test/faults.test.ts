@@ -29,6 +29,7 @@ describe('when storage is down', () => {
     alice = t.client();
     await signUp(alice, 'admin@example.com');
     imageId = await upload(alice, await makePng(), 'kept.png');
+    await t.settle();
   });
   afterAll(() => t.close());
 
@@ -48,6 +49,7 @@ describe('when storage is down', () => {
       database: 'ok',
       databaseKind: testDialect,
       storage: 'unreachable',
+      processing: { waiting: 0, running: 0, failed: 0, oldestSeconds: 0 },
     });
 
     const bob = t.client();

@@ -86,6 +86,7 @@ describe('generated bad input', () => {
     const bob = await signUpWithRole(t, admin, 'bob@example.com', 'member');
     mallory = await signUpWithRole(t, admin, 'mallory@example.com', 'member');
     bobImage = await upload(bob, await makePng(), 'bob.png');
+    await t.settle();
     const bobUser = await t.user('bob@example.com');
     bobLink = (
       await t.services.shares.create({ user: bobUser, ip: 'test' }, [bobImage], {

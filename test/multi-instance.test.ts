@@ -305,6 +305,21 @@ describe.skipIf(!runs)(`two instances on one ${onSqlite ? 'SQLite file' : 'Postg
           ).n,
         ),
       ).toBe(0);
+      // B's workers make the renditions of what B completed; the job reconcile added is due only on
+      // its clock, a day ahead: it runs it itself.
+      await services.jobs.drain();
+      await vi.waitFor(
+        async () => {
+          const processing = await database.q
+            .selectFrom('images')
+            .select('id')
+            .where('owner_id', '=', aliceId)
+            .where('state', '<>', 'ready')
+            .execute();
+          expect(processing).toEqual([]);
+        },
+        { timeout: 30_000, interval: 100 },
+      );
       // Every object under her prefix is one a row names, and every key a row names is there.
       const rows = await database.q
         .selectFrom('images')

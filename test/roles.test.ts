@@ -137,6 +137,26 @@ const CHECKS: Check[] = [
   },
   { name: 'GET /images/:id/delete', request: get((f) => `/images/${f.image}/delete`), allowed: ownerOrAdmin },
   {
+    name: 'GET /images/:id/thumb (private)',
+    request: get((f) => `/images/${f.image}/thumb`),
+    allowed: ownerOrAdmin,
+  },
+  {
+    name: 'GET /images/:id/thumb (shared)',
+    request: get((f) => `/images/${f.shared}/thumb`),
+    allowed: signedIn,
+  },
+  {
+    name: 'POST /images/:id/retry',
+    request: post((f) => `/images/${f.image}/retry`),
+    allowed: ownerOrAdmin,
+  },
+  {
+    name: 'POST /images/:id/retry (shared)',
+    request: post((f) => `/images/${f.shared}/retry`),
+    allowed: ownerOrAdmin,
+  },
+  {
     name: 'GET /images/:id/replace',
     request: get((f) => `/images/${f.image}/replace`),
     allowed: ownerOrAdmin,
@@ -284,6 +304,7 @@ const CHECKS: Check[] = [
   { name: 'GET /admin/changes', request: get(() => '/admin/changes'), allowed: adminOnly },
   { name: 'GET /admin/audit', request: get(() => '/admin/audit'), allowed: adminOnly },
   { name: 'GET /admin/audit.csv', request: get(() => '/admin/audit.csv'), allowed: adminOnly },
+  { name: 'GET /admin/processing', request: get(() => '/admin/processing'), allowed: adminOnly },
 ];
 
 /** Refused means: sent to log in, forbidden, or told the thing does not exist. */

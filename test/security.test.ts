@@ -252,7 +252,13 @@ describe('request protection', () => {
     const res = await t.client().get('/healthz');
     expect(res.status).toBe(200);
     const databaseKind = t.services.databaseKind;
-    expect(await res.json()).toEqual({ status: 'ok', database: 'ok', databaseKind, storage: 'ok' });
+    expect(await res.json()).toEqual({
+      status: 'ok',
+      database: 'ok',
+      databaseKind,
+      storage: 'ok',
+      processing: { waiting: 0, running: 0, failed: 0, oldestSeconds: 0 },
+    });
     await t.services.database.close();
     const broken = await t.client().get('/healthz');
     expect(broken.status).toBe(503);

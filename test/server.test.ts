@@ -31,7 +31,13 @@ describe('a real listening server', () => {
   it('answers /healthz over HTTP', async () => {
     const res = await fetch(`${running.url}/healthz`);
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ status: 'ok', database: 'ok', databaseKind: 'sqlite', storage: 'ok' });
+    expect(await res.json()).toEqual({
+      status: 'ok',
+      database: 'ok',
+      databaseKind: 'sqlite',
+      storage: 'ok',
+      processing: { waiting: 0, running: 0, failed: 0, oldestSeconds: 0 },
+    });
   });
 
   it('signs up, shows the empty gallery, logs out and logs in again over real sockets', async () => {

@@ -40,6 +40,7 @@ describe('sharing', () => {
     viewer = await signUpWithRole(t, admin, 'vera@example.com', 'viewer');
     photo = await upload(alice, await makeJpeg(800, 600), '<b>Beach</b>.jpg');
     secret = await upload(alice, await makePng(), 'secret.png');
+    await t.settle();
   });
   afterAll(() => t.close());
 

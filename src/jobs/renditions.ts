@@ -74,7 +74,7 @@ export function createRenditionsHandler(deps: {
           width: renditions.width,
           height: renditions.height,
           taken_at: renditions.takenAt,
-          placeholder: (renditions as Renditions & { placeholder?: string }).placeholder ?? null,
+          placeholder: renditions.placeholder,
         });
         return 'ready';
       });
