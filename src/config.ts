@@ -94,7 +94,7 @@ export interface Config {
 }
 
 /** The background workers that make renditions (src/jobs/queue.ts). */
-export interface ProcessingConfig {
+interface ProcessingConfig {
   /** images processed at once by this instance: the machine's cores unless set */
   workers: number;
   /** a job claimed by a worker that died is taken again after this long */

@@ -37,7 +37,7 @@ export interface QueueOptions {
   leaseMs: number;
 }
 
-export const backoffMs = (attempts: number) =>
+const backoffMs = (attempts: number) =>
   Math.min(BACKOFF_MAX_MS, BACKOFF_MS * 2 ** Math.max(0, attempts - 1)) * (0.8 + Math.random() * 0.4);
 
 /**
@@ -188,5 +188,3 @@ export function createJobQueue(opts: QueueOptions) {
     counts: () => jobs.counts(clock()),
   };
 }
-
-export type JobQueue = ReturnType<typeof createJobQueue>;

@@ -32,12 +32,6 @@ export async function sniffImageType(head: Uint8Array): Promise<string | null> {
   return accepted(await fileTypeFromBuffer(head));
 }
 
-/** The type of a whole file, for the few its first bytes do not tell (file-type reads on as it needs). */
-export async function sniffImageFile(file: string): Promise<string | null> {
-  const { fileTypeFromFile } = await load.fileType();
-  return accepted(await fileTypeFromFile(file));
-}
-
 const accepted = (type: { mime: string } | undefined) =>
   type && ACCEPTED_TYPES.has(type.mime) ? type.mime : null;
 

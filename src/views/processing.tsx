@@ -6,7 +6,7 @@ import { PostButton } from './components/post-button.js';
 import { TableHead } from './components/table-head.js';
 import { Layout } from './layout.js';
 
-export interface ProcessingStatus {
+interface ProcessingStatus {
   waiting: number;
   running: number;
   failed: number;
