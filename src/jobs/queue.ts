@@ -37,8 +37,11 @@ export interface QueueOptions {
   leaseMs: number;
 }
 
+/** Jittered (±20%), so jobs that failed together do not all come back together; whole ms (an integer column). */
 const backoffMs = (attempts: number) =>
-  Math.min(BACKOFF_MAX_MS, BACKOFF_MS * 2 ** Math.max(0, attempts - 1)) * (0.8 + Math.random() * 0.4);
+  Math.round(
+    Math.min(BACKOFF_MAX_MS, BACKOFF_MS * 2 ** Math.max(0, attempts - 1)) * (0.8 + Math.random() * 0.4),
+  );
 
 /**
  * Durable background work, claimed from the database: each job runs on one worker at a time,

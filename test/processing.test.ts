@@ -1,0 +1,250 @@
+import { type Logger, pino } from 'pino';
+import sharp from 'sharp';
+import { thumbHashToApproximateAspectRatio } from 'thumbhash';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { connectDatabase } from '../src/db/database.js';
+import { MAX_ATTEMPTS } from '../src/jobs/queue.js';
+import { createServices } from '../src/services/index.js';
+import { createStorage } from '../src/storage/s3.js';
+import {
+  type Client,
+  makeTestApp,
+  signUp,
+  signUpWithRole,
+  type TestApp,
+  testDialect,
+} from './support/app.js';
+import { attr, attrs, markup, text } from './support/html.js';
+import { makeJpeg, makePng } from './support/images.js';
+import { INTERNAL_ERROR, keyOf, makeInterceptedApp } from './support/store-interceptor.js';
+import { expectBucketMatchesRows, upload, uploadWithJs } from './support/uploads.js';
+
+const MINUTE = 60_000;
+
+/** A logger that keeps what it writes, to count the jobs each instance finished. */
+function recordingLogger(): { log: Logger; lines: () => Record<string, unknown>[] } {
+  const out: string[] = [];
+  const log = pino({ level: 'info' }, { write: (line: string) => out.push(line) });
+  return { log, lines: () => out.map((line) => JSON.parse(line) as Record<string, unknown>) };
+}
+
+describe('background processing', () => {
+  let t: TestApp;
+  let admin: Client;
+  let alice: Client;
+  let aliceId: string;
+
+  beforeAll(async () => {
+    // No workers: jobs wait until a test settles them, so the processing state can be looked at.
+    t = await makeTestApp({ workers: false });
+    admin = t.client();
+    await signUp(admin, 'admin@example.com');
+    alice = await signUpWithRole(t, admin, 'alice@example.com', 'member');
+    aliceId = (await t.user('alice@example.com')).id;
+  });
+  afterAll(() => t.close());
+
+  it('answers at once with the image processing; its placeholder asks again until the thumbnail is there', async () => {
+    const { done } = await uploadWithJs(alice, await makeJpeg(900, 1200), 'portrait.jpg', 'image/jpeg');
+    expect(done.status).toBe(200);
+    const { imageId } = (await done.json()) as { imageId: string };
+    expect(await t.count('jobs', `image_id = '${imageId}'`)).toBe(1);
+
+    // The grid: a box that says so, in place of the thumbnail, whose link fetches itself again (htmx).
+    const gallery = await (await alice.get('/')).text();
+    const card = `#image-${imageId}`;
+    expect(text(gallery, `${card} .pending`)).toBe('Processing…');
+    expect(attr(gallery, `${card} a.thumb-link`, 'hx-get')).toBe(`/images/${imageId}/thumb`);
+    expect(attr(gallery, `${card} a.thumb-link`, 'hx-trigger')).toContain('load');
+    expect(attrs(gallery, `${card} img`, 'src')).toEqual([]);
+    // Its checkbox sits outside what is swapped, so a ticked one stays ticked.
+    expect(markup(gallery, `${card} a.thumb-link`)).not.toContain('checkbox');
+    const stillProcessing = await alice.get(`/images/${imageId}/thumb`);
+    expect(stillProcessing.status).toBe(200);
+    expect(attr(await stillProcessing.text(), 'a.thumb-link', 'hx-get')).toBe(`/images/${imageId}/thumb`);
+
+    // The image page says so, updates itself with htmx, and reloads without JavaScript.
+    const page = await (await alice.get(`/images/${imageId}`)).text();
+    expect(text(page, 'figure.display [role=status]')).toContain('being made');
+    expect(attr(page, '#image-main', 'hx-get')).toBe(`/images/${imageId}`);
+    expect(markup(page, 'head noscript')).toContain('http-equiv="refresh"');
+    const health = (await (await t.client().get('/healthz')).json()) as { processing: { waiting: number } };
+    expect(health.processing.waiting).toBe(1);
+
+    await t.settle();
+    const ready = await (await alice.get(`/images/${imageId}/thumb`)).text();
+    expect(attr(ready, 'a.thumb-link', 'hx-get')).toBeUndefined();
+    expect(attr(ready, 'img', 'src')).toMatch(/\/thumbs\/[^"]+\.webp/);
+    // The ThumbHash is inline, so the shape and colours show before the thumbnail arrives.
+    const hash = attr(ready, 'img', 'data-thumbhash') ?? '';
+    expect(hash.length).toBeGreaterThan(20);
+    expect(hash.length).toBeLessThan(48);
+    const aspect = thumbHashToApproximateAspectRatio(Buffer.from(hash, 'base64'));
+    expect(aspect).toBeGreaterThan(0.6);
+    expect(aspect).toBeLessThan(0.9); // 900 × 1200: portrait
+    const grid = await (await alice.get('/')).text();
+    expect(attr(grid, `${card} img`, 'data-thumbhash')).toBe(hash);
+    const readyPage = await (await alice.get(`/images/${imageId}`)).text();
+    expect(markup(readyPage, 'head')).not.toContain('http-equiv="refresh"');
+    expect(attr(readyPage, '#image-main', 'hx-get')).toBeUndefined();
+    expect(readyPage).toContain('900 × 1200');
+    expect(await t.count('jobs')).toBe(0);
+  });
+
+  it('renders only the file an image has now: a replacement or a delete while its job waits leaves no orphan', async () => {
+    const first = await upload(alice, await makeJpeg(640, 480), 'first.jpg');
+    const { done } = await uploadWithJs(alice, await makePng(300, 500), 'second.png', 'image/png', first);
+    expect(done.status).toBe(200);
+    const gone = await upload(alice, await makePng(200, 200), 'gone.png');
+    expect((await alice.post(`/images/${gone}/delete`)).status).toBe(303);
+    expect(await t.count('jobs', `image_id = '${gone}'`)).toBe(0);
+
+    await t.settle();
+    const image = await t.services.images.getForUser(await t.user('alice@example.com'), first);
+    expect([image.state, image.contentType, image.width, image.height]).toEqual([
+      'ready',
+      'image/png',
+      300,
+      500,
+    ]);
+    await expectBucketMatchesRows(t.services, aliceId);
+  });
+
+  it('ends a damaged file failed with the reason; "Try again" runs it again; an admin sees it listed', async () => {
+    const jpeg = await makeJpeg(800, 600);
+    // A JPEG's start (so its type is known) with its picture cut off.
+    const { done } = await uploadWithJs(alice, jpeg.subarray(0, 2000), 'cut.jpg', 'image/jpeg');
+    const { imageId } = (await done.json()) as { imageId: string };
+    await t.settle();
+    const failed = await t.services.images.getForUser(await t.user('alice@example.com'), imageId);
+    expect(failed.state).toBe('failed');
+    expect(failed.failure).toContain('could not be read as an image');
+    await expectBucketMatchesRows(t.services, aliceId);
+
+    const adminPage = await (await admin.get('/admin/processing')).text();
+    expect(text(adminPage, 'table')).toContain('cut');
+    expect(text(adminPage, 'table')).toContain('could not be read as an image');
+    expect(attrs(adminPage, 'form', 'action')).toContain(`/images/${imageId}/retry`);
+
+    // Someone else's image: nothing changes.
+    const bob = await signUpWithRole(t, admin, 'bob@example.com', 'member');
+    expect((await bob.post(`/images/${imageId}/retry`)).status).toBe(404);
+    expect(await t.count('jobs')).toBe(0);
+
+    expect((await alice.post(`/images/${imageId}/retry`)).status).toBe(303);
+    expect(await t.count('jobs', `image_id = '${imageId}'`)).toBe(1);
+    const again = await t.services.images.getForUser(await t.user('alice@example.com'), imageId);
+    expect(again.state).toBe('processing');
+    // Retrying what is not failed (processing now) adds nothing.
+    expect((await alice.post(`/images/${imageId}/retry`)).status).toBe(303);
+    expect(await t.count('jobs', `image_id = '${imageId}'`)).toBe(1);
+    await t.settle();
+    expect((await t.services.images.getForUser(await t.user('alice@example.com'), imageId)).state).toBe(
+      'failed',
+    );
+    expect((await alice.post(`/images/${imageId}/delete`)).status).toBe(303);
+  });
+
+  it.skipIf(testDialect !== 'postgres')(
+    'runs each job once with two instances draining one queue',
+    async () => {
+      const ids: string[] = [];
+      for (let i = 0; i < 12; i++)
+        ids.push(await upload(alice, await makePng(300 + i, 200), `many-${i}.png`));
+      const other = await connectDatabase(t.databaseTarget);
+      if (!t.config.s3) throw new Error('no bucket settings');
+      const second = createServices({
+        database: other,
+        storage: createStorage(t.config.s3),
+        clock: t.now,
+        config: t.config,
+      });
+      const a = recordingLogger();
+      const b = recordingLogger();
+      const stops = [t.services.jobs.start(a.log), second.jobs.start(b.log)];
+      try {
+        await vi.waitFor(async () => expect(await t.count('images', `state = 'processing'`)).toBe(0), {
+          timeout: 30_000,
+          interval: 50,
+        });
+      } finally {
+        for (const stop of stops) await stop();
+        await other.close();
+      }
+      const finished = [...a.lines(), ...b.lines()].filter((l) => l.msg === 'job finished');
+      for (const id of ids) {
+        expect(
+          finished.filter((l) => l.image === id && l.outcome === 'ready'),
+          id,
+        ).toHaveLength(1);
+      }
+      await expectBucketMatchesRows(t.services, aliceId);
+    },
+  );
+});
+
+describe('processing against a store that fails', () => {
+  let t: TestApp;
+  let proxy: Awaited<ReturnType<typeof makeInterceptedApp>>['proxy'];
+  let alice: Client;
+  let close: () => Promise<void>;
+
+  beforeAll(async () => {
+    ({ t, proxy, client: alice, close } = await makeInterceptedApp());
+  });
+  afterAll(() => close());
+
+  it(`retries a failed read, backing off, fails visibly after ${MAX_ATTEMPTS} runs, and "Try again" finishes it`, async () => {
+    let reads = 0;
+    // Whole reads of originals (the worker's) fail; the completion's ranged read of the first bytes works.
+    proxy.onRequest((req) => {
+      const isWholeRead = req.method === 'GET' && req.headers.range === undefined;
+      if (!isWholeRead || !keyOf(req).includes('/originals/')) return undefined;
+      reads++;
+      return { answer: INTERNAL_ERROR };
+    });
+    const jpeg = await makeJpeg(640, 480);
+    const { done } = await uploadWithJs(alice, jpeg, 'unlucky.jpg', 'image/jpeg');
+    expect(done.status).toBe(200);
+    const { imageId } = (await done.json()) as { imageId: string };
+    const state = async () => {
+      const row = await t.services.database.q
+        .selectFrom('images')
+        .select(['state', 'failure'])
+        .where('id', '=', imageId)
+        .executeTakeFirstOrThrow();
+      return row;
+    };
+    const job = () =>
+      t.services.database.q.selectFrom('jobs').selectAll().where('image_id', '=', imageId).executeTakeFirst();
+
+    for (let run = 1; run < MAX_ATTEMPTS; run++) {
+      await t.settle();
+      const waiting = await job();
+      // Released, to run again later (not now: the clock has not moved), with what went wrong.
+      expect(waiting?.attempts, `run ${run}`).toBe(run);
+      expect(waiting?.claimed_by).toBeNull();
+      expect(waiting?.run_at).toBeGreaterThan(t.now());
+      expect(waiting?.last_error).toBeTruthy();
+      expect((await state()).state).toBe('processing');
+      t.advance(10 * MINUTE); // past the longest backoff
+    }
+    await t.settle();
+    expect(reads).toBe(MAX_ATTEMPTS * 3); // the SDK tries each read three times itself
+    expect(await job()).toBeUndefined();
+    const failed = await state();
+    expect(failed.state).toBe('failed');
+    expect(failed.failure).toContain('could not be read from storage');
+    const page = await (await alice.get(`/images/${imageId}`)).text();
+    expect(text(page, 'figure.display [role=alert]')).toContain('could not be read from storage');
+
+    // The store is well again: "Try again" processes it.
+    proxy.onRequest(() => undefined);
+    expect((await alice.post(`/images/${imageId}/retry`)).status).toBe(303);
+    await t.settle();
+    expect((await state()).state).toBe('ready');
+    const shown = await (await alice.get(`/images/${imageId}`)).text();
+    const display = await fetch(attr(shown, 'figure.display img', 'src') ?? '');
+    expect((await sharp(Buffer.from(await display.arrayBuffer())).metadata()).width).toBe(640);
+  });
+});
