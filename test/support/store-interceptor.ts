@@ -19,7 +19,7 @@ interface ProxyDecision {
  * never produces: an error for one key, a slow answer, a count of requests in flight. Requests
  * pass through unchanged (Host included), so SigV4 signatures made for the proxy's address hold.
  */
-async function startStoreInterceptor(mountPath = EMBEDDED_MOUNT) {
+export async function startStoreInterceptor(mountPath = EMBEDDED_MOUNT) {
   let target: URL | undefined;
   let decide: (req: http.IncomingMessage) => ProxyDecision | undefined = () => undefined;
   const server = http.createServer(async (req, res) => {
