@@ -216,6 +216,8 @@ const jobLease: Selectable<Database['job_leases']> = {
 const job: Omit<Selectable<Database['jobs']>, 'id'> = {
   kind: 'renditions',
   image_id: 'img1',
+  owner_id: 'u1',
+  turn: 0,
   original_key: 'originals/u1/img1',
   created_at: T,
   run_at: T + 19,

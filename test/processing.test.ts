@@ -3,6 +3,7 @@ import sharp from 'sharp';
 import { thumbHashToApproximateAspectRatio } from 'thumbhash';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { connectDatabase } from '../src/db/database.js';
+import { jobsRepository } from '../src/db/repositories/jobs.js';
 import { MAX_ATTEMPTS } from '../src/jobs/queue.js';
 import { createServices } from '../src/services/index.js';
 import { createStorage } from '../src/storage/s3.js';
@@ -143,6 +144,25 @@ describe('background processing', () => {
       'failed',
     );
     expect((await alice.post(`/images/${imageId}/delete`)).status).toBe(303);
+  });
+
+  it("takes each person's first waiting image before anyone's second", async () => {
+    const bob = await signUpWithRole(t, admin, 'carol@example.com', 'member');
+    const aliceIds: string[] = [];
+    for (let i = 0; i < 3; i++) aliceIds.push(await upload(alice, await makePng(100 + i, 100), `a-${i}.png`));
+    const bobId = await upload(bob, await makePng(120, 100), 'b.png');
+    const jobs = jobsRepository(t.services.database);
+    const order: string[] = [];
+    for (;;) {
+      const job = await jobs.claimNext('test', t.now(), t.now() + MINUTE);
+      if (!job) break;
+      order.push(job.image_id);
+    }
+    // Bob queued after all of Alice's, yet goes second: after her first, before her second.
+    expect(order).toEqual([aliceIds[0], bobId, aliceIds[1], aliceIds[2]]);
+    t.advance(2 * MINUTE); // the test's claims lapse
+    await t.settle();
+    expect(await t.count('images', `state = 'processing'`)).toBe(0);
   });
 
   it.skipIf(testDialect !== 'postgres')(

@@ -241,6 +241,8 @@ export const migrations: readonly string[] = [
   // jobs holds work not yet finished (a finished job's row goes): run_at is when it may run next
   // (later after a failure, backing off), claimed_by/claimed_until the worker holding it and when
   // that claim lapses (a crashed worker's job is taken again then); attempts counts its claims.
+  // turn is how many of its owner's jobs were queued before it: jobs run in turn order, so each
+  // person's first job goes before anyone's second (one person's 500 uploads hold no one else up).
   `
   ALTER TABLE images ADD COLUMN state TEXT NOT NULL DEFAULT 'ready'
     CHECK (state IN ('processing', 'ready', 'failed'));
@@ -252,6 +254,8 @@ export const migrations: readonly string[] = [
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     kind TEXT NOT NULL CHECK (kind IN ('renditions')),
     image_id TEXT NOT NULL REFERENCES images (id) ON DELETE CASCADE,
+    owner_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    turn INTEGER NOT NULL,
     original_key TEXT NOT NULL,
     created_at INTEGER NOT NULL,
     run_at INTEGER NOT NULL,
@@ -260,7 +264,8 @@ export const migrations: readonly string[] = [
     claimed_until INTEGER,
     last_error TEXT
   ) STRICT;
-  CREATE INDEX jobs_due ON jobs (run_at, id);
+  CREATE INDEX jobs_turn ON jobs (turn, id);
   CREATE INDEX jobs_image ON jobs (image_id);
+  CREATE INDEX jobs_owner ON jobs (owner_id);
   `,
 ];

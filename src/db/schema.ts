@@ -208,6 +208,10 @@ export interface JobsTable {
   id: Generated<number>;
   kind: 'renditions';
   image_id: string;
+  /** the image's owner, whose turns the job takes */
+  owner_id: string;
+  /** how many of the owner's jobs were waiting when it was added: jobs run in turn order */
+  turn: number;
   /** the file the job is for: a job for a file since replaced has nothing left to do */
   original_key: string;
   created_at: number;

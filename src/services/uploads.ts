@@ -238,7 +238,8 @@ export function createUploads(deps: {
       failure: null,
       placeholder: null,
     };
-    const addJob = (imageId: string) => jobs.add({ kind: 'renditions', imageId, originalKey: finalKey, now });
+    const addJob = (imageId: string, ownerId: string) =>
+      jobs.add({ kind: 'renditions', imageId, ownerId, originalKey: finalKey, now });
     type Outcome = { imageId: string; replaced: boolean; oldKeys: string[] } | DomainError | null;
     // Quota check, insert and closing the row are one write transaction: concurrent completions
     // queue on SQLite's write lock (PostgreSQL runs one of two that collide again), so each sees
@@ -257,7 +258,7 @@ export function createUploads(deps: {
         if (overQuota || !imageId) return new TooLarge(overQuota ?? '');
         if (target) {
           await imageRows.replaceFiles(target.id, fields);
-          await addJob(target.id);
+          await addJob(target.id, target.owner_id);
           const old = rowToImage(target);
           const oldKeys = [old.originalKey, old.displayKey, old.thumbKey];
           await images.queueDeletion(oldKeys);
@@ -267,7 +268,7 @@ export function createUploads(deps: {
         }
         const title = cleanText(withoutExtension(originalName), TITLE_MAX) || 'Untitled';
         await imageRows.insert({ ...fields, id: imageId, owner_id: user.id, title, created_at: now });
-        await addJob(imageId);
+        await addJob(imageId, user.id);
         await notifications.recordChange(user, outside ? 'outside_upload' : 'upload', imageId, `“${title}”`);
         if (outside) await audit.change(null, 'outside_upload', { target: row.key });
         else if (actor) await audit.change(actor, 'upload', { target: imageId });
@@ -439,7 +440,13 @@ export function createUploads(deps: {
         if (!(await imageRows.markProcessing(image.id))) return false;
         const row = await imageRows.get(image.id);
         if (!row) return false;
-        await jobs.add({ kind: 'renditions', imageId: row.id, originalKey: row.original_key, now: clock() });
+        await jobs.add({
+          kind: 'renditions',
+          imageId: row.id,
+          ownerId: row.owner_id,
+          originalKey: row.original_key,
+          now: clock(),
+        });
         return true;
       });
       if (restarted) deps.onJobAdded();

@@ -23,21 +23,31 @@ const heldBy = (claim: JobClaim) => (eb: ExpressionBuilder<Database, 'jobs'>) =>
 export function jobsRepository(database: AppDb) {
   const isPostgres = database.kind === 'postgres';
   return {
+    /**
+     * Queues a job behind its owner's others: its turn is how many of them wait, so claims (in turn
+     * order) take each person's first job before anyone's second, whoever queued more first.
+     */
     async add(job: {
       kind: JobRow['kind'];
       imageId: string;
+      ownerId: string;
       originalKey: string;
       now: number;
     }): Promise<void> {
       await database.q
         .insertInto('jobs')
-        .values({
+        .values((eb) => ({
           kind: job.kind,
           image_id: job.imageId,
+          owner_id: job.ownerId,
+          turn: eb
+            .selectFrom('jobs')
+            .select((qb) => qb.fn.countAll<number>().as('n'))
+            .where('owner_id', '=', job.ownerId),
           original_key: job.originalKey,
           created_at: job.now,
           run_at: job.now,
-        })
+        }))
         .execute();
     },
 
@@ -56,7 +66,7 @@ export function jobsRepository(database: AppDb) {
             .select('id')
             .where('run_at', '<=', now)
             .where(unclaimed(now))
-            .orderBy('run_at')
+            .orderBy('turn')
             .orderBy('id')
             .limit(1)
             .$if(isPostgres, (qb) => qb.forUpdate().skipLocked()),
