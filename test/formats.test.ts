@@ -216,6 +216,14 @@ describe('formats', () => {
       ).rejects.toThrow();
     });
 
+    it('a TIFF whose date taken is impossible gives no date (not one years later)', async () => {
+      const tiff = makeTiff(300, 200);
+      const at = tiff.indexOf('2024:06:01 10:30:00');
+      expect(at).toBeGreaterThan(0);
+      tiff.write('2020:99:99 99:99:99', at, 'latin1');
+      expect((await makeRenditions(tiff, 'image/tiff')).takenAt).toBeNull();
+    });
+
     it('a decompression bomb: a 50 KB PNG of 400 megapixels', { timeout: 10_000 }, async () => {
       const bomb = makePngBomb();
       expect(bomb.length).toBeLessThan(200_000);

@@ -55,14 +55,21 @@ describe('background processing', () => {
     const gallery = await (await alice.get('/')).text();
     const card = `#image-${imageId}`;
     expect(text(gallery, `${card} .pending`)).toBe('Processing…');
-    expect(attr(gallery, `${card} a.thumb-link`, 'hx-get')).toBe(`/images/${imageId}/thumb`);
-    expect(attr(gallery, `${card} a.thumb-link`, 'hx-trigger')).toContain('load');
+    expect(attr(gallery, `${card} a.thumb-link`, 'hx-get')).toBe(`/images/${imageId}/thumb?wait=4`);
+    expect(attr(gallery, `${card} a.thumb-link`, 'hx-trigger')).toBe('load delay:2s');
     expect(attrs(gallery, `${card} img`, 'src')).toEqual([]);
     // Its checkbox sits outside what is swapped, so a ticked one stays ticked.
     expect(markup(gallery, `${card} a.thumb-link`)).not.toContain('checkbox');
-    const stillProcessing = await alice.get(`/images/${imageId}/thumb`);
+    // Each time it asks again it waits twice as long, up to 30 s.
+    const stillProcessing = await alice.get(`/images/${imageId}/thumb?wait=4`);
     expect(stillProcessing.status).toBe(200);
-    expect(attr(await stillProcessing.text(), 'a.thumb-link', 'hx-get')).toBe(`/images/${imageId}/thumb`);
+    const again = await stillProcessing.text();
+    expect(attr(again, 'a.thumb-link', 'hx-get')).toBe(`/images/${imageId}/thumb?wait=8`);
+    expect(attr(again, 'a.thumb-link', 'hx-trigger')).toBe('load delay:4s');
+    const longest = await (await alice.get(`/images/${imageId}/thumb?wait=30`)).text();
+    expect(attr(longest, 'a.thumb-link', 'hx-get')).toBe(`/images/${imageId}/thumb?wait=30`);
+    const odd = await (await alice.get(`/images/${imageId}/thumb?wait=99999`)).text();
+    expect(attr(odd, 'a.thumb-link', 'hx-trigger')).toBe('load delay:2s');
 
     // The image page says so, updates itself with htmx, and reloads without JavaScript.
     const page = await (await alice.get(`/images/${imageId}`)).text();

@@ -8,10 +8,16 @@ export class JobFailed extends Error {}
 
 /** What runs one kind of job. It ends the job itself (see JobsRepository.finish), in its own transaction. */
 export interface JobHandler {
-  /** Runs the job; says how it ended, for the log ('ready', or why there was nothing to do). */
-  run(job: JobRow, claim: JobClaim): Promise<string>;
+  /**
+   * Runs the job; says how it ended, for the log ('ready', or why there was nothing to do).
+   * `isLost` turns true once a renewal found the claim gone (another worker took the job after
+   * this one stalled): stop before writing anything more.
+   */
+  run(job: JobRow, claim: JobClaim, isLost: () => boolean): Promise<string>;
   /** Gives the job up, telling its owner why (the reason is for people). */
   giveUp(job: JobRow, claim: JobClaim, reason: string): Promise<void>;
+  /** Tidies up before the workers start (what a killed process left behind). */
+  prepare?(log: Logger): Promise<void>;
 }
 
 /** Runs of one job before it fails for good: a storage outage longer than the backoff below sums to. */
@@ -82,11 +88,15 @@ export function createJobQueue(opts: QueueOptions) {
 
   async function runClaimed(job: JobRow, log?: Logger): Promise<void> {
     const claim: JobClaim = { id: job.id, holder: instanceId, attempt: Number(job.attempts) };
+    let isLost = false;
     const renewal = setInterval(
       () => {
-        jobs
-          .renew(claim, clock() + leaseMs)
-          .catch((err: unknown) => log?.warn({ err, job: job.id }, 'job lease renewal failed'));
+        jobs.renew(claim, clock() + leaseMs).then(
+          (held) => {
+            if (!held) isLost = true;
+          },
+          (err: unknown) => log?.warn({ err, job: job.id }, 'job lease renewal failed'),
+        );
       },
       Math.max(10, Math.floor(leaseMs / 3)),
     );
@@ -102,7 +112,7 @@ export function createJobQueue(opts: QueueOptions) {
         return;
       }
       const started = performance.now();
-      const outcome = await handler.run(job, claim);
+      const outcome = await handler.run(job, claim, () => isLost);
       log?.info({
         msg: 'job finished',
         job: job.id,
@@ -162,7 +172,10 @@ export function createJobQueue(opts: QueueOptions) {
     /** Starts `workers` loops; the returned function stops them, after the jobs in hand end. */
     start(log: Logger): () => Promise<void> {
       stopping = false;
-      loops = Array.from({ length: opts.workers }, () => loop(log));
+      const prepared = (handler.prepare?.(log) ?? Promise.resolve()).catch((err: unknown) =>
+        log.warn({ err }, 'could not tidy up before starting the workers'),
+      );
+      loops = Array.from({ length: opts.workers }, () => prepared.then(() => loop(log)));
       return async () => {
         stopping = true;
         notify();

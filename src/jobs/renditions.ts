@@ -1,8 +1,9 @@
 import { createWriteStream } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import type { Logger } from 'pino';
 import type { AppDb } from '../db/database.js';
 import { imagesRepository } from '../db/repositories/images.js';
 import { type JobClaim, type JobRow, jobsRepository } from '../db/repositories/jobs.js';
@@ -11,6 +12,10 @@ import { makeRenditions, type Renditions } from '../services/thumbnails.js';
 import type { Storage } from '../storage/storage.js';
 import { JobFailed, type JobHandler } from './queue.js';
 
+const TEMP_PREFIX = 's3g-original-';
+const STALE_TEMP_MS = 60 * 60 * 1000;
+/** Errors of this machine, not of the file: the job runs again later. */
+const TRANSIENT_CODES = new Set(['ENOSPC', 'EMFILE', 'ENFILE', 'ENOMEM', 'EAGAIN']);
 const UNREADABLE =
   'This file could not be read as an image: it may be damaged, or use a feature we cannot decode.';
 const TOO_MANY_PIXELS =
@@ -33,12 +38,15 @@ export function createRenditionsHandler(deps: {
   const jobs = jobsRepository(database);
 
   async function render(originalKey: string, contentType: string): Promise<Renditions> {
-    const dir = await mkdtemp(path.join(tmpdir(), 's3g-original-'));
+    const dir = await mkdtemp(path.join(tmpdir(), TEMP_PREFIX));
     try {
       const file = path.join(dir, 'original');
       await pipeline(await storage.getStream(originalKey), createWriteStream(file));
       return await makeRenditions(file, contentType).catch((err: unknown) => {
         const message = err instanceof Error ? err.message : '';
+        const code = (err as { code?: unknown } | null)?.code;
+        if (typeof code === 'string' && TRANSIENT_CODES.has(code)) throw err;
+        if (/out of memory|stopped while decoding/i.test(message)) throw err;
         throw new JobFailed(/pixel limit/i.test(message) ? TOO_MANY_PIXELS : UNREADABLE);
       });
     } finally {
@@ -47,7 +55,21 @@ export function createRenditionsHandler(deps: {
   }
 
   return {
-    async run(job: JobRow, claim: JobClaim): Promise<string> {
+    /** Removes temp dirs a killed process left (an hour old: younger ones may be another process's). */
+    async prepare(log: Logger): Promise<void> {
+      const cutoff = Date.now() - STALE_TEMP_MS;
+      for (const name of await readdir(tmpdir())) {
+        if (!name.startsWith(TEMP_PREFIX)) continue;
+        const dir = path.join(tmpdir(), name);
+        const info = await stat(dir).catch(() => null);
+        if (info && info.mtimeMs < cutoff) {
+          await rm(dir, { recursive: true, force: true });
+          log.info({ dir }, 'removed a temp dir a stopped worker left');
+        }
+      }
+    },
+
+    async run(job: JobRow, claim: JobClaim, isLost: () => boolean): Promise<string> {
       const row = await imageRows.get(job.image_id);
       if (!row || row.original_key !== job.original_key || row.state !== 'processing') {
         await jobs.finish(claim); // replaced, deleted, or done already: nothing left to do
@@ -55,6 +77,8 @@ export function createRenditionsHandler(deps: {
       }
       const made = { originalKey: row.original_key, thumbKey: row.thumb_key, displayKey: row.display_key };
       const renditions = await render(row.original_key, row.content_type);
+      // Another worker has the job now (this one stalled past its lease): it writes these keys.
+      if (isLost()) return 'lost';
       await Promise.all([
         storage.put(made.thumbKey, renditions.thumb, 'image/webp'),
         storage.put(made.displayKey, renditions.display, 'image/webp'),

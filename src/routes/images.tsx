@@ -7,7 +7,7 @@ import { actorOf, requireCan, requireUser } from '../middleware/session.js';
 import { can } from '../policy.js';
 import { DomainError, Invalid } from '../services/errors.js';
 import type { Image } from '../services/images.js';
-import { ThumbLink } from '../views/gallery.js';
+import { FIRST_POLL_SECONDS, ThumbLink } from '../views/gallery.js';
 import { ConfirmBulkDeletePage, ConfirmDeletePage, ImagePage, type ImagePageProps } from '../views/image.js';
 import { noticeOf, withNotice } from './notices.js';
 import { fragment, page } from './render.js';
@@ -52,7 +52,11 @@ imageRoutes.get('/:id', async (c) => {
 /** A card's picture alone: a processing card (htmx) swaps itself for this until it is ready. */
 imageRoutes.get('/:id/thumb', async (c) => {
   const card = await c.var.services.images.card(c.var.user, c.req.param('id'));
-  return fragment(c, <ThumbLink card={card} />);
+  // How long this card waited (it doubles each time); anything odd is the first wait.
+  const wait = Number(c.req.query('wait'));
+  const waitSeconds =
+    Number.isInteger(wait) && wait >= FIRST_POLL_SECONDS && wait <= 30 ? wait : FIRST_POLL_SECONDS;
+  return fragment(c, <ThumbLink card={card} waitSeconds={waitSeconds} />);
 });
 
 imageRoutes.post('/:id/retry', async (c) => {

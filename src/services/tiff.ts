@@ -52,5 +52,15 @@ async function dateIn(read: Read): Promise<number | null> {
   if (!parts) return null;
   const [year = 0, month = 1, day = 1, hours = 0, minutes = 0, seconds = 0] = parts;
   const time = Date.UTC(year, month - 1, day, hours, minutes, seconds);
-  return Number.isNaN(time) ? null : time;
+  // Date.UTC rolls impossible fields over (month 99 is years later): a date that does not read
+  // back as written is no date.
+  const back = new Date(time);
+  const isExact =
+    back.getUTCFullYear() === year &&
+    back.getUTCMonth() === month - 1 &&
+    back.getUTCDate() === day &&
+    back.getUTCHours() === hours &&
+    back.getUTCMinutes() === minutes &&
+    back.getUTCSeconds() === seconds;
+  return isExact ? time : null;
 }

@@ -4,6 +4,7 @@ import { imagesRepository } from '../db/repositories/images.js';
 import { jobsRepository } from '../db/repositories/jobs.js';
 import { formatBytes } from '../format.js';
 import { ACCEPTED_NAMES } from '../image-types.js';
+import { MAX_ATTEMPTS } from '../jobs/queue.js';
 import { TITLE_MAX } from '../limits.js';
 import { can } from '../policy.js';
 import { SCRIPT_ANSWER, SourceChanged, type Storage } from '../storage/storage.js';
@@ -446,6 +447,8 @@ export function createUploads(deps: {
           ownerId: row.owner_id,
           originalKey: row.original_key,
           now: clock(),
+          // One run: a file that took its process down must not get six more tries per click.
+          attempts: MAX_ATTEMPTS - 1,
         });
         return true;
       });

@@ -12,15 +12,30 @@ interface CardsProps {
   canChange: boolean;
 }
 
+/** How long a processing card waits before it asks again: 2 s, doubling up to 30 s. */
+export const FIRST_POLL_SECONDS = 2;
+const LAST_POLL_SECONDS = 30;
+
 /**
- * A card's picture, linking to the image's page. While the image is processed it asks again every
- * two seconds (htmx) and swaps itself for the thumbnail once there is one; only this link is
- * swapped, so a ticked checkbox beside it stays ticked.
+ * A card's picture, linking to the image's page. While the image is processed it asks again
+ * (htmx), waiting longer each time, and swaps itself for the thumbnail once there is one; only
+ * this link is swapped, so a ticked checkbox beside it stays ticked.
  */
-export function ThumbLink({ card }: { card: GalleryCard }) {
+export function ThumbLink({
+  card,
+  waitSeconds = FIRST_POLL_SECONDS,
+}: {
+  card: GalleryCard;
+  waitSeconds?: number;
+}) {
+  const next = Math.min(waitSeconds * 2, LAST_POLL_SECONDS);
   const poll =
     card.state === 'processing'
-      ? { 'hx-get': `/images/${card.id}/thumb`, 'hx-trigger': 'load delay:2s', 'hx-swap': 'outerHTML' }
+      ? {
+          'hx-get': `/images/${card.id}/thumb?wait=${next}`,
+          'hx-trigger': `load delay:${waitSeconds}s`,
+          'hx-swap': 'outerHTML',
+        }
       : {};
   return (
     <a href={`/images/${card.id}`} class="thumb-link" {...poll}>

@@ -33,6 +33,8 @@ export function jobsRepository(database: AppDb) {
       ownerId: string;
       originalKey: string;
       now: number;
+      /** runs already counted against the job's limit (a retry gets one run) */
+      attempts?: number;
     }): Promise<void> {
       await database.q
         .insertInto('jobs')
@@ -47,6 +49,7 @@ export function jobsRepository(database: AppDb) {
           original_key: job.originalKey,
           created_at: job.now,
           run_at: job.now,
+          attempts: job.attempts ?? 0,
         }))
         .execute();
     },
