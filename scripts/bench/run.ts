@@ -4,7 +4,8 @@
  * The gallery page is also measured beside the same page of another commit (`BENCH_BASE`, default
  * HEAD), built in a temporary git worktree, and this tree's page on PostgreSQL beside its page on
  * SQLite (when a PostgreSQL is reachable), each with a deep page too (its cursor halfway through the
- * large gallery); `BENCH_ONLY=gallery` runs only those two comparisons.
+ * large gallery); `BENCH_ONLY=gallery` runs only those two comparisons. `BENCH_ONLY=processing`
+ * runs only the processing rows (renditions beside sharp alone; a stream of 200 uploads).
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -25,10 +26,13 @@ import autocannon from 'autocannon';
 import sharp from 'sharp';
 import { loadConfig } from '../../src/config.js';
 import { startServer } from '../../src/server.js';
-import { makeRenditions } from '../../src/services/thumbnails.js';
 import { createStorage } from '../../src/storage/s3.js';
+import { completionStreamRows } from './completion-stream.js';
+import { photoLikeJpegs } from './photos.js';
 import { type BenchTools, startPostgresSide } from './postgres.js';
+import { renditionsRow } from './processing.js';
 import { type DeepPage, seedImages, sqliteDeepPage } from './seed.js';
+import { fmt, median, percent, type Row } from './table.js';
 
 const MiB = 1024 * 1024;
 /** What each bare upload server does besides streaming the body to a file (scripts/bench/raw-upload.ts). */
@@ -44,20 +48,15 @@ const BASE_REF = process.env.BENCH_BASE ?? 'HEAD';
 /** Rounds of that comparison, taken in turns so that a busy machine slows both sides alike. */
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const ONLY_GALLERY = process.env.BENCH_ONLY === 'gallery';
+const ONLY_PROCESSING = process.env.BENCH_ONLY === 'processing';
+/** Uploads whose renditions are timed in each round of the renditions row. */
+const RENDITIONS = Number(process.env.BENCH_RENDITIONS ?? 24);
+/** Distinct photos the processing rows upload, in turn. */
+const PHOTOS = 4;
 const LARGE_EMAIL = 'hundred-thousand@example.com';
 const root = process.cwd();
 
-interface Row {
-  measure: string;
-  ours: string;
-  baseline: string;
-  ratio: string;
-  target: string;
-  met?: boolean;
-}
 const rows: Row[] = [];
-const fmt = (n: number, digits = 1) => n.toFixed(digits);
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
 async function freePort(): Promise<number> {
   const s = net.createServer();
@@ -357,68 +356,9 @@ async function main() {
     // --- bytes through the app's own routes when the bucket is elsewhere
     rows.push(await bytesThroughApp(`${origin}/s3`, creds));
 
-    // --- completion: 12-megapixel JPEGs, on a fresh process so its high-water mark is this phase's
+    // --- renditions, and a continuous stream of uploads (its own fresh process and data directory)
     await stop(app.child);
-    app = await startTimed(serverArgs, appEnv, `${origin}/healthz`);
-    children.push(app.child);
-    const jpeg = await sharp({
-      create: {
-        width: 4000,
-        height: 3000,
-        channels: 3,
-        background: '#808080',
-        noise: { type: 'gaussian', mean: 128, sigma: 40 },
-      },
-    })
-      .jpeg({ quality: 85 })
-      .toBuffer();
-    const N = 6;
-    let completeMs = 0;
-    /** What upload.js sends: JSON, signed in, from the app's own origin. */
-    const postJson = (route: string, body: object) =>
-      fetch(`${origin}${route}`, {
-        method: 'POST',
-        headers: {
-          Origin: origin,
-          Cookie: small,
-          'Content-Type': 'application/json',
-          Accept: 'application/json',
-        },
-        body: JSON.stringify(body),
-      });
-    for (let i = 0; i < N; i++) {
-      const presign = await postJson('/uploads/presign', { name: `camera-${i}.jpg` });
-      const policy = (await presign.json()) as { key: string; url: string; fields: Record<string, string> };
-      const form = new FormData();
-      for (const [k, v] of Object.entries(policy.fields)) form.append(k, v);
-      form.append('Content-Type', 'image/jpeg');
-      form.append('file', new Blob([new Uint8Array(jpeg)]), 'camera.jpg');
-      const stored = await fetch(policy.url, { method: 'POST', body: form });
-      if (stored.status !== 201) throw new Error(`store answered ${stored.status}`);
-      const t0 = performance.now();
-      const done = await postJson('/uploads/complete', { key: policy.key });
-      if (done.status !== 200) throw new Error(`completion answered ${done.status}: ${await done.text()}`);
-      completeMs += performance.now() - t0;
-    }
-    const peak = memory(app.child.pid as number).peakMB;
-    const s0 = performance.now();
-    for (let i = 0; i < N; i++) await makeRenditions(jpeg, 'image/jpeg');
-    const sharpMs = performance.now() - s0;
-    rows.push({
-      measure: `Completion + thumbnails, 12-megapixel JPEG (${fmt(jpeg.length / MiB)} MiB): images/s`,
-      ours: fmt(N / (completeMs / 1000), 2),
-      baseline: `${fmt(N / (sharpMs / 1000), 2)} (sharp alone, in memory)`,
-      ratio: `${fmt((sharpMs / completeMs) * 100, 0)}%`,
-      target: '—',
-    });
-    rows.push({
-      measure: 'Peak RSS of the app process while completing them',
-      ours: `${fmt(peak, 0)} MB`,
-      baseline: `${fmt(bareIdle, 0)} MB (bare node:http idle)`,
-      ratio: '—',
-      target: '—',
-    });
-    await stop(app.child);
+    rows.push(...(await processingRows()));
     await stop(bare.child);
   } finally {
     for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
@@ -468,6 +408,31 @@ async function galleryOnly() {
     base.remove();
   }
   report({ writeDocs: false });
+}
+
+/**
+ * The processing rows: renditions beside sharp alone (in this process), then a stream of uploads
+ * to a fresh production server: completion answer times, its peak RSS, how soon all are ready.
+ */
+async function processingRows(): Promise<Row[]> {
+  const t0 = performance.now();
+  const photos = await photoLikeJpegs(PHOTOS);
+  console.log(`made ${PHOTOS} photo-like 12 MP JPEGs in ${fmt((performance.now() - t0) / 1000)} s`);
+  const renditions = await renditionsRow(photos, { images: RENDITIONS, rounds: ROUNDS });
+  const stream = await completionStreamRows(
+    { serverArgs: thisTree.serverArgs, appEnvironment, startTimed, stop, signUp, untilIdle, memory },
+    photos,
+    renditions.sharpRate,
+  );
+  return [renditions.row, ...stream];
+}
+
+/** `BENCH_ONLY=processing`: the processing rows alone; docs/benchmarks.md is left as it is. */
+async function processingOnly() {
+  const t0 = performance.now();
+  rows.push(...(await processingRows()));
+  report({ writeDocs: false });
+  console.log(`BENCH_ONLY=processing took ${fmt((performance.now() - t0) / 1000, 0)} s`);
 }
 
 /** A checkout the bench can start: its directory, its `npm start` arguments, and how to name it. */
@@ -709,7 +674,6 @@ async function inTurns(first: Contender, second: Contender): Promise<[Pages, Pag
 
 /** A side's deep-page rate as a share of its first page's, in the same runs. */
 const deepShare = (side: Pages) => side.deep.rate / side.first.rate;
-const percent = (share: number) => `${fmt(share * 100, 0)}%`;
 
 /** The table's two rows for the deep page of `ours` beside `other` (from inTurns). */
 function deepRows(measure: string, ours: Pages, other: Pages, otherLabel: string): Row[] {
@@ -972,7 +936,11 @@ function report({ writeDocs }: { writeDocs: boolean }) {
   console.log('Written to docs/benchmarks.md.');
 }
 
-(ONLY_GALLERY ? galleryOnly() : main()).catch((err) => {
-  console.error(err);
-  process.exit(1);
-});
+(ONLY_GALLERY ? galleryOnly() : ONLY_PROCESSING ? processingOnly() : main())
+  // Everything is stopped by now, but the in-process embedded store's hashing worker (s3-store's
+  // body-hashes.ts), once it has hashed a large upload, keeps the event loop alive after close().
+  .then(() => process.exit(0))
+  .catch((err) => {
+    console.error(err);
+    process.exit(1);
+  });
