@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import type { Sharp } from 'sharp';
+import type { OutputInfo, Sharp } from 'sharp';
 import { ACCEPTED_TYPES, HEIF_TYPES } from '../image-types.js';
 import { decodeHeif } from './heif.js';
 import { tiffDateTaken } from './tiff.js';
@@ -7,7 +7,13 @@ import { tiffDateTaken } from './tiff.js';
 // sharp (libvips), file-type and exif-reader load on the first upload, not at start-up: they cost
 // a third of the start-up time and tens of MB that a server only browsing never needs.
 const load = {
-  sharp: () => import('sharp').then((m) => m.default),
+  // libvips' operation cache keeps recent images' pixels for reuse: a worker never decodes one twice,
+  // so it only held memory (tens of MB per worker).
+  sharp: () =>
+    import('sharp').then((m) => {
+      m.default.cache(false);
+      return m.default;
+    }),
   fileType: () => import('file-type'),
   exif: () => import('exif-reader').then((m) => m.default),
   thumbhash: () => import('thumbhash'),
@@ -88,21 +94,31 @@ async function animatedDisplay(original: string | Buffer): Promise<Buffer> {
 }
 
 /** Both copies and the placeholder from one decode: display-size pixels first, then each from them. */
+/**
+ * Both copies and the placeholder from one decode: display-size pixels first, then each copy from
+ * them, one step after another. Each sharp step holds one of libuv's four threads, which the
+ * embedded store's file work (uploads, copies) needs too: a worker that held three at once (both
+ * encodes and the placeholder side by side) made uploads and completions wait behind images. The
+ * cores stay busy through the workers, one job each.
+ */
 async function renderBoth(input: Sharp): Promise<{ thumb: Buffer; display: Buffer; placeholder: string }> {
   const sharp = await load.sharp();
-  const { data, info } = await input
+  const shown = await input
     .resize({ width: DISPLAY_PX, height: DISPLAY_PX, fit: 'inside', withoutEnlargement: true })
     .raw({ depth: 'uchar' })
     .toBuffer({ resolveWithObject: true });
-  const pixels = { raw: { width: info.width, height: info.height, channels: info.channels } };
-  const [thumb, display, placeholder] = await Promise.all([
-    sharp(data, pixels)
-      .resize({ width: THUMB_PX, height: THUMB_PX, fit: 'inside', withoutEnlargement: true })
-      .webp({ quality: 72 })
-      .toBuffer(),
-    sharp(data, pixels).webp({ quality: 82 }).toBuffer(),
-    thumbHash(sharp(data, pixels)),
-  ]);
+  const raw = (pixels: { data: Buffer; info: OutputInfo }) =>
+    sharp(pixels.data, {
+      raw: { width: pixels.info.width, height: pixels.info.height, channels: pixels.info.channels },
+    });
+  const display = await raw(shown).webp({ quality: 82 }).toBuffer();
+  const small = await raw(shown)
+    .resize({ width: THUMB_PX, height: THUMB_PX, fit: 'inside', withoutEnlargement: true })
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  const thumb = await raw(small).webp({ quality: 72 }).toBuffer();
+  // From the thumbnail's pixels, as the placeholder stands in for the thumbnail.
+  const placeholder = await thumbHash(raw(small));
   return { thumb, display, placeholder };
 }
 
