@@ -19,6 +19,8 @@ let opener = null;
 const lightbox = new PhotoSwipeLightbox({
   children: PICTURE,
   pswpModule: () => import('/vendor/photoswipe.esm.min.js'),
+  // A dark room, as in a photo app: the grid behind does not show through.
+  bgOpacity: 1,
   // Focus goes back to the card of the picture shown last (see 'destroy'), not always the first.
   returnFocus: false,
   closeTitle: 'Close (Esc)',
@@ -28,11 +30,14 @@ const lightbox = new PhotoSwipeLightbox({
   errorMsg: 'This picture could not be loaded.',
 });
 
-/** The address the open picture shows in the location bar. */
-function addressOf(link) {
+/** The picture's own page, if it has one: a link straight to the picture (a share link's) has not. */
+function pageOf(link) {
   const url = new URL(link.href, location.href);
-  return url.origin === location.origin ? url.pathname : `#image=${link.dataset.imageId}`;
+  return url.origin === location.origin && link.href !== link.dataset.pswpSrc ? url.pathname : null;
 }
+
+/** The address the open picture shows in the location bar. */
+const addressOf = (link) => pageOf(link) ?? `#image=${link.dataset.imageId}`;
 
 // The picture's title under it, linking to its page where it has one (details, download).
 lightbox.on('uiRegister', () => {
@@ -46,10 +51,10 @@ lightbox.on('uiRegister', () => {
         const { element: link, alt: title = '' } = pswp.currSlide?.data ?? {};
         el.replaceChildren();
         if (!link) return;
-        const url = new URL(link.href, location.href);
-        if (url.origin === location.origin) {
+        const page = pageOf(link);
+        if (page) {
           const a = document.createElement('a');
-          a.href = url.pathname;
+          a.href = page;
           a.className = 'caption-link';
           a.textContent = title;
           el.append(a);
@@ -102,6 +107,27 @@ document.addEventListener('click', (e) => {
   if (open(link, point)) e.preventDefault();
 });
 
+// PhotoSwipe brings focus back when it leaves for the page, but Tab from its last button leaves the
+// document altogether: cycle through the viewer's own controls instead, as a modal dialog does.
+document.addEventListener('keydown', (e) => {
+  const root = window.pswp?.element;
+  if (e.key !== 'Tab' || !root) return;
+  const controls = [...root.querySelectorAll('button, a[href]')].filter(
+    (el) => !el.disabled && el.checkVisibility(),
+  );
+  const first = controls[0];
+  const last = controls.at(-1);
+  if (!first || !last) return;
+  const inside = root.contains(document.activeElement) && document.activeElement !== root;
+  if (e.shiftKey && (!inside || document.activeElement === first)) {
+    e.preventDefault();
+    last.focus();
+  } else if (!e.shiftKey && (!inside || document.activeElement === last)) {
+    e.preventDefault();
+    first.focus();
+  }
+});
+
 window.addEventListener('popstate', (e) => {
   if (window.pswp && !e.state?.viewer) {
     window.pswp.close();
@@ -115,10 +141,17 @@ window.addEventListener('popstate', (e) => {
   }
 });
 
-// A share link's page opened at #image=<id> shows that picture.
-const id = HASH.exec(location.hash)?.[1];
-const linked = id ? document.querySelector(`${PICTURE}[data-image-id="${CSS.escape(id)}"]`) : null;
-if (linked) {
+/** An address ending in #image=<id> (a share link's page, or any grid) shows that picture. */
+function openFromHash() {
+  const id = HASH.exec(location.hash)?.[1];
+  const link = id ? document.querySelector(`${PICTURE}[data-image-id="${CSS.escape(id)}"]`) : null;
+  if (!link || window.pswp) return;
+  // The page's own entry loses the hash, and opening pushes it back: Back then closes the viewer.
   history.replaceState(null, '', location.pathname + location.search);
-  open(linked, null);
+  open(link, null);
 }
+openFromHash();
+// Typed or pasted into the address bar of the page already open (our own entries carry a state).
+window.addEventListener('hashchange', () => {
+  if (!history.state?.viewer) openFromHash();
+});
