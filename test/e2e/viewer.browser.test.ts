@@ -132,7 +132,7 @@ describe.skipIf(skipBrowser)('the image viewer in a real browser', () => {
       const img = (
         window as unknown as { pswp?: { currSlide?: { content?: { element?: HTMLImageElement } } } }
       ).pswp?.currSlide?.content?.element;
-      if (!img || !img.complete || img.naturalWidth === 0) return null;
+      if (!img?.complete || img.naturalWidth === 0) return null;
       const r = img.getBoundingClientRect();
       return { src: img.currentSrc, left: r.left, top: r.top, right: r.right, bottom: r.bottom };
     });
