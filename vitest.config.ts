@@ -35,6 +35,7 @@ const SERVICE_AND_ROUTE_SUITES = [
   'upload-replay',
   'upload-sweeper',
   'validation',
+  'viewer',
 ].map((name) => `test/${name}.test.ts`);
 
 export default defineConfig(async (): Promise<ViteUserConfig> => {

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import path from 'node:path';
 import { serveStatic } from '@hono/node-server/serve-static';
 import { type Context, Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
@@ -34,6 +35,17 @@ const require = createRequire(import.meta.url);
 const htmxSource = readFileSync(require.resolve('htmx.org/dist/htmx.min.js'));
 // An ES module: public/js/placeholders.js imports it to paint the images' ThumbHash placeholders.
 const thumbhashSource = readFileSync(require.resolve('thumbhash/thumbhash.js'));
+// The image viewer (public/js/viewer.js): the lightbox module loads the viewer itself when a picture
+// is first opened. Served from our origin as they are, like htmx: no bundler, no CDN.
+// The package exports only its unminified modules, so the files are read from its dist folder.
+const photoswipeDir = path.dirname(require.resolve('photoswipe/photoswipe.css'));
+const photoswipeFiles = (
+  [
+    ['photoswipe-lightbox.esm.min.js', 'text/javascript; charset=utf-8'],
+    ['photoswipe.esm.min.js', 'text/javascript; charset=utf-8'],
+    ['photoswipe.css', 'text/css; charset=utf-8'],
+  ] as const
+).map(([name, type]) => ({ name, type, body: readFileSync(path.join(photoswipeDir, name)) }));
 const YEAR_SECONDS = 365 * 24 * 60 * 60;
 // Forms post urlencoded text; image bytes go straight to the bucket, never through the app.
 const MAX_FORM_BYTES = 256 * 1024;
@@ -108,6 +120,13 @@ export function createApp({ config, services, log }: AppDeps) {
     c.header('Cache-Control', `public, max-age=${YEAR_SECONDS}`);
     return c.body(thumbhashSource);
   });
+  for (const { name, type, body } of photoswipeFiles) {
+    app.get(`/vendor/${name}`, (c) => {
+      c.header('Content-Type', type);
+      c.header('Cache-Control', `public, max-age=${YEAR_SECONDS}`);
+      return c.body(body);
+    });
+  }
   app.use(
     '/public/*',
     async (c, next) => {

@@ -64,6 +64,21 @@ const post =
 const CHECKS: Check[] = [
   { name: 'GET /vendor/htmx.min.js', request: get(() => '/vendor/htmx.min.js'), allowed: everyone },
   { name: 'GET /vendor/thumbhash.js', request: get(() => '/vendor/thumbhash.js'), allowed: everyone },
+  {
+    name: 'GET /vendor/photoswipe-lightbox.esm.min.js',
+    request: get(() => '/vendor/photoswipe-lightbox.esm.min.js'),
+    allowed: everyone,
+  },
+  {
+    name: 'GET /vendor/photoswipe.esm.min.js',
+    request: get(() => '/vendor/photoswipe.esm.min.js'),
+    allowed: everyone,
+  },
+  {
+    name: 'GET /vendor/photoswipe.css',
+    request: get(() => '/vendor/photoswipe.css'),
+    allowed: everyone,
+  },
   { name: 'GET /healthz', request: get(() => '/healthz'), allowed: everyone },
   {
     name: 'GET /signup',

@@ -36,6 +36,7 @@ async function renderImage(
       user={user}
       image={image}
       displayUrl={await images.displayUrl(image)}
+      neighbours={await images.neighbours(user, image)}
       links={links}
       {...extra}
     />,

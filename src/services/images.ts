@@ -18,6 +18,7 @@ import { type ImageCursor, imageCursor, writeCursor } from './cursors.js';
 import { Forbidden, Invalid, NotFound } from './errors.js';
 import type { Notifications } from './notifications.js';
 import type { PendingUploads } from './pending-uploads.js';
+import { displaySize } from './thumbnails.js';
 import type { User } from './users.js';
 
 export { type Image, type ImageRow, rowToImage } from '../db/repositories/images.js';
@@ -37,6 +38,16 @@ export interface GalleryCard {
   state: ImageState;
   failure: string | null;
   placeholder: string | null;
+  /** the display copy (the viewer shows it) and its size; null until the image is ready */
+  display: { url: string; width: number; height: number } | null;
+}
+
+/** An image's neighbours in the grid it is shown in (newest first): null at either end. */
+export interface Neighbours {
+  /** the newer image, shown before it */
+  previous: string | null;
+  /** the older image, shown after it */
+  next: string | null;
 }
 
 export function createImages(deps: {
@@ -86,6 +97,9 @@ export function createImages(deps: {
     return ids.map((id) => mayChange(user, byId.get(id) ?? null));
   }
 
+  const presignWebp = (key: string, signingDate: Date) =>
+    storage.presignGet({ key, ttlSeconds: URL_TTL_SECONDS, contentType: 'image/webp', signingDate });
+
   async function cardsFor(rows: CardRow[]): Promise<{ cards: GalleryCard[]; nextCursor: string | null }> {
     const page = rows.slice(0, PAGE_SIZE);
     const last = page.at(-1);
@@ -99,14 +113,10 @@ export function createImages(deps: {
         state: row.state,
         failure: row.failure,
         placeholder: row.placeholder,
-        thumbUrl:
+        thumbUrl: row.state === 'ready' ? await presignWebp(row.thumb_key, date) : null,
+        display:
           row.state === 'ready'
-            ? await storage.presignGet({
-                key: row.thumb_key,
-                ttlSeconds: URL_TTL_SECONDS,
-                contentType: 'image/webp',
-                signingDate: date,
-              })
+            ? { url: await presignWebp(row.display_key, date), ...displaySize(row.width, row.height) }
             : null,
       })),
     );
@@ -169,6 +179,19 @@ export function createImages(deps: {
       if (!row || !can(user, 'image.view', rowToImage(row))) throw new NotFound('There is no such image.');
       const { cards } = await cardsFor([row]);
       return cards[0] as GalleryCard;
+    },
+
+    /**
+     * The images before and after this one (which the user may see) in the grid its page goes back
+     * to: the owner's gallery for the owner and for admins, the shared images for everyone else.
+     */
+    async neighbours(user: User, image: Image): Promise<Neighbours> {
+      const at = { createdAt: image.createdAt, id: image.id };
+      const found =
+        image.ownerId === user.id || can(user, 'admin')
+          ? await images.neighboursInGallery(image.ownerId, at)
+          : await images.neighboursInShared(at);
+      return { previous: found.newer, next: found.older };
     },
 
     /** Images their owners made visible to every signed-in user, newest first. */

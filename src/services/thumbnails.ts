@@ -23,6 +23,11 @@ const load = {
 export const SNIFF_BYTES = 4100;
 const THUMB_PX = 400;
 const DISPLAY_PX = 1600;
+/** The display copy's size for an image of this size: it fits DISPLAY_PX, never enlarged. */
+export function displaySize(width: number, height: number): { width: number; height: number } {
+  const scale = Math.min(1, DISPLAY_PX / Math.max(width, height, 1));
+  return { width: Math.max(1, Math.round(width * scale)), height: Math.max(1, Math.round(height * scale)) };
+}
 /** ThumbHash encodes at most 100 × 100 pixels; more would not make a better placeholder. */
 const PLACEHOLDER_PX = 100;
 /** Refuses decompression bombs: a small file that would decode to gigabytes of pixels. */

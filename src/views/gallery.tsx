@@ -37,8 +37,18 @@ export function ThumbLink({
           'hx-swap': 'outerHTML',
         }
       : {};
+  // What the viewer (public/js/viewer.js) shows; a card without it links to the image's page.
+  const viewer = card.display
+    ? {
+        'data-pswp-src': card.display.url,
+        'data-pswp-width': card.display.width,
+        'data-pswp-height': card.display.height,
+        // the grid crops thumbnails square: the opening animation starts from the crop
+        'data-pswp-cropped': 'true',
+      }
+    : {};
   return (
-    <a href={`/images/${card.id}`} class="thumb-link" {...poll}>
+    <a href={`/images/${card.id}`} class="thumb-link" data-image-id={card.id} {...poll} {...viewer}>
       {card.thumbUrl ? (
         <img
           src={card.thumbUrl}

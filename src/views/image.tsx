@@ -2,7 +2,7 @@ import { countOf, formatBytes, formatDateTime } from '../format.js';
 import { ACCEPTED_TYPES } from '../image-types.js';
 import { TITLE_MAX } from '../limits.js';
 import { can } from '../policy.js';
-import type { Image } from '../services/images.js';
+import type { Image, Neighbours } from '../services/images.js';
 import type { User } from '../services/users.js';
 import { PageHeading } from './components/page-heading.js';
 import { PendingImage } from './components/pending-image.js';
@@ -20,9 +20,41 @@ export interface ImagePageProps {
   /** the owner's links to this image; only for those who may change it */
   links?: LinkRowData[];
   newShareUrl?: string | undefined;
+  /** the images before and after it in the gallery it was opened from */
+  neighbours?: Neighbours | undefined;
 }
 
-export function ImagePage({ user, image, displayUrl, notice, error, links, newShareUrl }: ImagePageProps) {
+/** Previous and next in the grid's order (newest first), so the pages can be browsed without scripts. */
+function ImageNav({ neighbours }: { neighbours: Neighbours }) {
+  if (!neighbours.previous && !neighbours.next) return null;
+  return (
+    <nav class="image-nav" aria-label="Browse images">
+      {neighbours.previous ? (
+        <a href={`/images/${neighbours.previous}`} rel="prev" class="button secondary">
+          ← Previous<span class="visually-hidden"> image</span>
+        </a>
+      ) : (
+        <span />
+      )}
+      {neighbours.next ? (
+        <a href={`/images/${neighbours.next}`} rel="next" class="button secondary">
+          Next<span class="visually-hidden"> image</span> →
+        </a>
+      ) : null}
+    </nav>
+  );
+}
+
+export function ImagePage({
+  user,
+  image,
+  displayUrl,
+  notice,
+  error,
+  links,
+  newShareUrl,
+  neighbours,
+}: ImagePageProps) {
   const canChange = can(user, 'image.change', image);
   const isProcessing = image.state === 'processing';
   // While it is processed, the page fetches itself every two seconds and swaps this part in
@@ -47,6 +79,7 @@ export function ImagePage({ user, image, displayUrl, notice, error, links, newSh
         notice={notice}
         error={error}
       />
+      {neighbours ? <ImageNav neighbours={neighbours} /> : null}
       <div class="image-page" id="image-main" {...poll}>
         <figure class="display">
           {displayUrl ? (

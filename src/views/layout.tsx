@@ -30,9 +30,11 @@ export function Layout({ title, user, bare, refreshWithoutScript, children }: La
           </noscript>
         ) : null}
         <link rel="icon" href={asset('favicon.svg')} type="image/svg+xml" />
+        <link rel="stylesheet" href="/vendor/photoswipe.css" />
         <link rel="stylesheet" href={asset('css/app.css')} />
         <script src="/vendor/htmx.min.js" defer />
         <script type="module" src={asset('js/placeholders.js')} />
+        <script type="module" src={asset('js/viewer.js')} />
       </head>
       <body>
         <a class="skip" href="#main">

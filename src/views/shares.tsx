@@ -2,6 +2,7 @@ import { countOf, formatDateTime } from '../format.js';
 import { PASSWORD_MAX } from '../limits.js';
 import type { Image } from '../services/images.js';
 import { SHARE_EXPIRIES, type SharedView, type ShareLink, type ShareState } from '../services/shares.js';
+import { displaySize } from '../services/thumbnails.js';
 import type { User } from '../services/users.js';
 import { ErrorMessage, Notice } from './components/messages.js';
 import { PendingImage } from './components/pending-image.js';
@@ -164,6 +165,12 @@ export function ShareSelectionPage(props: { user: User; images: Image[]; error?:
 }
 
 /** The public page behind /s/<token>: no account, no navigation into the app. */
+/** The display copy's size, which the viewer needs before it loads the picture. */
+function viewerSize(image: { width: number; height: number }) {
+  const { width, height } = displaySize(image.width, image.height);
+  return { 'data-pswp-width': width, 'data-pswp-height': height };
+}
+
 export function PublicSharePage({ view }: { view: SharedView }) {
   const many = view.images.length > 1;
   return (
@@ -176,13 +183,22 @@ export function PublicSharePage({ view }: { view: SharedView }) {
         {view.images.map((image) => (
           <figure class="display">
             {image.url ? (
-              <img
-                src={image.url}
-                alt={image.title}
-                width={image.width}
-                height={image.height}
-                data-thumbhash={image.placeholder ?? undefined}
-              />
+              // The same viewer as the galleries' (public/js/viewer.js); without scripts, the picture itself.
+              <a
+                href={image.url}
+                class="viewer-link"
+                data-image-id={image.id}
+                data-pswp-src={image.url}
+                {...viewerSize(image)}
+              >
+                <img
+                  src={image.url}
+                  alt={image.title}
+                  width={image.width}
+                  height={image.height}
+                  data-thumbhash={image.placeholder ?? undefined}
+                />
+              </a>
             ) : (
               <PendingImage image={image} size="display" />
             )}

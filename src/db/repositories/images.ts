@@ -56,6 +56,7 @@ const CARD_COLUMNS = [
   'id',
   'title',
   'thumb_key',
+  'display_key',
   'width',
   'height',
   'created_at',
@@ -126,6 +127,32 @@ export function imagesRepository(database: AppDb) {
         .limit(limit)
         .execute()
     );
+  }
+
+  /**
+   * The id of the image beside `at` in a gallery's order (newest first): 'newer' is the one before
+   * it, 'older' the one after. One keyset step on the same index as the page query, read forwards
+   * for older and backwards for newer, so it costs one index probe however deep the image is.
+   */
+  async function beside(
+    scope: { ownerId: string } | { isShared: true },
+    at: ImagePosition,
+    side: 'newer' | 'older',
+  ): Promise<string | null> {
+    const direction = side === 'older' ? 'desc' : 'asc';
+    const row = await database.q
+      .selectFrom('images')
+      .select('id')
+      .$if('ownerId' in scope, (qb) => qb.where('owner_id', '=', (scope as { ownerId: string }).ownerId))
+      .$if(!('ownerId' in scope), (qb) => qb.where('is_shared', '=', sql.lit(1)))
+      .where((eb) =>
+        eb(eb.refTuple('created_at', 'id'), side === 'older' ? '<' : '>', eb.tuple(at.createdAt, at.id)),
+      )
+      .orderBy('created_at', direction)
+      .orderBy('id', direction)
+      .limit(1)
+      .executeTakeFirst();
+    return row?.id ?? null;
   }
 
   return {
@@ -256,6 +283,18 @@ export function imagesRepository(database: AppDb) {
 
     /** A page of the cards shown to every signed-in user, newest first, from after `after`. */
     listShared: (after: ImagePosition | null, limit: number) => page({ isShared: true }, after, limit),
+
+    /** The ids either side of `at` in the owner's gallery (null at either end). */
+    neighboursInGallery: async (ownerId: string, at: ImagePosition) => ({
+      newer: await beside({ ownerId }, at, 'newer'),
+      older: await beside({ ownerId }, at, 'older'),
+    }),
+
+    /** The ids either side of `at` among the shared images (null at either end). */
+    neighboursInShared: async (at: ImagePosition) => ({
+      newer: await beside({ isShared: true }, at, 'newer'),
+      older: await beside({ isShared: true }, at, 'older'),
+    }),
 
     /** How many images the owner has, and their bytes. */
     async usage(ownerId: string): Promise<{ images: number; bytes: number }> {
