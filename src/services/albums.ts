@@ -203,5 +203,3 @@ export function createAlbums(deps: {
     },
   };
 }
-
-export type Albums = ReturnType<typeof createAlbums>;
