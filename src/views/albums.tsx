@@ -22,7 +22,7 @@ function NameField({ id, value }: { id: string; value?: string }) {
 function AlbumTile({ album }: { album: Album }) {
   return (
     <li class="album-tile">
-      <a href={`/albums/${album.id}`}>
+      <a href={`/albums/${album.id}`} class="album-link">
         {album.coverUrl ? (
           <img src={album.coverUrl} alt="" loading="lazy" class="album-cover" />
         ) : (
