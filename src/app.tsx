@@ -19,6 +19,7 @@ import { requestLog } from './middleware/request-log.js';
 import { sameOriginOnly } from './middleware/same-origin.js';
 import { loadSession } from './middleware/session.js';
 import { adminRoutes } from './routes/admin.js';
+import { albumRoutes, userAlbumRoutes } from './routes/albums.js';
 import { authRoutes } from './routes/auth.js';
 import { galleryRoutes } from './routes/gallery.js';
 import { healthRoutes } from './routes/health.js';
@@ -152,6 +153,8 @@ export function createApp({ config, services, log }: AppDeps) {
   app.route('/images', imageRoutes);
   app.route('/shares', shareRoutes);
   app.route('/s', publicShareRoutes);
+  app.route('/albums', albumRoutes);
+  app.route('/users', userAlbumRoutes);
   app.route('/admin', adminRoutes);
 
   app.notFound((c) => errorResponse(c, 404, 'There is nothing at this address.'));

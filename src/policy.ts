@@ -13,6 +13,8 @@ import type { Role, User } from './services/users.js';
  * - `share.create`: make share links and keep a page of them (which images: as `image.change`).
  * - `share.revoke`: revoke this link: its owner or an admin, whatever their role now.
  * - `upload.complete`: finish (or take over) this pending upload: only who started it.
+ * - `album.create`: make albums (admins and members: an album holds its owner's own images).
+ * - `album.change`: see, rename, fill, share or delete this album: its owner or an admin.
  */
 export type Action =
   | 'admin'
@@ -21,7 +23,9 @@ export type Action =
   | 'image.change'
   | 'share.create'
   | 'share.revoke'
-  | 'upload.complete';
+  | 'upload.complete'
+  | 'album.create'
+  | 'album.change';
 
 /** Who asks: a signed-in user. */
 type Subject = Pick<User, 'id' | 'role'>;
@@ -39,6 +43,8 @@ const ROLES_FOR: Record<Action, readonly Role[]> = {
   'share.create': ['admin', 'member'],
   'share.revoke': ['admin', 'member', 'viewer'],
   'upload.complete': ['admin', 'member', 'viewer'],
+  'album.create': ['admin', 'member'],
+  'album.change': ['admin', 'member'],
 };
 
 const owns = (user: Subject, object: Owned) => object.ownerId === user.id;
@@ -46,12 +52,12 @@ const isAdmin = (user: Subject) => user.role === 'admin';
 
 export function can(
   user: Subject,
-  action: 'admin' | 'image.upload' | 'image.change' | 'share.create',
+  action: 'admin' | 'image.upload' | 'image.change' | 'share.create' | 'album.create',
 ): boolean;
 export function can(user: Subject, action: 'image.view', image: Owned & { isShared: boolean }): boolean;
 export function can(
   user: Subject,
-  action: 'image.change' | 'share.revoke' | 'upload.complete',
+  action: 'image.change' | 'share.revoke' | 'upload.complete' | 'album.change',
   object: Owned,
 ): boolean;
 export function can(user: Subject, action: Action, object?: Owned & { isShared?: boolean }): boolean {
@@ -62,6 +68,7 @@ export function can(user: Subject, action: Action, object?: Owned & { isShared?:
       return owns(user, object) || isAdmin(user) || object.isShared === true;
     case 'image.change':
     case 'share.revoke':
+    case 'album.change':
       return owns(user, object) || isAdmin(user);
     case 'upload.complete':
       return owns(user, object);

@@ -25,6 +25,8 @@ const KEYS: Record<(typeof COPY_ORDER)[number], string[]> = {
   images: ['id'],
   pending_uploads: ['key'],
   storage_deletions: ['key'],
+  albums: ['id'],
+  album_images: ['album_id', 'image_id'],
   share_links: ['id'],
   share_link_images: ['link_id', 'image_id'],
   changes: ['id'],
@@ -82,6 +84,13 @@ describe.skipIf(!hasPostgres)('db:copy --to postgres://…', () => {
     await upload(mia, await makeJpeg(), 'mia.jpg');
     expect((await admin.post(`/images/${photo}/rename`, { title: 'Beach at dusk' })).status).toBe(303);
     expect((await admin.post(`/images/${photo}/shares`, { expiry: '1d' })).status).toBe(201);
+    // An album with its image, and a link showing it (share_links now points at albums).
+    const albumMade = await admin.post('/albums', { name: 'Holidays', ids: photo });
+    expect(albumMade.status).toBe(303);
+    expect(
+      (await admin.post(`${albumMade.headers.get('location')?.split('?')[0]}/shares`, { expiry: '1d' }))
+        .status,
+    ).toBe(201);
     // Failed logins leave throttle rows and audit rows.
     const stranger = t.client();
     for (let i = 0; i < 3; i++)

@@ -160,6 +160,20 @@ const shareLink: Selectable<Database['share_links']> = {
   revoked_at: T + 12,
   view_count: 42,
   last_viewed_at: T + 13,
+  album_id: 'a1',
+};
+const album: Selectable<Database['albums']> = {
+  id: 'a1',
+  owner_id: 'u1',
+  name: 'Holidays',
+  cover_image_id: 'img1',
+  created_at: T,
+  updated_at: T + 21,
+};
+const albumImage: Selectable<Database['album_images']> = {
+  album_id: 'a1',
+  image_id: 'img1',
+  added_at: T + 22,
 };
 const shareLinkImage: Selectable<Database['share_link_images']> = {
   link_id: 'l1',
@@ -235,6 +249,8 @@ async function insertEveryTable(db: Kysely<Database>) {
   await db.insertInto('images').values(image).execute();
   await db.insertInto('pending_uploads').values(pendingUpload).execute();
   await db.insertInto('storage_deletions').values(storageDeletion).execute();
+  await db.insertInto('albums').values(album).execute();
+  await db.insertInto('album_images').values(albumImage).execute();
   await db.insertInto('share_links').values(shareLink).execute();
   await db.insertInto('share_link_images').values(shareLinkImage).execute();
   const { id: changeId } = await db
@@ -295,6 +311,8 @@ for (const dialect of dialects) {
       expect(await db.selectFrom('throttle_entries').selectAll().execute()).toEqual([throttleEntry]);
       expect(await db.selectFrom('job_leases').selectAll().execute()).toEqual([jobLease]);
       expect(await db.selectFrom('jobs').selectAll().execute()).toEqual([{ ...job, id: 1 }]);
+      expect(await db.selectFrom('albums').selectAll().execute()).toEqual([album]);
+      expect(await db.selectFrom('album_images').selectAll().execute()).toEqual([albumImage]);
       const { n } = await db
         .selectFrom('images')
         .select((eb) => eb.fn.countAll<number>().as('n'))
@@ -436,6 +454,13 @@ for (const dialect of dialects) {
         { replaces_image_id: 'img1' },
       ]);
       expect(await db.selectFrom('share_link_images').selectAll().execute()).toEqual([]);
+      // An image deleted leaves its albums and stops being a cover; an album deleted leaves its links, showing nothing.
+      expect(await db.selectFrom('album_images').selectAll().execute()).toEqual([]);
+      expect(await db.selectFrom('albums').select('cover_image_id').execute()).toEqual([
+        { cover_image_id: null },
+      ]);
+      await db.deleteFrom('albums').where('id', '=', 'a1').execute();
+      expect(await db.selectFrom('share_links').select('album_id').execute()).toEqual([{ album_id: null }]);
       await db
         .insertInto('users')
         .values({ ...user, id: 'u2', email: 'b@example.com' })
@@ -520,7 +545,7 @@ describe.skipIf(!hasPostgres)('PostgreSQL migrations', () => {
     cleanups.push(() => pg.close());
     expect(postgresMigrations).toHaveLength(migrations.length);
     const sqliteSchema = describeSqlite(sqlite.connection);
-    expect(Object.keys(sqliteSchema)).toHaveLength(16);
+    expect(Object.keys(sqliteSchema)).toHaveLength(18);
     expect(await describePostgres(pg.db)).toEqual(sqliteSchema);
   });
 

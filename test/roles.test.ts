@@ -19,6 +19,9 @@ interface Fixture {
   /** a share link of the owner's, made fresh for each check */
   linkId: string;
   token: string;
+  /** an album of the owner's holding `image`, and the token of a link showing it */
+  album: string;
+  albumToken: string;
   /** an upload of the owner's that reached the bucket and waits to be completed */
   pendingUpload(): Promise<string>;
   /** an open invite */
@@ -265,6 +268,82 @@ const CHECKS: Check[] = [
     request: async (c, f) => c.post(`/s/${await f.passwordLink()}`, { password: SHARE_PASSWORD }),
     allowed: everyone,
   },
+  { name: 'GET /s/:token (album)', request: get((f) => `/s/${f.albumToken}`), allowed: everyone },
+  { name: 'GET /albums', request: get(() => '/albums'), allowed: uploaders },
+  {
+    name: 'POST /albums',
+    request: post(
+      () => '/albums',
+      () => [['name', 'New album']],
+    ),
+    allowed: uploaders,
+  },
+  {
+    name: 'POST /albums (with images)',
+    request: post(
+      () => '/albums',
+      (f) => [
+        ['name', 'New album'],
+        ['ids', f.image],
+      ],
+    ),
+    allowed: ownerOrAdmin,
+  },
+  {
+    name: 'POST /albums/add',
+    request: post(
+      () => '/albums/add',
+      (f) => [['ids', f.image]],
+    ),
+    allowed: ownerOrAdmin,
+  },
+  { name: 'GET /albums/:id', request: get((f) => `/albums/${f.album}`), allowed: ownerOrAdmin },
+  {
+    name: 'POST /albums/:id/rename',
+    request: post(
+      (f) => `/albums/${f.album}/rename`,
+      () => [['name', 'Renamed']],
+    ),
+    allowed: ownerOrAdmin,
+  },
+  {
+    name: 'POST /albums/:id/delete',
+    request: post((f) => `/albums/${f.album}/delete`),
+    allowed: ownerOrAdmin,
+  },
+  {
+    name: 'POST /albums/:id/images',
+    request: post(
+      (f) => `/albums/${f.album}/images`,
+      (f) => [['ids', f.shared]],
+    ),
+    allowed: ownerOrAdmin,
+  },
+  {
+    name: 'POST /albums/:id/remove',
+    request: post(
+      (f) => `/albums/${f.album}/remove`,
+      (f) => [['ids', f.image]],
+    ),
+    allowed: ownerOrAdmin,
+  },
+  {
+    name: 'POST /albums/:id/cover',
+    request: post(
+      (f) => `/albums/${f.album}/cover`,
+      (f) => [['ids', f.image]],
+    ),
+    allowed: ownerOrAdmin,
+  },
+  {
+    name: 'POST /albums/:id/shares',
+    request: post(
+      (f) => `/albums/${f.album}/shares`,
+      () => [['expiry', '1d']],
+    ),
+    allowed: ownerOrAdmin,
+  },
+  { name: 'GET /users/:id/albums', request: get((f) => `/users/${f.ownerId}/albums`), allowed: adminOnly },
   { name: 'GET /users/:id', request: get((f) => `/users/${f.ownerId}`), allowed: adminOnly },
   { name: 'GET /admin', request: get(() => '/admin'), allowed: adminOnly },
   { name: 'GET /admin/users/:id', request: get((f) => `/admin/users/${f.targetUserId}`), allowed: adminOnly },
@@ -388,10 +467,17 @@ describe('the role matrix', () => {
       expiry: '1d',
       allowDownload: false,
     });
+    const album = await t.services.albums.create({ user: owner, ip: 'test' }, 'Album', [image]);
+    const albumLink = await t.services.albums.share({ user: owner, ip: 'test' }, album.id, {
+      expiry: '1d',
+      allowDownload: false,
+    });
     return {
       image,
       shared,
       ownerId,
+      album: album.id,
+      albumToken: albumLink.token,
       targetUserId: (await t.user('target@example.com')).id,
       linkId: link.id,
       token,
@@ -492,6 +578,10 @@ describe('the role matrix', () => {
       await c.post(`/images/${f.shared}/delete`);
       await c.post(`/images/${f.image}/visibility`, { shared: '1' });
       await c.post(`/shares/${f.linkId}/revoke`);
+      await c.post(`/albums/${f.album}/rename`, { name: 'hijacked' });
+      await c.post(`/albums/${f.album}/delete`);
+      await c.post(`/albums/${f.album}/remove`, { ids: f.image });
+      await c.post(`/albums/${f.album}/images`, { ids: f.shared });
       await c.postJson('/uploads/complete', { key });
       await c.get(`/uploads/complete?key=${encodeURIComponent(key)}`);
       await c.post(`/admin/users/${target}/disable`);
@@ -503,6 +593,8 @@ describe('the role matrix', () => {
     expect(await t.count('images', "title = 'hijacked'")).toBe(0);
     expect(await t.count('images', `id = '${f.image}' AND is_shared = 0`)).toBe(1);
     expect(await t.count('share_links', `id = '${f.linkId}' AND revoked_at IS NULL`)).toBe(1);
+    expect(await t.count('albums', `id = '${f.album}' AND name = 'Album'`)).toBe(1);
+    expect(await t.count('album_images', `album_id = '${f.album}'`)).toBe(1);
     expect(await t.count('images', `owner_id = '${ownerId}'`)).toBe(ownersImages);
     expect(await targetState()).toEqual(targetBefore);
     expect(await t.count('users', `id = '${doomedUser.id}'`)).toBe(1);

@@ -22,6 +22,8 @@ export const COPY_ORDER = [
   'images',
   'pending_uploads',
   'storage_deletions',
+  'albums',
+  'album_images',
   'share_links',
   'share_link_images',
   'changes',

@@ -266,6 +266,30 @@ export const postgresMigrations: readonly string[] = [
   CREATE INDEX jobs_image ON jobs (image_id);
   CREATE INDEX jobs_owner ON jobs (owner_id);
   `,
+  // 11: albums, and share links that show an album (see migrations.ts)
+  `
+  CREATE TABLE albums (
+    id text PRIMARY KEY,
+    owner_id text NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    name text NOT NULL,
+    cover_image_id text REFERENCES images (id) ON DELETE SET NULL,
+    created_at bigint NOT NULL,
+    updated_at bigint NOT NULL
+  );
+  CREATE INDEX albums_owner ON albums (owner_id, created_at DESC);
+  CREATE INDEX albums_cover ON albums (cover_image_id) WHERE cover_image_id IS NOT NULL;
+
+  CREATE TABLE album_images (
+    album_id text NOT NULL REFERENCES albums (id) ON DELETE CASCADE,
+    image_id text NOT NULL REFERENCES images (id) ON DELETE CASCADE,
+    added_at bigint NOT NULL,
+    PRIMARY KEY (album_id, image_id)
+  );
+  CREATE INDEX album_images_image ON album_images (image_id);
+
+  ALTER TABLE share_links ADD COLUMN album_id text REFERENCES albums (id) ON DELETE SET NULL;
+  CREATE INDEX share_links_album ON share_links (album_id) WHERE album_id IS NOT NULL;
+  `,
 ];
 
 /**

@@ -268,4 +268,32 @@ export const migrations: readonly string[] = [
   CREATE INDEX jobs_image ON jobs (image_id);
   CREATE INDEX jobs_owner ON jobs (owner_id);
   `,
+  // 11: albums. An album is its owner's named set of their own images (an image may be in several);
+  // deleting an album leaves its images, deleting an image takes it out of every album. cover_image_id
+  // is the cover the owner chose (null: the album's first image). A share link may show an album
+  // instead of a list of images (album_id): it shows what the album holds when it is opened, and
+  // shows nothing once the album is deleted.
+  `
+  CREATE TABLE albums (
+    id TEXT PRIMARY KEY,
+    owner_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    cover_image_id TEXT REFERENCES images (id) ON DELETE SET NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+  ) STRICT;
+  CREATE INDEX albums_owner ON albums (owner_id, created_at DESC);
+  CREATE INDEX albums_cover ON albums (cover_image_id) WHERE cover_image_id IS NOT NULL;
+
+  CREATE TABLE album_images (
+    album_id TEXT NOT NULL REFERENCES albums (id) ON DELETE CASCADE,
+    image_id TEXT NOT NULL REFERENCES images (id) ON DELETE CASCADE,
+    added_at INTEGER NOT NULL,
+    PRIMARY KEY (album_id, image_id)
+  ) STRICT, WITHOUT ROWID;
+  CREATE INDEX album_images_image ON album_images (image_id);
+
+  ALTER TABLE share_links ADD COLUMN album_id TEXT REFERENCES albums (id) ON DELETE SET NULL;
+  CREATE INDEX share_links_album ON share_links (album_id) WHERE album_id IS NOT NULL;
+  `,
 ];

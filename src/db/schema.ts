@@ -24,6 +24,8 @@ export interface Database {
   throttle_entries: ThrottleEntriesTable;
   job_leases: JobLeasesTable;
   jobs: JobsTable;
+  albums: AlbumsTable;
+  album_images: AlbumImagesTable;
 }
 
 type Flag = 0 | 1;
@@ -123,6 +125,8 @@ export interface ShareLinksTable {
   revoked_at: number | null;
   view_count: Generated<number>;
   last_viewed_at: number | null;
+  /** the album the link shows (its images are then the album's, not share_link_images'); null once deleted */
+  album_id: string | null;
 }
 
 interface ShareLinkImagesTable {
@@ -222,4 +226,22 @@ export interface JobsTable {
   claimed_by: string | null;
   claimed_until: number | null;
   last_error: string | null;
+}
+
+/** An owner's named set of their own images; see src/services/albums.ts. */
+export interface AlbumsTable {
+  id: string;
+  owner_id: string;
+  name: string;
+  /** the cover the owner chose; null (or an image no longer in the album) means the first image */
+  cover_image_id: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+/** Which images an album holds; an image may be in several albums. */
+interface AlbumImagesTable {
+  album_id: string;
+  image_id: string;
+  added_at: number;
 }

@@ -58,7 +58,7 @@ export const requireUser: MiddlewareHandler<SignedInEnv> = async (c, next) => {
 
 /** As requireUser; then a user the policy does not allow the action gets a 403. */
 export function requireCan(
-  action: 'admin' | 'image.upload' | 'share.create',
+  action: 'admin' | 'image.upload' | 'share.create' | 'album.create',
 ): MiddlewareHandler<SignedInEnv> {
   return (c, next) =>
     requireUser(c, async () => {

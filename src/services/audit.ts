@@ -41,6 +41,10 @@ export const AUDIT_ACTIONS = [
   'outside_upload',
   'throttled',
   'audit_purge',
+  'album_create',
+  'album_rename',
+  'album_delete',
+  'album_share',
 ] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 

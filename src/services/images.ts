@@ -173,6 +173,17 @@ export function createImages(deps: {
       return cardsFor(await images.listPage(ownerId, position(after), PAGE_SIZE + 1));
     },
 
+    /**
+     * A page of cards another listing reads in the gallery's order (an album's): `read` gets the
+     * position after which to start and how many rows to read.
+     */
+    async listPageOf(
+      read: (after: ImagePosition | null, limit: number) => Promise<CardRow[]>,
+      after: ImageCursor | null,
+    ): Promise<{ cards: GalleryCard[]; nextCursor: string | null }> {
+      return cardsFor(await read(position(after), PAGE_SIZE + 1));
+    },
+
     /** One image's card (a processing card asks for it again until the image is ready). */
     async card(user: User, id: string): Promise<GalleryCard> {
       const row = await images.get(id);
@@ -225,6 +236,15 @@ export function createImages(deps: {
 
     /** Whether an image's original, display or thumbnail is this key. */
     usesKey: (key: string): Promise<boolean> => images.usesKey(key),
+
+    /** A thumbnail's URL, signed as the gallery's cards are (an album's cover). */
+    thumbUrl: (thumbKey: string): Promise<string> =>
+      storage.presignGet({
+        key: thumbKey,
+        ttlSeconds: URL_TTL_SECONDS,
+        contentType: 'image/webp',
+        signingDate: signingDate(),
+      }),
 
     /** null until the image is ready: its display copy is made in the background. */
     async displayUrl(image: Image): Promise<string | null> {

@@ -5,6 +5,7 @@ import type { AppDb } from '../db/database.js';
 import { createJobQueue } from '../jobs/queue.js';
 import { createRenditionsHandler } from '../jobs/renditions.js';
 import type { Storage } from '../storage/storage.js';
+import { createAlbums } from './albums.js';
 import { createAudit } from './audit.js';
 import type { Clock } from './clock.js';
 import { createDeviceTokens } from './device-tokens.js';
@@ -77,6 +78,7 @@ export function createServices({ database, storage, clock, config, loginLimits, 
     appOrigin: config.appOrigin,
     onJobAdded: jobs.notify,
   });
+  const shares = createShares({ database, storage, audit, images, devices, clock });
   const uploadSweeper = createUploadSweeper({ storage, pending, uploads, users, images, clock, leases });
   let storageHealth: { at: number; ok: Promise<boolean> } | undefined;
   function checkStorage(): Promise<boolean> {
@@ -103,7 +105,8 @@ export function createServices({ database, storage, clock, config, loginLimits, 
     audit,
     notifications,
     people: createPeople({ database, storage, audit, users, images }),
-    shares: createShares({ database, storage, audit, images, devices, clock }),
+    shares,
+    albums: createAlbums({ database, audit, images, shares, clock }),
     uploadSweeper,
     reconcile: createReconcile({
       database,

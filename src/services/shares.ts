@@ -1,4 +1,5 @@
 import type { AppDb } from '../db/database.js';
+import { albumImagesRepository } from '../db/repositories/album-images.js';
 import { shareLinkImagesRepository } from '../db/repositories/share-link-images.js';
 import { type ShareLinkRow, shareLinksRepository } from '../db/repositories/share-links.js';
 import { PASSWORD_MAX, SHARE_PASSWORD_MIN } from '../limits.js';
@@ -51,6 +52,9 @@ export interface ShareLink {
   lastViewedAt: number | null;
   imageCount: number;
   firstTitle: string | null;
+  /** an album's link: it shows what the album holds when opened (null otherwise, or once deleted) */
+  albumId: string | null;
+  albumName: string | null;
 }
 
 export type ShareState = 'active' | 'expired' | 'revoked';
@@ -67,12 +71,16 @@ const rowToLink = (r: ShareLinkRow): ShareLink => ({
   lastViewedAt: r.last_viewed_at,
   imageCount: r.image_count,
   firstTitle: r.first_title,
+  albumId: r.album_id,
+  albumName: r.album_name,
 });
 
 type PendingImageFields = Pick<Image, 'title' | 'state' | 'failure' | 'placeholder'>;
 
 export interface SharedView {
   link: ShareLink;
+  /** the album's name, when the link shows an album */
+  albumName?: string;
   images: (PendingImageFields & {
     id: string;
     width: number;
@@ -104,6 +112,7 @@ export function createShares(deps: {
   const { database, storage, audit, images, devices, clock } = deps;
   const links = shareLinksRepository(database);
   const linkImages = shareLinkImagesRepository(database);
+  const albumImages = albumImagesRepository(database);
   const guessesByLinkAndIp = createRateLimit({
     ...SHARE_GUESS_LIMITS.perLinkAndIp,
     database,
@@ -129,6 +138,16 @@ export function createShares(deps: {
     return 'active';
   }
 
+  /** A link's optional password, checked and hashed; null when left blank. */
+  async function linkPasswordHash(password = ''): Promise<string | null> {
+    if (password && (password.length < SHARE_PASSWORD_MIN || password.length > PASSWORD_MAX)) {
+      throw new Invalid(
+        `A link password needs ${SHARE_PASSWORD_MIN} to ${PASSWORD_MAX} characters, or leave it blank.`,
+      );
+    }
+    return password ? hashPassword(password) : null;
+  }
+
   async function ownedLink(user: User, id: string): Promise<ShareLink> {
     const row = await links.byId(id);
     if (!row || !can(user, 'share.revoke', { ownerId: row.owner_id }))
@@ -136,11 +155,21 @@ export function createShares(deps: {
     return rowToLink(row);
   }
 
-  async function view(link: ShareLink): Promise<SharedView> {
+  /** What the link shows now: an album's ready images (those added later too), or the images chosen. */
+  async function imagesOf(link: ShareLink): Promise<Image[]> {
+    if (link.albumId !== null)
+      return (await albumImages.readyImages(link.albumId, MAX_SHARED_IMAGES)).map(rowToImage);
     const list = (await linkImages.imagesOf(link.id)).map(rowToImage);
+    // An album link whose album was deleted has no images of its own either.
     if (list.length === 0) throw new Gone('The images behind this link were deleted.');
+    return list;
+  }
+
+  async function view(link: ShareLink): Promise<SharedView> {
+    const list = await imagesOf(link);
     return {
       link,
+      ...(link.albumName !== null ? { albumName: link.albumName } : {}),
       images: await Promise.all(
         list.map(async (image: Image) => ({
           id: image.id,
@@ -176,6 +205,48 @@ export function createShares(deps: {
   return {
     stateOf,
 
+    /**
+     * A link to an album the caller has checked the actor may share: it shows the album's ready
+     * images as they are when opened. Returns the token once, as create does.
+     */
+    async createForAlbum(
+      actor: Actor,
+      album: { id: string; name: string },
+      opts: { expiry: ShareExpiry; password?: string; allowDownload: boolean },
+    ): Promise<{ token: string; link: ShareLink }> {
+      const passwordHash = await linkPasswordHash(opts.password);
+      const token = randomToken(20);
+      const id = randomToken();
+      const now = clock();
+      const ms = SHARE_EXPIRIES[opts.expiry].ms;
+      const expiresAt = ms === null ? null : now + ms;
+      await database.transaction(async () => {
+        await links.insert({
+          id,
+          token_hash: sha256Hex(token),
+          owner_id: actor.user.id,
+          password_hash: passwordHash,
+          allow_download: opts.allowDownload ? 1 : 0,
+          created_at: now,
+          expires_at: expiresAt,
+          album_id: album.id,
+        });
+        const expires = expiresAt === null ? 'never' : new Date(expiresAt).toISOString();
+        await audit.change(actor, 'album_share', {
+          target: id,
+          detail: `album ${album.id} “${album.name}”; expires ${expires}${passwordHash ? '; password' : ''}${opts.allowDownload ? '; download' : ''}`,
+        });
+      });
+      const row = await links.byId(id);
+      if (!row) throw new NotFound('There is no such link.');
+      return { token, link: rowToLink(row) };
+    },
+
+    /** The links showing an album, newest first. */
+    async listForAlbum(albumId: string): Promise<ShareLink[]> {
+      return (await links.listByAlbum(albumId)).map(rowToLink);
+    },
+
     /** Returns the token once: only its hash is kept, so it cannot be shown again. */
     async create(
       actor: Actor,
@@ -188,13 +259,7 @@ export function createShares(deps: {
         throw new Invalid(`A link can share at most ${MAX_SHARED_IMAGES} images.`);
       const { user } = actor;
       await images.getAllForChange(user, ids);
-      const password = opts.password ?? '';
-      if (password && (password.length < SHARE_PASSWORD_MIN || password.length > PASSWORD_MAX)) {
-        throw new Invalid(
-          `A link password needs ${SHARE_PASSWORD_MIN} to ${PASSWORD_MAX} characters, or leave it blank.`,
-        );
-      }
-      const passwordHash = password ? await hashPassword(password) : null;
+      const passwordHash = await linkPasswordHash(opts.password);
       const token = randomToken(20);
       const id = randomToken();
       const now = clock();
@@ -290,3 +355,4 @@ export function createShares(deps: {
     },
   };
 }
+export type Shares = ReturnType<typeof createShares>;

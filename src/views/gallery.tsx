@@ -65,7 +65,8 @@ export function ThumbLink({
   );
 }
 
-function Card({ card, canChange }: { card: GalleryCard; canChange: boolean }) {
+/** One card of a grid (the gallery's, an album's). */
+export function Card({ card, canChange }: { card: GalleryCard; canChange: boolean }) {
   return (
     <li class="thumb" id={`image-${card.id}`}>
       <ThumbLink card={card} />
@@ -96,7 +97,7 @@ function Card({ card, canChange }: { card: GalleryCard; canChange: boolean }) {
   );
 }
 
-function LoadMore({
+export function LoadMore({
   nextCursor,
   basePath,
   isOob,
@@ -179,6 +180,9 @@ export function GalleryPage({
             <form id="bulk-delete" method="post" action="/images/delete" class="bulk row">
               <button type="submit" class="secondary" formaction="/shares/new">
                 Share selected
+              </button>
+              <button type="submit" class="secondary" formaction="/albums/add">
+                Add to album
               </button>
               <button type="submit" class="danger">
                 Delete selected

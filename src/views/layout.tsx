@@ -52,6 +52,7 @@ export function Layout({ title, user, bare, refreshWithoutScript, children }: La
             <nav aria-label="Main">
               <a href="/">Gallery</a>
               <a href="/shared">Shared</a>
+              {can(user, 'album.create') ? <a href="/albums">Albums</a> : null}
               {can(user, 'share.create') ? <a href="/shares">Links</a> : null}
               {can(user, 'admin') ? <a href="/admin">Admin</a> : null}
               <a href="/account/password">Account</a>

@@ -89,8 +89,17 @@ export function LinksTable({
           <tr>
             {showImages ? (
               <td>
-                {row.link.firstTitle ?? 'deleted images'}
-                {row.link.imageCount > 1 ? ` and ${row.link.imageCount - 1} more` : ''}
+                {row.link.albumName !== null ? (
+                  <>
+                    Album <a href={`/albums/${row.link.albumId}`}>{row.link.albumName}</a> (
+                    {countOf(row.link.imageCount, 'image')})
+                  </>
+                ) : (
+                  <>
+                    {row.link.firstTitle ?? 'deleted images'}
+                    {row.link.imageCount > 1 ? ` and ${row.link.imageCount - 1} more` : ''}
+                  </>
+                )}
               </td>
             ) : null}
             <td>{formatDateTime(row.link.createdAt)}</td>
@@ -172,10 +181,20 @@ function viewerSize(image: { width: number; height: number }) {
 }
 
 export function PublicSharePage({ view }: { view: SharedView }) {
-  const many = view.images.length > 1;
+  const many = view.images.length > 1 || view.albumName !== undefined;
+  const heading = many ? `${view.images.length} shared images` : view.images[0]?.title;
   return (
-    <Layout title={many ? 'Shared images' : (view.images[0]?.title ?? 'Shared image')} user={null} bare>
-      <h1>{many ? `${view.images.length} shared images` : view.images[0]?.title}</h1>
+    <Layout
+      title={view.albumName ?? (many ? 'Shared images' : (view.images[0]?.title ?? 'Shared image'))}
+      user={null}
+      bare
+    >
+      <h1>{view.albumName ?? heading}</h1>
+      {view.albumName !== undefined ? (
+        <p class="muted">
+          {view.images.length === 0 ? 'This album has no images yet.' : countOf(view.images.length, 'image')}
+        </p>
+      ) : null}
       {view.link.expiresAt !== null ? (
         <p class="muted">This link works until {formatDateTime(view.link.expiresAt)}.</p>
       ) : null}

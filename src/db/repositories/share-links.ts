@@ -2,11 +2,15 @@ import type { Insertable, Selectable } from 'kysely';
 import type { AppDb } from '../database.js';
 import type { ShareLinksTable } from '../schema.js';
 
-/** A link with what its pages show beside it: its owner's flag, its image count and first title. */
+/**
+ * A link with what its pages show beside it: its owner's flag, its image count and first title, and
+ * for an album's link the album's name (its image count is then the album's).
+ */
 export type ShareLinkRow = Selectable<ShareLinksTable> & {
   owner_disabled: number;
   image_count: number;
   first_title: string | null;
+  album_name: string | null;
 };
 
 /** How many rows the listings return at most. */
@@ -39,6 +43,12 @@ export function shareLinksRepository(database: AppDb) {
           .orderBy('s.position')
           .limit(1)
           .as('first_title'),
+        eb.selectFrom('albums as a').select('a.name').whereRef('a.id', '=', 'l.album_id').as('album_name'),
+        eb
+          .selectFrom('album_images as y')
+          .select(eb.fn.countAll<number>().as('n'))
+          .whereRef('y.album_id', '=', 'l.album_id')
+          .as('album_image_count'),
       ]);
   }
 
@@ -46,12 +56,14 @@ export function shareLinksRepository(database: AppDb) {
     owner_disabled: number | null;
     image_count: number | string | null;
     first_title: string | null;
+    album_name: string | null;
+    album_image_count: number | string | null;
   };
   // count(*) is a bigint on PostgreSQL; the owner is always there (a foreign key), so its flag is too.
-  const toRow = (r: Raw): ShareLinkRow => ({
+  const toRow = ({ album_image_count, ...r }: Raw): ShareLinkRow => ({
     ...r,
     owner_disabled: Number(r.owner_disabled ?? 0),
-    image_count: Number(r.image_count ?? 0),
+    image_count: Number((r.album_id === null ? r.image_count : album_image_count) ?? 0),
   });
 
   return {
@@ -75,6 +87,16 @@ export function shareLinksRepository(database: AppDb) {
         .where('l.owner_id', '=', ownerId)
         .orderBy('l.created_at', 'desc')
         .limit(BY_OWNER_LIMIT)
+        .execute();
+      return rows.map(toRow);
+    },
+
+    /** The links showing an album, newest first. */
+    async listByAlbum(albumId: string): Promise<ShareLinkRow[]> {
+      const rows = await links()
+        .where('l.album_id', '=', albumId)
+        .orderBy('l.created_at', 'desc')
+        .limit(BY_IMAGE_LIMIT)
         .execute();
       return rows.map(toRow);
     },

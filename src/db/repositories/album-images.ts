@@ -1,0 +1,86 @@
+import type { AppDb } from '../database.js';
+import type { CardRow, ImagePosition, ImageRow } from './images.js';
+
+/** The album_images table: which images an album holds. */
+export function albumImagesRepository(database: AppDb) {
+  return {
+    /** Adds the images not in the album yet; returns how many were new. */
+    async add(albumId: string, imageIds: readonly string[], at: number): Promise<number> {
+      if (imageIds.length === 0) return 0;
+      const result = await database.q
+        .insertInto('album_images')
+        .values(imageIds.map((imageId) => ({ album_id: albumId, image_id: imageId, added_at: at })))
+        .onConflict((oc) => oc.columns(['album_id', 'image_id']).doNothing())
+        .executeTakeFirst();
+      return Number(result.numInsertedOrUpdatedRows ?? 0);
+    },
+
+    /** Takes the images out of the album (they stay in the gallery); returns how many were in it. */
+    async remove(albumId: string, imageIds: readonly string[]): Promise<number> {
+      if (imageIds.length === 0) return 0;
+      const result = await database.q
+        .deleteFrom('album_images')
+        .where('album_id', '=', albumId)
+        .where('image_id', 'in', imageIds)
+        .executeTakeFirst();
+      return Number(result.numDeletedRows);
+    },
+
+    async has(albumId: string, imageId: string): Promise<boolean> {
+      const row = await database.q
+        .selectFrom('album_images')
+        .select('image_id')
+        .where('album_id', '=', albumId)
+        .where('image_id', '=', imageId)
+        .executeTakeFirst();
+      return row !== undefined;
+    },
+
+    /**
+     * One page of the album's cards in the gallery's order (newest upload first), keyset on the
+     * images' (created_at, id) like the gallery.
+     */
+    async page(albumId: string, after: ImagePosition | null, limit: number): Promise<CardRow[]> {
+      return database.q
+        .selectFrom('album_images as x')
+        .innerJoin('images as i', 'i.id', 'x.image_id')
+        .select([
+          'i.id',
+          'i.title',
+          'i.thumb_key',
+          'i.display_key',
+          'i.width',
+          'i.height',
+          'i.created_at',
+          'i.state',
+          'i.failure',
+          'i.placeholder',
+        ])
+        .where('x.album_id', '=', albumId)
+        .$if(after !== null, (qb) =>
+          qb.where((eb) => {
+            const { createdAt, id } = after as ImagePosition;
+            return eb(eb.refTuple('i.created_at', 'i.id'), '<', eb.tuple(createdAt, id));
+          }),
+        )
+        .orderBy('i.created_at', 'desc')
+        .orderBy('i.id', 'desc')
+        .limit(limit)
+        .execute();
+    },
+
+    /** The album's ready images, newest first, at most `limit`: what its share link shows. */
+    async readyImages(albumId: string, limit: number): Promise<ImageRow[]> {
+      return database.q
+        .selectFrom('album_images as x')
+        .innerJoin('images as i', 'i.id', 'x.image_id')
+        .selectAll('i')
+        .where('x.album_id', '=', albumId)
+        .where('i.state', '=', 'ready')
+        .orderBy('i.created_at', 'desc')
+        .orderBy('i.id', 'desc')
+        .limit(limit)
+        .execute();
+    },
+  };
+}
