@@ -34,6 +34,8 @@ export interface GalleryCard {
   height: number;
   /** null until the image is ready (its thumbnail is made in the background) */
   thumbUrl: string | null;
+  /** the 1600 px display copy: null until ready, like thumbUrl */
+  displayUrl: string | null;
   state: ImageState;
   failure: string | null;
   placeholder: string | null;
@@ -103,6 +105,15 @@ export function createImages(deps: {
           row.state === 'ready'
             ? await storage.presignGet({
                 key: row.thumb_key,
+                ttlSeconds: URL_TTL_SECONDS,
+                contentType: 'image/webp',
+                signingDate: date,
+              })
+            : null,
+        displayUrl:
+          row.state === 'ready'
+            ? await storage.presignGet({
+                key: row.display_key,
                 ttlSeconds: URL_TTL_SECONDS,
                 contentType: 'image/webp',
                 signingDate: date,

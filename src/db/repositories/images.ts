@@ -56,6 +56,7 @@ const CARD_COLUMNS = [
   'id',
   'title',
   'thumb_key',
+  'display_key',
   'width',
   'height',
   'created_at',
