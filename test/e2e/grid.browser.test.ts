@@ -86,7 +86,10 @@ describe.skipIf(skipBrowser)('the gallery grid: columns, phone layout, selection
       SHAPES.map(async ([w, h], i) => ({
         name: `photo-${String(i + 1).padStart(2, '0')}.jpg`,
         b64: (
-          await makePhoto('jpeg', w, h, { colour: { r: (i * 40) % 256, g: 120, b: 255 - ((i * 25) % 256) } })
+          await makePhoto('jpeg', w, h, {
+            colour: { r: (i * 40) % 256, g: 120, b: 255 - ((i * 25) % 256) },
+            bottom: { r: 250, g: (i * 60) % 256, b: 60 },
+          })
         ).toString('base64'),
       })),
     );
@@ -158,14 +161,12 @@ describe.skipIf(skipBrowser)('the gallery grid: columns, phone layout, selection
     expect(layout.squares).toBe(true);
     // At 2x a cell of about 190 px needs more than the 400 px thumbnail of a panorama (its short
     // side is 100 px): the browser took the display copy for it.
-    const srcsets = await page
-      .locator('#grid img')
-      .evaluateAll((imgs) =>
-        imgs.map((i) => ({
-          srcset: i.getAttribute('srcset') ?? '',
-          current: (i as HTMLImageElement).currentSrc,
-        })),
-      );
+    const srcsets = await page.locator('#grid img').evaluateAll((imgs) =>
+      imgs.map((i) => ({
+        srcset: i.getAttribute('srcset') ?? '',
+        current: (i as HTMLImageElement).currentSrc,
+      })),
+    );
     expect(srcsets.every((s) => /\/thumbs\/.* \d+w, .*\/display\/.* \d+w$/.test(s.srcset))).toBe(true);
     expect(srcsets.some((s) => s.current.includes('/display/'))).toBe(true);
     await page.screenshot({ path: screenshotPath('grid-desktop') });
@@ -312,6 +313,7 @@ describe.skipIf(skipBrowser)('the gallery grid: columns, phone layout, selection
     const background = () => page.evaluate(() => getComputedStyle(document.documentElement).backgroundColor);
     await page.goto(`${origin}/`);
     expect(await background()).toBe('rgb(18, 21, 28)');
+    await page.screenshot({ path: screenshotPath('grid-dark') });
     const toggle = page.getByRole('button', { name: /^Theme:/ });
     expect(await toggle.textContent()).toBe('Theme: system');
     await toggle.click();
