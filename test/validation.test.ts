@@ -75,12 +75,31 @@ describe('input the routes cannot use', () => {
     expect(await t.count('images')).toBe(1);
   });
 
-  it('asks for a selection when a selection form names no images', async () => {
-    for (const path of ['/images/delete', '/shares/new', '/shares']) {
-      const res = await admin.post(path, { confirm: 'yes', expiry: '1d' });
-      expect(res.status, path).toBe(400);
-      expect(await refusal(res), path).toBe('Select some images first.');
+  it('asks for a selection when the share options form names no images', async () => {
+    const res = await admin.post('/shares', { expiry: '1d' });
+    expect(res.status).toBe(400);
+    expect(await refusal(res)).toBe('Select some images first.');
+  });
+
+  it("sends a gallery's empty selection back to that gallery with a sentence, not an error page", async () => {
+    const adminId = (await t.user('admin@example.com')).id;
+    for (const path of ['/images/delete', '/shares/new']) {
+      const answers: [back: string, gallery: string][] = [
+        ['/', '/'],
+        [`/users/${adminId}`, `/users/${adminId}`],
+        ['https://evil.example/', '/'],
+      ];
+      for (const [back, gallery] of answers) {
+        const res = await admin.post(path, { confirm: 'yes', back });
+        expect(res.status, path).toBe(303);
+        expect(res.headers.get('location'), path).toBe(`${gallery}?unselected=1`);
+        const page = await admin.get(res.headers.get('location') ?? '');
+        expect(text(await page.text(), '[role="status"]'), path).toBe(
+          'Nothing was selected: tick the images first, then press the button again.',
+        );
+      }
     }
+    expect(await t.count('images')).toBe(1);
   });
 
   it('answers the upload script with a JSON refusal for anything but a JSON object', async () => {

@@ -8,7 +8,7 @@ import { type ImageCursor, imageCursor } from '../services/cursors.js';
 import { NotFound } from '../services/errors.js';
 import type { User } from '../services/users.js';
 import { GalleryCards, GalleryPage, SharedGalleryPage } from '../views/gallery.js';
-import { noticeOf } from './notices.js';
+import { NOTHING_SELECTED, noticeOf } from './notices.js';
 import { cachedPage } from './page-cache.js';
 import { fragment } from './render.js';
 import { cursor, query } from './validate.js';
@@ -18,16 +18,18 @@ export const galleryRoutes = new Hono<AppEnv>();
 
 const pageLink = query(z.object(cursor(imageCursor)));
 
-galleryRoutes.get('/', requireUser, pageLink, (c) => {
-  const notice = noticeOf(c, {
-    deleted: (count) => {
-      // Only a count a delete could have made: "1e400" would read "Infinity images".
-      const n = /^\d{1,4}$/.test(count) ? Number(count) : 0;
-      return n > 0 ? `Deleted ${countOf(n, 'image')}.` : undefined;
-    },
-  });
-  return gallery(c, c.var.user, '/', c.req.valid('query').cursor, notice);
-});
+const galleryNotices = {
+  deleted: (count: string) => {
+    // Only a count a delete could have made: "1e400" would read "Infinity images".
+    const n = /^\d{1,4}$/.test(count) ? Number(count) : 0;
+    return n > 0 ? `Deleted ${countOf(n, 'image')}.` : undefined;
+  },
+  unselected: NOTHING_SELECTED,
+};
+
+galleryRoutes.get('/', requireUser, pageLink, (c) =>
+  gallery(c, c.var.user, '/', c.req.valid('query').cursor, noticeOf(c, galleryNotices)),
+);
 
 galleryRoutes.get('/shared', requireUser, pageLink, async (c) => {
   const after = c.req.valid('query').cursor;
@@ -41,7 +43,7 @@ galleryRoutes.get('/shared', requireUser, pageLink, async (c) => {
 galleryRoutes.get('/users/:id', requireCan('admin'), pageLink, async (c) => {
   const owner = await c.var.services.users.get(c.req.param('id'));
   if (!owner) throw new NotFound('There is no such user.');
-  return gallery(c, owner, `/users/${owner.id}`, c.req.valid('query').cursor);
+  return gallery(c, owner, `/users/${owner.id}`, c.req.valid('query').cursor, noticeOf(c, galleryNotices));
 });
 
 /** A page of the owner's gallery, or for htmx just the next cards. */

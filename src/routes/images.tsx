@@ -9,11 +9,11 @@ import { DomainError, Invalid } from '../services/errors.js';
 import type { Image } from '../services/images.js';
 import { FIRST_POLL_SECONDS, ThumbLink } from '../views/gallery.js';
 import { ConfirmBulkDeletePage, ConfirmDeletePage, ImagePage, type ImagePageProps } from '../views/image.js';
-import { noticeOf, withNotice } from './notices.js';
+import { nothingSelected, noticeOf, withNotice } from './notices.js';
 import { fragment, page } from './render.js';
 import { createLink, shareForm } from './shares.js';
 import { renderUploadPage } from './uploads.js';
-import { flag, form, selectedIds, text } from './validate.js';
+import { flag, form, text, tickedIds } from './validate.js';
 
 /** One image and what its page does with it (`/images/...`); every route here needs a signed-in user. */
 export const imageRoutes = new Hono<SignedInEnv>().use(requireUser);
@@ -108,8 +108,9 @@ imageRoutes.post('/:id/delete', async (c) => {
   return c.redirect(withNotice('/', 'deleted'), 303);
 });
 
-imageRoutes.post('/delete', form(z.object({ ids: selectedIds, confirm: text })), async (c) => {
-  const { ids, confirm } = c.req.valid('form');
+imageRoutes.post('/delete', form(z.object({ ids: tickedIds, confirm: text, back: text })), async (c) => {
+  const { ids, confirm, back } = c.req.valid('form');
+  if (ids.length === 0) return c.redirect(nothingSelected(back, c.var.config.appOrigin), 303);
   if (confirm !== 'yes') {
     const images = await c.var.services.images.getAllForChange(c.var.user, ids);
     return page(c, <ConfirmBulkDeletePage user={c.var.user} images={images} />);

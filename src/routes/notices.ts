@@ -1,4 +1,5 @@
 import type { AppContext } from '../env.js';
+import { safeNext } from './render.js';
 
 /**
  * Flash notices: a redirect after a change names what happened in its target's query
@@ -21,4 +22,12 @@ export function noticeOf(c: AppContext, notices: Notices): string | undefined {
     if (sentence) return sentence;
   }
   return undefined;
+}
+
+/** The notice a gallery shows when one of its selection buttons was pressed with no image ticked. */
+export const NOTHING_SELECTED = 'Nothing was selected: tick the images first, then press the button again.';
+
+/** Back to the gallery the selection form came from (`back`), saying nothing was selected. */
+export function nothingSelected(back: string, appOrigin: string): string {
+  return withNotice(safeNext(back, appOrigin), 'unselected');
 }

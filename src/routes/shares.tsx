@@ -15,9 +15,9 @@ import {
 } from '../views/shares.js';
 import { auditShareOpen, auditThrottled } from './audit.js';
 import { readDeviceCookie, setDeviceCookie } from './device-cookie.js';
-import { noticeOf, withNotice } from './notices.js';
+import { nothingSelected, noticeOf, withNotice } from './notices.js';
 import { page, safeNext } from './render.js';
-import { flag, form, selectedIds, text } from './validate.js';
+import { flag, form, selectedIds, text, tickedIds } from './validate.js';
 
 /** The owner's side of share links (`/shares/...`): making, listing and revoking them. */
 export const shareRoutes = new Hono<SignedInEnv>().use(requireUser);
@@ -58,10 +58,17 @@ shareRoutes.get('/', requireCan('share.create'), (c) =>
 );
 
 /** Options for sharing what was selected in the gallery. */
-shareRoutes.post('/new', requireCan('share.create'), form(z.object({ ids: selectedIds })), async (c) => {
-  const images = await c.var.services.images.getAllForChange(c.var.user, c.req.valid('form').ids);
-  return page(c, <ShareSelectionPage user={c.var.user} images={images} />);
-});
+shareRoutes.post(
+  '/new',
+  requireCan('share.create'),
+  form(z.object({ ids: tickedIds, back: text })),
+  async (c) => {
+    const { ids, back } = c.req.valid('form');
+    if (ids.length === 0) return c.redirect(nothingSelected(back, c.var.config.appOrigin), 303);
+    const images = await c.var.services.images.getAllForChange(c.var.user, ids);
+    return page(c, <ShareSelectionPage user={c.var.user} images={images} />);
+  },
+);
 
 shareRoutes.post('/', requireCan('share.create'), form(shareForm.extend({ ids: selectedIds })), async (c) => {
   const { ids, ...options } = c.req.valid('form');

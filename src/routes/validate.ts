@@ -74,11 +74,17 @@ export const cursor = <T>(codec: z.ZodType<T, string>) => ({
 });
 
 /** The image ids a gallery selection form sent (checkboxes named "ids"), at most 500. */
-export const selectedIds = z.preprocess(
-  (value) =>
-    [value]
-      .flat()
-      .filter((v) => typeof v === 'string')
-      .slice(0, 500),
-  z.array(z.string()).min(1, 'Select some images first.'),
-);
+export const selectedIds = z.preprocess(idsOf, z.array(z.string()).min(1, 'Select some images first.'));
+
+/**
+ * As selectedIds, but an empty list when no box was ticked: the gallery's own buttons answer that
+ * by going back to the gallery with a sentence, not with an error page (scripts off, they are enabled).
+ */
+export const tickedIds = z.preprocess(idsOf, z.array(z.string()));
+
+function idsOf(value: unknown): string[] {
+  return [value]
+    .flat()
+    .filter((v) => typeof v === 'string')
+    .slice(0, 500);
+}

@@ -6,6 +6,7 @@ import { AdminNav } from './admin-nav.js';
 import { ErrorMessage } from './components/messages.js';
 import { PostButton } from './components/post-button.js';
 import { TableHead } from './components/table-head.js';
+import { TableScroll } from './components/table-scroll.js';
 import { Layout } from './layout.js';
 
 export interface InvitesPageProps {
@@ -52,32 +53,34 @@ export function InvitesPage({ user, invites, signup, newLink, error }: InvitesPa
       {invites.length === 0 ? (
         <p class="empty">No invites yet.</p>
       ) : (
-        <table>
-          <caption class="visually-hidden">Invites</caption>
-          <TableHead columns={['Role', 'Created', 'Expires', 'State']} actions />
-          <tbody>
-            {invites.map((i) => (
-              <tr>
-                <td>{i.role}</td>
-                <td>
-                  {formatDateTime(i.createdAt)}
-                  {i.createdByEmail ? ` by ${i.createdByEmail}` : ''}
-                </td>
-                <td>{formatDateTime(i.expiresAt)}</td>
-                <td>{i.state === 'used' && i.usedByEmail ? `used by ${i.usedByEmail}` : i.state}</td>
-                <td>
-                  {i.state === 'open' ? (
-                    <PostButton
-                      action={`/admin/invites/${encodeURIComponent(i.id)}/revoke`}
-                      label="Revoke"
-                      danger
-                    />
-                  ) : null}
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+        <TableScroll label="Invites">
+          <table>
+            <caption class="visually-hidden">Invites</caption>
+            <TableHead columns={['Role', 'Created', 'Expires', 'State']} actions />
+            <tbody>
+              {invites.map((i) => (
+                <tr>
+                  <td>{i.role}</td>
+                  <td>
+                    {formatDateTime(i.createdAt)}
+                    {i.createdByEmail ? ` by ${i.createdByEmail}` : ''}
+                  </td>
+                  <td>{formatDateTime(i.expiresAt)}</td>
+                  <td>{i.state === 'used' && i.usedByEmail ? `used by ${i.usedByEmail}` : i.state}</td>
+                  <td>
+                    {i.state === 'open' ? (
+                      <PostButton
+                        action={`/admin/invites/${encodeURIComponent(i.id)}/revoke`}
+                        label="Revoke"
+                        danger
+                      />
+                    ) : null}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </TableScroll>
       )}
     </Layout>
   );

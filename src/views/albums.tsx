@@ -4,6 +4,7 @@ import { can } from '../policy.js';
 import type { Album } from '../services/albums.js';
 import type { GalleryCard, Image } from '../services/images.js';
 import type { User } from '../services/users.js';
+import { asset } from './assets.js';
 import { ErrorMessage, Notice } from './components/messages.js';
 import { Card, LoadMore } from './gallery.js';
 import { Layout } from './layout.js';
@@ -123,7 +124,11 @@ export function AlbumPage(props: AlbumPageProps) {
       ) : (
         <>
           {/* The gallery's selection form id: its cards' checkboxes belong to it. */}
-          <form id="bulk-delete" method="post" action={`${base}/remove`} class="bulk row">
+          <form id="bulk-delete" method="post" action={`${base}/remove`} class="bulk row" data-selection>
+            <button type="button" class="secondary" data-select-all hidden>
+              Select all
+            </button>
+            <span class="selection-count" aria-live="polite" data-selection-count hidden />
             <button type="submit" class="secondary">
               Remove selected from album
             </button>
@@ -138,6 +143,7 @@ export function AlbumPage(props: AlbumPageProps) {
           </ul>
           {cards.length === 0 ? <p class="muted">No more images.</p> : null}
           <LoadMore nextCursor={nextCursor} basePath={base} />
+          <script type="module" src={asset('js/grid.js')} />
         </>
       )}
       <section class="album-manage">

@@ -4,6 +4,7 @@ import type { User } from '../services/users.js';
 import { AdminNav } from './admin-nav.js';
 import { ErrorMessage } from './components/messages.js';
 import { TableHead } from './components/table-head.js';
+import { TableScroll } from './components/table-scroll.js';
 import { Layout } from './layout.js';
 
 /** The filter as query parameters, so paging and CSV export keep it. */
@@ -67,22 +68,24 @@ export function AuditPage({ user, filter, entries, nextCursor, retentionDays, er
       {entries.length === 0 ? (
         <p class="empty">No entries match.</p>
       ) : (
-        <table class="audit">
-          <caption class="visually-hidden">Audit log entries, newest first</caption>
-          <TableHead columns={['When', 'Who', 'Action', 'Target', 'Detail', 'IP']} />
-          <tbody>
-            {entries.map((e) => (
-              <tr>
-                <td>{formatDateTime(e.at)}</td>
-                <td>{e.actorEmail ?? 'system'}</td>
-                <td>{e.action}</td>
-                <td>{e.target ?? ''}</td>
-                <td>{e.detail ?? ''}</td>
-                <td>{e.ip ?? ''}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+        <TableScroll label="Audit log">
+          <table class="audit">
+            <caption class="visually-hidden">Audit log entries, newest first</caption>
+            <TableHead columns={['When', 'Who', 'Action', 'Target', 'Detail', 'IP']} />
+            <tbody>
+              {entries.map((e) => (
+                <tr>
+                  <td>{formatDateTime(e.at)}</td>
+                  <td>{e.actorEmail ?? 'system'}</td>
+                  <td>{e.action}</td>
+                  <td>{e.target ?? ''}</td>
+                  <td>{e.detail ?? ''}</td>
+                  <td>{e.ip ?? ''}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </TableScroll>
       )}
       {nextCursor ? (
         <p>

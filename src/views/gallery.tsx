@@ -1,6 +1,7 @@
 import { can } from '../policy.js';
 import type { GalleryCard } from '../services/images.js';
 import type { User } from '../services/users.js';
+import { asset } from './assets.js';
 import { Notice } from './components/messages.js';
 import { PendingImage } from './components/pending-image.js';
 import { Layout } from './layout.js';
@@ -15,6 +16,27 @@ interface CardsProps {
 /** How long a processing card waits before it asks again: 2 s, doubling up to 30 s. */
 export const FIRST_POLL_SECONDS = 2;
 const LAST_POLL_SECONDS = 30;
+
+const THUMB_PX = 400;
+const DISPLAY_PX = 1600;
+/** How wide a grid cell is drawn (public/css/app.css): a third of a phone, about 12rem on wider screens. */
+const CELL_SIZES = '(max-width: 40rem) 34vw, 12rem';
+
+/**
+ * The copies a high-density screen may choose from. A cell is a square crop, so what it shows
+ * sharply depends on a copy's SHORTER side: each candidate is described by that, not its width.
+ * The display copy is offered only when it is larger (a small original has the same copies).
+ */
+function sourceSet(card: GalleryCard, thumbUrl: string): string {
+  const shortSide = (maxPx: number) => {
+    const scale = Math.min(1, maxPx / Math.max(card.width, card.height, 1));
+    return Math.max(1, Math.round(Math.min(card.width, card.height) * scale));
+  };
+  const thumb = `${thumbUrl} ${shortSide(THUMB_PX)}w`;
+  return card.display && shortSide(DISPLAY_PX) > shortSide(THUMB_PX)
+    ? `${thumb}, ${card.display.url} ${shortSide(DISPLAY_PX)}w`
+    : thumb;
+}
 
 /**
  * A card's picture, linking to the image's page. While the image is processed it asks again
@@ -52,6 +74,8 @@ export function ThumbLink({
       {card.thumbUrl ? (
         <img
           src={card.thumbUrl}
+          srcset={sourceSet(card, card.thumbUrl)}
+          sizes={CELL_SIZES}
           alt={card.title}
           width={card.width}
           height={card.height}
@@ -94,6 +118,32 @@ export function Card({ card, canChange }: { card: GalleryCard; canChange: boolea
         )}
       </div>
     </li>
+  );
+}
+
+/**
+ * The actions on the ticked cards. Without JavaScript the buttons are always enabled (the server
+ * answers an empty selection with a sentence); public/js/grid.js shows the count and "Select all"
+ * and disables the buttons while nothing is ticked.
+ */
+function BulkForm({ basePath }: { basePath: string }) {
+  return (
+    <form id="bulk-delete" method="post" action="/images/delete" class="bulk row" data-selection>
+      <input type="hidden" name="back" value={basePath} />
+      <button type="button" class="secondary" data-select-all hidden>
+        Select all
+      </button>
+      <span class="selection-count" aria-live="polite" data-selection-count hidden />
+      <button type="submit" class="secondary" formaction="/shares/new">
+        Share selected
+      </button>
+      <button type="submit" class="secondary" formaction="/albums/add">
+        Add to album
+      </button>
+      <button type="submit" class="danger">
+        Delete selected
+      </button>
+    </form>
   );
 }
 
@@ -176,19 +226,7 @@ export function GalleryPage({
         </section>
       ) : (
         <>
-          {canChange ? (
-            <form id="bulk-delete" method="post" action="/images/delete" class="bulk row">
-              <button type="submit" class="secondary" formaction="/shares/new">
-                Share selected
-              </button>
-              <button type="submit" class="secondary" formaction="/albums/add">
-                Add to album
-              </button>
-              <button type="submit" class="danger">
-                Delete selected
-              </button>
-            </form>
-          ) : null}
+          {canChange ? <BulkForm basePath={basePath} /> : null}
           <ul id="grid" class="grid">
             {cards.map((card) => (
               <Card card={card} canChange={canChange} />
@@ -196,6 +234,7 @@ export function GalleryPage({
           </ul>
           {cards.length === 0 ? <p class="muted">No more images.</p> : null}
           <LoadMore nextCursor={nextCursor} basePath={basePath} />
+          <script type="module" src={asset('js/grid.js')} />
         </>
       )}
     </Layout>
@@ -230,6 +269,7 @@ export function SharedGalleryPage({ user, cards, nextCursor, isFirstPage }: Shar
           </ul>
           {cards.length === 0 ? <p class="muted">No more images.</p> : null}
           <LoadMore nextCursor={nextCursor} basePath="/shared" />
+          <script type="module" src={asset('js/grid.js')} />
         </>
       )}
     </Layout>

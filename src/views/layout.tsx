@@ -29,6 +29,8 @@ export function Layout({ title, user, bare, refreshWithoutScript, children }: La
             <meta http-equiv="refresh" content={String(refreshWithoutScript)} />
           </noscript>
         ) : null}
+        {/* Classic and not deferred: it sets the chosen theme before the first paint, so nothing flashes. */}
+        <script src={asset('js/theme.js')} />
         <link rel="icon" href={asset('favicon.svg')} type="image/svg+xml" />
         <link rel="stylesheet" href="/vendor/photoswipe.css" />
         <link rel="stylesheet" href={asset('css/app.css')} />
@@ -48,32 +50,45 @@ export function Layout({ title, user, bare, refreshWithoutScript, children }: La
               s3-gallery
             </a>
           )}
-          {bare ? null : user ? (
-            <nav aria-label="Main">
-              <a href="/">Gallery</a>
-              <a href="/shared">Shared</a>
-              {can(user, 'album.create') ? <a href="/albums">Albums</a> : null}
-              {can(user, 'share.create') ? <a href="/shares">Links</a> : null}
-              {can(user, 'admin') ? <a href="/admin">Admin</a> : null}
-              <a href="/account/password">Account</a>
-              <span class="who">
-                {user.email} <span class={`role role-${user.role}`}>{user.role}</span>
-              </span>
-              <form method="post" action="/logout" class="inline">
-                <button type="submit" class="link">
-                  Log out
-                </button>
-              </form>
-            </nav>
-          ) : (
-            <nav aria-label="Main">
-              <a href="/login">Log in</a>
-              <a href="/signup">Sign up</a>
-            </nav>
+          <button type="button" class="link theme-toggle" data-theme-toggle hidden>
+            Theme: system
+          </button>
+          {bare ? null : (
+            // A menu that needs no script: shown as a bar on wide screens (app.css), folded on phones.
+            <details class="menu">
+              <summary>Menu</summary>
+              <MainNav user={user} />
+            </details>
           )}
         </header>
         <main id="main">{children}</main>
       </body>
     </html>
+  );
+}
+
+function MainNav({ user }: { user: User | null }) {
+  return user ? (
+    <nav aria-label="Main">
+      <a href="/">Gallery</a>
+      <a href="/shared">Shared</a>
+      {can(user, 'album.create') ? <a href="/albums">Albums</a> : null}
+      {can(user, 'share.create') ? <a href="/shares">Links</a> : null}
+      {can(user, 'admin') ? <a href="/admin">Admin</a> : null}
+      <a href="/account/password">Account</a>
+      <span class="who">
+        {user.email} <span class={`role role-${user.role}`}>{user.role}</span>
+      </span>
+      <form method="post" action="/logout" class="inline">
+        <button type="submit" class="link">
+          Log out
+        </button>
+      </form>
+    </nav>
+  ) : (
+    <nav aria-label="Main">
+      <a href="/login">Log in</a>
+      <a href="/signup">Sign up</a>
+    </nav>
   );
 }

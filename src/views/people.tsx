@@ -5,6 +5,7 @@ import { AdminNav } from './admin-nav.js';
 import { Notice } from './components/messages.js';
 import { PageHeading } from './components/page-heading.js';
 import { TableHead } from './components/table-head.js';
+import { TableScroll } from './components/table-scroll.js';
 import { Layout } from './layout.js';
 
 const quotaText = (used: number, quota: number | null, format: (n: number) => string) =>
@@ -22,32 +23,34 @@ export function PeoplePage({ user, people, notice }: PeoplePageProps) {
       <h1>Admin</h1>
       <AdminNav current="/admin" />
       <Notice message={notice} />
-      <table>
-        <caption>{countOf(people.length, 'user')}</caption>
-        <TableHead columns={['Email', 'Role', 'State', 'Images', 'Storage', 'Last login']} actions />
-        <tbody>
-          {people.map((p) => (
-            <tr>
-              <td>{p.email}</td>
-              <td>
-                <span class={`role role-${p.role}`}>{p.role}</span>
-              </td>
-              <td>{p.isDisabled ? 'disabled' : 'active'}</td>
-              <td>{quotaText(p.imageCount, p.quotaImages, String)}</td>
-              <td>{quotaText(p.bytesUsed, p.quotaBytes, formatBytes)}</td>
-              <td>{p.lastLoginAt ? formatDateTime(p.lastLoginAt) : 'never'}</td>
-              <td class="actions">
-                <a href={`/admin/users/${p.id}`}>
-                  Manage<span class="visually-hidden"> {p.email}</span>
-                </a>
-                <a href={`/users/${p.id}`}>
-                  Gallery<span class="visually-hidden"> of {p.email}</span>
-                </a>
-              </td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
+      <TableScroll label="Users">
+        <table>
+          <caption>{countOf(people.length, 'user')}</caption>
+          <TableHead columns={['Email', 'Role', 'State', 'Images', 'Storage', 'Last login']} actions />
+          <tbody>
+            {people.map((p) => (
+              <tr>
+                <td>{p.email}</td>
+                <td>
+                  <span class={`role role-${p.role}`}>{p.role}</span>
+                </td>
+                <td>{p.isDisabled ? 'disabled' : 'active'}</td>
+                <td>{quotaText(p.imageCount, p.quotaImages, String)}</td>
+                <td>{quotaText(p.bytesUsed, p.quotaBytes, formatBytes)}</td>
+                <td>{p.lastLoginAt ? formatDateTime(p.lastLoginAt) : 'never'}</td>
+                <td class="actions">
+                  <a href={`/admin/users/${p.id}`}>
+                    Manage<span class="visually-hidden"> {p.email}</span>
+                  </a>
+                  <a href={`/users/${p.id}`}>
+                    Gallery<span class="visually-hidden"> of {p.email}</span>
+                  </a>
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </TableScroll>
       <p>
         <a href="/admin/invites">Invite someone</a>
       </p>

@@ -4,6 +4,7 @@ import type { User } from '../services/users.js';
 import { AdminNav } from './admin-nav.js';
 import { PostButton } from './components/post-button.js';
 import { TableHead } from './components/table-head.js';
+import { TableScroll } from './components/table-scroll.js';
 import { Layout } from './layout.js';
 
 interface ProcessingStatus {
@@ -35,33 +36,35 @@ export function ProcessingPage({ user, status, failed }: ProcessingPageProps) {
           .
         </p>
       </section>
-      <table>
-        <caption>
-          {status.failed === 0
-            ? 'No image failed processing.'
-            : `${countOf(status.failed, 'image')} could not be processed${failed.length < status.failed ? ` (the latest ${failed.length} shown)` : ''}`}
-        </caption>
-        {failed.length > 0 ? (
-          <>
-            <TableHead columns={['Image', 'Owner', 'Reason', 'Uploaded']} actions />
-            <tbody>
-              {failed.map(({ image, ownerEmail }) => (
-                <tr>
-                  <td>
-                    <a href={`/images/${image.id}`}>{image.title}</a>
-                  </td>
-                  <td>{ownerEmail}</td>
-                  <td>{image.failure}</td>
-                  <td>{formatDateTime(image.createdAt)}</td>
-                  <td class="actions">
-                    <PostButton action={`/images/${image.id}/retry`} label="Try again" />
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </>
-        ) : null}
-      </table>
+      <TableScroll label="Images in processing">
+        <table>
+          <caption>
+            {status.failed === 0
+              ? 'No image failed processing.'
+              : `${countOf(status.failed, 'image')} could not be processed${failed.length < status.failed ? ` (the latest ${failed.length} shown)` : ''}`}
+          </caption>
+          {failed.length > 0 ? (
+            <>
+              <TableHead columns={['Image', 'Owner', 'Reason', 'Uploaded']} actions />
+              <tbody>
+                {failed.map(({ image, ownerEmail }) => (
+                  <tr>
+                    <td>
+                      <a href={`/images/${image.id}`}>{image.title}</a>
+                    </td>
+                    <td>{ownerEmail}</td>
+                    <td>{image.failure}</td>
+                    <td>{formatDateTime(image.createdAt)}</td>
+                    <td class="actions">
+                      <PostButton action={`/images/${image.id}/retry`} label="Try again" />
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </>
+          ) : null}
+        </table>
+      </TableScroll>
     </Layout>
   );
 }

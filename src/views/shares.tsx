@@ -8,6 +8,7 @@ import { ErrorMessage, Notice } from './components/messages.js';
 import { PendingImage } from './components/pending-image.js';
 import { PostButton } from './components/post-button.js';
 import { TableHead } from './components/table-head.js';
+import { TableScroll } from './components/table-scroll.js';
 import { Layout } from './layout.js';
 
 export interface LinkRowData {
@@ -78,52 +79,54 @@ export function LinksTable({
 }) {
   if (rows.length === 0) return <p class="muted">No share links yet.</p>;
   return (
-    <table>
-      <caption class="visually-hidden">Share links</caption>
-      <TableHead
-        columns={[...(showImages ? ['Images'] : []), 'Created', 'State', 'Views', 'Options']}
-        actions
-      />
-      <tbody>
-        {rows.map((row) => (
-          <tr>
-            {showImages ? (
-              <td>
-                {row.link.albumName !== null ? (
-                  <>
-                    Album <a href={`/albums/${row.link.albumId}`}>{row.link.albumName}</a> (
-                    {countOf(row.link.imageCount, 'image')})
-                  </>
-                ) : (
-                  <>
-                    {row.link.firstTitle ?? 'deleted images'}
-                    {row.link.imageCount > 1 ? ` and ${row.link.imageCount - 1} more` : ''}
-                  </>
-                )}
-              </td>
-            ) : null}
-            <td>{formatDateTime(row.link.createdAt)}</td>
-            <td>{stateText(row)}</td>
-            <td>{row.link.viewCount}</td>
-            <td>
-              {[row.link.hasPassword ? 'password' : null, row.link.allowDownload ? 'download' : null]
-                .filter(Boolean)
-                .join(', ') || '—'}
-            </td>
-            <td>
-              {row.state === 'active' ? (
-                <PostButton
-                  action={`/shares/${row.link.id}/revoke`}
-                  label="Revoke"
-                  danger
-                  fields={{ back }}
-                />
+    <TableScroll label="Share links">
+      <table>
+        <caption class="visually-hidden">Share links</caption>
+        <TableHead
+          columns={[...(showImages ? ['Images'] : []), 'Created', 'State', 'Views', 'Options']}
+          actions
+        />
+        <tbody>
+          {rows.map((row) => (
+            <tr>
+              {showImages ? (
+                <td>
+                  {row.link.albumName !== null ? (
+                    <>
+                      Album <a href={`/albums/${row.link.albumId}`}>{row.link.albumName}</a> (
+                      {countOf(row.link.imageCount, 'image')})
+                    </>
+                  ) : (
+                    <>
+                      {row.link.firstTitle ?? 'deleted images'}
+                      {row.link.imageCount > 1 ? ` and ${row.link.imageCount - 1} more` : ''}
+                    </>
+                  )}
+                </td>
               ) : null}
-            </td>
-          </tr>
-        ))}
-      </tbody>
-    </table>
+              <td>{formatDateTime(row.link.createdAt)}</td>
+              <td>{stateText(row)}</td>
+              <td>{row.link.viewCount}</td>
+              <td>
+                {[row.link.hasPassword ? 'password' : null, row.link.allowDownload ? 'download' : null]
+                  .filter(Boolean)
+                  .join(', ') || '—'}
+              </td>
+              <td>
+                {row.state === 'active' ? (
+                  <PostButton
+                    action={`/shares/${row.link.id}/revoke`}
+                    label="Revoke"
+                    danger
+                    fields={{ back }}
+                  />
+                ) : null}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </TableScroll>
   );
 }
 

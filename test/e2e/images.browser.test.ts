@@ -204,7 +204,18 @@ describe.skipIf(skipBrowser)('uploading in a real browser, on the embedded store
       await page.goto(`${origin}/`);
       const thumb = page.locator('#grid li.thumb img').first();
       await expect
-        .poll(() => thumb.evaluate((img: HTMLImageElement) => img.naturalWidth), PATIENTLY)
+        .poll(
+          () =>
+            thumb.evaluate(async (el: HTMLImageElement) => {
+              // With the grid's srcset, naturalWidth is in CSS pixels: measure the file the browser chose.
+              if (!el.complete || !el.currentSrc) return 0;
+              const file = new Image();
+              file.src = el.currentSrc;
+              await file.decode();
+              return file.naturalWidth;
+            }),
+          PATIENTLY,
+        )
         .toBe(400);
       await page.screenshot({ path: screenshotPath('heic-in-gallery-phone'), fullPage: true });
       await context.close();

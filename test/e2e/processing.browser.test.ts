@@ -120,7 +120,20 @@ describe.skipIf(skipBrowser)('background processing in a real browser', () => {
       .toMatch(/^url\("data:image\/png;base64,/);
     await page.screenshot({ path: screenshotPath('thumbhash-phone') });
     held.thumbs.open();
-    await expect.poll(() => img.evaluate((el: HTMLImageElement) => el.naturalWidth), PATIENTLY).toBe(400);
+    await expect
+      .poll(
+        () =>
+          img.evaluate(async (el: HTMLImageElement) => {
+            // With the grid's srcset, naturalWidth is in CSS pixels: measure the file the browser chose.
+            if (!el.complete || !el.currentSrc) return 0;
+            const file = new Image();
+            file.src = el.currentSrc;
+            await file.decode();
+            return file.naturalWidth;
+          }),
+        PATIENTLY,
+      )
+      .toBe(400);
     await expect
       .poll(() => img.evaluate((el) => getComputedStyle(el).backgroundImage), PATIENTLY)
       .toBe('none');

@@ -1,0 +1,13 @@
+import type { Child } from 'hono/jsx';
+
+/**
+ * A table too wide for a phone scrolls sideways inside this box instead of widening the page. The
+ * box is a named region and a tab stop, so a keyboard can scroll it too.
+ */
+export function TableScroll({ label, children }: { label: string; children?: Child }) {
+  return (
+    <div class="table-scroll" role="region" aria-label={label} tabindex={0}>
+      {children}
+    </div>
+  );
+}
