@@ -38,8 +38,11 @@ describe('paginated pages', () => {
       await t.services.notifications.recordChange(null, 'outside_upload', id, `seeded ${id}`);
     for (let i = 0; i < 120; i++)
       await t.services.audit.record({ action: 'login', actor: null, target: `bulk ${i}` });
+    // An album of all 61, so its page pages too.
+    const album = await t.services.albums.create({ user: owner, ip: 'test' }, 'Everything', ids);
     pages = [
       { route: '/', path: '/', wellFormed: '1.abc' },
+      { route: '/albums/:id', path: `/albums/${album.id}`, wellFormed: '1.abc' },
       { route: '/users/:id', path: `/users/${owner.id}`, wellFormed: '1.abc' },
       { route: '/shared', path: '/shared', wellFormed: '1.abc' },
       { route: '/admin/changes', path: '/admin/changes', wellFormed: '1' },

@@ -156,7 +156,13 @@ describe('request protection', () => {
       allowDownload: true,
     });
     const params: Record<string, string> = { id: imageId, token };
-    const assets = new Set(['/vendor/htmx.min.js', '/vendor/thumbhash.js']);
+    const assets = new Set([
+      '/vendor/htmx.min.js',
+      '/vendor/thumbhash.js',
+      '/vendor/photoswipe-lightbox.esm.min.js',
+      '/vendor/photoswipe.esm.min.js',
+      '/vendor/photoswipe.css',
+    ]);
     const paths = [...new Set(t.app.routes.filter((r) => r.method === 'GET').map((r) => r.path))];
     expect(paths.length).toBeGreaterThan(15);
     for (const route of paths) {
@@ -206,6 +212,8 @@ describe('request protection', () => {
     for (const path of [
       '/vendor/htmx.min.js',
       '/vendor/thumbhash.js',
+      '/vendor/photoswipe.esm.min.js',
+      '/vendor/photoswipe.css',
       '/public/css/app.css',
       `/public/css/app.css?v=${assetVersion}`,
     ]) {
