@@ -2,6 +2,7 @@ import type { AppDb } from '../db/database.js';
 import {
   type CardRow,
   type Image,
+  type ImageOrder,
   type ImagePosition,
   imagesRepository,
   rowToImage,
@@ -20,9 +21,18 @@ import type { Notifications } from './notifications.js';
 import type { PendingUploads } from './pending-uploads.js';
 import type { User } from './users.js';
 
-export { type Image, type ImageRow, rowToImage } from '../db/repositories/images.js';
+export { type Image, type ImageOrder, type ImageRow, rowToImage } from '../db/repositories/images.js';
 
 const PAGE_SIZE = 60;
+/**
+ * A gallery rebuilt up to where someone got (`?upto=`, what the URL says after pages loaded by
+ * scrolling) shows at most this many cards; past them it carries on with "Load more".
+ */
+const UPTO_MAX = 600;
+/** Search reads this many characters and words of what was typed, and this long a word. */
+const SEARCH_MAX_CHARS = 200;
+const SEARCH_MAX_WORDS = 8;
+const SEARCH_MAX_WORD = 64;
 
 const URL_TTL_SECONDS = 2 * 60 * 60;
 const HOUR_MS = 60 * 60 * 1000;
@@ -37,6 +47,42 @@ export interface GalleryCard {
   state: ImageState;
   failure: string | null;
   placeholder: string | null;
+  /** the time it is ordered by: upload time, or date taken (camera time) in the timeline */
+  sortAt: number;
+}
+
+/** What a gallery page asks for: its order, where it starts, and an optional search. */
+export interface GalleryQuery {
+  order: ImageOrder;
+  /** the page after this card (a page link); its order wins over `order` */
+  after: ImageCursor | null;
+  /** from the first card down to this one (a URL recording how far someone got) */
+  upto?: ImageCursor | null;
+  /** words to find in titles and original names, as typed */
+  search?: string;
+}
+
+export interface GalleryPageResult {
+  cards: GalleryCard[];
+  /** the next page's link, null on the last page */
+  nextCursor: string | null;
+  /** the last card shown as a cursor (what `?upto=` takes), null when none is */
+  lastCursor: string | null;
+  order: ImageOrder;
+}
+
+/**
+ * The words a search looks for: runs of letters, digits and marks, as both databases' full-text
+ * indexes split titles and names into words; everything else typed (quotes, operators, NUL) only
+ * separates them. Bounded, so a 10,000-character search costs what a short one does.
+ */
+export function searchWords(typed: string): string[] {
+  const words =
+    typed
+      .slice(0, SEARCH_MAX_CHARS)
+      .toLowerCase()
+      .match(/[\p{L}\p{N}][\p{L}\p{N}\p{M}]*/gu) ?? [];
+  return [...new Set(words)].slice(0, SEARCH_MAX_WORDS).map((w) => [...w].slice(0, SEARCH_MAX_WORD).join(''));
 }
 
 export function createImages(deps: {
@@ -86,9 +132,15 @@ export function createImages(deps: {
     return ids.map((id) => mayChange(user, byId.get(id) ?? null));
   }
 
-  async function cardsFor(rows: CardRow[]): Promise<{ cards: GalleryCard[]; nextCursor: string | null }> {
-    const page = rows.slice(0, PAGE_SIZE);
+  async function cardsFor(
+    rows: CardRow[],
+    order: ImageOrder = 'uploaded',
+    size = PAGE_SIZE,
+  ): Promise<GalleryPageResult> {
+    const page = rows.slice(0, size);
     const last = page.at(-1);
+    const sortOf = (row: CardRow) => (order === 'taken' ? row.taken_sort : row.created_at);
+    const cursorOf = (row: CardRow) => writeCursor(imageCursor, { order, sort: sortOf(row), id: row.id });
     const date = signingDate();
     const cards = await Promise.all(
       page.map(async (row) => ({
@@ -99,6 +151,7 @@ export function createImages(deps: {
         state: row.state,
         failure: row.failure,
         placeholder: row.placeholder,
+        sortAt: sortOf(row),
         thumbUrl:
           row.state === 'ready'
             ? await storage.presignGet({
@@ -112,11 +165,31 @@ export function createImages(deps: {
     );
     return {
       cards,
-      nextCursor:
-        rows.length > PAGE_SIZE && last
-          ? writeCursor(imageCursor, { createdAt: last.created_at, id: last.id })
-          : null,
+      nextCursor: rows.length > size && last ? cursorOf(last) : null,
+      lastCursor: last ? cursorOf(last) : null,
+      order,
     };
+  }
+
+  /**
+   * A page of cards in the order asked. A page rebuilt `upto` a card reads up to UPTO_MAX cards
+   * from the newest and stops after that card (or where it was, if it is gone since).
+   */
+  async function galleryPage(
+    list: (query: Parameters<typeof images.listShared>[0]) => Promise<CardRow[]>,
+    query: GalleryQuery,
+  ): Promise<GalleryPageResult> {
+    const order = query.after?.order ?? query.upto?.order ?? query.order;
+    const words = query.search ? searchWords(query.search) : [];
+    const after = position(query.after ?? null);
+    const upto = query.after ? null : position(query.upto ?? null);
+    if (!upto) return cardsFor(await list({ order, after, words, limit: PAGE_SIZE + 1 }), order);
+    const rows = await list({ order, after: null, words, limit: UPTO_MAX + 1 });
+    const sortOf = (row: CardRow) => (order === 'taken' ? row.taken_sort : row.created_at);
+    // Newest first: a row comes before `upto` (or is it) when its (sort, id) is not below it.
+    const reached = rows.filter((r) => sortOf(r) > upto.sort || (sortOf(r) === upto.sort && r.id >= upto.id));
+    const size = Math.min(Math.max(reached.length, PAGE_SIZE), UPTO_MAX);
+    return cardsFor(rows, order, size);
   }
 
   /**
@@ -138,8 +211,8 @@ export function createImages(deps: {
     }
   }
 
-  const position = (after: ImageCursor | null): ImagePosition | null =>
-    after ? { createdAt: after.createdAt, id: after.id } : null;
+  const position = (at: ImageCursor | null): ImagePosition | null =>
+    at ? { sort: at.sort, id: at.id } : null;
 
   return {
     getForUser,
@@ -156,12 +229,9 @@ export function createImages(deps: {
       await deleteObjects(keys);
     },
 
-    async listPage(
-      ownerId: string,
-      after: ImageCursor | null,
-    ): Promise<{ cards: GalleryCard[]; nextCursor: string | null }> {
-      return cardsFor(await images.listPage(ownerId, position(after), PAGE_SIZE + 1));
-    },
+    /** A page of the owner's gallery, newest first in the order asked (and matching the search). */
+    listPage: (ownerId: string, query: GalleryQuery): Promise<GalleryPageResult> =>
+      galleryPage((q) => images.listPage(ownerId, q), query),
 
     /** One image's card (a processing card asks for it again until the image is ready). */
     async card(user: User, id: string): Promise<GalleryCard> {
@@ -171,12 +241,8 @@ export function createImages(deps: {
       return cards[0] as GalleryCard;
     },
 
-    /** Images their owners made visible to every signed-in user, newest first. */
-    async listShared(
-      after: ImageCursor | null,
-    ): Promise<{ cards: GalleryCard[]; nextCursor: string | null }> {
-      return cardsFor(await images.listShared(position(after), PAGE_SIZE + 1));
-    },
+    /** Images their owners made visible to every signed-in user, newest first in the order asked. */
+    listShared: (query: GalleryQuery): Promise<GalleryPageResult> => galleryPage(images.listShared, query),
 
     async setShared(actor: Actor, id: string, isShared: boolean): Promise<Image> {
       const image = await getForChange(actor.user, id);

@@ -25,6 +25,8 @@ export interface Image {
   failure: string | null;
   /** ThumbHash of the thumbnail, base64 */
   placeholder: string | null;
+  /** the camera's settings as stored (JSON), read with parseCameraDetails */
+  exif: string | null;
 }
 
 /** An images row as the database returns it (the table's shape is src/db/schema.ts). */
@@ -49,6 +51,7 @@ export const rowToImage = (r: ImageRow): Image => ({
   state: r.state,
   failure: r.failure,
   placeholder: r.placeholder,
+  exif: r.exif,
 });
 
 /** Only what a card shows: the gallery query reads these and nothing else, for every page view. */
@@ -59,16 +62,33 @@ const CARD_COLUMNS = [
   'width',
   'height',
   'created_at',
+  'taken_sort',
   'state',
   'failure',
   'placeholder',
 ] as const;
 export type CardRow = Pick<ImageRow, (typeof CARD_COLUMNS)[number]>;
 
-/** The position after which a gallery page starts: the (created_at, id) of the last card shown. */
+/** A gallery's order: by upload time (created_at) or by date taken (taken_sort), newest first. */
+export type ImageOrder = 'uploaded' | 'taken';
+
+/** The position after which a gallery page starts: the sort key and id of the last card shown. */
 export interface ImagePosition {
-  createdAt: number;
+  /** created_at or taken_sort, as the order has it */
+  sort: number;
   id: string;
+}
+
+/** Where a page starts and what it holds. */
+export interface PageQuery {
+  order: ImageOrder;
+  /** the page starts after this card (null: from the newest) */
+  after: ImagePosition | null;
+  /** the page goes down to this card and stops there (a page rebuilt up to where someone got) */
+  upto?: ImagePosition | null;
+  /** words every card's title or original name has (the last one as a prefix); none: every card */
+  words?: readonly string[];
+  limit: number;
 }
 
 /** A new file's columns, written by a completion (a new image's, or a replacement's). */
@@ -91,20 +111,19 @@ export type ImageFiles = Pick<
 
 /** What a worker learnt from the file: the image becomes 'ready' with it. */
 export type RenderedFields = Required<
-  Pick<Updateable<ImagesTable>, 'width' | 'height' | 'taken_at' | 'placeholder'>
+  Pick<Updateable<ImagesTable>, 'width' | 'height' | 'taken_at' | 'placeholder' | 'exif'>
 >;
 
 /** The images table's SQL. */
 export function imagesRepository(database: AppDb) {
   /**
-   * One page of cards, newest first: one keyset query on (created_at DESC, id DESC), which
-   * images_owner_created (by owner) or images_shared_created (shared ones) answers on both dialects.
+   * One page of cards, newest first in the order asked: one keyset query on (created_at DESC, id
+   * DESC) or (taken_sort DESC, id DESC), which images_owner_created / images_owner_taken (by owner)
+   * or images_shared_created / images_shared_taken (shared ones) answer on both dialects.
    */
-  function page(
-    scope: { ownerId: string } | { isShared: true },
-    after: ImagePosition | null,
-    limit: number,
-  ): Promise<CardRow[]> {
+  function page(scope: { ownerId: string } | { isShared: true }, query: PageQuery): Promise<CardRow[]> {
+    const { order, after, upto, words = [], limit } = query;
+    const sort = order === 'taken' ? 'taken_sort' : 'created_at';
     return (
       database.q
         .selectFrom('images')
@@ -115,17 +134,39 @@ export function imagesRepository(database: AppDb) {
         // A row-value comparison: both dialects turn it into a range on the index, so a deep page
         // costs what the first does (spelled as created_at < ? OR (= AND id < ?), both scanned every
         // newer row: 3.6 ms on SQLite and 8 ms on PostgreSQL 50,000 images deep, against 0.1-0.4 ms).
-        .$if(after !== null, (qb) =>
+        .$if(after != null, (qb) =>
           qb.where((eb) => {
-            const { createdAt, id } = after as ImagePosition;
-            return eb(eb.refTuple('created_at', 'id'), '<', eb.tuple(createdAt, id));
+            const { sort: at, id } = after as ImagePosition;
+            return eb(eb.refTuple(sort, 'id'), '<', eb.tuple(at, id));
           }),
         )
-        .orderBy('created_at', 'desc')
+        .$if(upto != null, (qb) =>
+          qb.where((eb) => {
+            const { sort: at, id } = upto as ImagePosition;
+            return eb(eb.refTuple(sort, 'id'), '>=', eb.tuple(at, id));
+          }),
+        )
+        .$if(words.length > 0, (qb) => qb.where(matches(words)))
+        .orderBy(sort, 'desc')
         .orderBy('id', 'desc')
         .limit(limit)
         .execute()
     );
+  }
+
+  /**
+   * Rows whose title or original name has every word, the last as a prefix of one ("holiday bea"
+   * finds "Holiday beach.jpg"). The words are letters and digits only (see searchWords), and go in
+   * as parameters, quoted for the full-text syntax, so nothing typed is read as an operator.
+   */
+  function matches(words: readonly string[]) {
+    // Every word a prefix: someone typing finds as they type, and "bea" finds beach.
+    if (database.kind === 'postgres') {
+      const tsquery = words.map((w) => `'${w}':*`).join(' & ');
+      return sql<boolean>`to_tsvector('simple', regexp_replace(title || ' ' || original_name, '[^[:alnum:]]+', ' ', 'g')) @@ to_tsquery('simple', ${tsquery})`;
+    }
+    const match = words.map((w) => `"${w}"*`).join(' AND ');
+    return sql<boolean>`images.rowid IN (SELECT rowid FROM images_search WHERE images_search MATCH ${match})`;
   }
 
   return {
@@ -250,12 +291,11 @@ export function imagesRepository(database: AppDb) {
       return new Set(rows.map((r) => r.id));
     },
 
-    /** A page of the owner's cards, newest first, from after `after`. */
-    listPage: (ownerId: string, after: ImagePosition | null, limit: number) =>
-      page({ ownerId }, after, limit),
+    /** A page of the owner's cards, newest first in the order asked. */
+    listPage: (ownerId: string, query: PageQuery) => page({ ownerId }, query),
 
-    /** A page of the cards shown to every signed-in user, newest first, from after `after`. */
-    listShared: (after: ImagePosition | null, limit: number) => page({ isShared: true }, after, limit),
+    /** A page of the cards shown to every signed-in user, newest first in the order asked. */
+    listShared: (query: PageQuery) => page({ isShared: true }, query),
 
     /** How many images the owner has, and their bytes. */
     async usage(ownerId: string): Promise<{ images: number; bytes: number }> {
