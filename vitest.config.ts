@@ -30,6 +30,7 @@ const SERVICE_AND_ROUTE_SUITES = [
   'security',
   'sharing',
   'throttles',
+  'timeline',
   'titles',
   'upload-quotas',
   'upload-faults',

@@ -127,6 +127,8 @@ const image: Selectable<Database['images']> = {
   state: 'failed',
   failure: 'Could not be read – “damaged” 🌅',
   placeholder: 'YJqGPQw7sFlslqhFafOsc3tocVW3',
+  taken_sort: T - 10,
+  exif: '{"make":"Canon","iso":200}',
 };
 const pendingUpload: Selectable<Database['pending_uploads']> = {
   key: 'uploads/u1/p1',
@@ -246,7 +248,9 @@ async function insertEveryTable(db: Kysely<Database>) {
   await db.insertInto('users').values(user).execute();
   await db.insertInto('sessions').values(session).execute();
   await db.insertInto('invites').values(invite).execute();
-  await db.insertInto('images').values(image).execute();
+  // taken_sort is generated (coalesce(taken_at, created_at)): read back, never written.
+  const { taken_sort: _generated, ...imageColumns } = image;
+  await db.insertInto('images').values(imageColumns).execute();
   await db.insertInto('pending_uploads').values(pendingUpload).execute();
   await db.insertInto('storage_deletions').values(storageDeletion).execute();
   await db.insertInto('albums').values(album).execute();
@@ -329,14 +333,18 @@ for (const dialect of dialects) {
       expect(
         await db.selectFrom('users').select(['is_disabled', 'quota_bytes', 'last_login_at']).execute(),
       ).toEqual([{ is_disabled: 0, quota_bytes: null, last_login_at: null }]);
-      const { is_shared, taken_at, state, failure, placeholder, ...required } = image;
+      const { is_shared, taken_at, state, failure, placeholder, taken_sort, exif, ...required } = image;
       await db
         .insertInto('images')
         .values({ ...required, owner_id: 'u2', taken_at: null })
         .execute();
-      expect(await db.selectFrom('images').select(['is_shared', 'state', 'failure']).execute()).toEqual([
-        { is_shared: 0, state: 'ready', failure: null },
-      ]);
+      // Without a date taken, the timeline places an image at its upload time.
+      expect(
+        await db
+          .selectFrom('images')
+          .select(['is_shared', 'state', 'failure', 'taken_sort', 'exif'])
+          .execute(),
+      ).toEqual([{ is_shared: 0, state: 'ready', failure: null, taken_sort: T, exif: null }]);
       await db
         .insertInto('pending_uploads')
         .values({ key: 'k', owner_id: 'u2', original_name: 'a.png', created_at: T, expires_at: T + 1 })
@@ -604,7 +612,9 @@ const indexShape = (isUnique: boolean, columns: string[], where: string | null) 
 function describeSqlite(db: BetterSqlite3.Database): Record<string, TableShape> {
   const tables = db
     .prepare(
-      "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+      // images_search (FTS5) and its shadow tables are SQLite's search index; PostgreSQL's is a GIN
+      // index. The two are compared by what they find (test/timeline.test.ts), not by shape.
+      "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'images_search%' ORDER BY name",
     )
     .all() as { name: string; sql: string }[];
   const shapes: Record<string, TableShape> = {};
@@ -616,7 +626,8 @@ function describeSqlite(db: BetterSqlite3.Database): Record<string, TableShape> 
     return /\bON\s+\S+\s*\((.*)\)\s*$/is.exec(indexSql)?.[1]?.trim() ?? 'expression';
   };
   for (const table of tables) {
-    const info = db.pragma(`table_info(${table.name})`) as {
+    // table_xinfo, not table_info: it lists generated columns (images.taken_sort) too.
+    const info = db.pragma(`table_xinfo(${table.name})`) as {
       name: string;
       type: string;
       notnull: number;
@@ -719,7 +730,7 @@ async function describePostgres(db: Kysely<Database>): Promise<Record<string, Ta
   const indexRows = (
     await sql<{ tablename: string; indexname: string; indexdef: string }>`
       SELECT tablename, indexname, indexdef FROM pg_indexes
-      WHERE schemaname = 'public' AND indexname NOT IN (
+      WHERE schemaname = 'public' AND indexname <> 'images_search' AND indexname NOT IN (
         SELECT conname FROM pg_constraint WHERE contype = 'p' AND connamespace = 'public'::regnamespace)`.execute(
       db,
     )

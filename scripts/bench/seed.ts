@@ -180,7 +180,7 @@ const aroundNth = (email: string, offset: string) =>
 function deepPage(nth: number, email: string, rows: { id: string; created_at: number | string }[]): DeepPage {
   const [at, next] = rows;
   if (!at || !next) throw new Error(`${email} has fewer than ${nth + 1} images: no page after the ${nth}th`);
-  const cursor = writeCursor(imageCursor, { createdAt: Number(at.created_at), id: at.id });
+  const cursor = writeCursor(imageCursor, { order: 'uploaded', sort: Number(at.created_at), id: at.id });
   return { nth, cursor, firstId: next.id };
 }
 

@@ -290,8 +290,20 @@ export const postgresMigrations: readonly string[] = [
   ALTER TABLE share_links ADD COLUMN album_id text REFERENCES albums (id) ON DELETE SET NULL;
   CREATE INDEX share_links_album ON share_links (album_id) WHERE album_id IS NOT NULL;
   `,
+  // 12: the timeline and search (see migrations.ts). Words are what lies between characters that are
+  // neither letters nor digits, as SQLite's tokenizer splits them ("beach.jpg" is beach and jpg);
+  // the expression must stay the one imagesRepository searches with, or the index goes unused.
+  `
+  ALTER TABLE images
+    ADD COLUMN taken_sort bigint GENERATED ALWAYS AS (coalesce(taken_at, created_at)) STORED,
+    ADD COLUMN exif text;
+  CREATE INDEX images_owner_taken ON images (owner_id, taken_sort DESC, id DESC);
+  CREATE INDEX images_shared_taken ON images (taken_sort DESC, id DESC) WHERE is_shared = 1;
+  CREATE INDEX images_search ON images USING gin (
+    to_tsvector('simple', regexp_replace(title || ' ' || original_name, '[^[:alnum:]]+', ' ', 'g'))
+  );
+  `,
 ];
-
 /**
  * Runs the migrations not yet run, each in its own transaction with the version it reaches.
  * Instances starting together queue on an advisory lock, so each migration runs exactly once.

@@ -296,4 +296,35 @@ export const migrations: readonly string[] = [
   ALTER TABLE share_links ADD COLUMN album_id TEXT REFERENCES albums (id) ON DELETE SET NULL;
   CREATE INDEX share_links_album ON share_links (album_id) WHERE album_id IS NOT NULL;
   `,
+  // 12: the timeline and search. taken_sort is when the picture was taken (EXIF's camera time), or
+  // its upload time when unknown: generated, so every write keeps it right, and indexed for keyset
+  // pages in that order as created_at is. exif is a small JSON object of the camera's settings
+  // (camera, lens, exposure...), read again through a schema. images_search is a full-text index
+  // of titles and original names (FTS5 over the images rows, kept by the triggers below), with
+  // prefix indexes so "bea" finds "Holiday beach.jpg" without scanning every word.
+  `
+  ALTER TABLE images ADD COLUMN taken_sort INTEGER GENERATED ALWAYS AS (coalesce(taken_at, created_at)) VIRTUAL;
+  ALTER TABLE images ADD COLUMN exif TEXT;
+  CREATE INDEX images_owner_taken ON images (owner_id, taken_sort DESC, id DESC);
+  CREATE INDEX images_shared_taken ON images (taken_sort DESC, id DESC) WHERE is_shared = 1;
+
+  CREATE VIRTUAL TABLE images_search USING fts5 (
+    title, original_name,
+    content = 'images', content_rowid = 'rowid',
+    tokenize = 'unicode61 remove_diacritics 0', prefix = '1 2 3'
+  );
+  INSERT INTO images_search (images_search) VALUES ('rebuild');
+  CREATE TRIGGER images_search_insert AFTER INSERT ON images BEGIN
+    INSERT INTO images_search (rowid, title, original_name) VALUES (new.rowid, new.title, new.original_name);
+  END;
+  CREATE TRIGGER images_search_delete AFTER DELETE ON images BEGIN
+    INSERT INTO images_search (images_search, rowid, title, original_name)
+      VALUES ('delete', old.rowid, old.title, old.original_name);
+  END;
+  CREATE TRIGGER images_search_update AFTER UPDATE OF title, original_name ON images BEGIN
+    INSERT INTO images_search (images_search, rowid, title, original_name)
+      VALUES ('delete', old.rowid, old.title, old.original_name);
+    INSERT INTO images_search (rowid, title, original_name) VALUES (new.rowid, new.title, new.original_name);
+  END;
+  `,
 ];

@@ -1,4 +1,4 @@
-import type { Generated } from 'kysely';
+import type { Generated, GeneratedAlways } from 'kysely';
 
 /**
  * Every table as the migrations leave it, on both dialects (src/db/migrations.ts for SQLite,
@@ -87,6 +87,10 @@ export interface ImagesTable {
   failure: string | null;
   /** the ThumbHash of the thumbnail, base64: painted while the thumbnail loads */
   placeholder: string | null;
+  /** when it was taken (camera time), or its upload time when unknown: the timeline's order */
+  taken_sort: GeneratedAlways<number>;
+  /** the camera's settings as a small JSON object (see src/services/exif.ts), null when unknown */
+  exif: string | null;
 }
 
 export type ImageState = 'processing' | 'ready' | 'failed';

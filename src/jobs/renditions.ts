@@ -98,6 +98,7 @@ export function createRenditionsHandler(deps: {
           width: renditions.width,
           height: renditions.height,
           taken_at: renditions.takenAt,
+          exif: renditions.camera ? JSON.stringify(renditions.camera) : null,
           placeholder: renditions.placeholder,
         });
         return 'ready';

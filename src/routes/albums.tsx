@@ -61,7 +61,17 @@ albumRoutes.get('/:id', query(z.object(cursor(imageCursor))), async (c) => {
   const after = c.req.valid('query').cursor;
   if (c.req.header('HX-Request') && after) {
     const { album, ...result } = await c.var.services.albums.page(c.var.user, c.req.param('id'), after);
-    return fragment(c, <GalleryCards {...result} basePath={`/albums/${album.id}`} canChange />);
+    return fragment(
+      c,
+      <GalleryCards
+        {...result}
+        basePath={`/albums/${album.id}`}
+        canChange
+        order="uploaded"
+        search=""
+        previousSortAt={null}
+      />,
+    );
   }
   return albumPage(c, { after, notice: noticeOf(c, NOTICES) });
 });

@@ -4,19 +4,34 @@ import type { AppEnv, SignedInEnv } from '../env.js';
 import { countOf } from '../format.js';
 import { requireCan, requireUser } from '../middleware/session.js';
 import { can } from '../policy.js';
-import { type ImageCursor, imageCursor } from '../services/cursors.js';
+import { cursorParam, imageCursor } from '../services/cursors.js';
 import { NotFound } from '../services/errors.js';
+import type { GalleryPageResult, GalleryQuery } from '../services/images.js';
 import type { User } from '../services/users.js';
-import { GalleryCards, GalleryPage, SharedGalleryPage } from '../views/gallery.js';
+import { GalleryCards, GalleryPage, galleryHref, SharedGalleryPage } from '../views/gallery.js';
 import { NOTHING_SELECTED, noticeOf } from './notices.js';
 import { cachedPage } from './page-cache.js';
 import { fragment } from './render.js';
-import { cursor, query } from './validate.js';
+import { cursor, query, text } from './validate.js';
 
 /** The galleries: your own (`/`), the shared images (`/shared`), and for admins anyone's. */
 export const galleryRoutes = new Hono<AppEnv>();
 
-const pageLink = query(z.object(cursor(imageCursor)));
+/**
+ * A gallery's URL: `order` (uploaded, the default, or taken), `q` (a search), `cursor` (the page
+ * after a card) and `upto` (every card down to one: how far someone had scrolled). Any order or
+ * search text is taken (a search is read as words, see searchWords); a cursor must decode.
+ */
+const pageLink = query(
+  z
+    .object({
+      ...cursor(imageCursor),
+      upto: text.pipe(cursorParam(imageCursor)),
+      order: text.transform((order) => (order === 'taken' ? ('taken' as const) : ('uploaded' as const))),
+      q: text.transform((q) => q.trim()),
+    })
+    .transform(({ cursor: after, upto, order, q }): GalleryQuery => ({ after, upto, order, search: q })),
+);
 
 const galleryNotices = {
   deleted: (count: string) => {
@@ -28,22 +43,26 @@ const galleryNotices = {
 };
 
 galleryRoutes.get('/', requireUser, pageLink, (c) =>
-  gallery(c, c.var.user, '/', c.req.valid('query').cursor, noticeOf(c, galleryNotices)),
+  gallery(c, c.var.user, '/', c.req.valid('query'), noticeOf(c, galleryNotices)),
 );
 
 galleryRoutes.get('/shared', requireUser, pageLink, async (c) => {
-  const after = c.req.valid('query').cursor;
-  const result = await c.var.services.images.listShared(after);
-  if (c.req.header('HX-Request') && after) {
-    return fragment(c, <GalleryCards {...result} basePath="/shared" canChange={false} />);
-  }
-  return cachedPage(c, SharedGalleryPage, { user: c.var.user, ...result, isFirstPage: !after });
+  const asked = c.req.valid('query');
+  const result = await c.var.services.images.listShared(asked);
+  const listing = { basePath: '/shared', search: asked.search ?? '', canChange: false };
+  if (c.req.header('HX-Request') && asked.after) return nextCards(c, result, asked, listing);
+  return cachedPage(c, SharedGalleryPage, {
+    user: c.var.user,
+    ...result,
+    ...listing,
+    isFirstPage: !asked.after,
+  });
 });
 
 galleryRoutes.get('/users/:id', requireCan('admin'), pageLink, async (c) => {
   const owner = await c.var.services.users.get(c.req.param('id'));
   if (!owner) throw new NotFound('There is no such user.');
-  return gallery(c, owner, `/users/${owner.id}`, c.req.valid('query').cursor, noticeOf(c, galleryNotices));
+  return gallery(c, owner, `/users/${owner.id}`, c.req.valid('query'), noticeOf(c, galleryNotices));
 });
 
 /** A page of the owner's gallery, or for htmx just the next cards. */
@@ -51,23 +70,40 @@ async function gallery(
   c: Context<SignedInEnv>,
   owner: User,
   basePath: string,
-  after: ImageCursor | null,
+  asked: GalleryQuery,
   notice?: string,
 ) {
   const { user } = c.var;
-  const result = await c.var.services.images.listPage(owner.id, after);
-  if (c.req.header('HX-Request') && after) {
-    return fragment(
-      c,
-      <GalleryCards {...result} basePath={basePath} canChange={can(user, 'image.change')} />,
-    );
-  }
+  const result = await c.var.services.images.listPage(owner.id, asked);
+  const listing = { basePath, search: asked.search ?? '', canChange: can(user, 'image.change') };
+  if (c.req.header('HX-Request') && asked.after) return nextCards(c, result, asked, listing);
   return cachedPage(c, GalleryPage, {
     user,
     owner,
     ...result,
-    basePath,
-    isFirstPage: !after,
+    ...listing,
+    isFirstPage: !asked.after,
     notice,
   });
+}
+
+/**
+ * The cards after a "Load more" (htmx appends them), and the address of the gallery down to the
+ * last of them for the address bar: Back from an image then rebuilds the gallery that far.
+ */
+function nextCards(
+  c: Context<SignedInEnv>,
+  result: GalleryPageResult,
+  asked: GalleryQuery,
+  listing: { basePath: string; search: string; canChange: boolean },
+) {
+  if (result.lastCursor) {
+    const href = galleryHref(listing.basePath, {
+      order: result.order,
+      search: listing.search,
+      upto: result.lastCursor,
+    });
+    c.header('HX-Replace-Url', href);
+  }
+  return fragment(c, <GalleryCards {...result} {...listing} previousSortAt={asked.after?.sort ?? null} />);
 }

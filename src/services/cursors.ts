@@ -12,16 +12,22 @@ export const idCursor = z.codec(z.string().regex(/^\d{1,15}$/), z.number().int()
   encode: (id) => String(id),
 });
 
-/** The (created_at, id) of the last image shown, for galleries ordered newest first. */
+/**
+ * The sort key and id of the last image shown, and the gallery's order, for galleries ordered newest
+ * first: `1712345678901.k3j4h5` by upload time (created_at), `t1712345678901.k3j4h5` by date taken
+ * (taken_sort, which is before 1970 for an old scan, hence the sign). A link keeps its order
+ * whatever else the URL says, so a page never continues another order's list.
+ */
 export const imageCursor = z.codec(
-  z.string().regex(/^\d{1,15}\.[a-z0-9]{1,64}$/),
-  z.object({ createdAt: z.number().int().nonnegative(), id: z.string() }),
+  z.string().regex(/^t?-?\d{1,15}\.[a-z0-9]{1,64}$/),
+  z.object({ order: z.enum(['uploaded', 'taken']), sort: z.number().int(), id: z.string() }),
   {
     decode: (text) => {
-      const [createdAt = '', id = ''] = text.split('.');
-      return { createdAt: Number(createdAt), id };
+      const order = text.startsWith('t') ? ('taken' as const) : ('uploaded' as const);
+      const [sort = '', id = ''] = text.replace(/^t/, '').split('.');
+      return { order, sort: Number(sort), id };
     },
-    encode: ({ createdAt, id }) => `${createdAt}.${id}`,
+    encode: ({ order, sort, id }) => `${order === 'taken' ? 't' : ''}${sort}.${id}`,
   },
 );
 

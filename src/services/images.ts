@@ -2,6 +2,7 @@ import type { AppDb } from '../db/database.js';
 import {
   type CardRow,
   type Image,
+  type ImageOrder,
   type ImagePosition,
   imagesRepository,
   rowToImage,
@@ -21,9 +22,18 @@ import type { PendingUploads } from './pending-uploads.js';
 import { displaySize } from './thumbnails.js';
 import type { User } from './users.js';
 
-export { type Image, type ImageRow, rowToImage } from '../db/repositories/images.js';
+export { type Image, type ImageOrder, type ImageRow, rowToImage } from '../db/repositories/images.js';
 
 const PAGE_SIZE = 60;
+/**
+ * A gallery rebuilt up to where someone got (`?upto=`, what the URL says after pages loaded by
+ * scrolling) shows at most this many cards; past them it carries on with "Load more".
+ */
+const UPTO_MAX = 600;
+/** Search reads this many characters and words of what was typed, and this long a word. */
+const SEARCH_MAX_CHARS = 200;
+const SEARCH_MAX_WORDS = 8;
+const SEARCH_MAX_WORD = 64;
 
 const URL_TTL_SECONDS = 2 * 60 * 60;
 const HOUR_MS = 60 * 60 * 1000;
@@ -40,6 +50,8 @@ export interface GalleryCard {
   placeholder: string | null;
   /** the display copy (the viewer shows it) and its size; null until the image is ready */
   display: { url: string; width: number; height: number } | null;
+  /** the time it is ordered by: upload time, or date taken (camera time) in the timeline */
+  sortAt: number;
 }
 
 /** An image's neighbours in the grid it is shown in (newest first): null at either end. */
@@ -48,6 +60,40 @@ export interface Neighbours {
   previous: string | null;
   /** the older image, shown after it */
   next: string | null;
+}
+
+/** What a gallery page asks for: its order, where it starts, and an optional search. */
+export interface GalleryQuery {
+  order: ImageOrder;
+  /** the page after this card (a page link); its order wins over `order` */
+  after: ImageCursor | null;
+  /** from the first card down to this one (a URL recording how far someone got) */
+  upto?: ImageCursor | null;
+  /** words to find in titles and original names, as typed */
+  search?: string;
+}
+
+export interface GalleryPageResult {
+  cards: GalleryCard[];
+  /** the next page's link, null on the last page */
+  nextCursor: string | null;
+  /** the last card shown as a cursor (what `?upto=` takes), null when none is */
+  lastCursor: string | null;
+  order: ImageOrder;
+}
+
+/**
+ * The words a search looks for: runs of letters, digits and marks, as both databases' full-text
+ * indexes split titles and names into words; everything else typed (quotes, operators, NUL) only
+ * separates them. Bounded, so a 10,000-character search costs what a short one does.
+ */
+export function searchWords(typed: string): string[] {
+  const words =
+    typed
+      .slice(0, SEARCH_MAX_CHARS)
+      .toLowerCase()
+      .match(/[\p{L}\p{N}][\p{L}\p{N}\p{M}]*/gu) ?? [];
+  return [...new Set(words)].slice(0, SEARCH_MAX_WORDS).map((w) => [...w].slice(0, SEARCH_MAX_WORD).join(''));
 }
 
 export function createImages(deps: {
@@ -100,9 +146,15 @@ export function createImages(deps: {
   const presignWebp = (key: string, signingDate: Date) =>
     storage.presignGet({ key, ttlSeconds: URL_TTL_SECONDS, contentType: 'image/webp', signingDate });
 
-  async function cardsFor(rows: CardRow[]): Promise<{ cards: GalleryCard[]; nextCursor: string | null }> {
-    const page = rows.slice(0, PAGE_SIZE);
+  async function cardsFor(
+    rows: CardRow[],
+    order: ImageOrder = 'uploaded',
+    size = PAGE_SIZE,
+  ): Promise<GalleryPageResult> {
+    const page = rows.slice(0, size);
     const last = page.at(-1);
+    const sortOf = (row: CardRow) => (order === 'taken' ? row.taken_sort : row.created_at);
+    const cursorOf = (row: CardRow) => writeCursor(imageCursor, { order, sort: sortOf(row), id: row.id });
     const date = signingDate();
     const cards = await Promise.all(
       page.map(async (row) => ({
@@ -113,6 +165,7 @@ export function createImages(deps: {
         state: row.state,
         failure: row.failure,
         placeholder: row.placeholder,
+        sortAt: sortOf(row),
         thumbUrl: row.state === 'ready' ? await presignWebp(row.thumb_key, date) : null,
         display:
           row.state === 'ready'
@@ -122,11 +175,31 @@ export function createImages(deps: {
     );
     return {
       cards,
-      nextCursor:
-        rows.length > PAGE_SIZE && last
-          ? writeCursor(imageCursor, { createdAt: last.created_at, id: last.id })
-          : null,
+      nextCursor: rows.length > size && last ? cursorOf(last) : null,
+      lastCursor: last ? cursorOf(last) : null,
+      order,
     };
+  }
+
+  /**
+   * A page of cards in the order asked. A page rebuilt `upto` a card reads up to UPTO_MAX cards
+   * from the newest and stops after that card (or where it was, if it is gone since).
+   */
+  async function galleryPage(
+    list: (query: Parameters<typeof images.listShared>[0]) => Promise<CardRow[]>,
+    query: GalleryQuery,
+  ): Promise<GalleryPageResult> {
+    const order = query.after?.order ?? query.upto?.order ?? query.order;
+    const words = query.search ? searchWords(query.search) : [];
+    const after = position(query.after ?? null);
+    const upto = query.after ? null : position(query.upto ?? null);
+    if (!upto) return cardsFor(await list({ order, after, words, limit: PAGE_SIZE + 1 }), order);
+    const rows = await list({ order, after: null, words, limit: UPTO_MAX + 1 });
+    const sortOf = (row: CardRow) => (order === 'taken' ? row.taken_sort : row.created_at);
+    // Newest first: a row comes before `upto` (or is it) when its (sort, id) is not below it.
+    const reached = rows.filter((r) => sortOf(r) > upto.sort || (sortOf(r) === upto.sort && r.id >= upto.id));
+    const size = Math.min(Math.max(reached.length, PAGE_SIZE), UPTO_MAX);
+    return cardsFor(rows, order, size);
   }
 
   /**
@@ -148,8 +221,8 @@ export function createImages(deps: {
     }
   }
 
-  const position = (after: ImageCursor | null): ImagePosition | null =>
-    after ? { createdAt: after.createdAt, id: after.id } : null;
+  const position = (at: ImageCursor | null): ImagePosition | null =>
+    at ? { sort: at.sort, id: at.id } : null;
 
   return {
     getForUser,
@@ -166,12 +239,9 @@ export function createImages(deps: {
       await deleteObjects(keys);
     },
 
-    async listPage(
-      ownerId: string,
-      after: ImageCursor | null,
-    ): Promise<{ cards: GalleryCard[]; nextCursor: string | null }> {
-      return cardsFor(await images.listPage(ownerId, position(after), PAGE_SIZE + 1));
-    },
+    /** A page of the owner's gallery, newest first in the order asked (and matching the search). */
+    listPage: (ownerId: string, query: GalleryQuery): Promise<GalleryPageResult> =>
+      galleryPage((q) => images.listPage(ownerId, q), query),
 
     /**
      * A page of cards another listing reads in the gallery's order (an album's): `read` gets the
@@ -197,7 +267,7 @@ export function createImages(deps: {
      * to: the owner's gallery for the owner and for admins, the shared images for everyone else.
      */
     async neighbours(user: User, image: Image): Promise<Neighbours> {
-      const at = { createdAt: image.createdAt, id: image.id };
+      const at = { sort: image.createdAt, id: image.id };
       const found =
         image.ownerId === user.id || can(user, 'admin')
           ? await images.neighboursInGallery(image.ownerId, at)
@@ -205,12 +275,8 @@ export function createImages(deps: {
       return { previous: found.newer, next: found.older };
     },
 
-    /** Images their owners made visible to every signed-in user, newest first. */
-    async listShared(
-      after: ImageCursor | null,
-    ): Promise<{ cards: GalleryCard[]; nextCursor: string | null }> {
-      return cardsFor(await images.listShared(position(after), PAGE_SIZE + 1));
-    },
+    /** Images their owners made visible to every signed-in user, newest first in the order asked. */
+    listShared: (query: GalleryQuery): Promise<GalleryPageResult> => galleryPage(images.listShared, query),
 
     async setShared(actor: Actor, id: string, isShared: boolean): Promise<Image> {
       const image = await getForChange(actor.user, id);

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import type { OutputInfo, Sharp } from 'sharp';
 import { ACCEPTED_TYPES, HEIF_TYPES } from '../image-types.js';
+import { type CameraDetails, cameraDetailsOf } from './exif.js';
 import { decodeHeif } from './heif.js';
 import { tiffDateTaken } from './tiff.js';
 
@@ -51,7 +52,10 @@ export interface Renditions {
   display: Buffer;
   width: number;
   height: number;
+  /** EXIF's DateTimeOriginal: the camera's wall clock, stored as if it were UTC (EXIF has no zone) */
   takenAt: number | null;
+  /** camera, lens and exposure, when the file tells them */
+  camera: CameraDetails | null;
   /** A ThumbHash (about 25 bytes, base64) the browser paints while the thumbnail loads. */
   placeholder: string;
 }
@@ -74,7 +78,7 @@ export async function makeRenditions(original: string | Buffer, contentType: str
       .metadata()
       .catch(() => ({ exif: undefined }));
     const copies = await renderBoth(pixels);
-    return { ...copies, width: image.width, height: image.height, takenAt: await dateTaken(exif) };
+    return { ...copies, width: image.width, height: image.height, ...(await readExif(exif)) };
   }
   const options = { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'error' } as const;
   const meta = await sharp(original, options).metadata(); // the header only
@@ -86,8 +90,11 @@ export async function makeRenditions(original: string | Buffer, contentType: str
   const isAnimation = (meta.format === 'gif' || meta.format === 'webp') && (meta.pages ?? 1) > 1;
   if (isAnimation) copies.display = await animatedDisplay(original).catch(() => copies.display);
   // libvips gives no EXIF for a TIFF, whose own directories hold it: those are read for the date.
-  const takenAt = meta.format === 'tiff' ? await tiffDateTaken(original) : await dateTaken(meta.exif);
-  return { ...copies, width, height, takenAt };
+  const exif =
+    meta.format === 'tiff'
+      ? { takenAt: await tiffDateTaken(original), camera: null }
+      : await readExif(meta.exif);
+  return { ...copies, width, height, ...exif };
 }
 
 async function animatedDisplay(original: string | Buffer): Promise<Buffer> {
@@ -137,13 +144,20 @@ async function thumbHash(pixels: Sharp): Promise<string> {
   return Buffer.from(rgbaToThumbHash(info.width, info.height, data)).toString('base64');
 }
 
-async function dateTaken(exif: Buffer | undefined): Promise<number | null> {
-  if (!exif) return null;
+/** The date taken and the camera's settings from an EXIF block; nulls when it is absent or unreadable. */
+async function readExif(
+  exif: Buffer | undefined,
+): Promise<{ takenAt: number | null; camera: CameraDetails | null }> {
+  if (!exif) return { takenAt: null, camera: null };
   const exifReader = await load.exif();
   try {
-    const taken = exifReader(exif).Photo?.DateTimeOriginal;
-    return taken instanceof Date && !Number.isNaN(taken.getTime()) ? taken.getTime() : null;
+    const tags = exifReader(exif);
+    const taken = tags.Photo?.DateTimeOriginal;
+    return {
+      takenAt: taken instanceof Date && !Number.isNaN(taken.getTime()) ? taken.getTime() : null,
+      camera: cameraDetailsOf(tags),
+    };
   } catch {
-    return null;
+    return { takenAt: null, camera: null };
   }
 }

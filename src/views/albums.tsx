@@ -142,7 +142,7 @@ export function AlbumPage(props: AlbumPageProps) {
             ))}
           </ul>
           {cards.length === 0 ? <p class="muted">No more images.</p> : null}
-          <LoadMore nextCursor={nextCursor} basePath={base} />
+          <LoadMore nextCursor={nextCursor} basePath={base} order="uploaded" search="" />
           <script type="module" src={asset('js/grid.js')} />
         </>
       )}

@@ -1,16 +1,83 @@
+import { formatDay, formatMonth } from '../format.js';
 import { can } from '../policy.js';
-import type { GalleryCard } from '../services/images.js';
+import type { GalleryCard, ImageOrder } from '../services/images.js';
 import type { User } from '../services/users.js';
 import { asset } from './assets.js';
 import { Notice } from './components/messages.js';
 import { PendingImage } from './components/pending-image.js';
 import { Layout } from './layout.js';
 
-interface CardsProps {
+/** Where a gallery's links lead: its path, order and search. */
+interface Listing {
+  basePath: string;
+  order: ImageOrder;
+  /** the search typed, '' for none */
+  search: string;
+}
+
+interface CardsProps extends Listing {
   cards: GalleryCard[];
   nextCursor: string | null;
-  basePath: string;
   canChange: boolean;
+  /** the time of the card before these (the page before's last), so its month is not headed again */
+  previousSortAt: number | null;
+}
+
+/** A gallery's address with its order, search and position; the defaults are left out. */
+export function galleryHref(
+  basePath: string,
+  at: { order: ImageOrder; search: string; cursor?: string; upto?: string },
+): string {
+  const params = new URLSearchParams();
+  if (at.order !== 'uploaded') params.set('order', at.order);
+  if (at.search) params.set('q', at.search);
+  if (at.cursor) params.set('cursor', at.cursor);
+  if (at.upto) params.set('upto', at.upto);
+  const query = params.toString();
+  return query ? `${basePath}?${query}` : basePath;
+}
+
+const monthOf = (ms: number) => new Date(ms).toISOString().slice(0, 7);
+const dayOf = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+
+/**
+ * The cards, each month and day headed where it starts: headings are full-width items of the one
+ * list, so a page htmx appends continues it (a month already headed on the page before is not).
+ */
+function CardsWithHeadings({
+  cards,
+  canChange,
+  previousSortAt,
+}: {
+  cards: GalleryCard[];
+  canChange: boolean;
+  previousSortAt: number | null;
+}) {
+  let previous = previousSortAt;
+  return (
+    <>
+      {cards.map((card) => {
+        const isNewMonth = previous === null || monthOf(previous) !== monthOf(card.sortAt);
+        const isNewDay = previous === null || dayOf(previous) !== dayOf(card.sortAt);
+        previous = card.sortAt;
+        return (
+          <>
+            {isNewMonth ? (
+              <li class="grid-heading grid-month">
+                <h2>{formatMonth(card.sortAt)}</h2>
+              </li>
+            ) : null}
+            {isNewDay ? (
+              <li class="grid-heading grid-day">
+                <h3>{formatDay(card.sortAt)}</h3>
+              </li>
+            ) : null}
+            <Card card={card} canChange={canChange} />
+          </>
+        );
+      })}
+    </>
+  );
 }
 
 /** How long a processing card waits before it asks again: 2 s, doubling up to 30 s. */
@@ -147,20 +214,27 @@ function BulkForm({ basePath }: { basePath: string }) {
   );
 }
 
+/**
+ * The next page: a plain link without scripts; with htmx, pressing it or scrolling it into view
+ * appends the next cards to the grid (and the route puts how far that got into the address bar).
+ */
 export function LoadMore({
   nextCursor,
-  basePath,
   isOob,
-}: {
-  nextCursor: string | null;
-  basePath: string;
-  isOob?: boolean;
-}) {
-  const href = nextCursor ? `${basePath}?cursor=${encodeURIComponent(nextCursor)}` : null;
+  ...listing
+}: Listing & { nextCursor: string | null; isOob?: boolean }) {
+  const href = nextCursor ? galleryHref(listing.basePath, { ...listing, cursor: nextCursor }) : null;
   return (
     <div id="load-more" class="load-more" hx-swap-oob={isOob ? 'true' : undefined}>
       {href ? (
-        <a class="button" href={href} hx-get={href} hx-target="#grid" hx-swap="beforeend">
+        <a
+          class="button"
+          href={href}
+          hx-get={href}
+          hx-trigger="click, revealed"
+          hx-target="#grid"
+          hx-swap="beforeend"
+        >
           Load more
         </a>
       ) : null}
@@ -168,24 +242,83 @@ export function LoadMore({
   );
 }
 
-/** The next page of cards for htmx to append, with the "Load more" link swapped out of band. */
-export function GalleryCards({ cards, nextCursor, basePath, canChange }: CardsProps) {
+/** The order switch and the search box: plain links and a GET form, so they work without scripts. */
+function GalleryTools({ basePath, order, search }: Listing) {
+  const orders: [ImageOrder, string][] = [
+    ['uploaded', 'Upload time'],
+    ['taken', 'Date taken'],
+  ];
+  return (
+    <div class="gallery-tools">
+      <search class="gallery-search">
+        <form method="get" action={basePath} class="row gallery-search-form">
+          <label for="gallery-search" class="visually-hidden">
+            Search titles and file names
+          </label>
+          <input
+            type="search"
+            id="gallery-search"
+            name="q"
+            value={search}
+            maxlength={200}
+            placeholder="Search titles and file names"
+          />
+          {order === 'taken' ? <input type="hidden" name="order" value="taken" /> : null}
+          <button type="submit" class="secondary">
+            Search
+          </button>
+          {search ? <a href={galleryHref(basePath, { order, search: '' })}>Clear</a> : null}
+        </form>
+      </search>
+      <nav class="gallery-order" aria-label="Order">
+        <span class="muted">Newest first by</span>{' '}
+        {orders.map(([value, label]) => (
+          <>
+            <a
+              class="gallery-order-link"
+              href={galleryHref(basePath, { order: value, search })}
+              aria-current={value === order ? 'page' : undefined}
+            >
+              {label}
+            </a>{' '}
+          </>
+        ))}
+      </nav>
+    </div>
+  );
+}
+
+/** The grid of a gallery's first page (or the pages down to `?upto=`), and what continues it. */
+function Grid({ cards, nextCursor, canChange, ...listing }: Omit<CardsProps, 'previousSortAt'>) {
   return (
     <>
-      {cards.map((card) => (
-        <Card card={card} canChange={canChange} />
-      ))}
-      <LoadMore nextCursor={nextCursor} basePath={basePath} isOob />
+      <ul id="grid" class="grid">
+        <CardsWithHeadings cards={cards} canChange={canChange} previousSortAt={null} />
+      </ul>
+      {cards.length === 0 ? (
+        <p class="muted">{listing.search ? `No images match “${listing.search}”.` : 'No more images.'}</p>
+      ) : null}
+      <LoadMore nextCursor={nextCursor} {...listing} />
+      <script type="module" src={asset('js/paging.js')} />
     </>
   );
 }
 
-export interface GalleryPageProps {
+/** The next page of cards for htmx to append, with the "Load more" link swapped out of band. */
+export function GalleryCards({ cards, nextCursor, canChange, previousSortAt, ...listing }: CardsProps) {
+  return (
+    <>
+      <CardsWithHeadings cards={cards} canChange={canChange} previousSortAt={previousSortAt} />
+      <LoadMore nextCursor={nextCursor} {...listing} isOob />
+    </>
+  );
+}
+
+export interface GalleryPageProps extends Listing {
   user: User;
   owner: User;
   cards: GalleryCard[];
   nextCursor: string | null;
-  basePath: string;
   isFirstPage: boolean;
   notice?: string | undefined;
 }
@@ -196,6 +329,8 @@ export function GalleryPage({
   cards,
   nextCursor,
   basePath,
+  order,
+  search,
   isFirstPage,
   notice,
 }: GalleryPageProps) {
@@ -213,7 +348,7 @@ export function GalleryPage({
         ) : null}
       </div>
       <Notice message={notice} />
-      {cards.length === 0 && isFirstPage ? (
+      {cards.length === 0 && isFirstPage && !search ? (
         <section class="empty">
           <h2>No images yet</h2>
           {canUpload ? (
@@ -227,13 +362,8 @@ export function GalleryPage({
       ) : (
         <>
           {canChange ? <BulkForm basePath={basePath} /> : null}
-          <ul id="grid" class="grid">
-            {cards.map((card) => (
-              <Card card={card} canChange={canChange} />
-            ))}
-          </ul>
-          {cards.length === 0 ? <p class="muted">No more images.</p> : null}
-          <LoadMore nextCursor={nextCursor} basePath={basePath} />
+          <GalleryTools basePath={basePath} order={order} search={search} />
+          <Grid {...{ cards, nextCursor, canChange, basePath, order, search }} />
           <script type="module" src={asset('js/grid.js')} />
         </>
       )}
@@ -241,7 +371,7 @@ export function GalleryPage({
   );
 }
 
-export interface SharedGalleryPageProps {
+export interface SharedGalleryPageProps extends Listing {
   user: User;
   cards: GalleryCard[];
   nextCursor: string | null;
@@ -249,26 +379,28 @@ export interface SharedGalleryPageProps {
 }
 
 /** What owners chose to show every signed-in user; read-only for everyone here. */
-export function SharedGalleryPage({ user, cards, nextCursor, isFirstPage }: SharedGalleryPageProps) {
+export function SharedGalleryPage({
+  user,
+  cards,
+  nextCursor,
+  isFirstPage,
+  order,
+  search,
+}: SharedGalleryPageProps) {
   return (
     <Layout title="Shared with everyone" user={user}>
       <div class="page-head">
         <h1>Shared with everyone</h1>
       </div>
-      {cards.length === 0 && isFirstPage ? (
+      {cards.length === 0 && isFirstPage && !search ? (
         <section class="empty">
           <h2>Nothing shared yet</h2>
           <p>Images their owners show to all signed-in users appear here.</p>
         </section>
       ) : (
         <>
-          <ul id="grid" class="grid">
-            {cards.map((card) => (
-              <Card card={card} canChange={false} />
-            ))}
-          </ul>
-          {cards.length === 0 ? <p class="muted">No more images.</p> : null}
-          <LoadMore nextCursor={nextCursor} basePath="/shared" />
+          <GalleryTools basePath="/shared" order={order} search={search} />
+          <Grid {...{ cards, nextCursor, canChange: false, basePath: '/shared', order, search }} />
           <script type="module" src={asset('js/grid.js')} />
         </>
       )}

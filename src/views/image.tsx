@@ -1,7 +1,8 @@
-import { countOf, formatBytes, formatDateTime } from '../format.js';
+import { countOf, formatBytes, formatCameraTime, formatDateTime, formatExposure } from '../format.js';
 import { ACCEPTED_TYPES } from '../image-types.js';
 import { TITLE_MAX } from '../limits.js';
 import { can } from '../policy.js';
+import { parseCameraDetails } from '../services/exif.js';
 import type { Image, Neighbours } from '../services/images.js';
 import type { User } from '../services/users.js';
 import { PageHeading } from './components/page-heading.js';
@@ -120,8 +121,9 @@ export function ImagePage({
             <dd>{image.state === 'ready' ? `${image.width} × ${image.height}` : '—'}</dd>
             <dt>Taken</dt>
             <dd>
-              {image.takenAt ? formatDateTime(image.takenAt) : image.state === 'ready' ? 'unknown' : '—'}
+              {image.takenAt ? formatCameraTime(image.takenAt) : image.state === 'ready' ? 'unknown' : '—'}
             </dd>
+            <CameraDetailsRows json={image.exif} />
             <dt>Uploaded</dt>
             <dd>{formatDateTime(image.createdAt)}</dd>
             {image.updatedAt !== image.createdAt ? (
@@ -218,5 +220,40 @@ export function ConfirmBulkDeletePage({ user, images }: { user: User; images: Im
         </form>
       </section>
     </Layout>
+  );
+}
+
+/** The camera's settings the file told (camera, lens, exposure, focal length, ISO): rows of the details list. */
+function CameraDetailsRows({ json }: { json: string | null }) {
+  const camera = parseCameraDetails(json);
+  if (!camera) return null;
+  const model = camera.model ?? '';
+  // Most models already start with the make ("Canon EOS R5"); others do not ("NIKON" "Z 6").
+  const name =
+    camera.make && !model.toLowerCase().startsWith(camera.make.toLowerCase().split(' ')[0] ?? '')
+      ? `${camera.make} ${model}`.trim()
+      : model || camera.make;
+  const exposure = [
+    camera.exposureSeconds ? formatExposure(camera.exposureSeconds) : null,
+    camera.fNumber ? `f/${Number(camera.fNumber.toFixed(1))}` : null,
+  ].filter(Boolean);
+  const rows: [string, string | undefined][] = [
+    ['Camera', name],
+    ['Lens', camera.lens],
+    ['Exposure', exposure.length > 0 ? exposure.join(', ') : undefined],
+    ['Focal length', camera.focalLengthMm ? `${Number(camera.focalLengthMm.toFixed(1))} mm` : undefined],
+    ['ISO', camera.iso ? String(camera.iso) : undefined],
+  ];
+  return (
+    <>
+      {rows.map(([label, value]) =>
+        value ? (
+          <>
+            <dt>{label}</dt>
+            <dd>{value}</dd>
+          </>
+        ) : null,
+      )}
+    </>
   );
 }

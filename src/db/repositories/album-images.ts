@@ -55,12 +55,14 @@ export function albumImagesRepository(database: AppDb) {
           'i.state',
           'i.failure',
           'i.placeholder',
+          'i.taken_sort',
         ])
         .where('x.album_id', '=', albumId)
         .$if(after !== null, (qb) =>
           qb.where((eb) => {
-            const { createdAt, id } = after as ImagePosition;
-            return eb(eb.refTuple('i.created_at', 'i.id'), '<', eb.tuple(createdAt, id));
+            // Upload order: the position's sort is the upload time.
+            const { sort, id } = after as ImagePosition;
+            return eb(eb.refTuple('i.created_at', 'i.id'), '<', eb.tuple(sort, id));
           }),
         )
         .orderBy('i.created_at', 'desc')
