@@ -25,6 +25,8 @@ function paint(el) {
       () => {
         el.style.backgroundImage = '';
         el.style.backgroundSize = '';
+        // An empty style="" would still be an inline style if the page's HTML were reused.
+        if (el.getAttribute('style') === '') el.removeAttribute('style');
       },
       { once: true },
     );

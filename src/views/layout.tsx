@@ -14,7 +14,14 @@ export interface LayoutProps {
 }
 
 // htmx would otherwise inject a <style> element, which our CSP (style-src 'self') refuses.
-const htmxConfig = JSON.stringify({ includeIndicatorStyles: false });
+// Back asks the server again (the address records how far the grid was paged) rather than restoring a
+// snapshot from localStorage: a snapshot carries the style attributes scripts set, which the CSP
+// refuses on the way back in, and a long grid makes a large one.
+const htmxConfig = JSON.stringify({
+  includeIndicatorStyles: false,
+  historyCacheSize: 0,
+  refreshOnHistoryMiss: true,
+});
 
 export function Layout({ title, user, bare, refreshWithoutScript, children }: LayoutProps) {
   return (
