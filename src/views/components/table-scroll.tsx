@@ -6,8 +6,8 @@ import type { Child } from 'hono/jsx';
  */
 export function TableScroll({ label, children }: { label: string; children?: Child }) {
   return (
-    <div class="table-scroll" role="region" aria-label={label} tabindex={0}>
+    <section class="table-scroll" aria-label={label} tabindex={0}>
       {children}
-    </div>
+    </section>
   );
 }
