@@ -111,6 +111,7 @@ describe('the upload sweeper', () => {
   it('closes the replacement uploads of a deleted image, so what their policies write is still swept', async () => {
     const { client, id } = await member();
     const imageId = await upload(client, await makePng(), 'victim.png');
+    await t.settle(); // its renditions are made before it is deleted: what is left is the replacement's
     const res = await client.postJson('/uploads/presign', { name: 'new.png', replaces: imageId });
     const replacement = (await res.json()) as Policy;
     expect((await postToBucket(replacement, await makePng(50, 50), 'image/png', 'x.png')).status).toBe(201);
