@@ -39,6 +39,18 @@ type Missing = Exclude<TableName, (typeof COPY_ORDER)[number]>;
 const everyTable: [Missing] extends [never] ? true : Missing = true;
 void everyTable;
 
+/** SQLite's full-text index of titles and names (migration 12), which is not copied. */
+const SQLITE_SEARCH_TABLES = [
+  'images_search',
+  'images_search_data',
+  'images_search_idx',
+  'images_search_docsize',
+  'images_search_config',
+];
+
+/** Columns each database computes itself (migration 12's taken_sort): never copied. */
+const GENERATED: Partial<Record<TableName, string[]>> = { images: ['taken_sort'] };
+
 /** Rows per INSERT: well under PostgreSQL's 65,535 parameters for our widest table. */
 const BATCH = 500;
 
@@ -96,7 +108,9 @@ async function copyRows(
   to: Kysely<Tables>,
   safe: string,
 ): Promise<CopyResult['tables']> {
-  const known = new Set<string>(COPY_ORDER);
+  // The search index (FTS5: a virtual table and its shadow tables) is SQLite's own, rebuilt from the
+  // images by triggers; PostgreSQL indexes the same columns itself (migration 12).
+  const known = new Set<string>([...COPY_ORDER, ...SQLITE_SEARCH_TABLES]);
   const unknown = (
     from
       .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
@@ -131,6 +145,8 @@ async function copyRows(
       for (const row of from.prepare(`SELECT * FROM "${name}"`).iterate() as Iterable<
         Record<string, unknown>
       >) {
+        // Generated columns are computed by the target itself (it refuses a value for them).
+        for (const column of GENERATED[name] ?? []) delete row[column];
         batch.push(row);
         if (batch.length >= BATCH) await flush();
       }
