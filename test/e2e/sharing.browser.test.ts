@@ -49,7 +49,9 @@ describe.skipIf(skipBrowser)('sharing and the admin console in a real browser', 
     // upload.js starts as soon as a file is chosen.
     await expect.poll(() => page.locator('#upload-list li.ok').count(), PATIENTLY).toBe(1);
     await page.goto(`${app.origin}/`);
-    await page.locator('#grid a.thumb-link').first().click();
+    // To the image's own page (a click on a ready picture opens the viewer instead).
+    const href = await page.locator('#grid a.thumb-link').first().getAttribute('href');
+    await page.goto(`${app.origin}${href}`);
     await expect.poll(() => new URL(page.url()).pathname, PATIENTLY).toMatch(/^\/images\/[a-z0-9]+$/);
     const imagePath = new URL(page.url()).pathname;
 
