@@ -47,8 +47,19 @@ mapfile -t cmd < <(node -e '
   for (const arg of JSON.parse(line.slice(4))) console.log(arg);' "$repo/Dockerfile")
 [ "${cmd[0]:-}" = node ] || { echo "could not read CMD from Dockerfile"; exit 1; }
 start_script=$(node -p 'require(process.argv[1]).scripts.start' "$repo/package.json")
-[ "$start_script" = "${cmd[*]}" ] || { echo "npm start ($start_script) differs from the image's CMD (${cmd[*]})"; exit 1; }
-env -i PATH="$PATH" HOME=/tmp NODE_ENV=production HOST=127.0.0.1 PORT="$port" DATA_DIR="$data" \
+# "npm start" may set variables before the command (NAME=value): the image sets each in its ENV.
+read -ra start_words <<<"$start_script"
+start_env=()
+while [ "${#start_words[@]}" -gt 0 ] && [[ ${start_words[0]} =~ ^[A-Z_][A-Z0-9_]*= ]]; do
+  start_env+=("${start_words[0]}")
+  start_words=("${start_words[@]:1}")
+done
+[ "${start_words[*]}" = "${cmd[*]}" ] || { echo "npm start ($start_script) differs from the image's CMD (${cmd[*]})"; exit 1; }
+for assignment in "${start_env[@]}"; do
+  grep -Eq "^(ENV)?[[:space:]]+${assignment}( \\\\)?$" "$repo/Dockerfile" ||
+    { echo "npm start sets $assignment; the Dockerfile's ENV does not"; exit 1; }
+done
+env -i PATH="$PATH" HOME=/tmp NODE_ENV=production HOST=127.0.0.1 PORT="$port" DATA_DIR="$data" "${start_env[@]}" \
   "${run_as[@]}" "${cmd[@]}" >"$work/server.log" 2>&1 &
 pid=$!
 for _ in $(seq 1 100); do

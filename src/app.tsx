@@ -86,7 +86,8 @@ export function createApp({ config, services, log }: AppDeps) {
         defaultSrc: ["'self'"],
         scriptSrc: ["'self'"],
         styleSrc: ["'self'"],
-        imgSrc: ["'self'", 'data:', ...storageOrigins],
+        // blob: the upload page's previews of files chosen on this machine (only our scripts make them).
+        imgSrc: ["'self'", 'data:', 'blob:', ...storageOrigins],
         connectSrc: ["'self'", ...storageOrigins],
         formAction: ["'self'", ...storageOrigins],
         frameAncestors: ["'none'"],

@@ -22,6 +22,7 @@ import {
   urlHost,
 } from './storage/embedded.js';
 import { createStorage, type StorageOptions } from './storage/s3.js';
+import { uploadRefusalHtml } from './views/upload-refusal.js';
 
 export interface RunningServer {
   url: string;
@@ -89,7 +90,7 @@ export async function startServer(
   let storageOpts: StorageOptions | undefined = config.s3;
   if (!storageOpts) {
     const creds = await embeddedCredentials(config);
-    store = createEmbeddedStore(config, creds, log);
+    store = createEmbeddedStore(config, creds, log, (refusal) => uploadRefusalHtml(refusal, config));
     storageOpts = embeddedStorageOptions(config, creds, port);
     // Leftover temp files of a crashed upload are swept before we say we are up; the key index
     // builds in the background (only listings wait for it).
@@ -137,7 +138,10 @@ export async function startServer(
           sweeperStopped,
           stopAuditSchedule(),
           stopWorkers(),
-          store?.close(),
+          // Every connection has closed by now, so no store request can still be answered: a
+          // handler that has not settled (seen, rarely, after a browser went away mid-request; not
+          // yet explained) is not waited for past STORE_CLOSE_GRACE_MS.
+          store ? closeWithin(store.close(), STORE_CLOSE_GRACE_MS, log) : undefined,
         ])
           .then(() => database.close())
           .finally(resolve);
@@ -147,6 +151,24 @@ export async function startServer(
     return stopping;
   };
   return { url, server, stop };
+}
+
+/** How long a stopping server waits for the embedded store's last handlers once no connection is left. */
+const STORE_CLOSE_GRACE_MS = 5_000;
+
+function closeWithin(closing: Promise<void>, ms: number, log: Logger): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<void>((resolve) => {
+    timer = setTimeout(() => {
+      log.warn(
+        { ms },
+        'the embedded store still had requests running after its connections closed; stopping anyway',
+      );
+      resolve();
+    }, ms);
+    timer.unref();
+  });
+  return Promise.race([closing, late]).finally(() => clearTimeout(timer));
 }
 
 async function main() {

@@ -72,6 +72,11 @@ describe('admin console', () => {
     const refused = await alice.postJson('/uploads/presign', { name: 'two.png' });
     expect(refused.status).toBe(403);
     expect(((await refused.json()) as { error: string }).error).toContain('limit of 1 images');
+    // The admin sees what alice uses against it, in words and as a bar.
+    const person = await (await admin.get(`/admin/users/${aliceId}`)).text();
+    expect(person).toContain('Uses:</strong>');
+    expect(person).toContain('1 of 1 image');
+    expect(person).toContain('aria-label="Images used"');
 
     // 0.01 MiB = 10,486 bytes, minus what one.png already uses, minus what unfinished uploads could
     // still write (none: the one that uploaded it is finished).
@@ -169,10 +174,15 @@ describe('admin console', () => {
     it('records who did what, filters by user, action and date, and pages newest first', async () => {
       const html = await (await admin.get('/admin/audit?action=role_change')).text();
       expect(html).toContain('member → viewer');
-      expect(texts(html, 'td')).not.toContain('login');
+      expect(texts(html, 'td')).not.toContain('logged in');
+      // Actions read as words; the filter keeps the codes as its values.
+      expect(texts(html, 'td')).toContain('changed role');
+      expect(html).toContain('<option value="quota_change">changed quota</option>');
       const byAlice = await (await admin.get('/admin/audit?email=ALICE@example.com')).text();
-      expect(texts(byAlice, 'td')).toContain('upload');
-      expect(texts(byAlice, 'td')).not.toContain('role_change');
+      expect(texts(byAlice, 'td')).toContain('uploaded');
+      expect(texts(byAlice, 'td')).not.toContain('changed role');
+      // An address breaks before its @ and after its dots, not mid-word.
+      expect(byAlice).toContain('alice<wbr/>@example.<wbr/>com');
       const failed = await t
         .client()
         .post('/login', { email: 'nobody@example.com', password: 'wrong password' });
@@ -182,7 +192,7 @@ describe('admin console', () => {
 
       const today = new Date(t.now()).toISOString().slice(0, 10);
       expect(await (await admin.get(`/admin/audit?from=${today}&to=${today}`)).text()).toContain(
-        '<td>signup</td>',
+        '<td>signed up</td>',
       );
       expect(await (await admin.get('/admin/audit?to=2000-01-01')).text()).toContain('No entries match');
       expect((await admin.get('/admin/audit?from=yesterday')).status).toBe(400);

@@ -3,6 +3,7 @@ import type { Client } from './support/app.js';
 import { makeTestApp, signUp, signUpWithRole, type TestApp } from './support/app.js';
 import { attr, attrs, count, texts } from './support/html.js';
 import { makeJpeg, makePng } from './support/images.js';
+import { shownLink } from './support/share-links.js';
 import { upload } from './support/uploads.js';
 
 const HOUR = 60 * 60 * 1000;
@@ -13,14 +14,6 @@ function albumIdFrom(res: Response): string {
   const match = /^\/albums\/([a-z0-9]+)/.exec(res.headers.get('location') ?? '');
   expect(match).not.toBeNull();
   return match?.[1] as string;
-}
-
-/** The link shown once after creating it, as a person would copy it. */
-async function linkFrom(res: Response): Promise<string> {
-  expect(res.status).toBe(201);
-  const url = attr(await res.text(), '#new-share-link', 'value') ?? '';
-  expect(url).toMatch(/\/s\/[a-z2-7]{32}$/);
-  return new URL(url).pathname;
 }
 
 /** The image ids an album page (or a fragment of it) shows as cards. */
@@ -307,7 +300,7 @@ describe('albums', () => {
     });
 
     it('shows the album’s ready images to anyone with the link, those added later too', async () => {
-      const path = await linkFrom(await alice.post(`/albums/${album}/shares`, { expiry: '7d' }));
+      const path = await shownLink(alice, await alice.post(`/albums/${album}/shares`, { expiry: '7d' }));
       const linkId = (await t.services.albums.links(await t.user('alice@example.com'), album))[0]
         ?.id as string;
       expect(await audited('album_share', linkId)).toBe(1);
@@ -336,7 +329,8 @@ describe('albums', () => {
     });
 
     it('asks for the password, and the right one shows the album', async () => {
-      const path = await linkFrom(
+      const path = await shownLink(
+        alice,
         await alice.post(`/albums/${album}/shares`, { expiry: '1d', password: 'open sesame' }),
       );
       const visitor = t.client();
@@ -351,9 +345,12 @@ describe('albums', () => {
     });
 
     it('answers 410 once the link expires, is revoked, or its album is deleted', async () => {
-      const expiring = await linkFrom(await alice.post(`/albums/${album}/shares`, { expiry: '1h' }));
+      const expiring = await shownLink(alice, await alice.post(`/albums/${album}/shares`, { expiry: '1h' }));
       t.advance(1000); // the newest link below is this next one
-      const revoked = await linkFrom(await alice.post(`/albums/${album}/shares`, { expiry: 'never' }));
+      const revoked = await shownLink(
+        alice,
+        await alice.post(`/albums/${album}/shares`, { expiry: 'never' }),
+      );
       const [newest] = await t.services.albums.links(await t.user('alice@example.com'), album);
       expect((await bob.post(`/shares/${newest?.id}/revoke`)).status).toBe(404);
       const res = await alice.post(`/shares/${newest?.id}/revoke`, { back: `/albums/${album}` });
@@ -363,7 +360,10 @@ describe('albums', () => {
       t.advance(HOUR + 1000);
       expect((await t.client().get(expiring)).status).toBe(410);
 
-      const lasting = await linkFrom(await alice.post(`/albums/${album}/shares`, { expiry: 'never' }));
+      const lasting = await shownLink(
+        alice,
+        await alice.post(`/albums/${album}/shares`, { expiry: 'never' }),
+      );
       expect((await t.client().get(lasting)).status).toBe(200);
       await alice.post(`/albums/${album}/delete`);
       const gone = await t.client().get(lasting);

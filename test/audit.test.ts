@@ -335,7 +335,7 @@ describe('audit rows of changes', () => {
       ['ids', three as string],
       ['expiry', '1d'],
     ];
-    expect((await alice.postForm('/shares', selection, from('192.0.2.2'))).status).toBe(201);
+    expect((await alice.postForm('/shares', selection, from('192.0.2.2'))).status).toBe(303);
     // Both links were made at the same moment: each is told apart by the images it shares.
     const linkOf = async (imageId: string) =>
       (

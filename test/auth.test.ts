@@ -9,7 +9,7 @@ import {
   signUpWithRole,
   type TestApp,
 } from './support/app.js';
-import { fieldValue } from './support/html.js';
+import { fieldValue, texts } from './support/html.js';
 
 const HOUR = 60 * 60 * 1000;
 const MINUTE = 60 * 1000;
@@ -20,11 +20,30 @@ describe('sign-up', () => {
   let t: TestApp;
   afterEach(() => t.close());
 
+  it('sends the first visitor of a fresh install from the gallery and the login page to create the administrator', async () => {
+    t = await makeTestApp();
+    const client = t.client();
+    const home = await client.get('/');
+    expect(home.headers.get('location')).toMatch(/^\/login/);
+    const login = await client.get(home.headers.get('location') as string);
+    expect(login.status).toBe(303);
+    expect(login.headers.get('location')).toBe('/signup');
+    const page = await client.get('/signup');
+    const html = await page.text();
+    expect(html).toContain('<h1>Create the administrator account</h1>');
+    expect(html).toContain('This gallery has no accounts yet');
+    // Once there is one, the login page is the login page again, and sign-up is for invited people.
+    await signUp(client, 'first@example.com');
+    const visitor = t.client();
+    expect((await visitor.get('/login')).status).toBe(200);
+    expect(await (await visitor.get('/signup')).text()).not.toContain('administrator account');
+  });
+
   it('makes the first account an admin even when sign-up is invite-only', async () => {
     t = await makeTestApp();
     const client = t.client();
     const page = await client.get('/signup');
-    expect(await page.text()).toContain('this account will be the administrator');
+    expect(await page.text()).toContain('The first one manages it');
     const res = await signUp(client, 'first@example.com');
     expect(res.headers.get('location')).toBe('/');
     const gallery = await client.get('/');
@@ -583,5 +602,76 @@ describe('roles', () => {
     const res = await admin.post('/admin/invites', { role: 'superuser' });
     expect(res.status).toBe(400);
     expect(await t.services.invites.list()).toHaveLength(0);
+  });
+});
+
+describe('where you are signed in (the account page)', () => {
+  let t: TestApp;
+  afterEach(() => t.close());
+  const FIREFOX = 'Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0';
+  const IPHONE =
+    'Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1';
+  /** The account page's sessions, as the laptop (Firefox, at LAPTOP_IP) sees them. */
+  const LAPTOP_IP = '198.51.100.7';
+  const rows = async (client: Client) =>
+    texts(await (await client.get('/account', from(LAPTOP_IP))).text(), '.sessions tbody tr');
+
+  it('lists each browser with its device, address and last seen, and signs out one, or all others', async () => {
+    t = await makeTestApp({ env: { TRUST_PROXY: 'true' } });
+    const laptop = t.client();
+    await signUp(laptop, 'admin@example.com');
+    const ana = t.client();
+    const email = 'admin@example.com';
+    expect(
+      (await ana.post('/login', { email, password: PASSWORD }, { 'User-Agent': FIREFOX, ...from(LAPTOP_IP) }))
+        .status,
+    ).toBe(303);
+    const phone = t.client();
+    expect(
+      (
+        await phone.post(
+          '/login',
+          { email, password: PASSWORD },
+          { 'User-Agent': IPHONE, ...from('203.0.113.5') },
+        )
+      ).status,
+    ).toBe(303);
+
+    // Seen from the laptop (Firefox): three browsers, this one first and marked, each with its address.
+    const seen = await rows(ana);
+    expect(seen).toHaveLength(3);
+    expect(seen[0]).toContain('Firefox on Linux (this browser)');
+    expect(seen[0]).toContain(LAPTOP_IP);
+    expect(seen.find((r) => r.includes('Safari on iOS'))).toContain('203.0.113.5');
+    // A browser seen from a new address says so once it is seen again, a minute on at the soonest
+    // (clients that alternate addresses do not write on every request).
+    t.advance(30_000);
+    expect((await phone.get('/', from('203.0.113.99'))).status).toBe(200);
+    expect((await rows(ana)).find((r) => r.includes('Safari on iOS'))).toContain('203.0.113.5');
+    t.advance(30_000);
+    expect((await phone.get('/', from('203.0.113.99'))).status).toBe(200);
+    expect((await rows(ana)).find((r) => r.includes('Safari on iOS'))).toContain('203.0.113.99');
+
+    // Sign the phone out from the laptop: its next request is a stranger's.
+    const phoneId = (phone.cookies.get('s3g_session') as string).split('.')[0] as string;
+    expect((await ana.post(`/account/sessions/${phoneId}/end`)).headers.get('location')).toBe(
+      '/account?ended=1',
+    );
+    expect((await phone.get('/')).headers.get('location')).toMatch(/^\/login/);
+    expect(await (await ana.get('/account?ended=1')).text()).toContain('That browser is signed out.');
+    // Not twice, not this browser (Log out does that), not someone else's.
+    expect((await ana.post(`/account/sessions/${phoneId}/end`)).status).toBe(404);
+    const anaId = (ana.cookies.get('s3g_session') as string).split('.')[0] as string;
+    expect((await ana.post(`/account/sessions/${anaId}/end`)).status).toBe(404);
+
+    // Everywhere else: the first browser goes, this one stays.
+    const all = await ana.post('/account/sessions/end-others');
+    expect(all.headers.get('location')).toBe('/account?endedOthers=1');
+    expect((await laptop.get('/')).headers.get('location')).toMatch(/^\/login/);
+    expect(await rows(ana)).toHaveLength(1);
+    expect(await (await ana.get('/account')).text()).toContain('This is the only browser signed in');
+    expect((await t.services.audit.page({}, null)).entries.map((e) => e.detail)).toEqual(
+      expect.arrayContaining(['ended from another session', 'ended 1 other session']),
+    );
   });
 });

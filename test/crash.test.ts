@@ -135,10 +135,16 @@ async function galleryIds(client: Client): Promise<string[]> {
   return attrs(await res.text(), '[id^="image-"]', 'id').map((id) => id.slice('image-'.length));
 }
 
-/** What the image's download link serves: the original's bytes. */
+/** The original is copied into place just after its upload's answer. */
+const PATIENTLY = { timeout: 10_000, interval: 100 };
+
+/** What the image's download link serves: the original's bytes (once copied into place: 409 until then). */
 async function downloadOriginal(client: Client, imageId: string): Promise<Buffer> {
-  const res = await client.get(`/images/${imageId}/download`);
-  expect(res.status).toBe(303);
+  const res = await vi.waitFor(async () => {
+    const answer = await client.get(`/images/${imageId}/download`);
+    expect(answer.status).toBe(303);
+    return answer;
+  }, PATIENTLY);
   const file = await fetch(res.headers.get('location') ?? '');
   expect(file.status).toBe(200);
   return Buffer.from(await file.arrayBuffer());
@@ -232,6 +238,7 @@ describe('the server process under signals', () => {
     await signUp(client, 'owner@example.com');
     const kept = await makeJpeg(640, 480);
     const keptId = await upload(client, kept, 'kept.jpg');
+    await downloadOriginal(client, keptId); // its original is in place before the kill
 
     const body = randomBytes(2 * MiB);
     const cut = await presign(client, 'cut.jpg', body.length);
@@ -302,17 +309,23 @@ describe('the server process under signals', () => {
     expect(readyBefore.size).toBeLessThan(N);
 
     server = await spawnServer(dataDir, port, env);
+    const restarted = server;
+    const finishedLines = () =>
+      restarted
+        .output()
+        .split('\n')
+        .filter((line) => line.includes('"msg":"job finished"') && line.includes('"outcome":"ready"'));
+    // A job logs "job finished" just after it commits the image as ready: wait for both.
     await vi.waitFor(
       () => {
         if (readyIds().length < N) throw new Error(`${readyIds().length} of ${N} ready`);
+        const logged = finishedLines().length;
+        if (logged < N - readyBefore.size) throw new Error(`${logged} finished jobs logged`);
       },
       { timeout: 60_000, interval: 100 },
     );
     // The second run rendered each image the first left unfinished once, and none it had finished.
-    const finished = server
-      .output()
-      .split('\n')
-      .filter((line) => line.includes('"msg":"job finished"') && line.includes('"outcome":"ready"'));
+    const finished = finishedLines();
     for (const id of ids) {
       const runs = finished.filter((line) => line.includes(`"image":"${id}"`)).length;
       expect(runs, id).toBe(readyBefore.has(id) ? 0 : 1);
@@ -325,9 +338,11 @@ describe('the server process under signals', () => {
     services.db.close();
   });
 
-  it('after SIGKILL while completion waits on the store, shows nothing until reconcile completes exactly one image', {
-    timeout: 120_000,
-  }, async () => {
+  /**
+   * A server on a fresh data dir whose bucket is a store behind a proxy that can hold requests, and
+   * a 12 MP JPEG its owner has sent to the bucket but not completed.
+   */
+  async function uploadedBehindProxy() {
     dataDir = mkdtempSync(path.join(tmpdir(), 's3g-kill-complete-'));
     const store = await startTestStore();
     cleanups.push(() => store.close());
@@ -342,27 +357,32 @@ describe('the server process under signals', () => {
       S3_FORCE_PATH_STYLE: 'true',
     };
     const port = await freePort();
-    server = await spawnServer(dataDir, port, s3);
-    const client = server.client();
+    const first = await spawnServer(dataDir, port, s3);
+    server = first;
+    const client = first.client();
     await signUp(client, 'owner@example.com');
     const jpeg = await makeJpeg(1200, 900);
     const policy = await presign(client, 'big.jpg', jpeg.length);
     expect((await postToBucket(policy, jpeg, 'image/jpeg', 'big.jpg')).status).toBe(201);
+    return { first, proxy, s3, port, client, jpeg, policy };
+  }
 
-    // Completion has read the upload and now writes to the bucket: the store holds that write.
-    const held = proxy.holdWrites();
+  it('after SIGKILL while completion waits on the store, shows nothing until reconcile completes exactly one image', {
+    timeout: 120_000,
+  }, async () => {
+    const { first, proxy, s3, port, client, jpeg, policy } = await uploadedBehindProxy();
+
+    // Completion has claimed the upload and reads it from the bucket: the store holds that read.
+    const held = proxy.holdRequestsFor(policy.key);
     const completing = client.postJson('/uploads/complete', { key: policy.key }).then(
       (res) => res.status,
       () => -1,
     );
     await held;
-    server.child.kill('SIGKILL');
-    await server.exited;
+    first.child.kill('SIGKILL');
+    await first.exited;
     expect(await completing).toBe(-1); // the browser got no answer
-    // What the app had sent still reaches the store after its death: it must not count as done.
-    const late = await proxy.release();
-    expect(late.length).toBeGreaterThan(0);
-    for (const status of late) expect(status >= 200 && status < 300, `store answered ${status}`).toBe(true);
+    await proxy.release();
 
     server = await spawnServer(dataDir, port, s3);
     expect(await galleryIds(client)).toEqual([]);
@@ -377,6 +397,40 @@ describe('the server process under signals', () => {
     // What the dead completion wrote is gone; only the objects of the one image stay.
     const ownerId = (await services.users.findByEmail('owner@example.com'))?.id ?? '';
     await expectBucketMatchesRows(services, ownerId);
+    services.db.close();
+  });
+
+  it('after SIGKILL while an answered upload is copied into place, the next start finishes exactly that image', {
+    timeout: 120_000,
+  }, async () => {
+    const { first, proxy, s3, port, client, jpeg, policy } = await uploadedBehindProxy();
+
+    // Answered, the completion starts copying the file into place: the store holds that write, and
+    // the process dies.
+    const held = proxy.holdWrites();
+    const done = await client.postJson('/uploads/complete', { key: policy.key });
+    expect(done.status).toBe(200);
+    const { imageId } = (await done.json()) as { imageId: string };
+    await held;
+    first.child.kill('SIGKILL');
+    await first.exited;
+    // What the app had sent still reaches the store after its death.
+    const late = await proxy.release();
+    expect(late.length).toBeGreaterThan(0);
+    for (const status of late) expect(status >= 200 && status < 300, `store answered ${status}`).toBe(true);
+
+    server = await spawnServer(dataDir, port, s3);
+    expect(await galleryIds(client)).toEqual([imageId]);
+    const services = await servicesAfter(dataDir, { ...s3, PORT: String(port), APP_ORIGIN: server.origin });
+    expect(services.db.pragma('integrity_check', { simple: true })).toBe('ok');
+    // Its job copies the file again (the same version: harmless), drops the staging object and
+    // makes the renditions: the one image, whole, and no object any image does not name.
+    const ownerId = (await services.users.findByEmail('owner@example.com'))?.id ?? '';
+    await expectBucketMatchesRows(services, ownerId);
+    expect((await downloadOriginal(client, imageId)).equals(jpeg)).toBe(true);
+    const report = await services.reconcile.run({ apply: true });
+    expect([...report.completed, ...report.imported, ...report.orphansDeleted]).toEqual([]);
+    expect(await galleryIds(client)).toEqual([imageId]);
     services.db.close();
   });
 });

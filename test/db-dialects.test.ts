@@ -96,6 +96,9 @@ const session: Selectable<Database['sessions']> = {
   created_at: T,
   refreshed_at: T + 2,
   expires_at: T + 3,
+  last_seen_at: T + 4,
+  ip: '2001:db8::1',
+  user_agent: 'Mozilla/5.0 (X11; Linux x86_64) “quoted” ✓',
 };
 const invite: Selectable<Database['invites']> = {
   id: 'i1',
@@ -129,6 +132,8 @@ const image: Selectable<Database['images']> = {
   placeholder: 'YJqGPQw7sFlslqhFafOsc3tocVW3',
   taken_sort: T - 10,
   exif: '{"make":"Canon","iso":200}',
+  staged_key: 'users/u1/uploads/k1',
+  staged_etag: '"9b2cf535f27731c974343645a3985328"',
 };
 const pendingUpload: Selectable<Database['pending_uploads']> = {
   key: 'uploads/u1/p1',
@@ -137,6 +142,7 @@ const pendingUpload: Selectable<Database['pending_uploads']> = {
   replaces_image_id: 'img1',
   max_bytes: 3_000_000_000,
   is_form: 1,
+  is_shared: 1,
   created_at: T,
   expires_at: T + 8,
   final_key: 'originals/u1/p1',
@@ -333,7 +339,18 @@ for (const dialect of dialects) {
       expect(
         await db.selectFrom('users').select(['is_disabled', 'quota_bytes', 'last_login_at']).execute(),
       ).toEqual([{ is_disabled: 0, quota_bytes: null, last_login_at: null }]);
-      const { is_shared, taken_at, state, failure, placeholder, taken_sort, exif, ...required } = image;
+      const {
+        is_shared,
+        taken_at,
+        state,
+        failure,
+        placeholder,
+        taken_sort,
+        exif,
+        staged_key,
+        staged_etag,
+        ...required
+      } = image;
       await db
         .insertInto('images')
         .values({ ...required, owner_id: 'u2', taken_at: null })
@@ -342,16 +359,21 @@ for (const dialect of dialects) {
       expect(
         await db
           .selectFrom('images')
-          .select(['is_shared', 'state', 'failure', 'taken_sort', 'exif'])
+          .select(['is_shared', 'state', 'failure', 'taken_sort', 'exif', 'staged_key'])
           .execute(),
-      ).toEqual([{ is_shared: 0, state: 'ready', failure: null, taken_sort: T, exif: null }]);
+      ).toEqual([
+        { is_shared: 0, state: 'ready', failure: null, taken_sort: T, exif: null, staged_key: null },
+      ]);
       await db
         .insertInto('pending_uploads')
         .values({ key: 'k', owner_id: 'u2', original_name: 'a.png', created_at: T, expires_at: T + 1 })
         .execute();
       expect(
-        await db.selectFrom('pending_uploads').select(['max_bytes', 'is_form', 'final_key']).execute(),
-      ).toEqual([{ max_bytes: 0, is_form: 0, final_key: null }]);
+        await db
+          .selectFrom('pending_uploads')
+          .select(['max_bytes', 'is_form', 'is_shared', 'final_key'])
+          .execute(),
+      ).toEqual([{ max_bytes: 0, is_form: 0, is_shared: 0, final_key: null }]);
       await db.insertInto('storage_deletions').values({ key: 'k', queued_at: T }).execute();
       expect(await db.selectFrom('storage_deletions').select('attempts').execute()).toEqual([
         { attempts: 0 },

@@ -17,6 +17,7 @@ import {
   expectBucketMatchesRows,
   type Policy,
   postToBucket,
+  untilOriginalsStored,
   upload,
   uploadWithJs,
 } from './support/uploads.js';
@@ -333,7 +334,13 @@ describe('images', () => {
     const id = await upload(alice, await makeJpeg(800, 600), 'first.jpg');
     const card = (html: string) => markup(html, `#image-${id}`);
     expect(card(await (await alice.get('/')).text())).toContain('first');
-    expect((await alice.post(`/images/${id}/rename`, { title: '  Sunset over the bay  ' })).status).toBe(303);
+    // Renamed from the page opened from the timeline: back on that page, in that order, saying so.
+    const rename = await alice.post(`/images/${id}/rename?order=taken`, { title: '  Sunset over the bay  ' });
+    expect(rename.status).toBe(303);
+    expect(rename.headers.get('location')).toBe(`/images/${id}?order=taken&renamed=1`);
+    const renamedPage = await (await alice.get(rename.headers.get('location') as string)).text();
+    expect(renamedPage).toContain('Renamed.');
+    expect(renamedPage).toContain(`action="/images/${id}/rename?order=taken"`);
     // The gallery renders each card once and reuses it: a rename must still show at once.
     const renamed = card(await (await alice.get('/')).text());
     expect(renamed).toContain('Sunset over the bay');
@@ -498,6 +505,7 @@ describe('reconcile', () => {
     ).json()) as Policy;
     await t.services.storage.put(`users/${userId}/originals/from-the-cli.png`, await makePng(), 'image/png');
     await t.services.storage.put(`users/${userId}/thumbs/stray.webp`, Buffer.from('x'), 'image/webp');
+    await untilOriginalsStored(t);
     t.advance(2 * 60 * 60 * 1000);
 
     const dry = await t.services.reconcile.run({ apply: false });
@@ -513,6 +521,7 @@ describe('reconcile', () => {
     expect(report.imported).toEqual([`users/${userId}/originals/from-the-cli.png`]);
     expect(report.orphansDeleted).toContain(`users/${userId}/thumbs/stray.webp`);
     expect(await t.count('pending_uploads')).toBe(0);
+    await untilOriginalsStored(t); // the imported object goes once copied into place
     expect(await t.count('images')).toBe(3);
     expect(await t.services.storage.head(`users/${userId}/thumbs/stray.webp`)).toBeNull();
     expect(await t.services.storage.head(`users/${userId}/originals/from-the-cli.png`)).toBeNull();

@@ -38,13 +38,13 @@ describe('request ids in the log', () => {
   afterAll(() => t.close());
 
   it('gives each request an id, answers it in X-Request-Id and writes it on its log line', async () => {
-    const first = (await t.client().get('/login')).headers.get('x-request-id');
-    const second = (await t.client().get('/login')).headers.get('x-request-id');
+    const first = (await t.client().get('/signup')).headers.get('x-request-id');
+    const second = (await t.client().get('/signup')).headers.get('x-request-id');
     expect(first).toMatch(UUID);
     expect(second).toMatch(UUID);
     expect(second).not.toBe(first);
-    expect(requestLine(first)).toMatchObject({ method: 'GET', path: '/login', status: 200 });
-    expect(requestLine(second)).toMatchObject({ method: 'GET', path: '/login', status: 200 });
+    expect(requestLine(first)).toMatchObject({ method: 'GET', path: '/signup', status: 200 });
+    expect(requestLine(second)).toMatchObject({ method: 'GET', path: '/signup', status: 200 });
   });
 
   it("keeps a proxy's X-Request-Id that looks like an id, and replaces one that does not", async () => {

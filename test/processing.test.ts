@@ -6,6 +6,7 @@ import { connectDatabase } from '../src/db/database.js';
 import { jobsRepository } from '../src/db/repositories/jobs.js';
 import { MAX_ATTEMPTS } from '../src/jobs/queue.js';
 import { createServices } from '../src/services/index.js';
+import { POLICY_CLOCK_MARGIN_MS, POLICY_TTL_SECONDS } from '../src/services/pending-uploads.js';
 import { createStorage } from '../src/storage/s3.js';
 import {
   type Client,
@@ -273,5 +274,43 @@ describe('processing against a store that fails', () => {
     const shown = await (await alice.get(`/images/${imageId}`)).text();
     const display = await fetch(attr(shown, 'figure.display img', 'src') ?? '');
     expect((await sharp(Buffer.from(await display.arrayBuffer())).metadata()).width).toBe(640);
+  });
+
+  it('keeps an answered upload through an outage of its copy into place: failed, kept from the sweep, and "Try again" finishes it', async () => {
+    // Every copy fails: the completion's own after its answer, and each of the job's runs.
+    proxy.onRequest((req) => (req.headers['x-amz-copy-source'] ? { answer: INTERNAL_ERROR } : undefined));
+    const jpeg = await makeJpeg(480, 320);
+    const { done, policy } = await uploadWithJs(alice, jpeg, 'outage.jpg', 'image/jpeg');
+    expect(done.status).toBe(200);
+    const { imageId } = (await done.json()) as { imageId: string };
+    for (let run = 1; run <= MAX_ATTEMPTS; run++) {
+      await t.settle();
+      t.advance(10 * MINUTE); // past the longest backoff
+    }
+    const image = () =>
+      t.services.database.q
+        .selectFrom('images')
+        .selectAll()
+        .where('id', '=', imageId)
+        .executeTakeFirstOrThrow();
+    expect((await image()).state).toBe('failed');
+    // The file is not in place yet, so the image still names where it is: the sweep leaves it be.
+    expect((await image()).staged_key).toBe(policy.key);
+    t.advance(POLICY_TTL_SECONDS * 1000 + POLICY_CLOCK_MARGIN_MS + 1000);
+    const swept = await t.services.uploadSweeper.sweep({ apply: true });
+    expect(swept.replaysDeleted).toEqual([]);
+    expect(await t.services.storage.head(policy.key)).not.toBeNull();
+    expect((await alice.get(`/images/${imageId}/download`)).status).toBe(409);
+
+    // The store is well again: "Try again" copies the original into place and processes it.
+    proxy.onRequest(() => undefined);
+    expect((await alice.post(`/images/${imageId}/retry`)).status).toBe(303);
+    await t.settle();
+    expect([(await image()).state, (await image()).staged_key]).toEqual(['ready', null]);
+    const download = await alice.get(`/images/${imageId}/download`);
+    expect(download.status).toBe(303);
+    const original = await fetch(download.headers.get('location') ?? '');
+    expect(Buffer.from(await original.arrayBuffer()).equals(jpeg)).toBe(true);
+    expect(await t.services.storage.head(policy.key)).toBeNull();
   });
 });

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client } from './support/app.js';
 import { makeTestApp, signUp, signUpWithRole, type TestApp } from './support/app.js';
-import { attr } from './support/html.js';
 import { makePng } from './support/images.js';
+import { shownLink } from './support/share-links.js';
 import { upload } from './support/uploads.js';
 
 const XSS = `<img src=x onerror=alert(1)>"'&`;
@@ -26,7 +26,7 @@ describe('security regressions', () => {
     expect((await member.post(`/images/${imageId}/rename`, { title: XSS })).status).toBe(303);
     expect((await member.post(`/images/${imageId}/visibility`, { shared: '1' })).status).toBe(303);
     const res = await member.post(`/images/${imageId}/shares`, { expiry: '1d', password: LINK_PASSWORD });
-    linkPath = new URL(attr(await res.text(), '#new-share-link', 'value') ?? '').pathname;
+    linkPath = await shownLink(member, res);
     await t.services.notifications.deliver();
   });
   afterAll(() => t.close());

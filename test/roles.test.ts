@@ -32,6 +32,8 @@ interface Fixture {
   doomedUser(): Promise<{ id: string; email: string }>;
   /** a second session of the same actor (a fresh client when logged out), so logging out spares the first */
   newSession(): Promise<Client>;
+  /** the id of another session of the owner's (another browser of theirs) */
+  ownerSession(): Promise<string>;
 }
 
 interface Check {
@@ -110,6 +112,25 @@ const CHECKS: Check[] = [
     allowed: everyone,
     judge: (res) => res.status === 303 && res.headers.get('location') === '/login?loggedOut=1',
   },
+  { name: 'GET /account', request: get(() => '/account'), allowed: signedIn },
+  {
+    name: 'POST /account/sessions/:id/end',
+    request: async (c, f) => c.post(`/account/sessions/${await f.ownerSession()}/end`),
+    allowed: ['owner'],
+  },
+  {
+    // From a second browser of the actor's, which then stands in for the first (now signed out).
+    name: 'POST /account/sessions/end-others',
+    request: async (c, f) => {
+      const other = await f.newSession();
+      const res = await other.post('/account/sessions/end-others');
+      if (res.status === 303 && res.headers.get('location')?.startsWith('/account')) {
+        for (const [name, value] of other.cookies) c.cookies.set(name, value);
+      }
+      return res;
+    },
+    allowed: signedIn,
+  },
   { name: 'GET /account/password', request: get(() => '/account/password'), allowed: signedIn },
   {
     // The same password again: the actor's session is kept, the others of that account end.
@@ -139,6 +160,11 @@ const CHECKS: Check[] = [
   {
     name: 'POST /uploads/complete',
     request: async (c, f) => c.postJson('/uploads/complete', { key: await f.pendingUpload() }),
+    allowed: ['owner'],
+  },
+  {
+    name: 'POST /uploads/abandon',
+    request: async (c, f) => c.postJson('/uploads/abandon', { key: await f.pendingUpload() }),
     allowed: ['owner'],
   },
   { name: 'GET /images/:id (private)', request: get((f) => `/images/${f.image}`), allowed: ownerOrAdmin },
@@ -511,6 +537,7 @@ describe('the role matrix', () => {
           await signUpWithRole(t, clients.admin, email, 'viewer');
           return { id: (await t.user(email)).id, email };
         }),
+      ownerSession: async () => (await t.services.sessions.create(ownerId, { ip: '192.0.2.9' })).session.id,
       async newSession() {
         const client = t.client();
         if (actor === 'logged-out') return client;
@@ -583,6 +610,7 @@ describe('the role matrix', () => {
       await c.post(`/albums/${f.album}/remove`, { ids: f.image });
       await c.post(`/albums/${f.album}/images`, { ids: f.shared });
       await c.postJson('/uploads/complete', { key });
+      await c.postJson('/uploads/abandon', { key });
       await c.get(`/uploads/complete?key=${encodeURIComponent(key)}`);
       await c.post(`/admin/users/${target}/disable`);
       await c.post(`/admin/users/${target}/role`, { role: 'admin' });

@@ -101,7 +101,7 @@ describe('request protection', () => {
   });
 
   it('sends security headers with a CSP that allows no inline script', async () => {
-    const res = await t.client().get('/login');
+    const res = await t.client().get('/signup');
     const csp = res.headers.get('content-security-policy') ?? '';
     expect(csp).toContain("script-src 'self'");
     expect(csp).not.toContain('unsafe-inline');
@@ -116,7 +116,7 @@ describe('request protection', () => {
   });
 
   it('serves htmx and thumbhash from our own origin with a long cache', async () => {
-    const page = await (await t.client().get('/login')).text();
+    const page = await (await t.client().get('/signup')).text();
     expect(attrs(page, 'script', 'src')).toContain('/vendor/htmx.min.js');
     expect(attrs(page, 'script[type="module"]', 'src')).toContainEqual(
       expect.stringMatching(/^\/public\/js\/placeholders\.js\?v=/),
@@ -135,7 +135,7 @@ describe('request protection', () => {
   });
 
   it('serves versioned static files as immutable and unversioned ones briefly', async () => {
-    const page = await (await t.client().get('/login')).text();
+    const page = await (await t.client().get('/signup')).text();
     const href = attr(page, 'link[rel="stylesheet"][href^="/public/css/app.css?"]', 'href');
     expect(href).toMatch(/^\/public\/css\/app\.css\?v=[0-9a-f]+$/);
     const css = await t.client().get(href as string);

@@ -2,23 +2,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256Hex } from '../src/services/tokens.js';
 import type { Client } from './support/app.js';
 import { makeTestApp, signUp, signUpWithRole, type TestApp } from './support/app.js';
-import { attr, attrs, linkHref, texts } from './support/html.js';
+import { attrs, linkHref, texts } from './support/html.js';
 import { makeJpeg, makePng } from './support/images.js';
+import { shownLink } from './support/share-links.js';
 import { upload } from './support/uploads.js';
 
 const HOUR = 60 * 60 * 1000;
 const MINUTE = 60 * 1000;
 /** With TRUST_PROXY=true the client address is the last X-Forwarded-For entry. */
 const from = (ip: string) => ({ 'X-Forwarded-For': ip });
-
-/** The link shown once after creating it, read from the page like a person would copy it. */
-async function linkFrom(res: Response): Promise<string> {
-  expect(res.status).toBe(201);
-  const html = await res.text();
-  const url = attr(html, '#new-share-link', 'value') ?? '';
-  expect(url).toMatch(/\/s\/[a-z2-7]{32}$/);
-  return new URL(url).pathname;
-}
 
 const imageUrls = (html: string) => attrs(html, 'img', 'src');
 
@@ -85,8 +77,40 @@ describe('sharing', () => {
   });
 
   describe('share links', () => {
+    it('shows a new link once, at the top of the page a POST-redirect-GET lands on, and makes one link per press', async () => {
+      const before = await t.count('share_links');
+      const made = await alice.post(`/images/${photo}/shares`, { expiry: '1d' });
+      expect(made.status).toBe(303);
+      expect(made.headers.get('location')).toBe(`/images/${photo}`);
+      const cookie = made.headers.getSetCookie().find((c) => c.startsWith('s3g_new_link='));
+      expect(cookie).toMatch(/HttpOnly/i);
+      expect(cookie).toMatch(/SameSite=Strict/i);
+      expect(cookie).toMatch(/Max-Age=600/i);
+      // Copied by someone else (another account, or set by another site): it shows them nothing.
+      const bobCopy = bob.clone();
+      bobCopy.cookies.set('s3g_new_link', alice.cookies.get('s3g_new_link') as string);
+      expect(await (await bobCopy.get(`/images/${photo}`)).text()).not.toContain('new-share-link');
+      // A made-up token for alice's link shows her nothing either.
+      const [id] = (alice.cookies.get('s3g_new_link') as string).split('.');
+      const forged = alice.clone();
+      forged.cookies.set('s3g_new_link', `${id}.${'a'.repeat(32)}`);
+      expect(await (await forged.get(`/images/${photo}`)).text()).not.toContain('new-share-link');
+      // Another page opened first (another tab), or htmx's refresh of this one, leaves it for the page it is for.
+      expect(await (await alice.get('/shares')).text()).not.toContain('new-share-link');
+      expect(await (await alice.get(`/images/${photo}`, { 'HX-Request': 'true' })).text()).not.toContain(
+        'new-share-link',
+      );
+      // Alice's page shows it above the image, with a Copy button the script reveals.
+      const html = await (await alice.get(`/images/${photo}`)).text();
+      expect(html.indexOf('id="new-share-link"')).toBeLessThan(html.indexOf('<figure'));
+      expect(html).toContain('data-copy="new-share-link"');
+      // A reload shows it no more, and made no second link.
+      expect(await (await alice.get(`/images/${photo}`)).text()).not.toContain('new-share-link');
+      expect(await t.count('share_links')).toBe(before + 1);
+    });
+
     it('shows the display rendition to anyone with the link, counts views, and keeps the token hashed', async () => {
-      const path = await linkFrom(await alice.post(`/images/${photo}/shares`, { expiry: '1d' }));
+      const path = await shownLink(alice, await alice.post(`/images/${photo}/shares`, { expiry: '1d' }));
       const token = path.split('/').pop() as string;
       expect(await t.count('share_links', `token_hash = '${token}'`)).toBe(0);
 
@@ -115,7 +139,7 @@ describe('sharing', () => {
     });
 
     it('writes one audit row per link and address for 2,000 openings, with their count, when the window closes', async () => {
-      const path = await linkFrom(await alice.post(`/images/${photo}/shares`, { expiry: '1d' }));
+      const path = await shownLink(alice, await alice.post(`/images/${photo}/shares`, { expiry: '1d' }));
       const link = await t.services.database.q
         .selectFrom('share_links')
         .select('id')
@@ -151,7 +175,7 @@ describe('sharing', () => {
     });
 
     it('answers 410 once a link expires, and 404 for a token that never existed', async () => {
-      const path = await linkFrom(await alice.post(`/images/${photo}/shares`, { expiry: '1h' }));
+      const path = await shownLink(alice, await alice.post(`/images/${photo}/shares`, { expiry: '1h' }));
       expect((await t.client().get(path)).status).toBe(200);
       t.advance(HOUR + 1000);
       const gone = await t.client().get(path);
@@ -162,7 +186,7 @@ describe('sharing', () => {
     });
 
     it('turns a link off for good when the owner revokes it, and only the owner can', async () => {
-      const path = await linkFrom(await alice.post(`/images/${photo}/shares`, { expiry: 'never' }));
+      const path = await shownLink(alice, await alice.post(`/images/${photo}/shares`, { expiry: 'never' }));
       const linkId = (await t.services.shares.listForOwner(await t.user('alice@example.com')))[0]
         ?.id as string;
       expect((await bob.post(`/shares/${linkId}/revoke`)).status).toBe(404);
@@ -175,7 +199,8 @@ describe('sharing', () => {
     });
 
     it('asks for the password, refuses a wrong one, and lets the right one show the images', async () => {
-      const path = await linkFrom(
+      const path = await shownLink(
+        alice,
         await alice.post(`/images/${photo}/shares`, {
           expiry: '7d',
           password: 'open sesame',
@@ -200,7 +225,8 @@ describe('sharing', () => {
     });
 
     it("locks a stranger's address out of a link after 10 wrong guesses, not the recipient elsewhere or in a browser that opened it", async () => {
-      const path = await linkFrom(
+      const path = await shownLink(
+        alice,
         await alice.post(`/images/${photo}/shares`, { expiry: '7d', password: 'open sesame' }),
       );
       const recipient = t.client();
@@ -224,7 +250,8 @@ describe('sharing', () => {
     });
 
     it('slows guessing of one link from many addresses with growing delays, still without locking out its known browser', async () => {
-      const path = await linkFrom(
+      const path = await shownLink(
+        alice,
         await alice.post(`/images/${photo}/shares`, { expiry: '7d', password: 'open sesame' }),
       );
       const recipient = t.client();
@@ -249,8 +276,9 @@ describe('sharing', () => {
     it("answers 410 for a disabled owner's links until the account is enabled again", async () => {
       const carol = await signUpWithRole(t, admin, 'carol@example.com', 'member');
       const image = await upload(carol, await makePng(), 'carol.png');
-      const open = await linkFrom(await carol.post(`/images/${image}/shares`, { expiry: '7d' }));
-      const locked = await linkFrom(
+      const open = await shownLink(carol, await carol.post(`/images/${image}/shares`, { expiry: '7d' }));
+      const locked = await shownLink(
+        carol,
         await carol.post(`/images/${image}/shares`, { expiry: '7d', password: 'open sesame' }),
       );
       const carolId = (await t.user('carol@example.com')).id;
@@ -276,7 +304,8 @@ describe('sharing', () => {
       ]);
       expect(options.status).toBe(200);
       expect(await options.text()).toContain('Share 2 images');
-      const path = await linkFrom(
+      const path = await shownLink(
+        alice,
         await alice.postForm('/shares', [
           ['ids', photo],
           ['ids', secret],
@@ -306,7 +335,7 @@ describe('sharing', () => {
 
     it('answers 410 when the images behind a link were deleted', async () => {
       const doomed = await upload(alice, await makePng(), 'doomed.png');
-      const path = await linkFrom(await alice.post(`/images/${doomed}/shares`, { expiry: '1d' }));
+      const path = await shownLink(alice, await alice.post(`/images/${doomed}/shares`, { expiry: '1d' }));
       await alice.post(`/images/${doomed}/delete`);
       expect((await t.client().get(path)).status).toBe(410);
     });

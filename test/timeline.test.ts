@@ -127,8 +127,30 @@ describe('the timeline, search and paging that keeps its place', () => {
     });
 
     it('keeps upload order the default, with the same keyset paging', async () => {
-      const { ids } = await walk(ada, '/');
+      // Someone who has not chosen another order (the tests above chose one for ada).
+      const person = ada.clone();
+      person.cookies.delete('s3g_order');
+      const { ids } = await walk(person, '/');
       expect(ids).toEqual(expectedUploaded);
+    });
+
+    it('remembers the order a person chose: their bare gallery address opens in it', async () => {
+      const person = ada.clone();
+      person.cookies.delete('s3g_order');
+      expect((await person.get('/')).status).toBe(200); // upload order until another is chosen
+      const chosen = await person.get('/?order=taken');
+      expect(chosen.headers.getSetCookie().join()).toMatch(/s3g_order=taken;.*Max-Age=31536000/i);
+      const back = await person.get('/');
+      expect(back.status).toBe(303);
+      expect(back.headers.get('location')).toBe('/?order=taken');
+      // Any other address keeps its own order (its cursors were made for it), and htmx is never redirected.
+      expect((await person.get('/?q=seed')).status).toBe(200);
+      expect((await person.get('/', { 'HX-Request': 'true' })).status).toBe(200);
+      // The switch names the upload order too, so choosing it is remembered as well.
+      const html = await (await person.get('/?order=taken')).text();
+      expect(html).toContain('href="/?order=uploaded"');
+      await person.get('/?order=uploaded');
+      expect((await person.get('/')).status).toBe(200);
     });
 
     it('carries the order in the page link: a cursor continues its own order whatever the URL says', async () => {

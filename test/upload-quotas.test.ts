@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { formatBytes } from '../src/format.js';
 import { POLICY_CLOCK_MARGIN_MS, POLICY_TTL_SECONDS } from '../src/services/pending-uploads.js';
 import { MAX_OPEN_UPLOADS } from '../src/services/uploads.js';
 import type { Client } from './support/app.js';
@@ -114,6 +115,70 @@ describe('quotas under concurrency and open uploads', () => {
     await expectBucketMatchesRows(t.services, id);
   });
 
+  it('frees a cancelled upload’s room at once, and never lets it become an image', async () => {
+    const { client, id } = await member({ mib: '1' });
+    const file = randomBytes(900 * KiB);
+    // Cancelled after its file arrived (its answer never came): the room stays taken until it is given up.
+    const first = await uploadedNotCompleted(client, file);
+    expect((await presign(client, { size: file.length })).status).toBe(413);
+    expect((await client.postJson('/uploads/abandon', { key: first.key })).status).toBe(204);
+    expect((await presign(client, { size: file.length })).status).toBe(200);
+    // Given up means given up: completing it afterwards keeps nothing, twice over.
+    expect((await client.postJson('/uploads/abandon', { key: first.key })).status).toBe(204);
+    expect((await client.postJson('/uploads/complete', { key: first.key })).status).toBe(404);
+    expect(await t.services.images.usage(id)).toEqual({ images: 0, bytes: 0 });
+    // Someone else's key, or none, is not theirs to give up.
+    const other = await member();
+    expect((await other.client.postJson('/uploads/abandon', { key: first.key })).status).toBe(404);
+    expect((await client.postJson('/uploads/abandon', { key: 'users/x/uploads/y' })).status).toBe(404);
+    expect((await client.postJson('/uploads/abandon', {})).status).toBe(404);
+    // The sweep deletes what its policy wrote once the policy expired; an expired upload is the
+    // sweep's, and giving it up then changes nothing.
+    t.advance(PAST_EXPIRY_MS);
+    const second = (await (await presign(client, { size: 10 })).json()) as Policy;
+    t.advance(PAST_EXPIRY_MS);
+    expect((await client.postJson('/uploads/abandon', { key: second.key })).status).toBe(204);
+    expect(await t.count('pending_uploads', `key = '${second.key}' AND closed_at IS NULL`)).toBe(1);
+    await t.services.uploadSweeper.sweep({ apply: true });
+    expect(await t.services.storage.head(first.key)).toBeNull();
+    await expectBucketMatchesRows(t.services, id);
+  });
+
+  it('counts given-up uploads among the open ones until their policies expire: presign and abandon cannot mint policies', async () => {
+    const { client } = await member();
+    for (let i = 0; i < MAX_OPEN_UPLOADS; i++) {
+      const res = await presign(client, {});
+      expect(res.status).toBe(200);
+      const { key } = (await res.json()) as Policy;
+      expect((await client.postJson('/uploads/abandon', { key })).status).toBe(204);
+    }
+    const refused = await presign(client, {});
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get('retry-after')).toMatch(/^\d+$/);
+    t.advance(PAST_EXPIRY_MS);
+    expect((await presign(client, {})).status).toBe(200);
+  });
+
+  it('shows members what they use against their quota on their account and upload pages', async () => {
+    const { client, id } = await member();
+    const account = async () => (await (await client.get('/account')).text()).replaceAll('&#39;', "'");
+    expect(await account()).toContain('You use:</strong> 0 B · 0 images (no limit)');
+    expect(await account()).not.toContain('<meter');
+    await upload(client, await makePng(140, 90), 'one.png');
+    await setQuota(id, { mib: '5', images: '10' });
+    const { bytes } = await t.services.images.usage(id);
+    const html = await account();
+    expect(html).toContain(
+      `You use:</strong> ${formatBytes(bytes)} of ${formatBytes(5 * MiB)} · 1 of 10 images`,
+    );
+    // A bar per limit, whose value a screen reader reads.
+    expect(html).toContain(`<meter class="usage-bar" min="0" max="${5 * MiB}" value="${bytes}"`);
+    expect(html).toContain('max="10" value="1"');
+    const uploadPage = await (await client.get('/upload')).text();
+    expect(uploadPage).toContain(`of ${formatBytes(5 * MiB)} · 1 of 10 images`);
+    expect(uploadPage).toContain('id="upload-form"');
+  });
+
   it('counts what posted but unfinished uploads could write: three 900 KiB files on a 1 MiB quota', async () => {
     const { client, id } = await member({ mib: '1' });
     const file = randomBytes(900 * KiB);
@@ -134,7 +199,14 @@ describe('quotas under concurrency and open uploads', () => {
     const third = await presign(client, {});
     expect(third.status).toBe(403);
     expect(((await third.json()) as { error: string }).error).toContain('quota is used up');
-    expect((await client.get('/upload')).status).toBe(403);
+    // The upload page says why, with the numbers, instead of a bare refusal; it offers no form.
+    const full = await client.get('/upload');
+    expect(full.status).toBe(403);
+    const fullPage = await full.text();
+    expect(fullPage).toContain('<h1>Upload images</h1>');
+    expect(fullPage).toContain('quota is used up');
+    expect(fullPage).toContain(`You use:</strong> 0 B of ${formatBytes(MiB)} · 0 images`);
+    expect(fullPage).not.toContain('id="upload-form"');
 
     // Once their policies expired, the sweep settles them: not an image, so the object goes.
     t.advance(PAST_EXPIRY_MS);

@@ -1,10 +1,17 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import sharp from 'sharp';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { POLICY_CLOCK_MARGIN_MS, POLICY_TTL_SECONDS } from '../src/services/pending-uploads.js';
 import type { Client, TestApp } from './support/app.js';
 import { hiddenForm } from './support/html.js';
 import { makeJpeg, makePng, SVG } from './support/images.js';
 import { keyOf, makeInterceptedApp } from './support/store-interceptor.js';
-import { expectBucketMatchesRows, type Policy, postToBucket, uploadWithJs } from './support/uploads.js';
+import {
+  expectBucketMatchesRows,
+  type Policy,
+  postToBucket,
+  untilOriginalsStored,
+  uploadWithJs,
+} from './support/uploads.js';
 
 const PAST_EXPIRY_MS = POLICY_TTL_SECONDS * 1000 + POLICY_CLOCK_MARGIN_MS + 1000;
 
@@ -44,6 +51,7 @@ describe('a POST policy replayed after its upload completed', () => {
   afterAll(() => close());
 
   async function originalBytes(imageId: string): Promise<Buffer> {
+    await t.settle(); // an original can be downloaded once processed
     const download = await alice.get(`/images/${imageId}/download`);
     expect(download.status).toBe(303);
     const file = await fetch(download.headers.get('location') as string);
@@ -61,6 +69,7 @@ describe('a POST policy replayed after its upload completed', () => {
     expect(done.status).toBe(303);
     const imagePath = done.headers.get('location') as string;
     const imageId = imagePath.match(/^\/images\/([a-z0-9]+)\?uploaded=1$/)?.[1] as string;
+    await untilOriginalsStored(t);
 
     // The replay: the same fields within their 15 minutes. The bucket accepts it, as S3 would.
     const svg = Buffer.concat([SVG, Buffer.alloc(3_000_000, 0x20)]);
@@ -92,6 +101,7 @@ describe('a POST policy replayed after its upload completed', () => {
     const first = await uploadWithJs(alice, jpeg, 'photo.jpg', 'image/jpeg');
     expect(first.done.status).toBe(200);
     const { imageId } = (await first.done.json()) as { imageId: string };
+    await untilOriginalsStored(t);
     // upload.js's policy allows exactly the file's size: the replay is an SVG padded to it.
     const svg = Buffer.concat([SVG, Buffer.alloc(jpeg.length - SVG.length, 0x20)]);
     expect((await postToBucket(first.policy, svg, 'image/svg+xml', 'x.svg')).status).toBe(201);
@@ -101,6 +111,7 @@ describe('a POST policy replayed after its upload completed', () => {
     const second = await uploadWithJs(alice, png, 'new.png', 'image/png', imageId);
     expect(second.done.status).toBe(200);
     expect(((await second.done.json()) as { replaced: boolean }).replaced).toBe(true);
+    await untilOriginalsStored(t);
     const padded = Buffer.concat([SVG, Buffer.alloc(png.length - SVG.length, 0x20)]);
     expect((await postToBucket(second.policy, padded, 'image/svg+xml', 'x.svg')).status).toBe(201);
     expect((await originalBytes(imageId)).equals(png)).toBe(true);
@@ -114,14 +125,12 @@ describe('a POST policy replayed after its upload completed', () => {
     await expectBucketMatchesRows(t.services, aliceId);
   });
 
-  it('verifies what it keeps even when a replay lands while the completion reads the file', async () => {
+  it('fails the image, keeping nothing unverified, when a replay lands before upload.js’s answered upload is copied into place', async () => {
     const jpeg = await makeJpeg(500, 400);
-    const policy = await pageForm(alice);
-    expect((await postForm(policy, jpeg, 'image/jpeg')).status).toBe(303);
-
-    // Hold the completion's read of the file's first bytes (its type) until the replay has landed;
-    // the worker reads the whole file later, from the same copy.
-    let gets = 0;
+    const presign = await alice.postJson('/uploads/presign', { name: 'late.jpg', size: jpeg.length });
+    const policy = (await presign.json()) as Policy;
+    expect((await postToBucket(policy, jpeg, 'image/jpeg', 'late.jpg')).status).toBe(201);
+    // Hold the copy the completion starts once it has answered, until the replay has landed.
     let reached!: () => void;
     const isReached = new Promise<void>((resolve) => {
       reached = resolve;
@@ -131,31 +140,36 @@ describe('a POST policy replayed after its upload completed', () => {
       release = resolve;
     });
     proxy.onRequest((req) => {
-      const key = keyOf(req);
-      const isFileRead = req.method === 'GET' && (key === policy.key || key.includes('/originals/'));
-      if (!isFileRead || ++gets !== 1) return undefined;
+      if (!req.headers['x-amz-copy-source']) return undefined;
       reached();
       return { hold };
     });
-    const completing = alice.postJson('/uploads/complete', { key: policy.key });
-    await isReached;
-    const other = await makePng(900, 700);
-    expect((await postForm(policy, other, 'image/png')).status).toBe(303);
-    release();
-
-    const done = await completing;
+    const done = await alice.postJson('/uploads/complete', { key: policy.key });
     expect(done.status).toBe(200);
     const { imageId } = (await done.json()) as { imageId: string };
+    await isReached;
+    proxy.onRequest(() => undefined);
+    // The policy allows exactly the file's size: the replay is an SVG padded to it.
+    const svg = Buffer.concat([SVG, Buffer.alloc(jpeg.length - SVG.length, 0x20)]);
+    expect((await postToBucket(policy, svg, 'image/svg+xml', 'x.svg')).status).toBe(201);
+    release();
+
     await t.settle();
     const image = await t.services.images.getForUser(await t.user('alice@example.com'), imageId);
-    // What was sniffed, measured and rendered is what is kept.
-    expect([image.contentType, image.bytes, image.width, image.height]).toEqual([
-      'image/jpeg',
-      jpeg.length,
-      500,
-      400,
-    ]);
-    expect((await originalBytes(imageId)).equals(jpeg)).toBe(true);
+    expect(image.state).toBe('failed');
+    expect(image.failure).toContain('not kept');
+    // Nothing unverified became the image: no original, no copies, and the download says so.
+    const listed = (await t.services.storage.list(`users/${aliceId}/`)).keys.map((k) => k.key);
+    expect(
+      listed.filter((k) => k === image.originalKey || k === image.thumbKey || k === image.displayKey),
+    ).toEqual([]);
+    const download = await alice.get(`/images/${imageId}/download`);
+    expect(download.status).toBe(404);
+    expect(await download.text()).toContain('not in the bucket');
+    // The replay goes with the sweep, as any replay does.
+    t.advance(PAST_EXPIRY_MS);
+    expect((await t.services.uploadSweeper.sweep({ apply: true })).replaysDeleted).toEqual([policy.key]);
+    expect(await t.services.storage.head(policy.key)).toBeNull();
   });
 });
 
@@ -182,6 +196,7 @@ describe('a second file sent through the same page form (another tab) around the
   }
 
   async function originalOf(imagePath: string): Promise<Buffer> {
+    await t.settle(); // an original can be downloaded once processed
     const download = await bob.get(`${imagePath.split('?')[0]}/download`);
     expect(download.status).toBe(303);
     return Buffer.from(await (await fetch(download.headers.get('location') as string)).arrayBuffer());
@@ -200,6 +215,38 @@ describe('a second file sent through the same page form (another tab) around the
     return { hold, reached, arrived, open };
   }
 
+  it('keeps the file a redirect names: one replaced before its completion read it is told so, and the other kept', async () => {
+    const first = await makePng(160, 90);
+    const second = await makePng(90, 160);
+    // Two tabs of the upload page: one form, one staging key.
+    const tabA = await pageForm(bob);
+    const tabB = await pageForm(bob);
+    expect(tabB.key).toBe(tabA.key);
+    const backA = await storedThrough(tabA, first, 'image/png');
+    // The first redirect's completion reaches its read of the file; the second file lands before it.
+    const read = gate();
+    proxy.onRequest((req) => {
+      if (req.method !== 'GET' || keyOf(req) !== tabA.key) return undefined;
+      read.arrived();
+      return { hold: read.hold };
+    });
+    const imagesBefore = await t.count('images', `owner_id = '${bobId}'`);
+    const completingA = bob.get(backA);
+    await read.reached;
+    proxy.onRequest(() => undefined);
+    const backB = await storedThrough(tabB, second, 'image/png');
+    // The second redirect reaches the service while the first is in flight: it waits for it.
+    const completingB = bob.get(backB);
+    read.open();
+
+    const [doneA, doneB] = await Promise.all([completingA, completingB]);
+    expect(doneA.status).toBe(409);
+    expect(await doneA.text()).toContain('not kept');
+    expect(doneB.status).toBe(303);
+    expect((await originalOf(doneB.headers.get('location') as string)).equals(second)).toBe(true);
+    expect(await t.count('images', `owner_id = '${bobId}'`)).toBe(imagesBefore + 1);
+  });
+
   it('keeps the file a redirect names: one replaced before its completion copied it is told so, not swapped for the other', async () => {
     const first = await makePng(160, 90);
     const second = await makePng(90, 160);
@@ -207,6 +254,7 @@ describe('a second file sent through the same page form (another tab) around the
     const tabA = await pageForm(bob);
     const tabB = await pageForm(bob);
     expect(tabB.key).toBe(tabA.key);
+    const imagesBefore = await t.count('images', `owner_id = '${bobId}'`);
     const backA = await storedThrough(tabA, first, 'image/png');
     // The first redirect's completion reaches the copy; the second file lands before it is made.
     const copy = gate();
@@ -227,52 +275,33 @@ describe('a second file sent through the same page form (another tab) around the
     const doneB = await bob.get(backB);
     expect(doneB.status).toBe(303);
     expect((await originalOf(doneB.headers.get('location') as string)).equals(second)).toBe(true);
-    expect(await t.count('images', `owner_id = '${bobId}'`)).toBe(1);
+    expect(await t.count('images', `owner_id = '${bobId}'`)).toBe(imagesBefore + 1);
   });
 
-  it('tells a second file whose redirect comes while the first is being completed that it was not kept', async () => {
-    const first = await makePng(150, 80);
-    const second = await makePng(80, 150);
-    const tabA = await pageForm(bob);
-    const tabB = await pageForm(bob);
-    expect(tabB.key).toBe(tabA.key);
-    const backA = await storedThrough(tabA, first, 'image/png');
-    // Hold the first completion after its copy, at its read of the whole original.
-    const read = gate();
-    let gets = 0;
-    proxy.onRequest((req) => {
-      if (req.method !== 'GET' || !keyOf(req).includes('/originals/') || ++gets !== 2) return undefined;
-      read.arrived();
-      return { hold: read.hold };
-    });
-    const imagesBefore = await t.count('images', `owner_id = '${bobId}'`);
-    const completingA = bob.get(backA);
-    await read.reached;
-    const backB = await storedThrough(tabB, second, 'image/png');
-    // Observed, not changed: the second redirect has reached the service while the first is in flight.
-    const { uploads } = t.services;
-    const complete = uploads.complete;
-    let calls = 0;
-    uploads.complete = (...args) => {
-      const work = complete(...args);
-      calls++;
-      return work;
-    };
-    let completingB: Promise<Response>;
-    try {
-      completingB = bob.get(backB);
-      await vi.waitFor(() => expect(calls).toBe(1));
-    } finally {
-      uploads.complete = complete;
-    }
-    read.open();
-
-    const [doneA, doneB] = await Promise.all([completingA, completingB]);
-    expect(doneA.status).toBe(303);
-    expect((await originalOf(doneA.headers.get('location') as string)).equals(first)).toBe(true);
-    expect(doneB.status).toBe(409);
-    expect(await doneB.text()).toContain('not kept');
-    expect(await t.count('images', `owner_id = '${bobId}'`)).toBe(imagesBefore + 1);
+  it('keeps a TIFF whose first bytes do not tell its type when the bucket gives its copy an ETag of its own (SSE-KMS)', async () => {
+    // sharp writes a TIFF's directory at its end: the copy is checked as the upload was, reading on.
+    const tiff = await sharp({ create: { width: 700, height: 400, channels: 3, background: '#2060a0' } })
+      .tiff()
+      .toBuffer();
+    proxy.onRequest((req) =>
+      req.headers['x-amz-copy-source']
+        ? {
+            rewrite: (body) =>
+              body.replace(
+                /<ETag>[^<]*<\/ETag>/,
+                '<ETag>&quot;0f0e0d0c0b0a09080706050403020100&quot;</ETag>',
+              ),
+          }
+        : undefined,
+    );
+    const { done } = await uploadWithJs(bob, tiff, 'scan.tif', 'image/tiff');
+    expect(done.status).toBe(200);
+    const { imageId } = (await done.json()) as { imageId: string };
+    await t.settle();
+    proxy.onRequest(() => undefined);
+    const image = await t.services.images.getForUser(await t.user('bob@example.com'), imageId);
+    expect([image.state, image.contentType, image.isStored]).toEqual(['ready', 'image/tiff', true]);
+    expect((await originalOf(`/images/${imageId}`)).equals(tiff)).toBe(true);
   });
 
   it('lands a reload of the redirect on its image when the bucket gives a copy an ETag of its own (SSE-KMS)', async () => {
@@ -325,6 +354,25 @@ describe('a second file sent through the same page form (another tab) around the
     const urlB = ((await doneB.json()) as { url: string }).url;
     expect((await originalOf(urlA)).equals(first)).toBe(true);
     expect((await originalOf(urlB)).equals(second)).toBe(true);
+  });
+
+  it('keeps upload.js’s file on a page form it took over when another tab posts the plain form right after the answer', async () => {
+    const first = await makePng(130, 120);
+    const second = await makePng(120, 130);
+    const tabA = await pageForm(bob);
+    const tabB = await pageForm(bob); // a tab whose script has not run: its form posts as it is
+    const a = await jsFirstFile(tabA.key, first, 'a.png');
+    expect(a.policy.key).toBe(tabB.key);
+    // The key is one other tabs post to: its original is copied before the answer.
+    const doneA = await bob.postJson('/uploads/complete', { key: a.policy.key, etag: a.etag });
+    expect(doneA.status).toBe(200);
+    const urlA = ((await doneA.json()) as { url: string }).url;
+    expect(await t.count('images', 'staged_key IS NOT NULL')).toBe(0);
+    const backB = await storedThrough(tabB, second, 'image/png');
+    const doneB = await bob.get(backB);
+    expect(doneB.status).toBe(409);
+    expect(await doneB.text()).toContain('not kept');
+    expect((await originalOf(urlA)).equals(first)).toBe(true);
   });
 
   it('tells upload.js its file was not kept when a plain post through the same form took its place', async () => {

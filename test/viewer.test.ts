@@ -1,24 +1,39 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client } from './support/app.js';
 import { makeTestApp, signUp, signUpWithRole, type TestApp } from './support/app.js';
-import { all, attr } from './support/html.js';
+import { all, attr, attrs } from './support/html.js';
 import { makeJpeg } from './support/images.js';
 import { upload } from './support/uploads.js';
 
-/** Where the image page's previous and next links go (undefined at either end). */
-async function neighboursOn(client: Client, id: string) {
-  const res = await client.get(`/images/${id}`);
+/**
+ * Where the image page's previous and next links go (undefined at either end), opened from the grid
+ * `query` names (`?order=taken`, `?album=…`); every link must carry that query on.
+ */
+async function neighboursOn(client: Client, id: string, query = '') {
+  const res = await client.get(`/images/${id}${query}`);
   expect(res.status).toBe(200);
   const html = await res.text();
-  const idOf = (rel: string) => attr(html, `.image-nav a[rel="${rel}"]`, 'href')?.replace('/images/', '');
+  const idOf = (rel: string) => {
+    const href = attr(html, `.image-nav a[rel="${rel}"]`, 'href');
+    if (href === undefined) return undefined;
+    const url = new URL(href, 'http://x');
+    expect(url.search).toBe(query);
+    return url.pathname.replace('/images/', '');
+  };
   return { previous: idOf('prev'), next: idOf('next') };
 }
 
+/** Where the page's "← Back to …" link goes. */
+const backHref = (html: string) =>
+  all(html, 'a')
+    .find((a) => a.textContent?.startsWith('← Back'))
+    ?.getAttribute('href');
+
 /** Follows the links from `from` until there is none: the ids in the order the pages show them. */
-async function walk(client: Client, from: string, rel: 'previous' | 'next') {
+async function walk(client: Client, from: string, rel: 'previous' | 'next', query = '') {
   const seen = [from];
   for (let id: string | undefined = from; id; ) {
-    id = (await neighboursOn(client, id))[rel];
+    id = (await neighboursOn(client, id, query))[rel];
     if (id) seen.push(id);
     if (seen.length > 50) throw new Error('the links go round in a circle');
   }
@@ -88,6 +103,65 @@ describe('browsing images one by one (the viewer and the image page)', () => {
     });
   });
 
+  it('follows the timeline when opened from it, and links its cards there', async () => {
+    // Taken in the reverse of the upload order, two on one date (ties by id), one with no date
+    // (its upload time counts: the newest).
+    const taken = Date.UTC(2020, 0, 1);
+    const dates = [taken, taken + 1000, taken + 1000, taken + 3000, taken + 4000, taken + 5000, null];
+    for (const [i, id] of aliceImages.entries())
+      await t.services.database.q
+        .updateTable('images')
+        .set({ taken_at: dates[i] ?? null })
+        .where('id', '=', id)
+        .execute();
+    const html = await (await alice.get('/?order=taken')).text();
+    const timeline = attrs(html, '#grid a.thumb-link', 'data-image-id');
+    expect(timeline).not.toEqual(aliceImages);
+    expect(attrs(html, '#grid a.thumb-link', 'href')).toEqual(
+      timeline.map((id) => `/images/${id}?order=taken`),
+    );
+    const first = timeline[0] as string;
+    expect(await walk(alice, first, 'next', '?order=taken')).toEqual(timeline);
+    expect(await walk(alice, timeline.at(-1) as string, 'previous', '?order=taken')).toEqual(
+      [...timeline].reverse(),
+    );
+    // Back goes to the timeline; without the query, the same page steps in upload order.
+    const page = await (await alice.get(`/images/${first}?order=taken`)).text();
+    expect(backHref(page)).toBe('/?order=taken');
+    expect(await walk(alice, aliceImages[0] as string, 'next')).toEqual(aliceImages);
+  });
+
+  it('steps through an album only when opened from it, and only for those who may see it', async () => {
+    const members = [aliceImages[1], aliceImages[3], aliceImages[6]] as string[];
+    const res = await alice.postForm('/albums', [
+      ['name', 'Three'],
+      ...members.map((id) => ['ids', id] as [string, string]),
+    ]);
+    expect(res.status).toBe(303);
+    const album = new URL(res.headers.get('location') as string, 'http://x').pathname
+      .split('/')
+      .pop() as string;
+    const albumHtml = await (await alice.get(`/albums/${album}`)).text();
+    expect(attrs(albumHtml, '#grid a.thumb-link', 'href')).toEqual(
+      members.map((id) => `/images/${id}?album=${album}`),
+    );
+    expect(await walk(alice, members[0] as string, 'next', `?album=${album}`)).toEqual(members);
+    const inAlbum = await (await alice.get(`/images/${members[0]}?album=${album}`)).text();
+    expect(backHref(inAlbum)).toBe(`/albums/${album}`);
+    expect(await walk(admin, members[2] as string, 'previous', `?album=${album}`)).toEqual(
+      [...members].reverse(),
+    );
+    // An image not in the album, or a stranger to the album (Bob sees Alice's shared images), gets
+    // the grid's own order, and links that say nothing of the album.
+    const outside = await (await alice.get(`/images/${aliceImages[2]}?album=${album}`)).text();
+    expect(attrs(outside, '.image-nav a', 'href')).toEqual([
+      `/images/${aliceImages[1]}`,
+      `/images/${aliceImages[3]}`,
+    ]);
+    const stranger = await (await bob.get(`/images/${aliceImages[1]}?album=${album}`)).text();
+    expect(attrs(stranger, '.image-nav a', 'href').every((href) => !href.includes('album'))).toBe(true);
+  });
+
   it("answers 404 for someone else's private image, with no neighbours to learn from", async () => {
     const res = await bob.get(`/images/${aliceImages[0]}`);
     expect(res.status).toBe(404);
@@ -100,7 +174,8 @@ describe('browsing images one by one (the viewer and the image page)', () => {
       .set({ state: 'processing' })
       .where('id', '=', aliceImages[2] as string)
       .execute();
-    const html = await (await alice.get('/')).text();
+    // Named: alice chose the date-taken order above, which her bare gallery address now opens in.
+    const html = await (await alice.get('/?order=uploaded')).text();
     const links = all(html, '#grid a.thumb-link');
     expect(links.map((a) => a.getAttribute('data-image-id'))).toEqual(aliceImages);
     const ready = links.filter((a) => a.getAttribute('data-pswp-src'));

@@ -1,143 +1,342 @@
-// Enhances the plain upload form: several files, drag and drop, a progress bar per file.
-// Each file gets its own policy from POST /uploads/presign, goes straight to the bucket by XHR,
-// and is confirmed with POST /uploads/complete. Without this script the form still works.
+// Enhances the plain upload form: several files, drag and drop, a row per file with a preview and
+// a progress bar, cancel and retry, and a summary. Each file gets its own policy from
+// POST /uploads/presign, goes straight to the bucket by XHR, and is confirmed with
+// POST /uploads/complete. Without this script the form still works (one file, a plain POST).
 // What the page states (accepted types, size limit) is read from the page, not repeated here.
+//
+// One way in: choosing or dropping files queues them (and empties the file input), and the queue
+// starts by itself. The Upload button only opens the file chooser, and is disabled while files are
+// on their way, so no file is ever sent twice.
 import { formatBytes } from './format.js';
 
 (() => {
   const form = document.getElementById('upload-form');
   if (!form || !window.FormData || !window.XMLHttpRequest) return;
   const input = form.querySelector('input[type=file]');
+  const button = form.querySelector('button[type=submit]');
   const list = document.getElementById('upload-list');
+  const summary = document.getElementById('upload-summary');
   const dropzone = document.getElementById('dropzone');
   const maxBytes = Number(form.dataset.maxBytes);
   const replaces = form.dataset.replaces || '';
   const accepted = input.accept.split(',');
   const typeNames = form.dataset.typeNames;
-  // The page's own upload reserved room in the quota: the first file re-signs it instead of a new one.
+  /** Files sent at once: enough to fill the pipe without starving the page. */
+  const PARALLEL = 2;
+  /** A click this soon after a row's Retry became Cancel is the second of a double click. */
+  const ACTION_GUARD_MS = 400;
+  /** How long a request to the app may take before the file is marked failed (Retry then asks again). */
+  const APP_TIMEOUT_MS = 60_000;
+  // The page's own upload reserved room in the quota: the first file re-signs it instead of a new
+  // one, alone (until it is done, the room it reserved is not free for the others).
   let formKey = form.querySelector('input[name="key"]')?.value || '';
+  let soloRunning = false;
 
-  if (!replaces) input.multiple = true;
+  if (!replaces) {
+    input.multiple = true;
+    form.querySelector('label[for="file"]').textContent = 'Choose images';
+  }
+  form.noValidate = true; // the script checks each file itself, and says why
   form.querySelector('.drop-hint').hidden = false;
 
-  function row(file) {
-    const li = document.createElement('li');
-    const name = document.createElement('span');
-    name.className = 'upload-name';
-    name.textContent = `${file.name} (${formatBytes(file.size)})`;
-    const bar = document.createElement('progress');
+  /** Every file chosen on this page, in the order chosen; `queue` holds those waiting to start. */
+  const items = [];
+  const queue = [];
+  const isActive = (item) => ['waiting', 'sending', 'finishing'].includes(item.state);
+
+  // A browser that does not know a type (HEIC, on most desktops) gives none: the extension names it.
+  const EXTENSION_TYPES = { heic: 'image/heic', heif: 'image/heif' };
+  const typeOf = (file) => file.type || EXTENSION_TYPES[file.name.split('.').pop().toLowerCase()] || '';
+  /** Types every browser we support can show, so the row gets a preview. */
+  const PREVIEWABLE = ['image/jpeg', 'image/png', 'image/gif', 'image/webp', 'image/avif'];
+
+  function refusal(file) {
+    if (!accepted.includes(typeOf(file))) return `Not a ${typeNames} image.`;
+    if (file.size === 0) return 'The file is empty.';
+    if (file.size > maxBytes) return `Larger than the ${formatBytes(maxBytes)} limit.`;
+    return '';
+  }
+
+  function element(tag, className, text) {
+    const el = document.createElement(tag);
+    if (className) el.className = className;
+    if (text !== undefined) el.textContent = text;
+    return el;
+  }
+
+  /** The file's extension in a box, for files a browser cannot show. */
+  function extensionBox(file) {
+    const ext = file.name.includes('.') ? file.name.split('.').pop().toUpperCase().slice(0, 4) : '?';
+    const box = element('span', 'upload-preview none', ext);
+    box.setAttribute('aria-hidden', 'true');
+    return box;
+  }
+
+  function preview(file) {
+    if (!PREVIEWABLE.includes(typeOf(file)) || file.size === 0) return extensionBox(file);
+    const img = element('img', 'upload-preview');
+    img.alt = '';
+    img.decoding = 'async';
+    img.loading = 'lazy'; // hundreds of photos chosen at once are decoded as their rows come into view
+    const url = URL.createObjectURL(file);
+    img.addEventListener('load', () => URL.revokeObjectURL(url), { once: true });
+    img.addEventListener(
+      'error',
+      () => {
+        URL.revokeObjectURL(url);
+        img.replaceWith(extensionBox(file)); // not a picture after all (or one this browser cannot show)
+      },
+      { once: true },
+    );
+    img.src = url;
+    return img;
+  }
+
+  /** A row for one file, shown as soon as it is chosen. */
+  function addRow(item) {
+    const { file } = item;
+    const li = element('li', 'waiting');
+    const name = element('span', 'upload-name', `${file.name} (${formatBytes(file.size)})`);
+    const bar = element('progress');
     bar.max = 100;
     bar.value = 0;
     bar.setAttribute('aria-label', `Upload progress for ${file.name}`);
-    const status = document.createElement('span');
-    status.className = 'upload-status';
-    status.textContent = 'Waiting…';
-    li.append(name, bar, status);
+    const status = element('span', 'upload-status', 'Waiting…');
+    const action = element('button', 'link upload-action');
+    action.type = 'button';
+    action.hidden = true;
+    action.addEventListener('click', () => {
+      // The button turns from Retry to Cancel under the pointer: a double click must not undo itself.
+      if (performance.now() < item.guardUntil) return;
+      if (item.state === 'failed') retry(item);
+      else cancel(item);
+    });
+    li.tabIndex = -1; // focus lands on the row when its button goes
+    li.append(preview(file), name, bar, status, action);
     list.append(li);
-    return {
-      progress(p) {
-        bar.value = p;
-        status.textContent = `${p}%`;
-      },
-      done(url) {
-        li.classList.add('ok');
-        bar.value = 100;
-        status.textContent = '';
-        const link = document.createElement('a');
-        link.href = url;
-        link.textContent = 'Uploaded — view';
-        status.append(link);
-      },
-      fail(message) {
-        li.classList.add('failed');
-        bar.remove();
-        status.textContent = message;
-        status.setAttribute('role', 'alert');
-      },
-    };
+    item.ui = { li, bar, status, action };
+  }
+
+  /** Shows the item's state in its row: the class, the words, and which action its button offers. */
+  function show(item, words) {
+    const { li, bar, status, action } = item.ui;
+    li.className = { done: 'ok', failed: 'failed', cancelled: 'cancelled' }[item.state] || item.state;
+    status.textContent = words;
+    if (item.state === 'failed' || item.state === 'cancelled') bar.hidden = true;
+    if (item.state === 'done') bar.value = 100;
+    const canCancel = item.state === 'waiting' || item.state === 'sending';
+    const canRetry = item.state === 'failed' && item.retryable;
+    const hadFocus = document.activeElement === action;
+    action.hidden = !(canCancel || canRetry);
+    if (hadFocus && action.hidden) li.focus();
+    const label = canRetry ? 'Retry' : 'Cancel';
+    if (action.textContent === 'Retry' && label === 'Cancel')
+      item.guardUntil = performance.now() + ACTION_GUARD_MS;
+    action.textContent = label;
+    action.setAttribute('aria-label', `${canRetry ? 'Retry' : 'Cancel'} ${item.file.name}`);
+    summarize();
+  }
+
+  function summarize() {
+    const count = (state) => items.filter((item) => item.state === state).length;
+    const done = count('done');
+    const failed = items.filter((item) => item.state === 'failed');
+    const cancelled = count('cancelled');
+    const active = items.filter(isActive).length;
+    button.disabled = active > 0;
+    button.textContent = active > 0 ? 'Uploading…' : 'Upload';
+    if (!items.length) return;
+    const total = items.length - cancelled;
+    let text = `${done} of ${total} uploaded`;
+    if (failed.length) {
+      const names = failed.slice(0, 3).map((item) => item.file.name);
+      if (failed.length > 3) names.push(`${failed.length - 3} more`);
+      text += `, ${failed.length} failed: ${names.join(', ')}`;
+    }
+    if (cancelled) text += `, ${cancelled} cancelled`;
+    text += active ? ` · ${active} to go…` : '.';
+    summary.replaceChildren(element('span', '', text));
+    if (done && !active) {
+      const link = element('a', 'button secondary', 'View in gallery');
+      link.href = '/';
+      summary.append(' ', link);
+    }
   }
 
   async function postJson(url, body) {
     const res = await fetch(url, {
+      signal: AbortSignal.timeout(APP_TIMEOUT_MS),
       method: 'POST',
       headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
       body: JSON.stringify(body),
       credentials: 'same-origin',
     });
     const data = await res.json().catch(() => ({}));
+    if (res.status === 0) throw new Error('Network error.');
     if (!res.ok) throw new Error(data.error || `The server answered ${res.status}.`);
     return data;
   }
 
-  // A browser that does not know a type (HEIC, on most desktops) gives none: the extension names it.
-  const EXTENSION_TYPES = { heic: 'image/heic', heif: 'image/heif' };
-  const typeOf = (file) => file.type || EXTENSION_TYPES[file.name.split('.').pop().toLowerCase()] || '';
+  class Cancelled extends Error {}
 
-  function send(policy, file, onProgress) {
+  function send(item, policy) {
     return new Promise((resolve, reject) => {
       const data = new FormData();
       for (const [name, value] of Object.entries(policy.fields)) data.append(name, value);
-      data.append('Content-Type', typeOf(file));
-      data.append('file', file);
+      data.append('Content-Type', typeOf(item.file));
+      data.append('file', item.file);
       const xhr = new XMLHttpRequest();
+      item.xhr = xhr;
       xhr.open('POST', policy.url);
       xhr.upload.onprogress = (e) => {
-        if (e.lengthComputable) onProgress(Math.min(99, Math.round((e.loaded / e.total) * 100)));
+        if (!e.lengthComputable) return;
+        const p = Math.min(99, Math.round((e.loaded / e.total) * 100));
+        item.ui.bar.value = p;
+        item.ui.status.textContent = `${p}%`;
       };
       xhr.onload = () => {
+        item.xhr = null;
         // The stored file's ETag names it at completion (the header needs CORS ExposeHeaders ETag).
         const tag =
           xhr.getResponseHeader('ETag') || /<ETag>([^<]+)<\/ETag>/.exec(xhr.responseText || '')?.[1];
         if (xhr.status >= 200 && xhr.status < 300) return resolve((tag || '').replaceAll('&quot;', '"'));
         const code = /<Code>([^<]+)<\/Code>/.exec(xhr.responseText || '')?.[1];
-        reject(new Error(code === 'EntityTooLarge' ? 'Too large.' : 'Storage refused the file.'));
+        const words = {
+          EntityTooLarge: 'The file changed size while it was uploading; choose it again.',
+          AccessDenied: 'The upload link expired before the file arrived.',
+        };
+        reject(new Error(words[code] || 'Storage refused the file.'));
       };
-      xhr.onerror = () => reject(new Error('Network error while uploading.'));
+      xhr.onerror = () => {
+        item.xhr = null;
+        reject(new Error('Network error while uploading.'));
+      };
+      xhr.onabort = () => {
+        item.xhr = null;
+        reject(new Cancelled());
+      };
       xhr.send(data);
     });
   }
 
-  async function upload(file) {
-    const ui = row(file);
-    if (!accepted.includes(typeOf(file))) return ui.fail(`Not a ${typeNames} image.`);
-    if (file.size === 0) return ui.fail('The file is empty.');
-    if (file.size > maxBytes) return ui.fail(`Larger than the ${formatBytes(maxBytes)} limit.`);
+  /**
+   * Sends one file: a policy, the bucket, the completion. A file the bucket already has (its
+   * completion failed, or its answer was lost) is only completed again on Retry: completion is
+   * idempotent for its key, so that never makes a second image.
+   */
+  async function upload(item) {
+    item.state = 'sending';
+    show(item, 'Starting…');
+    const solo = Boolean(formKey) && !item.stored;
+    soloRunning ||= solo;
     try {
-      const body = { name: file.name, size: file.size, replaces, ...(formKey ? { formKey } : {}) };
-      formKey = '';
-      const policy = await postJson('/uploads/presign', body);
-      const etag = await send(policy, file, ui.progress);
-      ui.progress(100);
-      const result = await postJson('/uploads/complete', { key: policy.key, ...(etag ? { etag } : {}) });
-      ui.done(result.url);
-      return result;
+      if (!item.stored) {
+        const body = {
+          name: item.file.name,
+          size: item.file.size,
+          replaces,
+          ...(solo ? { formKey } : {}),
+        };
+        if (solo) formKey = '';
+        const policy = await postJson('/uploads/presign', body);
+        item.policyKey = policy.key;
+        if (item.state === 'cancelled') return abandon(item); // cancelled while its policy was on its way
+        const etag = await send(item, policy);
+        item.stored = { key: policy.key, ...(etag ? { etag } : {}) };
+      }
+      item.state = 'finishing';
+      show(item, 'Finishing…');
+      const result = await postJson('/uploads/complete', item.stored);
+      item.state = 'done';
+      item.url = result.url;
+      show(item, '');
+      const link = element('a', '', 'Uploaded — view');
+      link.href = result.url;
+      item.ui.status.append(link);
+      if (replaces) window.location.assign(result.url);
     } catch (err) {
-      ui.fail(err.message);
+      if (err instanceof Cancelled || item.state === 'cancelled') return;
+      item.state = 'failed';
+      item.retryable = true;
+      show(item, err.name === 'TimeoutError' ? 'The server did not answer in time.' : err.message);
+    } finally {
+      if (solo) soloRunning = false;
+      pump();
     }
   }
 
-  async function uploadAll(files) {
-    const results = [];
-    const queue = [...files];
-    // The first file alone, through the page's own upload: until it is done, the room the page
-    // reserved is not free for the others (it matters on a small quota).
-    if (formKey && queue.length) results.push(await upload(queue.shift()));
-    // Then two at a time: enough to fill the pipe without starving the page.
-    const worker = async () => {
-      while (queue.length) results.push(await upload(queue.shift()));
-    };
-    await Promise.all([worker(), worker()]);
-    const ok = results.filter(Boolean);
-    if (replaces && ok.length === 1) window.location.assign(ok[0].url);
-    form.reset();
+  /** Starts waiting files while fewer than PARALLEL are on their way (one while the page's own runs). */
+  function pump() {
+    const sending = items.filter((item) => item.state === 'sending' || item.state === 'finishing').length;
+    let room = soloRunning ? 0 : (formKey ? 1 : PARALLEL) - sending;
+    while (room-- > 0 && queue.length) void upload(queue.shift());
+    summarize();
+  }
+
+  /**
+   * Tells the app a policy will not be used (cancelled, or to be replaced by a fresh one on Retry),
+   * so the room it holds in the quota is free at once, not when the policy expires.
+   */
+  function abandon(item) {
+    const key = item.policyKey;
+    if (!key || item.stored) return;
+    item.policyKey = '';
+    void fetch('/uploads/abandon', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+      body: JSON.stringify({ key }),
+      credentials: 'same-origin',
+      keepalive: true,
+    }).catch(() => {}); // not said: the sweep frees it when the policy expires
+  }
+
+  function cancel(item) {
+    if (item.state === 'waiting') queue.splice(queue.indexOf(item), 1);
+    else if (item.state !== 'sending') return; // its file is in: completion cannot be called back
+    item.state = 'cancelled';
+    item.xhr?.abort();
+    abandon(item);
+    show(item, 'Cancelled.');
+    pump();
+  }
+
+  function retry(item) {
+    abandon(item); // a file the bucket does not have goes under a fresh policy
+    item.state = 'waiting';
+    item.ui.bar.hidden = false;
+    item.ui.bar.value = 0;
+    queue.push(item);
+    show(item, 'Waiting…');
+    pump();
+  }
+
+  function add(files) {
+    // Replacing an image takes one file: another only once the one chosen has failed or was cancelled.
+    if (replaces && items.some((item) => isActive(item) || item.state === 'done')) return;
+    for (const file of replaces ? files.slice(0, 1) : files) {
+      const item = { file, state: 'waiting', retryable: false, xhr: null, ui: null, guardUntil: 0 };
+      items.push(item);
+      addRow(item);
+      const problem = refusal(file);
+      if (problem) {
+        item.state = 'failed';
+        show(item, problem);
+        continue;
+      }
+      queue.push(item);
+      show(item, 'Waiting…');
+    }
+    input.value = ''; // queued: the same files may be chosen again, and nothing is sent twice
+    pump();
   }
 
   form.addEventListener('submit', (e) => {
     e.preventDefault();
-    if (input.files.length) void uploadAll([...input.files]);
+    if (input.files.length) add([...input.files]);
+    else if (!items.some(isActive)) input.click();
   });
   input.addEventListener('change', () => {
-    if (input.files.length) void uploadAll([...input.files]);
+    if (input.files.length) add([...input.files]);
   });
   for (const type of ['dragenter', 'dragover']) {
     dropzone.addEventListener(type, (e) => {
@@ -151,6 +350,6 @@ import { formatBytes } from './format.js';
   dropzone.addEventListener('drop', (e) => {
     e.preventDefault();
     const files = [...(e.dataTransfer?.files || [])];
-    if (files.length) void uploadAll(replaces ? files.slice(0, 1) : files);
+    if (files.length) add(files);
   });
 })();

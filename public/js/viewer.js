@@ -33,7 +33,10 @@ const lightbox = new PhotoSwipeLightbox({
 /** The picture's own page, if it has one: a link straight to the picture (a share link's) has not. */
 function pageOf(link) {
   const url = new URL(link.href, location.href);
-  return url.origin === location.origin && link.href !== link.dataset.pswpSrc ? url.pathname : null;
+  // With its query: the page's previous/next follow the grid it was opened from (?order=, ?album=).
+  return url.origin === location.origin && link.href !== link.dataset.pswpSrc
+    ? url.pathname + url.search
+    : null;
 }
 
 /** The address the open picture shows in the location bar. */

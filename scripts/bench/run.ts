@@ -89,11 +89,14 @@ async function untilOk(url: string, timeoutMs = 60_000): Promise<void> {
 }
 
 /** Spawns a process (in `cwd`) and returns how long it took until `url` answered 200. */
+/** `args` are the start script's after `node`: the `NAME=value` ones before them are its environment. */
 async function startTimed(args: string[], env: Record<string, string>, url: string, cwd = root) {
   const started = performance.now();
-  const child = spawn(process.execPath, args, {
+  const n = leadingAssignments(args);
+  const scriptEnv = Object.fromEntries(args.slice(0, n).map((a) => a.split(/=(.*)/s).slice(0, 2)));
+  const child = spawn(process.execPath, args.slice(n), {
     cwd,
-    env: { ...process.env, ...env },
+    env: { ...process.env, ...scriptEnv, ...env },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   await untilOk(url);
@@ -443,12 +446,20 @@ interface Tree {
 }
 
 /** Exactly what `npm start` (and the image's CMD) runs in a checkout, V8 flags included. */
+/** How many of `words` are `NAME=value` assignments before the command (as a shell reads them). */
+function leadingAssignments(words: string[]): number {
+  const command = words.findIndex((w) => !/^[A-Z_][A-Z0-9_]*=/.test(w));
+  return command === -1 ? words.length : command;
+}
+
+/** The start script's words after `node`, with its leading `NAME=value` environment before them. */
 function startArguments(dir: string): string[] {
   const startScript = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')).scripts
     .start as string;
-  const [nodeBin, ...args] = startScript.split(' ');
-  if (nodeBin !== 'node') throw new Error(`the start script does not run node: ${startScript}`);
-  return args;
+  const words = startScript.split(' ');
+  const n = leadingAssignments(words);
+  if (words[n] !== 'node') throw new Error(`the start script does not run node: ${startScript}`);
+  return [...words.slice(0, n), ...words.slice(n + 1)];
 }
 
 const thisTree: Tree = { dir: root, label: 'this tree', serverArgs: startArguments(root) };

@@ -303,6 +303,21 @@ export const postgresMigrations: readonly string[] = [
     to_tsvector('simple', regexp_replace(title || ' ' || original_name, '[^[:alnum:]]+', ' ', 'g'))
   );
   `,
+  // 13: an image's staging object until its original is in place, and shared form keys (see migrations.ts)
+  `
+  ALTER TABLE images ADD COLUMN staged_key text, ADD COLUMN staged_etag text;
+  CREATE INDEX images_staged ON images (staged_key) WHERE staged_key IS NOT NULL;
+  ALTER TABLE pending_uploads ADD COLUMN is_shared bigint NOT NULL DEFAULT 0 CHECK (is_shared IN (0, 1));
+  UPDATE pending_uploads SET is_shared = 1;
+  `,
+  // 14: when each session was last seen, from where, with which browser (see migrations.ts)
+  `
+  ALTER TABLE sessions
+    ADD COLUMN last_seen_at bigint NOT NULL DEFAULT 0,
+    ADD COLUMN ip text NOT NULL DEFAULT '',
+    ADD COLUMN user_agent text NOT NULL DEFAULT '';
+  UPDATE sessions SET last_seen_at = refreshed_at;
+  `,
 ];
 /**
  * Runs the migrations not yet run, each in its own transaction with the version it reaches.

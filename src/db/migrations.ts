@@ -327,4 +327,26 @@ export const migrations: readonly string[] = [
     INSERT INTO images_search (rowid, title, original_name) VALUES (new.rowid, new.title, new.original_name);
   END;
   `,
+  // 13: a completion may answer before the original is in place. staged_key is then the upload's
+  // staging object the original is still to be copied from, as the version the completion verified
+  // (staged_etag); null once the original is in place (the copy starts after the answer, and the
+  // renditions job makes it first if it was not made). Nothing deletes a staging object an image
+  // still names. is_shared marks a pending upload whose key a page's plain form was signed for:
+  // other tabs may post to it, so its completion copies before it answers (rows already there:
+  // all, as before).
+  `
+  ALTER TABLE images ADD COLUMN staged_key TEXT;
+  ALTER TABLE images ADD COLUMN staged_etag TEXT;
+  CREATE INDEX images_staged ON images (staged_key) WHERE staged_key IS NOT NULL;
+  ALTER TABLE pending_uploads ADD COLUMN is_shared INTEGER NOT NULL DEFAULT 0 CHECK (is_shared IN (0, 1));
+  UPDATE pending_uploads SET is_shared = 1;
+  `,
+  // 14: what the account page lists of each signed-in browser: when it was last seen (written at
+  // most every few minutes, not on every request), from which address, and its user agent.
+  `
+  ALTER TABLE sessions ADD COLUMN last_seen_at INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE sessions ADD COLUMN ip TEXT NOT NULL DEFAULT '';
+  ALTER TABLE sessions ADD COLUMN user_agent TEXT NOT NULL DEFAULT '';
+  UPDATE sessions SET last_seen_at = refreshed_at;
+  `,
 ];

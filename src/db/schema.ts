@@ -51,6 +51,12 @@ export interface SessionsTable {
   created_at: number;
   refreshed_at: number;
   expires_at: number;
+  /** the last request seen, to within SEEN_EVERY_MS (services/sessions.ts) */
+  last_seen_at: number;
+  /** the client address of that request */
+  ip: string;
+  /** the browser's User-Agent when it signed in, cut to USER_AGENT_MAX */
+  user_agent: string;
 }
 
 export interface InvitesTable {
@@ -91,6 +97,12 @@ export interface ImagesTable {
   taken_sort: GeneratedAlways<number>;
   /** the camera's settings as a small JSON object (see src/services/exif.ts), null when unknown */
   exif: string | null;
+  /**
+   * The upload's staging object the original is still to be copied from, as the version the
+   * completion verified (staged_etag, as the bucket spells it); null once the original is in place.
+   */
+  staged_key: string | null;
+  staged_etag: string | null;
 }
 
 export type ImageState = 'processing' | 'ready' | 'failed';
@@ -102,6 +114,8 @@ export interface PendingUploadsTable {
   replaces_image_id: string | null;
   max_bytes: Generated<number>;
   is_form: Generated<Flag>;
+  /** a page's plain form was signed for this key (other tabs may post to it), even if upload.js took it over */
+  is_shared: Generated<Flag>;
   created_at: number;
   expires_at: number;
   final_key: string | null;

@@ -10,6 +10,7 @@ import { type JobClaim, type JobRow, jobsRepository } from '../db/repositories/j
 import type { Images } from '../services/images.js';
 import { makeRenditions, type Renditions } from '../services/thumbnails.js';
 import type { Storage } from '../storage/storage.js';
+import type { OriginalStore } from './original-store.js';
 import { JobFailed, type JobHandler } from './queue.js';
 
 const TEMP_PREFIX = 's3g-original-';
@@ -18,6 +19,7 @@ const STALE_TEMP_MS = 60 * 60 * 1000;
 const TRANSIENT_CODES = new Set(['ENOSPC', 'EMFILE', 'ENFILE', 'ENOMEM', 'EAGAIN']);
 const UNREADABLE =
   'This file could not be read as an image: it may be damaged, or use a feature we cannot decode.';
+const MISSING = 'The original file is no longer in the bucket, so it cannot be processed.';
 const TOO_MANY_PIXELS =
   'This image has more pixels than we decode (100 megapixels, or 50 for HEIC), so it was not processed.';
 
@@ -32,8 +34,9 @@ export function createRenditionsHandler(deps: {
   database: AppDb;
   storage: Storage;
   images: Images;
+  originals: OriginalStore;
 }): JobHandler {
-  const { database, storage, images } = deps;
+  const { database, storage, images, originals } = deps;
   const imageRows = imagesRepository(database);
   const jobs = jobsRepository(database);
 
@@ -41,7 +44,10 @@ export function createRenditionsHandler(deps: {
     const dir = await mkdtemp(path.join(tmpdir(), TEMP_PREFIX));
     try {
       const file = path.join(dir, 'original');
-      await pipeline(await storage.getStream(originalKey), createWriteStream(file));
+      const body = await storage.getStream(originalKey).catch(async (err: unknown) => {
+        throw (await storage.head(originalKey)) ? err : new JobFailed(MISSING);
+      });
+      await pipeline(body, createWriteStream(file));
       return await makeRenditions(file, contentType).catch((err: unknown) => {
         const message = err instanceof Error ? err.message : '';
         const code = (err as { code?: unknown } | null)?.code;
@@ -72,7 +78,18 @@ export function createRenditionsHandler(deps: {
     async run(job: JobRow, claim: JobClaim, isLost: () => boolean): Promise<string> {
       const row = await imageRows.get(job.image_id);
       if (!row || row.original_key !== job.original_key || row.state !== 'processing') {
-        await jobs.finish(claim); // replaced, deleted, or done already: nothing left to do
+        // Replaced, deleted, or done already: nothing left to do, but a copy of the original an
+        // earlier run made before it stopped (no image names it now) goes.
+        if ((await jobs.finish(claim)) && !(await images.usesKey(job.original_key))) {
+          await images.discardObjects([job.original_key]);
+        }
+        return 'nothing to do';
+      }
+      // The original is copied from its upload's staging object first, if that is not done yet
+      // (the completion starts it; this finishes it after a crash or a storage error). A file
+      // replaced there before it was copied fails the image here.
+      if (row.staged_key !== null && !(await originals.store(row))) {
+        await jobs.finish(claim); // the image was deleted or replaced meanwhile
         return 'nothing to do';
       }
       const made = { originalKey: row.original_key, thumbKey: row.thumb_key, displayKey: row.display_key };

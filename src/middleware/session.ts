@@ -30,7 +30,7 @@ export function clearSessionCookie(c: Context<AppEnv>): void {
 /** Loads the signed-in user (or null) for every request; refreshes the cookie when the session slid. */
 export const loadSession: MiddlewareHandler<AppEnv> = async (c, next) => {
   const token = getCookie(c, sessionCookieName(c.var.config.isSecureOrigin));
-  const valid = token ? await c.var.services.sessions.validate(token) : null;
+  const valid = token ? await c.var.services.sessions.validate(token, { ip: clientIp(c) }) : null;
   c.set('user', valid?.user ?? null);
   c.set('session', valid?.session ?? null);
   if (token && !valid) clearSessionCookie(c);

@@ -8,6 +8,7 @@ import { Invalid, NotFound } from '../services/errors.js';
 import { parseExpiry } from '../services/shares.js';
 import { AddToAlbumPage, AlbumPage, AlbumsPage } from '../views/albums.js';
 import { GalleryCards } from '../views/gallery.js';
+import { redirectShowingLink, takeNewLink } from './new-link.js';
 import { noticeOf, withNotice } from './notices.js';
 import { formError, fragment, page } from './render.js';
 import { shareForm } from './shares.js';
@@ -73,7 +74,11 @@ albumRoutes.get('/:id', query(z.object(cursor(imageCursor))), async (c) => {
       />,
     );
   }
-  return albumPage(c, { after, notice: noticeOf(c, NOTICES) });
+  return albumPage(c, {
+    after,
+    notice: noticeOf(c, NOTICES),
+    newUrl: after ? undefined : await takeNewLink(c),
+  });
 });
 
 albumRoutes.post('/:id/rename', form(z.object({ name: text })), async (c) => {
@@ -121,12 +126,12 @@ albumRoutes.post('/:id/cover', form(z.object({ ids: selectedIds })), async (c) =
 albumRoutes.post('/:id/shares', form(shareForm), async (c) => {
   const options = c.req.valid('form');
   try {
-    const { token } = await c.var.services.albums.share(actorOf(c), c.req.param('id'), {
+    const { token, link } = await c.var.services.albums.share(actorOf(c), c.req.param('id'), {
       expiry: parseExpiry(options.expiry),
       password: options.password,
       allowDownload: options.allow_download,
     });
-    return albumPage(c, { newUrl: `${c.var.config.appOrigin}/s/${token}` }, 201);
+    return redirectShowingLink(c, { id: link.id, token }, `/albums/${c.req.param('id')}`);
   } catch (err) {
     if (!(err instanceof Invalid)) throw err;
     return albumPage(c, { error: err.message }, 400);
@@ -160,8 +165,13 @@ async function addPage(c: Context<SignedInEnv>, ids: string[], error?: string) {
 /** The album's page: its first page of cards (or the one after `after`), its links, what just happened. */
 async function albumPage(
   c: Context<SignedInEnv>,
-  extra: { after?: ImageCursor | null; newUrl?: string; notice?: string | undefined; error?: string },
-  status: 200 | 201 | 400 = 200,
+  extra: {
+    after?: ImageCursor | null;
+    newUrl?: string | undefined;
+    notice?: string | undefined;
+    error?: string;
+  },
+  status: 200 | 400 = 200,
 ) {
   const { user, services } = c.var;
   const id = c.req.param('id') ?? '';

@@ -2,9 +2,10 @@ import { Hono } from 'hono';
 import { z } from 'zod';
 import type { AppEnv } from '../env.js';
 import { clientIp } from '../middleware/client-ip.js';
-import { clearSessionCookie, requireUser, setSessionCookie } from '../middleware/session.js';
-import { Forbidden, Throttled } from '../services/errors.js';
+import { actorOf, clearSessionCookie, requireUser, setSessionCookie } from '../middleware/session.js';
+import { Forbidden, NotFound, Throttled } from '../services/errors.js';
 import { SESSION_TTL_MS } from '../services/sessions.js';
+import { AccountPage } from '../views/account.js';
 import { LoginPage, PasswordPage, SignupPage } from '../views/auth.js';
 import { auditThrottled } from './audit.js';
 import { readDeviceCookie, setDeviceCookie } from './device-cookie.js';
@@ -39,6 +40,7 @@ authRoutes.post('/signup', form(credentials.extend({ invite: text })), async (c)
       password: input.password,
       ...(invite ? { inviteToken: invite } : {}),
       ip: clientIp(c),
+      userAgent: c.req.header('User-Agent'),
     });
     setSessionCookie(c, token, c.var.services.clock() + SESSION_TTL_MS);
     setDeviceCookie(c, 'login', '/login', deviceToken);
@@ -56,9 +58,11 @@ authRoutes.post('/signup', form(credentials.extend({ invite: text })), async (c)
   }
 });
 
-authRoutes.get('/login', query(z.object({ next: text })), (c) => {
+authRoutes.get('/login', query(z.object({ next: text })), async (c) => {
   const next = safeNext(c.req.valid('query').next, c.var.config.appOrigin);
   if (c.var.user) return c.redirect(next, 303);
+  // A fresh install has no one to log in: its first visitor creates the administrator.
+  if (!(await c.var.services.users.hasUsers())) return c.redirect('/signup', 303);
   const notice = noticeOf(c, { loggedOut: 'You have been logged out.' });
   return page(c, <LoginPage next={next} notice={notice} />);
 });
@@ -71,6 +75,7 @@ authRoutes.post('/login', form(credentials.extend({ next: text })), async (c) =>
       email: input.email,
       password: input.password,
       ip: clientIp(c),
+      userAgent: c.req.header('User-Agent'),
       deviceToken: readDeviceCookie(c, 'login'),
     });
     setSessionCookie(c, token, c.var.services.clock() + SESSION_TTL_MS);
@@ -87,6 +92,39 @@ authRoutes.post('/logout', async (c) => {
   if (user && session) await c.var.services.login.logOut({ user, ip: clientIp(c) }, session.id);
   clearSessionCookie(c);
   return c.redirect(withNotice('/login', 'loggedOut'), 303);
+});
+
+authRoutes.get('/account', requireUser, async (c) => {
+  const { user, session, services } = c.var;
+  const notice = noticeOf(c, {
+    ended: 'That browser is signed out.',
+    endedOthers: (n) =>
+      `Signed out everywhere else (${n === '1' ? '1 browser' : `${Number(n) || 0} browsers`}).`,
+  });
+  return page(
+    c,
+    <AccountPage
+      user={user}
+      usage={await services.images.usage(user.id)}
+      sessions={await services.sessions.listOf(user)}
+      currentSessionId={session.id}
+      notice={notice}
+    />,
+  );
+});
+
+authRoutes.post('/account/sessions/end-others', requireUser, async (c) => {
+  const ended = await c.var.services.login.endOtherSessions(actorOf(c), c.var.session.id);
+  return c.redirect(withNotice('/account', 'endedOthers', ended), 303);
+});
+
+authRoutes.post('/account/sessions/:id/end', requireUser, async (c) => {
+  // This browser signs out with Log out; someone else's session, or one already ended, is not found.
+  const id = c.req.param('id');
+  if (id === c.var.session.id || !(await c.var.services.login.endSession(actorOf(c), id))) {
+    throw new NotFound('That session has ended already, or is not one of yours.');
+  }
+  return c.redirect(withNotice('/account', 'ended'), 303);
 });
 
 authRoutes.get('/account/password', requireUser, (c) => page(c, <PasswordPage user={c.var.user} />));

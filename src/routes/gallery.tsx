@@ -1,4 +1,5 @@
-import { type Context, Hono } from 'hono';
+import { type Context, Hono, type MiddlewareHandler } from 'hono';
+import { getCookie, setCookie } from 'hono/cookie';
 import { z } from 'zod';
 import type { AppEnv, SignedInEnv } from '../env.js';
 import { countOf } from '../format.js';
@@ -33,6 +34,31 @@ const pageLink = query(
     .transform(({ cursor: after, upto, order, q }): GalleryQuery => ({ after, upto, order, search: q })),
 );
 
+const ORDER_COOKIE = 's3g_order';
+const YEAR_SECONDS = 365 * 24 * 60 * 60;
+
+/**
+ * The order a person chose is remembered (a cookie for a year): their gallery's bare address opens
+ * in it. Only the bare address: any other names its order (or is the upload order's), as its
+ * cursors were made for it.
+ */
+const rememberOrder: MiddlewareHandler<SignedInEnv> = async (c, next) => {
+  const params = new URL(c.req.url).searchParams;
+  const chosen = params.get('order');
+  if (chosen === 'taken' || chosen === 'uploaded') {
+    setCookie(c, ORDER_COOKIE, chosen, {
+      httpOnly: true,
+      sameSite: 'Lax',
+      secure: c.var.config.isSecureOrigin,
+      path: '/',
+      maxAge: YEAR_SECONDS,
+    });
+  } else if (params.size === 0 && getCookie(c, ORDER_COOKIE) === 'taken' && !c.req.header('HX-Request')) {
+    return c.redirect(`${c.req.path}?order=taken`, 303);
+  }
+  await next();
+};
+
 const galleryNotices = {
   deleted: (count: string) => {
     // Only a count a delete could have made: "1e400" would read "Infinity images".
@@ -42,11 +68,11 @@ const galleryNotices = {
   unselected: NOTHING_SELECTED,
 };
 
-galleryRoutes.get('/', requireUser, pageLink, (c) =>
+galleryRoutes.get('/', requireUser, rememberOrder, pageLink, (c) =>
   gallery(c, c.var.user, '/', c.req.valid('query'), noticeOf(c, galleryNotices)),
 );
 
-galleryRoutes.get('/shared', requireUser, pageLink, async (c) => {
+galleryRoutes.get('/shared', requireUser, rememberOrder, pageLink, async (c) => {
   const asked = c.req.valid('query');
   const result = await c.var.services.images.listShared(asked);
   const listing = { basePath: '/shared', search: asked.search ?? '', canChange: false };
@@ -59,7 +85,7 @@ galleryRoutes.get('/shared', requireUser, pageLink, async (c) => {
   });
 });
 
-galleryRoutes.get('/users/:id', requireCan('admin'), pageLink, async (c) => {
+galleryRoutes.get('/users/:id', requireCan('admin'), rememberOrder, pageLink, async (c) => {
   const owner = await c.var.services.users.get(c.req.param('id'));
   if (!owner) throw new NotFound('There is no such user.');
   return gallery(c, owner, `/users/${owner.id}`, c.req.valid('query'), noticeOf(c, galleryNotices));

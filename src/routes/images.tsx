@@ -7,13 +7,17 @@ import { actorOf, requireCan, requireUser } from '../middleware/session.js';
 import { can } from '../policy.js';
 import { DomainError, Invalid } from '../services/errors.js';
 import type { Image } from '../services/images.js';
-import { FIRST_POLL_SECONDS, ThumbLink } from '../views/gallery.js';
+import { FIRST_POLL_SECONDS, type ImageContext, imageHref, ThumbLink } from '../views/gallery.js';
 import { ConfirmBulkDeletePage, ConfirmDeletePage, ImagePage, type ImagePageProps } from '../views/image.js';
+import { redirectShowingLink, takeNewLink } from './new-link.js';
 import { nothingSelected, noticeOf, withNotice } from './notices.js';
 import { fragment, page } from './render.js';
 import { createLink, shareForm } from './shares.js';
 import { renderUploadPage } from './uploads.js';
 import { flag, form, text, tickedIds } from './validate.js';
+
+/** What an album id can look like (a random token); anything else is not looked up. */
+const ALBUM_ID = /^[a-z0-9]{1,64}$/;
 
 /** One image and what its page does with it (`/images/...`); every route here needs a signed-in user. */
 export const imageRoutes = new Hono<SignedInEnv>().use(requireUser);
@@ -26,17 +30,22 @@ async function renderImage(
   status: ContentfulStatusCode = 200,
 ) {
   const { user, services } = c.var;
-  const { images, shares } = services;
+  const { images, shares, albums } = services;
   const links = can(user, 'image.change', image)
     ? (await shares.listForImage(image)).map((link) => ({ link, state: shares.stateOf(link) }))
     : [];
+  const context = imageContextOf(c);
+  // An album the user may not see, or that does not hold the image, leaves the gallery's order.
+  const inAlbum = context.album ? await albums.neighbours(user, context.album, image) : null;
+  const neighbours = inAlbum ?? (await images.neighbours(user, image, context.order));
   return page(
     c,
     <ImagePage
       user={user}
       image={image}
       displayUrl={await images.displayUrl(image)}
-      neighbours={await images.neighbours(user, image)}
+      neighbours={neighbours}
+      context={inAlbum ? { order: 'uploaded', album: context.album } : { order: context.order }}
       links={links}
       {...extra}
     />,
@@ -44,10 +53,27 @@ async function renderImage(
   );
 }
 
+/** The grid an image was opened from (`?order=taken`, `?album=<id>`); anything else is the gallery. */
+function imageContextOf(c: Context<SignedInEnv>): ImageContext {
+  const album = c.req.query('album');
+  return {
+    order: c.req.query('order') === 'taken' ? 'taken' : 'uploaded',
+    album: album && ALBUM_ID.test(album) ? album : undefined,
+  };
+}
+
 imageRoutes.get('/:id', async (c) => {
   const image = await c.var.services.images.getForUser(c.var.user, c.req.param('id'));
-  const notice = noticeOf(c, { uploaded: 'Uploaded.', replaced: 'File replaced.', revoked: 'Link revoked.' });
-  return renderImage(c, image, { notice });
+  const notice = noticeOf(c, {
+    uploaded: 'Uploaded.',
+    replaced: 'File replaced.',
+    revoked: 'Link revoked.',
+    renamed: 'Renamed.',
+    // Worded from the image, not the address: a link cannot tell the owner something untrue.
+    shared: () =>
+      image.isShared ? 'Shown to all signed-in users.' : 'Private again: only you and admins see it.',
+  });
+  return renderImage(c, image, { notice, newShareUrl: await takeNewLink(c) });
 });
 
 /** A card's picture alone: a processing card (htmx) swaps itself for this until it is ready. */
@@ -57,12 +83,12 @@ imageRoutes.get('/:id/thumb', async (c) => {
   const wait = Number(c.req.query('wait'));
   const waitSeconds =
     Number.isInteger(wait) && wait >= FIRST_POLL_SECONDS && wait <= 30 ? wait : FIRST_POLL_SECONDS;
-  return fragment(c, <ThumbLink card={card} waitSeconds={waitSeconds} />);
+  return fragment(c, <ThumbLink card={card} context={imageContextOf(c)} waitSeconds={waitSeconds} />);
 });
 
 imageRoutes.post('/:id/retry', async (c) => {
   await c.var.services.uploads.retryProcessing(c.var.user, c.req.param('id'));
-  return c.redirect(`/images/${c.req.param('id')}`, 303);
+  return c.redirect(imageHref(c.req.param('id'), imageContextOf(c)), 303);
 });
 
 imageRoutes.get('/:id/download', async (c) => {
@@ -74,7 +100,7 @@ imageRoutes.post('/:id/rename', form(z.object({ title: text })), async (c) => {
   const { images } = c.var.services;
   try {
     const image = await images.rename(actorOf(c), c.req.param('id'), c.req.valid('form').title);
-    return c.redirect(`/images/${image.id}`, 303);
+    return c.redirect(withNotice(imageHref(image.id, imageContextOf(c)), 'renamed'), 303);
   } catch (err) {
     if (!(err instanceof DomainError)) throw err;
     const image = await images.getForUser(c.var.user, c.req.param('id'));
@@ -85,7 +111,7 @@ imageRoutes.post('/:id/rename', form(z.object({ title: text })), async (c) => {
 imageRoutes.post('/:id/visibility', form(z.object({ shared: flag })), async (c) => {
   const { shared } = c.req.valid('form');
   const image = await c.var.services.images.setShared(actorOf(c), c.req.param('id'), shared);
-  return c.redirect(`/images/${image.id}`, 303);
+  return c.redirect(withNotice(imageHref(image.id, imageContextOf(c)), 'shared'), 303);
 });
 
 /**
@@ -123,8 +149,8 @@ imageRoutes.post('/delete', form(z.object({ ids: tickedIds, confirm: text, back:
 imageRoutes.post('/:id/shares', requireCan('share.create'), form(shareForm), async (c) => {
   const image = await c.var.services.images.getForChange(c.var.user, c.req.param('id'));
   try {
-    const newShareUrl = await createLink(c, [image.id], c.req.valid('form'));
-    return renderImage(c, image, { newShareUrl }, 201);
+    const link = await createLink(c, [image.id], c.req.valid('form'));
+    return redirectShowingLink(c, link, imageHref(image.id, imageContextOf(c)));
   } catch (err) {
     if (!(err instanceof Invalid)) throw err;
     return renderImage(c, image, { error: err.message }, 400);

@@ -15,6 +15,7 @@ import {
 } from '../views/shares.js';
 import { auditShareOpen, auditThrottled } from './audit.js';
 import { readDeviceCookie, setDeviceCookie } from './device-cookie.js';
+import { redirectShowingLink, takeNewLink } from './new-link.js';
 import { nothingSelected, noticeOf, withNotice } from './notices.js';
 import { page, safeNext } from './render.js';
 import { flag, form, selectedIds, text, tickedIds } from './validate.js';
@@ -28,33 +29,32 @@ export const publicShareRoutes = new Hono<AppEnv>();
 /** The options of a new link, as the share forms send them (POST /shares, POST /images/:id/shares). */
 export const shareForm = z.object({ expiry: text, password: text, allow_download: flag });
 
-/** Makes a link to the images; its address, to show once. */
+/** Makes a link to the images; its id and token, to show once (see new-link.ts). */
 export async function createLink(
   c: Context<SignedInEnv>,
   ids: string[],
   options: z.output<typeof shareForm>,
-): Promise<string> {
-  const { token } = await c.var.services.shares.create(actorOf(c), ids, {
+): Promise<{ id: string; token: string }> {
+  const { token, link } = await c.var.services.shares.create(actorOf(c), ids, {
     expiry: parseExpiry(options.expiry),
     password: options.password,
     allowDownload: options.allow_download,
   });
-  return `${c.var.config.appOrigin}/s/${token}`;
+  return { id: link.id, token };
 }
 
 async function linksPage(
   c: Context<SignedInEnv>,
-  extra: { newUrl?: string; notice?: string | undefined } = {},
-  status: 200 | 201 = 200,
+  extra: { newUrl?: string | undefined; notice?: string | undefined } = {},
 ) {
   const { user, services } = c.var;
   const { shares } = services;
   const rows = (await shares.listForOwner(user)).map((link) => ({ link, state: shares.stateOf(link) }));
-  return page(c, <SharesPage user={user} rows={rows} {...extra} />, status);
+  return page(c, <SharesPage user={user} rows={rows} {...extra} />);
 }
 
-shareRoutes.get('/', requireCan('share.create'), (c) =>
-  linksPage(c, { notice: noticeOf(c, { revoked: 'Link revoked.' }) }),
+shareRoutes.get('/', requireCan('share.create'), async (c) =>
+  linksPage(c, { newUrl: await takeNewLink(c), notice: noticeOf(c, { revoked: 'Link revoked.' }) }),
 );
 
 /** Options for sharing what was selected in the gallery. */
@@ -73,8 +73,7 @@ shareRoutes.post(
 shareRoutes.post('/', requireCan('share.create'), form(shareForm.extend({ ids: selectedIds })), async (c) => {
   const { ids, ...options } = c.req.valid('form');
   try {
-    const newUrl = await createLink(c, ids, options);
-    return linksPage(c, { newUrl }, 201);
+    return redirectShowingLink(c, await createLink(c, ids, options), '/shares');
   } catch (err) {
     if (!(err instanceof Invalid)) throw err;
     const images = await c.var.services.images.getAllForChange(c.var.user, ids);

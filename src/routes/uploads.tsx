@@ -1,7 +1,9 @@
 import { type Context, Hono } from 'hono';
 import { z } from 'zod';
 import type { SignedInEnv } from '../env.js';
+import { answerRefusal } from '../http-errors.js';
 import { actorOf, requireCan, requireUser } from '../middleware/session.js';
+import { DomainError } from '../services/errors.js';
 import type { Image } from '../services/images.js';
 import { UploadPage } from '../views/upload.js';
 import { withNotice } from './notices.js';
@@ -20,19 +22,30 @@ export const uploadRoutes = new Hono<SignedInEnv>().use(requireUser);
  * nothing a user can see.
  */
 export async function renderUploadPage(c: Context<SignedInEnv>, replacing?: Image) {
-  const { user } = c.var;
-  const form = await c.var.services.uploads.presign(user, {
-    from: 'form',
-    ...(replacing ? { replacesImageId: replacing.id } : {}),
-  });
+  const { user, services } = c.var;
+  // A full quota (or too many unfinished uploads) is said on the page itself, with the numbers.
+  const presigned = await services.uploads
+    .presign(user, { from: 'form', ...(replacing ? { replacesImageId: replacing.id } : {}) })
+    .then(
+      (form) => ({ form }),
+      (err: unknown) => {
+        if (!(err instanceof DomainError)) throw err;
+        return { refusal: err.message, status: answerRefusal(c, err) };
+      },
+    );
+  // The meter is of the account the upload counts against: shown for one's own images.
+  const isOwn = !replacing || replacing.ownerId === user.id;
+  const usage = isOwn ? await services.images.usage(user.id) : undefined;
   return page(
     c,
     <UploadPage
       user={user}
-      form={form}
       maxBytes={c.var.config.maxUploadBytes}
+      {...presigned}
+      {...(usage ? { usage } : {})}
       {...(replacing ? { replacing } : {})}
     />,
+    'status' in presigned ? presigned.status : 200,
   );
 }
 
@@ -99,6 +112,12 @@ uploadRoutes.post('/complete', json(completeBody), async (c) => {
   const { key, etag } = c.req.valid('json');
   const result = await complete(c, key, etag);
   return c.json({ imageId: result.imageId, replaced: result.replaced, url: `/images/${result.imageId}` });
+});
+
+// upload.js gives up an upload its user cancelled, or sends again under a new policy.
+uploadRoutes.post('/abandon', json(completeBody.pick({ key: true })), async (c) => {
+  await c.var.services.uploads.abandon(c.var.user, c.req.valid('json').key);
+  return c.body(null, 204);
 });
 
 function complete(c: Context<SignedInEnv>, key: string, etag: string | undefined) {

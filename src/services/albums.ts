@@ -7,7 +7,7 @@ import type { Actor, Audit } from './audit.js';
 import type { Clock } from './clock.js';
 import type { ImageCursor } from './cursors.js';
 import { Forbidden, Invalid, NotFound } from './errors.js';
-import { cleanText, type GalleryCard, type Image, type Images } from './images.js';
+import { cleanText, type GalleryCard, type Image, type Images, type Neighbours } from './images.js';
 import type { ShareExpiry, ShareLink, Shares } from './shares.js';
 import { randomToken } from './tokens.js';
 import type { User } from './users.js';
@@ -133,6 +133,19 @@ export function createAlbums(deps: {
       const album = await ownedAlbum(user, id);
       const page = await images.listPageOf((from, limit) => albumImages.page(album.id, from, limit), after);
       return { album, ...page };
+    },
+
+    /**
+     * The images before and after `image` in the album's grid, for its page's previous/next links;
+     * null when the user may not see the album or the image is not in it (the page then goes by
+     * the gallery).
+     */
+    async neighbours(user: User, id: string, image: Image): Promise<Neighbours | null> {
+      const row = await albums.byId(id);
+      if (!row || !can(user, 'album.change', { ownerId: row.owner_id })) return null;
+      if (!(await albumImages.has(row.id, image.id))) return null;
+      const found = await albumImages.neighbours(row.id, { sort: image.createdAt, id: image.id });
+      return { previous: found.newer, next: found.older };
     },
 
     async rename(actor: Actor, id: string, name: string): Promise<Album> {

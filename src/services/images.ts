@@ -16,7 +16,7 @@ import type { Storage } from '../storage/storage.js';
 import type { Actor, Audit } from './audit.js';
 import type { Clock } from './clock.js';
 import { type ImageCursor, imageCursor, writeCursor } from './cursors.js';
-import { Forbidden, Invalid, NotFound } from './errors.js';
+import { Conflict, Forbidden, fromStorage, Invalid, NotFound } from './errors.js';
 import type { Notifications } from './notifications.js';
 import type { PendingUploads } from './pending-uploads.js';
 import { displaySize } from './thumbnails.js';
@@ -103,6 +103,8 @@ export function createImages(deps: {
   audit: Audit;
   notifications: Notifications;
   pending: PendingUploads;
+  /** Settles once this process's copy of a new upload's original into place has ended. */
+  originalSettled?: (imageId: string) => Promise<void>;
 }) {
   const { database, storage, clock, audit, notifications, pending } = deps;
   const images = imagesRepository(database);
@@ -264,14 +266,18 @@ export function createImages(deps: {
 
     /**
      * The images before and after this one (which the user may see) in the grid its page goes back
-     * to: the owner's gallery for the owner and for admins, the shared images for everyone else.
+     * to, in that grid's order: the owner's gallery for the owner and for admins, the shared images
+     * for everyone else.
      */
-    async neighbours(user: User, image: Image): Promise<Neighbours> {
-      const at = { sort: image.createdAt, id: image.id };
+    async neighbours(user: User, image: Image, order: ImageOrder): Promise<Neighbours> {
+      const at = {
+        sort: order === 'taken' ? (image.takenAt ?? image.createdAt) : image.createdAt,
+        id: image.id,
+      };
       const found =
         image.ownerId === user.id || can(user, 'admin')
-          ? await images.neighboursInGallery(image.ownerId, at)
-          : await images.neighboursInShared(at);
+          ? await images.neighboursInGallery(image.ownerId, at, order)
+          : await images.neighboursInShared(at, order);
       return { previous: found.newer, next: found.older };
     },
 
@@ -326,6 +332,20 @@ export function createImages(deps: {
     /** A short-lived link that makes the browser save the original under its own name. */
     async downloadUrl(user: User, id: string): Promise<string> {
       const image = await getForUser(user, id);
+      // A new upload's original is copied into place just after its upload is answered: a download
+      // asked for meanwhile waits for that copy, when this process is making it.
+      if (!image.isStored) await deps.originalSettled?.(image.id);
+      if (!image.isStored && (await images.get(image.id))?.staged_key !== null) {
+        throw new Conflict(
+          image.state === 'failed'
+            ? 'This image’s original could not be stored yet. Press “Try again” on its page.'
+            : 'This image’s original is still being stored. Please try again in a moment.',
+        );
+      }
+      // A failed image may have none (its upload was replaced before it was stored): asked, not guessed.
+      if (image.state === 'failed' && !(await fromStorage(storage.head(image.originalKey)))) {
+        throw new NotFound('This image’s original file is not in the bucket.');
+      }
       return storage.presignGet({
         key: image.originalKey,
         ttlSeconds: 5 * 60,
@@ -367,6 +387,8 @@ export function createImages(deps: {
           await audit.change(actor, 'delete', { target: row.id });
           await notifications.recordChange(user, 'delete', row.id, `“${row.title}”`);
           all.push(row.original_key, row.display_key, row.thumb_key);
+          // A new upload not yet copied into place: its staging object goes too.
+          if (row.staged_key !== null) all.push(row.staged_key);
         }
         await deletions.queue(all, now);
         return { keys: all, count: deleted.size };

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import type { Config } from '../config.js';
 import type { AppDb } from '../db/database.js';
+import { createOriginalStore } from '../jobs/original-store.js';
 import { createJobQueue } from '../jobs/queue.js';
 import { createRenditionsHandler } from '../jobs/renditions.js';
 import type { Storage } from '../storage/storage.js';
@@ -56,12 +57,22 @@ export function createServices({ database, storage, clock, config, loginLimits, 
     instanceId,
   });
   const pending = createPendingUploads({ database });
-  const images = createImages({ database, storage, clock, audit, notifications, pending });
+  const images = createImages({
+    database,
+    storage,
+    clock,
+    audit,
+    notifications,
+    pending,
+    // The store is made from the images service: asked for only once both exist.
+    originalSettled: (imageId) => originals.settled(imageId),
+  });
+  const originals = createOriginalStore({ database, storage, images });
   const jobs = createJobQueue({
     database,
     clock,
     instanceId,
-    handler: createRenditionsHandler({ database, storage, images }),
+    handler: createRenditionsHandler({ database, storage, images, originals }),
     workers: config.processing.workers,
     leaseMs: config.processing.leaseMs,
   });
@@ -77,6 +88,7 @@ export function createServices({ database, storage, clock, config, loginLimits, 
     maxUploadBytes: config.maxUploadBytes,
     appOrigin: config.appOrigin,
     onJobAdded: jobs.notify,
+    originals,
   });
   const shares = createShares({ database, storage, audit, images, devices, clock });
   const uploadSweeper = createUploadSweeper({ storage, pending, uploads, users, images, clock, leases });

@@ -115,6 +115,7 @@ export function createLogin(deps: {
       password: string;
       inviteToken?: string;
       ip: string;
+      userAgent?: string | undefined;
     }): Promise<{ token: string; user: User; deviceToken: string }> {
       const isOpen = await users.isOpenSignup(input.inviteToken);
       const counters = isOpen ? [{ throttle: signupsByIp, key: addressKey(input.ip) }] : [];
@@ -123,7 +124,7 @@ export function createLogin(deps: {
         const user = await users.signUp(input);
         await users.recordLogin(user.id);
         return {
-          token: (await sessions.create(user.id)).token,
+          token: (await sessions.create(user.id, input)).token,
           user,
           deviceToken: await devices.issue(await deviceSubject(user.id)),
         };
@@ -142,6 +143,7 @@ export function createLogin(deps: {
       email: string;
       password: string;
       ip: string;
+      userAgent?: string | undefined;
       deviceToken?: string | undefined;
     }): Promise<{ token: string; user: User; deviceToken: string }> {
       const { device, counters } = await countersFor(input.email, addressKey(input.ip), input.deviceToken);
@@ -171,7 +173,7 @@ export function createLogin(deps: {
       const token = await database.transaction(async () => {
         await users.recordLogin(user.id);
         await audit.change({ user, ip: input.ip }, 'login');
-        return (await sessions.create(user.id)).token;
+        return (await sessions.create(user.id, input)).token;
       });
       return { token, user, deviceToken: await devices.issue(await deviceSubject(user.id)) };
     },
@@ -181,6 +183,28 @@ export function createLogin(deps: {
       await database.transaction(async () => {
         await sessions.invalidate(sessionId);
         await audit.change(actor, 'logout');
+      });
+    },
+
+    /** Ends another of the actor's sessions (a browser left signed in elsewhere); false when it is not theirs. */
+    async endSession(actor: Actor, sessionId: string): Promise<boolean> {
+      return database.transaction(async () => {
+        const ended = await sessions.endOne(actor.user, sessionId);
+        if (ended) await audit.change(actor, 'logout', { detail: 'ended from another session' });
+        return ended;
+      });
+    },
+
+    /** Ends every session of the actor but the one they use now; how many. */
+    async endOtherSessions(actor: Actor, currentId: string): Promise<number> {
+      return database.transaction(async () => {
+        const ended = await sessions.endOthers(actor.user, currentId);
+        if (ended > 0) {
+          await audit.change(actor, 'logout', {
+            detail: `ended ${ended} other session${ended === 1 ? '' : 's'}`,
+          });
+        }
+        return ended;
       });
     },
 

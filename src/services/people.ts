@@ -113,7 +113,14 @@ export function createPeople(deps: {
         let cursor: string | undefined;
         do {
           const page = await storage.list(`users/${user.id}/`, cursor);
-          await deps.images.discardObjects(page.keys.map((k) => k.key));
+          // An upload of theirs replacing someone else's image (an admin's) stages under their
+          // prefix: kept until that image's copy has landed (then it goes with the copy).
+          const keys: string[] = [];
+          for (const { key } of page.keys) {
+            const isStaging = key.startsWith(`users/${user.id}/uploads/`);
+            if (!isStaging || !(await deps.images.usesKey(key))) keys.push(key);
+          }
+          await deps.images.discardObjects(keys);
           cursor = page.nextCursor;
         } while (cursor);
       } catch {

@@ -187,7 +187,7 @@ export function createShares(deps: {
                   contentType: 'image/webp',
                 })
               : null,
-          ...(link.allowDownload
+          ...(link.allowDownload && image.isStored
             ? {
                 downloadUrl: await storage.presignGet({
                   key: image.originalKey,
@@ -285,6 +285,22 @@ export function createShares(deps: {
       const row = await links.byId(id);
       if (!row) throw new NotFound('There is no such link.'); // deleted at once, with its images
       return { token, link: rowToLink(row) };
+    },
+
+    /**
+     * Whether `token` is that of the user's link `id`, still in force: the one check before a page
+     * shows a link it was handed back (see src/routes/new-link.ts), so no one else's token, and no
+     * made-up one, is ever shown as the user's.
+     */
+    async isOwnNewLink(user: User, id: string, token: string): Promise<boolean> {
+      if (!/^[a-z2-7]{16,64}$/.test(token) || id.length === 0 || id.length > 64) return false;
+      const row = await links.byId(id);
+      return (
+        row !== undefined &&
+        row.owner_id === user.id &&
+        row.revoked_at === null &&
+        row.token_hash === sha256Hex(token)
+      );
     },
 
     async listForOwner(user: User): Promise<ShareLink[]> {

@@ -66,6 +66,8 @@ export function createUploadSweeper(deps: {
     const row = await pending.get(listed.key);
     if (!row) return;
     if (row.closedAt !== null) {
+      // Its image's job has yet to copy the file from here: the next sweep looks again.
+      if (await uploads.isAwaitingCopy(row.key)) return;
       if (await storage.head(row.key)) {
         if (apply) await images.discardObjects([row.key]);
         report.replaysDeleted.push(row.key);

@@ -4,10 +4,11 @@ import { imagesRepository } from '../db/repositories/images.js';
 import { jobsRepository } from '../db/repositories/jobs.js';
 import { formatBytes } from '../format.js';
 import { ACCEPTED_NAMES } from '../image-types.js';
-import { MAX_ATTEMPTS } from '../jobs/queue.js';
+import type { OriginalStore } from '../jobs/original-store.js';
+import { JobFailed, MAX_ATTEMPTS } from '../jobs/queue.js';
 import { TITLE_MAX } from '../limits.js';
 import { can } from '../policy.js';
-import { SCRIPT_ANSWER, SourceChanged, type Storage } from '../storage/storage.js';
+import { bareEtag, type ObjectInfo, SCRIPT_ANSWER, SourceChanged, type Storage } from '../storage/storage.js';
 import type { Actor, Audit } from './audit.js';
 import type { Clock } from './clock.js';
 import {
@@ -26,8 +27,8 @@ import { cleanText, type Images, rowToImage, withoutExtension } from './images.j
 import type { Notifications } from './notifications.js';
 import { type PendingUpload, type PendingUploads, POLICY_TTL_SECONDS } from './pending-uploads.js';
 import { tryAgainIn } from './rate-limit.js';
-import { sniffImageStream } from './sniff.js';
-import { SNIFF_BYTES, sniffImageType } from './thumbnails.js';
+import { sniffStoredType } from './sniff.js';
+import { SNIFF_BYTES } from './thumbnails.js';
 import { createUploadQuota } from './upload-quota.js';
 import type { User, Users } from './users.js';
 
@@ -43,12 +44,6 @@ const SECOND_FILE =
   'Another file was sent with this upload form after its first one was kept, so it was not kept. Please upload it again.';
 const REPLACED =
   'Another file was sent with this upload form (from another tab, say) before this one was kept, and took its place, so this one was not kept. Please upload it again.';
-
-/**
- * ETags compare without their quotes (S3 quotes them in headers, not always in redirect URLs) and
- * their case, so no store's spelling refuses a file as another one.
- */
-const bareEtag = (etag: string) => etag.replace(/^"|"$/g, '').toLowerCase();
 
 export interface PresignedUpload {
   key: string;
@@ -89,6 +84,16 @@ const originalsPrefix = (userId: string) => `users/${userId}/originals/`;
  */
 const ownerIdOf = (user: User, replacing: { owner_id: string } | undefined) => replacing?.owner_id ?? user.id;
 
+/** The staging object's first bytes and what the bucket said of the whole of it. */
+type StagedStart = { bytes: Uint8Array; info: ObjectInfo };
+
+/** The staging object read: `etag` names the version (bare), `copyIf` is it as the bucket spells it. */
+interface StagedFile {
+  start: StagedStart;
+  etag: string;
+  copyIf: string;
+}
+
 /** A file checked, ready to be recorded (its renditions are a job's, after the answer). */
 interface Verified {
   size: number;
@@ -113,8 +118,10 @@ export function createUploads(deps: {
   appOrigin: string;
   /** Tells the workers a job was added (src/jobs/queue.ts). */
   onJobAdded: () => void;
+  /** Copies answered uploads' originals into place (their jobs wait for it). */
+  originals: OriginalStore;
 }) {
-  const { database, storage, audit, images, users, notifications, pending, clock } = deps;
+  const { database, storage, audit, images, users, notifications, pending, clock, originals } = deps;
   const imageRows = imagesRepository(database);
   const jobs = jobsRepository(database);
   const quota = createUploadQuota({ users, images, pending });
@@ -131,41 +138,56 @@ export function createUploads(deps: {
   async function refuse(
     row: PendingUpload,
     finalKey: string | null,
-    made: string[],
     err: DomainError,
     outside: boolean,
     etag: string | null = null,
   ): Promise<never> {
     const closed = await pending.close(row.key, finalKey, null, clock(), etag);
     if (closed && outside) await pending.remove(row.key);
-    await images.discardObjects(closed ? [row.key, ...made] : made);
+    if (closed) await images.discardObjects([row.key]);
     throw err;
   }
 
   /**
-   * Checks the final key (which no policy can write): its size, the quota, and its type from its
-   * first bytes. Decoding it is the renditions job's, after the answer.
+   * The staging object's first bytes and what the bucket says of it, with the ETag that names this
+   * version: the one the caller named (the bucket's redirect does), else the one there now.
    */
-  async function verify(user: User, row: PendingUpload, finalKey: string): Promise<Verified | Refused> {
-    const head = await fromStorage(storage.head(finalKey));
-    if (!head) throw new Unavailable('The uploaded file could not be read back. Please try again.');
-    if (head.size > deps.maxUploadBytes)
+  async function readStaged(row: PendingUpload, named: string | null): Promise<StagedFile> {
+    const start = await fromStorage(storage.readStart(row.key, SNIFF_BYTES));
+    if (!start) throw new Invalid('The file has not arrived in storage. Please upload it again.');
+    const stagedEtag = start.info.etag ? bareEtag(start.info.etag) : null;
+    // Another file took this one's place (a second tab's post through the same form): that one is
+    // kept by its own completion, or by the sweep.
+    if (named && stagedEtag && named !== stagedEtag) throw new Conflict(REPLACED);
+    const etag = stagedEtag ?? named;
+    // The job copies the file by its ETag: a bucket that names none cannot be trusted with this.
+    if (etag === null) throw new Unavailable('The bucket did not say which version of the file it holds.');
+    return { start, etag, copyIf: start.info.etag ?? etag };
+  }
+
+  /**
+   * Checks the staging object from its first bytes and what the bucket said of it with them (one
+   * version, one request): its size, the quota, and its type. The original is a copy of exactly this
+   * version (pinned by its ETag) at a key no policy names; the renditions job decodes that copy.
+   */
+  async function verify(user: User, row: PendingUpload, staged: StagedFile): Promise<Verified | Refused> {
+    const { size } = staged.start.info;
+    if (size > deps.maxUploadBytes)
       return { refused: new TooLarge('That file is larger than the upload limit.') };
-    if (head.size === 0) return { refused: new UnsupportedType(NOT_AN_IMAGE) };
+    if (size === 0) return { refused: new UnsupportedType(NOT_AN_IMAGE) };
     const replacing = row.replacesImageId ? await imageRows.get(row.replacesImageId) : undefined;
     // A cheap early answer; the transaction below checks again, and that check is the one that holds.
-    const overQuota = await quota.refusal(ownerIdOf(user, replacing), head.size, replacing);
+    const overQuota = await quota.refusal(ownerIdOf(user, replacing), size, replacing);
     if (overQuota) return { refused: new TooLarge(overQuota) };
-
-    const start = await fromStorage(storage.getRange(finalKey, 0, Math.min(head.size, SNIFF_BYTES) - 1));
-    // A few files only tell further in (a TIFF whose directory sits at its end): read on, streaming.
-    const contentType =
-      (await sniffImageType(start)) ??
-      (head.size > SNIFF_BYTES
-        ? await fromStorage(storage.getStream(finalKey).then(sniffImageStream))
-        : null);
+    // A few files only tell further in (a TIFF whose directory sits at its end): read on, streaming,
+    // the same version only (a replay meanwhile is refused as another file).
+    const contentType = await fromStorage(
+      sniffStoredType(storage, row.key, staged.start, staged.copyIf).catch((err: unknown) => {
+        throw err instanceof SourceChanged ? new Conflict(REPLACED) : err;
+      }),
+    );
     if (!contentType) return { refused: new UnsupportedType(NOT_AN_IMAGE) };
-    return { size: head.size, contentType };
+    return { size, contentType };
   }
 
   /**
@@ -181,15 +203,8 @@ export function createUploads(deps: {
   ): Promise<Completion> {
     const { outside, actor } = o;
     if (!can(user, 'image.upload')) {
-      return refuse(row, null, [], new Forbidden('Viewers cannot upload images.'), outside);
+      return refuse(row, null, new Forbidden('Viewers cannot upload images.'), outside);
     }
-    const staged = await fromStorage(storage.head(row.key));
-    if (!staged) throw new Invalid('The file has not arrived in storage. Please upload it again.');
-    const stagedEtag = staged.etag ? bareEtag(staged.etag) : null;
-    // Another file took this one's place (a second tab's post through the same form): that one is
-    // kept by its own completion, or by the sweep.
-    if (named && stagedEtag && named !== stagedEtag) throw new Conflict(REPLACED);
-    const etag = stagedEtag ?? named;
     const replacing = row.replacesImageId ? await imageRows.get(row.replacesImageId) : undefined;
     const ownerId = ownerIdOf(user, replacing);
     const base = `users/${ownerId}/`;
@@ -198,26 +213,36 @@ export function createUploads(deps: {
 
     const version = randomUUID();
     const renditionKeys = [`${base}thumbs/${version}.webp`, `${base}display/${version}.webp`];
-    const made = [finalKey];
+    let staged: StagedFile;
     let verdict: Verified | Refused;
     try {
-      // Verified only from the copy: a replay of the policy can change the staging object, never
-      // this. The copy is of the file whose ETag was read above, or nothing: never of a later one.
-      const ifMatch = staged.etag ? { ifMatch: staged.etag } : {};
-      await fromStorage(
-        storage.copy(row.key, finalKey, ifMatch).catch((err: unknown) => {
-          throw err instanceof SourceChanged ? new Conflict(REPLACED) : err;
-        }),
-      );
-      verdict = await verify(user, row, finalKey);
+      staged = await readStaged(row, named);
+      verdict = await verify(user, row, staged);
     } catch (err) {
-      // Storage trouble or a crash of sharp: the row stays open for a retry or the sweep.
+      // Storage trouble, another file in its place, a crash of the sniffer: the row stays open for
+      // a retry or the sweep.
       await pending.release(row.key, finalKey);
-      await images.discardObjects(made);
       throw err;
     }
-    if ('refused' in verdict) return refuse(row, finalKey, made, verdict.refused, outside, etag);
+    const { etag } = staged;
+    if ('refused' in verdict) return refuse(row, finalKey, verdict.refused, outside, etag);
     const checked = verdict;
+    // The upload page's own form is one key for all its tabs (even once upload.js has taken it
+    // over): a second tab's file may land there right after the first is answered. Its original is
+    // copied before the answer, so a refused copy is this completion's to report (and the other
+    // file's completion may keep that one). Every other upload's key is its own: its copy follows
+    // the answer (see below).
+    const copiesFirst = row.isShared;
+    const file = { original_key: finalKey, content_type: checked.contentType, bytes: checked.size };
+    if (copiesFirst) {
+      try {
+        await originals.copy(row.key, staged.copyIf, file);
+      } catch (err) {
+        await pending.release(row.key, finalKey);
+        await images.discardObjects([finalKey]);
+        throw err instanceof JobFailed ? new Conflict(err.message) : err;
+      }
+    }
 
     const [thumbKey, displayKey] = renditionKeys as [string, string];
     const now = clock();
@@ -238,6 +263,9 @@ export function createUploads(deps: {
       state: 'processing' as const,
       failure: null,
       placeholder: null,
+      // Not copied yet: the original is copied from here, as this version, after the answer.
+      staged_key: copiesFirst ? null : row.key,
+      staged_etag: copiesFirst ? null : staged.copyIf,
     };
     const addJob = (imageId: string, ownerId: string) =>
       jobs.add({ kind: 'renditions', imageId, ownerId, originalKey: finalKey, now });
@@ -262,6 +290,8 @@ export function createUploads(deps: {
           await addJob(target.id, target.owner_id);
           const old = rowToImage(target);
           const oldKeys = [old.originalKey, old.displayKey, old.thumbKey];
+          // The file it replaces was not copied into place yet: its staging object goes instead.
+          if (target.staged_key !== null) oldKeys.push(target.staged_key);
           await images.queueDeletion(oldKeys);
           await notifications.recordChange(user, 'replace', target.id, `“${target.title}”`);
           if (actor) await audit.change(actor, 'replace', { target: target.id });
@@ -280,26 +310,40 @@ export function createUploads(deps: {
       outcome = await commit();
     } catch (err) {
       await pending.release(row.key, finalKey);
-      await images.discardObjects(made);
+      if (copiesFirst) await images.discardObjects([finalKey]);
       throw err;
     }
 
     if (!outcome) {
-      await images.discardObjects(made);
+      if (copiesFirst) await images.discardObjects([finalKey]);
       return repeatOf(user, row.key);
     }
-    // Objects put into the bucket from outside have no policy to replay: their row has done its work.
+    // Objects put into the bucket from outside have no policy to replay: their row has done its work
+    // (reconcile knows the object from its job until the job has copied it).
     if (outside) await pending.remove(row.key);
-    await images.discardObjects([row.key, ...(outcome instanceof DomainError ? made : [])]);
-    if (outcome instanceof DomainError) throw outcome;
+    if (outcome instanceof DomainError) {
+      await images.discardObjects(copiesFirst ? [row.key, finalKey] : [row.key]);
+      throw outcome;
+    }
+    if (copiesFirst) {
+      await images.discardObjects([row.key]);
+    } else {
+      // Copied into place after the answer, at once (its job does it again after a crash): a replay
+      // of the policy has only that long to take the file's place, and fails the image if it does.
+      // The staging object goes with the copy; its closed row stays for the sweep to remove.
+      const image = { ...file, id: outcome.imageId, staged_key: row.key, staged_etag: staged.copyIf };
+      // Begun once this answer is on its way (the next turn of the event loop), not before it.
+      setImmediate(() => void originals.store(image).catch(() => undefined));
+    }
     deps.onJobAdded();
     await images.deleteObjects(outcome.oldKeys);
     return { imageId: outcome.imageId, replaced: outcome.replaced, isRepeat: false };
   }
 
   /**
-   * Turns an uploaded object into an image: copies the staging object to a fresh key no policy
-   * names, verifies that copy, and records it. Safe to call twice (the redirect GET may repeat):
+   * Turns an uploaded object into an image: verifies the staging object (one version, by its ETag)
+   * and records it, its original a copy of that version at a fresh key no policy names (made before
+   * the answer, or right after it). Safe to call twice (the redirect GET may repeat):
    * a key already completed answers with its image. `etag` names the file the caller sent (the
    * bucket's redirect adds it): a call for another file than the one kept is told it was not kept.
    * The completion is audited as the actor's (their request), or as an outside upload; one the
@@ -349,6 +393,20 @@ export function createUploads(deps: {
   }
 
   return {
+    /**
+     * Gives up an upload its user cancelled (or will send again under a new policy): its row is
+     * closed as a refused upload's is, so what its policy could still write no longer holds the
+     * quota (beyond it, it is held until the sweep) nor counts among the open uploads. An upload
+     * being completed, or finished, is left as it is.
+     */
+    async abandon(user: User, key: string): Promise<void> {
+      const row = await pending.get(key);
+      if (!row || !can(user, 'upload.complete', row)) throw new NotFound(NOT_FOUND);
+      // Being completed (here or by another instance), or expired (the sweep's to settle): left alone.
+      if (inFlight.has(key) || row.finalKey !== null || row.expiresAt <= clock()) return;
+      await pending.close(key, null, null, clock());
+    },
+
     /**
      * A POST policy for one file, on a staging key under the user's own prefix, and the pending row
      * that remembers it and reserves its size ceiling against the quota.
@@ -457,6 +515,9 @@ export function createUploads(deps: {
 
     /** Whether this process is completing the key now (the sweep leaves such a claim alone). */
     isCompleting: (key: string) => inFlight.has(key),
+
+    /** Whether a completed upload's file is still to be copied from this staging key by its job. */
+    isAwaitingCopy: (key: string) => imageRows.isStaged(key),
   };
 }
 

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import {
   createS3Server,
+  type FormRefusalPage,
   type Logger,
   loadOrCreateCredentials,
   type S3Server,
@@ -37,7 +38,12 @@ export function embeddedCredentials(config: Pick<Config, 'dataDir'>): Promise<St
 }
 
 /** The store itself, answering under EMBEDDED_MOUNT; its internal errors go to the app's log. */
-export function createEmbeddedStore(config: Config, creds: StoreCredentials, log: Logger): S3Server {
+export function createEmbeddedStore(
+  config: Config,
+  creds: StoreCredentials,
+  log: Logger,
+  formRefusalPage?: FormRefusalPage,
+): S3Server {
   return createS3Server({
     root: objectsDir(config),
     bucket: creds.bucket,
@@ -46,6 +52,8 @@ export function createEmbeddedStore(config: Config, creds: StoreCredentials, log
     mountPath: EMBEDDED_MOUNT,
     log,
     requestId: (req) => requestIdOf(req, config.trustProxy),
+    // A person's plain-form upload that the store refuses reads like the app, with a way back.
+    ...(formRefusalPage ? { formRefusalPage } : {}),
   });
 }
 

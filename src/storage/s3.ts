@@ -72,7 +72,7 @@ export function createStorage(opts: StorageOptions, now: () => number = Date.now
   const Bucket = opts.bucket;
   const urlCache = createUrlCache(now);
 
-  return {
+  const storage: Storage = {
     bucket: Bucket,
 
     /** A browser form upload of exactly one key, with size, type and expiry pinned by the policy. */
@@ -140,8 +140,40 @@ export function createStorage(opts: StorageOptions, now: () => number = Date.now
       return res.Body.transformToByteArray();
     },
 
-    async getStream(key: string): Promise<Readable> {
-      const res = await client.send(new GetObjectCommand({ Bucket, Key: key }));
+    async readStart(key: string, length: number): Promise<{ bytes: Uint8Array; info: ObjectInfo } | null> {
+      try {
+        const res = await client.send(
+          new GetObjectCommand({ Bucket, Key: key, Range: `bytes=0-${length - 1}` }),
+        );
+        const bytes = res.Body ? await res.Body.transformToByteArray() : new Uint8Array();
+        // "bytes 0-4099/123456": the whole object's size follows the slash. No Content-Range: the
+        // bucket sent the whole object. A size it does not tell ("/*") is not guessed.
+        const range = res.ContentRange;
+        const size = range === undefined ? bytes.length : Number(range.split('/')[1]);
+        if (!Number.isSafeInteger(size))
+          throw new Error(`The bucket did not tell the size of ${key} (${range}).`);
+        const info: ObjectInfo = {
+          size,
+          ...(res.ContentType ? { contentType: res.ContentType } : {}),
+          ...(res.ETag ? { etag: res.ETag } : {}),
+          ...(res.LastModified ? { lastModified: res.LastModified } : {}),
+        };
+        return { bytes, info };
+      } catch (err) {
+        if (isNotFound(err) || isNoSuchKey(err)) return null;
+        // An empty object has no first byte to send (416): what it is, the head says.
+        if (!isUnsatisfiableRange(err)) throw err;
+        const info = await storage.head(key);
+        return info ? { bytes: new Uint8Array(), info } : null;
+      }
+    },
+
+    async getStream(key: string, o: { ifMatch?: string } = {}): Promise<Readable> {
+      const res = await client
+        .send(new GetObjectCommand({ Bucket, Key: key, ...(o.ifMatch ? { IfMatch: o.ifMatch } : {}) }))
+        .catch((err: unknown) => {
+          throw isPreconditionFailed(err) ? new SourceChanged(key, err) : err;
+        });
       // In Node the SDK's body is an http.IncomingMessage, a Readable.
       return res.Body instanceof Readable ? res.Body : Readable.from([]);
     },
@@ -240,10 +272,19 @@ export function createStorage(opts: StorageOptions, now: () => number = Date.now
       await client.send(new ListObjectsV2Command({ Bucket, Prefix: 'users/', MaxKeys: 1 }));
     },
   };
+  return storage;
 }
 
 function isPreconditionFailed(err: unknown): boolean {
   return err instanceof S3ServiceException && err.$metadata.httpStatusCode === 412;
+}
+
+function isNoSuchKey(err: unknown): boolean {
+  return err instanceof S3ServiceException && err.name === 'NoSuchKey';
+}
+
+function isUnsatisfiableRange(err: unknown): boolean {
+  return err instanceof S3ServiceException && err.$metadata.httpStatusCode === 416;
 }
 
 function isNotFound(err: unknown): boolean {

@@ -13,8 +13,16 @@ export interface Storage {
   /** null when there is no such object */
   head(key: string): Promise<ObjectInfo | null>;
   getRange(key: string, start: number, endInclusive: number): Promise<Uint8Array>;
-  /** The whole object as a stream, for a reader that never holds it whole in memory. */
-  getStream(key: string): Promise<Readable>;
+  /**
+   * The first `length` bytes (fewer if the object is shorter) with what the bucket says of the whole
+   * object, all of one version in one request; null when there is no such object.
+   */
+  readStart(key: string, length: number): Promise<{ bytes: Uint8Array; info: ObjectInfo } | null>;
+  /**
+   * The whole object as a stream, for a reader that never holds it whole in memory. With `ifMatch`,
+   * only if it still has that ETag, else SourceChanged.
+   */
+  getStream(key: string, o?: { ifMatch?: string }): Promise<Readable>;
   /** A stream body needs its length. */
   put(
     key: string,
@@ -74,6 +82,12 @@ export interface ListedObject {
   size: number;
   lastModified?: Date;
 }
+
+/**
+ * ETags compare without their quotes (S3 quotes them in headers, not always in redirect URLs) and
+ * their case, so no store's spelling refuses a file as another one.
+ */
+export const bareEtag = (etag: string) => etag.replace(/^"|"$/g, '').toLowerCase();
 
 /** A conditional copy's source no longer has the ETag it named (it was written again since). */
 export class SourceChanged extends Error {

@@ -6,7 +6,7 @@ import type { GalleryCard, Image } from '../services/images.js';
 import type { User } from '../services/users.js';
 import { asset } from './assets.js';
 import { ErrorMessage, Notice } from './components/messages.js';
-import { Card, LoadMore } from './gallery.js';
+import { Card, LoadMore, SelectionForm } from './gallery.js';
 import { Layout } from './layout.js';
 import { type LinkRowData, LinksTable, NewLinkNotice, ShareForm } from './shares.js';
 
@@ -123,22 +123,17 @@ export function AlbumPage(props: AlbumPageProps) {
         </section>
       ) : (
         <>
-          {/* The gallery's selection form id: its cards' checkboxes belong to it. */}
-          <form id="bulk-delete" method="post" action={`${base}/remove`} class="bulk row" data-selection>
-            <button type="button" class="secondary" data-select-all hidden>
-              Select all
-            </button>
-            <span class="selection-count" aria-live="polite" data-selection-count hidden />
+          <SelectionForm action={`${base}/remove`}>
             <button type="submit" class="secondary">
               Remove selected from album
             </button>
             <button type="submit" class="secondary" formaction={`${base}/cover`}>
               Use selected as cover
             </button>
-          </form>
+          </SelectionForm>
           <ul id="grid" class="grid">
             {cards.map((card) => (
-              <Card card={card} canChange />
+              <Card card={card} canChange context={{ order: 'uploaded', album: album.id }} />
             ))}
           </ul>
           {cards.length === 0 ? <p class="muted">No more images.</p> : null}

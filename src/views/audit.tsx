@@ -1,11 +1,45 @@
 import { formatDateTime } from '../format.js';
-import { AUDIT_ACTIONS, type AuditEntry, type AuditFilter } from '../services/audit.js';
+import { AUDIT_ACTIONS, type AuditAction, type AuditEntry, type AuditFilter } from '../services/audit.js';
 import type { User } from '../services/users.js';
 import { AdminNav } from './admin-nav.js';
+import { Email } from './components/email.js';
 import { ErrorMessage } from './components/messages.js';
 import { TableHead } from './components/table-head.js';
 import { TableScroll } from './components/table-scroll.js';
 import { Layout } from './layout.js';
+
+/** What each action reads as on the page (the CSV export keeps the codes, for scripts). */
+const AUDIT_ACTION_WORDS: Record<AuditAction, string> = {
+  signup: 'signed up',
+  login: 'logged in',
+  login_failed: 'failed to log in',
+  logout: 'logged out',
+  password_change: 'changed password',
+  password_reset: 'reset a password',
+  upload: 'uploaded',
+  replace: 'replaced a file',
+  rename: 'renamed',
+  delete: 'deleted',
+  visibility: 'changed who sees',
+  share_create: 'created a share link',
+  share_revoke: 'revoked a share link',
+  share_open: 'opened a share link',
+  user_create: 'created an account',
+  role_change: 'changed role',
+  disable: 'disabled an account',
+  enable: 'enabled an account',
+  user_delete: 'deleted an account',
+  quota_change: 'changed quota',
+  invite_create: 'created an invite',
+  invite_revoke: 'revoked an invite',
+  outside_upload: 'added from outside the app',
+  throttled: 'was throttled',
+  audit_purge: 'purged old entries',
+  album_create: 'created an album',
+  album_rename: 'renamed an album',
+  album_delete: 'deleted an album',
+  album_share: 'shared an album',
+};
 
 /** The filter as query parameters, so paging and CSV export keep it. */
 function filterQuery(filter: AuditFilter, extra: Record<string, string> = {}): string {
@@ -33,7 +67,7 @@ export function AuditPage({ user, filter, entries, nextCursor, retentionDays, er
       <p class="muted">
         {retentionDays === null
           ? 'Entries are kept for ever (set AUDIT_RETENTION_DAYS to limit that).'
-          : `Entries older than ${retentionDays} days are deleted every hour; each purge is logged as audit_purge.`}
+          : `Entries older than ${retentionDays} days are deleted every hour; each purge is logged as “${AUDIT_ACTION_WORDS.audit_purge}”.`}
       </p>
       <form method="get" action="/admin/audit" class="filters">
         <div>
@@ -46,7 +80,7 @@ export function AuditPage({ user, filter, entries, nextCursor, retentionDays, er
             <option value="">any</option>
             {AUDIT_ACTIONS.map((a) => (
               <option value={a} selected={a === filter.action}>
-                {a}
+                {AUDIT_ACTION_WORDS[a]}
               </option>
             ))}
           </select>
@@ -76,8 +110,8 @@ export function AuditPage({ user, filter, entries, nextCursor, retentionDays, er
               {entries.map((e) => (
                 <tr>
                   <td>{formatDateTime(e.at)}</td>
-                  <td>{e.actorEmail ?? 'system'}</td>
-                  <td>{e.action}</td>
+                  <td>{e.actorEmail ? <Email address={e.actorEmail} /> : 'system'}</td>
+                  <td>{AUDIT_ACTION_WORDS[e.action] ?? e.action}</td>
                   <td>{e.target ?? ''}</td>
                   <td>{e.detail ?? ''}</td>
                   <td>{e.ip ?? ''}</td>

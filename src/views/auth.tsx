@@ -35,11 +35,14 @@ export interface SignupPageProps {
 
 export function SignupPage(props: SignupPageProps) {
   return (
-    <Layout title="Sign up" user={null}>
+    <Layout title={props.isFirstUser ? 'Create the administrator account' : 'Sign up'} user={null}>
       <section class="card narrow">
-        <h1>Create your account</h1>
+        <h1>{props.isFirstUser ? 'Create the administrator account' : 'Create your account'}</h1>
         {props.isFirstUser ? (
-          <p class="notice">You are the first person here: this account will be the administrator.</p>
+          <p class="notice">
+            This gallery has no accounts yet. The first one manages it: it invites people, sets quotas and
+            sees every change.
+          </p>
         ) : null}
         {props.refusal ? (
           <>

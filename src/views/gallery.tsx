@@ -1,3 +1,4 @@
+import type { Child } from 'hono/jsx';
 import { formatDay, formatMonth } from '../format.js';
 import { can } from '../policy.js';
 import type { GalleryCard, ImageOrder } from '../services/images.js';
@@ -37,6 +38,24 @@ export function galleryHref(
   return query ? `${basePath}?${query}` : basePath;
 }
 
+/**
+ * The grid an image's page was opened from: its order, and its album if it was one. The page's
+ * previous/next links follow that grid, and carry it on.
+ */
+export interface ImageContext {
+  order: ImageOrder;
+  album?: string | undefined;
+}
+
+/** An image's page (or `/thumb`, its card's picture), with the grid it was opened from. */
+export function imageHref(id: string, context: ImageContext | undefined, path = ''): string {
+  const params = new URLSearchParams();
+  if (context?.order === 'taken') params.set('order', 'taken');
+  if (context?.album) params.set('album', context.album);
+  const query = params.toString();
+  return `/images/${id}${path}${query ? `?${query}` : ''}`;
+}
+
 const monthOf = (ms: number) => new Date(ms).toISOString().slice(0, 7);
 const dayOf = (ms: number) => new Date(ms).toISOString().slice(0, 10);
 
@@ -48,10 +67,12 @@ function CardsWithHeadings({
   cards,
   canChange,
   previousSortAt,
+  order,
 }: {
   cards: GalleryCard[];
   canChange: boolean;
   previousSortAt: number | null;
+  order: ImageOrder;
 }) {
   let previous = previousSortAt;
   return (
@@ -72,7 +93,7 @@ function CardsWithHeadings({
                 <h3>{formatDay(card.sortAt)}</h3>
               </li>
             ) : null}
-            <Card card={card} canChange={canChange} />
+            <Card card={card} canChange={canChange} context={{ order }} />
           </>
         );
       })}
@@ -112,16 +133,19 @@ function sourceSet(card: GalleryCard, thumbUrl: string): string {
  */
 export function ThumbLink({
   card,
+  context,
   waitSeconds = FIRST_POLL_SECONDS,
 }: {
   card: GalleryCard;
+  context: ImageContext;
   waitSeconds?: number;
 }) {
   const next = Math.min(waitSeconds * 2, LAST_POLL_SECONDS);
+  const thumbHref = imageHref(card.id, context, '/thumb');
   const poll =
     card.state === 'processing'
       ? {
-          'hx-get': `/images/${card.id}/thumb?wait=${next}`,
+          'hx-get': `${thumbHref}${thumbHref.includes('?') ? '&' : '?'}wait=${next}`,
           'hx-trigger': `load delay:${waitSeconds}s`,
           'hx-swap': 'outerHTML',
         }
@@ -137,7 +161,7 @@ export function ThumbLink({
       }
     : {};
   return (
-    <a href={`/images/${card.id}`} class="thumb-link" data-image-id={card.id} {...poll} {...viewer}>
+    <a href={imageHref(card.id, context)} class="thumb-link" data-image-id={card.id} {...poll} {...viewer}>
       {card.thumbUrl ? (
         <img
           src={card.thumbUrl}
@@ -157,10 +181,18 @@ export function ThumbLink({
 }
 
 /** One card of a grid (the gallery's, an album's). */
-export function Card({ card, canChange }: { card: GalleryCard; canChange: boolean }) {
+export function Card({
+  card,
+  canChange,
+  context,
+}: {
+  card: GalleryCard;
+  canChange: boolean;
+  context: ImageContext;
+}) {
   return (
     <li class="thumb" id={`image-${card.id}`}>
-      <ThumbLink card={card} />
+      <ThumbLink card={card} context={context} />
       <div class="thumb-bar">
         {canChange ? (
           <>
@@ -189,18 +221,28 @@ export function Card({ card, canChange }: { card: GalleryCard; canChange: boolea
 }
 
 /**
- * The actions on the ticked cards. Without JavaScript the buttons are always enabled (the server
- * answers an empty selection with a sentence); public/js/grid.js shows the count and "Select all"
- * and disables the buttons while nothing is ticked.
+ * A grid's form for the ticked cards (their checkboxes belong to it by its id), with the actions
+ * (`children`) on them. Without JavaScript the buttons are always enabled (the server answers an
+ * empty selection with a sentence); public/js/grid.js shows the count and "Select all" and
+ * disables the buttons while nothing is ticked.
  */
-function BulkForm({ basePath }: { basePath: string }) {
+export function SelectionForm({ action, children }: { action: string; children: Child }) {
   return (
-    <form id="bulk-delete" method="post" action="/images/delete" class="bulk row" data-selection>
-      <input type="hidden" name="back" value={basePath} />
+    <form id="bulk-delete" method="post" action={action} class="bulk row" data-selection>
       <button type="button" class="secondary" data-select-all hidden>
         Select all
       </button>
       <span class="selection-count" aria-live="polite" data-selection-count hidden />
+      {children}
+    </form>
+  );
+}
+
+/** The gallery's actions on the ticked cards: share, add to an album, delete. */
+function BulkForm({ basePath }: { basePath: string }) {
+  return (
+    <SelectionForm action="/images/delete">
+      <input type="hidden" name="back" value={basePath} />
       <button type="submit" class="secondary" formaction="/shares/new">
         Share selected
       </button>
@@ -210,7 +252,7 @@ function BulkForm({ basePath }: { basePath: string }) {
       <button type="submit" class="danger">
         Delete selected
       </button>
-    </form>
+    </SelectionForm>
   );
 }
 
@@ -240,6 +282,16 @@ export function LoadMore({
       ) : null}
     </div>
   );
+}
+
+/**
+ * An order switch's link: it names its order even when that is the default, since choosing it is
+ * remembered (the bare address opens in the order last chosen; see src/routes/gallery.tsx).
+ */
+function orderHref(basePath: string, order: ImageOrder, search: string): string {
+  const params = new URLSearchParams({ order });
+  if (search) params.set('q', search);
+  return `${basePath}?${params}`;
 }
 
 /** The order switch and the search box: plain links and a GET form, so they work without scripts. */
@@ -276,7 +328,7 @@ function GalleryTools({ basePath, order, search }: Listing) {
           <>
             <a
               class="gallery-order-link"
-              href={galleryHref(basePath, { order: value, search })}
+              href={orderHref(basePath, value, search)}
               aria-current={value === order ? 'page' : undefined}
             >
               {label}
@@ -293,7 +345,7 @@ function Grid({ cards, nextCursor, canChange, ...listing }: Omit<CardsProps, 'pr
   return (
     <>
       <ul id="grid" class="grid">
-        <CardsWithHeadings cards={cards} canChange={canChange} previousSortAt={null} />
+        <CardsWithHeadings cards={cards} canChange={canChange} previousSortAt={null} order={listing.order} />
       </ul>
       {cards.length === 0 ? (
         <p class="muted">{listing.search ? `No images match “${listing.search}”.` : 'No more images.'}</p>
@@ -308,7 +360,12 @@ function Grid({ cards, nextCursor, canChange, ...listing }: Omit<CardsProps, 'pr
 export function GalleryCards({ cards, nextCursor, canChange, previousSortAt, ...listing }: CardsProps) {
   return (
     <>
-      <CardsWithHeadings cards={cards} canChange={canChange} previousSortAt={previousSortAt} />
+      <CardsWithHeadings
+        cards={cards}
+        canChange={canChange}
+        previousSortAt={previousSortAt}
+        order={listing.order}
+      />
       <LoadMore nextCursor={nextCursor} {...listing} isOob />
     </>
   );

@@ -8,6 +8,7 @@ import type { User } from '../services/users.js';
 import { PageHeading } from './components/page-heading.js';
 import { PendingImage } from './components/pending-image.js';
 import { PostButton } from './components/post-button.js';
+import { galleryHref, type ImageContext, imageHref } from './gallery.js';
 import { Layout } from './layout.js';
 import { type LinkRowData, LinksTable, NewLinkNotice, ShareForm } from './shares.js';
 
@@ -21,29 +22,38 @@ export interface ImagePageProps {
   /** the owner's links to this image; only for those who may change it */
   links?: LinkRowData[];
   newShareUrl?: string | undefined;
-  /** the images before and after it in the gallery it was opened from */
+  /** the images before and after it in the grid it was opened from (`context`) */
   neighbours?: Neighbours | undefined;
+  context?: ImageContext | undefined;
 }
 
 /** Previous and next in the grid's order (newest first), so the pages can be browsed without scripts. */
-function ImageNav({ neighbours }: { neighbours: Neighbours }) {
+function ImageNav({ neighbours, context }: { neighbours: Neighbours; context: ImageContext }) {
   if (!neighbours.previous && !neighbours.next) return null;
   return (
     <nav class="image-nav" aria-label="Browse images">
       {neighbours.previous ? (
-        <a href={`/images/${neighbours.previous}`} rel="prev" class="button secondary">
+        <a href={imageHref(neighbours.previous, context)} rel="prev" class="button secondary">
           ← Previous<span class="visually-hidden"> image</span>
         </a>
       ) : (
         <span />
       )}
       {neighbours.next ? (
-        <a href={`/images/${neighbours.next}`} rel="next" class="button secondary">
+        <a href={imageHref(neighbours.next, context)} rel="next" class="button secondary">
           Next<span class="visually-hidden"> image</span> →
         </a>
       ) : null}
     </nav>
   );
+}
+
+/** The grid the page was opened from: the album, or the gallery in its order. */
+function backTo(user: User, image: Image, context: ImageContext): { href: string; label: string } {
+  if (context.album) return { href: `/albums/${context.album}`, label: 'Back to the album' };
+  const gallery =
+    image.ownerId === user.id ? '/' : can(user, 'admin') ? `/users/${image.ownerId}` : '/shared';
+  return { href: galleryHref(gallery, { order: context.order, search: '' }), label: 'Back to the gallery' };
 }
 
 export function ImagePage({
@@ -55,6 +65,7 @@ export function ImagePage({
   links,
   newShareUrl,
   neighbours,
+  context = { order: 'uploaded' },
 }: ImagePageProps) {
   const canChange = can(user, 'image.change', image);
   const isProcessing = image.state === 'processing';
@@ -62,7 +73,7 @@ export function ImagePage({
   // (htmx); without JavaScript, the whole page reloads.
   const poll = isProcessing
     ? {
-        'hx-get': `/images/${image.id}`,
+        'hx-get': imageHref(image.id, context),
         'hx-trigger': 'load delay:2s',
         'hx-select': '#image-main',
         'hx-target': 'this',
@@ -71,16 +82,9 @@ export function ImagePage({
     : {};
   return (
     <Layout title={image.title} user={user} {...(isProcessing ? { refreshWithoutScript: 3 } : {})}>
-      <PageHeading
-        back={{
-          href: image.ownerId === user.id ? '/' : can(user, 'admin') ? `/users/${image.ownerId}` : '/shared',
-          label: 'Back to the gallery',
-        }}
-        title={image.title}
-        notice={notice}
-        error={error}
-      />
-      {neighbours ? <ImageNav neighbours={neighbours} /> : null}
+      <PageHeading back={backTo(user, image, context)} title={image.title} notice={notice} error={error} />
+      <NewLinkNotice url={newShareUrl} />
+      {neighbours ? <ImageNav neighbours={neighbours} context={context} /> : null}
       <div class="image-page" id="image-main" {...poll}>
         <figure class="display">
           {displayUrl ? (
@@ -105,7 +109,9 @@ export function ImagePage({
               <p>
                 The original file is kept: you can download it{canChange ? ', try again, or replace it' : ''}.
               </p>
-              {canChange ? <PostButton action={`/images/${image.id}/retry`} label="Try again" /> : null}
+              {canChange ? (
+                <PostButton action={imageHref(image.id, context, '/retry')} label="Try again" />
+              ) : null}
             </figcaption>
           ) : null}
         </figure>
@@ -140,7 +146,7 @@ export function ImagePage({
           </p>
           {canChange ? (
             <>
-              <form method="post" action={`/images/${image.id}/rename`} class="stack">
+              <form method="post" action={imageHref(image.id, context, '/rename')} class="stack">
                 <label for="title">Title</label>
                 <input id="title" name="title" value={image.title} required maxlength={TITLE_MAX} />
                 <button type="submit">Rename</button>
@@ -153,7 +159,7 @@ export function ImagePage({
                   Delete
                 </a>
               </p>
-              <form method="post" action={`/images/${image.id}/visibility`} class="stack">
+              <form method="post" action={imageHref(image.id, context, '/visibility')} class="stack">
                 <input type="hidden" name="shared" value={image.isShared ? '0' : '1'} />
                 <p class="muted">
                   {image.isShared
@@ -171,8 +177,7 @@ export function ImagePage({
       {canChange ? (
         <section class="card sharing" aria-labelledby="sharing-heading">
           <h2 id="sharing-heading">Share links</h2>
-          <NewLinkNotice url={newShareUrl} />
-          <ShareForm action={`/images/${image.id}/shares`} />
+          <ShareForm action={imageHref(image.id, context, '/shares')} />
           <LinksTable rows={links ?? []} showImages={false} back={`/images/${image.id}?revoked=1`} />
         </section>
       ) : null}

@@ -82,7 +82,7 @@ function MainNav({ user }: { user: User | null }) {
       {can(user, 'album.create') ? <a href="/albums">Albums</a> : null}
       {can(user, 'share.create') ? <a href="/shares">Links</a> : null}
       {can(user, 'admin') ? <a href="/admin">Admin</a> : null}
-      <a href="/account/password">Account</a>
+      <a href="/account">Account</a>
       <span class="who">
         {user.email} <span class={`role role-${user.role}`}>{user.role}</span>
       </span>

@@ -2,10 +2,12 @@ import { countOf, formatBytes, formatDateTime } from '../format.js';
 import type { PersonSummary } from '../services/people.js';
 import { ROLES, type User } from '../services/users.js';
 import { AdminNav } from './admin-nav.js';
+import { Email } from './components/email.js';
 import { Notice } from './components/messages.js';
 import { PageHeading } from './components/page-heading.js';
 import { TableHead } from './components/table-head.js';
 import { TableScroll } from './components/table-scroll.js';
+import { UsageMeter } from './components/usage-meter.js';
 import { Layout } from './layout.js';
 
 const quotaText = (used: number, quota: number | null, format: (n: number) => string) =>
@@ -30,7 +32,9 @@ export function PeoplePage({ user, people, notice }: PeoplePageProps) {
           <tbody>
             {people.map((p) => (
               <tr>
-                <td>{p.email}</td>
+                <td>
+                  <Email address={p.email} />
+                </td>
                 <td>
                   <span class={`role role-${p.role}`}>{p.role}</span>
                 </td>
@@ -116,6 +120,11 @@ export function PersonPage({ user, person, notice, error }: PersonPageProps) {
         </section>
         <section class="card">
           <h2>Quota</h2>
+          <UsageMeter
+            usage={{ images: person.imageCount, bytes: person.bytesUsed }}
+            quota={{ bytes: person.quotaBytes, images: person.quotaImages }}
+            label="Uses"
+          />
           <form method="post" action={`${base}/quota`} class="stack">
             <label for="quota-mib">Storage limit in MiB (blank: no limit)</label>
             <input id="quota-mib" name="mib" inputmode="decimal" value={mib} />

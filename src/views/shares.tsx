@@ -4,6 +4,7 @@ import type { Image } from '../services/images.js';
 import { SHARE_EXPIRIES, type SharedView, type ShareLink, type ShareState } from '../services/shares.js';
 import { displaySize } from '../services/thumbnails.js';
 import type { User } from '../services/users.js';
+import { asset } from './assets.js';
 import { ErrorMessage, Notice } from './components/messages.js';
 import { PendingImage } from './components/pending-image.js';
 import { PostButton } from './components/post-button.js';
@@ -16,16 +17,28 @@ export interface LinkRowData {
   state: ShareState;
 }
 
-/** Shown once after creating: the token is only stored hashed. */
+/**
+ * Shown once, at the top of the page the owner lands on after making a link (the token is only
+ * stored hashed). The address is in a read-only field, selectable without JavaScript; copy.js adds
+ * a Copy button.
+ */
 export function NewLinkNotice({ url }: { url?: string | undefined }) {
   if (!url) return null;
   return (
-    <div class="notice" role="status">
+    <div class="notice new-link" role="status">
       <p>
-        <strong>New share link</strong> — copy it now; it will not be shown again:
+        <strong>Your new share link</strong> — copy it now; it will not be shown again.
       </p>
-      <label for="new-share-link">New share link</label>
-      <input id="new-share-link" class="copy" readonly value={url} />
+      <div class="copy-row">
+        <label for="new-share-link" class="visually-hidden">
+          New share link
+        </label>
+        <input id="new-share-link" class="copy" readonly value={url} />
+        <button type="button" class="secondary" data-copy="new-share-link" hidden>
+          Copy
+        </button>
+      </div>
+      <script type="module" src={asset('js/copy.js')} />
     </div>
   );
 }

@@ -4,20 +4,27 @@ import type { Image } from '../services/images.js';
 import type { PresignedUpload } from '../services/uploads.js';
 import type { User } from '../services/users.js';
 import { asset } from './assets.js';
+import { ErrorMessage } from './components/messages.js';
+import { type Usage, UsageMeter } from './components/usage-meter.js';
 import { Layout } from './layout.js';
 
 export interface UploadPageProps {
   user: User;
-  form: PresignedUpload;
+  /** the page's own upload; absent when none can be made now (`refusal` says why) */
+  form?: PresignedUpload;
+  refusal?: string;
   maxBytes: number;
   replacing?: Image;
+  /** what the user stores against their quota (absent when replacing someone else's image) */
+  usage?: Usage;
 }
 
 /**
- * A plain form that posts straight to the bucket, so it works with JavaScript off. upload.js
- * takes it over when it can: several files, drag and drop, progress bars.
+ * A plain form that posts straight to the bucket, so it works with JavaScript off (one file).
+ * upload.js takes it over when it can: several files, drag and drop, a row per file with a
+ * preview, progress, cancel and retry, and a summary (`#upload-summary`) that links to the gallery.
  */
-export function UploadPage({ user, form, maxBytes, replacing }: UploadPageProps) {
+export function UploadPage({ user, form, refusal, maxBytes, replacing, usage }: UploadPageProps) {
   return (
     <Layout title={replacing ? `Replace ${replacing.title}` : 'Upload images'} user={user}>
       <h1>{replacing ? `Replace “${replacing.title}”` : 'Upload images'}</h1>
@@ -26,6 +33,37 @@ export function UploadPage({ user, form, maxBytes, replacing }: UploadPageProps)
           The image keeps its title, address and share links; the old file is deleted once the new one is in.
         </p>
       ) : null}
+      {usage ? (
+        <UsageMeter
+          usage={usage}
+          quota={{ bytes: user.quotaBytes, images: user.quotaImages }}
+          label="You use"
+        />
+      ) : null}
+      {form ? <UploadForm form={form} maxBytes={maxBytes} replacing={replacing} /> : null}
+      {refusal ? (
+        <>
+          <ErrorMessage message={refusal} />
+          <p>
+            <a href="/">Back to your gallery</a>
+          </p>
+        </>
+      ) : null}
+    </Layout>
+  );
+}
+
+function UploadForm({
+  form,
+  maxBytes,
+  replacing,
+}: {
+  form: PresignedUpload;
+  maxBytes: number;
+  replacing?: Image | undefined;
+}) {
+  return (
+    <>
       <form
         id="upload-form"
         class="card upload"
@@ -53,8 +91,9 @@ export function UploadPage({ user, form, maxBytes, replacing }: UploadPageProps)
         </small>
         <button type="submit">Upload</button>
       </form>
-      <ul id="upload-list" class="upload-list" aria-live="polite" />
+      <p id="upload-summary" class="upload-summary" role="status" />
+      <ul id="upload-list" class="upload-list" />
       <script type="module" src={asset('js/upload.js')} />
-    </Layout>
+    </>
   );
 }

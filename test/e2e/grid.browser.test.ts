@@ -1,10 +1,10 @@
 /// <reference lib="dom" />
-import { copyFileSync } from 'node:fs';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PASSWORD } from '../support/app.js';
 import {
   BROWSER_TEST_TIMEOUT_MS,
+  docsScreenshot,
   launchBrowser,
   newContext,
   PATIENTLY,
@@ -169,8 +169,7 @@ describe.skipIf(skipBrowser)('the gallery grid: columns, phone layout, selection
     );
     expect(srcsets.every((s) => /\/thumbs\/.* \d+w, .*\/display\/.* \d+w$/.test(s.srcset))).toBe(true);
     expect(srcsets.some((s) => s.current.includes('/display/'))).toBe(true);
-    await page.screenshot({ path: screenshotPath('grid-desktop') });
-    copyFileSync(screenshotPath('grid-desktop'), 'docs/gallery.png');
+    await docsScreenshot(page, 'gallery');
     expect(cspErrors).toEqual([]);
     await context.close();
   });
@@ -278,8 +277,7 @@ describe.skipIf(skipBrowser)('the gallery grid: columns, phone layout, selection
     expect(await page.locator('#grid .thumb-delete').first().isVisible()).toBe(true);
     const nav = page.getByRole('navigation', { name: 'Main' });
     expect(await nav.isVisible()).toBe(false);
-    await page.screenshot({ path: screenshotPath('grid-phone') });
-    copyFileSync(screenshotPath('grid-phone'), 'docs/phone-grid.png');
+    await docsScreenshot(page, 'phone-grid');
     await page.getByText('Menu', { exact: true }).click();
     expect(await nav.getByRole('link', { name: 'Admin' }).isVisible()).toBe(true);
     await page.screenshot({ path: screenshotPath('grid-phone-menu') });
@@ -297,6 +295,7 @@ describe.skipIf(skipBrowser)('the gallery grid: columns, phone layout, selection
       '/admin/processing',
       `/admin/users/${adminId}`,
       imagePath,
+      '/account',
     ]) {
       await page.goto(`${origin}${path}`);
       widths[path] = await page.evaluate(() => document.documentElement.scrollWidth);

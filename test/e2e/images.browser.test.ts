@@ -1,6 +1,6 @@
 /// <reference lib="dom" />
 import { createHash, randomBytes } from 'node:crypto';
-import type { Browser, Page } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PASSWORD } from '../support/app.js';
@@ -10,6 +10,7 @@ import {
   newContext,
   PATIENTLY,
   screenshotPath,
+  signUpIn,
   skipBrowser,
 } from '../support/browser.js';
 import { canMakeHeic, makeHeic, makeJpeg, makePng } from '../support/images.js';
@@ -30,14 +31,6 @@ describe.skipIf(skipBrowser)('uploading in a real browser, on the embedded store
     await app?.close();
   });
 
-  async function signUpIn(page: Page, email: string) {
-    await page.goto(`${origin}/signup`);
-    await page.getByLabel('Email').fill(email);
-    await page.getByLabel('Password').fill(PASSWORD);
-    await page.getByRole('button', { name: 'Sign up' }).click();
-    await expect.poll(() => new URL(page.url()).pathname, PATIENTLY).toBe('/');
-  }
-
   it('uploads through the plain form with JavaScript off and lands on the new image', {
     timeout: BROWSER_TEST_TIMEOUT_MS,
   }, async () => {
@@ -46,7 +39,7 @@ describe.skipIf(skipBrowser)('uploading in a real browser, on the embedded store
       viewport: { width: 1100, height: 800 },
     });
     const page = await context.newPage();
-    await signUpIn(page, 'nojs@example.com');
+    await signUpIn(page, origin, 'nojs@example.com');
     await page.getByRole('link', { name: 'Upload images' }).first().click();
     await expect.poll(() => new URL(page.url()).pathname, PATIENTLY).toBe('/upload');
     await page.getByLabel('Choose an image').setInputFiles({
@@ -76,7 +69,7 @@ describe.skipIf(skipBrowser)('uploading in a real browser, on the embedded store
     page.on('console', (m) => {
       if (m.type() === 'error' && /Content Security Policy/i.test(m.text())) cspErrors.push(m.text());
     });
-    await signUpIn(page, 'js@example.com');
+    await signUpIn(page, origin, 'js@example.com');
     const completions: { etag?: string }[] = [];
     page.on('request', (req) => {
       if (req.method() === 'POST' && req.url().endsWith('/uploads/complete'))
@@ -151,7 +144,7 @@ describe.skipIf(skipBrowser)('uploading in a real browser, on the embedded store
 
     const context = await newContext(browser, { viewport: { width: 390, height: 844 }, isMobile: true });
     const page = await context.newPage();
-    await signUpIn(page, 'small-quota@example.com');
+    await signUpIn(page, origin, 'small-quota@example.com');
     await adminPage.goto(`${origin}/admin`);
     await adminPage.getByRole('link', { name: 'Manage small-quota@example.com' }).click();
     await adminPage.getByLabel('Storage limit in MiB').fill('1');
@@ -170,8 +163,8 @@ describe.skipIf(skipBrowser)('uploading in a real browser, on the embedded store
           .toBuffer(),
       })),
     );
-    // Choosing the files starts the upload (the button's own behaviour is issue 17's to settle).
-    await page.getByLabel('Choose an image').setInputFiles(files);
+    // Choosing the files starts the upload.
+    await page.getByLabel('Choose images').setInputFiles(files);
     await expect.poll(() => page.locator('#upload-list li.ok').count(), PATIENTLY).toBe(3);
     await expect.poll(() => page.locator('#upload-list li.failed').count(), PATIENTLY).toBe(1);
     expect(await page.locator('#upload-list li.failed').textContent()).toContain(
@@ -191,11 +184,11 @@ describe.skipIf(skipBrowser)('uploading in a real browser, on the embedded store
     async () => {
       const context = await newContext(browser, { viewport: { width: 390, height: 844 } });
       const page = await context.newPage();
-      await signUpIn(page, 'iphone@example.com');
+      await signUpIn(page, origin, 'iphone@example.com');
       await page.goto(`${origin}/upload`);
       await expect.poll(() => page.getByText('…or drop images here').isVisible(), PATIENTLY).toBe(true);
       // As a desktop browser that does not know HEIC reports it: no type, only the name.
-      await page.getByLabel('Choose an image').setInputFiles({
+      await page.getByLabel('Choose images').setInputFiles({
         name: 'IMG_4032.HEIC',
         mimeType: '',
         buffer: await makeHeic(1200, 900, { r: 60, g: 160, b: 90 }),

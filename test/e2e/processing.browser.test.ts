@@ -1,5 +1,5 @@
 /// <reference lib="dom" />
-import type { Browser, Page } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PASSWORD } from '../support/app.js';
 import {
@@ -8,6 +8,7 @@ import {
   newContext,
   PATIENTLY,
   screenshotPath,
+  signUpIn,
   skipBrowser,
 } from '../support/browser.js';
 import { makeJpeg } from '../support/images.js';
@@ -65,14 +66,6 @@ describe.skipIf(skipBrowser)('background processing in a real browser', () => {
     await store?.close();
   });
 
-  async function signUpIn(page: Page, email: string) {
-    await page.goto(`${app.origin}/signup`);
-    await page.getByLabel('Email').fill(email);
-    await page.getByLabel('Password').fill(PASSWORD);
-    await page.getByRole('button', { name: 'Sign up' }).click();
-    await expect.poll(() => new URL(page.url()).pathname, PATIENTLY).toBe('/');
-  }
-
   it('on a phone, shows "Processing…" in the grid, swaps in the thumbnail by itself, painted by its ThumbHash until it loads', {
     timeout: BROWSER_TEST_TIMEOUT_MS,
   }, async () => {
@@ -80,7 +73,7 @@ describe.skipIf(skipBrowser)('background processing in a real browser', () => {
     // origin, which the upload script's requests could not reach without CORS), seen on a phone.
     const desktop = await newContext(browser, { javaScriptEnabled: false });
     const uploader = await desktop.newPage();
-    await signUpIn(uploader, 'phone@example.com');
+    await signUpIn(uploader, app.origin, 'phone@example.com');
     held.originals = gate();
     await uploader.goto(`${app.origin}/upload`);
     await uploader.getByLabel('Choose an image').setInputFiles({
@@ -149,7 +142,7 @@ describe.skipIf(skipBrowser)('background processing in a real browser', () => {
       viewport: { width: 1100, height: 800 },
     });
     const page = await context.newPage();
-    await signUpIn(page, 'nojs@example.com');
+    await signUpIn(page, app.origin, 'nojs@example.com');
     held.originals = gate();
     await page.goto(`${app.origin}/upload`);
     await page.getByLabel('Choose an image').setInputFiles({

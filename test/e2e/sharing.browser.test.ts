@@ -29,7 +29,10 @@ describe.skipIf(skipBrowser)('sharing and the admin console in a real browser', 
   it('shares an image by a password link, a stranger opens it, the owner revokes it, and the admin sees it all', {
     timeout: BROWSER_TEST_TIMEOUT_MS,
   }, async () => {
-    const owner = await newContext(browser, { viewport: { width: 1100, height: 900 } });
+    const owner = await newContext(browser, {
+      viewport: { width: 1100, height: 900 },
+      permissions: ['clipboard-read', 'clipboard-write'],
+    });
     const page = await owner.newPage();
     const cspErrors: string[] = [];
     page.on('console', (m) => {
@@ -41,7 +44,7 @@ describe.skipIf(skipBrowser)('sharing and the admin console in a real browser', 
     await page.getByRole('button', { name: 'Sign up' }).click();
     await expect.poll(() => new URL(page.url()).pathname, PATIENTLY).toBe('/');
     await page.goto(`${app.origin}/upload`);
-    await page.getByLabel('Choose an image').setInputFiles({
+    await page.getByLabel('Choose images').setInputFiles({
       name: 'harbour.jpg',
       mimeType: 'image/jpeg',
       buffer: await makeJpeg(900, 600),
@@ -59,9 +62,21 @@ describe.skipIf(skipBrowser)('sharing and the admin console in a real browser', 
     await page.getByLabel('Password (optional)').fill('harbour lights');
     await page.getByLabel('Let visitors download the original file').check();
     await page.getByRole('button', { name: 'Create share link' }).click();
-    const link = await page.getByRole('textbox', { name: 'New share link' }).inputValue();
+    const field = page.getByRole('textbox', { name: 'New share link' });
+    const link = await field.inputValue();
     expect(link).toMatch(/\/s\/[a-z2-7]{32}$/);
+    // The page it lands on (after a redirect) shows the link at the top, in view, with Copy.
+    expect(new URL(page.url()).pathname).toBe(imagePath);
+    const box = await field.boundingBox();
+    expect(box && box.y + box.height).toBeLessThan(900);
+    await page.getByRole('button', { name: 'Copy' }).click();
+    await expect.poll(() => page.evaluate(() => navigator.clipboard.readText()), PATIENTLY).toBe(link);
+    await expect.poll(() => page.getByRole('button', { name: 'Copied' }).isVisible(), PATIENTLY).toBe(true);
     await page.screenshot({ path: screenshotPath('image-page-share-link'), fullPage: true });
+    // A reload neither shows it again nor makes a second link.
+    await page.reload();
+    expect(await page.getByRole('textbox', { name: 'New share link' }).count()).toBe(0);
+    expect(await page.locator('.sharing tbody tr').count()).toBe(1);
 
     const stranger = await newContext(browser, { viewport: { width: 1000, height: 800 } });
     const visitor = await stranger.newPage();

@@ -1,11 +1,11 @@
 /// <reference lib="dom" />
-import path from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PASSWORD } from '../support/app.js';
 import {
   BROWSER_TEST_TIMEOUT_MS,
+  docsScreenshot,
   launchBrowser,
   newContext,
   PATIENTLY,
@@ -162,7 +162,7 @@ describe.skipIf(skipBrowser)('the image viewer in a real browser', () => {
     expect(box?.left).toBeGreaterThanOrEqual(0);
     expect(box?.right).toBeLessThanOrEqual(DESKTOP.width + 0.5);
     expect((box?.bottom ?? 0) - (box?.top ?? 0)).toBeGreaterThan(DESKTOP.height * 0.8);
-    await page.screenshot({ path: path.resolve('docs/viewer.png') });
+    await docsScreenshot(page, 'viewer');
 
     await page.keyboard.press('Escape');
     await expect.poll(() => isOpen(page), PATIENTLY).toBe(false);

@@ -1,6 +1,6 @@
-import { expect } from 'vitest';
+import { expect, vi } from 'vitest';
 import type { Services } from '../../src/services/index.js';
-import type { Client } from './app.js';
+import type { Client, TestApp } from './app.js';
 
 export interface Policy {
   key: string;
@@ -42,6 +42,16 @@ export async function upload(client: Client, bytes: Buffer, name = 'photo.jpg', 
   const { done } = await uploadWithJs(client, bytes, name, type);
   expect(done.status, await done.clone().text()).toBe(200);
   return ((await done.json()) as { imageId: string }).imageId;
+}
+
+/**
+ * Waits until every answered upload's original has been copied into place (the completion starts
+ * that once it has answered): from then on a replay of its policy can no longer take its place.
+ */
+export async function untilOriginalsStored(t: Pick<TestApp, 'count'>) {
+  await vi.waitFor(async () => expect(await t.count('images', 'staged_key IS NOT NULL')).toBe(0), {
+    timeout: 10_000,
+  });
 }
 
 /** Every object under the user's prefix is one an image row names, and every key a row names is there. */

@@ -10,11 +10,13 @@ interface HeldRequest {
 /**
  * An HTTP proxy on a free loopback port in front of a store, which a test can make slow: after
  * `holdWrites()`, every request that would change the bucket is kept, whole, instead of being passed
- * on, so the test can act (kill the app) while the app waits on the store. Reads always pass.
+ * on (after `holdRequestsFor(key)`, every request naming the key), so the test can act (kill the
+ * app) while the app waits on the store.
  */
 export async function startWriteHoldingProxy(targetOrigin: string) {
   const target = new URL(targetOrigin);
-  let isHolding = false;
+  /** Which requests are kept now (none, until a test says). */
+  let isHeld: (req: http.IncomingMessage) => boolean = () => false;
   const held: HeldRequest[] = [];
   let firstHeld: (() => void) | undefined;
 
@@ -26,7 +28,7 @@ export async function startWriteHoldingProxy(targetOrigin: string) {
     req.on('end', () => {
       const body = Buffer.concat(chunks);
       const forward = () => send(target, req, body, res);
-      if (isHolding && !READS.has(req.method ?? 'GET')) {
+      if (isHeld(req)) {
         held.push({ forward });
         firstHeld?.();
         return;
@@ -37,21 +39,29 @@ export async function startWriteHoldingProxy(targetOrigin: string) {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
 
+  function hold(which: (req: http.IncomingMessage) => boolean): Promise<void> {
+    isHeld = which;
+    return new Promise((resolve) => {
+      firstHeld = resolve;
+    });
+  }
+
   return {
     origin: `http://127.0.0.1:${port}`,
     /** From now on, writes wait; resolves once the first one is held. */
     holdWrites(): Promise<void> {
-      isHolding = true;
-      return new Promise((resolve) => {
-        firstHeld = resolve;
-      });
+      return hold((req) => !READS.has(req.method ?? 'GET'));
+    },
+    /** From now on, every request naming this key waits, reads too; resolves once the first one is held. */
+    holdRequestsFor(key: string): Promise<void> {
+      return hold((req) => (req.url ?? '').split('?')[0]?.endsWith(`/${key}`) ?? false);
     },
     /**
      * Passes on every held request, as a network would deliver what its sender finished sending
      * before it died, and stops holding; resolves with the store's status for each.
      */
     async release(): Promise<number[]> {
-      isHolding = false;
+      isHeld = () => false;
       return Promise.all(held.splice(0).map((h) => h.forward()));
     },
     async close() {

@@ -4,6 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createAuthenticator, parseQuery, type QueryPairs, UNSIGNED_PAYLOAD } from './auth/sigv4.js';
 import { DiskObjects } from './disk/objects.js';
 import { accessDenied, S3Error, sendError } from './errors.js';
+import { type FormRefusalPage, isBrowserFormPost, refusalOf, sendRefusalPage } from './form-refusal.js';
 import { type Logger, stderrLogger } from './logger.js';
 import {
   decodeKey,
@@ -36,6 +37,11 @@ export interface S3ServerOptions {
   requestId?: (req: IncomingMessage) => string;
   /** how long and how much the store reads of a request it refused early; tests shorten it */
   lingerAfterError?: { ms: number; maxBytes: number };
+  /**
+   * A page for a refused browser form upload (a navigation, not a script's request), instead of
+   * S3's XML: a deviation from S3 an app may choose, so people who pressed Upload read why.
+   */
+  formRefusalPage?: FormRefusalPage;
 }
 
 export interface S3Server {
@@ -109,6 +115,20 @@ export function createS3Server(o: S3ServerOptions): S3Server {
     throw accessDenied();
   }
 
+  /** The app's page for a refused form post; S3's XML when it cannot be made. */
+  async function renderRefusal(
+    render: FormRefusalPage,
+    err: S3Error,
+    req: IncomingMessage,
+  ): Promise<string | null> {
+    try {
+      return await render(refusalOf(err, req));
+    } catch (renderErr) {
+      log.error({ err: renderErr }, 'S3 store: the refusal page could not be made');
+      return null;
+    }
+  }
+
   return {
     mountPath,
     ready,
@@ -126,11 +146,18 @@ export function createS3Server(o: S3ServerOptions): S3Server {
           );
         }
         // The client may still be sending: it reads this answer, not a reset (nginx's lingering close).
-        answerAndLinger(
-          req,
-          res,
-          () => sendError(res, s3err, req.url?.split('?')[0] ?? '/', requestId, req.method === 'HEAD'),
-          linger,
+        const page =
+          o.formRefusalPage && isBrowserFormPost(req) ? renderRefusal(o.formRefusalPage, s3err, req) : null;
+        return Promise.resolve(page).then((html) =>
+          answerAndLinger(
+            req,
+            res,
+            () =>
+              html === null
+                ? sendError(res, s3err, req.url?.split('?')[0] ?? '/', requestId, req.method === 'HEAD')
+                : sendRefusalPage(res, s3err.status, html),
+            linger,
+          ),
         );
       });
       inFlight.add(done);

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readdirSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import {
   CopyObjectCommand,
@@ -117,6 +117,24 @@ describe('CopyObject in the embedded store', () => {
       expect(tempFiles()).toEqual([]);
     });
   }
+
+  it('answers a disk fault (its temp dir gone) as the server error it is, not as a race to retry', async () => {
+    await store.storage.put('fault/source', Buffer.from('abc'), 'text/plain');
+    const tmp = path.join(store.rootDir, 'tmp');
+    rmSync(tmp, { recursive: true });
+    try {
+      const err = await copy({ Key: 'fault/copy', CopySource: `${store.bucket}/fault/source` }).catch(
+        (e) => e,
+      );
+      expect(err.$metadata?.httpStatusCode).toBe(500);
+      expect(err.name).not.toBe('OperationAborted');
+    } finally {
+      mkdirSync(tmp);
+    }
+    // With its temp dir back, the same copy works.
+    await copy({ Key: 'fault/copy', CopySource: `${store.bucket}/fault/source` });
+    expect((await head('fault/copy')).ContentLength).toBe(3);
+  });
 
   it('copies one whole version when the source is replaced during the copy', async () => {
     const size = 8 * 1024 * 1024;

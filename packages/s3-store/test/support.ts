@@ -17,6 +17,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { createPresignedPost } from '@aws-sdk/s3-presigned-post';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import type { FormRefusalPage } from '../src/form-refusal.js';
 import { createS3Server } from '../src/server.js';
 
 export const MOUNT = '/s3';
@@ -30,6 +31,7 @@ export async function startStore(
     bucket?: string;
     mountPath?: string;
     credentials?: { accessKeyId: string; secretAccessKey: string };
+    formRefusalPage?: FormRefusalPage;
   } = {},
 ) {
   const root = mkdtempSync(path.join(tmpdir(), 's3-store-'));
@@ -48,6 +50,7 @@ export async function startStore(
     credentials,
     mountPath,
     now: () => new Date(Date.now() + offsetMs),
+    ...(o.formRefusalPage ? { formRefusalPage: o.formRefusalPage } : {}),
   });
   await store.ready;
   const server = http.createServer((req, res) => store.handle(req, res));

@@ -71,6 +71,33 @@ export function albumImagesRepository(database: AppDb) {
         .execute();
     },
 
+    /**
+     * The ids either side of `at` in the album's order (newest upload first; null at either end):
+     * one step through the album's rows, as a page of one.
+     */
+    async neighbours(
+      albumId: string,
+      at: ImagePosition,
+    ): Promise<{ newer: string | null; older: string | null }> {
+      const beside = async (side: 'newer' | 'older') => {
+        const direction = side === 'older' ? 'desc' : 'asc';
+        const row = await database.q
+          .selectFrom('album_images as x')
+          .innerJoin('images as i', 'i.id', 'x.image_id')
+          .select('i.id')
+          .where('x.album_id', '=', albumId)
+          .where((eb) =>
+            eb(eb.refTuple('i.created_at', 'i.id'), side === 'older' ? '<' : '>', eb.tuple(at.sort, at.id)),
+          )
+          .orderBy('i.created_at', direction)
+          .orderBy('i.id', direction)
+          .limit(1)
+          .executeTakeFirst();
+        return row?.id ?? null;
+      };
+      return { newer: await beside('newer'), older: await beside('older') };
+    },
+
     /** The album's ready images, newest first, at most `limit`: what its share link shows. */
     async readyImages(albumId: string, limit: number): Promise<ImageRow[]> {
       return database.q

@@ -27,6 +27,8 @@ export interface Image {
   placeholder: string | null;
   /** the camera's settings as stored (JSON), read with parseCameraDetails */
   exif: string | null;
+  /** the original is in place (a new upload's is copied there just after its answer) */
+  isStored: boolean;
 }
 
 /** An images row as the database returns it (the table's shape is src/db/schema.ts). */
@@ -52,6 +54,7 @@ export const rowToImage = (r: ImageRow): Image => ({
   failure: r.failure,
   placeholder: r.placeholder,
   exif: r.exif,
+  isStored: r.staged_key === null,
 });
 
 /** Only what a card shows: the gallery query reads these and nothing else, for every page view. */
@@ -106,6 +109,8 @@ export type ImageFiles = Pick<
   | 'state'
   | 'failure'
   | 'placeholder'
+  | 'staged_key'
+  | 'staged_etag'
 >;
 
 /** What a worker learnt from the file: the image becomes 'ready' with it. */
@@ -192,25 +197,25 @@ export function imagesRepository(database: AppDb) {
   }
 
   /**
-   * The id of the image beside `at` in a gallery's order (newest first): 'newer' is the one before
-   * it, 'older' the one after. One keyset step on the same index as the page query, read forwards
+   * The id of the image beside `at` in a gallery's order (newest first, by upload or by date taken):
+   * 'newer' is the one before it, 'older' the one after. One keyset step on the same index as the page query, read forwards
    * for older and backwards for newer, so it costs one index probe however deep the image is.
    */
   async function beside(
     scope: { ownerId: string } | { isShared: true },
     at: ImagePosition,
     side: 'newer' | 'older',
+    order: ImageOrder,
   ): Promise<string | null> {
     const direction = side === 'older' ? 'desc' : 'asc';
+    const sort = order === 'taken' ? 'taken_sort' : 'created_at';
     const row = await database.q
       .selectFrom('images')
       .select('id')
       .$if('ownerId' in scope, (qb) => qb.where('owner_id', '=', (scope as { ownerId: string }).ownerId))
       .$if(!('ownerId' in scope), (qb) => qb.where('is_shared', '=', sql.lit(1)))
-      .where((eb) =>
-        eb(eb.refTuple('created_at', 'id'), side === 'older' ? '<' : '>', eb.tuple(at.sort, at.id)),
-      )
-      .orderBy('created_at', direction)
+      .where((eb) => eb(eb.refTuple(sort, 'id'), side === 'older' ? '<' : '>', eb.tuple(at.sort, at.id)))
+      .orderBy(sort, direction)
       .orderBy('id', direction)
       .limit(1)
       .executeTakeFirst();
@@ -281,6 +286,26 @@ export function imagesRepository(database: AppDb) {
       return row !== undefined;
     },
 
+    /** Whether an image's original is still to be copied from this staging object. */
+    async isStaged(key: string): Promise<boolean> {
+      const row = await database.q
+        .selectFrom('images')
+        .select('id')
+        .where('staged_key', '=', key)
+        .executeTakeFirst();
+      return row !== undefined;
+    },
+
+    /** The image's original is in place, copied from `stagedKey` (or that file is lost): it names it no more. */
+    async unstage(id: string, stagedKey: string): Promise<void> {
+      await database.q
+        .updateTable('images')
+        .set({ staged_key: null, staged_etag: null })
+        .where('id', '=', id)
+        .where('staged_key', '=', stagedKey)
+        .execute();
+    },
+
     /** Back to processing (a retry), if it failed; false otherwise. */
     async markProcessing(id: string): Promise<boolean> {
       const row = await database.q
@@ -345,16 +370,16 @@ export function imagesRepository(database: AppDb) {
     /** A page of the cards shown to every signed-in user, newest first in the order asked. */
     listShared: (query: PageQuery) => page({ isShared: true }, query),
 
-    /** The ids either side of `at` in the owner's gallery (null at either end). */
-    neighboursInGallery: async (ownerId: string, at: ImagePosition) => ({
-      newer: await beside({ ownerId }, at, 'newer'),
-      older: await beside({ ownerId }, at, 'older'),
+    /** The ids either side of `at` in the owner's gallery, in the order asked (null at either end). */
+    neighboursInGallery: async (ownerId: string, at: ImagePosition, order: ImageOrder) => ({
+      newer: await beside({ ownerId }, at, 'newer', order),
+      older: await beside({ ownerId }, at, 'older', order),
     }),
 
-    /** The ids either side of `at` among the shared images (null at either end). */
-    neighboursInShared: async (at: ImagePosition) => ({
-      newer: await beside({ isShared: true }, at, 'newer'),
-      older: await beside({ isShared: true }, at, 'older'),
+    /** The ids either side of `at` among the shared images, in the order asked (null at either end). */
+    neighboursInShared: async (at: ImagePosition, order: ImageOrder) => ({
+      newer: await beside({ isShared: true }, at, 'newer', order),
+      older: await beside({ isShared: true }, at, 'older', order),
     }),
 
     /** How many images the owner has, and their bytes. */
@@ -371,13 +396,18 @@ export function imagesRepository(database: AppDb) {
       return { images: Number(row.images), bytes: Number(row.bytes) };
     },
 
-    /** Whether an image's original, display or thumbnail is this key. */
+    /** Whether an image's original, display or thumbnail is this key, or its staging object still to copy. */
     async usesKey(key: string): Promise<boolean> {
       const row = await database.q
         .selectFrom('images')
         .select('id')
         .where((eb) =>
-          eb.or([eb('original_key', '=', key), eb('display_key', '=', key), eb('thumb_key', '=', key)]),
+          eb.or([
+            eb('original_key', '=', key),
+            eb('display_key', '=', key),
+            eb('thumb_key', '=', key),
+            eb('staged_key', '=', key),
+          ]),
         )
         .limit(1)
         .executeTakeFirst();

@@ -16,6 +16,8 @@ export interface PendingUpload {
   maxBytes: number;
   /** an upload page's own form (the plain form): the next visit of that page re-signs it */
   isForm: boolean;
+  /** a page's plain form was signed for this key: other tabs may post to it (see uploads.ts) */
+  isShared: boolean;
   createdAt: number;
   expiresAt: number;
   finalKey: string | null;
@@ -35,6 +37,7 @@ const toPending = (r: PendingRow): PendingUpload => ({
   replacesImageId: r.replaces_image_id,
   maxBytes: r.max_bytes,
   isForm: r.is_form === 1,
+  isShared: r.is_shared === 1,
   createdAt: r.created_at,
   expiresAt: r.expires_at,
   finalKey: r.final_key,
@@ -63,7 +66,7 @@ export function pendingUploadsRepository(database: AppDb) {
     },
 
     async insert(
-      row: Omit<PendingUpload, 'finalKey' | 'claimedAt' | 'closedAt' | 'etag' | 'imageId'>,
+      row: Omit<PendingUpload, 'finalKey' | 'claimedAt' | 'closedAt' | 'etag' | 'imageId' | 'isShared'>,
     ): Promise<void> {
       await database.q
         .insertInto('pending_uploads')
@@ -74,6 +77,8 @@ export function pendingUploadsRepository(database: AppDb) {
           replaces_image_id: row.replacesImageId,
           max_bytes: row.maxBytes,
           is_form: row.isForm ? 1 : 0,
+          // Taken over by upload.js later, the key stays one other tabs' forms may post to.
+          is_shared: row.isForm ? 1 : 0,
           created_at: row.createdAt,
           expires_at: row.expiresAt,
         })
@@ -180,13 +185,16 @@ export function pendingUploadsRepository(database: AppDb) {
       return Number(row.n);
     },
 
-    /** Open rows whose policy is still valid at `now`, and when the first of them expires. */
+    /**
+     * Rows whose policy is still valid at `now` and could still write a file no image holds (open
+     * ones, and those closed without an image: refused or given up), and when the first expires.
+     */
     async live(ownerId: string, now: number): Promise<{ count: number; oldestExpiresAt: number | null }> {
       const row = await database.q
         .selectFrom('pending_uploads')
         .select((eb) => [eb.fn.countAll<number | string>().as('n'), eb.fn.min('expires_at').as('oldest')])
         .where('owner_id', '=', ownerId)
-        .where('closed_at', 'is', null)
+        .where((eb) => eb.or([eb('closed_at', 'is', null), eb('image_id', 'is', null)]))
         .where('expires_at', '>', now)
         .executeTakeFirstOrThrow();
       return { count: Number(row.n), oldestExpiresAt: row.oldest === null ? null : Number(row.oldest) };

@@ -4,6 +4,8 @@ export function PostButton(props: {
   label: string;
   danger?: boolean;
   fields?: Record<string, string>;
+  /** more words for screen readers, when several such buttons share one label */
+  hiddenLabel?: string;
 }) {
   return (
     <form method="post" action={props.action} class="inline">
@@ -12,6 +14,7 @@ export function PostButton(props: {
       ))}
       <button type="submit" {...(props.danger ? { class: 'danger' } : {})}>
         {props.label}
+        {props.hiddenLabel ? <span class="visually-hidden"> {props.hiddenLabel}</span> : null}
       </button>
     </form>
   );

@@ -190,6 +190,60 @@ export class DiskObjects {
   }
 
   /**
+   * Copies the object `source` names to `key` in the kernel (copy_file_range, or a reflink where the
+   * file system has them): no byte passes through JavaScript and none is hashed again, since the
+   * ETag of the same bytes is the same. The copy carries `meta(source)` as its header. Answers null
+   * when the file copied is not the version `source` describes (a replace won the race, or a
+   * delete): the caller looks again.
+   */
+  async copy(
+    source: ObjectMeta,
+    key: string,
+    meta: (source: ObjectMeta) => Omit<ObjectMeta, 'key' | 'lastModified'>,
+  ): Promise<ObjectMeta | null> {
+    const tmp = path.join(this.tmpDir, randomUUID());
+    let handle: fs.FileHandle | undefined;
+    let isPublished = false;
+    try {
+      const from = objectPath(this.root, source.key);
+      try {
+        await fs.copyFile(from, tmp, fs.constants.COPYFILE_FICLONE);
+      } catch (err) {
+        // The source deleted meanwhile: the caller looks again. (Not a missing temp dir: that is the disk's fault.)
+        const isGone = await fs.access(from).then(
+          () => false,
+          () => true,
+        );
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT' && isGone) return null;
+        throw err;
+      }
+      handle = await fs.open(tmp, 'r+');
+      const copied = await readHeader(handle);
+      const isSame =
+        copied.key === source.key &&
+        copied.etag === source.etag &&
+        copied.size === source.size &&
+        copied.lastModified === source.lastModified;
+      if (!isSame) return null;
+      const written: ObjectMeta = {
+        ...meta(copied),
+        key,
+        lastModified: Math.floor(Date.now() / 1000) * 1000,
+      };
+      await writeHeader(handle, written);
+      await handle.sync();
+      await handle.close();
+      handle = undefined;
+      await this.commit(key, tmp, written, true);
+      isPublished = true;
+      return written;
+    } finally {
+      await handle?.close().catch(() => undefined);
+      if (!isPublished) await fs.rm(tmp, { force: true });
+    }
+  }
+
+  /**
    * Publishes one object by rename and indexes it. Writes of the same key take turns, so the index
    * names the file that won on disk; different keys go side by side.
    */
