@@ -66,12 +66,30 @@ describe('uploads against a store that fails or is slow', () => {
     expect(again.imported).toEqual([broken]);
     expect(again.completed).toEqual([stuck.key]);
     expect(await t.count('images', `owner_id = '${aliceId}'`)).toBe(3);
-    // Named, so a row left over says which (one was, once, in a loaded full run; never alone).
+    // Named, so a row left over says which.
     const left = await t.services.database.q
       .selectFrom('pending_uploads')
       .select(['key', 'closed_at'])
       .execute();
     expect(left).toEqual([]);
+  });
+
+  it('passes over an object listed under originals/ that is gone when it is read (a job moved it meanwhile)', async () => {
+    // A completed upload's job copies its staging object into place and deletes it; a reconcile
+    // that listed the object just before then finds nothing there.
+    const vanished = `users/${aliceId}/originals/vanished.png`;
+    const entry = `<Contents><Key>${vanished}</Key><LastModified>2026-01-01T00:00:00.000Z</LastModified><ETag>&quot;0f0e0d0c0b0a09080706050403020100&quot;</ETag><Size>100</Size><StorageClass>STANDARD</StorageClass></Contents>`;
+    proxy.onRequest((req) =>
+      req.method === 'GET' && new URL(req.url ?? '/', 'http://x').searchParams.has('list-type')
+        ? { rewrite: (body) => body.replace('</ListBucketResult>', `${entry}</ListBucketResult>`) }
+        : undefined,
+    );
+    const report = await t.services.reconcile.run({ apply: true });
+    expect(report.imported).not.toContain(vanished);
+    expect(report.rejected).not.toContain(vanished);
+    expect(report.skipped.map((s) => s.key)).not.toContain(vanished);
+    expect(await t.count('pending_uploads', `key = '${vanished}'`)).toBe(0);
+    expect(await t.count('images', `original_name = 'vanished.png'`)).toBe(0);
   });
 
   it('never deletes the original of an upload completed after the sweep listed it as unfinished', async () => {

@@ -60,6 +60,16 @@ lightbox.on('uiRegister', () => {
           a.href = page;
           a.className = 'caption-link';
           a.textContent = title;
+          // The page takes the viewer's place in history, so Back from it returns to the grid: off
+          // the viewer's entry first, then on. (Chromium keeps the document when location.replace()
+          // is given the entry's own address, so the grid's entry would then show the page.)
+          a.addEventListener('click', (e) => {
+            if (e.button !== 0 || e.ctrlKey || e.metaKey || e.shiftKey || e.altKey) return;
+            if (!history.state?.viewer) return;
+            e.preventDefault();
+            window.addEventListener('popstate', () => location.assign(a.href), { once: true });
+            history.back();
+          });
           el.append(a);
         } else el.textContent = title;
       });
@@ -67,13 +77,37 @@ lightbox.on('uiRegister', () => {
   });
 });
 
+/** The grid's address once the viewer closes, if "Load more" brought in a page while it was open. */
+let gridAddress = null;
+/** Whether the entry on top is the open viewer's (pushed by it, not yet left by Back or closing). */
+let viewerEntry = false;
+
+/** The open picture's entry: the viewer's state and the picture's address. */
+function showInHistory(link, replace) {
+  const state = { viewer: link.dataset.imageId };
+  if (replace) history.replaceState(state, '', addressOf(link));
+  else history.pushState(state, '', addressOf(link));
+  viewerEntry = true;
+}
+
 // One history entry for the whole visit: pushed on opening, replaced on each step, gone on closing.
 lightbox.on('change', () => {
   const link = lightbox.pswp?.currSlide?.data.element;
   if (!link) return;
-  const state = { viewer: link.dataset.imageId };
-  if (history.state?.viewer) history.replaceState(state, '', addressOf(link));
-  else history.pushState(state, '', addressOf(link));
+  if (!history.state?.viewer) {
+    // The grid's own entry loses htmx's mark: htmx would reload the page when Back (or closing)
+    // returns to an entry it marked, as it keeps no copy of pages (see src/views/layout.tsx).
+    history.replaceState(null, '', location.href);
+  }
+  showInHistory(link, Boolean(history.state?.viewer));
+});
+// A page "Load more" brought in behind the viewer (scrolled into view as it opened) puts how far the
+// grid got into the address: that is the grid's entry's, not the open picture's.
+document.addEventListener('htmx:replacedInHistory', (e) => {
+  const link = window.pswp?.currSlide?.data.element;
+  if (!link || !viewerEntry || history.state?.viewer) return;
+  gridAddress = e.detail.path;
+  showInHistory(link, true);
 });
 lightbox.on('close', () => {
   // Closed by Esc, the button or a gesture: take the viewer's entry off, as Back would have.
@@ -132,8 +166,16 @@ document.addEventListener('keydown', (e) => {
 });
 
 window.addEventListener('popstate', (e) => {
+  if (!e.state?.viewer) viewerEntry = false;
+  if (!e.state?.viewer && gridAddress) {
+    history.replaceState(e.state, '', gridAddress);
+    gridAddress = null;
+  }
   if (window.pswp && !e.state?.viewer) {
-    window.pswp.close();
+    const pswp = window.pswp;
+    // PhotoSwipe ignores closing while it opens: Back pressed that soon closes it once it has.
+    if (pswp.opener.isOpen) pswp.close();
+    else pswp.on('openingAnimationEnd', () => pswp.close());
     return;
   }
   // Forward onto a picture's entry: show it again if its card is here (the entry is reused, as

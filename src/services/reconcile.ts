@@ -2,7 +2,7 @@ import type { AppDb } from '../db/database.js';
 import { storageDeletionsRepository } from '../db/repositories/storage-deletions.js';
 import type { Storage } from '../storage/storage.js';
 import type { Clock } from './clock.js';
-import { Conflict, DomainError, Unavailable } from './errors.js';
+import { Conflict, DomainError, Invalid, Unavailable } from './errors.js';
 import type { Images } from './images.js';
 import { type HeldLease, JOB_LEASE_MS, type JobLeases } from './job-lease.js';
 import type { PendingUploads } from './pending-uploads.js';
@@ -72,12 +72,16 @@ export function createReconcile(deps: {
       await deps.uploads.complete(user, key, { outside: true });
       report.imported.push(key);
     } catch (err) {
+      // This run's row goes whatever stopped it (a refusal has removed it already): the next run
+      // starts from the bucket again.
+      await deps.pending.remove(key);
+      // Gone since the listing: it was a completed upload's staging object, which its job has just
+      // copied into place and deleted. Nothing to import, nothing to report.
+      if (err instanceof Invalid && (await storage.head(key).catch(() => undefined)) === null) return;
       if (err instanceof DomainError && !(err instanceof Unavailable)) {
         report.rejected.push(key);
         return;
       }
-      // Left as it was, so the next run tries the import again.
-      await deps.pending.remove(key);
       report.skipped.push({ key, reason: storageFailure(err) });
     }
   }

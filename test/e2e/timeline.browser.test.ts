@@ -139,37 +139,58 @@ describe.skipIf(skipBrowser)('the timeline in a real browser: paging that keeps 
     expect((await focusedAt()) % 60).toBe(0);
     await page.screenshot({ path: screenshotPath('timeline-paged-desktop') });
 
-    // Open a card of the last page loaded, then Back: the gallery is there down to it, in view.
+    // Open a card of the last page loaded in the viewer, then Back: the viewer closes on the same
+    // gallery (not reloaded: this mark on the page is still there), the card in view.
     const total = await cards(page).count();
     const target = cards(page).nth(total - 3);
     const targetId = (await target.getAttribute('id')) as string;
+    const imageId = targetId.replace(/^image-/, '');
     await target.scrollIntoViewIfNeeded();
-    // Back onto the paged gallery's entry reloads it (htmx keeps no copy: it asks for ?upto=): this
-    // mark on the page now is gone once it has, so the checks below are of the rebuilt page.
     await page.evaluate(() => Object.assign(window, { beforeBack: true }));
+    const inView = () =>
+      page
+        .locator(`#${targetId}`)
+        .evaluate((el) => {
+          const box = el.getBoundingClientRect();
+          return box.bottom > 0 && box.top < window.innerHeight;
+        })
+        .catch(() => false); // navigating
     await target.locator('a.thumb-link').click();
-    await expect.poll(() => new URL(page.url()).pathname, PATIENTLY).toMatch(/^\/images\//);
+    await expect
+      .poll(() => page.evaluate(() => 'pswp' in window && window.pswp !== undefined), PATIENTLY)
+      .toBe(true);
+    await expect.poll(() => new URL(page.url()).pathname, PATIENTLY).toBe(`/images/${imageId}`);
     await page.goBack();
+    await expect.poll(() => page.locator('.pswp').count(), PATIENTLY).toBe(0);
+    expect(new URL(page.url()).pathname).toBe('/');
+    expect(await page.evaluate(() => 'beforeBack' in window)).toBe(true);
+    await expect.poll(inView, PATIENTLY).toBe(true);
+
+    // Again, and on to the picture's own page by its title: Back from there returns to the gallery
+    // (the viewer's entry gave way to the page), down to the card, in view.
+    await target.locator('a.thumb-link').click();
+    await page.locator('.pswp__caption a').click();
     await expect
       .poll(
         () =>
           page
-            .evaluate((id) => !('beforeBack' in window) && document.getElementById(id) !== null, targetId)
-            .catch(() => false), // navigating
+            .locator('h1')
+            .textContent()
+            .catch(() => ''),
+        PATIENTLY,
+      )
+      .toContain('Seeded');
+    expect(new URL(page.url()).pathname).toBe(`/images/${imageId}`);
+    await page.goBack();
+    await expect.poll(() => new URL(page.url()).pathname, PATIENTLY).toBe('/');
+    await expect
+      .poll(
+        () => page.evaluate((id) => document.getElementById(id) !== null, targetId).catch(() => false),
         PATIENTLY,
       )
       .toBe(true);
     expect(await cards(page).count()).toBeGreaterThanOrEqual(total - 2);
-    await expect
-      .poll(
-        () =>
-          page.locator(`#${targetId}`).evaluate((el) => {
-            const box = el.getBoundingClientRect();
-            return box.bottom > 0 && box.top < window.innerHeight;
-          }),
-        PATIENTLY,
-      )
-      .toBe(true);
+    await expect.poll(inView, PATIENTLY).toBe(true);
     await page.screenshot({ path: screenshotPath('timeline-after-back-desktop') });
     expect(errors).toEqual([]);
     await context.close();
