@@ -26,6 +26,7 @@ import { healthRoutes } from './routes/health.js';
 import { imageRoutes } from './routes/images.js';
 import { fragment, page } from './routes/render.js';
 import { publicShareRoutes, shareRoutes } from './routes/shares.js';
+import { trashRoutes, userTrashRoutes } from './routes/trash.js';
 import { uploadPageRoutes, uploadRoutes } from './routes/uploads.js';
 import { DomainError, TooLarge, Unavailable } from './services/errors.js';
 import type { Services } from './services/index.js';
@@ -156,6 +157,8 @@ export function createApp({ config, services, log }: AppDeps) {
   app.route('/s', publicShareRoutes);
   app.route('/albums', albumRoutes);
   app.route('/users', userAlbumRoutes);
+  app.route('/trash', trashRoutes);
+  app.route('/users', userTrashRoutes);
   app.route('/admin', adminRoutes);
 
   app.notFound((c) => errorResponse(c, 404, 'There is nothing at this address.'));

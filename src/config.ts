@@ -49,6 +49,7 @@ const schema = z.object({
     .optional(),
   WEBHOOK_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
   AUDIT_RETENTION_DAYS: z.coerce.number().int().min(1).max(36_500).optional(),
+  TRASH_DAYS: z.coerce.number().int().min(1).max(3650).default(30),
   SIGNUPS_PER_IP_PER_HOUR: z.coerce.number().int().min(1).max(1_000_000).default(5),
   REQUEST_TIMEOUT_SECONDS: seconds(30),
   UPLOAD_TIMEOUT_SECONDS: seconds(30 * 60),
@@ -87,6 +88,8 @@ export interface Config {
   notify: NotifyConfig;
   /** null = keep every audit entry */
   auditRetentionDays: number | null;
+  /** whole days an image stays in the trash before the server deletes it for good */
+  trashDays: number;
   /** open sign-ups (SIGNUP=open, no invite) allowed per client address per hour */
   signupsPerIpPerHour: number;
   http: HttpLimits;
@@ -185,6 +188,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     ...(s3 ? { s3 } : {}),
     notify,
     auditRetentionDays: e.AUDIT_RETENTION_DAYS ?? null,
+    trashDays: e.TRASH_DAYS,
     signupsPerIpPerHour: e.SIGNUPS_PER_IP_PER_HOUR,
     http: {
       requestTimeoutMs: e.REQUEST_TIMEOUT_SECONDS * 1000,

@@ -109,6 +109,7 @@ export async function startServer(
   await services.sessions.purgeExpired();
   const stopNotifier = services.notifications.startWorker(log);
   const stopSweeper = services.uploadSweeper.start(log);
+  const stopTrashPurge = services.trashPurge.start(log, config.trashDays);
   const stopAuditSchedule = services.audit.startSchedule(log, { retentionDays: config.auditRetentionDays });
   const stopWorkers = services.jobs.start(log);
   const appListener = getRequestListener(createApp({ config, services, log }).fetch);
@@ -136,6 +137,7 @@ export async function startServer(
         void Promise.allSettled([
           stopNotifier(),
           sweeperStopped,
+          stopTrashPurge(),
           stopAuditSchedule(),
           stopWorkers(),
           // Every connection has closed by now, so no store request can still be answered: a

@@ -4,7 +4,7 @@ import { makeTestApp, signUp, signUpWithRole, type TestApp } from './support/app
 import { attr, attrs, count, texts } from './support/html.js';
 import { makeJpeg, makePng } from './support/images.js';
 import { shownLink } from './support/share-links.js';
-import { upload } from './support/uploads.js';
+import { deleteForGood, upload } from './support/uploads.js';
 
 const HOUR = 60 * 60 * 1000;
 
@@ -194,7 +194,7 @@ describe('albums', () => {
       ]),
     );
     await alice.postForm(`/albums/${b}/cover`, [['ids', doomed]]);
-    expect((await alice.post(`/images/${doomed}/delete`)).status).toBe(303);
+    await deleteForGood(alice, doomed);
     expect(cardIds(await (await alice.get(`/albums/${a}`)).text())).toEqual([city]);
     expect(await (await alice.get(`/albums/${b}`)).text()).toContain('This album is empty');
     expect(await t.count('album_images', `image_id = '${doomed}'`)).toBe(0);

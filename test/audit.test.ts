@@ -375,9 +375,16 @@ describe('audit rows of changes', () => {
     ];
     expect((await alice.postForm('/images/delete', bulk, from('192.0.2.2'))).status).toBe(303);
     expect(await rowsAfter(mark)).toEqual([
-      row('delete', 'alice@example.com', one, null, '192.0.2.2'),
+      row('trash', 'alice@example.com', one, null, '192.0.2.2'),
+      row('trash', 'alice@example.com', two, null, '192.0.2.2'),
+      row('trash', 'alice@example.com', three, null, '192.0.2.2'),
+    ]);
+    mark = await lastId();
+    await alice.post('/trash/restore', { ids: one as string }, from('192.0.2.2'));
+    await alice.post('/trash/delete', { ids: two as string, confirm: 'yes' }, from('192.0.2.2'));
+    expect(await rowsAfter(mark)).toEqual([
+      row('restore', 'alice@example.com', one, null, '192.0.2.2'),
       row('delete', 'alice@example.com', two, null, '192.0.2.2'),
-      row('delete', 'alice@example.com', three, null, '192.0.2.2'),
     ]);
 
     mark = await lastId();
@@ -427,10 +434,16 @@ describe('audit rows of changes', () => {
         .execute()
     ).map((r) => r.target);
   const imagesLeft = (ids: string[]) => t.count('images', `id IN (${ids.map((id) => `'${id}'`).join(', ')})`);
+  /** Delete, as the gallery's selection does it: to the trash, where "Delete forever" is the delete here. */
+  async function toTrash(client: Client, ids: string[]) {
+    const form: [string, string][] = [...ids.map((id): [string, string] => ['ids', id]), ['confirm', 'yes']];
+    expect((await client.postForm('/images/delete', form)).status).toBe(303);
+  }
 
   it('audits a bulk delete once per image deleted, however often the form listed it', async () => {
     const { alice, mine } = await galleryOfThree();
     const [a, b] = mine;
+    await toTrash(alice, [a, b]);
     const form: [string, string][] = [
       ['ids', a],
       ['ids', a],
@@ -438,8 +451,8 @@ describe('audit rows of changes', () => {
       ['ids', a],
       ['confirm', 'yes'],
     ];
-    const res = await alice.postForm('/images/delete', form);
-    expect(res.headers.get('location')).toBe('/?deleted=2');
+    const res = await alice.postForm('/trash/delete', form);
+    expect(res.headers.get('location')).toBe('/trash?deleted=2');
     expect(await deleteRows()).toEqual([a, b]);
   });
 
@@ -465,6 +478,7 @@ describe('audit rows of changes', () => {
     // longer this delete's to record. (The delete first closes a's replacement still uploading;
     // that update is the moment the trigger takes b away.)
     expect((await alice.postJson('/uploads/presign', { name: 'newer.png', replaces: a })).status).toBe(200);
+    await toTrash(alice, mine);
     await addTrigger(t, {
       sqlite: `CREATE TRIGGER gone_meanwhile BEFORE UPDATE OF closed_at ON pending_uploads BEGIN DELETE FROM images WHERE id = '${b}'; END`,
       postgres: `CREATE FUNCTION gone_meanwhile() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -477,13 +491,14 @@ describe('audit rows of changes', () => {
       ['ids', c],
       ['confirm', 'yes'],
     ];
-    expect((await alice.postForm('/images/delete', form)).headers.get('location')).toBe('/?deleted=2');
+    expect((await alice.postForm('/trash/delete', form)).headers.get('location')).toBe('/trash?deleted=2');
     expect(await deleteRows()).toEqual([a, c]);
   });
 
   it('leaves no audit row when the change fails part-way, and nothing changed', async () => {
     const { alice, mine } = await galleryOfThree();
     const [a, b, c] = mine;
+    await toTrash(alice, mine);
     // The database refuses the second image's delete, after the first one's row was written.
     await addTrigger(t, {
       sqlite: `CREATE TRIGGER refuse_delete BEFORE DELETE ON images WHEN OLD.id = '${b}' BEGIN SELECT RAISE(ABORT, 'disk full'); END`,
@@ -497,7 +512,7 @@ describe('audit rows of changes', () => {
       ['ids', c],
       ['confirm', 'yes'],
     ];
-    expect((await alice.postForm('/images/delete', form)).status).toBe(500);
+    expect((await alice.postForm('/trash/delete', form)).status).toBe(500);
     expect(await imagesLeft(mine)).toBe(3);
     expect(await deleteRows()).toEqual([]);
 

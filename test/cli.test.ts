@@ -135,7 +135,10 @@ describe('the command line', () => {
     expect(cors.CORSRules[0].AllowedMethods).toContain('POST');
   });
 
-  it('backs up the database while the app writes to it: a consistent copy, never over an existing file', async () => {
+  // Four runs of the command line, each a new Node process: slow on a busy two-core machine.
+  it('backs up the database while the app writes to it: a consistent copy, never over an existing file', {
+    timeout: 90_000,
+  }, async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 's3g-backup-'));
     const rowsNow = () => {
       const db = openDatabase(path.join(app.dataDir, 'gallery.db'));

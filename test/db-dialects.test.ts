@@ -134,6 +134,7 @@ const image: Selectable<Database['images']> = {
   exif: '{"make":"Canon","iso":200}',
   staged_key: 'users/u1/uploads/k1',
   staged_etag: '"9b2cf535f27731c974343645a3985328"',
+  trashed_at: T + 9,
 };
 const pendingUpload: Selectable<Database['pending_uploads']> = {
   key: 'uploads/u1/p1',
@@ -349,6 +350,7 @@ for (const dialect of dialects) {
         exif,
         staged_key,
         staged_etag,
+        trashed_at,
         ...required
       } = image;
       await db

@@ -14,6 +14,7 @@ import {
   TEXT_AS_PNG,
 } from './support/images.js';
 import {
+  deleteForGood,
   expectBucketMatchesRows,
   type Policy,
   postToBucket,
@@ -361,14 +362,14 @@ describe('images', () => {
     }
 
     const confirm = await alice.get(`/images/${id}/delete`);
-    expect(await confirm.text()).toContain('cannot be undone');
-    const del = await alice.post(`/images/${id}/delete`);
-    expect(del.status).toBe(303);
-    expect(del.headers.get('location')).toBe('/?deleted=1');
-    expect(await (await alice.get('/?deleted=1')).text()).toContain('Deleted 1 image.');
-    // The notice states only a count a delete could have made.
+    expect(await confirm.text()).toContain('It goes to the trash');
+    await deleteForGood(alice, id);
+    // The notices state only a count a change could have made.
     for (const forged of ['1e400', '-3', '0x10', '99999']) {
-      expect(await (await alice.get(`/?deleted=${forged}`)).text(), forged).not.toContain('Deleted');
+      expect(await (await alice.get(`/?restored=${forged}`)).text(), forged).not.toContain('Restored');
+      expect(await (await alice.get(`/?trashed=${forged}&at=1&owner=x`)).text(), forged).not.toContain(
+        'Moved',
+      );
     }
     expect((await alice.get(`/images/${id}`)).status).toBe(404);
     for (const key of [after.originalKey, after.displayKey, after.thumbKey]) {
@@ -380,7 +381,7 @@ describe('images', () => {
     const one = await upload(alice, await makePng(), 'one.png');
     const htmx = await alice.post(`/images/${one}/delete`, {}, { 'HX-Request': 'true' });
     expect(htmx.status).toBe(200);
-    expect(await htmx.text()).toBe('');
+    expect(text(await htmx.text(), `#image-${one} p`)).toBe('“one” is in the trash.');
 
     const a = await upload(alice, await makePng(), 'a.png');
     const b = await upload(alice, await makePng(), 'b.png');
@@ -396,9 +397,11 @@ describe('images', () => {
       ['ids', b],
       ['confirm', 'yes'],
     ]);
-    expect(go.headers.get('location')).toBe('/?deleted=2');
-    expect((await alice.get(`/images/${a}`)).status).toBe(404);
-    expect((await alice.get(`/images/${b}`)).status).toBe(404);
+    expect(go.headers.get('location')).toMatch(/^\/\?trashed=2&at=\d+&owner=/);
+    const gallery = await (await alice.get('/')).text();
+    expect(all(gallery, `#image-${a}, #image-${b}`)).toHaveLength(0);
+    // In the trash only its owner (and admins) find them.
+    expect((await bob.get(`/images/${a}`)).status).toBe(404);
   });
 
   it('lets an admin open any gallery and image, and nobody else', async () => {

@@ -9,7 +9,7 @@ import type { Client } from './support/app.js';
 import { makeTestApp, signUp, signUpWithRole, type TestApp, testDialect } from './support/app.js';
 import { makePng } from './support/images.js';
 import { MailServer, startReceiver } from './support/receivers.js';
-import { upload } from './support/uploads.js';
+import { deleteForGood, upload } from './support/uploads.js';
 
 const SECRET = 'a webhook secret of some length';
 
@@ -88,7 +88,7 @@ describe('change notifications', () => {
 
     const a = await upload(alice, await makePng(), 'burst-a.png');
     await upload(alice, await makePng(), 'burst-b.png');
-    expect((await alice.post(`/images/${a}/delete`)).status).toBe(303);
+    await deleteForGood(alice, a);
     await t.services.notifications.deliver();
     expect(hook.received.map((r) => JSON.parse(r.body).change.action)).toEqual([
       'upload',

@@ -19,7 +19,7 @@ import {
 import { attr, attrs, markup, text } from './support/html.js';
 import { makeJpeg, makePng } from './support/images.js';
 import { INTERNAL_ERROR, keyOf, makeInterceptedApp } from './support/store-interceptor.js';
-import { expectBucketMatchesRows, upload, uploadWithJs } from './support/uploads.js';
+import { deleteForGood, expectBucketMatchesRows, upload, uploadWithJs } from './support/uploads.js';
 
 const MINUTE = 60_000;
 
@@ -105,7 +105,7 @@ describe('background processing', () => {
     const { done } = await uploadWithJs(alice, await makePng(300, 500), 'second.png', 'image/png', first);
     expect(done.status).toBe(200);
     const gone = await upload(alice, await makePng(200, 200), 'gone.png');
-    expect((await alice.post(`/images/${gone}/delete`)).status).toBe(303);
+    await deleteForGood(alice, gone);
     expect(await t.count('jobs', `image_id = '${gone}'`)).toBe(0);
 
     await t.settle();
@@ -151,7 +151,7 @@ describe('background processing', () => {
     expect((await t.services.images.getForUser(await t.user('alice@example.com'), imageId)).state).toBe(
       'failed',
     );
-    expect((await alice.post(`/images/${imageId}/delete`)).status).toBe(303);
+    await deleteForGood(alice, imageId);
   });
 
   it("takes each person's first waiting image before anyone's second", async () => {

@@ -69,12 +69,15 @@ describe('races', () => {
       ];
       if (i % 2) racers.reverse();
       const statuses = await Promise.all(racers.map(async (r) => (await r).status));
-      expect(statuses.every((s) => [200, 303, 404].includes(s))).toBe(true);
-      outcomes.add((await t.count('images', `id = '${id}'`)) === 0 ? 'deleted' : 'replaced');
+      // A replacement that comes after the delete is refused: the image is in the trash.
+      expect(statuses.every((s) => [200, 303, 409].includes(s))).toBe(true);
+      outcomes.add(
+        (await t.count('images', `id = '${id}' AND trashed_at IS NOT NULL`)) === 1 ? 'in the trash' : 'not',
+      );
       await expectConsistent();
     }
-    // Whatever the interleaving, a delete that answered 303 leaves no image behind.
-    expect(outcomes).toEqual(new Set(['deleted']));
+    // Whatever the interleaving, a delete that answered 303 leaves the image in the trash, whole.
+    expect(outcomes).toEqual(new Set(['in the trash']));
   });
 
   it('renames from two sessions at once: the last write wins and both see it', async () => {

@@ -34,6 +34,8 @@ interface Fixture {
   newSession(): Promise<Client>;
   /** the id of another session of the owner's (another browser of theirs) */
   ownerSession(): Promise<string>;
+  /** moves `image` to the owner's trash; when it went there (what Undo names) */
+  trashed(): Promise<number>;
 }
 
 interface Check {
@@ -242,6 +244,57 @@ const CHECKS: Check[] = [
   {
     name: 'POST /images/:id/delete (shared)',
     request: post((f) => `/images/${f.shared}/delete`),
+    allowed: ownerOrAdmin,
+  },
+  {
+    name: 'POST /images/:id/restore',
+    request: async (c, f) => {
+      await f.trashed();
+      return c.postForm(`/images/${f.image}/restore`, []);
+    },
+    allowed: ownerOrAdmin,
+  },
+  { name: 'GET /trash', request: get(() => '/trash'), allowed: uploaders },
+  { name: 'GET /users/:id/trash', request: get((f) => `/users/${f.ownerId}/trash`), allowed: adminOnly },
+  {
+    name: 'POST /trash/restore',
+    request: async (c, f) => {
+      await f.trashed();
+      return c.postForm('/trash/restore', [['ids', f.image]]);
+    },
+    allowed: ownerOrAdmin,
+  },
+  {
+    name: 'POST /trash/delete',
+    request: async (c, f) => {
+      await f.trashed();
+      return c.postForm('/trash/delete', [
+        ['ids', f.image],
+        ['confirm', 'yes'],
+      ]);
+    },
+    allowed: ownerOrAdmin,
+  },
+  {
+    name: 'POST /trash/empty',
+    request: async (c, f) => {
+      await f.trashed();
+      return c.postForm('/trash/empty', [
+        ['owner', f.ownerId],
+        ['confirm', 'yes'],
+      ]);
+    },
+    allowed: ownerOrAdmin,
+  },
+  {
+    name: 'POST /trash/undo',
+    request: async (c, f) => {
+      const at = await f.trashed();
+      return c.postForm('/trash/undo', [
+        ['owner', f.ownerId],
+        ['at', String(at)],
+      ]);
+    },
     allowed: ownerOrAdmin,
   },
   {
@@ -538,6 +591,7 @@ describe('the role matrix', () => {
           return { id: (await t.user(email)).id, email };
         }),
       ownerSession: async () => (await t.services.sessions.create(ownerId, { ip: '192.0.2.9' })).session.id,
+      trashed: async () => (await t.services.images.trash({ user: owner, ip: 'test' }, [image])).at,
       async newSession() {
         const client = t.client();
         if (actor === 'logged-out') return client;
@@ -603,6 +657,7 @@ describe('the role matrix', () => {
       const c = clients[actor];
       await c.post(`/images/${f.image}/rename`, { title: 'hijacked' });
       await c.post(`/images/${f.shared}/delete`);
+      await c.post('/trash/empty', { owner: ownerId, confirm: 'yes' });
       await c.post(`/images/${f.image}/visibility`, { shared: '1' });
       await c.post(`/shares/${f.linkId}/revoke`);
       await c.post(`/albums/${f.album}/rename`, { name: 'hijacked' });
@@ -617,7 +672,7 @@ describe('the role matrix', () => {
       await c.post(`/admin/users/${doomedUser.id}/delete`, { confirm: doomedUser.email });
       await c.post(`/admin/invites/${invite.id}/revoke`);
     }
-    expect(await t.count('images', `id IN ('${f.image}', '${f.shared}')`)).toBe(2);
+    expect(await t.count('images', `id IN ('${f.image}', '${f.shared}') AND trashed_at IS NULL`)).toBe(2);
     expect(await t.count('images', "title = 'hijacked'")).toBe(0);
     expect(await t.count('images', `id = '${f.image}' AND is_shared = 0`)).toBe(1);
     expect(await t.count('share_links', `id = '${f.linkId}' AND revoked_at IS NULL`)).toBe(1);

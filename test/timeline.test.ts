@@ -241,13 +241,18 @@ describe('the timeline, search and paging that keeps its place', () => {
       expect((await bob.get(`/users/${adaId}?q=beach`)).status).toBe(403);
     });
 
-    it('follows renames and deletes (the index is kept by the database)', async () => {
+    it('follows renames, the trash and deletes (the index is kept by the database)', async () => {
       const [id] = await seed(adaId, [{ title: 'Old name', name: 'x.png', takenAt: null, createdAt: 1 }]);
       const actor = { user: await t.user('ada@example.com'), ip: 'test' };
       await t.services.images.rename(actor, id as string, 'Lighthouse');
       expect(await found(ada, '/?q=lighth')).toEqual([id]);
       expect(await found(ada, '/?q=old')).toEqual([]);
-      await t.services.images.delete(actor, [id as string]);
+      await t.services.images.trash(actor, [id as string]);
+      expect(await found(ada, '/?q=lighth')).toEqual([]);
+      await t.services.images.restore(actor, [id as string]);
+      expect(await found(ada, '/?q=lighth')).toEqual([id]);
+      await t.services.images.trash(actor, [id as string]);
+      await t.services.images.deleteForever(actor, [id as string]);
       expect(await found(ada, '/?q=lighth')).toEqual([]);
     });
 

@@ -11,7 +11,13 @@ import type { Storage } from '../src/storage/storage.js';
 import type { Client } from './support/app.js';
 import { makeTestApp, signUp, type TestApp } from './support/app.js';
 import { makePng } from './support/images.js';
-import { expectBucketMatchesRows, type Policy, postToBucket, upload } from './support/uploads.js';
+import {
+  deleteForGood,
+  expectBucketMatchesRows,
+  type Policy,
+  postToBucket,
+  upload,
+} from './support/uploads.js';
 
 const TTL_MS = POLICY_TTL_SECONDS * 1000;
 /** The sweep covers every user: each test looks only at its own member's keys. */
@@ -115,7 +121,7 @@ describe('the upload sweeper', () => {
     const res = await client.postJson('/uploads/presign', { name: 'new.png', replaces: imageId });
     const replacement = (await res.json()) as Policy;
     expect((await postToBucket(replacement, await makePng(50, 50), 'image/png', 'x.png')).status).toBe(201);
-    expect((await client.post(`/images/${imageId}/delete`)).status).toBe(303);
+    await deleteForGood(client, imageId);
     expect(await t.services.storage.head(replacement.key)).toBeNull();
     expect(await t.count('pending_uploads', `key = '${replacement.key}' AND closed_at IS NOT NULL`)).toBe(1);
 

@@ -2,11 +2,14 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 
+/** The most pages one backup step may copy (SQLite's limit): the rest of the database at once. */
+const ALL_PAGES = 0x7fffffff;
+
 /**
  * A consistent copy of a SQLite database that may be in use: SQLite's online backup API copies it
- * page by page and starts over when another connection writes mid-way, so the copy is one moment's
- * state, never a mix. It goes to a temp file beside `target`, is checked, and is renamed into place:
- * a failed or interrupted backup leaves no file at `target`, and an existing file is never replaced.
+ * in one read transaction, so the copy is one moment's state, never a mix. It goes to a temp file
+ * beside `target`, is checked, and is renamed into place: a failed or interrupted backup leaves no
+ * file at `target`, and an existing file is never replaced.
  */
 export async function backupDatabase(
   source: string,
@@ -18,7 +21,9 @@ export async function backupDatabase(
   const db = new Database(source, { readonly: true, fileMustExist: true });
   try {
     db.pragma('busy_timeout = 5000');
-    await db.backup(partial);
+    // Every page in one step (a read transaction): in steps of 100 pages (the default), a steady
+    // writer (the app, serving logins) can restart the copy again and again before it ends.
+    await db.backup(partial, { progress: () => ALL_PAGES });
   } finally {
     db.close();
   }

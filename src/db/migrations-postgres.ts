@@ -318,6 +318,12 @@ export const postgresMigrations: readonly string[] = [
     ADD COLUMN user_agent text NOT NULL DEFAULT '';
   UPDATE sessions SET last_seen_at = refreshed_at;
   `,
+  // 15: the trash (see migrations.ts)
+  `
+  ALTER TABLE images ADD COLUMN trashed_at bigint;
+  CREATE INDEX images_trashed ON images (owner_id, trashed_at DESC, id DESC) WHERE trashed_at IS NOT NULL;
+  CREATE INDEX images_trash_due ON images (trashed_at) WHERE trashed_at IS NOT NULL;
+  `,
 ];
 /**
  * Runs the migrations not yet run, each in its own transaction with the version it reaches.

@@ -349,4 +349,12 @@ export const migrations: readonly string[] = [
   ALTER TABLE sessions ADD COLUMN user_agent TEXT NOT NULL DEFAULT '';
   UPDATE sessions SET last_seen_at = refreshed_at;
   `,
+  // 15: the trash. trashed_at is when an image was moved there (null: it is not): galleries, albums,
+  // search and share links leave it out, its objects stay until it is restored, deleted for good,
+  // or purged TRASH_DAYS later (the partial index finds those due, and a person's trash).
+  `
+  ALTER TABLE images ADD COLUMN trashed_at INTEGER;
+  CREATE INDEX images_trashed ON images (owner_id, trashed_at DESC, id DESC) WHERE trashed_at IS NOT NULL;
+  CREATE INDEX images_trash_due ON images (trashed_at) WHERE trashed_at IS NOT NULL;
+  `,
 ];

@@ -103,6 +103,8 @@ export interface ImagesTable {
    */
   staged_key: string | null;
   staged_etag: string | null;
+  /** when it was moved to the trash; null while it is not there (and on insert) */
+  trashed_at: Generated<number | null>;
 }
 
 export type ImageState = 'processing' | 'ready' | 'failed';

@@ -2,17 +2,23 @@ import { type Context, Hono, type MiddlewareHandler } from 'hono';
 import { getCookie, setCookie } from 'hono/cookie';
 import { z } from 'zod';
 import type { AppEnv, SignedInEnv } from '../env.js';
-import { countOf } from '../format.js';
 import { requireCan, requireUser } from '../middleware/session.js';
 import { can } from '../policy.js';
 import { cursorParam, imageCursor } from '../services/cursors.js';
 import { NotFound } from '../services/errors.js';
 import type { GalleryPageResult, GalleryQuery } from '../services/images.js';
 import type { User } from '../services/users.js';
-import { GalleryCards, GalleryPage, galleryHref, SharedGalleryPage } from '../views/gallery.js';
+import {
+  GalleryCards,
+  GalleryPage,
+  galleryHref,
+  SharedGalleryPage,
+  type TrashUndo,
+} from '../views/gallery.js';
 import { NOTHING_SELECTED, noticeOf } from './notices.js';
 import { cachedPage } from './page-cache.js';
 import { fragment } from './render.js';
+import { TRASH_NOTICES } from './trash.js';
 import { cursor, query, text } from './validate.js';
 
 /** The galleries: your own (`/`), the shared images (`/shared`), and for admins anyone's. */
@@ -60,16 +66,24 @@ const rememberOrder: MiddlewareHandler<SignedInEnv> = async (c, next) => {
 };
 
 const galleryNotices = {
-  deleted: (count: string) => {
-    // Only a count a delete could have made: "1e400" would read "Infinity images".
-    const n = /^\d{1,4}$/.test(count) ? Number(count) : 0;
-    return n > 0 ? `Deleted ${countOf(n, 'image')}.` : undefined;
-  },
+  restored: TRASH_NOTICES.restored,
   unselected: NOTHING_SELECTED,
 };
 
+/**
+ * What the redirect after a delete says went to the trash (`?trashed=2&at=…&owner=…`), for its
+ * Undo. Only numbers a delete could have made; Undo itself restores only what the user may change.
+ */
+function undoOf(c: Context<SignedInEnv>, ownerId: string): TrashUndo | undefined {
+  const count = c.req.query('trashed') ?? '';
+  const at = c.req.query('at') ?? '';
+  if (!/^\d{1,4}$/.test(count) || !/^\d{1,16}$/.test(at) || c.req.query('owner') !== ownerId)
+    return undefined;
+  return Number(count) > 0 ? { count: Number(count), at: Number(at), ownerId } : undefined;
+}
+
 galleryRoutes.get('/', requireUser, rememberOrder, pageLink, (c) =>
-  gallery(c, c.var.user, '/', c.req.valid('query'), noticeOf(c, galleryNotices)),
+  gallery(c, c.var.user, '/', c.req.valid('query'), noticeOf(c, galleryNotices), undoOf(c, c.var.user.id)),
 );
 
 galleryRoutes.get('/shared', requireUser, rememberOrder, pageLink, async (c) => {
@@ -88,7 +102,14 @@ galleryRoutes.get('/shared', requireUser, rememberOrder, pageLink, async (c) => 
 galleryRoutes.get('/users/:id', requireCan('admin'), rememberOrder, pageLink, async (c) => {
   const owner = await c.var.services.users.get(c.req.param('id'));
   if (!owner) throw new NotFound('There is no such user.');
-  return gallery(c, owner, `/users/${owner.id}`, c.req.valid('query'), noticeOf(c, galleryNotices));
+  return gallery(
+    c,
+    owner,
+    `/users/${owner.id}`,
+    c.req.valid('query'),
+    noticeOf(c, galleryNotices),
+    undoOf(c, owner.id),
+  );
 });
 
 /** A page of the owner's gallery, or for htmx just the next cards. */
@@ -98,6 +119,7 @@ async function gallery(
   basePath: string,
   asked: GalleryQuery,
   notice?: string,
+  undo?: TrashUndo,
 ) {
   const { user } = c.var;
   const result = await c.var.services.images.listPage(owner.id, asked);
@@ -110,6 +132,7 @@ async function gallery(
     ...listing,
     isFirstPage: !asked.after,
     notice,
+    undo,
   });
 }
 

@@ -5,9 +5,16 @@ import type { SignedInEnv } from '../env.js';
 import { statusOf } from '../http-errors.js';
 import { actorOf, requireCan, requireUser } from '../middleware/session.js';
 import { can } from '../policy.js';
-import { DomainError, Invalid } from '../services/errors.js';
+import { DomainError, Invalid, NotFound } from '../services/errors.js';
 import type { Image } from '../services/images.js';
-import { FIRST_POLL_SECONDS, type ImageContext, imageHref, ThumbLink } from '../views/gallery.js';
+import {
+  Card,
+  FIRST_POLL_SECONDS,
+  type ImageContext,
+  imageHref,
+  ThumbLink,
+  TrashedCard,
+} from '../views/gallery.js';
 import { ConfirmBulkDeletePage, ConfirmDeletePage, ImagePage, type ImagePageProps } from '../views/image.js';
 import { redirectShowingLink, takeNewLink } from './new-link.js';
 import { nothingSelected, noticeOf, withNotice } from './notices.js';
@@ -15,6 +22,8 @@ import { fragment, page } from './render.js';
 import { createLink, shareForm } from './shares.js';
 import { renderUploadPage } from './uploads.js';
 import { flag, form, text, tickedIds } from './validate.js';
+
+const DAY_MS = 24 * 60 * 60 * 1000;
 
 /** What an album id can look like (a random token); anything else is not looked up. */
 const ALBUM_ID = /^[a-z0-9]{1,64}$/;
@@ -47,6 +56,7 @@ async function renderImage(
       neighbours={neighbours}
       context={inAlbum ? { order: 'uploaded', album: context.album } : { order: context.order }}
       links={links}
+      purgeAt={image.trashedAt === null ? undefined : image.trashedAt + c.var.config.trashDays * DAY_MS}
       {...extra}
     />,
     status,
@@ -69,6 +79,7 @@ imageRoutes.get('/:id', async (c) => {
     replaced: 'File replaced.',
     revoked: 'Link revoked.',
     renamed: 'Renamed.',
+    restored: 'Restored from the trash.',
     // Worded from the image, not the address: a link cannot tell the owner something untrue.
     shared: () =>
       image.isShared ? 'Shown to all signed-in users.' : 'Private again: only you and admins see it.',
@@ -124,25 +135,54 @@ imageRoutes.get('/:id/replace', async (c) =>
 
 imageRoutes.get('/:id/delete', async (c) => {
   const image = await c.var.services.images.getForChange(c.var.user, c.req.param('id'));
-  return page(c, <ConfirmDeletePage user={c.var.user} image={image} />);
+  return page(c, <ConfirmDeletePage user={c.var.user} image={image} trashDays={c.var.config.trashDays} />);
 });
 
+/**
+ * The gallery a delete goes back to, saying what went to the trash (and when, for its Undo): the
+ * owner's, as the user sees it (an admin deleting someone's image goes back to that gallery).
+ */
+function afterTrash(c: Context<SignedInEnv>, ownerId: string, moved: { count: number; at: number }) {
+  const gallery = ownerId === c.var.user.id ? '/' : `/users/${ownerId}`;
+  const query = new URLSearchParams({ trashed: String(moved.count), at: String(moved.at), owner: ownerId });
+  return c.redirect(`${gallery}?${query}`, 303);
+}
+
 imageRoutes.post('/:id/delete', async (c) => {
-  await c.var.services.images.delete(actorOf(c), [c.req.param('id')]);
-  // htmx removes the card in place; a plain form goes back to the gallery with a message.
-  if (c.req.header('HX-Request')) return c.body(null, 200);
-  return c.redirect(withNotice('/', 'deleted'), 303);
+  const { images } = c.var.services;
+  // Pressed twice (or from a page open since): one already in the trash stays as it is.
+  const [image] = await images.getAllForChange(c.var.user, [c.req.param('id')], 'any');
+  if (!image) throw new NotFound('There is no such image.');
+  const moved = await images.trash(actorOf(c), [image.id]);
+  // htmx turns the card into its "Undo"; a plain form goes back to the gallery, with an Undo there.
+  if (c.req.header('HX-Request')) return fragment(c, <TrashedCard id={image.id} title={image.title} />);
+  return afterTrash(c, image.ownerId, moved);
+});
+
+/** Restores one image from the trash: htmx puts its card back, a plain form goes to its page. */
+imageRoutes.post('/:id/restore', async (c) => {
+  const { images } = c.var.services;
+  const id = c.req.param('id');
+  await images.restore(actorOf(c), [id]);
+  if (c.req.header('HX-Request')) {
+    const card = await images.card(c.var.user, id);
+    return fragment(c, <Card card={card} canChange context={{ order: 'uploaded' }} />);
+  }
+  return c.redirect(withNotice(`/images/${id}`, 'restored'), 303);
 });
 
 imageRoutes.post('/delete', form(z.object({ ids: tickedIds, confirm: text, back: text })), async (c) => {
   const { ids, confirm, back } = c.req.valid('form');
-  if (ids.length === 0) return c.redirect(nothingSelected(back, c.var.config.appOrigin), 303);
+  const { user, services, config } = c.var;
+  if (ids.length === 0) return c.redirect(nothingSelected(back, config.appOrigin), 303);
+  const images = await services.images.getAllForChange(user, ids, 'any');
   if (confirm !== 'yes') {
-    const images = await c.var.services.images.getAllForChange(c.var.user, ids);
-    return page(c, <ConfirmBulkDeletePage user={c.var.user} images={images} />);
+    return page(c, <ConfirmBulkDeletePage user={user} images={images} trashDays={config.trashDays} />);
   }
-  const count = await c.var.services.images.delete(actorOf(c), ids);
-  return c.redirect(withNotice('/', 'deleted', count), 303);
+  const moved = await services.images.trash(actorOf(c), ids);
+  const owners = new Set(images.map((i) => i.ownerId));
+  // Images of several owners (an admin's choice) have no one gallery to go back to: the own one.
+  return afterTrash(c, owners.size === 1 ? (images[0]?.ownerId ?? user.id) : user.id, moved);
 });
 
 /** A share link for this one image, made from its page. */

@@ -26,6 +26,8 @@ export const AUDIT_ACTIONS = [
   'replace',
   'rename',
   'delete',
+  'trash',
+  'restore',
   'visibility',
   'share_create',
   'share_revoke',

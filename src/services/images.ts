@@ -37,6 +37,22 @@ const SEARCH_MAX_WORD = 64;
 
 const URL_TTL_SECONDS = 2 * 60 * 60;
 const HOUR_MS = 60 * 60 * 1000;
+const DAY_MS = 24 * HOUR_MS;
+/** The trash page shows this many images (the latest moved there); the purge and "Empty" work in batches of it. */
+const TRASH_PAGE = 500;
+
+/** An image in the trash, and since when. */
+export interface TrashItem {
+  card: GalleryCard;
+  trashedAt: number;
+}
+
+export interface TrashPage {
+  /** the latest moved there, at most TRASH_PAGE */
+  items: TrashItem[];
+  /** how many are there in all */
+  total: number;
+}
 
 export interface GalleryCard {
   id: string;
@@ -113,11 +129,26 @@ export function createImages(deps: {
   /** URLs signed at the top of the hour repeat for an hour, so browsers cache thumbnails. */
   const signingDate = () => new Date(Math.floor(clock() / HOUR_MS) * HOUR_MS);
 
-  /** The checks of getForUser and getForChange, on an image already loaded (or not found). */
-  function mayChange(user: User, image: Image | null): Image {
-    if (!image || !can(user, 'image.view', image)) throw new NotFound('There is no such image.');
+  /**
+   * Whether the user may see this image: as the policy says, and an image in the trash only its
+   * owner and admins (for anyone else it is gone).
+   */
+  const maySee = (user: User, image: Image | null): image is Image =>
+    image !== null &&
+    can(user, 'image.view', image) &&
+    (image.trashedAt === null || can(user, 'image.change', image));
+
+  /**
+   * The checks of getForUser and getForChange, on an image already loaded (or not found). An image
+   * in the trash is only restored or deleted for good (`trash: 'any'`): anything else waits until
+   * it is restored.
+   */
+  function mayChange(user: User, image: Image | null, trash: 'outside' | 'any' = 'outside'): Image {
+    if (!maySee(user, image)) throw new NotFound('There is no such image.');
     if (!can(user, 'image.change')) throw new Forbidden('Viewers cannot change images.');
     if (!can(user, 'image.change', image)) throw new Forbidden('Only the owner of this image can change it.');
+    if (trash === 'outside' && image.trashedAt !== null)
+      throw new Conflict(`“${image.title}” is in the trash: restore it first.`);
     return image;
   }
 
@@ -125,7 +156,7 @@ export function createImages(deps: {
   async function getForUser(user: User, id: string): Promise<Image> {
     const row = await images.get(id);
     const image = row ? rowToImage(row) : null;
-    if (!image || !can(user, 'image.view', image)) throw new NotFound('There is no such image.');
+    if (!maySee(user, image)) throw new NotFound('There is no such image.');
     return image;
   }
 
@@ -139,10 +170,46 @@ export function createImages(deps: {
    * getForChange for each id, in one query: the images in the order given, or the error the first
    * id the user may not change gets.
    */
-  async function getAllForChange(user: User, ids: readonly string[]): Promise<Image[]> {
+  async function getAllForChange(
+    user: User,
+    ids: readonly string[],
+    trash: 'outside' | 'any' = 'outside',
+  ): Promise<Image[]> {
     const rows = await images.getMany([...new Set(ids)]);
     const byId = new Map(rows.map((row) => [row.id, rowToImage(row)]));
-    return ids.map((id) => mayChange(user, byId.get(id) ?? null));
+    return ids.map((id) => mayChange(user, byId.get(id) ?? null, trash));
+  }
+
+  /**
+   * Deletes these images and their objects for good (by `actor`, or the trash's purge when null),
+   * if they are still in the trash: one restored meanwhile stays. Returns how many went.
+   */
+  async function destroy(actor: Actor | null, ids: readonly string[]): Promise<number> {
+    // Rows are read again inside the transaction: a replace that committed meanwhile changed the keys.
+    // Set-based, so five hundred images cost a few statements, not thousands, in the transaction.
+    const { keys, count } = await database.transaction(async () => {
+      const now = clock();
+      const rows = (await images.getMany([...new Set(ids)])).filter((row) => row.trashed_at !== null);
+      const found = rows.map((row) => row.id);
+      // Replacements still uploading end with them: their files go now, what their policies
+      // may still write goes when the sweep removes their rows.
+      const all = await pending.closeReplacementsOf(found, now);
+      const deleted = await images.deleteByIds(found);
+      for (const row of rows.filter((r) => deleted.has(r.id))) {
+        await audit.change(actor, 'delete', {
+          target: row.id,
+          detail: actor ? null : 'in the trash for too long',
+        });
+        await notifications.recordChange(actor?.user ?? null, 'delete', row.id, `“${row.title}”`);
+        all.push(row.original_key, row.display_key, row.thumb_key);
+        // A new upload not yet copied into place: its staging object goes too.
+        if (row.staged_key !== null) all.push(row.staged_key);
+      }
+      await deletions.queue(all, now);
+      return { keys: all, count: deleted.size };
+    });
+    await deleteObjects(keys);
+    return count;
   }
 
   const presignWebp = (key: string, signingDate: Date) =>
@@ -223,6 +290,27 @@ export function createImages(deps: {
     }
   }
 
+  /** Takes the listed images out of the trash (any the actor may not change refuses them all). */
+  async function restore(actor: Actor, ids: string[]): Promise<number> {
+    const allowed = await getAllForChange(actor.user, [...new Set(ids)], 'any');
+    return database.transaction(async () => {
+      const restored = await images.restoreFromTrash(allowed.map((i) => i.id));
+      for (const image of allowed.filter((i) => restored.has(i.id))) {
+        await audit.change(actor, 'restore', { target: image.id });
+      }
+      return restored.size;
+    });
+  }
+
+  /** Deletes for good the listed images in the trash the actor may change (others refuse them all). */
+  async function deleteForever(actor: Actor, ids: string[]): Promise<number> {
+    const allowed = await getAllForChange(actor.user, [...new Set(ids)], 'any');
+    return destroy(
+      actor,
+      allowed.map((i) => i.id),
+    );
+  }
+
   const position = (at: ImageCursor | null): ImagePosition | null =>
     at ? { sort: at.sort, id: at.id } : null;
 
@@ -259,7 +347,7 @@ export function createImages(deps: {
     /** One image's card (a processing card asks for it again until the image is ready). */
     async card(user: User, id: string): Promise<GalleryCard> {
       const row = await images.get(id);
-      if (!row || !can(user, 'image.view', rowToImage(row))) throw new NotFound('There is no such image.');
+      if (!row || !maySee(user, rowToImage(row))) throw new NotFound('There is no such image.');
       const { cards } = await cardsFor([row]);
       return cards[0] as GalleryCard;
     },
@@ -366,35 +454,79 @@ export function createImages(deps: {
     },
 
     /**
-     * Deletes every listed image the actor may delete (any other refuses them all); returns how many
-     * went. Each image deleted gets its own audit row, once however often it was listed.
+     * Moves every listed image the actor may delete to the trash (any other refuses them all), as of
+     * one time (`at`: what "Undo" names); returns how many went there. Each gets its own audit row,
+     * once however often it was listed; one already there stays as it was.
      */
-    async delete(actor: Actor, ids: string[]): Promise<number> {
-      const { user } = actor;
-      const allowed = await getAllForChange(user, [...new Set(ids)]);
-      // Rows are read again inside the transaction: a replace that committed meanwhile changed the keys.
-      // Set-based, so five hundred images cost a few statements, not thousands, in the transaction.
-      const { keys, count } = await database.transaction(async () => {
-        const now = clock();
-        const found = new Map((await images.getMany(allowed.map((i) => i.id))).map((row) => [row.id, row]));
-        const rows = allowed.flatMap(({ id }) => found.get(id) ?? []);
-        const ids = rows.map((row) => row.id);
-        // Replacements still uploading end with them: their files go now, what their policies
-        // may still write goes when the sweep removes their rows.
-        const all = await pending.closeReplacementsOf(ids, now);
-        const deleted = await images.deleteByIds(ids);
-        for (const row of rows.filter((r) => deleted.has(r.id))) {
-          await audit.change(actor, 'delete', { target: row.id });
-          await notifications.recordChange(user, 'delete', row.id, `“${row.title}”`);
-          all.push(row.original_key, row.display_key, row.thumb_key);
-          // A new upload not yet copied into place: its staging object goes too.
-          if (row.staged_key !== null) all.push(row.staged_key);
+    async trash(actor: Actor, ids: string[]): Promise<{ count: number; at: number }> {
+      const allowed = await getAllForChange(actor.user, [...new Set(ids)], 'any');
+      return database.transaction(async () => {
+        const at = clock();
+        const moved = await images.moveToTrash(
+          allowed.map((i) => i.id),
+          at,
+        );
+        for (const image of allowed.filter((i) => moved.has(i.id))) {
+          await audit.change(actor, 'trash', { target: image.id });
         }
-        await deletions.queue(all, now);
-        return { keys: all, count: deleted.size };
+        return { count: moved.size, at };
       });
-      await deleteObjects(keys);
-      return count;
+    },
+
+    restore,
+
+    /** "Undo": restores the owner's images that one press of Delete moved to the trash at `at`. */
+    async undoTrash(actor: Actor, ownerId: string, at: number): Promise<number> {
+      return restore(actor, await images.trashedAt(ownerId, at));
+    },
+
+    /** The owner's trash, the latest moved there first (at most TRASH_PAGE), as cards. */
+    async trashOf(user: User, owner: User): Promise<TrashPage> {
+      if (user.id !== owner.id && !can(user, 'admin')) throw new NotFound('There is no such user.');
+      const [rows, usage] = await Promise.all([images.trashOf(owner.id, TRASH_PAGE), images.usage(owner.id)]);
+      const { cards } = await cardsFor(rows, 'uploaded', TRASH_PAGE);
+      return {
+        items: cards.map((card, i) => ({ card, trashedAt: rows[i]?.trashed_at ?? 0 })),
+        total: usage.trashed,
+      };
+    },
+
+    deleteForever,
+
+    /** Empties the owner's trash for good; returns how many images went. */
+    async emptyTrash(actor: Actor, ownerId: string): Promise<number> {
+      if (actor.user.id !== ownerId && !can(actor.user, 'admin'))
+        throw new NotFound('There is no such user.');
+      let count = 0;
+      for (;;) {
+        const rows = await images.trashOf(ownerId, TRASH_PAGE);
+        if (rows.length === 0) return count;
+        const gone = await deleteForever(
+          actor,
+          rows.map((r) => r.id),
+        );
+        count += gone;
+        if (gone === 0) return count; // restored meanwhile, or another press emptied it: done
+      }
+    },
+
+    /**
+     * Deletes for good what has been in the trash for `days` days, in batches; returns how many went.
+     * Instances may purge at once: a row only one of them deletes is only counted (and audited) once.
+     */
+    async purgeTrash(days: number, isStopping: () => boolean = () => false): Promise<number> {
+      const before = clock() - days * DAY_MS;
+      let count = 0;
+      for (;;) {
+        const rows = await images.trashedBefore(before, TRASH_PAGE);
+        if (rows.length === 0 || isStopping()) return count;
+        const gone = await destroy(
+          null,
+          rows.map((r) => r.id),
+        );
+        count += gone;
+        if (rows.length < TRASH_PAGE) return count;
+      }
     },
   };
 }

@@ -20,6 +20,7 @@ import { createPeople } from './people.js';
 import { createReconcile } from './reconcile.js';
 import { createSessions } from './sessions.js';
 import { createShares } from './shares.js';
+import { createTrashPurge } from './trash-purge.js';
 import { createUploadSweeper } from './upload-sweeper.js';
 import { createUploads } from './uploads.js';
 import { createUsers } from './users.js';
@@ -120,6 +121,7 @@ export function createServices({ database, storage, clock, config, loginLimits, 
     shares,
     albums: createAlbums({ database, audit, images, shares, clock }),
     uploadSweeper,
+    trashPurge: createTrashPurge({ images, leases }),
     reconcile: createReconcile({
       database,
       storage,

@@ -20,6 +20,8 @@ const AUDIT_ACTION_WORDS: Record<AuditAction, string> = {
   replace: 'replaced a file',
   rename: 'renamed',
   delete: 'deleted',
+  trash: 'moved to the trash',
+  restore: 'restored from the trash',
   visibility: 'changed who sees',
   share_create: 'created a share link',
   share_revoke: 'revoked a share link',

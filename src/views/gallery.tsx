@@ -1,5 +1,5 @@
 import type { Child } from 'hono/jsx';
-import { formatDay, formatMonth } from '../format.js';
+import { countOf, formatDay, formatMonth } from '../format.js';
 import { can } from '../policy.js';
 import type { GalleryCard, ImageOrder } from '../services/images.js';
 import type { User } from '../services/users.js';
@@ -201,11 +201,11 @@ export function Card({
               <span class="visually-hidden">Select </span>
               {card.title}
             </label>
+            {/* To the trash at once (htmx), where "Undo" on the card brings it back; without scripts, a page asks first. */}
             <a
               href={`/images/${card.id}/delete`}
               class="thumb-delete"
               hx-post={`/images/${card.id}/delete`}
-              hx-confirm={`Delete “${card.title}”? This cannot be undone.`}
               hx-target={`#image-${card.id}`}
               hx-swap="outerHTML"
             >
@@ -217,6 +217,43 @@ export function Card({
         )}
       </div>
     </li>
+  );
+}
+
+/** What a card becomes when Delete moved its image to the trash (htmx): a way back, in its place. */
+export function TrashedCard({ id, title }: { id: string; title: string }) {
+  return (
+    <li class="thumb thumb-trashed" id={`image-${id}`}>
+      <p role="status">“{title}” is in the trash.</p>
+      <form
+        method="post"
+        action={`/images/${id}/restore`}
+        hx-post={`/images/${id}/restore`}
+        hx-target={`#image-${id}`}
+        hx-swap="outerHTML"
+      >
+        <button type="submit" class="secondary">
+          Undo<span class="visually-hidden"> deleting {title}</span>
+        </button>
+      </form>
+    </li>
+  );
+}
+
+/** After Delete without scripts: how many went to the trash, and "Undo" for that one press. */
+function UndoNotice({ undo, back }: { undo: TrashUndo; back: string }) {
+  return (
+    <div class="notice undo" role="status">
+      <p>Moved {countOf(undo.count, 'image')} to the trash.</p>
+      <form method="post" action="/trash/undo" class="inline">
+        <input type="hidden" name="owner" value={undo.ownerId} />
+        <input type="hidden" name="at" value={String(undo.at)} />
+        <input type="hidden" name="back" value={back} />
+        <button type="submit" class="secondary">
+          Undo
+        </button>
+      </form>
+    </div>
   );
 }
 
@@ -378,6 +415,15 @@ export interface GalleryPageProps extends Listing {
   nextCursor: string | null;
   isFirstPage: boolean;
   notice?: string | undefined;
+  /** what one press of Delete just moved to the trash (the redirect after it says), to undo */
+  undo?: TrashUndo | undefined;
+}
+
+/** One press of Delete: how many of whose images went to the trash, and when (what Undo names). */
+export interface TrashUndo {
+  count: number;
+  at: number;
+  ownerId: string;
 }
 
 export function GalleryPage({
@@ -390,6 +436,7 @@ export function GalleryPage({
   search,
   isFirstPage,
   notice,
+  undo,
 }: GalleryPageProps) {
   const isOwn = user.id === owner.id;
   const canUpload = isOwn && can(user, 'image.upload');
@@ -398,13 +445,21 @@ export function GalleryPage({
     <Layout title={isOwn ? 'Your gallery' : `Gallery of ${owner.email}`} user={user}>
       <div class="page-head">
         <h1>{isOwn ? 'Your gallery' : `Gallery of ${owner.email}`}</h1>
-        {canUpload ? (
-          <a class="button" href="/upload">
-            Upload images
-          </a>
-        ) : null}
+        <div class="row">
+          {canChange ? (
+            <a class="button secondary" href={isOwn ? '/trash' : `/users/${owner.id}/trash`}>
+              Trash
+            </a>
+          ) : null}
+          {canUpload ? (
+            <a class="button" href="/upload">
+              Upload images
+            </a>
+          ) : null}
+        </div>
       </div>
       <Notice message={notice} />
+      {undo ? <UndoNotice undo={undo} back={basePath} /> : null}
       {cards.length === 0 && isFirstPage && !search ? (
         <section class="empty">
           <h2>No images yet</h2>

@@ -25,6 +25,8 @@ export interface ImagePageProps {
   /** the images before and after it in the grid it was opened from (`context`) */
   neighbours?: Neighbours | undefined;
   context?: ImageContext | undefined;
+  /** when an image in the trash is deleted for good (TRASH_DAYS after it went there) */
+  purgeAt?: number | undefined;
 }
 
 /** Previous and next in the grid's order (newest first), so the pages can be browsed without scripts. */
@@ -66,8 +68,11 @@ export function ImagePage({
   newShareUrl,
   neighbours,
   context = { order: 'uploaded' },
+  purgeAt,
 }: ImagePageProps) {
-  const canChange = can(user, 'image.change', image);
+  // In the trash, an image is only restored or deleted for good (only its owner and admins see it).
+  const isTrashed = image.trashedAt !== null;
+  const canChange = can(user, 'image.change', image) && !isTrashed;
   const isProcessing = image.state === 'processing';
   // While it is processed, the page fetches itself every two seconds and swaps this part in
   // (htmx); without JavaScript, the whole page reloads.
@@ -84,7 +89,21 @@ export function ImagePage({
     <Layout title={image.title} user={user} {...(isProcessing ? { refreshWithoutScript: 3 } : {})}>
       <PageHeading back={backTo(user, image, context)} title={image.title} notice={notice} error={error} />
       <NewLinkNotice url={newShareUrl} />
-      {neighbours ? <ImageNav neighbours={neighbours} context={context} /> : null}
+      {isTrashed ? (
+        <section class="card trash-banner" aria-labelledby="trash-heading">
+          <h2 id="trash-heading">This image is in the trash</h2>
+          <p>
+            Galleries, albums and share links leave it out
+            {purgeAt ? `; it is deleted for good on ${formatDateTime(purgeAt)}` : ''}. Restore it to bring it
+            back.
+          </p>
+          <div class="row">
+            <PostButton action={`/images/${image.id}/restore`} label="Restore" />
+            <PostButton action="/trash/delete" label="Delete forever" danger fields={{ ids: image.id }} />
+          </div>
+        </section>
+      ) : null}
+      {neighbours && !isTrashed ? <ImageNav neighbours={neighbours} context={context} /> : null}
       <div class="image-page" id="image-main" {...poll}>
         <figure class="display">
           {displayUrl ? (
@@ -185,15 +204,29 @@ export function ImagePage({
   );
 }
 
-export function ConfirmDeletePage({ user, image }: { user: User; image: Image }) {
+/** What a delete does: the trash keeps what went there `days` days, restorable. */
+const trashKeeps = (days: number, count: number) =>
+  count === 1
+    ? `It goes to the trash, where you can restore it for ${countOf(days, 'day')}.`
+    : `They go to the trash, where you can restore them for ${countOf(days, 'day')}.`;
+
+export function ConfirmDeletePage({
+  user,
+  image,
+  trashDays,
+}: {
+  user: User;
+  image: Image;
+  trashDays: number;
+}) {
   return (
     <Layout title={`Delete ${image.title}`} user={user}>
       <section class="card narrow">
         <h1>Delete “{image.title}”?</h1>
-        <p>The image and its original file are deleted for good. This cannot be undone.</p>
+        <p>{trashKeeps(trashDays, 1)}</p>
         <form method="post" action={`/images/${image.id}/delete`} class="row">
           <button type="submit" class="danger">
-            Delete image
+            Move to trash
           </button>
           <a href={`/images/${image.id}`}>Cancel</a>
         </form>
@@ -202,7 +235,15 @@ export function ConfirmDeletePage({ user, image }: { user: User; image: Image })
   );
 }
 
-export function ConfirmBulkDeletePage({ user, images }: { user: User; images: Image[] }) {
+export function ConfirmBulkDeletePage({
+  user,
+  images,
+  trashDays,
+}: {
+  user: User;
+  images: Image[];
+  trashDays: number;
+}) {
   return (
     <Layout title="Delete images" user={user}>
       <section class="card narrow">
@@ -212,14 +253,14 @@ export function ConfirmBulkDeletePage({ user, images }: { user: User; images: Im
             <li>{image.title}</li>
           ))}
         </ul>
-        <p>They are deleted for good. This cannot be undone.</p>
+        <p>{trashKeeps(trashDays, images.length)}</p>
         <form method="post" action="/images/delete" class="row">
           {images.map((image) => (
             <input type="hidden" name="ids" value={image.id} />
           ))}
           <input type="hidden" name="confirm" value="yes" />
           <button type="submit" class="danger">
-            Delete {images.length === 1 ? 'it' : 'them'}
+            Move to trash
           </button>
           <a href="/">Cancel</a>
         </form>

@@ -125,6 +125,7 @@ describe.skipIf(skipBrowser)('every page passes axe-core’s WCAG 2.1 AA checks'
       `/images/${imageId}/replace`,
       `/images/${imageId}/delete`,
       '/upload',
+      '/trash',
       '/shares',
       '/admin/changes',
       '/account',

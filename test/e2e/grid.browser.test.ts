@@ -366,9 +366,15 @@ describe.skipIf(skipBrowser)('the gallery grid: columns, phone layout, selection
     const before = await page.locator('#grid > li.thumb').count();
     await page.locator('#grid input[name="ids"]').last().check();
     await page.getByRole('button', { name: 'Delete selected' }).click();
-    await page.getByRole('button', { name: /^Delete/ }).click();
-    await expect.poll(() => page.getByRole('status').textContent(), PATIENTLY).toBe('Deleted 1 image.');
+    await page.getByRole('button', { name: 'Move to trash' }).click();
+    await expect
+      .poll(() => page.locator('.notice.undo p').textContent(), PATIENTLY)
+      .toBe('Moved 1 image to the trash.');
     expect(await page.locator('#grid > li.thumb').count()).toBe(before - 1);
+    // Changed their mind: Undo, right there, brings it back.
+    await page.getByRole('button', { name: 'Undo' }).click();
+    await expect.poll(() => page.getByRole('status').textContent(), PATIENTLY).toBe('Restored 1 image.');
+    expect(await page.locator('#grid > li.thumb').count()).toBe(before);
     await context.close();
   });
 });

@@ -44,6 +44,14 @@ export async function upload(client: Client, bytes: Buffer, name = 'photo.jpg', 
   return ((await done.json()) as { imageId: string }).imageId;
 }
 
+/** Delete as a person does it for good: to the trash (the image's Delete), then "Delete forever" there. */
+export async function deleteForGood(client: Client, id: string) {
+  const trashed = await client.post(`/images/${id}/delete`);
+  expect(trashed.status, await trashed.clone().text()).toBe(303);
+  const gone = await client.post('/trash/delete', { ids: id, confirm: 'yes' });
+  expect(gone.status, await gone.clone().text()).toBe(303);
+}
+
 /**
  * Waits until every answered upload's original has been copied into place (the completion starts
  * that once it has answered): from then on a replay of its policy can no longer take its place.

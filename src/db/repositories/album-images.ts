@@ -58,6 +58,7 @@ export function albumImagesRepository(database: AppDb) {
           'i.taken_sort',
         ])
         .where('x.album_id', '=', albumId)
+        .where('i.trashed_at', 'is', null)
         .$if(after !== null, (qb) =>
           qb.where((eb) => {
             // Upload order: the position's sort is the upload time.
@@ -86,6 +87,7 @@ export function albumImagesRepository(database: AppDb) {
           .innerJoin('images as i', 'i.id', 'x.image_id')
           .select('i.id')
           .where('x.album_id', '=', albumId)
+          .where('i.trashed_at', 'is', null)
           .where((eb) =>
             eb(eb.refTuple('i.created_at', 'i.id'), side === 'older' ? '<' : '>', eb.tuple(at.sort, at.id)),
           )
@@ -105,6 +107,7 @@ export function albumImagesRepository(database: AppDb) {
         .innerJoin('images as i', 'i.id', 'x.image_id')
         .selectAll('i')
         .where('x.album_id', '=', albumId)
+        .where('i.trashed_at', 'is', null)
         .where('i.state', '=', 'ready')
         .orderBy('i.created_at', 'desc')
         .orderBy('i.id', 'desc')

@@ -22,8 +22,10 @@ export function albumsRepository(database: AppDb) {
       .select((eb) => [
         eb
           .selectFrom('album_images as x')
+          .innerJoin('images as i', 'i.id', 'x.image_id')
           .select(eb.fn.countAll<number>().as('n'))
           .whereRef('x.album_id', '=', 'a.id')
+          .where('i.trashed_at', 'is', null)
           .as('image_count'),
         eb.fn
           .coalesce(
@@ -33,13 +35,15 @@ export function albumsRepository(database: AppDb) {
               .select('i.thumb_key')
               .whereRef('x.album_id', '=', 'a.id')
               .whereRef('i.id', '=', 'a.cover_image_id')
-              .where('i.state', '=', 'ready'),
+              .where('i.state', '=', 'ready')
+              .where('i.trashed_at', 'is', null),
             eb
               .selectFrom('album_images as x')
               .innerJoin('images as i', 'i.id', 'x.image_id')
               .select('i.thumb_key')
               .whereRef('x.album_id', '=', 'a.id')
               .where('i.state', '=', 'ready')
+              .where('i.trashed_at', 'is', null)
               .orderBy('i.created_at', 'desc')
               .orderBy('i.id', 'desc')
               .limit(1),

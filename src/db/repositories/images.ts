@@ -29,6 +29,8 @@ export interface Image {
   exif: string | null;
   /** the original is in place (a new upload's is copied there just after its answer) */
   isStored: boolean;
+  /** when it was moved to the trash; null while it is not there */
+  trashedAt: number | null;
 }
 
 /** An images row as the database returns it (the table's shape is src/db/schema.ts). */
@@ -55,6 +57,7 @@ export const rowToImage = (r: ImageRow): Image => ({
   placeholder: r.placeholder,
   exif: r.exif,
   isStored: r.staged_key === null,
+  trashedAt: r.trashed_at,
 });
 
 /** Only what a card shows: the gallery query reads these and nothing else, for every page view. */
@@ -144,6 +147,7 @@ export function imagesRepository(database: AppDb) {
       .$if('ownerId' in scope, (qb) => qb.where('owner_id', '=', (scope as { ownerId: string }).ownerId))
       // A literal, not a parameter: only `is_shared = 1` itself matches the partial index.
       .$if(!('ownerId' in scope), (qb) => qb.where('is_shared', '=', sql.lit(1)))
+      .where('trashed_at', 'is', null)
       .$if(words.length > 0, (qb) => qb.where(matches(words)))
       // A row-value comparison: both dialects turn it into a range on the index, so a deep page
       // costs what the first does (spelled as created_at < ? OR (= AND id < ?), both scanned every
@@ -214,6 +218,7 @@ export function imagesRepository(database: AppDb) {
       .select('id')
       .$if('ownerId' in scope, (qb) => qb.where('owner_id', '=', (scope as { ownerId: string }).ownerId))
       .$if(!('ownerId' in scope), (qb) => qb.where('is_shared', '=', sql.lit(1)))
+      .where('trashed_at', 'is', null)
       .where((eb) => eb(eb.refTuple(sort, 'id'), side === 'older' ? '<' : '>', eb.tuple(at.sort, at.id)))
       .orderBy(sort, direction)
       .orderBy('id', direction)
@@ -382,18 +387,82 @@ export function imagesRepository(database: AppDb) {
       older: await beside({ isShared: true }, at, 'older', order),
     }),
 
-    /** How many images the owner has, and their bytes. */
-    async usage(ownerId: string): Promise<{ images: number; bytes: number }> {
+    /** How many images the owner has (those in the trash too, and how many those are), and their bytes. */
+    async usage(ownerId: string): Promise<{ images: number; bytes: number; trashed: number }> {
       const row = await database.q
         .selectFrom('images')
         .select((eb) => [
           eb.fn.countAll<number | string>().as('images'),
           eb.fn.coalesce(eb.fn.sum<number | string | null>('bytes'), sql.lit(0)).as('bytes'),
+          eb.fn.count<number | string>('trashed_at').as('trashed'),
         ])
         .where('owner_id', '=', ownerId)
         .executeTakeFirstOrThrow();
       // count() and sum() of bigint come back as strings on PostgreSQL.
-      return { images: Number(row.images), bytes: Number(row.bytes) };
+      return { images: Number(row.images), bytes: Number(row.bytes), trashed: Number(row.trashed) };
+    },
+
+    /** Moves the images not in the trash yet there, as of `at`; returns the ids moved. */
+    async moveToTrash(ids: readonly string[], at: number): Promise<Set<string>> {
+      if (ids.length === 0) return new Set();
+      const rows = await database.q
+        .updateTable('images')
+        .set({ trashed_at: at })
+        .where('id', 'in', ids)
+        .where('trashed_at', 'is', null)
+        .returning('id')
+        .execute();
+      return new Set(rows.map((r) => r.id));
+    },
+
+    /** Takes the images in the trash out of it; returns the ids restored. */
+    async restoreFromTrash(ids: readonly string[]): Promise<Set<string>> {
+      if (ids.length === 0) return new Set();
+      const rows = await database.q
+        .updateTable('images')
+        .set({ trashed_at: null })
+        .where('id', 'in', ids)
+        .where('trashed_at', 'is not', null)
+        .returning('id')
+        .execute();
+      return new Set(rows.map((r) => r.id));
+    },
+
+    /** The owner's images in the trash, the latest moved there first, at most `limit` (images_trashed). */
+    async trashOf(ownerId: string, limit: number): Promise<ImageRow[]> {
+      return database.q
+        .selectFrom('images')
+        .selectAll()
+        .where('owner_id', '=', ownerId)
+        .where('trashed_at', 'is not', null)
+        .orderBy('trashed_at', 'desc')
+        .orderBy('id', 'desc')
+        .limit(limit)
+        .execute();
+    },
+
+    /** The ids of the owner's images moved to the trash at exactly `at` (one press of Delete). */
+    async trashedAt(ownerId: string, at: number): Promise<string[]> {
+      const rows = await database.q
+        .selectFrom('images')
+        .select('id')
+        .where('owner_id', '=', ownerId)
+        .where('trashed_at', '=', at)
+        .execute();
+      return rows.map((r) => r.id);
+    },
+
+    /** Images in the trash since before `before`, oldest first, at most `limit` (images_trash_due). */
+    async trashedBefore(before: number, limit: number): Promise<ImageRow[]> {
+      return database.q
+        .selectFrom('images')
+        .selectAll()
+        .where('trashed_at', 'is not', null)
+        .where('trashed_at', '<', before)
+        .orderBy('trashed_at')
+        .orderBy('id')
+        .limit(limit)
+        .execute();
     },
 
     /** Whether an image's original, display or thumbnail is this key, or its staging object still to copy. */

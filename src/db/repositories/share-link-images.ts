@@ -16,13 +16,17 @@ export function shareLinkImagesRepository(database: AppDb) {
 
     /** The images rows a link shows, in its order. */
     async imagesOf(linkId: string): Promise<Selectable<Database['images']>[]> {
-      return database.q
-        .selectFrom('share_link_images as s')
-        .innerJoin('images as i', 'i.id', 's.image_id')
-        .selectAll('i')
-        .where('s.link_id', '=', linkId)
-        .orderBy('s.position')
-        .execute();
+      return (
+        database.q
+          .selectFrom('share_link_images as s')
+          .innerJoin('images as i', 'i.id', 's.image_id')
+          .selectAll('i')
+          .where('s.link_id', '=', linkId)
+          // In the trash: hidden from the link until restored (deleted for good, its row goes).
+          .where('i.trashed_at', 'is', null)
+          .orderBy('s.position')
+          .execute()
+      );
     },
   };
 }

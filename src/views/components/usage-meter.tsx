@@ -3,6 +3,8 @@ import { countOf, formatBytes } from '../../format.js';
 export interface Usage {
   images: number;
   bytes: number;
+  /** of those images, how many are in the trash (they count until they are deleted for good) */
+  trashed?: number;
 }
 
 export interface Quota {
@@ -21,7 +23,8 @@ function usageText(usage: Usage, quota: Quota): string {
     quota.images === null
       ? countOf(usage.images, 'image')
       : `${usage.images} of ${countOf(quota.images, 'image')}`;
-  return `${bytes} · ${images}${quota.bytes === null && quota.images === null ? ' (no limit)' : ''}`;
+  const trash = usage.trashed ? `, ${usage.trashed} of them in the trash` : '';
+  return `${bytes} · ${images}${trash}${quota.bytes === null && quota.images === null ? ' (no limit)' : ''}`;
 }
 
 /**
