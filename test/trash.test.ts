@@ -4,7 +4,7 @@ import type { Client } from './support/app.js';
 import { makeTestApp, signUp, signUpWithRole, type TestApp } from './support/app.js';
 import { attr, attrs, hiddenForm, text } from './support/html.js';
 import { makePng } from './support/images.js';
-import { upload } from './support/uploads.js';
+import { type Policy, postToBucket, upload } from './support/uploads.js';
 
 const DAY = 24 * 60 * 60 * 1000;
 
@@ -198,6 +198,55 @@ describe('the trash', () => {
     expect(await t.count('images', `owner_id = '${aliceId}' AND trashed_at IS NOT NULL`)).toBe(0);
   });
 
+  it('keeps the file a trashed image had when a replacement finishes after the delete', async () => {
+    const id = await upload(alice, await makePng(50, 50), 'kept.png');
+    await t.settle();
+    const before = await keysOf(id);
+    const presign = await alice.postJson('/uploads/presign', { name: 'newer.png', replaces: id });
+    const policy = (await presign.json()) as Policy;
+    expect((await postToBucket(policy, await makePng(80, 80), 'image/png', 'newer.png')).status).toBe(201);
+    await alice.post(`/images/${id}/delete`);
+    const done = await alice.postJson('/uploads/complete', { key: policy.key });
+    expect(done.status).toBe(409);
+    expect(((await done.json()) as { error: string }).error).toContain('moved to the trash');
+    // Restored, it is the image it was, with its files.
+    await alice.post('/trash/restore', { ids: id });
+    expect(await keysOf(id)).toEqual(before);
+    for (const key of before) expect(await t.services.storage.head(key)).not.toBeNull();
+    await t.services.images.trash({ user: await t.user('alice@example.com'), ip: 't' }, [id]);
+    await alice.post('/trash/empty', { owner: aliceId, confirm: 'yes' });
+  });
+
+  it('empties the trash twice at once, and leaves what was deleted after the press', async () => {
+    const ids = [
+      await upload(alice, await makePng(), 'x.png'),
+      await upload(alice, await makePng(), 'y.png'),
+      await upload(alice, await makePng(), 'z.png'),
+    ];
+    await alice.postForm('/images/delete', [
+      ['ids', ids[0] as string],
+      ['ids', ids[1] as string],
+      ['confirm', 'yes'],
+    ]);
+    t.advance(1);
+    const presses = await Promise.all([
+      alice.post('/trash/empty', { owner: aliceId, confirm: 'yes' }),
+      alice.clone().post('/trash/empty', { owner: aliceId, confirm: 'yes' }),
+    ]);
+    expect(presses.map((r) => r.status)).toEqual([303, 303]);
+    const emptied = presses.map((r) =>
+      Number(new URL(r.headers.get('location') as string, 'http://x').searchParams.get('emptied')),
+    );
+    expect((emptied[0] ?? 0) + (emptied[1] ?? 0)).toBe(2);
+    expect(await t.count('audit_log', `action = 'delete' AND target IN ('${ids[0]}', '${ids[1]}')`)).toBe(2);
+    // The purge's and Empty's bound: an image deleted after the moment asked about stays.
+    await alice.post(`/images/${ids[2]}/delete`);
+    expect(await t.services.images.purgeTrash(0)).toBe(0);
+    expect(await t.count('images', `id = '${ids[2]}'`)).toBe(1);
+    t.advance(1);
+    expect(await t.services.images.purgeTrash(0)).toBe(1);
+  });
+
   it('purges what has been there TRASH_DAYS on the server’s schedule, once across instances', async () => {
     const old = [
       await upload(alice, await makePng(), 'old.png'),
@@ -226,7 +275,7 @@ describe('the trash', () => {
     for (const key of keys) expect(await t.services.storage.head(key)).toBeNull();
     const audited = await t.count(
       'audit_log',
-      `action = 'delete' AND detail = 'in the trash for too long' AND actor_id IS NULL`,
+      `action = 'delete' AND detail = 'in the trash for too long' AND actor_id IS NULL AND target IN ('${old.join("','")}')`,
     );
     expect(audited).toBe(2);
     // The one trashed ten days ago stays, with twenty days left.

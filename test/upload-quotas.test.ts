@@ -111,7 +111,7 @@ describe('quotas under concurrency and open uploads', () => {
     for (const a of answers.filter((r) => r.status === 413)) {
       expect(((await a.json()) as { error: string }).error).toContain('storage quota');
     }
-    expect(await t.services.images.usage(id)).toEqual({ images: 1, bytes: png.length });
+    expect(await t.services.images.usage(id)).toEqual({ images: 1, bytes: png.length, trashed: 0 });
     await expectBucketMatchesRows(t.services, id);
   });
 
@@ -126,7 +126,7 @@ describe('quotas under concurrency and open uploads', () => {
     // Given up means given up: completing it afterwards keeps nothing, twice over.
     expect((await client.postJson('/uploads/abandon', { key: first.key })).status).toBe(204);
     expect((await client.postJson('/uploads/complete', { key: first.key })).status).toBe(404);
-    expect(await t.services.images.usage(id)).toEqual({ images: 0, bytes: 0 });
+    expect(await t.services.images.usage(id)).toEqual({ images: 0, bytes: 0, trashed: 0 });
     // Someone else's key, or none, is not theirs to give up.
     const other = await member();
     expect((await other.client.postJson('/uploads/abandon', { key: first.key })).status).toBe(404);
@@ -323,7 +323,7 @@ describe('quotas under concurrency and open uploads', () => {
     const again = await client.get(await submit(await makePng(90, 90)));
     expect(again.status).toBe(409);
     expect(await again.text()).toContain('was not kept');
-    expect(await t.services.images.usage(id)).toEqual({ images: 1, bytes: firstPng.length });
+    expect(await t.services.images.usage(id)).toEqual({ images: 1, bytes: firstPng.length, trashed: 0 });
     // Reloading the first file's return address still lands on the image it made.
     const reload = await client.get(firstReturn);
     expect(reload.headers.get('location')).toBe(kept.headers.get('location'));

@@ -182,14 +182,18 @@ export function createImages(deps: {
 
   /**
    * Deletes these images and their objects for good (by `actor`, or the trash's purge when null),
-   * if they are still in the trash: one restored meanwhile stays. Returns how many went.
+   * if they are still in the trash (and went there before `before`, when given): one restored
+   * meanwhile stays, and so does one restored and deleted again since the caller looked. Returns
+   * how many went.
    */
-  async function destroy(actor: Actor | null, ids: readonly string[]): Promise<number> {
+  async function destroy(actor: Actor | null, ids: readonly string[], before = Number.POSITIVE_INFINITY) {
     // Rows are read again inside the transaction: a replace that committed meanwhile changed the keys.
     // Set-based, so five hundred images cost a few statements, not thousands, in the transaction.
     const { keys, count } = await database.transaction(async () => {
       const now = clock();
-      const rows = (await images.getMany([...new Set(ids)])).filter((row) => row.trashed_at !== null);
+      const rows = (await images.getMany([...new Set(ids)])).filter(
+        (row) => row.trashed_at !== null && row.trashed_at < before,
+      );
       const found = rows.map((row) => row.id);
       // Replacements still uploading end with them: their files go now, what their policies
       // may still write goes when the sweep removes their rows.
@@ -477,6 +481,8 @@ export function createImages(deps: {
 
     /** "Undo": restores the owner's images that one press of Delete moved to the trash at `at`. */
     async undoTrash(actor: Actor, ownerId: string, at: number): Promise<number> {
+      // Asked of the owner only: nobody else learns whether someone deleted anything at `at`.
+      if (actor.user.id !== ownerId && !can(actor.user, 'admin')) throw new NotFound('There is no such user.');
       return restore(actor, await images.trashedAt(ownerId, at));
     },
 
@@ -495,15 +501,17 @@ export function createImages(deps: {
 
     /** Empties the owner's trash for good; returns how many images went. */
     async emptyTrash(actor: Actor, ownerId: string): Promise<number> {
-      if (actor.user.id !== ownerId && !can(actor.user, 'admin'))
-        throw new NotFound('There is no such user.');
+      if (actor.user.id !== ownerId && !can(actor.user, 'admin')) throw new NotFound('There is no such user.');
+      // What is in the trash now: an image deleted after the press (another tab) is not emptied with it.
+      const before = clock() + 1;
       let count = 0;
       for (;;) {
-        const rows = await images.trashOf(ownerId, TRASH_PAGE);
+        const rows = (await images.trashOf(ownerId, TRASH_PAGE)).filter((r) => (r.trashed_at ?? 0) < before);
         if (rows.length === 0) return count;
-        const gone = await deleteForever(
+        const gone = await destroy(
           actor,
           rows.map((r) => r.id),
+          before,
         );
         count += gone;
         if (gone === 0) return count; // restored meanwhile, or another press emptied it: done
@@ -523,6 +531,7 @@ export function createImages(deps: {
         const gone = await destroy(
           null,
           rows.map((r) => r.id),
+          before,
         );
         count += gone;
         if (rows.length < TRASH_PAGE) return count;

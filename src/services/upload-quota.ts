@@ -39,7 +39,7 @@ export function createUploadQuota(deps: { users: Users; images: Images; pending:
       if (!replaced && fresh.quotaImages !== null) {
         if (used.images >= fresh.quotaImages) {
           throw new Forbidden(
-            `You have reached your limit of ${fresh.quotaImages} images. Delete some, or ask an admin for more.`,
+            `You have reached your limit of ${fresh.quotaImages} images (the trash counts too). Delete some and empty the trash, or ask an admin for more.`,
           );
         }
         const unfinished = await pending.unfinishedNewImages(ownerId, exceptKey);
@@ -66,7 +66,7 @@ export function createUploadQuota(deps: { users: Users; images: Images; pending:
             ? `Your storage quota is used up, counting ${formatBytes(unfinished + held)} held for recent uploads, whose upload links could still be used. It is released within ${RELEASE_MINUTES} minutes; or delete some images, or ask an admin for more.`
             : unfinished > 0
               ? `Your storage quota is used up, counting ${formatBytes(unfinished)} held for uploads not finished yet. Finish them, or wait: an unfinished upload is given up within ${RELEASE_MINUTES} minutes; or delete some images, or ask an admin for more.`
-              : 'Your storage quota is used up. Delete some images, or ask an admin for more.',
+              : 'Your storage quota is used up (the trash counts too). Delete some images and empty the trash, or ask an admin for more.',
         );
       }
       return left;

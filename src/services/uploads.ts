@@ -280,6 +280,11 @@ export function createUploads(deps: {
           await pending.close(row.key, finalKey, null, now); // the delete has usually closed it already
           return new NotFound('That image was deleted while the new file was uploading.');
         }
+        // Deleted (to the trash) while the new file was uploading: the trash keeps the file it had.
+        if (target?.trashed_at != null) {
+          await pending.close(row.key, finalKey, null, now);
+          return new Conflict(`“${target.title}” was moved to the trash while the new file was uploading.`);
+        }
         const overQuota = await quota.refusal(ownerIdOf(user, target), checked.size, target);
         const imageId = overQuota ? null : (target?.id ?? randomUUID().replaceAll('-', ''));
         // Only the holder of the claim may close the row; a stale one (the sweep took over) backs off.

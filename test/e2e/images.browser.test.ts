@@ -120,13 +120,16 @@ describe.skipIf(skipBrowser)('uploading in a real browser, on the embedded store
       .toBe(2);
     await page.screenshot({ path: screenshotPath('gallery-js') });
 
-    page.once('dialog', (d) => d.accept());
+    // Delete asks nothing (the trash keeps it): the card says where it went, with Undo.
     const firstCard = page.locator('#grid li.thumb').first();
-    const title = await firstCard.locator('.thumb-title').textContent();
+    const title = (await firstCard.locator('.thumb-title').textContent())?.replace('Select ', '') ?? '';
     await firstCard.getByRole('link', { name: /Delete/ }).click();
-    await expect.poll(() => page.locator('#grid li.thumb').count(), PATIENTLY).toBe(1);
+    await expect.poll(() => page.locator('#grid li.thumb:not(.thumb-trashed)').count(), PATIENTLY).toBe(1);
+    expect(await page.locator('.thumb-trashed').textContent()).toContain(`“${title}” is in the trash.`);
     expect(new URL(page.url()).pathname).toBe('/');
-    expect(await page.locator('#grid').textContent()).not.toContain(title?.replace('Select ', '') ?? '');
+    await page.reload();
+    expect(await page.locator('#grid li.thumb').count()).toBe(1);
+    expect(await page.locator('#grid').textContent()).not.toContain(title);
     expect(cspErrors).toEqual([]);
     await context.close();
   });

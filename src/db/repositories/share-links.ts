@@ -30,16 +30,20 @@ export function shareLinksRepository(database: AppDb) {
           .select('u.is_disabled')
           .whereRef('u.id', '=', 'l.owner_id')
           .as('owner_disabled'),
+        // What the link shows: images in the trash are left out until restored.
         eb
           .selectFrom('share_link_images as s')
+          .innerJoin('images as i', 'i.id', 's.image_id')
           .select(eb.fn.countAll<number>().as('n'))
           .whereRef('s.link_id', '=', 'l.id')
+          .where('i.trashed_at', 'is', null)
           .as('image_count'),
         eb
           .selectFrom('share_link_images as s')
           .innerJoin('images as i', 'i.id', 's.image_id')
           .select('i.title')
           .whereRef('s.link_id', '=', 'l.id')
+          .where('i.trashed_at', 'is', null)
           .orderBy('s.position')
           .limit(1)
           .as('first_title'),
