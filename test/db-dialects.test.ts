@@ -135,6 +135,7 @@ const image: Selectable<Database['images']> = {
   staged_key: 'users/u1/uploads/k1',
   staged_etag: '"9b2cf535f27731c974343645a3985328"',
   trashed_at: T + 9,
+  share_copy_key: 'users/u1/copies/img1/c1.jpg',
 };
 const pendingUpload: Selectable<Database['pending_uploads']> = {
   key: 'uploads/u1/p1',
@@ -164,6 +165,7 @@ const shareLink: Selectable<Database['share_links']> = {
   owner_id: 'u1',
   password_hash: '$argon2id$share',
   allow_download: 1,
+  download_original: 1,
   created_at: T,
   expires_at: T + 11,
   revoked_at: T + 12,
@@ -351,6 +353,7 @@ for (const dialect of dialects) {
         staged_key,
         staged_etag,
         trashed_at,
+        share_copy_key,
         ...required
       } = image;
       await db

@@ -130,6 +130,11 @@ describe('generated bad input', () => {
     () => '/signup',
     () => '/account/password',
     (id: string) => `/admin/users/${id}/role`,
+    (id: string) => `/images/${id}/restore`,
+    () => '/trash/restore',
+    () => '/trash/delete',
+    () => '/trash/empty',
+    () => '/trash/undo',
   ];
   const getPaths = [
     (v: string) => `/?cursor=${enc(v)}`,
@@ -142,6 +147,9 @@ describe('generated bad input', () => {
     (v: string) => `/users/${enc(v)}`,
     (v: string) => `/login?next=${enc(v)}`,
     (v: string) => `/signup?invite=${enc(v)}`,
+    (v: string) => `/s/${enc(v)}/download/${enc(v)}`,
+    (v: string) => `/?trashed=${enc(v)}&at=${enc(v)}&owner=${enc(v)}`,
+    (v: string) => `/users/${enc(v)}/trash`,
   ];
   const adminGets = [
     (v: string) => `/admin/audit?cursor=${enc(v)}`,
@@ -183,6 +191,9 @@ describe('generated bad input', () => {
             'invite',
             'current',
             'allow_download',
+            'download',
+            'owner',
+            'at',
             'back',
           ),
           fc.oneof(nasty, redirectTarget),

@@ -34,6 +34,8 @@ interface Fixture {
   newSession(): Promise<Client>;
   /** the id of another session of the owner's (another browser of theirs) */
   ownerSession(): Promise<string>;
+  /** puts a real file at `image`'s original key (seeded rows have none) */
+  storeOriginal(): Promise<void>;
   /** moves `image` to the owner's trash; when it went there (what Undo names) */
   trashed(): Promise<number>;
 }
@@ -343,6 +345,14 @@ const CHECKS: Check[] = [
   },
   { name: 'GET /s/:token', request: get((f) => `/s/${f.token}`), allowed: everyone },
   {
+    name: 'GET /s/:token/download/:id',
+    request: async (c, f) => {
+      await f.storeOriginal();
+      return c.get(`/s/${f.token}/download/${f.image}`);
+    },
+    allowed: everyone,
+  },
+  {
     name: 'POST /s/:token',
     request: async (c, f) => c.post(`/s/${await f.passwordLink()}`, { password: SHARE_PASSWORD }),
     allowed: everyone,
@@ -544,7 +554,7 @@ describe('the role matrix', () => {
     const owner = await t.user(EMAILS.owner);
     const { token, link } = await t.services.shares.create({ user: owner, ip: 'test' }, [image], {
       expiry: '1d',
-      allowDownload: false,
+      allowDownload: true,
     });
     const album = await t.services.albums.create({ user: owner, ip: 'test' }, 'Album', [image]);
     const albumLink = await t.services.albums.share({ user: owner, ip: 'test' }, album.id, {
@@ -591,6 +601,14 @@ describe('the role matrix', () => {
           return { id: (await t.user(email)).id, email };
         }),
       ownerSession: async () => (await t.services.sessions.create(ownerId, { ip: '192.0.2.9' })).session.id,
+      storeOriginal: async () => {
+        const row = await t.services.database.q
+          .selectFrom('images')
+          .select('original_key')
+          .where('id', '=', image)
+          .executeTakeFirstOrThrow();
+        await t.services.storage.put(row.original_key, png, 'image/png');
+      },
       trashed: async () => (await t.services.images.trash({ user: owner, ip: 'test' }, [image])).at,
       async newSession() {
         const client = t.client();

@@ -1,11 +1,12 @@
+import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256Hex } from '../src/services/tokens.js';
 import type { Client } from './support/app.js';
 import { makeTestApp, signUp, signUpWithRole, type TestApp } from './support/app.js';
-import { attrs, linkHref, texts } from './support/html.js';
+import { attr, attrs, linkHref, text, texts } from './support/html.js';
 import { makeJpeg, makePng } from './support/images.js';
 import { shownLink } from './support/share-links.js';
-import { upload } from './support/uploads.js';
+import { deleteForGood, upload, uploadWithJs } from './support/uploads.js';
 
 const HOUR = 60 * 60 * 1000;
 const MINUTE = 60 * 1000;
@@ -198,6 +199,74 @@ describe('sharing', () => {
       expect(await gone.text()).toContain('turned off');
     });
 
+    it('gives a full-size copy without location by default, made once and kept, or the original when chosen', async () => {
+      const original = await makeJpeg(1200, 800, { gps: true });
+      const id = await upload(alice, original, 'Where we stayed.jpg');
+      await t.settle();
+      const visitor = t.client();
+      const copyLink = await shownLink(
+        alice,
+        await alice.post(`/images/${id}/shares`, { expiry: '7d', download: 'copy' }),
+      );
+      const page = await (await visitor.get(copyLink)).text();
+      expect(text(page, '.shared figcaption a.button')).toBe('Download Where we stayed');
+      // Two visitors at once: one copy is made, and both get it.
+      const [first, second] = await Promise.all([
+        visitor.get(`${copyLink}/download/${id}`),
+        t.client().get(`${copyLink}/download/${id}`),
+      ]);
+      const locations = [first, second].map((r) => new URL(r.headers.get('location') as string));
+      expect(locations[0]?.pathname).toBe(locations[1]?.pathname);
+      const file = await fetch(locations[0] as URL);
+      expect(file.headers.get('content-disposition')).toContain('Where we stayed.jpg');
+      const copy = Buffer.from(await file.arrayBuffer());
+      const meta = await sharp(copy).metadata();
+      expect([meta.format, meta.width, meta.height, meta.exif]).toEqual(['jpeg', 1200, 800, undefined]);
+      const { share_copy_key: key } = await t.services.database.q
+        .selectFrom('images')
+        .select('share_copy_key')
+        .where('id', '=', id)
+        .executeTakeFirstOrThrow();
+      expect(key).toMatch(/\/copies\//);
+      expect((await t.services.storage.head(key as string))?.size).toBe(copy.length);
+      // Only what the link shows, only as the link allows.
+      expect((await visitor.get(`${copyLink}/download/${photo}`)).status).toBe(404);
+      const viewOnly = await shownLink(alice, await alice.post(`/images/${id}/shares`, { expiry: '7d' }));
+      expect(attrs(await (await visitor.get(viewOnly)).text(), '.shared figcaption a', 'href')).toEqual([]);
+      expect((await visitor.get(`${viewOnly}/download/${id}`)).status).toBe(404);
+
+      // The original, when the owner chose it: the very bytes uploaded, location and all.
+      const originalLink = await shownLink(
+        alice,
+        await alice.post(`/images/${id}/shares`, { expiry: '7d', download: 'original' }),
+      );
+      const shown = await (await visitor.get(originalLink)).text();
+      expect(text(shown, '.shared figcaption a.button')).toBe('Download original Where we stayed');
+      const href = attr(shown, '.shared figcaption a.button', 'href') as string;
+      expect(Buffer.from(await (await fetch(href)).arrayBuffer()).equals(original)).toBe(true);
+      expect((await visitor.get(`${originalLink}/download/${id}`)).status).toBe(404);
+
+      // A new file replaces the copy too: the next download makes one of the new file.
+      const { done } = await uploadWithJs(alice, await makePng(300, 200), 'newer.png', 'image/png', id);
+      expect(done.status).toBe(200);
+      await t.settle();
+      expect(await t.services.storage.head(key as string)).toBeNull();
+      const fresh = await visitor.get(`${copyLink}/download/${id}`);
+      const newer = await sharp(
+        Buffer.from(await (await fetch(fresh.headers.get('location') as string)).arrayBuffer()),
+      ).metadata();
+      expect([newer.format, newer.width]).toEqual(['png', 300]);
+      const { share_copy_key: newKey } = await t.services.database.q
+        .selectFrom('images')
+        .select('share_copy_key')
+        .where('id', '=', id)
+        .executeTakeFirstOrThrow();
+
+      // Deleted for good, the copy goes with it.
+      await deleteForGood(alice, id);
+      expect(await t.services.storage.head(newKey as string)).toBeNull();
+    });
+
     it('asks for the password, refuses a wrong one, and lets the right one show the images', async () => {
       const path = await shownLink(
         alice,
@@ -215,13 +284,21 @@ describe('sharing', () => {
       const ok = await visitor.post(path, { password: 'open sesame' });
       expect(ok.status).toBe(200);
       const html = await ok.text();
-      const download = linkHref(html, 'Download original');
-      const file = await fetch(download as string);
-      expect(file.status).toBe(200);
-      expect(file.headers.get('content-disposition')).toMatch(/^attachment;/);
       const device = ok.headers.getSetCookie().find((line) => line.startsWith('s3g_link_device=')) ?? '';
       expect(device).toContain(`Path=${path}`);
       expect(device).toMatch(/HttpOnly/);
+      // Its download (a copy without location, the default) goes to this browser, which gave the
+      // password; another that did not is sent to the page that asks for it.
+      const download = attr(html, '.shared figcaption a.button', 'href') as string;
+      expect(download).toBe(`${path}/download/${photo}`);
+      const given = await visitor.get(download);
+      expect(given.status).toBe(303);
+      const file = await fetch(given.headers.get('location') as string);
+      expect(file.status).toBe(200);
+      expect(file.headers.get('content-disposition')).toMatch(/^attachment;/);
+      const stranger = await t.client().get(download);
+      expect(stranger.status).toBe(303);
+      expect(stranger.headers.get('location')).toBe(path);
     });
 
     it("locks a stranger's address out of a link after 10 wrong guesses, not the recipient elsewhere or in a browser that opened it", async () => {

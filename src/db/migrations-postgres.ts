@@ -324,6 +324,12 @@ export const postgresMigrations: readonly string[] = [
   CREATE INDEX images_trashed ON images (owner_id, trashed_at DESC, id DESC) WHERE trashed_at IS NOT NULL;
   CREATE INDEX images_trash_due ON images (trashed_at) WHERE trashed_at IS NOT NULL;
   `,
+  // 16: share links' downloads: the original, or a copy without location (see migrations.ts)
+  `
+  ALTER TABLE share_links ADD COLUMN download_original bigint NOT NULL DEFAULT 0 CHECK (download_original IN (0, 1));
+  UPDATE share_links SET download_original = allow_download;
+  ALTER TABLE images ADD COLUMN share_copy_key text;
+  `,
 ];
 /**
  * Runs the migrations not yet run, each in its own transaction with the version it reaches.

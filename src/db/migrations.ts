@@ -357,4 +357,13 @@ export const migrations: readonly string[] = [
   CREATE INDEX images_trashed ON images (owner_id, trashed_at DESC, id DESC) WHERE trashed_at IS NOT NULL;
   CREATE INDEX images_trash_due ON images (trashed_at) WHERE trashed_at IS NOT NULL;
   `,
+  // 16: what a share link's downloads are. download_original: the original file (camera data and
+  // location included); otherwise a full-size copy without them, made on the first download and
+  // kept at share_copy_key (null until then; a replacement or a delete removes it). Links made
+  // before offered the original: they still do.
+  `
+  ALTER TABLE share_links ADD COLUMN download_original INTEGER NOT NULL DEFAULT 0 CHECK (download_original IN (0, 1));
+  UPDATE share_links SET download_original = allow_download;
+  ALTER TABLE images ADD COLUMN share_copy_key TEXT;
+  `,
 ];

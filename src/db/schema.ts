@@ -105,6 +105,8 @@ export interface ImagesTable {
   staged_etag: string | null;
   /** when it was moved to the trash; null while it is not there (and on insert) */
   trashed_at: Generated<number | null>;
+  /** the full-size copy without location a share link's visitors download, once one asked for it */
+  share_copy_key: Generated<string | null>;
 }
 
 export type ImageState = 'processing' | 'ready' | 'failed';
@@ -140,6 +142,8 @@ export interface ShareLinksTable {
   owner_id: string;
   password_hash: string | null;
   allow_download: Generated<Flag>;
+  /** downloads are the original file (1), or a full-size copy without location (0) */
+  download_original: Generated<Flag>;
   created_at: number;
   expires_at: number | null;
   revoked_at: number | null;

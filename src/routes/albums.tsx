@@ -11,7 +11,7 @@ import { GalleryCards } from '../views/gallery.js';
 import { redirectShowingLink, takeNewLink } from './new-link.js';
 import { noticeOf, withNotice } from './notices.js';
 import { formError, fragment, page } from './render.js';
-import { shareForm } from './shares.js';
+import { downloadOption, shareForm } from './shares.js';
 import { cursor, form, query, selectedIds, text } from './validate.js';
 
 /** Albums (`/albums/...`): an owner's named sets of their images, and their share links. */
@@ -129,7 +129,7 @@ albumRoutes.post('/:id/shares', form(shareForm), async (c) => {
     const { token, link } = await c.var.services.albums.share(actorOf(c), c.req.param('id'), {
       expiry: parseExpiry(options.expiry),
       password: options.password,
-      allowDownload: options.allow_download,
+      ...downloadOption(options),
     });
     return redirectShowingLink(c, { id: link.id, token }, `/albums/${c.req.param('id')}`);
   } catch (err) {

@@ -27,7 +27,20 @@ export const shareRoutes = new Hono<SignedInEnv>().use(requireUser);
 export const publicShareRoutes = new Hono<AppEnv>();
 
 /** The options of a new link, as the share forms send them (POST /shares, POST /images/:id/shares). */
-export const shareForm = z.object({ expiry: text, password: text, allow_download: flag });
+export const shareForm = z.object({
+  expiry: text,
+  password: text,
+  // What visitors may download: 'copy' (a full-size copy without location) or 'original'; anything
+  // else, nothing. (allow_download=1, the form's older field, means a copy.)
+  download: text,
+  allow_download: flag,
+});
+
+/** A share form's download choice, as the service takes it. */
+export const downloadOption = (form: { download: string; allow_download: boolean }) => ({
+  allowDownload: form.download === 'copy' || form.download === 'original' || form.allow_download,
+  original: form.download === 'original',
+});
 
 /** Makes a link to the images; its id and token, to show once (see new-link.ts). */
 export async function createLink(
@@ -38,7 +51,7 @@ export async function createLink(
   const { token, link } = await c.var.services.shares.create(actorOf(c), ids, {
     expiry: parseExpiry(options.expiry),
     password: options.password,
-    allowDownload: options.allow_download,
+    ...downloadOption(options),
   });
   return { id: link.id, token };
 }
@@ -123,6 +136,26 @@ async function openShare(c: Context<AppEnv>, password?: string) {
 }
 
 publicShareRoutes.get('/:token', (c) => openShare(c));
+
+/**
+ * One picture of the link as a full-size copy without location (the link's download unless it
+ * gives originals): 303 to a short-lived download of it, made on its first download. A browser
+ * that has not given the link's password goes to the link's page, which asks for it.
+ */
+publicShareRoutes.get('/:token/download/:id', async (c) => {
+  const token = c.req.param('token');
+  try {
+    const url = await c.var.services.shares.downloadCopy(token, c.req.param('id'), {
+      deviceToken: readDeviceCookie(c, 'link'),
+    });
+    return c.redirect(url, 303);
+  } catch (err) {
+    if (err instanceof Unauthenticated) return c.redirect(`/s/${encodeURIComponent(token)}`, 303);
+    if (!(err instanceof NotFound || err instanceof Gone)) throw err;
+    const title = err instanceof NotFound ? 'Download not found' : 'This link no longer works';
+    return page(c, <ShareGonePage title={title} message={err.message} />, answerRefusal(c, err));
+  }
+});
 
 publicShareRoutes.post('/:token', form(z.object({ password: text })), (c) =>
   openShare(c, c.req.valid('form').password),

@@ -8,7 +8,7 @@ import type { Clock } from './clock.js';
 import type { ImageCursor } from './cursors.js';
 import { Forbidden, Invalid, NotFound } from './errors.js';
 import { cleanText, type GalleryCard, type Image, type Images, type Neighbours } from './images.js';
-import type { ShareExpiry, ShareLink, Shares } from './shares.js';
+import type { DownloadOption, ShareExpiry, ShareLink, Shares } from './shares.js';
 import { randomToken } from './tokens.js';
 import type { User } from './users.js';
 
@@ -203,7 +203,7 @@ export function createAlbums(deps: {
     async share(
       actor: Actor,
       id: string,
-      opts: { expiry: ShareExpiry; password?: string; allowDownload: boolean },
+      opts: { expiry: ShareExpiry; password?: string } & DownloadOption,
     ): Promise<{ token: string; link: ShareLink }> {
       const album = await ownedAlbum(actor.user, id);
       return shares.createForAlbum(actor, album, opts);

@@ -191,9 +191,13 @@ export function createImages(deps: {
     // Set-based, so five hundred images cost a few statements, not thousands, in the transaction.
     const { keys, count } = await database.transaction(async () => {
       const now = clock();
-      const rows = (await images.getMany([...new Set(ids)])).filter(
-        (row) => row.trashed_at !== null && row.trashed_at < before,
-      );
+      // In the order asked, so the audit rows are too.
+      const unique = [...new Set(ids)];
+      const byId = new Map((await images.getMany(unique)).map((row) => [row.id, row]));
+      const rows = unique.flatMap((id) => {
+        const row = byId.get(id);
+        return row && row.trashed_at !== null && row.trashed_at < before ? [row] : [];
+      });
       const found = rows.map((row) => row.id);
       // Replacements still uploading end with them: their files go now, what their policies
       // may still write goes when the sweep removes their rows.
@@ -208,6 +212,7 @@ export function createImages(deps: {
         all.push(row.original_key, row.display_key, row.thumb_key);
         // A new upload not yet copied into place: its staging object goes too.
         if (row.staged_key !== null) all.push(row.staged_key);
+        if (row.share_copy_key !== null) all.push(row.share_copy_key);
       }
       await deletions.queue(all, now);
       return { keys: all, count: deleted.size };
@@ -482,7 +487,8 @@ export function createImages(deps: {
     /** "Undo": restores the owner's images that one press of Delete moved to the trash at `at`. */
     async undoTrash(actor: Actor, ownerId: string, at: number): Promise<number> {
       // Asked of the owner only: nobody else learns whether someone deleted anything at `at`.
-      if (actor.user.id !== ownerId && !can(actor.user, 'admin')) throw new NotFound('There is no such user.');
+      if (actor.user.id !== ownerId && !can(actor.user, 'admin'))
+        throw new NotFound('There is no such user.');
       return restore(actor, await images.trashedAt(ownerId, at));
     },
 
@@ -501,7 +507,8 @@ export function createImages(deps: {
 
     /** Empties the owner's trash for good; returns how many images went. */
     async emptyTrash(actor: Actor, ownerId: string): Promise<number> {
-      if (actor.user.id !== ownerId && !can(actor.user, 'admin')) throw new NotFound('There is no such user.');
+      if (actor.user.id !== ownerId && !can(actor.user, 'admin'))
+        throw new NotFound('There is no such user.');
       // What is in the trash now: an image deleted after the press (another tab) is not emptied with it.
       const before = clock() + 1;
       let count = 0;

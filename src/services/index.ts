@@ -19,6 +19,7 @@ import { createPendingUploads } from './pending-uploads.js';
 import { createPeople } from './people.js';
 import { createReconcile } from './reconcile.js';
 import { createSessions } from './sessions.js';
+import { createShareCopies } from './share-copies.js';
 import { createShares } from './shares.js';
 import { createTrashPurge } from './trash-purge.js';
 import { createUploadSweeper } from './upload-sweeper.js';
@@ -91,7 +92,8 @@ export function createServices({ database, storage, clock, config, loginLimits, 
     onJobAdded: jobs.notify,
     originals,
   });
-  const shares = createShares({ database, storage, audit, images, devices, clock });
+  const copies = createShareCopies({ database, storage, images });
+  const shares = createShares({ database, storage, audit, images, devices, copies, clock });
   const uploadSweeper = createUploadSweeper({ storage, pending, uploads, users, images, clock, leases });
   let storageHealth: { at: number; ok: Promise<boolean> } | undefined;
   function checkStorage(): Promise<boolean> {

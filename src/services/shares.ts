@@ -12,6 +12,8 @@ import { Gone, Invalid, NotFound, Unauthenticated } from './errors.js';
 import { downloadName, type Image, type Images, rowToImage } from './images.js';
 import { hashPassword, verifyPassword } from './passwords.js';
 import { addressKey, type BackoffLimits, charge, createBackoff, createRateLimit } from './rate-limit.js';
+import type { ShareCopies } from './share-copies.js';
+import { shareCopyType } from './thumbnails.js';
 import { randomToken, sha256Hex } from './tokens.js';
 import type { User } from './users.js';
 
@@ -45,6 +47,8 @@ export interface ShareLink {
   ownerId: string;
   hasPassword: boolean;
   allowDownload: boolean;
+  /** downloads are the original file (camera data and location included), not a copy without them */
+  downloadOriginal: boolean;
   createdAt: number;
   expiresAt: number | null;
   revokedAt: number | null;
@@ -64,6 +68,7 @@ const rowToLink = (r: ShareLinkRow): ShareLink => ({
   ownerId: r.owner_id,
   hasPassword: r.password_hash !== null,
   allowDownload: r.allow_download === 1,
+  downloadOriginal: r.download_original === 1,
   createdAt: r.created_at,
   expiresAt: r.expires_at,
   revokedAt: r.revoked_at,
@@ -87,9 +92,21 @@ export interface SharedView {
     height: number;
     /** null until the image is ready */
     url: string | null;
+    /** the original (presigned), or this app's address that makes and gives the copy without location */
     downloadUrl?: string;
   })[];
 }
+
+/** What a link lets visitors download, as its options say it. */
+export interface DownloadOption {
+  allowDownload: boolean;
+  /** the original file rather than a full-size copy without location (the default) */
+  original?: boolean;
+}
+
+/** The audit row's words for a link's downloads. */
+const downloadDetail = (opts: DownloadOption) =>
+  opts.allowDownload ? (opts.original ? '; download original' : '; download') : '';
 
 export type OpenResult =
   | { kind: 'needs-password'; link: ShareLink }
@@ -107,9 +124,10 @@ export function createShares(deps: {
   audit: Audit;
   images: Images;
   devices: DeviceTokens;
+  copies: ShareCopies;
   clock: Clock;
 }) {
-  const { database, storage, audit, images, devices, clock } = deps;
+  const { database, storage, audit, images, devices, copies, clock } = deps;
   const links = shareLinksRepository(database);
   const linkImages = shareLinkImagesRepository(database);
   const albumImages = albumImagesRepository(database);
@@ -165,7 +183,25 @@ export function createShares(deps: {
     return list;
   }
 
-  async function view(link: ShareLink): Promise<SharedView> {
+  /** The link a token opens, if it is in force: NotFound or Gone (with the reason) otherwise. */
+  async function activeLink(token: string): Promise<{ row: ShareLinkRow; link: ShareLink }> {
+    const row = /^[a-z2-7]{16,64}$/.test(token) ? await links.byTokenHash(sha256Hex(token)) : undefined;
+    if (!row) throw new NotFound('There is no shared link at this address. Check that it was copied whole.');
+    const link = rowToLink(row);
+    const state = stateOf(link);
+    if (state !== 'active') {
+      throw new Gone(
+        state === 'revoked'
+          ? 'This link was turned off by the person who shared it.'
+          : 'This link has expired. Ask the person who shared it for a new one.',
+      );
+    }
+    if (row.owner_disabled === 1) throw new Gone('This link is no longer available.');
+    return { row, link };
+  }
+
+  /** The link's images as its page shows them; `token` makes the addresses of share copies. */
+  async function view(link: ShareLink, token: string): Promise<SharedView> {
     const list = await imagesOf(link);
     return {
       link,
@@ -189,12 +225,14 @@ export function createShares(deps: {
               : null,
           ...(link.allowDownload && image.isStored
             ? {
-                downloadUrl: await storage.presignGet({
-                  key: image.originalKey,
-                  ttlSeconds: PUBLIC_URL_TTL_SECONDS,
-                  download: downloadName(image),
-                  contentType: image.contentType,
-                }),
+                downloadUrl: link.downloadOriginal
+                  ? await storage.presignGet({
+                      key: image.originalKey,
+                      ttlSeconds: PUBLIC_URL_TTL_SECONDS,
+                      download: downloadName(image),
+                      contentType: image.contentType,
+                    })
+                  : `/s/${token}/download/${image.id}`,
               }
             : {}),
         })),
@@ -212,7 +250,7 @@ export function createShares(deps: {
     async createForAlbum(
       actor: Actor,
       album: { id: string; name: string },
-      opts: { expiry: ShareExpiry; password?: string; allowDownload: boolean },
+      opts: { expiry: ShareExpiry; password?: string } & DownloadOption,
     ): Promise<{ token: string; link: ShareLink }> {
       const passwordHash = await linkPasswordHash(opts.password);
       const token = randomToken(20);
@@ -227,6 +265,7 @@ export function createShares(deps: {
           owner_id: actor.user.id,
           password_hash: passwordHash,
           allow_download: opts.allowDownload ? 1 : 0,
+          download_original: opts.allowDownload && opts.original ? 1 : 0,
           created_at: now,
           expires_at: expiresAt,
           album_id: album.id,
@@ -234,7 +273,7 @@ export function createShares(deps: {
         const expires = expiresAt === null ? 'never' : new Date(expiresAt).toISOString();
         await audit.change(actor, 'album_share', {
           target: id,
-          detail: `album ${album.id} “${album.name}”; expires ${expires}${passwordHash ? '; password' : ''}${opts.allowDownload ? '; download' : ''}`,
+          detail: `album ${album.id} “${album.name}”; expires ${expires}${passwordHash ? '; password' : ''}${downloadDetail(opts)}`,
         });
       });
       const row = await links.byId(id);
@@ -251,7 +290,7 @@ export function createShares(deps: {
     async create(
       actor: Actor,
       imageIds: string[],
-      opts: { expiry: ShareExpiry; password?: string; allowDownload: boolean },
+      opts: { expiry: ShareExpiry; password?: string } & DownloadOption,
     ): Promise<{ token: string; link: ShareLink }> {
       const ids = [...new Set(imageIds)];
       if (ids.length === 0) throw new Invalid('Select the images to share first.');
@@ -272,6 +311,7 @@ export function createShares(deps: {
           owner_id: user.id,
           password_hash: passwordHash,
           allow_download: opts.allowDownload ? 1 : 0,
+          download_original: opts.allowDownload && opts.original ? 1 : 0,
           created_at: now,
           expires_at: expiresAt,
         });
@@ -279,7 +319,7 @@ export function createShares(deps: {
         const expires = expiresAt === null ? 'never' : new Date(expiresAt).toISOString();
         await audit.change(actor, 'share_create', {
           target: id,
-          detail: `${ids.length} image(s): ${ids.slice(0, 20).join(' ')}; expires ${expires}${passwordHash ? '; password' : ''}${opts.allowDownload ? '; download' : ''}`,
+          detail: `${ids.length} image(s): ${ids.slice(0, 20).join(' ')}; expires ${expires}${passwordHash ? '; password' : ''}${downloadDetail(opts)}`,
         });
       });
       const row = await links.byId(id);
@@ -330,21 +370,9 @@ export function createShares(deps: {
       password: string | undefined,
       visitor: { ip: string; deviceToken?: string | undefined },
     ): Promise<OpenResult> {
-      const row = /^[a-z2-7]{16,64}$/.test(token) ? await links.byTokenHash(sha256Hex(token)) : undefined;
-      if (!row)
-        throw new NotFound('There is no shared link at this address. Check that it was copied whole.');
-      const link = rowToLink(row);
-      const state = stateOf(link);
-      if (state !== 'active') {
-        throw new Gone(
-          state === 'revoked'
-            ? 'This link was turned off by the person who shared it.'
-            : 'This link has expired. Ask the person who shared it for a new one.',
-        );
-      }
-      if (row.owner_disabled === 1) throw new Gone('This link is no longer available.');
+      const { row, link } = await activeLink(token);
       if (row.password_hash === null) {
-        const shown = await view(link);
+        const shown = await view(link, token);
         await links.countView(link.id, clock());
         return { kind: 'view', view: shown };
       }
@@ -365,9 +393,32 @@ export function createShares(deps: {
         await guessesByLinkAndIp.reset(`${link.id}\n${addressKey(visitor.ip)}`);
         await guessesByLink.forgive(link.id);
       }
-      const shown = await view(link);
+      const shown = await view(link, token);
       await links.countView(link.id, clock());
       return { kind: 'view', view: shown, deviceToken: await devices.issue(`link:${link.id}`) };
+    },
+
+    /**
+     * A short-lived download link of one of the link's pictures as a full-size copy without
+     * location, made on its first download and kept (a link that gives originals has its own). A
+     * link with a password asks it of a browser that has not given it (its device cookie says so).
+     */
+    async downloadCopy(token: string, imageId: string, visitor: { deviceToken?: string | undefined }) {
+      const { row, link } = await activeLink(token);
+      if (row.password_hash !== null && !(await devices.verify(visitor.deviceToken, `link:${link.id}`)))
+        throw new Unauthenticated('Open the link and give its password first.');
+      const image =
+        link.allowDownload && !link.downloadOriginal
+          ? (await imagesOf(link)).find((i) => i.id === imageId)
+          : undefined;
+      if (!image?.isStored) throw new NotFound('This link has no such download.');
+      const contentType = shareCopyType(image.contentType);
+      return storage.presignGet({
+        key: await copies.keyOf(image),
+        ttlSeconds: 5 * 60,
+        download: downloadName({ ...image, contentType }),
+        contentType,
+      });
     },
   };
 }

@@ -161,3 +161,37 @@ async function readExif(
     return { takenAt: null, camera: null };
   }
 }
+
+/** The type of an image's share copy: PNG, GIF and WebP stay what they are, photos become JPEG. */
+export const shareCopyType = (contentType: string): string =>
+  ['image/png', 'image/gif', 'image/webp'].includes(contentType) ? contentType : 'image/jpeg';
+
+/**
+ * A share link's download when it does not give the original: a full-size copy without its
+ * metadata (sharp keeps none unless asked: no location, camera or comments), turned upright, of
+ * the type shareCopyType names (an animation keeps moving).
+ */
+export async function makeShareCopy(original: string, contentType: string): Promise<Buffer> {
+  const sharp = await load.sharp();
+  if (HEIF_TYPES.has(contentType)) {
+    const image = await decodeHeif(await readFile(original), MAX_HEIF_PIXELS);
+    const pixels = sharp(image.rgba, { raw: { width: image.width, height: image.height, channels: 4 } });
+    return pixels.jpeg({ quality: 92 }).toBuffer();
+  }
+  const animated = contentType === 'image/gif' || contentType === 'image/webp';
+  const input = sharp(original, {
+    animated,
+    limitInputPixels: MAX_INPUT_PIXELS,
+    failOn: 'error',
+  }).autoOrient();
+  switch (shareCopyType(contentType)) {
+    case 'image/png':
+      return input.png().toBuffer();
+    case 'image/gif':
+      return input.gif().toBuffer();
+    case 'image/webp':
+      return input.webp({ quality: 90 }).toBuffer();
+    default:
+      return input.jpeg({ quality: 92 }).toBuffer();
+  }
+}

@@ -266,6 +266,8 @@ export function createUploads(deps: {
       // Not copied yet: the original is copied from here, as this version, after the answer.
       staged_key: copiesFirst ? null : row.key,
       staged_etag: copiesFirst ? null : staged.copyIf,
+      // A share copy is made of a file on its first download: a new file has none yet.
+      share_copy_key: null,
     };
     const addJob = (imageId: string, ownerId: string) =>
       jobs.add({ kind: 'renditions', imageId, ownerId, originalKey: finalKey, now });
@@ -297,6 +299,7 @@ export function createUploads(deps: {
           const oldKeys = [old.originalKey, old.displayKey, old.thumbKey];
           // The file it replaces was not copied into place yet: its staging object goes instead.
           if (target.staged_key !== null) oldKeys.push(target.staged_key);
+          if (target.share_copy_key !== null) oldKeys.push(target.share_copy_key);
           await images.queueDeletion(oldKeys);
           await notifications.recordChange(user, 'replace', target.id, `“${target.title}”`);
           if (actor) await audit.change(actor, 'replace', { target: target.id });

@@ -66,9 +66,20 @@ export function ShareForm({ action, imageIds = [] }: { action: string; imageIds?
         autocomplete="new-password"
         maxlength={PASSWORD_MAX}
       />
-      <label class="check">
-        <input type="checkbox" name="allow_download" value="1" /> Let visitors download the original file
-      </label>
+      <fieldset class="share-downloads">
+        <legend>Visitors can download</legend>
+        <label class="check">
+          <input type="radio" name="download" value="none" checked /> Nothing: they can only look
+        </label>
+        <label class="check">
+          <input type="radio" name="download" value="copy" /> A full-size copy, without location or camera
+          data
+        </label>
+        <label class="check">
+          <input type="radio" name="download" value="original" /> The original file, with its camera data and
+          location
+        </label>
+      </fieldset>
       <button type="submit">Create share link</button>
     </form>
   );
@@ -121,7 +132,14 @@ export function LinksTable({
               <td>{stateText(row)}</td>
               <td>{row.link.viewCount}</td>
               <td>
-                {[row.link.hasPassword ? 'password' : null, row.link.allowDownload ? 'download' : null]
+                {[
+                  row.link.hasPassword ? 'password' : null,
+                  row.link.allowDownload
+                    ? row.link.downloadOriginal
+                      ? 'download of the original'
+                      : 'download of a copy without location'
+                    : null,
+                ]
                   .filter(Boolean)
                   .join(', ') || '—'}
               </td>
@@ -243,7 +261,8 @@ export function PublicSharePage({ view }: { view: SharedView }) {
                 <>
                   {' '}
                   <a class="button secondary" href={image.downloadUrl}>
-                    Download original<span class="visually-hidden"> of {image.title}</span>
+                    {view.link.downloadOriginal ? 'Download original' : 'Download'}
+                    <span class="visually-hidden"> {image.title}</span>
                   </a>
                 </>
               ) : null}

@@ -60,7 +60,8 @@ describe.skipIf(skipBrowser)('sharing and the admin console in a real browser', 
 
     await page.getByLabel('Link expires after').selectOption('1d');
     await page.getByLabel('Password (optional)').fill('harbour lights');
-    await page.getByLabel('Let visitors download the original file').check();
+    // Downloads: a full-size copy without location (the original is the third choice).
+    await page.getByLabel('A full-size copy, without location or camera data').check();
     await page.getByRole('button', { name: 'Create share link' }).click();
     const field = page.getByRole('textbox', { name: 'New share link' });
     const link = await field.inputValue();
@@ -90,7 +91,13 @@ describe.skipIf(skipBrowser)('sharing and the admin console in a real browser', 
         PATIENTLY,
       )
       .toBe(900);
-    expect(await visitor.getByRole('link', { name: /Download original/ }).count()).toBe(1);
+    expect(await visitor.getByRole('link', { name: /Download original/ }).count()).toBe(0);
+    const [download] = await Promise.all([
+      visitor.waitForEvent('download'),
+      visitor.getByRole('link', { name: /^Download/ }).click(),
+    ]);
+    expect(download.suggestedFilename()).toMatch(/\.jpg$/);
+    expect(await download.failure()).toBeNull();
     await visitor.screenshot({ path: screenshotPath('public-share-page'), fullPage: true });
 
     await page.goto(`${app.origin}${imagePath}`);

@@ -114,6 +114,7 @@ export type ImageFiles = Pick<
   | 'placeholder'
   | 'staged_key'
   | 'staged_etag'
+  | 'share_copy_key'
 >;
 
 /** What a worker learnt from the file: the image becomes 'ready' with it. */
@@ -242,10 +243,15 @@ export function imagesRepository(database: AppDb) {
     async keysOfOwner(ownerId: string): Promise<string[]> {
       const rows = await database.q
         .selectFrom('images')
-        .select(['original_key', 'display_key', 'thumb_key'])
+        .select(['original_key', 'display_key', 'thumb_key', 'share_copy_key'])
         .where('owner_id', '=', ownerId)
         .execute();
-      return rows.flatMap((r) => [r.original_key, r.display_key, r.thumb_key]);
+      return rows.flatMap((r) => [
+        r.original_key,
+        r.display_key,
+        r.thumb_key,
+        ...(r.share_copy_key ? [r.share_copy_key] : []),
+      ]);
     },
 
     async insert(row: Insertable<ImagesTable>): Promise<void> {
@@ -402,6 +408,22 @@ export function imagesRepository(database: AppDb) {
       return { images: Number(row.images), bytes: Number(row.bytes), trashed: Number(row.trashed) };
     },
 
+    /**
+     * Records the share copy made of this original, unless the image has one already or its file
+     * was replaced meanwhile; whether it was recorded (if not, the copy is no one's).
+     */
+    async setShareCopy(id: string, originalKey: string, key: string): Promise<boolean> {
+      const row = await database.q
+        .updateTable('images')
+        .set({ share_copy_key: key })
+        .where('id', '=', id)
+        .where('original_key', '=', originalKey)
+        .where('share_copy_key', 'is', null)
+        .returning('id')
+        .executeTakeFirst();
+      return row !== undefined;
+    },
+
     /** Moves the images not in the trash yet there, as of `at`; returns the ids moved. */
     async moveToTrash(ids: readonly string[], at: number): Promise<Set<string>> {
       if (ids.length === 0) return new Set();
@@ -476,6 +498,7 @@ export function imagesRepository(database: AppDb) {
             eb('display_key', '=', key),
             eb('thumb_key', '=', key),
             eb('staged_key', '=', key),
+            eb('share_copy_key', '=', key),
           ]),
         )
         .limit(1)
