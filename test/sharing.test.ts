@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256Hex } from '../src/services/tokens.js';
 import type { Client } from './support/app.js';
 import { makeTestApp, signUp, signUpWithRole, type TestApp } from './support/app.js';
-import { attr, attrs, linkHref, text, texts } from './support/html.js';
+import { attr, attrs, text, texts } from './support/html.js';
 import { makeJpeg, makePng } from './support/images.js';
 import { shownLink } from './support/share-links.js';
 import { deleteForGood, upload, uploadWithJs } from './support/uploads.js';
