@@ -37,12 +37,6 @@ export const texts = (html: Html, selector: string): string[] => all(html, selec
 export const fieldValue = (html: Html, name: string, scope = ''): string | undefined =>
   attr(html, `${scope} input[name="${name}"]`.trim(), 'value');
 
-/** The href of the first link whose text, trimmed, starts with `label`. */
-export const linkHref = (html: Html, label: string): string | undefined =>
-  all(html, 'a[href]')
-    .find((a) => a.text.trim().startsWith(label))
-    ?.getAttribute('href');
-
 /** A form as a browser without JavaScript would post it: where to, and its hidden fields in order. */
 export function hiddenForm(
   html: Html,
