@@ -93,6 +93,27 @@ describe.skipIf(skipBrowser)('the trash in a real browser: delete, undo, restore
     await context.close();
   });
 
+  it('on a phone with JavaScript, a deleted card keeps its Undo inside its square', {
+    timeout: BROWSER_TEST_TIMEOUT_MS,
+  }, async () => {
+    const context = await newContext(browser, { viewport: PHONE, hasTouch: true, isMobile: true });
+    const page = await context.newPage();
+    await signUpIn(page, app.origin, 'tap@example.com');
+    await uploadAndWaitForThumbnails(page, app.origin, await threePictures());
+    await card(page, 'lighthouse')
+      .getByRole('link', { name: /^Delete/ })
+      .tap();
+    const undo = page.locator('.thumb-trashed').getByRole('button', { name: /^Undo/ });
+    await expect.poll(() => undo.isVisible(), PATIENTLY).toBe(true);
+    const square = await page.locator('.thumb-trashed').boundingBox();
+    const button = await undo.boundingBox();
+    expect(square && button && button.y + button.height <= square.y + square.height + 0.5).toBe(true);
+    await page.screenshot({ path: screenshotPath('trash-undo-phone') });
+    await undo.tap();
+    await expect.poll(() => cards(page).count(), PATIENTLY).toBe(3);
+    await context.close();
+  });
+
   it('without JavaScript on a phone: delete from the image page, its page says it is in the trash, restore', {
     timeout: BROWSER_TEST_TIMEOUT_MS,
   }, async () => {
@@ -115,6 +136,17 @@ describe.skipIf(skipBrowser)('the trash in a real browser: delete, undo, restore
       .poll(() => page.locator('.notice.undo p').textContent(), PATIENTLY)
       .toBe('Moved 1 image to the trash.');
     expect(await cards(page).count()).toBe(0);
+    // The Trash page on a phone: the card, its time left and both buttons, no wider than the screen.
+    await page.goto(`${app.origin}/trash`);
+    expect(await page.locator('.trash-grid > li').count()).toBe(1);
+    expect(
+      await page
+        .getByRole('button', { name: /^Restore/ })
+        .first()
+        .isVisible(),
+    ).toBe(true);
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBe(PHONE.width);
+    await page.screenshot({ path: screenshotPath('trash-phone-nojs') });
 
     // Its page still opens for its owner, and says so, with Restore.
     await page.goto(`${app.origin}${imagePath}`);
