@@ -61,7 +61,8 @@ export function withDeadlines(listener: Listener, opts: DeadlineOptions): Listen
     });
     // With a listener here Node no longer destroys the socket on its own when it idles: we decide.
     res.on('timeout', () => {
-      const isWaitingOnClient = !req.complete && req.readableLength === 0;
+      // A body the handler paused is not the client's to send: we are the slow side (the budget still holds).
+      const isWaitingOnClient = !req.complete && req.readableLength === 0 && req.readableFlowing !== false;
       if (isWaitingOnClient && Date.now() - readingSince >= opts.idleMs) cutFor('idle');
       else if (!isWaitingOnClient && socket.writableLength > 0) socket.destroy();
       else socket.setTimeout(opts.idleMs);
