@@ -24,13 +24,13 @@ import {
 } from './support/uploads.js';
 
 /** What a browser with JavaScript off does with the upload page's form. */
-async function uploadWithoutJs(client: Client, bytes: Buffer, path = '/upload') {
+async function uploadWithoutJs(client: Client, bytes: Buffer, path = '/upload', name = 'from-a-form.jpg') {
   const html = await (await client.get(path)).text();
   const { action, fields } = hiddenForm(html, '#upload-form');
   expect(action).toBeTruthy();
   const form = new FormData();
   for (const [name, value] of fields) form.append(name, value);
-  form.append('file', new Blob([new Uint8Array(bytes)]), 'from-a-form.jpg');
+  form.append('file', new Blob([new Uint8Array(bytes)]), name);
   const res = await fetch(action as string, { method: 'POST', body: form, redirect: 'manual' });
   expect(res.status).toBe(303);
   const location = new URL(res.headers.get('location') ?? '');
@@ -253,7 +253,34 @@ describe('images', () => {
     expect(again.headers.get('location')).toBe(imagePath);
     const page = await (await alice.get(imagePath)).text();
     expect(page).toContain('PNG');
-    expect(page).toContain('Untitled');
+    // The bucket put the file's name in its key; the title is the name without its extension.
+    expect(page).toContain('<h1>from-a-form</h1>');
+    expect(page).toContain('<dd>from-a-form.jpg</dd>');
+  });
+
+  it('keeps any file name a plain form sends, as text: quotes, markup, line breaks, other scripts, great length', async () => {
+    const png = await makePng();
+    const names = [
+      // No file name holds a slash; the bucket keeps what follows the last \\ (as S3 does).
+      [
+        '<img src=x onerror=alert(1)> "quoted" & \'single\'.png',
+        '&lt;img src=x onerror=alert(1)&gt; &quot;quoted&quot; &amp; &#39;single&#39;',
+      ],
+      ['two\nlines.png', 'two lines'],
+      ['Ünïcödé 写真 📷.png', 'Ünïcödé 写真 📷'],
+      [`${'a'.repeat(300)}.png`, 'a'.repeat(200)],
+      ['C:\\Users\\me\\holiday.png', 'holiday'],
+    ];
+    for (const [name, title] of names) {
+      const location = await uploadWithoutJs(alice, png, '/upload', name);
+      // The redirect names the object under the upload's own prefix, by the name the bucket kept.
+      expect(location.searchParams.get('key')).toMatch(/^users\/[a-z0-9]+\/uploads\/[0-9a-f-]{36}\/[^/]+$/);
+      const complete = await alice.get(location.pathname + location.search);
+      expect(complete.status, name).toBe(303);
+      const page = await (await alice.get(complete.headers.get('location') ?? '')).text();
+      expect(page, name).toContain(`<h1>${title}</h1>`);
+      expect(page, name).not.toContain('<img src=x');
+    }
   });
 
   for (const [label, bytes, type] of [

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatBytes } from '../src/format.js';
-import { POLICY_CLOCK_MARGIN_MS, POLICY_TTL_SECONDS } from '../src/services/pending-uploads.js';
+import { POLICY_CLOCK_MARGIN_MS, POLICY_TTL_SECONDS, uploadKeyOf } from '../src/services/pending-uploads.js';
 import { MAX_OPEN_UPLOADS } from '../src/services/uploads.js';
 import type { Client } from './support/app.js';
 import { makeTestApp, signUp, type TestApp } from './support/app.js';
@@ -226,9 +226,9 @@ describe('quotas under concurrency and open uploads', () => {
     const first = await presign(client, { size: (files[0] as Buffer).length, formKey });
     expect(first.status, await first.clone().text()).toBe(200);
     const firstPolicy = (await first.json()) as Policy;
-    expect(firstPolicy.key).toBe(formKey);
+    expect(uploadKeyOf(firstPolicy.key)).toBe(uploadKeyOf(formKey));
     expect((await postToBucket(firstPolicy, files[0] as Buffer, 'image/png', 'one.png')).status).toBe(201);
-    expect((await client.postJson('/uploads/complete', { key: formKey })).status).toBe(200);
+    expect((await client.postJson('/uploads/complete', { key: firstPolicy.key })).status).toBe(200);
     // ...then the others two at a time: the finished one holds only its image's bytes.
     const [second, third] = await Promise.all(
       [files[1], files[2]].map(async (file) => {
@@ -377,7 +377,8 @@ describe('quotas under concurrency and open uploads', () => {
     const { client, id } = await member({ mib: '1' });
     const html = await (await client.get('/upload')).text();
     const formKey = formKeyOf(html);
-    expect(formKey).toMatch(new RegExp(`^users/${id}/uploads/`));
+    // The plain form's key: the bucket puts the file's name under the upload's own prefix.
+    expect(formKey).toMatch(new RegExp(`^users/${id}/uploads/[0-9a-f-]{36}/\\$\\{filename\\}$`));
     // The page holds the whole 1 MiB: a second policy has no room...
     const other = await presign(client, { size: 1000 });
     expect(other.status).toBe(403);
@@ -389,7 +390,8 @@ describe('quotas under concurrency and open uploads', () => {
     const res = await presign(client, { size: png.length, formKey, name: 'taken-over.png' });
     expect(res.status).toBe(200);
     const policy = (await res.json()) as Policy;
-    expect(policy.key).toBe(formKey);
+    // The same upload (its prefix), under a fixed name: upload.js sends the file's name itself.
+    expect(policy.key).toBe(`${uploadKeyOf(formKey)}file`);
     expect(rangeOf(policy)).toEqual(['content-length-range', png.length, png.length]);
     expect(await t.count('pending_uploads', `owner_id = '${id}'`)).toBe(1);
     expect((await postToBucket(policy, png, 'image/png', 'taken-over.png')).status).toBe(201);
@@ -403,7 +405,7 @@ describe('quotas under concurrency and open uploads', () => {
     // A finished row is never re-signed: the same form key now gets an upload of its own.
     const later = await presign(client, { size: png.length, formKey });
     expect(later.status).toBe(200);
-    expect(((await later.json()) as Policy).key).not.toBe(formKey);
+    expect(uploadKeyOf(((await later.json()) as Policy).key)).not.toBe(uploadKeyOf(formKey));
   });
 
   it('never re-signs someone else’s form key', async () => {
@@ -413,7 +415,9 @@ describe('quotas under concurrency and open uploads', () => {
     const formKey = formKeyOf(html);
     const res = await presign(mallory, { size: 100, formKey });
     expect(res.status).toBe(200);
-    expect(((await res.json()) as Policy).key).not.toBe(formKey);
+    const key = ((await res.json()) as Policy).key;
+    expect(uploadKeyOf(key)).not.toBe(uploadKeyOf(formKey));
+    expect(key.startsWith(uploadKeyOf(formKey))).toBe(false);
   });
 
   it('refuses a size that is not a positive whole number, or over the upload limit', async () => {

@@ -1,6 +1,6 @@
 import sharp from 'sharp';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { POLICY_CLOCK_MARGIN_MS, POLICY_TTL_SECONDS } from '../src/services/pending-uploads.js';
+import { POLICY_CLOCK_MARGIN_MS, POLICY_TTL_SECONDS, uploadKeyOf } from '../src/services/pending-uploads.js';
 import type { Client, TestApp } from './support/app.js';
 import { hiddenForm } from './support/html.js';
 import { makeJpeg, makePng, SVG } from './support/images.js';
@@ -15,6 +15,9 @@ import {
 
 const PAST_EXPIRY_MS = POLICY_TTL_SECONDS * 1000 + POLICY_CLOCK_MARGIN_MS + 1000;
 
+/** The name the tests' plain-form posts give their file; the bucket stores it by this name under the upload's prefix. */
+const FORM_FILE = 'from-a-tab.jpg';
+
 /** The upload page's form as a browser without JavaScript posts it: its hidden fields and the file. */
 async function pageForm(client: Client, path = '/upload'): Promise<Policy> {
   const html = await (await client.get(path)).text();
@@ -24,15 +27,16 @@ async function pageForm(client: Client, path = '/upload'): Promise<Policy> {
   // The form's own "image/unknown" is the browser's to send; postToBucket adds the file's type.
   delete fields['Content-Type'];
   expect(url).toBeTruthy();
-  return { key: fields.key ?? '', url: url as string, fields };
+  // The bucket puts the file's name where the key says ${filename}.
+  return { key: (fields.key ?? '').replace('$' + '{filename}', FORM_FILE), url: url as string, fields };
 }
 
 /** Posts the form fields with the file, as the browser does, and follows nothing: the bucket's 303. */
-async function postForm(policy: Policy, bytes: Buffer, type: string) {
+async function postForm(policy: Policy, bytes: Buffer, type: string, name = FORM_FILE) {
   const form = new FormData();
   for (const [k, v] of Object.entries(policy.fields)) form.append(k, v);
   form.append('Content-Type', type);
-  form.append('file', new Blob([new Uint8Array(bytes)], { type }), 'file');
+  form.append('file', new Blob([new Uint8Array(bytes)], { type }), name);
   return fetch(policy.url, { method: 'POST', body: form, redirect: 'manual' });
 }
 
@@ -75,6 +79,18 @@ describe('a POST policy replayed after its upload completed', () => {
     const svg = Buffer.concat([SVG, Buffer.alloc(3_000_000, 0x20)]);
     const replay = await postForm(policy, svg, 'image/svg+xml');
     expect(replay.status).toBe(303);
+    // Under another name it lands beside the file, under the upload's prefix, as S3 allows (the
+    // embedded store keeps one file per form: see packages/s3-store/test/post-filename.test.ts).
+    const beside = await postForm(policy, svg, 'image/svg+xml', 'another.svg');
+    expect(beside.status).toBe(303);
+    const besideKey = `${uploadKeyOf(policy.key)}another.svg`;
+    expect(await t.services.storage.head(besideKey)).not.toBeNull();
+    // Its redirect makes no second image: the upload has its file.
+    const besideBack = new URL(beside.headers.get('location') as string);
+    expect(besideBack.searchParams.get('key')).toBe(besideKey);
+    const refused = await alice.get(besideBack.pathname + besideBack.search);
+    expect(refused.status).toBe(409);
+    expect(await t.count('images')).toBe(1);
 
     expect((await originalBytes(imageId)).equals(jpeg)).toBe(true);
     // The browser's redirect may repeat: it answers with the same image, and verifies nothing again.
@@ -89,8 +105,9 @@ describe('a POST policy replayed after its upload completed', () => {
     // Once the policy has expired (and the margin for the bucket's clock), the sweep deletes the replay.
     t.advance(PAST_EXPIRY_MS);
     const report = await t.services.uploadSweeper.sweep({ apply: true });
-    expect(report.replaysDeleted).toEqual([policy.key]);
+    expect(report.replaysDeleted.sort()).toEqual([besideKey, policy.key]);
     expect(await t.services.storage.head(policy.key)).toBeNull();
+    expect(await t.services.storage.head(besideKey)).toBeNull();
     expect(await t.count('pending_uploads')).toBe(0);
     expect((await originalBytes(imageId)).equals(jpeg)).toBe(true);
     await expectBucketMatchesRows(t.services, aliceId);
@@ -188,8 +205,8 @@ describe('a second file sent through the same page form (another tab) around the
   afterAll(() => close());
 
   /** The bucket's redirect back to the app, as the browser follows it. */
-  async function storedThrough(policy: Policy, bytes: Buffer, type: string): Promise<string> {
-    const stored = await postForm(policy, bytes, type);
+  async function storedThrough(policy: Policy, bytes: Buffer, type: string, name?: string): Promise<string> {
+    const stored = await postForm(policy, bytes, type, name);
     expect(stored.status).toBe(303);
     const back = new URL(stored.headers.get('location') as string);
     return back.pathname + back.search;
@@ -362,8 +379,10 @@ describe('a second file sent through the same page form (another tab) around the
     const tabA = await pageForm(bob);
     const tabB = await pageForm(bob); // a tab whose script has not run: its form posts as it is
     const a = await jsFirstFile(tabA.key, first, 'a.png');
-    expect(a.policy.key).toBe(tabB.key);
-    // The key is one other tabs post to: its original is copied before the answer.
+    // The same upload: its prefix, where other tabs' forms store their files by name.
+    expect(uploadKeyOf(a.policy.key)).toBe(uploadKeyOf(tabB.key));
+    expect(a.policy.key).not.toBe(tabB.key);
+    // Other tabs post under its prefix: its original is copied before the answer.
     const doneA = await bob.postJson('/uploads/complete', { key: a.policy.key, etag: a.etag });
     expect(doneA.status).toBe(200);
     const urlA = ((await doneA.json()) as { url: string }).url;
@@ -373,6 +392,13 @@ describe('a second file sent through the same page form (another tab) around the
     expect(doneB.status).toBe(409);
     expect(await doneB.text()).toContain('not kept');
     expect((await originalOf(urlA)).equals(first)).toBe(true);
+    // The other tab's file lies beside the first one's until the sweep, once the policy has expired.
+    expect(await t.services.storage.head(tabB.key)).not.toBeNull();
+    t.advance(PAST_EXPIRY_MS);
+    const report = await t.services.uploadSweeper.sweep({ apply: true });
+    expect(report.replaysDeleted).toContain(tabB.key);
+    expect(await t.services.storage.head(tabB.key)).toBeNull();
+    await expectBucketMatchesRows(t.services, bobId);
   });
 
   it('tells upload.js its file was not kept when a plain post through the same form took its place', async () => {
@@ -381,8 +407,9 @@ describe('a second file sent through the same page form (another tab) around the
     const tabA = await pageForm(bob);
     const tabB = await pageForm(bob); // a tab whose script has not run: its form posts as it is
     const a = await jsFirstFile(tabA.key, first, 'a.png');
-    expect(a.policy.key).toBe(tabB.key);
-    const backB = await storedThrough(tabB, second, 'image/png');
+    // The other tab's file has the name upload.js's file is stored by: it takes its place.
+    const sameName = a.policy.key.slice(uploadKeyOf(a.policy.key).length);
+    const backB = await storedThrough(tabB, second, 'image/png', sameName);
     const doneA = await bob.postJson('/uploads/complete', { key: a.policy.key, etag: a.etag });
     expect(doneA.status).toBe(409);
     expect(((await doneA.json()) as { error: string }).error).toContain('not kept');

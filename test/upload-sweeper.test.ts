@@ -4,12 +4,13 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } 
 import { type AppDb, connectDatabase } from '../src/db/database.js';
 import { createServices } from '../src/services/index.js';
 import { JOB_LEASE_MS } from '../src/services/job-lease.js';
-import { POLICY_CLOCK_MARGIN_MS, POLICY_TTL_SECONDS } from '../src/services/pending-uploads.js';
+import { POLICY_CLOCK_MARGIN_MS, POLICY_TTL_SECONDS, uploadKeyOf } from '../src/services/pending-uploads.js';
 import { SWEEP_BATCH, type SweepReport } from '../src/services/upload-sweeper.js';
 import { MAX_OPEN_UPLOADS } from '../src/services/uploads.js';
 import type { Storage } from '../src/storage/storage.js';
 import type { Client } from './support/app.js';
 import { makeTestApp, signUp, type TestApp } from './support/app.js';
+import { hiddenForm } from './support/html.js';
 import { makePng } from './support/images.js';
 import {
   deleteForGood,
@@ -78,6 +79,41 @@ describe('the upload sweeper', () => {
       .where('owner_id', '=', id)
       .execute();
     expect(titles.map((r) => r.title)).toEqual(['came-back-never']);
+    await expectBucketMatchesRows(t.services, id);
+  });
+
+  it('completes a plain form whose browser never came back with the newest file under its prefix, by its name', async () => {
+    const { client, id } = await member();
+    const html = await (await client.get('/upload')).text();
+    const { action, fields } = hiddenForm(html, '#upload-form');
+    const post = async (name: string, bytes: Buffer) => {
+      const form = new FormData();
+      for (const [k, v] of fields) if (k !== 'Content-Type') form.append(k, v);
+      form.append('Content-Type', 'image/png');
+      form.append('file', new Blob([new Uint8Array(bytes)], { type: 'image/png' }), name);
+      const res = await fetch(action as string, { method: 'POST', body: form, redirect: 'manual' });
+      expect(res.status).toBe(303); // the redirect back to the app is never followed
+      return new URL(res.headers.get('location') as string).searchParams.get('key') as string;
+    };
+    // As S3 allows (the embedded store keeps one file per form), two files under its prefix.
+    const older = await post('A first try.png', await makePng(100, 80));
+    // The bucket's times are whole seconds (as S3's): the newer file is a second newer.
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    const newer = await post('Beach, day two.png', await makePng(80, 100));
+    expect(uploadKeyOf(older)).toBe(uploadKeyOf(newer));
+
+    t.advance(TTL_MS + POLICY_CLOCK_MARGIN_MS + 1000);
+    const report = await t.services.uploadSweeper.sweep({ apply: true });
+    expect(mine(id, report.completed)).toEqual([uploadKeyOf(newer)]);
+    expect(mine(id, report.replaysDeleted)).toEqual([older]);
+    const rows = await t.services.database.q
+      .selectFrom('images')
+      .select(['title', 'original_name'])
+      .where('owner_id', '=', id)
+      .execute();
+    expect(rows).toEqual([{ title: 'Beach, day two', original_name: 'Beach, day two.png' }]);
+    expect(await t.count('pending_uploads', `owner_id = '${id}'`)).toBe(0);
+    await t.settle();
     await expectBucketMatchesRows(t.services, id);
   });
 

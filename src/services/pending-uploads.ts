@@ -3,6 +3,22 @@ import { type PendingUpload, pendingUploadsRepository } from '../db/repositories
 
 export type { PendingUpload } from '../db/repositories/pending-uploads.js';
 
+/**
+ * Where the bucket puts a file's own name in the key of a plain form's upload (as S3 does): that
+ * upload's row is a prefix, `users/<id>/uploads/<upload>/`, and its policy allows any one name
+ * under it. Every other row's key is its object's key.
+ */
+export const FILENAME_PLACEHOLDER = '$' + '{filename}';
+/** The object's name under a plain form's prefix once upload.js takes it over (it sends the name itself). */
+export const SCRIPT_FILE_NAME = 'file';
+const UNDER_PREFIX = /^(users\/[^/]+\/uploads\/[^/]+\/)[^/]*$/;
+
+/** The key of the pending upload an object (or a form's key field) belongs to. */
+export const uploadKeyOf = (objectKey: string): string => UNDER_PREFIX.exec(objectKey)?.[1] ?? objectKey;
+
+/** Whether a row is a plain form's prefix, its file stored under it by name. */
+export const isPrefixUpload = (rowKey: string): boolean => rowKey.endsWith('/');
+
 /** How long a signed POST policy may be used. */
 export const POLICY_TTL_SECONDS = 15 * 60;
 /**
@@ -67,8 +83,9 @@ export function createPendingUploads({ database }: { database: AppDb }) {
     due: (now: number, limit: number, after?: PendingUpload) =>
       repo.due(now - POLICY_CLOCK_MARGIN_MS, limit, after),
 
-    /** Whether a key is a staging key or a completion's final key that a row still names. */
-    names: repo.names,
+    /** Whether a key is a staging key (or one under a row's prefix) or a completion's final key that a row still names. */
+    names: async (key: string) =>
+      (await repo.names(key)) || (uploadKeyOf(key) !== key && (await repo.names(uploadKeyOf(key)))),
   };
 }
 

@@ -1,10 +1,10 @@
 import type { Logger } from 'pino';
-import type { Storage } from '../storage/storage.js';
+import type { ListedObject, Storage } from '../storage/storage.js';
 import type { Clock } from './clock.js';
 import { Conflict, DomainError, Unavailable } from './errors.js';
 import type { Images } from './images.js';
 import { JOB_LEASE_MS, type JobLeases } from './job-lease.js';
-import type { PendingUpload, PendingUploads } from './pending-uploads.js';
+import { isPrefixUpload, type PendingUpload, type PendingUploads } from './pending-uploads.js';
 import type { Uploads } from './uploads.js';
 import type { Users } from './users.js';
 
@@ -22,7 +22,7 @@ export interface SweepReport {
   rejected: string[];
   /** uploads whose file never arrived: their rows dropped */
   expired: string[];
-  /** objects a replayed policy wrote to a finished upload's staging key: deleted */
+  /** objects a replayed policy wrote to a finished upload's staging key (or beside its file): deleted */
   replaysDeleted: string[];
   /** objects the bucket could not read (they stay, and are tried again next time) */
   skipped: { key: string; reason: string }[];
@@ -61,6 +61,22 @@ export function createUploadSweeper(deps: {
 }) {
   const { storage, pending, uploads, users, images, clock, leases } = deps;
 
+  /** The objects a row's policy wrote: its key, or whatever it put under a plain form's prefix. */
+  async function objectsOf(row: PendingUpload): Promise<{ key: string; lastModified?: Date | undefined }[]> {
+    if (!isPrefixUpload(row.key)) {
+      const info = await storage.head(row.key);
+      return info ? [{ key: row.key, lastModified: info.lastModified }] : [];
+    }
+    const found: ListedObject[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await storage.list(row.key, cursor);
+      found.push(...page.keys);
+      cursor = page.nextCursor;
+    } while (cursor);
+    return found;
+  }
+
   async function sweepOne(listed: PendingUpload, apply: boolean, report: SweepReport) {
     // Listed before the rows ahead of it were settled: a completion may have finished it since.
     const row = await pending.get(listed.key);
@@ -68,22 +84,28 @@ export function createUploadSweeper(deps: {
     if (row.closedAt !== null) {
       // Its image's job has yet to copy the file from here: the next sweep looks again.
       if (await uploads.isAwaitingCopy(row.key)) return;
-      if (await storage.head(row.key)) {
-        if (apply) await images.discardObjects([row.key]);
-        report.replaysDeleted.push(row.key);
-      }
+      const written = (await objectsOf(row)).map((o) => o.key);
+      if (apply && written.length > 0) await images.discardObjects(written);
+      report.replaysDeleted.push(...written);
       if (apply) await pending.remove(row.key);
       return;
     }
     const owner = await users.get(row.ownerId);
-    const arrived = owner ? await storage.head(row.key) : null;
-    if (!arrived || !owner) {
+    // The newest file first: under a plain form's prefix, a replay may have stored several.
+    const arrived = owner
+      ? (await objectsOf(row)).sort(
+          (a, b) => (b.lastModified?.getTime() ?? 0) - (a.lastModified?.getTime() ?? 0),
+        )
+      : [];
+    const [file, ...others] = arrived;
+    if (!file || !owner) {
       if (apply) await pending.remove(row.key);
       report.expired.push(row.key);
       return;
     }
     if (!apply) {
       report.completed.push(row.key);
+      report.replaysDeleted.push(...others.map((o) => o.key));
       return;
     }
     // A claim this process does not hold is a completion that died with its process: start over.
@@ -93,12 +115,16 @@ export function createUploadSweeper(deps: {
       await images.discardObjects([row.finalKey]);
     }
     try {
-      await uploads.complete(owner, row.key);
+      await uploads.complete(owner, file.key);
       report.completed.push(row.key);
     } catch (err) {
       // Refused for good (not an image, over quota…) it is rejected; storage trouble and a lost race are retried.
       if (!(err instanceof DomainError) || err instanceof Unavailable || err instanceof Conflict) throw err;
       report.rejected.push(row.key);
+    }
+    if (others.length > 0) {
+      await images.discardObjects(others.map((o) => o.key));
+      report.replaysDeleted.push(...others.map((o) => o.key));
     }
     // Its policy expired long ago: nothing can replay it, so the row has done its work.
     await pending.remove(row.key);

@@ -25,7 +25,15 @@ import {
 } from './errors.js';
 import { cleanText, type Images, rowToImage, withoutExtension } from './images.js';
 import type { Notifications } from './notifications.js';
-import { type PendingUpload, type PendingUploads, POLICY_TTL_SECONDS } from './pending-uploads.js';
+import {
+  FILENAME_PLACEHOLDER,
+  isPrefixUpload,
+  type PendingUpload,
+  type PendingUploads,
+  POLICY_TTL_SECONDS,
+  SCRIPT_FILE_NAME,
+  uploadKeyOf,
+} from './pending-uploads.js';
 import { tryAgainIn } from './rate-limit.js';
 import { sniffStoredType } from './sniff.js';
 import { SNIFF_BYTES } from './thumbnails.js';
@@ -84,6 +92,12 @@ const originalsPrefix = (userId: string) => `users/${userId}/originals/`;
  */
 const ownerIdOf = (user: User, replacing: { owner_id: string } | undefined) => replacing?.owner_id ?? user.id;
 
+/**
+ * A pending upload with the object being completed: its key, or for a plain form's prefix the
+ * file the bucket stored under it by name.
+ */
+type StagedUpload = PendingUpload & { objectKey: string };
+
 /** The staging object's first bytes and what the bucket said of the whole of it. */
 type StagedStart = { bytes: Uint8Array; info: ObjectInfo };
 
@@ -103,6 +117,22 @@ interface Verified {
 /** A file refused for good during completion: the row closes and the objects go. */
 interface Refused {
   refused: TooLarge | UnsupportedType;
+}
+
+/**
+ * The file's name: for a plain form's upload, the one the bucket put in its key (browsers send a
+ * name's quotes and line breaks as %22, %0A and %0D, as HTML's form encoding says: a quote is put
+ * back, a line break read as a space), unless
+ * it is upload.js's file there, whose name upload.js gave; else the name the row was given.
+ */
+function fileNameOf(row: StagedUpload): string {
+  if (!isPrefixUpload(row.key)) return row.originalName;
+  const inKey = row.objectKey
+    .slice(row.key.length)
+    .replaceAll('%22', '"')
+    .replace(/(%0D)?%0A|%0D/gi, ' ');
+  if (inKey === SCRIPT_FILE_NAME && row.originalName) return row.originalName;
+  return inKey || row.originalName;
 }
 
 export function createUploads(deps: {
@@ -136,7 +166,7 @@ export function createUploads(deps: {
    * the row is swept), unless another completion holds the row now: then only our copies go.
    */
   async function refuse(
-    row: PendingUpload,
+    row: StagedUpload,
     finalKey: string | null,
     err: DomainError,
     outside: boolean,
@@ -144,7 +174,7 @@ export function createUploads(deps: {
   ): Promise<never> {
     const closed = await pending.close(row.key, finalKey, null, clock(), etag);
     if (closed && outside) await pending.remove(row.key);
-    if (closed) await images.discardObjects([row.key]);
+    if (closed) await images.discardObjects([row.objectKey]);
     throw err;
   }
 
@@ -152,8 +182,8 @@ export function createUploads(deps: {
    * The staging object's first bytes and what the bucket says of it, with the ETag that names this
    * version: the one the caller named (the bucket's redirect does), else the one there now.
    */
-  async function readStaged(row: PendingUpload, named: string | null): Promise<StagedFile> {
-    const start = await fromStorage(storage.readStart(row.key, SNIFF_BYTES));
+  async function readStaged(row: StagedUpload, named: string | null): Promise<StagedFile> {
+    const start = await fromStorage(storage.readStart(row.objectKey, SNIFF_BYTES));
     if (!start) throw new Invalid('The file has not arrived in storage. Please upload it again.');
     const stagedEtag = start.info.etag ? bareEtag(start.info.etag) : null;
     // Another file took this one's place (a second tab's post through the same form): that one is
@@ -170,7 +200,7 @@ export function createUploads(deps: {
    * version, one request): its size, the quota, and its type. The original is a copy of exactly this
    * version (pinned by its ETag) at a key no policy names; the renditions job decodes that copy.
    */
-  async function verify(user: User, row: PendingUpload, staged: StagedFile): Promise<Verified | Refused> {
+  async function verify(user: User, row: StagedUpload, staged: StagedFile): Promise<Verified | Refused> {
     const { size } = staged.start.info;
     if (size > deps.maxUploadBytes)
       return { refused: new TooLarge('That file is larger than the upload limit.') };
@@ -182,7 +212,7 @@ export function createUploads(deps: {
     // A few files only tell further in (a TIFF whose directory sits at its end): read on, streaming,
     // the same version only (a replay meanwhile is refused as another file).
     const contentType = await fromStorage(
-      sniffStoredType(storage, row.key, staged.start, staged.copyIf).catch((err: unknown) => {
+      sniffStoredType(storage, row.objectKey, staged.start, staged.copyIf).catch((err: unknown) => {
         throw err instanceof SourceChanged ? new Conflict(REPLACED) : err;
       }),
     );
@@ -197,7 +227,7 @@ export function createUploads(deps: {
    */
   async function completeOnce(
     user: User,
-    row: PendingUpload,
+    row: StagedUpload,
     o: { outside: boolean; actor: Actor | undefined },
     named: string | null,
   ): Promise<Completion> {
@@ -236,7 +266,7 @@ export function createUploads(deps: {
     const file = { original_key: finalKey, content_type: checked.contentType, bytes: checked.size };
     if (copiesFirst) {
       try {
-        await originals.copy(row.key, staged.copyIf, file);
+        await originals.copy(row.objectKey, staged.copyIf, file);
       } catch (err) {
         await pending.release(row.key, finalKey);
         await images.discardObjects([finalKey]);
@@ -247,7 +277,7 @@ export function createUploads(deps: {
     const [thumbKey, displayKey] = renditionKeys as [string, string];
     const now = clock();
     // Cleaned here too: an outside upload's name is its key, and rows from older versions kept bidi controls.
-    const originalName = cleanText(row.originalName, NAME_MAX);
+    const originalName = cleanText(fileNameOf(row), NAME_MAX);
     const fields = {
       original_name: originalName,
       original_key: finalKey,
@@ -264,7 +294,7 @@ export function createUploads(deps: {
       failure: null,
       placeholder: null,
       // Not copied yet: the original is copied from here, as this version, after the answer.
-      staged_key: copiesFirst ? null : row.key,
+      staged_key: copiesFirst ? null : row.objectKey,
       staged_etag: copiesFirst ? null : staged.copyIf,
       // A share copy is made of a file on its first download: a new file has none yet.
       share_copy_key: null,
@@ -330,16 +360,16 @@ export function createUploads(deps: {
     // (reconcile knows the object from its job until the job has copied it).
     if (outside) await pending.remove(row.key);
     if (outcome instanceof DomainError) {
-      await images.discardObjects(copiesFirst ? [row.key, finalKey] : [row.key]);
+      await images.discardObjects(copiesFirst ? [row.objectKey, finalKey] : [row.objectKey]);
       throw outcome;
     }
     if (copiesFirst) {
-      await images.discardObjects([row.key]);
+      await images.discardObjects([row.objectKey]);
     } else {
       // Copied into place after the answer, at once (its job does it again after a crash): a replay
       // of the policy has only that long to take the file's place, and fails the image if it does.
       // The staging object goes with the copy; its closed row stays for the sweep to remove.
-      const image = { ...file, id: outcome.imageId, staged_key: row.key, staged_etag: staged.copyIf };
+      const image = { ...file, id: outcome.imageId, staged_key: row.objectKey, staged_etag: staged.copyIf };
       // Begun once this answer is on its way (the next turn of the event loop), not before it.
       setImmediate(() => void originals.store(image).catch(() => undefined));
     }
@@ -363,25 +393,28 @@ export function createUploads(deps: {
     o: { outside?: boolean; etag?: string; actor?: Actor } = {},
   ): Promise<Completion> {
     const named = o.etag ? bareEtag(o.etag) : null;
-    const row = await pending.get(key);
+    // A plain form's file is stored under its upload's prefix, by its own name.
+    const rowKey = uploadKeyOf(key);
+    const row = await pending.get(rowKey);
     if (!row || !can(user, 'upload.complete', row)) throw new NotFound(NOT_FOUND);
     if (row.closedAt !== null) {
       // A page's form posted again (another tab, a reload of a form that was reused) after its
       // first file was kept: not that file. (Rows closed by older versions hold the ETag unlowered.)
       if (named && row.etag && named !== bareEtag(row.etag)) throw new Conflict(SECOND_FILE);
-      return repeatOf(user, key);
+      return repeatOf(user, rowKey);
     }
-    const running = inFlight.get(key);
+    const running = inFlight.get(rowKey);
     if (running) {
       if (!named || named === running.etag) return { ...(await running.work), isRepeat: true };
       // Perhaps another file than the one being completed: once that is settled, the row says.
       await running.work.catch(() => undefined);
       return complete(user, key, o);
     }
-    const work = completeOnce(user, row, { outside: o.outside ?? false, actor: o.actor }, named).finally(() =>
-      inFlight.delete(key),
+    const staged = { ...row, objectKey: key };
+    const work = completeOnce(user, staged, { outside: o.outside ?? false, actor: o.actor }, named).finally(
+      () => inFlight.delete(rowKey),
     );
-    inFlight.set(key, { work, etag: named });
+    inFlight.set(rowKey, { work, etag: named });
     return work;
   }
 
@@ -407,7 +440,8 @@ export function createUploads(deps: {
      * quota (beyond it, it is held until the sweep) nor counts among the open uploads. An upload
      * being completed, or finished, is left as it is.
      */
-    async abandon(user: User, key: string): Promise<void> {
+    async abandon(user: User, objectKey: string): Promise<void> {
+      const key = uploadKeyOf(objectKey);
       const row = await pending.get(key);
       if (!row || !can(user, 'upload.complete', row)) throw new NotFound(NOT_FOUND);
       // Being completed (here or by another instance), or expired (the sweep's to settle): left alone.
@@ -435,7 +469,7 @@ export function createUploads(deps: {
         // The page's own form is reused by its next visit (a reload, another tab, a link from another
         // site), so visits never pile up reservations; upload.js takes it over for its first file.
         const form = req.formKey
-          ? await pending.get(req.formKey)
+          ? await pending.get(uploadKeyOf(req.formKey))
           : req.from === 'form'
             ? await pending.openForm(user.id, replaced?.id ?? null, now)
             : undefined;
@@ -463,7 +497,8 @@ export function createUploads(deps: {
             Math.max(1, Math.ceil(waitMs / 1000)),
           );
         }
-        const fresh = `${stagingPrefix(user.id)}${randomUUID()}`;
+        // A plain form's file is stored by its own name under the upload's prefix.
+        const fresh = `${stagingPrefix(user.id)}${randomUUID()}${req.from === 'form' ? '/' : ''}`;
         await pending.insert({
           key: fresh,
           ownerId: user.id,
@@ -476,10 +511,14 @@ export function createUploads(deps: {
         });
         return { key: fresh, maxBytes: ceiling, isNew: true };
       });
+      // A form's prefix takes any one name; upload.js, which sends the name itself, gets a fixed one.
+      const objectKey = !isPrefixUpload(key)
+        ? key
+        : `${key}${req.from === 'form' ? FILENAME_PLACEHOLDER : SCRIPT_FILE_NAME}`;
       try {
         const post = await fromStorage(
           storage.presignPost({
-            key,
+            key: objectKey,
             maxBytes,
             ...(req.size !== undefined ? { minBytes: req.size } : {}),
             contentTypePrefix: 'image/',
@@ -487,7 +526,7 @@ export function createUploads(deps: {
             ...(req.from === 'form' ? { redirect: `${deps.appOrigin}/uploads/complete` } : SCRIPT_ANSWER),
           }),
         );
-        return { key, ...post };
+        return { key: objectKey, ...post };
       } catch (err) {
         // No policy was handed out: nothing can write the key, so its reservation goes.
         if (isNew) await pending.remove(key);

@@ -54,6 +54,8 @@ export function createEmbeddedStore(
     requestId: (req) => requestIdOf(req, config.trustProxy),
     // A person's plain-form upload that the store refuses reads like the app, with a way back.
     ...(formRefusalPage ? { formRefusalPage } : {}),
+    // A plain form's upload is one file under its prefix: what one form can store stays bounded.
+    oneKeyPerFormPrefix: true,
   });
 }
 

@@ -19,9 +19,17 @@ function refusalReason(refusal: FormRefusal, maxUploadBytes: number): string {
     case 'IncorrectNumberOfFilesInPostRequest':
       return 'No file arrived: choose a file, then press Upload.';
     case 'AccessDenied':
-      return /expired/i.test(refusal.message)
-        ? 'This upload page expired (its upload link lasts 15 minutes). Go back, reload the page and choose the file again.'
-        : 'The upload link of this page does not allow that file. Go back, reload the page and try again.';
+      if (/expired/i.test(refusal.message))
+        return 'This upload page expired (its upload link lasts 15 minutes). Go back, reload the page and choose the file again.';
+      if (/already stored/i.test(refusal.message))
+        return 'This upload page has sent a file already. Open the upload page again to send another.';
+      return 'The upload link of this page does not allow that file. Go back, reload the page and try again.';
+    case 'KeyTooLongError':
+      return "That file's name is too long to keep. Rename the file to something shorter and upload it again.";
+    case 'InvalidArgument':
+      return /key/i.test(refusal.message)
+        ? "That file's name has characters the storage cannot keep. Rename the file and upload it again."
+        : `The upload was refused (${refusal.code}). Go back, reload the page and try again.`;
     default:
       return `The upload was refused (${refusal.code}). Go back, reload the page and try again.`;
   }

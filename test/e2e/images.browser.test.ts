@@ -31,7 +31,7 @@ describe.skipIf(skipBrowser)('uploading in a real browser, on the embedded store
     await app?.close();
   });
 
-  it('uploads through the plain form with JavaScript off and lands on the new image', {
+  it('uploads through the plain form with JavaScript off and lands on the new image, titled by its file name', {
     timeout: BROWSER_TEST_TIMEOUT_MS,
   }, async () => {
     const context = await newContext(browser, {
@@ -43,13 +43,16 @@ describe.skipIf(skipBrowser)('uploading in a real browser, on the embedded store
     await page.getByRole('link', { name: 'Upload images' }).first().click();
     await expect.poll(() => new URL(page.url()).pathname, PATIENTLY).toBe('/upload');
     await page.getByLabel('Choose an image').setInputFiles({
-      name: 'mountain.jpg',
+      name: 'Mont Blanc – été "2026".jpg',
       mimeType: 'image/jpeg',
       buffer: await makeJpeg(1000, 700),
     });
     await page.getByRole('button', { name: 'Upload' }).click();
     await expect.poll(() => new URL(page.url()).pathname, PATIENTLY).toMatch(/^\/images\/[a-z0-9]+$/);
     await expect.poll(() => page.getByRole('status').textContent(), PATIENTLY).toContain('Uploaded.');
+    // The bucket kept the file's name in its key, as S3 does with ${filename}: it is the title.
+    expect(await page.getByRole('heading', { level: 1 }).textContent()).toBe('Mont Blanc – été "2026"');
+    expect(await page.locator('dd').first().textContent()).toBe('Mont Blanc – été "2026".jpg');
     await expect
       .poll(
         () => page.locator('figure.display img').evaluate((img: HTMLImageElement) => img.naturalWidth),

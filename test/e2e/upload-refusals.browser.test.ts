@@ -15,7 +15,7 @@ import {
   skipBrowser,
 } from '../support/browser.js';
 import { hiddenForm } from '../support/html.js';
-import { makeJpeg } from '../support/images.js';
+import { makeJpeg, makePng } from '../support/images.js';
 import { startAppServer } from '../support/server.js';
 
 /** An upload limit small enough that a photo made here goes over it. */
@@ -74,6 +74,63 @@ describe.skipIf(skipBrowser)('refused uploads without JavaScript, in a real brow
     // Nothing was kept: the gallery is empty.
     await page.goto(`${app.origin}/`);
     expect(await page.locator('#grid li.thumb').count()).toBe(0);
+    await context.close();
+  });
+
+  it('answers a file whose name is too long for a key with a page that asks to rename it', {
+    timeout: BROWSER_TEST_TIMEOUT_MS,
+  }, async () => {
+    const context = await newContext(browser, { javaScriptEnabled: false });
+    const page = await context.newPage();
+    await signUpIn(page, app.origin, 'long-name@example.com');
+    await page.goto(`${app.origin}/upload`);
+    // 1,200 bytes of name: with the upload's prefix, past S3's 1,024-byte key limit.
+    const name = `${'é'.repeat(600)}.png`;
+    await page
+      .getByLabel('Choose an image')
+      .setInputFiles({ name, mimeType: 'image/png', buffer: await makePng() });
+    await page.getByRole('button', { name: 'Upload' }).click();
+    await expect
+      .poll(() => page.getByRole('heading', { level: 1 }).textContent(), PATIENTLY)
+      .toBe('Upload refused');
+    expect(await page.getByRole('alert').textContent()).toContain('name is too long');
+    await page.getByRole('link', { name: 'Back to the upload page' }).click();
+    await expect.poll(() => new URL(page.url()).pathname, PATIENTLY).toBe('/upload');
+    await context.close();
+  });
+
+  it('keeps one file per upload page: a second tab opened before the first sent its file is told to open the page again', {
+    timeout: BROWSER_TEST_TIMEOUT_MS,
+  }, async () => {
+    const context = await newContext(browser, { javaScriptEnabled: false });
+    const first = await context.newPage();
+    await signUpIn(first, app.origin, 'two-tabs@example.com');
+    await first.goto(`${app.origin}/upload`);
+    const second = await context.newPage();
+    await second.goto(`${app.origin}/upload`); // the same upload, signed again: one file between them
+    await first
+      .getByLabel('Choose an image')
+      .setInputFiles({ name: 'lake.png', mimeType: 'image/png', buffer: await makePng() });
+    await first.getByRole('button', { name: 'Upload' }).click();
+    await expect.poll(() => new URL(first.url()).pathname, PATIENTLY).toMatch(/^\/images\/[a-z0-9]+$/);
+    const forest = { name: 'forest.png', mimeType: 'image/png', buffer: await makePng(300, 200) };
+    await second.getByLabel('Choose an image').setInputFiles(forest);
+    await second.getByRole('button', { name: 'Upload' }).click();
+    await expect
+      .poll(() => second.getByRole('heading', { level: 1 }).textContent(), PATIENTLY)
+      .toBe('Upload refused');
+    expect(await second.getByRole('alert').textContent()).toBe(
+      'This upload page has sent a file already. Open the upload page again to send another.',
+    );
+    await second.getByRole('link', { name: 'Back to the upload page' }).click();
+    await expect.poll(() => new URL(second.url()).pathname, PATIENTLY).toBe('/upload');
+    await second.getByLabel('Choose an image').setInputFiles(forest);
+    await second.getByRole('button', { name: 'Upload' }).click();
+    await expect
+      .poll(() => second.getByRole('heading', { level: 1 }).textContent(), PATIENTLY)
+      .toBe('forest');
+    await second.goto(`${app.origin}/`);
+    expect(await second.locator('#grid li.thumb').count()).toBe(2);
     await context.close();
   });
 

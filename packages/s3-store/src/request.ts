@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { FormPrefixes } from './auth/form-prefixes.js';
 import type { Authenticator, QueryPairs } from './auth/sigv4.js';
 import type { DiskObjects } from './disk/objects.js';
 import { badRequest, S3Error } from './errors.js';
@@ -11,6 +12,8 @@ export interface Store {
   disk: DiskObjects;
   auth: Authenticator;
   now: () => Date;
+  /** set when a `${filename}` form may store one key under its prefix (see S3ServerOptions) */
+  formPrefixes?: FormPrefixes;
 }
 
 export interface S3Request {

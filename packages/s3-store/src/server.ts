@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { FormPrefixes } from './auth/form-prefixes.js';
 import { createAuthenticator, parseQuery, type QueryPairs, UNSIGNED_PAYLOAD } from './auth/sigv4.js';
 import { DiskObjects } from './disk/objects.js';
 import { accessDenied, S3Error, sendError } from './errors.js';
@@ -42,6 +43,13 @@ export interface S3ServerOptions {
    * S3's XML: a deviation from S3 an app may choose, so people who pressed Upload read why.
    */
   formRefusalPage?: FormRefusalPage;
+  /**
+   * One file per form prefix: a policy whose key condition is `starts-with` (a `${filename}` form)
+   * stores one key under that prefix while the policy lives; a post with another name is refused
+   * (403 AccessDenied). S3 stores any number: a deviation that only refuses, for an app that treats
+   * each prefix as one upload and must bound what its forms can store.
+   */
+  oneKeyPerFormPrefix?: boolean;
 }
 
 export interface S3Server {
@@ -65,7 +73,14 @@ export function createS3Server(o: S3ServerOptions): S3Server {
   const disk = new DiskObjects(o.root);
   const ready = fs.mkdir(o.root, { recursive: true }).then(() => disk.init());
   const auth = createAuthenticator({ region: o.region, credentials: o.credentials, now });
-  const store: Store = { bucket: o.bucket, mountPath, disk, auth, now };
+  const store: Store = {
+    bucket: o.bucket,
+    mountPath,
+    disk,
+    auth,
+    now,
+    ...(o.oneKeyPerFormPrefix ? { formPrefixes: new FormPrefixes() } : {}),
+  };
   const linger = o.lingerAfterError ?? { ms: LINGER_MS, maxBytes: LINGER_MAX_BYTES };
   const inFlight = new Set<Promise<void>>();
   let closing = false;

@@ -32,6 +32,7 @@ export async function startStore(
     mountPath?: string;
     credentials?: { accessKeyId: string; secretAccessKey: string };
     formRefusalPage?: FormRefusalPage;
+    oneKeyPerFormPrefix?: boolean;
   } = {},
 ) {
   const root = mkdtempSync(path.join(tmpdir(), 's3-store-'));
@@ -51,6 +52,7 @@ export async function startStore(
     mountPath,
     now: () => new Date(Date.now() + offsetMs),
     ...(o.formRefusalPage ? { formRefusalPage: o.formRefusalPage } : {}),
+    ...(o.oneKeyPerFormPrefix ? { oneKeyPerFormPrefix: true } : {}),
   });
   await store.ready;
   const server = http.createServer((req, res) => store.handle(req, res));

@@ -1,9 +1,9 @@
 import type { ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import busboy from 'busboy';
-import { checkPolicy, parsePolicy } from '../auth/post-policy.js';
+import { checkPolicy, type Policy, parsePolicy } from '../auth/post-policy.js';
 import type { ObjectMeta } from '../disk/objects.js';
-import { badRequest, sendXml, xmlElements } from '../errors.js';
+import { accessDenied, badRequest, sendXml, xmlElements } from '../errors.js';
 import { requireSendableFields } from '../object-headers.js';
 import { header, type S3Request, type Store, validateKey } from '../request.js';
 
@@ -29,6 +29,8 @@ export function postObject({ req, res, store }: S3Request): Promise<void> {
     try {
       parser = busboy({
         headers: req.headers,
+        // Browsers send a file's name as UTF-8 bytes (HTML's form encoding); busboy reads Latin-1 unless told.
+        defParamCharset: 'utf8',
         limits: {
           fields: 100,
           fieldSize: MAX_PRE_FILE_BYTES,
@@ -134,20 +136,44 @@ async function storeUpload(
   const checked = new Map(fields);
   checked.set('key', key);
   checked.set('bucket', store.bucket);
-  const range = checkPolicy(parsePolicy(policyText), checked, store.now());
+  const policy = parsePolicy(policyText);
+  const now = store.now();
+  const range = checkPolicy(policy, checked, now);
   requireSendableFields(fields);
   const metadata: Record<string, string> = {};
   for (const [name, value] of fields) {
     if (name.startsWith('x-amz-meta-')) metadata[name.slice(11)] = value;
   }
   const md5 = fields.get('content-md5');
-  return store.disk.write(key, file, {
-    contentType: fields.get('content-type') ?? 'binary/octet-stream',
-    metadata,
-    minBytes: range.min,
-    maxBytes: range.max,
-    ...(md5 ? { md5 } : {}),
-  });
+  const release = claimFormPrefix(store, policy, key, now);
+  try {
+    return await store.disk.write(key, file, {
+      contentType: fields.get('content-type') ?? 'binary/octet-stream',
+      metadata,
+      minBytes: range.min,
+      maxBytes: range.max,
+      ...(md5 ? { md5 } : {}),
+    });
+  } catch (err) {
+    release(); // nothing was stored: another name may be posted under the prefix
+    throw err;
+  }
+}
+
+/**
+ * On a store that keeps a `${filename}` form to one file: claims the policy's key prefix for this
+ * key (another name is refused), with what undoes the claim if the write fails.
+ */
+function claimFormPrefix(store: Store, policy: Policy, key: string, now: Date): () => void {
+  const prefix = policy.conditions.find((c) => c.kind === 'starts-with' && c.field === 'key');
+  if (!store.formPrefixes || prefix?.kind !== 'starts-with') return () => {};
+  const release = store.formPrefixes.claim(prefix.value, key, policy.expiration.getTime(), now.getTime());
+  if (!release) {
+    throw accessDenied(
+      'Invalid according to Policy: a file under another name was already stored through this form; this store keeps one per form.',
+    );
+  }
+  return release;
 }
 
 /** success_action_redirect (303 with bucket, key and etag), success_action_status 200/201, or 204. */
