@@ -13,6 +13,7 @@ const store = (file: string) => fileURLToPath(new URL(`packages/s3-store/src/${f
  */
 const SERVICE_AND_ROUTE_SUITES = [
   'admin',
+  'accept-any',
   'albums',
   'audit',
   'auth',

@@ -50,6 +50,7 @@ const schema = z.object({
   WEBHOOK_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
   AUDIT_RETENTION_DAYS: z.coerce.number().int().min(1).max(36_500).optional(),
   TRASH_DAYS: z.coerce.number().int().min(1).max(3650).default(30),
+  ACCEPT: z.enum(['images', 'any'], { error: 'must be images or any' }).default('images'),
   SIGNUPS_PER_IP_PER_HOUR: z.coerce.number().int().min(1).max(1_000_000).default(5),
   REQUEST_TIMEOUT_SECONDS: seconds(30),
   UPLOAD_TIMEOUT_SECONDS: seconds(30 * 60),
@@ -90,6 +91,8 @@ export interface Config {
   auditRetentionDays: number | null;
   /** whole days an image stays in the trash before the server deletes it for good */
   trashDays: number;
+  /** what uploads may be: our image types only, or any file (kept as a file card, never shown inline) */
+  accept: 'images' | 'any';
   /** open sign-ups (SIGNUP=open, no invite) allowed per client address per hour */
   signupsPerIpPerHour: number;
   http: HttpLimits;
@@ -189,6 +192,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     notify,
     auditRetentionDays: e.AUDIT_RETENTION_DAYS ?? null,
     trashDays: e.TRASH_DAYS,
+    accept: e.ACCEPT,
     signupsPerIpPerHour: e.SIGNUPS_PER_IP_PER_HOUR,
     http: {
       requestTimeoutMs: e.REQUEST_TIMEOUT_SECONDS * 1000,

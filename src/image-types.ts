@@ -24,3 +24,25 @@ export const ACCEPT = [...ACCEPTED_TYPES.keys()].join(',');
 export const ACCEPTED_NAMES = new Intl.ListFormat('en-GB', { type: 'disjunction' }).format(
   [...ACCEPTED_TYPES.values()].map((t) => t.name),
 );
+
+/** Whether a kept file is one of our image types; anything else (kept with ACCEPT=any) is a file. */
+export const isImageType = (contentType: string): boolean => ACCEPTED_TYPES.has(contentType);
+
+/** Other files' types that people know by a name of their own; the rest are named by their extension. */
+const FILE_TYPE_NAMES: ReadonlyMap<string, string> = new Map([
+  ['application/pdf', 'PDF'],
+  ['application/zip', 'ZIP'],
+  ['application/gzip', 'GZIP'],
+  ['application/x-7z-compressed', '7Z'],
+  ['audio/mpeg', 'MP3'],
+  ['video/mp4', 'MP4'],
+  ['video/quicktime', 'MOV'],
+]);
+
+/** What a file's card calls it: "PDF", else its name's extension ("TXT"), else "File". */
+export function fileTypeLabel(contentType: string, name: string): string {
+  const known = FILE_TYPE_NAMES.get(contentType);
+  if (known) return known;
+  const extension = /\.([\p{L}\p{N}]{1,8})$/u.exec(name)?.[1];
+  return extension ? extension.toUpperCase() : 'File';
+}

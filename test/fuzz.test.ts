@@ -1,7 +1,9 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FILENAME_PLACEHOLDER, uploadKeyOf } from '../src/services/pending-uploads.js';
 import type { Client } from './support/app.js';
 import { makeTestApp, signUp, signUpWithRole, type TestApp } from './support/app.js';
+import { fieldValue } from './support/html.js';
 import { makePng } from './support/images.js';
 import { upload } from './support/uploads.js';
 
@@ -253,6 +255,29 @@ describe('generated bad input', () => {
       }),
       { numRuns: 1500 },
     );
+  });
+
+  it('answers any name under one’s own plain-form upload with a handled status, and keeps nothing', async () => {
+    const html = await (await mallory.get('/upload')).text();
+    const prefix = uploadKeyOf(fieldValue(html, 'key', '#upload-form') ?? '');
+    expect(prefix).toMatch(/\/uploads\/[0-9a-f-]{36}\/$/);
+    const name = fc.oneof(
+      fc.string({ unit: 'grapheme', maxLength: 40 }),
+      fc.string({ unit: 'binary', maxLength: 40 }), // lone surrogates, control characters
+      fc.constantFrom('..', '.', '', 'a/b', 'a\\b', '%00', 'x'.repeat(1100), FILENAME_PLACEHOLDER),
+    );
+    await fc.assert(
+      fc.asyncProperty(name, fc.boolean(), async (n, viaRedirect) => {
+        const key = `${prefix}${n}`;
+        const res = viaRedirect
+          ? await mallory.get(`/uploads/complete?key=${enc(key)}&etag=%22x%22`)
+          : await mallory.postJson('/uploads/complete', { key, etag: '"x"' });
+        // Nothing was stored there: not found, or the file "has not arrived"; never a crash or an outage.
+        expect([400, 404], JSON.stringify(n)).toContain(res.status);
+      }),
+      { numRuns: 300 },
+    );
+    expect(await t.count('images', `owner_id = '${(await t.user('mallory@example.com')).id}'`)).toBe(0);
   });
 
   it('answers a repeated parameter, an enormous cursor and a NUL in a path without a 500', async () => {

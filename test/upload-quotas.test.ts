@@ -408,6 +408,68 @@ describe('quotas under concurrency and open uploads', () => {
     expect(uploadKeyOf(((await later.json()) as Policy).key)).not.toBe(uploadKeyOf(formKey));
   });
 
+  it('re-signs the page’s form on each visit for an hour at most, never past it, then opens another', async () => {
+    const { client, id } = await member();
+    const formOf = async (path = '/upload') => {
+      const html = await (await client.get(path)).text();
+      const { fields } = hiddenForm(html, '#upload-form');
+      const policy = Object.fromEntries(fields) as Record<string, string>;
+      const expiration = Date.parse(
+        JSON.parse(Buffer.from(policy.Policy ?? '', 'base64').toString()).expiration,
+      );
+      return { key: uploadKeyOf(policy.key ?? ''), policyLeftMs: expiration - Date.now() };
+    };
+    const first = await formOf();
+    const row = async () =>
+      t.services.database.q
+        .selectFrom('pending_uploads')
+        .select(['created_at', 'expires_at'])
+        .where('key', '=', first.key)
+        .executeTakeFirstOrThrow();
+    const { created_at: createdAt } = await row();
+    // Reloads every 14 minutes: the same upload, its expiry (and its policies') never past an hour.
+    for (let minutes = 14; minutes <= 42; minutes += 14) {
+      t.advance(14 * 60_000);
+      const again = await formOf();
+      expect(again.key, `${minutes} min`).toBe(first.key);
+      const { expires_at: expiresAt } = await row();
+      expect(expiresAt).toBeLessThanOrEqual(createdAt + 60 * 60_000);
+      // The policy never outlives its row (the bucket's clock is the real one: a second of slack).
+      expect(again.policyLeftMs).toBeLessThanOrEqual(expiresAt - t.now() + 1000);
+    }
+    // 56 minutes in, less than 10 of its hour are left: the next visit opens another upload.
+    t.advance(14 * 60_000);
+    const later = await formOf();
+    expect(later.key).not.toBe(first.key);
+    expect(await t.count('pending_uploads', `owner_id = '${id}'`)).toBe(2);
+  });
+
+  it('gives ?new=1 (the way back from “this page has sent a file already”) a form without a file', async () => {
+    const { client } = await member();
+    const html = await (await client.get('/upload')).text();
+    const form = hiddenForm(html, '#upload-form');
+    const fields = Object.fromEntries(form.fields) as Record<string, string>;
+    const key = uploadKeyOf(fields.key ?? '');
+    // Its file arrived, and its browser never came back: visits still share that upload...
+    const policy = { key: `${key}sent.png`, url: form.action as string, fields };
+    const sent = new FormData();
+    for (const [k, v] of Object.entries(fields)) sent.append(k, v);
+    sent.append('file', new Blob([new Uint8Array(await makePng())]), 'sent.png');
+    expect((await fetch(policy.url, { method: 'POST', body: sent, redirect: 'manual' })).status).toBe(303);
+    expect(
+      uploadKeyOf(fieldValue(await (await client.get('/upload')).text(), 'key', '#upload-form') ?? ''),
+    ).toBe(key);
+    // ...but ?new=1 gets one of its own, and reloading it keeps that one (it has no file).
+    const fresh = uploadKeyOf(
+      fieldValue(await (await client.get('/upload?new=1')).text(), 'key', '#upload-form') ?? '',
+    );
+    expect(fresh).not.toBe(key);
+    const reloaded = uploadKeyOf(
+      fieldValue(await (await client.get('/upload?new=1')).text(), 'key', '#upload-form') ?? '',
+    );
+    expect(reloaded).toBe(fresh);
+  });
+
   it('never re-signs someone else’s form key', async () => {
     const { client: mallory } = await member();
     const { client: victim } = await member({ mib: '1' });

@@ -354,6 +354,26 @@ describe('a second file sent through the same page form (another tab) around the
     return { policy, etag: stored.headers.get('etag') as string };
   }
 
+  it('answers a completion that names a key no bucket could hold with 404, asking the bucket nothing', async () => {
+    const tab = await pageForm(bob);
+    const prefix = uploadKeyOf(tab.key);
+    let asked = 0;
+    proxy.onRequest(() => {
+      asked++;
+      return undefined;
+    });
+    for (const key of [
+      `${prefix}\ud800.png`,
+      `${prefix}${'x'.repeat(1100)}`,
+      `${prefix}..`,
+      `${prefix}a\u0001b`,
+    ]) {
+      const res = await bob.postJson('/uploads/complete', { key, etag: '"0123"' });
+      expect(res.status, key.slice(-10)).toBe(404);
+    }
+    expect(asked).toBe(0);
+  });
+
   it('gives two tabs whose script takes over the same page form an upload each: both files kept', async () => {
     const first = await makePng(140, 100);
     const second = await makePng(100, 140);

@@ -100,12 +100,15 @@ describe('the upload sweeper', () => {
     // The bucket's times are whole seconds (as S3's): the newer file is a second newer.
     await new Promise((resolve) => setTimeout(resolve, 1100));
     const newer = await post('Beach, day two.png', await makePng(80, 100));
+    // The policy lets its holder write deeper under the prefix too (a key field of their own): newest, never a file of the upload.
+    const deeper = `${uploadKeyOf(newer)}sub/newest.png`;
+    await t.services.storage.put(deeper, await makePng(90, 90), 'image/png');
     expect(uploadKeyOf(older)).toBe(uploadKeyOf(newer));
 
     t.advance(TTL_MS + POLICY_CLOCK_MARGIN_MS + 1000);
     const report = await t.services.uploadSweeper.sweep({ apply: true });
     expect(mine(id, report.completed)).toEqual([uploadKeyOf(newer)]);
-    expect(mine(id, report.replaysDeleted)).toEqual([older]);
+    expect(mine(id, report.replaysDeleted)).toEqual([older, deeper].sort());
     const rows = await t.services.database.q
       .selectFrom('images')
       .select(['title', 'original_name'])

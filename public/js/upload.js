@@ -19,7 +19,9 @@ import { formatBytes } from './format.js';
   const dropzone = document.getElementById('dropzone');
   const maxBytes = Number(form.dataset.maxBytes);
   const replaces = form.dataset.replaces || '';
-  const accepted = input.accept.split(',');
+  const accepted = input.accept.split(',').filter(Boolean);
+  /** ACCEPT=any: any file is kept (the page's input names no types); images get their copies. */
+  const anyFile = !input.accept;
   const typeNames = form.dataset.typeNames;
   /** Files sent at once: enough to fill the pipe without starving the page. */
   const PARALLEL = 2;
@@ -34,7 +36,7 @@ import { formatBytes } from './format.js';
 
   if (!replaces) {
     input.multiple = true;
-    form.querySelector('label[for="file"]').textContent = 'Choose images';
+    form.querySelector('label[for="file"]').textContent = anyFile ? 'Choose files' : 'Choose images';
   }
   form.noValidate = true; // the script checks each file itself, and says why
   form.querySelector('.drop-hint').hidden = false;
@@ -51,7 +53,7 @@ import { formatBytes } from './format.js';
   const PREVIEWABLE = ['image/jpeg', 'image/png', 'image/gif', 'image/webp', 'image/avif'];
 
   function refusal(file) {
-    if (!accepted.includes(typeOf(file))) return `Not a ${typeNames} image.`;
+    if (!anyFile && !accepted.includes(typeOf(file))) return `Not a ${typeNames} image.`;
     if (file.size === 0) return 'The file is empty.';
     if (file.size > maxBytes) return `Larger than the ${formatBytes(maxBytes)} limit.`;
     return '';
@@ -183,7 +185,9 @@ import { formatBytes } from './format.js';
     return new Promise((resolve, reject) => {
       const data = new FormData();
       for (const [name, value] of Object.entries(policy.fields)) data.append(name, value);
-      data.append('Content-Type', typeOf(item.file));
+      // Only our image types are claimed as what they are: any other file is bytes (the app sniffs anyway).
+      const type = typeOf(item.file);
+      data.append('Content-Type', accepted.includes(type) ? type : 'application/octet-stream');
       data.append('file', item.file);
       const xhr = new XMLHttpRequest();
       item.xhr = xhr;

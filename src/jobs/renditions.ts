@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { AppDb } from '../db/database.js';
 import { imagesRepository } from '../db/repositories/images.js';
 import { type JobClaim, type JobRow, jobsRepository } from '../db/repositories/jobs.js';
+import { isImageType } from '../image-types.js';
 import type { Images } from '../services/images.js';
 import { makeRenditions, type Renditions } from '../services/thumbnails.js';
 import type { Storage } from '../storage/storage.js';
@@ -93,13 +94,18 @@ export function createRenditionsHandler(deps: {
         return 'nothing to do';
       }
       const made = { originalKey: row.original_key, thumbKey: row.thumb_key, displayKey: row.display_key };
-      const renditions = await render(row.original_key, row.content_type);
+      // Any other file (kept with ACCEPT=any) has no copies to make: it is ready as it is.
+      const renditions = isImageType(row.content_type)
+        ? await render(row.original_key, row.content_type)
+        : null;
       // Another worker has the job now (this one stalled past its lease): it writes these keys.
       if (isLost()) return 'lost';
-      await Promise.all([
-        storage.put(made.thumbKey, renditions.thumb, 'image/webp'),
-        storage.put(made.displayKey, renditions.display, 'image/webp'),
-      ]);
+      if (renditions) {
+        await Promise.all([
+          storage.put(made.thumbKey, renditions.thumb, 'image/webp'),
+          storage.put(made.displayKey, renditions.display, 'image/webp'),
+        ]);
+      }
       const outcome = await database.transaction(async () => {
         const held = await jobs.finish(claim);
         const current = await imageRows.get(job.image_id);
@@ -111,17 +117,23 @@ export function createRenditionsHandler(deps: {
         // Not ours any more (our claim lapsed and another worker took the job): it writes the same
         // keys and marks the row itself.
         if (!held) return 'lost';
-        await imageRows.markReady(row.id, made, {
-          width: renditions.width,
-          height: renditions.height,
-          taken_at: renditions.takenAt,
-          exif: renditions.camera ? JSON.stringify(renditions.camera) : null,
-          placeholder: renditions.placeholder,
-        });
+        await imageRows.markReady(
+          row.id,
+          made,
+          renditions
+            ? {
+                width: renditions.width,
+                height: renditions.height,
+                taken_at: renditions.takenAt,
+                exif: renditions.camera ? JSON.stringify(renditions.camera) : null,
+                placeholder: renditions.placeholder,
+              }
+            : { width: 0, height: 0, taken_at: null, exif: null, placeholder: null },
+        );
         return 'ready';
       });
       // The row names other keys now (a replacement) or is gone: what we wrote is no one's.
-      if (outcome === 'obsolete') await images.discardObjects([made.thumbKey, made.displayKey]);
+      if (outcome === 'obsolete' && renditions) await images.discardObjects([made.thumbKey, made.displayKey]);
       return outcome;
     },
 

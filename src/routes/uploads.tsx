@@ -24,8 +24,10 @@ export const uploadRoutes = new Hono<SignedInEnv>().use(requireUser);
 export async function renderUploadPage(c: Context<SignedInEnv>, replacing?: Image) {
   const { user, services } = c.var;
   // A full quota (or too many unfinished uploads) is said on the page itself, with the numbers.
+  // ?new=1: the refusal page of a form that had sent a file already asks for one of this visit's own.
+  const fresh = c.req.query('new') === '1';
   const presigned = await services.uploads
-    .presign(user, { from: 'form', ...(replacing ? { replacesImageId: replacing.id } : {}) })
+    .presign(user, { from: 'form', fresh, ...(replacing ? { replacesImageId: replacing.id } : {}) })
     .then(
       (form) => ({ form }),
       (err: unknown) => {
@@ -41,6 +43,7 @@ export async function renderUploadPage(c: Context<SignedInEnv>, replacing?: Imag
     <UploadPage
       user={user}
       maxBytes={c.var.config.maxUploadBytes}
+      accept={c.var.config.accept}
       {...presigned}
       {...(usage ? { usage } : {})}
       {...(replacing ? { replacing } : {})}

@@ -9,7 +9,7 @@ import {
 } from '../db/repositories/images.js';
 import { storageDeletionsRepository } from '../db/repositories/storage-deletions.js';
 import type { ImageState } from '../db/schema.js';
-import { ACCEPTED_TYPES } from '../image-types.js';
+import { ACCEPTED_TYPES, fileTypeLabel, isImageType } from '../image-types.js';
 import { TITLE_MAX } from '../limits.js';
 import { can } from '../policy.js';
 import type { Storage } from '../storage/storage.js';
@@ -68,6 +68,8 @@ export interface GalleryCard {
   display: { url: string; width: number; height: number } | null;
   /** the time it is ordered by: upload time, or date taken (camera time) in the timeline */
   sortAt: number;
+  /** set for a file that is not one of our image types (ACCEPT=any): no copies, a file card */
+  file: { label: string; bytes: number } | null;
 }
 
 /** An image's neighbours in the grid it is shown in (newest first): null at either end. */
@@ -244,11 +246,20 @@ export function createImages(deps: {
         failure: row.failure,
         placeholder: row.placeholder,
         sortAt: sortOf(row),
-        thumbUrl: row.state === 'ready' ? await presignWebp(row.thumb_key, date) : null,
-        display:
-          row.state === 'ready'
-            ? { url: await presignWebp(row.display_key, date), ...displaySize(row.width, row.height) }
-            : null,
+        ...(isImageType(row.content_type)
+          ? {
+              thumbUrl: row.state === 'ready' ? await presignWebp(row.thumb_key, date) : null,
+              display:
+                row.state === 'ready'
+                  ? { url: await presignWebp(row.display_key, date), ...displaySize(row.width, row.height) }
+                  : null,
+              file: null,
+            }
+          : {
+              thumbUrl: null,
+              display: null,
+              file: { label: fileTypeLabel(row.content_type, row.original_name), bytes: row.bytes },
+            }),
       })),
     );
     return {
@@ -415,9 +426,9 @@ export function createImages(deps: {
         signingDate: signingDate(),
       }),
 
-    /** null until the image is ready: its display copy is made in the background. */
+    /** null until the image is ready (its display copy is made in the background), and for any other file. */
     async displayUrl(image: Image): Promise<string | null> {
-      if (image.state !== 'ready') return null;
+      if (image.state !== 'ready' || !isImageType(image.contentType)) return null;
       return storage.presignGet({
         key: image.displayKey,
         ttlSeconds: URL_TTL_SECONDS,
@@ -573,7 +584,9 @@ export const withoutExtension = (name: string) => name.replace(/\.[A-Za-z0-9]{1,
 
 /** The name the browser saves a download under: the original name, with the real type's extension. */
 export function downloadName(image: Pick<Image, 'originalName' | 'title' | 'contentType'>): string {
-  const ext = ACCEPTED_TYPES.get(image.contentType)?.extension ?? 'bin';
+  const ext = ACCEPTED_TYPES.get(image.contentType)?.extension;
+  // Any other file (ACCEPT=any) keeps the name it came with: its type is not ours to name.
+  if (!ext) return (image.originalName || image.title || 'file').replace(/[\\/]/g, '_');
   const base = withoutExtension(image.originalName || image.title || 'image');
   return `${base.replace(/[\\/]/g, '_')}.${ext}`;
 }

@@ -34,7 +34,7 @@ export interface ServiceDeps {
   clock: Clock;
   config: Pick<
     Config,
-    'signup' | 'maxUploadBytes' | 'appOrigin' | 'notify' | 'signupsPerIpPerHour' | 'processing'
+    'signup' | 'maxUploadBytes' | 'appOrigin' | 'notify' | 'signupsPerIpPerHour' | 'processing' | 'accept'
   >;
   /** Tests may lower some limits to reach them quickly. */
   loginLimits?: Partial<LoginLimits>;
@@ -88,6 +88,7 @@ export function createServices({ database, storage, clock, config, loginLimits, 
     pending,
     clock,
     maxUploadBytes: config.maxUploadBytes,
+    accept: config.accept,
     appOrigin: config.appOrigin,
     onJobAdded: jobs.notify,
     originals,

@@ -2,6 +2,7 @@ import type { AppDb } from '../db/database.js';
 import { albumImagesRepository } from '../db/repositories/album-images.js';
 import { shareLinkImagesRepository } from '../db/repositories/share-link-images.js';
 import { type ShareLinkRow, shareLinksRepository } from '../db/repositories/share-links.js';
+import { fileTypeLabel, isImageType } from '../image-types.js';
 import { PASSWORD_MAX, SHARE_PASSWORD_MIN } from '../limits.js';
 import { can } from '../policy.js';
 import type { Storage } from '../storage/storage.js';
@@ -94,6 +95,8 @@ export interface SharedView {
     url: string | null;
     /** the original (presigned), or this app's address that makes and gives the copy without location */
     downloadUrl?: string;
+    /** set for a file that is not one of our image types (ACCEPT=any): shown as a file card */
+    file: { label: string; bytes: number } | null;
   })[];
 }
 
@@ -207,35 +210,43 @@ export function createShares(deps: {
       link,
       ...(link.albumName !== null ? { albumName: link.albumName } : {}),
       images: await Promise.all(
-        list.map(async (image: Image) => ({
-          id: image.id,
-          title: image.title,
-          width: image.width,
-          height: image.height,
-          state: image.state,
-          failure: null, // why it failed is for its owner
-          placeholder: image.placeholder,
-          url:
-            image.state === 'ready'
-              ? await storage.presignGet({
-                  key: image.displayKey,
-                  ttlSeconds: PUBLIC_URL_TTL_SECONDS,
-                  contentType: 'image/webp',
-                })
-              : null,
-          ...(link.allowDownload && image.isStored
-            ? {
-                downloadUrl: link.downloadOriginal
-                  ? await storage.presignGet({
-                      key: image.originalKey,
-                      ttlSeconds: PUBLIC_URL_TTL_SECONDS,
-                      download: downloadName(image),
-                      contentType: image.contentType,
-                    })
-                  : `/s/${token}/download/${image.id}`,
-              }
-            : {}),
-        })),
+        list.map(async (image: Image) => {
+          // Any other file has no copies: no picture, and no copy without location to download
+          // (its original only, on a link that gives originals).
+          const file = isImageType(image.contentType)
+            ? null
+            : { label: fileTypeLabel(image.contentType, image.originalName), bytes: image.bytes };
+          return {
+            id: image.id,
+            file,
+            title: image.title,
+            width: image.width,
+            height: image.height,
+            state: image.state,
+            failure: null, // why it failed is for its owner
+            placeholder: image.placeholder,
+            url:
+              image.state === 'ready' && !file
+                ? await storage.presignGet({
+                    key: image.displayKey,
+                    ttlSeconds: PUBLIC_URL_TTL_SECONDS,
+                    contentType: 'image/webp',
+                  })
+                : null,
+            ...(link.allowDownload && image.isStored && (!file || link.downloadOriginal)
+              ? {
+                  downloadUrl: link.downloadOriginal
+                    ? await storage.presignGet({
+                        key: image.originalKey,
+                        ttlSeconds: PUBLIC_URL_TTL_SECONDS,
+                        download: downloadName(image),
+                        contentType: image.contentType,
+                      })
+                    : `/s/${token}/download/${image.id}`,
+                }
+              : {}),
+          };
+        }),
       ),
     };
   }
@@ -411,7 +422,8 @@ export function createShares(deps: {
         link.allowDownload && !link.downloadOriginal
           ? (await imagesOf(link)).find((i) => i.id === imageId)
           : undefined;
-      if (!image?.isStored) throw new NotFound('This link has no such download.');
+      if (!image?.isStored || !isImageType(image.contentType))
+        throw new NotFound('This link has no such download.');
       const contentType = shareCopyType(image.contentType);
       return storage.presignGet({
         key: await copies.keyOf(image),

@@ -32,3 +32,16 @@ export async function sniffStoredType(
   if (fromStart !== null || start.info.size <= SNIFF_BYTES) return fromStart;
   return sniffImageStream(await storage.getStream(key, { ifMatch }));
 }
+
+/** The type a kept file gets when its bytes tell none (text, say): never one a browser would render. */
+export const UNKNOWN_FILE_TYPE = 'application/octet-stream';
+
+/**
+ * The type of any other file (ACCEPT=any) as its first bytes tell it, or null. Types a browser could
+ * run as a page (HTML, SVG, XML) count as none: a file is only ever downloaded, but is not labelled so.
+ */
+export async function sniffFileType(head: Uint8Array): Promise<string | null> {
+  const { fileTypeFromBuffer } = await import('file-type');
+  const mime = (await fileTypeFromBuffer(head))?.mime;
+  return mime && !/html|xml|svg|javascript/i.test(mime) ? mime : null;
+}

@@ -4,7 +4,7 @@ import type { Clock } from './clock.js';
 import { Conflict, DomainError, Unavailable } from './errors.js';
 import type { Images } from './images.js';
 import { JOB_LEASE_MS, type JobLeases } from './job-lease.js';
-import { isPrefixUpload, type PendingUpload, type PendingUploads } from './pending-uploads.js';
+import { isPrefixUpload, type PendingUpload, type PendingUploads, uploadKeyOf } from './pending-uploads.js';
 import type { Uploads } from './uploads.js';
 import type { Users } from './users.js';
 
@@ -91,14 +91,19 @@ export function createUploadSweeper(deps: {
       return;
     }
     const owner = await users.get(row.ownerId);
+    const written = owner ? await objectsOf(row) : [];
+    // A file of the upload is named right under its prefix; the policy also lets its holder write
+    // deeper (a key field of their own): never a file of the upload, only deleted.
+    const deeper = written.filter((o) => uploadKeyOf(o.key) !== row.key);
     // The newest file first: under a plain form's prefix, a replay may have stored several.
-    const arrived = owner
-      ? (await objectsOf(row)).sort(
-          (a, b) => (b.lastModified?.getTime() ?? 0) - (a.lastModified?.getTime() ?? 0),
-        )
-      : [];
-    const [file, ...others] = arrived;
+    const arrived = written
+      .filter((o) => uploadKeyOf(o.key) === row.key)
+      .sort((a, b) => (b.lastModified?.getTime() ?? 0) - (a.lastModified?.getTime() ?? 0));
+    const [file, ...besides] = arrived;
+    const others = [...besides, ...deeper];
     if (!file || !owner) {
+      if (apply && others.length > 0) await images.discardObjects(others.map((o) => o.key));
+      report.replaysDeleted.push(...others.map((o) => o.key));
       if (apply) await pending.remove(row.key);
       report.expired.push(row.key);
       return;

@@ -8,7 +8,14 @@ import type { OriginalStore } from '../jobs/original-store.js';
 import { JobFailed, MAX_ATTEMPTS } from '../jobs/queue.js';
 import { TITLE_MAX } from '../limits.js';
 import { can } from '../policy.js';
-import { bareEtag, type ObjectInfo, SCRIPT_ANSWER, SourceChanged, type Storage } from '../storage/storage.js';
+import {
+  bareEtag,
+  isStorableKey,
+  type ObjectInfo,
+  SCRIPT_ANSWER,
+  SourceChanged,
+  type Storage,
+} from '../storage/storage.js';
 import type { Actor, Audit } from './audit.js';
 import type { Clock } from './clock.js';
 import {
@@ -35,7 +42,7 @@ import {
   uploadKeyOf,
 } from './pending-uploads.js';
 import { tryAgainIn } from './rate-limit.js';
-import { sniffStoredType } from './sniff.js';
+import { sniffFileType, sniffStoredType, UNKNOWN_FILE_TYPE } from './sniff.js';
 import { SNIFF_BYTES } from './thumbnails.js';
 import { createUploadQuota } from './upload-quota.js';
 import type { User, Users } from './users.js';
@@ -45,8 +52,13 @@ import type { User, Users } from './users.js';
  * time (upload.js sends two at once); 20 bounds what one account can park in the bucket.
  */
 export const MAX_OPEN_UPLOADS = 20;
+/** How long visits of the upload page may keep re-signing its form, from its first signing. */
+const FORM_LIFETIME_MS = 60 * 60 * 1000;
+/** A visit re-signs the page's form only while this much of its lifetime is left. */
+const FORM_MIN_LEFT_MS = 10 * 60 * 1000;
 const NAME_MAX = 255;
 const NOT_AN_IMAGE = `That file is not a ${ACCEPTED_NAMES} image, so it was not kept.`;
+const EMPTY = 'That file is empty, so it was not kept.';
 const NOT_FOUND = 'That upload was not found. It may have expired: please upload again.';
 const SECOND_FILE =
   'Another file was sent with this upload form after its first one was kept, so it was not kept. Please upload it again.';
@@ -71,6 +83,8 @@ export interface PresignRequest {
   size?: number;
   /** the upload page's own staging key: upload.js's first file re-signs it instead of opening another */
   formKey?: string;
+  /** not the page form other visits share if a file is stored under it (the bucket may keep one per form) */
+  fresh?: boolean;
 }
 
 export interface Completion {
@@ -145,6 +159,8 @@ export function createUploads(deps: {
   pending: PendingUploads;
   clock: Clock;
   maxUploadBytes: number;
+  /** our image types only, or any file (kept as a file: no copies are made of it) */
+  accept: 'images' | 'any';
   appOrigin: string;
   /** Tells the workers a job was added (src/jobs/queue.ts). */
   onJobAdded: () => void;
@@ -204,7 +220,7 @@ export function createUploads(deps: {
     const { size } = staged.start.info;
     if (size > deps.maxUploadBytes)
       return { refused: new TooLarge('That file is larger than the upload limit.') };
-    if (size === 0) return { refused: new UnsupportedType(NOT_AN_IMAGE) };
+    if (size === 0) return { refused: new UnsupportedType(deps.accept === 'any' ? EMPTY : NOT_AN_IMAGE) };
     const replacing = row.replacesImageId ? await imageRows.get(row.replacesImageId) : undefined;
     // A cheap early answer; the transaction below checks again, and that check is the one that holds.
     const overQuota = await quota.refusal(ownerIdOf(user, replacing), size, replacing);
@@ -216,8 +232,11 @@ export function createUploads(deps: {
         throw err instanceof SourceChanged ? new Conflict(REPLACED) : err;
       }),
     );
-    if (!contentType) return { refused: new UnsupportedType(NOT_AN_IMAGE) };
-    return { size, contentType };
+    if (contentType) return { size, contentType };
+    // Any other file is kept as a file, with the type its bytes tell (or none), when that is allowed.
+    if (deps.accept === 'any')
+      return { size, contentType: (await sniffFileType(staged.start.bytes)) ?? UNKNOWN_FILE_TYPE };
+    return { refused: new UnsupportedType(NOT_AN_IMAGE) };
   }
 
   /**
@@ -393,6 +412,8 @@ export function createUploads(deps: {
     o: { outside?: boolean; etag?: string; actor?: Actor } = {},
   ): Promise<Completion> {
     const named = o.etag ? bareEtag(o.etag) : null;
+    // No bucket stores such a key: nothing to ask it about.
+    if (!isStorableKey(key)) throw new NotFound(NOT_FOUND);
     // A plain form's file is stored under its upload's prefix, by its own name.
     const rowKey = uploadKeyOf(key);
     const row = await pending.get(rowKey);
@@ -416,6 +437,14 @@ export function createUploads(deps: {
     );
     inFlight.set(rowKey, { work, etag: named });
     return work;
+  }
+
+  /** The page's open form for this target when a file is stored under its prefix already, else null. */
+  async function formWithFile(user: User, replacesImageId: string | null): Promise<string | null> {
+    const form = await pending.openForm(user.id, replacesImageId, clock());
+    if (!form || !isPrefixUpload(form.key)) return null;
+    const stored = await fromStorage(storage.list(form.key, undefined, 1));
+    return stored.keys.length > 0 ? form.key : null;
   }
 
   /** The answer for a key that was finished (or is being finished) by another call. */
@@ -462,23 +491,31 @@ export function createUploads(deps: {
         );
       }
       const originalName = cleanText(req.originalName ?? '', NAME_MAX);
+      // Asked for by the page that told a form had sent a file already: that form is not re-signed
+      // (the bucket may keep one file per form), any other open one is. One listing, on this path only.
+      const usedForm = req.fresh ? await formWithFile(user, replaced?.id ?? null) : null;
       // Reserve first, in one write transaction, so two presigns at once cannot both take the last room.
-      const { key, maxBytes, isNew } = await database.transaction(async () => {
+      const { key, maxBytes, isNew, ttlSeconds } = await database.transaction(async () => {
         const now = clock();
-        const expiresAt = now + POLICY_TTL_SECONDS * 1000;
+        let expiresAt = now + POLICY_TTL_SECONDS * 1000;
         // The page's own form is reused by its next visit (a reload, another tab, a link from another
         // site), so visits never pile up reservations; upload.js takes it over for its first file.
         const form = req.formKey
           ? await pending.get(uploadKeyOf(req.formKey))
           : req.from === 'form'
-            ? await pending.openForm(user.id, replaced?.id ?? null, now)
+            ? await pending.openForm(user.id, replaced?.id ?? null, now, usedForm ?? '')
             : undefined;
+        // Visits keep a form alive for an hour at most: what its policies wrote is settled by the
+        // sweep once it expires, however often the page is reloaded. With less than 10 minutes of
+        // that left, the next visit opens another.
+        if (form && req.from === 'form') expiresAt = Math.min(expiresAt, form.createdAt + FORM_LIFETIME_MS);
         const reuse =
           form?.isForm &&
           can(user, 'upload.complete', form) &&
           form.closedAt === null &&
           form.finalKey === null &&
           form.expiresAt > now &&
+          expiresAt - now >= FORM_MIN_LEFT_MS &&
           form.replacesImageId === (replaced?.id ?? null);
         const exceptKey = reuse ? form.key : '';
         const left = await quota.roomForPolicy(replaced?.ownerId ?? user.id, replaced, exceptKey, req.size);
@@ -487,7 +524,14 @@ export function createUploads(deps: {
           // Taken over by upload.js, it is that tab's alone: another tab gets an upload of its own.
           const isForm = req.from === 'form';
           await pending.resign(form.key, { maxBytes: ceiling, originalName, expiresAt, isForm });
-          return { key: form.key, maxBytes: ceiling, isNew: false };
+          // The policy never outlives its row (its expiry only grows): the sweep waits for both.
+          const ttlSeconds = Math.floor((Math.max(expiresAt, form.expiresAt) - now) / 1000);
+          return {
+            key: form.key,
+            maxBytes: ceiling,
+            isNew: false,
+            ttlSeconds: Math.min(ttlSeconds, POLICY_TTL_SECONDS),
+          };
         }
         const open = await pending.live(user.id, now);
         if (open.count >= MAX_OPEN_UPLOADS) {
@@ -507,9 +551,9 @@ export function createUploads(deps: {
           maxBytes: ceiling,
           isForm: req.from === 'form',
           createdAt: now,
-          expiresAt,
+          expiresAt: now + POLICY_TTL_SECONDS * 1000,
         });
-        return { key: fresh, maxBytes: ceiling, isNew: true };
+        return { key: fresh, maxBytes: ceiling, isNew: true, ttlSeconds: POLICY_TTL_SECONDS };
       });
       // A form's prefix takes any one name; upload.js, which sends the name itself, gets a fixed one.
       const objectKey = !isPrefixUpload(key)
@@ -521,8 +565,9 @@ export function createUploads(deps: {
             key: objectKey,
             maxBytes,
             ...(req.size !== undefined ? { minBytes: req.size } : {}),
-            contentTypePrefix: 'image/',
-            ttlSeconds: POLICY_TTL_SECONDS,
+            // The type a browser sends is only a claim: completion sniffs the bytes whatever it says.
+            contentTypePrefix: deps.accept === 'any' ? '' : 'image/',
+            ttlSeconds,
             ...(req.from === 'form' ? { redirect: `${deps.appOrigin}/uploads/complete` } : SCRIPT_ANSWER),
           }),
         );

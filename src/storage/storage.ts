@@ -99,3 +99,23 @@ export class SourceChanged extends Error {
     super(`${sourceKey} changed since its ETag was read`, { cause });
   }
 }
+
+/** A lone surrogate: half of a character, which no UTF-8 key can hold. */
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+// biome-ignore lint/suspicious/noControlCharactersInRegex: refusing them is the point
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
+/**
+ * Whether a key is one a bucket could hold (S3's rules, as the embedded store applies them): UTF-8,
+ * at most 1,024 bytes, no control characters, no "." or ".." segment. A key from a request that is
+ * none of these names nothing, and asking the bucket about it would only be an error.
+ */
+export function isStorableKey(key: string): boolean {
+  return (
+    key.length > 0 &&
+    !LONE_SURROGATE.test(key) &&
+    Buffer.byteLength(key) <= 1024 &&
+    !CONTROL.test(key) &&
+    !key.split(/[/\\]/).some((segment) => segment === '.' || segment === '..')
+  );
+}

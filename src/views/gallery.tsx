@@ -4,6 +4,7 @@ import { can } from '../policy.js';
 import type { GalleryCard, ImageOrder } from '../services/images.js';
 import type { User } from '../services/users.js';
 import { asset } from './assets.js';
+import { FileCard } from './components/file-card.js';
 import { Notice } from './components/messages.js';
 import { PendingImage } from './components/pending-image.js';
 import { Layout } from './layout.js';
@@ -162,7 +163,9 @@ export function ThumbLink({
     : {};
   return (
     <a href={imageHref(card.id, context)} class="thumb-link" data-image-id={card.id} {...poll} {...viewer}>
-      {card.thumbUrl ? (
+      {card.file ? (
+        <FileCard title={card.title} file={card.file} size="thumb" />
+      ) : card.thumbUrl ? (
         <img
           src={card.thumbUrl}
           srcset={sourceSet(card, card.thumbUrl)}

@@ -1,10 +1,11 @@
 import { countOf, formatBytes, formatCameraTime, formatDateTime, formatExposure } from '../format.js';
-import { ACCEPTED_TYPES } from '../image-types.js';
+import { ACCEPTED_TYPES, fileTypeLabel, isImageType } from '../image-types.js';
 import { TITLE_MAX } from '../limits.js';
 import { can } from '../policy.js';
 import { parseCameraDetails } from '../services/exif.js';
 import type { Image, Neighbours } from '../services/images.js';
 import type { User } from '../services/users.js';
+import { FileCard } from './components/file-card.js';
 import { PageHeading } from './components/page-heading.js';
 import { PendingImage } from './components/pending-image.js';
 import { PostButton } from './components/post-button.js';
@@ -70,6 +71,10 @@ export function ImagePage({
   context = { order: 'uploaded' },
   purgeAt,
 }: ImagePageProps) {
+  // Any other file (ACCEPT=any) has no copies: its type and size, and a download.
+  const file = isImageType(image.contentType)
+    ? null
+    : { label: fileTypeLabel(image.contentType, image.originalName), bytes: image.bytes };
   // In the trash, an image is only restored or deleted for good (only its owner and admins see it).
   const isTrashed = image.trashedAt !== null;
   const canChange = can(user, 'image.change', image) && !isTrashed;
@@ -106,7 +111,9 @@ export function ImagePage({
       {neighbours && !isTrashed ? <ImageNav neighbours={neighbours} context={context} /> : null}
       <div class="image-page" id="image-main" {...poll}>
         <figure class="display">
-          {displayUrl ? (
+          {file ? (
+            <FileCard title={image.title} file={file} size="display" />
+          ) : displayUrl ? (
             <img
               src={displayUrl}
               alt={image.title}
@@ -119,7 +126,9 @@ export function ImagePage({
           )}
           {image.state === 'processing' ? (
             <figcaption class="muted" role="status">
-              The thumbnail and display copy are being made. This page updates when they are ready.
+              {file
+                ? 'The file is being stored. This page updates when it is ready.'
+                : 'The thumbnail and display copy are being made. This page updates when they are ready.'}
             </figcaption>
           ) : null}
           {image.state === 'failed' ? (
@@ -139,16 +148,28 @@ export function ImagePage({
             <dt>Original name</dt>
             <dd>{image.originalName || '—'}</dd>
             <dt>Type</dt>
-            <dd>{ACCEPTED_TYPES.get(image.contentType)?.name ?? image.contentType}</dd>
+            <dd>
+              {file
+                ? `${file.label} file`
+                : (ACCEPTED_TYPES.get(image.contentType)?.name ?? image.contentType)}
+            </dd>
             <dt>Size</dt>
             <dd>{formatBytes(image.bytes)}</dd>
-            <dt>Dimensions</dt>
-            <dd>{image.state === 'ready' ? `${image.width} × ${image.height}` : '—'}</dd>
-            <dt>Taken</dt>
-            <dd>
-              {image.takenAt ? formatCameraTime(image.takenAt) : image.state === 'ready' ? 'unknown' : '—'}
-            </dd>
-            <CameraDetailsRows json={image.exif} />
+            {file ? null : (
+              <>
+                <dt>Dimensions</dt>
+                <dd>{image.state === 'ready' ? `${image.width} × ${image.height}` : '—'}</dd>
+                <dt>Taken</dt>
+                <dd>
+                  {image.takenAt
+                    ? formatCameraTime(image.takenAt)
+                    : image.state === 'ready'
+                      ? 'unknown'
+                      : '—'}
+                </dd>
+                <CameraDetailsRows json={image.exif} />
+              </>
+            )}
             <dt>Uploaded</dt>
             <dd>{formatDateTime(image.createdAt)}</dd>
             {image.updatedAt !== image.createdAt ? (
@@ -160,7 +181,7 @@ export function ImagePage({
           </dl>
           <p>
             <a class="button" href={`/images/${image.id}/download`}>
-              Download original
+              {file ? 'Download' : 'Download original'}
             </a>
           </p>
           {canChange ? (

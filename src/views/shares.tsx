@@ -5,6 +5,7 @@ import { SHARE_EXPIRIES, type SharedView, type ShareLink, type ShareState } from
 import { displaySize } from '../services/thumbnails.js';
 import type { User } from '../services/users.js';
 import { asset } from './assets.js';
+import { FileCard } from './components/file-card.js';
 import { ErrorMessage, Notice } from './components/messages.js';
 import { PendingImage } from './components/pending-image.js';
 import { PostButton } from './components/post-button.js';
@@ -235,7 +236,9 @@ export function PublicSharePage({ view }: { view: SharedView }) {
       <div class="shared">
         {view.images.map((image) => (
           <figure class="display">
-            {image.url ? (
+            {image.file ? (
+              <FileCard title={image.title} file={image.file} size="display" />
+            ) : image.url ? (
               // The same viewer as the galleries' (public/js/viewer.js); without scripts, the picture itself.
               <a
                 href={image.url}

@@ -21,7 +21,7 @@ function refusalReason(refusal: FormRefusal, maxUploadBytes: number): string {
     case 'AccessDenied':
       if (/expired/i.test(refusal.message))
         return 'This upload page expired (its upload link lasts 15 minutes). Go back, reload the page and choose the file again.';
-      if (/already stored/i.test(refusal.message))
+      if (isFormUsed(refusal))
         return 'This upload page has sent a file already. Open the upload page again to send another.';
       return 'The upload link of this page does not allow that file. Go back, reload the page and try again.';
     case 'KeyTooLongError':
@@ -46,8 +46,12 @@ function backTo(refusal: FormRefusal, appOrigin: string): string {
   return '/upload';
 }
 
+/** The store keeps one file per page form: the way back asks for a form of the visit's own. */
+const isFormUsed = (refusal: FormRefusal) =>
+  refusal.code === 'AccessDenied' && /already stored/i.test(refusal.message);
+
 function UploadRefusalPage(props: { refusal: FormRefusal; maxUploadBytes: number; appOrigin: string }) {
-  const back = backTo(props.refusal, props.appOrigin);
+  const back = `${backTo(props.refusal, props.appOrigin)}${isFormUsed(props.refusal) ? '?new=1' : ''}`;
   return (
     <Layout title="Upload refused" user={null} bare>
       <section class="card narrow">

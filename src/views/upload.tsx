@@ -10,6 +10,8 @@ import { Layout } from './layout.js';
 
 export interface UploadPageProps {
   user: User;
+  /** ACCEPT: our image types only, or any file */
+  accept: 'images' | 'any';
   /** the page's own upload; absent when none can be made now (`refusal` says why) */
   form?: PresignedUpload;
   refusal?: string;
@@ -24,10 +26,11 @@ export interface UploadPageProps {
  * upload.js takes it over when it can: several files, drag and drop, a row per file with a
  * preview, progress, cancel and retry, and a summary (`#upload-summary`) that links to the gallery.
  */
-export function UploadPage({ user, form, refusal, maxBytes, replacing, usage }: UploadPageProps) {
+export function UploadPage({ user, accept, form, refusal, maxBytes, replacing, usage }: UploadPageProps) {
+  const heading = accept === 'any' ? 'Upload files' : 'Upload images';
   return (
-    <Layout title={replacing ? `Replace ${replacing.title}` : 'Upload images'} user={user}>
-      <h1>{replacing ? `Replace “${replacing.title}”` : 'Upload images'}</h1>
+    <Layout title={replacing ? `Replace ${replacing.title}` : heading} user={user}>
+      <h1>{replacing ? `Replace “${replacing.title}”` : heading}</h1>
       {replacing ? (
         <p class="muted">
           The image keeps its title, address and share links; the old file is deleted once the new one is in.
@@ -40,7 +43,9 @@ export function UploadPage({ user, form, refusal, maxBytes, replacing, usage }: 
           label="You use"
         />
       ) : null}
-      {form ? <UploadForm form={form} maxBytes={maxBytes} replacing={replacing} /> : null}
+      {form ? (
+        <UploadForm form={form} maxBytes={maxBytes} replacing={replacing} anyFile={accept === 'any'} />
+      ) : null}
       {refusal ? (
         <>
           <ErrorMessage message={refusal} />
@@ -57,10 +62,12 @@ function UploadForm({
   form,
   maxBytes,
   replacing,
+  anyFile,
 }: {
   form: PresignedUpload;
   maxBytes: number;
   replacing?: Image | undefined;
+  anyFile: boolean;
 }) {
   return (
     <>
@@ -78,16 +85,30 @@ function UploadForm({
           <input type="hidden" name={name} value={value} />
         ))}
         {/* Without JavaScript the real type is unknown here; completion sniffs the bytes anyway. */}
-        <input type="hidden" name="Content-Type" value="image/unknown" />
-        <label for="file">{replacing ? 'Choose the new file' : 'Choose an image'}</label>
+        <input
+          type="hidden"
+          name="Content-Type"
+          value={anyFile ? 'application/octet-stream' : 'image/unknown'}
+        />
+        <label for="file">
+          {replacing ? 'Choose the new file' : anyFile ? 'Choose a file' : 'Choose an image'}
+        </label>
         <div class="dropzone" id="dropzone">
-          <input id="file" type="file" name="file" accept={ACCEPT} required aria-describedby="upload-hint" />
+          <input
+            id="file"
+            type="file"
+            name="file"
+            accept={anyFile ? undefined : ACCEPT}
+            required
+            aria-describedby="upload-hint"
+          />
           <p class="drop-hint" hidden>
-            …or drop images here
+            {anyFile ? '…or drop files here' : '…or drop images here'}
           </p>
         </div>
         <small id="upload-hint">
-          {ACCEPTED_NAMES}, up to {formatBytes(maxBytes)} each. The link on this page is valid for 15 minutes.
+          {anyFile ? `Images (${ACCEPTED_NAMES}) or any other file` : ACCEPTED_NAMES}, up to{' '}
+          {formatBytes(maxBytes)} each. The link on this page is valid for 15 minutes.
         </small>
         <button type="submit">Upload</button>
       </form>

@@ -1,4 +1,5 @@
 import { expect, vi } from 'vitest';
+import { isImageType } from '../../src/image-types.js';
 import type { Services } from '../../src/services/index.js';
 import type { Client, TestApp } from './app.js';
 
@@ -71,13 +72,15 @@ export async function expectBucketMatchesRows(
   await services.jobs.drain();
   const rows = await services.database.q
     .selectFrom('images')
-    .select(['original_key', 'display_key', 'thumb_key', 'state'])
+    .select(['original_key', 'display_key', 'thumb_key', 'state', 'content_type'])
     .where('owner_id', '=', ownerId)
     .execute();
   const listed = (await services.storage.list(`users/${ownerId}/`)).keys.map((k) => k.key).sort();
-  // An image whose processing failed has its original only.
+  // An image whose processing failed has its original only, as has any other file (ACCEPT=any).
   const named = rows.flatMap((r) =>
-    r.state === 'ready' ? [r.original_key, r.display_key, r.thumb_key] : [r.original_key],
+    r.state === 'ready' && isImageType(r.content_type)
+      ? [r.original_key, r.display_key, r.thumb_key]
+      : [r.original_key],
   );
   expect(listed).toEqual(named.sort());
   return rows;

@@ -1,3 +1,4 @@
+import http from 'node:http';
 import { createPresignedPost } from '@aws-sdk/s3-presigned-post';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStore, type TestStore } from './support.js';
@@ -119,6 +120,38 @@ describe('one key per form prefix (oneKeyPerFormPrefix, a deviation an app opts 
       store.advance(-61_000);
     }
     expect(await keysUnder(store, 'free/')).toEqual(['free/later.png', 'free/small.png']);
+  });
+
+  it('holds the prefix while a post of its name fails and another of the same name is stored', async () => {
+    const form = await formFor(store, 'slow/', 10);
+    // Post A: a name's file, too large, sent slowly: it claims the prefix and keeps it while on its way.
+    const boundary = 'slowboundary';
+    const head = Object.entries(form.fields)
+      .map(([k, v]) => `--${boundary}\r\nContent-Disposition: form-data; name="${k}"\r\n\r\n${v}\r\n`)
+      .join('');
+    const url = new URL(form.url);
+    const slow = http.request(url, {
+      method: 'POST',
+      headers: { 'Content-Type': `multipart/form-data; boundary=${boundary}` },
+    });
+    const answered = new Promise<number>((resolve, reject) => {
+      slow.on('response', (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      slow.on('error', reject);
+    });
+    slow.write(
+      `${head}--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n\r\n`,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    // Post B: the same name, small: stored.
+    expect((await postThrough(form, 'a.png', 'x')).status).toBe(201);
+    // A fails (too large): B's file is there, so the prefix stays a.png's.
+    slow.end(`${'x'.repeat(20)}\r\n--${boundary}--\r\n`);
+    expect(await answered).toBe(400);
+    expect((await postThrough(form, 'c.png', 'x')).status).toBe(403);
+    expect(await keysUnder(store, 'slow/')).toEqual(['slow/a.png']);
   });
 
   it('leaves a form whose key is fixed alone', async () => {

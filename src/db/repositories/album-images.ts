@@ -56,6 +56,9 @@ export function albumImagesRepository(database: AppDb) {
           'i.failure',
           'i.placeholder',
           'i.taken_sort',
+          'i.content_type',
+          'i.original_name',
+          'i.bytes',
         ])
         .where('x.album_id', '=', albumId)
         .where('i.trashed_at', 'is', null)

@@ -1,4 +1,5 @@
 import type { Insertable, Selectable } from 'kysely';
+import { ACCEPTED_TYPES } from '../../image-types.js';
 import type { AppDb } from '../database.js';
 import type { AlbumsTable } from '../schema.js';
 
@@ -8,6 +9,9 @@ export type AlbumRow = Selectable<AlbumsTable> & {
   /** the cover's thumbnail: the chosen cover while the album holds it, else its newest ready image */
   cover_thumb_key: string | null;
 };
+
+/** The types that have thumbnails: any other file (ACCEPT=any) is never a cover. */
+const IMAGE_TYPES = [...ACCEPTED_TYPES.keys()];
 
 /** How many albums a listing returns at most. */
 const BY_OWNER_LIMIT = 500;
@@ -36,7 +40,8 @@ export function albumsRepository(database: AppDb) {
               .whereRef('x.album_id', '=', 'a.id')
               .whereRef('i.id', '=', 'a.cover_image_id')
               .where('i.state', '=', 'ready')
-              .where('i.trashed_at', 'is', null),
+              .where('i.trashed_at', 'is', null)
+              .where('i.content_type', 'in', IMAGE_TYPES),
             eb
               .selectFrom('album_images as x')
               .innerJoin('images as i', 'i.id', 'x.image_id')
@@ -44,6 +49,8 @@ export function albumsRepository(database: AppDb) {
               .whereRef('x.album_id', '=', 'a.id')
               .where('i.state', '=', 'ready')
               .where('i.trashed_at', 'is', null)
+              // a file (ACCEPT=any) has no thumbnail to be a cover with
+              .where('i.content_type', 'in', IMAGE_TYPES)
               .orderBy('i.created_at', 'desc')
               .orderBy('i.id', 'desc')
               .limit(1),

@@ -73,6 +73,10 @@ const CARD_COLUMNS = [
   'state',
   'failure',
   'placeholder',
+  // a file that is not one of our image types (ACCEPT=any) is shown as a file card: type, name, size
+  'content_type',
+  'original_name',
+  'bytes',
 ] as const;
 export type CardRow = Pick<ImageRow, (typeof CARD_COLUMNS)[number]>;
 

@@ -85,22 +85,25 @@ export function pendingUploadsRepository(database: AppDb) {
         .execute();
     },
 
-    /** The newest unfinished, unclaimed, unexpired page form of this owner for this target. */
+    /** The newest unfinished, unclaimed, unexpired page form of this owner for this target, but `exceptKey`. */
     async openForm(
       ownerId: string,
       replacesImageId: string | null,
       now: number,
+      exceptKey = '',
     ): Promise<PendingUpload | undefined> {
       const row = await database.q
         .selectFrom('pending_uploads')
         .selectAll()
         .where('owner_id', '=', ownerId)
+        .where('key', '<>', exceptKey)
         .where('is_form', '=', 1)
         .where('replaces_image_id', replacesImageId === null ? 'is' : '=', replacesImageId)
         .where('closed_at', 'is', null)
         .where('final_key', 'is', null)
         .where('expires_at', '>', now)
         .orderBy('created_at', 'desc')
+        .orderBy('key', 'desc')
         .limit(1)
         .executeTakeFirst();
       return row ? toPending(row) : undefined;

@@ -1,6 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import busboy from 'busboy';
+import type { PrefixClaim } from '../auth/form-prefixes.js';
 import { checkPolicy, type Policy, parsePolicy } from '../auth/post-policy.js';
 import type { ObjectMeta } from '../disk/objects.js';
 import { accessDenied, badRequest, sendXml, xmlElements } from '../errors.js';
@@ -145,35 +146,36 @@ async function storeUpload(
     if (name.startsWith('x-amz-meta-')) metadata[name.slice(11)] = value;
   }
   const md5 = fields.get('content-md5');
-  const release = claimFormPrefix(store, policy, key, now);
+  const claim = claimFormPrefix(store, policy, key, now);
   try {
-    return await store.disk.write(key, file, {
+    const meta = await store.disk.write(key, file, {
       contentType: fields.get('content-type') ?? 'binary/octet-stream',
       metadata,
       minBytes: range.min,
       maxBytes: range.max,
       ...(md5 ? { md5 } : {}),
     });
-  } catch (err) {
-    release(); // nothing was stored: another name may be posted under the prefix
-    throw err;
+    claim?.stored();
+    return meta;
+  } finally {
+    claim?.failed(); // nothing was stored (a no-op once stored): another name may be posted
   }
 }
 
 /**
  * On a store that keeps a `${filename}` form to one file: claims the policy's key prefix for this
- * key (another name is refused), with what undoes the claim if the write fails.
+ * key (another name is refused). Null when the policy names no prefix, or the store keeps any number.
  */
-function claimFormPrefix(store: Store, policy: Policy, key: string, now: Date): () => void {
+function claimFormPrefix(store: Store, policy: Policy, key: string, now: Date): PrefixClaim | null {
   const prefix = policy.conditions.find((c) => c.kind === 'starts-with' && c.field === 'key');
-  if (!store.formPrefixes || prefix?.kind !== 'starts-with') return () => {};
-  const release = store.formPrefixes.claim(prefix.value, key, policy.expiration.getTime(), now.getTime());
-  if (!release) {
+  if (!store.formPrefixes || prefix?.kind !== 'starts-with') return null;
+  const claim = store.formPrefixes.claim(prefix.value, key, policy.expiration.getTime(), now.getTime());
+  if (!claim) {
     throw accessDenied(
       'Invalid according to Policy: a file under another name was already stored through this form; this store keeps one per form.',
     );
   }
-  return release;
+  return claim;
 }
 
 /** success_action_redirect (303 with bucket, key and etag), success_action_status 200/201, or 204. */
