@@ -28,15 +28,34 @@ export const ACCEPTED_NAMES = new Intl.ListFormat('en-GB', { type: 'disjunction'
 /** Whether a kept file is one of our image types; anything else (kept with ACCEPT=any) is a file. */
 export const isImageType = (contentType: string): boolean => ACCEPTED_TYPES.has(contentType);
 
-/** Other files' types that people know by a name of their own; the rest are named by their extension. */
-const FILE_TYPE_NAMES: ReadonlyMap<string, string> = new Map([
+/**
+ * Other files' types (ACCEPT=any) recorded as what their first bytes say, by the name people know
+ * them by; any other type is recorded as application/octet-stream and named by its extension.
+ */
+export const FILE_TYPE_NAMES: ReadonlyMap<string, string> = new Map([
   ['application/pdf', 'PDF'],
   ['application/zip', 'ZIP'],
   ['application/gzip', 'GZIP'],
+  ['application/x-bzip2', 'BZ2'],
+  ['application/x-xz', 'XZ'],
+  ['application/x-tar', 'TAR'],
   ['application/x-7z-compressed', '7Z'],
+  ['application/x-rar-compressed', 'RAR'],
+  ['application/epub+zip', 'EPUB'],
+  ['application/vnd.openxmlformats-officedocument.wordprocessingml.document', 'DOCX'],
+  ['application/vnd.openxmlformats-officedocument.spreadsheetml.sheet', 'XLSX'],
+  ['application/vnd.openxmlformats-officedocument.presentationml.presentation', 'PPTX'],
+  ['application/vnd.oasis.opendocument.text', 'ODT'],
+  ['application/vnd.oasis.opendocument.spreadsheet', 'ODS'],
   ['audio/mpeg', 'MP3'],
+  ['audio/wav', 'WAV'],
+  ['audio/x-flac', 'FLAC'],
+  ['audio/ogg', 'OGG'],
+  ['audio/mp4', 'M4A'],
   ['video/mp4', 'MP4'],
   ['video/quicktime', 'MOV'],
+  ['video/webm', 'WEBM'],
+  ['video/x-matroska', 'MKV'],
 ]);
 
 /** What a file's card calls it: "PDF", else its name's extension ("TXT"), else "File". */

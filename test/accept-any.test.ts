@@ -4,12 +4,22 @@ import { makeTestApp, signUp, signUpWithRole, type TestApp } from './support/app
 import { attr, attrs, count, hiddenForm, text, texts } from './support/html.js';
 import { makeJpeg } from './support/images.js';
 import { shownLink } from './support/share-links.js';
-import { expectBucketMatchesRows, upload, uploadWithJs } from './support/uploads.js';
+import { makeInterceptedApp } from './support/store-interceptor.js';
+import {
+  expectBucketMatchesRows,
+  type Policy,
+  postToBucket,
+  upload,
+  uploadWithJs,
+} from './support/uploads.js';
 
 /** A small PDF: its first bytes say what it is. */
 const PDF = Buffer.from('%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n');
 /** A page that would run script if a browser ever rendered it from the bucket's origin. */
 const HTML = Buffer.from('<!doctype html><script>document.title = "ran"</script><p>hello</p>');
+
+/** What upload.js claims every file is with ACCEPT=any (the policy allows nothing else). */
+const BYTES = 'application/octet-stream';
 
 /** Follows a download's redirect to the bucket, as a browser does. */
 async function download(client: Client, path: string) {
@@ -33,9 +43,9 @@ describe('ACCEPT=any: other files are kept as files', () => {
   afterAll(() => t.close());
 
   it('keeps a PDF and an HTML page with their sniffed types, as file cards with no copies', async () => {
-    const pdf = await upload(alice, PDF, 'Tax return 2026.pdf', 'application/pdf');
-    const page = await upload(alice, HTML, 'notes.html', 'text/html');
-    const photo = await upload(alice, await makeJpeg(300, 200), 'photo.jpg');
+    const pdf = await upload(alice, PDF, 'Tax return 2026.pdf', BYTES);
+    const page = await upload(alice, HTML, 'notes.html', BYTES);
+    const photo = await upload(alice, await makeJpeg(300, 200), 'photo.jpg', BYTES);
     await t.settle();
     const rows = await t.services.database.q
       .selectFrom('images')
@@ -67,9 +77,17 @@ describe('ACCEPT=any: other files are kept as files', () => {
     expect(count(pdfPage, 'figure.display img')).toBe(0);
   });
 
+  it('lets no upload claim a type a browser would render: the policy takes bytes only', async () => {
+    const res = await alice.postJson('/uploads/presign', { name: 'page.html', size: HTML.length });
+    const policy = (await res.json()) as Policy;
+    const claimed = await postToBucket(policy, HTML, 'text/html', 'page.html');
+    expect(claimed.status).toBe(403);
+    expect(await claimed.text()).toContain('Policy Condition failed');
+  });
+
   it('serves a file only as a download: attachment under its own name, nosniff, a sandbox', async () => {
-    const pdf = await upload(alice, PDF, 'report.pdf', 'application/pdf');
-    const page = await upload(alice, HTML, 'page.html', 'text/html');
+    const pdf = await upload(alice, PDF, 'report.pdf', BYTES);
+    const page = await upload(alice, HTML, 'page.html', BYTES);
     await t.settle();
     const asPdf = await download(alice, `/images/${pdf}/download`);
     expect(asPdf.status).toBe(200);
@@ -113,7 +131,7 @@ describe('ACCEPT=any: other files are kept as files', () => {
   });
 
   it('renames, trashes, restores and shares a file; a link gives it only when it gives originals', async () => {
-    const pdf = await upload(alice, PDF, 'lease.pdf', 'application/pdf');
+    const pdf = await upload(alice, PDF, 'lease.pdf', BYTES);
     await t.settle();
     expect((await alice.post(`/images/${pdf}/rename`, { title: 'Flat lease' })).status).toBe(303);
     expect((await alice.post(`/images/${pdf}/delete`)).status).toBe(303);
@@ -147,12 +165,15 @@ describe('ACCEPT=any: other files are kept as files', () => {
     const made = await alice.post('/albums', { name: 'Papers' });
     const albumPath = (made.headers.get('location') as string).split('?')[0] as string;
     const albumId = albumPath.split('/').pop() as string;
-    const pdf = await upload(alice, PDF, 'a.pdf', 'application/pdf');
+    const pdf = await upload(alice, PDF, 'a.pdf', BYTES);
     await t.settle();
     expect((await alice.post(`/albums/${albumId}/images`, { ids: pdf })).status).toBe(303);
+    const asCover = await alice.post(`/albums/${albumId}/cover`, { ids: pdf });
+    expect(asCover.status).toBe(400);
+    expect(await asCover.text()).toContain('A file has no picture to be a cover');
     const albums = await (await alice.get('/albums')).text();
     expect(count(albums, `a[href="/albums/${albumId}"] img`)).toBe(0);
-    const photo = await upload(alice, await makeJpeg(200, 200), 'cover.jpg');
+    const photo = await upload(alice, await makeJpeg(200, 200), 'cover.jpg', BYTES);
     await t.settle();
     expect((await alice.post(`/albums/${albumId}/images`, { ids: photo })).status).toBe(303);
     const later = await (await alice.get('/albums')).text();
@@ -179,5 +200,47 @@ describe('ACCEPT=images (the default)', () => {
     const { done } = await uploadWithJs(alice, PDF, 'x.pdf', 'image/jpeg');
     expect(done.status).toBe(415);
     expect(await t.count('images')).toBe(0);
+  });
+});
+
+describe('ACCEPT=any on a bucket whose copies get ETags of their own (SSE-KMS)', () => {
+  let t: TestApp;
+  let proxy: Awaited<ReturnType<typeof makeInterceptedApp>>['proxy'];
+  let alice: Client;
+  let close: () => Promise<void>;
+
+  beforeAll(async () => {
+    ({ t, proxy, client: alice, close } = await makeInterceptedApp('alice@example.com', { ACCEPT: 'any' }));
+    // Every copy answers another ETag than its source's: the original is checked by what it holds.
+    proxy.onRequest((req) =>
+      req.headers['x-amz-copy-source']
+        ? {
+            rewrite: (body) =>
+              body.replace(
+                /<ETag>[^<]*<\/ETag>/,
+                '<ETag>&quot;0f0e0d0c0b0a09080706050403020100&quot;</ETag>',
+              ),
+          }
+        : undefined,
+    );
+  });
+  afterAll(() => close());
+
+  it('keeps a PDF and a file of unknown type: their copies are checked as files, not as images', async () => {
+    const pdf = await upload(alice, PDF, 'kms.pdf', BYTES);
+    const text = await upload(alice, Buffer.from('just words\n'), 'kms.txt', BYTES);
+    await t.settle();
+    const states = await t.services.database.q
+      .selectFrom('images')
+      .select(['id', 'state', 'failure'])
+      .where('id', 'in', [pdf, text])
+      .execute();
+    expect(states.map((r) => [r.state, r.failure])).toEqual([
+      ['ready', null],
+      ['ready', null],
+    ]);
+    expect(
+      Buffer.from(await (await download(alice, `/images/${pdf}/download`)).arrayBuffer()).equals(PDF),
+    ).toBe(true);
   });
 });

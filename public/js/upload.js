@@ -185,9 +185,8 @@ import { formatBytes } from './format.js';
     return new Promise((resolve, reject) => {
       const data = new FormData();
       for (const [name, value] of Object.entries(policy.fields)) data.append(name, value);
-      // Only our image types are claimed as what they are: any other file is bytes (the app sniffs anyway).
-      const type = typeOf(item.file);
-      data.append('Content-Type', accepted.includes(type) ? type : 'application/octet-stream');
+      // With ACCEPT=any every file is claimed as bytes (the policy allows nothing else; the app sniffs them).
+      data.append('Content-Type', anyFile ? 'application/octet-stream' : typeOf(item.file));
       data.append('file', item.file);
       const xhr = new XMLHttpRequest();
       item.xhr = xhr;

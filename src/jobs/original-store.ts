@@ -1,7 +1,7 @@
 import type { AppDb } from '../db/database.js';
 import { imagesRepository } from '../db/repositories/images.js';
 import type { Images } from '../services/images.js';
-import { sniffStoredType } from '../services/sniff.js';
+import { sniffKeptType } from '../services/sniff.js';
 import { SNIFF_BYTES } from '../services/thumbnails.js';
 import { bareEtag, SourceChanged, type Storage } from '../storage/storage.js';
 import { JobFailed } from './queue.js';
@@ -44,7 +44,7 @@ export function createOriginalStore(deps: { database: AppDb; storage: Storage; i
     const start = await storage.readStart(key, SNIFF_BYTES);
     if (start === null || start.info.size !== image.bytes) return false;
     // Read as the completion read the staging object: on, as a stream, when the first bytes do not tell.
-    const type = await sniffStoredType(storage, key, start, start.info.etag ?? '').catch((err: unknown) => {
+    const type = await sniffKeptType(storage, key, start, start.info.etag ?? '').catch((err: unknown) => {
       if (err instanceof SourceChanged) return null;
       throw err;
     });

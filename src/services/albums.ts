@@ -1,6 +1,7 @@
 import type { AppDb } from '../db/database.js';
 import { albumImagesRepository } from '../db/repositories/album-images.js';
 import { type AlbumRow, albumsRepository } from '../db/repositories/albums.js';
+import { isImageType } from '../image-types.js';
 import { TITLE_MAX } from '../limits.js';
 import { can } from '../policy.js';
 import type { Actor, Audit } from './audit.js';
@@ -196,6 +197,9 @@ export function createAlbums(deps: {
       const album = await ownedAlbum(actor.user, id);
       if (!(await albumImages.has(album.id, imageId)))
         throw new Invalid('Choose the cover among the album’s images.');
+      const image = await images.getForUser(actor.user, imageId);
+      if (!isImageType(image.contentType))
+        throw new Invalid('A file has no picture to be a cover: choose an image.');
       await albums.setCover(album.id, imageId, clock());
     },
 

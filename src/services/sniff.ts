@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { ACCEPTED_TYPES } from '../image-types.js';
+import { ACCEPTED_TYPES, FILE_TYPE_NAMES } from '../image-types.js';
 import type { ObjectInfo, Storage } from '../storage/storage.js';
 import { SNIFF_BYTES, sniffImageType } from './thumbnails.js';
 
@@ -17,31 +17,45 @@ async function sniffImageStream(stream: Readable): Promise<string | null> {
   }
 }
 
+/** A TIFF's first bytes ("II*\0" or "MM\0*"): the one kind whose type may only tell further in. */
+const isTiffStart = (bytes: Uint8Array) =>
+  (bytes[0] === 0x49 && bytes[1] === 0x49 && bytes[2] === 0x2a && bytes[3] === 0x00) ||
+  (bytes[0] === 0x4d && bytes[1] === 0x4d && bytes[2] === 0x00 && bytes[3] === 0x2a);
+
 /**
  * The type of a stored object from its first bytes (`start`, read in one request with its size and
- * ETag), reading on as a stream when they do not tell, pinned to that version (`ifMatch`): null when
- * it is none of ours. A version replaced meanwhile throws SourceChanged.
+ * ETag), reading on as a stream when they do not tell (a TIFF whose directory sits at its end),
+ * pinned to that version (`ifMatch`): null when it is none of our image types. A version replaced
+ * meanwhile throws SourceChanged.
  */
-export async function sniffStoredType(
+async function sniffStoredType(
   storage: Storage,
   key: string,
   start: { bytes: Uint8Array; info: ObjectInfo },
   ifMatch: string,
 ): Promise<string | null> {
   const fromStart = await sniffImageType(start.bytes);
-  if (fromStart !== null || start.info.size <= SNIFF_BYTES) return fromStart;
+  if (fromStart !== null || start.info.size <= SNIFF_BYTES || !isTiffStart(start.bytes)) return fromStart;
   return sniffImageStream(await storage.getStream(key, { ifMatch }));
 }
 
-/** The type a kept file gets when its bytes tell none (text, say): never one a browser would render. */
+/** The type a kept file gets when its bytes tell none we name: never one a browser would render. */
 export const UNKNOWN_FILE_TYPE = 'application/octet-stream';
 
 /**
- * The type of any other file (ACCEPT=any) as its first bytes tell it, or null. Types a browser could
- * run as a page (HTML, SVG, XML) count as none: a file is only ever downloaded, but is not labelled so.
+ * The type a stored object is kept with: one of our image types, else (ACCEPT=any) a type from the
+ * first bytes that we name (FILE_TYPE_NAMES), else UNKNOWN_FILE_TYPE. Completion records it; the
+ * original's copy is checked against it.
  */
-export async function sniffFileType(head: Uint8Array): Promise<string | null> {
+export async function sniffKeptType(
+  storage: Storage,
+  key: string,
+  start: { bytes: Uint8Array; info: ObjectInfo },
+  ifMatch: string,
+): Promise<string> {
+  const image = await sniffStoredType(storage, key, start, ifMatch);
+  if (image !== null) return image;
   const { fileTypeFromBuffer } = await import('file-type');
-  const mime = (await fileTypeFromBuffer(head))?.mime;
-  return mime && !/html|xml|svg|javascript/i.test(mime) ? mime : null;
+  const mime = (await fileTypeFromBuffer(start.bytes))?.mime;
+  return mime && FILE_TYPE_NAMES.has(mime) ? mime : UNKNOWN_FILE_TYPE;
 }

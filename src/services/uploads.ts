@@ -3,7 +3,7 @@ import type { AppDb } from '../db/database.js';
 import { imagesRepository } from '../db/repositories/images.js';
 import { jobsRepository } from '../db/repositories/jobs.js';
 import { formatBytes } from '../format.js';
-import { ACCEPTED_NAMES } from '../image-types.js';
+import { ACCEPTED_NAMES, isImageType } from '../image-types.js';
 import type { OriginalStore } from '../jobs/original-store.js';
 import { JobFailed, MAX_ATTEMPTS } from '../jobs/queue.js';
 import { TITLE_MAX } from '../limits.js';
@@ -42,7 +42,7 @@ import {
   uploadKeyOf,
 } from './pending-uploads.js';
 import { tryAgainIn } from './rate-limit.js';
-import { sniffFileType, sniffStoredType, UNKNOWN_FILE_TYPE } from './sniff.js';
+import { sniffKeptType, UNKNOWN_FILE_TYPE } from './sniff.js';
 import { SNIFF_BYTES } from './thumbnails.js';
 import { createUploadQuota } from './upload-quota.js';
 import type { User, Users } from './users.js';
@@ -228,15 +228,14 @@ export function createUploads(deps: {
     // A few files only tell further in (a TIFF whose directory sits at its end): read on, streaming,
     // the same version only (a replay meanwhile is refused as another file).
     const contentType = await fromStorage(
-      sniffStoredType(storage, row.objectKey, staged.start, staged.copyIf).catch((err: unknown) => {
+      sniffKeptType(storage, row.objectKey, staged.start, staged.copyIf).catch((err: unknown) => {
         throw err instanceof SourceChanged ? new Conflict(REPLACED) : err;
       }),
     );
-    if (contentType) return { size, contentType };
-    // Any other file is kept as a file, with the type its bytes tell (or none), when that is allowed.
-    if (deps.accept === 'any')
-      return { size, contentType: (await sniffFileType(staged.start.bytes)) ?? UNKNOWN_FILE_TYPE };
-    return { refused: new UnsupportedType(NOT_AN_IMAGE) };
+    // Any other file is kept as a file (with the type its first bytes tell) when that is allowed.
+    if (!isImageType(contentType) && deps.accept !== 'any')
+      return { refused: new UnsupportedType(NOT_AN_IMAGE) };
+    return { size, contentType };
   }
 
   /**
@@ -566,7 +565,8 @@ export function createUploads(deps: {
             maxBytes,
             ...(req.size !== undefined ? { minBytes: req.size } : {}),
             // The type a browser sends is only a claim: completion sniffs the bytes whatever it says.
-            contentTypePrefix: deps.accept === 'any' ? '' : 'image/',
+            // With any file allowed, every file is claimed as bytes, so no stored object says text/html.
+            contentTypePrefix: deps.accept === 'any' ? UNKNOWN_FILE_TYPE : 'image/',
             ttlSeconds,
             ...(req.from === 'form' ? { redirect: `${deps.appOrigin}/uploads/complete` } : SCRIPT_ANSWER),
           }),

@@ -163,7 +163,7 @@ export function ThumbLink({
     : {};
   return (
     <a href={imageHref(card.id, context)} class="thumb-link" data-image-id={card.id} {...poll} {...viewer}>
-      {card.file ? (
+      {card.file && card.state !== 'failed' ? (
         <FileCard title={card.title} file={card.file} size="thumb" />
       ) : card.thumbUrl ? (
         <img

@@ -111,7 +111,7 @@ export function ImagePage({
       {neighbours && !isTrashed ? <ImageNav neighbours={neighbours} context={context} /> : null}
       <div class="image-page" id="image-main" {...poll}>
         <figure class="display">
-          {file ? (
+          {file && image.state !== 'failed' ? (
             <FileCard title={image.title} file={file} size="display" />
           ) : displayUrl ? (
             <img

@@ -108,10 +108,12 @@ export const INTERNAL_ERROR = {
 /** The intercepted app's renditions workers. */
 export const WORKERS = 2;
 
-export async function makeInterceptedApp(email = 'alice@example.com') {
+export async function makeInterceptedApp(email = 'alice@example.com', env: Record<string, string> = {}) {
   const proxy = await startStoreInterceptor();
   // Two workers, whatever the machine: tests count how many originals are read at once.
-  const t = await makeTestApp({ env: { S3_ENDPOINT: proxy.endpoint, PROCESSING_WORKERS: String(WORKERS) } });
+  const t = await makeTestApp({
+    env: { ...env, S3_ENDPOINT: proxy.endpoint, PROCESSING_WORKERS: String(WORKERS) },
+  });
   proxy.forwardTo(t.store.origin);
   const client = t.client();
   await signUp(client, email);
