@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FormPrefixes } from './auth/form-prefixes.js';
 import type { Authenticator, QueryPairs } from './auth/sigv4.js';
+import type { MultipartUploads } from './disk/multipart.js';
 import type { DiskObjects } from './disk/objects.js';
 import { badRequest, S3Error } from './errors.js';
 import { requireSendableMeta } from './object-headers.js';
@@ -8,10 +9,12 @@ import { requireSendableMeta } from './object-headers.js';
 /** What every operation works with: the store's parts, and one request already authenticated. */
 export interface Store {
   bucket: string;
+  region: string;
   mountPath: string;
   disk: DiskObjects;
   auth: Authenticator;
   now: () => Date;
+  multipart: MultipartUploads;
   /** set when a `${filename}` form may store one key under its prefix (see S3ServerOptions) */
   formPrefixes?: FormPrefixes;
 }

@@ -3,9 +3,20 @@ import type { QueryPairs } from './auth/sigv4.js';
 import { copyObject } from './operations/copy-object.js';
 import { deleteObject } from './operations/delete-object.js';
 import { deleteObjects } from './operations/delete-objects.js';
+import { getBucketLocation } from './operations/get-bucket-location.js';
 import { getObject, headObject } from './operations/get-object.js';
 import { headBucket } from './operations/head-bucket.js';
+import { listObjectsV1 } from './operations/list-objects-v1.js';
 import { listObjectsV2 } from './operations/list-objects-v2.js';
+import {
+  abortMultipartUpload,
+  completeMultipartUpload,
+  createMultipartUpload,
+  listMultipartUploads,
+  listParts,
+  uploadPart,
+  uploadPartCopy,
+} from './operations/multipart.js';
 import { postObject } from './operations/post-object.js';
 import { putObject } from './operations/put-object.js';
 import type { S3Request } from './request.js';
@@ -20,10 +31,16 @@ interface Route {
   when?: (query: QueryPairs, req: IncomingMessage) => boolean;
   /** PostObject carries its authentication in the body: no header or query signature */
   signedInBody?: true;
+  /** the query parameters an object operation takes (any other names an operation the store lacks) */
+  params?: readonly string[];
   operation: Operation;
 }
 
 const has = (query: QueryPairs, name: string) => query.some(([k]) => k === name);
+/** Query parameters a ListObjects (v1) takes: a bucket GET with any other names another operation. */
+const LIST_V1_PARAMS = new Set(['prefix', 'delimiter', 'marker', 'max-keys', 'encoding-type']);
+const isListV1 = (q: QueryPairs) => subresources(q).every(([k]) => LIST_V1_PARAMS.has(k));
+const MULTIPART_PART = ['partNumber', 'uploadId'];
 
 /** Every operation the store implements; anything else is refused (501, or 405 for a method on an object). */
 const ROUTES: readonly Route[] = [
@@ -41,7 +58,53 @@ const ROUTES: readonly Route[] = [
     when: (q) => q.some(([k, v]) => k === 'list-type' && v === '2'),
     operation: listObjectsV2,
   },
+  { method: 'GET', on: 'bucket', when: (q) => has(q, 'uploads'), operation: listMultipartUploads },
+  { method: 'GET', on: 'bucket', when: (q) => has(q, 'location'), operation: getBucketLocation },
+  { method: 'GET', on: 'bucket', when: isListV1, operation: listObjectsV1 },
   { method: 'POST', on: 'bucket', when: (q) => has(q, 'delete'), operation: deleteObjects },
+  // Multipart: the query names the operation, the copy-source header tells a part's copy from its bytes.
+  {
+    method: 'POST',
+    on: 'object',
+    when: (q) => has(q, 'uploads'),
+    params: ['uploads'],
+    operation: createMultipartUpload,
+  },
+  {
+    method: 'POST',
+    on: 'object',
+    when: (q) => has(q, 'uploadId'),
+    params: ['uploadId'],
+    operation: completeMultipartUpload,
+  },
+  {
+    method: 'PUT',
+    on: 'object',
+    when: (q, req) => has(q, 'uploadId') && req.headers['x-amz-copy-source'] !== undefined,
+    params: MULTIPART_PART,
+    operation: uploadPartCopy,
+  },
+  {
+    method: 'PUT',
+    on: 'object',
+    when: (q) => has(q, 'uploadId'),
+    params: MULTIPART_PART,
+    operation: uploadPart,
+  },
+  {
+    method: 'DELETE',
+    on: 'object',
+    when: (q) => has(q, 'uploadId'),
+    params: ['uploadId'],
+    operation: abortMultipartUpload,
+  },
+  {
+    method: 'GET',
+    on: 'object',
+    when: (q) => has(q, 'uploadId'),
+    params: ['uploadId', 'max-parts', 'part-number-marker'],
+    operation: listParts,
+  },
   {
     method: 'PUT',
     on: 'object',

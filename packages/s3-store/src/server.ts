@@ -3,6 +3,7 @@ import fs from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { FormPrefixes } from './auth/form-prefixes.js';
 import { createAuthenticator, parseQuery, type QueryPairs, UNSIGNED_PAYLOAD } from './auth/sigv4.js';
+import { MultipartUploads } from './disk/multipart.js';
 import { DiskObjects } from './disk/objects.js';
 import { accessDenied, S3Error, sendError } from './errors.js';
 import { type FormRefusalPage, isBrowserFormPost, refusalOf, sendRefusalPage } from './form-refusal.js';
@@ -18,6 +19,10 @@ import {
 } from './request.js';
 import { answerAndLinger, LINGER_MAX_BYTES, LINGER_MS } from './request-body.js';
 import { findRoute, subresources } from './routes.js';
+
+/** A multipart upload not completed or aborted within a day is aborted by the store. */
+const STALE_UPLOAD_MS = 24 * 60 * 60 * 1000;
+const STALE_CHECK_MS = 60 * 60 * 1000;
 
 export interface S3ServerOptions {
   /** the directory objects live in; created if missing */
@@ -73,14 +78,25 @@ export function createS3Server(o: S3ServerOptions): S3Server {
   const disk = new DiskObjects(o.root);
   const ready = fs.mkdir(o.root, { recursive: true }).then(() => disk.init());
   const auth = createAuthenticator({ region: o.region, credentials: o.credentials, now });
+  const multipart = new MultipartUploads(o.root, disk);
   const store: Store = {
     bucket: o.bucket,
+    region: o.region,
     mountPath,
     disk,
+    multipart,
     auth,
     now,
     ...(o.oneKeyPerFormPrefix ? { formPrefixes: new FormPrefixes() } : {}),
   };
+  // Multipart uploads left unfinished for a day are aborted by the store itself (an hourly look).
+  const abortStale = () =>
+    void ready
+      .then(() => multipart.abortStale(Date.now() - STALE_UPLOAD_MS))
+      .catch((err: unknown) => log.error({ err }, 'S3 store: stale multipart uploads could not be aborted'));
+  abortStale();
+  const staleTimer = setInterval(abortStale, STALE_CHECK_MS);
+  staleTimer.unref();
   const linger = o.lingerAfterError ?? { ms: LINGER_MS, maxBytes: LINGER_MAX_BYTES };
   const inFlight = new Set<Promise<void>>();
   let closing = false;
@@ -110,7 +126,8 @@ export function createS3Server(o: S3ServerOptions): S3Server {
       return route.operation(request);
     }
     request.key = validateKey(decodeKey(rawKey));
-    if (subresources(query).length > 0) throw notImplemented();
+    // A query names an operation (?acl, ?tagging…): only those a route takes are served.
+    if (subresources(query).some(([k]) => !route?.params?.includes(k))) throw notImplemented();
     if (!route) {
       throw new S3Error(
         405,
@@ -180,6 +197,7 @@ export function createS3Server(o: S3ServerOptions): S3Server {
     },
     async close() {
       closing = true;
+      clearInterval(staleTimer);
       await Promise.allSettled([ready, ...inFlight]);
     },
   };

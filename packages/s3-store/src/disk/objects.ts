@@ -35,11 +35,26 @@ export interface WriteOptions {
   md5?: string;
   /** a transform the body goes through first, e.g. the aws-chunked decoder */
   decode?: Transform;
+  /** the ETag the object gets, when it is not its body's MD5 (a multipart upload's) */
+  etag?: string;
   /**
    * false skips the fsyncs, for bulk loading into a store that is not serving (a benchmark's
    * seed): a crash then may lose objects, never corrupt them, since the rename still publishes them.
    */
   durable?: boolean;
+}
+
+/** A body received into a temp file and checked (see DiskObjects.receive). */
+export interface Received {
+  /** the temp file: published by renaming it, once sealed */
+  path: string;
+  size: number;
+  /** the body's MD5, hex */
+  md5: string;
+  /** Writes the header and closes the file (with an fsync when durable). */
+  seal(meta: ObjectMeta, durable: boolean): Promise<void>;
+  /** Closes and removes the file. */
+  discard(): Promise<void>;
 }
 
 export interface OpenObject {
@@ -98,11 +113,40 @@ export class DiskObjects {
   }
 
   /**
-   * Streams `body` (through `o.decode`, if any) into a temp file, checks it, and publishes it. Every
-   * stream is connected to the one pipeline before this first waits for anything, so an error in any
-   * of them is this call's rejection, never an unhandled 'error' event.
+   * Streams `body` (through `o.decode`, if any) into a temp file, checks it, and publishes it as
+   * `key` (its ETag the body's MD5, or `o.etag`).
    */
   async write(key: string, body: Readable, o: WriteOptions): Promise<ObjectMeta> {
+    const received = await this.receive(body, o);
+    const meta: ObjectMeta = {
+      key,
+      size: received.size,
+      etag: o.etag ?? received.md5,
+      contentType: o.contentType,
+      lastModified: Math.floor(Date.now() / 1000) * 1000,
+      metadata: o.metadata,
+    };
+    try {
+      await received.seal(meta, o.durable !== false);
+    } catch (err) {
+      await received.discard();
+      throw err;
+    }
+    await this.commit(key, received.path, meta, o.durable !== false).catch(async (err: unknown) => {
+      await fs.rm(received.path, { force: true });
+      throw err;
+    });
+    return meta;
+  }
+
+  /**
+   * Streams `body` (through `o.decode`, if any) into a temp file with room for a header, and checks
+   * its size and digests: the file is the caller's to seal with a header and publish, or discard.
+   * Every stream is connected to the one pipeline before this first waits for anything, so an error
+   * in any of them is this call's rejection, never an unhandled 'error' event. A refused body
+   * leaves nothing behind.
+   */
+  async receive(body: Readable, o: Omit<WriteOptions, 'contentType' | 'metadata'>): Promise<Received> {
     const tmp = path.join(this.tmpDir, randomUUID());
     const hashes = hashBody({ sha256: o.sha256 !== undefined });
     let crc = 0;
@@ -133,7 +177,6 @@ export class DiskObjects {
         o.durable === false ? null : FLUSH_EVERY_BYTES,
       ),
     ]);
-    let isClosed = false;
     try {
       await streaming;
       const handle = await opening;
@@ -166,24 +209,27 @@ export class DiskObjects {
       if (o.md5 !== undefined && digests.md5.toString('base64') !== o.md5) {
         throw badRequest('BadDigest', 'The Content-MD5 you specified did not match what we received.');
       }
-      const meta: ObjectMeta = {
-        key,
+      let isClosed = false;
+      return {
+        path: tmp,
         size,
-        etag: digests.md5.toString('hex'),
-        contentType: o.contentType,
-        lastModified: Math.floor(Date.now() / 1000) * 1000,
-        metadata: o.metadata,
+        md5: digests.md5.toString('hex'),
+        async seal(meta, durable) {
+          await writeHeader(handle, meta);
+          if (durable) await handle.sync();
+          isClosed = true;
+          await handle.close();
+        },
+        async discard() {
+          if (!isClosed) await handle.close().catch(() => undefined);
+          isClosed = true;
+          await fs.rm(tmp, { force: true });
+        },
       };
-      await writeHeader(handle, meta);
-      if (o.durable !== false) await handle.sync();
-      isClosed = true;
-      await handle.close();
-      await this.commit(key, tmp, meta, o.durable !== false);
-      return meta;
     } catch (err) {
       hashes.discard();
       const handle = await opening.catch(() => undefined);
-      if (!isClosed) await handle?.close().catch(() => undefined);
+      await handle?.close().catch(() => undefined);
       await fs.rm(tmp, { force: true });
       throw err;
     }

@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { UNSIGNED_PAYLOAD } from '../auth/sigv4.js';
 import { AwsChunkedDecoder } from '../aws-chunked.js';
+import type { WriteOptions } from '../disk/objects.js';
 import { badRequest, S3Error } from '../errors.js';
 import { header, MAX_PUT_BYTES, notImplemented, objectHeaders, type S3Request } from '../request.js';
 import { requestBody } from '../request-body.js';
@@ -9,6 +10,24 @@ const SHA256_HEX = /^[0-9a-f]{64}$/;
 
 /** PutObject: a plain, or unsigned aws-chunked, body; checked against the digests the client named. */
 export async function putObject({ req, res, store, key, payloadHash }: S3Request): Promise<void> {
+  const body = bodyChecks(req, payloadHash);
+  const meta = await store.disk.write(key, requestBody(req), {
+    ...objectHeaders(req),
+    maxBytes: MAX_PUT_BYTES,
+    ...body.options,
+  });
+  res.writeHead(200, { ETag: `"${meta.etag}"`, ...body.echo }).end();
+}
+
+/**
+ * How a PUT body (an object's, or a part's) is read and checked: plain or unsigned aws-chunked, its
+ * SHA-256, CRC32 (header or trailer) and MD5 as the client named them; `echo`, the headers the
+ * answer repeats.
+ */
+export function bodyChecks(
+  req: IncomingMessage,
+  payloadHash: string,
+): { options: Pick<WriteOptions, 'decode' | 'sha256' | 'crc32' | 'md5'>; echo: Record<string, string> } {
   let decoder: AwsChunkedDecoder | undefined;
   if (payloadHash === 'STREAMING-UNSIGNED-PAYLOAD-TRAILER') {
     decoder = new AwsChunkedDecoder({
@@ -34,21 +53,19 @@ export async function putObject({ req, res, store, key, payloadHash }: S3Request
   const crcHeader = header(req, 'x-amz-checksum-crc32');
   const md5 = header(req, 'content-md5');
   const trailers = decoder?.trailers;
-  const meta = await store.disk.write(key, requestBody(req), {
-    ...objectHeaders(req),
-    maxBytes: MAX_PUT_BYTES,
-    ...(decoder ? { decode: decoder } : {}),
-    ...(SHA256_HEX.test(payloadHash) ? { sha256: payloadHash } : {}),
-    ...(crcHeader
-      ? { crc32: crcHeader }
-      : trailers
-        ? { crc32: () => trailers.get('x-amz-checksum-crc32') }
-        : {}),
-    ...(md5 ? { md5 } : {}),
-  });
-  res
-    .writeHead(200, { ETag: `"${meta.etag}"`, ...(crcHeader ? { 'x-amz-checksum-crc32': crcHeader } : {}) })
-    .end();
+  return {
+    options: {
+      ...(decoder ? { decode: decoder } : {}),
+      ...(SHA256_HEX.test(payloadHash) ? { sha256: payloadHash } : {}),
+      ...(crcHeader
+        ? { crc32: crcHeader }
+        : trailers
+          ? { crc32: () => trailers.get('x-amz-checksum-crc32') }
+          : {}),
+      ...(md5 ? { md5 } : {}),
+    },
+    echo: crcHeader ? { 'x-amz-checksum-crc32': crcHeader } : {},
+  };
 }
 
 /** x-amz-decoded-content-length: what an aws-chunked body must decode to. */
