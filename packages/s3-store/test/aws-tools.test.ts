@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -72,6 +72,10 @@ describe.skipIf(skip)('the AWS CLI and boto3 against the store', () => {
     writeFileSync(path.join(tree, 'one.txt'), 'one');
     writeFileSync(path.join(tree, 'a b.txt'), 'spaced');
     writeFileSync(path.join(tree, 'sub', 'two.txt'), 'two');
+    // Files made a minute ago: sync compares them with the bucket's times, which are whole seconds.
+    const before = new Date(Date.now() - 60_000);
+    for (const file of ['one.txt', 'a b.txt', 'sub/two.txt'])
+      utimesSync(path.join(tree, file), before, before);
     await aws('s3', 'sync', tree, s3url('sync/'));
     const keys = ['sync/a b.txt', 'sync/one.txt', 'sync/sub/two.txt'];
     const v1 = JSON.parse(

@@ -36,7 +36,7 @@ const INFO_FILE = 'upload.json';
 const RECENT_MS = 10 * 60 * 1000;
 const MAX_RECENT = 1000;
 
-export const noSuchUpload = (uploadId: string) =>
+const noSuchUpload = (uploadId: string) =>
   new S3Error(
     404,
     'NoSuchUpload',
@@ -190,7 +190,7 @@ export class MultipartUploads {
    */
   complete(info: UploadInfo, chosen: PartInfo[]): Promise<ObjectMeta> {
     const running = this.completing.get(info.uploadId);
-    if (running) return running;
+    if (running !== undefined) return running;
     const work = this.join(info, chosen).finally(() => this.completing.delete(info.uploadId));
     this.completing.set(info.uploadId, work);
     void work.then(

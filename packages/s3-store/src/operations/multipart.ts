@@ -58,7 +58,7 @@ export async function uploadPart(r: S3Request): Promise<void> {
  * joined, so a refusal is a plain 4xx; the object appears by one rename, with S3's multipart ETag.
  */
 export async function completeMultipartUpload(r: S3Request): Promise<void> {
-  const { req, res, store, key } = r;
+  const { req, store, key } = r;
   const uploadId = uploadIdOf(r);
   // A Complete sent again (its answer was lost): the same answer, not NoSuchUpload.
   const done = store.multipart.completedAs(uploadId, key);
