@@ -3,6 +3,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadOrCreateCredentials } from './credentials.js';
+import { stderrAccessLogger } from './logger.js';
 import { createS3Server } from './server.js';
 
 const USAGE = `Usage: s3-store --dir <directory> [--port 9000] [--host 127.0.0.1] [--bucket store] [--region us-east-1]
@@ -35,6 +36,8 @@ const store = createS3Server({
   bucket: creds.bucket,
   region: creds.region,
   credentials: { accessKeyId: creds.accessKeyId, secretAccessKey: creds.secretAccessKey },
+  // One access line per request on stderr (stdout says where the store is).
+  log: stderrAccessLogger,
 });
 await store.ready;
 // Node's own limits apply: 60 s for the headers, 5 minutes for a whole request.

@@ -24,6 +24,8 @@ import type { S3Request } from './request.js';
 type Operation = (r: S3Request) => Promise<void>;
 
 interface Route {
+  /** the operation as S3's server access log names it */
+  name: string;
   method: string;
   /** on the bucket itself, or on one object in it */
   on: 'bucket' | 'object';
@@ -50,18 +52,44 @@ const ROUTES: readonly Route[] = [
     when: (q, req) => !has(q, 'delete') && !req.headers.authorization,
     signedInBody: true,
     operation: postObject,
+    name: 'REST.POST.OBJECT',
   },
-  { method: 'HEAD', on: 'bucket', when: (q) => q.length === 0, operation: headBucket },
+  {
+    method: 'HEAD',
+    on: 'bucket',
+    when: (q) => q.length === 0,
+    operation: headBucket,
+    name: 'REST.HEAD.BUCKET',
+  },
   {
     method: 'GET',
     on: 'bucket',
     when: (q) => q.some(([k, v]) => k === 'list-type' && v === '2'),
     operation: listObjectsV2,
+    name: 'REST.GET.BUCKET',
   },
-  { method: 'GET', on: 'bucket', when: (q) => has(q, 'uploads'), operation: listMultipartUploads },
-  { method: 'GET', on: 'bucket', when: (q) => has(q, 'location'), operation: getBucketLocation },
-  { method: 'GET', on: 'bucket', when: isListV1, operation: listObjectsV1 },
-  { method: 'POST', on: 'bucket', when: (q) => has(q, 'delete'), operation: deleteObjects },
+  {
+    method: 'GET',
+    on: 'bucket',
+    when: (q) => has(q, 'uploads'),
+    operation: listMultipartUploads,
+    name: 'REST.GET.UPLOADS',
+  },
+  {
+    method: 'GET',
+    on: 'bucket',
+    when: (q) => has(q, 'location'),
+    operation: getBucketLocation,
+    name: 'REST.GET.LOCATION',
+  },
+  { method: 'GET', on: 'bucket', when: isListV1, operation: listObjectsV1, name: 'REST.GET.BUCKET' },
+  {
+    method: 'POST',
+    on: 'bucket',
+    when: (q) => has(q, 'delete'),
+    operation: deleteObjects,
+    name: 'REST.POST.MULTI_OBJECT_DELETE',
+  },
   // Multipart: the query names the operation, the copy-source header tells a part's copy from its bytes.
   {
     method: 'POST',
@@ -69,6 +97,7 @@ const ROUTES: readonly Route[] = [
     when: (q) => has(q, 'uploads'),
     params: ['uploads'],
     operation: createMultipartUpload,
+    name: 'REST.POST.UPLOADS',
   },
   {
     method: 'POST',
@@ -76,6 +105,7 @@ const ROUTES: readonly Route[] = [
     when: (q) => has(q, 'uploadId'),
     params: ['uploadId'],
     operation: completeMultipartUpload,
+    name: 'REST.POST.UPLOAD',
   },
   {
     method: 'PUT',
@@ -83,6 +113,7 @@ const ROUTES: readonly Route[] = [
     when: (q, req) => has(q, 'uploadId') && req.headers['x-amz-copy-source'] !== undefined,
     params: MULTIPART_PART,
     operation: uploadPartCopy,
+    name: 'REST.COPY.PART',
   },
   {
     method: 'PUT',
@@ -90,6 +121,7 @@ const ROUTES: readonly Route[] = [
     when: (q) => has(q, 'uploadId'),
     params: MULTIPART_PART,
     operation: uploadPart,
+    name: 'REST.PUT.PART',
   },
   {
     method: 'DELETE',
@@ -97,6 +129,7 @@ const ROUTES: readonly Route[] = [
     when: (q) => has(q, 'uploadId'),
     params: ['uploadId'],
     operation: abortMultipartUpload,
+    name: 'REST.DELETE.UPLOAD',
   },
   {
     method: 'GET',
@@ -104,17 +137,19 @@ const ROUTES: readonly Route[] = [
     when: (q) => has(q, 'uploadId'),
     params: ['uploadId', 'max-parts', 'part-number-marker'],
     operation: listParts,
+    name: 'REST.GET.UPLOAD',
   },
   {
     method: 'PUT',
     on: 'object',
     when: (_q, req) => req.headers['x-amz-copy-source'] !== undefined,
     operation: copyObject,
+    name: 'REST.COPY.OBJECT',
   },
-  { method: 'PUT', on: 'object', operation: putObject },
-  { method: 'GET', on: 'object', operation: getObject },
-  { method: 'HEAD', on: 'object', operation: headObject },
-  { method: 'DELETE', on: 'object', operation: deleteObject },
+  { method: 'PUT', on: 'object', operation: putObject, name: 'REST.PUT.OBJECT' },
+  { method: 'GET', on: 'object', operation: getObject, name: 'REST.GET.OBJECT' },
+  { method: 'HEAD', on: 'object', operation: headObject, name: 'REST.HEAD.OBJECT' },
+  { method: 'DELETE', on: 'object', operation: deleteObject, name: 'REST.DELETE.OBJECT' },
 ];
 
 /** Object requests with a subresource (`?acl`, `?tagging`, `?uploads`...) name operations the store does not have. */

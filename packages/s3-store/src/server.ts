@@ -1,16 +1,19 @@
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { type AccessRecord, accessKeyIdOf, logWhenDone } from './access-log.js';
 import { FormPrefixes } from './auth/form-prefixes.js';
 import { createAuthenticator, parseQuery, type QueryPairs, UNSIGNED_PAYLOAD } from './auth/sigv4.js';
 import { MultipartUploads } from './disk/multipart.js';
 import { DiskObjects } from './disk/objects.js';
+import { refuseEncryption } from './encryption.js';
 import { accessDenied, S3Error, sendError } from './errors.js';
 import { type FormRefusalPage, isBrowserFormPost, refusalOf, sendRefusalPage } from './form-refusal.js';
 import { type Logger, stderrLogger } from './logger.js';
 import {
   decodeKey,
   decodeSegment,
+  header,
   noSuchBucket,
   notImplemented,
   type S3Request,
@@ -101,7 +104,8 @@ export function createS3Server(o: S3ServerOptions): S3Server {
   const inFlight = new Set<Promise<void>>();
   let closing = false;
 
-  async function serve(req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
+  async function serve(req: IncomingMessage, res: ServerResponse, record: AccessRecord): Promise<void> {
+    const requestId = record.reqId;
     if (closing) throw new S3Error(503, 'ServiceUnavailable', 'The store is shutting down.');
     await ready;
     const raw = req.url ?? '/';
@@ -118,14 +122,18 @@ export function createS3Server(o: S3ServerOptions): S3Server {
     if (bucket !== o.bucket) throw noSuchBucket();
     const on = rawKey ? 'object' : 'bucket';
     const route = findRoute(method, on, query, req);
+    record.operation = route?.name ?? `REST.${method}.${on === 'bucket' ? 'BUCKET' : 'OBJECT'}`;
+    record.accessKeyId = accessKeyIdOf(req);
     const request: S3Request = { req, res, store, requestId, key: '', query, payloadHash: UNSIGNED_PAYLOAD };
     if (route?.signedInBody) return route.operation(request);
     request.payloadHash = await authenticate(req, rawPath, query);
+    refuseEncryption(Object.keys(req.headers), (name) => header(req, name));
     if (on === 'bucket') {
       if (!route) throw notImplemented();
       return route.operation(request);
     }
     request.key = validateKey(decodeKey(rawKey));
+    record.key = request.key;
     // A query names an operation (?acl, ?tagging…): only those a route takes are served.
     if (subresources(query).some(([k]) => !route?.params?.includes(k))) throw notImplemented();
     if (!route) {
@@ -166,11 +174,20 @@ export function createS3Server(o: S3ServerOptions): S3Server {
     ready,
     handle(req, res) {
       const requestId = o.requestId?.(req) ?? randomUUID().replaceAll('-', '').slice(0, 16).toUpperCase();
-      const done = serve(req, res, requestId).catch((err: unknown) => {
+      const record: AccessRecord = {
+        reqId: requestId,
+        accessKeyId: '-',
+        operation: '-',
+        key: '-',
+        errorCode: '-',
+      };
+      if (log.info) logWhenDone(req, res, record, log.info.bind(log));
+      const done = serve(req, res, record).catch((err: unknown) => {
         const s3err =
           err instanceof S3Error
             ? err
             : new S3Error(500, 'InternalError', 'We encountered an internal error. Please try again.');
+        record.errorCode = s3err.code;
         if (!(err instanceof S3Error)) {
           log.error(
             { err, reqId: requestId, method: req.method, path: req.url?.split('?')[0] },

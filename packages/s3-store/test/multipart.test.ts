@@ -369,3 +369,42 @@ describe('stale multipart uploads', () => {
     }
   });
 });
+
+describe('server-side encryption, which the store does not do', () => {
+  it('refuses every way of asking for it rather than storing the object unencrypted', async () => {
+    const put = (extra: Partial<ConstructorParameters<typeof PutObjectCommand>[0]>) =>
+      refusal(client.send(new PutObjectCommand({ Bucket, Key: 'sse/x', Body: 'x', ...extra })));
+    expect(await put({ ServerSideEncryption: 'AES256' })).toEqual({ status: 501, code: 'NotImplemented' });
+    expect(await put({ ServerSideEncryption: 'aws:kms', SSEKMSKeyId: 'k' })).toEqual({
+      status: 501,
+      code: 'NotImplemented',
+    });
+    expect(await put({ ServerSideEncryption: 'rot13' as 'AES256' })).toEqual({
+      status: 400,
+      code: 'InvalidArgument',
+    });
+    // SSE-C: over plain HTTP the SDK would refuse to send a key; the header alone is enough to refuse.
+    expect(
+      await refusal(
+        client.send(
+          new CreateMultipartUploadCommand({ Bucket, Key: 'sse/y', ServerSideEncryption: 'aws:kms' }),
+        ),
+      ),
+    ).toEqual({ status: 501, code: 'NotImplemented' });
+    expect(await refusal(read('sse/x'))).toEqual({ status: 404, code: 'NoSuchKey' });
+    // A form's field asks the same.
+    const { createPresignedPost } = await import('@aws-sdk/s3-presigned-post');
+    const form = await createPresignedPost(client, {
+      Bucket,
+      Key: 'sse/form',
+      Fields: { 'x-amz-server-side-encryption': 'AES256', success_action_status: '201' },
+      Expires: 60,
+    });
+    const data = new FormData();
+    for (const [k, v] of Object.entries(form.fields)) data.append(k, v);
+    data.append('file', new Blob(['x']), 'x.png');
+    const posted = await fetch(form.url, { method: 'POST', body: data });
+    expect(posted.status).toBe(501);
+    expect(await refusal(read('sse/form'))).toEqual({ status: 404, code: 'NoSuchKey' });
+  });
+});

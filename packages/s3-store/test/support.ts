@@ -18,6 +18,7 @@ import {
 import { createPresignedPost } from '@aws-sdk/s3-presigned-post';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { FormRefusalPage } from '../src/form-refusal.js';
+import type { Logger } from '../src/logger.js';
 import { createS3Server } from '../src/server.js';
 
 export const MOUNT = '/s3';
@@ -33,6 +34,7 @@ export async function startStore(
     credentials?: { accessKeyId: string; secretAccessKey: string };
     formRefusalPage?: FormRefusalPage;
     oneKeyPerFormPrefix?: boolean;
+    log?: Logger;
   } = {},
 ) {
   const root = mkdtempSync(path.join(tmpdir(), 's3-store-'));
@@ -53,6 +55,7 @@ export async function startStore(
     now: () => new Date(Date.now() + offsetMs),
     ...(o.formRefusalPage ? { formRefusalPage: o.formRefusalPage } : {}),
     ...(o.oneKeyPerFormPrefix ? { oneKeyPerFormPrefix: true } : {}),
+    ...(o.log ? { log: o.log } : {}),
   });
   await store.ready;
   const server = http.createServer((req, res) => store.handle(req, res));

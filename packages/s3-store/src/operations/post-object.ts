@@ -4,6 +4,7 @@ import busboy from 'busboy';
 import type { PrefixClaim } from '../auth/form-prefixes.js';
 import { checkPolicy, type Policy, parsePolicy } from '../auth/post-policy.js';
 import type { ObjectMeta } from '../disk/objects.js';
+import { refuseEncryption } from '../encryption.js';
 import { accessDenied, badRequest, sendXml, xmlElements } from '../errors.js';
 import { requireSendableFields } from '../object-headers.js';
 import { header, type S3Request, type Store, validateKey } from '../request.js';
@@ -141,6 +142,7 @@ async function storeUpload(
   const now = store.now();
   const range = checkPolicy(policy, checked, now);
   requireSendableFields(fields);
+  refuseEncryption(fields.keys(), (name) => fields.get(name));
   const metadata: Record<string, string> = {};
   for (const [name, value] of fields) {
     if (name.startsWith('x-amz-meta-')) metadata[name.slice(11)] = value;
