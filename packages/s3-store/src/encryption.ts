@@ -12,11 +12,11 @@ const KNOWN = new Set(['AES256', 'aws:kms', 'aws:kms:dsse']);
  */
 export function refuseEncryption(
   names: Iterable<string>,
-  valueOf: (name: string) => string | undefined,
+  valueNamed: (name: string) => string | undefined,
 ): void {
   for (const name of names) {
     if (!ENCRYPTION.test(name)) continue;
-    const method = valueOf('x-amz-server-side-encryption');
+    const method = valueNamed('x-amz-server-side-encryption');
     if (method !== undefined && !KNOWN.has(method)) {
       throw new S3Error(400, 'InvalidArgument', 'The encryption method specified is not supported', {
         ArgumentName: 'x-amz-server-side-encryption',
