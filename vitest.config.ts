@@ -21,6 +21,7 @@ const SERVICE_AND_ROUTE_SUITES = [
   'fuzz',
   'images',
   'notifications',
+  'outside-changes',
   'page-cache',
   'pagination',
   'processing',

@@ -3,7 +3,7 @@ import fs from 'node:fs/promises';
 import http from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { getRequestListener } from '@hono/node-server';
-import { requestTimeoutAnswer, type S3Server } from '@s3-gallery/s3-store';
+import { requestTimeoutAnswer, type S3Server, type StoreChange } from '@s3-gallery/s3-store';
 import type { Logger } from 'pino';
 import { createApp } from './app.js';
 import { type Config, ConfigError, loadConfig } from './config.js';
@@ -88,9 +88,14 @@ export async function startServer(
     log.warn({ err }, 'lost an idle database connection; the next query opens another'),
   );
   let storageOpts: StorageOptions | undefined = config.s3;
+  let noticeChange: ((change: StoreChange) => void) | undefined;
   if (!storageOpts) {
     const creds = await embeddedCredentials(config);
-    store = createEmbeddedStore(config, creds, log, (refusal) => uploadRefusalHtml(refusal, config));
+    store = createEmbeddedStore(config, creds, log, {
+      formRefusalPage: (refusal) => uploadRefusalHtml(refusal, config),
+      // Changes made with the AWS CLI and other tools are picked up as they happen (services below).
+      onChange: (change) => noticeChange?.(change),
+    });
     storageOpts = embeddedStorageOptions(config, creds, port);
     // Leftover temp files of a crashed upload are swept before we say we are up; the key index
     // builds in the background (only listings wait for it).
@@ -112,6 +117,8 @@ export async function startServer(
   const stopTrashPurge = services.trashPurge.start(log, config.trashDays);
   const stopAuditSchedule = services.audit.startSchedule(log, { retentionDays: config.auditRetentionDays });
   const stopWorkers = services.jobs.start(log);
+  const stopPickup = services.outsideChanges.start(log);
+  if (store) noticeChange = services.outsideChanges.notice;
   const appListener = getRequestListener(createApp({ config, services, log }).fetch);
   handle = (req, res) => {
     if (store && isEmbeddedRequest(req.url)) store.handle(req, res);
@@ -140,6 +147,7 @@ export async function startServer(
           stopTrashPurge(),
           stopAuditSchedule(),
           stopWorkers(),
+          stopPickup(),
           // Every connection has closed by now, so no store request can still be answered: a
           // handler that has not settled (seen, rarely, after a browser went away mid-request; not
           // yet explained) is not waited for past STORE_CLOSE_GRACE_MS.

@@ -495,6 +495,24 @@ export function createImages(deps: {
 
     restore,
 
+    /**
+     * Moves an image whose original was deleted from the bucket outside the app to the trash,
+     * unless it is there already; audited and announced as an outside change. True when it moved.
+     */
+    async trashMissing(id: string): Promise<boolean> {
+      return database.transaction(async () => {
+        const row = await images.get(id);
+        if (!row || row.trashed_at !== null) return false;
+        if ((await images.moveToTrash([id], clock())).size === 0) return false;
+        await audit.change(null, 'outside_delete', {
+          target: id,
+          detail: 'its original was deleted from the bucket',
+        });
+        await notifications.recordChange(null, 'outside_delete', id, `“${row.title}”`);
+        return true;
+      });
+    },
+
     /** "Undo": restores the owner's images that one press of Delete moved to the trash at `at`. */
     async undoTrash(actor: Actor, ownerId: string, at: number): Promise<number> {
       // Asked of the owner only: nobody else learns whether someone deleted anything at `at`.

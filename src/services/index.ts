@@ -15,6 +15,8 @@ import { createInvites } from './invites.js';
 import { createJobLeases } from './job-lease.js';
 import { createLogin, LOGIN_LIMITS, type LoginLimits } from './login.js';
 import { createNotifications } from './notifications.js';
+import { createOutsideChanges } from './outside-changes.js';
+import { createOutsideImports } from './outside-imports.js';
 import { createPendingUploads } from './pending-uploads.js';
 import { createPeople } from './people.js';
 import { createReconcile } from './reconcile.js';
@@ -96,6 +98,7 @@ export function createServices({ database, storage, clock, config, loginLimits, 
   const copies = createShareCopies({ database, storage, images });
   const shares = createShares({ database, storage, audit, images, devices, copies, clock });
   const uploadSweeper = createUploadSweeper({ storage, pending, uploads, users, images, clock, leases });
+  const imports = createOutsideImports({ storage, uploads, users, pending, clock });
   let storageHealth: { at: number; ok: Promise<boolean> } | undefined;
   function checkStorage(): Promise<boolean> {
     if (!storageHealth || clock() - storageHealth.at >= STORAGE_HEALTH_TTL_MS) {
@@ -135,7 +138,9 @@ export function createServices({ database, storage, clock, config, loginLimits, 
       pending,
       sweeper: uploadSweeper,
       leases,
+      imports,
     }),
+    outsideChanges: createOutsideChanges({ database, storage, images, imports, pending }),
     invites: createInvites({ database, clock, audit }),
     login: createLogin({
       database,

@@ -40,6 +40,7 @@ const ACTION_WORDS: Record<ChangeAction, string> = {
   replace: 'replaced',
   delete: 'deleted',
   outside_upload: 'found in the bucket (put there outside the app)',
+  outside_delete: 'moved to the trash: its file was deleted from the bucket outside the app',
 };
 
 export function describeChange(c: Pick<Change, 'actorEmail' | 'action' | 'summary'>): string {
@@ -215,7 +216,7 @@ export function createNotifications({ database, clock, config, appOrigin, instan
       summary: string,
     ): Promise<void> {
       // Admins know what they did themselves; a file dropped into the bucket is news whoever owns it.
-      if (actor?.role === 'admin' && action !== 'outside_upload') return;
+      if (actor?.role === 'admin' && !action.startsWith('outside_')) return;
       // Joins the caller's transaction; alone, the change and its deliveries still commit together.
       await database.transaction(async () => {
         const now = clock();

@@ -2,9 +2,10 @@ import type { AppDb } from '../db/database.js';
 import { storageDeletionsRepository } from '../db/repositories/storage-deletions.js';
 import type { Storage } from '../storage/storage.js';
 import type { Clock } from './clock.js';
-import { Conflict, DomainError, Invalid, Unavailable } from './errors.js';
+import { Conflict } from './errors.js';
 import type { Images } from './images.js';
 import { type HeldLease, JOB_LEASE_MS, type JobLeases } from './job-lease.js';
+import { OUTSIDE_ORIGINAL, type OutsideImports } from './outside-imports.js';
 import type { PendingUploads } from './pending-uploads.js';
 import { SWEEP_JOB, type SweepReport, storageFailure, type UploadSweeper } from './upload-sweeper.js';
 import type { Uploads } from './uploads.js';
@@ -12,7 +13,6 @@ import type { Users } from './users.js';
 
 /** Objects younger than this may belong to a completion still running; they are left alone. */
 const ORPHAN_GRACE_MS = 60 * 60 * 1000;
-const ORIGINAL_KEY = /^users\/([a-z0-9]+)\/originals\/[^/]+$/;
 
 export interface ReconcileReport extends SweepReport {
   apply: boolean;
@@ -41,6 +41,7 @@ export function createReconcile(deps: {
   pending: PendingUploads;
   sweeper: UploadSweeper;
   leases: JobLeases;
+  imports: OutsideImports;
 }) {
   const { storage } = deps;
   const deletions = storageDeletionsRepository(deps.database);
@@ -49,41 +50,16 @@ export function createReconcile(deps: {
   /** Whether an image uses the key, or its delete is queued already. */
   const knownKey = async (key: string) => (await deps.images.usesKey(key)) || (await deletions.has(key));
 
-  /** Completes an object found under originals/ as its owner's upload; a pending row carries it through. */
+  /** Completes an object found under originals/ as its owner's upload (a dry run only says so). */
   async function importOutside(ownerId: string, key: string, report: ReconcileReport): Promise<void> {
-    const user = await deps.users.get(ownerId);
-    if (!user) return;
     if (!report.apply) {
-      report.imported.push(key);
+      if (await deps.users.get(ownerId)) report.imported.push(key);
       return;
     }
-    const now = deps.clock();
-    await deps.pending.insert({
-      key,
-      ownerId,
-      originalName: key.split('/').pop() ?? '',
-      replacesImageId: null,
-      maxBytes: 0,
-      isForm: false,
-      createdAt: now,
-      expiresAt: now,
-    });
-    try {
-      await deps.uploads.complete(user, key, { outside: true });
-      report.imported.push(key);
-    } catch (err) {
-      // This run's row goes whatever stopped it (a refusal has removed it already): the next run
-      // starts from the bucket again.
-      await deps.pending.remove(key);
-      // Gone since the listing: it was a completed upload's staging object, which its job has just
-      // copied into place and deleted. Nothing to import, nothing to report.
-      if (err instanceof Invalid && (await storage.head(key).catch(() => undefined)) === null) return;
-      if (err instanceof DomainError && !(err instanceof Unavailable)) {
-        report.rejected.push(key);
-        return;
-      }
-      report.skipped.push({ key, reason: storageFailure(err) });
-    }
+    const done = await deps.imports.importObject(ownerId, key);
+    if (done?.outcome === 'imported') report.imported.push(key);
+    else if (done?.outcome === 'rejected') report.rejected.push(key);
+    else if (done?.outcome === 'skipped') report.skipped.push({ key, reason: storageFailure(done.error) });
   }
 
   /** Stops an applied run whose lease lapsed (its process stalled): a timer's sweep may be running now. */
@@ -119,7 +95,7 @@ export function createReconcile(deps: {
       const page = await storage.list('users/', cursor);
       for (const object of page.keys) {
         if ((await knownKey(object.key)) || (await deps.pending.names(object.key))) continue;
-        const owner = ORIGINAL_KEY.exec(object.key)?.[1];
+        const owner = OUTSIDE_ORIGINAL.exec(object.key)?.[1];
         if (owner && (await deps.users.get(owner))) {
           await importOutside(owner, object.key, report);
           continue;

@@ -5,6 +5,7 @@ import {
   type Logger,
   loadOrCreateCredentials,
   type S3Server,
+  type StoreChange,
   type StoreCredentials,
 } from '@s3-gallery/s3-store';
 import type { Config } from '../config.js';
@@ -42,7 +43,11 @@ export function createEmbeddedStore(
   config: Config,
   creds: StoreCredentials,
   log: Logger,
-  formRefusalPage?: FormRefusalPage,
+  o: {
+    formRefusalPage?: FormRefusalPage;
+    /** told of every change to the bucket, whoever made it (the live pickup of outside changes) */
+    onChange?: (change: StoreChange) => void;
+  } = {},
 ): S3Server {
   return createS3Server({
     root: objectsDir(config),
@@ -53,7 +58,8 @@ export function createEmbeddedStore(
     log,
     requestId: (req) => requestIdOf(req, config.trustProxy),
     // A person's plain-form upload that the store refuses reads like the app, with a way back.
-    ...(formRefusalPage ? { formRefusalPage } : {}),
+    ...(o.formRefusalPage ? { formRefusalPage: o.formRefusalPage } : {}),
+    ...(o.onChange ? { onChange: o.onChange } : {}),
     // A plain form's upload is one file under its prefix: what one form can store stays bounded.
     oneKeyPerFormPrefix: true,
   });

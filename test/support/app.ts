@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { sql } from 'kysely';
 import { type Logger, pino } from 'pino';
+import type { StoreChange } from '../../packages/s3-store/src/disk/objects.js';
 import { createApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
 import { connectDatabase, type DatabaseTarget } from '../../src/db/database.js';
@@ -27,6 +28,11 @@ export interface TestAppOptions {
    * false, jobs wait until the test calls t.settle(), which then runs them itself.
    */
   workers?: boolean;
+  /**
+   * Whether the store tells the app of every change, as the embedded store does in a server (the
+   * live pickup of outside changes); off by default, so tests of reconcile see what they put.
+   */
+  livePickup?: boolean;
 }
 
 /**
@@ -43,7 +49,8 @@ export const testDialect: 'sqlite' | 'postgres' =
  */
 export async function makeTestApp(opts: TestAppOptions = {}) {
   const dataDir = mkdtempSync(path.join(tmpdir(), 's3g-test-'));
-  const store = await startTestStore();
+  let noticeChange: ((change: StoreChange) => void) | undefined;
+  const store = await startTestStore(opts.livePickup ? { onChange: (change) => noticeChange?.(change) } : {});
   const config = loadConfig({
     DATA_DIR: dataDir,
     LOG_LEVEL: 'silent',
@@ -74,6 +81,8 @@ export async function makeTestApp(opts: TestAppOptions = {}) {
   });
   const log = opts.log ?? pino({ level: 'silent' });
   const app = createApp({ config, services, log });
+  const stopPickup = services.outsideChanges.start(log);
+  if (opts.livePickup) noticeChange = services.outsideChanges.notice;
   const stopWorkers = opts.workers === false ? async () => {} : services.jobs.start(log);
   return {
     app,
@@ -146,6 +155,7 @@ export async function makeTestApp(opts: TestAppOptions = {}) {
     settle: () => services.jobs.drain(),
     async close() {
       await stopWorkers();
+      await stopPickup();
       await database.close();
       await pg?.drop();
       await store.close();

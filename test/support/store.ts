@@ -1,3 +1,4 @@
+import type { StoreChange } from '../../packages/s3-store/src/disk/objects.js';
 import { startStore } from '../../packages/s3-store/test/support.js';
 import { EMBEDDED_BUCKET, EMBEDDED_MOUNT } from '../../src/storage/embedded.js';
 import { createStorage } from '../../src/storage/s3.js';
@@ -7,8 +8,9 @@ import { createStorage } from '../../src/storage/s3.js';
  * (the store package's own test store, mounted and named as the app mounts it), and the app's
  * storage client on it; `client` is the AWS SDK's own, for calls the app's client does not make.
  */
-export async function startTestStore() {
+export async function startTestStore(o: { onChange?: (change: StoreChange) => void } = {}) {
   const store = await startStore({
+    ...o,
     bucket: EMBEDDED_BUCKET,
     mountPath: EMBEDDED_MOUNT,
     credentials: { accessKeyId: 'S3GTESTKEY', secretAccessKey: 'test-secret-key-for-the-embedded-store' },

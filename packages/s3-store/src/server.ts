@@ -5,7 +5,7 @@ import { type AccessRecord, accessKeyIdOf, logWhenDone } from './access-log.js';
 import { FormPrefixes } from './auth/form-prefixes.js';
 import { createAuthenticator, parseQuery, type QueryPairs, UNSIGNED_PAYLOAD } from './auth/sigv4.js';
 import { MultipartUploads } from './disk/multipart.js';
-import { DiskObjects } from './disk/objects.js';
+import { DiskObjects, type StoreChange } from './disk/objects.js';
 import { refuseEncryption } from './encryption.js';
 import { accessDenied, S3Error, sendError } from './errors.js';
 import { type FormRefusalPage, isBrowserFormPost, refusalOf, sendRefusalPage } from './form-refusal.js';
@@ -52,6 +52,12 @@ export interface S3ServerOptions {
    */
   formRefusalPage?: FormRefusalPage;
   /**
+   * Told of every object written (PUT, form POST, copy, completed multipart upload) or deleted, by
+   * any client, once the change is on disk: an app that indexes the bucket keeps up without
+   * listing it. A handler's error is its own (it must not throw).
+   */
+  onChange?: (change: StoreChange) => void;
+  /**
    * One file per form prefix: a policy whose key condition is `starts-with` (a `${filename}` form)
    * stores one key under that prefix while the policy lives; a post with another name is refused
    * (403 AccessDenied). S3 stores any number: a deviation that only refuses, for an app that treats
@@ -79,6 +85,7 @@ export function createS3Server(o: S3ServerOptions): S3Server {
   const now = o.now ?? (() => new Date());
   const log = o.log ?? stderrLogger;
   const disk = new DiskObjects(o.root);
+  disk.onChange = o.onChange;
   const ready = fs.mkdir(o.root, { recursive: true }).then(() => disk.init());
   const auth = createAuthenticator({ region: o.region, credentials: o.credentials, now });
   const multipart = new MultipartUploads(o.root, disk);

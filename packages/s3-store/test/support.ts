@@ -17,6 +17,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { createPresignedPost } from '@aws-sdk/s3-presigned-post';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import type { StoreChange } from '../src/disk/objects.js';
 import type { FormRefusalPage } from '../src/form-refusal.js';
 import type { Logger } from '../src/logger.js';
 import { createS3Server } from '../src/server.js';
@@ -35,6 +36,7 @@ export async function startStore(
     formRefusalPage?: FormRefusalPage;
     oneKeyPerFormPrefix?: boolean;
     log?: Logger;
+    onChange?: (change: StoreChange) => void;
   } = {},
 ) {
   const root = mkdtempSync(path.join(tmpdir(), 's3-store-'));
@@ -56,6 +58,7 @@ export async function startStore(
     ...(o.formRefusalPage ? { formRefusalPage: o.formRefusalPage } : {}),
     ...(o.oneKeyPerFormPrefix ? { oneKeyPerFormPrefix: true } : {}),
     ...(o.log ? { log: o.log } : {}),
+    ...(o.onChange ? { onChange: o.onChange } : {}),
   });
   await store.ready;
   const server = http.createServer((req, res) => store.handle(req, res));

@@ -233,6 +233,11 @@ export function imagesRepository(database: AppDb) {
   }
 
   return {
+    /** The image whose original is this key, in the trash or not. */
+    async getByOriginalKey(key: string): Promise<ImageRow | undefined> {
+      return database.q.selectFrom('images').selectAll().where('original_key', '=', key).executeTakeFirst();
+    },
+
     async get(id: string): Promise<ImageRow | undefined> {
       return database.q.selectFrom('images').selectAll().where('id', '=', id).executeTakeFirst();
     },

@@ -44,6 +44,11 @@ export interface WriteOptions {
   durable?: boolean;
 }
 
+/** An object written or deleted, as the store tells an app that asked to hear of changes. */
+export type StoreChange =
+  | { type: 'created'; key: string; etag: string; size: number }
+  | { type: 'removed'; key: string };
+
 /** A body received into a temp file and checked (see DiskObjects.receive). */
 export interface Received {
   /** the temp file: published by renaming it, once sealed */
@@ -73,6 +78,8 @@ export class DiskObjects {
   private readonly turns = new Map<string, Promise<void>>();
   /** Settles once every object on disk is in the index; only listing has to wait for it. */
   indexed: Promise<void> = Promise.resolve();
+  /** Told of every object written (by any operation) or deleted, once the change is on disk. */
+  onChange: ((change: StoreChange) => void) | undefined;
 
   constructor(private readonly root: string) {
     this.tmpDir = path.join(root, 'tmp');
@@ -309,6 +316,7 @@ export class DiskObjects {
     // The rename is what readers see, durable or not; making it survive a power cut is this
     // writer's wait alone, before it answers, so the directory fsyncs of concurrent uploads overlap.
     if (durable) await syncDir(path.dirname(target));
+    this.onChange?.({ type: 'created', key, etag: meta.etag, size: meta.size });
   }
 
   /** Runs changes to one key one at a time, in the order they were asked for; a failure fails only its own caller. */
@@ -354,11 +362,16 @@ export class DiskObjects {
     }
   }
 
-  delete(key: string): Promise<void> {
-    return this.inTurn(key, async () => {
-      await fs.rm(objectPath(this.root, key), { force: true });
+  async delete(key: string): Promise<void> {
+    let existed = true;
+    await this.inTurn(key, async () => {
+      await fs.unlink(objectPath(this.root, key)).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ENOENT') throw err;
+        existed = false;
+      });
       this.keys.delete(key);
     });
+    if (existed) this.onChange?.({ type: 'removed', key });
   }
 
   /** Keys in UTF-8 byte order, as S3 lists them. Call after `indexed` settles. */

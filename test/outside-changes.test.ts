@@ -1,0 +1,98 @@
+import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Client } from './support/app.js';
+import { makeTestApp, signUp, signUpWithRole, type TestApp } from './support/app.js';
+import { makeJpeg } from './support/images.js';
+import { deleteForGood, upload } from './support/uploads.js';
+
+/**
+ * Changes made to the bucket with a tool (the SDK here, as the AWS CLI would), picked up as the
+ * store reports them: no reconcile run.
+ */
+describe('live pickup of changes made outside the app', () => {
+  let t: TestApp;
+  let alice: Client;
+  let aliceId: string;
+
+  beforeAll(async () => {
+    t = await makeTestApp({ livePickup: true });
+    const admin = t.client();
+    await signUp(admin, 'admin@example.com');
+    alice = await signUpWithRole(t, admin, 'alice@example.com', 'member');
+    aliceId = (await t.user('alice@example.com')).id;
+  });
+  afterAll(() => t.close());
+
+  /** A tool's own request, signed with the store's key, as `aws s3 cp` sends it. */
+  const put = (Key: string, Body: Buffer | string) =>
+    t.store.client.send(new PutObjectCommand({ Bucket: t.store.bucket, Key, Body }));
+  const remove = (Key: string) =>
+    t.store.client.send(new DeleteObjectCommand({ Bucket: t.store.bucket, Key }));
+  const changesOf = async (action: string) =>
+    t.services.database.q
+      .selectFrom('changes')
+      .select(['image_id', 'summary'])
+      .where('action', '=', action)
+      .execute();
+
+  it('makes an original put into a user’s prefix their image within seconds, and tells the admins', async () => {
+    await put(`users/${aliceId}/originals/harbour at dawn.jpg`, await makeJpeg(600, 400));
+    await t.services.outsideChanges.idle();
+    await t.settle();
+    const rows = await t.services.database.q
+      .selectFrom('images')
+      .select(['id', 'title', 'state', 'original_key'])
+      .where('owner_id', '=', aliceId)
+      .execute();
+    expect(rows.map((r) => [r.title, r.state])).toEqual([['harbour at dawn', 'ready']]);
+    expect(await changesOf('outside_upload')).toEqual([
+      { image_id: rows[0]?.id, summary: '“harbour at dawn”' },
+    ]);
+    expect(await (await alice.get('/')).text()).toContain('harbour at dawn');
+  });
+
+  it('leaves the app’s own writes and deletes alone: an upload and a delete for good are no outside change', async () => {
+    const before = (await changesOf('outside_upload')).length;
+    const id = await upload(alice, await makeJpeg(300, 200), 'mine.jpg');
+    await t.settle();
+    await deleteForGood(alice, id);
+    await t.services.outsideChanges.idle();
+    expect(await changesOf('outside_upload')).toHaveLength(before);
+    expect(await changesOf('outside_delete')).toEqual([]);
+    expect(await t.count('images', `owner_id = '${aliceId}'`)).toBe(1);
+  });
+
+  it('moves an image whose original a tool deleted to the trash, and tells the admins', async () => {
+    const id = await upload(alice, await makeJpeg(300, 200), 'doomed.jpg');
+    await t.settle();
+    await t.services.outsideChanges.idle();
+    const row = await t.services.database.q
+      .selectFrom('images')
+      .select(['original_key'])
+      .where('id', '=', id)
+      .executeTakeFirstOrThrow();
+    await remove(row.original_key);
+    await t.services.outsideChanges.idle();
+    const after = await t.services.database.q
+      .selectFrom('images')
+      .select(['trashed_at'])
+      .where('id', '=', id)
+      .executeTakeFirstOrThrow();
+    expect(after.trashed_at).not.toBeNull();
+    expect(await changesOf('outside_delete')).toEqual([{ image_id: id, summary: '“doomed”' }]);
+    expect(await (await alice.get('/')).text()).not.toContain('doomed');
+    expect(await (await alice.get('/trash')).text()).toContain('doomed');
+    expect(await t.count('audit_log', `action = 'outside_delete' AND target = '${id}'`)).toBe(1);
+  });
+
+  it('refuses a file that is not an image, and passes over keys that are not originals', async () => {
+    const before = await t.count('images');
+    await put(`users/${aliceId}/originals/notes.txt`, 'just words');
+    await put(`users/${aliceId}/thumbs/stray.webp`, 'x');
+    await put('elsewhere/file.jpg', await makeJpeg(10, 10));
+    await t.services.outsideChanges.idle();
+    expect(await t.count('images')).toBe(before);
+    // Its pending row went with the refusal.
+    expect(await t.count('pending_uploads', "key LIKE '%/originals/notes.txt'")).toBe(0);
+  });
+});
