@@ -136,6 +136,7 @@ const image: Selectable<Database['images']> = {
   staged_etag: '"9b2cf535f27731c974343645a3985328"',
   trashed_at: T + 9,
   share_copy_key: 'users/u1/copies/img1/c1.jpg',
+  original_etag: '9b2cf535f27731c974343645a3985328',
 };
 const pendingUpload: Selectable<Database['pending_uploads']> = {
   key: 'uploads/u1/p1',
@@ -354,6 +355,7 @@ for (const dialect of dialects) {
         staged_etag,
         trashed_at,
         share_copy_key,
+        original_etag,
         ...required
       } = image;
       await db

@@ -256,6 +256,15 @@ describe('images', () => {
     // The bucket put the file's name in its key; the title is the name without its extension.
     expect(page).toContain('<h1>from-a-form</h1>');
     expect(page).toContain('<dd>from-a-form.jpg</dd>');
+    // Copied into place before the answer: the ETag the original has there is recorded with it.
+    const id = imagePath.match(/^\/images\/([a-z0-9]+)/)?.[1] as string;
+    const row = await t.services.database.q
+      .selectFrom('images')
+      .select(['original_key', 'original_etag'])
+      .where('id', '=', id)
+      .executeTakeFirstOrThrow();
+    const head = await t.services.storage.head(row.original_key);
+    expect(row.original_etag).toBe(head?.etag?.replaceAll('"', ''));
   });
 
   it('keeps any file name a plain form sends, as text: quotes, markup, line breaks, other scripts, great length', async () => {

@@ -85,6 +85,44 @@ describe('live pickup of changes made outside the app', () => {
     expect(await t.count('audit_log', `action = 'outside_delete' AND target = '${id}'`)).toBe(1);
   });
 
+  it('processes an original a tool overwrote again (same id and title), and fails one overwritten with text', async () => {
+    const first = await makeJpeg(400, 300);
+    const id = await upload(alice, first, 'tide.jpg');
+    await t.settle();
+    await t.services.outsideChanges.idle();
+    const rowOf = () =>
+      t.services.database.q
+        .selectFrom('images')
+        .select(['original_key', 'original_etag', 'thumb_key', 'width', 'state', 'failure', 'title'])
+        .where('id', '=', id)
+        .executeTakeFirstOrThrow();
+    const before = await rowOf();
+    expect(before.original_etag).toMatch(/^[0-9a-f]{32}$/);
+    // The same bytes again: the same ETag, nothing to do.
+    await put(before.original_key, first);
+    await t.services.outsideChanges.idle();
+    expect(await changesOf('outside_replace')).toEqual([]);
+
+    await put(before.original_key, await makeJpeg(200, 500));
+    await t.services.outsideChanges.idle();
+    await t.settle();
+    const after = await rowOf();
+    expect([after.title, after.state, after.width]).toEqual(['tide', 'ready', 200]);
+    expect(after.original_key).toBe(before.original_key);
+    expect(after.original_etag).not.toBe(before.original_etag);
+    expect(after.thumb_key).not.toBe(before.thumb_key);
+    expect(await t.services.storage.head(before.thumb_key)).toBeNull();
+    expect(await t.services.storage.head(after.thumb_key)).not.toBeNull();
+    expect(await changesOf('outside_replace')).toEqual([{ image_id: id, summary: '“tide”' }]);
+
+    await put(before.original_key, 'not a picture any more');
+    await t.services.outsideChanges.idle();
+    const failed = await rowOf();
+    expect(failed.state).toBe('failed');
+    expect(failed.failure).toContain('is not a JPEG');
+    expect(await changesOf('outside_replace')).toHaveLength(2);
+  });
+
   it('refuses a file that is not an image, and passes over keys that are not originals', async () => {
     const before = await t.count('images');
     await put(`users/${aliceId}/originals/notes.txt`, 'just words');

@@ -330,6 +330,10 @@ export const postgresMigrations: readonly string[] = [
   UPDATE share_links SET download_original = allow_download;
   ALTER TABLE images ADD COLUMN share_copy_key text;
   `,
+  // 17: the original's ETag as the app stored it (see migrations.ts)
+  `
+  ALTER TABLE images ADD COLUMN original_etag text;
+  `,
 ];
 /**
  * Runs the migrations not yet run, each in its own transaction with the version it reaches.

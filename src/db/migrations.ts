@@ -366,4 +366,9 @@ export const migrations: readonly string[] = [
   UPDATE share_links SET download_original = allow_download;
   ALTER TABLE images ADD COLUMN share_copy_key TEXT;
   `,
+  // 17: the ETag the bucket gave the image's original when the app put it in place, so a file
+  // overwritten there outside the app is told from the app's own (null for images stored before).
+  `
+  ALTER TABLE images ADD COLUMN original_etag TEXT;
+  `,
 ];

@@ -107,6 +107,8 @@ export interface ImagesTable {
   trashed_at: Generated<number | null>;
   /** the full-size copy without location a share link's visitors download, once one asked for it */
   share_copy_key: Generated<string | null>;
+  /** the ETag (bare) the bucket gave the original when the app put it in place; null before that */
+  original_etag: Generated<string | null>;
 }
 
 export type ImageState = 'processing' | 'ready' | 'failed';

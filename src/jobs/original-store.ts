@@ -40,45 +40,55 @@ export function createOriginalStore(deps: { database: AppDb; storage: Storage; i
    * Whether the object at `key` is the file verified: its size and its type from its first bytes
    * (asked when the bucket gives a copy an ETag of its own, as SSE-KMS does, or after a crash).
    */
-  async function isVerifiedFile(key: string, image: VerifiedFile): Promise<boolean> {
+  async function isVerifiedFile(key: string, image: VerifiedFile): Promise<string | null> {
     const start = await storage.readStart(key, SNIFF_BYTES);
-    if (start === null || start.info.size !== image.bytes) return false;
+    if (start === null || start.info.size !== image.bytes) return null;
     // Read as the completion read the staging object: on, as a stream, when the first bytes do not tell.
     const type = await sniffKeptType(storage, key, start, start.info.etag ?? '').catch((err: unknown) => {
       if (err instanceof SourceChanged) return null;
       throw err;
     });
-    return type === image.content_type;
+    return type === image.content_type ? bareEtag(start.info.etag ?? '') : null;
   }
 
   /**
    * Copies `source` (only as the version `etag` names) to the image's original key; a copy made
    * before (by an earlier run) counts. Throws JobFailed when that version is not there.
    */
-  async function copy(source: string, etag: string | null, image: VerifiedFile): Promise<void> {
+  /**
+   * Copies `source` (only as the version `etag` names) to the image's original key; a copy made
+   * before (by an earlier run) counts. Returns the ETag the original has in place (bare; '' when the
+   * bucket names none). Throws JobFailed when that version is not there.
+   */
+  async function copy(source: string, etag: string | null, image: VerifiedFile): Promise<string> {
     const to = image.original_key;
     try {
       const copied = await storage.copy(source, to, etag ? { ifMatch: etag } : {});
       // A copy without an ETag, or with another (SSE-KMS), is looked at instead.
       const isSameVersion =
         etag !== null && copied.etag !== undefined && bareEtag(copied.etag) === bareEtag(etag);
-      if (!isSameVersion && !(await isVerifiedFile(to, image))) {
+      if (isSameVersion) return bareEtag(copied.etag ?? '');
+      const verified = await isVerifiedFile(to, image);
+      if (verified === null) {
         await images.discardObjects([to]);
         throw new JobFailed(NOT_KEPT);
       }
+      return verified;
     } catch (err) {
       if (err instanceof JobFailed) throw err;
       // Replaced or gone since: unless a run before this one copied it already.
       const isNotThere = err instanceof SourceChanged || (await storage.head(source)) === null;
       if (!isNotThere) throw err;
-      if (!(await isVerifiedFile(to, image)))
-        throw new JobFailed(err instanceof SourceChanged ? NOT_KEPT : GONE);
+      const verified = await isVerifiedFile(to, image);
+      if (verified === null) throw new JobFailed(err instanceof SourceChanged ? NOT_KEPT : GONE);
+      return verified;
     }
   }
 
   async function storeOnce(image: ImageToStore, source: string): Promise<boolean> {
+    let originalEtag: string;
     try {
-      await copy(source, image.staged_etag, image);
+      originalEtag = await copy(source, image.staged_etag, image);
     } catch (err) {
       // The file verified is lost for good: the image fails with the reason and stops naming its
       // staging object, so what a replay put there goes with the sweep.
@@ -100,7 +110,7 @@ export function createOriginalStore(deps: { database: AppDb; storage: Storage; i
     // The staging object goes before the image stops naming it: a crash in between leaves a name
     // the next run clears (its copy finds the original in place), never an object no one names.
     await images.discardObjects([source]);
-    await imageRows.unstage(image.id, source);
+    await imageRows.unstage(image.id, source, originalEtag || null);
     return true;
   }
 

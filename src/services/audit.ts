@@ -41,6 +41,7 @@ export const AUDIT_ACTIONS = [
   'invite_create',
   'invite_revoke',
   'outside_upload',
+  'outside_replace',
   'outside_delete',
   'throttled',
   'audit_purge',

@@ -140,7 +140,7 @@ export function createServices({ database, storage, clock, config, loginLimits, 
       leases,
       imports,
     }),
-    outsideChanges: createOutsideChanges({ database, storage, images, imports, pending }),
+    outsideChanges: createOutsideChanges({ database, storage, images, imports, uploads, pending }),
     invites: createInvites({ database, clock, audit }),
     login: createLogin({
       database,

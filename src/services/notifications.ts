@@ -40,6 +40,7 @@ const ACTION_WORDS: Record<ChangeAction, string> = {
   replace: 'replaced',
   delete: 'deleted',
   outside_upload: 'found in the bucket (put there outside the app)',
+  outside_replace: 'replaced in the bucket outside the app (its copies are made again)',
   outside_delete: 'moved to the trash: its file was deleted from the bucket outside the app',
 };
 

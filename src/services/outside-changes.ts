@@ -3,10 +3,11 @@ import type { Logger } from 'pino';
 import type { AppDb } from '../db/database.js';
 import { imagesRepository } from '../db/repositories/images.js';
 import { storageDeletionsRepository } from '../db/repositories/storage-deletions.js';
-import type { Storage } from '../storage/storage.js';
+import { bareEtag, type Storage } from '../storage/storage.js';
 import type { Images } from './images.js';
 import { OUTSIDE_ORIGINAL, type OutsideImports } from './outside-imports.js';
 import type { PendingUploads } from './pending-uploads.js';
+import type { Uploads } from './uploads.js';
 
 /**
  * How long after a change it is looked at. The app's own writes are reported too (an upload's
@@ -27,6 +28,7 @@ export function createOutsideChanges(deps: {
   storage: Storage;
   images: Images;
   imports: OutsideImports;
+  uploads: Uploads;
   pending: PendingUploads;
   delayMs?: number;
 }) {
@@ -44,12 +46,23 @@ export function createOutsideChanges(deps: {
     const image = await imageRows.getByOriginalKey(key);
     const object = await deps.storage.head(key);
     if (image) {
-      // An image's original gone from the bucket (not one still being copied into place).
-      if (object === null && image.staged_key === null && image.trashed_at === null) {
-        if (await deps.images.trashMissing(image.id))
+      // Still being copied into place: the copy's own change, not a tool's.
+      if (image.staged_key !== null) return;
+      // An image's original gone from the bucket.
+      if (object === null) {
+        if (image.trashed_at === null && (await deps.images.trashMissing(image.id)))
           log?.info(
             { imageId: image.id, key },
             'an image’s original was deleted outside the app: moved to the trash',
+          );
+        return;
+      }
+      // Overwritten in place: another ETag than the one the app stored.
+      if (object.etag && image.original_etag !== null && bareEtag(object.etag) !== image.original_etag) {
+        if (await deps.uploads.refreshOverwritten(image.id))
+          log?.info(
+            { imageId: image.id, key },
+            'an image’s original was overwritten outside the app: processed again',
           );
       }
       return;

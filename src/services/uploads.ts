@@ -282,9 +282,11 @@ export function createUploads(deps: {
     // the answer (see below).
     const copiesFirst = row.isShared;
     const file = { original_key: finalKey, content_type: checked.contentType, bytes: checked.size };
+    // The ETag the original has in place (what tells a file overwritten there later from ours).
+    let originalEtag: string | null = null;
     if (copiesFirst) {
       try {
-        await originals.copy(row.objectKey, staged.copyIf, file);
+        originalEtag = (await originals.copy(row.objectKey, staged.copyIf, file)) || null;
       } catch (err) {
         await pending.release(row.key, finalKey);
         await images.discardObjects([finalKey]);
@@ -316,6 +318,8 @@ export function createUploads(deps: {
       staged_etag: copiesFirst ? null : staged.copyIf,
       // A share copy is made of a file on its first download: a new file has none yet.
       share_copy_key: null,
+      // Known once it is in place: now, or when the job copies it (after the answer).
+      original_etag: originalEtag,
     };
     const addJob = (imageId: string, ownerId: string) =>
       jobs.add({ kind: 'renditions', imageId, ownerId, originalKey: finalKey, now });
@@ -603,6 +607,79 @@ export function createUploads(deps: {
         return true;
       });
       if (restarted) deps.onJobAdded();
+    },
+
+    /**
+     * An image's original overwritten in place outside the app (its ETag is not the one the app
+     * stored): checked as an upload is, then its copies are made again (the same id, title, albums
+     * and links); a file we do not keep fails the image, with the reason. The owner's quota is not
+     * asked: whoever holds the bucket's key may write anything. Audited and announced as an outside
+     * change. False when nothing changed (or the image did meanwhile).
+     */
+    async refreshOverwritten(imageId: string): Promise<boolean> {
+      const row = await imageRows.get(imageId);
+      if (!row || row.staged_key !== null || row.original_etag === null) return false;
+      const start = await fromStorage(storage.readStart(row.original_key, SNIFF_BYTES));
+      const etag = start?.info.etag ? bareEtag(start.info.etag) : null;
+      if (!start || !etag || etag === row.original_etag) return false;
+      const { size } = start.info;
+      const contentType = await fromStorage(
+        sniffKeptType(storage, row.original_key, start, start.info.etag ?? ''),
+      );
+      const refusal =
+        size > deps.maxUploadBytes
+          ? `The file put in its place outside the app is larger than the upload limit of ${formatBytes(deps.maxUploadBytes)}.`
+          : size === 0 || (!isImageType(contentType) && deps.accept !== 'any')
+            ? `The file put in its place outside the app is not a ${ACCEPTED_NAMES} image.`
+            : null;
+      const version = randomUUID();
+      const base = `users/${row.owner_id}/`;
+      const files = { thumb: `${base}thumbs/${version}.webp`, display: `${base}display/${version}.webp` };
+      const now = clock();
+      const old = await database.transaction(async () => {
+        const current = await imageRows.get(imageId);
+        if (current?.original_key !== row.original_key || current.original_etag !== row.original_etag)
+          return null;
+        await imageRows.replaceFiles(imageId, {
+          content_type: contentType,
+          bytes: size,
+          width: 0,
+          height: 0,
+          taken_at: null,
+          updated_at: now,
+          state: refusal ? 'failed' : 'processing',
+          failure: refusal,
+          placeholder: null,
+          thumb_key: files.thumb,
+          display_key: files.display,
+          share_copy_key: null,
+          original_etag: etag,
+        });
+        if (!refusal)
+          await jobs.add({
+            kind: 'renditions',
+            imageId,
+            ownerId: row.owner_id,
+            originalKey: row.original_key,
+            now,
+          });
+        const oldKeys = [
+          current.thumb_key,
+          current.display_key,
+          ...(current.share_copy_key ? [current.share_copy_key] : []),
+        ];
+        await images.queueDeletion(oldKeys);
+        await notifications.recordChange(null, 'outside_replace', imageId, `“${current.title}”`);
+        await audit.change(null, 'outside_replace', {
+          target: imageId,
+          detail: refusal ?? `${formatBytes(size)}`,
+        });
+        return oldKeys;
+      });
+      if (!old) return false;
+      if (!refusal) deps.onJobAdded();
+      await images.deleteObjects(old);
+      return true;
     },
 
     /** Whether this process is completing the key now (the sweep leaves such a claim alone). */

@@ -35,6 +35,7 @@ const AUDIT_ACTION_WORDS: Record<AuditAction, string> = {
   invite_create: 'created an invite',
   invite_revoke: 'revoked an invite',
   outside_upload: 'added from outside the app',
+  outside_replace: 'replaced from outside the app',
   outside_delete: 'deleted from outside the app',
   throttled: 'was throttled',
   audit_purge: 'purged old entries',

@@ -2,7 +2,13 @@ import type { Insertable, Selectable } from 'kysely';
 import type { AppDb } from '../database.js';
 import type { ChangesTable } from '../schema.js';
 
-export type ChangeAction = 'upload' | 'replace' | 'delete' | 'outside_upload' | 'outside_delete';
+export type ChangeAction =
+  | 'upload'
+  | 'replace'
+  | 'delete'
+  | 'outside_upload'
+  | 'outside_replace'
+  | 'outside_delete';
 
 /** A change to the images that admins are told about; rows outlive the users and images they name. */
 export interface Change {

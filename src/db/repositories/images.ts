@@ -119,6 +119,7 @@ export type ImageFiles = Pick<
   | 'staged_key'
   | 'staged_etag'
   | 'share_copy_key'
+  | 'original_etag'
 >;
 
 /** What a worker learnt from the file: the image becomes 'ready' with it. */
@@ -317,10 +318,15 @@ export function imagesRepository(database: AppDb) {
     },
 
     /** The image's original is in place, copied from `stagedKey` (or that file is lost): it names it no more. */
-    async unstage(id: string, stagedKey: string): Promise<void> {
+    /** The original is in place (with this ETag, when known): the image stops naming its staging object. */
+    async unstage(id: string, stagedKey: string, originalEtag: string | null = null): Promise<void> {
       await database.q
         .updateTable('images')
-        .set({ staged_key: null, staged_etag: null })
+        .set({
+          staged_key: null,
+          staged_etag: null,
+          ...(originalEtag ? { original_etag: originalEtag } : {}),
+        })
         .where('id', '=', id)
         .where('staged_key', '=', stagedKey)
         .execute();
