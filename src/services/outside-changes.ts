@@ -42,7 +42,8 @@ export function createOutsideChanges(deps: {
   /** What the key holds now, and what the database says of it. */
   async function settle(key: string): Promise<void> {
     const owner = OUTSIDE_ORIGINAL.exec(key)?.[1];
-    if (!owner) return;
+    // Stopping: what is queued is left for reconcile.
+    if (!owner || isStopped) return;
     const image = await imageRows.getByOriginalKey(key);
     const object = await deps.storage.head(key);
     if (image) {
@@ -67,8 +68,15 @@ export function createOutsideChanges(deps: {
       }
       return;
     }
-    // The app's own: a completion's copy still being recorded, or a file whose delete is queued.
-    if (object === null || (await deps.pending.names(key)) || (await deletions.has(key))) return;
+    // The app's own: a completion's copy still being recorded, an import still being copied into
+    // place (its image names the key as its staging object), or a file whose delete is queued.
+    if (
+      object === null ||
+      (await deps.pending.names(key)) ||
+      (await deps.images.usesKey(key)) ||
+      (await deletions.has(key))
+    )
+      return;
     const done = await deps.imports.importObject(owner, key);
     if (done) log?.info({ key, outcome: done.outcome }, 'an original put into the bucket outside the app');
   }

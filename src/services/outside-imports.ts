@@ -36,16 +36,22 @@ export function createOutsideImports(deps: {
       const user = await deps.users.get(ownerId);
       if (!user) return null;
       const now = deps.clock();
-      await deps.pending.insert({
-        key,
-        ownerId,
-        originalName: key.split('/').pop() ?? '',
-        replacesImageId: null,
-        maxBytes: 0,
-        isForm: false,
-        createdAt: now,
-        expiresAt: now,
-      });
+      try {
+        await deps.pending.insert({
+          key,
+          ownerId,
+          originalName: key.split('/').pop() ?? '',
+          replacesImageId: null,
+          maxBytes: 0,
+          isForm: false,
+          createdAt: now,
+          expiresAt: now,
+        });
+      } catch (err) {
+        // Another import of the same key (reconcile and the live pickup at once) holds it: its own.
+        if (await deps.pending.get(key)) return null;
+        throw err;
+      }
       try {
         await deps.uploads.complete(user, key, { outside: true });
         return { outcome: 'imported' };

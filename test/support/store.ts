@@ -1,4 +1,4 @@
-import type { StoreChange } from '../../packages/s3-store/src/disk/objects.js';
+import type { StoreChange } from '@s3-gallery/s3-store';
 import { startStore } from '../../packages/s3-store/test/support.js';
 import { EMBEDDED_BUCKET, EMBEDDED_MOUNT } from '../../src/storage/embedded.js';
 import { createStorage } from '../../src/storage/s3.js';

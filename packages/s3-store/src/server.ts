@@ -134,7 +134,10 @@ export function createS3Server(o: S3ServerOptions): S3Server {
     const request: S3Request = { req, res, store, requestId, key: '', query, payloadHash: UNSIGNED_PAYLOAD };
     if (route?.signedInBody) return route.operation(request);
     request.payloadHash = await authenticate(req, rawPath, query);
-    refuseEncryption(Object.keys(req.headers), (name) => header(req, name));
+    // Asked for in a header, or in the query of a presigned URL that hoisted it (as S3 honours).
+    const asked = new Map<string, string>(query.map(([k, v]) => [k.toLowerCase(), v]));
+    for (const name of Object.keys(req.headers)) asked.set(name, header(req, name) ?? '');
+    refuseEncryption(asked.keys(), (name) => asked.get(name));
     if (on === 'bucket') {
       if (!route) throw notImplemented();
       return route.operation(request);

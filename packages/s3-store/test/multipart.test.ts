@@ -408,3 +408,87 @@ describe('server-side encryption, which the store does not do', () => {
     expect(await refusal(read('sse/form'))).toEqual({ status: 404, code: 'NoSuchKey' });
   });
 });
+
+describe('after an attacker’s review', () => {
+  it('refuses encryption asked for in a presigned URL’s query, as in a header', async () => {
+    const { getSignedUrl } = await import('@aws-sdk/s3-request-presigner');
+    const url = await getSignedUrl(
+      client,
+      new PutObjectCommand({ Bucket, Key: 'sse/hoisted', ServerSideEncryption: 'AES256' }),
+      { expiresIn: 60, hoistableHeaders: new Set(['x-amz-server-side-encryption']) },
+    );
+    expect(url).toContain('x-amz-server-side-encryption=AES256');
+    const res = await fetch(url, { method: 'PUT', body: 'x' });
+    expect(res.status).toBe(501);
+    expect(await refusal(read('sse/hoisted'))).toEqual({ status: 404, code: 'NoSuchKey' });
+  });
+
+  it('pages uploads of one key by upload-id-marker, seeing each once', async () => {
+    const ids = [];
+    for (let i = 0; i < 3; i++) ids.push(await create('page/same'));
+    const seen: string[] = [];
+    let KeyMarker: string | undefined;
+    let UploadIdMarker: string | undefined;
+    for (;;) {
+      const page = await client.send(
+        new ListMultipartUploadsCommand({
+          Bucket,
+          Prefix: 'page/',
+          MaxUploads: 1,
+          KeyMarker,
+          UploadIdMarker,
+        }),
+      );
+      seen.push(...(page.Uploads ?? []).map((u) => u.UploadId as string));
+      if (!page.IsTruncated) break;
+      KeyMarker = page.NextKeyMarker;
+      UploadIdMarker = page.NextUploadIdMarker;
+    }
+    expect(seen.sort()).toEqual([...ids].sort());
+    for (const UploadId of ids)
+      await client.send(new AbortMultipartUploadCommand({ Bucket, Key: 'page/same', UploadId }));
+  });
+
+  it('answers max-keys=0 with nothing and nothing more to page to', async () => {
+    const page = await client.send(
+      new ListObjectsCommand({ Bucket, Prefix: 'v1/', Delimiter: '/', MaxKeys: 0 }),
+    );
+    expect(page.IsTruncated).toBe(false);
+    expect(page.Contents ?? []).toEqual([]);
+  });
+
+  it('joins the parts listed even when one is sent again during the completion, or refuses it', async () => {
+    const Key = 'mp/raced';
+    const UploadId = await create(Key);
+    const p1 = await part(Key, UploadId, 1, Buffer.alloc(64 * MiB, 1));
+    const p2 = await part(Key, UploadId, 2, Buffer.alloc(10, 2));
+    const completing = complete(Key, UploadId, [
+      { PartNumber: 1, ETag: p1.ETag as string },
+      { PartNumber: 2, ETag: p2.ETag as string },
+    ]).catch((err: unknown) => err);
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    await part(Key, UploadId, 2, Buffer.alloc(10, 3)).catch(() => undefined);
+    const done = await completing;
+    if (done instanceof S3ServiceException) {
+      expect(done.name).toBe('OperationAborted');
+    } else {
+      const bytes = await read(Key);
+      // Whatever was joined is what the ETag says: the listed part 2, never the one sent later.
+      expect(bytes.length).toBe(64 * MiB + 10);
+      expect(bytes.subarray(-10).equals(Buffer.alloc(10, 2))).toBe(true);
+    }
+  });
+
+  it('lets an abort during a completion wait for it: no internal error', async () => {
+    const Key = 'mp/aborted-late';
+    const UploadId = await create(Key);
+    const p1 = await part(Key, UploadId, 1, Buffer.alloc(32 * MiB, 7));
+    const completing = complete(Key, UploadId, [{ PartNumber: 1, ETag: p1.ETag as string }]);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    const aborted = await refusal(
+      client.send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId })),
+    ).catch(() => ({ status: 204, code: '' }));
+    expect([204, 404]).toContain(aborted.status);
+    expect((await completing).ETag).toMatch(/-1"$/);
+  });
+});

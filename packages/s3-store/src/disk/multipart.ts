@@ -5,6 +5,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { S3Error } from '../errors.js';
 import { syncDir } from './durable-writer.js';
+import { byteOrder } from './key-index.js';
 import { HEADER_BYTES, type ObjectMeta, readHeader } from './object-file.js';
 import type { DiskObjects, WriteOptions } from './objects.js';
 
@@ -217,25 +218,49 @@ export class MultipartUploads {
 
   private async join(info: UploadInfo, chosen: PartInfo[]): Promise<ObjectMeta> {
     const dir = this.uploadDir(info.uploadId);
-    const files = chosen.map((p) => path.join(dir, `${p.partNumber}.part`));
     const md5s = Buffer.concat(chosen.map((p) => Buffer.from(p.etag, 'hex')));
     const etag = `${createHash('md5').update(md5s).digest('hex')}-${chosen.length}`;
-    const body = Readable.from(
-      (async function* () {
-        for (const file of files) yield* createReadStream(file, { start: HEADER_BYTES });
-      })(),
-    );
-    const meta = await this.disk.write(info.key, body, {
-      contentType: info.contentType,
-      metadata: info.metadata,
-      maxBytes: Number.MAX_SAFE_INTEGER,
-      etag,
-    });
-    await this.remove(info.uploadId);
-    return meta;
+    // Every part is opened (and checked to be the one listed) before a byte is joined: a part sent
+    // again meanwhile replaces the file by a rename, never what these handles read.
+    const handles: fs.FileHandle[] = [];
+    try {
+      for (const part of chosen) {
+        const handle = await fs.open(path.join(dir, `${part.partNumber}.part`), 'r').catch((err: unknown) => {
+          throw (err as NodeJS.ErrnoException).code === 'ENOENT' ? noSuchUpload(info.uploadId) : err;
+        });
+        handles.push(handle);
+        const meta = await readHeader(handle);
+        if (meta.etag !== part.etag || meta.size !== part.size) {
+          throw new S3Error(
+            409,
+            'OperationAborted',
+            'A part was sent again while the upload was being completed. Complete it again.',
+          );
+        }
+      }
+      const body = Readable.from(
+        (async function* () {
+          for (const handle of handles)
+            yield* createReadStream('', { fd: handle, start: HEADER_BYTES, autoClose: false });
+        })(),
+      );
+      const meta = await this.disk.write(info.key, body, {
+        contentType: info.contentType,
+        metadata: info.metadata,
+        maxBytes: Number.MAX_SAFE_INTEGER,
+        minBytes: chosen.reduce((sum, p) => sum + p.size, 0),
+        etag,
+      });
+      await this.remove(info.uploadId);
+      return meta;
+    } finally {
+      await Promise.all(handles.map((h) => h.close().catch(() => undefined)));
+    }
   }
 
+  /** Removes the upload and its parts; one being completed is let finish (then it is gone anyway). */
   async abort(uploadId: string, key: string): Promise<void> {
+    await this.completing.get(uploadId)?.catch(() => undefined);
     await this.get(uploadId, key);
     await this.remove(uploadId);
   }
@@ -258,7 +283,10 @@ export class MultipartUploads {
       const info = await this.read(id).catch(() => null);
       if (info) uploads.push(info);
     }
-    return uploads.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : a.initiated - b.initiated));
+    // As S3 lists them: by key (UTF-8 byte order), then by when each was created.
+    return uploads.sort(
+      (a, b) => byteOrder(a.key, b.key) || a.initiated - b.initiated || (a.uploadId < b.uploadId ? -1 : 1),
+    );
   }
 
   /** Aborts the uploads created before `before` (ms), and removes directories left half-made. */
@@ -276,7 +304,8 @@ export class MultipartUploads {
       const info = await this.read(id).catch(() => null);
       const stat = await fs.stat(this.uploadDir(id)).catch(() => null);
       const created = info?.initiated ?? stat?.mtimeMs ?? 0;
-      if (created < before) {
+      // Looked at again after the awaits: a completion may have begun meanwhile.
+      if (created < before && !this.completing.has(id)) {
         await this.remove(id);
         aborted.push(id);
       }

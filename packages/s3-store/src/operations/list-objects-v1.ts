@@ -39,7 +39,8 @@ export async function listObjectsV1({ res, store, query }: S3Request): Promise<v
     ...listed.prefixes.filter((p) => p !== markerGroup).map((key) => ({ key })),
   ].sort((a, b) => byteOrder(a.key, b.key));
   const page = items.slice(0, maxKeys);
-  const isTruncated = items.length > maxKeys || listed.isTruncated;
+  // Nothing asked for (max-keys=0): nothing listed, and nothing to page on to.
+  const isTruncated = maxKeys > 0 && (items.length > maxKeys || listed.isTruncated);
   const name = (text: string) => (encoding === 'url' ? formEncode(text) : text);
 
   const contents = page

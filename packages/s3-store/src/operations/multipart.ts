@@ -1,4 +1,5 @@
 import { MAX_PARTS, MIN_PART_BYTES, type PartInfo } from '../disk/multipart.js';
+import { byteOrder } from '../disk/objects.js';
 import { badRequest, S3Error, sendXml, xmlElements } from '../errors.js';
 import { header, MAX_PUT_BYTES, objectHeaders, queryValue, readBody, type S3Request } from '../request.js';
 import { requestBody } from '../request-body.js';
@@ -210,10 +211,17 @@ export async function listMultipartUploads(r: S3Request): Promise<void> {
   }
   const prefix = queryValue(r.query, 'prefix') ?? '';
   const keyMarker = queryValue(r.query, 'key-marker') ?? '';
+  const uploadIdMarker = queryValue(r.query, 'upload-id-marker') ?? '';
   const max = intArgument(r, 'max-uploads', 1000);
-  const all = (await store.multipart.list()).filter(
-    (u) => u.key.startsWith(prefix) && (!keyMarker || u.key > keyMarker),
-  );
+  const listed = (await store.multipart.list()).filter((u) => u.key.startsWith(prefix));
+  // After the marker: past its key, or (with an upload id) past that upload of its key.
+  const markerAt = uploadIdMarker
+    ? listed.findIndex((u) => u.key === keyMarker && u.uploadId === uploadIdMarker)
+    : -1;
+  const all =
+    markerAt >= 0
+      ? listed.slice(markerAt + 1)
+      : listed.filter((u) => !keyMarker || byteOrder(u.key, keyMarker) > 0);
   const page = all.slice(0, max);
   const uploads = page
     .map(
@@ -228,7 +236,7 @@ export async function listMultipartUploads(r: S3Request): Promise<void> {
     `<ListMultipartUploadsResult xmlns="${NS}">${xmlElements({
       Bucket: store.bucket,
       KeyMarker: keyMarker,
-      UploadIdMarker: '',
+      UploadIdMarker: uploadIdMarker,
       NextKeyMarker: last?.key ?? '',
       NextUploadIdMarker: last?.uploadId ?? '',
       Prefix: prefix || undefined,
