@@ -218,6 +218,8 @@ function printReport(r: ReconcileReport): void {
   const lines: [string, string[]][] = [
     ['Pending uploads completed', r.completed],
     ['Outside uploads imported', r.imported],
+    ['Originals overwritten outside the app, processed again', r.overwritten],
+    ['Images whose original is gone, moved to the trash', r.missing],
     ['Not images (or over quota), removed', r.rejected],
     ['Expired pending uploads dropped', r.expired],
     ['Objects of replayed upload links deleted', r.replaysDeleted],

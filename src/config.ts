@@ -51,6 +51,10 @@ const schema = z.object({
   AUDIT_RETENTION_DAYS: z.coerce.number().int().min(1).max(36_500).optional(),
   TRASH_DAYS: z.coerce.number().int().min(1).max(3650).default(30),
   ACCEPT: z.enum(['images', 'any'], { error: 'must be images or any' }).default('images'),
+  RECONCILE_INTERVAL: z
+    .string()
+    .regex(/^(off|\d{1,5}[smh])$/, { error: 'must be off or a number with s, m or h (e.g. 1h, 30m)' })
+    .default('1h'),
   SIGNUPS_PER_IP_PER_HOUR: z.coerce.number().int().min(1).max(1_000_000).default(5),
   REQUEST_TIMEOUT_SECONDS: seconds(30),
   UPLOAD_TIMEOUT_SECONDS: seconds(30 * 60),
@@ -93,6 +97,8 @@ export interface Config {
   trashDays: number;
   /** what uploads may be: our image types only, or any file (kept as a file card, never shown inline) */
   accept: 'images' | 'any';
+  /** how often the server reconciles by itself; null: never (RECONCILE_INTERVAL=off) */
+  reconcileIntervalMs: number | null;
   /** open sign-ups (SIGNUP=open, no invite) allowed per client address per hour */
   signupsPerIpPerHour: number;
   http: HttpLimits;
@@ -193,6 +199,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     auditRetentionDays: e.AUDIT_RETENTION_DAYS ?? null,
     trashDays: e.TRASH_DAYS,
     accept: e.ACCEPT,
+    reconcileIntervalMs: intervalMs(e.RECONCILE_INTERVAL),
     signupsPerIpPerHour: e.SIGNUPS_PER_IP_PER_HOUR,
     http: {
       requestTimeoutMs: e.REQUEST_TIMEOUT_SECONDS * 1000,
@@ -205,4 +212,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       leaseMs: e.PROCESSING_LEASE_SECONDS * 1000,
     },
   };
+}
+
+/** "30s", "15m", "1h" in ms; null for "off". At least a minute: a reconcile lists the whole bucket. */
+function intervalMs(text: string): number | null {
+  if (text === 'off') return null;
+  const unit = { s: 1000, m: 60_000, h: 3_600_000 }[text.slice(-1) as 's' | 'm' | 'h'];
+  return Math.max(60_000, Number(text.slice(0, -1)) * unit);
 }

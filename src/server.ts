@@ -118,6 +118,9 @@ export async function startServer(
   const stopAuditSchedule = services.audit.startSchedule(log, { retentionDays: config.auditRetentionDays });
   const stopWorkers = services.jobs.start(log);
   const stopPickup = services.outsideChanges.start(log);
+  const stopReconcile = config.reconcileIntervalMs
+    ? services.reconcile.startSchedule(log, config.reconcileIntervalMs)
+    : async () => {};
   if (store) noticeChange = services.outsideChanges.notice;
   const appListener = getRequestListener(createApp({ config, services, log }).fetch);
   handle = (req, res) => {
@@ -148,6 +151,7 @@ export async function startServer(
           stopAuditSchedule(),
           stopWorkers(),
           stopPickup(),
+          stopReconcile(),
           // Every connection has closed by now, so no store request can still be answered: a
           // handler that has not settled (seen, rarely, after a browser went away mid-request; not
           // yet explained) is not waited for past STORE_CLOSE_GRACE_MS.

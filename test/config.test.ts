@@ -57,6 +57,19 @@ describe('config', () => {
     }
   });
 
+  it('reads what uploads may be and how often the server reconciles', () => {
+    expect([loadConfig({}).accept, loadConfig({}).reconcileIntervalMs]).toEqual(['images', 3_600_000]);
+    expect(loadConfig({ ACCEPT: 'any', RECONCILE_INTERVAL: '15m' })).toMatchObject({
+      accept: 'any',
+      reconcileIntervalMs: 900_000,
+    });
+    expect(loadConfig({ RECONCILE_INTERVAL: 'off' }).reconcileIntervalMs).toBeNull();
+    // At least a minute: a reconcile lists the whole bucket.
+    expect(loadConfig({ RECONCILE_INTERVAL: '5s' }).reconcileIntervalMs).toBe(60_000);
+    expect(() => loadConfig({ RECONCILE_INTERVAL: 'hourly' })).toThrow(/RECONCILE_INTERVAL/);
+    expect(() => loadConfig({ ACCEPT: 'everything' })).toThrow(/ACCEPT/);
+  });
+
   it('treats empty variables as unset', () => {
     expect(loadConfig({ PORT: '', SIGNUP: '' }).port).toBe(3000);
   });

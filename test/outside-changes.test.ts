@@ -1,5 +1,5 @@
 import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Client } from './support/app.js';
 import { makeTestApp, signUp, signUpWithRole, type TestApp } from './support/app.js';
 import { makeJpeg } from './support/images.js';
@@ -132,5 +132,78 @@ describe('live pickup of changes made outside the app', () => {
     expect(await t.count('images')).toBe(before);
     // Its pending row went with the refusal.
     expect(await t.count('pending_uploads', "key LIKE '%/originals/notes.txt'")).toBe(0);
+  });
+});
+
+/** What no event told of (an external bucket, a change while the app was down): reconcile, and its schedule. */
+describe('reconcile catches overwrites and deletions of originals', () => {
+  let t: TestApp;
+  let alice: Client;
+
+  beforeAll(async () => {
+    t = await makeTestApp();
+    const admin = t.client();
+    await signUp(admin, 'admin@example.com');
+    alice = await signUpWithRole(t, admin, 'alice@example.com', 'member');
+  });
+  afterAll(() => t.close());
+
+  const originalOf = (id: string) =>
+    t.services.database.q
+      .selectFrom('images')
+      .select(['original_key', 'original_etag', 'width', 'state', 'trashed_at'])
+      .where('id', '=', id)
+      .executeTakeFirstOrThrow();
+
+  it('reports, then processes again an overwritten original and trashes an image whose original is gone', async () => {
+    const kept = await upload(alice, await makeJpeg(300, 200), 'kept.jpg');
+    const changed = await upload(alice, await makeJpeg(300, 200), 'changed.jpg');
+    const gone = await upload(alice, await makeJpeg(300, 200), 'gone.jpg');
+    await t.settle();
+    // A minute later, as a tool would change them while no one listens.
+    t.advance(60_000);
+    await t.store.client.send(
+      new PutObjectCommand({
+        Bucket: t.store.bucket,
+        Key: (await originalOf(changed)).original_key,
+        Body: await makeJpeg(120, 90),
+      }),
+    );
+    await t.store.client.send(
+      new DeleteObjectCommand({ Bucket: t.store.bucket, Key: (await originalOf(gone)).original_key }),
+    );
+
+    const dry = await t.services.reconcile.run({ apply: false });
+    expect(dry.overwritten).toEqual([changed]);
+    expect(dry.missing).toEqual([gone]);
+    expect((await originalOf(gone)).trashed_at).toBeNull();
+
+    const applied = await t.services.reconcile.run({ apply: true });
+    expect([applied.overwritten, applied.missing]).toEqual([[changed], [gone]]);
+    await t.settle();
+    expect((await originalOf(changed)).width).toBe(120);
+    expect((await originalOf(gone)).trashed_at).not.toBeNull();
+    expect((await originalOf(kept)).state).toBe('ready');
+    // Once settled, a second run finds nothing more to do.
+    const again = await t.services.reconcile.run({ apply: true });
+    expect([again.overwritten, again.missing]).toEqual([[], []]);
+  });
+
+  it('runs on its own schedule until stopped', async () => {
+    const id = await upload(alice, await makeJpeg(300, 200), 'scheduled.jpg');
+    await t.settle();
+    t.advance(60_000);
+    await t.store.client.send(
+      new DeleteObjectCommand({ Bucket: t.store.bucket, Key: (await originalOf(id)).original_key }),
+    );
+    const { pino } = await import('pino');
+    const stop = t.services.reconcile.startSchedule(pino({ level: 'silent' }), 100);
+    try {
+      await vi.waitFor(async () => expect((await originalOf(id)).trashed_at).not.toBeNull(), {
+        timeout: 10_000,
+      });
+    } finally {
+      await stop();
+    }
   });
 });

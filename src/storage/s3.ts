@@ -6,6 +6,7 @@ import type * as ClientS3 from '@aws-sdk/client-s3';
 import type { createPresignedPost as CreatePresignedPost } from '@aws-sdk/s3-presigned-post';
 import type * as Presigner from '@aws-sdk/s3-request-presigner';
 import {
+  bareEtag,
   type ListedObject,
   type ObjectInfo,
   type PresignGetOptions,
@@ -255,7 +256,14 @@ export function createStorage(opts: StorageOptions, now: () => number = Date.now
       );
       const keys = (res.Contents ?? []).flatMap((o) =>
         o.Key
-          ? [{ key: o.Key, size: o.Size ?? 0, ...(o.LastModified ? { lastModified: o.LastModified } : {}) }]
+          ? [
+              {
+                key: o.Key,
+                size: o.Size ?? 0,
+                ...(o.LastModified ? { lastModified: o.LastModified } : {}),
+                ...(o.ETag ? { etag: bareEtag(o.ETag) } : {}),
+              },
+            ]
           : [],
       );
       return {

@@ -81,6 +81,8 @@ export interface ListedObject {
   key: string;
   size: number;
   lastModified?: Date;
+  /** bare (see bareEtag), when the bucket lists one */
+  etag?: string;
 }
 
 /**

@@ -234,6 +234,23 @@ export function imagesRepository(database: AppDb) {
   }
 
   return {
+    /**
+     * Images whose original is in place and not in the trash, unchanged since `before`, by id from
+     * after `afterId`: what reconcile checks against the bucket's listing.
+     */
+    async storedOriginals(before: number, afterId: string, limit: number) {
+      return database.q
+        .selectFrom('images')
+        .select(['id', 'original_key'])
+        .where('staged_key', 'is', null)
+        .where('trashed_at', 'is', null)
+        .where('updated_at', '<', before)
+        .where('id', '>', afterId)
+        .orderBy('id')
+        .limit(limit)
+        .execute();
+    },
+
     /** The image whose original is this key, in the trash or not. */
     async getByOriginalKey(key: string): Promise<ImageRow | undefined> {
       return database.q.selectFrom('images').selectAll().where('original_key', '=', key).executeTakeFirst();
