@@ -269,17 +269,20 @@ export class MultipartUploads {
     await fs.rm(this.uploadDir(uploadId), { recursive: true, force: true });
   }
 
-  /** Every upload in progress, by key and then by when it was created. */
-  async list(): Promise<UploadInfo[]> {
-    let ids: string[];
+  /** The directories under multipart/: one per upload (none before the first). */
+  private async uploadIds(): Promise<string[]> {
     try {
-      ids = await fs.readdir(this.dir);
+      return await fs.readdir(this.dir);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw err;
     }
+  }
+
+  /** Every upload in progress, by key and then by when it was created. */
+  async list(): Promise<UploadInfo[]> {
     const uploads: UploadInfo[] = [];
-    for (const id of ids) {
+    for (const id of await this.uploadIds()) {
       const info = await this.read(id).catch(() => null);
       if (info) uploads.push(info);
     }
@@ -291,15 +294,8 @@ export class MultipartUploads {
 
   /** Aborts the uploads created before `before` (ms), and removes directories left half-made. */
   async abortStale(before: number): Promise<string[]> {
-    let ids: string[];
-    try {
-      ids = await fs.readdir(this.dir);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw err;
-    }
     const aborted: string[] = [];
-    for (const id of ids) {
+    for (const id of await this.uploadIds()) {
       if (this.completing.has(id)) continue;
       const info = await this.read(id).catch(() => null);
       const stat = await fs.stat(this.uploadDir(id)).catch(() => null);
