@@ -417,4 +417,37 @@ describe('sharing', () => {
       expect((await t.client().get(path)).status).toBe(410);
     });
   });
+
+  describe('downloads, audited', () => {
+    it('records each download of an original, and counts a link’s downloads per address like its openings', async () => {
+      const rows = (action: string) =>
+        t.services.database.q
+          .selectFrom('audit_log')
+          .select(['actor_email', 'target', 'detail'])
+          .where('action', '=', action)
+          .orderBy('id')
+          .execute();
+      const before = (await rows('download')).length;
+      expect((await alice.get(`/images/${photo}/download`)).status).toBe(303);
+      expect((await rows('download')).slice(before)).toEqual([
+        { actor_email: 'alice@example.com', target: photo, detail: null },
+      ]);
+
+      const path = await shownLink(
+        alice,
+        await alice.post(`/images/${photo}/shares`, { expiry: '1d', download: 'copy' }),
+      );
+      const visitor = t.client();
+      for (let i = 0; i < 2; i++) expect((await visitor.get(`${path}/download/${photo}`)).status).toBe(303);
+      await t.services.audit.flushCounts(true);
+      const link = await t.services.database.q
+        .selectFrom('share_links')
+        .select('id')
+        .where('token_hash', '=', sha256Hex(path.split('/').pop() as string))
+        .executeTakeFirstOrThrow();
+      const counted = (await rows('share_download')).filter((r) => r.target === link.id);
+      expect(counted).toHaveLength(1);
+      expect(counted[0]?.detail).toMatch(/^2 download\(s\) between /);
+    });
+  });
 });

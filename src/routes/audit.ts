@@ -1,5 +1,5 @@
 // Changes are audited by the services, in the change's transaction; what is left here is counted,
-// not a change: refusals by a throttle and share links opened.
+// not a change: refusals by a throttle, share links opened and downloads through them.
 import type { AppContext } from '../env.js';
 import { clientIp } from '../middleware/client-ip.js';
 import type { ThrottledKind } from '../services/audit.js';
@@ -16,4 +16,9 @@ export function auditThrottled(
 /** A share link opened: counted, and written once per window, link and address, not per request. */
 export function auditShareOpen(c: AppContext, linkId: string): Promise<void> {
   return c.var.services.audit.recordShareOpen({ linkId, ip: clientIp(c) });
+}
+
+/** A download through a share link: counted like openings. */
+export function auditShareDownload(c: AppContext, linkId: string): Promise<void> {
+  return c.var.services.audit.recordShareDownload({ linkId, ip: clientIp(c) });
 }

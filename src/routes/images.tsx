@@ -104,7 +104,7 @@ imageRoutes.post('/:id/retry', async (c) => {
 
 imageRoutes.get('/:id/download', async (c) => {
   c.header('Cache-Control', 'no-store');
-  return c.redirect(await c.var.services.images.downloadUrl(c.var.user, c.req.param('id')), 303);
+  return c.redirect(await c.var.services.images.downloadUrl(actorOf(c), c.req.param('id')), 303);
 });
 
 imageRoutes.post('/:id/rename', form(z.object({ title: text })), async (c) => {

@@ -13,7 +13,7 @@ import {
   ShareSelectionPage,
   SharesPage,
 } from '../views/shares.js';
-import { auditShareOpen, auditThrottled } from './audit.js';
+import { auditShareDownload, auditShareOpen, auditThrottled } from './audit.js';
 import { readDeviceCookie, setDeviceCookie } from './device-cookie.js';
 import { redirectShowingLink, takeNewLink } from './new-link.js';
 import { nothingSelected, noticeOf, withNotice } from './notices.js';
@@ -145,9 +145,10 @@ publicShareRoutes.get('/:token', (c) => openShare(c));
 publicShareRoutes.get('/:token/download/:id', async (c) => {
   const token = c.req.param('token');
   try {
-    const url = await c.var.services.shares.downloadCopy(token, c.req.param('id'), {
+    const { url, linkId } = await c.var.services.shares.downloadCopy(token, c.req.param('id'), {
       deviceToken: readDeviceCookie(c, 'link'),
     });
+    await auditShareDownload(c, linkId);
     return c.redirect(url, 303);
   } catch (err) {
     if (err instanceof Unauthenticated) return c.redirect(`/s/${encodeURIComponent(token)}`, 303);

@@ -32,6 +32,8 @@ export const AUDIT_ACTIONS = [
   'share_create',
   'share_revoke',
   'share_open',
+  'download',
+  'share_download',
   'user_create',
   'role_change',
   'disable',
@@ -75,7 +77,7 @@ export const AUDIT_PURGE_JOB = 'audit-purge';
 export type ThrottledKind = 'login' | 'sign-up' | 'password change' | 'share link';
 
 interface CountedGroup {
-  action: 'throttled' | 'share_open';
+  action: 'throttled' | 'share_open' | 'share_download';
   /** the throttled kind, or the link opened */
   target: string;
   ip: string;
@@ -181,7 +183,9 @@ export function createAudit({
     const targets = group.targets.length
       ? `; for ${group.targets.join(', ')}${group.hasMoreTargets ? ' and others' : ''}`
       : '';
-    const what = group.action === 'throttled' ? 'attempt(s) refused' : 'opening(s)';
+    const what = { throttled: 'attempt(s) refused', share_open: 'opening(s)', share_download: 'download(s)' }[
+      group.action
+    ];
     return {
       action: group.action,
       actor: null,
@@ -386,6 +390,11 @@ export function createAudit({
      */
     recordShareOpen(event: { linkId: string; ip: string }): Promise<void> {
       return count('share_open', event.linkId, event.ip);
+    },
+
+    /** A link's downloads are counted the same way: one row per link and address per window. */
+    recordShareDownload(event: { linkId: string; ip: string }): Promise<void> {
+      return count('share_download', event.linkId, event.ip);
     },
 
     flushCounts,

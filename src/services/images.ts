@@ -437,9 +437,9 @@ export function createImages(deps: {
       });
     },
 
-    /** A short-lived link that makes the browser save the original under its own name. */
-    async downloadUrl(user: User, id: string): Promise<string> {
-      const image = await getForUser(user, id);
+    /** A short-lived link that makes the browser save the original under its own name; audited. */
+    async downloadUrl(actor: Actor, id: string): Promise<string> {
+      const image = await getForUser(actor.user, id);
       // A new upload's original is copied into place just after its upload is answered: a download
       // asked for meanwhile waits for that copy, when this process is making it.
       if (!image.isStored) await deps.originalSettled?.(image.id);
@@ -454,12 +454,14 @@ export function createImages(deps: {
       if (image.state === 'failed' && !(await fromStorage(storage.head(image.originalKey)))) {
         throw new NotFound('This image’s original file is not in the bucket.');
       }
-      return storage.presignGet({
+      const url = await storage.presignGet({
         key: image.originalKey,
         ttlSeconds: 5 * 60,
         download: downloadName(image),
         contentType: image.contentType,
       });
+      await database.transaction(() => audit.change(actor, 'download', { target: image.id }));
+      return url;
     },
 
     async rename(actor: Actor, id: string, title: string): Promise<Image> {

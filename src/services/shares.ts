@@ -425,12 +425,13 @@ export function createShares(deps: {
       if (!image?.isStored || !isImageType(image.contentType))
         throw new NotFound('This link has no such download.');
       const contentType = shareCopyType(image.contentType);
-      return storage.presignGet({
+      const url = await storage.presignGet({
         key: await copies.keyOf(image),
         ttlSeconds: 5 * 60,
         download: downloadName({ ...image, contentType }),
         contentType,
       });
+      return { url, linkId: link.id };
     },
   };
 }

@@ -26,6 +26,8 @@ const AUDIT_ACTION_WORDS: Record<AuditAction, string> = {
   share_create: 'created a share link',
   share_revoke: 'revoked a share link',
   share_open: 'opened a share link',
+  download: 'downloaded an original',
+  share_download: 'downloaded from a share link',
   user_create: 'created an account',
   role_change: 'changed role',
   disable: 'disabled an account',
