@@ -144,6 +144,8 @@ export function createReconcile(deps: {
       const rows = await imageRows.storedOriginals(listingStarted, after, 500);
       for (const row of rows) {
         if (listedOriginals.has(row.original_key)) continue;
+        // Asked once more: an original copied into place after the listing passed its key is there.
+        if ((await storage.head(row.original_key)) !== null) continue;
         report.missing.push(row.id);
         if (apply) await deps.images.trashMissing(row.id);
       }
