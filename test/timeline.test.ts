@@ -204,6 +204,7 @@ describe('the timeline, search and paging that keeps its place', () => {
   describe('search', () => {
     let beach: string;
     let shared: string;
+    let planB: string;
 
     beforeAll(async () => {
       const base = t.now() - 1000 * DAY;
@@ -213,6 +214,9 @@ describe('the timeline, search and paging that keeps its place', () => {
       await seed(adaId, [
         { title: 'Mountain hut', name: 'IMG_0042.JPG', takenAt: null, createdAt: base - 1 },
         { title: 'Über Straße', name: 'strasse.png', takenAt: null, createdAt: base - 2 },
+      ]);
+      planB = await seedOne(adaId, [
+        { title: 'Plan B', name: 'plan.png', takenAt: null, createdAt: base - 3 },
       ]);
       shared = await seedOne(bobId, [
         { title: 'Beach party', name: 'party.jpg', takenAt: null, createdAt: base, isShared: true },
@@ -230,6 +234,10 @@ describe('the timeline, search and paging that keeps its place', () => {
       expect(await found(ada, '/?q=0042')).toHaveLength(1);
       expect(await found(ada, '/?q=%C3%BCber')).toHaveLength(1);
       expect(await found(ada, '/?q=beach%20mountain')).toEqual([]);
+      // One letter is a whole word: as a prefix it would match most images, at the cost of a scan.
+      expect(await found(ada, '/?q=b')).toEqual([planB]);
+      expect(await found(ada, '/?q=h')).toEqual([]);
+      expect(await found(ada, '/?q=plan%20b')).toEqual([planB]);
       const html = await (await ada.get('/?q=nothing-like-it')).text();
       expect(html).toContain('No images match “nothing-like-it”.');
     });

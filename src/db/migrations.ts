@@ -371,4 +371,9 @@ export const migrations: readonly string[] = [
   `
   ALTER TABLE images ADD COLUMN original_etag TEXT;
   `,
+  // 18: on PostgreSQL, the search index takes each new image at once (see migrations-postgres.ts);
+  // SQLite's full-text index always did.
+  `
+  SELECT 1;
+  `,
 ];

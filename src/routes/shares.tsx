@@ -4,10 +4,12 @@ import type { AppEnv, SignedInEnv } from '../env.js';
 import { answerRefusal } from '../http-errors.js';
 import { clientIp } from '../middleware/client-ip.js';
 import { actorOf, requireCan, requireUser } from '../middleware/session.js';
+import { type ImageCursor, imageCursor } from '../services/cursors.js';
 import { DomainError, Gone, Invalid, NotFound, Throttled, Unauthenticated } from '../services/errors.js';
 import { parseExpiry } from '../services/shares.js';
 import {
   PublicSharePage,
+  SharedNextFigures,
   ShareGonePage,
   SharePasswordPage,
   ShareSelectionPage,
@@ -17,8 +19,8 @@ import { auditShareDownload, auditShareOpen, auditThrottled } from './audit.js';
 import { readDeviceCookie, setDeviceCookie } from './device-cookie.js';
 import { redirectShowingLink, takeNewLink } from './new-link.js';
 import { nothingSelected, noticeOf, withNotice } from './notices.js';
-import { page, safeNext } from './render.js';
-import { flag, form, selectedIds, text, tickedIds } from './validate.js';
+import { fragment, page, safeNext } from './render.js';
+import { cursor, flag, form, query, selectedIds, text, tickedIds } from './validate.js';
 
 /** The owner's side of share links (`/shares/...`): making, listing and revoking them. */
 export const shareRoutes = new Hono<SignedInEnv>().use(requireUser);
@@ -108,18 +110,23 @@ publicShareRoutes.use(async (c, next) => {
   c.header('Cache-Control', 'no-store');
 });
 
-async function openShare(c: Context<AppEnv>, password?: string) {
+/** A link's page: its first, or with `after` a further page of an album's (htmx: just its pictures). */
+async function openShare(c: Context<AppEnv>, password?: string, after: ImageCursor | null = null) {
   const token = c.req.param('token') ?? '';
   const action = `/s/${token}`;
   try {
-    const result = await c.var.services.shares.open(token, password, {
-      ip: clientIp(c),
-      deviceToken: readDeviceCookie(c, 'link'),
-    });
+    const result = await c.var.services.shares.open(
+      token,
+      password,
+      { ip: clientIp(c), deviceToken: readDeviceCookie(c, 'link') },
+      after,
+    );
     if (result.kind === 'needs-password') return page(c, <SharePasswordPage action={action} />);
+    if (result.further && c.req.header('HX-Request'))
+      return fragment(c, <SharedNextFigures view={result.view} token={token} />);
     if (result.deviceToken) setDeviceCookie(c, 'link', action, result.deviceToken);
-    await auditShareOpen(c, result.view.link.id);
-    return page(c, <PublicSharePage view={result.view} />);
+    if (!result.further) await auditShareOpen(c, result.view.link.id);
+    return page(c, <PublicSharePage view={result.view} token={token} />);
   } catch (err) {
     if (!(err instanceof DomainError)) throw err;
     const status = answerRefusal(c, err);
@@ -135,7 +142,9 @@ async function openShare(c: Context<AppEnv>, password?: string) {
   }
 }
 
-publicShareRoutes.get('/:token', (c) => openShare(c));
+publicShareRoutes.get('/:token', query(z.object(cursor(imageCursor))), (c) =>
+  openShare(c, undefined, c.req.valid('query').cursor),
+);
 
 /**
  * One picture of the link as a full-size copy without location (the link's download unless it

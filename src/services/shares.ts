@@ -1,5 +1,6 @@
 import type { AppDb } from '../db/database.js';
 import { albumImagesRepository } from '../db/repositories/album-images.js';
+import type { ImagePosition } from '../db/repositories/images.js';
 import { shareLinkImagesRepository } from '../db/repositories/share-link-images.js';
 import { type ShareLinkRow, shareLinksRepository } from '../db/repositories/share-links.js';
 import { fileTypeLabel, isImageType } from '../image-types.js';
@@ -8,6 +9,7 @@ import { can } from '../policy.js';
 import type { Storage } from '../storage/storage.js';
 import type { Actor, Audit } from './audit.js';
 import type { Clock } from './clock.js';
+import { imageCursor, writeCursor } from './cursors.js';
 import type { DeviceTokens } from './device-tokens.js';
 import { Gone, Invalid, NotFound, Unauthenticated } from './errors.js';
 import { downloadName, type Image, type Images, rowToImage } from './images.js';
@@ -28,6 +30,8 @@ export const SHARE_EXPIRIES = {
 } as const;
 export type ShareExpiry = keyof typeof SHARE_EXPIRIES;
 const MAX_SHARED_IMAGES = 200;
+/** An album link's page: its images come 60 at a time, the next ones as the visitor scrolls. */
+const ALBUM_PAGE = 60;
 /** Presigned URLs on the public page: long enough to look at, short enough that a copied URL dies. */
 const PUBLIC_URL_TTL_SECONDS = 10 * 60;
 const MINUTE_MS = 60 * 1000;
@@ -98,6 +102,10 @@ export interface SharedView {
     /** set for a file that is not one of our image types (ACCEPT=any): shown as a file card */
     file: { label: string; bytes: number } | null;
   })[];
+  /** an album link's count of all its images, when the page shows only some */
+  albumCount?: number;
+  /** the cursor of an album link's next page (null: nothing after these) */
+  nextCursor: string | null;
 }
 
 /** What a link lets visitors download, as its options say it. */
@@ -113,8 +121,11 @@ const downloadDetail = (opts: DownloadOption) =>
 
 export type OpenResult =
   | { kind: 'needs-password'; link: ShareLink }
-  /** deviceToken: after a right password, marks this browser as the link's known visitor */
-  | { kind: 'view'; view: SharedView; deviceToken?: string };
+  /**
+   * deviceToken: after a right password, marks this browser as the link's known visitor; further:
+   * a further page of an album link (not a new opening)
+   */
+  | { kind: 'view'; view: SharedView; deviceToken?: string; further?: true };
 
 export function parseExpiry(input: string | undefined): ShareExpiry {
   if (input && Object.hasOwn(SHARE_EXPIRIES, input)) return input as ShareExpiry;
@@ -176,14 +187,37 @@ export function createShares(deps: {
     return rowToLink(row);
   }
 
-  /** What the link shows now: an album's ready images (those added later too), or the images chosen. */
-  async function imagesOf(link: ShareLink): Promise<Image[]> {
-    if (link.albumId !== null)
-      return (await albumImages.readyImages(link.albumId, MAX_SHARED_IMAGES)).map(rowToImage);
+  /**
+   * What the link shows now: a page of an album's ready images (those added later too) with the
+   * album's count and the position of the last one when more follow, or all the images chosen.
+   */
+  async function imagesOf(
+    link: ShareLink,
+    after: ImagePosition | null,
+  ): Promise<{ list: Image[]; albumCount?: number; next: ImagePosition | null }> {
+    if (link.albumId !== null) {
+      const rows = await albumImages.readyImages(link.albumId, after, ALBUM_PAGE + 1);
+      const list = rows.slice(0, ALBUM_PAGE).map(rowToImage);
+      const last = list.at(-1);
+      return {
+        list,
+        albumCount: await albumImages.readyCount(link.albumId),
+        next: rows.length > ALBUM_PAGE && last ? { sort: last.createdAt, id: last.id } : null,
+      };
+    }
     const list = (await linkImages.imagesOf(link.id)).map(rowToImage);
     // An album link whose album was deleted has no images of its own either.
     if (list.length === 0) throw new Gone('The images behind this link were deleted.');
-    return list;
+    return { list, next: null };
+  }
+
+  /** One of the images the link shows now, if it is one (on any page of an album's). */
+  async function imageOf(link: ShareLink, imageId: string): Promise<Image | undefined> {
+    if (link.albumId !== null) {
+      const row = await albumImages.readyImage(link.albumId, imageId);
+      return row ? rowToImage(row) : undefined;
+    }
+    return (await imagesOf(link, null)).list.find((i) => i.id === imageId);
   }
 
   /** The link a token opens, if it is in force: NotFound or Gone (with the reason) otherwise. */
@@ -204,11 +238,17 @@ export function createShares(deps: {
   }
 
   /** The link's images as its page shows them; `token` makes the addresses of share copies. */
-  async function view(link: ShareLink, token: string): Promise<SharedView> {
-    const list = await imagesOf(link);
+  async function view(
+    link: ShareLink,
+    token: string,
+    after: ImagePosition | null = null,
+  ): Promise<SharedView> {
+    const { list, albumCount, next } = await imagesOf(link, after);
     return {
       link,
       ...(link.albumName !== null ? { albumName: link.albumName } : {}),
+      ...(albumCount !== undefined ? { albumCount } : {}),
+      nextCursor: next ? writeCursor(imageCursor, { order: 'uploaded', ...next }) : null,
       images: await Promise.all(
         list.map(async (image: Image) => {
           // Any other file has no copies: no picture, and no copy without location to download
@@ -380,8 +420,17 @@ export function createShares(deps: {
       token: string,
       password: string | undefined,
       visitor: { ip: string; deviceToken?: string | undefined },
+      after: ImagePosition | null = null,
     ): Promise<OpenResult> {
       const { row, link } = await activeLink(token);
+      if (after !== null) {
+        // A further page of an album link, no new opening. A link with a password asks it of a
+        // browser that has not given it (its device cookie says so), as its downloads do.
+        const known =
+          row.password_hash === null || (await devices.verify(visitor.deviceToken, `link:${link.id}`));
+        if (!known) return { kind: 'needs-password', link };
+        return { kind: 'view', view: await view(link, token, after), further: true };
+      }
       if (row.password_hash === null) {
         const shown = await view(link, token);
         await links.countView(link.id, clock());
@@ -418,10 +467,7 @@ export function createShares(deps: {
       const { row, link } = await activeLink(token);
       if (row.password_hash !== null && !(await devices.verify(visitor.deviceToken, `link:${link.id}`)))
         throw new Unauthenticated('Open the link and give its password first.');
-      const image =
-        link.allowDownload && !link.downloadOriginal
-          ? (await imagesOf(link)).find((i) => i.id === imageId)
-          : undefined;
+      const image = link.allowDownload && !link.downloadOriginal ? await imageOf(link, imageId) : undefined;
       if (!image?.isStored || !isImageType(image.contentType))
         throw new NotFound('This link has no such download.');
       const contentType = shareCopyType(image.contentType);

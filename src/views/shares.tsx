@@ -215,9 +215,10 @@ function viewerSize(image: { width: number; height: number }) {
   return { 'data-pswp-width': width, 'data-pswp-height': height };
 }
 
-export function PublicSharePage({ view }: { view: SharedView }) {
+export function PublicSharePage({ view, token }: { view: SharedView; token: string }) {
   const many = view.images.length > 1 || view.albumName !== undefined;
   const heading = many ? `${view.images.length} shared images` : view.images[0]?.title;
+  const count = view.albumCount ?? view.images.length;
   return (
     <Layout
       title={view.albumName ?? (many ? 'Shared images' : (view.images[0]?.title ?? 'Shared image'))}
@@ -226,54 +227,95 @@ export function PublicSharePage({ view }: { view: SharedView }) {
     >
       <h1>{view.albumName ?? heading}</h1>
       {view.albumName !== undefined ? (
-        <p class="muted">
-          {view.images.length === 0 ? 'This album has no images yet.' : countOf(view.images.length, 'image')}
-        </p>
+        <p class="muted">{count === 0 ? 'This album has no images yet.' : countOf(count, 'image')}</p>
       ) : null}
       {view.link.expiresAt !== null ? (
         <p class="muted">This link works until {formatDateTime(view.link.expiresAt)}.</p>
       ) : null}
-      <div class="shared">
-        {view.images.map((image) => (
-          <figure class="display">
-            {image.file ? (
-              <FileCard title={image.title} file={image.file} size="display" />
-            ) : image.url ? (
-              // The same viewer as the galleries' (public/js/viewer.js); without scripts, the picture itself.
-              <a
-                href={image.url}
-                class="viewer-link"
-                data-image-id={image.id}
-                data-pswp-src={image.url}
-                {...viewerSize(image)}
-              >
-                <img
-                  src={image.url}
-                  alt={image.title}
-                  width={image.width}
-                  height={image.height}
-                  data-thumbhash={image.placeholder ?? undefined}
-                />
-              </a>
-            ) : (
-              <PendingImage image={image} size="display" />
-            )}
-            <figcaption>
-              {many ? image.title : null}
-              {image.downloadUrl ? (
-                <>
-                  {' '}
-                  <a class="button secondary" href={image.downloadUrl}>
-                    {view.link.downloadOriginal ? 'Download original' : 'Download'}
-                    <span class="visually-hidden"> {image.title}</span>
-                  </a>
-                </>
-              ) : null}
-            </figcaption>
-          </figure>
-        ))}
+      <div class="shared" id="shared-images">
+        <SharedFigures view={view} many={many} />
       </div>
+      <SharedLoadMore view={view} token={token} />
     </Layout>
+  );
+}
+
+/**
+ * An album link's next page, as the galleries' "Load more": a plain link without scripts; with
+ * htmx, pressing it or scrolling it into view appends the next pictures.
+ */
+function SharedLoadMore({ view, token, isOob }: { view: SharedView; token: string; isOob?: boolean }) {
+  const href = view.nextCursor ? `/s/${encodeURIComponent(token)}?cursor=${view.nextCursor}` : null;
+  return (
+    <div id="load-more" class="load-more" hx-swap-oob={isOob ? 'true' : undefined}>
+      {href ? (
+        <a
+          class="button"
+          href={href}
+          hx-get={href}
+          hx-trigger="click, revealed"
+          hx-target="#shared-images"
+          hx-swap="beforeend"
+        >
+          Load more
+        </a>
+      ) : null}
+    </div>
+  );
+}
+
+/** A further page of an album link for htmx: its pictures, and the link to the page after. */
+export function SharedNextFigures({ view, token }: { view: SharedView; token: string }) {
+  return (
+    <>
+      <SharedFigures view={view} many />
+      <SharedLoadMore view={view} token={token} isOob />
+    </>
+  );
+}
+
+function SharedFigures({ view, many }: { view: SharedView; many: boolean }) {
+  return (
+    <>
+      {view.images.map((image) => (
+        <figure class="display">
+          {image.file ? (
+            <FileCard title={image.title} file={image.file} size="display" />
+          ) : image.url ? (
+            // The same viewer as the galleries' (public/js/viewer.js); without scripts, the picture itself.
+            <a
+              href={image.url}
+              class="viewer-link"
+              data-image-id={image.id}
+              data-pswp-src={image.url}
+              {...viewerSize(image)}
+            >
+              <img
+                src={image.url}
+                alt={image.title}
+                width={image.width}
+                height={image.height}
+                data-thumbhash={image.placeholder ?? undefined}
+              />
+            </a>
+          ) : (
+            <PendingImage image={image} size="display" />
+          )}
+          <figcaption>
+            {many ? image.title : null}
+            {image.downloadUrl ? (
+              <>
+                {' '}
+                <a class="button secondary" href={image.downloadUrl}>
+                  {view.link.downloadOriginal ? 'Download original' : 'Download'}
+                  <span class="visually-hidden"> {image.title}</span>
+                </a>
+              </>
+            ) : null}
+          </figcaption>
+        </figure>
+      ))}
+    </>
   );
 }
 

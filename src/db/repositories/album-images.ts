@@ -103,8 +103,8 @@ export function albumImagesRepository(database: AppDb) {
       return { newer: await beside('newer'), older: await beside('older') };
     },
 
-    /** The album's ready images, newest first, at most `limit`: what its share link shows. */
-    async readyImages(albumId: string, limit: number): Promise<ImageRow[]> {
+    /** The album's ready images, newest upload first, after `after`: a page of what its share link shows. */
+    async readyImages(albumId: string, after: ImagePosition | null, limit: number): Promise<ImageRow[]> {
       return database.q
         .selectFrom('album_images as x')
         .innerJoin('images as i', 'i.id', 'x.image_id')
@@ -112,10 +112,42 @@ export function albumImagesRepository(database: AppDb) {
         .where('x.album_id', '=', albumId)
         .where('i.trashed_at', 'is', null)
         .where('i.state', '=', 'ready')
+        .$if(after !== null, (qb) =>
+          qb.where((eb) => {
+            const { sort, id } = after as ImagePosition;
+            return eb(eb.refTuple('i.created_at', 'i.id'), '<', eb.tuple(sort, id));
+          }),
+        )
         .orderBy('i.created_at', 'desc')
         .orderBy('i.id', 'desc')
         .limit(limit)
         .execute();
+    },
+
+    /** One of the images an album's link shows, if it is one (in the album, ready, out of the trash). */
+    async readyImage(albumId: string, imageId: string): Promise<ImageRow | undefined> {
+      return database.q
+        .selectFrom('album_images as x')
+        .innerJoin('images as i', 'i.id', 'x.image_id')
+        .selectAll('i')
+        .where('x.album_id', '=', albumId)
+        .where('x.image_id', '=', imageId)
+        .where('i.trashed_at', 'is', null)
+        .where('i.state', '=', 'ready')
+        .executeTakeFirst();
+    },
+
+    /** How many images an album's link shows: its ready ones, out of the trash. */
+    async readyCount(albumId: string): Promise<number> {
+      const row = await database.q
+        .selectFrom('album_images as x')
+        .innerJoin('images as i', 'i.id', 'x.image_id')
+        .select((eb) => eb.fn.countAll<number | string>().as('n'))
+        .where('x.album_id', '=', albumId)
+        .where('i.trashed_at', 'is', null)
+        .where('i.state', '=', 'ready')
+        .executeTakeFirst();
+      return Number(row?.n ?? 0);
     },
   };
 }

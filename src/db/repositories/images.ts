@@ -147,12 +147,20 @@ export function imagesRepository(database: AppDb) {
     const { order, after, words = [], limit } = query;
     const sort = order === 'taken' ? 'taken_sort' : 'created_at';
     const isFew = words.length > 0 && (await hasFewMatches(words));
+    // SQLite reaches few matches by their rowids from the full-text index. Told that the scope's
+    // column is indexed, it walks that index instead, testing every image of the scope (at 100,000
+    // images: 13 ms against 0.1 ms); a unary + keeps the column out of the plan.
+    const byRowid = isFew && database.kind === 'sqlite';
+    const scopeColumn = (name: 'owner_id' | 'is_shared') =>
+      byRowid ? sql`+${sql.ref(name)}` : sql.ref(name);
     const scoped = database.q
       .selectFrom('images')
       .select(CARD_COLUMNS)
-      .$if('ownerId' in scope, (qb) => qb.where('owner_id', '=', (scope as { ownerId: string }).ownerId))
+      .$if('ownerId' in scope, (qb) =>
+        qb.where(scopeColumn('owner_id'), '=', (scope as { ownerId: string }).ownerId),
+      )
       // A literal, not a parameter: only `is_shared = 1` itself matches the partial index.
-      .$if(!('ownerId' in scope), (qb) => qb.where('is_shared', '=', sql.lit(1)))
+      .$if(!('ownerId' in scope), (qb) => qb.where(scopeColumn('is_shared'), '=', sql.lit(1)))
       .where('trashed_at', 'is', null)
       .$if(words.length > 0, (qb) => qb.where(matches(words)))
       // A row-value comparison: both dialects turn it into a range on the index, so a deep page
@@ -198,9 +206,9 @@ export function imagesRepository(database: AppDb) {
    * as parameters, quoted for the full-text syntax, so nothing typed is read as an operator.
    */
   function matches(words: readonly string[]) {
-    // Every word a prefix: someone typing finds as they type, and "bea" finds beach.
+    // Every word a prefix (but one letter alone): "bea" finds beach.
     if (database.kind === 'postgres') {
-      const tsquery = words.map((w) => `'${w}':*`).join(' & ');
+      const tsquery = words.map((w) => (isPrefix(w) ? `'${w}':*` : `'${w}'`)).join(' & ');
       return sql<boolean>`to_tsvector('simple', regexp_replace(title || ' ' || original_name, '[^[:alnum:]]+', ' ', 'g')) @@ to_tsquery('simple', ${tsquery})`;
     }
     return sql<boolean>`images.rowid IN (SELECT rowid FROM images_search WHERE images_search MATCH ${ftsMatch(words)})`;
@@ -540,5 +548,13 @@ export function imagesRepository(database: AppDb) {
   };
 }
 
-/** An FTS5 query of every word, each a quoted prefix ("bea"* AND "sun"*): no word is read as syntax. */
-const ftsMatch = (words: readonly string[]) => words.map((w) => `"${w}"*`).join(' AND ');
+/**
+ * A word of one letter (or digit) is a whole word, not a prefix: as a prefix it would match most
+ * images, a search nobody means that costs a scan of the whole index (115 ms on PostgreSQL at
+ * 100,000 images). "s" finds "Plan S"; "su" finds "Sunset".
+ */
+const isPrefix = (word: string) => [...word].length > 1;
+
+/** An FTS5 query of every word, each quoted ("bea"* AND "sun"*): no word is read as syntax. */
+const ftsMatch = (words: readonly string[]) =>
+  words.map((w) => (isPrefix(w) ? `"${w}"*` : `"${w}"`)).join(' AND ');
