@@ -12,8 +12,10 @@ const store = (file: string) => fileURLToPath(new URL(`packages/s3-store/src/${f
  * load test; multi-instance.test.ts runs on PostgreSQL by itself.
  */
 const SERVICE_AND_ROUTE_SUITES = [
+  'access-keys',
   'admin',
   'accept-any',
+  'album-share-pages',
   'albums',
   'audit',
   'auth',

@@ -18,6 +18,7 @@ import { privateNoStore } from './middleware/private-cache.js';
 import { requestLog } from './middleware/request-log.js';
 import { sameOriginOnly } from './middleware/same-origin.js';
 import { loadSession } from './middleware/session.js';
+import { accessKeyRoutes } from './routes/access-keys.js';
 import { adminRoutes } from './routes/admin.js';
 import { albumRoutes, userAlbumRoutes } from './routes/albums.js';
 import { authRoutes } from './routes/auth.js';
@@ -149,6 +150,7 @@ export function createApp({ config, services, log }: AppDeps) {
   // Pages at the top level, each guarding its own routes; then one sub-app per area, at its prefix.
   app.route('/', healthRoutes);
   app.route('/', authRoutes);
+  app.route('/account/keys', accessKeyRoutes);
   app.route('/', galleryRoutes);
   app.route('/upload', uploadPageRoutes);
   app.route('/uploads', uploadRoutes);

@@ -10,9 +10,11 @@ import { type Config, ConfigError, loadConfig } from './config.js';
 import { connectDatabase, databaseTarget } from './db/database.js';
 import { createLogger, requestIdOf } from './logger.js';
 import { appRequestTimeout, withDeadlines } from './middleware/request-deadlines.js';
+import type { AccessKeys } from './services/access-keys.js';
 import { systemClock } from './services/clock.js';
-import { createServices } from './services/index.js';
+import { createServices, type ServiceDeps } from './services/index.js';
 import {
+  accessKeyFile,
   createEmbeddedStore,
   EMBEDDED_MOUNT,
   embeddedCredentials,
@@ -89,13 +91,27 @@ export async function startServer(
   );
   let storageOpts: StorageOptions | undefined = config.s3;
   let noticeChange: ((change: StoreChange) => void) | undefined;
+  // People's own keys are the services' (below): the store asks them on each request.
+  let accessKeys: AccessKeys | undefined;
+  let embeddedStore: ServiceDeps['embeddedStore'];
   if (!storageOpts) {
     const creds = await embeddedCredentials(config);
     store = createEmbeddedStore(config, creds, log, {
       formRefusalPage: (refusal) => uploadRefusalHtml(refusal, config),
       // Changes made with the AWS CLI and other tools are picked up as they happen (services below).
       onChange: (change) => noticeChange?.(change),
+      keys: async (id) => accessKeys?.grantFor(id),
+      onAccess: (entry) =>
+        void accessKeys
+          ?.recordRequest(entry)
+          .catch((err: unknown) => log.error({ err }, 'a request made with a personal key was not audited')),
     });
+    embeddedStore = {
+      endpoint: `${config.appOrigin}${EMBEDDED_MOUNT}`,
+      bucket: creds.bucket,
+      region: creds.region,
+      keyFile: accessKeyFile(config),
+    };
     storageOpts = embeddedStorageOptions(config, creds, port);
     // Leftover temp files of a crashed upload are swept before we say we are up; the key index
     // builds in the background (only listings wait for it).
@@ -110,7 +126,9 @@ export async function startServer(
     // The embedded store is this process: if we answer, it does. What can fail is its disk, and a
     // listing would wait for the start-up index, so the probe asks the disk instead.
     ...(store ? { probeStorage: () => fs.access(objectsDir(config), fs.constants.W_OK) } : {}),
+    ...(embeddedStore ? { embeddedStore } : {}),
   });
+  accessKeys = services.accessKeys;
   await services.sessions.purgeExpired();
   const stopNotifier = services.notifications.startWorker(log);
   const stopSweeper = services.uploadSweeper.start(log);

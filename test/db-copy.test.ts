@@ -37,6 +37,7 @@ const KEYS: Record<(typeof COPY_ORDER)[number], string[]> = {
   throttle_entries: ['scope', 'key'],
   job_leases: ['name'],
   jobs: ['id'],
+  access_keys: ['id'],
 };
 
 async function rowsOf(db: Kysely<Database>, table: (typeof COPY_ORDER)[number]) {
@@ -93,6 +94,8 @@ describe.skipIf(!hasPostgres)('db:copy --to postgres://…', () => {
       (await admin.post(`${albumMade.headers.get('location')?.split('?')[0]}/shares`, { expiry: '1d' }))
         .status,
     ).toBe(303);
+    // A personal S3 key (its secret sealed with DATA_DIR's key file, which the copy leaves alone).
+    expect((await mia.post('/account/keys', { name: 'laptop', scope: 'own' })).status).toBe(200);
     // Failed logins leave throttle rows and audit rows.
     const stranger = t.client();
     for (let i = 0; i < 3; i++)

@@ -34,6 +34,8 @@ interface Fixture {
   newSession(): Promise<Client>;
   /** the id of another session of the owner's (another browser of theirs) */
   ownerSession(): Promise<string>;
+  /** the id of a personal S3 key of the owner's, made fresh for each check */
+  ownerKey(): Promise<string>;
   /** puts a real file at `image`'s original key (seeded rows have none) */
   storeOriginal(): Promise<void>;
   /** moves `image` to the owner's trash; when it went there (what Undo names) */
@@ -117,6 +119,33 @@ const CHECKS: Check[] = [
     judge: (res) => res.status === 303 && res.headers.get('location') === '/login?loggedOut=1',
   },
   { name: 'GET /account', request: get(() => '/account'), allowed: signedIn },
+  {
+    name: 'POST /account/keys',
+    request: post(
+      () => '/account/keys',
+      () => [
+        ['name', 'matrix'],
+        ['scope', 'read'],
+      ],
+    ),
+    allowed: uploaders,
+  },
+  {
+    name: 'POST /account/keys (bucket-wide)',
+    request: post(
+      () => '/account/keys',
+      () => [
+        ['name', 'matrix'],
+        ['scope', 'bucket'],
+      ],
+    ),
+    allowed: adminOnly,
+  },
+  {
+    name: 'POST /account/keys/:id/revoke',
+    request: async (c, f) => c.post(`/account/keys/${await f.ownerKey()}/revoke`),
+    allowed: ownerOrAdmin,
+  },
   {
     name: 'POST /account/sessions/:id/end',
     request: async (c, f) => c.post(`/account/sessions/${await f.ownerSession()}/end`),
@@ -601,6 +630,9 @@ describe('the role matrix', () => {
           return { id: (await t.user(email)).id, email };
         }),
       ownerSession: async () => (await t.services.sessions.create(ownerId, { ip: '192.0.2.9' })).session.id,
+      ownerKey: async () =>
+        (await t.services.accessKeys.create({ user: owner, ip: 'test' }, { name: 'matrix', scope: 'own' }))
+          .key.id,
       storeOriginal: async () => {
         const row = await t.services.database.q
           .selectFrom('images')

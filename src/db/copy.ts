@@ -34,6 +34,7 @@ export const COPY_ORDER = [
   'throttle_entries',
   'job_leases',
   'jobs',
+  'access_keys',
 ] as const satisfies readonly TableName[];
 type Missing = Exclude<TableName, (typeof COPY_ORDER)[number]>;
 const everyTable: [Missing] extends [never] ? true : Missing = true;

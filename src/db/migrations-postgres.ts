@@ -340,6 +340,20 @@ export const postgresMigrations: readonly string[] = [
   `
   ALTER INDEX images_search SET (fastupdate = off);
   `,
+  // 19: people's own keys to the embedded store (see migrations.ts).
+  `
+  CREATE TABLE access_keys (
+    id text PRIMARY KEY,
+    user_id text NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    name text NOT NULL,
+    scope text NOT NULL CHECK (scope IN ('own', 'read', 'bucket')),
+    secret_box text NOT NULL,
+    created_at bigint NOT NULL,
+    last_used_at bigint,
+    revoked_at bigint
+  );
+  CREATE INDEX access_keys_user ON access_keys (user_id, created_at);
+  `,
 ];
 /**
  * Runs the migrations not yet run, each in its own transaction with the version it reaches.

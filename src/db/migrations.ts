@@ -376,4 +376,18 @@ export const migrations: readonly string[] = [
   `
   SELECT 1;
   `,
+  // 19: people's own keys to the embedded store (see AccessKeysTable in schema.ts).
+  `
+  CREATE TABLE access_keys (
+    id TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    scope TEXT NOT NULL CHECK (scope IN ('own', 'read', 'bucket')),
+    secret_box TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    last_used_at INTEGER,
+    revoked_at INTEGER
+  ) STRICT;
+  CREATE INDEX access_keys_user ON access_keys (user_id, created_at);
+  `,
 ];

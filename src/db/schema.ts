@@ -26,6 +26,7 @@ export interface Database {
   jobs: JobsTable;
   albums: AlbumsTable;
   album_images: AlbumImagesTable;
+  access_keys: AccessKeysTable;
 }
 
 type Flag = 0 | 1;
@@ -270,4 +271,20 @@ interface AlbumImagesTable {
   album_id: string;
   image_id: string;
   added_at: number;
+}
+
+/**
+ * People's own keys to the embedded store (migration 19). The id is the access key id; the secret
+ * is sealed with a key kept in DATA_DIR, never in the database (see services/secret-box.ts).
+ */
+export interface AccessKeysTable {
+  id: string;
+  user_id: string;
+  name: string;
+  /** own: read and write under users/<id>/; read: only read there; bucket: everything (admins) */
+  scope: 'own' | 'read' | 'bucket';
+  secret_box: string;
+  created_at: number;
+  last_used_at: number | null;
+  revoked_at: number | null;
 }

@@ -5,8 +5,8 @@ import { clientIp } from '../middleware/client-ip.js';
 import { actorOf, clearSessionCookie, requireUser, setSessionCookie } from '../middleware/session.js';
 import { Forbidden, NotFound, Throttled } from '../services/errors.js';
 import { SESSION_TTL_MS } from '../services/sessions.js';
-import { AccountPage } from '../views/account.js';
 import { LoginPage, PasswordPage, SignupPage } from '../views/auth.js';
+import { accountPage } from './account-page.js';
 import { auditThrottled } from './audit.js';
 import { readDeviceCookie, setDeviceCookie } from './device-cookie.js';
 import { noticeOf, withNotice } from './notices.js';
@@ -95,22 +95,13 @@ authRoutes.post('/logout', async (c) => {
 });
 
 authRoutes.get('/account', requireUser, async (c) => {
-  const { user, session, services } = c.var;
   const notice = noticeOf(c, {
     ended: 'That browser is signed out.',
     endedOthers: (n) =>
       `Signed out everywhere else (${n === '1' ? '1 browser' : `${Number(n) || 0} browsers`}).`,
+    keyRevoked: 'The key is revoked: requests signed with it are refused.',
   });
-  return page(
-    c,
-    <AccountPage
-      user={user}
-      usage={await services.images.usage(user.id)}
-      sessions={await services.sessions.listOf(user)}
-      currentSessionId={session.id}
-      notice={notice}
-    />,
-  );
+  return page(c, await accountPage(c, { notice }));
 });
 
 authRoutes.post('/account/sessions/end-others', requireUser, async (c) => {

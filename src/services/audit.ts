@@ -51,6 +51,9 @@ export const AUDIT_ACTIONS = [
   'album_rename',
   'album_delete',
   'album_share',
+  'key_create',
+  'key_revoke',
+  's3_request',
 ] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 

@@ -6,6 +6,7 @@ import { createOriginalStore } from '../jobs/original-store.js';
 import { createJobQueue } from '../jobs/queue.js';
 import { createRenditionsHandler } from '../jobs/renditions.js';
 import type { Storage } from '../storage/storage.js';
+import { createAccessKeys, type StoreEndpoint } from './access-keys.js';
 import { createAlbums } from './albums.js';
 import { createAudit } from './audit.js';
 import type { Clock } from './clock.js';
@@ -20,6 +21,7 @@ import { createOutsideImports } from './outside-imports.js';
 import { createPendingUploads } from './pending-uploads.js';
 import { createPeople } from './people.js';
 import { createReconcile } from './reconcile.js';
+import { createSecretBox } from './secret-box.js';
 import { createSessions } from './sessions.js';
 import { createShareCopies } from './share-copies.js';
 import { createShares } from './shares.js';
@@ -42,9 +44,22 @@ export interface ServiceDeps {
   loginLimits?: Partial<LoginLimits>;
   /** How /healthz tells the bucket answers; defaults to storage.ping() (a one-key list of users/). */
   probeStorage?: () => Promise<void>;
+  /**
+   * The embedded store as people's tools reach it, when it is the bucket: people may then make
+   * their own keys to it (the store asks accessKeys.grantFor), sealed with DATA_DIR's key file.
+   */
+  embeddedStore?: StoreEndpoint & { keyFile: string };
 }
 
-export function createServices({ database, storage, clock, config, loginLimits, probeStorage }: ServiceDeps) {
+export function createServices({
+  database,
+  storage,
+  clock,
+  config,
+  loginLimits,
+  probeStorage,
+  embeddedStore,
+}: ServiceDeps) {
   // This process among the instances sharing the database: scheduled jobs and outbox deliveries are
   // claimed in its name.
   const instanceId = randomUUID();
@@ -98,6 +113,16 @@ export function createServices({ database, storage, clock, config, loginLimits, 
   const copies = createShareCopies({ database, storage, images });
   const shares = createShares({ database, storage, audit, images, devices, copies, clock });
   const uploadSweeper = createUploadSweeper({ storage, pending, uploads, users, images, clock, leases });
+  const accessKeys = createAccessKeys({
+    database,
+    clock,
+    audit,
+    // Without the embedded store no key is ever made, and no box opened: its file is never created.
+    box: createSecretBox(embeddedStore?.keyFile ?? '/nonexistent/access-keys.key'),
+    store: embeddedStore
+      ? { endpoint: embeddedStore.endpoint, bucket: embeddedStore.bucket, region: embeddedStore.region }
+      : null,
+  });
   const imports = createOutsideImports({ storage, uploads, users, pending, clock });
   let storageHealth: { at: number; ok: Promise<boolean> } | undefined;
   function checkStorage(): Promise<boolean> {
@@ -113,6 +138,7 @@ export function createServices({ database, storage, clock, config, loginLimits, 
   }
 
   return {
+    accessKeys,
     database,
     clock,
     storage,

@@ -1,7 +1,9 @@
 import path from 'node:path';
 import {
+  type AccessEntry,
   createS3Server,
   type FormRefusalPage,
+  type KeyLookup,
   type Logger,
   loadOrCreateCredentials,
   type S3Server,
@@ -30,6 +32,10 @@ export const isEmbeddedRequest = (url: string | undefined) =>
 /** Where objects live; the doctor and the health probe look at it too. */
 export const objectsDir = (config: Pick<Config, 'dataDir'>) => path.join(config.dataDir, 'objects');
 
+/** The key that seals people's S3 secrets (services/secret-box.ts): in DATA_DIR, never in the database. */
+export const accessKeyFile = (config: Pick<Config, 'dataDir'>) =>
+  path.join(config.dataDir, 'access-keys.key');
+
 /** Generated on first start and kept in DATA_DIR/embedded-s3.json (mode 0600) for S3 tools to use too. */
 export function embeddedCredentials(config: Pick<Config, 'dataDir'>): Promise<StoreCredentials> {
   return loadOrCreateCredentials(path.join(config.dataDir, 'embedded-s3.json'), {
@@ -47,6 +53,10 @@ export function createEmbeddedStore(
     formRefusalPage?: FormRefusalPage;
     /** told of every change to the bucket, whoever made it (the live pickup of outside changes) */
     onChange?: (change: StoreChange) => void;
+    /** people's own keys (services/access-keys.ts) */
+    keys?: KeyLookup;
+    /** told of every request once answered (requests made with people's keys are audited) */
+    onAccess?: (entry: AccessEntry) => void;
   } = {},
 ): S3Server {
   return createS3Server({
@@ -60,6 +70,8 @@ export function createEmbeddedStore(
     // A person's plain-form upload that the store refuses reads like the app, with a way back.
     ...(o.formRefusalPage ? { formRefusalPage: o.formRefusalPage } : {}),
     ...(o.onChange ? { onChange: o.onChange } : {}),
+    ...(o.keys ? { keys: o.keys } : {}),
+    ...(o.onAccess ? { onAccess: o.onAccess } : {}),
     // A plain form's upload is one file under its prefix: what one form can store stays bounded.
     oneKeyPerFormPrefix: true,
   });

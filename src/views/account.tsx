@@ -1,6 +1,9 @@
 import { formatDateTime } from '../format.js';
+import { can } from '../policy.js';
+import type { AccessKey, StoreEndpoint } from '../services/access-keys.js';
 import type { SessionInfo } from '../services/sessions.js';
 import type { User } from '../services/users.js';
+import { AccessKeysSection } from './access-keys.js';
 import { Notice } from './components/messages.js';
 import { PostButton } from './components/post-button.js';
 import { TableHead } from './components/table-head.js';
@@ -17,9 +20,18 @@ export interface AccountPageProps {
   /** the session of this request */
   currentSessionId: string;
   notice?: string | undefined;
+  /** the person's S3 keys, where to use them, and why a new one was refused */
+  accessKeys: { keys: AccessKey[]; store: StoreEndpoint | null; error?: string | undefined };
 }
 
-export function AccountPage({ user, usage, sessions, currentSessionId, notice }: AccountPageProps) {
+export function AccountPage({
+  user,
+  usage,
+  sessions,
+  currentSessionId,
+  notice,
+  accessKeys,
+}: AccountPageProps) {
   // This browser first, then the others as they were last seen.
   const listed = [...sessions].sort(
     (a, b) => Number(b.id === currentSessionId) - Number(a.id === currentSessionId),
@@ -91,6 +103,14 @@ export function AccountPage({ user, usage, sessions, currentSessionId, notice }:
           <p class="muted">This is the only browser signed in to your account.</p>
         )}
       </section>
+      {can(user, 'image.upload') ? (
+        <AccessKeysSection
+          user={user}
+          keys={accessKeys.keys}
+          store={accessKeys.store}
+          error={accessKeys.error}
+        />
+      ) : null}
     </Layout>
   );
 }

@@ -45,6 +45,9 @@ const AUDIT_ACTION_WORDS: Record<AuditAction, string> = {
   album_rename: 'renamed an album',
   album_delete: 'deleted an album',
   album_share: 'shared an album',
+  key_create: 'created an S3 key',
+  key_revoke: 'revoked an S3 key',
+  s3_request: 'used an S3 key',
 };
 
 /** The filter as query parameters, so paging and CSV export keep it. */

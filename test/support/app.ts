@@ -8,6 +8,7 @@ import { type Logger, pino } from 'pino';
 import { createApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
 import { connectDatabase, type DatabaseTarget } from '../../src/db/database.js';
+import type { AccessKeys } from '../../src/services/access-keys.js';
 import { createServices } from '../../src/services/index.js';
 import type { LoginLimits } from '../../src/services/login.js';
 import type { User } from '../../src/services/users.js';
@@ -50,7 +51,14 @@ export const testDialect: 'sqlite' | 'postgres' =
 export async function makeTestApp(opts: TestAppOptions = {}) {
   const dataDir = mkdtempSync(path.join(tmpdir(), 's3g-test-'));
   let noticeChange: ((change: StoreChange) => void) | undefined;
-  const store = await startTestStore(opts.livePickup ? { onChange: (change) => noticeChange?.(change) } : {});
+  // People's own keys work as in a server: the store asks the services (made below) on each request.
+  let accessKeys: AccessKeys | undefined;
+  const store = await startTestStore({
+    ...(opts.livePickup ? { onChange: (change: StoreChange) => noticeChange?.(change) } : {}),
+    keys: async (id) => accessKeys?.grantFor(id),
+    // After close the database is gone: a late request is not audited (tests assert the rows they expect).
+    onAccess: (entry) => void accessKeys?.recordRequest(entry).catch(() => {}),
+  });
   const config = loadConfig({
     DATA_DIR: dataDir,
     LOG_LEVEL: 'silent',
@@ -78,7 +86,14 @@ export async function makeTestApp(opts: TestAppOptions = {}) {
     clock,
     config,
     ...(opts.loginLimits ? { loginLimits: opts.loginLimits } : {}),
+    embeddedStore: {
+      endpoint: store.endpoint,
+      bucket: store.bucket,
+      region: store.region,
+      keyFile: path.join(dataDir, 'access-keys.key'),
+    },
   });
+  accessKeys = services.accessKeys;
   const log = opts.log ?? pino({ level: 'silent' });
   const app = createApp({ config, services, log });
   const stopPickup = services.outsideChanges.start(log);

@@ -1,4 +1,4 @@
-import type { StoreChange } from '@s3-gallery/s3-store';
+import type { AccessEntry, KeyLookup, StoreChange } from '@s3-gallery/s3-store';
 import { startStore } from '../../packages/s3-store/test/support.js';
 import { EMBEDDED_BUCKET, EMBEDDED_MOUNT } from '../../src/storage/embedded.js';
 import { createStorage } from '../../src/storage/s3.js';
@@ -8,7 +8,13 @@ import { createStorage } from '../../src/storage/s3.js';
  * (the store package's own test store, mounted and named as the app mounts it), and the app's
  * storage client on it; `client` is the AWS SDK's own, for calls the app's client does not make.
  */
-export async function startTestStore(o: { onChange?: (change: StoreChange) => void } = {}) {
+export async function startTestStore(
+  o: {
+    onChange?: (change: StoreChange) => void;
+    keys?: KeyLookup;
+    onAccess?: (entry: AccessEntry) => void;
+  } = {},
+) {
   const store = await startStore({
     ...o,
     bucket: EMBEDDED_BUCKET,

@@ -13,6 +13,8 @@ export interface AccessRecord {
   operation: string;
   key: string;
   errorCode: string;
+  /** set once the request's signature (header or presigned URL) checked out */
+  authenticated: boolean;
 }
 
 /** The key id of a SigV4 `Authorization` header or presigned URL; '-' when there is none. */
@@ -25,12 +27,30 @@ export function accessKeyIdOf(req: IncomingMessage): string {
   return fromQuery ? decodeURIComponent(fromQuery) : '-';
 }
 
-/** Logs the record once the answer is out (or the client has gone), at `info`. */
+/** One access-log line's fields. */
+export interface AccessEntry {
+  reqId: string;
+  remoteIp: string;
+  accessKeyId: string;
+  operation: string;
+  key: string;
+  requestUri: string;
+  status: number | '-';
+  errorCode: string;
+  bytesSent: number;
+  totalTimeMs: number;
+  userAgent: string;
+  completed: boolean;
+  /** whether its signature checked out: only then was it made with `accessKeyId` */
+  authenticated: boolean;
+}
+
+/** Hands the record to each sink once the answer is out (or the client has gone). */
 export function logWhenDone(
   req: IncomingMessage,
   res: ServerResponse,
   record: AccessRecord,
-  info: (fields: Record<string, unknown>, message: string) => void,
+  sinks: ((entry: AccessEntry) => void)[],
 ): void {
   const started = process.hrtime.bigint();
   // The body's bytes as they go out: operations set their headers in writeHead, which getHeader cannot read.
@@ -53,23 +73,22 @@ export function logWhenDone(
   const log = () => {
     if (logged) return;
     logged = true;
-    info(
-      {
-        reqId: record.reqId,
-        remoteIp: req.socket.remoteAddress ?? '-',
-        accessKeyId: record.accessKeyId,
-        operation: record.operation,
-        key: record.key,
-        requestUri: `${req.method} ${(req.url ?? '/').split('?')[0]}`,
-        status: res.headersSent ? res.statusCode : '-',
-        errorCode: record.errorCode,
-        bytesSent,
-        totalTimeMs: Number((process.hrtime.bigint() - started) / 1_000_000n),
-        userAgent: req.headers['user-agent'] ?? '-',
-        completed: res.writableFinished,
-      },
-      's3 access',
-    );
+    const entry: AccessEntry = {
+      reqId: record.reqId,
+      remoteIp: req.socket.remoteAddress ?? '-',
+      accessKeyId: record.accessKeyId,
+      operation: record.operation,
+      key: record.key,
+      requestUri: `${req.method} ${(req.url ?? '/').split('?')[0]}`,
+      status: res.headersSent ? res.statusCode : '-',
+      errorCode: record.errorCode,
+      bytesSent,
+      totalTimeMs: Number((process.hrtime.bigint() - started) / 1_000_000n),
+      userAgent: req.headers['user-agent'] ?? '-',
+      completed: res.writableFinished,
+      authenticated: record.authenticated,
+    };
+    for (const sink of sinks) sink(entry);
   };
   res.once('finish', log);
   res.once('close', log);

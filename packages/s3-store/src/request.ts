@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FormPrefixes } from './auth/form-prefixes.js';
-import type { Authenticator, QueryPairs } from './auth/sigv4.js';
+import type { Access, Authenticator, QueryPairs } from './auth/sigv4.js';
 import type { MultipartUploads } from './disk/multipart.js';
 import type { DiskObjects } from './disk/objects.js';
 import { badRequest, S3Error } from './errors.js';
@@ -29,6 +29,8 @@ export interface S3Request {
   query: QueryPairs;
   /** x-amz-content-sha256 as signed (UNSIGNED-PAYLOAD for presigned URLs) */
   payloadHash: string;
+  /** what the request's key may touch (a form's is checked by PostObject itself) */
+  access: Access;
 }
 
 /** The largest object one PUT, copy or form may write, as S3's own limit. */

@@ -35,6 +35,13 @@ interface Route {
   signedInBody?: true;
   /** the query parameters an object operation takes (any other names an operation the store lacks) */
   params?: readonly string[];
+  /**
+   * What a key limited to prefixes (see KeyGrant) may do here: `bucket`, anything (the bucket's
+   * own facts); `list`, list under its read prefix (the `prefix` asked must start with it); `read`
+   * and `write`, the object named; `write-each`, the objects a body names, each checked by the
+   * operation (a key that writes nothing is refused at once). A form post checks its key itself.
+   */
+  access: 'bucket' | 'list' | 'read' | 'write' | 'write-each';
   operation: Operation;
 }
 
@@ -53,6 +60,7 @@ const ROUTES: readonly Route[] = [
     signedInBody: true,
     operation: postObject,
     name: 'REST.POST.OBJECT',
+    access: 'write',
   },
   {
     method: 'HEAD',
@@ -60,6 +68,7 @@ const ROUTES: readonly Route[] = [
     when: (q) => q.length === 0,
     operation: headBucket,
     name: 'REST.HEAD.BUCKET',
+    access: 'bucket',
   },
   {
     method: 'GET',
@@ -67,6 +76,7 @@ const ROUTES: readonly Route[] = [
     when: (q) => q.some(([k, v]) => k === 'list-type' && v === '2'),
     operation: listObjectsV2,
     name: 'REST.GET.BUCKET',
+    access: 'list',
   },
   {
     method: 'GET',
@@ -74,6 +84,7 @@ const ROUTES: readonly Route[] = [
     when: (q) => has(q, 'uploads'),
     operation: listMultipartUploads,
     name: 'REST.GET.UPLOADS',
+    access: 'list',
   },
   {
     method: 'GET',
@@ -81,14 +92,23 @@ const ROUTES: readonly Route[] = [
     when: (q) => has(q, 'location'),
     operation: getBucketLocation,
     name: 'REST.GET.LOCATION',
+    access: 'bucket',
   },
-  { method: 'GET', on: 'bucket', when: isListV1, operation: listObjectsV1, name: 'REST.GET.BUCKET' },
+  {
+    method: 'GET',
+    on: 'bucket',
+    when: isListV1,
+    operation: listObjectsV1,
+    name: 'REST.GET.BUCKET',
+    access: 'list',
+  },
   {
     method: 'POST',
     on: 'bucket',
     when: (q) => has(q, 'delete'),
     operation: deleteObjects,
     name: 'REST.POST.MULTI_OBJECT_DELETE',
+    access: 'write-each',
   },
   // Multipart: the query names the operation, the copy-source header tells a part's copy from its bytes.
   {
@@ -98,6 +118,7 @@ const ROUTES: readonly Route[] = [
     params: ['uploads'],
     operation: createMultipartUpload,
     name: 'REST.POST.UPLOADS',
+    access: 'write',
   },
   {
     method: 'POST',
@@ -106,6 +127,7 @@ const ROUTES: readonly Route[] = [
     params: ['uploadId'],
     operation: completeMultipartUpload,
     name: 'REST.POST.UPLOAD',
+    access: 'write',
   },
   {
     method: 'PUT',
@@ -114,6 +136,7 @@ const ROUTES: readonly Route[] = [
     params: MULTIPART_PART,
     operation: uploadPartCopy,
     name: 'REST.COPY.PART',
+    access: 'write',
   },
   {
     method: 'PUT',
@@ -122,6 +145,7 @@ const ROUTES: readonly Route[] = [
     params: MULTIPART_PART,
     operation: uploadPart,
     name: 'REST.PUT.PART',
+    access: 'write',
   },
   {
     method: 'DELETE',
@@ -130,6 +154,7 @@ const ROUTES: readonly Route[] = [
     params: ['uploadId'],
     operation: abortMultipartUpload,
     name: 'REST.DELETE.UPLOAD',
+    access: 'write',
   },
   {
     method: 'GET',
@@ -138,6 +163,7 @@ const ROUTES: readonly Route[] = [
     params: ['uploadId', 'max-parts', 'part-number-marker'],
     operation: listParts,
     name: 'REST.GET.UPLOAD',
+    access: 'read',
   },
   {
     method: 'PUT',
@@ -145,11 +171,12 @@ const ROUTES: readonly Route[] = [
     when: (_q, req) => req.headers['x-amz-copy-source'] !== undefined,
     operation: copyObject,
     name: 'REST.COPY.OBJECT',
+    access: 'write',
   },
-  { method: 'PUT', on: 'object', operation: putObject, name: 'REST.PUT.OBJECT' },
-  { method: 'GET', on: 'object', operation: getObject, name: 'REST.GET.OBJECT' },
-  { method: 'HEAD', on: 'object', operation: headObject, name: 'REST.HEAD.OBJECT' },
-  { method: 'DELETE', on: 'object', operation: deleteObject, name: 'REST.DELETE.OBJECT' },
+  { method: 'PUT', on: 'object', operation: putObject, name: 'REST.PUT.OBJECT', access: 'write' },
+  { method: 'GET', on: 'object', operation: getObject, name: 'REST.GET.OBJECT', access: 'read' },
+  { method: 'HEAD', on: 'object', operation: headObject, name: 'REST.HEAD.OBJECT', access: 'read' },
+  { method: 'DELETE', on: 'object', operation: deleteObject, name: 'REST.DELETE.OBJECT', access: 'write' },
 ];
 
 /** Object requests with a subresource (`?acl`, `?tagging`, `?uploads`...) name operations the store does not have. */

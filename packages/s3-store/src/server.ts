@@ -1,9 +1,18 @@
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { type AccessRecord, accessKeyIdOf, logWhenDone } from './access-log.js';
+import { type AccessEntry, type AccessRecord, accessKeyIdOf, logWhenDone } from './access-log.js';
 import { FormPrefixes } from './auth/form-prefixes.js';
-import { createAuthenticator, parseQuery, type QueryPairs, UNSIGNED_PAYLOAD } from './auth/sigv4.js';
+import {
+  type Access,
+  createAuthenticator,
+  FULL_ACCESS,
+  type KeyLookup,
+  parseQuery,
+  type QueryPairs,
+  requireAccess,
+  UNSIGNED_PAYLOAD,
+} from './auth/sigv4.js';
 import { MultipartUploads } from './disk/multipart.js';
 import { DiskObjects, type StoreChange } from './disk/objects.js';
 import { refuseEncryption } from './encryption.js';
@@ -16,6 +25,7 @@ import {
   header,
   noSuchBucket,
   notImplemented,
+  queryValue,
   type S3Request,
   type Store,
   validateKey,
@@ -64,6 +74,13 @@ export interface S3ServerOptions {
    * each prefix as one upload and must bound what its forms can store.
    */
   oneKeyPerFormPrefix?: boolean;
+  /**
+   * Keys besides `credentials`, each limited to a prefix and perhaps to reads (an app's people's
+   * own keys), looked up on every request so a revoked key stops at once.
+   */
+  keys?: KeyLookup;
+  /** Told of every request once it is answered, with its access-log fields (an app audits its people's keys). */
+  onAccess?: (entry: AccessEntry) => void;
 }
 
 export interface S3Server {
@@ -87,7 +104,7 @@ export function createS3Server(o: S3ServerOptions): S3Server {
   const disk = new DiskObjects(o.root);
   disk.onChange = o.onChange;
   const ready = fs.mkdir(o.root, { recursive: true }).then(() => disk.init());
-  const auth = createAuthenticator({ region: o.region, credentials: o.credentials, now });
+  const auth = createAuthenticator({ region: o.region, credentials: o.credentials, now, keys: o.keys });
   const multipart = new MultipartUploads(o.root, disk);
   const store: Store = {
     bucket: o.bucket,
@@ -131,15 +148,27 @@ export function createS3Server(o: S3ServerOptions): S3Server {
     const route = findRoute(method, on, query, req);
     record.operation = route?.name ?? `REST.${method}.${on === 'bucket' ? 'BUCKET' : 'OBJECT'}`;
     record.accessKeyId = accessKeyIdOf(req);
-    const request: S3Request = { req, res, store, requestId, key: '', query, payloadHash: UNSIGNED_PAYLOAD };
+    const request: S3Request = {
+      req,
+      res,
+      store,
+      requestId,
+      key: '',
+      query,
+      payloadHash: UNSIGNED_PAYLOAD,
+      access: FULL_ACCESS,
+    };
     if (route?.signedInBody) return route.operation(request);
-    request.payloadHash = await authenticate(req, rawPath, query);
+    Object.assign(request, await authenticate(req, rawPath, query));
+    record.authenticated = true;
     // Asked for in a header, or in the query of a presigned URL that hoisted it (as S3 honours).
     const asked = new Map<string, string>(query.map(([k, v]) => [k.toLowerCase(), v]));
     for (const name of Object.keys(req.headers)) asked.set(name, header(req, name) ?? '');
     refuseEncryption(asked.keys(), (name) => asked.get(name));
     if (on === 'bucket') {
       if (!route) throw notImplemented();
+      if (route.access === 'list') requireAccess(request.access, queryValue(query, 'prefix') ?? '', 'read');
+      if (route.access === 'write-each' && request.access.writePrefix === null) throw accessDenied();
       return route.operation(request);
     }
     request.key = validateKey(decodeKey(rawKey));
@@ -153,14 +182,19 @@ export function createS3Server(o: S3ServerOptions): S3Server {
         'The specified method is not allowed against this resource.',
       );
     }
+    if (route.access === 'read' || route.access === 'write')
+      requireAccess(request.access, request.key, route.access);
     return route.operation(request);
   }
 
-  async function authenticate(req: IncomingMessage, rawPath: string, query: QueryPairs): Promise<string> {
+  async function authenticate(
+    req: IncomingMessage,
+    rawPath: string,
+    query: QueryPairs,
+  ): Promise<{ payloadHash: string; access: Access }> {
     if (req.headers.authorization) return auth.verifyHeader(req, rawPath, query);
     if (query.some(([k]) => k === 'X-Amz-Signature' || k === 'X-Amz-Algorithm')) {
-      await auth.verifyQuery(req, rawPath, query);
-      return UNSIGNED_PAYLOAD;
+      return { payloadHash: UNSIGNED_PAYLOAD, access: await auth.verifyQuery(req, rawPath, query) };
     }
     throw accessDenied();
   }
@@ -190,8 +224,13 @@ export function createS3Server(o: S3ServerOptions): S3Server {
         operation: '-',
         key: '-',
         errorCode: '-',
+        authenticated: false,
       };
-      if (log.info) logWhenDone(req, res, record, log.info.bind(log));
+      const sinks = [
+        ...(log.info ? [(entry: AccessEntry) => log.info?.({ ...entry }, 's3 access')] : []),
+        ...(o.onAccess ? [o.onAccess] : []),
+      ];
+      if (sinks.length > 0) logWhenDone(req, res, record, sinks);
       const done = serve(req, res, record).catch((err: unknown) => {
         const s3err =
           err instanceof S3Error

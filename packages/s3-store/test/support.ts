@@ -17,6 +17,8 @@ import {
 } from '@aws-sdk/client-s3';
 import { createPresignedPost } from '@aws-sdk/s3-presigned-post';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import type { AccessEntry } from '../src/access-log.js';
+import type { KeyLookup } from '../src/auth/sigv4.js';
 import type { StoreChange } from '../src/disk/objects.js';
 import type { FormRefusalPage } from '../src/form-refusal.js';
 import type { Logger } from '../src/logger.js';
@@ -37,6 +39,8 @@ export async function startStore(
     oneKeyPerFormPrefix?: boolean;
     log?: Logger;
     onChange?: (change: StoreChange) => void;
+    keys?: KeyLookup;
+    onAccess?: (entry: AccessEntry) => void;
   } = {},
 ) {
   const root = mkdtempSync(path.join(tmpdir(), 's3-store-'));
@@ -59,6 +63,8 @@ export async function startStore(
     ...(o.oneKeyPerFormPrefix ? { oneKeyPerFormPrefix: true } : {}),
     ...(o.log ? { log: o.log } : {}),
     ...(o.onChange ? { onChange: o.onChange } : {}),
+    ...(o.keys ? { keys: o.keys } : {}),
+    ...(o.onAccess ? { onAccess: o.onAccess } : {}),
   });
   await store.ready;
   const server = http.createServer((req, res) => store.handle(req, res));

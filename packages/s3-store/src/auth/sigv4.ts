@@ -10,6 +10,31 @@ export interface Credentials {
   secretAccessKey: string;
 }
 
+/**
+ * A key other than the store's own (a person's, from the app that runs the store): its secret, and
+ * what it may touch. The store's own key may touch everything.
+ */
+export interface KeyGrant {
+  secretAccessKey: string;
+  /** the keys it may read and list start with this ('' for the whole bucket) */
+  readPrefix: string;
+  /** the keys it may write (put, copy to, delete) start with this; null: it writes nothing */
+  writePrefix: string | null;
+}
+
+/** Finds a key the store's own credentials do not name; undefined when there is none (or it was revoked). */
+export type KeyLookup = (accessKeyId: string) => Promise<KeyGrant | undefined>;
+
+/** What a request's signature lets it do. */
+export type Access = Pick<KeyGrant, 'readPrefix' | 'writePrefix'>;
+export const FULL_ACCESS: Access = { readPrefix: '', writePrefix: '' };
+
+/** A request may read a key only under its key's read prefix, and write one only under its write prefix. */
+export function requireAccess(access: Access, key: string, kind: 'read' | 'write'): void {
+  const prefix = kind === 'read' ? access.readPrefix : access.writePrefix;
+  if (prefix === null || !key.startsWith(prefix)) throw accessDenied();
+}
+
 const ALGORITHM = 'AWS4-HMAC-SHA256';
 const MAX_SKEW_MS = 15 * 60 * 1000;
 const MAX_PRESIGN_SECONDS = 7 * 24 * 60 * 60;
@@ -84,22 +109,53 @@ interface Scope {
   accessKeyId: string;
   date: string;
   region: string;
+  /** the signer for the key's secret */
+  signer: SignatureV4;
+  access: Access;
 }
+
+const unknownKey = () =>
+  new S3Error(403, 'InvalidAccessKeyId', 'The AWS Access Key Id you provided does not exist in our records.');
+/** Signers kept for other keys, by id and secret; forgotten all at once past this many. */
+const MAX_SIGNERS = 1000;
 
 /**
  * Verifies S3 requests the way S3 does. The canonical request is built here (S3's rules for path,
  * query and headers); key derivation and the HMAC are smithy's, the signer the AWS SDK itself uses.
  */
-export function createAuthenticator(o: { region: string; credentials: Credentials; now: () => Date }) {
-  const signer = new SignatureV4({
-    service: 's3',
-    region: o.region,
-    credentials: o.credentials,
-    sha256: Hash.bind(null, 'sha256'),
-    uriEscapePath: false,
-  });
+export function createAuthenticator(o: {
+  region: string;
+  credentials: Credentials;
+  now: () => Date;
+  keys?: KeyLookup | undefined;
+}) {
+  const signerFor = (credentials: Credentials) =>
+    new SignatureV4({
+      service: 's3',
+      region: o.region,
+      credentials,
+      sha256: Hash.bind(null, 'sha256'),
+      uriEscapePath: false,
+    });
+  const signer = signerFor(o.credentials);
+  const signers = new Map<string, SignatureV4>();
 
-  function checkScope(credential: string, onMalformed: () => S3Error): Scope {
+  /** The store's own key, or one the lookup knows; InvalidAccessKeyId for any other. */
+  async function keyNamed(accessKeyId: string): Promise<{ signer: SignatureV4; access: Access }> {
+    if (accessKeyId === o.credentials.accessKeyId) return { signer, access: FULL_ACCESS };
+    const grant = accessKeyId ? await o.keys?.(accessKeyId) : undefined;
+    if (!grant) throw unknownKey();
+    const id = `${accessKeyId}\n${grant.secretAccessKey}`;
+    let found = signers.get(id);
+    if (!found) {
+      if (signers.size >= MAX_SIGNERS) signers.clear();
+      found = signerFor({ accessKeyId, secretAccessKey: grant.secretAccessKey });
+      signers.set(id, found);
+    }
+    return { signer: found, access: { readPrefix: grant.readPrefix, writePrefix: grant.writePrefix } };
+  }
+
+  async function checkScope(credential: string, onMalformed: () => S3Error): Promise<Scope> {
     const parts = credential.split('/');
     if (parts.length !== 5) throw onMalformed();
     const [accessKeyId, date, region, service, terminator] = parts as [
@@ -116,18 +172,11 @@ export function createAuthenticator(o: { region: string; credentials: Credential
         `The authorization header is malformed; the region '${region}' is wrong; expecting '${o.region}'`,
       );
     }
-    if (accessKeyId !== o.credentials.accessKeyId) {
-      throw new S3Error(
-        403,
-        'InvalidAccessKeyId',
-        'The AWS Access Key Id you provided does not exist in our records.',
-      );
-    }
-    return { accessKeyId, date, region };
+    return { accessKeyId, date, region, ...(await keyNamed(accessKeyId)) };
   }
 
-  async function signatureFor(stringToSign: string, signingDate: Date): Promise<string> {
-    return signer.sign(stringToSign, { signingDate });
+  async function signatureFor(scope: Scope, stringToSign: string, signingDate: Date): Promise<string> {
+    return scope.signer.sign(stringToSign, { signingDate });
   }
 
   interface Signed {
@@ -159,7 +208,7 @@ export function createAuthenticator(o: { region: string; credentials: Credential
       `${scope.date}/${scope.region}/s3/aws4_request`,
       createHash('sha256').update(canonicalRequest).digest('hex'),
     ].join('\n');
-    requireSameSignature(await signatureFor(stringToSign, signingDate), given);
+    requireSameSignature(await signatureFor(scope, stringToSign, signingDate), given);
   }
 
   function checkUnsignedAmzHeaders(req: IncomingMessage, signed: string[]): void {
@@ -171,8 +220,12 @@ export function createAuthenticator(o: { region: string; credentials: Credential
   }
 
   return {
-    /** Authorization-header auth; returns the payload hash the body must then match. */
-    async verifyHeader(req: IncomingMessage, rawPath: string, query: QueryPairs): Promise<string> {
+    /** Authorization-header auth; returns the payload hash the body must then match, and what the key may do. */
+    async verifyHeader(
+      req: IncomingMessage,
+      rawPath: string,
+      query: QueryPairs,
+    ): Promise<{ payloadHash: string; access: Access }> {
       const auth = req.headers.authorization ?? '';
       if (!auth.startsWith(`${ALGORITHM} `)) {
         throw badRequest(
@@ -192,7 +245,7 @@ export function createAuthenticator(o: { region: string; credentials: Credential
       const signedHeaders = fields.SignedHeaders;
       const signature = fields.Signature;
       if (!credential || !signedHeaders || !signature) throw malformed();
-      const scope = checkScope(credential, malformed);
+      const scope = await checkScope(credential, malformed);
       const signed = signedHeaders.split(';');
       if (!signed.includes('host')) throw malformed();
       const amzDateHeader = req.headers['x-amz-date'];
@@ -215,11 +268,11 @@ export function createAuthenticator(o: { region: string; credentials: Credential
         { req, rawPath, query, signed, payloadHash, amzDate, scope, signingDate },
         signature,
       );
-      return payloadHash;
+      return { payloadHash, access: scope.access };
     },
 
-    /** Query-string auth: presigned URLs. */
-    async verifyQuery(req: IncomingMessage, rawPath: string, query: QueryPairs): Promise<void> {
+    /** Query-string auth: presigned URLs. Returns what the key may do. */
+    async verifyQuery(req: IncomingMessage, rawPath: string, query: QueryPairs): Promise<Access> {
       const get = (name: string) => query.find(([k]) => k === name)?.[1];
       const malformed = () =>
         badRequest(
@@ -233,7 +286,7 @@ export function createAuthenticator(o: { region: string; credentials: Credential
       const signedHeaders = get('X-Amz-SignedHeaders');
       const signature = get('X-Amz-Signature');
       if (!credential || !amzDate || !expires || !signedHeaders || !signature) throw malformed();
-      const scope = checkScope(credential, malformed);
+      const scope = await checkScope(credential, malformed);
       const signingDate = parseAmzDate(amzDate);
       const ttl = Number(expires);
       if (!signingDate || !amzDate.startsWith(scope.date) || !/^\d+$/.test(expires)) throw malformed();
@@ -254,9 +307,10 @@ export function createAuthenticator(o: { region: string; credentials: Credential
         { req, rawPath, query: unsigned, signed, payloadHash: UNSIGNED_PAYLOAD, amzDate, scope, signingDate },
         signature,
       );
+      return scope.access;
     },
 
-    /** A POST form's signature: the HMAC of the base64 policy exactly as received. */
+    /** A POST form's signature: the HMAC of the base64 policy exactly as received. Returns what the key may do. */
     async verifyPolicy(fields: {
       policy: string;
       credential: string;
@@ -270,10 +324,11 @@ export function createAuthenticator(o: { region: string; credentials: Credential
           'Bucket POST must contain valid X-Amz-Credential, X-Amz-Date and X-Amz-Algorithm fields.',
         );
       if (fields.algorithm !== ALGORITHM) throw malformed();
-      const scope = checkScope(fields.credential, malformed);
+      const scope = await checkScope(fields.credential, malformed);
       const signingDate = parseAmzDate(fields.amzDate);
       if (!signingDate || !fields.amzDate.startsWith(scope.date)) throw malformed();
-      requireSameSignature(await signatureFor(fields.policy, signingDate), fields.signature);
+      requireSameSignature(await signatureFor(scope, fields.policy, signingDate), fields.signature);
+      return scope.access;
     },
   };
 }

@@ -1,3 +1,4 @@
+import { requireAccess } from '../auth/sigv4.js';
 import type { ObjectMeta } from '../disk/objects.js';
 import { S3Error, sendXml, xmlElements } from '../errors.js';
 import {
@@ -26,7 +27,7 @@ const COPY_TRIES = 5;
  * replace racing the copy cannot mix versions; the target is published like any PUT (temp file,
  * fsync, rename).
  */
-export async function copyObject({ req, res, store, key }: S3Request): Promise<void> {
+export async function copyObject({ req, res, store, key, access }: S3Request): Promise<void> {
   const source = parseCopySource(header(req, 'x-amz-copy-source') ?? '');
   if (source.bucket !== store.bucket) throw noSuchBucket();
   let sourceKey: string;
@@ -36,6 +37,7 @@ export async function copyObject({ req, res, store, key }: S3Request): Promise<v
     throw invalidCopySource();
   }
   validateKey(sourceKey);
+  requireAccess(access, sourceKey, 'read');
   const directive = metadataDirective(req);
   if (sourceKey === key && directive === 'COPY') throw copyToItself();
   const replaced = directive === 'REPLACE' ? objectHeaders(req) : null;

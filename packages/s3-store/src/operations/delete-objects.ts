@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import zlib from 'node:zlib';
+import { requireAccess } from '../auth/sigv4.js';
 import { badRequest, S3Error, sendXml, xmlElements, xmlEscape } from '../errors.js';
 import { header, readBody, type S3Request, validateKey } from '../request.js';
 import { readXml, xmlText } from '../xml.js';
@@ -9,7 +10,7 @@ const MAX_XML_BYTES = 1024 * 1024;
 const MAX_KEYS = 1000;
 
 /** DeleteObjects: up to 1000 keys in one XML body, which must carry a matching MD5 or CRC32. */
-export async function deleteObjects({ req, res, store }: S3Request): Promise<void> {
+export async function deleteObjects({ req, res, store, access }: S3Request): Promise<void> {
   const body = await readBody(req, MAX_XML_BYTES);
   checkDigest(req, body);
   const request = readXml(body, ['Object']).Delete;
@@ -29,6 +30,7 @@ export async function deleteObjects({ req, res, store }: S3Request): Promise<voi
   const errors: string[] = [];
   for (const key of keys) {
     try {
+      requireAccess(access, key, 'write');
       await store.disk.delete(validateKey(key));
       deleted.push(key);
     } catch (err) {

@@ -3,6 +3,7 @@ import type { Readable } from 'node:stream';
 import busboy from 'busboy';
 import type { PrefixClaim } from '../auth/form-prefixes.js';
 import { checkPolicy, type Policy, parsePolicy } from '../auth/post-policy.js';
+import { requireAccess } from '../auth/sigv4.js';
 import type { ObjectMeta } from '../disk/objects.js';
 import { refuseEncryption } from '../encryption.js';
 import { accessDenied, badRequest, sendXml, xmlElements } from '../errors.js';
@@ -126,7 +127,7 @@ async function storeUpload(
     return value;
   };
   const policyText = required('policy');
-  await store.auth.verifyPolicy({
+  const access = await store.auth.verifyPolicy({
     policy: policyText,
     credential: required('x-amz-credential'),
     amzDate: required('x-amz-date'),
@@ -136,6 +137,7 @@ async function storeUpload(
   const baseName = filename.split(/[\\/]/).pop() ?? '';
   const key = validateKey(required('key').replaceAll(FILENAME_PLACEHOLDER, baseName));
   const checked = new Map(fields);
+  requireAccess(access, key, 'write');
   checked.set('key', key);
   checked.set('bucket', store.bucket);
   const policy = parsePolicy(policyText);

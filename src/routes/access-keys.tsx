@@ -1,0 +1,45 @@
+import { Hono } from 'hono';
+import { z } from 'zod';
+import type { SignedInEnv } from '../env.js';
+import { actorOf, requireUser } from '../middleware/session.js';
+import { KEY_SCOPES } from '../services/access-keys.js';
+import { Invalid } from '../services/errors.js';
+import { NewAccessKeyPage } from '../views/access-keys.js';
+import { accountPage } from './account-page.js';
+import { withNotice } from './notices.js';
+import { page } from './render.js';
+import { form, text } from './validate.js';
+
+/** A person's own S3 keys to the embedded store (see services/access-keys.ts), under /account/keys. */
+export const accessKeyRoutes = new Hono<SignedInEnv>();
+accessKeyRoutes.use(requireUser);
+
+accessKeyRoutes.post(
+  '/',
+  form(z.object({ name: text, scope: z.enum(KEY_SCOPES, { error: 'Choose what the key can do.' }) })),
+  async (c) => {
+    const { accessKeys } = c.var.services;
+    try {
+      const { key, secret } = await accessKeys.create(actorOf(c), c.req.valid('form'));
+      // The secret is on this page only: nothing may keep a copy of it.
+      c.header('Cache-Control', 'no-store');
+      return page(
+        c,
+        <NewAccessKeyPage
+          user={c.var.user}
+          created={key}
+          secret={secret}
+          store={accessKeys.store as NonNullable<typeof accessKeys.store>}
+        />,
+      );
+    } catch (err) {
+      if (!(err instanceof Invalid)) throw err;
+      return page(c, await accountPage(c, { keyError: err.message }), 400);
+    }
+  },
+);
+
+accessKeyRoutes.post('/:id/revoke', async (c) => {
+  await c.var.services.accessKeys.revoke(actorOf(c), c.req.param('id'));
+  return c.redirect(withNotice('/account', 'keyRevoked'), 303);
+});

@@ -1,0 +1,25 @@
+import type { Context } from 'hono';
+import type { SignedInEnv } from '../env.js';
+import { AccountPage } from '../views/account.js';
+
+/** The account page of the signed-in person, with a notice or a refused new key's message. */
+export async function accountPage(
+  c: Context<SignedInEnv>,
+  o: { notice?: string | undefined; keyError?: string } = {},
+) {
+  const { user, session, services } = c.var;
+  return (
+    <AccountPage
+      user={user}
+      usage={await services.images.usage(user.id)}
+      sessions={await services.sessions.listOf(user)}
+      currentSessionId={session.id}
+      notice={o.notice}
+      accessKeys={{
+        keys: await services.accessKeys.list(user),
+        store: services.accessKeys.store,
+        error: o.keyError,
+      }}
+    />
+  );
+}
