@@ -1,6 +1,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import type { StorageEncryption } from './storage/storage.js';
 
 const booleanFromEnv = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'must be true or false' })
@@ -38,6 +39,8 @@ const schema = z.object({
   S3_ACCESS_KEY_ID: z.string().min(1).optional(),
   S3_SECRET_ACCESS_KEY: z.string().min(1).optional(),
   S3_FORCE_PATH_STYLE: booleanFromEnv.optional(),
+  S3_SSE: z.enum(['AES256', 'aws:kms']).optional(),
+  S3_SSE_KMS_KEY_ID: z.string().min(1).optional(),
   SMTP_URL: z
     .url({ message: 'must be a URL such as smtps://user:pass@mail.example.com:465' })
     .refine((v) => /^smtps?:\/\//.test(v), 'must start with smtp:// or smtps://')
@@ -67,6 +70,8 @@ const schema = z.object({
 export type Signup = 'open' | 'invite' | 'closed';
 
 interface ExternalS3Config {
+  /** what every PutObject, CopyObject and POST policy asks the bucket to encrypt with (S3_SSE) */
+  encryption?: StorageEncryption;
   endpoint: string;
   publicEndpoint: string;
   region: string;
@@ -152,7 +157,18 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
         'Invalid configuration:\n  S3_ACCESS_KEY_ID / S3_SECRET_ACCESS_KEY: set both, or neither to use the default AWS credential chain',
       );
     }
+    if (e.S3_SSE_KMS_KEY_ID && e.S3_SSE !== 'aws:kms') {
+      throw new ConfigError('Invalid configuration:\n  S3_SSE_KMS_KEY_ID: only with S3_SSE=aws:kms');
+    }
     s3 = {
+      ...(e.S3_SSE
+        ? {
+            encryption: {
+              type: e.S3_SSE,
+              ...(e.S3_SSE_KMS_KEY_ID ? { kmsKeyId: e.S3_SSE_KMS_KEY_ID } : {}),
+            },
+          }
+        : {}),
       endpoint: e.S3_ENDPOINT,
       publicEndpoint: e.S3_PUBLIC_ENDPOINT ?? e.S3_ENDPOINT,
       region: e.S3_REGION,
@@ -162,6 +178,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
         ? { credentials: { accessKeyId: e.S3_ACCESS_KEY_ID, secretAccessKey: e.S3_SECRET_ACCESS_KEY } }
         : {}),
     };
+  }
+  if (e.S3_SSE && !s3) {
+    throw new ConfigError(
+      "Invalid configuration:\n  S3_SSE: for an external bucket (S3_ENDPOINT and S3_BUCKET); the embedded store keeps objects on your disk, unencrypted by itself (encrypt DATA_DIR's disk), and refuses encryption headers",
+    );
   }
   if (e.DATABASE_URL && !s3) {
     throw new ConfigError(

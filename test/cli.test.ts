@@ -110,6 +110,9 @@ describe('the command line', () => {
       expect(run.code).toBe(1);
       expect(run.out).toMatch(/^ok +credentials can put, get and delete/m);
       expect(run.out).toMatch(/^FAIL +CORS allows the app origin/m);
+      // The bucket's own settings: this store implements none of the three reads, and doctor says so.
+      expect(run.out).toMatch(/^ok +encryption at rest/m);
+      expect(run.out).toContain('not reported by this bucket (NotImplemented)');
       expect(run.out).toContain('print:cors');
       // And the probe object is gone afterwards.
       expect((await store.storage.list('users/')).keys).toEqual([]);

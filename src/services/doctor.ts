@@ -7,7 +7,7 @@ import { connectDatabase, redactUrl, withoutPassword } from '../db/database.js';
 import { migrations } from '../db/migrations.js';
 import { postgresMigrations } from '../db/migrations-postgres.js';
 import { EMBEDDED_MOUNT } from '../storage/embedded.js';
-import type { Storage } from '../storage/storage.js';
+import type { BucketSettings, Storage, StorageEncryption } from '../storage/storage.js';
 
 export interface CheckResult {
   name: string;
@@ -74,8 +74,93 @@ export async function runDoctor(config: Config, storage: Storage): Promise<Check
       ok: true,
       detail: 'same origin as the app: not needed',
     });
+    results.push({
+      name: 'bucket settings',
+      ok: true,
+      detail: `the embedded store: objects are files in ${config.dataDir} (encrypt that disk to encrypt them), one version each, never public`,
+    });
   } else {
     results.push(await checkCors(post.url, config.appOrigin));
+    results.push(...bucketSettingChecks(await storage.bucketSettings(), config.s3?.encryption));
+  }
+  return results;
+}
+
+/** Why a setting could not be read, and what would let doctor read it. */
+const unread = (error: string, permission: string) =>
+  error === 'AccessDenied'
+    ? `not readable with these credentials (AccessDenied): allow ${permission} to see it`
+    : `not reported by this bucket (${error})`;
+
+/**
+ * The bucket's default encryption, versioning and public-access block, as AWS S3 reports them
+ * (other stores may not: that is said, not failed). Failing: objects written unencrypted (no
+ * S3_SSE and no default rule), and a public-access block missing or partly off.
+ */
+export function bucketSettingChecks(
+  settings: BucketSettings,
+  asked: StorageEncryption | undefined,
+): CheckResult[] {
+  const results: CheckResult[] = [];
+  const sse = asked
+    ? `S3_SSE=${asked.type}${asked.type === 'aws:kms' && asked.kmsKeyId ? ` (key ${asked.kmsKeyId})` : ''} on every write`
+    : null;
+  const { encryption, versioning, publicAccessBlock } = settings;
+  if ('error' in encryption) {
+    results.push({
+      name: 'encryption at rest',
+      ok: true,
+      detail: `${sse ?? 'S3_SSE unset'}; the default rule is ${unread(encryption.error, 's3:GetEncryptionConfiguration')}`,
+    });
+  } else if (encryption.value === null && !sse) {
+    results.push({
+      name: 'encryption at rest',
+      ok: false,
+      detail: 'the bucket has no default encryption and S3_SSE is unset: objects are stored unencrypted',
+      fix: 'set S3_SSE=AES256 (or aws:kms with S3_SSE_KMS_KEY_ID), or give the bucket a default encryption rule',
+    });
+  } else {
+    const rule = encryption.value
+      ? `default ${encryption.value.algorithm}${encryption.value.kmsKeyId ? ` (key ${encryption.value.kmsKeyId})` : ''}`
+      : 'no default rule';
+    results.push({ name: 'encryption at rest', ok: true, detail: sse ? `${sse}; ${rule}` : rule });
+  }
+  results.push({
+    name: 'versioning',
+    ok: true,
+    detail:
+      'error' in versioning
+        ? unread(versioning.error, 's3:GetBucketVersioning')
+        : versioning.value === 'Enabled'
+          ? 'enabled: a deleted image stays in the bucket as an old version until a lifecycle rule expires it (add one to really delete)'
+          : versioning.value === 'Suspended'
+            ? 'suspended: objects written while it was on keep their old versions'
+            : 'off: a delete removes the object',
+  });
+  if ('error' in publicAccessBlock) {
+    results.push({
+      name: 'public access block',
+      ok: true,
+      detail: unread(publicAccessBlock.error, 's3:GetBucketPublicAccessBlock'),
+    });
+  } else {
+    const off = publicAccessBlock.value
+      ? Object.entries(publicAccessBlock.value)
+          .filter(([, on]) => !on)
+          .map(([name]) => name)
+      : null;
+    results.push(
+      off && off.length === 0
+        ? { name: 'public access block', ok: true, detail: 'all four switches on' }
+        : {
+            name: 'public access block',
+            ok: false,
+            detail: off
+              ? `off: ${off.join(', ')}`
+              : 'none set: a bucket policy or ACL could make images public',
+            fix: `aws s3api put-public-access-block --bucket <bucket> --public-access-block-configuration BlockPublicAcls=true,IgnorePublicAcls=true,BlockPublicPolicy=true,RestrictPublicBuckets=true`,
+          },
+    );
   }
   return results;
 }

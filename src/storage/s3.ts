@@ -6,6 +6,7 @@ import type * as ClientS3 from '@aws-sdk/client-s3';
 import type { createPresignedPost as CreatePresignedPost } from '@aws-sdk/s3-presigned-post';
 import type * as Presigner from '@aws-sdk/s3-request-presigner';
 import {
+  type BucketSettings,
   bareEtag,
   type ListedObject,
   type ObjectInfo,
@@ -13,6 +14,8 @@ import {
   type PresignPostOptions,
   SourceChanged,
   type Storage,
+  type StorageEncryption,
+  type Told,
 } from './storage.js';
 
 // The AWS SDK is CommonJS: require() loads its hundreds of files about 60 ms faster than the ESM
@@ -22,7 +25,10 @@ const {
   CopyObjectCommand,
   DeleteObjectCommand,
   DeleteObjectsCommand,
+  GetBucketEncryptionCommand,
+  GetBucketVersioningCommand,
   GetObjectCommand,
+  GetPublicAccessBlockCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
   PutObjectCommand,
@@ -43,6 +49,8 @@ export interface StorageOptions {
   /** undefined = the SDK's default credential chain */
   credentials?: { accessKeyId: string; secretAccessKey: string };
   forcePathStyle: boolean;
+  /** server-side encryption asked for on every write: each PutObject, CopyObject and POST policy */
+  encryption?: StorageEncryption;
 }
 
 /**
@@ -71,6 +79,7 @@ export function createStorage(opts: StorageOptions, now: () => number = Date.now
       ? client
       : new S3Client({ ...base, ...(publicEndpoint ? { endpoint: publicEndpoint } : {}) });
   const Bucket = opts.bucket;
+  const { sseParams, sseFields } = encryptionOf(opts.encryption);
   const urlCache = createUrlCache(now);
 
   const storage: Storage = {
@@ -86,6 +95,11 @@ export function createStorage(opts: StorageOptions, now: () => number = Date.now
         ['content-length-range', o.minBytes ?? 1, o.maxBytes],
         ['starts-with', '$Content-Type', o.contentTypePrefix],
       ];
+      // The form must carry the encryption fields, exactly: a post without them is refused by S3.
+      for (const [name, value] of Object.entries(sseFields)) {
+        fields[name] = value;
+        conditions.push({ [name]: value });
+      }
       if (o.redirect) fields.success_action_redirect = o.redirect;
       else fields.success_action_status = String(o.status ?? 204);
       return createPresignedPost(signer, {
@@ -193,6 +207,7 @@ export function createStorage(opts: StorageOptions, now: () => number = Date.now
           Body: body,
           ContentType: contentType,
           ...(contentLength !== undefined ? { ContentLength: contentLength } : {}),
+          ...sseParams,
         }),
       );
       return res.ETag ? { etag: res.ETag } : {};
@@ -211,6 +226,8 @@ export function createStorage(opts: StorageOptions, now: () => number = Date.now
             // The SDK sends CopySource as given; S3 URL-decodes it, so each key segment is encoded here.
             CopySource: `${Bucket}/${sourceKey.split('/').map(encodeURIComponent).join('/')}`,
             ...(o.ifMatch ? { CopySourceIfMatch: o.ifMatch } : {}),
+            // A copy is encrypted as asked for it, not as its source was: the same settings again.
+            ...sseParams,
           }),
         )
         .catch((err: unknown) => {
@@ -279,8 +296,61 @@ export function createStorage(opts: StorageOptions, now: () => number = Date.now
     async ping(): Promise<void> {
       await client.send(new ListObjectsV2Command({ Bucket, Prefix: 'users/', MaxKeys: 1 }));
     },
+
+    async bucketSettings(): Promise<BucketSettings> {
+      const [encryption, versioning, publicAccessBlock] = await Promise.all([
+        told(async () => {
+          const res = await client.send(new GetBucketEncryptionCommand({ Bucket }));
+          const rule = res.ServerSideEncryptionConfiguration?.Rules?.[0]?.ApplyServerSideEncryptionByDefault;
+          if (!rule?.SSEAlgorithm) return null;
+          return {
+            algorithm: rule.SSEAlgorithm,
+            ...(rule.KMSMasterKeyID ? { kmsKeyId: rule.KMSMasterKeyID } : {}),
+          };
+        }, 'ServerSideEncryptionConfigurationNotFoundError'),
+        told(async () => (await client.send(new GetBucketVersioningCommand({ Bucket }))).Status ?? null),
+        told(async () => {
+          const c = (await client.send(new GetPublicAccessBlockCommand({ Bucket })))
+            .PublicAccessBlockConfiguration;
+          return {
+            BlockPublicAcls: c?.BlockPublicAcls === true,
+            IgnorePublicAcls: c?.IgnorePublicAcls === true,
+            BlockPublicPolicy: c?.BlockPublicPolicy === true,
+            RestrictPublicBuckets: c?.RestrictPublicBuckets === true,
+          };
+        }, 'NoSuchPublicAccessBlockConfiguration'),
+      ]);
+      return { encryption, versioning, publicAccessBlock };
+    },
   };
   return storage;
+}
+
+/**
+ * A bucket setting as read, or the error code that stopped it; `absent` is the code a bucket answers
+ * when the setting was never made (read as null).
+ */
+async function told<T>(read: () => Promise<T>, absent?: string): Promise<Told<T | null>> {
+  try {
+    return { value: await read() };
+  } catch (err) {
+    const code =
+      err instanceof S3ServiceException ? err.name : err instanceof Error ? err.message : String(err);
+    return code === absent ? { value: null } : { error: code };
+  }
+}
+
+/** S3_SSE as the SDK's PutObject and CopyObject parameters, and as a POST form's fields. */
+function encryptionOf(encryption: StorageEncryption | undefined) {
+  if (!encryption) return { sseParams: {}, sseFields: {} };
+  const kms = encryption.type === 'aws:kms' ? encryption.kmsKeyId : undefined;
+  return {
+    sseParams: { ServerSideEncryption: encryption.type, ...(kms ? { SSEKMSKeyId: kms } : {}) },
+    sseFields: {
+      'x-amz-server-side-encryption': encryption.type,
+      ...(kms ? { 'x-amz-server-side-encryption-aws-kms-key-id': kms } : {}),
+    } as Record<string, string>,
+  };
 }
 
 function isPreconditionFailed(err: unknown): boolean {

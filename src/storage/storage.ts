@@ -1,5 +1,23 @@
 import type { Readable } from 'node:stream';
 
+/** One setting as the bucket told it, or why it could not be read (its error code: AccessDenied, NotImplemented…). */
+export type Told<T> = { value: T } | { error: string };
+
+export interface BucketSettings {
+  /** the default encryption rule's algorithm and KMS key, null when the bucket has none */
+  encryption: Told<{ algorithm: string; kmsKeyId?: string } | null>;
+  /** 'Enabled', 'Suspended', or null: never enabled */
+  versioning: Told<string | null>;
+  /** the four switches of the public-access block, null when none is set */
+  publicAccessBlock: Told<Record<
+    'BlockPublicAcls' | 'IgnorePublicAcls' | 'BlockPublicPolicy' | 'RestrictPublicBuckets',
+    boolean
+  > | null>;
+}
+
+/** Server-side encryption for every object the app writes (S3_SSE, S3_SSE_KMS_KEY_ID). */
+export type StorageEncryption = { type: 'AES256' } | { type: 'aws:kms'; kmsKeyId?: string };
+
 /**
  * What the services need of a bucket. One implementation, S3 through the AWS SDK (./s3.ts), serves
  * AWS, MinIO, R2, Garage and the embedded store alike; tests put interceptors in front of a real
@@ -45,6 +63,8 @@ export interface Storage {
   ): Promise<{ keys: ListedObject[]; nextCursor?: string }>;
   /** Reachable, and these credentials may list the app's prefix. */
   ping(): Promise<void>;
+  /** What the bucket says of its default encryption, versioning and public-access block (the doctor's report). */
+  bucketSettings(): Promise<BucketSettings>;
 }
 
 export interface PresignPostOptions {
