@@ -10,7 +10,7 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client } from './support/app.js';
 import { makeTestApp, signUp, signUpWithRole, type TestApp } from './support/app.js';
-import { count, text } from './support/html.js';
+import { attr, count, text } from './support/html.js';
 import { makeJpeg } from './support/images.js';
 
 /** The error the SDK reports for a refused call ('' when it succeeded). */
@@ -56,8 +56,10 @@ describe('personal S3 access keys', () => {
     const html = await res.text();
     expect(res.status, html.slice(0, 300)).toBe(200);
     expect(res.headers.get('cache-control')).toContain('no-store');
-    const id = text(html, '#key-id') ?? '';
-    const secret = text(html, '#key-secret') ?? '';
+    const id = attr(html, '#key-id', 'value') ?? '';
+    const secret = attr(html, '#key-secret', 'value') ?? '';
+    // The commands hold the same values, ready to paste.
+    expect(text(html, '#key-commands')).toContain(`export AWS_SECRET_ACCESS_KEY=${secret}`);
     expect(id).toMatch(/^S3GK[0-9A-F]{20}$/);
     expect(secret.length).toBeGreaterThanOrEqual(40);
     const s3 = new S3Client({
@@ -211,6 +213,47 @@ describe('personal S3 access keys', () => {
     expect(refused).toHaveLength(4);
     expect(await (refused[0] as Response).text()).toContain('You have 10 keys already');
     expect(await t.count('access_keys', `user_id = '${carolId}' AND revoked_at IS NULL`)).toBe(10);
+  });
+
+  it('holds its owner’s limits: an original overwritten past the quota is deleted and its image fails saying so', async () => {
+    const dana = await signUpWithRole(t, admin, 'dana@example.com', 'member');
+    const danaId = (await t.user('dana@example.com')).id;
+    const { s3 } = await makeKey(dana, 'camera', 'own');
+    const Bucket = t.store.bucket;
+    await s3.send(
+      new PutObjectCommand({
+        Bucket,
+        Key: `users/${danaId}/originals/quay.jpg`,
+        Body: await makeJpeg(64, 48),
+      }),
+    );
+    await t.services.outsideChanges.idle();
+    await t.settle();
+    const image = await t.services.database.q
+      .selectFrom('images')
+      .select(['id', 'original_key'])
+      .where('owner_id', '=', danaId)
+      .executeTakeFirstOrThrow();
+    expect((await admin.post(`/admin/users/${danaId}/quota`, { mib: '1', images: '' })).status).toBe(303);
+    // Nested keys are nobody's images: a key cannot store them.
+    expect(
+      await codeOf(
+        s3.send(new PutObjectCommand({ Bucket, Key: `users/${danaId}/originals/x/y.jpg`, Body: 'x' })),
+      ),
+    ).toBe('AccessDenied');
+    await s3.send(
+      new PutObjectCommand({ Bucket, Key: image.original_key, Body: Buffer.alloc(2 * 1024 * 1024) }),
+    );
+    await t.services.outsideChanges.idle();
+    await t.settle();
+    const after = await t.services.database.q
+      .selectFrom('images')
+      .select(['state', 'failure', 'bytes'])
+      .where('id', '=', image.id)
+      .executeTakeFirstOrThrow();
+    expect(after).toMatchObject({ state: 'failed', bytes: 0 });
+    expect(after.failure).toContain('storage quota');
+    expect(await t.store.storage.head(image.original_key)).toBeNull();
   });
 
   it('refuses a blank or too long name, and says why', async () => {

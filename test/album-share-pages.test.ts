@@ -123,6 +123,9 @@ describe('an album link with more images than one page', () => {
     expect((await stranger.get(`${path}/download/not-in-the-album`)).status).toBe(404);
     for (const bad of ['abc', '1.2.3', '%00', `t1.${'a'.repeat(65)}`])
       expect((await stranger.get(`${path}?cursor=${bad}`)).status, bad).toBe(400);
+    // A link to chosen images has one page.
+    const single = await shownLink(alice, await alice.post(`/images/${oldest}/shares`, { expiry: '7d' }));
+    expect((await stranger.get(`${single}?cursor=999999999999999.zz`)).status).toBe(400);
     // A cursor past the end is an empty page, not an error.
     const end = await stranger.get(`${path}?cursor=0.0`);
     expect(end.status).toBe(200);

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Client, signUp } from './support/app.js';
-import { attrs, text, texts } from './support/html.js';
+import { attr, attrs, texts } from './support/html.js';
 import { makeJpeg } from './support/images.js';
 import { startAppServer } from './support/server.js';
 
@@ -90,8 +90,8 @@ describe.skipIf(skip)('the AWS CLI on the embedded store, followed by the galler
     const made = await (await admin.post('/account/keys', { name: 'laptop', scope: 'own' })).text();
     const keyEnv = {
       ...env,
-      AWS_ACCESS_KEY_ID: text(made, '#key-id') ?? '',
-      AWS_SECRET_ACCESS_KEY: text(made, '#key-secret') ?? '',
+      AWS_ACCESS_KEY_ID: attr(made, '#key-id', 'value') ?? '',
+      AWS_SECRET_ACCESS_KEY: attr(made, '#key-secret', 'value') ?? '',
     };
     expect(keyEnv.AWS_ACCESS_KEY_ID).toMatch(/^S3GK/);
     const own = (...args: string[]) =>

@@ -34,12 +34,16 @@ accessKeyRoutes.post(
       );
     } catch (err) {
       if (!(err instanceof Invalid)) throw err;
-      return page(c, await accountPage(c, { keyError: err.message }), 400);
+      return page(
+        c,
+        await accountPage(c, { keyError: err.message, keyScope: c.req.valid('form').scope }),
+        400,
+      );
     }
   },
 );
 
 accessKeyRoutes.post('/:id/revoke', async (c) => {
   await c.var.services.accessKeys.revoke(actorOf(c), c.req.param('id'));
-  return c.redirect(withNotice('/account', 'keyRevoked'), 303);
+  return c.redirect(`${withNotice('/account', 'keyRevoked')}#keys`, 303);
 });

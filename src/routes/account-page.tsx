@@ -1,11 +1,12 @@
 import type { Context } from 'hono';
 import type { SignedInEnv } from '../env.js';
+import type { KeyScope } from '../services/access-keys.js';
 import { AccountPage } from '../views/account.js';
 
 /** The account page of the signed-in person, with a notice or a refused new key's message. */
 export async function accountPage(
   c: Context<SignedInEnv>,
-  o: { notice?: string | undefined; keyError?: string } = {},
+  o: { notice?: string | undefined; keyError?: string; keyScope?: KeyScope } = {},
 ) {
   const { user, session, services } = c.var;
   return (
@@ -19,6 +20,7 @@ export async function accountPage(
         keys: await services.accessKeys.list(user),
         store: services.accessKeys.store,
         error: o.keyError,
+        ...(o.keyScope ? { chosen: o.keyScope } : {}),
       }}
     />
   );

@@ -43,6 +43,13 @@ const MAX_LIVE_KEYS = 10;
 const NAME_MAX = 100;
 /** A key's "last used" is written at most this often: a sync of 1,000 files writes it once. */
 const TOUCH_EVERY_MS = 60 * 1000;
+const MAX_OPEN_UPLOADS = 4;
+/**
+ * Audit rows being written at once for people's keys. Past it, requests are counted per key and
+ * written as one row when the writes have caught up: a flood of cheap requests cannot queue
+ * unbounded work on the database.
+ */
+const MAX_PENDING_ROWS = 200;
 
 const prefixOf = (userId: string, scope: KeyScope) => (scope === 'bucket' ? '' : `users/${userId}/`);
 const writePrefixOf = (userId: string, scope: KeyScope) =>
@@ -77,9 +84,30 @@ export function createAccessKeys(deps: {
   box: SecretBox;
   /** null when the bucket is not the embedded store: keys are then IAM's business */
   store: StoreEndpoint | null;
+  /** the largest object a person's key may write: MAX_UPLOAD_BYTES, as for an upload */
+  maxObjectBytes: number;
 }) {
   const { database, clock, audit, box, store } = deps;
   const keys = accessKeysRepository(database);
+  let pendingRows = 0;
+  /** requests not written one by one while too many were pending, by key id */
+  const uncounted = new Map<string, number>();
+
+  /** One row for the requests of each key that were only counted. */
+  async function writeCounted(): Promise<void> {
+    const counted = [...uncounted];
+    uncounted.clear();
+    for (const [id, n] of counted) {
+      const row = await keys.withOwner(id);
+      if (!row) continue;
+      await audit.record({
+        action: 's3_request',
+        actor: { id: row.user_id, email: row.email },
+        target: null,
+        detail: `${n} more request(s) with key ${row.id} “${row.name}”, not written one by one (over ${MAX_PENDING_ROWS} at once)`,
+      });
+    }
+  }
 
   return {
     store,
@@ -147,11 +175,22 @@ export function createAccessKeys(deps: {
       if (!mayHold({ id: row.user_id, role: row.role }, row.scope)) return undefined;
       const secret = await box.open(row.secret_box, row.id).catch(() => undefined);
       if (secret === undefined) return undefined;
-      return {
+      const grant = {
         secretAccessKey: secret,
         readPrefix: prefixOf(row.user_id, row.scope),
         writePrefix: writePrefixOf(row.user_id, row.scope),
       };
+      // A person's key writes what an upload could, where the app imports it (nothing deeper, which
+      // no one would see), with a few multipart uploads at a time: their limits hold, and the
+      // import holds the quota.
+      return row.scope === 'bucket'
+        ? grant
+        : {
+            ...grant,
+            flatWrites: true,
+            maxObjectBytes: deps.maxObjectBytes,
+            maxOpenUploads: MAX_OPEN_UPLOADS,
+          };
     },
 
     /** A request made with a person's key, once answered: an audit row in their name, and "last used". */
@@ -159,17 +198,27 @@ export function createAccessKeys(deps: {
       // A request whose signature did not verify was not made with the key: nothing to attribute
       // (and anyone who knows an id could write rows in its owner's name).
       if (!entry.authenticated || !entry.accessKeyId.startsWith(KEY_ID_PREFIX)) return;
-      const row = await keys.withOwner(entry.accessKeyId);
-      if (!row) return; // a made-up id: the store refused it, and there is no one to name
-      const refused = entry.status === '-' || entry.status >= 400;
-      if (!refused) await keys.touch(row.id, clock(), TOUCH_EVERY_MS);
-      await audit.record({
-        action: 's3_request',
-        actor: { id: row.user_id, email: row.email },
-        ip: entry.remoteIp,
-        target: entry.key === '-' ? null : entry.key,
-        detail: `${entry.operation} ${entry.status}${entry.errorCode === '-' ? '' : ` ${entry.errorCode}`}, key ${row.id} “${row.name}”`,
-      });
+      if (pendingRows >= MAX_PENDING_ROWS) {
+        uncounted.set(entry.accessKeyId, (uncounted.get(entry.accessKeyId) ?? 0) + 1);
+        return;
+      }
+      pendingRows++;
+      try {
+        const row = await keys.withOwner(entry.accessKeyId);
+        if (!row) return; // deleted with its owner since
+        const refused = entry.status === '-' || entry.status >= 400;
+        if (!refused) await keys.touch(row.id, clock(), TOUCH_EVERY_MS);
+        await audit.record({
+          action: 's3_request',
+          actor: { id: row.user_id, email: row.email },
+          ip: entry.remoteIp,
+          target: entry.key === '-' ? null : entry.key,
+          detail: `${entry.operation} ${entry.status}${entry.errorCode === '-' ? '' : ` ${entry.errorCode}`}, key ${row.id} “${row.name}”`,
+        });
+      } finally {
+        pendingRows--;
+      }
+      if (pendingRows === 0 && uncounted.size > 0) await writeCounted();
     },
   };
 }

@@ -122,6 +122,7 @@ export function createServices({
     store: embeddedStore
       ? { endpoint: embeddedStore.endpoint, bucket: embeddedStore.bucket, region: embeddedStore.region }
       : null,
+    maxObjectBytes: config.maxUploadBytes,
   });
   const imports = createOutsideImports({ storage, uploads, users, pending, clock });
   let storageHealth: { at: number; ok: Promise<boolean> } | undefined;

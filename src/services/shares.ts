@@ -424,6 +424,7 @@ export function createShares(deps: {
     ): Promise<OpenResult> {
       const { row, link } = await activeLink(token);
       if (after !== null) {
+        if (link.albumId === null) throw new Invalid('This link has one page: open it without “cursor”.');
         // A further page of an album link, no new opening. A link with a password asks it of a
         // browser that has not given it (its device cookie says so), as its downloads do.
         const known =

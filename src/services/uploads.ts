@@ -626,12 +626,14 @@ export function createUploads(deps: {
       const contentType = await fromStorage(
         sniffKeptType(storage, row.original_key, start, start.info.etag ?? ''),
       );
-      const refusal =
+      const tooLarge =
         size > deps.maxUploadBytes
-          ? `The file put in its place outside the app is larger than the upload limit of ${formatBytes(deps.maxUploadBytes)}.`
-          : size === 0 || (!isImageType(contentType) && deps.accept !== 'any')
-            ? `The file put in its place outside the app is not a ${ACCEPTED_NAMES} image.`
-            : null;
+          ? `The file put in its place outside the app is larger than the upload limit of ${formatBytes(deps.maxUploadBytes)}, so it was deleted.`
+          : null;
+      const notKept =
+        size === 0 || (!isImageType(contentType) && deps.accept !== 'any')
+          ? `The file put in its place outside the app is not a ${ACCEPTED_NAMES} image.`
+          : null;
       const version = randomUUID();
       const base = `users/${row.owner_id}/`;
       const files = { thumb: `${base}thumbs/${version}.webp`, display: `${base}display/${version}.webp` };
@@ -640,9 +642,19 @@ export function createUploads(deps: {
         const current = await imageRows.get(imageId);
         if (current?.original_key !== row.original_key || current.original_etag !== row.original_etag)
           return null;
+        // Its owner's limits hold whoever wrote the file (a person's own S3 key can): a file over the
+        // upload limit or the quota is deleted, and the image fails saying so.
+        const overQuota = tooLarge
+          ? null
+          : await quota
+              .refusal(row.owner_id, size, current)
+              .then((r) => r && `${r} (It was put in its place outside the app, and deleted.)`);
+        const deleted = tooLarge ?? overQuota;
+        const refusal = deleted ?? notKept;
+        if (deleted) await images.queueDeletion([row.original_key]);
         await imageRows.replaceFiles(imageId, {
           content_type: contentType,
-          bytes: size,
+          bytes: deleted ? 0 : size,
           width: 0,
           height: 0,
           taken_at: null,
@@ -674,11 +686,11 @@ export function createUploads(deps: {
           target: imageId,
           detail: refusal ?? `${formatBytes(size)}`,
         });
-        return oldKeys;
+        return { oldKeys: deleted ? [...oldKeys, row.original_key] : oldKeys, refusal };
       });
       if (!old) return false;
-      if (!refusal) deps.onJobAdded();
-      await images.deleteObjects(old);
+      if (!old.refusal) deps.onJobAdded();
+      await images.deleteObjects(old.oldKeys);
       return true;
     },
 

@@ -1,6 +1,7 @@
 import { formatDateTime } from '../format.js';
 import type { AccessKey, KeyScope, StoreEndpoint } from '../services/access-keys.js';
 import type { User } from '../services/users.js';
+import { asset } from './assets.js';
 import { ErrorMessage } from './components/messages.js';
 import { PostButton } from './components/post-button.js';
 import { TableHead } from './components/table-head.js';
@@ -13,44 +14,53 @@ const SCOPE_LABELS: Record<KeyScope, string> = {
   bucket: 'Read and write the whole bucket',
 };
 
+/** Short words for a key's scope, for the table on a narrow screen. */
+const SCOPE_SHORT: Record<KeyScope, string> = {
+  own: 'your images',
+  read: 'read only',
+  bucket: 'whole bucket',
+};
+
 /** The account page's keys: those made, with "last used", Revoke, and the form for a new one. */
 export function AccessKeysSection({
   user,
   keys,
   store,
   error,
+  chosen = 'own',
 }: {
   user: User;
   keys: AccessKey[];
   store: StoreEndpoint | null;
   error?: string | undefined;
+  /** the scope the refused form had chosen */
+  chosen?: KeyScope;
 }) {
+  const folder = `users/${user.id}/`;
   return (
-    <section class="card" aria-labelledby="keys-heading" id="keys">
+    <section class="card keys" aria-labelledby="keys-heading" id="keys">
       <h2 id="keys-heading">S3 access keys</h2>
       {store ? (
         <>
           <p class="muted">
-            For the AWS CLI, boto3 and other S3 tools: a key reads only your images (
-            <code>users/{user.id}/</code>) and writes only your originals (
-            <code>users/{user.id}/originals/</code>), or only reads. A photo you put there appears in your
-            gallery within seconds; one you delete there goes to the trash. Every request made with a key is
-            in the audit log under your name.
+            For the AWS CLI, boto3 and other S3 tools. Your folder in the bucket is <code>{folder}</code>: a
+            key reads it, and adds or deletes photos in its <code>originals/</code> folder (or only reads). A
+            photo you put there is in your gallery within seconds, under a name of its own; one you delete
+            goes to the trash. Every request made with a key is in the audit log under your name.
           </p>
           {keys.length > 0 ? (
             <TableScroll label="Your S3 access keys">
               <table>
-                <TableHead columns={['Name', 'Key id', 'Can', 'Made', 'Last used']} actions />
+                <TableHead columns={['Name', 'Can', 'Last used', 'Key id']} actions />
                 <tbody>
                   {keys.map((k) => (
                     <tr class={k.revokedAt === null ? undefined : 'muted'}>
                       <td>{k.name}</td>
+                      <td>{SCOPE_SHORT[k.scope]}</td>
+                      <td>{k.lastUsedAt === null ? 'never' : formatDateTime(k.lastUsedAt)}</td>
                       <td>
                         <code>{k.id}</code>
                       </td>
-                      <td>{SCOPE_LABELS[k.scope]}</td>
-                      <td>{formatDateTime(k.createdAt)}</td>
-                      <td>{k.lastUsedAt === null ? 'never' : formatDateTime(k.lastUsedAt)}</td>
                       <td class="actions">
                         {k.revokedAt === null ? (
                           <PostButton
@@ -71,17 +81,25 @@ export function AccessKeysSection({
           ) : (
             <p>You have no keys yet.</p>
           )}
-          <form method="post" action="/account/keys" class="stack">
+          {/* The fragment brings a refused form back into view: the page answering the POST scrolls to it. */}
+          <form method="post" action="/account/keys#keys" class="stack">
             <h3>New key</h3>
             <ErrorMessage message={error} />
             <label for="key-name">Name</label>
-            <input id="key-name" name="name" required maxlength={100} placeholder="e.g. laptop" />
-            <fieldset>
+            <input
+              id="key-name"
+              name="name"
+              required
+              maxlength={100}
+              placeholder="e.g. laptop"
+              autofocus={error ? true : undefined}
+            />
+            <fieldset class="choices">
               <legend>It can</legend>
               {(['own', 'read', ...(user.role === 'admin' ? (['bucket'] as const) : [])] as KeyScope[]).map(
                 (scope) => (
-                  <label class="choice">
-                    <input type="radio" name="scope" value={scope} checked={scope === 'own'} />{' '}
+                  <label class="check">
+                    <input type="radio" name="scope" value={scope} checked={scope === chosen} />
                     {SCOPE_LABELS[scope]}
                   </label>
                 ),
@@ -100,76 +118,101 @@ export function AccessKeysSection({
   );
 }
 
+/** A read-only field with a Copy button (copy.js): selectable, and copied whole, without scripts too. */
+function CopyField({ id, label, value, rows }: { id: string; label: string; value: string; rows?: number }) {
+  return (
+    <>
+      <label for={id}>{label}</label>
+      <div class="copy-row">
+        {rows ? (
+          <textarea id={id} class="copy" readonly rows={rows} wrap="off">
+            {value}
+          </textarea>
+        ) : (
+          <input id={id} class="copy" readonly value={value} />
+        )}
+        <button type="button" class="secondary" data-copy={id} hidden>
+          Copy
+        </button>
+      </div>
+    </>
+  );
+}
+
 /** The one time a new key's secret is shown, with what a tool needs to use it. */
 export function NewAccessKeyPage({
-  user,
   created,
   secret,
   store,
+  user,
 }: {
   user: User;
   created: AccessKey;
   secret: string;
   store: StoreEndpoint;
 }) {
-  const where = `s3://${store.bucket}/${created.prefix}`;
-  const example =
+  const bucket = `s3://${store.bucket}`;
+  const cli = `aws --endpoint-url ${store.endpoint}`;
+  const originals = `${bucket}/users/${user.id}/originals/`;
+  const examples =
     created.scope === 'read'
-      ? `aws --endpoint-url ${store.endpoint} s3 ls --recursive ${where}`
-      : `aws --endpoint-url ${store.endpoint} s3 cp photo.jpg ${where}${created.scope === 'own' ? 'originals/' : `users/${user.id}/originals/`}photo.jpg`;
+      ? [`${cli} s3 ls --recursive ${bucket}/${created.prefix}`]
+      : [
+          `${cli} s3 cp photo.jpg ${originals}photo.jpg`,
+          `${cli} s3 ls ${originals}`,
+          ...(created.scope === 'bucket' ? [`${cli} s3 ls ${bucket}/`] : []),
+        ];
   const lines = [
     `export AWS_ACCESS_KEY_ID=${created.id}`,
     `export AWS_SECRET_ACCESS_KEY=${secret}`,
     `export AWS_DEFAULT_REGION=${store.region}`,
-    example,
+    ...examples,
   ].join('\n');
   return (
     <Layout title="New S3 access key" user={user}>
       <h1>Your new key “{created.name}”</h1>
-      <p role="status">
+      <p class="notice" role="status">
         <strong>Copy the secret now: it is shown only this once.</strong> If you lose it, revoke the key and
         make another.
       </p>
-      <section class="card">
+      <section class="card new-key stack">
+        <CopyField id="key-id" label="Access key id" value={created.id} />
+        <CopyField id="key-secret" label="Secret access key" value={secret} />
+        <CopyField id="key-commands" label="With the AWS CLI" value={lines} rows={lines.split('\n').length} />
         <dl>
-          <dt>Access key id</dt>
-          <dd>
-            <code id="key-id">{created.id}</code>
-          </dd>
-          <dt>Secret access key</dt>
-          <dd>
-            <code id="key-secret">{secret}</code>
-          </dd>
           <dt>Endpoint</dt>
           <dd>
-            <code>{store.endpoint}</code>
+            <code>{store.endpoint}</code> (path-style addressing)
           </dd>
           <dt>Bucket and region</dt>
           <dd>
-            <code>{store.bucket}</code>, <code>{store.region}</code> (path-style addressing)
+            <code>{store.bucket}</code>, <code>{store.region}</code>
           </dd>
           <dt>It can</dt>
           <dd>
-            {SCOPE_LABELS[created.scope]}: reads <code>{where}</code>
+            {SCOPE_LABELS[created.scope]}: reads <code>{`${bucket}/${created.prefix}`}</code>
             {created.writePrefix === null ? (
               ', writes nothing'
             ) : (
               <>
-                , writes <code>{`s3://${store.bucket}/${created.writePrefix}`}</code>
+                , writes <code>{`${bucket}/${created.writePrefix}`}</code>
               </>
             )}
+            .
           </dd>
         </dl>
-        <label for="key-commands">With the AWS CLI</label>
-        <textarea id="key-commands" readonly rows={5} class="code">
-          {lines}
-        </textarea>
+        <p class="muted">
+          A photo put into <code>originals/</code> is moved to a name of its own as it becomes an image, so{' '}
+          <code>aws s3 sync</code> into it sends it again next time: use <code>cp</code> for new photos.
+          Listing the whole bucket is refused to a key limited to your folder.
+        </p>
         <p>
           <a class="button" href="/account#keys">
             Done
           </a>
         </p>
       </section>
+      <script type="module" src={asset('js/copy.js')} />
     </Layout>
   );
 }

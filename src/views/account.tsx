@@ -1,6 +1,6 @@
 import { formatDateTime } from '../format.js';
 import { can } from '../policy.js';
-import type { AccessKey, StoreEndpoint } from '../services/access-keys.js';
+import type { AccessKey, KeyScope, StoreEndpoint } from '../services/access-keys.js';
 import type { SessionInfo } from '../services/sessions.js';
 import type { User } from '../services/users.js';
 import { AccessKeysSection } from './access-keys.js';
@@ -21,7 +21,12 @@ export interface AccountPageProps {
   currentSessionId: string;
   notice?: string | undefined;
   /** the person's S3 keys, where to use them, and why a new one was refused */
-  accessKeys: { keys: AccessKey[]; store: StoreEndpoint | null; error?: string | undefined };
+  accessKeys: {
+    keys: AccessKey[];
+    store: StoreEndpoint | null;
+    error?: string | undefined;
+    chosen?: KeyScope;
+  };
 }
 
 export function AccountPage({
@@ -109,6 +114,7 @@ export function AccountPage({
           keys={accessKeys.keys}
           store={accessKeys.store}
           error={accessKeys.error}
+          {...(accessKeys.chosen ? { chosen: accessKeys.chosen } : {})}
         />
       ) : null}
     </Layout>

@@ -7,7 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
  */
 export interface AccessRecord {
   reqId: string;
-  /** the key id the request was signed with, '-' for none or a form's */
+  /** the key id the request was signed with (as read off it until its signature is checked), '-' for none */
   accessKeyId: string;
   /** S3's names: REST.GET.OBJECT, REST.PUT.PART, REST.POST.UPLOAD… */
   operation: string;

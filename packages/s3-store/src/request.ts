@@ -31,6 +31,8 @@ export interface S3Request {
   payloadHash: string;
   /** what the request's key may touch (a form's is checked by PostObject itself) */
   access: Access;
+  /** records the key a signature was checked against (the access log and `onAccess` name it) */
+  authenticated(access: Access): void;
 }
 
 /** The largest object one PUT, copy or form may write, as S3's own limit. */

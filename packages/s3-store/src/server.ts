@@ -6,8 +6,8 @@ import { FormPrefixes } from './auth/form-prefixes.js';
 import {
   type Access,
   createAuthenticator,
-  FULL_ACCESS,
   type KeyLookup,
+  NO_ACCESS,
   parseQuery,
   type QueryPairs,
   requireAccess,
@@ -156,11 +156,19 @@ export function createS3Server(o: S3ServerOptions): S3Server {
       key: '',
       query,
       payloadHash: UNSIGNED_PAYLOAD,
-      access: FULL_ACCESS,
+      access: NO_ACCESS,
+      // The key the signature was checked with, not one read off the request again: a request may
+      // carry several Credential= parts or differently cased parameters, and only one was checked.
+      authenticated(access) {
+        record.accessKeyId = access.accessKeyId;
+        record.authenticated = true;
+      },
     };
     if (route?.signedInBody) return route.operation(request);
-    Object.assign(request, await authenticate(req, rawPath, query));
-    record.authenticated = true;
+    const { payloadHash, access } = await authenticate(req, rawPath, query);
+    request.payloadHash = payloadHash;
+    request.access = access;
+    request.authenticated(access);
     // Asked for in a header, or in the query of a presigned URL that hoisted it (as S3 honours).
     const asked = new Map<string, string>(query.map(([k, v]) => [k.toLowerCase(), v]));
     for (const name of Object.keys(req.headers)) asked.set(name, header(req, name) ?? '');

@@ -8,6 +8,7 @@ import {
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
+  UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { createPresignedPost } from '@aws-sdk/s3-presigned-post';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
@@ -59,6 +60,14 @@ describe('keys limited to a prefix, or to reads', () => {
       secretAccessKey: 'inbox-secret',
       readPrefix: 'users/a/',
       writePrefix: 'users/a/in/',
+    });
+    grants.set('CAPPEDKEY', {
+      secretAccessKey: 'capped-secret',
+      readPrefix: 'users/c/',
+      writePrefix: 'users/c/in/',
+      flatWrites: true,
+      maxObjectBytes: 6 * 1024 * 1024,
+      maxOpenUploads: 2,
     });
     store = await startStore({
       keys: async (id) => grants.get(id),
@@ -259,6 +268,84 @@ describe('keys limited to a prefix, or to reads', () => {
     expect(await codeOf(unknown.send(new ListObjectsV2Command({ Bucket: b, Prefix: 'users/a/' })))).toBe(
       'InvalidAccessKeyId',
     );
+  });
+
+  it('holds a key to flat writes, its size limit (one PUT, a copy, a multipart upload’s parts together) and its open uploads', async () => {
+    const capped = clientFor('CAPPEDKEY', 'capped-secret');
+    const b = Bucket();
+    const MiB = 1024 * 1024;
+    await capped.send(new PutObjectCommand({ Bucket: b, Key: 'users/c/in/ok.bin', Body: Buffer.alloc(MiB) }));
+    expect(
+      await codeOf(capped.send(new PutObjectCommand({ Bucket: b, Key: 'users/c/in/deep/x.bin', Body: 'x' }))),
+    ).toBe('AccessDenied');
+    expect(
+      await codeOf(
+        capped.send(
+          new PutObjectCommand({ Bucket: b, Key: 'users/c/in/big.bin', Body: Buffer.alloc(7 * MiB) }),
+        ),
+      ),
+    ).toBe('EntityTooLarge');
+    await store.storage.put('users/c/seven.bin', Buffer.alloc(7 * MiB), 'application/octet-stream');
+    expect(
+      await codeOf(
+        capped.send(
+          new CopyObjectCommand({ Bucket: b, Key: 'users/c/in/c.bin', CopySource: `${b}/users/c/seven.bin` }),
+        ),
+      ),
+    ).toBe('EntityTooLarge');
+    // Parts: 5 MiB fits, a second one that would make 7 MiB does not; the same part again replaces it.
+    const { UploadId } = await capped.send(
+      new CreateMultipartUploadCommand({ Bucket: b, Key: 'users/c/in/mp.bin' }),
+    );
+    const part = (PartNumber: number, size: number) =>
+      capped.send(
+        new UploadPartCommand({
+          Bucket: b,
+          Key: 'users/c/in/mp.bin',
+          UploadId,
+          PartNumber,
+          Body: Buffer.alloc(size),
+        }),
+      );
+    await part(1, 5 * MiB);
+    expect(await codeOf(part(2, 2 * MiB))).toBe('EntityTooLarge');
+    await part(2, MiB);
+    await part(1, 5 * MiB);
+    await capped.send(new CreateMultipartUploadCommand({ Bucket: b, Key: 'users/c/in/mp2.bin' }));
+    expect(
+      await codeOf(capped.send(new CreateMultipartUploadCommand({ Bucket: b, Key: 'users/c/in/mp3.bin' }))),
+    ).toBe('AccessDenied');
+    expect(await store.storage.head('users/c/in/big.bin')).toBeNull();
+    expect(await store.storage.head('users/c/in/c.bin')).toBeNull();
+  });
+
+  it('names in the access record the key the signature was checked with, whatever else the request says', async () => {
+    seen.length = 0;
+    // A request signed with the reader's key, with a second Credential= naming alice's put before it.
+    const reader2 = clientFor('READKEY', 'reader-secret');
+    reader2.middlewareStack.addRelativeTo(
+      ((next: (args: unknown) => Promise<unknown>) => async (args: unknown) => {
+        const request = (args as { request: { headers: Record<string, string> } }).request;
+        request.headers.authorization = (request.headers.authorization ?? '').replace(
+          'AWS4-HMAC-SHA256 ',
+          'AWS4-HMAC-SHA256 Credential=ALICEKEY/20260101/us-east-1/s3/aws4_request, ',
+        );
+        return next(args);
+      }) as Parameters<typeof reader2.middlewareStack.addRelativeTo>[0],
+      { relation: 'after', toMiddleware: 'httpSigningMiddleware', name: 'forgeCredential' },
+    );
+    await codeOf(reader2.send(new GetObjectCommand({ Bucket: Bucket(), Key: 'users/a/own.jpg' })));
+    // A form post signed with a personal key is named too.
+    const form = await createPresignedPost(alice, { Bucket: Bucket(), Key: 'users/a/form.jpg', Expires: 60 });
+    const data = new FormData();
+    for (const [k, v] of Object.entries(form.fields)) data.append(k, v);
+    data.append('file', new Blob(['f']), 'f.jpg');
+    expect((await fetch(form.url, { method: 'POST', body: data })).status).toBe(204);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(seen.map((e) => [e.accessKeyId, e.operation, e.authenticated])).toEqual([
+      ['READKEY', 'REST.GET.OBJECT', true],
+      ['ALICEKEY', 'REST.POST.OBJECT', true],
+    ]);
   });
 
   it('tells of every request once answered, with its key, operation, key and status', async () => {

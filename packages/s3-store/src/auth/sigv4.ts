@@ -20,19 +20,37 @@ export interface KeyGrant {
   readPrefix: string;
   /** the keys it may write (put, copy to, delete) start with this; null: it writes nothing */
   writePrefix: string | null;
+  /** it writes only keys directly under writePrefix (no further `/`) */
+  flatWrites?: boolean;
+  /** the largest object it may write (a PUT, a copy, a multipart upload's parts together) */
+  maxObjectBytes?: number;
+  /** how many multipart uploads it may have in progress under writePrefix */
+  maxOpenUploads?: number;
 }
 
 /** Finds a key the store's own credentials do not name; undefined when there is none (or it was revoked). */
 export type KeyLookup = (accessKeyId: string) => Promise<KeyGrant | undefined>;
 
-/** What a request's signature lets it do. */
-export type Access = Pick<KeyGrant, 'readPrefix' | 'writePrefix'>;
-export const FULL_ACCESS: Access = { readPrefix: '', writePrefix: '' };
+/** What a request's signature lets it do, and the key id that signature was checked against. */
+export type Access = Pick<
+  KeyGrant,
+  'readPrefix' | 'writePrefix' | 'flatWrites' | 'maxObjectBytes' | 'maxOpenUploads'
+> & { accessKeyId: string };
+/** A request not (yet) authenticated: it reads nothing (no key holds a NUL) and writes nothing. */
+export const NO_ACCESS: Access = { accessKeyId: '-', readPrefix: '\u0000', writePrefix: null };
+
+/** What a key with a size limit is told when it writes more. */
+export function tooLargeFor(access: Access): S3Error {
+  return new S3Error(400, 'EntityTooLarge', 'Your proposed upload exceeds the maximum allowed size', {
+    MaxSizeAllowed: access.maxObjectBytes ?? 0,
+  });
+}
 
 /** A request may read a key only under its key's read prefix, and write one only under its write prefix. */
 export function requireAccess(access: Access, key: string, kind: 'read' | 'write'): void {
   const prefix = kind === 'read' ? access.readPrefix : access.writePrefix;
   if (prefix === null || !key.startsWith(prefix)) throw accessDenied();
+  if (kind === 'write' && access.flatWrites && key.slice(prefix.length).includes('/')) throw accessDenied();
 }
 
 const ALGORITHM = 'AWS4-HMAC-SHA256';
@@ -142,7 +160,8 @@ export function createAuthenticator(o: {
 
   /** The store's own key, or one the lookup knows; InvalidAccessKeyId for any other. */
   async function keyNamed(accessKeyId: string): Promise<{ signer: SignatureV4; access: Access }> {
-    if (accessKeyId === o.credentials.accessKeyId) return { signer, access: FULL_ACCESS };
+    if (accessKeyId === o.credentials.accessKeyId)
+      return { signer, access: { accessKeyId, readPrefix: '', writePrefix: '' } };
     const grant = accessKeyId ? await o.keys?.(accessKeyId) : undefined;
     if (!grant) throw unknownKey();
     const id = `${accessKeyId}\n${grant.secretAccessKey}`;
@@ -152,7 +171,8 @@ export function createAuthenticator(o: {
       found = signerFor({ accessKeyId, secretAccessKey: grant.secretAccessKey });
       signers.set(id, found);
     }
-    return { signer: found, access: { readPrefix: grant.readPrefix, writePrefix: grant.writePrefix } };
+    const { secretAccessKey: _, ...limits } = grant;
+    return { signer: found, access: { accessKeyId, ...limits } };
   }
 
   async function checkScope(credential: string, onMalformed: () => S3Error): Promise<Scope> {

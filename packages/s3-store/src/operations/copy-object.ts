@@ -1,4 +1,4 @@
-import { requireAccess } from '../auth/sigv4.js';
+import { requireAccess, tooLargeFor } from '../auth/sigv4.js';
 import type { ObjectMeta } from '../disk/objects.js';
 import { S3Error, sendXml, xmlElements } from '../errors.js';
 import {
@@ -44,6 +44,7 @@ export async function copyObject({ req, res, store, key, access }: S3Request): P
   const meta = await copyLatest(store, sourceKey, key, (source) => {
     checkCopyConditions(req, source, store.now());
     if (source.size > MAX_PUT_BYTES) throw copySourceTooLarge();
+    if (access.maxObjectBytes !== undefined && source.size > access.maxObjectBytes) throw tooLargeFor(access);
     return (copied) => ({
       size: copied.size,
       etag: copied.etag,

@@ -1,6 +1,7 @@
+import { tooLargeFor } from '../auth/sigv4.js';
 import { MAX_PARTS, MIN_PART_BYTES, type PartInfo } from '../disk/multipart.js';
 import { byteOrder } from '../disk/objects.js';
-import { badRequest, S3Error, sendXml, xmlElements } from '../errors.js';
+import { accessDenied, badRequest, S3Error, sendXml, xmlElements } from '../errors.js';
 import { header, MAX_PUT_BYTES, objectHeaders, queryValue, readBody, type S3Request } from '../request.js';
 import { requestBody } from '../request-body.js';
 import { readXml, xmlText } from '../xml.js';
@@ -17,7 +18,15 @@ const iso = (ms: number) => new Date(ms).toISOString();
 const bare = (etag: string) => etag.trim().replace(/^"|"$/g, '').toLowerCase();
 
 /** CreateMultipartUpload: the object's type and metadata are given now and kept for the end. */
-export async function createMultipartUpload({ req, res, store, key }: S3Request): Promise<void> {
+export async function createMultipartUpload({ req, res, store, key, access }: S3Request): Promise<void> {
+  const { maxOpenUploads, writePrefix } = access;
+  if (maxOpenUploads !== undefined && writePrefix !== null) {
+    const open = (await store.multipart.list()).filter((u) => u.key.startsWith(writePrefix)).length;
+    if (open >= maxOpenUploads)
+      throw accessDenied(
+        `This key may have ${maxOpenUploads} multipart uploads in progress; complete or abort one first.`,
+      );
+  }
   const uploadId = await store.multipart.create(key, objectHeaders(req));
   sendXml(
     res,
@@ -47,7 +56,7 @@ export async function uploadPart(r: S3Request): Promise<void> {
   }
   const body = bodyChecks(req, payloadHash);
   const part = await store.multipart.writePart(uploadIdOf(r), key, partNumber, requestBody(req), {
-    maxBytes: MAX_PUT_BYTES,
+    maxBytes: await partRoom(r, partNumber),
     ...body.options,
   });
   res.writeHead(200, { ETag: `"${part.etag}"`, ...body.echo }).end();
@@ -249,6 +258,20 @@ export async function listMultipartUploads(r: S3Request): Promise<void> {
 /** UploadPartCopy is not implemented: refused, never taken for a CopyObject of the whole object. */
 export async function uploadPartCopy(): Promise<void> {
   throw new S3Error(501, 'NotImplemented', 'UploadPartCopy is not supported by the embedded store.');
+}
+
+/**
+ * The most a part may hold: S3's limit, or for a key with a size limit what its other parts leave
+ * of it, so an upload's parts together never exceed what the key may write.
+ */
+async function partRoom(r: S3Request, partNumber: number): Promise<number> {
+  const max = r.access.maxObjectBytes;
+  if (max === undefined) return MAX_PUT_BYTES;
+  const others = (await r.store.multipart.parts(uploadIdOf(r), r.key))
+    .filter((p) => p.partNumber !== partNumber)
+    .reduce((sum, p) => sum + p.size, 0);
+  if (others >= max) throw tooLargeFor(r.access);
+  return Math.min(MAX_PUT_BYTES, max - others);
 }
 
 function intArgument(r: S3Request, name: string, fallback: number): number {

@@ -24,7 +24,7 @@ const oneFile = () =>
  * routed before any header signature is looked for. Fields first, then exactly one file, all
  * checked against the policy.
  */
-export function postObject({ req, res, store }: S3Request): Promise<void> {
+export function postObject({ req, res, store, authenticated }: S3Request): Promise<void> {
   const type = header(req, 'content-type') ?? '';
   if (!type.toLowerCase().startsWith('multipart/form-data')) throw malformed();
   return new Promise<void>((resolve, reject) => {
@@ -85,7 +85,7 @@ export function postObject({ req, res, store }: S3Request): Promise<void> {
       activeFile = file;
       // Errors reach the consuming pipeline through the stream's state; this only covers the gap before it starts.
       file.on('error', () => {});
-      storeUpload(store, fields, file, info.filename ?? '').then(
+      storeUpload(store, fields, file, info.filename ?? '', authenticated).then(
         (meta) => {
           if (settled) return;
           settled = true;
@@ -115,6 +115,7 @@ async function storeUpload(
   fields: Map<string, string>,
   file: Readable,
   filename: string,
+  authenticated: S3Request['authenticated'],
 ): Promise<ObjectMeta> {
   const required = (name: string) => {
     const value = fields.get(name);
@@ -137,6 +138,7 @@ async function storeUpload(
   const baseName = filename.split(/[\\/]/).pop() ?? '';
   const key = validateKey(required('key').replaceAll(FILENAME_PLACEHOLDER, baseName));
   const checked = new Map(fields);
+  authenticated(access);
   requireAccess(access, key, 'write');
   checked.set('key', key);
   checked.set('bucket', store.bucket);

@@ -9,11 +9,11 @@ import { requestBody } from '../request-body.js';
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 
 /** PutObject: a plain, or unsigned aws-chunked, body; checked against the digests the client named. */
-export async function putObject({ req, res, store, key, payloadHash }: S3Request): Promise<void> {
+export async function putObject({ req, res, store, key, payloadHash, access }: S3Request): Promise<void> {
   const body = bodyChecks(req, payloadHash);
   const meta = await store.disk.write(key, requestBody(req), {
     ...objectHeaders(req),
-    maxBytes: MAX_PUT_BYTES,
+    maxBytes: Math.min(MAX_PUT_BYTES, access.maxObjectBytes ?? MAX_PUT_BYTES),
     ...body.options,
   });
   res.writeHead(200, { ETag: `"${meta.etag}"`, ...body.echo }).end();
