@@ -582,7 +582,7 @@ describe.skipIf(!hasPostgres)('PostgreSQL migrations', () => {
     cleanups.push(() => pg.close());
     expect(postgresMigrations).toHaveLength(migrations.length);
     const sqliteSchema = describeSqlite(sqlite.connection);
-    expect(Object.keys(sqliteSchema)).toHaveLength(18);
+    expect(Object.keys(sqliteSchema)).toHaveLength(19);
     expect(await describePostgres(pg.db)).toEqual(sqliteSchema);
   });
 

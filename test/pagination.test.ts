@@ -40,7 +40,13 @@ describe('paginated pages', () => {
       await t.services.audit.record({ action: 'login', actor: null, target: `bulk ${i}` });
     // An album of all 61, so its page pages too.
     const album = await t.services.albums.create({ user: owner, ip: 'test' }, 'Everything', ids);
+    // And its share link, whose page shows 60 at a time.
+    const { token } = await t.services.shares.createForAlbum({ user: owner, ip: 'test' }, album, {
+      expiry: '1d',
+      allowDownload: false,
+    });
     pages = [
+      { route: '/s/:token', path: `/s/${token}`, wellFormed: '1.abc' },
       { route: '/', path: '/', wellFormed: '1.abc' },
       { route: '/albums/:id', path: `/albums/${album.id}`, wellFormed: '1.abc' },
       { route: '/users/:id', path: `/users/${owner.id}`, wellFormed: '1.abc' },

@@ -238,6 +238,8 @@ describe('the timeline, search and paging that keeps its place', () => {
       expect(await found(ada, '/?q=b')).toEqual([planB]);
       expect(await found(ada, '/?q=h')).toEqual([]);
       expect(await found(ada, '/?q=plan%20b')).toEqual([planB]);
+      // A digit alone stays a prefix: numbers spread over ten.
+      expect(await found(ada, '/?q=img%200')).toHaveLength(1);
       const html = await (await ada.get('/?q=nothing-like-it')).text();
       expect(html).toContain('No images match “nothing-like-it”.');
     });
