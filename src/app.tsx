@@ -22,6 +22,7 @@ import { accessKeyRoutes } from './routes/access-keys.js';
 import { adminRoutes } from './routes/admin.js';
 import { albumRoutes, userAlbumRoutes } from './routes/albums.js';
 import { authRoutes } from './routes/auth.js';
+import { bucketEventRoutes } from './routes/bucket-events.js';
 import { galleryRoutes } from './routes/gallery.js';
 import { healthRoutes } from './routes/health.js';
 import { imageRoutes } from './routes/images.js';
@@ -103,6 +104,8 @@ export function createApp({ config, services, log }: AppDeps) {
       overwrite: false,
     }),
   );
+  // Servers post events with their own proof (a signature, a token) and no Origin: before CSRF.
+  app.route('/events/s3', bucketEventRoutes);
   app.use(csrf({ origin: config.appOrigin, secFetchSite: 'same-origin' }));
   app.use(sameOriginOnly(config.appOrigin));
   const limitBody = bodyLimit({

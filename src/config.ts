@@ -41,6 +41,8 @@ const schema = z.object({
   S3_FORCE_PATH_STYLE: booleanFromEnv.optional(),
   S3_SSE: z.enum(['AES256', 'aws:kms']).optional(),
   S3_SSE_KMS_KEY_ID: z.string().min(1).optional(),
+  S3_EVENTS_SNS_TOPIC_ARN: z.string().min(1).optional(),
+  S3_EVENTS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   SMTP_URL: z
     .url({ message: 'must be a URL such as smtps://user:pass@mail.example.com:465' })
     .refine((v) => /^smtps?:\/\//.test(v), 'must start with smtp:// or smtps://')
@@ -104,6 +106,8 @@ export interface Config {
   accept: 'images' | 'any';
   /** how often the server reconciles by itself; null: never (RECONCILE_INTERVAL=off) */
   reconcileIntervalMs: number | null;
+  /** event notifications from an external bucket (S3_EVENTS_SNS_TOPIC_ARN, S3_EVENTS_TOKEN) */
+  bucketEvents: { snsTopicArns: string[]; minioToken: string | null };
   /** open sign-ups (SIGNUP=open, no invite) allowed per client address per hour */
   signupsPerIpPerHour: number;
   http: HttpLimits;
@@ -179,6 +183,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
         : {}),
     };
   }
+  if ((e.S3_EVENTS_SNS_TOPIC_ARN || e.S3_EVENTS_TOKEN) && !s3) {
+    throw new ConfigError(
+      'Invalid configuration:\n  S3_EVENTS_SNS_TOPIC_ARN / S3_EVENTS_TOKEN: for an external bucket (S3_ENDPOINT and S3_BUCKET); the embedded store tells the app of its changes itself',
+    );
+  }
   if (e.S3_SSE && !s3) {
     throw new ConfigError(
       "Invalid configuration:\n  S3_SSE: for an external bucket (S3_ENDPOINT and S3_BUCKET); the embedded store keeps objects on your disk, unencrypted by itself (encrypt DATA_DIR's disk), and refuses encryption headers",
@@ -221,6 +230,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     trashDays: e.TRASH_DAYS,
     accept: e.ACCEPT,
     reconcileIntervalMs: intervalMs(e.RECONCILE_INTERVAL),
+    bucketEvents: {
+      snsTopicArns: (e.S3_EVENTS_SNS_TOPIC_ARN ?? '')
+        .split(',')
+        .map((arn) => arn.trim())
+        .filter(Boolean),
+      minioToken: e.S3_EVENTS_TOKEN ?? null,
+    },
     signupsPerIpPerHour: e.SIGNUPS_PER_IP_PER_HOUR,
     http: {
       requestTimeoutMs: e.REQUEST_TIMEOUT_SECONDS * 1000,

@@ -119,6 +119,10 @@ const CHECKS: Check[] = [
     judge: (res) => res.status === 303 && res.headers.get('location') === '/login?loggedOut=1',
   },
   { name: 'GET /account', request: get(() => '/account'), allowed: signedIn },
+  // An external bucket's events: off in this app (no topic, no token), so 404 for everyone; their
+  // own proof (a signature, a token) is tested in bucket-events.test.ts.
+  { name: 'POST /events/s3/sns', request: post(() => '/events/s3/sns'), allowed: [] },
+  { name: 'POST /events/s3/minio', request: post(() => '/events/s3/minio'), allowed: [] },
   {
     name: 'POST /account/keys',
     request: post(

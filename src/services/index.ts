@@ -9,6 +9,7 @@ import type { Storage } from '../storage/storage.js';
 import { createAccessKeys, type StoreEndpoint } from './access-keys.js';
 import { createAlbums } from './albums.js';
 import { createAudit } from './audit.js';
+import { createBucketEvents } from './bucket-events.js';
 import type { Clock } from './clock.js';
 import { createDeviceTokens } from './device-tokens.js';
 import { createImages } from './images.js';
@@ -38,7 +39,14 @@ export interface ServiceDeps {
   clock: Clock;
   config: Pick<
     Config,
-    'signup' | 'maxUploadBytes' | 'appOrigin' | 'notify' | 'signupsPerIpPerHour' | 'processing' | 'accept'
+    | 'signup'
+    | 'maxUploadBytes'
+    | 'appOrigin'
+    | 'notify'
+    | 'signupsPerIpPerHour'
+    | 'processing'
+    | 'accept'
+    | 'bucketEvents'
   >;
   /** Tests may lower some limits to reach them quickly. */
   loginLimits?: Partial<LoginLimits>;
@@ -49,6 +57,8 @@ export interface ServiceDeps {
    * their own keys to it (the store asks accessKeys.grantFor), sealed with DATA_DIR's key file.
    */
   embeddedStore?: StoreEndpoint & { keyFile: string };
+  /** How SNS certificates and subscription URLs are fetched (tests serve their own). */
+  bucketEventsFetch?: (url: string) => Promise<string>;
 }
 
 export function createServices({
@@ -59,6 +69,7 @@ export function createServices({
   loginLimits,
   probeStorage,
   embeddedStore,
+  bucketEventsFetch,
 }: ServiceDeps) {
   // This process among the instances sharing the database: scheduled jobs and outbox deliveries are
   // claimed in its name.
@@ -125,6 +136,7 @@ export function createServices({
     maxObjectBytes: config.maxUploadBytes,
   });
   const imports = createOutsideImports({ storage, uploads, users, pending, clock });
+  const outsideChanges = createOutsideChanges({ database, storage, images, imports, uploads, pending });
   let storageHealth: { at: number; ok: Promise<boolean> } | undefined;
   function checkStorage(): Promise<boolean> {
     if (!storageHealth || clock() - storageHealth.at >= STORAGE_HEALTH_TTL_MS) {
@@ -167,7 +179,12 @@ export function createServices({
       leases,
       imports,
     }),
-    outsideChanges: createOutsideChanges({ database, storage, images, imports, uploads, pending }),
+    outsideChanges,
+    bucketEvents: createBucketEvents({
+      config: { bucket: storage.bucket, ...config.bucketEvents },
+      notice: outsideChanges.notice,
+      ...(bucketEventsFetch ? { fetchText: bucketEventsFetch } : {}),
+    }),
     invites: createInvites({ database, clock, audit }),
     login: createLogin({
       database,

@@ -21,6 +21,8 @@ const HOUR = 60 * 60 * 1000;
 
 export interface TestAppOptions {
   env?: Record<string, string>;
+  /** how SNS certificates and subscription URLs are fetched (see services/bucket-events.ts) */
+  bucketEventsFetch?: (url: string) => Promise<string>;
   loginLimits?: Partial<LoginLimits>;
   /** where the app logs; nowhere by default */
   log?: Logger;
@@ -86,6 +88,7 @@ export async function makeTestApp(opts: TestAppOptions = {}) {
     clock,
     config,
     ...(opts.loginLimits ? { loginLimits: opts.loginLimits } : {}),
+    ...(opts.bucketEventsFetch ? { bucketEventsFetch: opts.bucketEventsFetch } : {}),
     embeddedStore: {
       endpoint: store.endpoint,
       bucket: store.bucket,
