@@ -8,20 +8,11 @@ import {
   S3Client,
 } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { codeOf } from '../packages/s3-store/test/support.js';
 import type { Client } from './support/app.js';
 import { makeTestApp, signUp, signUpWithRole, type TestApp } from './support/app.js';
 import { attr, count, text } from './support/html.js';
 import { makeJpeg } from './support/images.js';
-
-/** The error the SDK reports for a refused call ('' when it succeeded). */
-async function codeOf(call: Promise<unknown>): Promise<string> {
-  try {
-    await call;
-    return '';
-  } catch (err) {
-    return (err as { name?: string }).name ?? String(err);
-  }
-}
 
 /**
  * People's own S3 keys to the embedded store, made on the account page: shown once, sealed with

@@ -5,13 +5,13 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventChanges, isSnsUrl } from '../src/services/bucket-events.js';
+import { eventChanges, isSnsUrl, snsHostOf } from '../src/services/bucket-events.js';
 import { DomainError } from '../src/services/errors.js';
 import { makeTestApp, signUp, type TestApp } from './support/app.js';
 import { makeJpeg } from './support/images.js';
 
 const TOPIC = 'arn:aws:sns:us-east-1:111122223333:gallery-events';
-const CERT_URL = 'https://sns.us-east-1.amazonaws.com/SimpleNotificationService-test.pem';
+const CERT_URL = 'https://sns.us-east-1.amazonaws.com/SimpleNotificationService-0123abcd.pem';
 const MINIO_TOKEN = 'a-minio-webhook-token';
 const SIGNED = {
   Notification: ['Message', 'MessageId', 'Subject', 'Timestamp', 'TopicArn', 'Type'],
@@ -94,6 +94,9 @@ describe('bucket events from SNS and MinIO', () => {
       bucketEventsFetch: async (url) => {
         fetched.push(url);
         if (url === CERT_URL) return certificate;
+        // A confirmation that fails the first time, as a network error would.
+        if (url.includes('Token=flaky') && !fetched.slice(0, -1).some((u) => u.includes('Token=flaky')))
+          throw new Error('connection reset');
         if (url.startsWith('https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription'))
           return '<ConfirmSubscriptionResponse><ConfirmSubscriptionResult><SubscriptionArn>arn</SubscriptionArn></ConfirmSubscriptionResult></ConfirmSubscriptionResponse>';
         throw new Error(`no such URL here: ${url}`);
@@ -113,7 +116,7 @@ describe('bucket events from SNS and MinIO', () => {
       Type: type,
       MessageId: randomUUID(),
       TopicArn: TOPIC,
-      Timestamp: '2026-12-02T09:00:00.000Z',
+      Timestamp: new Date().toISOString(),
       SignatureVersion: version,
       SigningCertURL: CERT_URL,
       ...fields,
@@ -162,6 +165,16 @@ describe('bucket events from SNS and MinIO', () => {
     );
     expect(elsewhere.status).toBe(403);
     expect(fetched.some((u) => u.includes('evil.example'))).toBe(false);
+    // SNS sends a confirmation again when the first answer failed: it is tried again, not ignored.
+    const flakyUrl = 'https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&TopicArn=x&Token=flaky';
+    const flaky = snsMessage('SubscriptionConfirmation', {
+      Token: 'flaky',
+      Message: 'm',
+      SubscribeURL: flakyUrl,
+    });
+    expect((await postSns(flaky)).status).toBe(503);
+    expect((await postSns(flaky)).status).toBe(200);
+    expect(fetched.filter((u) => u === flakyUrl)).toHaveLength(2);
   });
 
   it('picks up an object created and then removed, as told by signed notifications (SHA-1 and SHA-256)', async () => {
@@ -192,6 +205,11 @@ describe('bucket events from SNS and MinIO', () => {
     await t.store.storage.put(objectKey, await makeJpeg(64, 48), 'image/jpeg');
     const good = notification([{ name: 'ObjectCreated:Put', key: objectKey }]);
     const before = fetched.length;
+    const { Timestamp: _, ...withoutTimestamp } = good;
+    const old = snsMessage('Notification', {
+      Message: good.Message as string,
+      Timestamp: '2020-01-01T00:00:00.000Z',
+    });
     const cases: [string, unknown, number][] = [
       ['message changed after signing', { ...good, Message: good.Message?.replace('forged', 'other') }, 403],
       ['signature of another message', { ...good, Signature: notification([]).Signature }, 403],
@@ -212,6 +230,28 @@ describe('bucket events from SNS and MinIO', () => {
         { ...good, SigningCertURL: 'https://sns.us-east-1.amazonaws.com/c.txt' },
         403,
       ],
+      ['certificate with a query', { ...good, SigningCertURL: `${CERT_URL}?v=1` }, 403],
+      [
+        'certificate of the S3 bucket named "sns"',
+        {
+          ...good,
+          SigningCertURL: 'https://sns.s3-accelerate.amazonaws.com/SimpleNotificationService-0123abcd.pem',
+        },
+        403,
+      ],
+      [
+        'certificate of another region than the topic’s',
+        { ...good, SigningCertURL: CERT_URL.replace('us-east-1', 'eu-west-1') },
+        403,
+      ],
+      ['a type named like an object property', { ...good, Type: 'constructor' }, 400],
+      ['no Timestamp', withoutTimestamp, 400],
+      [
+        'a MessageId carrying a Timestamp',
+        { ...good, MessageId: 'id-1\nTimestamp\n2020-01-01T00:00:00Z' },
+        400,
+      ],
+      ['an old message, signed', old, 403],
       ['signature version 3', { ...good, SignatureVersion: '3' }, 400],
       ['not JSON', 'Type=Notification', 400],
       ['a JSON array', '[1,2]', 400],
@@ -295,8 +335,17 @@ describe('bucket events from SNS and MinIO', () => {
     expect(
       eventChanges(s3Event('gallery', [{ name: 'ObjectCreated:Copy', key: 'a b+c.jpg' }]), 'gallery'),
     ).toMatchObject([{ type: 'created', key: 'a b+c.jpg' }]);
-    expect(isSnsUrl('https://sns.cn-north-1.amazonaws.com.cn/x.pem', '.pem')).toBe(true);
-    expect(isSnsUrl('https://sns.us-east-1.amazonaws.com:8443/x.pem', '.pem')).toBe(false);
+    expect(snsHostOf('arn:aws-cn:sns:cn-north-1:111122223333:t')).toBe('sns.cn-north-1.amazonaws.com.cn');
+    expect(snsHostOf('arn:aws:sns:us-east-1:1:t')).toBeNull();
+    const host = 'sns.us-east-1.amazonaws.com';
+    expect(isSnsUrl(CERT_URL, host, { certificate: true })).toBe(true);
+    expect(isSnsUrl('https://sns.us-east-1.amazonaws.com:8443/SimpleNotificationService-0a.pem', host)).toBe(
+      false,
+    );
+    expect(isSnsUrl('https://sns.us-east-1.amazonaws.com./SimpleNotificationService-0a.pem', host)).toBe(
+      false,
+    );
+    expect(isSnsUrl('https://sns.us-east-1.amazonaws.com/x.pem', host, { certificate: true })).toBe(false);
   });
 
   it('answers any SNS body with a refusal, never a failure (fuzz)', async () => {

@@ -1,6 +1,6 @@
 import { type KeyObject, timingSafeEqual, verify, X509Certificate } from 'node:crypto';
 import type { StoreChange } from '@s3-gallery/s3-store';
-import { Forbidden, Invalid, Unauthenticated } from './errors.js';
+import { Forbidden, Invalid, Unauthenticated, Unavailable } from './errors.js';
 
 /**
  * Event notifications from an external bucket, so its changes are picked up within seconds as the
@@ -18,8 +18,21 @@ export interface BucketEventsConfig {
   minioToken: string | null;
 }
 
-/** An SNS host, as AWS's own validators require of a certificate's and a subscription's URL. */
-const SNS_HOST = /^sns\.[a-zA-Z0-9-]{3,}\.amazonaws\.com(\.cn)?$/;
+/**
+ * SNS's host for a topic: `sns.<region>.amazonaws.com` (`.com.cn` in China), the region and
+ * partition read from the pinned topic's ARN. AWS's own validators take any `sns.*.amazonaws.com`,
+ * which includes `sns.s3-accelerate.amazonaws.com`: the S3 bucket named "sns", whose owner could
+ * serve any certificate there.
+ */
+export function snsHostOf(topicArn: string): string | null {
+  const m = /^arn:(aws|aws-cn|aws-us-gov):sns:([a-z0-9-]+):\d{12}:[A-Za-z0-9_.-]+$/.exec(topicArn);
+  if (!m) return null;
+  return `sns.${m[2]}.amazonaws.com${m[1] === 'aws-cn' ? '.cn' : ''}`;
+}
+/** SNS's signing certificates are at /SimpleNotificationService-<hex>.pem. */
+const CERTIFICATE_PATH = /^\/SimpleNotificationService-[0-9a-f]+\.pem$/;
+/** How far a message's Timestamp may be from now (SNS retries within minutes). */
+const MAX_AGE_MS = 60 * 60 * 1000;
 /** The fields each message type signs, in this order, each when present (AWS's documentation). */
 const SIGNED_FIELDS: Record<string, readonly string[]> = {
   Notification: ['Message', 'MessageId', 'Subject', 'Timestamp', 'TopicArn', 'Type'],
@@ -35,10 +48,15 @@ const SIGNED_FIELDS: Record<string, readonly string[]> = {
   UnsubscribeConfirmation: ['Message', 'MessageId', 'SubscribeURL', 'Timestamp', 'Token', 'TopicArn', 'Type'],
 };
 const MAX_CERTIFICATES = 16;
+const MAX_FETCHES = 2;
 const REMEMBERED_MESSAGES = 1000;
 
-/** Whether a URL is https on an SNS host, with nothing else in it that could point elsewhere. */
-export function isSnsUrl(text: unknown, pathEnd = ''): boolean {
+/**
+ * Whether a URL is https on exactly `host`, with nothing else in it that could point elsewhere; for
+ * a certificate, also exactly SNS's certificate path and no query (so a topic has a handful of
+ * possible certificate URLs, not one per request).
+ */
+export function isSnsUrl(text: unknown, host: string, o: { certificate?: boolean } = {}): boolean {
   if (typeof text !== 'string') return false;
   try {
     const url = new URL(text);
@@ -47,8 +65,8 @@ export function isSnsUrl(text: unknown, pathEnd = ''): boolean {
       url.username === '' &&
       url.password === '' &&
       (url.port === '' || url.port === '443') &&
-      SNS_HOST.test(url.hostname) &&
-      url.pathname.endsWith(pathEnd)
+      url.hostname === host &&
+      (!o.certificate || (CERTIFICATE_PATH.test(url.pathname) && url.search === '' && url.hash === ''))
     );
   } catch {
     return false;
@@ -108,12 +126,22 @@ export function createBucketEvents(deps: {
   const certificates = new Map<string, Promise<KeyObject>>();
   const seen = new Set<string>();
 
+  let fetching = 0;
+  /**
+   * The public key of a certificate, fetched once per URL (messages at once share the fetch). Only
+   * certificates that were read stay: a URL SNS does not serve is forgotten, so made-up names can
+   * neither fill the cache nor push SNS's out; and at most MAX_FETCHES are fetched at once.
+   */
   function publicKeyAt(url: string): Promise<KeyObject> {
     let key = certificates.get(url);
     if (!key) {
+      if (fetching >= MAX_FETCHES)
+        return Promise.reject(new Unavailable('Busy: send the message again later.'));
       if (certificates.size >= MAX_CERTIFICATES) certificates.clear();
-      key = fetchText(url).then((pem) => new X509Certificate(pem).publicKey);
-      // A failed fetch is tried again with the next message.
+      fetching++;
+      key = fetchText(url)
+        .then((pem) => new X509Certificate(pem).publicKey)
+        .finally(() => fetching--);
       key.catch(() => certificates.delete(url));
       certificates.set(url, key);
     }
@@ -130,24 +158,36 @@ export function createBucketEvents(deps: {
     }
     if (typeof message !== 'object' || message === null || Array.isArray(message))
       throw new Invalid('The body is not an SNS message.');
-    const fields = SIGNED_FIELDS[String(message.Type)];
+    const type = String(message.Type);
+    const fields = Object.hasOwn(SIGNED_FIELDS, type) ? SIGNED_FIELDS[type] : undefined;
     if (!fields) throw new Invalid('Not an SNS message type this endpoint takes.');
-    // Checked before anything is fetched: a topic not configured here is refused at once.
-    if (typeof message.TopicArn !== 'string' || !config.snsTopicArns.includes(message.TopicArn))
-      throw new Forbidden('Messages of that topic are not taken here.');
+    // Checked before anything is fetched: a topic not configured here, or a certificate anywhere but
+    // its topic's SNS host, is refused at once, all alike.
+    const host =
+      typeof message.TopicArn === 'string' && config.snsTopicArns.includes(message.TopicArn)
+        ? snsHostOf(message.TopicArn)
+        : null;
     const { SignatureVersion: version, Signature: signature, SigningCertURL: certUrl } = message;
+    if (!host || !isSnsUrl(certUrl, host, { certificate: true }))
+      throw new Forbidden('This endpoint does not take that message.');
     if ((version !== '1' && version !== '2') || typeof signature !== 'string')
       throw new Invalid('The message has no signature this endpoint can check.');
-    if (!isSnsUrl(certUrl, '.pem')) throw new Forbidden('The signing certificate is not on an SNS host.');
+    // Every field a message of its type always has must be there, on one line (all but Message):
+    // a field left out cannot have its text carried by another ("id\nTimestamp\n…").
     let toSign = '';
     for (const name of fields) {
       const value = message[name];
-      if (value === undefined || (name === 'Subject' && value === null)) continue;
-      if (typeof value !== 'string') throw new Invalid(`The message's ${name} is not text.`);
+      if ((value === undefined || value === null) && name === 'Subject') continue;
+      if (typeof value !== 'string') throw new Invalid(`The message has no ${name}.`);
+      if (name !== 'Message' && /[\r\n]/.test(value))
+        throw new Invalid(`The message's ${name} is not one line.`);
       toSign += `${name}\n${value}\n`;
     }
-    const key = await publicKeyAt(certUrl as string).catch(() => {
-      throw new Forbidden('The signing certificate could not be read.');
+    const at = Date.parse(message.Timestamp as string);
+    if (!Number.isFinite(at) || Math.abs(Date.now() - at) > MAX_AGE_MS)
+      throw new Forbidden('The message is too old, or from the future.');
+    const key = await publicKeyAt(certUrl as string).catch((err: unknown) => {
+      throw err instanceof Unavailable ? err : new Forbidden('The signing certificate could not be read.');
     });
     const ok = verify(
       version === '1' ? 'sha1' : 'sha256',
@@ -159,12 +199,10 @@ export function createBucketEvents(deps: {
     return message as Record<string, string>;
   }
 
-  /** Once per message id: SNS retries with the same one. */
-  function isNew(id: string): boolean {
-    if (seen.has(id)) return false;
+  /** Remembers a message handled, so SNS's retries of it (same id) are taken once. */
+  function remember(id: string): void {
     if (seen.size >= REMEMBERED_MESSAGES) seen.delete(seen.values().next().value as string);
     seen.add(id);
-    return true;
   }
 
   function take(document: unknown): number {
@@ -180,14 +218,20 @@ export function createBucketEvents(deps: {
     /** One SNS delivery: a subscription confirmed, or a notification's S3 events picked up. */
     async fromSns(text: string): Promise<{ changes: number }> {
       const message = await verified(text);
-      if (!isNew(message.MessageId ?? '')) return { changes: 0 };
+      const id = message.MessageId as string;
+      if (seen.has(id)) return { changes: 0 };
       if (message.Type === 'SubscriptionConfirmation') {
-        if (!isSnsUrl(message.SubscribeURL))
-          throw new Forbidden('The subscription URL is not on an SNS host.');
-        await fetchText(message.SubscribeURL as string);
+        if (!isSnsUrl(message.SubscribeURL, snsHostOf(message.TopicArn as string) ?? ''))
+          throw new Forbidden('The subscription URL is not on the topic’s SNS host.');
+        // Remembered only once confirmed: SNS's retry of a confirmation that failed tries again.
+        await fetchText(message.SubscribeURL as string).catch(() => {
+          throw new Unavailable('SNS could not be reached to confirm the subscription; it sends it again.');
+        });
+        remember(id);
         deps.log?.info({ topic: message.TopicArn }, 'S3 events: subscription to the SNS topic confirmed');
         return { changes: 0 };
       }
+      remember(id);
       if (message.Type !== 'Notification') return { changes: 0 };
       let document: unknown;
       try {
@@ -215,10 +259,9 @@ export function createBucketEvents(deps: {
   };
 }
 
-
 /** A small GET of an SNS URL, over TLS with the usual certificate checks, within seconds. */
 async function fetchSnsText(url: string): Promise<string> {
-  if (!isSnsUrl(url)) throw new Error('not an SNS URL');
+  if (!/^https:\/\/sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?\//.test(url)) throw new Error('not an SNS URL');
   const res = await fetch(url, { redirect: 'error', signal: AbortSignal.timeout(5000) });
   if (!res.ok) throw new Error(`SNS answered ${res.status}`);
   const text = await res.text();

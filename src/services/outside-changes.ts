@@ -15,6 +15,8 @@ import type { Uploads } from './uploads.js';
  * they are, so only what a tool did outside the app is acted on.
  */
 const SETTLE_DELAY_MS = 2000;
+/** Keys waiting to be looked at, at most: beyond, reconcile catches them within RECONCILE_INTERVAL. */
+const MAX_WAITING = 10_000;
 
 /**
  * The live pickup of changes made to the bucket outside the app, as the embedded store reports
@@ -85,6 +87,8 @@ export function createOutsideChanges(deps: {
     /** Hears of one change (the embedded store's onChange); it is looked at a moment later. */
     notice(change: StoreChange): void {
       if (isStopped || !OUTSIDE_ORIGINAL.test(change.key)) return;
+      // A flood of changes (a bulk copy, or a bucket's events) waits for reconcile past this many.
+      if (timers.size >= MAX_WAITING && !timers.has(change.key)) return;
       clearTimeout(timers.get(change.key));
       const timer = setTimeout(() => {
         timers.delete(change.key);

@@ -5,6 +5,7 @@ import type { GalleryCard, ImageOrder } from '../services/images.js';
 import type { User } from '../services/users.js';
 import { asset } from './assets.js';
 import { FileCard } from './components/file-card.js';
+import { LoadMoreLink } from './components/load-more.js';
 import { Notice } from './components/messages.js';
 import { PendingImage } from './components/pending-image.js';
 import { Layout } from './layout.js';
@@ -306,22 +307,7 @@ export function LoadMore({
   ...listing
 }: Listing & { nextCursor: string | null; isOob?: boolean }) {
   const href = nextCursor ? galleryHref(listing.basePath, { ...listing, cursor: nextCursor }) : null;
-  return (
-    <div id="load-more" class="load-more" hx-swap-oob={isOob ? 'true' : undefined}>
-      {href ? (
-        <a
-          class="button"
-          href={href}
-          hx-get={href}
-          hx-trigger="click, revealed"
-          hx-target="#grid"
-          hx-swap="beforeend"
-        >
-          Load more
-        </a>
-      ) : null}
-    </div>
-  );
+  return <LoadMoreLink href={href} target="#grid" isOob={isOob} />;
 }
 
 /**

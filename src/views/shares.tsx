@@ -6,6 +6,7 @@ import { displaySize } from '../services/thumbnails.js';
 import type { User } from '../services/users.js';
 import { asset } from './assets.js';
 import { FileCard } from './components/file-card.js';
+import { LoadMoreLink } from './components/load-more.js';
 import { ErrorMessage, Notice } from './components/messages.js';
 import { PendingImage } from './components/pending-image.js';
 import { PostButton } from './components/post-button.js';
@@ -246,22 +247,7 @@ export function PublicSharePage({ view, token }: { view: SharedView; token: stri
  */
 function SharedLoadMore({ view, token, isOob }: { view: SharedView; token: string; isOob?: boolean }) {
   const href = view.nextCursor ? `/s/${encodeURIComponent(token)}?cursor=${view.nextCursor}` : null;
-  return (
-    <div id="load-more" class="load-more" hx-swap-oob={isOob ? 'true' : undefined}>
-      {href ? (
-        <a
-          class="button"
-          href={href}
-          hx-get={href}
-          hx-trigger="click, revealed"
-          hx-target="#shared-images"
-          hx-swap="beforeend"
-        >
-          Load more
-        </a>
-      ) : null}
-    </div>
-  );
+  return <LoadMoreLink href={href} target="#shared-images" isOob={isOob} />;
 }
 
 /** A further page of an album link for htmx: its pictures, and the link to the page after. */

@@ -15,17 +15,7 @@ import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AccessEntry } from '../src/access-log.js';
 import type { KeyGrant } from '../src/auth/sigv4.js';
-import { startStore, type TestStore } from './support.js';
-
-/** The error code the SDK reports for a refused call ('' when it succeeded). */
-async function codeOf(call: Promise<unknown>): Promise<string> {
-  try {
-    await call;
-    return '';
-  } catch (err) {
-    return (err as { name?: string }).name ?? String(err);
-  }
-}
+import { codeOf, startStore, type TestStore } from './support.js';
 
 /**
  * Keys besides the store's own, as an app lends them to its people: each limited to a prefix, some

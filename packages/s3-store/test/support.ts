@@ -104,6 +104,16 @@ export async function startStore(
 
 export type TestStore = Awaited<ReturnType<typeof startStore>>;
 
+/** The error code the SDK reports for a refused call ('' when it succeeded). */
+export async function codeOf(call: Promise<unknown>): Promise<string> {
+  try {
+    await call;
+    return '';
+  } catch (err) {
+    return (err as { name?: string }).name ?? String(err);
+  }
+}
+
 /** The few SDK calls the tests make over and over, each in one line where it is used. */
 export function sdkCalls(client: S3Client, Bucket: string) {
   return {
