@@ -3,6 +3,15 @@ import type { CardRow, ImagePosition, ImageRow } from './images.js';
 
 /** The album_images table: which images an album holds. */
 export function albumImagesRepository(database: AppDb) {
+  /** The album's images a share link shows: ready, out of the trash (the `i` of the join). */
+  const shown = (albumId: string) =>
+    database.q
+      .selectFrom('album_images as x')
+      .innerJoin('images as i', 'i.id', 'x.image_id')
+      .where('x.album_id', '=', albumId)
+      .where('i.trashed_at', 'is', null)
+      .where('i.state', '=', 'ready');
+
   return {
     /** Adds the images not in the album yet; returns how many were new. */
     async add(albumId: string, imageIds: readonly string[], at: number): Promise<number> {
@@ -105,13 +114,8 @@ export function albumImagesRepository(database: AppDb) {
 
     /** The album's ready images, newest upload first, after `after`: a page of what its share link shows. */
     async readyImages(albumId: string, after: ImagePosition | null, limit: number): Promise<ImageRow[]> {
-      return database.q
-        .selectFrom('album_images as x')
-        .innerJoin('images as i', 'i.id', 'x.image_id')
+      return shown(albumId)
         .selectAll('i')
-        .where('x.album_id', '=', albumId)
-        .where('i.trashed_at', 'is', null)
-        .where('i.state', '=', 'ready')
         .$if(after !== null, (qb) =>
           qb.where((eb) => {
             const { sort, id } = after as ImagePosition;
@@ -126,26 +130,13 @@ export function albumImagesRepository(database: AppDb) {
 
     /** One of the images an album's link shows, if it is one (in the album, ready, out of the trash). */
     async readyImage(albumId: string, imageId: string): Promise<ImageRow | undefined> {
-      return database.q
-        .selectFrom('album_images as x')
-        .innerJoin('images as i', 'i.id', 'x.image_id')
-        .selectAll('i')
-        .where('x.album_id', '=', albumId)
-        .where('x.image_id', '=', imageId)
-        .where('i.trashed_at', 'is', null)
-        .where('i.state', '=', 'ready')
-        .executeTakeFirst();
+      return shown(albumId).selectAll('i').where('x.image_id', '=', imageId).executeTakeFirst();
     },
 
     /** How many images an album's link shows: its ready ones, out of the trash. */
     async readyCount(albumId: string): Promise<number> {
-      const row = await database.q
-        .selectFrom('album_images as x')
-        .innerJoin('images as i', 'i.id', 'x.image_id')
+      const row = await shown(albumId)
         .select((eb) => eb.fn.countAll<number | string>().as('n'))
-        .where('x.album_id', '=', albumId)
-        .where('i.trashed_at', 'is', null)
-        .where('i.state', '=', 'ready')
         .executeTakeFirst();
       return Number(row?.n ?? 0);
     },
