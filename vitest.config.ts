@@ -38,6 +38,7 @@ const SERVICE_AND_ROUTE_SUITES = [
   'titles',
   'upload-quotas',
   'upload-faults',
+  'upload-parts',
   'upload-replay',
   'upload-sweeper',
   'validation',

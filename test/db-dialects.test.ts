@@ -153,6 +153,7 @@ const pendingUpload: Selectable<Database['pending_uploads']> = {
   closed_at: T + 10,
   etag: '"0123abcd"',
   image_id: 'img1',
+  multipart_id: 'Mz1.upload-id',
 };
 const storageDeletion: Selectable<Database['storage_deletions']> = {
   key: 'originals/u1/gone',

@@ -24,6 +24,8 @@ interface Fixture {
   albumToken: string;
   /** an upload of the owner's that reached the bucket and waits to be completed */
   pendingUpload(): Promise<string>;
+  /** the key of an upload in parts of the owner's, its one part sent; one for each use */
+  partsUpload(use: 'url' | 'finish'): Promise<string>;
   /** an open invite */
   invite(): Promise<{ id: string; token: string }>;
   /** a link of the owner's that asks for SHARE_PASSWORD */
@@ -197,6 +199,21 @@ const CHECKS: Check[] = [
   {
     name: 'POST /uploads/complete',
     request: async (c, f) => c.postJson('/uploads/complete', { key: await f.pendingUpload() }),
+    allowed: ['owner'],
+  },
+  {
+    name: 'POST /uploads/parts/start',
+    request: (c) => c.postJson('/uploads/parts/start', { name: 'x.png', size: 100, type: 'image/png' }),
+    allowed: uploaders,
+  },
+  {
+    name: 'POST /uploads/parts/url',
+    request: async (c, f) => c.postJson('/uploads/parts/url', { key: await f.partsUpload('url'), part: 1 }),
+    allowed: ['owner'],
+  },
+  {
+    name: 'POST /uploads/parts/finish',
+    request: async (c, f) => c.postJson('/uploads/parts/finish', { key: await f.partsUpload('finish') }),
     allowed: ['owner'],
   },
   {
@@ -613,6 +630,23 @@ describe('the role matrix', () => {
           const policy = (await res.json()) as Policy;
           expect((await postToBucket(policy, png, 'image/png', 'pending.png')).status).toBe(201);
           return policy.key;
+        }),
+      partsUpload: (use) =>
+        once(`parts ${use}`, async () => {
+          const res = await clients.owner.postJson('/uploads/parts/start', {
+            name: 'parts.png',
+            size: png.length,
+            type: 'image/png',
+          });
+          expect(res.status).toBe(200);
+          const { key } = (await res.json()) as { key: string };
+          const url = await clients.owner.postJson('/uploads/parts/url', { key, part: 1 });
+          const put = await fetch(((await url.json()) as { url: string }).url, {
+            method: 'PUT',
+            body: new Uint8Array(png),
+          });
+          expect(put.status).toBe(200);
+          return key;
         }),
       invite: () =>
         once('invite', async () =>

@@ -1,7 +1,10 @@
 // Enhances the plain upload form: several files, drag and drop, a row per file with a preview and
 // a progress bar, cancel and retry, and a summary. Each file gets its own policy from
 // POST /uploads/presign, goes straight to the bucket by XHR, and is confirmed with
-// POST /uploads/complete. Without this script the form still works (one file, a plain POST).
+// POST /uploads/complete. A file larger than a part (the form's data-part-bytes) goes up in parts
+// instead: POST /uploads/parts/start, each part PUT to its own signed URL (three at once, each tried
+// again after a dropped connection), then POST /uploads/parts/finish. Without this script the form
+// still works (one file, a plain POST).
 // What the page states (accepted types, size limit) is read from the page, not repeated here.
 //
 // One way in: choosing or dropping files queues them (and empties the file input), and the queue
@@ -18,6 +21,8 @@ import { formatBytes } from './format.js';
   const summary = document.getElementById('upload-summary');
   const dropzone = document.getElementById('dropzone');
   const maxBytes = Number(form.dataset.maxBytes);
+  /** A file larger than this goes up in parts (0: never). */
+  const partBytes = Number(form.dataset.partBytes) || 0;
   const replaces = form.dataset.replaces || '';
   const accepted = input.accept.split(',').filter(Boolean);
   /** ACCEPT=any: any file is kept (the page's input names no types); images get their copies. */
@@ -29,6 +34,9 @@ import { formatBytes } from './format.js';
   const ACTION_GUARD_MS = 400;
   /** How long a request to the app may take before the file is marked failed (Retry then asks again). */
   const APP_TIMEOUT_MS = 60_000;
+  /** Parts of one file sent at once, and how often one part is tried before the file is marked failed. */
+  const PARTS_PARALLEL = 3;
+  const PART_ATTEMPTS = 5;
   // The page's own upload reserved room in the quota: the first file re-signs it instead of a new
   // one, alone (until it is done, the room it reserved is not free for the others).
   let formKey = form.querySelector('input[name="key"]')?.value || '';
@@ -175,34 +183,38 @@ import { formatBytes } from './format.js';
     });
     const data = await res.json().catch(() => ({}));
     if (res.status === 0) throw new Error('Network error.');
-    if (!res.ok) throw new Error(data.error || `The server answered ${res.status}.`);
+    if (!res.ok)
+      throw Object.assign(new Error(data.error || `The server answered ${res.status}.`), {
+        status: res.status,
+      });
     return data;
   }
 
   class Cancelled extends Error {}
 
-  function send(item, policy) {
+  /** The app said no (a 4xx): asking again the same way gets the same answer. */
+  const isRefusal = (err) => err.status >= 400 && err.status < 500;
+  const wait = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  /** Shows how far the file is, from the bytes sent (parts count each of their own). */
+  function progress(item, loaded) {
+    const p = Math.min(99, Math.round((loaded / item.file.size) * 100));
+    item.ui.bar.value = p;
+    item.ui.status.textContent = `${p}%`;
+  }
+
+  /** One request to the bucket by XHR, cancelled with its file; resolves with the XHR once answered 2xx. */
+  function toBucket(item, method, url, body, onProgress) {
     return new Promise((resolve, reject) => {
-      const data = new FormData();
-      for (const [name, value] of Object.entries(policy.fields)) data.append(name, value);
-      // With ACCEPT=any every file is claimed as bytes (the policy allows nothing else; the app sniffs them).
-      data.append('Content-Type', anyFile ? 'application/octet-stream' : typeOf(item.file));
-      data.append('file', item.file);
       const xhr = new XMLHttpRequest();
-      item.xhr = xhr;
-      xhr.open('POST', policy.url);
+      item.xhrs.add(xhr);
+      xhr.open(method, url);
       xhr.upload.onprogress = (e) => {
-        if (!e.lengthComputable) return;
-        const p = Math.min(99, Math.round((e.loaded / e.total) * 100));
-        item.ui.bar.value = p;
-        item.ui.status.textContent = `${p}%`;
+        if (e.lengthComputable) onProgress(e.loaded, e.total);
       };
       xhr.onload = () => {
-        item.xhr = null;
-        // The stored file's ETag names it at completion (the header needs CORS ExposeHeaders ETag).
-        const tag =
-          xhr.getResponseHeader('ETag') || /<ETag>([^<]+)<\/ETag>/.exec(xhr.responseText || '')?.[1];
-        if (xhr.status >= 200 && xhr.status < 300) return resolve((tag || '').replaceAll('&quot;', '"'));
+        item.xhrs.delete(xhr);
+        if (xhr.status >= 200 && xhr.status < 300) return resolve(xhr);
         const code = /<Code>([^<]+)<\/Code>/.exec(xhr.responseText || '')?.[1];
         const words = {
           EntityTooLarge: 'The file changed size while it was uploading; choose it again.',
@@ -211,15 +223,96 @@ import { formatBytes } from './format.js';
         reject(new Error(words[code] || 'Storage refused the file.'));
       };
       xhr.onerror = () => {
-        item.xhr = null;
+        item.xhrs.delete(xhr);
         reject(new Error('Network error while uploading.'));
       };
       xhr.onabort = () => {
-        item.xhr = null;
+        item.xhrs.delete(xhr);
         reject(new Cancelled());
       };
-      xhr.send(data);
+      xhr.send(body);
     });
+  }
+
+  /** The file as one form post to the bucket; resolves with the ETag the bucket gave it. */
+  async function send(item, policy) {
+    const data = new FormData();
+    for (const [name, value] of Object.entries(policy.fields)) data.append(name, value);
+    // With ACCEPT=any every file is claimed as bytes (the policy allows nothing else; the app sniffs them).
+    data.append('Content-Type', anyFile ? 'application/octet-stream' : typeOf(item.file));
+    data.append('file', item.file);
+    // The form's fields go too: the share of the whole post sent is the share of the file.
+    const xhr = await toBucket(item, 'POST', policy.url, data, (loaded, total) =>
+      progress(item, (loaded / total) * item.file.size),
+    );
+    // The stored file's ETag names it at completion (the header needs CORS ExposeHeaders ETag).
+    const tag = xhr.getResponseHeader('ETag') || /<ETag>([^<]+)<\/ETag>/.exec(xhr.responseText || '')?.[1];
+    return (tag || '').replaceAll('&quot;', '"');
+  }
+
+  /**
+   * A large file in parts: the app starts the upload (once: Retry goes on with the same one) and
+   * signs each part's URL just before it goes. A part whose connection drops is sent again after
+   * a pause, up to PART_ATTEMPTS times; parts already in the bucket are not sent again.
+   */
+  async function sendInParts(item) {
+    if (!item.parts) {
+      const started = await postJson('/uploads/parts/start', {
+        name: item.file.name,
+        size: item.file.size,
+        type: typeOf(item.file),
+        replaces,
+      });
+      item.policyKey = started.key;
+      item.parts = { ...started, sent: new Set(), loaded: new Map() };
+      if (item.state === 'cancelled') {
+        abandon(item); // cancelled while the upload was starting
+        throw new Cancelled();
+      }
+    }
+    const parts = item.parts;
+    const waiting = [];
+    for (let n = 1; n <= parts.count; n++) if (!parts.sent.has(n)) waiting.push(n);
+    const shown = () =>
+      progress(
+        item,
+        [...parts.loaded.values()].reduce((a, b) => a + b, 0),
+      );
+    /** Set once a part has failed for good: the other parts stop too. */
+    let stopped = false;
+    async function sendPart(n) {
+      const from = (n - 1) * parts.partBytes;
+      const body = item.file.slice(from, Math.min(from + parts.partBytes, item.file.size));
+      for (let attempt = 1; ; attempt++) {
+        if (stopped) throw new Cancelled();
+        try {
+          const { url } = await postJson('/uploads/parts/url', { key: parts.key, part: n });
+          await toBucket(item, 'PUT', url, body, (loaded) => {
+            parts.loaded.set(n, loaded);
+            shown();
+          });
+          parts.sent.add(n);
+          parts.loaded.set(n, body.size);
+          return;
+        } catch (err) {
+          parts.loaded.set(n, 0);
+          if (err instanceof Cancelled || item.state === 'cancelled') throw new Cancelled();
+          if (attempt >= PART_ATTEMPTS || isRefusal(err)) throw err;
+          item.ui.status.textContent = `Connection lost; sending part ${n} again…`;
+          await wait(1000 * 2 ** (attempt - 1)); // 1, 2, 4, 8 seconds
+        }
+      }
+    }
+    async function worker() {
+      while (waiting.length) await sendPart(waiting.shift());
+    }
+    try {
+      await Promise.all(Array.from({ length: Math.min(PARTS_PARALLEL, waiting.length) }, worker));
+    } catch (err) {
+      stopped = true;
+      for (const xhr of item.xhrs) xhr.abort();
+      throw err;
+    }
   }
 
   /**
@@ -230,10 +323,15 @@ import { formatBytes } from './format.js';
   async function upload(item) {
     item.state = 'sending';
     show(item, 'Starting…');
-    const solo = Boolean(formKey) && !item.stored;
+    // A large file goes in parts, under an upload of its own: the page's form is left for the next.
+    const toSendInParts = !item.stored && partBytes > 0 && item.file.size > partBytes;
+    const solo = Boolean(formKey) && !item.stored && !toSendInParts;
     soloRunning ||= solo;
     try {
-      if (!item.stored) {
+      if (toSendInParts) {
+        await sendInParts(item);
+        item.stored = { key: item.parts.key, inParts: true };
+      } else if (!item.stored) {
         const body = {
           name: item.file.name,
           size: item.file.size,
@@ -249,7 +347,10 @@ import { formatBytes } from './format.js';
       }
       item.state = 'finishing';
       show(item, 'Finishing…');
-      const result = await postJson('/uploads/complete', item.stored);
+      const { key, etag, inParts } = item.stored;
+      const result = inParts
+        ? await postJson('/uploads/parts/finish', { key })
+        : await postJson('/uploads/complete', { key, ...(etag ? { etag } : {}) });
       item.state = 'done';
       item.url = result.url;
       show(item, '');
@@ -259,6 +360,11 @@ import { formatBytes } from './format.js';
       if (replaces) window.location.assign(result.url);
     } catch (err) {
       if (err instanceof Cancelled || item.state === 'cancelled') return;
+      // The app gave up the upload in parts (expired, say): Retry starts another.
+      if (item.parts && !item.stored && isRefusal(err)) {
+        item.parts = null;
+        item.policyKey = '';
+      }
       item.state = 'failed';
       item.retryable = true;
       show(item, err.name === 'TimeoutError' ? 'The server did not answer in time.' : err.message);
@@ -297,14 +403,15 @@ import { formatBytes } from './format.js';
     if (item.state === 'waiting') queue.splice(queue.indexOf(item), 1);
     else if (item.state !== 'sending') return; // its file is in: completion cannot be called back
     item.state = 'cancelled';
-    item.xhr?.abort();
+    for (const xhr of item.xhrs) xhr.abort();
     abandon(item);
     show(item, 'Cancelled.');
     pump();
   }
 
   function retry(item) {
-    abandon(item); // a file the bucket does not have goes under a fresh policy
+    // A file the bucket does not have goes under a fresh policy; one in parts goes on with the parts not sent.
+    if (!item.parts) abandon(item);
     item.state = 'waiting';
     item.ui.bar.hidden = false;
     item.ui.bar.value = 0;
@@ -317,7 +424,15 @@ import { formatBytes } from './format.js';
     // Replacing an image takes one file: another only once the one chosen has failed or was cancelled.
     if (replaces && items.some((item) => isActive(item) || item.state === 'done')) return;
     for (const file of replaces ? files.slice(0, 1) : files) {
-      const item = { file, state: 'waiting', retryable: false, xhr: null, ui: null, guardUntil: 0 };
+      const item = {
+        file,
+        state: 'waiting',
+        retryable: false,
+        xhrs: new Set(),
+        parts: null,
+        ui: null,
+        guardUntil: 0,
+      };
       items.push(item);
       addRow(item);
       const problem = refusal(file);

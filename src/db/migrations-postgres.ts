@@ -354,6 +354,10 @@ export const postgresMigrations: readonly string[] = [
   );
   CREATE INDEX access_keys_user ON access_keys (user_id, created_at);
   `,
+  // 20: a browser's upload in parts (see migrations.ts).
+  `
+  ALTER TABLE pending_uploads ADD COLUMN multipart_id text;
+  `,
 ];
 /**
  * Runs the migrations not yet run, each in its own transaction with the version it reaches.

@@ -390,4 +390,9 @@ export const migrations: readonly string[] = [
   ) STRICT;
   CREATE INDEX access_keys_user ON access_keys (user_id, created_at);
   `,
+  // 20: a browser's upload in parts (upload.js, for large files): the bucket's multipart upload id,
+  // null for a POST policy's upload and once the parts are joined.
+  `
+  ALTER TABLE pending_uploads ADD COLUMN multipart_id TEXT;
+  `,
 ];

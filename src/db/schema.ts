@@ -130,6 +130,8 @@ export interface PendingUploadsTable {
   closed_at: number | null;
   etag: string | null;
   image_id: string | null;
+  /** the bucket's multipart upload of a browser's upload in parts, until its parts are joined */
+  multipart_id: Generated<string | null>;
 }
 
 interface StorageDeletionsTable {

@@ -5,6 +5,7 @@ import { answerRefusal } from '../http-errors.js';
 import { actorOf, requireCan, requireUser } from '../middleware/session.js';
 import { DomainError } from '../services/errors.js';
 import type { Image } from '../services/images.js';
+import type { Completion } from '../services/uploads.js';
 import { UploadPage } from '../views/upload.js';
 import { withNotice } from './notices.js';
 import { page } from './render.js';
@@ -93,6 +94,43 @@ uploadRoutes.post('/presign', requireCan('image.upload'), json(presignBody), asy
   return c.json(form);
 });
 
+/** A large file from upload.js, sent in parts (src/services/upload-parts.ts). */
+const startPartsBody = z.object(
+  {
+    name: optionalString(() => true).transform((value) => value ?? ''),
+    size: z
+      .int({ error: 'The file size must be a whole number of bytes, more than zero.' })
+      .positive({ error: 'The file size must be a whole number of bytes, more than zero.' }),
+    type: optionalString((value) => value.length <= 100).transform((value) => value ?? ''),
+    replaces: optionalString((value) => value !== ''),
+  },
+  { error: 'Send a JSON object.' },
+);
+
+uploadRoutes.post('/parts/start', requireCan('image.upload'), json(startPartsBody), async (c) => {
+  const body = c.req.valid('json');
+  const started = await c.var.services.uploadParts.start(c.var.user, {
+    name: body.name,
+    size: body.size,
+    type: body.type,
+    ...(body.replaces ? { replacesImageId: body.replaces } : {}),
+  });
+  return c.json(started);
+});
+
+const partBody = z.object(
+  {
+    key: optionalString(() => true).transform((value) => value ?? ''),
+    part: z.int({ error: 'The part number must be a whole number.' }),
+  },
+  { error: 'Send a JSON object.' },
+);
+
+uploadRoutes.post('/parts/url', json(partBody), async (c) => {
+  const { key, part } = c.req.valid('json');
+  return c.json(await c.var.services.uploadParts.partUrl(c.var.user, key, part));
+});
+
 // The bucket's success_action_redirect lands here: the one state-changing GET, idempotent, and it
 // only ever completes a pending upload of the signed-in user. The bucket adds the stored file's ETag.
 uploadRoutes.get(
@@ -114,13 +152,25 @@ const completeBody = z.object(
 uploadRoutes.post('/complete', json(completeBody), async (c) => {
   const { key, etag } = c.req.valid('json');
   const result = await complete(c, key, etag);
-  return c.json({ imageId: result.imageId, replaced: result.replaced, url: `/images/${result.imageId}` });
+  return c.json(answerOf(result));
+});
+
+uploadRoutes.post('/parts/finish', json(completeBody.pick({ key: true })), async (c) => {
+  const result = await c.var.services.uploadParts.finish(c.var.user, c.req.valid('json').key, actorOf(c));
+  return c.json(answerOf(result));
 });
 
 // upload.js gives up an upload its user cancelled, or sends again under a new policy.
 uploadRoutes.post('/abandon', json(completeBody.pick({ key: true })), async (c) => {
   await c.var.services.uploads.abandon(c.var.user, c.req.valid('json').key);
   return c.body(null, 204);
+});
+
+/** What upload.js is told of a completed upload. */
+const answerOf = (result: Completion) => ({
+  imageId: result.imageId,
+  replaced: result.replaced,
+  url: `/images/${result.imageId}`,
 });
 
 function complete(c: Context<SignedInEnv>, key: string, etag: string | undefined) {

@@ -27,6 +27,7 @@ import { createSessions } from './sessions.js';
 import { createShareCopies } from './share-copies.js';
 import { createShares } from './shares.js';
 import { createTrashPurge } from './trash-purge.js';
+import { createUploadParts } from './upload-parts.js';
 import { createUploadSweeper } from './upload-sweeper.js';
 import { createUploads } from './uploads.js';
 import { createUsers } from './users.js';
@@ -159,6 +160,7 @@ export function createServices({
     sessions,
     images,
     uploads,
+    uploadParts: createUploadParts({ storage, pending, uploads, clock, accept: config.accept }),
     jobs,
     audit,
     notifications,

@@ -76,6 +76,10 @@ export function createPendingUploads({ database }: { database: AppDb }) {
 
     remove: repo.remove,
 
+    setMultipart: repo.setMultipart,
+
+    extend: repo.extend,
+
     /** The image is going: its open replacements end with it; their staging keys are returned to delete. */
     closeReplacementsOf: repo.closeReplacementsOf,
 

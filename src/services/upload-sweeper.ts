@@ -81,6 +81,9 @@ export function createUploadSweeper(deps: {
     // Listed before the rows ahead of it were settled: a completion may have finished it since.
     const row = await pending.get(listed.key);
     if (!row) return;
+    // An upload in parts never joined (given up, or its browser gone): no URL for a part is valid
+    // now, so its parts go. A file already joined is at its key, and settled like any other.
+    if (row.multipartId && apply) await storage.abortMultipart(row.key, row.multipartId);
     if (row.closedAt !== null) {
       // Its image's job has yet to copy the file from here: the next sweep looks again.
       if (await uploads.isAwaitingCopy(row.key)) return;

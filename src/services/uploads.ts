@@ -87,6 +87,15 @@ export interface PresignRequest {
   fresh?: boolean;
 }
 
+/** An upload's row as reserved: its key, the bytes it may write, and how long what is signed for it may live. */
+export interface Reservation {
+  key: string;
+  maxBytes: number;
+  /** a row of its own (not the page's form, re-signed) */
+  isNew: boolean;
+  ttlSeconds: number;
+}
+
 export interface Completion {
   imageId: string;
   replaced: boolean;
@@ -442,6 +451,84 @@ export function createUploads(deps: {
     return work;
   }
 
+  /**
+   * Reserves one upload: the pending row that remembers its staging key (under the user's own
+   * prefix) and holds its size ceiling against the quota. The caller signs what may write the key
+   * (a POST policy, or the URLs of its parts).
+   */
+  async function reserve(user: User, req: PresignRequest): Promise<Reservation> {
+    const replaced = req.replacesImageId ? await images.getForChange(user, req.replacesImageId) : null;
+    if (!can(user, 'image.upload')) throw new Forbidden('Viewers cannot upload images.');
+    if (req.size !== undefined && req.size > deps.maxUploadBytes) {
+      throw new TooLarge(`That file is larger than the upload limit of ${formatBytes(deps.maxUploadBytes)}.`);
+    }
+    const originalName = cleanText(req.originalName ?? '', NAME_MAX);
+    // Asked for by the page that told a form had sent a file already: that form is not re-signed
+    // (the bucket may keep one file per form), any other open one is. One listing, on this path only.
+    const usedForm = req.fresh ? await formWithFile(user, replaced?.id ?? null) : null;
+    // One write transaction, so two reservations at once cannot both take the last room.
+    return database.transaction(async () => {
+      const now = clock();
+      let expiresAt = now + POLICY_TTL_SECONDS * 1000;
+      // The page's own form is reused by its next visit (a reload, another tab, a link from another
+      // site), so visits never pile up reservations; upload.js takes it over for its first file.
+      const form = req.formKey
+        ? await pending.get(uploadKeyOf(req.formKey))
+        : req.from === 'form'
+          ? await pending.openForm(user.id, replaced?.id ?? null, now, usedForm ?? '')
+          : undefined;
+      // Visits keep a form alive for an hour at most: what its policies wrote is settled by the
+      // sweep once it expires, however often the page is reloaded. With less than 10 minutes of
+      // that left, the next visit opens another.
+      if (form && req.from === 'form') expiresAt = Math.min(expiresAt, form.createdAt + FORM_LIFETIME_MS);
+      const reuse =
+        form?.isForm &&
+        can(user, 'upload.complete', form) &&
+        form.closedAt === null &&
+        form.finalKey === null &&
+        form.expiresAt > now &&
+        expiresAt - now >= FORM_MIN_LEFT_MS &&
+        form.replacesImageId === (replaced?.id ?? null);
+      const exceptKey = reuse ? form.key : '';
+      const left = await quota.roomForPolicy(replaced?.ownerId ?? user.id, replaced, exceptKey, req.size);
+      const ceiling = req.size ?? Math.min(deps.maxUploadBytes, left);
+      if (reuse) {
+        // Taken over by upload.js, it is that tab's alone: another tab gets an upload of its own.
+        const isForm = req.from === 'form';
+        await pending.resign(form.key, { maxBytes: ceiling, originalName, expiresAt, isForm });
+        // The policy never outlives its row (its expiry only grows): the sweep waits for both.
+        const ttlSeconds = Math.floor((Math.max(expiresAt, form.expiresAt) - now) / 1000);
+        return {
+          key: form.key,
+          maxBytes: ceiling,
+          isNew: false,
+          ttlSeconds: Math.min(ttlSeconds, POLICY_TTL_SECONDS),
+        };
+      }
+      const open = await pending.live(user.id, now);
+      if (open.count >= MAX_OPEN_UPLOADS) {
+        const waitMs = (open.oldestExpiresAt ?? now) - now;
+        throw new Throttled(
+          `Too many uploads are waiting to finish. ${tryAgainIn(Math.ceil(waitMs / 1000))}`,
+          Math.max(1, Math.ceil(waitMs / 1000)),
+        );
+      }
+      // A plain form's file is stored by its own name under the upload's prefix.
+      const fresh = `${stagingPrefix(user.id)}${randomUUID()}${req.from === 'form' ? '/' : ''}`;
+      await pending.insert({
+        key: fresh,
+        ownerId: user.id,
+        originalName,
+        replacesImageId: replaced?.id ?? null,
+        maxBytes: ceiling,
+        isForm: req.from === 'form',
+        createdAt: now,
+        expiresAt: now + POLICY_TTL_SECONDS * 1000,
+      });
+      return { key: fresh, maxBytes: ceiling, isNew: true, ttlSeconds: POLICY_TTL_SECONDS };
+    });
+  }
+
   /** The page's open form for this target when a file is stored under its prefix already, else null. */
   async function formWithFile(user: User, replacesImageId: string | null): Promise<string | null> {
     const form = await pending.openForm(user.id, replacesImageId, clock());
@@ -478,7 +565,9 @@ export function createUploads(deps: {
       if (!row || !can(user, 'upload.complete', row)) throw new NotFound(NOT_FOUND);
       // Being completed (here or by another instance), or expired (the sweep's to settle): left alone.
       if (inFlight.has(key) || row.finalKey !== null || row.expiresAt <= clock()) return;
-      await pending.close(key, null, null, clock());
+      if (!(await pending.close(key, null, null, clock()))) return;
+      // An upload in parts: the parts the bucket holds go now (else the sweep drops them).
+      if (row.multipartId) await fromStorage(storage.abortMultipart(key, row.multipartId));
     },
 
     /**
@@ -486,78 +575,7 @@ export function createUploads(deps: {
      * that remembers it and reserves its size ceiling against the quota.
      */
     async presign(user: User, req: PresignRequest): Promise<PresignedUpload> {
-      const replaced = req.replacesImageId ? await images.getForChange(user, req.replacesImageId) : null;
-      if (!can(user, 'image.upload')) throw new Forbidden('Viewers cannot upload images.');
-      if (req.size !== undefined && req.size > deps.maxUploadBytes) {
-        throw new TooLarge(
-          `That file is larger than the upload limit of ${formatBytes(deps.maxUploadBytes)}.`,
-        );
-      }
-      const originalName = cleanText(req.originalName ?? '', NAME_MAX);
-      // Asked for by the page that told a form had sent a file already: that form is not re-signed
-      // (the bucket may keep one file per form), any other open one is. One listing, on this path only.
-      const usedForm = req.fresh ? await formWithFile(user, replaced?.id ?? null) : null;
-      // Reserve first, in one write transaction, so two presigns at once cannot both take the last room.
-      const { key, maxBytes, isNew, ttlSeconds } = await database.transaction(async () => {
-        const now = clock();
-        let expiresAt = now + POLICY_TTL_SECONDS * 1000;
-        // The page's own form is reused by its next visit (a reload, another tab, a link from another
-        // site), so visits never pile up reservations; upload.js takes it over for its first file.
-        const form = req.formKey
-          ? await pending.get(uploadKeyOf(req.formKey))
-          : req.from === 'form'
-            ? await pending.openForm(user.id, replaced?.id ?? null, now, usedForm ?? '')
-            : undefined;
-        // Visits keep a form alive for an hour at most: what its policies wrote is settled by the
-        // sweep once it expires, however often the page is reloaded. With less than 10 minutes of
-        // that left, the next visit opens another.
-        if (form && req.from === 'form') expiresAt = Math.min(expiresAt, form.createdAt + FORM_LIFETIME_MS);
-        const reuse =
-          form?.isForm &&
-          can(user, 'upload.complete', form) &&
-          form.closedAt === null &&
-          form.finalKey === null &&
-          form.expiresAt > now &&
-          expiresAt - now >= FORM_MIN_LEFT_MS &&
-          form.replacesImageId === (replaced?.id ?? null);
-        const exceptKey = reuse ? form.key : '';
-        const left = await quota.roomForPolicy(replaced?.ownerId ?? user.id, replaced, exceptKey, req.size);
-        const ceiling = req.size ?? Math.min(deps.maxUploadBytes, left);
-        if (reuse) {
-          // Taken over by upload.js, it is that tab's alone: another tab gets an upload of its own.
-          const isForm = req.from === 'form';
-          await pending.resign(form.key, { maxBytes: ceiling, originalName, expiresAt, isForm });
-          // The policy never outlives its row (its expiry only grows): the sweep waits for both.
-          const ttlSeconds = Math.floor((Math.max(expiresAt, form.expiresAt) - now) / 1000);
-          return {
-            key: form.key,
-            maxBytes: ceiling,
-            isNew: false,
-            ttlSeconds: Math.min(ttlSeconds, POLICY_TTL_SECONDS),
-          };
-        }
-        const open = await pending.live(user.id, now);
-        if (open.count >= MAX_OPEN_UPLOADS) {
-          const waitMs = (open.oldestExpiresAt ?? now) - now;
-          throw new Throttled(
-            `Too many uploads are waiting to finish. ${tryAgainIn(Math.ceil(waitMs / 1000))}`,
-            Math.max(1, Math.ceil(waitMs / 1000)),
-          );
-        }
-        // A plain form's file is stored by its own name under the upload's prefix.
-        const fresh = `${stagingPrefix(user.id)}${randomUUID()}${req.from === 'form' ? '/' : ''}`;
-        await pending.insert({
-          key: fresh,
-          ownerId: user.id,
-          originalName,
-          replacesImageId: replaced?.id ?? null,
-          maxBytes: ceiling,
-          isForm: req.from === 'form',
-          createdAt: now,
-          expiresAt: now + POLICY_TTL_SECONDS * 1000,
-        });
-        return { key: fresh, maxBytes: ceiling, isNew: true, ttlSeconds: POLICY_TTL_SECONDS };
-      });
+      const { key, maxBytes, isNew, ttlSeconds } = await reserve(user, req);
       // A form's prefix takes any one name; upload.js, which sends the name itself, gets a fixed one.
       const objectKey = !isPrefixUpload(key)
         ? key
@@ -582,6 +600,8 @@ export function createUploads(deps: {
         throw err;
       }
     },
+
+    reserve,
 
     complete,
 

@@ -61,6 +61,23 @@ export interface Storage {
     cursor?: string,
     maxKeys?: number,
   ): Promise<{ keys: ListedObject[]; nextCursor?: string }>;
+  /** Starts a multipart upload of `key` (a browser's upload in parts); its upload id. */
+  startMultipart(key: string, contentType: string): Promise<string>;
+  /**
+   * A URL a browser PUTs one part to: its length is signed (the Content-Length header), so the
+   * part is exactly `bytes` long or refused.
+   */
+  presignPart(o: PresignPartOptions): Promise<string>;
+  /** The parts the bucket holds of a multipart upload, by number; null when there is no such upload. */
+  listParts(key: string, uploadId: string): Promise<UploadedPart[] | null>;
+  /** Joins the parts named into the object; null when there is no such upload (joined, or aborted). */
+  completeMultipart(
+    key: string,
+    uploadId: string,
+    parts: Pick<UploadedPart, 'partNumber' | 'etag'>[],
+  ): Promise<{ etag?: string } | null>;
+  /** Drops a multipart upload and its parts; one already gone is not an error. */
+  abortMultipart(key: string, uploadId: string): Promise<void>;
   /** Reachable, and these credentials may list the app's prefix. */
   ping(): Promise<void>;
   /** What the bucket says of its default encryption, versioning and public-access block (the doctor's report). */
@@ -79,6 +96,21 @@ export interface PresignPostOptions {
 
 /** A script's upload is answered 201 with the stored object's XML, which names its ETag (204 is empty). */
 export const SCRIPT_ANSWER = { status: 201 } as const satisfies Pick<PresignPostOptions, 'status'>;
+
+export interface PresignPartOptions {
+  key: string;
+  uploadId: string;
+  partNumber: number;
+  bytes: number;
+  ttlSeconds: number;
+}
+
+export interface UploadedPart {
+  partNumber: number;
+  size: number;
+  /** as the bucket spells it (quoted) */
+  etag: string;
+}
 
 export interface PresignGetOptions {
   key: string;

@@ -1,6 +1,7 @@
 import { formatBytes } from '../format.js';
 import { ACCEPT, ACCEPTED_NAMES } from '../image-types.js';
 import type { Image } from '../services/images.js';
+import { PART_BYTES } from '../services/upload-parts.js';
 import type { PresignedUpload } from '../services/uploads.js';
 import type { User } from '../services/users.js';
 import { asset } from './assets.js';
@@ -78,6 +79,7 @@ function UploadForm({
         action={form.url}
         enctype="multipart/form-data"
         data-max-bytes={String(maxBytes)}
+        data-part-bytes={String(PART_BYTES)}
         data-type-names={ACCEPTED_NAMES}
         data-replaces={replacing?.id}
       >

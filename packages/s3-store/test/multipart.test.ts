@@ -483,12 +483,22 @@ describe('after an attacker’s review', () => {
     const Key = 'mp/aborted-late';
     const UploadId = await create(Key);
     const p1 = await part(Key, UploadId, 1, Buffer.alloc(32 * MiB, 7));
-    const completing = complete(Key, UploadId, [{ PartNumber: 1, ETag: p1.ETag as string }]);
+    const completing = complete(Key, UploadId, [{ PartNumber: 1, ETag: p1.ETag as string }]).catch(
+      (err: unknown) => err,
+    );
     await new Promise((resolve) => setTimeout(resolve, 10));
     const aborted = await refusal(
       client.send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId })),
     ).catch(() => ({ status: 204, code: '' }));
-    expect([204, 404]).toContain(aborted.status);
-    expect((await completing).ETag).toMatch(/-1"$/);
+    const done = await completing;
+    if (done instanceof S3ServiceException) {
+      // On a loaded machine the abort can arrive first: then it wins and the completion finds no upload.
+      expect(done.name).toBe('NoSuchUpload');
+      expect(aborted.status).toBe(204);
+    } else {
+      // The abort waited for the completion and then found nothing left to abort.
+      expect((done as { ETag?: string }).ETag).toMatch(/-1"$/);
+      expect([204, 404]).toContain(aborted.status);
+    }
   });
 });

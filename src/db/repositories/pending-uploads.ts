@@ -26,6 +26,8 @@ export interface PendingUpload {
   /** the ETag of the staging object the completion copied */
   etag: string | null;
   imageId: string | null;
+  /** the bucket's multipart upload of an upload in parts, until its parts are joined */
+  multipartId: string | null;
 }
 
 type PendingRow = Selectable<PendingUploadsTable>;
@@ -45,6 +47,7 @@ const toPending = (r: PendingRow): PendingUpload => ({
   closedAt: r.closed_at,
   etag: r.etag,
   imageId: r.image_id,
+  multipartId: r.multipart_id,
 });
 
 /** Whether a conditional UPDATE changed exactly one row (the claim, or the close, was ours). */
@@ -66,7 +69,10 @@ export function pendingUploadsRepository(database: AppDb) {
     },
 
     async insert(
-      row: Omit<PendingUpload, 'finalKey' | 'claimedAt' | 'closedAt' | 'etag' | 'imageId' | 'isShared'>,
+      row: Omit<
+        PendingUpload,
+        'finalKey' | 'claimedAt' | 'closedAt' | 'etag' | 'imageId' | 'isShared' | 'multipartId'
+      >,
     ): Promise<void> {
       await database.q
         .insertInto('pending_uploads')
@@ -241,6 +247,35 @@ export function pendingUploadsRepository(database: AppDb) {
         .where('key', '=', key)
         .where('closed_at', 'is', null)
         .where('final_key', finalKey === null ? 'is' : '=', finalKey)
+        .executeTakeFirst();
+      return changedOne(result);
+    },
+
+    /** Records the multipart upload of an open, unclaimed row (false: it was claimed or closed meanwhile). */
+    async setMultipart(key: string, multipartId: string | null): Promise<boolean> {
+      const result = await database.q
+        .updateTable('pending_uploads')
+        .set({ multipart_id: multipartId })
+        .where('key', '=', key)
+        .where('closed_at', 'is', null)
+        .where('final_key', 'is', null)
+        .executeTakeFirst();
+      return changedOne(result);
+    },
+
+    /**
+     * Moves an open upload in parts' expiry on to `expiresAt` (never back): each part's URL is
+     * signed for no longer than the row lives, so a slow upload keeps its row while it sends.
+     */
+    async extend(key: string, expiresAt: number): Promise<boolean> {
+      const result = await database.q
+        .updateTable('pending_uploads')
+        .set({ expires_at: expiresAt })
+        .where('key', '=', key)
+        .where('closed_at', 'is', null)
+        .where('final_key', 'is', null)
+        .where('multipart_id', 'is not', null)
+        .where('expires_at', '<', expiresAt)
         .executeTakeFirst();
       return changedOne(result);
     },
