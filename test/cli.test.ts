@@ -135,7 +135,11 @@ describe('the command line', () => {
     expect(bad.out).toBe('');
     const cors = JSON.parse((await cli(['print:cors'], s3)).out);
     expect(cors.CORSRules[0].AllowedOrigins).toEqual([env.APP_ORIGIN]);
-    expect(cors.CORSRules[0].AllowedMethods).toContain('POST');
+    expect(cors.CORSRules[0].AllowedMethods).toEqual(expect.arrayContaining(['POST', 'PUT']));
+    // Large browser uploads go in parts: the app aborts them, and reads which parts arrived.
+    expect(policy.Statement[0].Action).toEqual(
+      expect.arrayContaining(['s3:PutObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts']),
+    );
   });
 
   // Four runs of the command line, each a new Node process: slow on a busy two-core machine.

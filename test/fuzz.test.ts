@@ -240,6 +240,41 @@ describe('generated bad input', () => {
     expect(await snapshotOfBob()).toEqual(before);
   });
 
+  it('answers the routes of uploads in parts with a handled status, whatever JSON they get', async () => {
+    const before = await snapshotOfBob();
+    // One real upload in parts of Mallory's own, so keys that exist are tried too.
+    const started = await mallory.postJson('/uploads/parts/start', { name: 'm.png', size: 9_000_000 });
+    expect(started.status).toBe(200);
+    const { key } = (await started.json()) as { key: string };
+    const value = fc.oneof(
+      fc.jsonValue(),
+      nasty,
+      fc.integer(),
+      fc.double(),
+      fc.constant(key),
+      fc.constant(bobImage),
+    );
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom(
+          '/uploads/parts/start',
+          '/uploads/parts/url',
+          '/uploads/parts/finish',
+          '/uploads/abandon',
+        ),
+        fc.dictionary(fc.constantFrom('key', 'part', 'size', 'name', 'type', 'replaces'), value, {
+          maxKeys: 4,
+        }),
+        async (path, body) => {
+          const res = await mallory.postJson(path, body);
+          await expectHandled(res, `POST ${path} ${JSON.stringify(body)}`);
+        },
+      ),
+      { numRuns: 300 },
+    );
+    expect(await snapshotOfBob()).toEqual(before);
+  });
+
   it('redirects a signed-in /login only to our own origin, whatever `next` holds', async () => {
     const origin = t.config.appOrigin;
     await fc.assert(

@@ -119,6 +119,29 @@ describe('uploads in parts', () => {
     expect(await t.count('images', `owner_id = '${id}'`)).toBe(1);
   });
 
+  it('replaces an image’s file in parts: the same image, the new bytes', async () => {
+    const { client, id } = await member();
+    const small = await sharp({ create: { width: 40, height: 30, channels: 3, background: '#c33' } })
+      .png()
+      .toBuffer();
+    const first = await started(client, small.length);
+    await sendAll(client, first, small);
+    const made = await finish(client, first.key);
+    const { imageId } = (await made.json()) as { imageId: string };
+    const s = await started(client, big.length, { replaces: imageId });
+    await sendAll(client, s, big);
+    const done = await finish(client, s.key);
+    expect(done.status, await done.clone().text()).toBe(200);
+    expect(await done.json()).toMatchObject({ imageId, replaced: true });
+    expect(await t.count('images', `owner_id = '${id}'`)).toBe(1);
+    await t.settle();
+    const image = await t.services.images.getForUser(await t.user(`member${n}@example.com`), imageId);
+    expect(image.bytes).toBe(big.length);
+    // Someone else's image is not theirs to replace, in parts or not.
+    const other = await member();
+    expect((await start(other.client, big.length, { replaces: imageId })).status).toBe(404);
+  });
+
   it('signs each part for its exact length: a longer or shorter body is refused by the bucket', async () => {
     const { client } = await member();
     const s = await started(client, 9 * MiB);

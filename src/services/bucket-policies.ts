@@ -23,7 +23,14 @@ function prefixPolicy(bucket: string, prefix: string) {
     Statement: [
       {
         Effect: 'Allow',
-        Action: ['s3:PutObject', 's3:GetObject', 's3:DeleteObject'],
+        // Multipart uploads (large browser uploads, the AWS CLI's large files) need the two besides.
+        Action: [
+          's3:PutObject',
+          's3:GetObject',
+          's3:DeleteObject',
+          's3:AbortMultipartUpload',
+          's3:ListMultipartUploadParts',
+        ],
         Resource: `arn:aws:s3:::${bucket}/${prefix}*`,
       },
       {
@@ -42,7 +49,8 @@ export function corsConfiguration(appOrigin: string) {
     CORSRules: [
       {
         AllowedOrigins: [appOrigin],
-        AllowedMethods: ['GET', 'HEAD', 'POST'],
+        // PUT: the parts of a large upload (upload.js).
+        AllowedMethods: ['GET', 'HEAD', 'POST', 'PUT'],
         AllowedHeaders: ['*'],
         ExposeHeaders: ['ETag'],
         MaxAgeSeconds: 3600,

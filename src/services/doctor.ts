@@ -266,25 +266,32 @@ async function checkNotPublic(bucketUrl: string, objectUrl: string | undefined):
   }
 }
 
-/** The preflight a browser sends before posting an upload from the app's pages. */
+/**
+ * The preflights a browser sends before it uploads from the app's pages: a form's POST, and the PUT
+ * of each part of a large file.
+ */
 async function checkCors(bucketUrl: string, appOrigin: string): Promise<CheckResult> {
   const name = 'CORS allows the app origin';
   const fix = 'set the bucket CORS from: npx s3-gallery print:cors';
   try {
-    const res = await fetch(bucketUrl, {
-      method: 'OPTIONS',
-      headers: { Origin: appOrigin, 'Access-Control-Request-Method': 'POST' },
-      signal: AbortSignal.timeout(10_000),
-    });
-    await res.body?.cancel();
-    const allowed = res.headers.get('access-control-allow-origin');
-    if (res.ok && (allowed === appOrigin || allowed === '*')) return { name, ok: true };
-    return {
-      name,
-      ok: false,
-      detail: `a POST preflight from ${appOrigin} answered ${res.status}, allow-origin ${allowed ?? 'none'}`,
-      fix,
-    };
+    for (const method of ['POST', 'PUT']) {
+      const res = await fetch(bucketUrl, {
+        method: 'OPTIONS',
+        headers: { Origin: appOrigin, 'Access-Control-Request-Method': method },
+        signal: AbortSignal.timeout(10_000),
+      });
+      await res.body?.cancel();
+      const allowed = res.headers.get('access-control-allow-origin');
+      if (!res.ok || (allowed !== appOrigin && allowed !== '*')) {
+        return {
+          name,
+          ok: false,
+          detail: `a ${method} preflight from ${appOrigin} answered ${res.status}, allow-origin ${allowed ?? 'none'}`,
+          fix,
+        };
+      }
+    }
+    return { name, ok: true };
   } catch (err) {
     return { name, ok: false, detail: message(err), fix };
   }
