@@ -83,6 +83,7 @@ describe('the command line', () => {
       'bucket reachable',
       'credentials can put, get and delete',
       'bucket is not public',
+      'credentials can send large uploads in parts',
     ]) {
       expect(run.out).toMatch(new RegExp(`^ok +${name}`, 'm'));
     }

@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectDatabase } from '../src/db/database.js';
+import { createServices } from '../src/services/index.js';
 import { POLICY_CLOCK_MARGIN_MS, POLICY_TTL_SECONDS } from '../src/services/pending-uploads.js';
 import { PART_BYTES, partPlan } from '../src/services/upload-parts.js';
 import { type Client, makeTestApp, signUp, signUpWithRole, type TestApp } from './support/app.js';
@@ -234,6 +236,49 @@ describe('uploads in parts', () => {
     expect(await t.services.storage.listParts(s.key, multipartId)).toBeNull();
     expect((await client.postJson('/uploads/parts/url', { key: s.key, part: 2 })).status).toBe(409);
     expect((await finish(client, s.key)).status).toBe(404);
+  });
+
+  it('drops the parts of a deleted account’s uploads: their URLs write nothing more', async () => {
+    const { client, id } = await member();
+    const s = await started(client, 9 * MiB);
+    const bytes = randomBytes(9 * MiB);
+    expect((await putPart(client, s, bytes, 1)).status).toBe(200);
+    const signed = await partUrl(client, s.key, 2);
+    const multipartId = await multipartIdOf(s.key);
+    const gone = await admin.post(`/admin/users/${id}/delete`, { confirm: `member${n}@example.com` });
+    expect(gone.status).toBe(303);
+    expect(await t.services.storage.listParts(s.key, multipartId)).toBeNull();
+    const late = await fetch(signed, { method: 'PUT', body: new Uint8Array(bytes.subarray(PART_BYTES)) });
+    expect(late.status).toBe(404);
+  });
+
+  it('settles an expired upload in parts even when the bucket refuses to abort it, and says so', async () => {
+    const { client, id } = await member('20');
+    const s = await started(client, 17 * MiB);
+    // Full: the upload holds 17 of the 20 MiB.
+    expect((await start(client, 9 * MiB)).status).toBe(413);
+    t.advance(POLICY_TTL_SECONDS * 1000 + POLICY_CLOCK_MARGIN_MS + 1000);
+    const refusing = {
+      ...t.services.storage,
+      abortMultipart: () =>
+        Promise.reject(Object.assign(new Error('Access Denied'), { name: 'AccessDenied' })),
+    };
+    const database = await connectDatabase(t.databaseTarget);
+    try {
+      const other = createServices({ database, storage: refusing, clock: t.now, config: t.config });
+      const report = await other.uploadSweeper.sweep({ apply: true });
+      expect(report.expired).toContain(s.key);
+      // (Other members' uploads from the tests before are swept too.)
+      expect(report.skipped).toContainEqual({
+        key: s.key,
+        reason: 'parts not aborted: AccessDenied: Access Denied',
+      });
+    } finally {
+      await database.close();
+    }
+    // Its room in the quota is free again.
+    expect(await t.count('pending_uploads', `owner_id = '${id}'`)).toBe(0);
+    expect((await start(client, 9 * MiB)).status).toBe(200);
   });
 
   it('keeps a slow upload alive while it asks for parts; the sweep drops one left behind', async () => {

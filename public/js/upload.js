@@ -180,7 +180,13 @@ import { formatBytes } from './format.js';
       headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
       body: JSON.stringify(body),
       credentials: 'same-origin',
+      // Signed out meanwhile: the app's redirect to the sign-in page is not an answer to read.
+      redirect: 'manual',
     });
+    if (res.type === 'opaqueredirect')
+      throw Object.assign(new Error('You were signed out. Sign in again, then press Retry.'), {
+        status: 401,
+      });
     const data = await res.json().catch(() => ({}));
     if (res.status === 0) throw new Error('Network error.');
     if (!res.ok)
@@ -198,6 +204,7 @@ import { formatBytes } from './format.js';
 
   /** Shows how far the file is, from the bytes sent (parts count each of their own). */
   function progress(item, loaded) {
+    if (item.state !== 'sending') return; // cancelled, or failed: its row says so
     const p = Math.min(99, Math.round((loaded / item.file.size) * 100));
     item.ui.bar.value = p;
     item.ui.status.textContent = `${p}%`;
@@ -287,6 +294,8 @@ import { formatBytes } from './format.js';
         if (stopped) throw new Cancelled();
         try {
           const { url } = await postJson('/uploads/parts/url', { key: parts.key, part: n });
+          // Cancelled, or another part failed for good, while this URL was on its way.
+          if (stopped || item.state !== 'sending') throw new Cancelled();
           await toBucket(item, 'PUT', url, body, (loaded) => {
             parts.loaded.set(n, loaded);
             shown();
@@ -351,6 +360,7 @@ import { formatBytes } from './format.js';
       const result = inParts
         ? await postJson('/uploads/parts/finish', { key })
         : await postJson('/uploads/complete', { key, ...(etag ? { etag } : {}) });
+      if (!result.url) throw new Error('The server did not say where the image is.');
       item.state = 'done';
       item.url = result.url;
       show(item, '');
@@ -360,10 +370,12 @@ import { formatBytes } from './format.js';
       if (replaces) window.location.assign(result.url);
     } catch (err) {
       if (err instanceof Cancelled || item.state === 'cancelled') return;
-      // The app gave up the upload in parts (expired, say): Retry starts another.
-      if (item.parts && !item.stored && isRefusal(err)) {
+      // The app refused the upload in parts (expired, or a part it does not hold): Retry starts
+      // another, and this one is given up so it holds no room meanwhile.
+      if (item.parts && isRefusal(err) && err.status !== 401) {
+        item.stored = null;
+        abandon(item);
         item.parts = null;
-        item.policyKey = '';
       }
       item.state = 'failed';
       item.retryable = true;

@@ -126,7 +126,7 @@ const partBody = z.object(
   { error: 'Send a JSON object.' },
 );
 
-uploadRoutes.post('/parts/url', json(partBody), async (c) => {
+uploadRoutes.post('/parts/url', requireCan('image.upload'), json(partBody), async (c) => {
   const { key, part } = c.req.valid('json');
   return c.json(await c.var.services.uploadParts.partUrl(c.var.user, key, part));
 });

@@ -67,6 +67,21 @@ export async function runDoctor(config: Config, storage: Storage): Promise<Check
   });
   // Reported only when it fails: the put/get/delete check above already names deleting.
   if (!deleted.ok) results.push(deleted);
+  results.push(
+    await check(
+      'credentials can send large uploads in parts',
+      'give the credentials s3:AbortMultipartUpload and s3:ListMultipartUploadParts on users/* (npx s3-gallery print:iam-policy)',
+      async () => {
+        const uploadId = await storage.startMultipart(key, 'application/octet-stream');
+        try {
+          if ((await storage.listParts(key, uploadId)) === null)
+            throw new Error('the bucket lost the multipart upload it had just started');
+        } finally {
+          await storage.abortMultipart(key, uploadId);
+        }
+      },
+    ),
+  );
 
   if (embedded) {
     results.push({

@@ -1,5 +1,6 @@
 import type { AppDb } from '../db/database.js';
 import { imagesRepository } from '../db/repositories/images.js';
+import { pendingUploadsRepository } from '../db/repositories/pending-uploads.js';
 import { usersRepository } from '../db/repositories/users.js';
 import type { Storage } from '../storage/storage.js';
 import type { Actor, Audit } from './audit.js';
@@ -27,6 +28,7 @@ export function createPeople(deps: {
   const { database, storage, audit } = deps;
   const userRows = usersRepository(database);
   const imageRows = imagesRepository(database);
+  const pendingRows = pendingUploadsRepository(database);
 
   async function target(id: string): Promise<User> {
     const user = await deps.users.get(id);
@@ -98,18 +100,22 @@ export function createPeople(deps: {
       if (typedEmail.trim().toLowerCase() !== user.email.toLowerCase()) {
         throw new Invalid(`Type the email address ${user.email} to confirm.`);
       }
-      const keys = await database.transaction(async () => {
+      const { keys, inParts } = await database.transaction(async () => {
         // Read again inside: an admin who was demoted or disabled since still counts as one here.
         const current = await target(id);
         await keepAnAdmin(current);
         const all = await imageRows.keysOfOwner(current.id);
         await deps.images.queueDeletion(all);
+        // Their uploads in parts go with their rows: read first, so the bucket drops their parts
+        // (and the URLs signed for them stop working) once the account is gone.
+        const multipart = await pendingRows.multipartOf(current.id);
         await userRows.delete(current.id);
         await audit.change(actor, 'user_delete', { target: current.email, detail: `role ${current.role}` });
-        return all;
+        return { keys: all, inParts: multipart };
       });
       await deps.images.deleteObjects(keys);
       try {
+        for (const upload of inParts) await storage.abortMultipart(upload.key, upload.multipartId);
         let cursor: string | undefined;
         do {
           const page = await storage.list(`users/${user.id}/`, cursor);

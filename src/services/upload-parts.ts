@@ -3,7 +3,7 @@ import { can } from '../policy.js';
 import { isStorableKey, type Storage } from '../storage/storage.js';
 import type { Actor } from './audit.js';
 import type { Clock } from './clock.js';
-import { Conflict, fromStorage, Gone, Invalid, NotFound } from './errors.js';
+import { Conflict, fromStorage, Gone, Invalid, NotFound, Unavailable } from './errors.js';
 import { type PendingUpload, type PendingUploads, POLICY_TTL_SECONDS } from './pending-uploads.js';
 import { UNKNOWN_FILE_TYPE } from './sniff.js';
 import type { Completion, Uploads } from './uploads.js';
@@ -113,16 +113,19 @@ export function createUploadParts(deps: {
         ...(req.replacesImageId ? { replacesImageId: req.replacesImageId } : {}),
       });
       const contentType = deps.accept === 'images' && isImageType(req.type) ? req.type : UNKNOWN_FILE_TYPE;
-      try {
-        const multipartId = await fromStorage(storage.startMultipart(key, contentType));
-        if (!(await pending.setMultipart(key, multipartId))) {
-          await storage.abortMultipart(key, multipartId);
-          throw new Conflict('This upload was given up while it started.');
-        }
-      } catch (err) {
-        // Nothing was signed for it: the reservation goes.
+      const multipartId = await fromStorage(storage.startMultipart(key, contentType)).catch(
+        async (err: unknown) => {
+          await pending.remove(key); // nothing was signed for it: the reservation goes
+          throw err;
+        },
+      );
+      const recorded = await pending.setMultipart(key, multipartId).catch(() => false);
+      if (!recorded) {
+        // Nothing was signed for it: the upload and its reservation go (the bucket's own expiry, or
+        // the sweep, drops an upload this cannot abort).
+        await storage.abortMultipart(key, multipartId).catch(() => undefined);
         await pending.remove(key);
-        throw err;
+        throw new Unavailable('The upload could not be started. Please try again.');
       }
       return { key, ...partPlan(req.size) };
     },

@@ -82,8 +82,15 @@ export function createUploadSweeper(deps: {
     const row = await pending.get(listed.key);
     if (!row) return;
     // An upload in parts never joined (given up, or its browser gone): no URL for a part is valid
-    // now, so its parts go. A file already joined is at its key, and settled like any other.
-    if (row.multipartId && apply) await storage.abortMultipart(row.key, row.multipartId);
+    // now, so its parts go. A file already joined is at its key, and settled like any other. An
+    // abort the bucket refuses (credentials without s3:AbortMultipartUpload, say) is reported and
+    // the row settled anyway, so its room in the quota is not held for ever (the bucket's
+    // lifecycle rule, or the embedded store after a day, drops the parts).
+    if (row.multipartId && apply) {
+      await storage.abortMultipart(row.key, row.multipartId).catch((err: unknown) => {
+        report.skipped.push({ key: row.key, reason: `parts not aborted: ${storageFailure(err)}` });
+      });
+    }
     if (row.closedAt !== null) {
       // Its image's job has yet to copy the file from here: the next sweep looks again.
       if (await uploads.isAwaitingCopy(row.key)) return;

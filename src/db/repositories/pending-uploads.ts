@@ -251,6 +251,17 @@ export function pendingUploadsRepository(database: AppDb) {
       return changedOne(result);
     },
 
+    /** The owner's uploads in parts not joined (or not aborted for sure): their keys and upload ids. */
+    async multipartOf(ownerId: string): Promise<{ key: string; multipartId: string }[]> {
+      const rows = await database.q
+        .selectFrom('pending_uploads')
+        .select(['key', 'multipart_id'])
+        .where('owner_id', '=', ownerId)
+        .where('multipart_id', 'is not', null)
+        .execute();
+      return rows.map((r) => ({ key: r.key, multipartId: r.multipart_id ?? '' }));
+    },
+
     /** Records the multipart upload of an open, unclaimed row (false: it was claimed or closed meanwhile). */
     async setMultipart(key: string, multipartId: string | null): Promise<boolean> {
       const result = await database.q
