@@ -21,6 +21,7 @@ const SERVICE_AND_ROUTE_SUITES = [
   'auth',
   'faults',
   'fuzz',
+  'guest-links',
   'images',
   'notifications',
   'outside-changes',

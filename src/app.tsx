@@ -24,6 +24,7 @@ import { albumRoutes, userAlbumRoutes } from './routes/albums.js';
 import { authRoutes } from './routes/auth.js';
 import { bucketEventRoutes } from './routes/bucket-events.js';
 import { galleryRoutes } from './routes/gallery.js';
+import { guestLinkRoutes, guestUploadRoutes } from './routes/guest-links.js';
 import { healthRoutes } from './routes/health.js';
 import { imageRoutes } from './routes/images.js';
 import { fragment, page } from './routes/render.js';
@@ -160,6 +161,8 @@ export function createApp({ config, services, log }: AppDeps) {
   app.route('/images', imageRoutes);
   app.route('/shares', shareRoutes);
   app.route('/s', publicShareRoutes);
+  app.route('/guest-links', guestLinkRoutes);
+  app.route('/u', guestUploadRoutes);
   app.route('/albums', albumRoutes);
   app.route('/users', userAlbumRoutes);
   app.route('/trash', trashRoutes);

@@ -56,6 +56,7 @@ const schema = z.object({
   AUDIT_RETENTION_DAYS: z.coerce.number().int().min(1).max(36_500).optional(),
   TRASH_DAYS: z.coerce.number().int().min(1).max(3650).default(30),
   ACCEPT: z.enum(['images', 'any'], { error: 'must be images or any' }).default('images'),
+  GUEST_LINKS: z.enum(['on', 'off'], { error: 'must be on or off' }).default('on'),
   RECONCILE_INTERVAL: z
     .string()
     .regex(/^(off|\d{1,5}[smh])$/, { error: 'must be off or a number with s, m or h (e.g. 1h, 30m)' })
@@ -104,6 +105,8 @@ export interface Config {
   trashDays: number;
   /** what uploads may be: our image types only, or any file (kept as a file card, never shown inline) */
   accept: 'images' | 'any';
+  /** GUEST_LINKS: whether people may make guest upload links (off: none is made, none takes files) */
+  guestLinks: boolean;
   /** how often the server reconciles by itself; null: never (RECONCILE_INTERVAL=off) */
   reconcileIntervalMs: number | null;
   /** event notifications from an external bucket (S3_EVENTS_SNS_TOPIC_ARN, S3_EVENTS_TOKEN) */
@@ -229,6 +232,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     auditRetentionDays: e.AUDIT_RETENTION_DAYS ?? null,
     trashDays: e.TRASH_DAYS,
     accept: e.ACCEPT,
+    guestLinks: e.GUEST_LINKS === 'on',
     reconcileIntervalMs: intervalMs(e.RECONCILE_INTERVAL),
     bucketEvents: {
       snsTopicArns: (e.S3_EVENTS_SNS_TOPIC_ARN ?? '')

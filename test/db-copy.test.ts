@@ -38,6 +38,7 @@ const KEYS: Record<(typeof COPY_ORDER)[number], string[]> = {
   job_leases: ['name'],
   jobs: ['id'],
   access_keys: ['id'],
+  guest_links: ['id'],
 };
 
 async function rowsOf(db: Kysely<Database>, table: (typeof COPY_ORDER)[number]) {

@@ -137,6 +137,8 @@ const image: Selectable<Database['images']> = {
   trashed_at: T + 9,
   share_copy_key: 'users/u1/copies/img1/c1.jpg',
   original_etag: '9b2cf535f27731c974343645a3985328',
+  guest_link_id: 'gl1',
+  guest_visit: 'c0ffee',
 };
 const pendingUpload: Selectable<Database['pending_uploads']> = {
   key: 'uploads/u1/p1',
@@ -154,6 +156,24 @@ const pendingUpload: Selectable<Database['pending_uploads']> = {
   etag: '"0123abcd"',
   image_id: 'img1',
   multipart_id: 'Mz1.upload-id',
+  guest_link_id: 'gl1',
+  guest_visit: 'c0ffee',
+};
+const guestLink: Selectable<Database['guest_links']> = {
+  id: 'gl1',
+  owner_id: 'u1',
+  token_hash: 'f00d',
+  label: 'Wedding “Ana & Bo”',
+  message: 'Send us yours!\nThank you.',
+  max_files: 200,
+  max_bytes: 5_000_000_000,
+  max_file_bytes: 30_000_000,
+  created_at: T,
+  expires_at: T + 20,
+  revoked_at: T + 21,
+  last_used_at: T + 22,
+  files_accepted: 7,
+  bytes_accepted: 4_000_000_000,
 };
 const storageDeletion: Selectable<Database['storage_deletions']> = {
   key: 'originals/u1/gone',
@@ -262,6 +282,7 @@ async function insertEveryTable(db: Kysely<Database>) {
   // taken_sort is generated (coalesce(taken_at, created_at)): read back, never written.
   const { taken_sort: _generated, ...imageColumns } = image;
   await db.insertInto('images').values(imageColumns).execute();
+  await db.insertInto('guest_links').values(guestLink).execute();
   await db.insertInto('pending_uploads').values(pendingUpload).execute();
   await db.insertInto('storage_deletions').values(storageDeletion).execute();
   await db.insertInto('albums').values(album).execute();
@@ -313,6 +334,7 @@ for (const dialect of dialects) {
       expect(await db.selectFrom('invites').selectAll().execute()).toEqual([invite]);
       expect(await db.selectFrom('images').selectAll().execute()).toEqual([image]);
       expect(await db.selectFrom('pending_uploads').selectAll().execute()).toEqual([pendingUpload]);
+      expect(await db.selectFrom('guest_links').selectAll().execute()).toEqual([guestLink]);
       expect(await db.selectFrom('storage_deletions').selectAll().execute()).toEqual([storageDeletion]);
       expect(await db.selectFrom('share_links').selectAll().execute()).toEqual([shareLink]);
       expect(await db.selectFrom('share_link_images').selectAll().execute()).toEqual([shareLinkImage]);
@@ -583,7 +605,7 @@ describe.skipIf(!hasPostgres)('PostgreSQL migrations', () => {
     cleanups.push(() => pg.close());
     expect(postgresMigrations).toHaveLength(migrations.length);
     const sqliteSchema = describeSqlite(sqlite.connection);
-    expect(Object.keys(sqliteSchema)).toHaveLength(19);
+    expect(Object.keys(sqliteSchema)).toHaveLength(20);
     expect(await describePostgres(pg.db)).toEqual(sqliteSchema);
   });
 

@@ -2,6 +2,7 @@ import { inspectRoutes } from 'hono/dev';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client } from './support/app.js';
 import { makeTestApp, PASSWORD, signUp, signUpWithRole, type TestApp } from './support/app.js';
+import { hiddenForm } from './support/html.js';
 import { makePng } from './support/images.js';
 import { type Policy, postToBucket } from './support/uploads.js';
 
@@ -26,6 +27,8 @@ interface Fixture {
   pendingUpload(): Promise<string>;
   /** the key of an upload in parts of the owner's, its one part sent; one for each use */
   partsUpload(use: 'url' | 'finish'): Promise<string>;
+  /** a guest upload link of the owner's, in force */
+  guestLink(): Promise<{ id: string; token: string }>;
   /** an open invite */
   invite(): Promise<{ id: string; token: string }>;
   /** a link of the owner's that asks for SHARE_PASSWORD */
@@ -394,6 +397,44 @@ const CHECKS: Check[] = [
     allowed: ownerOrAdmin,
   },
   { name: 'GET /s/:token', request: get((f) => `/s/${f.token}`), allowed: everyone },
+  { name: 'GET /guest-links', request: get(() => '/guest-links'), allowed: uploaders },
+  {
+    name: 'POST /guest-links',
+    request: post(
+      () => '/guest-links',
+      () => [
+        ['label', 'Roles'],
+        ['expiry', '1d'],
+      ],
+    ),
+    allowed: uploaders,
+  },
+  {
+    name: 'POST /guest-links/:id/revoke',
+    request: async (c, f) => c.postForm(`/guest-links/${(await f.guestLink()).id}/revoke`, []),
+    allowed: ownerOrAdmin,
+  },
+  {
+    name: 'GET /u/:token',
+    request: async (c, f) => c.get(`/u/${(await f.guestLink()).token}`),
+    allowed: everyone,
+  },
+  {
+    // Each actor's browser completes its own visit's upload (the page's form, then the bucket's redirect).
+    name: 'GET /u/:token/complete',
+    request: async (c, f) => {
+      const path = `/u/${(await f.guestLink()).token}`;
+      const { action, fields } = hiddenForm(await (await c.get(path)).text(), '#upload-form');
+      const body = new FormData();
+      for (const [k, v] of fields) body.append(k, k === 'Content-Type' ? 'image/png' : v);
+      const picture = await makePng(40, 30);
+      body.append('file', new Blob([new Uint8Array(picture)], { type: 'image/png' }), 'guest.png');
+      const stored = await fetch(action as string, { method: 'POST', body, redirect: 'manual' });
+      const back = new URL(stored.headers.get('location') ?? 'http://x/');
+      return c.get(`${back.pathname}${back.search}`);
+    },
+    allowed: everyone,
+  },
   {
     name: 'GET /s/:token/download/:id',
     request: async (c, f) => {
@@ -647,6 +688,14 @@ describe('the role matrix', () => {
           });
           expect(put.status).toBe(200);
           return key;
+        }),
+      guestLink: () =>
+        once('guest link', async () => {
+          const made = await t.services.guestLinks.create(
+            { user: owner, ip: 'test' },
+            { label: 'Roles', message: '', expiry: '7d', maxFiles: '', maxMib: '', maxFileMib: '' },
+          );
+          return { id: made.link.id, token: made.token };
         }),
       invite: () =>
         once('invite', async () =>

@@ -20,6 +20,7 @@ export const COPY_ORDER = [
   'sessions',
   'invites',
   'images',
+  'guest_links',
   'pending_uploads',
   'storage_deletions',
   'albums',

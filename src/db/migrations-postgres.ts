@@ -358,6 +358,32 @@ export const postgresMigrations: readonly string[] = [
   `
   ALTER TABLE pending_uploads ADD COLUMN multipart_id text;
   `,
+  // 21: guest upload links (see migrations.ts).
+  `
+  CREATE TABLE guest_links (
+    id text PRIMARY KEY,
+    owner_id text NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    token_hash text NOT NULL UNIQUE,
+    label text NOT NULL,
+    message text NOT NULL,
+    max_files bigint NOT NULL CHECK (max_files > 0),
+    max_bytes bigint NOT NULL CHECK (max_bytes > 0),
+    max_file_bytes bigint CHECK (max_file_bytes > 0),
+    created_at bigint NOT NULL,
+    expires_at bigint,
+    revoked_at bigint,
+    last_used_at bigint,
+    files_accepted bigint NOT NULL DEFAULT 0,
+    bytes_accepted bigint NOT NULL DEFAULT 0
+  );
+  CREATE INDEX guest_links_owner ON guest_links (owner_id, created_at);
+  ALTER TABLE pending_uploads ADD COLUMN guest_link_id text;
+  ALTER TABLE pending_uploads ADD COLUMN guest_visit text;
+  CREATE INDEX pending_uploads_guest ON pending_uploads (guest_link_id) WHERE guest_link_id IS NOT NULL;
+  ALTER TABLE images ADD COLUMN guest_link_id text;
+  ALTER TABLE images ADD COLUMN guest_visit text;
+  CREATE INDEX images_guest ON images (guest_link_id, guest_visit) WHERE guest_link_id IS NOT NULL;
+  `,
 ];
 /**
  * Runs the migrations not yet run, each in its own transaction with the version it reaches.

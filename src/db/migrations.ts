@@ -395,4 +395,32 @@ export const migrations: readonly string[] = [
   `
   ALTER TABLE pending_uploads ADD COLUMN multipart_id TEXT;
   `,
+  // 21: guest upload links (see GuestLinksTable in schema.ts): what each accepted so far is counted
+  // on its row, and an upload through one (its pending row, then its image) names it and the visit
+  // (a browser's cookie) it came from.
+  `
+  CREATE TABLE guest_links (
+    id TEXT PRIMARY KEY,
+    owner_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    token_hash TEXT NOT NULL UNIQUE,
+    label TEXT NOT NULL,
+    message TEXT NOT NULL,
+    max_files INTEGER NOT NULL CHECK (max_files > 0),
+    max_bytes INTEGER NOT NULL CHECK (max_bytes > 0),
+    max_file_bytes INTEGER CHECK (max_file_bytes > 0),
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER,
+    revoked_at INTEGER,
+    last_used_at INTEGER,
+    files_accepted INTEGER NOT NULL DEFAULT 0,
+    bytes_accepted INTEGER NOT NULL DEFAULT 0
+  ) STRICT;
+  CREATE INDEX guest_links_owner ON guest_links (owner_id, created_at);
+  ALTER TABLE pending_uploads ADD COLUMN guest_link_id TEXT;
+  ALTER TABLE pending_uploads ADD COLUMN guest_visit TEXT;
+  CREATE INDEX pending_uploads_guest ON pending_uploads (guest_link_id) WHERE guest_link_id IS NOT NULL;
+  ALTER TABLE images ADD COLUMN guest_link_id TEXT;
+  ALTER TABLE images ADD COLUMN guest_visit TEXT;
+  CREATE INDEX images_guest ON images (guest_link_id, guest_visit) WHERE guest_link_id IS NOT NULL;
+  `,
 ];

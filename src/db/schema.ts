@@ -27,6 +27,7 @@ export interface Database {
   albums: AlbumsTable;
   album_images: AlbumImagesTable;
   access_keys: AccessKeysTable;
+  guest_links: GuestLinksTable;
 }
 
 type Flag = 0 | 1;
@@ -110,6 +111,9 @@ export interface ImagesTable {
   share_copy_key: Generated<string | null>;
   /** the ETag (bare) the bucket gave the original when the app put it in place; null before that */
   original_etag: Generated<string | null>;
+  /** the guest link it came through, and the guest's visit (a cookie's hash); null for anyone else's */
+  guest_link_id: Generated<string | null>;
+  guest_visit: Generated<string | null>;
 }
 
 export type ImageState = 'processing' | 'ready' | 'failed';
@@ -132,6 +136,9 @@ export interface PendingUploadsTable {
   image_id: string | null;
   /** the bucket's multipart upload of a browser's upload in parts, until its parts are joined */
   multipart_id: Generated<string | null>;
+  /** an upload through a guest link: the link, and the guest's visit (a cookie's hash) */
+  guest_link_id: Generated<string | null>;
+  guest_visit: Generated<string | null>;
 }
 
 interface StorageDeletionsTable {
@@ -279,6 +286,29 @@ interface AlbumImagesTable {
  * People's own keys to the embedded store (migration 19). The id is the access key id; the secret
  * is sealed with a key kept in DATA_DIR, never in the database (see services/secret-box.ts).
  */
+/**
+ * A link through which people without an account upload into its owner's gallery (`/u/<token>`, the
+ * token stored hashed): how many files and bytes it takes in all, and what it took so far (counted
+ * when each upload is accepted, in the same transaction as its image).
+ */
+export interface GuestLinksTable {
+  id: string;
+  owner_id: string;
+  token_hash: string;
+  label: string;
+  message: string;
+  max_files: number;
+  max_bytes: number;
+  /** a per-file size below MAX_UPLOAD_BYTES, or null for that limit */
+  max_file_bytes: number | null;
+  created_at: number;
+  expires_at: number | null;
+  revoked_at: number | null;
+  last_used_at: number | null;
+  files_accepted: Generated<number>;
+  bytes_accepted: Generated<number>;
+}
+
 export interface AccessKeysTable {
   id: string;
   user_id: string;

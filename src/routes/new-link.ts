@@ -38,14 +38,21 @@ export function redirectShowingLink(c: AppContext, link: { id: string; token: st
   return c.redirect(path, 303);
 }
 
-/** The address of the link this browser just made, once; undefined when there is none to show. */
-export async function takeNewLink(c: Context<SignedInEnv>): Promise<string | undefined> {
+/**
+ * The address of the link this browser just made, once; undefined when there is none to show. A
+ * share link's (`/s/`), or a guest upload link's (`/u/`).
+ */
+export async function takeNewLink(
+  c: Context<SignedInEnv>,
+  kind: 'share' | 'guest' = 'share',
+): Promise<string | undefined> {
   const value = getCookie(c, cookieName(c));
   if (value === undefined || c.req.header('HX-Request')) return undefined;
   const [id = '', token = '', ...rest] = value.split('.');
   const forPage = rest.join('.');
   if (safeDecode(forPage) !== c.req.path) return undefined;
   deleteCookie(c, cookieName(c), { path: '/', secure: c.var.config.isSecureOrigin });
-  const isOwn = await c.var.services.shares.isOwnNewLink(c.var.user, id, token);
-  return isOwn ? `${c.var.config.appOrigin}/s/${token}` : undefined;
+  const links = kind === 'share' ? c.var.services.shares : c.var.services.guestLinks;
+  const isOwn = await links.isOwnNewLink(c.var.user, id, token);
+  return isOwn ? `${c.var.config.appOrigin}/${kind === 'share' ? 's' : 'u'}/${token}` : undefined;
 }

@@ -54,6 +54,9 @@ export const AUDIT_ACTIONS = [
   'key_create',
   'key_revoke',
   's3_request',
+  'guest_link_create',
+  'guest_link_revoke',
+  'guest_upload',
 ] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 

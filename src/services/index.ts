@@ -12,6 +12,7 @@ import { createAudit } from './audit.js';
 import { createBucketEvents } from './bucket-events.js';
 import type { Clock } from './clock.js';
 import { createDeviceTokens } from './device-tokens.js';
+import { createGuestLinks } from './guest-links.js';
 import { createImages } from './images.js';
 import { createInvites } from './invites.js';
 import { createJobLeases } from './job-lease.js';
@@ -48,6 +49,7 @@ export interface ServiceDeps {
     | 'processing'
     | 'accept'
     | 'bucketEvents'
+    | 'guestLinks'
   >;
   /** Tests may lower some limits to reach them quickly. */
   loginLimits?: Partial<LoginLimits>;
@@ -161,6 +163,16 @@ export function createServices({
     images,
     uploads,
     uploadParts: createUploadParts({ storage, pending, uploads, clock, accept: config.accept }),
+    guestLinks: createGuestLinks({
+      database,
+      audit,
+      users,
+      images,
+      uploads,
+      clock,
+      maxUploadBytes: config.maxUploadBytes,
+      enabled: config.guestLinks,
+    }),
     jobs,
     audit,
     notifications,

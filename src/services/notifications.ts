@@ -42,6 +42,7 @@ const ACTION_WORDS: Record<ChangeAction, string> = {
   outside_upload: 'found in the bucket (put there outside the app)',
   outside_replace: 'replaced in the bucket outside the app (its copies are made again)',
   outside_delete: 'moved to the trash: its file was deleted from the bucket outside the app',
+  guest_upload: 'received through a guest upload link',
 };
 
 export function describeChange(c: Pick<Change, 'actorEmail' | 'action' | 'summary'>): string {
@@ -216,8 +217,9 @@ export function createNotifications({ database, clock, config, appOrigin, instan
       imageId: string,
       summary: string,
     ): Promise<void> {
-      // Admins know what they did themselves; a file dropped into the bucket is news whoever owns it.
-      if (actor?.role === 'admin' && !action.startsWith('outside_')) return;
+      // Admins know what they did themselves; a file dropped into the bucket, or sent by a guest, is
+      // news whoever owns it.
+      if (actor?.role === 'admin' && !action.startsWith('outside_') && action !== 'guest_upload') return;
       // Joins the caller's transaction; alone, the change and its deliveries still commit together.
       await database.transaction(async () => {
         const now = clock();

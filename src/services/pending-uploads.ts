@@ -78,6 +78,8 @@ export function createPendingUploads({ database }: { database: AppDb }) {
 
     setMultipart: repo.setMultipart,
 
+    guestReserved: repo.guestReserved,
+
     extend: repo.extend,
 
     /** The image is going: its open replacements end with it; their staging keys are returned to delete. */

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { AppDb } from '../db/database.js';
+import { guestLinksRepository } from '../db/repositories/guest-links.js';
 import { imagesRepository } from '../db/repositories/images.js';
 import { jobsRepository } from '../db/repositories/jobs.js';
 import { formatBytes } from '../format.js';
@@ -23,6 +24,7 @@ import {
   DomainError,
   Forbidden,
   fromStorage,
+  Gone,
   Invalid,
   NotFound,
   Throttled,
@@ -85,7 +87,23 @@ export interface PresignRequest {
   formKey?: string;
   /** not the page form other visits share if a file is stored under it (the bucket may keep one per form) */
   fresh?: boolean;
+  /**
+   * An upload through a guest link, for its owner (the `user`): the link's limits hold as well as
+   * the owner's quota, and the page's form is that visit's own.
+   */
+  guest?: GuestUpload;
+  /** where the bucket sends a plain form's browser once its file is stored (the guest page's own) */
+  redirectTo?: string;
 }
+
+/** Who uploads through a guest link: the link and the visit (the hash of the guest's cookie). */
+interface GuestUpload {
+  linkId: string;
+  visit: string;
+}
+
+const GUEST_QUOTA_FULL =
+  'The gallery this link uploads to has no room for more files. Tell the person who sent you the link.';
 
 /** An upload's row as reserved: its key, the bytes it may write, and how long what is signed for it may live. */
 export interface Reservation {
@@ -102,6 +120,16 @@ export interface Completion {
   /** true when an earlier call already completed this key (the redirect GET may repeat) */
   isRepeat: boolean;
 }
+
+/** A guest link that took no more files (or was turned off) when one of its uploads completed. */
+class LinkRefused extends Error {}
+const GUEST_LINK_REFUSED =
+  'This link took no more files (it is full, has expired or was turned off), so this one was not kept.';
+/** A quota refusal of a guest's file speaks of the gallery, not of "your" quota. */
+const guestWords = (row: { guestLinkId: string | null }, words: string) =>
+  row.guestLinkId === null
+    ? words
+    : 'The gallery this link uploads to has no room for this file, so it was not kept.';
 
 /** Policies name keys here; nothing under it is ever an image's object. */
 const stagingPrefix = (userId: string) => `users/${userId}/uploads/`;
@@ -179,6 +207,7 @@ export function createUploads(deps: {
   const { database, storage, audit, images, users, notifications, pending, clock, originals } = deps;
   const imageRows = imagesRepository(database);
   const jobs = jobsRepository(database);
+  const guestRows = guestLinksRepository(database);
   const quota = createUploadQuota({ users, images, pending });
   /**
    * Completions running in this process, with the ETag their caller named (if any), so a repeated
@@ -352,7 +381,11 @@ export function createUploads(deps: {
         const imageId = overQuota ? null : (target?.id ?? randomUUID().replaceAll('-', ''));
         // Only the holder of the claim may close the row; a stale one (the sweep took over) backs off.
         if (!(await pending.close(row.key, finalKey, imageId, now, etag))) return null;
-        if (overQuota || !imageId) return new TooLarge(overQuota ?? '');
+        if (overQuota || !imageId) return new TooLarge(overQuota ? guestWords(row, overQuota) : '');
+        // A guest link counts the file only while it is in force and within its limits; else all
+        // of this rolls back and the file is refused (below).
+        if (row.guestLinkId !== null && !(await guestRows.accept(row.guestLinkId, checked.size, now)))
+          throw new LinkRefused();
         if (target) {
           await imageRows.replaceFiles(target.id, fields);
           await addJob(target.id, target.owner_id);
@@ -367,10 +400,25 @@ export function createUploads(deps: {
           return { imageId: target.id, replaced: true, oldKeys };
         }
         const title = cleanText(withoutExtension(originalName), TITLE_MAX) || 'Untitled';
-        await imageRows.insert({ ...fields, id: imageId, owner_id: user.id, title, created_at: now });
+        await imageRows.insert({
+          ...fields,
+          id: imageId,
+          owner_id: user.id,
+          title,
+          created_at: now,
+          guest_link_id: row.guestLinkId,
+          guest_visit: row.guestVisit,
+        });
         await addJob(imageId, user.id);
-        await notifications.recordChange(user, outside ? 'outside_upload' : 'upload', imageId, `“${title}”`);
+        const change = outside ? 'outside_upload' : row.guestLinkId !== null ? 'guest_upload' : 'upload';
+        await notifications.recordChange(user, change, imageId, `“${title}”`);
         if (outside) await audit.change(null, 'outside_upload', { target: row.key });
+        // A guest has no account: the row names the link (their address is the actor's, when given).
+        else if (row.guestLinkId !== null)
+          await audit.change(actor ?? null, 'guest_upload', {
+            target: imageId,
+            detail: `link ${row.guestLinkId}`,
+          });
         else if (actor) await audit.change(actor, 'upload', { target: imageId });
         return { imageId, replaced: false, oldKeys: [] };
       });
@@ -380,6 +428,7 @@ export function createUploads(deps: {
     } catch (err) {
       await pending.release(row.key, finalKey);
       if (copiesFirst) await images.discardObjects([finalKey]);
+      if (err instanceof LinkRefused) return refuse(row, null, new Gone(GUEST_LINK_REFUSED), outside, etag);
       throw err;
     }
 
@@ -465,7 +514,8 @@ export function createUploads(deps: {
     const originalName = cleanText(req.originalName ?? '', NAME_MAX);
     // Asked for by the page that told a form had sent a file already: that form is not re-signed
     // (the bucket may keep one file per form), any other open one is. One listing, on this path only.
-    const usedForm = req.fresh ? await formWithFile(user, replaced?.id ?? null) : null;
+    const usedForm = req.fresh && !req.guest ? await formWithFile(user, replaced?.id ?? null) : null;
+    const { guest } = req;
     // One write transaction, so two reservations at once cannot both take the last room.
     return database.transaction(async () => {
       const now = clock();
@@ -475,7 +525,7 @@ export function createUploads(deps: {
       const form = req.formKey
         ? await pending.get(uploadKeyOf(req.formKey))
         : req.from === 'form'
-          ? await pending.openForm(user.id, replaced?.id ?? null, now, usedForm ?? '')
+          ? await pending.openForm(user.id, replaced?.id ?? null, now, usedForm ?? '', guest)
           : undefined;
       // Visits keep a form alive for an hour at most: what its policies wrote is settled by the
       // sweep once it expires, however often the page is reloaded. With less than 10 minutes of
@@ -488,10 +538,18 @@ export function createUploads(deps: {
         form.finalKey === null &&
         form.expiresAt > now &&
         expiresAt - now >= FORM_MIN_LEFT_MS &&
-        form.replacesImageId === (replaced?.id ?? null);
+        form.replacesImageId === (replaced?.id ?? null) &&
+        form.guestLinkId === (guest?.linkId ?? null) &&
+        form.guestVisit === (guest?.visit ?? null);
       const exceptKey = reuse ? form.key : '';
-      const left = await quota.roomForPolicy(replaced?.ownerId ?? user.id, replaced, exceptKey, req.size);
-      const ceiling = req.size ?? Math.min(deps.maxUploadBytes, left);
+      // A guest's link first: its limits are what the guest is told about.
+      const linkRoom = guest ? await guestRoom(guest.linkId, exceptKey, req.size, now) : Infinity;
+      const left = await quota
+        .roomForPolicy(replaced?.ownerId ?? user.id, replaced, exceptKey, req.size)
+        .catch((err: unknown) => {
+          throw guest && err instanceof DomainError ? new TooLarge(GUEST_QUOTA_FULL) : err;
+        });
+      const ceiling = req.size ?? Math.min(deps.maxUploadBytes, left, linkRoom);
       if (reuse) {
         // Taken over by upload.js, it is that tab's alone: another tab gets an upload of its own.
         const isForm = req.from === 'form';
@@ -506,7 +564,8 @@ export function createUploads(deps: {
         };
       }
       const open = await pending.live(user.id, now);
-      if (open.count >= MAX_OPEN_UPLOADS) {
+      // Guests' uploads count against their link's files instead (see guestRoom).
+      if (!guest && open.count >= MAX_OPEN_UPLOADS) {
         const waitMs = (open.oldestExpiresAt ?? now) - now;
         throw new Throttled(
           `Too many uploads are waiting to finish. ${tryAgainIn(Math.ceil(waitMs / 1000))}`,
@@ -524,9 +583,34 @@ export function createUploads(deps: {
         isForm: req.from === 'form',
         createdAt: now,
         expiresAt: now + POLICY_TTL_SECONDS * 1000,
+        ...(guest ? { guest } : {}),
       });
       return { key: fresh, maxBytes: ceiling, isNew: true, ttlSeconds: POLICY_TTL_SECONDS };
     });
+  }
+
+  /**
+   * What one more upload through a guest link may write: the link must be in force, take more
+   * files, and have bytes left beside what its unfinished uploads besides `exceptKey` could write
+   * (read in the reservation's transaction, so uploads at once share them). Files are counted as
+   * each completes (every guest opening the page holds a form: counting those would let a few
+   * visitors shut a small link); the completion's count is the one that holds.
+   */
+  async function guestRoom(linkId: string, exceptKey: string, size: number | undefined, now: number) {
+    const link = await guestRows.byId(linkId);
+    if (!link || link.revoked_at !== null || (link.expires_at !== null && link.expires_at <= now))
+      throw new Gone('This upload link is no longer in use.');
+    if (link.files_accepted >= link.max_files) throw new TooLarge('This link takes no more files.');
+    const reserved = await pending.guestReserved(linkId, exceptKey);
+    const bytesLeft = link.max_bytes - link.bytes_accepted - reserved.bytes;
+    const perFile = Math.min(link.max_file_bytes ?? deps.maxUploadBytes, deps.maxUploadBytes);
+    if (size !== undefined && size > perFile)
+      throw new TooLarge(`That file is larger than this link's limit of ${formatBytes(perFile)} a file.`);
+    if (bytesLeft <= 0 || (size !== undefined && size > bytesLeft))
+      throw new TooLarge(
+        `That file is larger than what this link still takes (${formatBytes(Math.max(0, bytesLeft))}).`,
+      );
+    return Math.min(bytesLeft, perFile);
   }
 
   /** The page's open form for this target when a file is stored under its prefix already, else null. */
@@ -590,7 +674,9 @@ export function createUploads(deps: {
             // With any file allowed, every file is claimed as bytes, so no stored object says text/html.
             contentTypePrefix: deps.accept === 'any' ? UNKNOWN_FILE_TYPE : 'image/',
             ttlSeconds,
-            ...(req.from === 'form' ? { redirect: `${deps.appOrigin}/uploads/complete` } : SCRIPT_ANSWER),
+            ...(req.from === 'form'
+              ? { redirect: req.redirectTo ?? `${deps.appOrigin}/uploads/complete` }
+              : SCRIPT_ANSWER),
           }),
         );
         return { key: objectKey, ...post };

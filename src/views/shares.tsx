@@ -24,16 +24,16 @@ export interface LinkRowData {
  * stored hashed). The address is in a read-only field, selectable without JavaScript; copy.js adds
  * a Copy button.
  */
-export function NewLinkNotice({ url }: { url?: string | undefined }) {
+export function NewLinkNotice({ url, what = 'share link' }: { url?: string | undefined; what?: string }) {
   if (!url) return null;
   return (
     <div class="notice new-link" role="status">
       <p>
-        <strong>Your new share link</strong> — copy it now; it will not be shown again.
+        <strong>Your new {what}</strong> — copy it now; it will not be shown again.
       </p>
       <div class="copy-row">
         <label for="new-share-link" class="visually-hidden">
-          New share link
+          New {what}
         </label>
         <input id="new-share-link" class="copy" readonly value={url} />
         <button type="button" class="secondary" data-copy="new-share-link" hidden>
@@ -179,6 +179,9 @@ export function SharesPage({
       <h1>Share links</h1>
       <p class="muted">
         Anyone with a link sees the images it names, without an account. Revoke a link to turn it off.
+      </p>
+      <p>
+        To collect photos from people without an account, make a <a href="/guest-links">guest upload link</a>.
       </p>
       <NewLinkNotice url={newUrl} />
       <Notice message={notice} />

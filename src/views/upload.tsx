@@ -59,16 +59,22 @@ export function UploadPage({ user, accept, form, refusal, maxBytes, replacing, u
   );
 }
 
-function UploadForm({
+/**
+ * The plain form that posts one file straight to the bucket; `enhance` adds upload.js (the
+ * signed-in upload pages; a guest link's page takes the plain form alone).
+ */
+export function UploadForm({
   form,
   maxBytes,
   replacing,
   anyFile,
+  enhance = true,
 }: {
   form: PresignedUpload;
   maxBytes: number;
   replacing?: Image | undefined;
   anyFile: boolean;
+  enhance?: boolean;
 }) {
   return (
     <>
@@ -114,9 +120,13 @@ function UploadForm({
         </small>
         <button type="submit">Upload</button>
       </form>
-      <p id="upload-summary" class="upload-summary" role="status" />
-      <ul id="upload-list" class="upload-list" />
-      <script type="module" src={asset('js/upload.js')} />
+      {enhance ? (
+        <>
+          <p id="upload-summary" class="upload-summary" role="status" />
+          <ul id="upload-list" class="upload-list" />
+          <script type="module" src={asset('js/upload.js')} />
+        </>
+      ) : null}
     </>
   );
 }

@@ -8,7 +8,8 @@ export type ChangeAction =
   | 'delete'
   | 'outside_upload'
   | 'outside_replace'
-  | 'outside_delete';
+  | 'outside_delete'
+  | 'guest_upload';
 
 /** A change to the images that admins are told about; rows outlive the users and images they name. */
 export interface Change {

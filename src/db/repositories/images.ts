@@ -490,6 +490,20 @@ export function imagesRepository(database: AppDb) {
       return new Set(rows.map((r) => r.id));
     },
 
+    /** What one guest's visit of a guest link brought (out of the trash), newest first (images_guest). */
+    async ofGuestVisit(linkId: string, visit: string, limit: number): Promise<ImageRow[]> {
+      return database.q
+        .selectFrom('images')
+        .selectAll()
+        .where('guest_link_id', '=', linkId)
+        .where('guest_visit', '=', visit)
+        .where('trashed_at', 'is', null)
+        .orderBy('created_at', 'desc')
+        .orderBy('id', 'desc')
+        .limit(limit)
+        .execute();
+    },
+
     /** The owner's images in the trash, the latest moved there first, at most `limit` (images_trashed). */
     async trashOf(ownerId: string, limit: number): Promise<ImageRow[]> {
       return database.q

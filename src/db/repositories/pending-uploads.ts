@@ -28,6 +28,9 @@ export interface PendingUpload {
   imageId: string | null;
   /** the bucket's multipart upload of an upload in parts, until its parts are joined */
   multipartId: string | null;
+  /** an upload through a guest link: the link, and the guest's visit (a cookie's hash) */
+  guestLinkId: string | null;
+  guestVisit: string | null;
 }
 
 type PendingRow = Selectable<PendingUploadsTable>;
@@ -48,6 +51,8 @@ const toPending = (r: PendingRow): PendingUpload => ({
   etag: r.etag,
   imageId: r.image_id,
   multipartId: r.multipart_id,
+  guestLinkId: r.guest_link_id,
+  guestVisit: r.guest_visit,
 });
 
 /** Whether a conditional UPDATE changed exactly one row (the claim, or the close, was ours). */
@@ -71,8 +76,16 @@ export function pendingUploadsRepository(database: AppDb) {
     async insert(
       row: Omit<
         PendingUpload,
-        'finalKey' | 'claimedAt' | 'closedAt' | 'etag' | 'imageId' | 'isShared' | 'multipartId'
-      >,
+        | 'finalKey'
+        | 'claimedAt'
+        | 'closedAt'
+        | 'etag'
+        | 'imageId'
+        | 'isShared'
+        | 'multipartId'
+        | 'guestLinkId'
+        | 'guestVisit'
+      > & { guest?: { linkId: string; visit: string } },
     ): Promise<void> {
       await database.q
         .insertInto('pending_uploads')
@@ -87,21 +100,29 @@ export function pendingUploadsRepository(database: AppDb) {
           is_shared: row.isForm ? 1 : 0,
           created_at: row.createdAt,
           expires_at: row.expiresAt,
+          guest_link_id: row.guest?.linkId ?? null,
+          guest_visit: row.guest?.visit ?? null,
         })
         .execute();
     },
 
-    /** The newest unfinished, unclaimed, unexpired page form of this owner for this target, but `exceptKey`. */
+    /**
+     * The newest unfinished, unclaimed, unexpired page form of this owner for this target, but
+     * `exceptKey`: the owner's own, or with `guest` that guest's visit's of that link.
+     */
     async openForm(
       ownerId: string,
       replacesImageId: string | null,
       now: number,
       exceptKey = '',
+      guest?: { linkId: string; visit: string },
     ): Promise<PendingUpload | undefined> {
       const row = await database.q
         .selectFrom('pending_uploads')
         .selectAll()
         .where('owner_id', '=', ownerId)
+        .where('guest_link_id', guest ? '=' : 'is', guest?.linkId ?? null)
+        .where('guest_visit', guest ? '=' : 'is', guest?.visit ?? null)
         .where('key', '<>', exceptKey)
         .where('is_form', '=', 1)
         .where('replaces_image_id', replacesImageId === null ? 'is' : '=', replacesImageId)
@@ -203,10 +224,26 @@ export function pendingUploadsRepository(database: AppDb) {
         .selectFrom('pending_uploads')
         .select((eb) => [eb.fn.countAll<number | string>().as('n'), eb.fn.min('expires_at').as('oldest')])
         .where('owner_id', '=', ownerId)
+        // Guests' uploads are bounded by their link's own limits: a shared link cannot fill these.
+        .where('guest_link_id', 'is', null)
         .where((eb) => eb.or([eb('closed_at', 'is', null), eb('image_id', 'is', null)]))
         .where('expires_at', '>', now)
         .executeTakeFirstOrThrow();
       return { count: Number(row.n), oldestExpiresAt: row.oldest === null ? null : Number(row.oldest) };
+    },
+
+    /** The bytes a guest link's unfinished uploads besides `exceptKey`'s may still write. */
+    async guestReserved(linkId: string, exceptKey: string): Promise<{ bytes: number }> {
+      const row = await database.q
+        .selectFrom('pending_uploads')
+        .select((eb) => [
+          eb.fn.coalesce(eb.fn.sum<number | string | null>('max_bytes'), sql.lit(0)).as('bytes'),
+        ])
+        .where('guest_link_id', '=', linkId)
+        .where('key', '<>', exceptKey)
+        .where('closed_at', 'is', null)
+        .executeTakeFirstOrThrow();
+      return { bytes: Number(row.bytes) };
     },
 
     /** Sets the final key of an open, unclaimed row; false when another caller got there first. */

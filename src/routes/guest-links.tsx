@@ -1,0 +1,181 @@
+import { type Context, Hono } from 'hono';
+import { getCookie, setCookie } from 'hono/cookie';
+import { z } from 'zod';
+import type { AppEnv, SignedInEnv } from '../env.js';
+import { answerRefusal } from '../http-errors.js';
+import { clientIp } from '../middleware/client-ip.js';
+import { actorOf, requireCan, requireUser } from '../middleware/session.js';
+import { DomainError, Gone, NotFound } from '../services/errors.js';
+import { parseExpiry } from '../services/shares.js';
+import { randomToken } from '../services/tokens.js';
+import { GuestLinksPage, GuestUploadPage } from '../views/guest-links.js';
+import { ShareGonePage } from '../views/shares.js';
+import { redirectShowingLink, takeNewLink } from './new-link.js';
+import { noticeOf, withNotice } from './notices.js';
+import { page } from './render.js';
+import { form, query, text } from './validate.js';
+
+/** The owner's side (`/guest-links`): making, listing and turning off guest upload links. */
+export const guestLinkRoutes = new Hono<SignedInEnv>().use(requireUser).use(requireCan('share.create'));
+
+/** What a guest opens (`/u/<token>`): no session needed. */
+export const guestUploadRoutes = new Hono<AppEnv>();
+
+async function linksPage(c: Context<SignedInEnv>, extra: { error?: string } = {}, status: 200 | 400 = 200) {
+  const { user, services } = c.var;
+  const everyone = user.role === 'admin' && c.req.query('all') === '1';
+  const rows = (await services.guestLinks.list(user, { everyone })).map((link) => ({
+    link,
+    state: services.guestLinks.stateOf(link),
+  }));
+  return page(
+    c,
+    <GuestLinksPage
+      user={user}
+      rows={rows}
+      everyone={everyone}
+      newUrl={status === 200 ? await takeNewLink(c, 'guest') : undefined}
+      notice={noticeOf(c, { revoked: 'Link turned off.' })}
+      maxUploadBytes={c.var.config.maxUploadBytes}
+      {...extra}
+    />,
+    status,
+  );
+}
+
+guestLinkRoutes.get('/', (c) => linksPage(c));
+
+guestLinkRoutes.post(
+  '/',
+  form(
+    z.object({
+      label: text,
+      message: text,
+      expiry: text,
+      max_files: text,
+      max_mib: text,
+      max_file_mib: text,
+    }),
+  ),
+  async (c) => {
+    const f = c.req.valid('form');
+    try {
+      const { token, link } = await c.var.services.guestLinks.create(actorOf(c), {
+        label: f.label,
+        message: f.message,
+        expiry: parseExpiry(f.expiry),
+        maxFiles: f.max_files,
+        maxMib: f.max_mib,
+        maxFileMib: f.max_file_mib,
+      });
+      return redirectShowingLink(c, { id: link.id, token }, '/guest-links');
+    } catch (err) {
+      if (!(err instanceof DomainError) || err instanceof Gone) throw err;
+      answerRefusal(c, err);
+      return linksPage(c, { error: err.message }, 400);
+    }
+  },
+);
+
+guestLinkRoutes.post('/:id/revoke', async (c) => {
+  await c.var.services.guestLinks.revoke(actorOf(c), c.req.param('id'));
+  return c.redirect(withNotice('/guest-links', 'revoked'), 303);
+});
+
+// Nothing leaks through the referrer, search engines stay out.
+guestUploadRoutes.use(async (c, next) => {
+  await next();
+  c.header('Referrer-Policy', 'no-referrer');
+  c.header('X-Robots-Tag', 'noindex, nofollow');
+  c.header('Cache-Control', 'no-store');
+});
+
+const VISIT_COOKIE = 's3g_guest_visit';
+const VISIT_MAX_AGE_SECONDS = 24 * 60 * 60;
+
+/**
+ * The guest's visit: a random cookie for this link's pages alone, made on the first visit. It
+ * tells this browser's uploads (the ones it may complete, and sees afterwards) from anyone else's.
+ */
+function visitOf(c: Context<AppEnv>, token: string, make: boolean): string {
+  const name = c.var.config.isSecureOrigin ? `__Secure-${VISIT_COOKIE}` : VISIT_COOKIE;
+  const held = getCookie(c, name);
+  if (held && /^[a-z2-7]{32}$/.test(held)) return held;
+  if (!make) return '';
+  const fresh = randomToken(20);
+  setCookie(c, name, fresh, {
+    httpOnly: true,
+    sameSite: 'Lax', // the bucket's redirect back to us is a top-level navigation from its origin
+    secure: c.var.config.isSecureOrigin,
+    path: `/u/${token}`,
+    maxAge: VISIT_MAX_AGE_SECONDS,
+  });
+  return fresh;
+}
+
+/** A link that takes nothing: its own page, with the reason and its status (404 or 410). */
+function gonePage(c: Context<AppEnv>, err: NotFound | Gone) {
+  const title = err instanceof NotFound ? 'Link not found' : 'This link no longer takes uploads';
+  return page(c, <ShareGonePage title={title} message={err.message} />, answerRefusal(c, err));
+}
+
+/** The guest page: the link's words, what it still takes, a fresh form, and this visit's files. */
+async function guestPage(
+  c: Context<AppEnv>,
+  o: { refusal?: string; status?: 200 | 400 | 404 | 409 | 413 | 429 } = {},
+) {
+  const token = c.req.param('token') ?? '';
+  const { guestLinks } = c.var.services;
+  try {
+    const link = await guestLinks.open(token);
+    const visit = { token, cookie: visitOf(c, token, true), ip: clientIp(c) };
+    const presigned = await guestLinks
+      .presign(visit, { from: 'form', redirectTo: `${c.var.config.appOrigin}/u/${token}/complete` })
+      .then(
+        (form) => ({ form }),
+        (err: unknown) => {
+          if (!(err instanceof DomainError) || err instanceof NotFound || err instanceof Gone) throw err;
+          return { refusal: err.message, status: answerRefusal(c, err) };
+        },
+      );
+    const images = await guestLinks.visitImages(visit);
+    return page(
+      c,
+      <GuestUploadPage
+        link={link}
+        images={images}
+        accept={c.var.config.accept}
+        notice={noticeOf(c, { sent: 'Thank you: your file was received.' })}
+        {...('form' in presigned ? { form: presigned.form } : {})}
+        refusal={o.refusal ?? ('refusal' in presigned ? presigned.refusal : undefined)}
+      />,
+      o.status ?? ('status' in presigned ? presigned.status : 200),
+    );
+  } catch (err) {
+    if (err instanceof NotFound || err instanceof Gone) return gonePage(c, err);
+    throw err;
+  }
+}
+
+guestUploadRoutes.get('/:token', (c) => guestPage(c));
+
+// The bucket's success_action_redirect lands here, adding the stored file's key and ETag: it
+// completes only an upload of this browser's visit through this link, and only once.
+guestUploadRoutes.get(
+  '/:token/complete',
+  query(z.object({ key: text, etag: text.transform((value) => value.slice(0, 100)) })),
+  async (c) => {
+    const token = c.req.param('token');
+    const { key, etag } = c.req.valid('query');
+    try {
+      const visit = { token, cookie: visitOf(c, token, false), ip: clientIp(c) };
+      await c.var.services.guestLinks.complete(visit, key, etag || undefined);
+      return c.redirect(withNotice(`/u/${encodeURIComponent(token)}`, 'sent'), 303);
+    } catch (err) {
+      if (!(err instanceof DomainError)) throw err;
+      if (err instanceof Gone) return gonePage(c, err);
+      const status = answerRefusal(c, err);
+      return guestPage(c, { refusal: err.message, status: status as 400 | 404 | 409 | 413 | 429 });
+    }
+  },
+);

@@ -1,0 +1,303 @@
+import type { AppDb } from '../db/database.js';
+import { type GuestLinkRow, guestLinksRepository } from '../db/repositories/guest-links.js';
+import { imagesRepository } from '../db/repositories/images.js';
+import { pendingUploadsRepository } from '../db/repositories/pending-uploads.js';
+import { formatBytes } from '../format.js';
+import { can } from '../policy.js';
+import { isStorableKey } from '../storage/storage.js';
+import type { Actor, Audit } from './audit.js';
+import type { Clock } from './clock.js';
+import { Forbidden, Gone, Invalid, NotFound, TooLarge } from './errors.js';
+import { cleanText, type Images } from './images.js';
+import { uploadKeyOf } from './pending-uploads.js';
+import { addressKey, charge, createRateLimit } from './rate-limit.js';
+import { SHARE_EXPIRIES, type ShareExpiry } from './shares.js';
+import { randomToken, sha256Hex } from './tokens.js';
+import type { Completion, PresignedUpload, Uploads } from './uploads.js';
+import type { User, Users } from './users.js';
+
+const MiB = 1024 * 1024;
+export const GUEST_LABEL_MAX = 100;
+export const GUEST_MESSAGE_MAX = 1000;
+/** Files one link may take in all; the bytes are bounded by MAX_GUEST_MIB. */
+const MAX_GUEST_FILES = 10_000;
+const MAX_GUEST_MIB = 1024 * 1024;
+/** Links in force one person may hold at once. */
+const MAX_LIVE_GUEST_LINKS = 50;
+/** Thumbnails of a visit's own uploads shown to the guest at most. */
+const VISIT_IMAGES = 60;
+/** Upload policies one address may ask a link for per hour: a leaked link cannot be scripted to fill it. */
+const GUEST_UPLOADS_PER_HOUR = 120;
+
+/** A guest link as its owner (or an admin) sees it. */
+export interface GuestLink {
+  id: string;
+  ownerId: string;
+  ownerEmail: string;
+  label: string;
+  message: string;
+  maxFiles: number;
+  maxBytes: number;
+  /** the per-file limit: the link's own, or the server's MAX_UPLOAD_BYTES */
+  maxFileBytes: number;
+  createdAt: number;
+  expiresAt: number | null;
+  revokedAt: number | null;
+  lastUsedAt: number | null;
+  filesAccepted: number;
+  bytesAccepted: number;
+}
+
+export type GuestLinkState = 'active' | 'expired' | 'revoked' | 'full';
+
+export interface GuestLinkOptions {
+  label: string;
+  message: string;
+  expiry: ShareExpiry;
+  /** blank for the most a link takes */
+  maxFiles: string;
+  /** MiB; blank for the most a link takes */
+  maxMib: string;
+  /** MiB a file; blank for the server's upload limit */
+  maxFileMib: string;
+}
+
+/** A guest's upload as the page sends it: the link's token and the visit's cookie. */
+export interface GuestVisit {
+  token: string;
+  /** the visit's cookie, as the browser holds it (only its hash is stored) */
+  cookie: string;
+  ip: string;
+}
+
+/** A thumbnail of an upload of this visit (null until ready). */
+export interface VisitImage {
+  id: string;
+  title: string;
+  thumbUrl: string | null;
+  state: 'processing' | 'ready' | 'failed';
+}
+
+/** A whole number from a form field within [1, max], or `fallback` when blank. */
+function limitOf(input: string, what: string, max: number, fallback: number): number {
+  const text = input.trim();
+  if (text === '') return fallback;
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < 1 || value > max)
+    throw new Invalid(`The ${what} must be a whole number from 1 to ${max.toLocaleString('en')}, or blank.`);
+  return value;
+}
+
+/**
+ * Guest upload links (`/u/<token>`): people without an account upload into the link's owner's
+ * gallery, straight to the bucket as any upload, within what the owner allowed (files and bytes
+ * in all, a size a file, an expiry) and the owner's quota. A link's limits are checked when a
+ * policy is signed (with what its unfinished uploads could still write) and again, atomically,
+ * when each file completes (see uploads.ts); a revoked or expired link, or one whose owner can no
+ * longer upload, signs and completes nothing.
+ */
+export function createGuestLinks(deps: {
+  database: AppDb;
+  audit: Audit;
+  users: Users;
+  images: Images;
+  uploads: Uploads;
+  clock: Clock;
+  maxUploadBytes: number;
+  enabled: boolean;
+}) {
+  const { database, audit, users, images, uploads, clock } = deps;
+  const links = guestLinksRepository(database);
+  const imageRows = imagesRepository(database);
+  const pendingRows = pendingUploadsRepository(database);
+  const uploadsByAddress = createRateLimit({
+    limit: GUEST_UPLOADS_PER_HOUR,
+    windowMs: 60 * 60 * 1000,
+    database,
+    clock,
+    scope: 'guest.upload_ip',
+  });
+
+  const toLink = (r: GuestLinkRow): GuestLink => ({
+    id: r.id,
+    ownerId: r.owner_id,
+    ownerEmail: r.owner_email,
+    label: r.label,
+    message: r.message,
+    maxFiles: r.max_files,
+    maxBytes: r.max_bytes,
+    maxFileBytes: Math.min(r.max_file_bytes ?? deps.maxUploadBytes, deps.maxUploadBytes),
+    createdAt: r.created_at,
+    expiresAt: r.expires_at,
+    revokedAt: r.revoked_at,
+    lastUsedAt: r.last_used_at,
+    filesAccepted: r.files_accepted,
+    bytesAccepted: r.bytes_accepted,
+  });
+
+  function stateOf(link: GuestLink): GuestLinkState {
+    if (link.revokedAt !== null) return 'revoked';
+    if (link.expiresAt !== null && link.expiresAt <= clock()) return 'expired';
+    if (link.filesAccepted >= link.maxFiles || link.bytesAccepted >= link.maxBytes) return 'full';
+    return 'active';
+  }
+
+  function requireEnabled() {
+    if (!deps.enabled) throw new Gone('Guest upload links are turned off on this server.');
+  }
+
+  /** The link a token opens and its owner, if it takes uploads now: NotFound or Gone (why) otherwise. */
+  async function openLink(token: string): Promise<{ link: GuestLink; owner: User }> {
+    requireEnabled();
+    const row = /^[a-z2-7]{16,64}$/.test(token) ? await links.byTokenHash(sha256Hex(token)) : undefined;
+    if (!row) throw new NotFound('There is no upload link at this address. Check that it was copied whole.');
+    const link = toLink(row);
+    const state = stateOf(link);
+    if (state === 'revoked') throw new Gone('This upload link was turned off by the person who made it.');
+    if (state === 'expired')
+      throw new Gone('This upload link has expired. Ask the person who sent it for a new one.');
+    const owner = await users.get(link.ownerId);
+    // A disabled owner, or one who may no longer upload (made a viewer), takes nothing.
+    if (!owner || owner.isDisabled || !can(owner, 'image.upload'))
+      throw new Gone('This upload link is no longer available.');
+    return { link, owner };
+  }
+
+  /** The visit's id as stored: the cookie's hash (a leaked database row cannot be replayed as a cookie). */
+  const visitOf = (cookie: string) => sha256Hex(`guest visit ${cookie}`);
+
+  async function ownedLink(user: User, id: string): Promise<GuestLink> {
+    const row = await links.byId(id);
+    if (!row || !can(user, 'share.revoke', { ownerId: row.owner_id }))
+      throw new NotFound('There is no such link.');
+    return toLink(row);
+  }
+
+  return {
+    stateOf,
+
+    isEnabled: () => deps.enabled,
+
+    /** A new link; its token is returned once (only its hash is kept). */
+    async create(actor: Actor, o: GuestLinkOptions): Promise<{ token: string; link: GuestLink }> {
+      requireEnabled();
+      if (!can(actor.user, 'share.create')) throw new Forbidden('Viewers cannot make upload links.');
+      const label = cleanText(o.label, GUEST_LABEL_MAX);
+      if (!label) throw new Invalid('Give the link a label, so you know its uploads when they come.');
+      const message = o.message.trim().slice(0, GUEST_MESSAGE_MAX);
+      const maxFiles = limitOf(o.maxFiles, 'number of files', MAX_GUEST_FILES, 100);
+      const maxBytes = limitOf(o.maxMib, 'total size in MiB', MAX_GUEST_MIB, 10 * 1024) * MiB;
+      const uploadMib = Math.floor(deps.maxUploadBytes / MiB);
+      const fileMib =
+        o.maxFileMib.trim() === ''
+          ? null
+          : limitOf(o.maxFileMib, 'size a file in MiB', Math.max(1, uploadMib), 1);
+      const ms = SHARE_EXPIRIES[o.expiry].ms;
+      const token = randomToken(20);
+      const id = randomToken();
+      const now = clock();
+      await database.transaction(async () => {
+        if ((await links.countLive(actor.user.id, now)) >= MAX_LIVE_GUEST_LINKS)
+          throw new TooLarge(
+            `You have ${MAX_LIVE_GUEST_LINKS} upload links in use. Turn some off before making another.`,
+          );
+        await links.insert({
+          id,
+          owner_id: actor.user.id,
+          token_hash: sha256Hex(token),
+          label,
+          message,
+          max_files: maxFiles,
+          max_bytes: maxBytes,
+          max_file_bytes: fileMib === null ? null : fileMib * MiB,
+          created_at: now,
+          expires_at: ms === null ? null : now + ms,
+          revoked_at: null,
+          last_used_at: null,
+        });
+        await audit.change(actor, 'guest_link_create', {
+          target: id,
+          detail: `“${label}”; ${maxFiles} files, ${formatBytes(maxBytes)}; expires ${ms === null ? 'never' : new Date(now + ms).toISOString()}`,
+        });
+      });
+      const row = await links.byId(id);
+      if (!row) throw new NotFound('The link was not saved.');
+      return { token, link: toLink(row) };
+    },
+
+    /** The links a person made, newest first; an admin's `everyone` lists all of them. */
+    async list(user: User, o: { everyone?: boolean } = {}): Promise<GuestLink[]> {
+      const all = o.everyone === true && can(user, 'admin');
+      return (await links.list(all ? null : user.id, 500)).map(toLink);
+    },
+
+    get: ownedLink,
+
+    /** Whether `token` is the token of this user's link `id` (the new-link page shows only one's own). */
+    async isOwnNewLink(user: User, id: string, token: string): Promise<boolean> {
+      const row = await links.byId(id);
+      return row !== undefined && row.owner_id === user.id && row.token_hash === sha256Hex(token);
+    },
+
+    async revoke(actor: Actor, id: string): Promise<void> {
+      const link = await ownedLink(actor.user, id);
+      await database.transaction(async () => {
+        if (!(await links.revoke(link.id, clock()))) return;
+        await audit.change(actor, 'guest_link_revoke', { target: link.id, detail: `“${link.label}”` });
+      });
+    },
+
+    /** The link as its guest page shows it: NotFound or Gone when it takes nothing now. */
+    async open(token: string): Promise<GuestLink> {
+      return (await openLink(token)).link;
+    },
+
+    /**
+     * A policy for one guest file (or the page's own form), under the owner's prefix, within the
+     * link's limits and the owner's quota; at most GUEST_UPLOADS_PER_HOUR per address and link.
+     */
+    async presign(
+      visit: GuestVisit,
+      req: { from: 'form' | 'script'; name?: string; size?: number; redirectTo?: string },
+    ): Promise<PresignedUpload> {
+      const { link, owner } = await openLink(visit.token);
+      if (stateOf(link) === 'full') throw new TooLarge('This link takes no more files.');
+      await charge(
+        database,
+        [{ throttle: uploadsByAddress, key: `${link.id} ${addressKey(visit.ip)}` }],
+        'Too many uploads from your address through this link.',
+      );
+      return uploads.presign(owner, {
+        from: req.from,
+        ...(req.name !== undefined ? { originalName: req.name } : {}),
+        ...(req.size !== undefined ? { size: req.size } : {}),
+        ...(req.redirectTo !== undefined ? { redirectTo: req.redirectTo } : {}),
+        guest: { linkId: link.id, visit: visitOf(visit.cookie) },
+      });
+    },
+
+    /** Completes a file this visit uploaded through the link: it lands in the owner's gallery. */
+    async complete(visit: GuestVisit, key: string, etag?: string): Promise<Completion> {
+      const { link, owner } = await openLink(visit.token);
+      const row = isStorableKey(key) ? await pendingRows.get(uploadKeyOf(key)) : undefined;
+      // Only this visit's own uploads through this link: any other key is not there for it.
+      if (!row || row.guestLinkId !== link.id || row.guestVisit !== visitOf(visit.cookie))
+        throw new NotFound('That upload was not found. It may have expired: please upload again.');
+      return uploads.complete(owner, key, etag ? { etag } : {});
+    },
+
+    /** What this visit uploaded through the link (kept, and not deleted since), newest first. */
+    async visitImages(visit: Pick<GuestVisit, 'token' | 'cookie'>): Promise<VisitImage[]> {
+      const { link } = await openLink(visit.token);
+      const rows = await imageRows.ofGuestVisit(link.id, visitOf(visit.cookie), VISIT_IMAGES);
+      return Promise.all(
+        rows.map(async (r) => ({
+          id: r.id,
+          title: r.title,
+          state: r.state,
+          thumbUrl: r.state === 'ready' ? await images.thumbUrl(r.thumb_key) : null,
+        })),
+      );
+    },
+  };
+}

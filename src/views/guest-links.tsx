@@ -1,0 +1,200 @@
+import { countOf, formatBytes, formatDateTime } from '../format.js';
+import {
+  GUEST_LABEL_MAX,
+  GUEST_MESSAGE_MAX,
+  type GuestLink,
+  type GuestLinkState,
+  type VisitImage,
+} from '../services/guest-links.js';
+import { SHARE_EXPIRIES } from '../services/shares.js';
+import type { PresignedUpload } from '../services/uploads.js';
+import type { User } from '../services/users.js';
+import { ErrorMessage, Notice } from './components/messages.js';
+import { PostButton } from './components/post-button.js';
+import { TableHead } from './components/table-head.js';
+import { TableScroll } from './components/table-scroll.js';
+import { Layout } from './layout.js';
+import { NewLinkNotice } from './shares.js';
+import { UploadForm } from './upload.js';
+
+export interface GuestLinkRowData {
+  link: GuestLink;
+  state: GuestLinkState;
+}
+
+const STATE_WORDS: Record<GuestLinkState, string> = {
+  active: 'in use',
+  expired: 'expired',
+  revoked: 'turned off',
+  full: 'full',
+};
+
+function stateText({ link, state }: GuestLinkRowData): string {
+  if (state !== 'active') return STATE_WORDS[state];
+  return link.expiresAt === null ? 'in use, never expires' : `in use until ${formatDateTime(link.expiresAt)}`;
+}
+
+/** What a link still takes, in the guest's words. */
+function allowance(link: GuestLink): string {
+  const files = Math.max(0, link.maxFiles - link.filesAccepted);
+  const bytes = Math.max(0, link.maxBytes - link.bytesAccepted);
+  const until = link.expiresAt === null ? '' : `, until ${formatDateTime(link.expiresAt)}`;
+  return `Up to ${countOf(files, 'more file')}, ${formatBytes(bytes)} left in all, at most ${formatBytes(link.maxFileBytes)} a file${until}.`;
+}
+
+/** The owner's page of guest upload links: making one, and the list with what each brought. */
+export function GuestLinksPage(props: {
+  user: User;
+  rows: GuestLinkRowData[];
+  everyone: boolean;
+  newUrl?: string | undefined;
+  notice?: string | undefined;
+  error?: string | undefined;
+  maxUploadBytes: number;
+}) {
+  const { user, rows, everyone } = props;
+  return (
+    <Layout title="Guest upload links" user={user}>
+      <h1>Guest upload links</h1>
+      <p class="muted">
+        Anyone with such a link can send you photos without an account, within the limits you set. They land
+        in your gallery, marked with the link's label. Turn a link off to stop it at once.
+      </p>
+      <NewLinkNotice url={props.newUrl} what="upload link" />
+      <Notice message={props.notice} />
+      {user.role === 'admin' ? (
+        <p>
+          {everyone ? (
+            <a href="/guest-links">Only my links</a>
+          ) : (
+            <a href="/guest-links?all=1">Everyone's links</a>
+          )}
+        </p>
+      ) : null}
+      <details class="card" open={rows.length === 0 || props.error !== undefined}>
+        <summary>Make a guest upload link</summary>
+        <ErrorMessage message={props.error} />
+        <form method="post" action="/guest-links" class="stack">
+          <label for="guest-label">Label (guests see it; uploads are marked with it)</label>
+          <input
+            id="guest-label"
+            name="label"
+            required
+            maxlength={GUEST_LABEL_MAX}
+            placeholder="Wedding photos"
+          />
+          <label for="guest-message">Message to guests (optional)</label>
+          <textarea id="guest-message" name="message" maxlength={GUEST_MESSAGE_MAX} rows={3} />
+          <label for="guest-expiry">Link expires after</label>
+          <select id="guest-expiry" name="expiry">
+            {Object.entries(SHARE_EXPIRIES).map(([value, { label }]) => (
+              <option value={value} selected={value === '7d'}>
+                {label}
+              </option>
+            ))}
+          </select>
+          <label for="guest-files">Files it takes in all (blank: 100)</label>
+          <input id="guest-files" name="max_files" inputmode="numeric" pattern="[0-9]*" />
+          <label for="guest-mib">MiB it takes in all (blank: 10240)</label>
+          <input id="guest-mib" name="max_mib" inputmode="numeric" pattern="[0-9]*" />
+          <label for="guest-file-mib">
+            MiB a file (blank: the server's limit, {formatBytes(props.maxUploadBytes)})
+          </label>
+          <input id="guest-file-mib" name="max_file_mib" inputmode="numeric" pattern="[0-9]*" />
+          <button type="submit">Make upload link</button>
+        </form>
+      </details>
+      <GuestLinksTable rows={rows} everyone={everyone} />
+    </Layout>
+  );
+}
+
+function GuestLinksTable({ rows, everyone }: { rows: GuestLinkRowData[]; everyone: boolean }) {
+  if (rows.length === 0) return <p class="muted">No guest upload links yet.</p>;
+  return (
+    <TableScroll label="Guest upload links">
+      <table>
+        <caption class="visually-hidden">Guest upload links</caption>
+        <TableHead
+          columns={[...(everyone ? ['Owner'] : []), 'Label', 'Made', 'State', 'Received', 'Last upload']}
+          actions
+        />
+        <tbody>
+          {rows.map((row) => (
+            <tr>
+              {everyone ? <td>{row.link.ownerEmail}</td> : null}
+              <td>{row.link.label}</td>
+              <td>{formatDateTime(row.link.createdAt)}</td>
+              <td>{stateText(row)}</td>
+              <td>
+                {row.link.filesAccepted} of {row.link.maxFiles} files, {formatBytes(row.link.bytesAccepted)}{' '}
+                of {formatBytes(row.link.maxBytes)}
+              </td>
+              <td>{row.link.lastUsedAt === null ? '—' : formatDateTime(row.link.lastUsedAt)}</td>
+              <td>
+                {row.state === 'revoked' ? null : (
+                  <PostButton
+                    action={`/guest-links/${row.link.id}/revoke`}
+                    label="Turn off"
+                    hiddenLabel={`the link “${row.link.label}”`}
+                    danger
+                  />
+                )}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </TableScroll>
+  );
+}
+
+/**
+ * The guest's page behind /u/<token>: no account, no navigation into the app. The owner's label
+ * and message, what the link still takes, the plain upload form (straight to the bucket), and
+ * what this visit sent so far.
+ */
+export function GuestUploadPage(props: {
+  link: GuestLink;
+  form?: PresignedUpload | undefined;
+  refusal?: string | undefined;
+  notice?: string | undefined;
+  images: VisitImage[];
+  accept: 'images' | 'any';
+}) {
+  const { link, form, images } = props;
+  return (
+    <Layout title={link.label} user={null} bare>
+      <h1>{link.label}</h1>
+      {link.message ? <p class="guest-message">{link.message}</p> : null}
+      <p class="muted">{allowance(link)}</p>
+      <Notice message={props.notice} />
+      <ErrorMessage message={props.refusal} />
+      {form ? (
+        <UploadForm
+          form={form}
+          maxBytes={link.maxFileBytes}
+          anyFile={props.accept === 'any'}
+          enhance={false}
+        />
+      ) : null}
+      {images.length > 0 ? (
+        <section>
+          <h2>You sent {countOf(images.length, 'file')}</h2>
+          <ul class="guest-sent">
+            {images.map((image) => (
+              <li>
+                {image.thumbUrl ? (
+                  <img src={image.thumbUrl} alt={image.title} width={160} height={160} loading="lazy" />
+                ) : (
+                  <span class="upload-preview none">{image.state === 'failed' ? 'failed' : '…'}</span>
+                )}
+                <span class="guest-sent-title">{image.title}</span>
+              </li>
+            ))}
+          </ul>
+        </section>
+      ) : null}
+    </Layout>
+  );
+}

@@ -1,0 +1,178 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Client, makeTestApp, signUp, signUpWithRole, type TestApp } from './support/app.js';
+import { attr, hiddenForm, text } from './support/html.js';
+import { makePng } from './support/images.js';
+
+const MiB = 1024 * 1024;
+
+/** The address of the link the owner just made, as the page shows it once. */
+async function makeLink(owner: Client, fields: Record<string, string> = {}) {
+  const made = await owner.post('/guest-links', {
+    label: 'Wedding',
+    message: 'Send us your photos!',
+    expiry: '7d',
+    max_files: '',
+    max_mib: '',
+    max_file_mib: '',
+    ...fields,
+  });
+  expect(made.status, await made.clone().text()).toBe(303);
+  const html = await (await owner.get('/guest-links')).text();
+  const url = attr(html, '#new-share-link', 'value') ?? '';
+  expect(url).toMatch(/\/u\/[a-z2-7]{32}$/);
+  return new URL(url).pathname;
+}
+
+/**
+ * What a guest's browser without JavaScript does: open the page, post the file straight to the
+ * bucket with the page's form, and follow the bucket's redirect back to the app.
+ */
+async function guestSends(guest: Client, path: string, png: Buffer, name = 'guest.png') {
+  const page = await guest.get(path);
+  expect(page.status, await page.clone().text()).toBe(200);
+  const { action, fields } = hiddenForm(await page.text(), '#upload-form');
+  const form = new FormData();
+  for (const [k, v] of fields) form.append(k, k === 'Content-Type' ? 'image/png' : v);
+  form.append('file', new Blob([new Uint8Array(png)], { type: 'image/png' }), name);
+  const stored = await fetch(action as string, { method: 'POST', body: form, redirect: 'manual' });
+  expect(stored.status, await stored.clone().text()).toBe(303);
+  const back = new URL(stored.headers.get('location') as string);
+  return `${back.pathname}${back.search}`;
+}
+
+describe('guest upload links', () => {
+  let t: TestApp;
+  let owner: Client;
+  let ownerId: string;
+  let admin: Client;
+
+  beforeAll(async () => {
+    t = await makeTestApp({ env: { SIGNUP: 'open', SIGNUPS_PER_IP_PER_HOUR: '1000' } });
+    admin = t.client();
+    await signUp(admin, 'admin@example.com');
+    owner = t.client();
+    await signUp(owner, 'owner@example.com');
+    ownerId = (await t.user('owner@example.com')).id;
+  });
+  afterAll(() => t.close());
+
+  /** The id of the owner's link with this label. */
+  async function linkId(label: string): Promise<string> {
+    const links = await t.services.guestLinks.list(await t.user('owner@example.com'));
+    return links.find((l) => l.label === label)?.id ?? '';
+  }
+
+  it('lets someone without an account send a photo into the owner’s gallery, without JavaScript', async () => {
+    const path = await makeLink(owner);
+    const guest = t.client();
+    const page = await guest.get(path);
+    expect(page.headers.get('referrer-policy')).toBe('no-referrer');
+    expect(page.headers.get('x-robots-tag')).toContain('noindex');
+    const html = await page.text();
+    expect(text(html, 'h1')).toBe('Wedding');
+    expect(html).toContain('Send us your photos!');
+    expect(html).toContain('Up to 100 more files');
+    // The form's key is under the owner's prefix; the bucket sends the browser back to this link.
+    const { fields } = hiddenForm(html, '#upload-form');
+    const key = fields.find(([k]) => k === 'key')?.[1] ?? '';
+    expect(key.startsWith(`users/${ownerId}/uploads/`)).toBe(true);
+
+    const back = await guestSends(guest, path, await makePng(64, 48), 'ana.png');
+    expect(back.startsWith(`${path}/complete?`)).toBe(true);
+    const done = await guest.get(back);
+    expect(done.status).toBe(303);
+    expect(done.headers.get('location')).toBe(`${path}?sent=1`);
+    const after = await (await guest.get(`${path}?sent=1`)).text();
+    expect(after).toContain('your file was received');
+    expect(text(after, '.guest-sent .guest-sent-title')).toBe('ana');
+
+    expect(await t.count('images', `owner_id = '${ownerId}' AND guest_link_id IS NOT NULL`)).toBe(1);
+    expect(await t.count('audit_log', `action = 'guest_upload'`)).toBe(1);
+    expect(await t.count('changes', `action = 'guest_upload'`)).toBe(1);
+    // The owner sees it in their gallery; the link's row counts it.
+    expect(await (await owner.get('/')).text()).toContain('ana');
+    expect(await (await owner.get('/guest-links')).text()).toContain('1 of 100 files');
+    // Another browser (another visit) sees nothing of it, and cannot complete it again.
+    const stranger = t.client();
+    expect(await (await stranger.get(path)).text()).not.toContain('You sent');
+    expect((await stranger.get(back)).status).toBe(404);
+  });
+
+  it('keeps N of N+1 files completed at once on an N-file link, and then takes no more', async () => {
+    const path = await makeLink(owner, { label: 'Two only', max_files: '2' });
+    const guests = [t.client(), t.client(), t.client()];
+    const files = await Promise.all(guests.map((_, i) => makePng(20 + i, 20)));
+    const backs = await Promise.all(
+      guests.map((g, i) => guestSends(g, path, files[i] as Buffer, `g${i}.png`)),
+    );
+    const answers = await Promise.all(guests.map((g, i) => g.get(backs[i] as string)));
+    const statuses = answers.map((a) => a.status).sort();
+    expect(statuses).toEqual([303, 303, 410]);
+    expect(
+      await t.count('images', `guest_link_id IN (SELECT id FROM guest_links WHERE label = 'Two only')`),
+    ).toBe(2);
+    // Full: the page says so and signs nothing.
+    const full = await t.client().get(path);
+    expect(full.status).toBe(413);
+    expect(await full.text()).toContain('takes no more files');
+  });
+
+  it('signs a guest’s form for the link’s size a file', async () => {
+    const path = await makeLink(owner, { label: 'Small', max_mib: '1', max_file_mib: '1' });
+    const html = await (await t.client().get(path)).text();
+    const policy = JSON.parse(
+      Buffer.from(
+        hiddenForm(html, '#upload-form').fields.find(([k]) => k === 'Policy')?.[1] ?? '',
+        'base64',
+      ).toString(),
+    ) as { conditions: unknown[] };
+    const range = policy.conditions.find(
+      (c) => Array.isArray(c) && c[0] === 'content-length-range',
+    ) as number[];
+    expect(range[2]).toBe(MiB);
+  });
+
+  it('answers 410 for a link turned off, expired, or of a disabled owner, and signs nothing', async () => {
+    const revoked = await makeLink(owner, { label: 'Off' });
+    const id = await linkId('Off');
+    expect((await owner.post(`/guest-links/${id}/revoke`)).status).toBe(303);
+    const gone = await t.client().get(revoked);
+    expect(gone.status).toBe(410);
+    expect(await gone.text()).not.toContain('upload-form');
+
+    const hourly = await makeLink(owner, { label: 'Soon gone', expiry: '1h' });
+    t.advance(61 * 60 * 1000);
+    expect((await t.client().get(hourly)).status).toBe(410);
+
+    const member = t.client();
+    await signUp(member, 'leaving@example.com');
+    const theirs = await makeLink(member, { label: 'Theirs' });
+    const memberId = (await t.user('leaving@example.com')).id;
+    expect((await admin.post(`/admin/users/${memberId}/disable`)).status).toBe(303);
+    expect((await t.client().get(theirs)).status).toBe(410);
+    expect((await t.client().get('/u/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa')).status).toBe(404);
+  });
+
+  it('refuses a file posted after the link was turned off, and keeps nothing of it', async () => {
+    const path = await makeLink(owner, { label: 'Cut' });
+    const guest = t.client();
+    const back = await guestSends(guest, path, await makePng(30, 30));
+    const id = await linkId('Cut');
+    expect((await owner.post(`/guest-links/${id}/revoke`)).status).toBe(303);
+    expect((await guest.get(back)).status).toBe(410);
+    expect(await t.count('images', `guest_link_id = '${id}'`)).toBe(0);
+  });
+
+  it('lets viewers make no link; only owners and admins turn one off', async () => {
+    const viewer = await signUpWithRole(t, admin, 'viewer@example.com', 'viewer');
+    expect((await viewer.get('/guest-links')).status).toBe(403);
+    const path = await makeLink(owner, { label: 'Mine' });
+    const other = t.client();
+    await signUp(other, 'other@example.com');
+    const id = await linkId('Mine');
+    expect((await other.post(`/guest-links/${id}/revoke`)).status).toBe(404);
+    expect((await t.client().get(path)).status).toBe(200);
+    expect((await admin.get('/guest-links?all=1')).status).toBe(200);
+    expect(await (await admin.get('/guest-links?all=1')).text()).toContain('Mine');
+  });
+});
