@@ -163,6 +163,29 @@ describe('guest upload links', () => {
     expect(await t.count('images', `guest_link_id = '${id}'`)).toBe(0);
   });
 
+  it('signs nothing for another key: a guest’s form writes only its own staging prefix', async () => {
+    const path = await makeLink(owner, { label: 'Tamper' });
+    const html = await (await t.client().get(path)).text();
+    const { action, fields } = hiddenForm(html, '#upload-form');
+    for (const key of [`users/${ownerId}/originals/x.png`, 'users/someone/uploads/x/y.png', 'x.png']) {
+      const form = new FormData();
+      for (const [k, v] of fields) form.append(k, k === 'key' ? key : k === 'Content-Type' ? 'image/png' : v);
+      form.append('file', new Blob([new Uint8Array(await makePng(10, 10))], { type: 'image/png' }), 'x.png');
+      const res = await fetch(action as string, { method: 'POST', body: form, redirect: 'manual' });
+      expect(res.status, key).toBe(403);
+    }
+  });
+
+  it('limits how many forms one address gets from a link in an hour', async () => {
+    const path = await makeLink(owner, { label: 'Busy' });
+    const statuses: number[] = [];
+    for (let i = 0; i < 121; i++) statuses.push((await t.client().get(path)).status);
+    expect(statuses.slice(0, 120).every((s) => s === 200)).toBe(true);
+    expect(statuses[120]).toBe(429);
+    // The owner's own uploads are not held by those 120 visits' forms.
+    expect((await owner.postJson('/uploads/presign', { name: 'x.png', size: 100 })).status).toBe(200);
+  });
+
   it('lets viewers make no link; only owners and admins turn one off', async () => {
     const viewer = await signUpWithRole(t, admin, 'viewer@example.com', 'viewer');
     expect((await viewer.get('/guest-links')).status).toBe(403);
@@ -174,5 +197,22 @@ describe('guest upload links', () => {
     expect((await t.client().get(path)).status).toBe(200);
     expect((await admin.get('/guest-links?all=1')).status).toBe(200);
     expect(await (await admin.get('/guest-links?all=1')).text()).toContain('Mine');
+  });
+});
+
+describe('with GUEST_LINKS=off', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await makeTestApp({ env: { SIGNUP: 'open', GUEST_LINKS: 'off' } });
+  });
+  afterAll(() => t.close());
+
+  it('makes no link and takes nothing through one', async () => {
+    const owner = t.client();
+    await signUp(owner, 'owner@example.com');
+    const made = await owner.post('/guest-links', { label: 'No', expiry: '1d' });
+    expect(made.status).toBe(410);
+    expect(await made.text()).toContain('turned off on this server');
+    expect((await t.client().get('/u/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa')).status).toBe(410);
   });
 });

@@ -55,6 +55,10 @@ describe('the pending uploads migration', () => {
         closed_at: null,
         etag: null,
         image_id: null,
+        // Later migrations' columns: an upload in parts, an upload through a guest link.
+        multipart_id: null,
+        guest_link_id: null,
+        guest_visit: null,
       },
     ]);
     expect(db.pragma('foreign_key_check')).toEqual([]);

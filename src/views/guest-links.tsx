@@ -185,9 +185,18 @@ export function GuestUploadPage(props: {
             {images.map((image) => (
               <li>
                 {image.thumbUrl ? (
-                  <img src={image.thumbUrl} alt={image.title} width={160} height={160} loading="lazy" />
+                  <img
+                    class="guest-sent-thumb"
+                    src={image.thumbUrl}
+                    alt={image.title}
+                    width={160}
+                    height={160}
+                    loading="lazy"
+                  />
                 ) : (
-                  <span class="upload-preview none">{image.state === 'failed' ? 'failed' : '…'}</span>
+                  <span class="guest-sent-thumb upload-preview none">
+                    {image.state === 'failed' ? 'failed' : '…'}
+                  </span>
                 )}
                 <span class="guest-sent-title">{image.title}</span>
               </li>
