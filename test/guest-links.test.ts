@@ -23,12 +23,19 @@ async function makeLink(owner: Client, fields: Record<string, string> = {}) {
   return new URL(url).pathname;
 }
 
+/** Opens a guest page as a browser does: a first visit is sent back once with its cookie. */
+async function open(guest: Client, path: string): Promise<Response> {
+  const first = await guest.get(path);
+  if (first.status !== 303) return first;
+  return guest.get(first.headers.get('location') as string);
+}
+
 /**
  * What a guest's browser without JavaScript does: open the page, post the file straight to the
  * bucket with the page's form, and follow the bucket's redirect back to the app.
  */
 async function guestSends(guest: Client, path: string, png: Buffer, name = 'guest.png') {
-  const page = await guest.get(path);
+  const page = await open(guest, path);
   expect(page.status, await page.clone().text()).toBe(200);
   const { action, fields } = hiddenForm(await page.text(), '#upload-form');
   const form = new FormData();
@@ -65,7 +72,7 @@ describe('guest upload links', () => {
   it('lets someone without an account send a photo into the owner’s gallery, without JavaScript', async () => {
     const path = await makeLink(owner);
     const guest = t.client();
-    const page = await guest.get(path);
+    const page = await open(guest, path);
     expect(page.headers.get('referrer-policy')).toBe('no-referrer');
     expect(page.headers.get('x-robots-tag')).toContain('noindex');
     const html = await page.text();
@@ -84,17 +91,18 @@ describe('guest upload links', () => {
     expect(done.headers.get('location')).toBe(`${path}?sent=1`);
     const after = await (await guest.get(`${path}?sent=1`)).text();
     expect(after).toContain('your file was received');
-    expect(text(after, '.guest-sent .guest-sent-title')).toBe('ana');
+    // A plain form's file is named for the link (its key names no file: see the exact-key test).
+    expect(text(after, '.guest-sent .guest-sent-title')).toBe('Wedding');
 
     expect(await t.count('images', `owner_id = '${ownerId}' AND guest_link_id IS NOT NULL`)).toBe(1);
     expect(await t.count('audit_log', `action = 'guest_upload'`)).toBe(1);
     expect(await t.count('changes', `action = 'guest_upload'`)).toBe(1);
     // The owner sees it in their gallery; the link's row counts it.
-    expect(await (await owner.get('/')).text()).toContain('ana');
+    expect(await (await owner.get('/')).text()).toContain('Wedding');
     expect(await (await owner.get('/guest-links')).text()).toContain('1 of 100 files');
     // Another browser (another visit) sees nothing of it, and cannot complete it again.
     const stranger = t.client();
-    expect(await (await stranger.get(path)).text()).not.toContain('You sent');
+    expect(await (await open(stranger, path)).text()).not.toContain('You sent');
     expect((await stranger.get(back)).status).toBe(404);
   });
 
@@ -112,14 +120,14 @@ describe('guest upload links', () => {
       await t.count('images', `guest_link_id IN (SELECT id FROM guest_links WHERE label = 'Two only')`),
     ).toBe(2);
     // Full: the page says so and signs nothing.
-    const full = await t.client().get(path);
+    const full = await open(t.client(), path);
     expect(full.status).toBe(413);
     expect(await full.text()).toContain('takes no more files');
   });
 
   it('signs a guest’s form for the link’s size a file', async () => {
     const path = await makeLink(owner, { label: 'Small', max_mib: '1', max_file_mib: '1' });
-    const html = await (await t.client().get(path)).text();
+    const html = await (await open(t.client(), path)).text();
     const policy = JSON.parse(
       Buffer.from(
         hiddenForm(html, '#upload-form').fields.find(([k]) => k === 'Policy')?.[1] ?? '',
@@ -165,7 +173,7 @@ describe('guest upload links', () => {
 
   it('signs nothing for another key: a guest’s form writes only its own staging prefix', async () => {
     const path = await makeLink(owner, { label: 'Tamper' });
-    const html = await (await t.client().get(path)).text();
+    const html = await (await open(t.client(), path)).text();
     const { action, fields } = hiddenForm(html, '#upload-form');
     for (const key of [`users/${ownerId}/originals/x.png`, 'users/someone/uploads/x/y.png', 'x.png']) {
       const form = new FormData();
@@ -176,14 +184,70 @@ describe('guest upload links', () => {
     }
   });
 
-  it('limits how many forms one address gets from a link in an hour', async () => {
-    const path = await makeLink(owner, { label: 'Busy' });
+  it('signs nothing for a browser that keeps no cookie, and limits new visits from one address', async () => {
+    const path = await makeLink(owner, { label: 'Busy', max_files: '1', max_mib: '1' });
+    // Without its cookie, the page the first visit comes back to has no form, and holds no room.
+    for (let i = 0; i < 5; i++) {
+      const first = await t.client().get(path);
+      expect(first.status).toBe(303);
+      const cookieless = await t.client().get(first.headers.get('location') as string);
+      expect(cookieless.status).toBe(400);
+      expect(await cookieless.text()).toContain('needs a cookie');
+    }
+    expect(await t.count('pending_uploads', `guest_link_id = '${await linkId('Busy')}'`)).toBe(0);
+    // A guest who keeps cookies still gets the whole link.
+    expect((await open(t.client(), path)).status).toBe(200);
+    // 100 new visits an hour from one address (5 above, 1 kept, 94 more), then 429.
     const statuses: number[] = [];
-    for (let i = 0; i < 121; i++) statuses.push((await t.client().get(path)).status);
-    expect(statuses.slice(0, 120).every((s) => s === 200)).toBe(true);
-    expect(statuses[120]).toBe(429);
-    // The owner's own uploads are not held by those 120 visits' forms.
+    for (let i = 0; i < 95; i++) statuses.push((await t.client().get(path)).status);
+    expect(statuses.slice(0, 94).every((s) => s === 303)).toBe(true);
+    expect(statuses[94]).toBe(429);
+    // A visit that has its cookie goes on; the owner's own uploads were never held by any of it.
     expect((await owner.postJson('/uploads/presign', { name: 'x.png', size: 100 })).status).toBe(200);
+  });
+
+  it('keeps a guest’s form to one exact key, named for the link', async () => {
+    const path = await makeLink(owner, { label: 'Exact' });
+    const guest = t.client();
+    const back = await guestSends(guest, path, await makePng(12, 12), 'private-name.png');
+    const key = new URL(`http://x${back}`).searchParams.get('key') ?? '';
+    expect(key).toMatch(new RegExp(`^users/${ownerId}/uploads/[0-9a-f-]{36}$`));
+    expect((await guest.get(back)).status).toBe(303);
+    const row = await t.services.database.q
+      .selectFrom('images')
+      .select(['title', 'original_name'])
+      .where('guest_link_id', '=', await linkId('Exact'))
+      .executeTakeFirstOrThrow();
+    expect(row).toEqual({ title: 'Exact', original_name: 'Exact' });
+  });
+
+  it('keeps nothing a guest sent once the owner is disabled, even when the sweep completes it', async () => {
+    const member = t.client();
+    await signUp(member, 'swept@example.com');
+    const memberId = (await t.user('swept@example.com')).id;
+    const path = await makeLink(member, { label: 'Swept' });
+    const guest = t.client();
+    await guestSends(guest, path, await makePng(14, 14)); // the redirect is never followed
+    expect((await admin.post(`/admin/users/${memberId}/disable`)).status).toBe(303);
+    t.advance(26 * 60 * 1000);
+    const report = await t.services.uploadSweeper.sweep({ apply: true });
+    expect(report.rejected.length + report.completed.length).toBeGreaterThan(0);
+    expect(await t.count('images', `owner_id = '${memberId}'`)).toBe(0);
+  });
+
+  it('tells a guest refused for the owner’s quota about the gallery, not about “your” quota', async () => {
+    const member = t.client();
+    await signUp(member, 'tight@example.com');
+    const memberId = (await t.user('tight@example.com')).id;
+    const path = await makeLink(member, { label: 'Tight' });
+    const guest = t.client();
+    const back = await guestSends(guest, path, await makePng(16, 16));
+    expect((await admin.post(`/admin/users/${memberId}/quota`, { mib: '', images: '0' })).status).toBe(303);
+    const refused = await guest.get(back);
+    expect(refused.status).toBe(413);
+    const words = await refused.text();
+    expect(words).toContain('The gallery this link uploads to has no room');
+    expect(words).not.toMatch(/your (limit|storage quota)/i);
   });
 
   it('lets viewers make no link; only owners and admins turn one off', async () => {
@@ -194,7 +258,7 @@ describe('guest upload links', () => {
     await signUp(other, 'other@example.com');
     const id = await linkId('Mine');
     expect((await other.post(`/guest-links/${id}/revoke`)).status).toBe(404);
-    expect((await t.client().get(path)).status).toBe(200);
+    expect((await open(t.client(), path)).status).toBe(200);
     expect((await admin.get('/guest-links?all=1')).status).toBe(200);
     expect(await (await admin.get('/guest-links?all=1')).text()).toContain('Mine');
   });

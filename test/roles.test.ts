@@ -420,11 +420,44 @@ const CHECKS: Check[] = [
     allowed: everyone,
   },
   {
+    // A script's policy: the visit's cookie comes from the page, opened first.
+    name: 'POST /u/:token/presign',
+    request: async (c, f) => {
+      const path = `/u/${(await f.guestLink()).token}`;
+      await c.get(path);
+      return c.postJson(`${path}/presign`, { name: 'g.png', size: 100 });
+    },
+    allowed: everyone,
+  },
+  {
+    name: 'POST /u/:token/complete',
+    request: async (c, f) => {
+      const path = `/u/${(await f.guestLink()).token}`;
+      await c.get(path);
+      const policy = (await (await c.postJson(`${path}/presign`, { name: 'g.png' })).json()) as Policy;
+      await postToBucket(policy, await makePng(40, 30), 'image/png', 'g.png');
+      return c.postJson(`${path}/complete`, { key: policy.key });
+    },
+    allowed: everyone,
+  },
+  {
+    name: 'POST /u/:token/abandon',
+    request: async (c, f) => {
+      const path = `/u/${(await f.guestLink()).token}`;
+      await c.get(path);
+      const policy = (await (await c.postJson(`${path}/presign`, { name: 'g.png' })).json()) as Policy;
+      return c.postJson(`${path}/abandon`, { key: policy.key });
+    },
+    allowed: everyone,
+  },
+  {
     // Each actor's browser completes its own visit's upload (the page's form, then the bucket's redirect).
     name: 'GET /u/:token/complete',
     request: async (c, f) => {
       const path = `/u/${(await f.guestLink()).token}`;
-      const { action, fields } = hiddenForm(await (await c.get(path)).text(), '#upload-form');
+      const first = await c.get(path); // a first visit gets its cookie, then the page
+      const opened = first.status === 303 ? await c.get(first.headers.get('location') as string) : first;
+      const { action, fields } = hiddenForm(await opened.text(), '#upload-form');
       const body = new FormData();
       for (const [k, v] of fields) body.append(k, k === 'Content-Type' ? 'image/png' : v);
       const picture = await makePng(40, 30);

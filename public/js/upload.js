@@ -23,6 +23,11 @@ import { formatBytes } from './format.js';
   const maxBytes = Number(form.dataset.maxBytes);
   /** A file larger than this goes up in parts (0: never). */
   const partBytes = Number(form.dataset.partBytes) || 0;
+  /** Where the app signs, completes and gives up this page's uploads (a guest link's page has its own). */
+  const endpoint = form.dataset.uploads || '/uploads';
+  /** Where the summary leads once files are in, and in what words (none: no such link). */
+  const doneHref = form.dataset.doneHref ?? '/';
+  const doneLabel = form.dataset.doneLabel || 'View in gallery';
   const replaces = form.dataset.replaces || '';
   const accepted = input.accept.split(',').filter(Boolean);
   /** ACCEPT=any: any file is kept (the page's input names no types); images get their copies. */
@@ -166,9 +171,9 @@ import { formatBytes } from './format.js';
     if (cancelled) text += `, ${cancelled} cancelled`;
     text += active ? ` · ${active} to go…` : '.';
     summary.replaceChildren(element('span', '', text));
-    if (done && !active) {
-      const link = element('a', 'button secondary', 'View in gallery');
-      link.href = '/';
+    if (done && !active && doneHref) {
+      const link = element('a', 'button secondary', doneLabel);
+      link.href = doneHref;
       summary.append(' ', link);
     }
   }
@@ -348,7 +353,7 @@ import { formatBytes } from './format.js';
           ...(solo ? { formKey } : {}),
         };
         if (solo) formKey = '';
-        const policy = await postJson('/uploads/presign', body);
+        const policy = await postJson(`${endpoint}/presign`, body);
         item.policyKey = policy.key;
         if (item.state === 'cancelled') return abandon(item); // cancelled while its policy was on its way
         const etag = await send(item, policy);
@@ -359,7 +364,7 @@ import { formatBytes } from './format.js';
       const { key, etag, inParts } = item.stored;
       const result = inParts
         ? await postJson('/uploads/parts/finish', { key })
-        : await postJson('/uploads/complete', { key, ...(etag ? { etag } : {}) });
+        : await postJson(`${endpoint}/complete`, { key, ...(etag ? { etag } : {}) });
       if (!result.url) throw new Error('The server did not say where the image is.');
       item.state = 'done';
       item.url = result.url;
@@ -402,7 +407,7 @@ import { formatBytes } from './format.js';
     const key = item.policyKey;
     if (!key || item.stored) return;
     item.policyKey = '';
-    void fetch('/uploads/abandon', {
+    void fetch(`${endpoint}/abandon`, {
       method: 'POST',
       headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
       body: JSON.stringify({ key }),

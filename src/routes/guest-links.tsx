@@ -5,7 +5,7 @@ import type { AppEnv, SignedInEnv } from '../env.js';
 import { answerRefusal } from '../http-errors.js';
 import { clientIp } from '../middleware/client-ip.js';
 import { actorOf, requireCan, requireUser } from '../middleware/session.js';
-import { DomainError, Gone, NotFound } from '../services/errors.js';
+import { DomainError, Gone, Invalid, NotFound, Throttled } from '../services/errors.js';
 import { parseExpiry } from '../services/shares.js';
 import { randomToken } from '../services/tokens.js';
 import { GuestLinksPage, GuestUploadPage } from '../views/guest-links.js';
@@ -13,7 +13,7 @@ import { ShareGonePage } from '../views/shares.js';
 import { redirectShowingLink, takeNewLink } from './new-link.js';
 import { noticeOf, withNotice } from './notices.js';
 import { page } from './render.js';
-import { form, query, text } from './validate.js';
+import { form, json, query, text } from './validate.js';
 
 /** The owner's side (`/guest-links`): making, listing and turning off guest upload links. */
 export const guestLinkRoutes = new Hono<SignedInEnv>().use(requireUser).use(requireCan('share.create'));
@@ -93,25 +93,31 @@ guestUploadRoutes.use(async (c, next) => {
 const VISIT_COOKIE = 's3g_guest_visit';
 const VISIT_MAX_AGE_SECONDS = 24 * 60 * 60;
 
+const visitCookieName = (c: Context<AppEnv>) =>
+  c.var.config.isSecureOrigin ? `__Secure-${VISIT_COOKIE}` : VISIT_COOKIE;
+
 /**
- * The guest's visit: a random cookie for this link's pages alone, made on the first visit. It
- * tells this browser's uploads (the ones it may complete, and sees afterwards) from anyone else's.
+ * The guest's visit: a random cookie for this link's pages alone. It tells this browser's uploads
+ * (the ones it may complete, and sees afterwards) from anyone else's; '' when there is none.
  */
-function visitOf(c: Context<AppEnv>, token: string, make: boolean): string {
-  const name = c.var.config.isSecureOrigin ? `__Secure-${VISIT_COOKIE}` : VISIT_COOKIE;
-  const held = getCookie(c, name);
-  if (held && /^[a-z2-7]{32}$/.test(held)) return held;
-  if (!make) return '';
-  const fresh = randomToken(20);
-  setCookie(c, name, fresh, {
+function visitOf(c: Context<AppEnv>): string {
+  const held = getCookie(c, visitCookieName(c));
+  return held && /^[a-z2-7]{32}$/.test(held) ? held : '';
+}
+
+/** Starts a visit: its cookie, for this link's pages only (a day). */
+function setVisit(c: Context<AppEnv>, token: string): void {
+  setCookie(c, visitCookieName(c), randomToken(20), {
     httpOnly: true,
     sameSite: 'Lax', // the bucket's redirect back to us is a top-level navigation from its origin
     secure: c.var.config.isSecureOrigin,
     path: `/u/${token}`,
     maxAge: VISIT_MAX_AGE_SECONDS,
   });
-  return fresh;
 }
+
+const NO_COOKIE =
+  'This page needs a cookie to tell your uploads from other people’s, and your browser did not keep it. Allow cookies for this site, then open the link again.';
 
 /** A link that takes nothing: its own page, with the reason and its status (404 or 410). */
 function gonePage(c: Context<AppEnv>, err: NotFound | Gone) {
@@ -128,21 +134,33 @@ async function guestPage(
   const { guestLinks } = c.var.services;
   try {
     const link = await guestLinks.open(token);
-    const visit = { token, cookie: visitOf(c, token, true), ip: clientIp(c) };
-    const presigned = await guestLinks
-      .presign(visit, { from: 'form', redirectTo: `${c.var.config.appOrigin}/u/${token}/complete` })
-      .then(
-        (form) => ({ form }),
-        (err: unknown) => {
-          if (!(err instanceof DomainError) || err instanceof NotFound || err instanceof Gone) throw err;
-          return { refusal: err.message, status: answerRefusal(c, err) };
-        },
-      );
+    const visit = { token, cookie: visitOf(c), ip: clientIp(c) };
+    // A first visit gets its cookie, and comes back with it before anything is signed for it: a
+    // browser (or a script) that keeps no cookie never holds room in the link.
+    if (!visit.cookie && c.req.query('v') !== '1') {
+      await guestLinks.startVisit(token, visit.ip);
+      setVisit(c, token);
+      return c.redirect(`/u/${encodeURIComponent(token)}?v=1`, 303);
+    }
+    const presigned = await (visit.cookie
+      ? guestLinks.presign(visit, {
+          from: 'form',
+          redirectTo: `${c.var.config.appOrigin}/u/${token}/complete`,
+        })
+      : Promise.reject(new Invalid(NO_COOKIE))
+    ).then(
+      (form) => ({ form }),
+      (err: unknown) => {
+        if (!(err instanceof DomainError) || err instanceof NotFound || err instanceof Gone) throw err;
+        return { refusal: err.message, status: answerRefusal(c, err) };
+      },
+    );
     const images = await guestLinks.visitImages(visit);
     return page(
       c,
       <GuestUploadPage
         link={link}
+        path={`/u/${token}`}
         images={images}
         accept={c.var.config.accept}
         notice={noticeOf(c, { sent: 'Thank you: your file was received.' })}
@@ -153,11 +171,78 @@ async function guestPage(
     );
   } catch (err) {
     if (err instanceof NotFound || err instanceof Gone) return gonePage(c, err);
+    if (err instanceof Throttled) {
+      const status = answerRefusal(c, err);
+      return page(c, <ShareGonePage title="Too many visits" message={err.message} />, status);
+    }
     throw err;
   }
 }
 
 guestUploadRoutes.get('/:token', (c) => guestPage(c));
+
+/** upload.js on the guest page: one policy per file, as /uploads/presign (`formKey`: the page's own). */
+const guestPresignBody = z.object(
+  {
+    name: z
+      .unknown()
+      .optional()
+      .transform((value) => (typeof value === 'string' ? value : '')),
+    size: z
+      .int({ error: 'The file size must be a whole number of bytes, more than zero.' })
+      .positive({ error: 'The file size must be a whole number of bytes, more than zero.' })
+      .optional(),
+    formKey: z
+      .unknown()
+      .optional()
+      .transform((value) => (typeof value === 'string' && value.length <= 200 ? value : undefined)),
+  },
+  { error: 'Send a JSON object.' },
+);
+
+const guestKeyBody = z.object(
+  {
+    key: z
+      .unknown()
+      .optional()
+      .transform((value) => (typeof value === 'string' ? value : '')),
+    etag: z
+      .unknown()
+      .optional()
+      .transform((value) => (typeof value === 'string' ? value.slice(0, 100) : undefined)),
+  },
+  { error: 'Send a JSON object.' },
+);
+
+/** The visit as a script's request names it: its cookie must be there already (the page set it). */
+const scriptVisit = (c: Context<AppEnv>) => {
+  const token = c.req.param('token') ?? '';
+  return { token, cookie: visitOf(c), ip: clientIp(c) };
+};
+
+guestUploadRoutes.post('/:token/presign', json(guestPresignBody), async (c) => {
+  const body = c.req.valid('json');
+  const policy = await c.var.services.guestLinks.presign(scriptVisit(c), {
+    from: 'script',
+    name: body.name,
+    ...(body.size !== undefined ? { size: body.size } : {}),
+    ...(body.formKey !== undefined ? { formKey: body.formKey } : {}),
+  });
+  return c.json(policy);
+});
+
+guestUploadRoutes.post('/:token/complete', json(guestKeyBody), async (c) => {
+  const { key, etag } = c.req.valid('json');
+  const visit = scriptVisit(c);
+  const done = await c.var.services.guestLinks.complete(visit, key, etag);
+  // The guest sees what they sent on the link's page, not the owner's image page.
+  return c.json({ imageId: done.imageId, replaced: false, url: `/u/${encodeURIComponent(visit.token)}` });
+});
+
+guestUploadRoutes.post('/:token/abandon', json(guestKeyBody), async (c) => {
+  await c.var.services.guestLinks.abandon(scriptVisit(c), c.req.valid('json').key);
+  return c.body(null, 204);
+});
 
 // The bucket's success_action_redirect lands here, adding the stored file's key and ETag: it
 // completes only an upload of this browser's visit through this link, and only once.
@@ -168,7 +253,7 @@ guestUploadRoutes.get(
     const token = c.req.param('token');
     const { key, etag } = c.req.valid('query');
     try {
-      const visit = { token, cookie: visitOf(c, token, false), ip: clientIp(c) };
+      const visit = { token, cookie: visitOf(c), ip: clientIp(c) };
       await c.var.services.guestLinks.complete(visit, key, etag || undefined);
       return c.redirect(withNotice(`/u/${encodeURIComponent(token)}`, 'sent'), 303);
     } catch (err) {

@@ -26,8 +26,13 @@ const MAX_GUEST_MIB = 1024 * 1024;
 const MAX_LIVE_GUEST_LINKS = 50;
 /** Thumbnails of a visit's own uploads shown to the guest at most. */
 const VISIT_IMAGES = 60;
-/** Upload policies one address may ask a link for per hour: a leaked link cannot be scripted to fill it. */
-const GUEST_UPLOADS_PER_HOUR = 120;
+/**
+ * New visits (each a form that holds room) one address may start on a link per hour, and files
+ * the upload script may ask policies for: a leaked link cannot be scripted to hold all its room,
+ * while a crowd behind one address (a venue's Wi-Fi) still gets through.
+ */
+const GUEST_VISITS_PER_HOUR = 100;
+const GUEST_FILES_PER_HOUR = 600;
 
 /** A guest link as its owner (or an admin) sees it. */
 export interface GuestLink {
@@ -110,12 +115,19 @@ export function createGuestLinks(deps: {
   const links = guestLinksRepository(database);
   const imageRows = imagesRepository(database);
   const pendingRows = pendingUploadsRepository(database);
-  const uploadsByAddress = createRateLimit({
-    limit: GUEST_UPLOADS_PER_HOUR,
+  const visitsByAddress = createRateLimit({
+    limit: GUEST_VISITS_PER_HOUR,
     windowMs: 60 * 60 * 1000,
     database,
     clock,
-    scope: 'guest.upload_ip',
+    scope: 'guest.visit_ip',
+  });
+  const filesByAddress = createRateLimit({
+    limit: GUEST_FILES_PER_HOUR,
+    windowMs: 60 * 60 * 1000,
+    database,
+    clock,
+    scope: 'guest.file_ip',
   });
 
   const toLink = (r: GuestLinkRow): GuestLink => ({
@@ -165,6 +177,20 @@ export function createGuestLinks(deps: {
 
   /** The visit's id as stored: the cookie's hash (a leaked database row cannot be replayed as a cookie). */
   const visitOf = (cookie: string) => sha256Hex(`guest visit ${cookie}`);
+
+  /** The link and owner of an upload this visit started through this link; NotFound for any other key. */
+  async function visitsUpload(visit: GuestVisit, key: string): Promise<{ link: GuestLink; owner: User }> {
+    const opened = await openLink(visit.token);
+    const row = isStorableKey(key) ? await pendingRows.get(uploadKeyOf(key)) : undefined;
+    if (
+      !row ||
+      row.guestLinkId !== opened.link.id ||
+      !visit.cookie ||
+      row.guestVisit !== visitOf(visit.cookie)
+    )
+      throw new NotFound('That upload was not found. It may have expired: please upload again.');
+    return opened;
+  }
 
   async function ownedLink(user: User, id: string): Promise<GuestLink> {
     const row = await links.byId(id);
@@ -253,37 +279,60 @@ export function createGuestLinks(deps: {
     },
 
     /**
-     * A policy for one guest file (or the page's own form), under the owner's prefix, within the
-     * link's limits and the owner's quota; at most GUEST_UPLOADS_PER_HOUR per address and link.
+     * A new visit of the link from this address (its page sets the visit's cookie): refused beyond
+     * GUEST_VISITS_PER_HOUR per address, and for a link that takes nothing now.
+     */
+    async startVisit(token: string, ip: string): Promise<void> {
+      const { link } = await openLink(token);
+      await charge(
+        database,
+        [{ throttle: visitsByAddress, key: `${link.id} ${addressKey(ip)}` }],
+        'Too many new visits of this link from your address.',
+      );
+    },
+
+    /**
+     * A policy for one guest file (or the visit's page form, one exact key, titled with the link's
+     * label), under the owner's prefix, within the link's limits; the script's files at most
+     * GUEST_FILES_PER_HOUR per address and link.
      */
     async presign(
       visit: GuestVisit,
-      req: { from: 'form' | 'script'; name?: string; size?: number; redirectTo?: string },
+      req: { from: 'form' | 'script'; name?: string; size?: number; redirectTo?: string; formKey?: string },
     ): Promise<PresignedUpload> {
       const { link, owner } = await openLink(visit.token);
+      // A visit is what tells one guest's uploads from another's: no cookie, no upload.
+      if (!visit.cookie)
+        throw new Invalid('Open the link’s page first (it needs a cookie to tell your uploads).');
       if (stateOf(link) === 'full') throw new TooLarge('This link takes no more files.');
-      await charge(
-        database,
-        [{ throttle: uploadsByAddress, key: `${link.id} ${addressKey(visit.ip)}` }],
-        'Too many uploads from your address through this link.',
-      );
+      if (req.from === 'script') {
+        await charge(
+          database,
+          [{ throttle: filesByAddress, key: `${link.id} ${addressKey(visit.ip)}` }],
+          'Too many uploads from your address through this link.',
+        );
+      }
       return uploads.presign(owner, {
         from: req.from,
-        ...(req.name !== undefined ? { originalName: req.name } : {}),
+        // A plain form's key is exact (no name in it): its file is named for the link.
+        originalName: req.from === 'form' ? link.label : (req.name ?? ''),
         ...(req.size !== undefined ? { size: req.size } : {}),
         ...(req.redirectTo !== undefined ? { redirectTo: req.redirectTo } : {}),
+        ...(req.formKey !== undefined ? { formKey: req.formKey } : {}),
         guest: { linkId: link.id, visit: visitOf(visit.cookie) },
       });
     },
 
     /** Completes a file this visit uploaded through the link: it lands in the owner's gallery. */
     async complete(visit: GuestVisit, key: string, etag?: string): Promise<Completion> {
-      const { link, owner } = await openLink(visit.token);
-      const row = isStorableKey(key) ? await pendingRows.get(uploadKeyOf(key)) : undefined;
-      // Only this visit's own uploads through this link: any other key is not there for it.
-      if (!row || row.guestLinkId !== link.id || row.guestVisit !== visitOf(visit.cookie))
-        throw new NotFound('That upload was not found. It may have expired: please upload again.');
+      const { owner } = await visitsUpload(visit, key);
       return uploads.complete(owner, key, etag ? { etag } : {});
+    },
+
+    /** Gives up an upload of this visit (its Cancel, or a Retry under a fresh policy). */
+    async abandon(visit: GuestVisit, key: string): Promise<void> {
+      const { owner } = await visitsUpload(visit, key);
+      await uploads.abandon(owner, key);
     },
 
     /** What this visit uploaded through the link (kept, and not deleted since), newest first. */

@@ -123,6 +123,7 @@ export function createServices({
     appOrigin: config.appOrigin,
     onJobAdded: jobs.notify,
     originals,
+    guestLinks: config.guestLinks,
   });
   const copies = createShareCopies({ database, storage, images });
   const shares = createShares({ database, storage, audit, images, devices, copies, clock });

@@ -78,7 +78,9 @@ export function createPendingUploads({ database }: { database: AppDb }) {
 
     setMultipart: repo.setMultipart,
 
-    guestReserved: repo.guestReserved,
+    /** What a guest link's unfinished uploads may still write (with the clock margin). */
+    guestReserved: (linkId: string, exceptKey: string, now: number) =>
+      repo.guestReserved(linkId, exceptKey, now - POLICY_CLOCK_MARGIN_MS),
 
     extend: repo.extend,
 

@@ -203,6 +203,8 @@ export function createUploads(deps: {
   onJobAdded: () => void;
   /** Copies answered uploads' originals into place (their jobs wait for it). */
   originals: OriginalStore;
+  /** GUEST_LINKS: off, no guest's file is kept */
+  guestLinks: boolean;
 }) {
   const { database, storage, audit, images, users, notifications, pending, clock, originals } = deps;
   const imageRows = imagesRepository(database);
@@ -262,7 +264,7 @@ export function createUploads(deps: {
     const replacing = row.replacesImageId ? await imageRows.get(row.replacesImageId) : undefined;
     // A cheap early answer; the transaction below checks again, and that check is the one that holds.
     const overQuota = await quota.refusal(ownerIdOf(user, replacing), size, replacing);
-    if (overQuota) return { refused: new TooLarge(overQuota) };
+    if (overQuota) return { refused: new TooLarge(guestWords(row, overQuota)) };
     // A few files only tell further in (a TIFF whose directory sits at its end): read on, streaming,
     // the same version only (a replay meanwhile is refused as another file).
     const contentType = await fromStorage(
@@ -291,6 +293,10 @@ export function createUploads(deps: {
     if (!can(user, 'image.upload')) {
       return refuse(row, null, new Forbidden('Viewers cannot upload images.'), outside);
     }
+    // A guest's file, completed after its link's owner was disabled or the feature turned off (by
+    // the sweep, say): not kept. (The link's own state is checked where it is counted, below.)
+    if (row.guestLinkId !== null && (user.isDisabled || !deps.guestLinks))
+      return refuse(row, null, new Gone(GUEST_LINK_REFUSED), outside);
     const replacing = row.replacesImageId ? await imageRows.get(row.replacesImageId) : undefined;
     const ownerId = ownerIdOf(user, replacing);
     const base = `users/${ownerId}/`;
@@ -572,8 +578,9 @@ export function createUploads(deps: {
           Math.max(1, Math.ceil(waitMs / 1000)),
         );
       }
-      // A plain form's file is stored by its own name under the upload's prefix.
-      const fresh = `${stagingPrefix(user.id)}${randomUUID()}${req.from === 'form' ? '/' : ''}`;
+      // A plain form's file is stored by its own name under the upload's prefix; a guest's form
+      // names one exact key (a prefix's policy could write any number of names until it expires).
+      const fresh = `${stagingPrefix(user.id)}${randomUUID()}${req.from === 'form' && !guest ? '/' : ''}`;
       await pending.insert({
         key: fresh,
         ownerId: user.id,
@@ -601,7 +608,7 @@ export function createUploads(deps: {
     if (!link || link.revoked_at !== null || (link.expires_at !== null && link.expires_at <= now))
       throw new Gone('This upload link is no longer in use.');
     if (link.files_accepted >= link.max_files) throw new TooLarge('This link takes no more files.');
-    const reserved = await pending.guestReserved(linkId, exceptKey);
+    const reserved = await pending.guestReserved(linkId, exceptKey, now);
     const bytesLeft = link.max_bytes - link.bytes_accepted - reserved.bytes;
     const perFile = Math.min(link.max_file_bytes ?? deps.maxUploadBytes, deps.maxUploadBytes);
     if (size !== undefined && size > perFile)

@@ -156,6 +156,8 @@ function GuestLinksTable({ rows, everyone }: { rows: GuestLinkRowData[]; everyon
  */
 export function GuestUploadPage(props: {
   link: GuestLink;
+  /** the page's own address (`/u/<token>`), where upload.js signs and completes */
+  path: string;
   form?: PresignedUpload | undefined;
   refusal?: string | undefined;
   notice?: string | undefined;
@@ -175,7 +177,7 @@ export function GuestUploadPage(props: {
           form={form}
           maxBytes={link.maxFileBytes}
           anyFile={props.accept === 'any'}
-          enhance={false}
+          guest={{ path: props.path }}
         />
       ) : null}
       {images.length > 0 ? (

@@ -59,22 +59,20 @@ export function UploadPage({ user, accept, form, refusal, maxBytes, replacing, u
   );
 }
 
-/**
- * The plain form that posts one file straight to the bucket; `enhance` adds upload.js (the
- * signed-in upload pages; a guest link's page takes the plain form alone).
- */
+/** The plain form that posts one file straight to the bucket, which upload.js takes over. */
 export function UploadForm({
   form,
   maxBytes,
   replacing,
   anyFile,
-  enhance = true,
+  guest,
 }: {
   form: PresignedUpload;
   maxBytes: number;
   replacing?: Image | undefined;
   anyFile: boolean;
-  enhance?: boolean;
+  /** a guest link's page: upload.js signs and completes through the link, and sends no file in parts */
+  guest?: { path: string } | undefined;
 }) {
   return (
     <>
@@ -85,7 +83,10 @@ export function UploadForm({
         action={form.url}
         enctype="multipart/form-data"
         data-max-bytes={String(maxBytes)}
-        data-part-bytes={String(PART_BYTES)}
+        data-part-bytes={guest ? undefined : String(PART_BYTES)}
+        data-uploads={guest?.path}
+        data-done-href={guest?.path}
+        data-done-label={guest ? 'See what you sent' : undefined}
         data-type-names={ACCEPTED_NAMES}
         data-replaces={replacing?.id}
       >
@@ -120,13 +121,9 @@ export function UploadForm({
         </small>
         <button type="submit">Upload</button>
       </form>
-      {enhance ? (
-        <>
-          <p id="upload-summary" class="upload-summary" role="status" />
-          <ul id="upload-list" class="upload-list" />
-          <script type="module" src={asset('js/upload.js')} />
-        </>
-      ) : null}
+      <p id="upload-summary" class="upload-summary" role="status" />
+      <ul id="upload-list" class="upload-list" />
+      <script type="module" src={asset('js/upload.js')} />
     </>
   );
 }

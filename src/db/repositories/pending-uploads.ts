@@ -170,7 +170,11 @@ export function pendingUploadsRepository(database: AppDb) {
       return changedOne(result);
     },
 
-    /** The ceilings of the owner's rows besides `exceptKey`'s: of open rows, and of closed ones. */
+    /**
+     * The ceilings of the owner's own rows besides `exceptKey`'s: of open rows, and of closed ones.
+     * Guests' uploads are held by their link's bytes instead (guestReserved): a leaked link's
+     * visitors cannot take the owner's room (completion still checks the quota for every file).
+     */
     async reservedBytes(
       ownerId: string,
       exceptKey: string,
@@ -196,18 +200,20 @@ export function pendingUploadsRepository(database: AppDb) {
             .as('finished'),
         ])
         .where('owner_id', '=', ownerId)
+        .where('guest_link_id', 'is', null)
         .where('key', '<>', exceptKey)
         .executeTakeFirstOrThrow();
       // sum() of bigint is a numeric string on PostgreSQL.
       return { unfinished: Number(row.unfinished), finished: Number(row.finished) };
     },
 
-    /** Open rows besides `exceptKey`'s that would each make a new image (not replace one). */
+    /** The owner's own open rows besides `exceptKey`'s that would each make a new image (not replace one). */
     async unfinishedNewImages(ownerId: string, exceptKey: string): Promise<number> {
       const row = await database.q
         .selectFrom('pending_uploads')
         .select((eb) => eb.fn.countAll<number | string>().as('n'))
         .where('owner_id', '=', ownerId)
+        .where('guest_link_id', 'is', null)
         .where('key', '<>', exceptKey)
         .where('closed_at', 'is', null)
         .where('replaces_image_id', 'is', null)
@@ -232,8 +238,11 @@ export function pendingUploadsRepository(database: AppDb) {
       return { count: Number(row.n), oldestExpiresAt: row.oldest === null ? null : Number(row.oldest) };
     },
 
-    /** The bytes a guest link's unfinished uploads besides `exceptKey`'s may still write. */
-    async guestReserved(linkId: string, exceptKey: string): Promise<{ bytes: number }> {
+    /**
+     * The bytes a guest link's unfinished uploads besides `exceptKey`'s may still write: those whose
+     * policy is still valid after `liveAfter` (an expired one writes nothing more).
+     */
+    async guestReserved(linkId: string, exceptKey: string, liveAfter: number): Promise<{ bytes: number }> {
       const row = await database.q
         .selectFrom('pending_uploads')
         .select((eb) => [
@@ -242,6 +251,7 @@ export function pendingUploadsRepository(database: AppDb) {
         .where('guest_link_id', '=', linkId)
         .where('key', '<>', exceptKey)
         .where('closed_at', 'is', null)
+        .where('expires_at', '>', liveAfter)
         .executeTakeFirstOrThrow();
       return { bytes: Number(row.bytes) };
     },
