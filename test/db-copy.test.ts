@@ -95,6 +95,18 @@ describe.skipIf(!hasPostgres)('db:copy --to postgres://…', () => {
       (await admin.post(`${albumMade.headers.get('location')?.split('?')[0]}/shares`, { expiry: '1d' }))
         .status,
     ).toBe(303);
+    // A guest upload link, filling the album.
+    const albumId = albumMade.headers.get('location')?.split('?')[0]?.split('/').pop() ?? '';
+    expect(
+      (
+        await admin.post('/guest-links', {
+          label: 'Guests',
+          expiry: '1d',
+          password: 'open sesame',
+          album: albumId,
+        })
+      ).status,
+    ).toBe(303);
     // A personal S3 key (its secret sealed with DATA_DIR's key file, which the copy leaves alone).
     expect((await mia.post('/account/keys', { name: 'laptop', scope: 'own' })).status).toBe(200);
     // Failed logins leave throttle rows and audit rows.

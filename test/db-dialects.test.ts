@@ -139,6 +139,7 @@ const image: Selectable<Database['images']> = {
   original_etag: '9b2cf535f27731c974343645a3985328',
   guest_link_id: 'gl1',
   guest_visit: 'c0ffee',
+  guest_name: 'Bo',
 };
 const pendingUpload: Selectable<Database['pending_uploads']> = {
   key: 'uploads/u1/p1',
@@ -158,6 +159,7 @@ const pendingUpload: Selectable<Database['pending_uploads']> = {
   multipart_id: 'Mz1.upload-id',
   guest_link_id: 'gl1',
   guest_visit: 'c0ffee',
+  guest_name: 'Ana “the aunt”',
 };
 const guestLink: Selectable<Database['guest_links']> = {
   id: 'gl1',
@@ -168,6 +170,9 @@ const guestLink: Selectable<Database['guest_links']> = {
   max_files: 200,
   max_bytes: 5_000_000_000,
   max_file_bytes: 30_000_000,
+  password_hash: '$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA',
+  album_id: 'a1',
+  ask_name: 1,
   created_at: T,
   expires_at: T + 20,
   revoked_at: T + 21,
@@ -282,11 +287,11 @@ async function insertEveryTable(db: Kysely<Database>) {
   // taken_sort is generated (coalesce(taken_at, created_at)): read back, never written.
   const { taken_sort: _generated, ...imageColumns } = image;
   await db.insertInto('images').values(imageColumns).execute();
-  await db.insertInto('guest_links').values(guestLink).execute();
   await db.insertInto('pending_uploads').values(pendingUpload).execute();
   await db.insertInto('storage_deletions').values(storageDeletion).execute();
   await db.insertInto('albums').values(album).execute();
   await db.insertInto('album_images').values(albumImage).execute();
+  await db.insertInto('guest_links').values(guestLink).execute();
   await db.insertInto('share_links').values(shareLink).execute();
   await db.insertInto('share_link_images').values(shareLinkImage).execute();
   const { id: changeId } = await db

@@ -250,6 +250,69 @@ describe('guest upload links', () => {
     expect(words).not.toMatch(/your (limit|storage quota)/i);
   });
 
+  it('asks for the link’s password first, throttles wrong guesses, and the pass is this visit’s alone', async () => {
+    const path = await makeLink(owner, { label: 'Locked', password: 'open sesame' });
+    const guest = t.client();
+    const gate = await open(guest, path);
+    expect(gate.status).toBe(401);
+    const html = await gate.text();
+    expect(html).toContain('This link’s password');
+    expect(html).not.toContain('id="upload-form"');
+    // Nothing is signed for a visit without the pass, by the script's route either.
+    expect((await guest.postJson(`${path}/presign`, { name: 'x.png', size: 10 })).status).toBe(401);
+    const wrong = await guest.post(path, { password: 'nope nope', name: '' });
+    expect(wrong.status).toBe(401);
+    expect(await wrong.text()).toContain('not the password');
+    const right = await guest.post(path, { password: 'open sesame', name: '' });
+    expect(right.status).toBe(303);
+    const unlocked = await guest.get(path);
+    expect(unlocked.status).toBe(200);
+    expect(await unlocked.text()).toContain('id="upload-form"');
+    // Another browser with a copy of the pass but its own visit is asked again.
+    const other = t.client();
+    await open(other, path);
+    for (const [name, value] of guest.cookies) if (name.includes('pass')) other.cookies.set(name, value);
+    expect((await other.get(path)).status).toBe(401);
+    // At most ten wrong guesses per address in 15 minutes (the one above counts), then 429: the
+    // right password too, until the wait is over.
+    const guesser = t.client();
+    await open(guesser, path);
+    const answers: number[] = [];
+    for (let i = 0; i < 10; i++)
+      answers.push((await guesser.post(path, { password: `wrong ${i}x`, name: '' })).status);
+    expect(answers.filter((s) => s === 401).length).toBeGreaterThanOrEqual(9);
+    expect(answers.at(-1)).toBe(429);
+    expect((await guesser.post(path, { password: 'open sesame', name: '' })).status).toBe(429);
+  });
+
+  it('asks guests for their name when the link says so, keeps it with the file, and fills the link’s album', async () => {
+    const album = await owner.post('/albums', { name: 'From guests' });
+    const albumId = album.headers.get('location')?.split('?')[0]?.split('/').pop() ?? '';
+    const path = await makeLink(owner, { label: 'Named', ask_name: '1', album: albumId });
+    const guest = t.client();
+    const gate = await open(guest, path);
+    expect(await gate.text()).toContain('Your name');
+    expect((await guest.postJson(`${path}/presign`, { name: 'x.png', size: 10 })).status).toBe(400);
+    expect((await guest.post(path, { password: '', name: 'Ana “the aunt”' })).status).toBe(303);
+    const back = await guestSends(guest, path, await makePng(18, 18));
+    expect((await guest.get(back)).status).toBe(303);
+    const row = await t.services.database.q
+      .selectFrom('images')
+      .select(['id', 'guest_name'])
+      .where('guest_link_id', '=', await linkId('Named'))
+      .executeTakeFirstOrThrow();
+    expect(row.guest_name).toBe('Ana “the aunt”');
+    expect(await t.count('album_images', `album_id = '${albumId}' AND image_id = '${row.id}'`)).toBe(1);
+    // The owner's image page says where it came from, and who sent it.
+    const details = await (await owner.get(`/images/${row.id}`)).text();
+    expect(details).toContain('through the link “Named”, sent by Ana “the aunt”');
+    // Someone else's album is not one a link may fill.
+    const other = t.client();
+    await signUp(other, 'albumless@example.com');
+    const refused = await other.post('/guest-links', { label: 'X', expiry: '1d', album: albumId });
+    expect(refused.status).toBe(400);
+  });
+
   it('lets viewers make no link; only owners and admins turn one off', async () => {
     const viewer = await signUpWithRole(t, admin, 'viewer@example.com', 'viewer');
     expect((await viewer.get('/guest-links')).status).toBe(403);

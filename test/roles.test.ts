@@ -420,6 +420,16 @@ const CHECKS: Check[] = [
     allowed: everyone,
   },
   {
+    // The gate of a link with a password or names: this link has neither, so it only sends back.
+    name: 'POST /u/:token',
+    request: async (c, f) => {
+      const path = `/u/${(await f.guestLink()).token}`;
+      await c.get(path);
+      return c.postForm(path, [['name', 'Ana']]);
+    },
+    allowed: everyone,
+  },
+  {
     // A script's policy: the visit's cookie comes from the page, opened first.
     name: 'POST /u/:token/presign',
     request: async (c, f) => {

@@ -369,6 +369,9 @@ export const postgresMigrations: readonly string[] = [
     max_files bigint NOT NULL CHECK (max_files > 0),
     max_bytes bigint NOT NULL CHECK (max_bytes > 0),
     max_file_bytes bigint CHECK (max_file_bytes > 0),
+    password_hash text,
+    album_id text REFERENCES albums (id) ON DELETE SET NULL,
+    ask_name bigint NOT NULL DEFAULT 0 CHECK (ask_name IN (0, 1)),
     created_at bigint NOT NULL,
     expires_at bigint,
     revoked_at bigint,
@@ -379,9 +382,11 @@ export const postgresMigrations: readonly string[] = [
   CREATE INDEX guest_links_owner ON guest_links (owner_id, created_at);
   ALTER TABLE pending_uploads ADD COLUMN guest_link_id text;
   ALTER TABLE pending_uploads ADD COLUMN guest_visit text;
+  ALTER TABLE pending_uploads ADD COLUMN guest_name text;
   CREATE INDEX pending_uploads_guest ON pending_uploads (guest_link_id) WHERE guest_link_id IS NOT NULL;
   ALTER TABLE images ADD COLUMN guest_link_id text;
   ALTER TABLE images ADD COLUMN guest_visit text;
+  ALTER TABLE images ADD COLUMN guest_name text;
   CREATE INDEX images_guest ON images (guest_link_id, guest_visit) WHERE guest_link_id IS NOT NULL;
   `,
 ];

@@ -408,6 +408,9 @@ export const migrations: readonly string[] = [
     max_files INTEGER NOT NULL CHECK (max_files > 0),
     max_bytes INTEGER NOT NULL CHECK (max_bytes > 0),
     max_file_bytes INTEGER CHECK (max_file_bytes > 0),
+    password_hash TEXT,
+    album_id TEXT REFERENCES albums (id) ON DELETE SET NULL,
+    ask_name INTEGER NOT NULL DEFAULT 0 CHECK (ask_name IN (0, 1)),
     created_at INTEGER NOT NULL,
     expires_at INTEGER,
     revoked_at INTEGER,
@@ -418,9 +421,11 @@ export const migrations: readonly string[] = [
   CREATE INDEX guest_links_owner ON guest_links (owner_id, created_at);
   ALTER TABLE pending_uploads ADD COLUMN guest_link_id TEXT;
   ALTER TABLE pending_uploads ADD COLUMN guest_visit TEXT;
+  ALTER TABLE pending_uploads ADD COLUMN guest_name TEXT;
   CREATE INDEX pending_uploads_guest ON pending_uploads (guest_link_id) WHERE guest_link_id IS NOT NULL;
   ALTER TABLE images ADD COLUMN guest_link_id TEXT;
   ALTER TABLE images ADD COLUMN guest_visit TEXT;
+  ALTER TABLE images ADD COLUMN guest_name TEXT;
   CREATE INDEX images_guest ON images (guest_link_id, guest_visit) WHERE guest_link_id IS NOT NULL;
   `,
 ];

@@ -111,9 +111,10 @@ export interface ImagesTable {
   share_copy_key: Generated<string | null>;
   /** the ETag (bare) the bucket gave the original when the app put it in place; null before that */
   original_etag: Generated<string | null>;
-  /** the guest link it came through, and the guest's visit (a cookie's hash); null for anyone else's */
+  /** the guest link it came through, the guest's visit (a cookie's hash) and name; null for anyone else's */
   guest_link_id: Generated<string | null>;
   guest_visit: Generated<string | null>;
+  guest_name: Generated<string | null>;
 }
 
 export type ImageState = 'processing' | 'ready' | 'failed';
@@ -139,6 +140,7 @@ export interface PendingUploadsTable {
   /** an upload through a guest link: the link, and the guest's visit (a cookie's hash) */
   guest_link_id: Generated<string | null>;
   guest_visit: Generated<string | null>;
+  guest_name: Generated<string | null>;
 }
 
 interface StorageDeletionsTable {
@@ -301,6 +303,12 @@ export interface GuestLinksTable {
   max_bytes: number;
   /** a per-file size below MAX_UPLOAD_BYTES, or null for that limit */
   max_file_bytes: number | null;
+  /** argon2id of the link's password, or null for none */
+  password_hash: string | null;
+  /** the album its uploads go to (null: none, or deleted since) */
+  album_id: string | null;
+  /** guests are asked for their name, kept with each upload */
+  ask_name: Flag;
   created_at: number;
   expires_at: number | null;
   revoked_at: number | null;

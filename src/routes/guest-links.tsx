@@ -5,7 +5,9 @@ import type { AppEnv, SignedInEnv } from '../env.js';
 import { answerRefusal } from '../http-errors.js';
 import { clientIp } from '../middleware/client-ip.js';
 import { actorOf, requireCan, requireUser } from '../middleware/session.js';
-import { DomainError, Gone, Invalid, NotFound, Throttled } from '../services/errors.js';
+import { DomainError, Gone, Invalid, NotFound, Throttled, Unauthenticated } from '../services/errors.js';
+import { GUEST_NAME_MAX } from '../services/guest-links.js';
+import { cleanText } from '../services/images.js';
 import { parseExpiry } from '../services/shares.js';
 import { randomToken } from '../services/tokens.js';
 import { GuestLinksPage, GuestUploadPage } from '../views/guest-links.js';
@@ -13,7 +15,7 @@ import { ShareGonePage } from '../views/shares.js';
 import { redirectShowingLink, takeNewLink } from './new-link.js';
 import { noticeOf, withNotice } from './notices.js';
 import { page } from './render.js';
-import { form, json, query, text } from './validate.js';
+import { flag, form, json, query, text } from './validate.js';
 
 /** The owner's side (`/guest-links`): making, listing and turning off guest upload links. */
 export const guestLinkRoutes = new Hono<SignedInEnv>().use(requireUser).use(requireCan('share.create'));
@@ -37,6 +39,7 @@ async function linksPage(c: Context<SignedInEnv>, extra: { error?: string } = {}
       newUrl={status === 200 ? await takeNewLink(c, 'guest') : undefined}
       notice={noticeOf(c, { revoked: 'Link turned off.' })}
       maxUploadBytes={c.var.config.maxUploadBytes}
+      albums={await services.albums.listForOwner(user.id)}
       {...extra}
     />,
     status,
@@ -55,6 +58,9 @@ guestLinkRoutes.post(
       max_files: text,
       max_mib: text,
       max_file_mib: text,
+      password: text,
+      album: text,
+      ask_name: flag,
     }),
   ),
   async (c) => {
@@ -67,6 +73,9 @@ guestLinkRoutes.post(
         maxFiles: f.max_files,
         maxMib: f.max_mib,
         maxFileMib: f.max_file_mib,
+        password: f.password,
+        albumId: f.album,
+        askName: f.ask_name,
       });
       return redirectShowingLink(c, { id: link.id, token }, '/guest-links');
     } catch (err) {
@@ -116,6 +125,35 @@ function setVisit(c: Context<AppEnv>, token: string): void {
   });
 }
 
+const PASS_COOKIE = 's3g_guest_pass';
+const NAME_COOKIE = 's3g_guest_name';
+
+/** One of the cookies of a link's pages: the pass for its password, the guest's name. */
+function readCookie(c: Context<AppEnv>, name: string): string | undefined {
+  return getCookie(c, c.var.config.isSecureOrigin ? `__Secure-${name}` : name);
+}
+
+function writeCookie(c: Context<AppEnv>, name: string, token: string, value: string): void {
+  setCookie(c, c.var.config.isSecureOrigin ? `__Secure-${name}` : name, value, {
+    httpOnly: true,
+    sameSite: 'Lax',
+    secure: c.var.config.isSecureOrigin,
+    path: `/u/${token}`,
+    maxAge: VISIT_MAX_AGE_SECONDS,
+  });
+}
+
+/** Everything of the visit a request carries: its cookie, the password's pass, the guest's name. */
+function visitFrom(c: Context<AppEnv>, token: string) {
+  return {
+    token,
+    cookie: visitOf(c),
+    ip: clientIp(c),
+    pass: readCookie(c, PASS_COOKIE),
+    name: readCookie(c, NAME_COOKIE),
+  };
+}
+
 const NO_COOKIE =
   'This page needs a cookie to tell your uploads from other people’s, and your browser did not keep it. Allow cookies for this site, then open the link again.';
 
@@ -128,19 +166,38 @@ function gonePage(c: Context<AppEnv>, err: NotFound | Gone) {
 /** The guest page: the link's words, what it still takes, a fresh form, and this visit's files. */
 async function guestPage(
   c: Context<AppEnv>,
-  o: { refusal?: string; status?: 200 | 400 | 404 | 409 | 413 | 429 } = {},
+  o: { refusal?: string; gateError?: string; status?: 200 | 400 | 401 | 404 | 409 | 413 | 429 } = {},
 ) {
   const token = c.req.param('token') ?? '';
   const { guestLinks } = c.var.services;
   try {
     const link = await guestLinks.open(token);
-    const visit = { token, cookie: visitOf(c), ip: clientIp(c) };
+    const visit = visitFrom(c, token);
     // A first visit gets its cookie, and comes back with it before anything is signed for it: a
     // browser (or a script) that keeps no cookie never holds room in the link.
     if (!visit.cookie && c.req.query('v') !== '1') {
       await guestLinks.startVisit(token, visit.ip);
       setVisit(c, token);
       return c.redirect(`/u/${encodeURIComponent(token)}?v=1`, 303);
+    }
+    // A link with a password, or one that asks for names: that first.
+    const gate = {
+      password: !(await guestLinks.isOpenTo(visit)),
+      name: link.askName && !visit.name,
+      ...(o.gateError ? { error: o.gateError } : {}),
+    };
+    if (gate.password || gate.name) {
+      return page(
+        c,
+        <GuestUploadPage
+          link={link}
+          path={`/u/${token}`}
+          images={[]}
+          accept={c.var.config.accept}
+          gate={gate}
+        />,
+        o.status ?? (gate.password ? 401 : 200),
+      );
     }
     const presigned = await (visit.cookie
       ? guestLinks.presign(visit, {
@@ -181,6 +238,28 @@ async function guestPage(
 
 guestUploadRoutes.get('/:token', (c) => guestPage(c));
 
+// The gate of a link with a password, or one that asks for names: a pass and a name, kept in
+// cookies for this link's pages alone.
+guestUploadRoutes.post('/:token', form(z.object({ password: text, name: text })), async (c) => {
+  const token = c.req.param('token');
+  const { password, name } = c.req.valid('form');
+  const visit = visitFrom(c, token);
+  try {
+    if (!(await c.var.services.guestLinks.isOpenTo(visit)))
+      writeCookie(c, PASS_COOKIE, token, await c.var.services.guestLinks.unlock(visit, password));
+    const given = cleanText(name, GUEST_NAME_MAX);
+    if (given) writeCookie(c, NAME_COOKIE, token, given);
+    return c.redirect(`/u/${encodeURIComponent(token)}`, 303);
+  } catch (err) {
+    if (err instanceof Unauthenticated || err instanceof Throttled || err instanceof Invalid) {
+      const status = answerRefusal(c, err) as 400 | 401 | 429;
+      return guestPage(c, { gateError: err.message, status });
+    }
+    if (err instanceof NotFound || err instanceof Gone) return gonePage(c, err);
+    throw err;
+  }
+});
+
 /** upload.js on the guest page: one policy per file, as /uploads/presign (`formKey`: the page's own). */
 const guestPresignBody = z.object(
   {
@@ -217,7 +296,7 @@ const guestKeyBody = z.object(
 /** The visit as a script's request names it: its cookie must be there already (the page set it). */
 const scriptVisit = (c: Context<AppEnv>) => {
   const token = c.req.param('token') ?? '';
-  return { token, cookie: visitOf(c), ip: clientIp(c) };
+  return visitFrom(c, token);
 };
 
 guestUploadRoutes.post('/:token/presign', json(guestPresignBody), async (c) => {
@@ -253,7 +332,7 @@ guestUploadRoutes.get(
     const token = c.req.param('token');
     const { key, etag } = c.req.valid('query');
     try {
-      const visit = { token, cookie: visitOf(c), ip: clientIp(c) };
+      const visit = visitFrom(c, token);
       await c.var.services.guestLinks.complete(visit, key, etag || undefined);
       return c.redirect(withNotice(`/u/${encodeURIComponent(token)}`, 'sent'), 303);
     } catch (err) {

@@ -56,6 +56,7 @@ async function renderImage(
       neighbours={neighbours}
       context={inAlbum ? { order: 'uploaded', album: context.album } : { order: context.order }}
       links={links}
+      guestLabel={image.guest ? await services.guestLinks.labelOf(image.guest.linkId) : undefined}
       purgeAt={image.trashedAt === null ? undefined : image.trashedAt + c.var.config.trashDays * DAY_MS}
       {...extra}
     />,

@@ -1,17 +1,21 @@
 import type { AppDb } from '../db/database.js';
+import { albumsRepository } from '../db/repositories/albums.js';
 import { type GuestLinkRow, guestLinksRepository } from '../db/repositories/guest-links.js';
 import { imagesRepository } from '../db/repositories/images.js';
 import { pendingUploadsRepository } from '../db/repositories/pending-uploads.js';
 import { formatBytes } from '../format.js';
+import { PASSWORD_MAX, SHARE_PASSWORD_MIN } from '../limits.js';
 import { can } from '../policy.js';
 import { isStorableKey } from '../storage/storage.js';
 import type { Actor, Audit } from './audit.js';
 import type { Clock } from './clock.js';
-import { Forbidden, Gone, Invalid, NotFound, TooLarge } from './errors.js';
+import type { DeviceTokens } from './device-tokens.js';
+import { Forbidden, Gone, Invalid, NotFound, TooLarge, Unauthenticated } from './errors.js';
 import { cleanText, type Images } from './images.js';
+import { hashPassword, verifyPassword } from './passwords.js';
 import { uploadKeyOf } from './pending-uploads.js';
-import { addressKey, charge, createRateLimit } from './rate-limit.js';
-import { SHARE_EXPIRIES, type ShareExpiry } from './shares.js';
+import { addressKey, charge, createBackoff, createRateLimit } from './rate-limit.js';
+import { SHARE_EXPIRIES, SHARE_GUESS_LIMITS, type ShareExpiry } from './shares.js';
 import { randomToken, sha256Hex } from './tokens.js';
 import type { Completion, PresignedUpload, Uploads } from './uploads.js';
 import type { User, Users } from './users.js';
@@ -19,6 +23,7 @@ import type { User, Users } from './users.js';
 const MiB = 1024 * 1024;
 export const GUEST_LABEL_MAX = 100;
 export const GUEST_MESSAGE_MAX = 1000;
+export const GUEST_NAME_MAX = 100;
 /** Files one link may take in all; the bytes are bounded by MAX_GUEST_MIB. */
 const MAX_GUEST_FILES = 10_000;
 const MAX_GUEST_MIB = 1024 * 1024;
@@ -51,6 +56,12 @@ export interface GuestLink {
   lastUsedAt: number | null;
   filesAccepted: number;
   bytesAccepted: number;
+  hasPassword: boolean;
+  /** the album its uploads go to, when there is one */
+  albumId: string | null;
+  albumName: string | null;
+  /** guests give their name, kept with each file */
+  askName: boolean;
 }
 
 export type GuestLinkState = 'active' | 'expired' | 'revoked' | 'full';
@@ -65,6 +76,11 @@ export interface GuestLinkOptions {
   maxMib: string;
   /** MiB a file; blank for the server's upload limit */
   maxFileMib: string;
+  /** blank for none */
+  password?: string;
+  /** one of the maker's albums, or blank */
+  albumId?: string;
+  askName?: boolean;
 }
 
 /** A guest's upload as the page sends it: the link's token and the visit's cookie. */
@@ -73,6 +89,10 @@ export interface GuestVisit {
   /** the visit's cookie, as the browser holds it (only its hash is stored) */
   cookie: string;
   ip: string;
+  /** the pass a browser got for giving the link's password (see unlock) */
+  pass?: string | undefined;
+  /** the name the guest gave (links that ask for one) */
+  name?: string | undefined;
 }
 
 /** A thumbnail of an upload of this visit (null until ready). */
@@ -108,11 +128,26 @@ export function createGuestLinks(deps: {
   images: Images;
   uploads: Uploads;
   clock: Clock;
+  devices: DeviceTokens;
   maxUploadBytes: number;
   enabled: boolean;
 }) {
-  const { database, audit, users, images, uploads, clock } = deps;
+  const { database, audit, users, images, uploads, clock, devices } = deps;
   const links = guestLinksRepository(database);
+  const albums = albumsRepository(database);
+  // Wrong passwords, as for share links: per link and address, and per link with growing waits.
+  const guessesByLinkAndIp = createRateLimit({
+    ...SHARE_GUESS_LIMITS.perLinkAndIp,
+    database,
+    clock,
+    scope: 'guest.link_ip',
+  });
+  const guessesByLink = createBackoff({
+    ...SHARE_GUESS_LIMITS.perLink,
+    database,
+    clock,
+    scope: 'guest.link',
+  });
   const imageRows = imagesRepository(database);
   const pendingRows = pendingUploadsRepository(database);
   const visitsByAddress = createRateLimit({
@@ -145,6 +180,10 @@ export function createGuestLinks(deps: {
     lastUsedAt: r.last_used_at,
     filesAccepted: r.files_accepted,
     bytesAccepted: r.bytes_accepted,
+    hasPassword: r.password_hash !== null,
+    albumId: r.album_id,
+    albumName: r.album_name,
+    askName: r.ask_name === 1,
   });
 
   function stateOf(link: GuestLink): GuestLinkState {
@@ -159,7 +198,7 @@ export function createGuestLinks(deps: {
   }
 
   /** The link a token opens and its owner, if it takes uploads now: NotFound or Gone (why) otherwise. */
-  async function openLink(token: string): Promise<{ link: GuestLink; owner: User }> {
+  async function openLink(token: string): Promise<{ link: GuestLink; owner: User; row: GuestLinkRow }> {
     requireEnabled();
     const row = /^[a-z2-7]{16,64}$/.test(token) ? await links.byTokenHash(sha256Hex(token)) : undefined;
     if (!row) throw new NotFound('There is no upload link at this address. Check that it was copied whole.');
@@ -172,15 +211,29 @@ export function createGuestLinks(deps: {
     // A disabled owner, or one who may no longer upload (made a viewer), takes nothing.
     if (!owner || owner.isDisabled || !can(owner, 'image.upload'))
       throw new Gone('This upload link is no longer available.');
-    return { link, owner };
+    return { link, owner, row };
   }
 
   /** The visit's id as stored: the cookie's hash (a leaked database row cannot be replayed as a cookie). */
   const visitOf = (cookie: string) => sha256Hex(`guest visit ${cookie}`);
 
+  /** What a browser's pass names: the link, and the visit that gave its password. */
+  const passSubject = (linkId: string, cookie: string) => `guest:${linkId}:${visitOf(cookie)}`;
+
+  /** The link, open to this visit: one with a password only for a visit that gave it. */
+  async function openFor(visit: Pick<GuestVisit, 'token' | 'cookie' | 'pass'>) {
+    const opened = await openLink(visit.token);
+    if (opened.row.password_hash !== null) {
+      const ok =
+        visit.cookie && (await devices.verify(visit.pass, passSubject(opened.link.id, visit.cookie)));
+      if (!ok) throw new Unauthenticated('This link asks for a password.');
+    }
+    return opened;
+  }
+
   /** The link and owner of an upload this visit started through this link; NotFound for any other key. */
   async function visitsUpload(visit: GuestVisit, key: string): Promise<{ link: GuestLink; owner: User }> {
-    const opened = await openLink(visit.token);
+    const opened = await openFor(visit);
     const row = isStorableKey(key) ? await pendingRows.get(uploadKeyOf(key)) : undefined;
     if (
       !row ||
@@ -218,6 +271,18 @@ export function createGuestLinks(deps: {
         o.maxFileMib.trim() === ''
           ? null
           : limitOf(o.maxFileMib, 'size a file in MiB', Math.max(1, uploadMib), 1);
+      const password = o.password ?? '';
+      if (password && (password.length < SHARE_PASSWORD_MIN || password.length > PASSWORD_MAX))
+        throw new Invalid(
+          `A link password needs ${SHARE_PASSWORD_MIN} to ${PASSWORD_MAX} characters, or leave it blank.`,
+        );
+      const albumId = o.albumId?.trim() || null;
+      if (albumId !== null) {
+        const album = await albums.byId(albumId);
+        if (!album || album.owner_id !== actor.user.id)
+          throw new Invalid('Choose one of your albums, or none.');
+      }
+      const passwordHash = password ? await hashPassword(password) : null;
       const ms = SHARE_EXPIRIES[o.expiry].ms;
       const token = randomToken(20);
       const id = randomToken();
@@ -236,6 +301,9 @@ export function createGuestLinks(deps: {
           max_files: maxFiles,
           max_bytes: maxBytes,
           max_file_bytes: fileMib === null ? null : fileMib * MiB,
+          password_hash: passwordHash,
+          album_id: albumId,
+          ask_name: o.askName ? 1 : 0,
           created_at: now,
           expires_at: ms === null ? null : now + ms,
           revoked_at: null,
@@ -243,7 +311,7 @@ export function createGuestLinks(deps: {
         });
         await audit.change(actor, 'guest_link_create', {
           target: id,
-          detail: `“${label}”; ${maxFiles} files, ${formatBytes(maxBytes)}; expires ${ms === null ? 'never' : new Date(now + ms).toISOString()}`,
+          detail: `“${label}”; ${maxFiles} files, ${formatBytes(maxBytes)}; expires ${ms === null ? 'never' : new Date(now + ms).toISOString()}${passwordHash ? '; password' : ''}${albumId ? `; album ${albumId}` : ''}`,
         });
       });
       const row = await links.byId(id);
@@ -258,6 +326,11 @@ export function createGuestLinks(deps: {
     },
 
     get: ownedLink,
+
+    /** A link's label, for the images it brought (null once it is gone). */
+    async labelOf(id: string): Promise<string | null> {
+      return (await links.byId(id))?.label ?? null;
+    },
 
     /** Whether `token` is the token of this user's link `id` (the new-link page shows only one's own). */
     async isOwnNewLink(user: User, id: string, token: string): Promise<boolean> {
@@ -276,6 +349,35 @@ export function createGuestLinks(deps: {
     /** The link as its guest page shows it: NotFound or Gone when it takes nothing now. */
     async open(token: string): Promise<GuestLink> {
       return (await openLink(token)).link;
+    },
+
+    /** Whether this visit may upload through the link now (gave its password, when it has one). */
+    async isOpenTo(visit: Pick<GuestVisit, 'token' | 'cookie' | 'pass'>): Promise<boolean> {
+      return openFor(visit).then(
+        () => true,
+        (err: unknown) => {
+          if (err instanceof Unauthenticated) return false;
+          throw err;
+        },
+      );
+    },
+
+    /**
+     * Checks the link's password for this visit: a pass for its cookie (the browser keeps it), or
+     * Unauthenticated; wrong guesses throttled per link and address, and per link with growing waits.
+     */
+    async unlock(visit: Pick<GuestVisit, 'token' | 'cookie' | 'ip'>, password: string): Promise<string> {
+      const { link, row } = await openLink(visit.token);
+      if (row.password_hash === null || !visit.cookie) throw new Invalid('Open the link’s page first.');
+      const counters = [
+        { throttle: guessesByLinkAndIp, key: `${link.id} ${addressKey(visit.ip)}` },
+        { throttle: guessesByLink, key: link.id },
+      ];
+      await charge(database, counters, 'Too many wrong passwords for this link.');
+      if (!(await verifyPassword(row.password_hash, password.slice(0, PASSWORD_MAX))))
+        throw new Unauthenticated('That is not the password of this link.');
+      for (const c of counters) await c.throttle.forgive(c.key);
+      return devices.issue(passSubject(link.id, visit.cookie));
     },
 
     /**
@@ -300,11 +402,13 @@ export function createGuestLinks(deps: {
       visit: GuestVisit,
       req: { from: 'form' | 'script'; name?: string; size?: number; redirectTo?: string; formKey?: string },
     ): Promise<PresignedUpload> {
-      const { link, owner } = await openLink(visit.token);
+      const { link, owner } = await openFor(visit);
       // A visit is what tells one guest's uploads from another's: no cookie, no upload.
       if (!visit.cookie)
         throw new Invalid('Open the link’s page first (it needs a cookie to tell your uploads).');
       if (stateOf(link) === 'full') throw new TooLarge('This link takes no more files.');
+      const name = cleanText(visit.name ?? '', GUEST_NAME_MAX);
+      if (link.askName && !name) throw new Invalid('Give your name first, so the owner knows who sent what.');
       if (req.from === 'script') {
         await charge(
           database,
@@ -319,7 +423,7 @@ export function createGuestLinks(deps: {
         ...(req.size !== undefined ? { size: req.size } : {}),
         ...(req.redirectTo !== undefined ? { redirectTo: req.redirectTo } : {}),
         ...(req.formKey !== undefined ? { formKey: req.formKey } : {}),
-        guest: { linkId: link.id, visit: visitOf(visit.cookie) },
+        guest: { linkId: link.id, visit: visitOf(visit.cookie), name: link.askName ? name : null },
       });
     },
 
@@ -336,8 +440,8 @@ export function createGuestLinks(deps: {
     },
 
     /** What this visit uploaded through the link (kept, and not deleted since), newest first. */
-    async visitImages(visit: Pick<GuestVisit, 'token' | 'cookie'>): Promise<VisitImage[]> {
-      const { link } = await openLink(visit.token);
+    async visitImages(visit: Pick<GuestVisit, 'token' | 'cookie' | 'pass'>): Promise<VisitImage[]> {
+      const { link } = await openFor(visit);
       const rows = await imageRows.ofGuestVisit(link.id, visitOf(visit.cookie), VISIT_IMAGES);
       return Promise.all(
         rows.map(async (r) => ({

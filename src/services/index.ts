@@ -171,6 +171,7 @@ export function createServices({
       images,
       uploads,
       clock,
+      devices,
       maxUploadBytes: config.maxUploadBytes,
       enabled: config.guestLinks,
     }),

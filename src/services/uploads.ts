@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { AppDb } from '../db/database.js';
+import { albumImagesRepository } from '../db/repositories/album-images.js';
 import { guestLinksRepository } from '../db/repositories/guest-links.js';
 import { imagesRepository } from '../db/repositories/images.js';
 import { jobsRepository } from '../db/repositories/jobs.js';
@@ -96,10 +97,11 @@ export interface PresignRequest {
   redirectTo?: string;
 }
 
-/** Who uploads through a guest link: the link and the visit (the hash of the guest's cookie). */
+/** Who uploads through a guest link: the link, the visit (the hash of the guest's cookie), and their name. */
 interface GuestUpload {
   linkId: string;
   visit: string;
+  name: string | null;
 }
 
 const GUEST_QUOTA_FULL =
@@ -210,6 +212,7 @@ export function createUploads(deps: {
   const imageRows = imagesRepository(database);
   const jobs = jobsRepository(database);
   const guestRows = guestLinksRepository(database);
+  const albumImages = albumImagesRepository(database);
   const quota = createUploadQuota({ users, images, pending });
   /**
    * Completions running in this process, with the ETag their caller named (if any), so a repeated
@@ -414,7 +417,11 @@ export function createUploads(deps: {
           created_at: now,
           guest_link_id: row.guestLinkId,
           guest_visit: row.guestVisit,
+          guest_name: row.guestName,
         });
+        // A guest link's album takes what it brings (an album deleted since takes nothing).
+        const albumId = row.guestLinkId !== null ? (await guestRows.byId(row.guestLinkId))?.album_id : null;
+        if (albumId) await albumImages.add(albumId, [imageId], now);
         await addJob(imageId, user.id);
         const change = outside ? 'outside_upload' : row.guestLinkId !== null ? 'guest_upload' : 'upload';
         await notifications.recordChange(user, change, imageId, `“${title}”`);

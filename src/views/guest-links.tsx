@@ -1,7 +1,9 @@
 import { countOf, formatBytes, formatDateTime } from '../format.js';
+import { PASSWORD_MAX } from '../limits.js';
 import {
   GUEST_LABEL_MAX,
   GUEST_MESSAGE_MAX,
+  GUEST_NAME_MAX,
   type GuestLink,
   type GuestLinkState,
   type VisitImage,
@@ -51,6 +53,8 @@ export function GuestLinksPage(props: {
   notice?: string | undefined;
   error?: string | undefined;
   maxUploadBytes: number;
+  /** the person's albums, one of which a link may fill */
+  albums: { id: string; name: string }[];
 }) {
   const { user, rows, everyone } = props;
   return (
@@ -101,6 +105,28 @@ export function GuestLinksPage(props: {
             MiB a file (blank: the server's limit, {formatBytes(props.maxUploadBytes)})
           </label>
           <input id="guest-file-mib" name="max_file_mib" inputmode="numeric" pattern="[0-9]*" />
+          <label for="guest-link-password">Password (optional)</label>
+          <input
+            id="guest-link-password"
+            name="password"
+            type="password"
+            autocomplete="new-password"
+            maxlength={PASSWORD_MAX}
+          />
+          {props.albums.length > 0 ? (
+            <>
+              <label for="guest-album">Put what guests send in an album (optional)</label>
+              <select id="guest-album" name="album">
+                <option value="">No album</option>
+                {props.albums.map((album) => (
+                  <option value={album.id}>{album.name}</option>
+                ))}
+              </select>
+            </>
+          ) : null}
+          <label class="check">
+            <input type="checkbox" name="ask_name" value="1" /> Ask guests for their name
+          </label>
           <button type="submit">Make upload link</button>
         </form>
       </details>
@@ -123,7 +149,11 @@ function GuestLinksTable({ rows, everyone }: { rows: GuestLinkRowData[]; everyon
           {rows.map((row) => (
             <tr>
               {everyone ? <td>{row.link.ownerEmail}</td> : null}
-              <td>{row.link.label}</td>
+              <td>
+                {row.link.label}
+                {row.link.hasPassword ? ' (password)' : ''}
+                {row.link.albumName !== null ? `, into the album ${row.link.albumName}` : ''}
+              </td>
               <td>{formatDateTime(row.link.createdAt)}</td>
               <td>{stateText(row)}</td>
               <td>
@@ -163,8 +193,10 @@ export function GuestUploadPage(props: {
   notice?: string | undefined;
   images: VisitImage[];
   accept: 'images' | 'any';
+  /** asked before any upload: the link's password, the guest's name */
+  gate?: { password: boolean; name: boolean; error?: string } | undefined;
 }) {
-  const { link, form, images } = props;
+  const { link, form, images, gate } = props;
   return (
     <Layout title={link.label} user={null} bare>
       <h1>{link.label}</h1>
@@ -172,6 +204,31 @@ export function GuestUploadPage(props: {
       <p class="muted">{allowance(link)}</p>
       <Notice message={props.notice} />
       <ErrorMessage message={props.refusal} />
+      {gate ? (
+        <form method="post" action={props.path} class="card narrow stack">
+          <ErrorMessage message={gate.error} />
+          {gate.password ? (
+            <>
+              <label for="guest-password">This link’s password</label>
+              <input
+                id="guest-password"
+                name="password"
+                type="password"
+                autocomplete="off"
+                required
+                maxlength={PASSWORD_MAX}
+              />
+            </>
+          ) : null}
+          {gate.name ? (
+            <>
+              <label for="guest-name">Your name (the owner sees it with what you send)</label>
+              <input id="guest-name" name="name" autocomplete="name" required maxlength={GUEST_NAME_MAX} />
+            </>
+          ) : null}
+          <button type="submit">Continue</button>
+        </form>
+      ) : null}
       {form ? (
         <UploadForm
           form={form}

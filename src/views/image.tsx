@@ -28,6 +28,8 @@ export interface ImagePageProps {
   context?: ImageContext | undefined;
   /** when an image in the trash is deleted for good (TRASH_DAYS after it went there) */
   purgeAt?: number | undefined;
+  /** the label of the guest link the image came through (null: the link is gone) */
+  guestLabel?: string | null | undefined;
 }
 
 /** Previous and next in the grid's order (newest first), so the pages can be browsed without scripts. */
@@ -70,6 +72,7 @@ export function ImagePage({
   neighbours,
   context = { order: 'uploaded' },
   purgeAt,
+  guestLabel,
 }: ImagePageProps) {
   // Any other file (ACCEPT=any) has no copies: its type and size, and a download.
   const file = isImageType(image.contentType)
@@ -172,6 +175,15 @@ export function ImagePage({
             )}
             <dt>Uploaded</dt>
             <dd>{formatDateTime(image.createdAt)}</dd>
+            {image.guest ? (
+              <>
+                <dt>From a guest</dt>
+                <dd>
+                  through the link “{guestLabel ?? 'deleted'}”
+                  {image.guest.name ? `, sent by ${image.guest.name}` : ''}
+                </dd>
+              </>
+            ) : null}
             {image.updatedAt !== image.createdAt ? (
               <>
                 <dt>Changed</dt>

@@ -2,7 +2,7 @@ import type { Selectable } from 'kysely';
 import type { AppDb } from '../database.js';
 import type { GuestLinksTable } from '../schema.js';
 
-export type GuestLinkRow = Selectable<GuestLinksTable> & { owner_email: string };
+export type GuestLinkRow = Selectable<GuestLinksTable> & { owner_email: string; album_name: string | null };
 
 /**
  * The guest_links table's SQL. What a link accepted is counted by one conditional UPDATE, so of
@@ -13,8 +13,9 @@ export function guestLinksRepository(database: AppDb) {
     database.q
       .selectFrom('guest_links')
       .innerJoin('users', 'users.id', 'guest_links.owner_id')
+      .leftJoin('albums', 'albums.id', 'guest_links.album_id')
       .selectAll('guest_links')
-      .select('users.email as owner_email');
+      .select(['users.email as owner_email', 'albums.name as album_name']);
 
   return {
     async insert(row: Omit<Selectable<GuestLinksTable>, 'files_accepted' | 'bytes_accepted'>): Promise<void> {

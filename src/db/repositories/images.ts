@@ -31,6 +31,8 @@ export interface Image {
   isStored: boolean;
   /** when it was moved to the trash; null while it is not there */
   trashedAt: number | null;
+  /** sent through a guest upload link: the link, and the name the guest gave */
+  guest: { linkId: string; name: string | null } | null;
 }
 
 /** An images row as the database returns it (the table's shape is src/db/schema.ts). */
@@ -58,6 +60,7 @@ export const rowToImage = (r: ImageRow): Image => ({
   exif: r.exif,
   isStored: r.staged_key === null,
   trashedAt: r.trashed_at,
+  guest: r.guest_link_id === null ? null : { linkId: r.guest_link_id, name: r.guest_name },
 });
 
 /** Only what a card shows: the gallery query reads these and nothing else, for every page view. */

@@ -31,6 +31,7 @@ export interface PendingUpload {
   /** an upload through a guest link: the link, and the guest's visit (a cookie's hash) */
   guestLinkId: string | null;
   guestVisit: string | null;
+  guestName: string | null;
 }
 
 type PendingRow = Selectable<PendingUploadsTable>;
@@ -53,6 +54,7 @@ const toPending = (r: PendingRow): PendingUpload => ({
   multipartId: r.multipart_id,
   guestLinkId: r.guest_link_id,
   guestVisit: r.guest_visit,
+  guestName: r.guest_name,
 });
 
 /** Whether a conditional UPDATE changed exactly one row (the claim, or the close, was ours). */
@@ -85,7 +87,8 @@ export function pendingUploadsRepository(database: AppDb) {
         | 'multipartId'
         | 'guestLinkId'
         | 'guestVisit'
-      > & { guest?: { linkId: string; visit: string } },
+        | 'guestName'
+      > & { guest?: { linkId: string; visit: string; name: string | null } },
     ): Promise<void> {
       await database.q
         .insertInto('pending_uploads')
@@ -102,6 +105,7 @@ export function pendingUploadsRepository(database: AppDb) {
           expires_at: row.expiresAt,
           guest_link_id: row.guest?.linkId ?? null,
           guest_visit: row.guest?.visit ?? null,
+          guest_name: row.guest?.name ?? null,
         })
         .execute();
     },
