@@ -6,16 +6,9 @@ import { createServices } from '../src/services/index.js';
 import { POLICY_CLOCK_MARGIN_MS, POLICY_TTL_SECONDS } from '../src/services/pending-uploads.js';
 import { PART_BYTES, partPlan } from '../src/services/upload-parts.js';
 import { type Client, makeTestApp, signUp, signUpWithRole, type TestApp } from './support/app.js';
+import { noisyPng } from './support/images.js';
 
 const MiB = 1024 * 1024;
-
-/** A PNG of about `bytes` bytes: random pixels do not compress. */
-const noisyPng = (bytes: number) => {
-  const side = Math.round(Math.sqrt(bytes / 3));
-  return sharp(randomBytes(side * side * 3), { raw: { width: side, height: side, channels: 3 } })
-    .png({ compressionLevel: 0 })
-    .toBuffer();
-};
 
 interface Started {
   key: string;

@@ -15,6 +15,7 @@ import { ShareGonePage } from '../views/shares.js';
 import { redirectShowingLink, takeNewLink } from './new-link.js';
 import { noticeOf, withNotice } from './notices.js';
 import { page } from './render.js';
+import { completeBody, presignBody } from './uploads.js';
 import { flag, form, json, query, text } from './validate.js';
 
 /** The owner's side (`/guest-links`): making, listing and turning off guest upload links. */
@@ -260,46 +261,13 @@ guestUploadRoutes.post('/:token', form(z.object({ password: text, name: text }))
   }
 });
 
-/** upload.js on the guest page: one policy per file, as /uploads/presign (`formKey`: the page's own). */
-const guestPresignBody = z.object(
-  {
-    name: z
-      .unknown()
-      .optional()
-      .transform((value) => (typeof value === 'string' ? value : '')),
-    size: z
-      .int({ error: 'The file size must be a whole number of bytes, more than zero.' })
-      .positive({ error: 'The file size must be a whole number of bytes, more than zero.' })
-      .optional(),
-    formKey: z
-      .unknown()
-      .optional()
-      .transform((value) => (typeof value === 'string' && value.length <= 200 ? value : undefined)),
-  },
-  { error: 'Send a JSON object.' },
-);
-
-const guestKeyBody = z.object(
-  {
-    key: z
-      .unknown()
-      .optional()
-      .transform((value) => (typeof value === 'string' ? value : '')),
-    etag: z
-      .unknown()
-      .optional()
-      .transform((value) => (typeof value === 'string' ? value.slice(0, 100) : undefined)),
-  },
-  { error: 'Send a JSON object.' },
-);
-
 /** The visit as a script's request names it: its cookie must be there already (the page set it). */
 const scriptVisit = (c: Context<AppEnv>) => {
   const token = c.req.param('token') ?? '';
   return visitFrom(c, token);
 };
 
-guestUploadRoutes.post('/:token/presign', json(guestPresignBody), async (c) => {
+guestUploadRoutes.post('/:token/presign', json(presignBody), async (c) => {
   const body = c.req.valid('json');
   const policy = await c.var.services.guestLinks.presign(scriptVisit(c), {
     from: 'script',
@@ -310,7 +278,7 @@ guestUploadRoutes.post('/:token/presign', json(guestPresignBody), async (c) => {
   return c.json(policy);
 });
 
-guestUploadRoutes.post('/:token/complete', json(guestKeyBody), async (c) => {
+guestUploadRoutes.post('/:token/complete', json(completeBody), async (c) => {
   const { key, etag } = c.req.valid('json');
   const visit = scriptVisit(c);
   const done = await c.var.services.guestLinks.complete(visit, key, etag);
@@ -318,7 +286,7 @@ guestUploadRoutes.post('/:token/complete', json(guestKeyBody), async (c) => {
   return c.json({ imageId: done.imageId, replaced: false, url: `/u/${encodeURIComponent(visit.token)}` });
 });
 
-guestUploadRoutes.post('/:token/abandon', json(guestKeyBody), async (c) => {
+guestUploadRoutes.post('/:token/abandon', json(completeBody), async (c) => {
   await c.var.services.guestLinks.abandon(scriptVisit(c), c.req.valid('json').key);
   return c.body(null, 204);
 });

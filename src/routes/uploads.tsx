@@ -68,8 +68,9 @@ const etag = optionalString(() => true).transform((value) => value?.slice(0, 100
 /**
  * For upload.js: one policy per file, answered as JSON. With the file's `size` the policy allows
  * exactly that many bytes; `formKey` (first file only) re-signs the page's own pending upload.
+ * The guest page's upload.js sends the same (its `replaces` is not read).
  */
-const presignBody = z.object(
+export const presignBody = z.object(
   {
     name: optionalString(() => true).transform((value) => value ?? ''),
     size: z
@@ -144,7 +145,7 @@ uploadRoutes.get(
 );
 
 // upload.js names the file by the ETag the bucket answered it, as the bucket's redirect does.
-const completeBody = z.object(
+export const completeBody = z.object(
   { key: optionalString(() => true).transform((value) => value ?? ''), etag },
   { error: 'Send a JSON object.' },
 );

@@ -1,10 +1,8 @@
 /// <reference lib="dom" />
 
-import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Browser, Page, Route } from 'playwright-core';
-import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../../src/db/connection.js';
 import { createStorage } from '../../src/storage/s3.js';
@@ -16,18 +14,10 @@ import {
   signUpIn,
   skipBrowser,
 } from '../support/browser.js';
-import { makeJpeg } from '../support/images.js';
+import { makeJpeg, noisyPng } from '../support/images.js';
 import { startAppServer } from '../support/server.js';
 
 const MiB = 1024 * 1024;
-
-/** A PNG of about `bytes` bytes (random pixels do not compress), in 3 parts of the upload. */
-const noisyPng = (bytes: number) => {
-  const side = Math.round(Math.sqrt(bytes / 3));
-  return sharp(randomBytes(side * side * 3), { raw: { width: side, height: side, channels: 3 } })
-    .png({ compressionLevel: 0 })
-    .toBuffer();
-};
 
 /**
  * Large files from the upload page with JavaScript: sent in parts straight to the bucket, a part

@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -24,6 +25,14 @@ export async function makeJpeg(
     ...(opts.gps ? { IFD3: { GPSLatitudeRef: 'N', GPSLatitude: '51/1 30/1 0/1' } } : {}),
   });
   return img.toBuffer();
+}
+
+/** A PNG of about `bytes` bytes: random pixels, stored without compression. */
+export function noisyPng(bytes: number): Promise<Buffer> {
+  const side = Math.round(Math.sqrt(bytes / 3));
+  return sharp(randomBytes(side * side * 3), { raw: { width: side, height: side, channels: 3 } })
+    .png({ compressionLevel: 0 })
+    .toBuffer();
 }
 
 export async function makePng(width = 300, height = 200) {
