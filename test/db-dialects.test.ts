@@ -173,6 +173,7 @@ const guestLink: Selectable<Database['guest_links']> = {
   password_hash: '$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA',
   album_id: 'a1',
   ask_name: 1,
+  notify_owner: 0,
   created_at: T,
   expires_at: T + 20,
   revoked_at: T + 21,

@@ -14,6 +14,7 @@ async function makeLink(owner: Client, fields: Record<string, string> = {}) {
     max_files: '',
     max_mib: '',
     max_file_mib: '',
+    notify: '1',
     ...fields,
   });
   expect(made.status, await made.clone().text()).toBe(303);
@@ -54,7 +55,10 @@ describe('guest upload links', () => {
   let admin: Client;
 
   beforeAll(async () => {
-    t = await makeTestApp({ env: { SIGNUP: 'open', SIGNUPS_PER_IP_PER_HOUR: '1000' } });
+    // Emails are queued in the outbox (nothing listens on port 9: none is delivered here).
+    t = await makeTestApp({
+      env: { SIGNUP: 'open', SIGNUPS_PER_IP_PER_HOUR: '1000', SMTP_URL: 'smtp://127.0.0.1:9' },
+    });
     admin = t.client();
     await signUp(admin, 'admin@example.com');
     owner = t.client();
@@ -97,6 +101,9 @@ describe('guest upload links', () => {
     expect(await t.count('images', `owner_id = '${ownerId}' AND guest_link_id IS NOT NULL`)).toBe(1);
     expect(await t.count('audit_log', `action = 'guest_upload'`)).toBe(1);
     expect(await t.count('changes', `action = 'guest_upload'`)).toBe(1);
+    // The admin hears of it, and so does the link's owner (the link says so unless unticked).
+    expect(await t.count('outbox', `channel = 'email' AND recipient = 'admin@example.com'`)).toBe(1);
+    expect(await t.count('outbox', `channel = 'email' AND recipient = 'owner@example.com'`)).toBe(1);
     // The owner sees it in their gallery; the link's row counts it.
     expect(await (await owner.get('/')).text()).toContain('Wedding');
     expect(await (await owner.get('/guest-links')).text()).toContain('1 of 100 files');
@@ -288,7 +295,8 @@ describe('guest upload links', () => {
   it('asks guests for their name when the link says so, keeps it with the file, and fills the link’s album', async () => {
     const album = await owner.post('/albums', { name: 'From guests' });
     const albumId = album.headers.get('location')?.split('?')[0]?.split('/').pop() ?? '';
-    const path = await makeLink(owner, { label: 'Named', ask_name: '1', album: albumId });
+    const path = await makeLink(owner, { label: 'Named', ask_name: '1', album: albumId, notify: '' });
+    const emailsBefore = await t.count('outbox', `recipient = 'owner@example.com'`);
     const guest = t.client();
     const gate = await open(guest, path);
     expect(await gate.text()).toContain('Your name');
@@ -302,6 +310,8 @@ describe('guest upload links', () => {
       .where('guest_link_id', '=', await linkId('Named'))
       .executeTakeFirstOrThrow();
     expect(row.guest_name).toBe('Ana “the aunt”');
+    // This link was made with "email me" unticked: the owner is not emailed of it.
+    expect(await t.count('outbox', `recipient = 'owner@example.com'`)).toBe(emailsBefore);
     expect(await t.count('album_images', `album_id = '${albumId}' AND image_id = '${row.id}'`)).toBe(1);
     // The owner's image page says where it came from, and who sent it.
     const details = await (await owner.get(`/images/${row.id}`)).text();

@@ -372,6 +372,7 @@ export const postgresMigrations: readonly string[] = [
     password_hash text,
     album_id text REFERENCES albums (id) ON DELETE SET NULL,
     ask_name bigint NOT NULL DEFAULT 0 CHECK (ask_name IN (0, 1)),
+    notify_owner bigint NOT NULL DEFAULT 1 CHECK (notify_owner IN (0, 1)),
     created_at bigint NOT NULL,
     expires_at bigint,
     revoked_at bigint,

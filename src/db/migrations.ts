@@ -411,6 +411,7 @@ export const migrations: readonly string[] = [
     password_hash TEXT,
     album_id TEXT REFERENCES albums (id) ON DELETE SET NULL,
     ask_name INTEGER NOT NULL DEFAULT 0 CHECK (ask_name IN (0, 1)),
+    notify_owner INTEGER NOT NULL DEFAULT 1 CHECK (notify_owner IN (0, 1)),
     created_at INTEGER NOT NULL,
     expires_at INTEGER,
     revoked_at INTEGER,

@@ -309,6 +309,8 @@ export interface GuestLinksTable {
   album_id: string | null;
   /** guests are asked for their name, kept with each upload */
   ask_name: Flag;
+  /** its owner is emailed of what it brings (as admins are of every change) */
+  notify_owner: Flag;
   created_at: number;
   expires_at: number | null;
   revoked_at: number | null;

@@ -62,6 +62,7 @@ guestLinkRoutes.post(
       password: text,
       album: text,
       ask_name: flag,
+      notify: flag,
     }),
   ),
   async (c) => {
@@ -77,6 +78,7 @@ guestLinkRoutes.post(
         password: f.password,
         albumId: f.album,
         askName: f.ask_name,
+        notifyOwner: f.notify,
       });
       return redirectShowingLink(c, { id: link.id, token }, '/guest-links');
     } catch (err) {

@@ -62,6 +62,8 @@ export interface GuestLink {
   albumName: string | null;
   /** guests give their name, kept with each file */
   askName: boolean;
+  /** its owner is emailed of each file it brings */
+  notifyOwner: boolean;
 }
 
 export type GuestLinkState = 'active' | 'expired' | 'revoked' | 'full';
@@ -81,6 +83,8 @@ export interface GuestLinkOptions {
   /** one of the maker's albums, or blank */
   albumId?: string;
   askName?: boolean;
+  /** email the maker of each file (default: yes) */
+  notifyOwner?: boolean;
 }
 
 /** A guest's upload as the page sends it: the link's token and the visit's cookie. */
@@ -184,6 +188,7 @@ export function createGuestLinks(deps: {
     albumId: r.album_id,
     albumName: r.album_name,
     askName: r.ask_name === 1,
+    notifyOwner: r.notify_owner === 1,
   });
 
   function stateOf(link: GuestLink): GuestLinkState {
@@ -304,6 +309,7 @@ export function createGuestLinks(deps: {
           password_hash: passwordHash,
           album_id: albumId,
           ask_name: o.askName ? 1 : 0,
+          notify_owner: o.notifyOwner === false ? 0 : 1,
           created_at: now,
           expires_at: ms === null ? null : now + ms,
           revoked_at: null,

@@ -216,6 +216,8 @@ export function createNotifications({ database, clock, config, appOrigin, instan
       action: ChangeAction,
       imageId: string,
       summary: string,
+      /** one more person to email of it, besides the admins (a guest link's owner who is not one) */
+      alsoEmail?: string,
     ): Promise<void> {
       // Admins know what they did themselves; a file dropped into the bucket, or sent by a guest, is
       // news whoever owns it.
@@ -232,6 +234,7 @@ export function createNotifications({ database, clock, config, appOrigin, instan
           summary,
         });
         if (config.smtpUrl) await outbox.insertEmailForAdmins(changeId, now);
+        if (config.smtpUrl && alsoEmail) await outbox.insertEmailFor(alsoEmail, changeId, now);
         if (config.webhook)
           await outbox.insert({ channel: 'webhook', recipient: config.webhook.url, changeId, now });
       });

@@ -420,11 +420,13 @@ export function createUploads(deps: {
           guest_name: row.guestName,
         });
         // A guest link's album takes what it brings (an album deleted since takes nothing).
-        const albumId = row.guestLinkId !== null ? (await guestRows.byId(row.guestLinkId))?.album_id : null;
-        if (albumId) await albumImages.add(albumId, [imageId], now);
+        const guestLink = row.guestLinkId !== null ? await guestRows.byId(row.guestLinkId) : undefined;
+        if (guestLink?.album_id) await albumImages.add(guestLink.album_id, [imageId], now);
         await addJob(imageId, user.id);
         const change = outside ? 'outside_upload' : row.guestLinkId !== null ? 'guest_upload' : 'upload';
-        await notifications.recordChange(user, change, imageId, `“${title}”`);
+        // A guest link's owner hears of what it brings when the link says so (admins hear anyway).
+        const tellOwner = guestLink?.notify_owner === 1 && user.role !== 'admin' ? user.email : undefined;
+        await notifications.recordChange(user, change, imageId, `“${title}”`, tellOwner);
         if (outside) await audit.change(null, 'outside_upload', { target: row.key });
         // A guest has no account: the row names the link (their address is the actor's, when given).
         else if (row.guestLinkId !== null)

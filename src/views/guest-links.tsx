@@ -127,6 +127,10 @@ export function GuestLinksPage(props: {
           <label class="check">
             <input type="checkbox" name="ask_name" value="1" /> Ask guests for their name
           </label>
+          <label class="check">
+            <input type="checkbox" name="notify" value="1" checked /> Email me of what guests send (with
+            notification emails set up)
+          </label>
           <button type="submit">Make upload link</button>
         </form>
       </details>

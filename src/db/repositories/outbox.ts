@@ -67,6 +67,20 @@ export function outboxRepository(database: AppDb) {
         .execute();
     },
 
+    /** An email of the change to one more person (a guest link's owner), not an admin. */
+    async insertEmailFor(recipient: string, changeId: number, now: number): Promise<void> {
+      await database.q
+        .insertInto('outbox')
+        .values({
+          channel: 'email',
+          recipient,
+          change_id: changeId,
+          created_at: now,
+          next_attempt_at: now,
+        })
+        .execute();
+    },
+
     /** Claims the next due webhook nobody holds for `instanceId` until `until`. In a transaction. */
     async claimNextWebhook(
       instanceId: string,
