@@ -209,6 +209,15 @@ describe('guest upload links', () => {
     for (let i = 0; i < 95; i++) statuses.push((await t.client().get(path)).status);
     expect(statuses.slice(0, 94).every((s) => s === 303)).toBe(true);
     expect(statuses[94]).toBe(429);
+    // New visits are counted in the audit log, one row per link and address; the refusals too.
+    await t.services.audit.flushCounts(true);
+    const linkRows = await t.services.database.q
+      .selectFrom('audit_log')
+      .select(['action', 'detail'])
+      .where('target', '=', await linkId('Busy'))
+      .execute();
+    expect(linkRows.find((r) => r.action === 'guest_open')?.detail).toMatch(/^100 visit\(s\) between /);
+    expect(await t.count('audit_log', `action = 'throttled' AND target = 'guest link'`)).toBe(1);
     // A visit that has its cookie goes on; the owner's own uploads were never held by any of it.
     expect((await owner.postJson('/uploads/presign', { name: 'x.png', size: 100 })).status).toBe(200);
   });

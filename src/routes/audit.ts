@@ -18,6 +18,11 @@ export function auditShareOpen(c: AppContext, linkId: string): Promise<void> {
   return c.var.services.audit.recordShareOpen({ linkId, ip: clientIp(c) });
 }
 
+/** A new visit of a guest upload link: counted like share links' openings. */
+export function auditGuestOpen(c: AppContext, linkId: string): Promise<void> {
+  return c.var.services.audit.recordGuestOpen({ linkId, ip: clientIp(c) });
+}
+
 /** A download through a share link: counted like openings. */
 export function auditShareDownload(c: AppContext, linkId: string): Promise<void> {
   return c.var.services.audit.recordShareDownload({ linkId, ip: clientIp(c) });

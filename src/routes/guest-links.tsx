@@ -12,6 +12,7 @@ import { parseExpiry } from '../services/shares.js';
 import { randomToken } from '../services/tokens.js';
 import { GuestLinksPage, GuestUploadPage } from '../views/guest-links.js';
 import { ShareGonePage } from '../views/shares.js';
+import { auditGuestOpen, auditThrottled } from './audit.js';
 import { redirectShowingLink, takeNewLink } from './new-link.js';
 import { noticeOf, withNotice } from './notices.js';
 import { page } from './render.js';
@@ -180,6 +181,7 @@ async function guestPage(
     // browser (or a script) that keeps no cookie never holds room in the link.
     if (!visit.cookie && c.req.query('v') !== '1') {
       await guestLinks.startVisit(token, visit.ip);
+      await auditGuestOpen(c, link.id);
       setVisit(c, token);
       return c.redirect(`/u/${encodeURIComponent(token)}?v=1`, 303);
     }
@@ -233,6 +235,7 @@ async function guestPage(
     if (err instanceof NotFound || err instanceof Gone) return gonePage(c, err);
     if (err instanceof Throttled) {
       const status = answerRefusal(c, err);
+      await auditThrottled(c, 'guest link');
       return page(c, <ShareGonePage title="Too many visits" message={err.message} />, status);
     }
     throw err;
@@ -256,6 +259,7 @@ guestUploadRoutes.post('/:token', form(z.object({ password: text, name: text }))
   } catch (err) {
     if (err instanceof Unauthenticated || err instanceof Throttled || err instanceof Invalid) {
       const status = answerRefusal(c, err) as 400 | 401 | 429;
+      if (err instanceof Throttled) await auditThrottled(c, 'guest link');
       return guestPage(c, { gateError: err.message, status });
     }
     if (err instanceof NotFound || err instanceof Gone) return gonePage(c, err);

@@ -57,6 +57,7 @@ export const AUDIT_ACTIONS = [
   'guest_link_create',
   'guest_link_revoke',
   'guest_upload',
+  'guest_open',
 ] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 
@@ -80,10 +81,10 @@ const PURGE_INTERVAL_MS = 60 * 60 * 1000;
 export const AUDIT_PURGE_JOB = 'audit-purge';
 
 /** What a throttled request was trying to do. */
-export type ThrottledKind = 'login' | 'sign-up' | 'password change' | 'share link';
+export type ThrottledKind = 'login' | 'sign-up' | 'password change' | 'share link' | 'guest link';
 
 interface CountedGroup {
-  action: 'throttled' | 'share_open' | 'share_download';
+  action: 'throttled' | 'share_open' | 'share_download' | 'guest_open';
   /** the throttled kind, or the link opened */
   target: string;
   ip: string;
@@ -189,9 +190,12 @@ export function createAudit({
     const targets = group.targets.length
       ? `; for ${group.targets.join(', ')}${group.hasMoreTargets ? ' and others' : ''}`
       : '';
-    const what = { throttled: 'attempt(s) refused', share_open: 'opening(s)', share_download: 'download(s)' }[
-      group.action
-    ];
+    const what = {
+      throttled: 'attempt(s) refused',
+      share_open: 'opening(s)',
+      share_download: 'download(s)',
+      guest_open: 'visit(s)',
+    }[group.action];
     return {
       action: group.action,
       actor: null,
@@ -396,6 +400,11 @@ export function createAudit({
      */
     recordShareOpen(event: { linkId: string; ip: string }): Promise<void> {
       return count('share_open', event.linkId, event.ip);
+    },
+
+    /** A guest upload link's new visits, counted the same way: one row per link and address per window. */
+    recordGuestOpen(event: { linkId: string; ip: string }): Promise<void> {
+      return count('guest_open', event.linkId, event.ip);
     },
 
     /** A link's downloads are counted the same way: one row per link and address per window. */

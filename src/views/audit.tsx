@@ -51,6 +51,7 @@ const AUDIT_ACTION_WORDS: Record<AuditAction, string> = {
   guest_link_create: 'made a guest upload link',
   guest_link_revoke: 'turned off a guest upload link',
   guest_upload: 'received a file through a guest upload link',
+  guest_open: 'opened a guest upload link',
 };
 
 /** The filter as query parameters, so paging and CSV export keep it. */
