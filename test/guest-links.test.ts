@@ -107,6 +107,9 @@ describe('guest upload links', () => {
     // The owner sees it in their gallery; the link's row counts it.
     expect(await (await owner.get('/')).text()).toContain('Wedding');
     expect(await (await owner.get('/guest-links')).text()).toContain('1 of 100 files');
+    // The link's own page opens what it brought.
+    const brought = await (await owner.get(`/guest-links/${await linkId('Wedding')}`)).text();
+    expect(brought).toMatch(/href="\/images\/[0-9a-f]{32}"/);
     // Another browser (another visit) sees nothing of it, and cannot complete it again.
     const stranger = t.client();
     expect(await (await open(stranger, path)).text()).not.toContain('You sent');
@@ -176,6 +179,13 @@ describe('guest upload links', () => {
     expect((await owner.post(`/guest-links/${id}/revoke`)).status).toBe(303);
     expect((await guest.get(back)).status).toBe(410);
     expect(await t.count('images', `guest_link_id = '${id}'`)).toBe(0);
+    // The sweep settles the file left in the bucket: refused (the link is off), deleted, audited.
+    t.advance(26 * 60 * 1000);
+    await t.services.uploadSweeper.sweep({ apply: true });
+    expect(await t.count('images', `guest_link_id = '${id}'`)).toBe(0);
+    expect(await t.count('audit_log', `action = 'guest_upload_refused' AND target = '${id}'`)).toBe(1);
+    const key = new URL(`http://x${back}`).searchParams.get('key') ?? '';
+    expect(await t.services.storage.head(key)).toBeNull();
   });
 
   it('signs nothing for another key: a guest’s form writes only its own staging prefix', async () => {
@@ -330,6 +340,25 @@ describe('guest upload links', () => {
     await signUp(other, 'albumless@example.com');
     const refused = await other.post('/guest-links', { label: 'X', expiry: '1d', album: albumId });
     expect(refused.status).toBe(400);
+  });
+
+  it('keeps nothing a guest sends again with a form already used: the file is told it was not kept', async () => {
+    const path = await makeLink(owner, { label: 'Replayed' });
+    const guest = t.client();
+    const page = await open(guest, path);
+    const { action, fields } = hiddenForm(await page.text(), '#upload-form');
+    const post = async (png: Buffer) => {
+      const form = new FormData();
+      for (const [k, v] of fields) form.append(k, k === 'Content-Type' ? 'image/png' : v);
+      form.append('file', new Blob([new Uint8Array(png)], { type: 'image/png' }), 'x.png');
+      const stored = await fetch(action as string, { method: 'POST', body: form, redirect: 'manual' });
+      const back = new URL(stored.headers.get('location') as string);
+      return `${back.pathname}${back.search}`;
+    };
+    expect((await guest.get(await post(await makePng(20, 20)))).status).toBe(303);
+    const again = await guest.get(await post(await makePng(21, 21)));
+    expect(again.status).toBe(409);
+    expect(await t.count('images', `guest_link_id = '${await linkId('Replayed')}'`)).toBe(1);
   });
 
   it('lets viewers make no link; only owners and admins turn one off', async () => {

@@ -410,6 +410,11 @@ const CHECKS: Check[] = [
     allowed: uploaders,
   },
   {
+    name: 'GET /guest-links/:id',
+    request: async (c, f) => c.get(`/guest-links/${(await f.guestLink()).id}`),
+    allowed: ownerOrAdmin,
+  },
+  {
     name: 'POST /guest-links/:id/revoke',
     request: async (c, f) => c.postForm(`/guest-links/${(await f.guestLink()).id}/revoke`, []),
     allowed: ownerOrAdmin,

@@ -10,7 +10,7 @@ import { GUEST_NAME_MAX } from '../services/guest-links.js';
 import { cleanText } from '../services/images.js';
 import { parseExpiry } from '../services/shares.js';
 import { randomToken } from '../services/tokens.js';
-import { GuestLinksPage, GuestUploadPage } from '../views/guest-links.js';
+import { GuestLinkImagesPage, GuestLinksPage, GuestUploadPage } from '../views/guest-links.js';
 import { ShareGonePage } from '../views/shares.js';
 import { auditGuestOpen, auditThrottled } from './audit.js';
 import { redirectShowingLink, takeNewLink } from './new-link.js';
@@ -89,6 +89,11 @@ guestLinkRoutes.post(
     }
   },
 );
+
+guestLinkRoutes.get('/:id', async (c) => {
+  const { link, images } = await c.var.services.guestLinks.imagesOf(c.var.user, c.req.param('id'));
+  return page(c, <GuestLinkImagesPage user={c.var.user} link={link} images={images} />);
+});
 
 guestLinkRoutes.post('/:id/revoke', async (c) => {
   await c.var.services.guestLinks.revoke(actorOf(c), c.req.param('id'));

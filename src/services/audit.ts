@@ -57,6 +57,7 @@ export const AUDIT_ACTIONS = [
   'guest_link_create',
   'guest_link_revoke',
   'guest_upload',
+  'guest_upload_refused',
   'guest_open',
 ] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];

@@ -1,7 +1,7 @@
 import type { AppDb } from '../db/database.js';
 import { albumsRepository } from '../db/repositories/albums.js';
 import { type GuestLinkRow, guestLinksRepository } from '../db/repositories/guest-links.js';
-import { imagesRepository } from '../db/repositories/images.js';
+import { type ImageRow, imagesRepository } from '../db/repositories/images.js';
 import { pendingUploadsRepository } from '../db/repositories/pending-uploads.js';
 import { formatBytes } from '../format.js';
 import { PASSWORD_MAX, SHARE_PASSWORD_MIN } from '../limits.js';
@@ -29,8 +29,9 @@ const MAX_GUEST_FILES = 10_000;
 const MAX_GUEST_MIB = 1024 * 1024;
 /** Links in force one person may hold at once. */
 const MAX_LIVE_GUEST_LINKS = 50;
-/** Thumbnails of a visit's own uploads shown to the guest at most. */
+/** Thumbnails of a visit's own uploads shown to the guest at most, and of a link's to its owner. */
 const VISIT_IMAGES = 60;
+const LINK_IMAGES = 500;
 /**
  * New visits (each a form that holds room) one address may start on a link per hour, and files
  * the upload script may ask policies for: a leaked link cannot be scripted to hold all its room,
@@ -105,6 +106,8 @@ export interface VisitImage {
   title: string;
   thumbUrl: string | null;
   state: 'processing' | 'ready' | 'failed';
+  /** the name the guest gave, for the owner's view */
+  guestName: string | null;
 }
 
 /** A whole number from a form field within [1, max], or `fallback` when blank. */
@@ -217,6 +220,19 @@ export function createGuestLinks(deps: {
     if (!owner || owner.isDisabled || !can(owner, 'image.upload'))
       throw new Gone('This upload link is no longer available.');
     return { link, owner, row };
+  }
+
+  /** Thumbnails of images a link brought (signed as the gallery's are; null until ready). */
+  function cards(rows: ImageRow[]): Promise<VisitImage[]> {
+    return Promise.all(
+      rows.map(async (r) => ({
+        id: r.id,
+        title: r.title,
+        state: r.state,
+        guestName: r.guest_name,
+        thumbUrl: r.state === 'ready' ? await images.thumbUrl(r.thumb_key) : null,
+      })),
+    );
   }
 
   /** The visit's id as stored: the cookie's hash (a leaked database row cannot be replayed as a cookie). */
@@ -448,15 +464,13 @@ export function createGuestLinks(deps: {
     /** What this visit uploaded through the link (kept, and not deleted since), newest first. */
     async visitImages(visit: Pick<GuestVisit, 'token' | 'cookie' | 'pass'>): Promise<VisitImage[]> {
       const { link } = await openFor(visit);
-      const rows = await imageRows.ofGuestVisit(link.id, visitOf(visit.cookie), VISIT_IMAGES);
-      return Promise.all(
-        rows.map(async (r) => ({
-          id: r.id,
-          title: r.title,
-          state: r.state,
-          thumbUrl: r.state === 'ready' ? await images.thumbUrl(r.thumb_key) : null,
-        })),
-      );
+      return cards(await imageRows.ofGuestLink(link.id, visitOf(visit.cookie), VISIT_IMAGES));
+    },
+
+    /** What a link brought, newest first (its owner's, or an admin's view), with who sent each. */
+    async imagesOf(user: User, id: string): Promise<{ link: GuestLink; images: VisitImage[] }> {
+      const link = await ownedLink(user, id);
+      return { link, images: await cards(await imageRows.ofGuestLink(link.id, null, LINK_IMAGES)) };
     },
   };
 }

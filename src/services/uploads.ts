@@ -234,6 +234,13 @@ export function createUploads(deps: {
     const closed = await pending.close(row.key, finalKey, null, clock(), etag);
     if (closed && outside) await pending.remove(row.key);
     if (closed) await images.discardObjects([row.objectKey]);
+    // A guest's refused file is the link's owner's to know of: it names the link, and why.
+    if (closed && row.guestLinkId !== null) {
+      const linkId = row.guestLinkId;
+      await database.transaction(() =>
+        audit.change(null, 'guest_upload_refused', { target: linkId, detail: err.message.slice(0, 300) }),
+      );
+    }
     throw err;
   }
 

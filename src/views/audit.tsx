@@ -48,10 +48,11 @@ const AUDIT_ACTION_WORDS: Record<AuditAction, string> = {
   key_create: 'created an S3 key',
   key_revoke: 'revoked an S3 key',
   s3_request: 'used an S3 key',
-  guest_link_create: 'made a guest upload link',
-  guest_link_revoke: 'turned off a guest upload link',
-  guest_upload: 'received a file through a guest upload link',
-  guest_open: 'opened a guest upload link',
+  guest_link_create: 'made a guest link',
+  guest_link_revoke: 'turned off a guest link',
+  guest_upload: 'guest link: file kept',
+  guest_open: 'guest link: visits',
+  guest_upload_refused: 'guest link: file refused',
 };
 
 /** The filter as query parameters, so paging and CSV export keep it. */

@@ -154,7 +154,7 @@ function GuestLinksTable({ rows, everyone }: { rows: GuestLinkRowData[]; everyon
             <tr>
               {everyone ? <td>{row.link.ownerEmail}</td> : null}
               <td>
-                {row.link.label}
+                <a href={`/guest-links/${row.link.id}`}>{row.link.label}</a>
                 {row.link.hasPassword ? ' (password)' : ''}
                 {row.link.albumName !== null ? `, into the album ${row.link.albumName}` : ''}
               </td>
@@ -180,6 +180,48 @@ function GuestLinksTable({ rows, everyone }: { rows: GuestLinkRowData[]; everyon
         </tbody>
       </table>
     </TableScroll>
+  );
+}
+
+/** What one link brought, for its owner (or an admin): each image with who sent it. */
+export function GuestLinkImagesPage(props: { user: User; link: GuestLink; images: VisitImage[] }) {
+  const { link, images } = props;
+  return (
+    <Layout title={`From “${link.label}”`} user={props.user}>
+      <h1>From “{link.label}”</h1>
+      <p class="muted">
+        {countOf(link.filesAccepted, 'file')} received, {formatBytes(link.bytesAccepted)}.{' '}
+        <a href="/guest-links">All guest upload links</a>
+      </p>
+      {images.length === 0 ? (
+        <p class="muted">Nothing has come through this link yet (or it was all deleted).</p>
+      ) : (
+        <ul class="guest-sent">
+          {images.map((image) => (
+            <li>
+              <a href={`/images/${image.id}`}>
+                {image.thumbUrl ? (
+                  <img
+                    class="guest-sent-thumb"
+                    src={image.thumbUrl}
+                    alt=""
+                    width={160}
+                    height={160}
+                    loading="lazy"
+                  />
+                ) : (
+                  <span class="guest-sent-thumb upload-preview none">
+                    {image.state === 'failed' ? 'failed' : '…'}
+                  </span>
+                )}
+                <span class="guest-sent-title">{image.title}</span>
+              </a>
+              {image.guestName ? <span class="muted">from {image.guestName}</span> : null}
+            </li>
+          ))}
+        </ul>
+      )}
+    </Layout>
   );
 }
 

@@ -287,6 +287,7 @@ describe.skipIf(skipBrowser)('the gallery grid: columns, phone layout, selection
       '/',
       '/upload',
       '/shares',
+      '/guest-links',
       '/shared',
       '/admin',
       '/admin/invites',

@@ -493,14 +493,17 @@ export function imagesRepository(database: AppDb) {
       return new Set(rows.map((r) => r.id));
     },
 
-    /** What one guest's visit of a guest link brought (out of the trash), newest first (images_guest). */
-    async ofGuestVisit(linkId: string, visit: string, limit: number): Promise<ImageRow[]> {
-      return database.q
+    /**
+     * What a guest link brought (out of the trash), newest first, or only one visit's of it
+     * (images_guest).
+     */
+    async ofGuestLink(linkId: string, visit: string | null, limit: number): Promise<ImageRow[]> {
+      const q = database.q
         .selectFrom('images')
         .selectAll()
         .where('guest_link_id', '=', linkId)
-        .where('guest_visit', '=', visit)
-        .where('trashed_at', 'is', null)
+        .where('trashed_at', 'is', null);
+      return (visit === null ? q : q.where('guest_visit', '=', visit))
         .orderBy('created_at', 'desc')
         .orderBy('id', 'desc')
         .limit(limit)
