@@ -59,6 +59,7 @@ describe('the pending uploads migration', () => {
         multipart_id: null,
         guest_link_id: null,
         guest_visit: null,
+        guest_name: null,
       },
     ]);
     expect(db.pragma('foreign_key_check')).toEqual([]);
