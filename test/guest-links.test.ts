@@ -110,6 +110,7 @@ describe('guest upload links', () => {
     // The link's own page opens what it brought.
     const brought = await (await owner.get(`/guest-links/${await linkId('Wedding')}`)).text();
     expect(brought).toMatch(/href="\/images\/[0-9a-f]{32}"/);
+    expect(brought).toContain(`action="/guest-links/${await linkId('Wedding')}/revoke"`);
     // Another browser (another visit) sees nothing of it, and cannot complete it again.
     const stranger = t.client();
     expect(await (await open(stranger, path)).text()).not.toContain('You sent');

@@ -92,7 +92,8 @@ guestLinkRoutes.post(
 
 guestLinkRoutes.get('/:id', async (c) => {
   const { link, images } = await c.var.services.guestLinks.imagesOf(c.var.user, c.req.param('id'));
-  return page(c, <GuestLinkImagesPage user={c.var.user} link={link} images={images} />);
+  const state = c.var.services.guestLinks.stateOf(link);
+  return page(c, <GuestLinkImagesPage user={c.var.user} link={link} state={state} images={images} />);
 });
 
 guestLinkRoutes.post('/:id/revoke', async (c) => {

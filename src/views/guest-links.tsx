@@ -184,7 +184,12 @@ function GuestLinksTable({ rows, everyone }: { rows: GuestLinkRowData[]; everyon
 }
 
 /** What one link brought, for its owner (or an admin): each image with who sent it. */
-export function GuestLinkImagesPage(props: { user: User; link: GuestLink; images: VisitImage[] }) {
+export function GuestLinkImagesPage(props: {
+  user: User;
+  link: GuestLink;
+  state: GuestLinkState;
+  images: VisitImage[];
+}) {
   const { link, images } = props;
   return (
     <Layout title={`From “${link.label}”`} user={props.user}>
@@ -192,6 +197,20 @@ export function GuestLinkImagesPage(props: { user: User; link: GuestLink; images
       <p class="muted">
         {countOf(link.filesAccepted, 'file')} received, {formatBytes(link.bytesAccepted)}.{' '}
         <a href="/guest-links">All guest upload links</a>
+      </p>
+      <p>
+        {stateText({ link, state: props.state })}
+        {props.state === 'revoked' ? null : (
+          <>
+            {' '}
+            <PostButton
+              action={`/guest-links/${link.id}/revoke`}
+              label="Turn off"
+              hiddenLabel={`the link “${link.label}”`}
+              danger
+            />
+          </>
+        )}
       </p>
       {images.length === 0 ? (
         <p class="muted">Nothing has come through this link yet (or it was all deleted).</p>
