@@ -183,6 +183,20 @@ function GuestLinksTable({ rows, everyone }: { rows: GuestLinkRowData[]; everyon
   );
 }
 
+/** A file a link brought: its thumbnail (a box until it is ready) and its title, which names it. */
+function SentThumb({ image }: { image: VisitImage }) {
+  return (
+    <>
+      {image.thumbUrl ? (
+        <img class="guest-sent-thumb" src={image.thumbUrl} alt="" width={160} height={160} loading="lazy" />
+      ) : (
+        <span class="guest-sent-thumb upload-preview none">{image.state === 'failed' ? 'failed' : '…'}</span>
+      )}
+      <span class="guest-sent-title">{image.title}</span>
+    </>
+  );
+}
+
 /** What one link brought, for its owner (or an admin): each image with who sent it. */
 export function GuestLinkImagesPage(props: {
   user: User;
@@ -219,21 +233,7 @@ export function GuestLinkImagesPage(props: {
           {images.map((image) => (
             <li>
               <a href={`/images/${image.id}`}>
-                {image.thumbUrl ? (
-                  <img
-                    class="guest-sent-thumb"
-                    src={image.thumbUrl}
-                    alt=""
-                    width={160}
-                    height={160}
-                    loading="lazy"
-                  />
-                ) : (
-                  <span class="guest-sent-thumb upload-preview none">
-                    {image.state === 'failed' ? 'failed' : '…'}
-                  </span>
-                )}
-                <span class="guest-sent-title">{image.title}</span>
+                <SentThumb image={image} />
               </a>
               {image.guestName ? <span class="muted">from {image.guestName}</span> : null}
             </li>
@@ -308,21 +308,7 @@ export function GuestUploadPage(props: {
           <ul class="guest-sent">
             {images.map((image) => (
               <li>
-                {image.thumbUrl ? (
-                  <img
-                    class="guest-sent-thumb"
-                    src={image.thumbUrl}
-                    alt={image.title}
-                    width={160}
-                    height={160}
-                    loading="lazy"
-                  />
-                ) : (
-                  <span class="guest-sent-thumb upload-preview none">
-                    {image.state === 'failed' ? 'failed' : '…'}
-                  </span>
-                )}
-                <span class="guest-sent-title">{image.title}</span>
+                <SentThumb image={image} />
               </li>
             ))}
           </ul>
