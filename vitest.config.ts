@@ -79,6 +79,7 @@ export default defineConfig(async (): Promise<ViteUserConfig> => {
                   name: 'postgres',
                   include: SERVICE_AND_ROUTE_SUITES,
                   env: { TEST_DIALECT: 'postgres' },
+                  setupFiles: ['test/support/postgres-setup.ts'],
                 },
               },
             ]

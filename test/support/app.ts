@@ -14,7 +14,7 @@ import type { LoginLimits } from '../../src/services/login.js';
 import type { User } from '../../src/services/users.js';
 import { createStorage } from '../../src/storage/s3.js';
 import { attr } from './html.js';
-import { freshPostgres } from './postgres.js';
+import { postgresForTest } from './postgres.js';
 import { startTestStore } from './store.js';
 
 const HOUR = 60 * 60 * 1000;
@@ -40,13 +40,14 @@ export interface TestAppOptions {
 
 /**
  * Which database the suite runs on: SQLite unless TEST_DIALECT=postgres (the "postgres" project in
- * vitest.config.ts), then a fresh PostgreSQL database per test app at TEST_DATABASE_URL's server.
+ * vitest.config.ts), then a PostgreSQL database of the test file's own at TEST_DATABASE_URL's
+ * server, emptied between its test apps (see postgresForTest).
  */
 export const testDialect: 'sqlite' | 'postgres' =
   process.env.TEST_DIALECT === 'postgres' ? 'postgres' : 'sqlite';
 
 /**
- * A real app on a fresh SQLite file in a temp dir (or a fresh PostgreSQL database, see testDialect), talking to a real embedded store on its own
+ * A real app on a fresh SQLite file in a temp dir (or an empty PostgreSQL database, see testDialect), talking to a real embedded store on its own
  * loopback port, with a clock the test moves by hand. It starts a minute past the current hour:
  * presigned URLs must be valid against the store's real clock.
  */
@@ -75,7 +76,7 @@ export async function makeTestApp(opts: TestAppOptions = {}) {
   });
   if (!config.s3) throw new Error('test config has no storage');
   const storage = createStorage(config.s3);
-  const pg = testDialect === 'postgres' ? await freshPostgres() : null;
+  const pg = testDialect === 'postgres' ? await postgresForTest() : null;
   const databaseTarget: DatabaseTarget = pg
     ? { url: pg.url }
     : { sqliteFile: path.join(dataDir, 'gallery.db') };
@@ -175,7 +176,7 @@ export async function makeTestApp(opts: TestAppOptions = {}) {
       await stopWorkers();
       await stopPickup();
       await database.close();
-      await pg?.drop();
+      await pg?.release();
       await store.close();
       rmSync(dataDir, { recursive: true, force: true });
     },

@@ -57,3 +57,48 @@ async function withServer<T>(serverUrl: string, use: (client: Client) => Promise
     await client.end();
   }
 }
+
+/** The databases this test file's apps used: each is emptied when its app closes, and taken again. */
+const emptied: FreshPostgres[] = [];
+const made: FreshPostgres[] = [];
+
+/**
+ * A database of this test file's own for one test app: one an earlier app of the file used and
+ * left empty (every table but schema_version truncated, identities restarted), else a new one.
+ * Migrating a new database costs far more than emptying one. `release` empties it for the next
+ * app; dropPostgresOfThisFile (the postgres project's setup file) drops them all when the file ends.
+ */
+export async function postgresForTest(): Promise<{ url: string; release(): Promise<void> }> {
+  let db = emptied.pop();
+  if (!db) {
+    db = await freshPostgres();
+    made.push(db);
+  }
+  const taken = db;
+  return {
+    url: taken.url,
+    async release() {
+      await withServer(taken.url, async (client) => {
+        // A connection a test left open would hold the truncation up.
+        await client.query(
+          'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()',
+        );
+        const tables = await client.query<{ name: string }>(
+          "SELECT tablename AS name FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'schema_version'",
+        );
+        const names = tables.rows.map((r) => escapeIdentifier(r.name)).join(', ');
+        // The audit log refuses TRUNCATE by a trigger, which the replica role leaves unfired.
+        await client.query('SET session_replication_role = replica');
+        if (names) await client.query(`TRUNCATE ${names} RESTART IDENTITY CASCADE`);
+      });
+      emptied.push(taken);
+    },
+  };
+}
+
+/** Drops every database postgresForTest made in this test file. */
+export async function dropPostgresOfThisFile(): Promise<void> {
+  const all = made.splice(0);
+  emptied.length = 0;
+  await Promise.all(all.map((db) => db.drop()));
+}
