@@ -8,7 +8,7 @@ const store = (file: string) => fileURLToPath(new URL(`packages/s3-store/src/${f
  * The service and route suites: every file that builds its app with makeTestApp, which opens the
  * database the project names (TEST_DIALECT). They run on SQLite and again on PostgreSQL. The rest
  * run once: the SQLite file itself (crash, backup, copy, migrations), whole server processes on the
- * embedded store (which needs SQLite's single machine), the store, the browser, and the 30-second
+ * embedded store (which needs SQLite's single machine), the store, the browser, and the 15-second
  * load test; multi-instance.test.ts runs on PostgreSQL by itself.
  */
 const SERVICE_AND_ROUTE_SUITES = [

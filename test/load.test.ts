@@ -8,7 +8,7 @@ import { freePort, type ServerProcess, spawnServer } from './support/process.js'
 import { type Policy, postToBucket } from './support/uploads.js';
 
 const SESSIONS = 200;
-const SECONDS = Number(process.env.LOAD_SECONDS ?? 30);
+const SECONDS = Number(process.env.LOAD_SECONDS || 15);
 
 const openFiles = (pid: number) => readdirSync(`/proc/${pid}/fd`).length;
 

@@ -3,6 +3,8 @@ import fc from 'fast-check';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AppDb, connectDatabase } from '../src/db/database.js';
+import { imagesRepository } from '../src/db/repositories/images.js';
+import { IMAGE_COLUMNS } from '../src/db/schema.js';
 import { formatDay, formatMonth } from '../src/format.js';
 import { parseCameraDetails } from '../src/services/exif.js';
 import { searchWords } from '../src/services/images.js';
@@ -257,6 +259,9 @@ describe('the timeline, search and paging that keeps its place', () => {
       await t.services.images.rename(actor, id as string, 'Lighthouse');
       expect(await found(ada, '/?q=lighth')).toEqual([id]);
       expect(await found(ada, '/?q=old')).toEqual([]);
+      // PostgreSQL keeps the words in a column of images (search_words): a row read whole does not carry them.
+      const row = await imagesRepository(db).get(id as string);
+      expect(Object.keys(row ?? {}).sort()).toEqual([...IMAGE_COLUMNS].sort());
       await t.services.images.trash(actor, [id as string]);
       expect(await found(ada, '/?q=lighth')).toEqual([]);
       await t.services.images.restore(actor, [id as string]);

@@ -429,4 +429,9 @@ export const migrations: readonly string[] = [
   ALTER TABLE images ADD COLUMN guest_name TEXT;
   CREATE INDEX images_guest ON images (guest_link_id, guest_visit) WHERE guest_link_id IS NOT NULL;
   `,
+  // 22: PostgreSQL stores each image's search words (see migrations-postgres.ts); images_search
+  // already holds them here. Nothing to change: the number keeps the two lists in step.
+  `
+  SELECT 1;
+  `,
 ];

@@ -117,6 +117,47 @@ export interface ImagesTable {
   guest_name: Generated<string | null>;
 }
 
+/**
+ * Every column of images above, for queries that read whole rows: PostgreSQL's table has one more,
+ * search_words (its search index, migration 22), which no row read by the app should carry. The
+ * type check below fails when ImagesTable gains a column this list lacks.
+ */
+export const IMAGE_COLUMNS = [
+  'id',
+  'owner_id',
+  'title',
+  'original_name',
+  'original_key',
+  'display_key',
+  'thumb_key',
+  'content_type',
+  'bytes',
+  'width',
+  'height',
+  'taken_at',
+  'created_at',
+  'updated_at',
+  'is_shared',
+  'state',
+  'failure',
+  'placeholder',
+  'taken_sort',
+  'exif',
+  'staged_key',
+  'staged_etag',
+  'trashed_at',
+  'share_copy_key',
+  'original_etag',
+  'guest_link_id',
+  'guest_visit',
+  'guest_name',
+] as const satisfies readonly (keyof ImagesTable)[];
+type MissingImageColumn = Exclude<keyof ImagesTable, (typeof IMAGE_COLUMNS)[number]>;
+const everyImageColumn: [MissingImageColumn] extends [never] ? true : MissingImageColumn = true;
+void everyImageColumn;
+/** The same, of images joined as i. */
+export const IMAGE_COLUMNS_OF_I = IMAGE_COLUMNS.map((column) => `i.${column}` as const);
+
 export type ImageState = 'processing' | 'ready' | 'failed';
 
 export interface PendingUploadsTable {

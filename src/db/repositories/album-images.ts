@@ -1,4 +1,5 @@
 import type { AppDb } from '../database.js';
+import { IMAGE_COLUMNS_OF_I } from '../schema.js';
 import type { CardRow, ImagePosition, ImageRow } from './images.js';
 
 /** The album_images table: which images an album holds. */
@@ -115,7 +116,7 @@ export function albumImagesRepository(database: AppDb) {
     /** The album's ready images, newest upload first, after `after`: a page of what its share link shows. */
     async readyImages(albumId: string, after: ImagePosition | null, limit: number): Promise<ImageRow[]> {
       return shown(albumId)
-        .selectAll('i')
+        .select(IMAGE_COLUMNS_OF_I)
         .$if(after !== null, (qb) =>
           qb.where((eb) => {
             const { sort, id } = after as ImagePosition;
@@ -130,7 +131,7 @@ export function albumImagesRepository(database: AppDb) {
 
     /** One of the images an album's link shows, if it is one (in the album, ready, out of the trash). */
     async readyImage(albumId: string, imageId: string): Promise<ImageRow | undefined> {
-      return shown(albumId).selectAll('i').where('x.image_id', '=', imageId).executeTakeFirst();
+      return shown(albumId).select(IMAGE_COLUMNS_OF_I).where('x.image_id', '=', imageId).executeTakeFirst();
     },
 
     /** How many images an album's link shows: its ready ones, out of the trash. */

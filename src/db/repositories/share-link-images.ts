@@ -1,6 +1,6 @@
 import type { Selectable } from 'kysely';
 import type { AppDb } from '../database.js';
-import type { Database } from '../schema.js';
+import { type Database, IMAGE_COLUMNS_OF_I } from '../schema.js';
 
 /** The share_link_images table: which images a link shows, in order. */
 export function shareLinkImagesRepository(database: AppDb) {
@@ -20,7 +20,7 @@ export function shareLinkImagesRepository(database: AppDb) {
         database.q
           .selectFrom('share_link_images as s')
           .innerJoin('images as i', 'i.id', 's.image_id')
-          .selectAll('i')
+          .select(IMAGE_COLUMNS_OF_I)
           .where('s.link_id', '=', linkId)
           // In the trash: hidden from the link until restored (deleted for good, its row goes).
           .where('i.trashed_at', 'is', null)
