@@ -172,6 +172,69 @@ describe('guest upload links', () => {
     expect((await t.client().get('/u/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa')).status).toBe(404);
   });
 
+  it('turns a link on again at the same address, still counting what it took; not once it has expired', async () => {
+    const path = await makeLink(owner, { label: 'Switch', max_files: '3' });
+    const guest = t.client();
+    const back = await guestSends(guest, path, await makePng(20, 20));
+    expect((await guest.get(back)).status).toBe(303);
+    const id = await linkId('Switch');
+    expect((await owner.post(`/guest-links/${id}/revoke`)).status).toBe(303);
+    expect((await t.client().get(path)).status).toBe(410);
+    // Someone else cannot turn it on.
+    const stranger = t.client();
+    await signUp(stranger, 'stranger@example.com');
+    expect((await stranger.post(`/guest-links/${id}/turn-on`)).status).toBe(404);
+    expect((await t.client().get(path)).status).toBe(410);
+
+    const list = await (await owner.get('/guest-links')).text();
+    expect(attr(list, `form[action="/guest-links/${id}/turn-on"] button`, 'type')).toBe('submit');
+    const turnedOn = await owner.post(`/guest-links/${id}/turn-on`);
+    expect(turnedOn.status).toBe(303);
+    expect(await (await owner.get(turnedOn.headers.get('location') as string)).text()).toContain(
+      'Link turned on again',
+    );
+    const reopened = await open(t.client(), path);
+    expect(reopened.status).toBe(200);
+    expect(await reopened.text()).toContain('Up to 2 more files');
+    expect(await t.count('audit_log', `action = 'guest_link_turn_on' AND target = '${id}'`)).toBe(1);
+    // Once more is nothing new: no second audit row.
+    expect((await owner.post(`/guest-links/${id}/turn-on`)).status).toBe(303);
+    expect(await t.count('audit_log', `action = 'guest_link_turn_on' AND target = '${id}'`)).toBe(1);
+
+    // A link that expired while it was off stays off, and says why; its page offers no button.
+    const hourly = await makeLink(owner, { label: 'Off then expired', expiry: '1h' });
+    const hourlyId = await linkId('Off then expired');
+    expect((await owner.post(`/guest-links/${hourlyId}/revoke`)).status).toBe(303);
+    t.advance(61 * 60 * 1000);
+    const own = await (await owner.get(`/guest-links/${hourlyId}`)).text();
+    expect(own).not.toContain(`/guest-links/${hourlyId}/turn-on`);
+    const refused = await owner.post(`/guest-links/${hourlyId}/turn-on`);
+    expect(refused.status).toBe(400);
+    expect(await refused.text()).toContain('expired since it was turned off');
+    expect((await t.client().get(hourly)).status).toBe(410);
+  });
+
+  it('holds each owner to 50 links in use, when made at once and when turned on again', async () => {
+    const maker = t.client();
+    await signUp(maker, 'many-links@example.com');
+    const make = (label: string) => maker.post('/guest-links', { label, expiry: '7d' });
+    for (let i = 0; i < 48; i++) expect((await make(`Link ${i}`)).status).toBe(303);
+    const atOnce = await Promise.all(Array.from({ length: 5 }, (_, i) => make(`At once ${i}`)));
+    expect(atOnce.map((r) => r.status).sort()).toEqual([303, 303, 400, 400, 400]);
+    const full = atOnce.find((r) => r.status === 400) as Response;
+    expect(await full.text()).toContain('50 upload links of this account in use');
+    const mine = await t.services.guestLinks.list(await t.user('many-links@example.com'));
+    expect(mine).toHaveLength(50);
+    // One turned off makes room for one more; then the one turned off may not come back.
+    const first = mine.find((l) => l.label === 'Link 0')?.id ?? '';
+    expect((await maker.post(`/guest-links/${first}/revoke`)).status).toBe(303);
+    expect((await make('One more')).status).toBe(303);
+    expect((await make('One too many')).status).toBe(400);
+    const back = await maker.post(`/guest-links/${first}/turn-on`);
+    expect(back.status).toBe(400);
+    expect(await back.text()).toContain('Turn some off first');
+  });
+
   it('refuses a file posted after the link was turned off, and keeps nothing of it', async () => {
     const path = await makeLink(owner, { label: 'Cut' });
     const guest = t.client();
@@ -290,6 +353,13 @@ describe('guest upload links', () => {
     const wrong = await guest.post(path, { password: 'nope nope', name: '' });
     expect(wrong.status).toBe(401);
     expect(await wrong.text()).toContain('not the password');
+    // On a link that also asks for names, a wrong password keeps the name typed beside it.
+    const named = await makeLink(owner, { label: 'Locked, named', password: 'open sesame', ask_name: '1' });
+    const aunt = t.client();
+    await open(aunt, named);
+    const retry = await aunt.post(named, { password: 'not it at all', name: 'Ana <the aunt>' });
+    expect(retry.status).toBe(401);
+    expect(attr(await retry.text(), '#guest-name', 'value')).toBe('Ana <the aunt>');
     const right = await guest.post(path, { password: 'open sesame', name: '' });
     expect(right.status).toBe(303);
     const unlocked = await guest.get(path);

@@ -420,6 +420,11 @@ const CHECKS: Check[] = [
     allowed: ownerOrAdmin,
   },
   {
+    name: 'POST /guest-links/:id/turn-on',
+    request: async (c, f) => c.postForm(`/guest-links/${(await f.guestLink()).id}/turn-on`, []),
+    allowed: ownerOrAdmin,
+  },
+  {
     name: 'GET /u/:token',
     request: async (c, f) => c.get(`/u/${(await f.guestLink()).token}`),
     allowed: everyone,

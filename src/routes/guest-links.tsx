@@ -5,7 +5,15 @@ import type { AppEnv, SignedInEnv } from '../env.js';
 import { answerRefusal } from '../http-errors.js';
 import { clientIp } from '../middleware/client-ip.js';
 import { actorOf, requireCan, requireUser } from '../middleware/session.js';
-import { DomainError, Gone, Invalid, NotFound, Throttled, Unauthenticated } from '../services/errors.js';
+import {
+  DomainError,
+  Gone,
+  Invalid,
+  NotFound,
+  Throttled,
+  TooLarge,
+  Unauthenticated,
+} from '../services/errors.js';
 import { GUEST_NAME_MAX } from '../services/guest-links.js';
 import { cleanText } from '../services/images.js';
 import { parseExpiry } from '../services/shares.js';
@@ -25,12 +33,17 @@ export const guestLinkRoutes = new Hono<SignedInEnv>().use(requireUser).use(requ
 /** What a guest opens (`/u/<token>`): no session needed. */
 export const guestUploadRoutes = new Hono<AppEnv>();
 
-async function linksPage(c: Context<SignedInEnv>, extra: { error?: string } = {}, status: 200 | 400 = 200) {
+async function linksPage(
+  c: Context<SignedInEnv>,
+  extra: { error?: string; listError?: string } = {},
+  status: 200 | 400 = 200,
+) {
   const { user, services } = c.var;
   const everyone = user.role === 'admin' && c.req.query('all') === '1';
   const rows = (await services.guestLinks.list(user, { everyone })).map((link) => ({
     link,
     state: services.guestLinks.stateOf(link),
+    canTurnOn: services.guestLinks.canTurnOn(link),
   }));
   return page(
     c,
@@ -39,7 +52,10 @@ async function linksPage(c: Context<SignedInEnv>, extra: { error?: string } = {}
       rows={rows}
       everyone={everyone}
       newUrl={status === 200 ? await takeNewLink(c, 'guest') : undefined}
-      notice={noticeOf(c, { revoked: 'Link turned off.' })}
+      notice={noticeOf(c, {
+        revoked: 'Link turned off: its address takes nothing now.',
+        turnedOn: 'Link turned on again: the same address takes uploads.',
+      })}
       maxUploadBytes={c.var.config.maxUploadBytes}
       albums={await services.albums.listForOwner(user.id)}
       {...extra}
@@ -91,14 +107,26 @@ guestLinkRoutes.post(
 );
 
 guestLinkRoutes.get('/:id', async (c) => {
-  const { link, images } = await c.var.services.guestLinks.imagesOf(c.var.user, c.req.param('id'));
-  const state = c.var.services.guestLinks.stateOf(link);
-  return page(c, <GuestLinkImagesPage user={c.var.user} link={link} state={state} images={images} />);
+  const { guestLinks } = c.var.services;
+  const { link, images } = await guestLinks.imagesOf(c.var.user, c.req.param('id'));
+  const row = { link, state: guestLinks.stateOf(link), canTurnOn: guestLinks.canTurnOn(link) };
+  return page(c, <GuestLinkImagesPage user={c.var.user} row={row} images={images} />);
 });
 
 guestLinkRoutes.post('/:id/revoke', async (c) => {
   await c.var.services.guestLinks.revoke(actorOf(c), c.req.param('id'));
   return c.redirect(withNotice('/guest-links', 'revoked'), 303);
+});
+
+guestLinkRoutes.post('/:id/turn-on', async (c) => {
+  try {
+    await c.var.services.guestLinks.turnOn(actorOf(c), c.req.param('id'));
+  } catch (err) {
+    if (!(err instanceof Invalid || err instanceof TooLarge)) throw err;
+    answerRefusal(c, err);
+    return linksPage(c, { listError: err.message }, 400);
+  }
+  return c.redirect(withNotice('/guest-links', 'turnedOn'), 303);
 });
 
 // Nothing leaks through the referrer, search engines stay out.
@@ -176,7 +204,13 @@ function gonePage(c: Context<AppEnv>, err: NotFound | Gone) {
 /** The guest page: the link's words, what it still takes, a fresh form, and this visit's files. */
 async function guestPage(
   c: Context<AppEnv>,
-  o: { refusal?: string; gateError?: string; status?: 200 | 400 | 401 | 404 | 409 | 413 | 429 } = {},
+  o: {
+    refusal?: string;
+    gateError?: string;
+    /** the name the guest typed beside a password that was refused: the form keeps it */
+    typedName?: string;
+    status?: 200 | 400 | 401 | 404 | 409 | 413 | 429;
+  } = {},
 ) {
   const token = c.req.param('token') ?? '';
   const { guestLinks } = c.var.services;
@@ -196,6 +230,7 @@ async function guestPage(
       password: !(await guestLinks.isOpenTo(visit)),
       name: link.askName && !visit.name,
       ...(o.gateError ? { error: o.gateError } : {}),
+      ...(o.typedName ? { typedName: o.typedName } : {}),
     };
     if (gate.password || gate.name) {
       return page(
@@ -266,7 +301,7 @@ guestUploadRoutes.post('/:token', form(z.object({ password: text, name: text }))
     if (err instanceof Unauthenticated || err instanceof Throttled || err instanceof Invalid) {
       const status = answerRefusal(c, err) as 400 | 401 | 429;
       if (err instanceof Throttled) await auditThrottled(c, 'guest link');
-      return guestPage(c, { gateError: err.message, status });
+      return guestPage(c, { gateError: err.message, typedName: name.slice(0, GUEST_NAME_MAX), status });
     }
     if (err instanceof NotFound || err instanceof Gone) return gonePage(c, err);
     throw err;

@@ -56,6 +56,7 @@ export const AUDIT_ACTIONS = [
   's3_request',
   'guest_link_create',
   'guest_link_revoke',
+  'guest_link_turn_on',
   'guest_upload',
   'guest_upload_refused',
   'guest_open',

@@ -266,6 +266,18 @@ export function createGuestLinks(deps: {
     return opened;
   }
 
+  /** Refuses one more live link (in use: not turned off, not expired) to an owner who has the most. */
+  async function requireRoomForLink(ownerId: string, now: number): Promise<void> {
+    if ((await links.countLive(ownerId, now)) >= MAX_LIVE_GUEST_LINKS)
+      throw new TooLarge(
+        `There are ${MAX_LIVE_GUEST_LINKS} upload links of this account in use. Turn some off first.`,
+      );
+  }
+
+  /** Whether a link that was turned off may be turned on again: not when it has expired since. */
+  const canTurnOn = (link: GuestLink) =>
+    link.revokedAt !== null && (link.expiresAt === null || link.expiresAt > clock());
+
   async function ownedLink(user: User, id: string): Promise<GuestLink> {
     const row = await links.byId(id);
     if (!row || !can(user, 'share.revoke', { ownerId: row.owner_id }))
@@ -275,6 +287,7 @@ export function createGuestLinks(deps: {
 
   return {
     stateOf,
+    canTurnOn,
 
     isEnabled: () => deps.enabled,
 
@@ -309,10 +322,7 @@ export function createGuestLinks(deps: {
       const id = randomToken();
       const now = clock();
       await database.transaction(async () => {
-        if ((await links.countLive(actor.user.id, now)) >= MAX_LIVE_GUEST_LINKS)
-          throw new TooLarge(
-            `You have ${MAX_LIVE_GUEST_LINKS} upload links in use. Turn some off before making another.`,
-          );
+        await requireRoomForLink(actor.user.id, now);
         await links.insert({
           id,
           owner_id: actor.user.id,
@@ -365,6 +375,24 @@ export function createGuestLinks(deps: {
       await database.transaction(async () => {
         if (!(await links.revoke(link.id, clock()))) return;
         await audit.change(actor, 'guest_link_revoke', { target: link.id, detail: `“${link.label}”` });
+      });
+    },
+
+    /**
+     * Turns a link that was turned off on again, at the same address, with what it took so far
+     * still counted: not once it has expired (a new link is the way then), nor past the most
+     * links an owner may have in use.
+     */
+    async turnOn(actor: Actor, id: string): Promise<void> {
+      requireEnabled();
+      const link = await ownedLink(actor.user, id);
+      if (link.revokedAt === null) return;
+      if (!canTurnOn(link))
+        throw new Invalid('This link has expired since it was turned off: make a new one.');
+      await database.transaction(async () => {
+        await requireRoomForLink(link.ownerId, clock());
+        if (!(await links.reopen(link.id))) return;
+        await audit.change(actor, 'guest_link_turn_on', { target: link.id, detail: `“${link.label}”` });
       });
     },
 

@@ -50,6 +50,7 @@ const AUDIT_ACTION_WORDS: Record<AuditAction, string> = {
   s3_request: 'used an S3 key',
   guest_link_create: 'made a guest link',
   guest_link_revoke: 'turned off a guest link',
+  guest_link_turn_on: 'turned a guest link on again',
   guest_upload: 'guest link: file kept',
   guest_open: 'guest link: visits',
   guest_upload_refused: 'guest link: file refused',

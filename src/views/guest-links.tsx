@@ -11,6 +11,7 @@ import {
 import { SHARE_EXPIRIES } from '../services/shares.js';
 import type { PresignedUpload } from '../services/uploads.js';
 import type { User } from '../services/users.js';
+import { LinkPasswordField } from './components/fields.js';
 import { ErrorMessage, Notice } from './components/messages.js';
 import { PostButton } from './components/post-button.js';
 import { TableHead } from './components/table-head.js';
@@ -22,6 +23,8 @@ import { UploadForm } from './upload.js';
 export interface GuestLinkRowData {
   link: GuestLink;
   state: GuestLinkState;
+  /** turned off, and not expired since: it may be turned on again */
+  canTurnOn: boolean;
 }
 
 const STATE_WORDS: Record<GuestLinkState, string> = {
@@ -31,7 +34,7 @@ const STATE_WORDS: Record<GuestLinkState, string> = {
   full: 'full',
 };
 
-function stateText({ link, state }: GuestLinkRowData): string {
+function stateText({ link, state }: Pick<GuestLinkRowData, 'link' | 'state'>): string {
   if (state !== 'active') return STATE_WORDS[state];
   return link.expiresAt === null ? 'in use, never expires' : `in use until ${formatDateTime(link.expiresAt)}`;
 }
@@ -51,7 +54,10 @@ export function GuestLinksPage(props: {
   everyone: boolean;
   newUrl?: string | undefined;
   notice?: string | undefined;
+  /** why the new link was not made (shown in its form) */
   error?: string | undefined;
+  /** why a link was not turned on again (shown above the list) */
+  listError?: string | undefined;
   maxUploadBytes: number;
   /** the person's albums, one of which a link may fill */
   albums: { id: string; name: string }[];
@@ -62,7 +68,8 @@ export function GuestLinksPage(props: {
       <h1>Guest upload links</h1>
       <p class="muted">
         Anyone with such a link can send you photos without an account, within the limits you set. They land
-        in your gallery, marked with the link's label. Turn a link off to stop it at once.
+        in your gallery, marked with the link's label. Turn a link off to stop it at once; turn it on again
+        and the same address works.
       </p>
       <NewLinkNotice url={props.newUrl} what="upload link" />
       <Notice message={props.notice} />
@@ -105,14 +112,7 @@ export function GuestLinksPage(props: {
             MiB a file (blank: the server's limit, {formatBytes(props.maxUploadBytes)})
           </label>
           <input id="guest-file-mib" name="max_file_mib" inputmode="numeric" pattern="[0-9]*" />
-          <label for="guest-link-password">Password (optional)</label>
-          <input
-            id="guest-link-password"
-            name="password"
-            type="password"
-            autocomplete="new-password"
-            maxlength={PASSWORD_MAX}
-          />
+          <LinkPasswordField id="guest-link-password" />
           {props.albums.length > 0 ? (
             <>
               <label for="guest-album">Put what guests send in an album (optional)</label>
@@ -134,6 +134,7 @@ export function GuestLinksPage(props: {
           <button type="submit">Make upload link</button>
         </form>
       </details>
+      <ErrorMessage message={props.listError} />
       <GuestLinksTable rows={rows} everyone={everyone} />
     </Layout>
   );
@@ -166,20 +167,35 @@ function GuestLinksTable({ rows, everyone }: { rows: GuestLinkRowData[]; everyon
               </td>
               <td>{row.link.lastUsedAt === null ? '—' : formatDateTime(row.link.lastUsedAt)}</td>
               <td>
-                {row.state === 'revoked' ? null : (
-                  <PostButton
-                    action={`/guest-links/${row.link.id}/revoke`}
-                    label="Turn off"
-                    hiddenLabel={`the link “${row.link.label}”`}
-                    danger
-                  />
-                )}
+                <OnOffButton row={row} />
               </td>
             </tr>
           ))}
         </tbody>
       </table>
     </TableScroll>
+  );
+}
+
+/** Turn off a link in use, or on again one that was turned off (until it expires); nothing else. */
+function OnOffButton({ row }: { row: GuestLinkRowData }) {
+  const hiddenLabel = `the link “${row.link.label}”`;
+  if (row.state !== 'revoked')
+    return (
+      <PostButton
+        action={`/guest-links/${row.link.id}/revoke`}
+        label="Turn off"
+        hiddenLabel={hiddenLabel}
+        danger
+      />
+    );
+  if (!row.canTurnOn) return null;
+  return (
+    <PostButton
+      action={`/guest-links/${row.link.id}/turn-on`}
+      label="Turn on again"
+      hiddenLabel={hiddenLabel}
+    />
   );
 }
 
@@ -198,13 +214,9 @@ function SentThumb({ image }: { image: VisitImage }) {
 }
 
 /** What one link brought, for its owner (or an admin): each image with who sent it. */
-export function GuestLinkImagesPage(props: {
-  user: User;
-  link: GuestLink;
-  state: GuestLinkState;
-  images: VisitImage[];
-}) {
-  const { link, images } = props;
+export function GuestLinkImagesPage(props: { user: User; row: GuestLinkRowData; images: VisitImage[] }) {
+  const { row, images } = props;
+  const { link } = row;
   return (
     <Layout title={`From “${link.label}”`} user={props.user}>
       <h1>From “{link.label}”</h1>
@@ -213,18 +225,7 @@ export function GuestLinkImagesPage(props: {
         <a href="/guest-links">All guest upload links</a>
       </p>
       <p>
-        {stateText({ link, state: props.state })}
-        {props.state === 'revoked' ? null : (
-          <>
-            {' '}
-            <PostButton
-              action={`/guest-links/${link.id}/revoke`}
-              label="Turn off"
-              hiddenLabel={`the link “${link.label}”`}
-              danger
-            />
-          </>
-        )}
+        State: {stateText(row)} <OnOffButton row={row} />
       </p>
       {images.length === 0 ? (
         <p class="muted">Nothing has come through this link yet (or it was all deleted).</p>
@@ -259,7 +260,7 @@ export function GuestUploadPage(props: {
   images: VisitImage[];
   accept: 'images' | 'any';
   /** asked before any upload: the link's password, the guest's name */
-  gate?: { password: boolean; name: boolean; error?: string } | undefined;
+  gate?: { password: boolean; name: boolean; error?: string; typedName?: string } | undefined;
 }) {
   const { link, form, images, gate } = props;
   return (
@@ -288,7 +289,14 @@ export function GuestUploadPage(props: {
           {gate.name ? (
             <>
               <label for="guest-name">Your name (the owner sees it with what you send)</label>
-              <input id="guest-name" name="name" autocomplete="name" required maxlength={GUEST_NAME_MAX} />
+              <input
+                id="guest-name"
+                name="name"
+                autocomplete="name"
+                required
+                maxlength={GUEST_NAME_MAX}
+                value={gate.typedName ?? ''}
+              />
             </>
           ) : null}
           <button type="submit">Continue</button>

@@ -5,6 +5,7 @@ import { SHARE_EXPIRIES, type SharedView, type ShareLink, type ShareState } from
 import { displaySize } from '../services/thumbnails.js';
 import type { User } from '../services/users.js';
 import { asset } from './assets.js';
+import { LinkPasswordField } from './components/fields.js';
 import { FileCard } from './components/file-card.js';
 import { LoadMoreLink } from './components/load-more.js';
 import { ErrorMessage, Notice } from './components/messages.js';
@@ -60,14 +61,7 @@ export function ShareForm({ action, imageIds = [] }: { action: string; imageIds?
           </option>
         ))}
       </select>
-      <label for="share-password">Password (optional)</label>
-      <input
-        id="share-password"
-        name="password"
-        type="password"
-        autocomplete="new-password"
-        maxlength={PASSWORD_MAX}
-      />
+      <LinkPasswordField id="share-password" />
       <fieldset class="share-downloads">
         <legend>Visitors can download</legend>
         <label class="check">

@@ -93,6 +93,16 @@ describe.skipIf(skipBrowser)('guest upload links in a real browser', () => {
     expect(off?.status()).toBe(410);
     expect(await guest.locator('main').textContent()).toContain('turned off');
     expect(await guest.locator('#upload-form').count()).toBe(0);
+
+    // The owner turns it on again; the same address takes the guest's next photo.
+    await ownerPage.getByRole('button', { name: /Turn on again/ }).click();
+    await expect
+      .poll(() => ownerPage.locator('main').textContent(), PATIENTLY)
+      .toContain('Link turned on again');
+    expect(await ownerPage.locator('table').textContent()).toContain('in use');
+    const on = await guest.goto(address);
+    expect(on?.status()).toBe(200);
+    expect(await guest.locator('main').textContent()).toContain('Up to 4 more files');
     await desk.close();
     await phone.close();
   });

@@ -48,6 +48,17 @@ export function guestLinksRepository(database: AppDb) {
       return Number(row.n);
     },
 
+    /** Clears a link's revoked_at (turns it on again); false when it was not turned off. */
+    async reopen(id: string): Promise<boolean> {
+      const result = await database.q
+        .updateTable('guest_links')
+        .set({ revoked_at: null })
+        .where('id', '=', id)
+        .where('revoked_at', 'is not', null)
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows) === 1;
+    },
+
     async revoke(id: string, now: number): Promise<boolean> {
       const result = await database.q
         .updateTable('guest_links')

@@ -18,6 +18,16 @@ export function EmailField({ value }: { value?: string | undefined }) {
   );
 }
 
+/** A link's optional password (a share link's, a guest upload link's), as its maker sets it. */
+export function LinkPasswordField({ id }: { id: string }) {
+  return (
+    <>
+      <label for={id}>Password (optional)</label>
+      <input id={id} name="password" type="password" autocomplete="new-password" maxlength={PASSWORD_MAX} />
+    </>
+  );
+}
+
 /**
  * An account password with its label. A new one (`isNew`) asks for the minimum length and says so
  * under the field; a current one only caps the length.
