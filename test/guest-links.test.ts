@@ -210,8 +210,29 @@ describe('guest upload links', () => {
     expect(own).not.toContain(`/guest-links/${hourlyId}/turn-on`);
     const refused = await owner.post(`/guest-links/${hourlyId}/turn-on`);
     expect(refused.status).toBe(400);
-    expect(await refused.text()).toContain('expired since it was turned off');
+    expect(await refused.text()).toContain('This link has expired: make a new one.');
     expect((await t.client().get(hourly)).status).toBe(410);
+    // Nor does one that expired in use: a refusal, not a notice that it was turned on.
+    const lapsed = await makeLink(owner, { label: 'Lapsed', expiry: '1h' });
+    const lapsedId = await linkId('Lapsed');
+    t.advance(61 * 60 * 1000);
+    const notOn = await owner.post(`/guest-links/${lapsedId}/turn-on`);
+    expect(notOn.status).toBe(400);
+    expect(await notOn.text()).not.toContain('Link turned on again');
+    expect((await t.client().get(lapsed)).status).toBe(410);
+
+    // A link whose owner cannot upload now (disabled) is not turned on for them, by an admin either.
+    const member = t.client();
+    await signUp(member, 'away@example.com');
+    await makeLink(member, { label: 'Away' });
+    const awayId = (await t.services.guestLinks.list(await t.user('away@example.com')))[0]?.id ?? '';
+    expect((await member.post(`/guest-links/${awayId}/revoke`)).status).toBe(303);
+    const memberId = (await t.user('away@example.com')).id;
+    expect((await admin.post(`/admin/users/${memberId}/disable`)).status).toBe(303);
+    const forNobody = await admin.post(`/guest-links/${awayId}/turn-on`);
+    expect(forNobody.status).toBe(400);
+    expect(await forNobody.text()).toContain('cannot upload now');
+    expect(await t.count('audit_log', `action = 'guest_link_turn_on' AND target = '${awayId}'`)).toBe(0);
   });
 
   it('holds each owner to 50 links in use, when made at once and when turned on again', async () => {
@@ -357,8 +378,9 @@ describe('guest upload links', () => {
     const named = await makeLink(owner, { label: 'Locked, named', password: 'open sesame', ask_name: '1' });
     const aunt = t.client();
     await open(aunt, named);
-    const retry = await aunt.post(named, { password: 'not it at all', name: 'Ana <the aunt>' });
+    const retry = await aunt.post(named, { password: 'not it at all', name: ' Ana <the aunt>\u200b\u0007 ' });
     expect(retry.status).toBe(401);
+    // Kept as it would be stored: invisible and control characters out.
     expect(attr(await retry.text(), '#guest-name', 'value')).toBe('Ana <the aunt>');
     const right = await guest.post(path, { password: 'open sesame', name: '' });
     expect(right.status).toBe(303);

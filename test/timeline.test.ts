@@ -226,7 +226,11 @@ describe('the timeline, search and paging that keeps its place', () => {
       ]);
     });
 
-    const found = async (client: Client, path: string) => cardIds(await (await client.get(path)).text());
+    const found = async (client: Client, path: string) => {
+      const res = await client.get(path);
+      expect(res.status, path).toBe(200);
+      return cardIds(await res.text());
+    };
 
     it('finds by a prefix of any word of the title or the original name, every word typed', async () => {
       expect(await found(ada, '/?q=bea')).toEqual([beach]);
@@ -244,6 +248,27 @@ describe('the timeline, search and paging that keeps its place', () => {
       expect(await found(ada, '/?q=img%200')).toHaveLength(1);
       const html = await (await ada.get('/?q=nothing-like-it')).text();
       expect(html).toContain('No images match “nothing-like-it”.');
+    });
+
+    it('finds the same images whichever way the counts of matches send the search', async () => {
+      // Past 1,500 matches the scope's are counted, past 5,000 none are (see planOf): Ada's one
+      // zebra among Cara's 1,600 is read from the matches, her one gnu among 5,000 walking her index,
+      // and Cara's own 1,600 zebras walking hers, page after page.
+      const cara = await signUpWithRole(t, ada, 'cara@example.com', 'member');
+      const caraId = (await t.user('cara@example.com')).id;
+      const base = t.now() - 2000 * DAY;
+      const many = (word: string, n: number) =>
+        Array.from({ length: n }, (_, i) => ({ title: `${word} ${i}`, takenAt: null, createdAt: base - i }));
+      await seed(caraId, [...many('zebra', 1600), ...many('gnu', 5000)]);
+      const [zebra, gnu] = await seed(adaId, [
+        { title: 'Zebra crossing', takenAt: null, createdAt: base },
+        { title: 'Gnu herd', takenAt: null, createdAt: base },
+      ]);
+      expect(await found(ada, '/?q=zebra')).toEqual([zebra]);
+      expect(await found(ada, '/?q=gnu')).toEqual([gnu]);
+      const { ids } = await walk(cara, '/?q=zeb');
+      expect(new Set(ids).size).toBe(1600);
+      expect(ids).toHaveLength(1600);
     });
 
     it('searches only the gallery it is in: your own, shared ones on /shared, anyone’s for an admin', async () => {

@@ -40,11 +40,7 @@ async function linksPage(
 ) {
   const { user, services } = c.var;
   const everyone = user.role === 'admin' && c.req.query('all') === '1';
-  const rows = (await services.guestLinks.list(user, { everyone })).map((link) => ({
-    link,
-    state: services.guestLinks.stateOf(link),
-    canTurnOn: services.guestLinks.canTurnOn(link),
-  }));
+  const rows = (await services.guestLinks.list(user, { everyone })).map(services.guestLinks.rowOf);
   return page(
     c,
     <GuestLinksPage
@@ -109,8 +105,7 @@ guestLinkRoutes.post(
 guestLinkRoutes.get('/:id', async (c) => {
   const { guestLinks } = c.var.services;
   const { link, images } = await guestLinks.imagesOf(c.var.user, c.req.param('id'));
-  const row = { link, state: guestLinks.stateOf(link), canTurnOn: guestLinks.canTurnOn(link) };
-  return page(c, <GuestLinkImagesPage user={c.var.user} row={row} images={images} />);
+  return page(c, <GuestLinkImagesPage user={c.var.user} row={guestLinks.rowOf(link)} images={images} />);
 });
 
 guestLinkRoutes.post('/:id/revoke', async (c) => {
@@ -301,7 +296,7 @@ guestUploadRoutes.post('/:token', form(z.object({ password: text, name: text }))
     if (err instanceof Unauthenticated || err instanceof Throttled || err instanceof Invalid) {
       const status = answerRefusal(c, err) as 400 | 401 | 429;
       if (err instanceof Throttled) await auditThrottled(c, 'guest link');
-      return guestPage(c, { gateError: err.message, typedName: name.slice(0, GUEST_NAME_MAX), status });
+      return guestPage(c, { gateError: err.message, typedName: cleanText(name, GUEST_NAME_MAX), status });
     }
     if (err instanceof NotFound || err instanceof Gone) return gonePage(c, err);
     throw err;

@@ -69,6 +69,14 @@ export interface GuestLink {
 
 export type GuestLinkState = 'active' | 'expired' | 'revoked' | 'full';
 
+/** A link as its owner's pages list it. */
+export interface GuestLinkListing {
+  link: GuestLink;
+  state: GuestLinkState;
+  /** turned off, and not expired since: it may be turned on again */
+  canTurnOn: boolean;
+}
+
 export interface GuestLinkOptions {
   label: string;
   message: string;
@@ -194,9 +202,11 @@ export function createGuestLinks(deps: {
     notifyOwner: r.notify_owner === 1,
   });
 
+  const hasExpired = (link: GuestLink) => link.expiresAt !== null && link.expiresAt <= clock();
+
   function stateOf(link: GuestLink): GuestLinkState {
     if (link.revokedAt !== null) return 'revoked';
-    if (link.expiresAt !== null && link.expiresAt <= clock()) return 'expired';
+    if (hasExpired(link)) return 'expired';
     if (link.filesAccepted >= link.maxFiles || link.bytesAccepted >= link.maxBytes) return 'full';
     return 'active';
   }
@@ -275,8 +285,14 @@ export function createGuestLinks(deps: {
   }
 
   /** Whether a link that was turned off may be turned on again: not when it has expired since. */
-  const canTurnOn = (link: GuestLink) =>
-    link.revokedAt !== null && (link.expiresAt === null || link.expiresAt > clock());
+  const canTurnOn = (link: GuestLink) => link.revokedAt !== null && !hasExpired(link);
+
+  /** A link as its owner's pages list it: what it is, its state, and whether it may be turned on. */
+  const rowOf = (link: GuestLink): GuestLinkListing => ({
+    link,
+    state: stateOf(link),
+    canTurnOn: canTurnOn(link),
+  });
 
   async function ownedLink(user: User, id: string): Promise<GuestLink> {
     const row = await links.byId(id);
@@ -286,8 +302,7 @@ export function createGuestLinks(deps: {
   }
 
   return {
-    stateOf,
-    canTurnOn,
+    rowOf,
 
     isEnabled: () => deps.enabled,
 
@@ -381,14 +396,18 @@ export function createGuestLinks(deps: {
     /**
      * Turns a link that was turned off on again, at the same address, with what it took so far
      * still counted: not once it has expired (a new link is the way then), nor past the most
-     * links an owner may have in use.
+     * links an owner may have in use, nor for an owner who may not upload (disabled, or made a
+     * viewer), whose links take nothing. A link in use already is left as it is.
      */
     async turnOn(actor: Actor, id: string): Promise<void> {
       requireEnabled();
+      if (!can(actor.user, 'share.create')) throw new Forbidden('Viewers cannot turn upload links on.');
       const link = await ownedLink(actor.user, id);
+      if (hasExpired(link)) throw new Invalid('This link has expired: make a new one.');
       if (link.revokedAt === null) return;
-      if (!canTurnOn(link))
-        throw new Invalid('This link has expired since it was turned off: make a new one.');
+      const owner = await users.get(link.ownerId);
+      if (!owner || owner.isDisabled || !can(owner, 'image.upload'))
+        throw new Invalid('The person who made this link cannot upload now, so it would take nothing.');
       await database.transaction(async () => {
         await requireRoomForLink(link.ownerId, clock());
         if (!(await links.reopen(link.id))) return;

@@ -5,6 +5,7 @@ import {
   GUEST_MESSAGE_MAX,
   GUEST_NAME_MAX,
   type GuestLink,
+  type GuestLinkListing,
   type GuestLinkState,
   type VisitImage,
 } from '../services/guest-links.js';
@@ -20,13 +21,6 @@ import { Layout } from './layout.js';
 import { NewLinkNotice } from './shares.js';
 import { UploadForm } from './upload.js';
 
-export interface GuestLinkRowData {
-  link: GuestLink;
-  state: GuestLinkState;
-  /** turned off, and not expired since: it may be turned on again */
-  canTurnOn: boolean;
-}
-
 const STATE_WORDS: Record<GuestLinkState, string> = {
   active: 'in use',
   expired: 'expired',
@@ -34,7 +28,7 @@ const STATE_WORDS: Record<GuestLinkState, string> = {
   full: 'full',
 };
 
-function stateText({ link, state }: Pick<GuestLinkRowData, 'link' | 'state'>): string {
+function stateText({ link, state }: Pick<GuestLinkListing, 'link' | 'state'>): string {
   if (state !== 'active') return STATE_WORDS[state];
   return link.expiresAt === null ? 'in use, never expires' : `in use until ${formatDateTime(link.expiresAt)}`;
 }
@@ -50,7 +44,7 @@ function allowance(link: GuestLink): string {
 /** The owner's page of guest upload links: making one, and the list with what each brought. */
 export function GuestLinksPage(props: {
   user: User;
-  rows: GuestLinkRowData[];
+  rows: GuestLinkListing[];
   everyone: boolean;
   newUrl?: string | undefined;
   notice?: string | undefined;
@@ -140,7 +134,7 @@ export function GuestLinksPage(props: {
   );
 }
 
-function GuestLinksTable({ rows, everyone }: { rows: GuestLinkRowData[]; everyone: boolean }) {
+function GuestLinksTable({ rows, everyone }: { rows: GuestLinkListing[]; everyone: boolean }) {
   if (rows.length === 0) return <p class="muted">No guest upload links yet.</p>;
   return (
     <TableScroll label="Guest upload links">
@@ -178,7 +172,7 @@ function GuestLinksTable({ rows, everyone }: { rows: GuestLinkRowData[]; everyon
 }
 
 /** Turn off a link in use, or on again one that was turned off (until it expires); nothing else. */
-function OnOffButton({ row }: { row: GuestLinkRowData }) {
+function OnOffButton({ row }: { row: GuestLinkListing }) {
   const hiddenLabel = `the link “${row.link.label}”`;
   if (row.state !== 'revoked')
     return (
@@ -214,7 +208,7 @@ function SentThumb({ image }: { image: VisitImage }) {
 }
 
 /** What one link brought, for its owner (or an admin): each image with who sent it. */
-export function GuestLinkImagesPage(props: { user: User; row: GuestLinkRowData; images: VisitImage[] }) {
+export function GuestLinkImagesPage(props: { user: User; row: GuestLinkListing; images: VisitImage[] }) {
   const { row, images } = props;
   const { link } = row;
   return (
