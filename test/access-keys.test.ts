@@ -43,7 +43,10 @@ describe('personal S3 access keys', () => {
 
   /** Makes a key on the account page as a person would, and reads it off the page that shows it once. */
   async function makeKey(client: Client, name: string, scope: string) {
-    const res = await client.post('/account/keys', { name, scope });
+    const made = await client.post('/account/keys', { name, scope });
+    expect(made.status, (await made.text()).slice(0, 300)).toBe(303);
+    expect(made.headers.get('location')).toBe('/account/keys/new');
+    const res = await client.get('/account/keys/new');
     const html = await res.text();
     expect(res.status, html.slice(0, 300)).toBe(200);
     expect(res.headers.get('cache-control')).toContain('no-store');
@@ -82,6 +85,31 @@ describe('personal S3 access keys', () => {
     expect(statSync(keyFile).mode & 0o777).toBe(0o600);
     expect(readFileSync(keyFile)).toHaveLength(32);
     expect(await t.count('audit_log', `action = 'key_create' AND target = '${id}'`)).toBe(1);
+  });
+
+  it('shows a new key on the page after the POST, once: a reload makes no second key and shows no secret', async () => {
+    const before = await t.count('access_keys', `user_id = '${aliceId}'`);
+    const made = await alice.post('/account/keys', { name: 'desktop', scope: 'read' });
+    expect(made.status).toBe(303);
+    // The secret rides to that page in a cookie no other site sends and no script reads.
+    const cookie = made.headers.get('set-cookie') ?? '';
+    expect(cookie).toMatch(/HttpOnly/i);
+    expect(cookie).toMatch(/SameSite=Strict/i);
+    // Someone else given the same cookie sees nothing of it.
+    const [pair = ''] = cookie.split(';');
+    bob.cookies.set(pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1));
+    const bobsTry = await bob.get('/account/keys/new');
+    expect(bobsTry.status).toBe(303);
+    expect(await bobsTry.text()).not.toContain('key-secret');
+    const shown = await alice.get('/account/keys/new');
+    expect(shown.status).toBe(200);
+    const secret = attr(await shown.text(), '#key-secret', 'value') ?? '';
+    expect(secret.length).toBeGreaterThanOrEqual(40);
+    const again = await alice.get('/account/keys/new');
+    expect(again.status).toBe(303);
+    expect(again.headers.get('location')).toBe('/account#keys');
+    expect(await again.text()).not.toContain(secret);
+    expect(await t.count('access_keys', `user_id = '${aliceId}'`)).toBe(before + 1);
   });
 
   it('works on its owner’s images only: a put there becomes an image; elsewhere AccessDenied; all audited', async () => {
@@ -199,7 +227,7 @@ describe('personal S3 access keys', () => {
     const answers = await Promise.all(
       Array.from({ length: 14 }, (_, i) => carol.post('/account/keys', { name: `k${i}`, scope: 'own' })),
     );
-    expect(answers.filter((r) => r.status === 200)).toHaveLength(10);
+    expect(answers.filter((r) => r.status === 303)).toHaveLength(10);
     const refused = answers.filter((r) => r.status === 400);
     expect(refused).toHaveLength(4);
     expect(await (refused[0] as Response).text()).toContain('You have 10 keys already');

@@ -111,7 +111,7 @@ describe.skipIf(!hasPostgres)('db:copy --to postgres://…', () => {
       ).status,
     ).toBe(303);
     // A personal S3 key (its secret sealed with DATA_DIR's key file, which the copy leaves alone).
-    expect((await mia.post('/account/keys', { name: 'laptop', scope: 'own' })).status).toBe(200);
+    expect((await mia.post('/account/keys', { name: 'laptop', scope: 'own' })).status).toBe(303);
     // Failed logins leave throttle rows and audit rows.
     const stranger = t.client();
     for (let i = 0; i < 3; i++)

@@ -197,8 +197,12 @@ describe('guest upload links', () => {
     expect(reopened.status).toBe(200);
     expect(await reopened.text()).toContain('Up to 2 more files');
     expect(await t.count('audit_log', `action = 'guest_link_turn_on' AND target = '${id}'`)).toBe(1);
-    // Once more is nothing new: no second audit row.
-    expect((await owner.post(`/guest-links/${id}/turn-on`)).status).toBe(303);
+    // Once more is nothing new: no second audit row, and the notice says so.
+    const again = await owner.post(`/guest-links/${id}/turn-on`);
+    expect(again.status).toBe(303);
+    expect(await (await owner.get(again.headers.get('location') as string)).text()).toContain(
+      'That link was in use already.',
+    );
     expect(await t.count('audit_log', `action = 'guest_link_turn_on' AND target = '${id}'`)).toBe(1);
 
     // A link that expired while it was off stays off, and says why; its page offers no button.
@@ -229,10 +233,26 @@ describe('guest upload links', () => {
     expect((await member.post(`/guest-links/${awayId}/revoke`)).status).toBe(303);
     const memberId = (await t.user('away@example.com')).id;
     expect((await admin.post(`/admin/users/${memberId}/disable`)).status).toBe(303);
-    const forNobody = await admin.post(`/guest-links/${awayId}/turn-on`);
+    // Everyone's list offers no button for it; pressed anyway, the refusal comes back to that list.
+    const everyones = await (await admin.get('/guest-links?all=1')).text();
+    expect(everyones).toContain('Away');
+    expect(everyones).not.toContain(`/guest-links/${awayId}/turn-on`);
+    const forNobody = await admin.post(`/guest-links/${awayId}/turn-on?all=1`);
     expect(forNobody.status).toBe(400);
-    expect(await forNobody.text()).toContain('cannot upload now');
+    const refusal = await forNobody.text();
+    expect(refusal).toContain('cannot upload now');
+    expect(refusal).toContain('away@example.com');
     expect(await t.count('audit_log', `action = 'guest_link_turn_on' AND target = '${awayId}'`)).toBe(0);
+    // Nor for an owner made a viewer; and a viewer cannot turn on anything, whatever asks.
+    const demoted = await signUpWithRole(t, admin, 'demoted@example.com', 'member');
+    await makeLink(demoted, { label: 'Demoted' });
+    const demotedUser = await t.user('demoted@example.com');
+    const demotedId = (await t.services.guestLinks.list(demotedUser))[0]?.id ?? '';
+    expect((await demoted.post(`/guest-links/${demotedId}/revoke`)).status).toBe(303);
+    expect((await admin.post(`/admin/users/${demotedUser.id}/role`, { role: 'viewer' })).status).toBe(303);
+    expect((await admin.post(`/guest-links/${demotedId}/turn-on`)).status).toBe(400);
+    const asViewer = { user: await t.user('demoted@example.com'), ip: 'test' };
+    await expect(t.services.guestLinks.turnOn(asViewer, demotedId)).rejects.toThrow('Viewers cannot');
   });
 
   it('holds each owner to 50 links in use, when made at once and when turned on again', async () => {

@@ -87,7 +87,8 @@ describe.skipIf(skip)('the AWS CLI on the embedded store, followed by the galler
   it('works with a personal key from the account page: `cp` in parts, `sync`, `ls`, `rm` on one’s own images; refused elsewhere and once revoked; audited', {
     timeout: 120_000,
   }, async () => {
-    const made = await (await admin.post('/account/keys', { name: 'laptop', scope: 'own' })).text();
+    expect((await admin.post('/account/keys', { name: 'laptop', scope: 'own' })).status).toBe(303);
+    const made = await (await admin.get('/account/keys/new')).text();
     const keyEnv = {
       ...env,
       AWS_ACCESS_KEY_ID: attr(made, '#key-id', 'value') ?? '',

@@ -150,6 +150,9 @@ const CHECKS: Check[] = [
     ),
     allowed: adminOnly,
   },
+  // With no key just made, the account page; the key's own page is its maker's alone
+  // (access-keys.test.ts gives another person the cookie that carries it).
+  { name: 'GET /account/keys/new', request: get(() => '/account/keys/new'), allowed: signedIn },
   {
     name: 'POST /account/keys/:id/revoke',
     request: async (c, f) => c.post(`/account/keys/${await f.ownerKey()}/revoke`),

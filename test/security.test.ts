@@ -13,19 +13,21 @@ describe('request protection', () => {
   afterEach(() => t.close());
 
   /**
-   * Every POST route the app has, its parameters filled in, so a new route is tested without being
-   * listed here. Not /events/s3/*: the bucket's notifications carry no cookie and are checked by
-   * their own proof (see bucket-events.test.ts).
+   * Every route the app has that is not a GET (or middleware), its parameters filled in, so a new
+   * route is tested without being listed here. Not the bucket's notifications: they carry no
+   * cookie and are checked by their own proof (see bucket-events.test.ts).
    */
+  const EVENT_ROUTES = ['/events/s3/sns', '/events/s3/minio'];
   const postRoutes = () => [
     ...new Set(
       t.app.routes
-        .filter((route) => route.method === 'POST' && !route.path.startsWith('/events/s3/'))
+        .filter((route) => !['GET', 'ALL'].includes(route.method) && !EVENT_ROUTES.includes(route.path))
         .map((route) => route.path.replace(/:[^/]+/g, 'x')),
     ),
   ];
 
-  it('finds the POST routes: the ones it tests include the newest', () => {
+  it('finds the routes that change things: all POSTs, the newest among them', () => {
+    expect(t.app.routes.filter((route) => !['GET', 'ALL', 'POST'].includes(route.method))).toEqual([]);
     expect(postRoutes()).toEqual(
       expect.arrayContaining(['/signup', '/uploads/complete', '/guest-links/x/turn-on', '/u/x/presign']),
     );

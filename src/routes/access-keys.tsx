@@ -6,6 +6,7 @@ import { KEY_SCOPES } from '../services/access-keys.js';
 import { Invalid } from '../services/errors.js';
 import { NewAccessKeyPage } from '../views/access-keys.js';
 import { accountPage } from './account-page.js';
+import { redirectShowingLink, takeNewSecret } from './new-link.js';
 import { withNotice } from './notices.js';
 import { page } from './render.js';
 import { form, text } from './validate.js';
@@ -21,17 +22,7 @@ accessKeyRoutes.post(
     const { accessKeys } = c.var.services;
     try {
       const { key, secret } = await accessKeys.create(actorOf(c), c.req.valid('form'));
-      // The secret is on this page only: nothing may keep a copy of it.
-      c.header('Cache-Control', 'no-store');
-      return page(
-        c,
-        <NewAccessKeyPage
-          user={c.var.user}
-          created={key}
-          secret={secret}
-          store={accessKeys.store as NonNullable<typeof accessKeys.store>}
-        />,
-      );
+      return redirectShowingLink(c, { id: key.id, token: secret }, '/account/keys/new');
     } catch (err) {
       if (!(err instanceof Invalid)) throw err;
       return page(
@@ -42,6 +33,20 @@ accessKeyRoutes.post(
     }
   },
 );
+
+/** The key just made, with its secret, once: a reload (or anyone else) finds the account page. */
+accessKeyRoutes.get('/new', async (c) => {
+  const { accessKeys } = c.var.services;
+  const made = takeNewSecret(c);
+  const shown = made && (await accessKeys.newKeyOf(c.var.user, made.id, made.token));
+  if (!shown || !accessKeys.store) return c.redirect('/account#keys', 303);
+  // The secret is on this page only: nothing may keep a copy of it.
+  c.header('Cache-Control', 'no-store');
+  return page(
+    c,
+    <NewAccessKeyPage user={c.var.user} created={shown.key} secret={shown.secret} store={accessKeys.store} />,
+  );
+});
 
 accessKeyRoutes.post('/:id/revoke', async (c) => {
   await c.var.services.accessKeys.revoke(actorOf(c), c.req.param('id'));

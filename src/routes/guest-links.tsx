@@ -14,7 +14,7 @@ import {
   TooLarge,
   Unauthenticated,
 } from '../services/errors.js';
-import { GUEST_NAME_MAX } from '../services/guest-links.js';
+import { GUEST_NAME_MAX, type GuestLinkListing } from '../services/guest-links.js';
 import { cleanText } from '../services/images.js';
 import { parseExpiry } from '../services/shares.js';
 import { randomToken } from '../services/tokens.js';
@@ -40,7 +40,7 @@ async function linksPage(
 ) {
   const { user, services } = c.var;
   const everyone = user.role === 'admin' && c.req.query('all') === '1';
-  const rows = (await services.guestLinks.list(user, { everyone })).map(services.guestLinks.rowOf);
+  const rows = await services.guestLinks.listingsOf(await services.guestLinks.list(user, { everyone }));
   return page(
     c,
     <GuestLinksPage
@@ -51,6 +51,7 @@ async function linksPage(
       notice={noticeOf(c, {
         revoked: 'Link turned off: its address takes nothing now.',
         turnedOn: 'Link turned on again: the same address takes uploads.',
+        alreadyOn: 'That link was in use already.',
       })}
       maxUploadBytes={c.var.config.maxUploadBytes}
       albums={await services.albums.listForOwner(user.id)}
@@ -105,23 +106,29 @@ guestLinkRoutes.post(
 guestLinkRoutes.get('/:id', async (c) => {
   const { guestLinks } = c.var.services;
   const { link, images } = await guestLinks.imagesOf(c.var.user, c.req.param('id'));
-  return page(c, <GuestLinkImagesPage user={c.var.user} row={guestLinks.rowOf(link)} images={images} />);
+  const [row] = await guestLinks.listingsOf([link]);
+  return page(c, <GuestLinkImagesPage user={c.var.user} row={row as GuestLinkListing} images={images} />);
 });
+
+/** The list a link's button was pressed on: everyone's (`?all=1`, an admin's) or one's own. */
+const listOf = (c: Context<SignedInEnv>) =>
+  c.req.query('all') === '1' ? '/guest-links?all=1' : '/guest-links';
 
 guestLinkRoutes.post('/:id/revoke', async (c) => {
   await c.var.services.guestLinks.revoke(actorOf(c), c.req.param('id'));
-  return c.redirect(withNotice('/guest-links', 'revoked'), 303);
+  return c.redirect(withNotice(listOf(c), 'revoked'), 303);
 });
 
 guestLinkRoutes.post('/:id/turn-on', async (c) => {
+  let turnedOn: boolean;
   try {
-    await c.var.services.guestLinks.turnOn(actorOf(c), c.req.param('id'));
+    turnedOn = await c.var.services.guestLinks.turnOn(actorOf(c), c.req.param('id'));
   } catch (err) {
     if (!(err instanceof Invalid || err instanceof TooLarge)) throw err;
     answerRefusal(c, err);
     return linksPage(c, { listError: err.message }, 400);
   }
-  return c.redirect(withNotice('/guest-links', 'turnedOn'), 303);
+  return c.redirect(withNotice(listOf(c), turnedOn ? 'turnedOn' : 'alreadyOn'), 303);
 });
 
 // Nothing leaks through the referrer, search engines stay out.

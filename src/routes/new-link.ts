@@ -7,7 +7,8 @@ import type { AppContext, SignedInEnv } from '../env.js';
  * a reload neither shows it again nor makes a second one). Only the token's hash is stored, so
  * the token rides to that page in a cookie that lives minutes, is sent by no other site and read by
  * no script, and is deleted as it is shown. The page shows it only if it is the token of a link
- * of the signed-in owner: a cookie set by anyone else shows nothing.
+ * of the signed-in owner: a cookie set by anyone else shows nothing. A new S3 access key's secret
+ * rides the same way (its id and secret for the link's id and token).
  */
 const COOKIE = 's3g_new_link';
 const MAX_AGE_SECONDS = 600;
@@ -39,6 +40,21 @@ export function redirectShowingLink(c: AppContext, link: { id: string; token: st
 }
 
 /**
+ * The id and token this browser was sent to this page with, once (the cookie goes as it is read);
+ * undefined when there are none, or they were for another page. Each page checks they are the
+ * signed-in person's.
+ */
+export function takeNewSecret(c: AppContext): { id: string; token: string } | undefined {
+  const value = getCookie(c, cookieName(c));
+  if (value === undefined || c.req.header('HX-Request')) return undefined;
+  const [id = '', token = '', ...rest] = value.split('.');
+  const forPage = rest.join('.');
+  if (safeDecode(forPage) !== c.req.path) return undefined;
+  deleteCookie(c, cookieName(c), { path: '/', secure: c.var.config.isSecureOrigin });
+  return { id, token };
+}
+
+/**
  * The address of the link this browser just made, once; undefined when there is none to show. A
  * share link's (`/s/`), or a guest upload link's (`/u/`).
  */
@@ -46,12 +62,9 @@ export async function takeNewLink(
   c: Context<SignedInEnv>,
   kind: 'share' | 'guest' = 'share',
 ): Promise<string | undefined> {
-  const value = getCookie(c, cookieName(c));
-  if (value === undefined || c.req.header('HX-Request')) return undefined;
-  const [id = '', token = '', ...rest] = value.split('.');
-  const forPage = rest.join('.');
-  if (safeDecode(forPage) !== c.req.path) return undefined;
-  deleteCookie(c, cookieName(c), { path: '/', secure: c.var.config.isSecureOrigin });
+  const made = takeNewSecret(c);
+  if (!made) return undefined;
+  const { id, token } = made;
   const links = kind === 'share' ? c.var.services.shares : c.var.services.guestLinks;
   const isOwn = await links.isOwnNewLink(c.var.user, id, token);
   return isOwn ? `${c.var.config.appOrigin}/${kind === 'share' ? 's' : 'u'}/${token}` : undefined;

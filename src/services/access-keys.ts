@@ -7,6 +7,7 @@ import type { Actor, Audit } from './audit.js';
 import type { Clock } from './clock.js';
 import { Forbidden, Invalid, NotFound } from './errors.js';
 import type { SecretBox } from './secret-box.js';
+import { sha256Hex } from './tokens.js';
 import type { User } from './users.js';
 
 /**
@@ -150,6 +151,23 @@ export function createAccessKeys(deps: {
         await audit.change(actor, 'key_create', { target: id, detail: `“${name}”, ${opts.scope}` });
       });
       return { key: toKey(row), secret };
+    },
+
+    /**
+     * The key `id` and its secret, if it is this person's, still live, and `secret` is its secret:
+     * what the page after making it shows (once; the secret came back in a cookie).
+     */
+    async newKeyOf(
+      user: User,
+      id: string,
+      secret: string,
+    ): Promise<{ key: AccessKey; secret: string } | undefined> {
+      const row = await keys.withOwner(id);
+      if (!row || row.user_id !== user.id || row.revoked_at !== null) return undefined;
+      const kept = await box.open(row.secret_box, row.id).catch(() => undefined);
+      // Compared by their hashes: how long the comparison takes says nothing of the secret.
+      if (kept === undefined || sha256Hex(kept) !== sha256Hex(secret)) return undefined;
+      return { key: toKey(row), secret: kept };
     },
 
     /** Revokes a key: its owner's or, for an admin, anyone's. Requests signed with it fail at once. */

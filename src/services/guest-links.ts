@@ -202,6 +202,10 @@ export function createGuestLinks(deps: {
     notifyOwner: r.notify_owner === 1,
   });
 
+  /** Whether a link of this owner takes uploads: not when disabled, or no longer able to upload (a viewer). */
+  const mayTakeFor = (owner: User | null): owner is User =>
+    owner !== null && !owner.isDisabled && can(owner, 'image.upload');
+
   const hasExpired = (link: GuestLink) => link.expiresAt !== null && link.expiresAt <= clock();
 
   function stateOf(link: GuestLink): GuestLinkState {
@@ -226,9 +230,7 @@ export function createGuestLinks(deps: {
     if (state === 'expired')
       throw new Gone('This upload link has expired. Ask the person who sent it for a new one.');
     const owner = await users.get(link.ownerId);
-    // A disabled owner, or one who may no longer upload (made a viewer), takes nothing.
-    if (!owner || owner.isDisabled || !can(owner, 'image.upload'))
-      throw new Gone('This upload link is no longer available.');
+    if (!mayTakeFor(owner)) throw new Gone('This upload link is no longer available.');
     return { link, owner, row };
   }
 
@@ -284,15 +286,20 @@ export function createGuestLinks(deps: {
       );
   }
 
-  /** Whether a link that was turned off may be turned on again: not when it has expired since. */
-  const canTurnOn = (link: GuestLink) => link.revokedAt !== null && !hasExpired(link);
-
-  /** A link as its owner's pages list it: what it is, its state, and whether it may be turned on. */
-  const rowOf = (link: GuestLink): GuestLinkListing => ({
-    link,
-    state: stateOf(link),
-    canTurnOn: canTurnOn(link),
-  });
+  /**
+   * Links as their owners' pages list them: each with its state, and whether it may be turned on
+   * again (turned off, not expired since, and its owner able to upload).
+   */
+  async function listingsOf(list: GuestLink[]): Promise<GuestLinkListing[]> {
+    const ownersMay = new Map<string, boolean>();
+    for (const ownerId of new Set(list.map((link) => link.ownerId)))
+      ownersMay.set(ownerId, mayTakeFor(await users.get(ownerId)));
+    return list.map((link) => ({
+      link,
+      state: stateOf(link),
+      canTurnOn: link.revokedAt !== null && !hasExpired(link) && ownersMay.get(link.ownerId) === true,
+    }));
+  }
 
   async function ownedLink(user: User, id: string): Promise<GuestLink> {
     const row = await links.byId(id);
@@ -302,7 +309,7 @@ export function createGuestLinks(deps: {
   }
 
   return {
-    rowOf,
+    listingsOf,
 
     isEnabled: () => deps.enabled,
 
@@ -397,21 +404,23 @@ export function createGuestLinks(deps: {
      * Turns a link that was turned off on again, at the same address, with what it took so far
      * still counted: not once it has expired (a new link is the way then), nor past the most
      * links an owner may have in use, nor for an owner who may not upload (disabled, or made a
-     * viewer), whose links take nothing. A link in use already is left as it is.
+     * viewer), whose links take nothing. Whether it was turned on: a link in use already (or turned
+     * on meanwhile) is left as it is.
      */
-    async turnOn(actor: Actor, id: string): Promise<void> {
+    async turnOn(actor: Actor, id: string): Promise<boolean> {
       requireEnabled();
       if (!can(actor.user, 'share.create')) throw new Forbidden('Viewers cannot turn upload links on.');
       const link = await ownedLink(actor.user, id);
       if (hasExpired(link)) throw new Invalid('This link has expired: make a new one.');
-      if (link.revokedAt === null) return;
-      const owner = await users.get(link.ownerId);
-      if (!owner || owner.isDisabled || !can(owner, 'image.upload'))
-        throw new Invalid('The person who made this link cannot upload now, so it would take nothing.');
-      await database.transaction(async () => {
+      if (link.revokedAt === null) return false;
+      return database.transaction(async () => {
+        // In the transaction, so an owner disabled meanwhile is seen.
+        if (!mayTakeFor(await users.get(link.ownerId)))
+          throw new Invalid('The person who made this link cannot upload now, so it would take nothing.');
         await requireRoomForLink(link.ownerId, clock());
-        if (!(await links.reopen(link.id))) return;
+        if (!(await links.reopen(link.id))) return false;
         await audit.change(actor, 'guest_link_turn_on', { target: link.id, detail: `“${link.label}”` });
+        return true;
       });
     },
 

@@ -161,7 +161,7 @@ function GuestLinksTable({ rows, everyone }: { rows: GuestLinkListing[]; everyon
               </td>
               <td>{row.link.lastUsedAt === null ? '—' : formatDateTime(row.link.lastUsedAt)}</td>
               <td>
-                <OnOffButton row={row} />
+                <OnOffButton row={row} everyone={everyone} />
               </td>
             </tr>
           ))}
@@ -171,13 +171,17 @@ function GuestLinksTable({ rows, everyone }: { rows: GuestLinkListing[]; everyon
   );
 }
 
-/** Turn off a link in use, or on again one that was turned off (until it expires); nothing else. */
-function OnOffButton({ row }: { row: GuestLinkListing }) {
+/**
+ * Turn off a link in use, or on again one that was turned off (until it expires); nothing else.
+ * From the list of everyone's links (`everyone`), the answer comes back to that list.
+ */
+function OnOffButton({ row, everyone = false }: { row: GuestLinkListing; everyone?: boolean }) {
   const hiddenLabel = `the link “${row.link.label}”`;
+  const back = everyone ? '?all=1' : '';
   if (row.state !== 'revoked')
     return (
       <PostButton
-        action={`/guest-links/${row.link.id}/revoke`}
+        action={`/guest-links/${row.link.id}/revoke${back}`}
         label="Turn off"
         hiddenLabel={hiddenLabel}
         danger
@@ -186,7 +190,7 @@ function OnOffButton({ row }: { row: GuestLinkListing }) {
   if (!row.canTurnOn) return null;
   return (
     <PostButton
-      action={`/guest-links/${row.link.id}/turn-on`}
+      action={`/guest-links/${row.link.id}/turn-on${back}`}
       label="Turn on again"
       hiddenLabel={hiddenLabel}
     />
@@ -219,7 +223,7 @@ export function GuestLinkImagesPage(props: { user: User; row: GuestLinkListing; 
         <a href="/guest-links">All guest upload links</a>
       </p>
       <p>
-        State: {stateText(row)} <OnOffButton row={row} />
+        State: {stateText(row)} <OnOffButton row={row} everyone={link.ownerId !== props.user.id} />
       </p>
       {images.length === 0 ? (
         <p class="muted">Nothing has come through this link yet (or it was all deleted).</p>
