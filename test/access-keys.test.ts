@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { codeOf } from '../packages/s3-store/test/support.js';
 import type { Client } from './support/app.js';
 import { makeTestApp, signUp, signUpWithRole, type TestApp } from './support/app.js';
-import { attr, count, text } from './support/html.js';
+import { attr, count, hiddenForm, text } from './support/html.js';
 import { makeJpeg } from './support/images.js';
 
 /**
@@ -181,12 +181,23 @@ describe('personal S3 access keys', () => {
     const Bucket = t.store.bucket;
     const list = (s3: S3Client) => s3.send(new ListObjectsV2Command({ Bucket, Prefix: `users/${aliceId}/` }));
     expect(await codeOf(list(first.s3))).toBe('');
+    const yes = { confirm: 'yes' };
     expect((await bob.post(`/account/keys/${first.id}/revoke`)).status).toBe(404);
-    expect((await t.client('https://evil.example').post(`/account/keys/${first.id}/revoke`)).status).toBe(
-      403,
-    );
+    expect((await bob.post(`/account/keys/${first.id}/revoke`, yes)).status).toBe(404);
+    expect(
+      (await t.client('https://evil.example').post(`/account/keys/${first.id}/revoke`, yes)).status,
+    ).toBe(403);
     expect(await codeOf(list(first.s3))).toBe('');
-    const res = await alice.post(`/account/keys/${first.id}/revoke`);
+    // Revoke asks first, naming the key; asking changes nothing.
+    const asked = await alice.post(`/account/keys/${first.id}/revoke`);
+    expect(asked.status).toBe(200);
+    const question = await asked.text();
+    expect(text(question, 'h1')).toBe('Revoke the key “phone”?');
+    expect(hiddenForm(question, `form[action="/account/keys/${first.id}/revoke"]`).fields).toEqual([
+      ['confirm', 'yes'],
+    ]);
+    expect(await codeOf(list(first.s3))).toBe('');
+    const res = await alice.post(`/account/keys/${first.id}/revoke`, yes);
     expect(res.status).toBe(303);
     expect(await codeOf(list(first.s3))).toBe('InvalidAccessKeyId');
     expect(await (await alice.get(res.headers.get('location') as string)).text()).toContain(
@@ -194,7 +205,7 @@ describe('personal S3 access keys', () => {
     );
 
     const second = await makeKey(alice, 'tablet', 'own');
-    expect((await admin.post(`/account/keys/${second.id}/revoke`)).status).toBe(303);
+    expect((await admin.post(`/account/keys/${second.id}/revoke`, yes)).status).toBe(303);
     expect(await codeOf(list(second.s3))).toBe('InvalidAccessKeyId');
     expect(await t.count('audit_log', `action = 'key_revoke'`)).toBe(2);
 

@@ -155,7 +155,7 @@ describe.skipIf(skip)('the AWS CLI on the embedded store, followed by the galler
     );
 
     const keyId = keyEnv.AWS_ACCESS_KEY_ID;
-    expect((await admin.post(`/account/keys/${keyId}/revoke`)).status).toBe(303);
+    expect((await admin.post(`/account/keys/${keyId}/revoke`, { confirm: 'yes' })).status).toBe(303);
     expect(await refused('s3', 'ls', `${mine}/`)).toContain('InvalidAccessKeyId');
   });
 });

@@ -91,8 +91,10 @@ async function untilOk(url: string, timeoutMs = 60_000): Promise<void> {
   throw new Error(`${url} did not answer 200 in time`);
 }
 
-/** Spawns a process (in `cwd`) and returns how long it took until `url` answered 200. */
-/** `args` are the start script's after `node`: the `NAME=value` ones before them are its environment. */
+/**
+ * Spawns a process (in `cwd`) and returns how long it took until `url` answered 200. `args` are the
+ * start script's after `node`: the `NAME=value` ones before them are its environment.
+ */
 async function startTimed(args: string[], env: Record<string, string>, url: string, cwd = root) {
   const started = performance.now();
   const n = leadingAssignments(args);
@@ -451,14 +453,16 @@ interface Tree {
   serverArgs: string[];
 }
 
-/** Exactly what `npm start` (and the image's CMD) runs in a checkout, V8 flags included. */
 /** How many of `words` are `NAME=value` assignments before the command (as a shell reads them). */
 function leadingAssignments(words: string[]): number {
   const command = words.findIndex((w) => !/^[A-Z_][A-Z0-9_]*=/.test(w));
   return command === -1 ? words.length : command;
 }
 
-/** The start script's words after `node`, with its leading `NAME=value` environment before them. */
+/**
+ * Exactly what `npm start` (and the image's CMD) runs in a checkout, V8 flags included: the start
+ * script's words after `node`, with its leading `NAME=value` environment before them.
+ */
 function startArguments(dir: string): string[] {
   const startScript = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')).scripts
     .start as string;

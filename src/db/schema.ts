@@ -326,10 +326,6 @@ interface AlbumImagesTable {
 }
 
 /**
- * People's own keys to the embedded store (migration 19). The id is the access key id; the secret
- * is sealed with a key kept in DATA_DIR, never in the database (see services/secret-box.ts).
- */
-/**
  * A link through which people without an account upload into its owner's gallery (`/u/<token>`, the
  * token stored hashed): how many files and bytes it takes in all, and what it took so far (counted
  * when each upload is accepted, in the same transaction as its image).
@@ -360,6 +356,10 @@ export interface GuestLinksTable {
   bytes_accepted: Generated<number>;
 }
 
+/**
+ * People's own keys to the embedded store (migration 19). The id is the access key id; the secret
+ * is sealed with a key kept in DATA_DIR, never in the database (see services/secret-box.ts).
+ */
 export interface AccessKeysTable {
   id: string;
   user_id: string;

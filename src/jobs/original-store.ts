@@ -53,10 +53,6 @@ export function createOriginalStore(deps: { database: AppDb; storage: Storage; i
 
   /**
    * Copies `source` (only as the version `etag` names) to the image's original key; a copy made
-   * before (by an earlier run) counts. Throws JobFailed when that version is not there.
-   */
-  /**
-   * Copies `source` (only as the version `etag` names) to the image's original key; a copy made
    * before (by an earlier run) counts. Returns the ETag the original has in place (bare; '' when the
    * bucket names none). Throws JobFailed when that version is not there.
    */

@@ -4,7 +4,7 @@ import type { SignedInEnv } from '../env.js';
 import { actorOf, requireUser } from '../middleware/session.js';
 import { KEY_SCOPES } from '../services/access-keys.js';
 import { Invalid } from '../services/errors.js';
-import { NewAccessKeyPage } from '../views/access-keys.js';
+import { ConfirmRevokeKeyPage, NewAccessKeyPage } from '../views/access-keys.js';
 import { accountPage } from './account-page.js';
 import { redirectShowingLink, takeNewSecret } from './new-link.js';
 import { withNotice } from './notices.js';
@@ -48,7 +48,16 @@ accessKeyRoutes.get('/new', async (c) => {
   );
 });
 
-accessKeyRoutes.post('/:id/revoke', async (c) => {
-  await c.var.services.accessKeys.revoke(actorOf(c), c.req.param('id'));
-  return c.redirect(`${withNotice('/account', 'keyRevoked')}#keys`, 303);
+/** Revoking asks first (it cannot be undone); the confirmation's own form says `confirm=yes`. */
+accessKeyRoutes.post('/:id/revoke', form(z.object({ confirm: text })), async (c) => {
+  const { accessKeys } = c.var.services;
+  const id = c.req.param('id');
+  const revoked = `${withNotice('/account', 'keyRevoked')}#keys`;
+  if (c.req.valid('form').confirm !== 'yes') {
+    const key = await accessKeys.get(c.var.user, id);
+    if (key.revokedAt !== null) return c.redirect(revoked, 303);
+    return page(c, <ConfirmRevokeKeyPage user={c.var.user} accessKey={key} />);
+  }
+  await accessKeys.revoke(actorOf(c), id);
+  return c.redirect(revoked, 303);
 });

@@ -170,6 +170,14 @@ export function createAccessKeys(deps: {
       return { key: toKey(row), secret: kept };
     },
 
+    /** A key its owner or an admin may see and revoke; NotFound for anyone else. */
+    async get(user: User, id: string): Promise<AccessKey> {
+      const row = await keys.withOwner(id);
+      if (!row || (row.user_id !== user.id && !can(user, 'admin')))
+        throw new NotFound('There is no such key.');
+      return toKey(row);
+    },
+
     /** Revokes a key: its owner's or, for an admin, anyone's. Requests signed with it fail at once. */
     async revoke(actor: Actor, id: string): Promise<void> {
       const row = await keys.withOwner(id);

@@ -105,7 +105,6 @@ async function animatedDisplay(original: string | Buffer): Promise<Buffer> {
     .toBuffer();
 }
 
-/** Both copies and the placeholder from one decode: display-size pixels first, then each from them. */
 /**
  * Both copies and the placeholder from one decode: display-size pixels first, then each copy from
  * them, one step after another. Each sharp step holds one of libuv's four threads, which the

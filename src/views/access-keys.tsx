@@ -216,3 +216,25 @@ export function NewAccessKeyPage({
     </Layout>
   );
 }
+
+/** Asked before a key is revoked: what stops working, and that it cannot be undone. */
+export function ConfirmRevokeKeyPage({ user, accessKey }: { user: User; accessKey: AccessKey }) {
+  return (
+    <Layout title={`Revoke ${accessKey.name}`} user={user}>
+      <section class="card narrow">
+        <h1>Revoke the key “{accessKey.name}”?</h1>
+        <p>
+          Every tool that signs with <code>{accessKey.id}</code> is refused from then on. A revoked key cannot
+          be turned back on: make a new one if you need it again.
+        </p>
+        <form method="post" action={`/account/keys/${accessKey.id}/revoke`} class="row">
+          <input type="hidden" name="confirm" value="yes" />
+          <button type="submit" class="danger">
+            Revoke
+          </button>
+          <a href="/account#keys">Cancel</a>
+        </form>
+      </section>
+    </Layout>
+  );
+}

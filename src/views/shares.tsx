@@ -206,13 +206,13 @@ export function ShareSelectionPage(props: { user: User; images: Image[]; error?:
   );
 }
 
-/** The public page behind /s/<token>: no account, no navigation into the app. */
 /** The display copy's size, which the viewer needs before it loads the picture. */
 function viewerSize(image: { width: number; height: number }) {
   const { width, height } = displaySize(image.width, image.height);
   return { 'data-pswp-width': width, 'data-pswp-height': height };
 }
 
+/** The public page behind /s/<token>: no account, no navigation into the app. */
 export function PublicSharePage({ view, token }: { view: SharedView; token: string }) {
   const many = view.images.length > 1 || view.albumName !== undefined;
   const heading = many ? `${view.images.length} shared images` : view.images[0]?.title;

@@ -101,13 +101,13 @@ export const INTERNAL_ERROR = {
   body: '<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code><Message>We encountered an internal error. Please try again.</Message></Error>',
 };
 
+/** The intercepted app's renditions workers. */
+export const WORKERS = 2;
+
 /**
  * A test app whose storage goes through an interceptor in front of its own store, with one member
  * signed in. `close` stops both.
  */
-/** The intercepted app's renditions workers. */
-export const WORKERS = 2;
-
 export async function makeInterceptedApp(email = 'alice@example.com', env: Record<string, string> = {}) {
   const proxy = await startStoreInterceptor();
   // Two workers, whatever the machine: tests count how many originals are read at once.

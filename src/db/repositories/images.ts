@@ -396,7 +396,6 @@ export function imagesRepository(database: AppDb) {
       return row !== undefined;
     },
 
-    /** The image's original is in place, copied from `stagedKey` (or that file is lost): it names it no more. */
     /** The original is in place (with this ETag, when known): the image stops naming its staging object. */
     async unstage(id: string, stagedKey: string, originalEtag: string | null = null): Promise<void> {
       await database.q

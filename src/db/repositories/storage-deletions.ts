@@ -3,7 +3,6 @@ import type { AppDb } from '../database.js';
 /** The storage_deletions table's SQL: bucket keys to delete, kept until a delete succeeds. */
 export function storageDeletionsRepository(database: AppDb) {
   return {
-    /** Queues a key; one already queued keeps its first time and its attempts. */
     /** Queues the keys (one statement; a key already queued stays as it was). */
     async queue(keys: readonly string[], queuedAt: number): Promise<void> {
       for (let i = 0; i < keys.length; i += 1000) {
