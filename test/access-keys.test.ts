@@ -200,9 +200,10 @@ describe('personal S3 access keys', () => {
     const res = await alice.post(`/account/keys/${first.id}/revoke`, yes);
     expect(res.status).toBe(303);
     expect(await codeOf(list(first.s3))).toBe('InvalidAccessKeyId');
-    expect(await (await alice.get(res.headers.get('location') as string)).text()).toContain(
-      'The key is revoked',
-    );
+    // The page lands on the keys, so the notice is there, not above the fold.
+    expect(res.headers.get('location')).toMatch(/#keys$/);
+    const landed = await (await alice.get(res.headers.get('location') as string)).text();
+    expect(text(landed, '#keys [role="status"]')).toContain('The key is revoked');
 
     const second = await makeKey(alice, 'tablet', 'own');
     expect((await admin.post(`/account/keys/${second.id}/revoke`, yes)).status).toBe(303);

@@ -253,6 +253,14 @@ describe('guest upload links', () => {
     expect((await admin.post(`/guest-links/${demotedId}/turn-on`)).status).toBe(400);
     const asViewer = { user: await t.user('demoted@example.com'), ip: 'test' };
     await expect(t.services.guestLinks.turnOn(asViewer, demotedId)).rejects.toThrow('Viewers cannot');
+
+    // An admin making a link from everyone's list comes back to it, where the new address shows once.
+    const fromAll = await admin.post('/guest-links?all=1', { label: 'From everyone', expiry: '7d' });
+    expect(fromAll.status).toBe(303);
+    expect(fromAll.headers.get('location')).toBe('/guest-links?all=1');
+    const listed = await (await admin.get('/guest-links?all=1')).text();
+    expect(attr(listed, '#new-share-link', 'value')).toMatch(/\/u\/[a-z2-7]{32}$/);
+    expect(listed).toContain('away@example.com');
   });
 
   it('holds each owner to 50 links in use, when made at once and when turned on again', async () => {

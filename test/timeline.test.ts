@@ -248,6 +248,9 @@ describe('the timeline, search and paging that keeps its place', () => {
       expect(await found(ada, '/?q=img%200')).toHaveLength(1);
       const html = await (await ada.get('/?q=nothing-like-it')).text();
       expect(html).toContain('No images match “nothing-like-it”.');
+      // Nothing to select: no Share / Delete bar above an empty grid (the search box stays).
+      expect(all(html, '#bulk-delete')).toHaveLength(0);
+      expect(all(await (await ada.get('/?q=bea')).text(), '#bulk-delete')).toHaveLength(1);
     });
 
     it('finds the same images whichever way the counts of matches send the search', async () => {

@@ -3,10 +3,18 @@ import type { SignedInEnv } from '../env.js';
 import type { KeyScope } from '../services/access-keys.js';
 import { AccountPage } from '../views/account.js';
 
-/** The account page of the signed-in person, with a notice or a refused new key's message. */
+/**
+ * The account page of the signed-in person, with a notice (a key's in the keys section, where the
+ * page lands after a key changed) or a refused new key's message.
+ */
 export async function accountPage(
   c: Context<SignedInEnv>,
-  o: { notice?: string | undefined; keyError?: string; keyScope?: KeyScope } = {},
+  o: {
+    notice?: string | undefined;
+    keyNotice?: string | undefined;
+    keyError?: string;
+    keyScope?: KeyScope;
+  } = {},
 ) {
   const { user, session, services } = c.var;
   return (
@@ -20,6 +28,7 @@ export async function accountPage(
         keys: await services.accessKeys.list(user),
         store: services.accessKeys.store,
         error: o.keyError,
+        notice: o.keyNotice,
         ...(o.keyScope ? { chosen: o.keyScope } : {}),
       }}
     />

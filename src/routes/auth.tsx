@@ -99,9 +99,9 @@ authRoutes.get('/account', requireUser, async (c) => {
     ended: 'That browser is signed out.',
     endedOthers: (n) =>
       `Signed out everywhere else (${n === '1' ? '1 browser' : `${Number(n) || 0} browsers`}).`,
-    keyRevoked: 'The key is revoked: requests signed with it are refused.',
   });
-  return page(c, await accountPage(c, { notice }));
+  const keyNotice = noticeOf(c, { keyRevoked: 'The key is revoked: requests signed with it are refused.' });
+  return page(c, await accountPage(c, { notice, keyNotice }));
 });
 
 authRoutes.post('/account/sessions/end-others', requireUser, async (c) => {

@@ -54,6 +54,7 @@ async function linksPage(
         alreadyOn: 'That link was in use already.',
       })}
       maxUploadBytes={c.var.config.maxUploadBytes}
+      canEmail={c.var.config.notify.smtpUrl !== undefined}
       albums={await services.albums.listForOwner(user.id)}
       {...extra}
     />,
@@ -94,7 +95,7 @@ guestLinkRoutes.post(
         askName: f.ask_name,
         notifyOwner: f.notify,
       });
-      return redirectShowingLink(c, { id: link.id, token }, '/guest-links');
+      return redirectShowingLink(c, { id: link.id, token }, listOf(c));
     } catch (err) {
       if (!(err instanceof DomainError) || err instanceof Gone) throw err;
       answerRefusal(c, err);

@@ -2,7 +2,7 @@ import { formatDateTime } from '../format.js';
 import type { AccessKey, KeyScope, StoreEndpoint } from '../services/access-keys.js';
 import type { User } from '../services/users.js';
 import { asset } from './assets.js';
-import { ErrorMessage } from './components/messages.js';
+import { ErrorMessage, Notice } from './components/messages.js';
 import { PostButton } from './components/post-button.js';
 import { TableHead } from './components/table-head.js';
 import { TableScroll } from './components/table-scroll.js';
@@ -27,12 +27,14 @@ export function AccessKeysSection({
   keys,
   store,
   error,
+  notice,
   chosen = 'own',
 }: {
   user: User;
   keys: AccessKey[];
   store: StoreEndpoint | null;
   error?: string | undefined;
+  notice?: string | undefined;
   /** the scope the refused form had chosen */
   chosen?: KeyScope;
 }) {
@@ -40,6 +42,7 @@ export function AccessKeysSection({
   return (
     <section class="card keys" aria-labelledby="keys-heading" id="keys">
       <h2 id="keys-heading">S3 access keys</h2>
+      <Notice message={notice} />
       {store ? (
         <>
           <p class="muted">

@@ -25,6 +25,8 @@ export interface AccountPageProps {
     keys: AccessKey[];
     store: StoreEndpoint | null;
     error?: string | undefined;
+    /** what just happened to a key: shown in the section the page lands on */
+    notice?: string | undefined;
     chosen?: KeyScope;
   };
 }
@@ -114,6 +116,7 @@ export function AccountPage({
           keys={accessKeys.keys}
           store={accessKeys.store}
           error={accessKeys.error}
+          notice={accessKeys.notice}
           {...(accessKeys.chosen ? { chosen: accessKeys.chosen } : {})}
         />
       ) : null}

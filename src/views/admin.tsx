@@ -67,7 +67,7 @@ export function InvitesPage({ user, invites, signup, newLink, error }: InvitesPa
                   </td>
                   <td>{formatDateTime(i.expiresAt)}</td>
                   <td>{i.state === 'used' && i.usedByEmail ? `used by ${i.usedByEmail}` : i.state}</td>
-                  <td>
+                  <td class="actions">
                     {i.state === 'open' ? (
                       <PostButton
                         action={`/admin/invites/${encodeURIComponent(i.id)}/revoke`}

@@ -462,7 +462,8 @@ export function GalleryPage({
         </section>
       ) : (
         <>
-          {canChange ? <BulkForm basePath={basePath} /> : null}
+          {/* A search that found nothing has nothing to select. */}
+          {canChange && cards.length > 0 ? <BulkForm basePath={basePath} /> : null}
           <GalleryTools basePath={basePath} order={order} search={search} />
           <Grid {...{ cards, nextCursor, canChange, basePath, order, search }} />
           <script type="module" src={asset('js/grid.js')} />

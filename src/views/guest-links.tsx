@@ -53,6 +53,8 @@ export function GuestLinksPage(props: {
   /** why a link was not turned on again (shown above the list) */
   listError?: string | undefined;
   maxUploadBytes: number;
+  /** whether this server sends email (SMTP_URL): the owner's emails wait for it otherwise */
+  canEmail: boolean;
   /** the person's albums, one of which a link may fill */
   albums: { id: string; name: string }[];
 }) {
@@ -63,7 +65,7 @@ export function GuestLinksPage(props: {
       <p class="muted">
         Anyone with such a link can send you photos without an account, within the limits you set. They land
         in your gallery, marked with the link's label. Turn a link off to stop it at once; turn it on again
-        and the same address works.
+        and the same address works. The address is shown once, when the link is made: keep it then.
       </p>
       <NewLinkNotice url={props.newUrl} what="upload link" />
       <Notice message={props.notice} />
@@ -79,7 +81,7 @@ export function GuestLinksPage(props: {
       <details class="card" open={rows.length === 0 || props.error !== undefined}>
         <summary>Make a guest upload link</summary>
         <ErrorMessage message={props.error} />
-        <form method="post" action="/guest-links" class="stack">
+        <form method="post" action={everyone ? '/guest-links?all=1' : '/guest-links'} class="stack">
           <label for="guest-label">Label (guests see it; uploads are marked with it)</label>
           <input
             id="guest-label"
@@ -122,8 +124,8 @@ export function GuestLinksPage(props: {
             <input type="checkbox" name="ask_name" value="1" /> Ask guests for their name
           </label>
           <label class="check">
-            <input type="checkbox" name="notify" value="1" checked /> Email me of what guests send (with
-            notification emails set up)
+            <input type="checkbox" name="notify" value="1" checked /> Email me when guests send photos
+            {props.canEmail ? null : ' (once this server sends email: it has no SMTP_URL yet)'}
           </label>
           <button type="submit">Make upload link</button>
         </form>
@@ -160,7 +162,7 @@ function GuestLinksTable({ rows, everyone }: { rows: GuestLinkListing[]; everyon
                 of {formatBytes(row.link.maxBytes)}
               </td>
               <td>{row.link.lastUsedAt === null ? '—' : formatDateTime(row.link.lastUsedAt)}</td>
-              <td>
+              <td class="actions">
                 <OnOffButton row={row} everyone={everyone} />
               </td>
             </tr>

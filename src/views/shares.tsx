@@ -139,7 +139,7 @@ export function LinksTable({
                   .filter(Boolean)
                   .join(', ') || '—'}
               </td>
-              <td>
+              <td class="actions">
                 {row.state === 'active' ? (
                   <PostButton
                     action={`/shares/${row.link.id}/revoke`}

@@ -117,10 +117,7 @@ export function UploadForm({
         </div>
         <small id="upload-hint">
           {anyFile ? `Images (${ACCEPTED_NAMES}) or any other file` : ACCEPTED_NAMES}, up to{' '}
-          {formatBytes(maxBytes)} each.{' '}
-          {guest
-            ? 'This form works for 15 minutes: reload the page for a fresh one.'
-            : 'The link on this page is valid for 15 minutes.'}
+          {formatBytes(maxBytes)} each. This form works for 15 minutes: reload the page for a fresh one.
         </small>
         <button type="submit">Upload</button>
       </form>

@@ -302,6 +302,23 @@ describe.skipIf(skipBrowser)('the gallery grid: columns, phone layout, selection
       widths[path] = await page.evaluate(() => document.documentElement.scrollWidth);
     }
     expect(widths).toEqual(Object.fromEntries(Object.keys(widths).map((p) => [p, PHONE.width])));
+    // A table wider than the phone scrolls in its box, but each row's buttons and links stay in
+    // view at its right edge.
+    await page.goto(`${origin}/admin`);
+    const box = await page
+      .locator('.table-scroll')
+      .first()
+      .evaluate((el) => ({
+        scrolls: el.scrollWidth > el.clientWidth,
+        right: el.getBoundingClientRect().right,
+      }));
+    expect(box.scrolls).toBe(true);
+    const edges = await page
+      .locator('.table-scroll td.actions a')
+      .evaluateAll((links) => links.map((a) => a.getBoundingClientRect().right));
+    expect(edges.length).toBeGreaterThan(0);
+    expect(Math.max(...edges)).toBeLessThanOrEqual(box.right);
+    await page.screenshot({ path: screenshotPath('admin-phone-table') });
     expect(cspErrors).toEqual([]);
     await context.close();
   });

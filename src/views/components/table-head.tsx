@@ -10,7 +10,7 @@ export function TableHead({ columns, actions = false }: { columns: string[]; act
           <th scope="col">{name}</th>
         ))}
         {actions ? (
-          <th scope="col">
+          <th scope="col" class="actions">
             <span class="visually-hidden">Actions</span>
           </th>
         ) : null}
