@@ -107,8 +107,10 @@ describe('personal S3 access keys', () => {
     expect(secret.length).toBeGreaterThanOrEqual(40);
     const again = await alice.get('/account/keys/new');
     expect(again.status).toBe(303);
-    expect(again.headers.get('location')).toBe('/account#keys');
-    expect(await again.text()).not.toContain(secret);
+    expect(again.headers.get('location')).toBe('/account?keyShownOnce=1#keys');
+    const told = await (await alice.get(again.headers.get('location') as string)).text();
+    expect(text(told, '#keys [role="status"]')).toContain('shown once');
+    expect(told).not.toContain(secret);
     expect(await t.count('access_keys', `user_id = '${aliceId}'`)).toBe(before + 1);
   });
 

@@ -79,6 +79,10 @@ describe('sharing', () => {
 
   describe('share links', () => {
     it('shows a new link once, at the top of the page a POST-redirect-GET lands on, and makes one link per press', async () => {
+      // Before any: the Links page says how one is made.
+      expect(text(await (await bob.get('/shares')).text(), 'main')).toContain(
+        'No share links yet. To make one, tick images in your gallery and press Share selected',
+      );
       const before = await t.count('share_links');
       const made = await alice.post(`/images/${photo}/shares`, { expiry: '1d' });
       expect(made.status).toBe(303);

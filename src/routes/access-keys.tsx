@@ -39,7 +39,7 @@ accessKeyRoutes.get('/new', async (c) => {
   const { accessKeys } = c.var.services;
   const made = takeNewSecret(c);
   const shown = made && (await accessKeys.newKeyOf(c.var.user, made.id, made.token));
-  if (!shown || !accessKeys.store) return c.redirect('/account#keys', 303);
+  if (!shown || !accessKeys.store) return c.redirect(`${withNotice('/account', 'keyShownOnce')}#keys`, 303);
   // The secret is on this page only: nothing may keep a copy of it.
   c.header('Cache-Control', 'no-store');
   return page(

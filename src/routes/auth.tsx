@@ -100,7 +100,11 @@ authRoutes.get('/account', requireUser, async (c) => {
     endedOthers: (n) =>
       `Signed out everywhere else (${n === '1' ? '1 browser' : `${Number(n) || 0} browsers`}).`,
   });
-  const keyNotice = noticeOf(c, { keyRevoked: 'The key is revoked: requests signed with it are refused.' });
+  const keyNotice = noticeOf(c, {
+    keyRevoked: 'The key is revoked: requests signed with it are refused.',
+    keyShownOnce:
+      'A new key’s secret is shown once, on the page right after it is made. Lost it? Revoke that key and make another.',
+  });
   return page(c, await accountPage(c, { notice, keyNotice }));
 });
 

@@ -97,7 +97,15 @@ export function LinksTable({
   /** where revoking returns to */
   back?: string;
 }) {
-  if (rows.length === 0) return <p class="muted">No share links yet.</p>;
+  if (rows.length === 0)
+    return (
+      <p class="muted">
+        No share links yet.
+        {showImages
+          ? ' To make one, tick images in your gallery and press Share selected, or share an album from its page.'
+          : null}
+      </p>
+    );
   return (
     <TableScroll label="Share links">
       <table>
