@@ -9,6 +9,12 @@ import { type Policy, postToBucket } from './support/uploads.js';
 
 const SESSIONS = 200;
 const SECONDS = Number(process.env.LOAD_SECONDS || 15);
+/**
+ * Each session's least number of steps (one upload in every ten), however long they take: the
+ * load is this much work for at least SECONDS, not a rate that a slow machine may miss (a busy CI
+ * machine once served 956 pages in the 15 s where 1,000 were asked for).
+ */
+const MIN_STEPS = 10;
 
 const openFiles = (pid: number) => readdirSync(`/proc/${pid}/fd`).length;
 
@@ -28,7 +34,7 @@ describe.skipIf(process.platform !== 'linux')('load', () => {
   });
 
   it(
-    `serves ${SESSIONS} sessions browsing and uploading for ${SECONDS} s without an error or a leaked file handle`,
+    `serves ${SESSIONS} sessions browsing and uploading (${MIN_STEPS} steps each, ${SECONDS} s at least) without an error or a leaked file handle`,
     async () => {
       const pid = server.child.pid as number;
       const clients: Client[] = [];
@@ -45,7 +51,7 @@ describe.skipIf(process.platform !== 'linux')('load', () => {
 
       async function session(client: Client, n: number) {
         let imageId: string | undefined;
-        for (let step = 0; Date.now() < until; step++) {
+        for (let step = 0; step < MIN_STEPS || Date.now() < until; step++) {
           try {
             if ((step + n) % 10 === 0) {
               const presign = await client.postJson('/uploads/presign', { name: `s${n}-${step}.png` });
@@ -74,8 +80,9 @@ describe.skipIf(process.platform !== 'linux')('load', () => {
         `load: ${counts.pages} pages, ${counts.uploads} uploads, ${errors.length} errors in ${SECONDS} s`,
       );
       expect(errors.slice(0, 5)).toEqual([]);
-      expect(counts.uploads).toBeGreaterThan(SESSIONS / 2);
-      expect(counts.pages).toBeGreaterThan(SESSIONS * 5);
+      // Every session uploaded and browsed: each of its steps was answered as it should be.
+      expect(counts.uploads).toBeGreaterThanOrEqual(SESSIONS);
+      expect(counts.pages).toBeGreaterThanOrEqual(SESSIONS * (MIN_STEPS - 1));
       // Keep-alive sockets close after the server's idle timeout; then the count must come back down.
       await expect
         .poll(() => openFiles(pid), { timeout: 15_000, interval: 500 })
