@@ -31,7 +31,6 @@ import { createStorage } from '../../src/storage/s3.js';
 import { completionStreamRows } from './completion-stream.js';
 import { photoLikeJpegs } from './photos.js';
 import { type BenchTools, startPostgresSide } from './postgres.js';
-import { renditionsRow } from './processing.js';
 import { type DeepPage, seedImages, sqliteDeepPage } from './seed.js';
 import { fmt, median, percent, type Row } from './table.js';
 import { timelineRows } from './timeline.js';
@@ -95,11 +94,19 @@ async function untilOk(url: string, timeoutMs = 60_000): Promise<void> {
  * Spawns a process (in `cwd`) and returns how long it took until `url` answered 200. `args` are the
  * start script's after `node`: the `NAME=value` ones before them are its environment.
  */
+/** A start script's arguments: the environment it sets, and what it gives node. */
+function splitStart(args: string[]): { scriptEnv: Record<string, string>; nodeArgs: string[] } {
+  const n = leadingAssignments(args);
+  return {
+    scriptEnv: Object.fromEntries(args.slice(0, n).map((a) => a.split(/=(.*)/s).slice(0, 2))),
+    nodeArgs: args.slice(n),
+  };
+}
+
 async function startTimed(args: string[], env: Record<string, string>, url: string, cwd = root) {
   const started = performance.now();
-  const n = leadingAssignments(args);
-  const scriptEnv = Object.fromEntries(args.slice(0, n).map((a) => a.split(/=(.*)/s).slice(0, 2)));
-  const child = spawn(process.execPath, args.slice(n), {
+  const { scriptEnv, nodeArgs } = splitStart(args);
+  const child = spawn(process.execPath, nodeArgs, {
     cwd,
     env: { ...process.env, ...scriptEnv, ...env },
     stdio: ['ignore', 'ignore', 'inherit'],
@@ -422,14 +429,14 @@ async function galleryOnly() {
 }
 
 /**
- * The processing rows: renditions beside sharp alone (in this process), then a stream of uploads
+ * The processing rows: renditions beside sharp alone (in a child process run as the server is), then a stream of uploads
  * to a fresh production server: completion answer times, its peak RSS, how soon all are ready.
  */
 async function processingRows(): Promise<Row[]> {
   const t0 = performance.now();
   const photos = await photoLikeJpegs(PHOTOS);
   console.log(`made ${PHOTOS} photo-like 12 MP JPEGs in ${fmt((performance.now() - t0) / 1000)} s`);
-  const renditions = await renditionsRow(photos, { images: RENDITIONS, rounds: ROUNDS });
+  const renditions = await renditionsInChild(photos);
   const stream = await completionStreamRows(
     { serverArgs: thisTree.serverArgs, appEnvironment, startTimed, stop, signUp, untilIdle, memory },
     photos,
@@ -444,6 +451,36 @@ async function processingOnly() {
   rows.push(...(await processingRows()));
   report({ writeDocs: false });
   console.log(`BENCH_ONLY=processing took ${fmt((performance.now() - t0) / 1000, 0)} s`);
+}
+
+/**
+ * The renditions row (./processing.ts), run in a child process started with this tree's start
+ * script's V8 flags and environment: our side is the server's code, and V8's defaults cost it
+ * three times the garbage collection the server's flags do (the original's GET and the decoded
+ * pixels are short-lived buffers). Sharp alone runs in the same process, under the same flags.
+ */
+async function renditionsInChild(photos: Buffer[]): Promise<{ row: Row; sharpRate: number }> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 's3g-bench-photos-'));
+  try {
+    const photoDir = path.join(dir, 'photos');
+    mkdirSync(photoDir);
+    for (const [i, photo] of photos.entries()) writeFileSync(path.join(photoDir, `photo-${i}.jpg`), photo);
+    const out = path.join(dir, 'row.json');
+    const { scriptEnv, nodeArgs } = splitStart(thisTree.serverArgs);
+    const v8Flags = nodeArgs.filter((a) => a.startsWith('--'));
+    const script = path.join(root, 'scripts/bench/renditions-child.ts');
+    const args = [...v8Flags, '--import', 'tsx', script, photoDir, out, String(RENDITIONS), String(ROUNDS)];
+    console.log(`renditions row: node ${args.slice(0, v8Flags.length).join(' ')} (the start script's flags)`);
+    const child = spawn(process.execPath, args, { env: { ...process.env, ...scriptEnv }, stdio: 'inherit' });
+    const code = await new Promise((resolve, reject) => {
+      child.once('exit', resolve);
+      child.once('error', reject);
+    });
+    if (code !== 0) throw new Error(`the renditions row's process exited with ${code}`);
+    return JSON.parse(readFileSync(out, 'utf8'));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** A checkout the bench can start: its directory, its `npm start` arguments, and how to name it. */

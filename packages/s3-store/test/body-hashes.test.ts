@@ -1,4 +1,8 @@
+import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { hashBody } from '../src/disk/body-hashes.js';
@@ -61,5 +65,28 @@ describe('upload hashing', () => {
       expect(g.md5.toString('hex')).toBe(want.md5);
       expect(g.sha256).toBe(want.sha256);
     });
+  });
+
+  it('lets the process end by itself once the bodies are hashed (the idle worker holds nothing open)', () => {
+    // A body over one batch goes to the worker; then nothing is left to do, so node must exit.
+    const module = new URL('../src/disk/body-hashes.ts', import.meta.url).href;
+    const script = `
+      const { hashBody } = await import(${JSON.stringify(module)});
+      const hashes = hashBody({ sha256: true });
+      hashes.update(Buffer.alloc(3 * 512 * 1024, 7));
+      console.log((await hashes.digest()).md5.toString('hex'));
+    `;
+    const dir = mkdtempSync(path.join(os.tmpdir(), 's3-store-exit-'));
+    const file = path.join(dir, 'hash-and-end.mts');
+    writeFileSync(file, script);
+    const run = spawnSync(process.execPath, ['--import', 'tsx', file], { encoding: 'utf8', timeout: 20_000 });
+    rmSync(dir, { recursive: true, force: true });
+    expect(run.signal).toBeNull(); // not killed at the timeout
+    expect(run.status, run.stderr).toBe(0);
+    expect(run.stdout.trim()).toBe(
+      createHash('md5')
+        .update(Buffer.alloc(3 * 512 * 1024, 7))
+        .digest('hex'),
+    );
   });
 });

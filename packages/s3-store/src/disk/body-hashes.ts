@@ -89,8 +89,6 @@ function hashWorker(): HashWorker {
 
 function startHashWorker(): HashWorker {
   const worker = new Worker(new URL('./hash-worker.js', import.meta.url));
-  // Only an upload in progress holds the process open, never the idle worker.
-  worker.unref();
   let nextId = 1;
   const waiting = new Map<number, { resolve: (d: BodyDigests) => void; reject: (e: Error) => void }>();
   let failure: Error | null = null;
@@ -103,10 +101,15 @@ function startHashWorker(): HashWorker {
   worker.on('message', (m: { id: number; md5: Uint8Array; sha256?: string }) => {
     const w = waiting.get(m.id);
     waiting.delete(m.id);
+    if (waiting.size === 0) worker.unref();
     w?.resolve({ md5: Buffer.from(m.md5), ...(m.sha256 ? { sha256: m.sha256 } : {}) });
   });
   worker.on('error', fail);
   worker.on('exit', (code) => fail(new Error(`the hashing worker stopped (exit code ${code})`)));
+  // Only a digest awaited holds the process open (see finish), never the idle worker. After the
+  // listeners: the first 'message' listener refs the worker's port again, which undid an unref made
+  // before it (a program that had stored one large body never ended by itself).
+  worker.unref();
   const self: HashWorker = {
     start(sha256) {
       const id = nextId++;
@@ -120,6 +123,7 @@ function startHashWorker(): HashWorker {
       return new Promise((resolve, reject) => {
         if (failure) return reject(failure);
         waiting.set(id, { resolve, reject });
+        worker.ref();
         worker.postMessage({ id, end: true });
       });
     },
