@@ -110,6 +110,13 @@ export function createAccessKeys(deps: {
     }
   }
 
+  /** A key's row for its owner or an admin; NotFound for anyone else, as for no key at all. */
+  async function seenBy(user: User, id: string) {
+    const row = await keys.withOwner(id);
+    if (!row || (row.user_id !== user.id && !can(user, 'admin'))) throw new NotFound('There is no such key.');
+    return row;
+  }
+
   return {
     store,
 
@@ -172,17 +179,12 @@ export function createAccessKeys(deps: {
 
     /** A key its owner or an admin may see and revoke; NotFound for anyone else. */
     async get(user: User, id: string): Promise<AccessKey> {
-      const row = await keys.withOwner(id);
-      if (!row || (row.user_id !== user.id && !can(user, 'admin')))
-        throw new NotFound('There is no such key.');
-      return toKey(row);
+      return toKey(await seenBy(user, id));
     },
 
     /** Revokes a key: its owner's or, for an admin, anyone's. Requests signed with it fail at once. */
     async revoke(actor: Actor, id: string): Promise<void> {
-      const row = await keys.withOwner(id);
-      if (!row || (row.user_id !== actor.user.id && !can(actor.user, 'admin')))
-        throw new NotFound('There is no such key.');
+      const row = await seenBy(actor.user, id);
       await database.transaction(async () => {
         if (await keys.revoke(id, clock()))
           await audit.change(actor, 'key_revoke', { target: id, detail: `“${row.name}” of ${row.email}` });
