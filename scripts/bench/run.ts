@@ -90,10 +90,6 @@ async function untilOk(url: string, timeoutMs = 60_000): Promise<void> {
   throw new Error(`${url} did not answer 200 in time`);
 }
 
-/**
- * Spawns a process (in `cwd`) and returns how long it took until `url` answered 200. `args` are the
- * start script's after `node`: the `NAME=value` ones before them are its environment.
- */
 /** A start script's arguments: the environment it sets, and what it gives node. */
 function splitStart(args: string[]): { scriptEnv: Record<string, string>; nodeArgs: string[] } {
   const n = leadingAssignments(args);
@@ -103,6 +99,10 @@ function splitStart(args: string[]): { scriptEnv: Record<string, string>; nodeAr
   };
 }
 
+/**
+ * Spawns a process (in `cwd`) and returns how long it took until `url` answered 200. `args` are the
+ * start script's after `node`: the `NAME=value` ones before them are its environment.
+ */
 async function startTimed(args: string[], env: Record<string, string>, url: string, cwd = root) {
   const started = performance.now();
   const { scriptEnv, nodeArgs } = splitStart(args);
@@ -429,8 +429,9 @@ async function galleryOnly() {
 }
 
 /**
- * The processing rows: renditions beside sharp alone (in a child process run as the server is), then a stream of uploads
- * to a fresh production server: completion answer times, its peak RSS, how soon all are ready.
+ * The processing rows: renditions beside sharp alone (in a child process run as the server is),
+ * then a stream of uploads to a fresh production server: completion answer times, its peak RSS,
+ * how soon all are ready.
  */
 async function processingRows(): Promise<Row[]> {
   const t0 = performance.now();
