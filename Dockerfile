@@ -40,6 +40,7 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||3000)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 # The server's allocations are short-lived page renders. 4 MB semi-spaces instead of V8's 16, and no
 # pretenuring (which, once it guesses that renders live long, puts every one straight in the old
-# generation) keep it under 150 MB under load, and faster (docs/benchmarks.md).
+# generation) keep it under 150 MB under load, and faster. Garbage collection on the main thread
+# alone: its helper threads only competed with libvips for the cores (docs/benchmarks.md).
 # Keep in step with "start" in package.json (scripts/container-smoke.sh checks).
-CMD ["node", "--max-semi-space-size=4", "--no-allocation-site-pretenuring", "dist/server.js"]
+CMD ["node", "--max-semi-space-size=4", "--no-allocation-site-pretenuring", "--single-threaded-gc", "dist/server.js"]

@@ -5,19 +5,26 @@ import { type CameraDetails, cameraDetailsOf } from './exif.js';
 import { decodeHeif } from './heif.js';
 import { tiffDateTaken } from './tiff.js';
 
+/** `load` once, on the first call; later calls get the same promise. */
+const once = <T>(load: () => Promise<T>): (() => Promise<T>) => {
+  let loaded: Promise<T> | undefined;
+  return () => (loaded ??= load());
+};
+
 // sharp (libvips), file-type and exif-reader load on the first upload, not at start-up: they cost
 // a third of the start-up time and tens of MB that a server only browsing never needs.
 const load = {
   // libvips' operation cache keeps recent images' pixels for reuse: a worker never decodes one twice,
   // so it only held memory (tens of MB per worker).
-  sharp: () =>
+  sharp: once(() =>
     import('sharp').then((m) => {
       m.default.cache(false);
       return m.default;
     }),
-  fileType: () => import('file-type'),
-  exif: () => import('exif-reader').then((m) => m.default),
-  thumbhash: () => import('thumbhash'),
+  ),
+  fileType: once(() => import('file-type')),
+  exif: once(() => import('exif-reader').then((m) => m.default)),
+  thumbhash: once(() => import('thumbhash')),
 };
 
 /** file-type reads at most this many bytes from the start of a file. */
@@ -29,8 +36,11 @@ export function displaySize(width: number, height: number): { width: number; hei
   const scale = Math.min(1, DISPLAY_PX / Math.max(width, height, 1));
   return { width: Math.max(1, Math.round(width * scale)), height: Math.max(1, Math.round(height * scale)) };
 }
-/** ThumbHash encodes at most 100 × 100 pixels; more would not make a better placeholder. */
-const PLACEHOLDER_PX = 100;
+/**
+ * ThumbHash accepts up to 100 × 100 pixels but keeps only the lowest frequencies (at most 7 a side),
+ * which 32 pixels a side hold as well: encoding those costs the main thread a tenth as much.
+ */
+const PLACEHOLDER_PX = 32;
 /** Refuses decompression bombs: a small file that would decode to gigabytes of pixels. */
 const MAX_INPUT_PIXELS = 100_000_000;
 /**
