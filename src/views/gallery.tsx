@@ -201,7 +201,7 @@ export function Card({
         {canChange ? (
           <>
             <input type="checkbox" name="ids" value={card.id} form="bulk-delete" id={`select-${card.id}`} />
-            <label for={`select-${card.id}`} class="thumb-title">
+            <label for={`select-${card.id}`} class="thumb-title" title={card.title}>
               <span class="visually-hidden">Select </span>
               {card.title}
             </label>
@@ -217,7 +217,9 @@ export function Card({
             </a>
           </>
         ) : (
-          <span class="thumb-title">{card.title}</span>
+          <span class="thumb-title" title={card.title}>
+            {card.title}
+          </span>
         )}
       </div>
     </li>

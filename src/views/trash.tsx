@@ -85,7 +85,7 @@ export function TrashPage({ user, owner, items, total, trashDays, now, notice }:
                     form="trash-selection"
                     id={`select-${card.id}`}
                   />
-                  <label for={`select-${card.id}`} class="thumb-title">
+                  <label for={`select-${card.id}`} class="thumb-title" title={card.title}>
                     <span class="visually-hidden">Select </span>
                     {card.title}
                   </label>

@@ -395,4 +395,45 @@ describe.skipIf(skipBrowser)('the gallery grid: columns, phone layout, selection
     expect(await page.locator('#grid > li.thumb').count()).toBe(before);
     await context.close();
   });
+
+  it('on a desktop, wraps a title onto a second line instead of cutting it after a word, and shows a longer one whole on hover', {
+    timeout: BROWSER_TEST_TIMEOUT_MS,
+  }, async () => {
+    const { context, page } = await signedIn({ viewport: DESKTOP });
+    // Renamed as a person would, on the image's page. A card's title has about 90 px beside its
+    // checkbox and Delete on a desktop: one line held 'Harbour at' and cut the rest.
+    const desktopTitle = 'Harbour at dusk';
+    const longTitle = 'The old lighthouse on the headland, from the ferry at first light in late October';
+    const rename = async (path: string, title: string) => {
+      await page.goto(`${origin}${path}`);
+      await page.getByLabel('Title').fill(title);
+      await page.getByRole('button', { name: 'Rename' }).click();
+      await expect.poll(() => page.locator('h1').textContent(), PATIENTLY).toBe(title);
+    };
+    const cards = page.locator('#grid > li.thumb');
+    await page.goto(`${origin}/`);
+    const second = (await cards.nth(1).locator('.thumb-link').getAttribute('href')) ?? '';
+    await rename(imagePath, desktopTitle);
+    await rename(second, longTitle);
+    /** A card's title as drawn: its lines, whether any of it is cut off, and its tooltip. */
+    const drawn = (title: string) =>
+      page.locator('#grid .thumb-title', { hasText: title }).evaluate((el) => {
+        const lineHeight = Number.parseFloat(getComputedStyle(el).lineHeight);
+        return {
+          lines: Math.round(el.clientHeight / lineHeight),
+          isCut: el.scrollHeight > el.clientHeight + 1 || el.scrollWidth > el.clientWidth + 1,
+          tooltip: el.getAttribute('title'),
+        };
+      });
+    await page.goto(`${origin}/`);
+    expect(await drawn(desktopTitle)).toEqual({ lines: 2, isCut: false, tooltip: desktopTitle });
+    const long = await drawn(longTitle);
+    expect(long).toEqual({ lines: 2, isCut: true, tooltip: longTitle });
+    // The pictures stay the same squares, in the same columns.
+    const layout = await layoutOf(page);
+    expect(layout.squares).toBe(true);
+    expect(layout.columns).toBeGreaterThanOrEqual(5);
+    await page.screenshot({ path: screenshotPath('grid-long-titles') });
+    await context.close();
+  });
 });
