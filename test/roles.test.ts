@@ -192,6 +192,7 @@ const CHECKS: Check[] = [
   { name: 'GET /', request: get(() => '/'), allowed: signedIn },
   { name: 'GET /shared', request: get(() => '/shared'), allowed: signedIn },
   { name: 'GET /upload', request: get(() => '/upload'), allowed: uploaders },
+  { name: 'GET /upload/usage', request: get(() => '/upload/usage'), allowed: uploaders },
   {
     name: 'POST /uploads/presign',
     request: (c) => c.postJson('/uploads/presign', { name: 'x.png', size: 100 }),

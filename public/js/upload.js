@@ -152,12 +152,20 @@ import { formatBytes } from './format.js';
     summarize();
   }
 
+  /** How many were done when `uploads-settled` was last sent (the usage meter listens for it). */
+  let doneWhenSettled = 0;
+
   function summarize() {
     const count = (state) => items.filter((item) => item.state === state).length;
     const done = count('done');
     const failed = items.filter((item) => item.state === 'failed');
     const cancelled = count('cancelled');
     const active = items.filter(isActive).length;
+    if (!active && done !== doneWhenSettled) {
+      doneWhenSettled = done;
+      // htmx fetches the page's usage meter again (#upload-usage): what these uploads added.
+      document.body.dispatchEvent(new CustomEvent('uploads-settled'));
+    }
     button.disabled = active > 0;
     button.textContent = active > 0 ? 'Uploading…' : 'Upload';
     if (!items.length) return;

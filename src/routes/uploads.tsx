@@ -6,9 +6,9 @@ import { actorOf, requireCan, requireUser } from '../middleware/session.js';
 import { DomainError } from '../services/errors.js';
 import type { Image } from '../services/images.js';
 import type { Completion } from '../services/uploads.js';
-import { UploadPage } from '../views/upload.js';
+import { UploadPage, UploadUsage } from '../views/upload.js';
 import { withNotice } from './notices.js';
-import { page } from './render.js';
+import { fragment, page } from './render.js';
 import { json, query, text } from './validate.js';
 
 /** The upload page (`/upload`); its twin for replacing one image's file is GET /images/:id/replace. */
@@ -54,6 +54,12 @@ export async function renderUploadPage(c: Context<SignedInEnv>, replacing?: Imag
 }
 
 uploadPageRoutes.get('/', (c) => renderUploadPage(c));
+
+/** The upload page's usage meter again, for upload.js to swap in once a round of uploads has ended. */
+uploadPageRoutes.get('/usage', async (c) => {
+  const { user, services } = c.var;
+  return fragment(c, <UploadUsage user={user} usage={await services.images.usage(user.id)} />);
+});
 
 /** An optional string field of a JSON body: anything else counts as absent. */
 const optionalString = (keep: (value: string) => boolean) =>

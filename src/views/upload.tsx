@@ -23,6 +23,22 @@ export interface UploadPageProps {
 }
 
 /**
+ * What the account uses against its quota. upload.js sends `uploads-settled` once a round of
+ * uploads has ended, and htmx fetches the meter again in its place (GET /upload/usage).
+ */
+export function UploadUsage({ user, usage }: { user: User; usage: Usage }) {
+  return (
+    <div id="upload-usage" hx-get="/upload/usage" hx-trigger="uploads-settled from:body" hx-swap="outerHTML">
+      <UsageMeter
+        usage={usage}
+        quota={{ bytes: user.quotaBytes, images: user.quotaImages }}
+        label="You use"
+      />
+    </div>
+  );
+}
+
+/**
  * A plain form that posts straight to the bucket, so it works with JavaScript off (one file).
  * upload.js takes it over when it can: several files, drag and drop, a row per file with a
  * preview, progress, cancel and retry, and a summary (`#upload-summary`) that links to the gallery.
@@ -37,13 +53,7 @@ export function UploadPage({ user, accept, form, refusal, maxBytes, replacing, u
           The image keeps its title, address and share links; the old file is deleted once the new one is in.
         </p>
       ) : null}
-      {usage ? (
-        <UsageMeter
-          usage={usage}
-          quota={{ bytes: user.quotaBytes, images: user.quotaImages }}
-          label="You use"
-        />
-      ) : null}
+      {usage ? <UploadUsage user={user} usage={usage} /> : null}
       {form ? (
         <UploadForm form={form} maxBytes={maxBytes} replacing={replacing} anyFile={accept === 'any'} />
       ) : null}

@@ -159,6 +159,8 @@ describe.skipIf(skipBrowser)('uploading in a real browser, on the embedded store
 
     await page.goto(`${origin}/upload`);
     await expect.poll(() => page.getByText('…or drop images here').isVisible(), PATIENTLY).toBe(true);
+    const usage = page.locator('#upload-usage');
+    expect(await usage.textContent()).toMatch(/You use: 0 B of 1\.0 MiB · 0 images/);
     // Random pixels do not compress: about 300 KiB each.
     const files = await Promise.all(
       ['a', 'b', 'c', 'd'].map(async (name) => ({
@@ -176,6 +178,12 @@ describe.skipIf(skipBrowser)('uploading in a real browser, on the embedded store
     expect(await page.locator('#upload-list li.failed').textContent()).toContain(
       'larger than what is left of your storage quota',
     );
+    // The meter above the form follows, without a reload: three images, most of the MiB.
+    await expect
+      .poll(() => usage.textContent(), PATIENTLY)
+      .toMatch(/You use: \d+ KiB of 1\.0 MiB · 3 images/);
+    const meter = usage.getByRole('meter', { name: 'Storage used' });
+    expect(Number(await meter.getAttribute('value'))).toBeGreaterThan(0.8 * 1024 * 1024);
     await page.screenshot({ path: screenshotPath('upload-small-quota-phone'), fullPage: true });
     await page.goto(`${origin}/`);
     expect(await page.locator('#grid li.thumb').count()).toBe(3);
