@@ -8,8 +8,8 @@
 // What the page states (accepted types, size limit) is read from the page, not repeated here.
 //
 // One way in: choosing or dropping files queues them (and empties the file input), and the queue
-// starts by itself. The Upload button only opens the file chooser, and is disabled while files are
-// on their way, so no file is ever sent twice.
+// starts by itself. The Upload button only opens the file chooser (it reads "Upload more" once files
+// are in), and is disabled while files are on their way, so no file is ever sent twice.
 import { formatBytes } from './format.js';
 
 (() => {
@@ -167,7 +167,8 @@ import { formatBytes } from './format.js';
       document.body.dispatchEvent(new CustomEvent('uploads-settled'));
     }
     button.disabled = active > 0;
-    button.textContent = active > 0 ? 'Uploading…' : 'Upload';
+    // It opens the file chooser: once files are in, for more of them.
+    button.textContent = active > 0 ? 'Uploading…' : done ? 'Upload more' : 'Upload';
     if (!items.length) return;
     const total = items.length - cancelled;
     let text = `${done} of ${total} uploaded`;

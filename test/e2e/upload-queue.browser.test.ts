@@ -142,9 +142,10 @@ describe.skipIf(skipBrowser)('the upload queue in a real browser', () => {
       .poll(() => summary(page).textContent(), PATIENTLY)
       .toBe('3 of 3 uploaded, 1 cancelled. View in gallery');
 
-    // Upload, pressed now, only opens the file chooser: nothing more is sent.
+    // The button now says what it does, and only opens the file chooser: nothing more is sent.
+    expect(await upload.textContent()).toBe('Upload more');
     const chooser = page.waitForEvent('filechooser', { timeout: 5000 });
-    await page.getByRole('button', { name: 'Upload', exact: true }).click();
+    await page.getByRole('button', { name: 'Upload more', exact: true }).click();
     await chooser;
     // a and b went once each, c was cancelled on its way, d went twice (failed, then retried).
     expect([...posts.seen].sort()).toEqual(['a.jpg', 'b.jpg', 'c.jpg', 'd.jpg', 'd.jpg']);
