@@ -1,3 +1,7 @@
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { type Logger, pino } from 'pino';
 import sharp from 'sharp';
 import { thumbHashToApproximateAspectRatio } from 'thumbhash';
@@ -5,8 +9,11 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { connectDatabase } from '../src/db/database.js';
 import { jobsRepository } from '../src/db/repositories/jobs.js';
 import { MAX_ATTEMPTS } from '../src/jobs/queue.js';
+import { TEMP_PREFIX } from '../src/jobs/renditions.js';
+import { IMAGE_THREAD_NICE } from '../src/jobs/thread-priority.js';
 import { createServices } from '../src/services/index.js';
 import { POLICY_CLOCK_MARGIN_MS, POLICY_TTL_SECONDS } from '../src/services/pending-uploads.js';
+import { PIXELS_TEMP_PREFIX } from '../src/services/thumbnails.js';
 import { createStorage } from '../src/storage/s3.js';
 import {
   type Client,
@@ -98,6 +105,54 @@ describe('background processing', () => {
     expect(attr(readyPage, '#image-main', 'hx-get')).toBeUndefined();
     expect(readyPage).toContain('900 × 1200');
     expect(await t.count('jobs')).toBe(0);
+  });
+
+  it.skipIf(process.platform !== 'linux')(
+    "runs image work behind requests: libvips' threads at a lower priority, no other thread's changed",
+    async () => {
+      await uploadWithJs(alice, await makeJpeg(1200, 900), 'landscape.jpg', 'image/jpeg');
+      await t.settle();
+      // /proc/self/task/<id>/stat: the name in parentheses, then fields whose 17th is the nice value.
+      const threads = readdirSync('/proc/self/task').flatMap((tid) => {
+        try {
+          const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+          const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+          const nice = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+          return [{ name, nice }];
+        } catch {
+          return []; // ended meanwhile
+        }
+      });
+      const image = threads.filter((th) => th.name.startsWith('libvips'));
+      expect(image.length).toBeGreaterThan(0);
+      expect(image.map((th) => th.nice)).toEqual(image.map(() => IMAGE_THREAD_NICE));
+      const others = threads.filter((th) => !th.name.startsWith('libvips'));
+      expect(others.length).toBeGreaterThan(0);
+      expect(others.map((th) => th.nice)).toEqual(others.map(() => 0));
+    },
+  );
+
+  it('removes the temp dirs a killed process left (an hour old), not younger ones', async () => {
+    const dir = (prefix: string, name: string, ageMs: number) => {
+      const at = path.join(tmpdir(), `${prefix}${name}-${randomUUID()}`);
+      mkdirSync(at);
+      writeFileSync(path.join(at, 'display.v'), 'pixels');
+      const when = new Date(Date.now() - ageMs);
+      utimesSync(at, when, when);
+      return at;
+    };
+    const oldOriginal = dir(TEMP_PREFIX, 'old', 2 * 60 * MINUTE);
+    const oldPixels = dir(PIXELS_TEMP_PREFIX, 'old', 2 * 60 * MINUTE);
+    const young = dir(PIXELS_TEMP_PREFIX, 'young', 5 * MINUTE);
+    try {
+      // Starting the workers tidies first; stopping them at once waits for that.
+      await t.services.jobs.start(pino({ level: 'silent' }))();
+      expect(existsSync(oldOriginal)).toBe(false);
+      expect(existsSync(oldPixels)).toBe(false);
+      expect(existsSync(young)).toBe(true);
+    } finally {
+      rmSync(young, { recursive: true, force: true });
+    }
   });
 
   it('renders only the file an image has now: a replacement or a delete while its job waits leaves no orphan', async () => {

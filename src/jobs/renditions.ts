@@ -9,12 +9,13 @@ import { imagesRepository } from '../db/repositories/images.js';
 import { type JobClaim, type JobRow, jobsRepository } from '../db/repositories/jobs.js';
 import { isImageType } from '../image-types.js';
 import type { Images } from '../services/images.js';
-import { makeRenditions, type Renditions } from '../services/thumbnails.js';
+import { makeRenditions, PIXELS_TEMP_PREFIX, type Renditions } from '../services/thumbnails.js';
 import type { Storage } from '../storage/storage.js';
 import type { OriginalStore } from './original-store.js';
 import { JobFailed, type JobHandler } from './queue.js';
+import { imageThreadPriority } from './thread-priority.js';
 
-const TEMP_PREFIX = 's3g-original-';
+export const TEMP_PREFIX = 's3g-original-';
 const STALE_TEMP_MS = 60 * 60 * 1000;
 /** Errors of this machine, not of the file: the job runs again later. */
 const TRANSIENT_CODES = new Set(['ENOSPC', 'EMFILE', 'ENFILE', 'ENOMEM', 'EAGAIN']);
@@ -40,6 +41,7 @@ export function createRenditionsHandler(deps: {
   const { database, storage, images, originals } = deps;
   const imageRows = imagesRepository(database);
   const jobs = jobsRepository(database);
+  const lowerImageThreads = imageThreadPriority();
 
   async function render(originalKey: string, contentType: string): Promise<Renditions> {
     const dir = await mkdtemp(path.join(tmpdir(), TEMP_PREFIX));
@@ -58,6 +60,7 @@ export function createRenditionsHandler(deps: {
       });
     } finally {
       await rm(dir, { recursive: true, force: true });
+      lowerImageThreads(); // libvips starts its threads on first use: from then on they yield to requests
     }
   }
 
@@ -66,7 +69,7 @@ export function createRenditionsHandler(deps: {
     async prepare(log: Logger): Promise<void> {
       const cutoff = Date.now() - STALE_TEMP_MS;
       for (const name of await readdir(tmpdir())) {
-        if (!name.startsWith(TEMP_PREFIX)) continue;
+        if (!name.startsWith(TEMP_PREFIX) && !name.startsWith(PIXELS_TEMP_PREFIX)) continue;
         const dir = path.join(tmpdir(), name);
         const info = await stat(dir).catch(() => null);
         if (info && info.mtimeMs < cutoff) {

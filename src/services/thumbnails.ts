@@ -1,5 +1,7 @@
-import { readFile } from 'node:fs/promises';
-import type { OutputInfo, Sharp } from 'sharp';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { Sharp } from 'sharp';
 import { ACCEPTED_TYPES, HEIF_TYPES } from '../image-types.js';
 import { type CameraDetails, cameraDetailsOf } from './exif.js';
 import { decodeHeif } from './heif.js';
@@ -115,32 +117,42 @@ async function animatedDisplay(original: string | Buffer): Promise<Buffer> {
     .toBuffer();
 }
 
+/** Temp dirs for decoded pixels start so; a worker removes those a killed process left. */
+export const PIXELS_TEMP_PREFIX = 's3g-pixels-';
+
 /**
  * Both copies and the placeholder from one decode: display-size pixels first, then each copy from
  * them, one step after another. Each sharp step holds one of libuv's four threads, which the
  * embedded store's file work (uploads, copies) needs too: a worker that held three at once (both
  * encodes and the placeholder side by side) made uploads and completions wait behind images. The
  * cores stay busy through the workers, one job each.
+ *
+ * The pixels between steps go to libvips' own uncompressed format (`.v`, which it maps back into
+ * memory) in a temp dir, not into Buffers: a Buffer's memory is freed only when V8 collects the
+ * Buffer, and while libvips keeps the cores busy that can be several images later. With 5.8 MB of
+ * display-size pixels an image, the peak of three images in flight fell from 158 to 102 MB above
+ * idle (docs/benchmarks.md).
  */
 async function renderBoth(input: Sharp): Promise<{ thumb: Buffer; display: Buffer; placeholder: string }> {
   const sharp = await load.sharp();
-  const shown = await input
-    .resize({ width: DISPLAY_PX, height: DISPLAY_PX, fit: 'inside', withoutEnlargement: true })
-    .raw({ depth: 'uchar' })
-    .toBuffer({ resolveWithObject: true });
-  const raw = (pixels: { data: Buffer; info: OutputInfo }) =>
-    sharp(pixels.data, {
-      raw: { width: pixels.info.width, height: pixels.info.height, channels: pixels.info.channels },
-    });
-  const display = await raw(shown).webp({ quality: 82 }).toBuffer();
-  const small = await raw(shown)
-    .resize({ width: THUMB_PX, height: THUMB_PX, fit: 'inside', withoutEnlargement: true })
-    .raw()
-    .toBuffer({ resolveWithObject: true });
-  const thumb = await raw(small).webp({ quality: 72 }).toBuffer();
-  // From the thumbnail's pixels, as the placeholder stands in for the thumbnail.
-  const placeholder = await thumbHash(raw(small));
-  return { thumb, display, placeholder };
+  const dir = await mkdtemp(path.join(tmpdir(), PIXELS_TEMP_PREFIX));
+  try {
+    const shown = path.join(dir, 'display.v');
+    await input
+      .resize({ width: DISPLAY_PX, height: DISPLAY_PX, fit: 'inside', withoutEnlargement: true })
+      .toFile(shown);
+    const display = await sharp(shown).webp({ quality: 82 }).toBuffer();
+    const small = path.join(dir, 'thumb.v');
+    await sharp(shown)
+      .resize({ width: THUMB_PX, height: THUMB_PX, fit: 'inside', withoutEnlargement: true })
+      .toFile(small);
+    const thumb = await sharp(small).webp({ quality: 72 }).toBuffer();
+    // From the thumbnail's pixels, as the placeholder stands in for the thumbnail.
+    const placeholder = await thumbHash(sharp(small));
+    return { thumb, display, placeholder };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 async function thumbHash(pixels: Sharp): Promise<string> {
