@@ -89,6 +89,49 @@ describe('a real listening server', () => {
 });
 
 describe('the server process', () => {
+  it.skipIf(process.platform !== 'linux')(
+    'loads the image library when an upload is presigned, not at start-up nor for browsing',
+    async () => {
+      const dataDir = mkdtempSync(path.join(tmpdir(), 's3g-proc-'));
+      const child = spawn(process.execPath, [...FROM_SOURCES, 'src/server.ts'], {
+        env: { ...process.env, DATA_DIR: dataDir, PORT: '0', LOG_LEVEL: 'info' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      try {
+        const url = await new Promise<string>((resolve, reject) => {
+          let out = '';
+          child.stdout.on('data', (d) => {
+            out += d;
+            const m = out.match(/"url":"(http:\/\/[^"]+)"/);
+            if (m?.[1]) resolve(m[1]);
+          });
+          child.once('exit', (code) => reject(new Error(`exited early with ${code}: ${out}`)));
+        });
+        const { appOrigin } = loadConfig({ DATA_DIR: dataDir, PORT: '0' });
+        const client = new Client(
+          (input, init) => fetch(input.replace(appOrigin, url), init),
+          appOrigin,
+          appOrigin,
+        );
+        const libvipsLoaded = () => readFileSync(`/proc/${child.pid}/maps`, 'utf8').includes('libvips');
+        await signUp(client, 'first@example.com');
+        expect((await client.get('/')).status).toBe(200);
+        expect(libvipsLoaded()).toBe(false);
+        const presign = await client.postJson('/uploads/presign', { name: 'a.jpg', size: 1000 });
+        expect(presign.status).toBe(200);
+        // In the background, while the file would travel to the bucket: no completion asked for it.
+        const deadline = Date.now() + 10_000;
+        while (!libvipsLoaded() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+        expect(libvipsLoaded()).toBe(true);
+      } finally {
+        const exited = new Promise((resolve) => child.once('exit', resolve));
+        child.kill('SIGTERM');
+        await exited;
+        rmSync(dataDir, { recursive: true, force: true });
+      }
+    },
+  );
+
   it('exits 0 on SIGTERM after finishing, and reports a bad setting by name', async () => {
     const dataDir = mkdtempSync(path.join(tmpdir(), 's3g-proc-'));
     try {

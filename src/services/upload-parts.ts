@@ -6,6 +6,7 @@ import type { Clock } from './clock.js';
 import { Conflict, fromStorage, Gone, Invalid, NotFound, Unavailable } from './errors.js';
 import { type PendingUpload, type PendingUploads, POLICY_TTL_SECONDS } from './pending-uploads.js';
 import { UNKNOWN_FILE_TYPE } from './sniff.js';
+import { preloadImageModules } from './thumbnails.js';
 import type { Completion, Uploads } from './uploads.js';
 import type { User } from './users.js';
 
@@ -112,6 +113,7 @@ export function createUploadParts(deps: {
         size: req.size,
         ...(req.replacesImageId ? { replacesImageId: req.replacesImageId } : {}),
       });
+      preloadImageModules();
       const contentType = deps.accept === 'images' && isImageType(req.type) ? req.type : UNKNOWN_FILE_TYPE;
       const multipartId = await fromStorage(storage.startMultipart(key, contentType)).catch(
         async (err: unknown) => {

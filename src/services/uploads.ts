@@ -46,7 +46,7 @@ import {
 } from './pending-uploads.js';
 import { tryAgainIn } from './rate-limit.js';
 import { sniffKeptType, UNKNOWN_FILE_TYPE } from './sniff.js';
-import { SNIFF_BYTES } from './thumbnails.js';
+import { preloadImageModules, SNIFF_BYTES } from './thumbnails.js';
 import { createUploadQuota } from './upload-quota.js';
 import type { User, Users } from './users.js';
 
@@ -683,6 +683,7 @@ export function createUploads(deps: {
      */
     async presign(user: User, req: PresignRequest): Promise<PresignedUpload> {
       const { key, maxBytes, isNew, ttlSeconds } = await reserve(user, req);
+      preloadImageModules();
       // A form's prefix takes any one name; upload.js, which sends the name itself, gets a fixed one.
       const objectKey = !isPrefixUpload(key)
         ? key
