@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -88,25 +88,31 @@ describe('a real listening server', () => {
   });
 });
 
+/** `src/server.ts` in a process of its own on DATA_DIR `dataDir` and a free port; its URL once it listens. */
+async function spawnServer(dataDir: string): Promise<{ child: ChildProcessWithoutNullStreams; url: string }> {
+  const child = spawn(process.execPath, [...FROM_SOURCES, 'src/server.ts'], {
+    env: { ...process.env, DATA_DIR: dataDir, PORT: '0', LOG_LEVEL: 'info' },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+      const m = out.match(/"url":"(http:\/\/[^"]+)"/);
+      if (m?.[1]) resolve(m[1]);
+    });
+    child.once('exit', (code) => reject(new Error(`exited early with ${code}: ${out}`)));
+  });
+  return { child, url };
+}
+
 describe('the server process', () => {
   it.skipIf(process.platform !== 'linux')(
     'loads the image library when an upload is presigned, not at start-up nor for browsing',
     async () => {
       const dataDir = mkdtempSync(path.join(tmpdir(), 's3g-proc-'));
-      const child = spawn(process.execPath, [...FROM_SOURCES, 'src/server.ts'], {
-        env: { ...process.env, DATA_DIR: dataDir, PORT: '0', LOG_LEVEL: 'info' },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
+      const { child, url } = await spawnServer(dataDir);
       try {
-        const url = await new Promise<string>((resolve, reject) => {
-          let out = '';
-          child.stdout.on('data', (d) => {
-            out += d;
-            const m = out.match(/"url":"(http:\/\/[^"]+)"/);
-            if (m?.[1]) resolve(m[1]);
-          });
-          child.once('exit', (code) => reject(new Error(`exited early with ${code}: ${out}`)));
-        });
         const { appOrigin } = loadConfig({ DATA_DIR: dataDir, PORT: '0' });
         const client = new Client(
           (input, init) => fetch(input.replace(appOrigin, url), init),
@@ -135,19 +141,7 @@ describe('the server process', () => {
   it('exits 0 on SIGTERM after finishing, and reports a bad setting by name', async () => {
     const dataDir = mkdtempSync(path.join(tmpdir(), 's3g-proc-'));
     try {
-      const child = spawn(process.execPath, [...FROM_SOURCES, 'src/server.ts'], {
-        env: { ...process.env, DATA_DIR: dataDir, PORT: '0', LOG_LEVEL: 'info' },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      const url = await new Promise<string>((resolve, reject) => {
-        let out = '';
-        child.stdout.on('data', (d) => {
-          out += d;
-          const m = out.match(/"url":"(http:\/\/[^"]+)"/);
-          if (m?.[1]) resolve(m[1]);
-        });
-        child.once('exit', (code) => reject(new Error(`exited early with ${code}: ${out}`)));
-      });
+      const { child, url } = await spawnServer(dataDir);
       expect((await fetch(`${url}/healthz`)).status).toBe(200);
       const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
       child.kill('SIGTERM');
