@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import { ACCEPTED_TYPES, FILE_TYPE_NAMES } from '../image-types.js';
 import type { ObjectInfo, Storage } from '../storage/storage.js';
-import { SNIFF_BYTES, sniffImageType } from './thumbnails.js';
+import { loadFileType, SNIFF_BYTES } from './thumbnails.js';
 
 /**
  * The type of a file its first bytes did not tell, read from a stream as far as file-type needs
@@ -9,13 +9,21 @@ import { SNIFF_BYTES, sniffImageType } from './thumbnails.js';
  */
 async function sniffImageStream(stream: Readable): Promise<string | null> {
   try {
-    const { fileTypeFromStream } = await import('file-type');
-    const type = await fileTypeFromStream(stream);
-    return type && ACCEPTED_TYPES.has(type.mime) ? type.mime : null;
+    const { fileTypeFromStream } = await loadFileType();
+    return accepted(await fileTypeFromStream(stream));
   } finally {
     stream.destroy();
   }
 }
+
+/** The type of a file from its first bytes (SNIFF_BYTES of them): null when it is none of our image types. */
+async function sniffImageType(head: Uint8Array): Promise<string | null> {
+  const { fileTypeFromBuffer } = await loadFileType();
+  return accepted(await fileTypeFromBuffer(head));
+}
+
+const accepted = (type: { mime: string } | undefined) =>
+  type && ACCEPTED_TYPES.has(type.mime) ? type.mime : null;
 
 /** A TIFF's first bytes ("II*\0" or "MM\0*"): the one kind whose type may only tell further in. */
 const isTiffStart = (bytes: Uint8Array) =>
@@ -55,7 +63,7 @@ export async function sniffKeptType(
 ): Promise<string> {
   const image = await sniffStoredType(storage, key, start, ifMatch);
   if (image !== null) return image;
-  const { fileTypeFromBuffer } = await import('file-type');
+  const { fileTypeFromBuffer } = await loadFileType();
   const mime = (await fileTypeFromBuffer(start.bytes))?.mime;
   return mime && FILE_TYPE_NAMES.has(mime) ? mime : UNKNOWN_FILE_TYPE;
 }

@@ -2,7 +2,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Sharp } from 'sharp';
-import { ACCEPTED_TYPES, HEIF_TYPES } from '../image-types.js';
+import { HEIF_TYPES } from '../image-types.js';
 import { type CameraDetails, cameraDetailsOf } from './exif.js';
 import { decodeHeif } from './heif.js';
 import { tiffDateTaken } from './tiff.js';
@@ -44,6 +44,9 @@ export function preloadImageModules(): void {
   });
 }
 
+/** file-type, loaded once (sniff.ts reads types with it). */
+export const loadFileType = load.fileType;
+
 /** file-type reads at most this many bytes from the start of a file. */
 export const SNIFF_BYTES = 4100;
 const THUMB_PX = 400;
@@ -65,14 +68,6 @@ const MAX_INPUT_PIXELS = 100_000_000;
  * again: 50 megapixels (200 MB) holds the 48-megapixel photos of recent iPhones and no more.
  */
 const MAX_HEIF_PIXELS = 50_000_000;
-
-export async function sniffImageType(head: Uint8Array): Promise<string | null> {
-  const { fileTypeFromBuffer } = await load.fileType();
-  return accepted(await fileTypeFromBuffer(head));
-}
-
-const accepted = (type: { mime: string } | undefined) =>
-  type && ACCEPTED_TYPES.has(type.mime) ? type.mime : null;
 
 export interface Renditions {
   thumb: Buffer;
