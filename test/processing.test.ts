@@ -1,6 +1,17 @@
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import {
+  existsSync,
+  lstatSync,
+  lutimesSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
+import os, { tmpdir } from 'node:os';
 import path from 'node:path';
 import { type Logger, pino } from 'pino';
 import sharp from 'sharp';
@@ -123,12 +134,13 @@ describe('background processing', () => {
           return []; // ended meanwhile
         }
       });
+      const own = os.getPriority(); // 0 unless the tests themselves run under `nice`
       const image = threads.filter((th) => th.name.startsWith('libvips'));
       expect(image.length).toBeGreaterThan(0);
-      expect(image.map((th) => th.nice)).toEqual(image.map(() => IMAGE_THREAD_NICE));
+      expect(image.map((th) => th.nice)).toEqual(image.map(() => Math.min(19, own + IMAGE_THREAD_NICE)));
       const others = threads.filter((th) => !th.name.startsWith('libvips'));
       expect(others.length).toBeGreaterThan(0);
-      expect(others.map((th) => th.nice)).toEqual(others.map(() => 0));
+      expect(others.map((th) => th.nice)).toEqual(others.map(() => own));
     },
   );
 
@@ -144,14 +156,22 @@ describe('background processing', () => {
     const oldOriginal = dir(TEMP_PREFIX, 'old', 2 * 60 * MINUTE);
     const oldPixels = dir(PIXELS_TEMP_PREFIX, 'old', 2 * 60 * MINUTE);
     const young = dir(PIXELS_TEMP_PREFIX, 'young', 5 * MINUTE);
+    // A link with the prefix (someone else's doing in a shared temp dir) is no dir of ours.
+    const elsewhere = dir('s3g-test-target-', 'kept', 0);
+    const link = path.join(tmpdir(), `${PIXELS_TEMP_PREFIX}link-${randomUUID()}`);
+    symlinkSync(elsewhere, link);
+    const longAgo = new Date(Date.now() - 2 * 60 * MINUTE);
+    lutimesSync(link, longAgo, longAgo);
     try {
       // Starting the workers tidies first; stopping them at once waits for that.
       await t.services.jobs.start(pino({ level: 'silent' }))();
       expect(existsSync(oldOriginal)).toBe(false);
       expect(existsSync(oldPixels)).toBe(false);
       expect(existsSync(young)).toBe(true);
+      expect(lstatSync(link).isSymbolicLink()).toBe(true);
+      expect(existsSync(path.join(elsewhere, 'display.v'))).toBe(true);
     } finally {
-      rmSync(young, { recursive: true, force: true });
+      for (const made of [young, link, elsewhere]) rmSync(made, { recursive: true, force: true });
     }
   });
 

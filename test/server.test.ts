@@ -130,9 +130,11 @@ describe('the server process', () => {
         while (!libvipsLoaded() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
         expect(libvipsLoaded()).toBe(true);
       } finally {
-        const exited = new Promise((resolve) => child.once('exit', resolve));
-        child.kill('SIGTERM');
-        await exited;
+        if (child.exitCode === null && child.signalCode === null) {
+          const exited = new Promise((resolve) => child.once('exit', resolve));
+          child.kill('SIGTERM');
+          await exited;
+        }
         rmSync(dataDir, { recursive: true, force: true });
       }
     },

@@ -1,5 +1,5 @@
 import { createWriteStream } from 'node:fs';
-import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { lstat, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -17,6 +17,8 @@ import { imageThreadPriority } from './thread-priority.js';
 
 export const TEMP_PREFIX = 's3g-original-';
 const STALE_TEMP_MS = 60 * 60 * 1000;
+/** How often a job looks for new libvips threads to lower (a few /proc reads when there are none). */
+const LOWER_THREADS_EVERY_MS = 100;
 /** Errors of this machine, not of the file: the job runs again later. */
 const TRANSIENT_CODES = new Set(['ENOSPC', 'EMFILE', 'ENFILE', 'ENOMEM', 'EAGAIN']);
 const UNREADABLE =
@@ -45,6 +47,9 @@ export function createRenditionsHandler(deps: {
 
   async function render(originalKey: string, contentType: string): Promise<Renditions> {
     const dir = await mkdtemp(path.join(tmpdir(), TEMP_PREFIX));
+    // libvips starts threads as it needs them (and ends idle ones): new ones yield to requests too.
+    lowerImageThreads();
+    const lowering = setInterval(lowerImageThreads, LOWER_THREADS_EVERY_MS).unref();
     try {
       const file = path.join(dir, 'original');
       const body = await storage.getStream(originalKey).catch(async (err: unknown) => {
@@ -55,27 +60,36 @@ export function createRenditionsHandler(deps: {
         const message = err instanceof Error ? err.message : '';
         const code = (err as { code?: unknown } | null)?.code;
         if (typeof code === 'string' && TRANSIENT_CODES.has(code)) throw err;
-        if (/out of memory|stopped while decoding/i.test(message)) throw err;
+        // libvips' own writes (its pixels between steps) report a full disk in words, not codes.
+        if (/out of memory|stopped while decoding|no space left|too many open files/i.test(message))
+          throw err;
         throw new JobFailed(/pixel limit/i.test(message) ? TOO_MANY_PIXELS : UNREADABLE);
       });
     } finally {
+      clearInterval(lowering);
+      lowerImageThreads(); // those started since the last look
       await rm(dir, { recursive: true, force: true });
-      lowerImageThreads(); // libvips starts its threads on first use: from then on they yield to requests
     }
   }
 
   return {
-    /** Removes temp dirs a killed process left (an hour old: younger ones may be another process's). */
+    /**
+     * Removes temp dirs a killed process left (an hour old: younger ones may be another process's).
+     * Only this user's own directories: in a shared temp dir another user's, or a link, is left.
+     */
     async prepare(log: Logger): Promise<void> {
       const cutoff = Date.now() - STALE_TEMP_MS;
+      const uid = process.getuid?.();
       for (const name of await readdir(tmpdir())) {
         if (!name.startsWith(TEMP_PREFIX) && !name.startsWith(PIXELS_TEMP_PREFIX)) continue;
         const dir = path.join(tmpdir(), name);
-        const info = await stat(dir).catch(() => null);
-        if (info && info.mtimeMs < cutoff) {
-          await rm(dir, { recursive: true, force: true });
-          log.info({ dir }, 'removed a temp dir a stopped worker left');
-        }
+        const info = await lstat(dir).catch(() => null);
+        if (!info?.isDirectory() || (uid !== undefined && info.uid !== uid) || info.mtimeMs >= cutoff)
+          continue;
+        await rm(dir, { recursive: true, force: true }).then(
+          () => log.info({ dir }, 'removed a temp dir a stopped worker left'),
+          (err: unknown) => log.warn({ err, dir }, 'could not remove a temp dir a stopped worker left'),
+        );
       }
     },
 

@@ -1,22 +1,24 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 
-/** How far image threads step back: from 0 (the process's own) to 19 (last). */
+/** How far image threads step back from the process's own nice value (19 is the last). */
 export const IMAGE_THREAD_NICE = 10;
 const TASKS = '/proc/self/task';
 
 /**
  * Image work yields the CPU to requests. libvips (sharp) decodes and encodes on threads of its own,
  * named "libvips worker"; on Linux each thread has its own nice value, so each of them found here
- * is set to IMAGE_THREAD_NICE. While every core is busy with photos, the main thread (every request,
- * and the embedded store) gets its turn first instead of one equal share among libvips' threads; a
- * nice value only orders turns, so images still get every core that nothing else wants.
+ * is set IMAGE_THREAD_NICE below the process (at most 19, and never raised back). While every core
+ * is busy with photos, the main thread (every request, and the embedded store) gets its turn first
+ * instead of one equal share among libvips' threads; a nice value only orders turns, so images
+ * still get every core that nothing else wants.
  *
- * The returned function looks for new image threads; call it after image work (libvips starts its
- * threads when first needed). It reads /proc only for threads it has not seen. Elsewhere than
- * Linux, it does nothing.
+ * The returned function looks for new image threads. libvips starts them when first needed and
+ * ends idle ones after a while, so call it often while images are processed; it reads /proc only
+ * for threads it has not seen. Elsewhere than Linux, it does nothing.
  */
 export function imageThreadPriority(nice: number = IMAGE_THREAD_NICE): () => void {
+  const target = Math.min(19, os.getPriority() + nice);
   /** thread id → whether it is an image thread (kept only while the thread exists) */
   const seen = new Map<number, boolean>();
   return function lowerNewImageThreads(): void {
@@ -33,7 +35,7 @@ export function imageThreadPriority(nice: number = IMAGE_THREAD_NICE): () => voi
       if (seen.has(tid)) continue;
       try {
         const isImage = readFileSync(`${TASKS}/${tid}/comm`, 'utf8').startsWith('libvips');
-        if (isImage) os.setPriority(tid, nice);
+        if (isImage && os.getPriority(tid) < target) os.setPriority(tid, target);
         seen.set(tid, isImage);
       } catch {
         // the thread ended meanwhile

@@ -7,14 +7,10 @@ import { type CameraDetails, cameraDetailsOf } from './exif.js';
 import { decodeHeif } from './heif.js';
 import { tiffDateTaken } from './tiff.js';
 
-/** `load` once, on the first call; later calls get the same promise (a failed load is tried again). */
+/** `load` once, on the first call; later calls get the same promise. */
 const once = <T>(load: () => Promise<T>): (() => Promise<T>) => {
   let loaded: Promise<T> | undefined;
-  return () =>
-    (loaded ??= load().catch((err: unknown) => {
-      loaded = undefined;
-      throw err;
-    }));
+  return () => (loaded ??= load());
 };
 
 // sharp (libvips), file-type and exif-reader load on the first upload, not at start-up: they cost
@@ -40,7 +36,7 @@ const load = {
  */
 export function preloadImageModules(): void {
   void Promise.all([load.sharp(), load.fileType(), load.exif(), load.thumbhash()]).catch(() => {
-    // Failing here changes nothing: the first job loads them again and reports what went wrong.
+    // Nothing to do here: the first job that needs the module meets the same error and reports it.
   });
 }
 
@@ -140,8 +136,9 @@ export const PIXELS_TEMP_PREFIX = 's3g-pixels-';
  * The pixels between steps go to libvips' own uncompressed format (`.v`, which it maps back into
  * memory) in a temp dir, not into Buffers: a Buffer's memory is freed only when V8 collects the
  * Buffer, and while libvips keeps the cores busy that can be several images later. With 5.8 MB of
- * display-size pixels an image, the peak of three images in flight fell from 158 to 102 MB above
- * idle (docs/benchmarks.md).
+ * display-size pixels an image, the peak above idle with two images in flight fell from 99 to 63 MB
+ * (docs/benchmarks.md). On a full disk libvips' write fails with "No space left on device", which
+ * the job retries like any full disk.
  */
 async function renderBoth(input: Sharp): Promise<{ thumb: Buffer; display: Buffer; placeholder: string }> {
   const sharp = await load.sharp();
