@@ -148,3 +148,72 @@ describe('redirect targets from the request', () => {
     expect(await failed.text()).not.toContain('evil.example');
   });
 });
+
+describe('an htmx request after the session ended', () => {
+  let t: TestApp;
+  let origin: string;
+
+  beforeAll(async () => {
+    t = await makeTestApp();
+    origin = t.config.appOrigin;
+  });
+  afterAll(() => t.close());
+
+  /** Where HX-Redirect sends the whole page, and the `next` it carries (null when none). */
+  function redirectOf(res: Response): { path: string; next: string | null } {
+    const target = res.headers.get('HX-Redirect');
+    expect(target).toBeTruthy();
+    const url = new URL(target as string, origin);
+    expect(url.origin).toBe(origin);
+    return { path: url.pathname, next: url.searchParams.get('next') };
+  }
+
+  it('sends the whole page to the login and back, instead of swapping the login page into a part of it', async () => {
+    const alice = t.client();
+    await signUp(alice, 'alice@example.com');
+    expect((await alice.get('/', { 'HX-Request': 'true' })).status).toBe(200);
+    expect((await alice.post('/logout')).status).toBe(303);
+
+    // The next page of the grid, asked for from a filtered gallery.
+    const more = await alice.get('/?after=x', {
+      'HX-Request': 'true',
+      'HX-Current-URL': `${origin}/?order=taken`,
+    });
+    expect(more.status).toBe(401);
+    expect(await more.text()).toBe('');
+    expect(redirectOf(more)).toEqual({ path: '/login', next: '/?order=taken' });
+
+    // A state change (Delete on a card) is refused the same way, and changes nothing.
+    const deleted = await alice.post(
+      '/images/someone/delete',
+      {},
+      {
+        'HX-Request': 'true',
+        'HX-Current-URL': `${origin}/albums/a1`,
+      },
+    );
+    expect(deleted.status).toBe(401);
+    expect(redirectOf(deleted)).toEqual({ path: '/login', next: '/albums/a1' });
+
+    // Without htmx, as before: a redirect to the login page, which comes back to the page asked for.
+    const plain = await alice.get('/shared');
+    expect(plain.status).toBe(303);
+    expect(plain.headers.get('location')).toBe('/login?next=%2Fshared');
+  });
+
+  it('names a page of our own origin as the one to come back to, whatever the request says', async () => {
+    const visitor = t.client();
+    for (const value of [...attacks, `${origin}\t/x`, 'https://evil.example/?next=/x']) {
+      const what = `HX-Current-URL=${JSON.stringify(value.slice(0, 60))}`;
+      // A header carries bytes, and no line break: values a request cannot hold are left out.
+      if (/[\0\r\n]|[^\0-\xff]/.test(value)) continue;
+      const res = await visitor.get('/', { 'HX-Request': 'true', 'HX-Current-URL': value });
+      expect(res.status, what).toBe(401);
+      const { path, next } = redirectOf(res);
+      expect(path, what).toBe('/login');
+      if (next !== null) expectSameOrigin(next, origin, what);
+    }
+    const missing = await visitor.get('/', { 'HX-Request': 'true' });
+    expect(redirectOf(missing)).toEqual({ path: '/login', next: null });
+  });
+});

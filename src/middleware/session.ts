@@ -2,6 +2,7 @@ import type { Context, MiddlewareHandler } from 'hono';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import type { AppEnv, SignedInEnv } from '../env.js';
 import { can } from '../policy.js';
+import { safeNext } from '../routes/render.js';
 import type { Actor } from '../services/audit.js';
 import { Forbidden } from '../services/errors.js';
 import { clientIp } from './client-ip.js';
@@ -47,6 +48,13 @@ export const requireUser: MiddlewareHandler<SignedInEnv> = async (c, next) => {
   // Until this guard has run, SignedInEnv is a promise: the variables are those loadSession set.
   const { user, session } = c.var as AppEnv['Variables'];
   if (!user || !session) {
+    if (c.req.header('HX-Request')) {
+      // htmx would follow a redirect and swap the login page into the part of the page it asked
+      // for: the whole page goes to the login instead, and back to where the person was after it.
+      const back = safeNext(c.req.header('HX-Current-URL'), c.var.config.appOrigin);
+      c.header('HX-Redirect', back === '/' ? '/login' : `/login?next=${encodeURIComponent(back)}`);
+      return c.body(null, 401);
+    }
     if (c.req.method === 'GET' || c.req.method === 'HEAD') {
       const url = new URL(c.req.url);
       return c.redirect(`/login?next=${encodeURIComponent(url.pathname + url.search)}`, 303);

@@ -1,5 +1,6 @@
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PASSWORD } from '../support/app.js';
 import {
   BROWSER_TEST_TIMEOUT_MS,
   launchBrowser,
@@ -90,6 +91,36 @@ describe.skipIf(skipBrowser)('the trash in a real browser: delete, undo, restore
       .toBe('Deleted 1 image for good.');
     expect(await page.locator('.empty h2').textContent()).toBe('The trash is empty');
     expect(errors).toEqual([]);
+    await context.close();
+  });
+
+  it('after logging out in another tab, Delete on a card opens the whole login page and comes back', {
+    timeout: BROWSER_TEST_TIMEOUT_MS,
+  }, async () => {
+    const context = await newContext(browser, { viewport: DESKTOP });
+    const page = await context.newPage();
+    await signUpIn(page, app.origin, 'two-tabs@example.com');
+    await uploadAndWaitForThumbnails(page, app.origin, (await threePictures()).slice(0, 1));
+    const other = await context.newPage();
+    await other.goto(`${app.origin}/`);
+    await other.getByRole('button', { name: 'Log out' }).click();
+    await expect.poll(() => other.getByText('You have been logged out.').isVisible(), PATIENTLY).toBe(true);
+
+    // htmx asks for the card's new state; the answer sends the whole tab to the login page, not
+    // into the card's square.
+    await cards(page)
+      .first()
+      .getByRole('link', { name: /^Delete/ })
+      .click();
+    await expect.poll(() => new URL(page.url()).pathname, PATIENTLY).toBe('/login');
+    await expect.poll(() => page.getByRole('heading', { name: 'Log in' }).isVisible(), PATIENTLY).toBe(true);
+    expect(await page.locator('header').count()).toBe(1);
+    expect(await page.locator('#grid').count()).toBe(0);
+    await page.getByLabel('Email').fill('two-tabs@example.com');
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Log in' }).click();
+    await expect.poll(() => new URL(page.url()).pathname, PATIENTLY).toBe('/');
+    expect(await cards(page).count()).toBe(1); // the Delete pressed while logged out changed nothing
     await context.close();
   });
 
