@@ -1,6 +1,9 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import os from 'node:os';
 import sharp from 'sharp';
 import { thumbHashToApproximateAspectRatio, thumbHashToRGBA } from 'thumbhash';
 import { describe, expect, it } from 'vitest';
+import { IMAGE_THREAD_NICE } from '../src/jobs/thread-priority.js';
 import { makeRenditions, type Renditions } from '../src/services/thumbnails.js';
 import {
   canMakeHeic,
@@ -187,6 +190,29 @@ describe('formats', () => {
     expectColour(placeholder.mean.slice(0, 3), RED, 15);
     expect(placeholder.mean[3]).toBeGreaterThan(250);
   });
+
+  it.skipIf(!canMakeHeic || process.platform !== 'linux')(
+    'decodes HEIC on a thread behind requests, as libvips does, and leaves the others as they were',
+    async () => {
+      const own = os.getPriority();
+      const niceOf = () =>
+        readdirSync('/proc/self/task').flatMap((tid) => {
+          try {
+            const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+            const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+            return name.startsWith('libvips')
+              ? []
+              : [Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16])];
+          } catch {
+            return []; // ended meanwhile
+          }
+        });
+      await makeRenditions(await makeHeic(600, 400, RED), 'image/heic');
+      const lowered = niceOf().filter((nice) => nice === Math.min(19, own + IMAGE_THREAD_NICE));
+      expect(lowered.length).toBe(1); // the decoding worker's thread
+      expect(niceOf().filter((nice) => nice === own).length).toBeGreaterThan(1); // the main thread and the rest
+    },
+  );
 
   describe('refuses, never hangs on', () => {
     it('a truncated JPEG', { timeout: 10_000 }, async () => {

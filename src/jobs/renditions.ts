@@ -9,16 +9,15 @@ import { imagesRepository } from '../db/repositories/images.js';
 import { type JobClaim, type JobRow, jobsRepository } from '../db/repositories/jobs.js';
 import { isImageType } from '../image-types.js';
 import type { Images } from '../services/images.js';
+import { COPY_TEMP_PREFIX } from '../services/share-copies.js';
 import { makeRenditions, PIXELS_TEMP_PREFIX, type Renditions } from '../services/thumbnails.js';
 import type { Storage } from '../storage/storage.js';
 import type { OriginalStore } from './original-store.js';
 import { JobFailed, type JobHandler } from './queue.js';
-import { imageThreadPriority } from './thread-priority.js';
+import { behindRequests } from './thread-priority.js';
 
 export const TEMP_PREFIX = 's3g-original-';
 const STALE_TEMP_MS = 60 * 60 * 1000;
-/** How often a job looks for new libvips threads to lower (a few /proc reads when there are none). */
-const LOWER_THREADS_EVERY_MS = 100;
 /** Errors of this machine, not of the file: the job runs again later. */
 const TRANSIENT_CODES = new Set(['ENOSPC', 'EMFILE', 'ENFILE', 'ENOMEM', 'EAGAIN']);
 const UNREADABLE =
@@ -43,20 +42,16 @@ export function createRenditionsHandler(deps: {
   const { database, storage, images, originals } = deps;
   const imageRows = imagesRepository(database);
   const jobs = jobsRepository(database);
-  const lowerImageThreads = imageThreadPriority();
 
   async function render(originalKey: string, contentType: string): Promise<Renditions> {
     const dir = await mkdtemp(path.join(tmpdir(), TEMP_PREFIX));
-    // libvips starts threads as it needs them (and ends idle ones): new ones yield to requests too.
-    lowerImageThreads();
-    const lowering = setInterval(lowerImageThreads, LOWER_THREADS_EVERY_MS).unref();
     try {
       const file = path.join(dir, 'original');
       const body = await storage.getStream(originalKey).catch(async (err: unknown) => {
         throw (await storage.head(originalKey)) ? err : new JobFailed(MISSING);
       });
       await pipeline(body, createWriteStream(file));
-      return await makeRenditions(file, contentType).catch((err: unknown) => {
+      return await behindRequests(() => makeRenditions(file, contentType)).catch((err: unknown) => {
         const message = err instanceof Error ? err.message : '';
         const code = (err as { code?: unknown } | null)?.code;
         if (typeof code === 'string' && TRANSIENT_CODES.has(code)) throw err;
@@ -66,22 +61,22 @@ export function createRenditionsHandler(deps: {
         throw new JobFailed(/pixel limit/i.test(message) ? TOO_MANY_PIXELS : UNREADABLE);
       });
     } finally {
-      clearInterval(lowering);
-      lowerImageThreads(); // those started since the last look
       await rm(dir, { recursive: true, force: true });
     }
   }
 
   return {
     /**
-     * Removes temp dirs a killed process left (an hour old: younger ones may be another process's).
+     * Removes temp dirs a killed process left (an original, pixels, a share copy being made; an hour
+     * old: younger ones may be another process's).
      * Only this user's own directories: in a shared temp dir another user's, or a link, is left.
      */
     async prepare(log: Logger): Promise<void> {
       const cutoff = Date.now() - STALE_TEMP_MS;
       const uid = process.getuid?.();
       for (const name of await readdir(tmpdir())) {
-        if (!name.startsWith(TEMP_PREFIX) && !name.startsWith(PIXELS_TEMP_PREFIX)) continue;
+        if (![TEMP_PREFIX, PIXELS_TEMP_PREFIX, COPY_TEMP_PREFIX].some((prefix) => name.startsWith(prefix)))
+          continue;
         const dir = path.join(tmpdir(), name);
         const info = await lstat(dir).catch(() => null);
         if (!info?.isDirectory() || (uid !== undefined && info.uid !== uid) || info.mtimeMs >= cutoff)

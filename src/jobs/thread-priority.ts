@@ -15,9 +15,10 @@ const TASKS = '/proc/self/task';
  *
  * The returned function looks for new image threads. libvips starts them when first needed and
  * ends idle ones after a while, so call it often while images are processed; it reads /proc only
- * for threads it has not seen. Elsewhere than Linux, it does nothing.
+ * for threads it has not seen. Elsewhere than Linux, it does nothing. (HEIC's decoding thread,
+ * a worker thread of ours, steps back by itself: src/services/heif.ts.)
  */
-export function imageThreadPriority(nice: number = IMAGE_THREAD_NICE): () => void {
+function imageThreadPriority(nice: number = IMAGE_THREAD_NICE): () => void {
   const target = Math.min(19, os.getPriority() + nice);
   /** thread id → whether it is an image thread (kept only while the thread exists) */
   const seen = new Map<number, boolean>();
@@ -42,4 +43,25 @@ export function imageThreadPriority(nice: number = IMAGE_THREAD_NICE): () => voi
       }
     }
   };
+}
+
+/** How often image work looks for new libvips threads to lower (a few /proc reads when there are none). */
+const LOWER_THREADS_EVERY_MS = 100;
+let lowerNewImageThreads: (() => void) | undefined;
+
+/**
+ * Runs image work (a job's renditions, a share link's copy) with libvips' threads behind requests:
+ * those found at its start, every LOWER_THREADS_EVERY_MS while it runs, and at its end.
+ */
+export async function behindRequests<T>(work: () => Promise<T>): Promise<T> {
+  lowerNewImageThreads ??= imageThreadPriority();
+  const lower = lowerNewImageThreads;
+  lower();
+  const lowering = setInterval(lower, LOWER_THREADS_EVERY_MS).unref();
+  try {
+    return await work();
+  } finally {
+    clearInterval(lowering);
+    lower(); // those started since the last look
+  }
 }

@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
+import { IMAGE_THREAD_NICE } from '../jobs/thread-priority.js';
 
 export interface DecodedHeif {
   width: number;
@@ -21,6 +22,14 @@ const DECODE_TIMEOUT_MS = 120_000;
  */
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
+// Behind requests, as libvips' threads are: on Linux a thread has a nice value of its own, and 0
+// names this one.
+if (workerData.nice > 0) {
+  const os = require('node:os');
+  try {
+    os.setPriority(0, Math.min(19, os.getPriority(0) + workerData.nice));
+  } catch {}
+}
 const lib = require(workerData.libheifPath);
 parentPort.on('message', ({ bytes, maxPixels }) => {
   const decoder = new lib.HeifDecoder();
@@ -60,7 +69,9 @@ let turn: Promise<unknown> = Promise.resolve();
 
 function startWorker(): Worker {
   const libheifPath = createRequire(import.meta.url).resolve('libheif-js/wasm-bundle.js');
-  const started = new Worker(WORKER_SOURCE, { eval: true, workerData: { libheifPath } });
+  // Elsewhere than Linux, a nice value set from a thread is the whole process's.
+  const nice = process.platform === 'linux' ? IMAGE_THREAD_NICE : 0;
+  const started = new Worker(WORKER_SOURCE, { eval: true, workerData: { libheifPath, nice } });
   // Idle, it does not keep the process alive.
   started.unref();
   return started;

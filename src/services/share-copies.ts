@@ -7,10 +7,14 @@ import { pipeline } from 'node:stream/promises';
 import type { AppDb } from '../db/database.js';
 import { imagesRepository } from '../db/repositories/images.js';
 import { ACCEPTED_TYPES } from '../image-types.js';
+import { behindRequests } from '../jobs/thread-priority.js';
 import type { Storage } from '../storage/storage.js';
 import { Conflict, fromStorage, NotFound } from './errors.js';
 import type { Image, Images } from './images.js';
 import { makeShareCopy, shareCopyType } from './thumbnails.js';
+
+/** Temp dirs of copies being made start so; the workers remove those a killed process left. */
+export const COPY_TEMP_PREFIX = 's3g-copy-';
 
 /**
  * The full-size copies without location that share links give for download (unless they give the
@@ -25,7 +29,7 @@ export function createShareCopies(deps: { database: AppDb; storage: Storage; ima
   const making = new Map<string, Promise<string>>();
 
   async function make(image: Image): Promise<string> {
-    const dir = await mkdtemp(path.join(tmpdir(), 's3g-copy-'));
+    const dir = await mkdtemp(path.join(tmpdir(), COPY_TEMP_PREFIX));
     try {
       const file = path.join(dir, 'original');
       // A missing file is said so; anything else the bucket says is the bucket's trouble (503).
@@ -36,7 +40,7 @@ export function createShareCopies(deps: { database: AppDb; storage: Storage; ima
         }),
       );
       await pipeline(body, createWriteStream(file));
-      const bytes = await makeShareCopy(file, image.contentType).catch(() => {
+      const bytes = await behindRequests(() => makeShareCopy(file, image.contentType)).catch(() => {
         throw new Conflict('A copy of this picture could not be made.');
       });
       const type = shareCopyType(image.contentType);
