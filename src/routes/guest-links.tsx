@@ -14,7 +14,7 @@ import {
   TooLarge,
   Unauthenticated,
 } from '../services/errors.js';
-import { GUEST_NAME_MAX, type GuestLinkListing } from '../services/guest-links.js';
+import { GUEST_NAME_MAX } from '../services/guest-links.js';
 import { cleanText } from '../services/images.js';
 import { parseExpiry } from '../services/shares.js';
 import { randomToken } from '../services/tokens.js';
@@ -106,9 +106,8 @@ guestLinkRoutes.post(
 
 guestLinkRoutes.get('/:id', async (c) => {
   const { guestLinks } = c.var.services;
-  const { link, images } = await guestLinks.imagesOf(c.var.user, c.req.param('id'));
-  const [row] = await guestLinks.listingsOf([link]);
-  return page(c, <GuestLinkImagesPage user={c.var.user} row={row as GuestLinkListing} images={images} />);
+  const { listing, images } = await guestLinks.imagesOf(c.var.user, c.req.param('id'));
+  return page(c, <GuestLinkImagesPage user={c.var.user} row={listing} images={images} />);
 });
 
 /** The list a link's button was pressed on: everyone's (`?all=1`, an admin's) or one's own. */

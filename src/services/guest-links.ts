@@ -294,11 +294,16 @@ export function createGuestLinks(deps: {
     const ownersMay = new Map<string, boolean>();
     for (const ownerId of new Set(list.map((link) => link.ownerId)))
       ownersMay.set(ownerId, mayTakeFor(await users.get(ownerId)));
-    return list.map((link) => ({
+    return list.map((link) => listingOf(link, ownersMay.get(link.ownerId) === true));
+  }
+
+  /** `ownerMayTake`: whether the link's owner may take uploads (mayTakeFor). */
+  function listingOf(link: GuestLink, ownerMayTake: boolean): GuestLinkListing {
+    return {
       link,
       state: stateOf(link),
-      canTurnOn: link.revokedAt !== null && !hasExpired(link) && ownersMay.get(link.ownerId) === true,
-    }));
+      canTurnOn: link.revokedAt !== null && !hasExpired(link) && ownerMayTake,
+    };
   }
 
   async function ownedLink(user: User, id: string): Promise<GuestLink> {
@@ -524,9 +529,12 @@ export function createGuestLinks(deps: {
     },
 
     /** What a link brought, newest first (its owner's, or an admin's view), with who sent each. */
-    async imagesOf(user: User, id: string): Promise<{ link: GuestLink; images: VisitImage[] }> {
+    async imagesOf(user: User, id: string): Promise<{ listing: GuestLinkListing; images: VisitImage[] }> {
       const link = await ownedLink(user, id);
-      return { link, images: await cards(await imageRows.ofGuestLink(link.id, null, LINK_IMAGES)) };
+      return {
+        listing: listingOf(link, mayTakeFor(await users.get(link.ownerId))),
+        images: await cards(await imageRows.ofGuestLink(link.id, null, LINK_IMAGES)),
+      };
     },
   };
 }
