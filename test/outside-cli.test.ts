@@ -4,13 +4,13 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { AWS, awsCliEnv } from '../packages/s3-store/test/aws-cli.js';
 import { Client, signUp } from './support/app.js';
 import { attr, attrs, texts } from './support/html.js';
 import { makeJpeg } from './support/images.js';
 import { startAppServer } from './support/server.js';
 
 const run = promisify(execFile);
-const AWS = '/usr/bin/aws';
 // Skipped only on a machine without the AWS CLI, outside CI: CI installs it.
 const skip = !existsSync(AWS) && !process.env.CI;
 
@@ -36,17 +36,7 @@ describe.skipIf(skip)('the AWS CLI on the embedded store, followed by the galler
     expect(userId).toMatch(/^[a-z0-9]+$/);
     const creds = JSON.parse(readFileSync(path.join(app.dataDir, 'embedded-s3.json'), 'utf8'));
     dir = mkdtempSync(path.join(tmpdir(), 's3g-cli-'));
-    const config = path.join(dir, 'config');
-    writeFileSync(config, '[default]\nregion = us-east-1\ns3 =\n  addressing_style = path\n');
-    env = {
-      PATH: process.env.PATH,
-      HOME: dir,
-      AWS_CONFIG_FILE: config,
-      AWS_SHARED_CREDENTIALS_FILE: path.join(dir, 'none'),
-      AWS_ACCESS_KEY_ID: creds.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: creds.secretAccessKey,
-      AWS_EC2_METADATA_DISABLED: 'true',
-    };
+    env = awsCliEnv(dir, creds);
   });
   afterAll(async () => {
     await app?.close();

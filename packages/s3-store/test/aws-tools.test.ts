@@ -5,11 +5,11 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AWS, awsCliEnv } from './aws-cli.js';
 import { startStore, type TestStore } from './support.js';
 
 const run = promisify(execFile);
 /** Debian's: `aws` (awscli) and the system Python with python3-boto3, as .ci/run installs them. */
-const AWS = '/usr/bin/aws';
 const PYTHON = '/usr/bin/python3';
 const haveTools = existsSync(AWS) && existsSync(PYTHON);
 // Skipped only on a machine without the tools, outside CI: CI installs them.
@@ -29,18 +29,7 @@ describe.skipIf(skip)('the AWS CLI and boto3 against the store', () => {
   beforeAll(async () => {
     store = await startStore();
     dir = mkdtempSync(path.join(tmpdir(), 's3-tools-'));
-    const config = path.join(dir, 'aws-config');
-    writeFileSync(config, '[default]\nregion = us-east-1\ns3 =\n  addressing_style = path\n');
-    env = {
-      PATH: process.env.PATH,
-      HOME: dir,
-      AWS_CONFIG_FILE: config,
-      AWS_SHARED_CREDENTIALS_FILE: path.join(dir, 'none'),
-      AWS_ACCESS_KEY_ID: store.credentials.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: store.credentials.secretAccessKey,
-      AWS_EC2_METADATA_DISABLED: 'true',
-      AWS_PAGER: '',
-    };
+    env = awsCliEnv(dir, store.credentials);
   });
   afterAll(async () => {
     await store?.close();
