@@ -116,6 +116,7 @@ describe.skipIf(skipBrowser)('the trash in a real browser: delete, undo, restore
     await expect.poll(() => page.getByRole('heading', { name: 'Log in' }).isVisible(), PATIENTLY).toBe(true);
     expect(await page.locator('header').count()).toBe(1);
     expect(await page.locator('#grid').count()).toBe(0);
+    await page.screenshot({ path: screenshotPath('session-ended-login') });
     await page.getByLabel('Email').fill('two-tabs@example.com');
     await page.getByLabel('Password').fill(PASSWORD);
     await page.getByRole('button', { name: 'Log in' }).click();
