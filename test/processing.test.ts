@@ -24,7 +24,7 @@ import { TEMP_PREFIX } from '../src/jobs/renditions.js';
 import { IMAGE_THREAD_NICE } from '../src/jobs/thread-priority.js';
 import { createServices } from '../src/services/index.js';
 import { POLICY_CLOCK_MARGIN_MS, POLICY_TTL_SECONDS } from '../src/services/pending-uploads.js';
-import { COPY_TEMP_PREFIX } from '../src/services/share-copies.js';
+import { SHARE_COPY_TEMP_PREFIX } from '../src/services/share-copies.js';
 import { PIXELS_TEMP_PREFIX } from '../src/services/thumbnails.js';
 import { createStorage } from '../src/storage/s3.js';
 import {
@@ -161,7 +161,9 @@ describe('background processing', () => {
     };
     const oldOriginal = dir(TEMP_PREFIX, 'old', 2 * 60 * MINUTE);
     const oldPixels = dir(PIXELS_TEMP_PREFIX, 'old', 2 * 60 * MINUTE);
-    const oldCopy = dir(COPY_TEMP_PREFIX, 'old', 2 * 60 * MINUTE); // a share copy being made
+    const oldCopy = dir(SHARE_COPY_TEMP_PREFIX, 'old', 2 * 60 * MINUTE); // a share copy being made
+    // `s3g-copy-`: the database copy's snapshot (src/db/copy.ts), which may run for hours beside the app.
+    const databaseCopy = dir('s3g-copy-', 'old', 2 * 60 * MINUTE);
     const young = dir(PIXELS_TEMP_PREFIX, 'young', 5 * MINUTE);
     // A link with the prefix (someone else's doing in a shared temp dir) is no dir of ours.
     const elsewhere = dir('s3g-test-target-', 'kept', 0);
@@ -175,11 +177,13 @@ describe('background processing', () => {
       expect(existsSync(oldOriginal)).toBe(false);
       expect(existsSync(oldPixels)).toBe(false);
       expect(existsSync(oldCopy)).toBe(false);
+      expect(existsSync(path.join(databaseCopy, 'display.v'))).toBe(true);
       expect(existsSync(young)).toBe(true);
       expect(lstatSync(link).isSymbolicLink()).toBe(true);
       expect(existsSync(path.join(elsewhere, 'display.v'))).toBe(true);
     } finally {
-      for (const made of [young, link, elsewhere]) rmSync(made, { recursive: true, force: true });
+      for (const made of [young, link, elsewhere, databaseCopy])
+        rmSync(made, { recursive: true, force: true });
     }
   });
 

@@ -9,7 +9,7 @@ import { imagesRepository } from '../db/repositories/images.js';
 import { type JobClaim, type JobRow, jobsRepository } from '../db/repositories/jobs.js';
 import { isImageType } from '../image-types.js';
 import type { Images } from '../services/images.js';
-import { COPY_TEMP_PREFIX } from '../services/share-copies.js';
+import { SHARE_COPY_TEMP_PREFIX } from '../services/share-copies.js';
 import { makeRenditions, PIXELS_TEMP_PREFIX, type Renditions } from '../services/thumbnails.js';
 import type { Storage } from '../storage/storage.js';
 import type { OriginalStore } from './original-store.js';
@@ -75,7 +75,9 @@ export function createRenditionsHandler(deps: {
       const cutoff = Date.now() - STALE_TEMP_MS;
       const uid = process.getuid?.();
       for (const name of await readdir(tmpdir())) {
-        if (![TEMP_PREFIX, PIXELS_TEMP_PREFIX, COPY_TEMP_PREFIX].some((prefix) => name.startsWith(prefix)))
+        if (
+          ![TEMP_PREFIX, PIXELS_TEMP_PREFIX, SHARE_COPY_TEMP_PREFIX].some((prefix) => name.startsWith(prefix))
+        )
           continue;
         const dir = path.join(tmpdir(), name);
         const info = await lstat(dir).catch(() => null);

@@ -14,7 +14,7 @@ import type { Image, Images } from './images.js';
 import { makeShareCopy, shareCopyType } from './thumbnails.js';
 
 /** Temp dirs of copies being made start so; the workers remove those a killed process left. */
-export const COPY_TEMP_PREFIX = 's3g-copy-';
+export const SHARE_COPY_TEMP_PREFIX = 's3g-share-copy-';
 
 /**
  * The full-size copies without location that share links give for download (unless they give the
@@ -29,7 +29,7 @@ export function createShareCopies(deps: { database: AppDb; storage: Storage; ima
   const making = new Map<string, Promise<string>>();
 
   async function make(image: Image): Promise<string> {
-    const dir = await mkdtemp(path.join(tmpdir(), COPY_TEMP_PREFIX));
+    const dir = await mkdtemp(path.join(tmpdir(), SHARE_COPY_TEMP_PREFIX));
     try {
       const file = path.join(dir, 'original');
       // A missing file is said so; anything else the bucket says is the bucket's trouble (503).
